@@ -1,0 +1,242 @@
+//! Events: frames the server sends without being asked. On the wire an event is a
+//! flat map tagged by `ev`: `{"ev": "message", "room": ..., "seq": ..., ...}`.
+//!
+//! Timeline events (`message`, `edit`, `pin`, `member_joined`, ...) carry the room's
+//! `seq` and are stored: they are what `join ... since` replays and `history` pages
+//! through. Ephemeral events (`hello`, `typing`, `presence`, `join_request`) carry no
+//! seq and are never replayed.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{
+    ClientMsgId, Emoji, Millis, Note, PinId, Role, RoomId, Seq, ShortText, Text, UserId,
+};
+use crate::ops::{ModAction, PinnedNote, RoomSettings};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "ev", rename_all = "snake_case")]
+pub enum Event {
+    Hello(Hello),
+    Message(MessageEvent),
+    Edit(EditEvent),
+    Delete(DeleteEvent),
+    Reaction(ReactionEvent),
+    Pin(PinEvent),
+    Unpin(UnpinEvent),
+    MemberJoined(MemberJoinedEvent),
+    MemberLeft(MemberLeftEvent),
+    Role(RoleEvent),
+    RoomUpdated(RoomUpdatedEvent),
+    Moderation(ModerationEvent),
+    Typing(TypingEvent),
+    Presence(PresenceEvent),
+    JoinRequest(JoinRequestEvent),
+}
+
+impl Event {
+    /// The timeline position of a stored event; `None` for ephemeral events.
+    pub fn seq(&self) -> Option<Seq> {
+        Some(match self {
+            Event::Message(e) => e.seq,
+            Event::Edit(e) => e.seq,
+            Event::Delete(e) => e.seq,
+            Event::Reaction(e) => e.seq,
+            Event::Pin(e) => e.seq,
+            Event::Unpin(e) => e.seq,
+            Event::MemberJoined(e) => e.seq,
+            Event::MemberLeft(e) => e.seq,
+            Event::Role(e) => e.seq,
+            Event::RoomUpdated(e) => e.seq,
+            Event::Moderation(e) => e.seq,
+            Event::Hello(_) | Event::Typing(_) | Event::Presence(_) | Event::JoinRequest(_) => {
+                return None;
+            }
+        })
+    }
+
+    /// The room an event belongs to; `None` for `hello`.
+    pub fn room(&self) -> Option<&RoomId> {
+        Some(match self {
+            Event::Hello(_) => return None,
+            Event::Message(e) => &e.room,
+            Event::Edit(e) => &e.room,
+            Event::Delete(e) => &e.room,
+            Event::Reaction(e) => &e.room,
+            Event::Pin(e) => &e.room,
+            Event::Unpin(e) => &e.room,
+            Event::MemberJoined(e) => &e.room,
+            Event::MemberLeft(e) => &e.room,
+            Event::Role(e) => &e.room,
+            Event::RoomUpdated(e) => &e.room,
+            Event::Moderation(e) => &e.room,
+            Event::Typing(e) => &e.room,
+            Event::Presence(e) => &e.room,
+            Event::JoinRequest(e) => &e.room,
+        })
+    }
+}
+
+/// First frame on every connection: who the server thinks you are, and its limits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Hello {
+    pub user: UserId,
+    /// This connection's id on the server, for support and logs.
+    pub conn: u64,
+    /// Server name and version, e.g. `hearth-server/0.1.0`.
+    pub server: String,
+    pub protocol: u32,
+    pub max_request_bytes: u32,
+    pub max_text_bytes: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MessageEvent {
+    pub room: RoomId,
+    pub seq: Seq,
+    pub ts: Millis,
+    pub from: UserId,
+    pub text: Text,
+    pub cmid: ClientMsgId,
+    /// The thread's root message, for a reply in a thread.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thread: Option<Seq>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EditEvent {
+    pub room: RoomId,
+    pub seq: Seq,
+    pub ts: Millis,
+    pub from: UserId,
+    pub target: Seq,
+    pub text: Text,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeleteEvent {
+    pub room: RoomId,
+    pub seq: Seq,
+    pub ts: Millis,
+    pub from: UserId,
+    pub target: Seq,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReactionEvent {
+    pub room: RoomId,
+    pub seq: Seq,
+    pub ts: Millis,
+    pub from: UserId,
+    pub target: Seq,
+    pub emoji: Emoji,
+    pub on: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PinEvent {
+    pub room: RoomId,
+    pub seq: Seq,
+    pub ts: Millis,
+    pub from: UserId,
+    pub pin: PinnedNote,
+    /// The pin this one replaces (same title, new version).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaces: Option<PinId>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UnpinEvent {
+    pub room: RoomId,
+    pub seq: Seq,
+    pub ts: Millis,
+    pub from: UserId,
+    pub pin: PinId,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MemberJoinedEvent {
+    pub room: RoomId,
+    pub seq: Seq,
+    pub ts: Millis,
+    /// The member who joined.
+    pub from: UserId,
+    pub role: Role,
+}
+
+/// Why a member is no longer in a room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LeftReason {
+    Left,
+    Kicked,
+    Banned,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MemberLeftEvent {
+    pub room: RoomId,
+    pub seq: Seq,
+    pub ts: Millis,
+    /// Who acted: the member itself, or the moderator.
+    pub from: UserId,
+    pub user: UserId,
+    pub reason: LeftReason,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoleEvent {
+    pub room: RoomId,
+    pub seq: Seq,
+    pub ts: Millis,
+    pub from: UserId,
+    pub user: UserId,
+    pub role: Role,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<Millis>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoomUpdatedEvent {
+    pub room: RoomId,
+    pub seq: Seq,
+    pub ts: Millis,
+    pub from: UserId,
+    /// The settings that changed.
+    pub settings: RoomSettings,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModerationEvent {
+    pub room: RoomId,
+    pub seq: Seq,
+    pub ts: Millis,
+    pub from: UserId,
+    pub action: ModAction,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<UserId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<Millis>,
+    #[serde(default)]
+    pub reason: ShortText,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TypingEvent {
+    pub room: RoomId,
+    pub user: UserId,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PresenceEvent {
+    pub room: RoomId,
+    pub user: UserId,
+    pub online: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JoinRequestEvent {
+    pub room: RoomId,
+    pub user: UserId,
+    pub note: Note,
+    pub at: Millis,
+}

@@ -1,0 +1,664 @@
+//! Requests (client → server) and the reply each one gets.
+//!
+//! On the wire a request is one flat map: `{"id": 7, "op": "send", "room": ..., ...}`.
+//! `id` is chosen by the client and echoed in the reply; `op` names the operation;
+//! the other keys are that operation's arguments, the fields of its struct here.
+//! Every operation's reply type is fixed by [`Operation::Reply`].
+
+use serde::{Deserialize, Serialize};
+
+use crate::event::Event;
+use crate::ids::{
+    ClientMsgId, Emoji, Epoch, Millis, Note, PinId, Position, RequestId, Role, RoomId, Seq,
+    ShortText, Text, UserId,
+};
+
+/// One operation: its wire name and the type of its successful reply.
+pub trait Operation: Serialize + for<'de> Deserialize<'de> + Into<Op> {
+    const NAME: &'static str;
+    type Reply: Serialize + for<'de> Deserialize<'de> + std::fmt::Debug;
+}
+
+/// A decoded request: the client's id and the operation with its arguments.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Request {
+    pub id: RequestId,
+    pub op: Op,
+}
+
+macro_rules! operations {
+    ($( $(#[$doc:meta])* $variant:ident = $name:literal => $reply:ty; )*) => {
+        /// Every operation of protocol v1.
+        #[derive(Debug, Clone, PartialEq)]
+        pub enum Op {
+            $( $(#[$doc])* $variant($variant), )*
+        }
+
+        impl Op {
+            /// The wire name of this operation.
+            pub fn name(&self) -> &'static str {
+                match self {
+                    $( Op::$variant(_) => $name, )*
+                }
+            }
+
+            /// Encodes this operation as a request frame.
+            pub fn encode(&self, codec: crate::Codec, id: RequestId) -> Vec<u8> {
+                match self {
+                    $( Op::$variant(args) => crate::codec::encode_request(codec, id, args), )*
+                }
+            }
+
+            /// Decodes the arguments of operation `name` from a whole request frame.
+            pub(crate) fn decode_args(codec: crate::Codec, name: &str, frame: &[u8]) -> Result<Op, crate::DecodeError> {
+                match name {
+                    $( $name => Ok(Op::$variant(codec.decode_value::<$variant>(frame)?)), )*
+                    other => Err(crate::DecodeError::UnknownOp(other.chars().take(64).collect())),
+                }
+            }
+        }
+
+        /// Wire names of every operation, in declaration order.
+        pub const OP_NAMES: &[&str] = &[$($name),*];
+
+        $(
+            impl Operation for $variant {
+                const NAME: &'static str = $name;
+                type Reply = $reply;
+            }
+
+            impl From<$variant> for Op {
+                fn from(args: $variant) -> Op {
+                    Op::$variant(args)
+                }
+            }
+        )*
+    };
+}
+
+operations! {
+    /// Liveness check at the application level; replies with the server's clock.
+    Ping = "ping" => Pong;
+    /// Create a room; the caller becomes its owner and first member.
+    CreateRoom = "create_room" => RoomInfo;
+    /// Rooms the caller can see: open and approval rooms, and rooms it belongs to.
+    ListRooms = "list_rooms" => RoomList;
+    /// Become a member (if not already) and receive the room's events on this
+    /// connection; with `since`, first the events missed after that position.
+    Join = "join" => Joined;
+    /// Stop being a member of the room.
+    Leave = "leave" => Done;
+    /// Post a message. Retrying with the same `cmid` stores it once.
+    SendMessage = "send" => Appended;
+    /// A page of the room's timeline before or after a seq.
+    History = "history" => HistoryPage;
+    /// A page of one thread: its root message and the replies naming it.
+    ThreadHistory = "thread" => HistoryPage;
+    /// Replace the text of one's own message.
+    Edit = "edit" => Appended;
+    /// Delete one's own message, or any message as a moderator.
+    Delete = "delete" => Appended;
+    /// Add or remove a reaction on a message.
+    React = "react" => Appended;
+    /// Pin a message, or a free note (the room's mission, its rules).
+    AddPin = "pin" => Pinned;
+    /// Remove a pin.
+    RemovePin = "unpin" => Appended;
+    /// The room's members with their roles.
+    Members = "members" => MemberList;
+    /// Give a member a role, optionally until a time.
+    SetRole = "set_role" => Appended;
+    /// Change room settings (topic, cap, visibility, slow mode, ...); absent fields stay.
+    SetRoom = "set_room" => Appended;
+    /// Ask to join a room with approval visibility.
+    RequestJoin = "request_join" => Done;
+    /// Pending join requests (moderators and welcomers).
+    JoinRequests = "join_requests" => JoinRequestList;
+    /// Approve or reject a join request.
+    DecideJoin = "decide_join" => Done;
+    /// Make an invite code for an invite-only room.
+    CreateInvite = "create_invite" => Invite;
+    /// Revoke an invite code.
+    RevokeInvite = "revoke_invite" => Done;
+    /// Remove a member; they may join again.
+    Kick = "kick" => Appended;
+    /// Remove a member and keep them out, optionally for a time.
+    Ban = "ban" => Appended;
+    /// Lift a ban.
+    Unban = "unban" => Appended;
+    /// Stop a member from posting until a time.
+    Mute = "mute" => Appended;
+    /// Lift a mute.
+    Unmute = "unmute" => Appended;
+    /// The room's moderation log, newest first.
+    ModLog = "mod_log" => ModLogPage;
+    /// Tell the room the caller is typing (ephemeral, not stored).
+    Typing = "typing" => Done;
+    /// Who is online in the room now.
+    Presence = "presence" => PresenceList;
+    /// The room's health signals over a window of days.
+    Stats = "stats" => RoomStats;
+    /// Schedule a prompt the server posts, once or weekly.
+    SchedulePrompt = "schedule_prompt" => Prompt;
+    /// Cancel a scheduled prompt.
+    CancelPrompt = "cancel_prompt" => Done;
+}
+
+// ---- shared value types ------------------------------------------------------
+
+/// Who may join a room, and how.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Visibility {
+    /// Anyone with a token may join.
+    #[default]
+    Open,
+    /// Joining takes a request approved by a moderator or welcomer.
+    Approval,
+    /// Joining takes an invite code; the room is not listed to non-members.
+    InviteOnly,
+}
+
+/// A room as clients see it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoomInfo {
+    pub room: RoomId,
+    pub topic: ShortText,
+    pub cap: u32,
+    pub visibility: Visibility,
+    /// Members now (not connections).
+    pub members: u32,
+    pub epoch: Epoch,
+    /// Seq of the newest event in the timeline (0 when empty).
+    pub head: Seq,
+    pub owner: UserId,
+    pub created_at: Millis,
+    /// Seconds a member waits between messages (0: off).
+    #[serde(default)]
+    pub slow_mode_secs: u32,
+    /// Only members holding at least this role may join.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub required_role: Option<Role>,
+    /// Shown to members on their first join.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub welcome: Option<ShortText>,
+    /// Seconds a new member stays on probation (links held, stricter slow mode).
+    #[serde(default)]
+    pub probation_secs: u32,
+}
+
+/// A pinned message or free note.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PinnedNote {
+    pub pin: PinId,
+    /// The pinned message, when a message was pinned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<Seq>,
+    /// The note's text: the pinned message's text at pin time, or the free note.
+    pub text: Note,
+    pub by: UserId,
+    pub at: Millis,
+    /// Bumped each time a pin with the same `title` is replaced (versioned rules).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<ShortText>,
+    #[serde(default)]
+    pub version: u32,
+}
+
+/// A member and its role.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MemberInfo {
+    pub user: UserId,
+    pub role: Role,
+    pub joined_at: Millis,
+    /// When a time-limited role ends and the member returns to `member`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_expires_at: Option<Millis>,
+    #[serde(default)]
+    pub online: bool,
+}
+
+/// Room settings that `set_room` changes; absent fields are left as they are.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RoomSettings {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic: Option<ShortText>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cap: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub visibility: Option<Visibility>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slow_mode_secs: Option<u32>,
+    /// `member` lifts the requirement.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub required_role: Option<Role>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub welcome: Option<ShortText>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probation_secs: Option<u32>,
+}
+
+/// What a moderation action did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModAction {
+    Kick,
+    Ban,
+    Unban,
+    Mute,
+    Unmute,
+    Delete,
+    SetRole,
+    SetRoom,
+    Approve,
+    Reject,
+    Pin,
+    Unpin,
+}
+
+// ---- request arguments -------------------------------------------------------
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Ping {}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CreateRoom {
+    pub room: RoomId,
+    #[serde(default)]
+    pub topic: ShortText,
+    /// Member cap; default `DEFAULT_ROOM_CAP`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cap: Option<u32>,
+    #[serde(default)]
+    pub visibility: Visibility,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ListRooms {}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Join {
+    pub room: RoomId,
+    /// The last position this client holds; the server replays what follows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<Position>,
+    /// Invite code, for invite-only rooms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invite: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Leave {
+    pub room: RoomId,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SendMessage {
+    pub room: RoomId,
+    pub text: Text,
+    /// Client message id: a retry with the same id is stored once and gets the same seq.
+    pub cmid: ClientMsgId,
+    /// Seq of the thread's root message, to reply in a thread.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thread: Option<Seq>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct History {
+    pub room: RoomId,
+    /// Events with seq below this, newest page first (default: the newest page).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<Seq>,
+    /// Events with seq above this, oldest first. Exclusive with `before`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<Seq>,
+    /// At most this many events, up to `MAX_PAGE_LIMIT` (default `DEFAULT_PAGE_LIMIT`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u16>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ThreadHistory {
+    pub room: RoomId,
+    pub root: Seq,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<Seq>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u16>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Edit {
+    pub room: RoomId,
+    pub target: Seq,
+    pub text: Text,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Delete {
+    pub room: RoomId,
+    pub target: Seq,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct React {
+    pub room: RoomId,
+    pub target: Seq,
+    pub emoji: Emoji,
+    /// true adds the reaction, false removes it.
+    pub on: bool,
+}
+
+/// Pin a message (`seq`) or a free note (`note`); exactly one of the two.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AddPin {
+    pub room: RoomId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<Seq>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<Note>,
+    /// A title such as "Rules": pinning again with the same title replaces the old
+    /// pin and bumps its version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<ShortText>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RemovePin {
+    pub room: RoomId,
+    pub pin: PinId,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Members {
+    pub room: RoomId,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SetRole {
+    pub room: RoomId,
+    pub user: UserId,
+    pub role: Role,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<Millis>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SetRoom {
+    pub room: RoomId,
+    pub settings: RoomSettings,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RequestJoin {
+    pub room: RoomId,
+    #[serde(default)]
+    pub note: Note,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JoinRequests {
+    pub room: RoomId,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DecideJoin {
+    pub room: RoomId,
+    pub user: UserId,
+    pub approve: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CreateInvite {
+    pub room: RoomId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_secs: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_uses: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RevokeInvite {
+    pub room: RoomId,
+    pub code: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Kick {
+    pub room: RoomId,
+    pub user: UserId,
+    #[serde(default)]
+    pub reason: ShortText,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Ban {
+    pub room: RoomId,
+    pub user: UserId,
+    #[serde(default)]
+    pub reason: ShortText,
+    /// Ban for this long; absent: until lifted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_secs: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Unban {
+    pub room: RoomId,
+    pub user: UserId,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Mute {
+    pub room: RoomId,
+    pub user: UserId,
+    pub duration_secs: u32,
+    #[serde(default)]
+    pub reason: ShortText,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Unmute {
+    pub room: RoomId,
+    pub user: UserId,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModLog {
+    pub room: RoomId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u16>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Typing {
+    pub room: RoomId,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Presence {
+    pub room: RoomId,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Stats {
+    pub room: RoomId,
+    /// Window in days, up to 90 (default 30).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub days: Option<u16>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SchedulePrompt {
+    pub room: RoomId,
+    pub text: Text,
+    pub at: Millis,
+    #[serde(default)]
+    pub weekly: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CancelPrompt {
+    pub room: RoomId,
+    pub prompt: u64,
+}
+
+// ---- replies -----------------------------------------------------------------
+
+/// An empty successful reply: `{"id":7,"ok":{}}`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Done {}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Pong {
+    pub ts: Millis,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoomList {
+    pub rooms: Vec<RoomSummary>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoomSummary {
+    pub room: RoomId,
+    pub topic: ShortText,
+    pub visibility: Visibility,
+    pub members: u32,
+    pub cap: u32,
+    /// The caller's role, when it is a member.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<Role>,
+}
+
+/// How a `join` treats the caller's `since`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResumeMode {
+    /// No `since` was given: events from `head` on arrive live.
+    Fresh,
+    /// The events after `since` up to `head` follow this reply, in order, then live ones.
+    Replay,
+    /// The events after `since` are no longer all held (or the epoch changed): nothing
+    /// is replayed; live events follow `head`. Use `history` to fill what is held.
+    Truncated,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Joined {
+    pub room: RoomInfo,
+    pub role: Role,
+    pub resume: ResumeMode,
+    /// Pinned notes, oldest first; the room's mission is the first.
+    pub pins: Vec<PinnedNote>,
+    /// True when this join made the caller a member.
+    #[serde(default)]
+    pub first_join: bool,
+}
+
+/// A request appended an event to the timeline at `seq`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Appended {
+    pub seq: Seq,
+    pub ts: Millis,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Pinned {
+    pub seq: Seq,
+    pub pin: PinnedNote,
+}
+
+/// A page of timeline events, oldest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistoryPage {
+    pub room: RoomId,
+    pub epoch: Epoch,
+    pub events: Vec<Event>,
+    /// More events exist past this page in the direction asked for.
+    pub more: bool,
+    /// Oldest seq the server still holds; history before it is gone.
+    pub oldest: Seq,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MemberList {
+    pub members: Vec<MemberInfo>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JoinRequestInfo {
+    pub user: UserId,
+    pub note: Note,
+    pub at: Millis,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JoinRequestList {
+    pub requests: Vec<JoinRequestInfo>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Invite {
+    pub code: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<Millis>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_uses: Option<u32>,
+    pub uses: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModEntry {
+    pub entry: u64,
+    pub at: Millis,
+    pub by: UserId,
+    pub action: ModAction,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<UserId>,
+    #[serde(default)]
+    pub reason: ShortText,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<Millis>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModLogPage {
+    pub entries: Vec<ModEntry>,
+    pub more: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PresenceList {
+    pub online: Vec<UserId>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DayStats {
+    /// `YYYY-MM-DD`, UTC.
+    pub day: String,
+    pub messages: u32,
+    pub active_members: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoomStats {
+    pub days: Vec<DayStats>,
+    pub threads: u32,
+    pub avg_replies_per_thread: f32,
+    /// Pairs of members who replied to each other more than once in the window.
+    pub repeat_interactions: u32,
+    /// Median seconds until a newcomer's first post got a reply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub newcomer_first_reply_secs: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Prompt {
+    pub prompt: u64,
+    pub text: Text,
+    pub next_at: Millis,
+    pub weekly: bool,
+}

@@ -1,0 +1,599 @@
+//! Every request, reply and event survives encode → decode in both codecs, and the
+//! samples cover every operation and every event kind.
+
+use std::collections::BTreeSet;
+
+use hearth_protocol::codec::{
+    decode_reply, decode_request, decode_server_frame, encode_error, encode_event, encode_reply,
+};
+use hearth_protocol::event::*;
+use hearth_protocol::ops::*;
+use hearth_protocol::*;
+
+fn room() -> RoomId {
+    RoomId::new("cameras").unwrap()
+}
+fn user(name: &str) -> UserId {
+    UserId::new(name).unwrap()
+}
+fn short(s: &str) -> ShortText {
+    ShortText::new(s).unwrap()
+}
+
+fn pinned() -> PinnedNote {
+    PinnedNote {
+        pin: PinId(3),
+        seq: Some(Seq(9)),
+        text: Note::new("Be kind. Film only.").unwrap(),
+        by: user("ada"),
+        at: Millis(1_764_140_000_000),
+        title: Some(short("Rules")),
+        version: 2,
+    }
+}
+
+fn room_info() -> RoomInfo {
+    RoomInfo {
+        room: room(),
+        topic: short("Rangefinders and rolls"),
+        cap: 100,
+        visibility: Visibility::Approval,
+        members: 42,
+        epoch: Epoch(7),
+        head: Seq(1234),
+        owner: user("ada"),
+        created_at: Millis(1_700_000_000_000),
+        slow_mode_secs: 5,
+        required_role: Some(Role::Welcomer),
+        welcome: Some(short("Hi! Read the pins.")),
+        probation_secs: 86_400,
+    }
+}
+
+fn sample_ops() -> Vec<Op> {
+    let r = room;
+    vec![
+        Ping {}.into(),
+        CreateRoom {
+            room: r(),
+            topic: short("t"),
+            cap: Some(30),
+            visibility: Visibility::InviteOnly,
+        }
+        .into(),
+        ListRooms {}.into(),
+        Join {
+            room: r(),
+            since: Some(Position {
+                epoch: Epoch(7),
+                seq: Seq(10),
+            }),
+            invite: Some("abc".into()),
+        }
+        .into(),
+        Leave { room: r() }.into(),
+        SendMessage {
+            room: r(),
+            text: Text::new("hello").unwrap(),
+            cmid: ClientMsgId::new("c1").unwrap(),
+            thread: Some(Seq(4)),
+        }
+        .into(),
+        History {
+            room: r(),
+            before: Some(Seq(100)),
+            after: None,
+            limit: Some(20),
+        }
+        .into(),
+        ThreadHistory {
+            room: r(),
+            root: Seq(4),
+            after: Some(Seq(5)),
+            limit: None,
+        }
+        .into(),
+        Edit {
+            room: r(),
+            target: Seq(5),
+            text: Text::new("fixed").unwrap(),
+        }
+        .into(),
+        Delete {
+            room: r(),
+            target: Seq(5),
+        }
+        .into(),
+        React {
+            room: r(),
+            target: Seq(5),
+            emoji: Emoji::new("📷").unwrap(),
+            on: true,
+        }
+        .into(),
+        AddPin {
+            room: r(),
+            seq: None,
+            note: Some(Note::new("Our mission").unwrap()),
+            title: Some(short("Mission")),
+        }
+        .into(),
+        RemovePin {
+            room: r(),
+            pin: PinId(3),
+        }
+        .into(),
+        Members { room: r() }.into(),
+        SetRole {
+            room: r(),
+            user: user("bo"),
+            role: Role::Welcomer,
+            expires_at: Some(Millis(5)),
+        }
+        .into(),
+        SetRoom {
+            room: r(),
+            settings: RoomSettings {
+                slow_mode_secs: Some(10),
+                ..Default::default()
+            },
+        }
+        .into(),
+        RequestJoin {
+            room: r(),
+            note: Note::new("I shoot Leicas").unwrap(),
+        }
+        .into(),
+        JoinRequests { room: r() }.into(),
+        DecideJoin {
+            room: r(),
+            user: user("bo"),
+            approve: false,
+        }
+        .into(),
+        CreateInvite {
+            room: r(),
+            ttl_secs: Some(3600),
+            max_uses: Some(5),
+        }
+        .into(),
+        RevokeInvite {
+            room: r(),
+            code: "abc".into(),
+        }
+        .into(),
+        Kick {
+            room: r(),
+            user: user("bo"),
+            reason: short("spam"),
+        }
+        .into(),
+        Ban {
+            room: r(),
+            user: user("bo"),
+            reason: short("spam"),
+            duration_secs: Some(60),
+        }
+        .into(),
+        Unban {
+            room: r(),
+            user: user("bo"),
+        }
+        .into(),
+        Mute {
+            room: r(),
+            user: user("bo"),
+            duration_secs: 600,
+            reason: short("heated"),
+        }
+        .into(),
+        Unmute {
+            room: r(),
+            user: user("bo"),
+        }
+        .into(),
+        ModLog {
+            room: r(),
+            before: Some(10),
+            limit: Some(5),
+        }
+        .into(),
+        Typing { room: r() }.into(),
+        Presence { room: r() }.into(),
+        Stats {
+            room: r(),
+            days: Some(7),
+        }
+        .into(),
+        SchedulePrompt {
+            room: r(),
+            text: Text::new("What did you shoot this week?").unwrap(),
+            at: Millis(1),
+            weekly: true,
+        }
+        .into(),
+        CancelPrompt {
+            room: r(),
+            prompt: 2,
+        }
+        .into(),
+    ]
+}
+
+fn sample_events() -> Vec<Event> {
+    let (r, ts) = (room, Millis(1_764_140_000_000));
+    vec![
+        Event::Hello(Hello {
+            user: user("ada"),
+            conn: 17,
+            server: "hearth-server/0.1.0".into(),
+            protocol: 1,
+            max_request_bytes: 16384,
+            max_text_bytes: 8192,
+        }),
+        Event::Message(MessageEvent {
+            room: r(),
+            seq: Seq(12),
+            ts,
+            from: user("ada"),
+            text: Text::new("héllo 📷").unwrap(),
+            cmid: ClientMsgId::new("c-1").unwrap(),
+            thread: Some(Seq(3)),
+        }),
+        Event::Edit(EditEvent {
+            room: r(),
+            seq: Seq(13),
+            ts,
+            from: user("ada"),
+            target: Seq(12),
+            text: Text::new("x").unwrap(),
+        }),
+        Event::Delete(DeleteEvent {
+            room: r(),
+            seq: Seq(14),
+            ts,
+            from: user("ada"),
+            target: Seq(12),
+        }),
+        Event::Reaction(ReactionEvent {
+            room: r(),
+            seq: Seq(15),
+            ts,
+            from: user("bo"),
+            target: Seq(12),
+            emoji: Emoji::new(":+1:").unwrap(),
+            on: false,
+        }),
+        Event::Pin(PinEvent {
+            room: r(),
+            seq: Seq(16),
+            ts,
+            from: user("ada"),
+            pin: pinned(),
+            replaces: Some(PinId(1)),
+        }),
+        Event::Unpin(UnpinEvent {
+            room: r(),
+            seq: Seq(17),
+            ts,
+            from: user("ada"),
+            pin: PinId(3),
+        }),
+        Event::MemberJoined(MemberJoinedEvent {
+            room: r(),
+            seq: Seq(18),
+            ts,
+            from: user("bo"),
+            role: Role::Member,
+        }),
+        Event::MemberLeft(MemberLeftEvent {
+            room: r(),
+            seq: Seq(19),
+            ts,
+            from: user("ada"),
+            user: user("bo"),
+            reason: LeftReason::Kicked,
+        }),
+        Event::Role(RoleEvent {
+            room: r(),
+            seq: Seq(20),
+            ts,
+            from: user("ada"),
+            user: user("bo"),
+            role: Role::Moderator,
+            expires_at: None,
+        }),
+        Event::RoomUpdated(RoomUpdatedEvent {
+            room: r(),
+            seq: Seq(21),
+            ts,
+            from: user("ada"),
+            settings: RoomSettings {
+                topic: Some(short("new")),
+                cap: Some(50),
+                ..Default::default()
+            },
+        }),
+        Event::Moderation(ModerationEvent {
+            room: r(),
+            seq: Seq(22),
+            ts,
+            from: user("ada"),
+            action: ModAction::Mute,
+            user: Some(user("bo")),
+            until: Some(Millis(9)),
+            reason: short(""),
+        }),
+        Event::Typing(TypingEvent {
+            room: r(),
+            user: user("bo"),
+        }),
+        Event::Presence(PresenceEvent {
+            room: r(),
+            user: user("bo"),
+            online: true,
+        }),
+        Event::JoinRequest(JoinRequestEvent {
+            room: r(),
+            user: user("cy"),
+            note: Note::new("hi").unwrap(),
+            at: ts,
+        }),
+    ]
+}
+
+/// Exhaustive: adding an event kind without a sample fails to compile here first.
+fn event_kind(event: &Event) -> &'static str {
+    match event {
+        Event::Hello(_) => "hello",
+        Event::Message(_) => "message",
+        Event::Edit(_) => "edit",
+        Event::Delete(_) => "delete",
+        Event::Reaction(_) => "reaction",
+        Event::Pin(_) => "pin",
+        Event::Unpin(_) => "unpin",
+        Event::MemberJoined(_) => "member_joined",
+        Event::MemberLeft(_) => "member_left",
+        Event::Role(_) => "role",
+        Event::RoomUpdated(_) => "room_updated",
+        Event::Moderation(_) => "moderation",
+        Event::Typing(_) => "typing",
+        Event::Presence(_) => "presence",
+        Event::JoinRequest(_) => "join_request",
+    }
+}
+
+const CODECS: [Codec; 2] = [Codec::MsgPack, Codec::Json];
+
+#[test]
+fn samples_cover_every_op_and_event() {
+    let ops: BTreeSet<&str> = sample_ops().iter().map(Op::name).collect();
+    let all: BTreeSet<&str> = OP_NAMES.iter().copied().collect();
+    assert_eq!(ops, all);
+    let kinds: BTreeSet<&str> = sample_events().iter().map(event_kind).collect();
+    assert_eq!(kinds.len(), 15);
+}
+
+#[test]
+fn every_request_round_trips_in_both_codecs() {
+    for codec in CODECS {
+        for (i, op) in sample_ops().into_iter().enumerate() {
+            let id = RequestId(1000 + i as u64);
+            let frame = op.encode(codec, id);
+            let decoded = decode_request(codec, &frame)
+                .unwrap_or_else(|e| panic!("{codec:?} {}: {e}", op.name()));
+            assert_eq!(decoded, Request { id, op });
+        }
+    }
+}
+
+#[test]
+fn every_event_round_trips_in_both_codecs() {
+    for codec in CODECS {
+        for event in sample_events() {
+            let frame = encode_event(codec, &event);
+            match decode_server_frame(codec, &frame) {
+                Ok(ServerFrame::Event(back)) => assert_eq!(back, event),
+                other => panic!("{codec:?} {}: {other:?}", event_kind(&event)),
+            }
+        }
+    }
+}
+
+fn reply_round_trip<O: Operation>(reply: O::Reply)
+where
+    O::Reply: PartialEq,
+{
+    for codec in CODECS {
+        let frame = encode_reply(codec, RequestId(9), &reply);
+        assert_eq!(
+            decode_server_frame(codec, &frame).unwrap(),
+            ServerFrame::Reply { id: RequestId(9) }
+        );
+        assert_eq!(
+            decode_reply::<O>(codec, &frame).unwrap().unwrap(),
+            reply,
+            "{codec:?} {}",
+            O::NAME
+        );
+    }
+}
+
+#[test]
+fn every_reply_type_round_trips_in_both_codecs() {
+    let ts = Millis(1_764_140_000_000);
+    reply_round_trip::<Ping>(Pong { ts });
+    reply_round_trip::<CreateRoom>(room_info());
+    reply_round_trip::<ListRooms>(RoomList {
+        rooms: vec![RoomSummary {
+            room: room(),
+            topic: short("t"),
+            visibility: Visibility::Open,
+            members: 3,
+            cap: 100,
+            role: Some(Role::Owner),
+        }],
+    });
+    reply_round_trip::<Join>(Joined {
+        room: room_info(),
+        role: Role::Member,
+        resume: ResumeMode::Truncated,
+        pins: vec![pinned()],
+        first_join: true,
+    });
+    reply_round_trip::<Leave>(Done {});
+    reply_round_trip::<SendMessage>(Appended { seq: Seq(5), ts });
+    reply_round_trip::<History>(HistoryPage {
+        room: room(),
+        epoch: Epoch(7),
+        events: sample_events()
+            .into_iter()
+            .filter(|e| e.seq().is_some())
+            .collect(),
+        more: true,
+        oldest: Seq(1),
+    });
+    reply_round_trip::<AddPin>(Pinned {
+        seq: Seq(16),
+        pin: pinned(),
+    });
+    reply_round_trip::<Members>(MemberList {
+        members: vec![MemberInfo {
+            user: user("bo"),
+            role: Role::Welcomer,
+            joined_at: ts,
+            role_expires_at: Some(ts),
+            online: true,
+        }],
+    });
+    reply_round_trip::<JoinRequests>(JoinRequestList {
+        requests: vec![JoinRequestInfo {
+            user: user("cy"),
+            note: Note::new("hi").unwrap(),
+            at: ts,
+        }],
+    });
+    reply_round_trip::<CreateInvite>(Invite {
+        code: "k3y".into(),
+        expires_at: Some(ts),
+        max_uses: None,
+        uses: 0,
+    });
+    reply_round_trip::<ModLog>(ModLogPage {
+        entries: vec![ModEntry {
+            entry: 1,
+            at: ts,
+            by: user("ada"),
+            action: ModAction::Ban,
+            user: Some(user("bo")),
+            reason: short("spam"),
+            until: None,
+        }],
+        more: false,
+    });
+    reply_round_trip::<Presence>(PresenceList {
+        online: vec![user("ada")],
+    });
+    reply_round_trip::<Stats>(RoomStats {
+        days: vec![DayStats {
+            day: "2026-11-26".into(),
+            messages: 40,
+            active_members: 9,
+        }],
+        threads: 3,
+        avg_replies_per_thread: 2.5,
+        repeat_interactions: 4,
+        newcomer_first_reply_secs: Some(90),
+    });
+    reply_round_trip::<SchedulePrompt>(Prompt {
+        prompt: 1,
+        text: Text::new("Weekly roll?").unwrap(),
+        next_at: ts,
+        weekly: true,
+    });
+}
+
+#[test]
+fn error_replies_round_trip_for_every_code() {
+    for codec in CODECS {
+        for code in ErrorCode::ALL {
+            let body = ErrorBody::new(code, "what failed; what to do").retry_after(250);
+            let frame = encode_error(codec, RequestId(3), &body);
+            assert_eq!(decode_reply::<Ping>(codec, &frame).unwrap(), Err(body));
+        }
+    }
+}
+
+#[test]
+fn invalid_fields_are_bad_requests_that_keep_the_id() {
+    let cases: [&[u8]; 4] = [
+        br#"{"id":4,"op":"send","room":"Bad Name","text":"x","cmid":"a"}"#,
+        br#"{"id":4,"op":"send","room":"ok","text":"","cmid":"a"}"#,
+        br#"{"id":4,"op":"send","room":"ok","text":"x"}"#,
+        br#"{"id":4,"op":"join"}"#,
+    ];
+    for frame in cases {
+        let err = decode_request(Codec::Json, frame).unwrap_err();
+        assert_eq!(
+            err.id,
+            Some(RequestId(4)),
+            "{}",
+            String::from_utf8_lossy(frame)
+        );
+        assert_eq!(err.code(), ErrorCode::BadRequest);
+    }
+    let long = format!(
+        r#"{{"id":4,"op":"send","room":"ok","cmid":"a","text":"{}"}}"#,
+        "x".repeat(limits::MAX_TEXT_BYTES + 1)
+    );
+    assert_eq!(
+        decode_request(Codec::Json, long.as_bytes())
+            .unwrap_err()
+            .code(),
+        ErrorCode::BadRequest
+    );
+}
+
+#[test]
+fn unknown_ops_keep_the_id() {
+    let err = decode_request(Codec::Json, br#"{"op":"teleport","id":12}"#).unwrap_err();
+    assert_eq!(err.id, Some(RequestId(12)));
+    assert_eq!(err.code(), ErrorCode::UnknownOp);
+}
+
+#[test]
+fn frames_without_an_id_are_not_requests() {
+    for frame in [
+        &br#"{"op":"ping"}"#[..],
+        b"[1,2]",
+        b"42",
+        br#"{"id":"seven","op":"ping"}"#,
+        b"{",
+    ] {
+        assert_eq!(decode_request(Codec::Json, frame).unwrap_err().id, None);
+    }
+}
+
+#[test]
+fn subprotocol_negotiation() {
+    assert_eq!(Codec::negotiate([]).unwrap(), (Codec::MsgPack, false));
+    assert_eq!(
+        Codec::negotiate(["hearth.v1.json"]).unwrap(),
+        (Codec::Json, true)
+    );
+    assert_eq!(
+        Codec::negotiate(["chat, hearth.v1.json", "hearth.v1.msgpack"]).unwrap(),
+        (Codec::Json, true)
+    );
+    assert!(Codec::negotiate(["mqtt"]).is_err());
+}
+
+#[test]
+fn close_codes_are_private_range_and_unique() {
+    let mut seen = BTreeSet::new();
+    for code in CloseCode::ALL {
+        assert!((4000..5000).contains(&code.code()));
+        assert!(seen.insert(code.code()));
+        assert_eq!(CloseCode::from_code(code.code()), Some(code));
+    }
+}
