@@ -40,9 +40,7 @@ pub enum Codec {
 
 /// The client offered subprotocols, none of them Hearth's.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "none of the offered subprotocols ({offered}) is supported; offer hearth.v1.msgpack or hearth.v1.json"
-)]
+#[error("none of the offered subprotocols ({offered}) is supported; offer hearth.v1.msgpack or hearth.v1.json")]
 pub struct NoCommonSubprotocol {
     pub offered: String,
 }
@@ -69,14 +67,8 @@ impl Codec {
     /// Picks the codec from the values of `Sec-WebSocket-Protocol` headers (each a
     /// comma-separated list), honouring the client's order. Returns the codec and
     /// whether the server must echo the subprotocol (only when one was offered).
-    pub fn negotiate<'a>(
-        offers: impl IntoIterator<Item = &'a str>,
-    ) -> Result<(Codec, bool), NoCommonSubprotocol> {
-        let offered: Vec<&str> = offers
-            .into_iter()
-            .flat_map(|h| h.split(','))
-            .map(str::trim)
-            .collect();
+    pub fn negotiate<'a>(offers: impl IntoIterator<Item = &'a str>) -> Result<(Codec, bool), NoCommonSubprotocol> {
+        let offered: Vec<&str> = offers.into_iter().flat_map(|h| h.split(',')).map(str::trim).collect();
         if offered.iter().all(|o| o.is_empty()) {
             return Ok((Codec::MsgPack, false));
         }
@@ -84,9 +76,7 @@ impl Codec {
             .iter()
             .find_map(|o| Codec::from_subprotocol(o))
             .map(|codec| (codec, true))
-            .ok_or_else(|| NoCommonSubprotocol {
-                offered: offered.join(", "),
-            })
+            .ok_or_else(|| NoCommonSubprotocol { offered: offered.join(", ") })
     }
 
     /// Whether this codec's frames are binary (else text) WebSocket messages.
@@ -99,9 +89,7 @@ impl Codec {
         match self {
             // Both serialisers write into a Vec, which cannot fail, and every type in
             // this crate has string keys and no non-finite floats, so encoding is total.
-            Codec::MsgPack => {
-                rmp_serde::to_vec_named(value).expect("protocol values always encode")
-            }
+            Codec::MsgPack => rmp_serde::to_vec_named(value).expect("protocol values always encode"),
             Codec::Json => serde_json::to_vec(value).expect("protocol values always encode"),
         }
     }
@@ -109,12 +97,8 @@ impl Codec {
     /// Deserialises a value from bytes that already passed the structural scan.
     pub(crate) fn decode_value<T: DeserializeOwned>(self, frame: &[u8]) -> Result<T, DecodeError> {
         match self {
-            Codec::MsgPack => {
-                rmp_serde::from_slice(frame).map_err(|e| DecodeError::Malformed(e.to_string()))
-            }
-            Codec::Json => {
-                serde_json::from_slice(frame).map_err(|e| DecodeError::Malformed(e.to_string()))
-            }
+            Codec::MsgPack => rmp_serde::from_slice(frame).map_err(|e| DecodeError::Malformed(e.to_string())),
+            Codec::Json => serde_json::from_slice(frame).map_err(|e| DecodeError::Malformed(e.to_string())),
         }
     }
 
@@ -158,27 +142,16 @@ pub fn decode_request(codec: Codec, frame: &[u8]) -> Result<Request, RequestDeco
     let no_id = |error| RequestDecodeError { id: None, error };
     codec.scan(frame, REQUEST_LIMITS).map_err(no_id)?;
     let head: RequestHead<'_> = match codec {
-        Codec::MsgPack => {
-            rmp_serde::from_slice(frame).map_err(|e| DecodeError::Malformed(e.to_string()))
-        }
-        Codec::Json => {
-            serde_json::from_slice(frame).map_err(|e| DecodeError::Malformed(e.to_string()))
-        }
+        Codec::MsgPack => rmp_serde::from_slice(frame).map_err(|e| DecodeError::Malformed(e.to_string())),
+        Codec::Json => serde_json::from_slice(frame).map_err(|e| DecodeError::Malformed(e.to_string())),
     }
     .map_err(no_id)?;
     let Some(id) = head.id else {
-        return Err(no_id(DecodeError::Malformed(
-            "a request needs a numeric \"id\"".into(),
-        )));
+        return Err(no_id(DecodeError::Malformed("a request needs a numeric \"id\"".into())));
     };
-    let with_id = |error| RequestDecodeError {
-        id: Some(id),
-        error,
-    };
+    let with_id = |error| RequestDecodeError { id: Some(id), error };
     let Some(name) = head.op else {
-        return Err(with_id(DecodeError::Invalid(
-            "a request needs an \"op\"".into(),
-        )));
+        return Err(with_id(DecodeError::Invalid("a request needs an \"op\"".into())));
     };
     let op = Op::decode_args(codec, &name, frame).map_err(|e| match e {
         DecodeError::Malformed(msg) => with_id(DecodeError::Invalid(format!("{name}: {msg}"))),
@@ -288,17 +261,12 @@ fn none<T>() -> Option<T> {
 }
 
 /// Decodes a reply frame to operation `O`: its result, or the server's error.
-pub fn decode_reply<O: Operation>(
-    codec: Codec,
-    frame: &[u8],
-) -> Result<Result<O::Reply, ErrorBody>, DecodeError> {
+pub fn decode_reply<O: Operation>(codec: Codec, frame: &[u8]) -> Result<Result<O::Reply, ErrorBody>, DecodeError> {
     codec.scan(frame, SERVER_FRAME_LIMITS)?;
     let reply: ReplyFrame<O::Reply> = codec.decode_value(frame)?;
     match (reply.ok, reply.err) {
         (_, Some(err)) => Ok(Err(err)),
         (Some(ok), None) => Ok(Ok(ok)),
-        (None, None) => Err(DecodeError::Malformed(
-            "a reply needs \"ok\" or \"err\"".into(),
-        )),
+        (None, None) => Err(DecodeError::Malformed("a reply needs \"ok\" or \"err\"".into())),
     }
 }

@@ -95,13 +95,7 @@ impl ErrorCode {
 
     /// Whether sending the same request again later can succeed.
     pub fn retryable(self) -> bool {
-        matches!(
-            self,
-            ErrorCode::RateLimited
-                | ErrorCode::SlowMode
-                | ErrorCode::Overloaded
-                | ErrorCode::Internal
-        )
+        matches!(self, ErrorCode::RateLimited | ErrorCode::SlowMode | ErrorCode::Overloaded | ErrorCode::Internal)
     }
 }
 
@@ -124,11 +118,7 @@ pub struct ErrorBody {
 
 impl ErrorBody {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        ErrorBody {
-            code,
-            message: message.into(),
-            retry_after_ms: None,
-        }
+        ErrorBody { code, message: message.into(), retry_after_ms: None }
     }
 
     pub fn retry_after(mut self, ms: u64) -> Self {

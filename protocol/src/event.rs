@@ -8,9 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{
-    ClientMsgId, Emoji, Millis, Note, PinId, Role, RoomId, Seq, ShortText, Text, UserId,
-};
+use crate::ids::{ClientMsgId, Emoji, Millis, Note, PinId, Role, RoomId, Seq, ShortText, Text, UserId};
 use crate::ops::{ModAction, PinnedNote, RoomSettings};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -14,9 +14,7 @@ use crate::limits::{MAX_CLIENT_MSG_ID_BYTES, MAX_ROOM_NAME_BYTES, MAX_USER_NAME_
 pub struct RequestId(pub u64);
 
 /// Position of an event in a room's timeline: gap-free and strictly increasing from 1.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Seq(pub u64);
 
@@ -117,6 +115,13 @@ macro_rules! checked_name {
             }
         }
 
+        impl std::str::FromStr for $name {
+            type Err = String;
+            fn from_str(value: &str) -> Result<Self, String> {
+                Self::new(value)
+            }
+        }
+
         impl From<$name> for String {
             fn from(value: $name) -> String {
                 value.0
@@ -157,9 +162,7 @@ checked_name!(
 
 fn check_room_name(s: &str) -> Result<(), String> {
     let ok_len = !s.is_empty() && s.len() <= MAX_ROOM_NAME_BYTES;
-    let ok_chars = s
-        .bytes()
-        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+    let ok_chars = s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
     let ok_start = s.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric());
     if ok_len && ok_chars && ok_start {
         Ok(())
@@ -172,15 +175,11 @@ fn check_room_name(s: &str) -> Result<(), String> {
 
 pub(crate) fn check_user_name(s: &str) -> Result<(), String> {
     let ok_len = !s.is_empty() && s.len() <= MAX_USER_NAME_BYTES;
-    let ok_chars = s
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-');
+    let ok_chars = s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-');
     if ok_len && ok_chars {
         Ok(())
     } else {
-        Err(format!(
-            "invalid user name {s:?}: use 1-{MAX_USER_NAME_BYTES} of A-Z, a-z, 0-9, '_', '.' and '-'"
-        ))
+        Err(format!("invalid user name {s:?}: use 1-{MAX_USER_NAME_BYTES} of A-Z, a-z, 0-9, '_', '.' and '-'"))
     }
 }
 
@@ -189,9 +188,7 @@ fn check_client_msg_id(s: &str) -> Result<(), String> {
     if ok_len && s.bytes().all(|b| b.is_ascii_graphic()) {
         Ok(())
     } else {
-        Err(format!(
-            "invalid client message id {s:?}: use 1-{MAX_CLIENT_MSG_ID_BYTES} printable ASCII characters"
-        ))
+        Err(format!("invalid client message id {s:?}: use 1-{MAX_CLIENT_MSG_ID_BYTES} printable ASCII characters"))
     }
 }
 

@@ -19,8 +19,7 @@ pub use codec::{Codec, RequestDecodeError, ServerFrame};
 pub use error::{CloseCode, DecodeError, ErrorBody, ErrorCode};
 pub use event::Event;
 pub use ids::{
-    ClientMsgId, Emoji, Epoch, Millis, Note, PinId, Position, RequestId, Role, RoomId, Seq,
-    ShortText, Text, UserId,
+    ClientMsgId, Emoji, Epoch, Millis, Note, PinId, Position, RequestId, Role, RoomId, Seq, ShortText, Text, UserId,
 };
 pub use ops::{Op, Operation, Request};
 

@@ -9,8 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::event::Event;
 use crate::ids::{
-    ClientMsgId, Emoji, Epoch, Millis, Note, PinId, Position, RequestId, Role, RoomId, Seq,
-    ShortText, Text, UserId,
+    ClientMsgId, Emoji, Epoch, Millis, Note, PinId, Position, RequestId, Role, RoomId, Seq, ShortText, Text, UserId,
 };
 
 /// One operation: its wire name and the type of its successful reply.

@@ -41,9 +41,7 @@ pub(crate) fn scan_msgpack(frame: &[u8], limits: ScanLimits) -> Result<(), Decod
         }
         let remaining = frame.len() - pos;
         let Some(&marker) = frame.get(pos) else {
-            return Err(DecodeError::Malformed(
-                "frame ends in the middle of a value".into(),
-            ));
+            return Err(DecodeError::Malformed("frame ends in the middle of a value".into()));
         };
         pos += 1;
         let (skip, entries): (u64, u64) = match marker {
@@ -52,9 +50,7 @@ pub(crate) fn scan_msgpack(frame: &[u8], limits: ScanLimits) -> Result<(), Decod
             0x90..=0x9f => (0, u64::from(marker & 0x0f)),
             0xa0..=0xbf => (u64::from(marker & 0x1f), 0),
             0xc1 => {
-                return Err(DecodeError::Malformed(
-                    "byte 0xc1 is never used in MessagePack".into(),
-                ));
+                return Err(DecodeError::Malformed("byte 0xc1 is never used in MessagePack".into()));
             }
             0xc4 | 0xd9 => (read_len(frame, &mut pos, 1)?, 0),
             0xc5 | 0xda => (read_len(frame, &mut pos, 2)?, 0),
@@ -82,43 +78,29 @@ pub(crate) fn scan_msgpack(frame: &[u8], limits: ScanLimits) -> Result<(), Decod
         };
         let remaining_after_header = frame.len() - pos;
         if skip > remaining_after_header as u64 {
-            return Err(DecodeError::LengthPastEnd {
-                declared: skip,
-                remaining: remaining_after_header,
-            });
+            return Err(DecodeError::LengthPastEnd { declared: skip, remaining: remaining_after_header });
         }
         pos += skip as usize;
         if entries > 0 {
             // Each entry takes at least one byte, so a count past the end is a lie
             // told to make a decoder pre-allocate.
             if entries > remaining_after_header as u64 {
-                return Err(DecodeError::LengthPastEnd {
-                    declared: entries,
-                    remaining: remaining.saturating_sub(1),
-                });
+                return Err(DecodeError::LengthPastEnd { declared: entries, remaining: remaining.saturating_sub(1) });
             }
             let is_map = matches!(marker, 0x80..=0x8f | 0xde | 0xdf);
             let len = if is_map { entries / 2 } else { entries };
             if len > limits.max_list_len as u64 {
-                return Err(DecodeError::ListTooLong {
-                    len: len as usize,
-                    max: limits.max_list_len,
-                });
+                return Err(DecodeError::ListTooLong { len: len as usize, max: limits.max_list_len });
             }
             if depth >= limits.max_depth {
-                return Err(DecodeError::TooDeep {
-                    max: limits.max_depth,
-                });
+                return Err(DecodeError::TooDeep { max: limits.max_depth });
             }
             pending[depth] = entries;
             depth += 1;
         }
     }
     if pos != frame.len() {
-        return Err(DecodeError::Malformed(format!(
-            "{} bytes after the end of the frame's value",
-            frame.len() - pos
-        )));
+        return Err(DecodeError::Malformed(format!("{} bytes after the end of the frame's value", frame.len() - pos)));
     }
     Ok(())
 }
@@ -159,9 +141,7 @@ pub(crate) fn scan_json(frame: &[u8], limits: ScanLimits) -> Result<(), DecodeEr
             b'[' | b'{' => {
                 mark_nonempty(&mut entries, depth);
                 if depth >= limits.max_depth {
-                    return Err(DecodeError::TooDeep {
-                        max: limits.max_depth,
-                    });
+                    return Err(DecodeError::TooDeep { max: limits.max_depth });
                 }
                 entries[depth] = 0;
                 depth += 1;
@@ -170,10 +150,7 @@ pub(crate) fn scan_json(frame: &[u8], limits: ScanLimits) -> Result<(), DecodeEr
             b',' if depth > 0 => {
                 entries[depth - 1] += 1;
                 if entries[depth - 1] > limits.max_list_len {
-                    return Err(DecodeError::ListTooLong {
-                        len: entries[depth - 1],
-                        max: limits.max_list_len,
-                    });
+                    return Err(DecodeError::ListTooLong { len: entries[depth - 1], max: limits.max_list_len });
                 }
             }
             b' ' | b'\t' | b'\n' | b'\r' | b',' | b':' => {}
@@ -191,10 +168,7 @@ fn mark_nonempty(entries: &mut [usize; STACK], depth: usize) {
 
 fn check_size(frame: &[u8], limits: ScanLimits) -> Result<(), DecodeError> {
     if frame.len() > limits.max_bytes {
-        return Err(DecodeError::TooLarge {
-            len: frame.len(),
-            max: limits.max_bytes,
-        });
+        return Err(DecodeError::TooLarge { len: frame.len(), max: limits.max_bytes });
     }
     Ok(())
 }
@@ -203,11 +177,7 @@ fn check_size(frame: &[u8], limits: ScanLimits) -> Result<(), DecodeError> {
 mod tests {
     use super::*;
 
-    const LIMITS: ScanLimits = ScanLimits {
-        max_bytes: 1024,
-        max_depth: 4,
-        max_list_len: 8,
-    };
+    const LIMITS: ScanLimits = ScanLimits { max_bytes: 1024, max_depth: 4, max_list_len: 8 };
 
     #[test]
     fn msgpack_accepts_nested_maps_within_limits() {
@@ -218,31 +188,18 @@ mod tests {
 
     #[test]
     fn msgpack_refuses_deep_nesting() {
-        let frame = [0x91u8; 10]
-            .iter()
-            .copied()
-            .chain([0xc0])
-            .collect::<Vec<_>>();
-        assert_eq!(
-            scan_msgpack(&frame, LIMITS),
-            Err(DecodeError::TooDeep { max: 4 })
-        );
+        let frame = [0x91u8; 10].iter().copied().chain([0xc0]).collect::<Vec<_>>();
+        assert_eq!(scan_msgpack(&frame, LIMITS), Err(DecodeError::TooDeep { max: 4 }));
     }
 
     #[test]
     fn msgpack_refuses_length_past_end() {
         // array32 claiming 4 billion entries, then one byte.
         let frame = [0xdd, 0xff, 0xff, 0xff, 0xff, 0xc0];
-        assert!(matches!(
-            scan_msgpack(&frame, LIMITS),
-            Err(DecodeError::LengthPastEnd { .. })
-        ));
+        assert!(matches!(scan_msgpack(&frame, LIMITS), Err(DecodeError::LengthPastEnd { .. })));
         // str32 claiming 4 GiB.
         let frame = [0xdb, 0xff, 0xff, 0xff, 0xff, b'x'];
-        assert!(matches!(
-            scan_msgpack(&frame, LIMITS),
-            Err(DecodeError::LengthPastEnd { .. })
-        ));
+        assert!(matches!(scan_msgpack(&frame, LIMITS), Err(DecodeError::LengthPastEnd { .. })));
     }
 
     #[test]
@@ -256,23 +213,14 @@ mod tests {
     fn msgpack_refuses_long_lists() {
         let mut frame = vec![0x99];
         frame.extend([0x01; 9]);
-        assert!(matches!(
-            scan_msgpack(&frame, LIMITS),
-            Err(DecodeError::ListTooLong { len: 9, .. })
-        ));
+        assert!(matches!(scan_msgpack(&frame, LIMITS), Err(DecodeError::ListTooLong { len: 9, .. })));
     }
 
     #[test]
     fn json_depth_and_lists() {
         assert_eq!(scan_json(br#"{"a":[1,{"b":"]]]]]"}]}"#, LIMITS), Ok(()));
-        assert_eq!(
-            scan_json(b"[[[[[1]]]]]", LIMITS),
-            Err(DecodeError::TooDeep { max: 4 })
-        );
-        assert!(matches!(
-            scan_json(b"[1,2,3,4,5,6,7,8,9]", LIMITS),
-            Err(DecodeError::ListTooLong { .. })
-        ));
+        assert_eq!(scan_json(b"[[[[[1]]]]]", LIMITS), Err(DecodeError::TooDeep { max: 4 }));
+        assert!(matches!(scan_json(b"[1,2,3,4,5,6,7,8,9]", LIMITS), Err(DecodeError::ListTooLong { .. })));
         assert_eq!(scan_json(b"[1,2,3,4,5,6,7,8]", LIMITS), Ok(()));
         assert_eq!(scan_json(br#"{"s":"a\"[[[[[[["}"#, LIMITS), Ok(()));
     }

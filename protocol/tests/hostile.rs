@@ -40,24 +40,15 @@ fn deep_nesting_is_refused_before_decoding() {
     frame.push(0xc0);
     assert_eq!(
         decode_server_frame(Codec::MsgPack, &frame),
-        Err(DecodeError::TooDeep {
-            max: limits::MAX_SERVER_FRAME_DEPTH
-        })
+        Err(DecodeError::TooDeep { max: limits::MAX_SERVER_FRAME_DEPTH })
     );
     let small_deep = [&[0x81, 0xa1, b'a'][..], &[0x91; 12], &[0xc0]].concat();
     assert_eq!(
-        decode_request(Codec::MsgPack, &small_deep)
-            .unwrap_err()
-            .error,
-        DecodeError::TooDeep {
-            max: limits::MAX_REQUEST_DEPTH
-        }
+        decode_request(Codec::MsgPack, &small_deep).unwrap_err().error,
+        DecodeError::TooDeep { max: limits::MAX_REQUEST_DEPTH }
     );
     let json = format!("{}{}", "[".repeat(5000), "]".repeat(5000));
-    assert!(matches!(
-        decode_server_frame(Codec::Json, json.as_bytes()),
-        Err(DecodeError::TooDeep { .. })
-    ));
+    assert!(matches!(decode_server_frame(Codec::Json, json.as_bytes()), Err(DecodeError::TooDeep { .. })));
 }
 
 #[test]
@@ -69,31 +60,18 @@ fn huge_length_prefixes_are_refused_before_allocating() {
         &[0xc6, 0xff, 0xff, 0xff, 0xff],
     ] {
         let err = decode_request(Codec::MsgPack, frame).unwrap_err();
-        assert!(
-            matches!(err.error, DecodeError::LengthPastEnd { .. }),
-            "{err:?}"
-        );
+        assert!(matches!(err.error, DecodeError::LengthPastEnd { .. }), "{err:?}");
         assert_eq!(err.id, None);
     }
     // An array claiming 60,000 entries inside a plausible request.
-    let frame = [
-        &b"\x83\xa2id\x01\xa2op\xa4ping\xa1x\xdc\xea\x60"[..],
-        &[0xc0; 100],
-    ]
-    .concat();
-    assert!(matches!(
-        decode_request(Codec::MsgPack, &frame).unwrap_err().error,
-        DecodeError::LengthPastEnd { .. }
-    ));
+    let frame = [&b"\x83\xa2id\x01\xa2op\xa4ping\xa1x\xdc\xea\x60"[..], &[0xc0; 100]].concat();
+    assert!(matches!(decode_request(Codec::MsgPack, &frame).unwrap_err().error, DecodeError::LengthPastEnd { .. }));
 }
 
 #[test]
 fn oversized_frames_are_refused() {
     let frame = vec![b' '; limits::MAX_REQUEST_BYTES + 1];
-    assert!(matches!(
-        decode_request(Codec::Json, &frame).unwrap_err().error,
-        DecodeError::TooLarge { .. }
-    ));
+    assert!(matches!(decode_request(Codec::Json, &frame).unwrap_err().error, DecodeError::TooLarge { .. }));
 }
 
 #[test]
@@ -101,9 +79,7 @@ fn long_lists_are_refused() {
     let items = vec!["1"; limits::MAX_REQUEST_LIST_LEN + 1].join(",");
     let frame = format!(r#"{{"id":1,"op":"ping","x":[{items}]}}"#);
     assert!(matches!(
-        decode_request(Codec::Json, frame.as_bytes())
-            .unwrap_err()
-            .error,
+        decode_request(Codec::Json, frame.as_bytes()).unwrap_err().error,
         DecodeError::ListTooLong { .. }
     ));
 }

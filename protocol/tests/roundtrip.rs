@@ -54,23 +54,9 @@ fn sample_ops() -> Vec<Op> {
     let r = room;
     vec![
         Ping {}.into(),
-        CreateRoom {
-            room: r(),
-            topic: short("t"),
-            cap: Some(30),
-            visibility: Visibility::InviteOnly,
-        }
-        .into(),
+        CreateRoom { room: r(), topic: short("t"), cap: Some(30), visibility: Visibility::InviteOnly }.into(),
         ListRooms {}.into(),
-        Join {
-            room: r(),
-            since: Some(Position {
-                epoch: Epoch(7),
-                seq: Seq(10),
-            }),
-            invite: Some("abc".into()),
-        }
-        .into(),
+        Join { room: r(), since: Some(Position { epoch: Epoch(7), seq: Seq(10) }), invite: Some("abc".into()) }.into(),
         Leave { room: r() }.into(),
         SendMessage {
             room: r(),
@@ -79,132 +65,31 @@ fn sample_ops() -> Vec<Op> {
             thread: Some(Seq(4)),
         }
         .into(),
-        History {
-            room: r(),
-            before: Some(Seq(100)),
-            after: None,
-            limit: Some(20),
-        }
-        .into(),
-        ThreadHistory {
-            room: r(),
-            root: Seq(4),
-            after: Some(Seq(5)),
-            limit: None,
-        }
-        .into(),
-        Edit {
-            room: r(),
-            target: Seq(5),
-            text: Text::new("fixed").unwrap(),
-        }
-        .into(),
-        Delete {
-            room: r(),
-            target: Seq(5),
-        }
-        .into(),
-        React {
-            room: r(),
-            target: Seq(5),
-            emoji: Emoji::new("📷").unwrap(),
-            on: true,
-        }
-        .into(),
-        AddPin {
-            room: r(),
-            seq: None,
-            note: Some(Note::new("Our mission").unwrap()),
-            title: Some(short("Mission")),
-        }
-        .into(),
-        RemovePin {
-            room: r(),
-            pin: PinId(3),
-        }
-        .into(),
+        History { room: r(), before: Some(Seq(100)), after: None, limit: Some(20) }.into(),
+        ThreadHistory { room: r(), root: Seq(4), after: Some(Seq(5)), limit: None }.into(),
+        Edit { room: r(), target: Seq(5), text: Text::new("fixed").unwrap() }.into(),
+        Delete { room: r(), target: Seq(5) }.into(),
+        React { room: r(), target: Seq(5), emoji: Emoji::new("📷").unwrap(), on: true }.into(),
+        AddPin { room: r(), seq: None, note: Some(Note::new("Our mission").unwrap()), title: Some(short("Mission")) }
+            .into(),
+        RemovePin { room: r(), pin: PinId(3) }.into(),
         Members { room: r() }.into(),
-        SetRole {
-            room: r(),
-            user: user("bo"),
-            role: Role::Welcomer,
-            expires_at: Some(Millis(5)),
-        }
-        .into(),
-        SetRoom {
-            room: r(),
-            settings: RoomSettings {
-                slow_mode_secs: Some(10),
-                ..Default::default()
-            },
-        }
-        .into(),
-        RequestJoin {
-            room: r(),
-            note: Note::new("I shoot Leicas").unwrap(),
-        }
-        .into(),
+        SetRole { room: r(), user: user("bo"), role: Role::Welcomer, expires_at: Some(Millis(5)) }.into(),
+        SetRoom { room: r(), settings: RoomSettings { slow_mode_secs: Some(10), ..Default::default() } }.into(),
+        RequestJoin { room: r(), note: Note::new("I shoot Leicas").unwrap() }.into(),
         JoinRequests { room: r() }.into(),
-        DecideJoin {
-            room: r(),
-            user: user("bo"),
-            approve: false,
-        }
-        .into(),
-        CreateInvite {
-            room: r(),
-            ttl_secs: Some(3600),
-            max_uses: Some(5),
-        }
-        .into(),
-        RevokeInvite {
-            room: r(),
-            code: "abc".into(),
-        }
-        .into(),
-        Kick {
-            room: r(),
-            user: user("bo"),
-            reason: short("spam"),
-        }
-        .into(),
-        Ban {
-            room: r(),
-            user: user("bo"),
-            reason: short("spam"),
-            duration_secs: Some(60),
-        }
-        .into(),
-        Unban {
-            room: r(),
-            user: user("bo"),
-        }
-        .into(),
-        Mute {
-            room: r(),
-            user: user("bo"),
-            duration_secs: 600,
-            reason: short("heated"),
-        }
-        .into(),
-        Unmute {
-            room: r(),
-            user: user("bo"),
-        }
-        .into(),
-        ModLog {
-            room: r(),
-            before: Some(10),
-            limit: Some(5),
-        }
-        .into(),
+        DecideJoin { room: r(), user: user("bo"), approve: false }.into(),
+        CreateInvite { room: r(), ttl_secs: Some(3600), max_uses: Some(5) }.into(),
+        RevokeInvite { room: r(), code: "abc".into() }.into(),
+        Kick { room: r(), user: user("bo"), reason: short("spam") }.into(),
+        Ban { room: r(), user: user("bo"), reason: short("spam"), duration_secs: Some(60) }.into(),
+        Unban { room: r(), user: user("bo") }.into(),
+        Mute { room: r(), user: user("bo"), duration_secs: 600, reason: short("heated") }.into(),
+        Unmute { room: r(), user: user("bo") }.into(),
+        ModLog { room: r(), before: Some(10), limit: Some(5) }.into(),
         Typing { room: r() }.into(),
         Presence { room: r() }.into(),
-        Stats {
-            room: r(),
-            days: Some(7),
-        }
-        .into(),
+        Stats { room: r(), days: Some(7) }.into(),
         SchedulePrompt {
             room: r(),
             text: Text::new("What did you shoot this week?").unwrap(),
@@ -212,11 +97,7 @@ fn sample_ops() -> Vec<Op> {
             weekly: true,
         }
         .into(),
-        CancelPrompt {
-            room: r(),
-            prompt: 2,
-        }
-        .into(),
+        CancelPrompt { room: r(), prompt: 2 }.into(),
     ]
 }
 
@@ -248,13 +129,7 @@ fn sample_events() -> Vec<Event> {
             target: Seq(12),
             text: Text::new("x").unwrap(),
         }),
-        Event::Delete(DeleteEvent {
-            room: r(),
-            seq: Seq(14),
-            ts,
-            from: user("ada"),
-            target: Seq(12),
-        }),
+        Event::Delete(DeleteEvent { room: r(), seq: Seq(14), ts, from: user("ada"), target: Seq(12) }),
         Event::Reaction(ReactionEvent {
             room: r(),
             seq: Seq(15),
@@ -272,20 +147,8 @@ fn sample_events() -> Vec<Event> {
             pin: pinned(),
             replaces: Some(PinId(1)),
         }),
-        Event::Unpin(UnpinEvent {
-            room: r(),
-            seq: Seq(17),
-            ts,
-            from: user("ada"),
-            pin: PinId(3),
-        }),
-        Event::MemberJoined(MemberJoinedEvent {
-            room: r(),
-            seq: Seq(18),
-            ts,
-            from: user("bo"),
-            role: Role::Member,
-        }),
+        Event::Unpin(UnpinEvent { room: r(), seq: Seq(17), ts, from: user("ada"), pin: PinId(3) }),
+        Event::MemberJoined(MemberJoinedEvent { room: r(), seq: Seq(18), ts, from: user("bo"), role: Role::Member }),
         Event::MemberLeft(MemberLeftEvent {
             room: r(),
             seq: Seq(19),
@@ -308,11 +171,7 @@ fn sample_events() -> Vec<Event> {
             seq: Seq(21),
             ts,
             from: user("ada"),
-            settings: RoomSettings {
-                topic: Some(short("new")),
-                cap: Some(50),
-                ..Default::default()
-            },
+            settings: RoomSettings { topic: Some(short("new")), cap: Some(50), ..Default::default() },
         }),
         Event::Moderation(ModerationEvent {
             room: r(),
@@ -324,21 +183,9 @@ fn sample_events() -> Vec<Event> {
             until: Some(Millis(9)),
             reason: short(""),
         }),
-        Event::Typing(TypingEvent {
-            room: r(),
-            user: user("bo"),
-        }),
-        Event::Presence(PresenceEvent {
-            room: r(),
-            user: user("bo"),
-            online: true,
-        }),
-        Event::JoinRequest(JoinRequestEvent {
-            room: r(),
-            user: user("cy"),
-            note: Note::new("hi").unwrap(),
-            at: ts,
-        }),
+        Event::Typing(TypingEvent { room: r(), user: user("bo") }),
+        Event::Presence(PresenceEvent { room: r(), user: user("bo"), online: true }),
+        Event::JoinRequest(JoinRequestEvent { room: r(), user: user("cy"), note: Note::new("hi").unwrap(), at: ts }),
     ]
 }
 
@@ -380,8 +227,7 @@ fn every_request_round_trips_in_both_codecs() {
         for (i, op) in sample_ops().into_iter().enumerate() {
             let id = RequestId(1000 + i as u64);
             let frame = op.encode(codec, id);
-            let decoded = decode_request(codec, &frame)
-                .unwrap_or_else(|e| panic!("{codec:?} {}: {e}", op.name()));
+            let decoded = decode_request(codec, &frame).unwrap_or_else(|e| panic!("{codec:?} {}: {e}", op.name()));
             assert_eq!(decoded, Request { id, op });
         }
     }
@@ -406,16 +252,8 @@ where
 {
     for codec in CODECS {
         let frame = encode_reply(codec, RequestId(9), &reply);
-        assert_eq!(
-            decode_server_frame(codec, &frame).unwrap(),
-            ServerFrame::Reply { id: RequestId(9) }
-        );
-        assert_eq!(
-            decode_reply::<O>(codec, &frame).unwrap().unwrap(),
-            reply,
-            "{codec:?} {}",
-            O::NAME
-        );
+        assert_eq!(decode_server_frame(codec, &frame).unwrap(), ServerFrame::Reply { id: RequestId(9) });
+        assert_eq!(decode_reply::<O>(codec, &frame).unwrap().unwrap(), reply, "{codec:?} {}", O::NAME);
     }
 }
 
@@ -446,17 +284,11 @@ fn every_reply_type_round_trips_in_both_codecs() {
     reply_round_trip::<History>(HistoryPage {
         room: room(),
         epoch: Epoch(7),
-        events: sample_events()
-            .into_iter()
-            .filter(|e| e.seq().is_some())
-            .collect(),
+        events: sample_events().into_iter().filter(|e| e.seq().is_some()).collect(),
         more: true,
         oldest: Seq(1),
     });
-    reply_round_trip::<AddPin>(Pinned {
-        seq: Seq(16),
-        pin: pinned(),
-    });
+    reply_round_trip::<AddPin>(Pinned { seq: Seq(16), pin: pinned() });
     reply_round_trip::<Members>(MemberList {
         members: vec![MemberInfo {
             user: user("bo"),
@@ -467,18 +299,9 @@ fn every_reply_type_round_trips_in_both_codecs() {
         }],
     });
     reply_round_trip::<JoinRequests>(JoinRequestList {
-        requests: vec![JoinRequestInfo {
-            user: user("cy"),
-            note: Note::new("hi").unwrap(),
-            at: ts,
-        }],
+        requests: vec![JoinRequestInfo { user: user("cy"), note: Note::new("hi").unwrap(), at: ts }],
     });
-    reply_round_trip::<CreateInvite>(Invite {
-        code: "k3y".into(),
-        expires_at: Some(ts),
-        max_uses: None,
-        uses: 0,
-    });
+    reply_round_trip::<CreateInvite>(Invite { code: "k3y".into(), expires_at: Some(ts), max_uses: None, uses: 0 });
     reply_round_trip::<ModLog>(ModLogPage {
         entries: vec![ModEntry {
             entry: 1,
@@ -491,15 +314,9 @@ fn every_reply_type_round_trips_in_both_codecs() {
         }],
         more: false,
     });
-    reply_round_trip::<Presence>(PresenceList {
-        online: vec![user("ada")],
-    });
+    reply_round_trip::<Presence>(PresenceList { online: vec![user("ada")] });
     reply_round_trip::<Stats>(RoomStats {
-        days: vec![DayStats {
-            day: "2026-11-26".into(),
-            messages: 40,
-            active_members: 9,
-        }],
+        days: vec![DayStats { day: "2026-11-26".into(), messages: 40, active_members: 9 }],
         threads: 3,
         avg_replies_per_thread: 2.5,
         repeat_interactions: 4,
@@ -534,24 +351,12 @@ fn invalid_fields_are_bad_requests_that_keep_the_id() {
     ];
     for frame in cases {
         let err = decode_request(Codec::Json, frame).unwrap_err();
-        assert_eq!(
-            err.id,
-            Some(RequestId(4)),
-            "{}",
-            String::from_utf8_lossy(frame)
-        );
+        assert_eq!(err.id, Some(RequestId(4)), "{}", String::from_utf8_lossy(frame));
         assert_eq!(err.code(), ErrorCode::BadRequest);
     }
-    let long = format!(
-        r#"{{"id":4,"op":"send","room":"ok","cmid":"a","text":"{}"}}"#,
-        "x".repeat(limits::MAX_TEXT_BYTES + 1)
-    );
-    assert_eq!(
-        decode_request(Codec::Json, long.as_bytes())
-            .unwrap_err()
-            .code(),
-        ErrorCode::BadRequest
-    );
+    let long =
+        format!(r#"{{"id":4,"op":"send","room":"ok","cmid":"a","text":"{}"}}"#, "x".repeat(limits::MAX_TEXT_BYTES + 1));
+    assert_eq!(decode_request(Codec::Json, long.as_bytes()).unwrap_err().code(), ErrorCode::BadRequest);
 }
 
 #[test]
@@ -563,13 +368,7 @@ fn unknown_ops_keep_the_id() {
 
 #[test]
 fn frames_without_an_id_are_not_requests() {
-    for frame in [
-        &br#"{"op":"ping"}"#[..],
-        b"[1,2]",
-        b"42",
-        br#"{"id":"seven","op":"ping"}"#,
-        b"{",
-    ] {
+    for frame in [&br#"{"op":"ping"}"#[..], b"[1,2]", b"42", br#"{"id":"seven","op":"ping"}"#, b"{"] {
         assert_eq!(decode_request(Codec::Json, frame).unwrap_err().id, None);
     }
 }
@@ -577,14 +376,8 @@ fn frames_without_an_id_are_not_requests() {
 #[test]
 fn subprotocol_negotiation() {
     assert_eq!(Codec::negotiate([]).unwrap(), (Codec::MsgPack, false));
-    assert_eq!(
-        Codec::negotiate(["hearth.v1.json"]).unwrap(),
-        (Codec::Json, true)
-    );
-    assert_eq!(
-        Codec::negotiate(["chat, hearth.v1.json", "hearth.v1.msgpack"]).unwrap(),
-        (Codec::Json, true)
-    );
+    assert_eq!(Codec::negotiate(["hearth.v1.json"]).unwrap(), (Codec::Json, true));
+    assert_eq!(Codec::negotiate(["chat, hearth.v1.json", "hearth.v1.msgpack"]).unwrap(), (Codec::Json, true));
     assert!(Codec::negotiate(["mqtt"]).is_err());
 }
 

@@ -1,1 +1,138 @@
-fn main() {}
+//! `hearth-server`: parses flags, sets up logging, binds, and calls
+//! `hearth_server::run`. `hearth-server token NAME` mints a token instead.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+use hearth_protocol::UserId;
+use hearth_server::auth::{self, Secret};
+use hearth_server::config::DEFAULT_EPHEMERAL_HISTORY;
+use hearth_server::{Config, Storage};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(name = "hearth-server", version, about = "Hearth chat server for small, calm communities")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// Address to listen on for WebSocket connections.
+    #[arg(long, env = "HEARTH_LISTEN", default_value = "127.0.0.1:7878")]
+    listen: SocketAddr,
+    /// Directory for the database and the token secret.
+    #[arg(long, env = "HEARTH_DATA_DIR", default_value = "./hearth-data")]
+    data_dir: PathBuf,
+    /// Keep everything in memory and write nothing (needs HEARTH_TOKEN_SECRET).
+    #[arg(long, conflicts_with = "data_dir")]
+    ephemeral: bool,
+    /// With --ephemeral: events each room keeps; older ones are forgotten.
+    #[arg(long, default_value_t = DEFAULT_EPHEMERAL_HISTORY)]
+    history_limit: usize,
+    /// Most simultaneous connections.
+    #[arg(long, default_value_t = 100_000)]
+    max_connections: usize,
+    /// Log format on stderr (level from RUST_LOG, default info).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print a token for user NAME, signed with this server's secret.
+    Token {
+        name: String,
+        /// How long the token is valid, e.g. 12h, 30d.
+        #[arg(long, default_value = "30d", value_parser = humantime::parse_duration)]
+        ttl: Duration,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    if let Some(Command::Token { name, ttl }) = &cli.command {
+        let user = UserId::new(name.as_str()).map_err(anyhow::Error::msg)?;
+        let secret = secret_for(&cli.data_dir, false)?;
+        println!("{}", auth::mint(&secret, &user, *ttl));
+        return Ok(());
+    }
+    init_logging(cli.log_format);
+    let storage = if cli.ephemeral {
+        Storage::Ephemeral { history_limit: cli.history_limit }
+    } else {
+        Storage::Dir(cli.data_dir.clone())
+    };
+    let mut config = Config::new(storage, secret_for(&cli.data_dir, cli.ephemeral)?);
+    config.max_connections = cli.max_connections;
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(serve(cli.listen, config))
+}
+
+async fn serve(listen: SocketAddr, config: Config) -> Result<()> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}; is another server using it? pick one with --listen"))?;
+    let data = match &config.storage {
+        Storage::Dir(dir) => dir.display().to_string(),
+        Storage::Ephemeral { .. } => "memory only".to_string(),
+    };
+    eprintln!("hearth-server listening on ws://{} (data: {data})", listener.local_addr()?);
+    let shutdown = CancellationToken::new();
+    tokio::spawn(stop_on_signal(shutdown.clone()));
+    hearth_server::run(listener, config, shutdown).await?;
+    Ok(())
+}
+
+/// The token secret: HEARTH_TOKEN_SECRET if set, else the data directory's file.
+fn secret_for(data_dir: &Path, ephemeral: bool) -> Result<Secret> {
+    if let Some(value) = std::env::var_os("HEARTH_TOKEN_SECRET") {
+        let bytes = value.into_encoded_bytes();
+        return Secret::new(bytes).context("HEARTH_TOKEN_SECRET is unusable");
+    }
+    if ephemeral {
+        bail!(
+            "--ephemeral writes nothing, so it cannot keep a generated token secret: \
+             set HEARTH_TOKEN_SECRET (32+ characters) for the server and for `hearth-server token`"
+        );
+    }
+    Secret::load_or_create(data_dir).context("loading the token secret")
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+async fn stop_on_signal(shutdown: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("shutting down");
+    shutdown.cancel();
+}

@@ -1,0 +1,313 @@
+//! The client: one reader task routes replies to their waiting requests and events
+//! to a bounded channel; one writer task sends frames. Positions of joined rooms
+//! are tracked from the events the application has taken, so a resumed connection
+//! asks the server for exactly what the application has not yet seen.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use hearth_protocol::codec::{ServerFrame, decode_reply, decode_server_frame, encode_request};
+use hearth_protocol::event::Hello;
+use hearth_protocol::ops::{Appended, Join, Joined, SendMessage};
+use hearth_protocol::{
+    ClientMsgId, CloseCode, Codec, DecodeError, ErrorBody, Event, Operation, Position, RequestId, RoomId, Text, limits,
+};
+use tokio::sync::{mpsc, oneshot};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::{self, Message};
+
+/// How to reach a server.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// `ws://host:port` (a path and query are kept).
+    pub url: String,
+    pub token: String,
+    pub codec: Codec,
+    /// How long a request waits for its reply.
+    pub request_timeout: Duration,
+}
+
+impl Options {
+    pub fn new(url: impl Into<String>, token: impl Into<String>, codec: Codec) -> Options {
+        Options { url: url.into(), token: token.into(), codec, request_timeout: Duration::from_secs(30) }
+    }
+}
+
+/// Why and how the server closed the connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloseInfo {
+    pub code: u16,
+    pub reason: String,
+}
+
+impl CloseInfo {
+    /// The Hearth close code, when the code is one.
+    pub fn hearth_code(&self) -> Option<CloseCode> {
+        CloseCode::from_code(self.code)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot connect: {0}")]
+    Connect(#[from] tungstenite::Error),
+    #[error("bad server URL or token: {0}")]
+    Setup(String),
+    #[error("{0}")]
+    Server(ErrorBody),
+    #[error("connection closed{}", .0.as_ref().map(|c| format!(": {} {}", c.code, c.reason)).unwrap_or_default())]
+    Closed(Option<CloseInfo>),
+    #[error("no reply within {0:?}")]
+    Timeout(Duration),
+    #[error("server sent an undecodable frame: {0}")]
+    Decode(#[from] DecodeError),
+}
+
+/// Events the reader may hold for the application before it stops reading (and
+/// the server, seeing its queue grow, eventually closes the connection).
+const EVENT_BUFFER: usize = 4096;
+/// Frames waiting for the writer.
+const OUTGOING_BUFFER: usize = 256;
+
+type Pending = Arc<Mutex<HashMap<RequestId, oneshot::Sender<Bytes>>>>;
+
+pub struct Client {
+    options: Options,
+    hello: Hello,
+    outgoing: mpsc::Sender<Message>,
+    pending: Pending,
+    events: mpsc::Receiver<Event>,
+    closed: Arc<Mutex<Option<CloseInfo>>>,
+    next_id: AtomicU64,
+    /// Last position the application has seen, per joined room.
+    positions: HashMap<RoomId, Position>,
+    cmid_prefix: String,
+    next_cmid: AtomicU64,
+}
+
+impl Client {
+    /// Connects and waits for the server's `hello`.
+    pub async fn connect(options: Options) -> Result<Client, ClientError> {
+        let mut request = options.url.as_str().into_client_request()?;
+        let headers = request.headers_mut();
+        headers.insert("Sec-WebSocket-Protocol", HeaderValue::from_static(options.codec.subprotocol()));
+        let bearer = HeaderValue::from_str(&format!("Bearer {}", options.token))
+            .map_err(|_| ClientError::Setup("the token has characters a header cannot carry".into()))?;
+        headers.insert("Authorization", bearer);
+        let config = WebSocketConfig::default()
+            .max_message_size(Some(limits::MAX_SERVER_FRAME_BYTES))
+            .max_frame_size(Some(limits::MAX_SERVER_FRAME_BYTES));
+        let (ws, _) = tokio_tungstenite::connect_async_with_config(request, Some(config), true).await?;
+        let (mut sink, mut stream) = ws.split();
+
+        let closed: Arc<Mutex<Option<CloseInfo>>> = Arc::default();
+        let pending: Pending = Arc::default();
+        let (event_tx, mut events) = mpsc::channel(EVENT_BUFFER);
+        let (outgoing, mut outgoing_rx) = mpsc::channel::<Message>(OUTGOING_BUFFER);
+
+        tokio::spawn(async move {
+            while let Some(message) = outgoing_rx.recv().await {
+                if sink.feed(message).await.is_err() {
+                    return;
+                }
+                while let Ok(message) = outgoing_rx.try_recv() {
+                    if sink.feed(message).await.is_err() {
+                        return;
+                    }
+                }
+                if sink.flush().await.is_err() {
+                    return;
+                }
+            }
+            let _ = sink.close().await;
+        });
+
+        let codec = options.codec;
+        let (reader_pending, reader_closed) = (pending.clone(), closed.clone());
+        tokio::spawn(async move {
+            while let Some(message) = stream.next().await {
+                let frame = match message {
+                    Ok(Message::Binary(bytes)) => bytes,
+                    Ok(Message::Text(text)) => Bytes::from(text),
+                    Ok(Message::Close(frame)) => {
+                        let info = frame.map(|f| CloseInfo { code: f.code.into(), reason: f.reason.to_string() });
+                        *reader_closed.lock().unwrap() = info;
+                        break;
+                    }
+                    Ok(_) => continue,
+                    Err(_) => break,
+                };
+                match decode_server_frame(codec, &frame) {
+                    Ok(ServerFrame::Reply { id }) => {
+                        let waiter = reader_pending.lock().unwrap().remove(&id);
+                        if let Some(waiter) = waiter {
+                            let _ = waiter.send(frame);
+                        }
+                    }
+                    Ok(ServerFrame::Event(event)) => {
+                        if event_tx.send(event).await.is_err() {
+                            break;
+                        }
+                    }
+                    Err(error) => tracing::warn!(%error, "undecodable frame from server"),
+                }
+            }
+            // Dropping the waiters' senders fails their requests with Closed.
+            reader_pending.lock().unwrap().clear();
+        });
+
+        let hello = match tokio::time::timeout(options.request_timeout, events.recv()).await {
+            Ok(Some(Event::Hello(hello))) => hello,
+            Ok(Some(other)) => return Err(ClientError::Setup(format!("expected hello first, got {other:?}"))),
+            Ok(None) => return Err(ClientError::Closed(closed.lock().unwrap().clone())),
+            Err(_) => return Err(ClientError::Timeout(options.request_timeout)),
+        };
+        let cmid_prefix = format!("{}-{}", hello.conn, random_tag());
+        Ok(Client {
+            options,
+            hello,
+            outgoing,
+            pending,
+            events,
+            closed,
+            next_id: AtomicU64::new(1),
+            positions: HashMap::new(),
+            cmid_prefix,
+            next_cmid: AtomicU64::new(1),
+        })
+    }
+
+    /// What the server said about this connection.
+    pub fn hello(&self) -> &Hello {
+        &self.hello
+    }
+
+    pub fn codec(&self) -> Codec {
+        self.options.codec
+    }
+
+    /// Sends a request and waits for its reply.
+    pub async fn request<O: Operation>(&self, args: O) -> Result<O::Reply, ClientError> {
+        let id = RequestId(self.next_id.fetch_add(1, Ordering::Relaxed));
+        let frame = encode_request(self.options.codec, id, &args);
+        let (tx, rx) = oneshot::channel();
+        self.pending.lock().unwrap().insert(id, tx);
+        let reply = async {
+            self.send_frame(frame).await?;
+            rx.await.map_err(|_| self.closed_error())
+        };
+        let frame = match tokio::time::timeout(self.options.request_timeout, reply).await {
+            Ok(result) => result,
+            Err(_) => Err(ClientError::Timeout(self.options.request_timeout)),
+        };
+        self.pending.lock().unwrap().remove(&id);
+        decode_reply::<O>(self.options.codec, &frame?)?.map_err(ClientError::Server)
+    }
+
+    /// Sends raw bytes as one frame of this connection's type (for tests of bad input).
+    pub async fn send_frame(&self, bytes: Vec<u8>) -> Result<(), ClientError> {
+        let message = match self.options.codec {
+            Codec::MsgPack => Message::Binary(bytes.into()),
+            Codec::Json => Message::Text(
+                String::from_utf8(bytes).map_err(|_| ClientError::Setup("JSON frames must be UTF-8".into()))?.into(),
+            ),
+        };
+        self.send_message(message).await
+    }
+
+    /// Sends any WebSocket message as is.
+    pub async fn send_message(&self, message: Message) -> Result<(), ClientError> {
+        self.outgoing.send(message).await.map_err(|_| self.closed_error())
+    }
+
+    fn closed_error(&self) -> ClientError {
+        ClientError::Closed(self.closed.lock().unwrap().clone())
+    }
+
+    /// The next event, or `None` once the connection has closed.
+    pub async fn next_event(&mut self) -> Option<Event> {
+        let event = self.events.recv().await?;
+        if let (Some(room), Some(seq)) = (event.room(), event.seq()) {
+            if let Some(position) = self.positions.get_mut(room) {
+                position.seq = seq;
+            }
+        }
+        Some(event)
+    }
+
+    /// The next event within `limit`; `Ok(None)` when the connection closed.
+    pub async fn next_event_within(&mut self, limit: Duration) -> Result<Option<Event>, ClientError> {
+        tokio::time::timeout(limit, self.next_event()).await.map_err(|_| ClientError::Timeout(limit))
+    }
+
+    /// How the server closed the connection, once it has.
+    pub fn close_info(&self) -> Option<CloseInfo> {
+        self.closed.lock().unwrap().clone()
+    }
+
+    /// Joins a room (resuming from the last position seen, if this client was in
+    /// it) and tracks its position from then on.
+    pub async fn join(&mut self, room: &RoomId) -> Result<Joined, ClientError> {
+        let since = self.positions.get(room).copied();
+        self.join_since(room, since).await
+    }
+
+    /// Joins a room, replaying from `since` when given.
+    pub async fn join_since(&mut self, room: &RoomId, since: Option<Position>) -> Result<Joined, ClientError> {
+        let joined = self.request(Join { room: room.clone(), since, invite: None }).await?;
+        let seq = match (joined.resume, since) {
+            (hearth_protocol::ops::ResumeMode::Replay, Some(since)) => since.seq,
+            _ => joined.room.head,
+        };
+        self.positions.insert(room.clone(), Position { epoch: joined.room.epoch, seq });
+        Ok(joined)
+    }
+
+    /// The last position the application has seen in `room`.
+    pub fn position(&self, room: &RoomId) -> Option<Position> {
+        self.positions.get(room).copied()
+    }
+
+    /// Sends a message with a fresh client message id.
+    pub async fn send(&self, room: &RoomId, text: &str) -> Result<Appended, ClientError> {
+        self.send_with_cmid(room, text, &self.new_cmid()).await
+    }
+
+    /// Sends a message with a chosen client message id (retries reuse it).
+    pub async fn send_with_cmid(&self, room: &RoomId, text: &str, cmid: &ClientMsgId) -> Result<Appended, ClientError> {
+        let text = Text::new(text).map_err(|e| ClientError::Setup(e.to_string()))?;
+        self.request(SendMessage { room: room.clone(), text, cmid: cmid.clone(), thread: None }).await
+    }
+
+    /// A client message id unique to this client.
+    pub fn new_cmid(&self) -> ClientMsgId {
+        let n = self.next_cmid.fetch_add(1, Ordering::Relaxed);
+        ClientMsgId::new(format!("{}-{n}", self.cmid_prefix)).expect("generated ids are valid")
+    }
+
+    /// Connects again with the same options and rejoins every room from the last
+    /// position the application saw: nothing missed, nothing twice.
+    pub async fn resume(&self) -> Result<Client, ClientError> {
+        let mut next = Client::connect(self.options.clone()).await?;
+        next.cmid_prefix.clone_from(&self.cmid_prefix);
+        next.next_cmid = AtomicU64::new(self.next_cmid.load(Ordering::Relaxed));
+        let mut rooms: Vec<(RoomId, Position)> = self.positions.iter().map(|(r, p)| (r.clone(), *p)).collect();
+        rooms.sort_by(|a, b| a.0.cmp(&b.0));
+        for (room, since) in rooms {
+            next.join_since(&room, Some(since)).await?;
+        }
+        Ok(next)
+    }
+}
+
+fn random_tag() -> String {
+    let mut bytes = [0u8; 6];
+    let _ = getrandom::fill(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

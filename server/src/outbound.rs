@@ -1,0 +1,236 @@
+//! One connection's outbound queue: frames waiting for its writer task.
+//!
+//! Bounded in bytes, not frames, because one history page weighs as much as a
+//! thousand small messages. Fan-out pushes without waiting; a push that would pass
+//! the bound instead drops the backlog and marks the queue closed with
+//! `slow_consumer`, so a stalled reader costs the room nothing and the client
+//! recovers by resuming. The writer takes everything queued at once and flushes it
+//! with one write.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+
+use hearth_protocol::CloseCode;
+use tokio::sync::Notify;
+use tokio_tungstenite::tungstenite::Message;
+
+/// Why and how the writer should end the connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Close {
+    pub code: CloseCode,
+    pub reason: String,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum PushError {
+    /// This push overflowed the queue; it is now closed with `slow_consumer`.
+    Overflowed,
+    /// The queue was already closed.
+    Closed,
+}
+
+pub struct Outbound {
+    /// std Mutex: held only to move frames in or out, never across an await.
+    queue: Mutex<Queue>,
+    /// Wakes the writer when frames arrive or the queue closes. `notify_one` keeps a
+    /// permit when the writer is busy, so no wake-up is lost.
+    ready: Notify,
+    /// Wakes a producer in `push_wait` when the writer has drained the queue.
+    space: Notify,
+    /// Wakes the session's reader when the queue closes.
+    closed: Notify,
+    max_bytes: usize,
+}
+
+struct Queue {
+    frames: VecDeque<Message>,
+    bytes: usize,
+    close: Option<Close>,
+}
+
+fn frame_bytes(message: &Message) -> usize {
+    message.len()
+}
+
+impl Outbound {
+    pub fn new(max_bytes: usize) -> Outbound {
+        Outbound {
+            queue: Mutex::new(Queue { frames: VecDeque::new(), bytes: 0, close: None }),
+            ready: Notify::new(),
+            space: Notify::new(),
+            closed: Notify::new(),
+            max_bytes,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
+        // A panic while holding this lock leaves a queue of whole frames: still valid.
+        self.queue.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Queues a frame without waiting. Over the bound, closes with `slow_consumer`.
+    pub fn push(&self, message: Message) -> Result<(), PushError> {
+        let mut queue = self.lock();
+        if queue.close.is_some() {
+            return Err(PushError::Closed);
+        }
+        let bytes = frame_bytes(&message);
+        if queue.bytes + bytes > self.max_bytes {
+            queue.frames.clear();
+            queue.bytes = 0;
+            queue.close = Some(Close {
+                code: CloseCode::SlowConsumer,
+                reason: format!("slow_consumer: more than {} bytes queued; reconnect and resume", self.max_bytes),
+            });
+            drop(queue);
+            self.wake_all();
+            return Err(PushError::Overflowed);
+        }
+        queue.bytes += bytes;
+        queue.frames.push_back(message);
+        drop(queue);
+        self.ready.notify_one();
+        Ok(())
+    }
+
+    /// Queues frames past the bound. Only for bounded bursts the connection itself
+    /// asked for (its catch-up from a room's recent events).
+    pub fn push_unbounded_burst(&self, messages: impl IntoIterator<Item = Message>) -> Result<(), PushError> {
+        let mut queue = self.lock();
+        if queue.close.is_some() {
+            return Err(PushError::Closed);
+        }
+        for message in messages {
+            queue.bytes += frame_bytes(&message);
+            queue.frames.push_back(message);
+        }
+        drop(queue);
+        self.ready.notify_one();
+        Ok(())
+    }
+
+    /// Queues a frame once the queue is at most half full: backpressure for frames
+    /// the connection asked for (replies, replayed history), never for fan-out.
+    pub async fn push_wait(&self, message: Message) -> Result<(), PushError> {
+        loop {
+            let space = self.space.notified();
+            {
+                let mut queue = self.lock();
+                if queue.close.is_some() {
+                    return Err(PushError::Closed);
+                }
+                if queue.bytes <= self.max_bytes / 2 {
+                    queue.bytes += frame_bytes(&message);
+                    queue.frames.push_back(message);
+                    drop(queue);
+                    self.ready.notify_one();
+                    return Ok(());
+                }
+            }
+            space.await;
+        }
+    }
+
+    /// Asks the writer to close the connection after sending what is queued. The
+    /// first close wins.
+    pub fn close(&self, code: CloseCode, reason: impl Into<String>) {
+        let mut queue = self.lock();
+        if queue.close.is_none() {
+            queue.close = Some(Close { code, reason: reason.into() });
+        }
+        drop(queue);
+        self.wake_all();
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.lock().close.is_some()
+    }
+
+    /// Resolves once the queue is closed.
+    pub async fn wait_closed(&self) {
+        loop {
+            let closed = self.closed.notified();
+            if self.is_closed() {
+                return;
+            }
+            closed.await;
+        }
+    }
+
+    /// Writer side: moves every queued frame into `batch`, waiting while there are
+    /// none. Returns the close request once the queue is closed and drained.
+    pub async fn next_batch(&self, batch: &mut Vec<Message>) -> Option<Close> {
+        loop {
+            {
+                let mut queue = self.lock();
+                if !queue.frames.is_empty() {
+                    batch.extend(queue.frames.drain(..));
+                    queue.bytes = 0;
+                    drop(queue);
+                    self.space.notify_one();
+                    return None;
+                }
+                if let Some(close) = &queue.close {
+                    return Some(close.clone());
+                }
+            }
+            self.ready.notified().await;
+        }
+    }
+
+    fn wake_all(&self) {
+        self.ready.notify_one();
+        self.space.notify_waiters();
+        self.closed.notify_waiters();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(n: usize) -> Message {
+        Message::Binary(vec![0u8; n].into())
+    }
+
+    #[tokio::test]
+    async fn overflow_closes_with_slow_consumer_and_drops_backlog() {
+        let out = Outbound::new(100);
+        out.push(frame(60)).unwrap();
+        assert_eq!(out.push(frame(60)), Err(PushError::Overflowed));
+        assert_eq!(out.push(frame(1)), Err(PushError::Closed));
+        let mut batch = Vec::new();
+        let close = out.next_batch(&mut batch).await.unwrap();
+        assert_eq!(close.code, CloseCode::SlowConsumer);
+        assert!(batch.is_empty());
+    }
+
+    #[tokio::test]
+    async fn writer_gets_everything_queued_in_one_batch() {
+        let out = Outbound::new(1000);
+        for _ in 0..5 {
+            out.push(frame(10)).unwrap();
+        }
+        let mut batch = Vec::new();
+        assert_eq!(out.next_batch(&mut batch).await, None);
+        assert_eq!(batch.len(), 5);
+        out.close(CloseCode::GoingAway, "bye");
+        assert_eq!(out.next_batch(&mut batch).await.unwrap().code, CloseCode::GoingAway);
+    }
+
+    #[tokio::test]
+    async fn push_wait_resumes_when_the_writer_drains() {
+        let out = std::sync::Arc::new(Outbound::new(100));
+        out.push(frame(90)).unwrap();
+        let producer = {
+            let out = out.clone();
+            tokio::spawn(async move { out.push_wait(frame(10)).await })
+        };
+        let mut batch = Vec::new();
+        out.next_batch(&mut batch).await;
+        tokio::time::timeout(std::time::Duration::from_secs(5), producer).await.unwrap().unwrap().unwrap();
+        batch.clear();
+        out.next_batch(&mut batch).await;
+        assert_eq!(batch.len(), 1);
+    }
+}

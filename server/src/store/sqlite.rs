@@ -1,0 +1,250 @@
+//! The default store: one SQLite database (`hearth.db`) in the data directory, in
+//! WAL mode with `synchronous=FULL`, so a committed batch survives `kill -9` and
+//! power loss. The journal batches many writes into one transaction, so the cost of
+//! the fsync is shared by every message in the batch.
+//!
+//! Timeline events are stored as the exact MessagePack frames that were fanned out,
+//! next to the columns that queries need (seq, time, sender, client id, thread).
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use bytes::Bytes;
+use hearth_protocol::ops::PinnedNote;
+use hearth_protocol::{Millis, Role, RoomId, Seq, UserId};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::{MemberRecord, RoomRecord, RoomSnapshot, Store, StoreError, StoredEvent, Write};
+
+pub const DB_FILE: &str = "hearth.db";
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS rooms (
+    room TEXT PRIMARY KEY,
+    record TEXT NOT NULL            -- RoomRecord as JSON
+);
+CREATE TABLE IF NOT EXISTS members (
+    room TEXT NOT NULL,
+    user TEXT NOT NULL,
+    role TEXT NOT NULL,
+    joined_at INTEGER NOT NULL,
+    role_expires_at INTEGER,
+    PRIMARY KEY (room, user)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS events (
+    room TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    ts INTEGER NOT NULL,
+    sender TEXT NOT NULL,
+    cmid TEXT,
+    thread INTEGER,
+    body BLOB NOT NULL,             -- the MessagePack event frame
+    PRIMARY KEY (room, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS pins (
+    room TEXT NOT NULL,
+    pin INTEGER NOT NULL,
+    record TEXT NOT NULL,           -- PinnedNote as JSON
+    PRIMARY KEY (room, pin)
+) WITHOUT ROWID;
+";
+
+pub struct SqliteStore {
+    /// Used only by the journal's committer thread; the Mutex makes the store Sync.
+    writer: Mutex<Connection>,
+    /// Reads (history, catch-up, load). WAL lets them run beside the writer.
+    reader: Mutex<Connection>,
+}
+
+fn lock(conn: &Mutex<Connection>) -> std::sync::MutexGuard<'_, Connection> {
+    // A panic mid-transaction rolls the transaction back when it drops: the
+    // connection itself stays usable.
+    conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn corrupt(what: &'static str) -> impl Fn(serde_json::Error) -> StoreError {
+    move |e| StoreError::Corrupt { what, detail: e.to_string() }
+}
+
+impl SqliteStore {
+    /// Opens (or creates) `dir/hearth.db`.
+    pub fn open(dir: &Path) -> Result<SqliteStore, StoreError> {
+        std::fs::create_dir_all(dir)
+            .map_err(|source| StoreError::DataDir { path: dir.display().to_string(), source })?;
+        let path = dir.join(DB_FILE);
+        let writer = Connection::open(&path)?;
+        writer.pragma_update(None, "journal_mode", "WAL")?;
+        writer.pragma_update(None, "synchronous", "FULL")?;
+        let version: i64 = writer.pragma_query_value(None, "user_version", |row| row.get(0))?;
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::SchemaTooNew { found: version, supported: SCHEMA_VERSION });
+        }
+        writer.execute_batch(SCHEMA)?;
+        writer.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        let reader = Connection::open(&path)?;
+        Ok(SqliteStore { writer: Mutex::new(writer), reader: Mutex::new(reader) })
+    }
+
+    fn apply(tx: &rusqlite::Transaction<'_>, write: &Write) -> Result<(), StoreError> {
+        match write {
+            Write::PutRoom(record) => {
+                let json = serde_json::to_string(record).expect("room records serialise");
+                tx.prepare_cached("INSERT OR REPLACE INTO rooms (room, record) VALUES (?1, ?2)")?
+                    .execute(params![record.room.as_str(), json])?;
+            }
+            Write::PutMember { room, member } => {
+                tx.prepare_cached(
+                    "INSERT OR REPLACE INTO members (room, user, role, joined_at, role_expires_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                )?
+                .execute(params![
+                    room.as_str(),
+                    member.user.as_str(),
+                    member.role.as_str(),
+                    member.joined_at.0 as i64,
+                    member.role_expires_at.map(|t| t.0 as i64),
+                ])?;
+            }
+            Write::RemoveMember { room, user } => {
+                tx.prepare_cached("DELETE FROM members WHERE room = ?1 AND user = ?2")?
+                    .execute(params![room.as_str(), user.as_str()])?;
+            }
+            Write::AppendEvent(row) => {
+                tx.prepare_cached(
+                    "INSERT INTO events (room, seq, ts, sender, cmid, thread, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )?
+                .execute(params![
+                    row.room.as_str(),
+                    row.seq.0 as i64,
+                    row.ts.0 as i64,
+                    row.from.as_str(),
+                    row.cmid.as_ref().map(|c| c.as_str()),
+                    row.thread.map(|t| t.0 as i64),
+                    &row.body[..],
+                ])?;
+            }
+            Write::PutPin { room, pin } => {
+                let json = serde_json::to_string(pin).expect("pins serialise");
+                tx.prepare_cached("INSERT OR REPLACE INTO pins (room, pin, record) VALUES (?1, ?2, ?3)")?
+                    .execute(params![room.as_str(), pin.pin.0 as i64, json])?;
+            }
+            Write::RemovePin { room, pin } => {
+                tx.prepare_cached("DELETE FROM pins WHERE room = ?1 AND pin = ?2")?
+                    .execute(params![room.as_str(), pin.0 as i64])?;
+            }
+        }
+        Ok(())
+    }
+
+    fn query_events(&self, sql: &str, room: &RoomId, bound: Seq, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
+        let conn = lock(&self.reader);
+        let mut stmt = conn.prepare_cached(sql)?;
+        let rows = stmt.query_map(params![room.as_str(), bound.0 as i64, limit as i64], |row| {
+            Ok(StoredEvent { seq: Seq(row.get::<_, i64>(0)? as u64), body: Bytes::from(row.get::<_, Vec<u8>>(1)?) })
+        })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+}
+
+impl Store for SqliteStore {
+    fn load(&self, recent: usize) -> Result<Vec<RoomSnapshot>, StoreError> {
+        let records: Vec<RoomRecord> = {
+            let conn = lock(&self.reader);
+            let mut stmt = conn.prepare("SELECT record FROM rooms ORDER BY room")?;
+            let json = stmt.query_map([], |row| row.get::<_, String>(0))?.collect::<Result<Vec<_>, _>>()?;
+            json.iter().map(|j| serde_json::from_str(j).map_err(corrupt("room record"))).collect::<Result<_, _>>()?
+        };
+        let mut snapshots = Vec::with_capacity(records.len());
+        for record in records {
+            let room = record.room.clone();
+            let (members, pins, head) = {
+                let conn = lock(&self.reader);
+                let mut stmt =
+                    conn.prepare_cached("SELECT user, role, joined_at, role_expires_at FROM members WHERE room = ?1")?;
+                let members = stmt
+                    .query_map([room.as_str()], |row| {
+                        Ok((
+                            row.get::<_, String>(0)?,
+                            row.get::<_, String>(1)?,
+                            row.get::<_, i64>(2)?,
+                            row.get::<_, Option<i64>>(3)?,
+                        ))
+                    })?
+                    .collect::<Result<Vec<_>, _>>()?;
+                let members = members
+                    .into_iter()
+                    .map(|(user, role, joined_at, expires)| {
+                        Ok(MemberRecord {
+                            user: UserId::new(user)
+                                .map_err(|detail| StoreError::Corrupt { what: "member name", detail })?,
+                            role: Role::parse(&role)
+                                .ok_or(StoreError::Corrupt { what: "member role", detail: role.clone() })?,
+                            joined_at: Millis(joined_at as u64),
+                            role_expires_at: expires.map(|t| Millis(t as u64)),
+                        })
+                    })
+                    .collect::<Result<Vec<_>, StoreError>>()?;
+                let mut stmt = conn.prepare_cached("SELECT record FROM pins WHERE room = ?1 ORDER BY pin")?;
+                let pins = stmt
+                    .query_map([room.as_str()], |row| row.get::<_, String>(0))?
+                    .collect::<Result<Vec<_>, _>>()?
+                    .iter()
+                    .map(|j| serde_json::from_str::<PinnedNote>(j).map_err(corrupt("pin")))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let head: Option<i64> = conn
+                    .prepare_cached("SELECT MAX(seq) FROM events WHERE room = ?1")?
+                    .query_row([room.as_str()], |row| row.get(0))
+                    .optional()?
+                    .flatten();
+                (members, pins, Seq(head.unwrap_or(0) as u64))
+            };
+            let recent = self.events_before(&room, head.next(), recent)?;
+            snapshots.push(RoomSnapshot { record, members, pins, head, recent });
+        }
+        Ok(snapshots)
+    }
+
+    fn commit(&self, writes: &[Write]) -> Result<(), StoreError> {
+        let mut conn = lock(&self.writer);
+        let tx = conn.transaction()?;
+        for write in writes {
+            Self::apply(&tx, write)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn events_after(&self, room: &RoomId, after: Seq, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
+        self.query_events(
+            "SELECT seq, body FROM events WHERE room = ?1 AND seq > ?2 ORDER BY seq ASC LIMIT ?3",
+            room,
+            after,
+            limit,
+        )
+    }
+
+    fn events_before(&self, room: &RoomId, before: Seq, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
+        let mut events = self.query_events(
+            "SELECT seq, body FROM events WHERE room = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3",
+            room,
+            before,
+            limit,
+        )?;
+        events.reverse();
+        Ok(events)
+    }
+
+    fn oldest(&self, room: &RoomId) -> Result<Seq, StoreError> {
+        let conn = lock(&self.reader);
+        // Nothing is ever pruned yet, so the oldest held event is the first one.
+        let min: Option<i64> = conn
+            .prepare_cached("SELECT MIN(seq) FROM events WHERE room = ?1")?
+            .query_row([room.as_str()], |row| row.get(0))?;
+        Ok(Seq(min.unwrap_or(1) as u64))
+    }
+
+    fn is_durable(&self) -> bool {
+        true
+    }
+}
