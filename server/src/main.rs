@@ -22,7 +22,7 @@ struct Cli {
     #[arg(long, env = "HEARTH_LISTEN", default_value = "127.0.0.1:7878")]
     listen: SocketAddr,
     /// Directory for the database and the token secret.
-    #[arg(long, env = "HEARTH_DATA_DIR", default_value = "./hearth-data")]
+    #[arg(long, env = "HEARTH_DATA_DIR", default_value = "./hearth-data", global = true)]
     data_dir: PathBuf,
     /// Keep everything in memory and write nothing (needs HEARTH_TOKEN_SECRET).
     #[arg(long, conflicts_with = "data_dir")]

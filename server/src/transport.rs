@@ -102,6 +102,7 @@ async fn handle_connection(
     shutdown: CancellationToken,
 ) {
     let mut upgrade = None;
+    #[allow(clippy::result_large_err)]
     let callback = |request: &Request, response: Response| negotiate(request, response, &mut upgrade);
     let handshake = tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(websocket_config()));
     let mut ws = match tokio::time::timeout(shared.config.handshake_timeout, handshake).await {
@@ -151,6 +152,8 @@ async fn run_session(
     tracing::debug!(conn = conn.0, "disconnected");
 }
 
+// The handshake callback's signature is tungstenite's, large error type included.
+#[allow(clippy::result_large_err)]
 fn negotiate(request: &Request, mut response: Response, out: &mut Option<Upgrade>) -> Result<Response, ErrorResponse> {
     let offers = request.headers().get_all(header::SEC_WEBSOCKET_PROTOCOL).iter().filter_map(|v| v.to_str().ok());
     let (codec, echo) = Codec::negotiate(offers).map_err(|e| {
