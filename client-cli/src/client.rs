@@ -129,7 +129,7 @@ impl Client {
         });
 
         let codec = options.codec;
-        let (reader_pending, reader_closed) = (pending.clone(), closed.clone());
+        let (reader_pending, reader_closed, reply_close) = (pending.clone(), closed.clone(), outgoing.clone());
         tokio::spawn(async move {
             while let Some(message) = stream.next().await {
                 let frame = match message {
@@ -138,6 +138,9 @@ impl Client {
                     Ok(Message::Close(frame)) => {
                         let info = frame.map(|f| CloseInfo { code: f.code.into(), reason: f.reason.to_string() });
                         *reader_closed.lock().unwrap() = info;
+                        // Completes the closing handshake: the writer flushes the
+                        // close reply tungstenite has queued.
+                        let _ = reply_close.try_send(Message::Close(None));
                         break;
                     }
                     Ok(_) => continue,

@@ -556,13 +556,12 @@ impl Room {
         }
         let key = (user.clone(), msg.cmid.clone());
         if let Some(&(seq, ts)) = state.sent.get(&key) {
-            if seq <= state.committed {
-                return Ok(SendOutcome::Duplicate(Appended { seq, ts }));
-            }
+            // Still pending: answer the retry together with the original.
             if let Some(pending) = state.pending.iter_mut().find(|p| p.encoded.seq == seq) {
                 pending.retries.push(ack);
+                return Ok(SendOutcome::Queued);
             }
-            return Ok(SendOutcome::Queued);
+            return Ok(SendOutcome::Duplicate(Appended { seq, ts }));
         }
         if let Some(root) = msg.thread {
             if root == Seq::ZERO || root >= state.next_seq {

@@ -60,7 +60,8 @@ pub async fn run(
     let writer = tokio::spawn(write_loop(sink, out.clone(), shared.config.write_timeout, conn));
     let mut session = Session { shared, user, codec, conn, out, joined: HashMap::new() };
     session.hello();
-    session.read_loop(stream, &shutdown).await;
+    let mut stream = stream;
+    let ended = session.read_loop(&mut stream, &shutdown).await;
     for room in session.joined.values() {
         room.unsubscribe(session.conn);
     }
@@ -70,7 +71,26 @@ pub async fn run(
     if tokio::time::timeout(grace, writer).await.is_err() {
         tracing::debug!(conn = conn.0, "writer did not finish in time");
     }
+    if ended == Ended::ByServer {
+        // Finish the closing handshake: read until the client's close frame, so the
+        // socket is not dropped with unread data (which resets the connection and
+        // can destroy the close frame before the client reads it).
+        let drain = async { while stream.next().await.is_some_and(|m| m.is_ok_and(|m| !m.is_close())) {} };
+        let _ = tokio::time::timeout(CLOSE_HANDSHAKE, drain).await;
+    }
 }
+
+/// How the read loop ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Ended {
+    /// The client closed or the socket failed: nothing more to say.
+    ByPeer,
+    /// The server queued a close frame.
+    ByServer,
+}
+
+/// How long the server waits for a client's reply to its close frame.
+const CLOSE_HANDSHAKE: Duration = Duration::from_secs(2);
 
 impl Session {
     fn hello(&self) {
@@ -85,7 +105,7 @@ impl Session {
         let _ = self.out.push(frame_message(self.codec, encode_event(self.codec, &hello)));
     }
 
-    async fn read_loop(&mut self, mut stream: Stream, shutdown: &CancellationToken) {
+    async fn read_loop(&mut self, stream: &mut Stream, shutdown: &CancellationToken) -> Ended {
         let (ping_interval, idle_timeout) = (self.shared.config.ping_interval, self.shared.config.idle_timeout);
         let mut last_heard = Instant::now();
         let mut ping = tokio::time::interval(ping_interval);
@@ -96,13 +116,13 @@ impl Session {
                 biased;
                 _ = shutdown.cancelled() => {
                     self.out.close(CloseCode::GoingAway, "going_away: server shutting down; reconnect and resume");
-                    return;
+                    return Ended::ByServer;
                 }
-                _ = self.out.wait_closed() => return,
+                _ = self.out.wait_closed() => return Ended::ByServer,
                 _ = ping.tick() => {
                     if last_heard.elapsed() >= idle_timeout {
                         self.out.close(CloseCode::IdleTimeout, "idle_timeout: nothing heard from the client; reconnect and resume");
-                        return;
+                        return Ended::ByServer;
                     }
                     let _ = self.out.push(Message::Ping(Default::default()));
                     continue;
@@ -110,12 +130,9 @@ impl Session {
                 message = stream.next() => message,
             };
             let message = match message {
-                None => return,
+                None => return Ended::ByPeer,
                 Some(Ok(message)) => message,
-                Some(Err(error)) => {
-                    self.on_read_error(error);
-                    return;
-                }
+                Some(Err(error)) => return self.on_read_error(error),
             };
             last_heard = Instant::now();
             match (message, self.codec) {
@@ -128,27 +145,31 @@ impl Session {
                         if codec.is_binary() { "binary" } else { "text" }
                     );
                     self.out.close(CloseCode::WrongFrameType, reason);
-                    return;
+                    return Ended::ByServer;
                 }
-                (Message::Close(_), _) => return,
+                (Message::Close(_), _) => return Ended::ByPeer,
                 // tungstenite answers pings itself; pongs only prove the peer is alive.
                 (Message::Ping(_) | Message::Pong(_) | Message::Frame(_), _) => {}
             }
         }
     }
 
-    fn on_read_error(&self, error: tungstenite::Error) {
+    fn on_read_error(&self, error: tungstenite::Error) -> Ended {
         use tungstenite::error::{CapacityError, Error};
-        match error {
+        let (code, reason) = match error {
             Error::Capacity(CapacityError::MessageTooLong { size, max_size }) => {
-                let reason = format!("frame_too_large: {size} bytes, limit {max_size}");
-                self.out.close(CloseCode::FrameTooLarge, reason);
+                (CloseCode::FrameTooLarge, format!("frame_too_large: {size} bytes, limit {max_size}"))
             }
-            Error::Capacity(error) => self.out.close(CloseCode::FrameTooLarge, format!("frame_too_large: {error}")),
-            Error::Protocol(error) => self.out.close(CloseCode::ProtocolError, format!("protocol_error: {error}")),
-            Error::Utf8(_) => self.out.close(CloseCode::ProtocolError, "protocol_error: text frame is not UTF-8"),
-            error => tracing::debug!(conn = self.conn.0, %error, "read ended"),
-        }
+            Error::Capacity(error) => (CloseCode::FrameTooLarge, format!("frame_too_large: {error}")),
+            Error::Protocol(error) => (CloseCode::ProtocolError, format!("protocol_error: {error}")),
+            Error::Utf8(_) => (CloseCode::ProtocolError, "protocol_error: text frame is not UTF-8".to_string()),
+            error => {
+                tracing::debug!(conn = self.conn.0, %error, "read ended");
+                return Ended::ByPeer;
+            }
+        };
+        self.out.close(code, reason);
+        Ended::ByServer
     }
 
     async fn handle_frame(&mut self, frame: &[u8]) {
@@ -265,7 +286,16 @@ impl Session {
         }
         self.reply(id, &start.joined).await;
         let sub = Subscriber { conn: self.conn, user: self.user.clone(), codec: self.codec, out: self.out.clone() };
-        room.catch_up_and_subscribe(&store, sub, start.after).await?;
+        if let Err(error) = room.catch_up_and_subscribe(&store, sub, start.after).await {
+            // The request already has its reply; a stream with a hole in it is worse
+            // than a reconnect, which resumes from the client's last position.
+            tracing::warn!(conn = self.conn.0, room = %room.id, %error, "catch-up failed; closing");
+            self.out.close(
+                CloseCode::InternalError,
+                format!("internal_error: catch-up failed ({}); reconnect and resume", error.code),
+            );
+            return Ok(());
+        }
         self.joined.insert(args.room, room);
         Ok(())
     }

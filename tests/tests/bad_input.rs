@@ -205,3 +205,48 @@ async fn a_member_that_stops_reading_is_closed_as_a_slow_consumer_and_resumes() 
     assert_eq!(collect_messages(&mut fresh, &r, 1).await.unwrap()[0].1, "after");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_connection_is_closed_with_idle_timeout() {
+    let mut config = test_config(hearth_server::Storage::Ephemeral { history_limit: 100 });
+    config.ping_interval = Duration::from_millis(100);
+    config.idle_timeout = Duration::from_millis(300);
+    let server = TestServer::start(config).await;
+    // A raw socket that never reads cannot answer pings.
+    let mut request = server.url().into_client_request().unwrap();
+    request.headers_mut().insert("Authorization", format!("Bearer {}", server.token("quiet")).parse().unwrap());
+    let (ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let (_sink, mut stream) = futures_util::StreamExt::split(ws);
+    let close = tokio::time::timeout(WAIT, async {
+        while let Some(Ok(message)) = stream.next().await {
+            if let Message::Close(frame) = message {
+                return frame.map(|f| u16::from(f.code));
+            }
+        }
+        None
+    })
+    .await
+    .unwrap();
+    assert_eq!(close, Some(CloseCode::IdleTimeout.code()));
+    // A client that reads (and so answers pings) stays connected past the limit.
+    let client = server.client("chatty", Codec::MsgPack).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    client.request(hearth_protocol::ops::Ping {}).await.unwrap();
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_past_the_limit_are_closed_with_server_full() {
+    let mut config = test_config(hearth_server::Storage::Ephemeral { history_limit: 100 });
+    config.max_connections = 1;
+    let server = TestServer::start(config).await;
+    let first = server.client("first", Codec::MsgPack).await;
+    match Client::connect(server.options("second", Codec::MsgPack)).await {
+        Err(ClientError::Closed(Some(close))) => assert_eq!(close.hearth_code(), Some(CloseCode::ServerFull)),
+        Err(other) => panic!("expected server_full, got {other}"),
+        Ok(_) => panic!("expected server_full, got a session"),
+    }
+    first.request(hearth_protocol::ops::Ping {}).await.unwrap();
+    server.stop().await;
+}
