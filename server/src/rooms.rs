@@ -509,10 +509,6 @@ impl Room {
         self.lock().subscribers.retain(|s| s.conn != conn);
     }
 
-    pub fn is_subscribed(&self, conn: ConnId) -> bool {
-        self.lock().subscribers.iter().any(|s| s.conn == conn)
-    }
-
     /// Ends `user`'s membership. All its connections stop receiving the room.
     pub fn leave(self: &Arc<Self>, user: &UserId, ack: Ack) -> Result<(), ErrorBody> {
         let mut guard = self.lock();
@@ -781,10 +777,6 @@ impl Registry {
 
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
-    }
-
-    pub fn journal(&self) -> &Arc<Journal> {
-        &self.journal
     }
 
     pub fn get(&self, room: &RoomId) -> Result<Arc<Room>, ErrorBody> {
