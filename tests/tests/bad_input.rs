@@ -24,6 +24,28 @@ async fn close_code_after(server: &TestServer, codec: Codec, frame: Message) -> 
     }
 }
 
+type RawSocket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A bare msgpack WebSocket for `name`, with no client library reading it.
+async fn raw_connect(server: &TestServer, name: &str) -> RawSocket {
+    let mut request = server.url().into_client_request().unwrap();
+    request.headers_mut().insert("Authorization", format!("Bearer {}", server.token(name)).parse().unwrap());
+    tokio_tungstenite::connect_async(request).await.unwrap().0
+}
+
+/// Reads until the server's close frame and returns its code.
+async fn read_close_code(ws: &mut RawSocket) -> Option<u16> {
+    let read = async {
+        while let Some(Ok(message)) = ws.next().await {
+            if let Message::Close(frame) = message {
+                return frame.map(|f| u16::from(f.code));
+            }
+        }
+        None
+    };
+    tokio::time::timeout(WAIT, read).await.expect("the server closes in time")
+}
+
 /// Proves the server still serves: a message goes round between two members.
 async fn still_serving(server: &TestServer, ada: &mut Client, n: usize) {
     let r = room("control");
@@ -176,9 +198,7 @@ async fn a_member_that_stops_reading_is_closed_as_a_slow_consumer_and_resumes() 
     let writer = server.client("writer", Codec::MsgPack).await;
     create_room(&writer, "firehose", None).await.unwrap();
     // A raw connection that joins and then never reads.
-    let mut request = server.url().into_client_request().unwrap();
-    request.headers_mut().insert("Authorization", format!("Bearer {}", server.token("sleepy")).parse().unwrap());
-    let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let mut ws = raw_connect(&server, "sleepy").await;
     ws.send(Message::Binary(b"\x83\xa2id\x01\xa2op\xa4join\xa4room\xa8firehose".to_vec().into())).await.unwrap();
     // Bounded: 4,000 messages of 2 KiB is far past the 32 KiB queue plus the
     // kernel's socket buffers.
@@ -187,17 +207,7 @@ async fn a_member_that_stops_reading_is_closed_as_a_slow_consumer_and_resumes() 
         writer.send(&r, &text).await.unwrap();
     }
     // Now read: after whatever was in flight, the close frame says slow_consumer.
-    let close = tokio::time::timeout(WAIT, async {
-        while let Some(Ok(message)) = ws.next().await {
-            if let Message::Close(frame) = message {
-                return frame.map(|f| u16::from(f.code));
-            }
-        }
-        None
-    })
-    .await
-    .unwrap();
-    assert_eq!(close, Some(CloseCode::SlowConsumer.code()));
+    assert_eq!(read_close_code(&mut ws).await, Some(CloseCode::SlowConsumer.code()));
     // Others were never held up, and the room still works.
     let mut fresh = server.client("sleepy", Codec::MsgPack).await;
     fresh.join(&r).await.unwrap();
@@ -213,22 +223,9 @@ async fn a_silent_connection_is_closed_with_idle_timeout() {
     config.idle_timeout = Duration::from_millis(300);
     let server = TestServer::start(config).await;
     // A raw socket that never reads cannot answer pings.
-    let mut request = server.url().into_client_request().unwrap();
-    request.headers_mut().insert("Authorization", format!("Bearer {}", server.token("quiet")).parse().unwrap());
-    let (ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let mut ws = raw_connect(&server, "quiet").await;
     tokio::time::sleep(Duration::from_millis(600)).await;
-    let (_sink, mut stream) = futures_util::StreamExt::split(ws);
-    let close = tokio::time::timeout(WAIT, async {
-        while let Some(Ok(message)) = stream.next().await {
-            if let Message::Close(frame) = message {
-                return frame.map(|f| u16::from(f.code));
-            }
-        }
-        None
-    })
-    .await
-    .unwrap();
-    assert_eq!(close, Some(CloseCode::IdleTimeout.code()));
+    assert_eq!(read_close_code(&mut ws).await, Some(CloseCode::IdleTimeout.code()));
     // A client that reads (and so answers pings) stays connected past the limit.
     let client = server.client("chatty", Codec::MsgPack).await;
     tokio::time::sleep(Duration::from_millis(600)).await;
