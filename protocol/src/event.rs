@@ -52,6 +52,24 @@ impl Event {
         })
     }
 
+    /// When a stored event happened; `None` for ephemeral events.
+    pub fn ts(&self) -> Option<Millis> {
+        Some(match self {
+            Event::Message(e) => e.ts,
+            Event::Edit(e) => e.ts,
+            Event::Delete(e) => e.ts,
+            Event::Reaction(e) => e.ts,
+            Event::Pin(e) => e.ts,
+            Event::Unpin(e) => e.ts,
+            Event::MemberJoined(e) => e.ts,
+            Event::MemberLeft(e) => e.ts,
+            Event::Role(e) => e.ts,
+            Event::RoomUpdated(e) => e.ts,
+            Event::Moderation(e) => e.ts,
+            Event::Hello(_) | Event::Typing(_) | Event::Presence(_) | Event::JoinRequest(_) => return None,
+        })
+    }
+
     /// The room an event belongs to; `None` for `hello`.
     pub fn room(&self) -> Option<&RoomId> {
         Some(match self {

@@ -20,6 +20,7 @@ pub struct Seq(pub u64);
 
 impl Seq {
     pub const ZERO: Seq = Seq(0);
+    pub const MAX: Seq = Seq(u64::MAX);
 
     pub fn next(self) -> Seq {
         Seq(self.0 + 1)

@@ -107,14 +107,8 @@ pub fn stored_frame(codec: Codec, stored: &StoredEvent) -> Result<Message, Store
 
 /// What to do once an event is durable.
 pub enum Ack {
-    None,
     /// Reply to the request that caused the event.
-    Reply {
-        out: Arc<Outbound>,
-        codec: Codec,
-        id: RequestId,
-        body: AckBody,
-    },
+    Reply { out: Arc<Outbound>, codec: Codec, id: RequestId, body: AckBody },
     /// Wake a task waiting for the event (a join waiting for its membership).
     Wake(oneshot::Sender<()>),
 }
@@ -128,7 +122,6 @@ pub enum AckBody {
 impl Ack {
     fn fire(self, seq: Seq, ts: Millis) {
         match self {
-            Ack::None => {}
             Ack::Reply { out, codec, id, body } => {
                 let frame = match body {
                     AckBody::Appended => encode_reply(codec, id, &Appended { seq, ts }),
@@ -256,8 +249,8 @@ impl Room {
             let encoded = Encoded::from_stored(stored)?;
             if let Event::Message(m) = &encoded.event {
                 state.remember_send(m.from.clone(), m.cmid.clone(), m.seq, m.ts, limits.dedupe_window);
-                state.last_ts = state.last_ts.max(m.ts);
             }
+            state.last_ts = state.last_ts.max(encoded.event.ts().unwrap_or(Millis(0)));
             state.recent.push_back(Arc::new(encoded));
         }
         while state.recent.len() > limits.recent_events {
@@ -340,6 +333,7 @@ impl Room {
     fn append_locked(
         self: &Arc<Self>,
         state: &mut RoomState,
+        from: &UserId,
         build: impl FnOnce(Seq, Millis) -> Event,
         mut writes: Vec<Write>,
         ack: Ack,
@@ -348,20 +342,16 @@ impl Room {
         // Timestamps never go backwards within a room, even if the clock does.
         let ts = now_millis().max(state.last_ts);
         let event = build(seq, ts);
-        let (from, cmid, thread) = match &event {
-            Event::Message(m) => (m.from.clone(), Some(m.cmid.clone()), m.thread),
-            Event::Pin(p) => (p.from.clone(), None, None),
-            Event::Unpin(p) => (p.from.clone(), None, None),
-            Event::MemberJoined(j) => (j.from.clone(), None, None),
-            Event::MemberLeft(l) => (l.from.clone(), None, None),
-            other => unreachable!("rooms do not append {other:?} yet"),
+        let (cmid, thread) = match &event {
+            Event::Message(m) => (Some(m.cmid.clone()), m.thread),
+            _ => (None, None),
         };
         let encoded = Arc::new(Encoded::new(event));
         writes.push(Write::AppendEvent(EventRow {
             room: self.id.clone(),
             seq,
             ts,
-            from,
+            from: from.clone(),
             cmid,
             thread,
             body: encoded.msgpack.clone(),
@@ -419,6 +409,7 @@ impl Room {
             let room = self.id.clone();
             self.append_locked(
                 state,
+                user,
                 |seq, ts| {
                     Event::MemberJoined(MemberJoinedEvent { room, seq, ts, from: user.clone(), role: Role::Member })
                 },
@@ -525,6 +516,7 @@ impl Room {
         let room = self.id.clone();
         self.append_locked(
             state,
+            user,
             |seq, ts| {
                 Event::MemberLeft(MemberLeftEvent {
                     room,
@@ -570,6 +562,7 @@ impl Room {
         let room = self.id.clone();
         let (seq, ts) = self.append_locked(
             state,
+            user,
             |seq, ts| {
                 Event::Message(MessageEvent {
                     room,
@@ -608,16 +601,13 @@ impl Room {
         };
         match &encoded.event {
             Event::Message(m) => {
-                let mut text = m.text.as_str();
-                while text.len() > limits::MAX_NOTE_BYTES {
-                    // Cut at a char boundary so the note stays valid UTF-8.
-                    let mut cut = limits::MAX_NOTE_BYTES;
-                    while !text.is_char_boundary(cut) {
-                        cut -= 1;
-                    }
-                    text = &text[..cut];
+                // A note holds less than a message: cut long texts at a char boundary.
+                let text = m.text.as_str();
+                let mut cut = text.len().min(limits::MAX_NOTE_BYTES);
+                while !text.is_char_boundary(cut) {
+                    cut -= 1;
                 }
-                Ok(Note::new(text).expect("cut to the note limit"))
+                Ok(Note::new(&text[..cut]).expect("cut to the note limit"))
             }
             _ => Err(no_message(&self.id, seq)),
         }
@@ -653,6 +643,7 @@ impl Room {
         let event_pin = pin.clone();
         self.append_locked(
             state,
+            user,
             |seq, ts| {
                 Event::Pin(PinEvent {
                     room,
@@ -684,6 +675,7 @@ impl Room {
         let room = self.id.clone();
         self.append_locked(
             state,
+            user,
             |seq, ts| Event::Unpin(UnpinEvent { room, seq, ts, from: user.clone(), pin }),
             vec![Write::RemovePin { room: self.id.clone(), pin }],
             ack,
@@ -824,56 +816,48 @@ impl Registry {
             welcome: None,
             probation_secs: 0,
         };
-        let room = match self.rooms.entry(args.room.clone()) {
-            dashmap::Entry::Occupied(_) => {
-                return Err(ErrorBody::new(
-                    ErrorCode::AlreadyExists,
-                    format!("a room named {} already exists; join it or pick another name", args.room),
-                ));
-            }
-            dashmap::Entry::Vacant(slot) => {
-                let snapshot = RoomSnapshot {
-                    record: record.clone(),
-                    members: Vec::new(),
-                    pins: Vec::new(),
-                    head: Seq::ZERO,
-                    recent: Vec::new(),
-                };
-                let room = Arc::new(
-                    Room::from_snapshot(snapshot, self.journal.clone(), self.limits)
-                        .expect("an empty snapshot has nothing to decode"),
-                );
-                slot.insert(room.clone());
-                room
-            }
+        // The creation event is appended before the room is published in the map, so
+        // no one can join (and take seq 1) before its owner, and the journal sees the
+        // room's record before any write that names it.
+        let dashmap::Entry::Vacant(slot) = self.rooms.entry(args.room.clone()) else {
+            return Err(ErrorBody::new(
+                ErrorCode::AlreadyExists,
+                format!("a room named {} already exists; join it or pick another name", args.room),
+            ));
         };
-        let member = MemberRecord { user: owner.clone(), role: Role::Owner, joined_at: now, role_expires_at: None };
-        let mut guard = room.lock();
-        let result = room.append_locked(
-            &mut guard,
-            |seq, ts| {
-                Event::MemberJoined(MemberJoinedEvent {
-                    room: args.room.clone(),
-                    seq,
-                    ts,
-                    from: owner.clone(),
-                    role: Role::Owner,
-                })
-            },
-            vec![Write::PutRoom(record), Write::PutMember { room: args.room.clone(), member: member.clone() }],
-            ack,
+        let snapshot = RoomSnapshot {
+            record: record.clone(),
+            members: Vec::new(),
+            pins: Vec::new(),
+            head: Seq::ZERO,
+            recent: Vec::new(),
+        };
+        let room = Arc::new(
+            Room::from_snapshot(snapshot, self.journal.clone(), self.limits)
+                .expect("an empty snapshot has nothing to decode"),
         );
-        match result {
-            Ok(_) => {
-                guard.members.insert(owner.clone(), member);
-                Ok(())
-            }
-            Err(error) => {
-                drop(guard);
-                self.rooms.remove(&args.room);
-                Err(error)
-            }
+        let member = MemberRecord { user: owner.clone(), role: Role::Owner, joined_at: now, role_expires_at: None };
+        {
+            let mut guard = room.lock();
+            room.append_locked(
+                &mut guard,
+                owner,
+                |seq, ts| {
+                    Event::MemberJoined(MemberJoinedEvent {
+                        room: args.room.clone(),
+                        seq,
+                        ts,
+                        from: owner.clone(),
+                        role: Role::Owner,
+                    })
+                },
+                vec![Write::PutRoom(record), Write::PutMember { room: args.room.clone(), member: member.clone() }],
+                ack,
+            )?;
+            guard.members.insert(owner.clone(), member);
         }
+        slot.insert(room);
+        Ok(())
     }
 }
 

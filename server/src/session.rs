@@ -332,7 +332,8 @@ impl Session {
         let (stored, oldest) = tokio::task::spawn_blocking(move || {
             let page = match after {
                 Some(after) => store.events_after(&id, after, limit + 1),
-                None => store.events_before(&id, before.unwrap_or(position.seq.next()), limit + 1),
+                // Past the committed head nothing is visible yet: start below it.
+                None => store.events_before(&id, before.unwrap_or(Seq::MAX).min(position.seq.next()), limit + 1),
             }?;
             Ok::<_, crate::store::StoreError>((page, store.oldest(&id)?))
         })
