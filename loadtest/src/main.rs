@@ -1,8 +1,158 @@
-//! `hearth-loadtest`: the load generator behind BENCHMARKS.md. Its scenarios,
-//! delivery checks and report are built by their own issue; until then this binary
-//! says so instead of pretending to measure anything.
+//! `hearth-loadtest`: drives a Hearth server (or several, or the built-in floor
+//! server) with a scenario, checks every delivery — no loss, no duplicate, per-room
+//! order — and reports throughput, latency percentiles, connect times, errors and,
+//! given the server's PID, its CPU cost per delivery and its memory.
 
-fn main() {
-    eprintln!("hearth-loadtest: not built yet; the load-test issue fills in scenarios and reports");
-    std::process::exit(2);
+mod floor;
+mod member;
+mod report;
+mod run;
+mod scenario;
+mod stats;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use hearth_server::auth::Secret;
+
+use crate::scenario::{Kind, Scenario};
+
+#[derive(Parser)]
+#[command(name = "hearth-loadtest", version, about = "Load scenarios for Hearth")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a scenario and print (and optionally save) the report.
+    Run(Box<RunArgs>),
+    /// Serve the floor: a bare broadcast server on the same stack, no Hearth logic.
+    FloorServer {
+        #[arg(long, default_value = "127.0.0.1:7979")]
+        listen: SocketAddr,
+    },
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// Built-in scenario to start from.
+    #[arg(long, value_enum, default_value_t = Kind::Steady)]
+    scenario: Kind,
+    /// TOML file with scenario fields (see BENCHMARKS.md); flags override it.
+    #[arg(long)]
+    file: Option<PathBuf>,
+    /// Server URL; repeat to spread members over several nodes.
+    #[arg(long = "url", default_value = "ws://127.0.0.1:7878")]
+    urls: Vec<String>,
+    /// Token secret of the server(s).
+    #[arg(long, env = "HEARTH_TOKEN_SECRET", hide_env_values = true)]
+    secret: String,
+    /// PID of the server, for its CPU time and memory.
+    #[arg(long)]
+    server_pid: Option<u32>,
+    /// Also run the same scenario against a floor server at this URL.
+    #[arg(long)]
+    floor_url: Option<String>,
+    #[arg(long)]
+    floor_pid: Option<u32>,
+    /// Write the report as JSON here.
+    #[arg(long = "json-out")]
+    json_out: Option<PathBuf>,
+    /// Hide the live progress bar.
+    #[arg(long)]
+    quiet: bool,
+    #[arg(long)]
+    rooms: Option<usize>,
+    #[arg(long)]
+    members: Option<usize>,
+    #[arg(long)]
+    senders: Option<usize>,
+    /// Messages per second per sender.
+    #[arg(long)]
+    rate: Option<f64>,
+    #[arg(long)]
+    payload: Option<usize>,
+    #[arg(long, value_parser = humantime::parse_duration)]
+    duration: Option<Duration>,
+    #[arg(long, value_parser = humantime::parse_duration)]
+    warmup: Option<Duration>,
+    /// New connections per second.
+    #[arg(long)]
+    ramp: Option<f64>,
+    /// Speak JSON instead of MessagePack.
+    #[arg(long)]
+    json: bool,
+    #[arg(long)]
+    idle_connections: Option<usize>,
+    #[arg(long)]
+    slow_percent: Option<f64>,
+    #[arg(long)]
+    churn_rate: Option<f64>,
+    #[arg(long)]
+    max_steps: Option<usize>,
+}
+
+impl RunArgs {
+    fn scenario(&self) -> Result<Scenario> {
+        let mut s = match &self.file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+                toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?
+            }
+            None => Scenario::named(self.scenario),
+        };
+        macro_rules! apply {
+            ($($flag:ident => $field:ident),*) => { $( if let Some(v) = self.$flag { s.$field = v; } )* };
+        }
+        apply!(rooms => rooms, members => members_per_room, senders => senders_per_room, rate => rate,
+               payload => payload, duration => duration, warmup => warmup, ramp => ramp,
+               idle_connections => idle_connections, slow_percent => slow_percent,
+               churn_rate => churn_rate, max_steps => max_steps);
+        s.json |= self.json;
+        s.validate()?;
+        Ok(s)
+    }
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    // Thousands of sockets: raise this process's own open-files limit as far as
+    // the hard limit allows (nothing system-wide changes).
+    let _ = rlimit::increase_nofile_limit(u64::MAX);
+    let runtime = tokio::runtime::Runtime::new()?;
+    match cli.command {
+        Command::FloorServer { listen } => runtime.block_on(async {
+            let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
+            eprintln!("floor server listening on ws://{}", listener.local_addr()?);
+            floor::serve(listener).await
+        }),
+        Command::Run(args) => runtime.block_on(run_command(*args)),
+    }
+}
+
+async fn run_command(args: RunArgs) -> Result<()> {
+    let scenario = args.scenario()?;
+    let secret = Secret::new(args.secret.clone().into_bytes()).context("the token secret")?;
+    let mut sections = Vec::new();
+    let hearth = run::Target { name: "hearth".into(), urls: args.urls.clone(), pid: args.server_pid };
+    sections.push(run::run(&scenario, &hearth, &secret, !args.quiet).await?);
+    if let Some(url) = &args.floor_url {
+        let floor = run::Target { name: "floor".into(), urls: vec![url.clone()], pid: args.floor_pid };
+        sections.push(run::run(&scenario, &floor, &secret, !args.quiet).await?);
+    }
+    let report = report::Report { scenario, sections };
+    report.print();
+    if let Some(path) = &args.json_out {
+        std::fs::write(path, serde_json::to_vec_pretty(&report)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if !report.correct() {
+        anyhow::bail!("deliveries were lost, duplicated or out of order (see the report)");
+    }
+    Ok(())
 }

@@ -1,0 +1,133 @@
+//! Scenarios: what load to offer. Built-in ones have names; any field can be set
+//! from a TOML file and then overridden by flags.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// What a scenario measures beyond steady fan-out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kind {
+    /// Fixed rate for the duration.
+    Steady,
+    /// Raise the rate step by step until loss, errors or p99 over the limit.
+    Saturate,
+    /// Connect idle members and report server memory per connection.
+    Idle,
+    /// Every member drops and reconnects with resume at once.
+    ReconnectStorm,
+    /// Some members never read; compare everyone else's latency with a run without them.
+    SlowConsumer,
+    /// Extra clients join and leave rooms at a rate while messages flow.
+    Churn,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Scenario {
+    pub kind: Kind,
+    pub rooms: usize,
+    pub members_per_room: usize,
+    pub senders_per_room: usize,
+    /// Messages per second per sender.
+    pub rate: f64,
+    /// Bytes of message text (at least the 40 the timestamp header takes).
+    pub payload: usize,
+    #[serde(with = "humantime_serde_compat")]
+    pub duration: Duration,
+    #[serde(with = "humantime_serde_compat")]
+    pub warmup: Duration,
+    /// New connections per second while ramping up.
+    pub ramp: f64,
+    pub json: bool,
+    /// `idle`: connections to open.
+    pub idle_connections: usize,
+    /// `slow-consumer`: percent of members that never read.
+    pub slow_percent: f64,
+    /// `churn`: joins plus leaves per second.
+    pub churn_rate: f64,
+    /// `saturate`: factor between steps, step count, and the p99 limit in ms.
+    pub step_factor: f64,
+    pub max_steps: usize,
+    pub p99_limit_ms: f64,
+}
+
+impl Default for Scenario {
+    fn default() -> Self {
+        Scenario::named(Kind::Steady)
+    }
+}
+
+impl Scenario {
+    /// The built-in scenario of this kind.
+    pub fn named(kind: Kind) -> Scenario {
+        let steady = Scenario {
+            kind,
+            rooms: 20,
+            members_per_room: 50,
+            senders_per_room: 2,
+            rate: 50.0,
+            payload: 100,
+            duration: Duration::from_secs(20),
+            warmup: Duration::from_secs(3),
+            ramp: 2000.0,
+            json: false,
+            idle_connections: 20_000,
+            slow_percent: 1.0,
+            churn_rate: 50.0,
+            step_factor: 1.5,
+            max_steps: 12,
+            p99_limit_ms: 100.0,
+        };
+        match kind {
+            Kind::Steady | Kind::SlowConsumer | Kind::Churn => steady,
+            Kind::Saturate => Scenario { duration: Duration::from_secs(6), warmup: Duration::from_secs(2), ..steady },
+            Kind::Idle => Scenario { rooms: 0, duration: Duration::from_secs(5), ..steady },
+            Kind::ReconnectStorm => Scenario {
+                rooms: 100,
+                members_per_room: 100,
+                senders_per_room: 1,
+                rate: 10.0,
+                duration: Duration::from_secs(10),
+                ramp: 5000.0,
+                ..steady
+            },
+        }
+    }
+
+    pub fn members(&self) -> usize {
+        self.rooms * self.members_per_room
+    }
+
+    /// Offered messages per second in and deliveries per second out.
+    pub fn offered(&self) -> (f64, f64) {
+        let msgs = self.rooms as f64 * self.senders_per_room as f64 * self.rate;
+        (msgs, msgs * self.members_per_room as f64)
+    }
+
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(self.senders_per_room <= self.members_per_room, "senders_per_room exceeds members_per_room");
+        anyhow::ensure!(self.members_per_room <= 1000, "members_per_room is at most 1000 (the room cap limit)");
+        anyhow::ensure!(self.payload >= 40 && self.payload <= 8000, "payload must be 40-8000 bytes");
+        anyhow::ensure!(self.rate > 0.0 && self.ramp > 0.0, "rate and ramp must be positive");
+        anyhow::ensure!(self.duration <= Duration::from_secs(3600), "duration is at most an hour");
+        Ok(())
+    }
+}
+
+/// Durations in TOML as humantime strings ("20s", "2m").
+mod humantime_serde_compat {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*d).to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(&text).map_err(serde::de::Error::custom)
+    }
+}
