@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Runs one load scenario the way BENCHMARKS.md measures it: hearth-server (durable,
+# fresh data directory) and the floor server both pinned to CPU 0, the load
+# generator pinned to CPU 1, then prints the report with Hearth's cost beside the
+# floor's. Traffic stays on 127.0.0.1; both servers are stopped at the end.
+#
+#   loadtest/bench.sh SCENARIO [hearth-loadtest run flags...]
+#   loadtest/bench.sh steady --json-out steady.json
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scenario=${1:?usage: loadtest/bench.sh SCENARIO [flags]}
+shift
+cargo build --release -q -p hearth-server -p hearth-loadtest
+bin=${CARGO_TARGET_DIR:-target}/release
+# Raise this shell's open-files limit (for its children only) as far as allowed.
+ulimit -n "$(ulimit -Hn)"
+export HEARTH_TOKEN_SECRET=${HEARTH_TOKEN_SECRET:-bench-secret-bench-secret-0123456789}
+export RUST_LOG=${RUST_LOG:-warn}
+data=$(mktemp -d)
+taskset -c 0 "$bin/hearth-server" --data-dir "$data" --listen 127.0.0.1:7878 2>"$data/server.log" &
+server=$!
+taskset -c 0 "$bin/hearth-loadtest" floor-server --listen 127.0.0.1:7979 2>"$data/floor.log" &
+floor=$!
+trap 'kill $server $floor 2>/dev/null; wait $server $floor 2>/dev/null; rm -rf "$data"' EXIT
+for _ in $(seq 100); do
+  (exec 3<>/dev/tcp/127.0.0.1/7878) 2>/dev/null && (exec 3<>/dev/tcp/127.0.0.1/7979) 2>/dev/null && break
+  sleep 0.1
+done
+echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -r); $(date -u +%F)"
+taskset -c 1 "$bin/hearth-loadtest" run --scenario "$scenario" \
+  --url ws://127.0.0.1:7878 --server-pid "$server" \
+  --floor-url ws://127.0.0.1:7979 --floor-pid "$floor" "$@"
