@@ -17,11 +17,13 @@ ulimit -n "$(ulimit -Hn)"
 export HEARTH_TOKEN_SECRET=${HEARTH_TOKEN_SECRET:-bench-secret-bench-secret-0123456789}
 export RUST_LOG=${RUST_LOG:-warn}
 data=$(mktemp -d)
-taskset -c 0 "$bin/hearth-server" --data-dir "$data" --listen 127.0.0.1:7878 2>"$data/server.log" &
+# HEARTH_SERVER_FLAGS passes extra server flags, e.g. "--write-coalesce 500us".
+# shellcheck disable=SC2086
+taskset -c 0 "$bin/hearth-server" --data-dir "$data" --listen 127.0.0.1:7878 ${HEARTH_SERVER_FLAGS:-} 2>"$data/server.log" &
 server=$!
 taskset -c 0 "$bin/hearth-loadtest" floor-server --listen 127.0.0.1:7979 2>"$data/floor.log" &
 floor=$!
-trap 'kill $server $floor 2>/dev/null; wait $server $floor 2>/dev/null; rm -rf "$data"' EXIT
+trap 'kill $server $floor 2>/dev/null || true; wait $server $floor 2>/dev/null || true; rm -rf "$data"' EXIT
 for _ in $(seq 100); do
   (exec 3<>/dev/tcp/127.0.0.1/7878) 2>/dev/null && (exec 3<>/dev/tcp/127.0.0.1/7979) 2>/dev/null && break
   sleep 0.1

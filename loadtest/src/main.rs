@@ -60,6 +60,10 @@ struct RunArgs {
     floor_url: Option<String>,
     #[arg(long)]
     floor_pid: Option<u32>,
+    /// Run Hearth and the floor alternately this many times; ratios are reported
+    /// per pair and as a median, because one pair on a noisy machine proves little.
+    #[arg(long, default_value_t = 1)]
+    repeat: usize,
     /// Write the report as JSON here.
     #[arg(long = "json-out")]
     json_out: Option<PathBuf>,
@@ -139,13 +143,16 @@ async fn run_command(args: RunArgs) -> Result<()> {
     let scenario = args.scenario()?;
     let secret = Secret::new(args.secret.clone().into_bytes()).context("the token secret")?;
     let mut sections = Vec::new();
-    let hearth = run::Target { name: "hearth".into(), urls: args.urls.clone(), pid: args.server_pid };
-    sections.push(run::run(&scenario, &hearth, &secret, !args.quiet).await?);
-    if let Some(url) = &args.floor_url {
-        let floor = run::Target { name: "floor".into(), urls: vec![url.clone()], pid: args.floor_pid };
-        sections.push(run::run(&scenario, &floor, &secret, !args.quiet).await?);
+    for round in 1..=args.repeat.max(1) {
+        let suffix = if args.repeat > 1 { format!(" #{round}") } else { String::new() };
+        let hearth = run::Target { name: format!("hearth{suffix}"), urls: args.urls.clone(), pid: args.server_pid };
+        sections.push(run::run(&scenario, &hearth, &secret, !args.quiet).await?);
+        if let Some(url) = &args.floor_url {
+            let floor = run::Target { name: format!("floor{suffix}"), urls: vec![url.clone()], pid: args.floor_pid };
+            sections.push(run::run(&scenario, &floor, &secret, !args.quiet).await?);
+        }
     }
-    let report = report::Report { scenario, sections };
+    let report = report::Report::new(scenario, sections, args.floor_url.is_some());
     report.print();
     if let Some(path) = &args.json_out {
         std::fs::write(path, serde_json::to_vec_pretty(&report)?)

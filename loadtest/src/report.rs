@@ -133,6 +133,15 @@ impl Section {
 pub struct Report {
     pub scenario: Scenario,
     pub sections: Vec<Section>,
+    /// Per phase: Hearth's server CPU per delivery over the floor's, one per
+    /// (Hearth, floor) pair of runs, and their median.
+    pub cpu_ratios: BTreeMap<String, Ratios>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Ratios {
+    pub runs: Vec<f64>,
+    pub median: f64,
 }
 
 fn opt(v: Option<f64>, digits: usize) -> String {
@@ -140,6 +149,29 @@ fn opt(v: Option<f64>, digits: usize) -> String {
 }
 
 impl Report {
+    /// Builds the report; with a floor, sections alternate Hearth, floor.
+    pub fn new(scenario: Scenario, sections: Vec<Section>, with_floor: bool) -> Report {
+        let mut cpu_ratios: BTreeMap<String, Ratios> = BTreeMap::new();
+        if with_floor {
+            for pair in sections.chunks(2) {
+                let [hearth, floor] = pair else { continue };
+                for (h, f) in hearth.phases.iter().zip(&floor.phases) {
+                    if let (Some(hc), Some(fc)) = (h.server_cpu_us_per_delivery, f.server_cpu_us_per_delivery) {
+                        let entry =
+                            cpu_ratios.entry(h.name.clone()).or_insert(Ratios { runs: Vec::new(), median: 0.0 });
+                        entry.runs.push(hc / fc);
+                    }
+                }
+            }
+            for ratios in cpu_ratios.values_mut() {
+                let mut sorted = ratios.runs.clone();
+                sorted.sort_by(f64::total_cmp);
+                ratios.median = sorted[sorted.len() / 2];
+            }
+        }
+        Report { scenario, sections, cpu_ratios }
+    }
+
     /// Whether every delivery arrived exactly once, in order.
     pub fn correct(&self) -> bool {
         self.sections.iter().all(|s| s.unreached == 0 && s.gaps == 0 && s.duplicates == 0)
@@ -245,12 +277,13 @@ impl Report {
                 section.gaps, section.duplicates, section.unreached
             );
         }
-        if let [hearth, floor] = &self.sections[..] {
-            for (h, f) in hearth.phases.iter().zip(&floor.phases) {
-                if let (Some(hc), Some(fc)) = (h.server_cpu_us_per_delivery, f.server_cpu_us_per_delivery) {
-                    println!("{}: hearth / floor CPU per delivery = {:.2}x", h.name, hc / fc);
-                }
-            }
+        for (phase, ratios) in &self.cpu_ratios {
+            let runs: Vec<String> = ratios.runs.iter().map(|r| format!("{r:.2}x")).collect();
+            println!(
+                "{phase}: hearth / floor server CPU per delivery = {:.2}x median (runs: {})",
+                ratios.median,
+                runs.join(", ")
+            );
         }
     }
 }

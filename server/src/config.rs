@@ -35,6 +35,10 @@ pub struct Config {
     pub idle_timeout: Duration,
     /// Time one batch of frames may take to write before the peer is given up on.
     pub write_timeout: Duration,
+    /// After a writer wakes, how long it waits for more frames before writing, so
+    /// one `write` carries several. Zero (the default) writes at once; see
+    /// BENCHMARKS.md for what a window buys.
+    pub write_coalesce: Duration,
     /// How long shutdown waits for connections to take their close frames.
     pub shutdown_grace: Duration,
     pub rooms: RoomLimits,
@@ -52,6 +56,7 @@ impl Config {
             ping_interval: Duration::from_secs(20),
             idle_timeout: Duration::from_secs(60),
             write_timeout: Duration::from_secs(10),
+            write_coalesce: Duration::ZERO,
             shutdown_grace: Duration::from_secs(5),
             rooms: RoomLimits::default(),
         }

@@ -7,6 +7,11 @@
 //! tells each room its events are durable: the room fans them out and acknowledges
 //! the senders. No one sees an event that a crash could take back.
 //!
+//! The committer thread does not fan out itself: it hands each committed group to
+//! a delivery task on the async runtime. Waking thousands of connection writers
+//! from a foreign thread costs a cross-thread wake-up each; from the runtime's own
+//! task they are cheap local wakes, and the committer goes straight back to disk.
+//!
 //! With the memory store there is nothing to wait for: writes apply inline and the
 //! room delivers at once.
 
@@ -25,6 +30,13 @@ use crate::store::{Store, Write};
 const QUEUE_CAPACITY: usize = 16 * 1024;
 /// Most writes in one transaction, so one group cannot hold the queue for long.
 const MAX_GROUP: usize = 4096;
+/// Committed groups waiting for the delivery task. When it falls behind, the
+/// committer blocks, then the write queue fills and senders get `overloaded`:
+/// backpressure instead of memory.
+const DELIVERY_QUEUE: usize = 64;
+
+/// Rooms whose events up to the given seq are durable.
+type Committed = Vec<(Arc<Room>, Seq)>;
 
 /// The store's writes for one timeline event, and the room to tell when they are
 /// durable.
@@ -67,15 +79,24 @@ enum Mode {
 }
 
 impl Journal {
-    /// A journal over `store`: group commit on a thread if it is durable, inline if not.
+    /// A journal over `store`: group commit on a thread if it is durable, inline if
+    /// not. Must be called inside the Tokio runtime, which runs the delivery task.
     pub fn new(store: Arc<dyn Store>) -> Journal {
         if !store.is_durable() {
             return Journal { mode: Mode::Inline(store) };
         }
         let (tx, rx) = sync_channel(QUEUE_CAPACITY);
+        let (deliver_tx, mut deliver_rx) = tokio::sync::mpsc::channel::<Committed>(DELIVERY_QUEUE);
+        tokio::spawn(async move {
+            while let Some(group) = deliver_rx.recv().await {
+                for (room, seq) in group {
+                    room.commit_through(seq);
+                }
+            }
+        });
         let thread = std::thread::Builder::new()
             .name("hearth-committer".into())
-            .spawn(move || run_committer(&*store, rx))
+            .spawn(move || run_committer(&*store, rx, deliver_tx))
             .expect("spawning the committer thread");
         Journal { mode: Mode::Committer { tx, thread: Mutex::new(Some(thread)) } }
     }
@@ -110,9 +131,9 @@ impl Journal {
     }
 }
 
-fn run_committer(store: &dyn Store, rx: Receiver<Msg>) {
+fn run_committer(store: &dyn Store, rx: Receiver<Msg>, deliver: tokio::sync::mpsc::Sender<Committed>) {
     let mut writes = Vec::new();
-    let mut done: Vec<(Arc<Room>, Seq)> = Vec::new();
+    let mut done: Committed = Vec::new();
     let mut stopping = false;
     while !stopping {
         // Block for the first job, then take whatever else is already queued: the
@@ -139,21 +160,16 @@ fn run_committer(store: &dyn Store, rx: Receiver<Msg>) {
             std::process::exit(74);
         }
         writes.clear();
-        complete(&mut done);
+        // Fails only once the runtime is gone, at the very end of shutdown.
+        let _ = deliver.blocking_send(std::mem::take(&mut done));
     }
 }
 
-fn take(job: Job, writes: &mut Vec<Write>, done: &mut Vec<(Arc<Room>, Seq)>) {
+fn take(job: Job, writes: &mut Vec<Write>, done: &mut Committed) {
     writes.extend(job.writes);
     // Consecutive events of one room complete together.
     match done.last_mut() {
         Some((room, seq)) if Arc::ptr_eq(room, &job.room) => *seq = job.seq,
         _ => done.push((job.room, job.seq)),
-    }
-}
-
-fn complete(done: &mut Vec<(Arc<Room>, Seq)>) {
-    for (room, seq) in done.drain(..) {
-        room.commit_through(seq);
     }
 }

@@ -33,6 +33,9 @@ struct Cli {
     /// Most simultaneous connections.
     #[arg(long, default_value_t = 100_000)]
     max_connections: usize,
+    /// Wait this long after a writer wakes before writing, to batch frames (e.g. 500us).
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "0s")]
+    write_coalesce: Duration,
     /// Log format on stderr (level from RUST_LOG, default info).
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -71,6 +74,7 @@ fn main() -> Result<()> {
     };
     let mut config = Config::new(storage, secret_for(&cli.data_dir, cli.ephemeral)?);
     config.max_connections = cli.max_connections;
+    config.write_coalesce = cli.write_coalesce;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(serve(cli.listen, config))
 }

@@ -21,6 +21,14 @@ pub struct Close {
     pub reason: String,
 }
 
+/// What [`Outbound::take_queued`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Taken {
+    Frames,
+    Closed(Close),
+    Nothing,
+}
+
 #[derive(Debug, PartialEq, Eq)]
 pub enum PushError {
     /// This push overflowed the queue; it is now closed with `slow_consumer`.
@@ -161,20 +169,27 @@ impl Outbound {
     /// none. Returns the close request once the queue is closed and drained.
     pub async fn next_batch(&self, batch: &mut Vec<Message>) -> Option<Close> {
         loop {
-            {
-                let mut queue = self.lock();
-                if !queue.frames.is_empty() {
-                    batch.extend(queue.frames.drain(..));
-                    queue.bytes = 0;
-                    drop(queue);
-                    self.space.notify_one();
-                    return None;
-                }
-                if let Some(close) = &queue.close {
-                    return Some(close.clone());
-                }
+            match self.take_queued(batch) {
+                Taken::Frames => return None,
+                Taken::Closed(close) => return Some(close),
+                Taken::Nothing => self.ready.notified().await,
             }
-            self.ready.notified().await;
+        }
+    }
+
+    /// Writer side, without waiting: moves every queued frame into `batch`.
+    pub fn take_queued(&self, batch: &mut Vec<Message>) -> Taken {
+        let mut queue = self.lock();
+        if !queue.frames.is_empty() {
+            batch.extend(queue.frames.drain(..));
+            queue.bytes = 0;
+            drop(queue);
+            self.space.notify_one();
+            return Taken::Frames;
+        }
+        match &queue.close {
+            Some(close) => Taken::Closed(close.clone()),
+            None => Taken::Nothing,
         }
     }
 

@@ -23,7 +23,7 @@ use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_util::sync::CancellationToken;
 
 use crate::Shared;
-use crate::outbound::Outbound;
+use crate::outbound::{Outbound, Taken};
 use crate::rooms::{Ack, AckBody, ConnId, Room, SendOutcome, Subscriber, frame_message, now_millis};
 use crate::store::StoredEvent;
 use crate::transport::close_message;
@@ -57,7 +57,7 @@ pub async fn run(
 ) {
     let (sink, stream) = ws.split();
     let out = Arc::new(Outbound::new(shared.config.outbound_queue_bytes));
-    let writer = tokio::spawn(write_loop(sink, out.clone(), shared.config.write_timeout, conn));
+    let writer = tokio::spawn(write_loop(sink, out.clone(), WriterConfig::from(&shared.config), conn));
     let mut session = Session { shared, user, codec, conn, out, joined: HashMap::new() };
     session.hello();
     let mut stream = stream;
@@ -367,12 +367,32 @@ async fn wait_durable(rx: tokio::sync::oneshot::Receiver<()>) -> Result<(), Erro
     }
 }
 
+/// The writer's timing knobs.
+#[derive(Clone, Copy)]
+struct WriterConfig {
+    timeout: Duration,
+    coalesce: Duration,
+}
+
+impl From<&crate::Config> for WriterConfig {
+    fn from(config: &crate::Config) -> Self {
+        WriterConfig { timeout: config.write_timeout, coalesce: config.write_coalesce }
+    }
+}
+
 /// Drains the outbound queue: every frame queued since the last write goes out in
 /// one flush. Ends after sending the close frame, or when the peer stops reading.
-async fn write_loop(mut sink: Sink, out: Arc<Outbound>, write_timeout: Duration, conn: ConnId) {
+async fn write_loop(mut sink: Sink, out: Arc<Outbound>, config: WriterConfig, conn: ConnId) {
     let mut batch = Vec::with_capacity(64);
     loop {
-        let close = out.next_batch(&mut batch).await;
+        let mut close = out.next_batch(&mut batch).await;
+        if !batch.is_empty() && !config.coalesce.is_zero() {
+            // Let more frames join this write; a close found meanwhile waits its turn.
+            tokio::time::sleep(config.coalesce).await;
+            if let Taken::Closed(found) = out.take_queued(&mut batch) {
+                close = Some(found);
+            }
+        }
         if !batch.is_empty() {
             let write = async {
                 for message in batch.drain(..) {
@@ -380,7 +400,7 @@ async fn write_loop(mut sink: Sink, out: Arc<Outbound>, write_timeout: Duration,
                 }
                 sink.flush().await
             };
-            match tokio::time::timeout(write_timeout, write).await {
+            match tokio::time::timeout(config.timeout, write).await {
                 Ok(Ok(())) => continue,
                 Ok(Err(error)) => tracing::debug!(conn = conn.0, %error, "write failed"),
                 Err(_) => tracing::debug!(conn = conn.0, "write timed out; the peer stopped reading"),
@@ -389,7 +409,7 @@ async fn write_loop(mut sink: Sink, out: Arc<Outbound>, write_timeout: Duration,
             return;
         }
         if let Some(close) = close {
-            let _ = tokio::time::timeout(write_timeout, sink.send(close_message(close.code, &close.reason))).await;
+            let _ = tokio::time::timeout(config.timeout, sink.send(close_message(close.code, &close.reason))).await;
             return;
         }
     }
