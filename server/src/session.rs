@@ -136,8 +136,10 @@ impl Session {
             };
             last_heard = Instant::now();
             match (message, self.codec) {
-                (Message::Binary(bytes), Codec::MsgPack) => self.handle_frame(&bytes).await,
-                (Message::Text(text), Codec::Json) => self.handle_frame(text.as_bytes()).await,
+                // Boxed: handling a request needs far more state than waiting for one,
+                // and an idle connection should only pay for the waiting.
+                (Message::Binary(bytes), Codec::MsgPack) => Box::pin(self.handle_frame(&bytes)).await,
+                (Message::Text(text), Codec::Json) => Box::pin(self.handle_frame(text.as_bytes())).await,
                 (Message::Binary(_) | Message::Text(_), codec) => {
                     let reason = format!(
                         "wrong_frame_type: {} expects {} frames",
@@ -383,7 +385,8 @@ impl From<&crate::Config> for WriterConfig {
 /// Drains the outbound queue: every frame queued since the last write goes out in
 /// one flush. Ends after sending the close frame, or when the peer stops reading.
 async fn write_loop(mut sink: Sink, out: Arc<Outbound>, config: WriterConfig, conn: ConnId) {
-    let mut batch = Vec::with_capacity(64);
+    // Grows with the first burst and keeps its capacity; idle connections pay nothing.
+    let mut batch = Vec::new();
     loop {
         let mut close = out.next_batch(&mut batch).await;
         if !batch.is_empty() && !config.coalesce.is_zero() {

@@ -27,8 +27,9 @@ use crate::session;
 /// buffers, because most connections are idle most of the time.
 pub fn websocket_config() -> WebSocketConfig {
     WebSocketConfig::default()
-        // Requests are at most MAX_REQUEST_BYTES; 4 KiB holds almost all of them.
-        .read_buffer_size(4 * 1024)
+        // Allocated up front for every connection, and most connections are idle:
+        // 1 KiB holds several typical requests; larger frames grow it as needed.
+        .read_buffer_size(1024)
         // Frames queue here between our explicit flushes; past 64 KiB tungstenite
         // writes early, which bounds a burst's memory.
         .write_buffer_size(64 * 1024)
@@ -82,9 +83,7 @@ pub async fn accept_loop(
             },
         };
         let (shared, shutdown) = (shared.clone(), shutdown.clone());
-        tracker.spawn(async move {
-            handle_connection(stream, peer, shared, permit, shutdown).await;
-        });
+        tracker.spawn(handle_connection(stream, peer, shared, permit, shutdown));
     }
 }
 
@@ -104,7 +103,10 @@ async fn handle_connection(
     let mut upgrade = None;
     #[allow(clippy::result_large_err)]
     let callback = |request: &Request, response: Response| negotiate(request, response, &mut upgrade);
-    let handshake = tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(websocket_config()));
+    // Boxed: the handshake's state is large and short-lived; a connection should
+    // not carry its space for the rest of its life.
+    let handshake =
+        Box::pin(tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(websocket_config())));
     let mut ws = match tokio::time::timeout(shared.config.handshake_timeout, handshake).await {
         Ok(Ok(ws)) => ws,
         Ok(Err(error)) => {
