@@ -131,3 +131,30 @@ mod humantime_serde_compat {
         humantime::parse_duration(&text).map_err(serde::de::Error::custom)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_file_parses_and_validates() {
+        let text = include_str!("../scenarios/evening-rush.toml");
+        let scenario: Scenario = toml::from_str(text).unwrap();
+        scenario.validate().unwrap();
+        assert_eq!((scenario.rooms, scenario.members_per_room, scenario.senders_per_room), (40, 80, 4));
+        assert_eq!(scenario.duration, Duration::from_secs(30));
+        // Fields left out keep the steady defaults.
+        assert_eq!(scenario.p99_limit_ms, 100.0);
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        assert!(toml::from_str::<Scenario>("rooms = 1\nromos = 2").is_err());
+    }
+
+    #[test]
+    fn steady_offers_what_the_issue_names() {
+        let (msgs, deliveries) = Scenario::named(Kind::Steady).offered();
+        assert_eq!((msgs, deliveries), (2000.0, 100_000.0));
+    }
+}
