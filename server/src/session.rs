@@ -369,6 +369,21 @@ async fn wait_durable(rx: tokio::sync::oneshot::Receiver<()>) -> Result<(), Erro
     }
 }
 
+/// Runs a write, giving up after `limit`. The timer is armed only if the write
+/// cannot finish at once: almost every write fits in the socket's buffer, and a
+/// timer per write is measurable on the hot path.
+async fn write_within<F: std::future::Future>(
+    limit: Duration,
+    write: F,
+) -> Result<F::Output, tokio::time::error::Elapsed> {
+    let mut write = std::pin::pin!(write);
+    let first = std::future::poll_fn(|cx| std::task::Poll::Ready(write.as_mut().poll(cx))).await;
+    match first {
+        std::task::Poll::Ready(done) => Ok(done),
+        std::task::Poll::Pending => tokio::time::timeout(limit, write).await,
+    }
+}
+
 /// The writer's timing knobs.
 #[derive(Clone, Copy)]
 struct WriterConfig {
@@ -403,7 +418,7 @@ async fn write_loop(mut sink: Sink, out: Arc<Outbound>, config: WriterConfig, co
                 }
                 sink.flush().await
             };
-            match tokio::time::timeout(config.timeout, write).await {
+            match write_within(config.timeout, write).await {
                 Ok(Ok(())) => continue,
                 Ok(Err(error)) => tracing::debug!(conn = conn.0, %error, "write failed"),
                 Err(_) => tracing::debug!(conn = conn.0, "write timed out; the peer stopped reading"),
