@@ -161,5 +161,11 @@ async fn run_command(args: RunArgs) -> Result<()> {
     if !report.correct() {
         anyhow::bail!("deliveries were lost, duplicated or out of order (see the report)");
     }
+    // Slow members are closed by design, and saturate ends on its first bad
+    // step; anywhere else an error is a failure.
+    let errors_expected = matches!(report.scenario.kind, Kind::SlowConsumer | Kind::Saturate);
+    if !errors_expected && report.errors() > 0 {
+        anyhow::bail!("{} errors during the run (see the report)", report.errors());
+    }
     Ok(())
 }

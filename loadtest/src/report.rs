@@ -177,6 +177,11 @@ impl Report {
         self.sections.iter().all(|s| s.unreached == 0 && s.gaps == 0 && s.duplicates == 0)
     }
 
+    /// Errors of every kind in every measured phase.
+    pub fn errors(&self) -> u64 {
+        self.sections.iter().flat_map(|s| &s.phases).flat_map(|p| p.errors.values()).sum()
+    }
+
     pub fn print(&self) {
         let s = &self.scenario;
         let (msgs, deliveries) = s.offered();
