@@ -18,6 +18,7 @@
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use hearth_protocol::Seq;
 
@@ -30,6 +31,8 @@ use crate::store::{Store, Write};
 const QUEUE_CAPACITY: usize = 16 * 1024;
 /// Most writes in one transaction, so one group cannot hold the queue for long.
 const MAX_GROUP: usize = 4096;
+/// Least time between two commits under load (see `run_committer`).
+const COMMIT_INTERVAL: Duration = Duration::from_millis(2);
 /// Committed groups waiting for the delivery task. When it falls behind, the
 /// committer blocks, then the write queue fills and senders get `overloaded`:
 /// backpressure instead of memory.
@@ -135,12 +138,21 @@ fn run_committer(store: &dyn Store, rx: Receiver<Msg>, deliver: tokio::sync::mps
     let mut writes = Vec::new();
     let mut done: Committed = Vec::new();
     let mut stopping = false;
+    let mut last_commit = Instant::now() - COMMIT_INTERVAL;
     while !stopping {
         // Block for the first job, then take whatever else is already queued: the
         // group grows by itself while the previous commit's fsync runs.
         match rx.recv() {
             Ok(Msg::Job(job)) => take(job, &mut writes, &mut done),
             Ok(Msg::Stop) | Err(_) => break,
+        }
+        // Under sustained load, wait out the rest of the commit interval so one
+        // commit (and its fsync) covers more events; jobs arriving meanwhile cost
+        // this thread no wake-up. When commits are rarer, nothing waits.
+        let wait = (last_commit + COMMIT_INTERVAL).saturating_duration_since(Instant::now());
+        if !wait.is_zero() {
+            #[allow(clippy::disallowed_methods)] // a dedicated thread, not a runtime worker
+            std::thread::sleep(wait);
         }
         while writes.len() < MAX_GROUP {
             match rx.try_recv() {
@@ -159,6 +171,7 @@ fn run_committer(store: &dyn Store, rx: Receiver<Msg>, deliver: tokio::sync::mps
             tracing::error!(%error, writes = writes.len(), "store commit failed; stopping the server");
             std::process::exit(74);
         }
+        last_commit = Instant::now();
         writes.clear();
         // Fails only once the runtime is gone, at the very end of shutdown.
         let _ = deliver.blocking_send(std::mem::take(&mut done));

@@ -5,6 +5,12 @@
 //!
 //! Timeline events are stored as the exact MessagePack frames that were fanned out,
 //! next to the columns that queries need (seq, time, sender, client id, thread).
+//!
+//! New events go first to `events_log`, ordered by commit, so a commit rewrites
+//! only the log's last page or two however many rooms it touches; about once a
+//! second the log is folded into `events`, keyed by (room, seq), in the same kind
+//! of atomic transaction. Appending straight to `events` rewrote one 4 KiB page
+//! per active room per commit (BENCHMARKS.md). Reads look in both tables.
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -17,7 +23,12 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::{MemberRecord, RoomRecord, RoomSnapshot, Store, StoreError, StoredEvent, Write};
 
 pub const DB_FILE: &str = "hearth.db";
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
+/// Fold the log into `events` when it holds this many rows (bounding the log a
+/// read must scan, as it has no index)...
+const FOLD_ROWS: u64 = 8192;
+/// ...or when the last fold is this old.
+const FOLD_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS rooms (
@@ -42,6 +53,16 @@ CREATE TABLE IF NOT EXISTS events (
     body BLOB NOT NULL,             -- the MessagePack event frame
     PRIMARY KEY (room, seq)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS events_log (
+    id INTEGER PRIMARY KEY,         -- commit order
+    room TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    ts INTEGER NOT NULL,
+    sender TEXT NOT NULL,
+    cmid TEXT,
+    thread INTEGER,
+    body BLOB NOT NULL
+);
 CREATE TABLE IF NOT EXISTS pins (
     room TEXT NOT NULL,
     pin INTEGER NOT NULL,
@@ -52,12 +73,20 @@ CREATE TABLE IF NOT EXISTS pins (
 
 pub struct SqliteStore {
     /// Used only by the journal's committer thread; the Mutex makes the store Sync.
-    writer: Mutex<Connection>,
+    writer: Mutex<Writer>,
     /// Reads (history, catch-up, load). WAL lets them run beside the writer.
     reader: Mutex<Connection>,
 }
 
-fn lock(conn: &Mutex<Connection>) -> std::sync::MutexGuard<'_, Connection> {
+/// The writing connection and when its log was last folded.
+struct Writer {
+    conn: Connection,
+    log_rows: u64,
+    fold_rows: u64,
+    last_fold: std::time::Instant,
+}
+
+fn lock<T>(conn: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panic mid-transaction rolls the transaction back when it drops: the
     // connection itself stays usable.
     conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -70,6 +99,11 @@ fn corrupt(what: &'static str) -> impl Fn(serde_json::Error) -> StoreError {
 impl SqliteStore {
     /// Opens (or creates) `dir/hearth.db`.
     pub fn open(dir: &Path) -> Result<SqliteStore, StoreError> {
+        Self::open_folding_at(dir, FOLD_ROWS)
+    }
+
+    /// Opens with a chosen fold size; tests use a tiny one so reads cross both tables.
+    pub(crate) fn open_folding_at(dir: &Path, fold_rows: u64) -> Result<SqliteStore, StoreError> {
         std::fs::create_dir_all(dir)
             .map_err(|source| StoreError::DataDir { path: dir.display().to_string(), source })?;
         let path = dir.join(DB_FILE);
@@ -82,7 +116,10 @@ impl SqliteStore {
         }
         writer.execute_batch(SCHEMA)?;
         writer.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        let log_rows: i64 = writer.query_row("SELECT COUNT(*) FROM events_log", [], |row| row.get(0))?;
         let reader = Connection::open(&path)?;
+        let writer =
+            Writer { conn: writer, log_rows: log_rows as u64, fold_rows, last_fold: std::time::Instant::now() };
         Ok(SqliteStore { writer: Mutex::new(writer), reader: Mutex::new(reader) })
     }
 
@@ -112,7 +149,7 @@ impl SqliteStore {
             }
             Write::AppendEvent(row) => {
                 tx.prepare_cached(
-                    "INSERT INTO events (room, seq, ts, sender, cmid, thread, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    "INSERT INTO events_log (room, seq, ts, sender, cmid, thread, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 )?
                 .execute(params![
                     row.room.as_str(),
@@ -193,7 +230,10 @@ impl Store for SqliteStore {
                     .map(|j| serde_json::from_str::<PinnedNote>(j).map_err(corrupt("pin")))
                     .collect::<Result<Vec<_>, _>>()?;
                 let head: Option<i64> = conn
-                    .prepare_cached("SELECT MAX(seq) FROM events WHERE room = ?1")?
+                    .prepare_cached(
+                        "SELECT MAX(seq) FROM (SELECT MAX(seq) AS seq FROM events WHERE room = ?1
+                         UNION ALL SELECT MAX(seq) FROM events_log WHERE room = ?1)",
+                    )?
                     .query_row([room.as_str()], |row| row.get(0))
                     .optional()?
                     .flatten();
@@ -206,18 +246,42 @@ impl Store for SqliteStore {
     }
 
     fn commit(&self, writes: &[Write]) -> Result<(), StoreError> {
-        let mut conn = lock(&self.writer);
-        let tx = conn.transaction()?;
+        let mut writer = lock(&self.writer);
+        let appended = writes.iter().filter(|w| matches!(w, Write::AppendEvent(_))).count() as u64;
+        let fold = writer.log_rows + appended >= writer.fold_rows || writer.last_fold.elapsed() >= FOLD_EVERY;
+        let tx = writer.conn.transaction()?;
         for write in writes {
             Self::apply(&tx, write)?;
         }
+        if fold {
+            // Sorted by (room, seq), each room's pages are written once per fold.
+            // A seq stored twice fails here, on `events`' primary key, and the
+            // whole transaction with it: rooms never hand out a seq twice.
+            tx.prepare_cached(
+                "INSERT INTO events (room, seq, ts, sender, cmid, thread, body)
+                 SELECT room, seq, ts, sender, cmid, thread, body FROM events_log ORDER BY room, seq",
+            )?
+            .execute([])?;
+            tx.prepare_cached("DELETE FROM events_log")?.execute([])?;
+        }
         tx.commit()?;
+        if fold {
+            writer.log_rows = 0;
+            writer.last_fold = std::time::Instant::now();
+        } else {
+            writer.log_rows += appended;
+        }
         Ok(())
     }
 
     fn events_after(&self, room: &RoomId, after: Seq, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
+        // Each branch is limited on its own so a long history is never sorted whole.
         self.query_events(
-            "SELECT seq, body FROM events WHERE room = ?1 AND seq > ?2 ORDER BY seq ASC LIMIT ?3",
+            "SELECT seq, body FROM (
+                 SELECT * FROM (SELECT seq, body FROM events WHERE room = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3)
+                 UNION ALL
+                 SELECT * FROM (SELECT seq, body FROM events_log WHERE room = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3)
+             ) ORDER BY seq ASC LIMIT ?3",
             room,
             after,
             limit,
@@ -226,7 +290,11 @@ impl Store for SqliteStore {
 
     fn events_before(&self, room: &RoomId, before: Seq, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
         let mut events = self.query_events(
-            "SELECT seq, body FROM events WHERE room = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3",
+            "SELECT seq, body FROM (
+                 SELECT * FROM (SELECT seq, body FROM events WHERE room = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3)
+                 UNION ALL
+                 SELECT * FROM (SELECT seq, body FROM events_log WHERE room = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3)
+             ) ORDER BY seq DESC LIMIT ?3",
             room,
             before,
             limit,
@@ -239,7 +307,10 @@ impl Store for SqliteStore {
         let conn = lock(&self.reader);
         // Nothing is ever pruned yet, so the oldest held event is the first one.
         let min: Option<i64> = conn
-            .prepare_cached("SELECT MIN(seq) FROM events WHERE room = ?1")?
+            .prepare_cached(
+                "SELECT MIN(seq) FROM (SELECT MIN(seq) AS seq FROM events WHERE room = ?1
+                 UNION ALL SELECT MIN(seq) FROM events_log WHERE room = ?1)",
+            )?
             .query_row([room.as_str()], |row| row.get(0))?;
         Ok(Seq(min.unwrap_or(1) as u64))
     }
