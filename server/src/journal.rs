@@ -31,8 +31,9 @@ use crate::store::{Store, Write};
 const QUEUE_CAPACITY: usize = 16 * 1024;
 /// Most writes in one transaction, so one group cannot hold the queue for long.
 const MAX_GROUP: usize = 4096;
-/// Least time between two commits under load (see `run_committer`).
-const COMMIT_INTERVAL: Duration = Duration::from_millis(2);
+/// Least time between two commits under load (see `run_committer`). 1 ms: 2 ms
+/// saved a little more CPU but pushed p99 at 200,000 deliveries/s past 10 ms.
+const COMMIT_INTERVAL: Duration = Duration::from_millis(1);
 /// Committed groups waiting for the delivery task. When it falls behind, the
 /// committer blocks, then the write queue fills and senders get `overloaded`:
 /// backpressure instead of memory.
