@@ -29,6 +29,7 @@ pub enum Event {
     Typing(TypingEvent),
     Presence(PresenceEvent),
     JoinRequest(JoinRequestEvent),
+    Truncated(TruncatedEvent),
 }
 
 impl Event {
@@ -46,7 +47,7 @@ impl Event {
             Event::Role(e) => e.seq,
             Event::RoomUpdated(e) => e.seq,
             Event::Moderation(e) => e.seq,
-            Event::Hello(_) | Event::Typing(_) | Event::Presence(_) | Event::JoinRequest(_) => {
+            Event::Hello(_) | Event::Typing(_) | Event::Presence(_) | Event::JoinRequest(_) | Event::Truncated(_) => {
                 return None;
             }
         })
@@ -66,8 +67,39 @@ impl Event {
             Event::Role(e) => e.ts,
             Event::RoomUpdated(e) => e.ts,
             Event::Moderation(e) => e.ts,
-            Event::Hello(_) | Event::Typing(_) | Event::Presence(_) | Event::JoinRequest(_) => return None,
+            Event::Hello(_) | Event::Typing(_) | Event::Presence(_) | Event::JoinRequest(_) | Event::Truncated(_) => {
+                return None;
+            }
         })
+    }
+
+    /// Gives a timeline event its position and time, which whoever orders the room
+    /// assigns after the event was decided. A pin's id is the seq of the event that
+    /// made it, so pin ids need no counter of their own. Ephemeral events are left
+    /// as they are.
+    pub fn stamp(&mut self, seq: Seq, ts: Millis) {
+        let (event_seq, event_ts) = match self {
+            Event::Message(e) => (&mut e.seq, &mut e.ts),
+            Event::Edit(e) => (&mut e.seq, &mut e.ts),
+            Event::Delete(e) => (&mut e.seq, &mut e.ts),
+            Event::Reaction(e) => (&mut e.seq, &mut e.ts),
+            Event::Pin(e) => {
+                e.pin.pin = PinId(seq.0);
+                e.pin.at = ts;
+                (&mut e.seq, &mut e.ts)
+            }
+            Event::Unpin(e) => (&mut e.seq, &mut e.ts),
+            Event::MemberJoined(e) => (&mut e.seq, &mut e.ts),
+            Event::MemberLeft(e) => (&mut e.seq, &mut e.ts),
+            Event::Role(e) => (&mut e.seq, &mut e.ts),
+            Event::RoomUpdated(e) => (&mut e.seq, &mut e.ts),
+            Event::Moderation(e) => (&mut e.seq, &mut e.ts),
+            Event::Hello(_) | Event::Typing(_) | Event::Presence(_) | Event::JoinRequest(_) | Event::Truncated(_) => {
+                return;
+            }
+        };
+        *event_seq = seq;
+        *event_ts = ts;
     }
 
     /// The room an event belongs to; `None` for `hello`.
@@ -88,6 +120,7 @@ impl Event {
             Event::Typing(e) => &e.room,
             Event::Presence(e) => &e.room,
             Event::JoinRequest(e) => &e.room,
+            Event::Truncated(e) => &e.room,
         })
     }
 }
@@ -255,4 +288,17 @@ pub struct JoinRequestEvent {
     pub user: UserId,
     pub note: Note,
     pub at: Millis,
+}
+
+/// Events of a room were lost before this connection received them: the ones
+/// with `after` < seq < `next` will never arrive (the history that held them is
+/// gone). The stream goes on with `next`. Whatever is still held can be read
+/// with `history`; the room's state (members, pins) is current again from here.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TruncatedEvent {
+    pub room: RoomId,
+    /// The last event delivered before the hole.
+    pub after: Seq,
+    /// The next event that will be delivered.
+    pub next: Seq,
 }

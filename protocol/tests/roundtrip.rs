@@ -186,6 +186,7 @@ fn sample_events() -> Vec<Event> {
         Event::Typing(TypingEvent { room: r(), user: user("bo") }),
         Event::Presence(PresenceEvent { room: r(), user: user("bo"), online: true }),
         Event::JoinRequest(JoinRequestEvent { room: r(), user: user("cy"), note: Note::new("hi").unwrap(), at: ts }),
+        Event::Truncated(TruncatedEvent { room: r(), after: Seq(3), next: Seq(9) }),
     ]
 }
 
@@ -207,6 +208,7 @@ fn event_kind(event: &Event) -> &'static str {
         Event::Typing(_) => "typing",
         Event::Presence(_) => "presence",
         Event::JoinRequest(_) => "join_request",
+        Event::Truncated(_) => "truncated",
     }
 }
 
@@ -218,7 +220,7 @@ fn samples_cover_every_op_and_event() {
     let all: BTreeSet<&str> = OP_NAMES.iter().copied().collect();
     assert_eq!(ops, all);
     let kinds: BTreeSet<&str> = sample_events().iter().map(event_kind).collect();
-    assert_eq!(kinds.len(), 15);
+    assert_eq!(kinds.len(), 16);
 }
 
 #[test]

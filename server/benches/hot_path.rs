@@ -13,13 +13,18 @@ use divan::{Bencher, black_box};
 use hearth_protocol::codec::encode_event;
 use hearth_protocol::event::MessageEvent;
 use hearth_protocol::ops::{CreateRoom, SendMessage, Visibility};
-use hearth_protocol::{ClientMsgId, Codec, Event, Millis, RequestId, RoomId, Seq, ShortText, Text, UserId};
-use hearth_server::journal::Journal;
+use hearth_protocol::{ClientMsgId, Codec, Epoch, Event, Millis, RequestId, RoomId, Seq, ShortText, Text, UserId};
+use hearth_server::broker::Broker;
+use hearth_server::broker::local::LocalBroker;
+use hearth_server::hub::{Conn, ConnId, Hub};
+use hearth_server::journal::CommitHold;
 use hearth_server::outbound::Outbound;
-use hearth_server::rooms::{Ack, AckBody, ConnId, Registry, RoomLimits, Subscriber};
+use hearth_server::rooms::{Loaded, Registry, RoomLimits};
 use hearth_server::store::memory::MemoryStore;
 use hearth_server::store::sqlite::SqliteStore;
 use hearth_server::store::{EventRow, RoomRecord, Store, Write};
+use hearth_server::{clock, room};
+use tokio_util::sync::CancellationToken;
 
 fn main() {
     divan::main();
@@ -43,28 +48,40 @@ fn encode_message_event(bencher: Bencher, codec: Codec) {
     bencher.bench(|| encode_event(codec, black_box(&event)));
 }
 
-/// One `send` into a room with 100 subscribed members (in memory, so the event is
-/// fanned out inline), then every member's writer taking its frame.
+/// One `send` into a room with 100 receiving members (in memory, so the event is
+/// fanned out inline): decide, order, deliver, then every member's writer taking
+/// its frame.
 #[divan::bench(args = [Codec::MsgPack, Codec::Json])]
 fn fan_out_to_100_members(bencher: Bencher, codec: Codec) {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let _guard = runtime.enter();
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new(1000));
-    let journal = Arc::new(Journal::new(store.clone()));
-    let registry = Registry::load(store.clone(), journal, RoomLimits::default()).unwrap();
+    let loaded = Arc::new(Loaded::default());
+    let broker: Arc<dyn Broker> = Arc::new(LocalBroker::start(
+        store,
+        clock::system(),
+        loaded.clone(),
+        4096,
+        CommitHold::default(),
+        CancellationToken::new(),
+    ));
+    let registry = Registry::new(loaded, broker.clone(), Arc::new(Hub::default()), RoomLimits::default());
     let owner = UserId::new("owner").unwrap();
     let name = RoomId::new("bench").unwrap();
-    let (tx, _rx) = tokio::sync::oneshot::channel();
     let args =
         CreateRoom { room: name.clone(), topic: ShortText::default(), cap: Some(100), visibility: Visibility::Open };
-    registry.create(&owner, args, Ack::Wake(tx)).unwrap();
-    let room = registry.get(&name).unwrap();
+    let (record, first) = room::decide_create(&owner, args, Epoch(1), Millis(0)).unwrap();
+    runtime.block_on(broker.create_room(record, first)).unwrap();
+    let room = runtime.block_on(registry.get(&name)).unwrap();
     let mut queues = Vec::new();
     for i in 0..100u64 {
         let user = if i == 0 { owner.clone() } else { UserId::new(format!("m{i}")).unwrap() };
-        let start = room.begin_join(&user, None).unwrap();
+        if let Some(draft) = room.decide(|s| s.decide_join(&user, None)).unwrap() {
+            runtime.block_on(broker.publish(draft)).unwrap();
+        }
         let out = Arc::new(Outbound::new(usize::MAX / 2));
-        let sub = Subscriber { conn: ConnId(i), user, codec, out: out.clone() };
-        runtime.block_on(room.catch_up_and_subscribe(&store, sub, start.joined.room.head)).unwrap();
+        let conn = Arc::new(Conn::new(ConnId(i), user, codec, out.clone()));
+        runtime.block_on(room.join(&conn, RequestId(i), None, false)).unwrap();
         queues.push(out);
     }
     let counter = AtomicU64::new(0);
@@ -78,8 +95,9 @@ fn fan_out_to_100_members(bencher: Bencher, codec: Codec) {
             cmid: ClientMsgId::new(format!("c{n}")).unwrap(),
             thread: None,
         };
-        let ack = Ack::Reply { out: queues[0].clone(), codec, id: RequestId(n), body: AckBody::Appended };
-        let _ = room.send(&owner, send, ack).unwrap();
+        let draft = room.decide(|s| s.decide_send(&owner, send)).unwrap();
+        let receipt = runtime.block_on(broker.publish(draft)).unwrap();
+        black_box(receipt);
         for out in &queues {
             out.take_queued(&mut batch);
             batch.clear();
@@ -106,7 +124,7 @@ fn sqlite_group_commit(bencher: Bencher, group: usize) {
         welcome: None,
         probation_secs: 0,
     };
-    store.commit(&[Write::PutRoom(record)]).unwrap();
+    store.commit(&[Write::CreateRoom(record)]).unwrap();
     let body = Bytes::from(encode_event(Codec::MsgPack, &message()));
     let from = UserId::new("ada").unwrap();
     let mut next_seq = 1u64;

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::auth::Secret;
+use crate::clock::{self, SharedClock};
+use crate::journal::CommitHold;
 use crate::rooms::RoomLimits;
 
 /// Where state lives.
@@ -42,6 +44,10 @@ pub struct Config {
     /// How long shutdown waits for connections to take their close frames.
     pub shutdown_grace: Duration,
     pub rooms: RoomLimits,
+    /// Where event timestamps and time rules read the time. Tests set a manual one.
+    pub clock: SharedClock,
+    /// Test hook: commits wait while this is held. Never held in production.
+    pub commit_hold: CommitHold,
 }
 
 impl Config {
@@ -59,6 +65,8 @@ impl Config {
             write_coalesce: Duration::ZERO,
             shutdown_grace: Duration::from_secs(5),
             rooms: RoomLimits::default(),
+            clock: clock::system(),
+            commit_hold: CommitHold::default(),
         }
     }
 }

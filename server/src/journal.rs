@@ -1,29 +1,24 @@
-//! The journal orders and commits every change to durable state, in groups.
+//! Group commit: the single writer of a durable store.
 //!
-//! A room appends an event by assigning its seq and submitting the writes here
-//! while it holds its own lock, so each room's writes reach the journal in seq
-//! order. With a durable store, one committer thread takes everything queued,
-//! commits it as one transaction (one fsync for the whole group), and only then
-//! tells each room its events are durable: the room fans them out and acknowledges
-//! the senders. No one sees an event that a crash could take back.
+//! Whoever orders events (the local broker's sequencers) submits each event's
+//! writes here, in order, without waiting. One committer thread takes everything
+//! queued, commits it as one transaction (one fsync for the whole group), and
+//! only then hands the group's completions to a task on the async runtime, which
+//! delivers the events and wakes whoever waits for them. No one sees an event that
+//! a crash could take back.
 //!
-//! The committer thread does not fan out itself: it hands each committed group to
-//! a delivery task on the async runtime. Waking thousands of connection writers
+//! The committer does not deliver itself: waking thousands of connection writers
 //! from a foreign thread costs a cross-thread wake-up each; from the runtime's own
 //! task they are cheap local wakes, and the committer goes straight back to disk.
-//!
-//! With the memory store there is nothing to wait for: writes apply inline and the
-//! room delivers at once.
 
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use hearth_protocol::Seq;
+use tokio_util::sync::CancellationToken;
 
-use crate::rooms::Room;
-use crate::store::{Store, Write};
+use crate::store::{Store, StoreError, Write};
 
 /// Jobs waiting for the committer. About a second of peak traffic: enough to ride
 /// out a slow fsync, small enough that a stuck disk turns into `overloaded` replies
@@ -39,151 +34,179 @@ const COMMIT_INTERVAL: Duration = Duration::from_millis(1);
 /// backpressure instead of memory.
 const DELIVERY_QUEUE: usize = 64;
 
-/// Rooms whose events up to the given seq are durable.
-type Committed = Vec<(Arc<Room>, Seq)>;
-
-/// The store's writes for one timeline event, and the room to tell when they are
-/// durable.
-pub struct Job {
-    pub writes: Vec<Write>,
-    pub room: Arc<Room>,
-    pub seq: Seq,
-}
-
-enum Msg {
-    Job(Job),
+enum Msg<T> {
+    Job(Vec<Write>, T),
     Stop,
-}
-
-#[derive(Debug, PartialEq, Eq)]
-pub enum Submitted {
-    /// Already durable (memory store): the caller completes the event itself.
-    Applied,
-    /// Queued: the committer will call `Room::commit_through`.
-    Queued,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
     #[error("the write queue is full; retry shortly")]
     Full,
-    #[error("the server is shutting down")]
+    #[error("the journal has stopped")]
     Stopped,
-    #[error(transparent)]
-    Store(#[from] crate::store::StoreError),
 }
 
-pub struct Journal {
-    mode: Mode,
+/// Holds commits while held: a test hook that makes "the event is ordered but not
+/// yet durable" last as long as a test needs. Never held in production.
+#[derive(Clone, Default)]
+pub struct CommitHold {
+    inner: Arc<(Mutex<bool>, Condvar)>,
 }
 
-enum Mode {
-    Inline(Arc<dyn Store>),
-    Committer { tx: SyncSender<Msg>, thread: Mutex<Option<JoinHandle<()>>> },
+impl std::fmt::Debug for CommitHold {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CommitHold").field("held", &*self.flag()).finish()
+    }
 }
 
-impl Journal {
-    /// A journal over `store`: group commit on a thread if it is durable, inline if
-    /// not. Must be called inside the Tokio runtime, which runs the delivery task.
-    pub fn new(store: Arc<dyn Store>) -> Journal {
-        if !store.is_durable() {
-            return Journal { mode: Mode::Inline(store) };
-        }
-        let (tx, rx) = sync_channel(QUEUE_CAPACITY);
-        let (deliver_tx, mut deliver_rx) = tokio::sync::mpsc::channel::<Committed>(DELIVERY_QUEUE);
-        tokio::spawn(async move {
-            while let Some(group) = deliver_rx.recv().await {
-                for (room, seq) in group {
-                    room.commit_through(seq);
-                }
-            }
-        });
-        let thread = std::thread::Builder::new()
-            .name("hearth-committer".into())
-            .spawn(move || run_committer(&*store, rx, deliver_tx))
-            .expect("spawning the committer thread");
-        Journal { mode: Mode::Committer { tx, thread: Mutex::new(Some(thread)) } }
+impl CommitHold {
+    fn flag(&self) -> std::sync::MutexGuard<'_, bool> {
+        self.inner.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Submits one event's writes. Call with the room's lock held, so the room's
-    /// events keep their seq order here. Never blocks.
-    pub fn submit(&self, job: Job) -> Result<Submitted, JournalError> {
-        match &self.mode {
-            Mode::Inline(store) => {
-                store.commit(&job.writes)?;
-                Ok(Submitted::Applied)
-            }
-            Mode::Committer { tx, .. } => match tx.try_send(Msg::Job(job)) {
-                Ok(()) => Ok(Submitted::Queued),
-                Err(TrySendError::Full(_)) => Err(JournalError::Full),
-                Err(TrySendError::Disconnected(_)) => Err(JournalError::Stopped),
-            },
+    /// Commits wait from now on (the one in progress, if any, finishes).
+    pub fn hold(&self) {
+        *self.flag() = true;
+    }
+
+    pub fn release(&self) {
+        *self.flag() = false;
+        self.inner.1.notify_all();
+    }
+
+    fn wait_released(&self) {
+        let mut held = self.flag();
+        while *held {
+            held = self.inner.1.wait(held).unwrap_or_else(|p| p.into_inner());
         }
+    }
+}
+
+/// The committer and the task that delivers what it committed. `T` is what the
+/// submitter wants back once its writes are durable.
+pub struct Journal<T> {
+    tx: SyncSender<Msg<T>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    failure: Arc<OnceLock<StoreError>>,
+}
+
+impl<T: Send + 'static> Journal<T> {
+    /// Starts the committer over `store`; `on_durable` runs on the runtime with
+    /// each committed group's completions, in commit order. If a commit fails the
+    /// journal stops and cancels `fatal` (see [`Journal::failure`]). Must be called
+    /// inside the Tokio runtime.
+    pub fn start(
+        store: Arc<dyn Store>,
+        hold: CommitHold,
+        fatal: CancellationToken,
+        mut on_durable: impl FnMut(Vec<T>) + Send + 'static,
+    ) -> Journal<T> {
+        let (tx, rx) = sync_channel(QUEUE_CAPACITY);
+        let (deliver_tx, mut deliver_rx) = tokio::sync::mpsc::channel::<Vec<T>>(DELIVERY_QUEUE);
+        tokio::spawn(async move {
+            while let Some(group) = deliver_rx.recv().await {
+                on_durable(group);
+            }
+        });
+        let failure = Arc::new(OnceLock::new());
+        let committer = Committer { store, rx, deliver: deliver_tx, hold, fatal, failure: failure.clone() };
+        let thread = std::thread::Builder::new()
+            .name("hearth-committer".into())
+            .spawn(move || committer.run())
+            .expect("spawning the committer thread");
+        Journal { tx, thread: Mutex::new(Some(thread)), failure }
+    }
+
+    /// Queues one event's writes. Call in the room's order: the committer keeps
+    /// it. Never blocks.
+    pub fn submit(&self, writes: Vec<Write>, done: T) -> Result<(), JournalError> {
+        match self.tx.try_send(Msg::Job(writes, done)) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(_)) => Err(JournalError::Full),
+            Err(TrySendError::Disconnected(_)) => Err(JournalError::Stopped),
+        }
+    }
+
+    /// Why the journal stopped, if a commit failed.
+    pub fn failure(&self) -> Option<&StoreError> {
+        self.failure.get()
     }
 
     /// Commits everything submitted so far and stops the committer. Blocking: call
     /// from `spawn_blocking` or a plain thread.
     pub fn shutdown(&self) {
-        if let Mode::Committer { tx, thread } = &self.mode {
-            // A full queue still drains, so this send completes.
-            let _ = tx.send(Msg::Stop);
-            let handle = thread.lock().unwrap_or_else(|p| p.into_inner()).take();
-            if let Some(handle) = handle {
-                let _ = handle.join();
-            }
+        // A full queue still drains, so this send completes (or the committer is
+        // gone already).
+        let _ = self.tx.send(Msg::Stop);
+        let handle = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(handle) = handle {
+            let _ = handle.join();
         }
     }
 }
 
-fn run_committer(store: &dyn Store, rx: Receiver<Msg>, deliver: tokio::sync::mpsc::Sender<Committed>) {
-    let mut writes = Vec::new();
-    let mut done: Committed = Vec::new();
-    let mut stopping = false;
-    let mut last_commit = Instant::now() - COMMIT_INTERVAL;
-    while !stopping {
-        // Block for the first job, then take whatever else is already queued: the
-        // group grows by itself while the previous commit's fsync runs.
-        match rx.recv() {
-            Ok(Msg::Job(job)) => take(job, &mut writes, &mut done),
-            Ok(Msg::Stop) | Err(_) => break,
-        }
-        // Under sustained load, wait out the rest of the commit interval so one
-        // commit (and its fsync) covers more events; jobs arriving meanwhile cost
-        // this thread no wake-up. When commits are rarer, nothing waits.
-        let wait = (last_commit + COMMIT_INTERVAL).saturating_duration_since(Instant::now());
-        if !wait.is_zero() {
-            #[allow(clippy::disallowed_methods)] // a dedicated thread, not a runtime worker
-            std::thread::sleep(wait);
-        }
-        while writes.len() < MAX_GROUP {
-            match rx.try_recv() {
-                Ok(Msg::Job(job)) => take(job, &mut writes, &mut done),
-                Ok(Msg::Stop) => {
-                    stopping = true;
-                    break;
+struct Committer<T> {
+    store: Arc<dyn Store>,
+    rx: Receiver<Msg<T>>,
+    deliver: tokio::sync::mpsc::Sender<Vec<T>>,
+    hold: CommitHold,
+    fatal: CancellationToken,
+    failure: Arc<OnceLock<StoreError>>,
+}
+
+impl<T> Committer<T> {
+    fn run(self) {
+        let mut writes = Vec::new();
+        let mut done = Vec::new();
+        let mut stopping = false;
+        let mut last_commit = Instant::now() - COMMIT_INTERVAL;
+        while !stopping {
+            // Block for the first job, then take whatever else is already queued: the
+            // group grows by itself while the previous commit's fsync runs.
+            match self.rx.recv() {
+                Ok(Msg::Job(w, d)) => {
+                    writes.extend(w);
+                    done.push(d);
                 }
-                Err(_) => break,
+                Ok(Msg::Stop) | Err(_) => break,
             }
+            // Under sustained load, wait out the rest of the commit interval so one
+            // commit (and its fsync) covers more events; jobs arriving meanwhile cost
+            // this thread no wake-up. When commits are rarer, nothing waits.
+            let wait = (last_commit + COMMIT_INTERVAL).saturating_duration_since(Instant::now());
+            if !wait.is_zero() {
+                #[allow(clippy::disallowed_methods)] // a dedicated thread, not a runtime worker
+                std::thread::sleep(wait);
+            }
+            self.hold.wait_released();
+            while writes.len() < MAX_GROUP {
+                match self.rx.try_recv() {
+                    Ok(Msg::Job(w, d)) => {
+                        writes.extend(w);
+                        done.push(d);
+                    }
+                    Ok(Msg::Stop) => {
+                        stopping = true;
+                        break;
+                    }
+                    Err(_) => break,
+                }
+            }
+            if let Err(error) = self.store.commit(&writes) {
+                // Seqs in this group were handed out; carrying on would let a later
+                // event take the place of one that is not on disk. Stop taking jobs
+                // (dropping the receiver fails every later submit) and stop the
+                // server: a restart recovers from the last good commit.
+                tracing::error!(%error, writes = writes.len(), "store commit failed; stopping the server");
+                let _ = self.failure.set(error);
+                self.fatal.cancel();
+                return;
+            }
+            last_commit = Instant::now();
+            writes.clear();
+            // Fails only once the runtime is gone, at the very end of shutdown.
+            let _ = self.deliver.blocking_send(std::mem::take(&mut done));
         }
-        if let Err(error) = store.commit(&writes) {
-            // Rooms already handed out these seqs; carrying on would let a later
-            // event take the place of one that is not on disk. Stop the process
-            // instead: a restart recovers from the last good commit.
-            tracing::error!(%error, writes = writes.len(), "store commit failed; stopping the server");
-            std::process::exit(74);
-        }
-        last_commit = Instant::now();
-        writes.clear();
-        // Fails only once the runtime is gone, at the very end of shutdown.
-        let _ = deliver.blocking_send(std::mem::take(&mut done));
-    }
-}
-
-fn take(job: Job, writes: &mut Vec<Write>, done: &mut Committed) {
-    writes.extend(job.writes);
-    // Consecutive events of one room complete together.
-    match done.last_mut() {
-        Some((room, seq)) if Arc::ptr_eq(room, &job.room) => *seq = job.seq,
-        _ => done.push((job.room, job.seq)),
     }
 }

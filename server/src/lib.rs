@@ -1,17 +1,24 @@
 //! hearth-server: the Hearth chat server as a library. [`run`] serves WebSocket
 //! connections on a listener until a shutdown token fires; the `hearth-server`
 //! binary only parses flags, sets up logging and binds. Everything else — rooms,
-//! the store, the journal, sessions — is reachable from tests.
+//! the broker, the store, sessions — is reachable from tests.
 //!
-//! The path of one message: `session` decodes the request → `rooms` checks it,
-//! assigns the seq and encodes the event once → `journal` commits it in a group to
-//! the `store` → `rooms` fans the shared frame out to each subscriber's bounded
-//! `outbound` queue → each connection's writer flushes its batch.
+//! The path of one message: `session` decodes the request → `room` decides it
+//! against the room's applied state → the `broker` checks its preconditions,
+//! assigns the seq and encodes the event once → the `journal` commits it in a
+//! group to the `store` → `rooms` applies it and fans the shared frame out to each
+//! receiver's bounded `outbound` queue → each connection's writer flushes its
+//! batch, and the sender gets its reply.
 
 pub mod auth;
+pub mod broker;
+pub mod clock;
 pub mod config;
+pub mod frames;
+pub mod hub;
 pub mod journal;
 pub mod outbound;
+pub mod room;
 pub mod rooms;
 pub mod session;
 pub mod store;
@@ -20,13 +27,17 @@ pub mod transport;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use hearth_protocol::Epoch;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::broker::Broker;
+use crate::broker::local::LocalBroker;
+use crate::clock::{Clock, SharedClock};
 pub use crate::config::{Config, Storage};
-use crate::journal::Journal;
-use crate::rooms::{ConnId, Registry};
+use crate::hub::{ConnId, Hub};
+use crate::rooms::{Loaded, Registry};
 use crate::store::memory::MemoryStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Store, StoreError};
@@ -35,6 +46,7 @@ use crate::store::{Store, StoreError};
 pub struct Shared {
     pub config: Config,
     pub registry: Arc<Registry>,
+    pub clock: SharedClock,
     next_conn: AtomicU64,
 }
 
@@ -48,6 +60,10 @@ impl Shared {
 pub enum ServerError {
     #[error("cannot open the store: {0}")]
     Store(#[from] StoreError),
+    #[error(
+        "the store failed while serving, so the server stopped: {0}; restart it to recover from the last good commit"
+    )]
+    StoreFailed(String),
 }
 
 /// Opens the store the config names.
@@ -58,23 +74,57 @@ pub fn open_store(config: &Config) -> Result<Arc<dyn Store>, StoreError> {
     })
 }
 
-/// Serves `listener` until `shutdown` is cancelled, then closes every connection
-/// with `going_away`, waits up to `shutdown_grace` for them, and commits whatever
-/// the journal still holds.
+/// Serves `listener` until `shutdown` is cancelled (or the store fails), then
+/// closes every connection with `going_away`, waits up to `shutdown_grace` for
+/// them, and makes durable whatever is still queued.
 pub async fn run(listener: TcpListener, config: Config, shutdown: CancellationToken) -> Result<(), ServerError> {
     let store = open_store(&config)?;
-    let journal = Arc::new(Journal::new(store.clone()));
-    let registry = Arc::new(Registry::load(store, journal.clone(), config.rooms)?);
-    tracing::info!(rooms = registry.len(), addr = ?listener.local_addr().ok(), "serving");
-    let shared = Arc::new(Shared { config, registry, next_conn: AtomicU64::new(1) });
+    let loaded = Arc::new(Loaded::default());
+    let store_failed = CancellationToken::new();
+    let broker = Arc::new(LocalBroker::start(
+        store,
+        config.clock.clone(),
+        loaded.clone(),
+        config.rooms.dedupe_window,
+        config.commit_hold.clone(),
+        store_failed.clone(),
+    ));
+    let hub = Arc::new(Hub::default());
+    let registry = Arc::new(Registry::new(loaded, broker.clone(), hub, config.rooms));
+    tracing::info!(addr = ?listener.local_addr().ok(), "serving");
+    let clock = config.clock.clone();
+    let shared = Arc::new(Shared { config, registry: registry.clone(), clock, next_conn: AtomicU64::new(1) });
+    let stop = shutdown.child_token();
+    let stop_on_failure = {
+        let (stop, store_failed) = (stop.clone(), store_failed.clone());
+        tokio::spawn(async move {
+            store_failed.cancelled().await;
+            stop.cancel();
+        })
+    };
+    let evictor = tokio::spawn(registry.clone().evict_idle(stop.clone()));
     let tracker = TaskTracker::new();
-    transport::accept_loop(listener, shared.clone(), shutdown.clone(), tracker.clone()).await;
+    transport::accept_loop(listener, shared.clone(), stop.clone(), tracker.clone()).await;
     tracker.close();
     if tokio::time::timeout(shared.config.shutdown_grace, tracker.wait()).await.is_err() {
         tracing::warn!(open = tracker.len(), "connections still open after the shutdown grace period");
     }
-    // Blocking: the committer thread commits what is queued, then exits.
-    let _ = tokio::task::spawn_blocking(move || journal.shutdown()).await;
+    stop_on_failure.abort();
+    let _ = evictor.await;
+    let _ = broker.shutdown().await;
+    if let Some(failure) = broker.failure() {
+        return Err(ServerError::StoreFailed(failure));
+    }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// A new epoch: random, below 2^53 so JavaScript reads it exactly, never zero.
+pub fn new_epoch() -> Epoch {
+    let mut bytes = [0u8; 8];
+    // If the OS random source fails, the clock still makes epochs differ across restarts.
+    if getrandom::fill(&mut bytes).is_err() {
+        bytes = clock::SystemClock.now().0.to_le_bytes();
+    }
+    Epoch((u64::from_le_bytes(bytes) >> 11).max(1))
 }

@@ -1,492 +1,445 @@
-//! Rooms: the registry of every room on this node, and each room's live state —
-//! members, pins, the seq counter, the recent events, and the connections
-//! subscribed to it. This is the hot path.
+//! Rooms in memory: each room's applied state, its newest events, the connections
+//! receiving it, and the one delivery path every committed event takes, whoever
+//! ordered it.
 //!
-//! One `std::sync::Mutex` per room decides the order of its events. Under it a
-//! request is checked, gets the next seq, and is handed to the journal; when the
-//! journal reports the event durable (`commit_through`), the room encodes nothing
-//! new — the MessagePack frame was encoded once at append time, JSON lazily once —
-//! and pushes a reference-counted copy into each subscriber's bounded queue.
-//! Nothing here awaits while holding the lock; fan-out never waits on a slow reader.
+//! A room is loaded from the broker when it is first touched and dropped again
+//! when nobody has used it for a while, so memory follows the active rooms, not
+//! the stored ones. One `std::sync::Mutex` per room keeps its deliveries in order;
+//! nothing awaits while holding it, and fan-out never waits on a slow reader.
+//!
+//! Delivery checks continuity: an event that does not follow the last applied one
+//! starts a repair that reads the missing events from the broker's history, or,
+//! where that history is gone, tells the room's receivers `truncated` and reloads
+//! the room's state — never a silent hole.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
-use bytes::Bytes;
 use dashmap::DashMap;
-use hearth_protocol::codec::{encode_event, encode_reply};
-use hearth_protocol::event::{LeftReason, MemberJoinedEvent, MemberLeftEvent, MessageEvent, PinEvent, UnpinEvent};
-use hearth_protocol::ops::{
-    Appended, CreateRoom, Done, Joined, MemberInfo, Pinned, PinnedNote, ResumeMode, RoomInfo, RoomSummary, SendMessage,
-    Visibility,
-};
-use hearth_protocol::{
-    ClientMsgId, Codec, Epoch, ErrorBody, ErrorCode, Event, Millis, Note, PinId, Position, RequestId, Role, RoomId,
-    Seq, ShortText, UserId, limits,
-};
-use tokio::sync::oneshot;
-use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+use hearth_protocol::codec::encode_reply;
+use hearth_protocol::event::TruncatedEvent;
+use hearth_protocol::ops::{Joined, MemberInfo, ResumeMode, RoomSummary, Visibility};
+use hearth_protocol::{ErrorBody, ErrorCode, Event, Note, Position, RequestId, Role, RoomId, Seq, UserId, limits};
+use tokio::sync::{Notify, OnceCell};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
-use crate::journal::{Job, Journal, JournalError, Submitted};
-use crate::outbound::Outbound;
-use crate::store::{EventRow, MemberRecord, RoomRecord, RoomSnapshot, Store, StoreError, StoredEvent, Write};
+use crate::broker::{Broker, BrokerError, Delivery};
+use crate::frames::{Encoded, event_frame, frame_message};
+use crate::hub::{Conn, ConnId, Hub};
+use crate::room::{RoomState, not_member};
+use crate::store::{RoomLoad, StoreError, StoredEvent};
 
 /// Tunables of the room layer.
 #[derive(Debug, Clone, Copy)]
 pub struct RoomLimits {
     /// Committed events each room keeps encoded in memory. A resume within this
-    /// window is served without touching the store.
+    /// window is served without a store read.
     pub recent_events: usize,
     /// Client message ids remembered per room for idempotent retries.
     pub dedupe_window: usize,
+    /// A room nobody has used (no receivers, no requests) for this long leaves
+    /// memory; it loads again from the store when next touched.
+    pub idle_after: Duration,
 }
 
 impl Default for RoomLimits {
     fn default() -> Self {
-        RoomLimits { recent_events: 256, dedupe_window: 4096 }
+        RoomLimits { recent_events: 256, dedupe_window: 4096, idle_after: Duration::from_secs(60) }
     }
 }
 
-/// Identifies one connection on this node.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ConnId(pub u64);
-
-/// A connection receiving a room's events.
-#[derive(Clone)]
-pub struct Subscriber {
-    pub conn: ConnId,
-    pub user: UserId,
-    pub codec: Codec,
-    pub out: Arc<Outbound>,
-}
-
-/// A timeline event, encoded once per codec in use.
-pub struct Encoded {
-    pub seq: Seq,
-    event: Event,
-    msgpack: Bytes,
-    json: OnceLock<Utf8Bytes>,
-}
-
-impl Encoded {
-    fn new(event: Event) -> Encoded {
-        let seq = event.seq().expect("timeline events carry a seq");
-        let msgpack = Bytes::from(encode_event(Codec::MsgPack, &event));
-        Encoded { seq, event, msgpack, json: OnceLock::new() }
-    }
-
-    fn from_stored(stored: &StoredEvent) -> Result<Encoded, StoreError> {
-        let event: Event = rmp_serde::from_slice(&stored.body)
-            .map_err(|e| StoreError::Corrupt { what: "stored event", detail: e.to_string() })?;
-        Ok(Encoded { seq: stored.seq, event, msgpack: stored.body.clone(), json: OnceLock::new() })
-    }
-
-    /// The WebSocket message for `codec`; a reference-count bump after the first.
-    pub fn frame(&self, codec: Codec) -> Message {
-        match codec {
-            Codec::MsgPack => Message::Binary(self.msgpack.clone()),
-            Codec::Json => Message::Text(
-                self.json
-                    .get_or_init(|| {
-                        let json = encode_event(Codec::Json, &self.event);
-                        Utf8Bytes::try_from(json).expect("serde_json writes UTF-8")
-                    })
-                    .clone(),
-            ),
-        }
-    }
-}
-
-/// Turns a stored MessagePack event into a frame for `codec`.
-pub fn stored_frame(codec: Codec, stored: &StoredEvent) -> Result<Message, StoreError> {
-    match codec {
-        Codec::MsgPack => Ok(Message::Binary(stored.body.clone())),
-        Codec::Json => Encoded::from_stored(stored).map(|e| e.frame(Codec::Json)),
-    }
-}
-
-/// What to do once an event is durable.
-pub enum Ack {
-    /// Reply to the request that caused the event.
-    Reply { out: Arc<Outbound>, codec: Codec, id: RequestId, body: AckBody },
-    /// Wake a task waiting for the event (a join waiting for its membership).
-    Wake(oneshot::Sender<()>),
-}
-
-pub enum AckBody {
-    Appended,
-    Pinned(PinnedNote),
-    Done,
-}
-
-impl Ack {
-    fn fire(self, seq: Seq, ts: Millis) {
-        match self {
-            Ack::Reply { out, codec, id, body } => {
-                let frame = match body {
-                    AckBody::Appended => encode_reply(codec, id, &Appended { seq, ts }),
-                    AckBody::Pinned(pin) => encode_reply(codec, id, &Pinned { seq, pin }),
-                    AckBody::Done => encode_reply(codec, id, &Done {}),
-                };
-                // A full queue closes the connection as a slow consumer; the client
-                // retries with the same cmid and gets this same seq.
-                let _ = out.push(frame_message(codec, frame));
-            }
-            Ack::Wake(tx) => {
-                let _ = tx.send(());
-            }
-        }
-    }
-}
-
-/// Wraps encoded bytes in the frame type of `codec`.
-pub fn frame_message(codec: Codec, bytes: Vec<u8>) -> Message {
-    match codec {
-        Codec::MsgPack => Message::Binary(Bytes::from(bytes)),
-        Codec::Json => Message::Text(Utf8Bytes::try_from(bytes).expect("serde_json writes UTF-8")),
-    }
-}
-
-struct Pending {
-    encoded: Arc<Encoded>,
-    ts: Millis,
-    ack: Ack,
-    /// Retries of the same send that arrived before it was durable.
-    retries: Vec<Ack>,
-}
+/// Events fetched per history read during a catch-up or a repair.
+const PAGE: usize = 256;
+/// Events held back while a gap before them is repaired; past this the newest are
+/// dropped and read from history like the gap itself.
+const REPAIR_BUFFER: usize = 4096;
 
 pub struct Room {
     pub id: RoomId,
-    state: Mutex<RoomState>,
-    journal: Arc<Journal>,
+    inner: Mutex<Inner>,
+    /// Wakes tasks waiting for an event to be applied (`wait_applied`).
+    applied: Notify,
+    broker: Arc<dyn Broker>,
+    hub: Arc<Hub>,
     limits: RoomLimits,
 }
 
-struct RoomState {
-    record: RoomRecord,
-    members: HashMap<UserId, MemberRecord>,
-    pins: Vec<PinnedNote>,
-    next_pin: u64,
-    /// The seq the next event gets.
-    next_seq: Seq,
-    /// Every event up to here is durable and has been fanned out.
-    committed: Seq,
-    /// Events with a seq, handed to the journal, not yet durable; seq order.
-    pending: VecDeque<Pending>,
-    /// The newest committed events, oldest first, at most `recent_events`.
+struct Inner {
+    state: RoomState,
+    /// The newest applied events, oldest first, at most `recent_events`.
     recent: VecDeque<Arc<Encoded>>,
-    subscribers: Vec<Subscriber>,
-    /// (sender, cmid) → (seq, ts) of recent sends, for idempotent retries.
-    sent: HashMap<(UserId, ClientMsgId), (Seq, Millis)>,
-    sent_order: VecDeque<(UserId, ClientMsgId)>,
-    last_ts: Millis,
+    /// Connections receiving the room's events now.
+    subscribers: Vec<Arc<Conn>>,
+    /// Set while a gap is being filled from history.
+    repair: Option<Repair>,
+    last_used: Instant,
 }
 
-/// The start of a join: the reply to send, and where the catch-up begins.
-pub struct JoinStart {
-    pub joined: Joined,
-    /// Replay events with seq greater than this, then go live.
-    pub after: Seq,
-    /// Resolves when the new membership is durable (first joins only).
-    pub durable: Option<oneshot::Receiver<()>>,
+/// Events that arrived past a gap, waiting for it to be filled.
+#[derive(Default)]
+struct Repair {
+    held: BTreeMap<Seq, Arc<Encoded>>,
+    /// The newest seq seen: the repair ends when the room has applied it.
+    until: Seq,
 }
 
-pub enum SendOutcome {
-    /// Appended; the reply follows when the event is durable.
-    Queued,
-    /// A retry of a send that is already durable: here is its original result.
-    Duplicate(Appended),
-}
-
-/// Events fetched per store read during a catch-up.
-const CATCH_UP_PAGE: usize = 256;
-
-pub fn now_millis() -> Millis {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    Millis(now.as_millis() as u64)
-}
-
-fn journal_error(error: JournalError) -> ErrorBody {
-    match error {
-        JournalError::Full => {
-            ErrorBody::new(ErrorCode::Overloaded, "the server's write queue is full; retry shortly").retry_after(100)
+impl Repair {
+    fn hold(&mut self, event: &Arc<Encoded>) {
+        self.until = self.until.max(event.seq);
+        if self.held.len() < REPAIR_BUFFER {
+            self.held.insert(event.seq, event.clone());
         }
-        JournalError::Stopped => {
-            ErrorBody::new(ErrorCode::Overloaded, "the server is shutting down; reconnect and retry").retry_after(1000)
-        }
-        JournalError::Store(e) => ErrorBody::new(ErrorCode::Internal, format!("storage failed: {e}")),
     }
 }
 
-fn store_error(error: StoreError) -> ErrorBody {
-    tracing::error!(%error, "store read failed");
-    ErrorBody::new(ErrorCode::Internal, "reading history failed on the server; retry later")
+impl Inner {
+    fn recent_covers(&self, after: Seq) -> bool {
+        after >= self.state.head || self.recent.front().is_some_and(|oldest| oldest.seq <= after.next())
+    }
+
+    fn subscribe(&mut self, room: &RoomId, conn: &Arc<Conn>) {
+        self.subscribers.retain(|s| s.id != conn.id);
+        self.subscribers.push(conn.clone());
+        conn.receiving(room);
+    }
+
+    /// Applies the next event and fans it out.
+    fn apply(&mut self, room: &RoomId, hub: &Hub, event: Arc<Encoded>, recent_events: usize) {
+        if let Err(error) = self.state.apply(&event.event) {
+            // Callers check continuity first; this would be a bug, and a hole.
+            tracing::error!(room = %room, %error, "delivery out of order");
+            return;
+        }
+        let mut overflowed = false;
+        for sub in &self.subscribers {
+            overflowed |= sub.out.push(event.frame(sub.codec)).is_err();
+        }
+        if overflowed {
+            // Their queues closed themselves as slow consumers; they resume later.
+            self.subscribers.retain(|s| !s.out.is_closed());
+        }
+        if let Event::MemberLeft(left) = &event.event {
+            // The leave reached them above; from here on they receive nothing.
+            self.subscribers.retain(|s| s.user != left.user);
+            for conn in hub.connections_of(&left.user) {
+                conn.not_receiving(room);
+            }
+        }
+        self.recent.push_back(event);
+        if self.recent.len() > recent_events {
+            self.recent.pop_front();
+        }
+    }
+
+    fn tell_truncated(&self, room: &RoomId, after: Seq, next: Seq) {
+        let event = Event::Truncated(TruncatedEvent { room: room.clone(), after, next });
+        for sub in &self.subscribers {
+            let _ = sub.out.push(event_frame(sub.codec, &event));
+        }
+    }
 }
 
 impl Room {
-    fn lock(&self) -> MutexGuard<'_, RoomState> {
-        // Every mutation below leaves the state consistent before anything that can
-        // panic, so a poisoned lock still guards valid state.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    fn from_snapshot(snapshot: RoomSnapshot, journal: Arc<Journal>, limits: RoomLimits) -> Result<Room, StoreError> {
-        let mut state = RoomState {
-            next_pin: snapshot.pins.iter().map(|p| p.pin.0).max().unwrap_or(0) + 1,
-            record: snapshot.record,
-            members: snapshot.members.into_iter().map(|m| (m.user.clone(), m)).collect(),
-            pins: snapshot.pins,
-            next_seq: snapshot.head.next(),
-            committed: snapshot.head,
-            pending: VecDeque::new(),
-            recent: VecDeque::new(),
-            subscribers: Vec::new(),
-            sent: HashMap::new(),
-            sent_order: VecDeque::new(),
-            last_ts: Millis(0),
-        };
-        for stored in &snapshot.recent {
-            let encoded = Encoded::from_stored(stored)?;
-            if let Event::Message(m) = &encoded.event {
-                state.remember_send(m.from.clone(), m.cmid.clone(), m.seq, m.ts, limits.dedupe_window);
-            }
-            state.last_ts = state.last_ts.max(encoded.event.ts().unwrap_or(Millis(0)));
-            state.recent.push_back(Arc::new(encoded));
+    fn new(load: RoomLoad, broker: Arc<dyn Broker>, hub: Arc<Hub>, limits: RoomLimits) -> Result<Room, StoreError> {
+        let state = RoomState::restore(load.record, load.members, load.pins, load.head, load.last_ts);
+        let mut recent = VecDeque::with_capacity(load.recent.len().min(limits.recent_events));
+        for stored in load.recent.iter().skip(load.recent.len().saturating_sub(limits.recent_events)) {
+            recent.push_back(Arc::new(Encoded::from_stored(stored)?));
         }
-        while state.recent.len() > limits.recent_events {
-            state.recent.pop_front();
-        }
-        let id = state.record.room.clone();
-        Ok(Room { id, state: Mutex::new(state), journal, limits })
-    }
-
-    fn info_locked(state: &RoomState) -> RoomInfo {
-        let r = &state.record;
-        RoomInfo {
-            room: r.room.clone(),
-            topic: r.topic.clone(),
-            cap: r.cap,
-            visibility: r.visibility,
-            members: state.members.len() as u32,
-            epoch: r.epoch,
-            head: state.committed,
-            owner: r.owner.clone(),
-            created_at: r.created_at,
-            slow_mode_secs: r.slow_mode_secs,
-            required_role: r.required_role,
-            welcome: r.welcome.clone(),
-            probation_secs: r.probation_secs,
-        }
-    }
-
-    pub fn info(&self) -> RoomInfo {
-        Self::info_locked(&self.lock())
-    }
-
-    /// The room as `user` sees it in a listing, or `None` if it is hidden from them.
-    pub fn summary_for(&self, user: &UserId) -> Option<RoomSummary> {
-        let state = self.lock();
-        let role = state.members.get(user).map(|m| m.role);
-        if state.record.visibility == Visibility::InviteOnly && role.is_none() {
-            return None;
-        }
-        Some(RoomSummary {
-            room: state.record.room.clone(),
-            topic: state.record.topic.clone(),
-            visibility: state.record.visibility,
-            members: state.members.len() as u32,
-            cap: state.record.cap,
-            role,
+        Ok(Room {
+            id: state.record.room.clone(),
+            inner: Mutex::new(Inner {
+                state,
+                recent,
+                subscribers: Vec::new(),
+                repair: None,
+                last_used: Instant::now(),
+            }),
+            applied: Notify::new(),
+            broker,
+            hub,
+            limits,
         })
     }
 
-    /// Members, owners first, with whether any of their connections is subscribed.
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // Every mutation below leaves the state consistent before anything that can
+        // panic, so a poisoned lock still guards valid state.
+        let mut inner = self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        inner.last_used = Instant::now();
+        inner
+    }
+
+    /// Runs `decide` against the room's applied state.
+    pub fn decide<T>(&self, decide: impl FnOnce(&RoomState) -> T) -> T {
+        decide(&self.lock().state)
+    }
+
+    pub fn position(&self) -> Position {
+        self.lock().state.position()
+    }
+
+    pub fn is_member(&self, user: &UserId) -> bool {
+        self.lock().state.members.contains_key(user)
+    }
+
+    /// Members, owners first, with whether any of their connections receives the room.
     pub fn members(&self) -> Vec<MemberInfo> {
-        let state = self.lock();
-        let mut list: Vec<MemberInfo> = state
+        let inner = self.lock();
+        let mut list: Vec<MemberInfo> = inner
+            .state
             .members
-            .values()
-            .map(|m| MemberInfo {
-                user: m.user.clone(),
+            .iter()
+            .map(|(user, m)| MemberInfo {
+                user: user.clone(),
                 role: m.role,
                 joined_at: m.joined_at,
                 role_expires_at: m.role_expires_at,
-                online: state.subscribers.iter().any(|s| s.user == m.user),
+                online: inner.subscribers.iter().any(|s| s.user == *user),
             })
             .collect();
         list.sort_by(|a, b| b.role.cmp(&a.role).then_with(|| a.user.cmp(&b.user)));
         list
     }
 
-    pub fn role_of(&self, user: &UserId) -> Option<Role> {
-        self.lock().members.get(user).map(|m| m.role)
+    /// Resolves once the room has applied the event at `seq`.
+    pub async fn wait_applied(&self, seq: Seq) {
+        self.wait_for(|state| state.head >= seq).await;
     }
 
-    /// Epoch and committed head, for history replies.
-    pub fn position(&self) -> Position {
-        let state = self.lock();
-        Position { epoch: state.record.epoch, seq: state.committed }
+    /// Resolves once the room's applied state satisfies `done`.
+    pub async fn wait_for(&self, done: impl Fn(&RoomState) -> bool) {
+        loop {
+            let applied = self.applied.notified();
+            if done(&self.lock().state) {
+                return;
+            }
+            applied.await;
+        }
     }
 
-    /// Assigns the next seq to the event `build` makes and submits it with `writes`.
-    /// The caller applies its in-memory change only after this returns Ok.
-    fn append_locked(
+    /// The one delivery path: committed events of this room, in seq order.
+    pub fn deliver(self: &Arc<Self>, events: &[Arc<Encoded>]) {
+        let mut inner = self.lock();
+        let mut start_repair = false;
+        for event in events {
+            if let Some(repair) = &mut inner.repair {
+                repair.hold(event);
+            } else if event.seq <= inner.state.head {
+                // Delivered twice (a repair read it first): already applied.
+            } else if event.seq != inner.state.head.next() {
+                let mut repair = Repair::default();
+                repair.hold(event);
+                inner.repair = Some(repair);
+                start_repair = true;
+            } else {
+                inner.apply(&self.id, &self.hub, event.clone(), self.limits.recent_events);
+            }
+        }
+        drop(inner);
+        self.applied.notify_waiters();
+        if start_repair {
+            tracing::warn!(room = %self.id, "gap in delivery; reading the missing events from history");
+            tokio::spawn(self.clone().repair());
+        }
+    }
+
+    /// Fills a gap: reads what is missing from history and applies it, then what
+    /// was held back. Where history no longer has it, receivers are told
+    /// `truncated` and the state is reloaded.
+    async fn repair(self: Arc<Self>) {
+        let mut failures = 0u32;
+        loop {
+            let (after, until) = {
+                let mut inner = self.lock();
+                let limits = self.limits;
+                if inner.repair.is_none() {
+                    return;
+                }
+                // Apply what was held back and now follows.
+                let head = inner.state.head;
+                let mut next = head.next();
+                let mut ready = Vec::new();
+                let repair = inner.repair.as_mut().expect("checked above");
+                while let Some(event) = repair.held.remove(&next) {
+                    next = next.next();
+                    ready.push(event);
+                }
+                repair.held.retain(|seq, _| *seq >= next);
+                let until = repair.until;
+                for event in ready {
+                    inner.apply(&self.id, &self.hub, event, limits.recent_events);
+                }
+                if inner.state.head >= until {
+                    inner.repair = None;
+                    drop(inner);
+                    self.applied.notify_waiters();
+                    return;
+                }
+                (inner.state.head, until)
+            };
+            self.applied.notify_waiters();
+            let want = usize::try_from(until.0 - after.0).unwrap_or(PAGE).min(PAGE);
+            let page = match self.broker.history_after(self.id.clone(), after, want).await {
+                Ok(page) => page,
+                Err(error) => {
+                    failures += 1;
+                    tracing::warn!(room = %self.id, %error, failures, "repair could not read history; retrying");
+                    tokio::time::sleep(Duration::from_millis(100 * u64::from(failures.min(50)))).await;
+                    continue;
+                }
+            };
+            failures = 0;
+            let hole = page.first().is_none_or(|first| first.seq != after.next());
+            if hole {
+                self.reload_after_hole(after).await;
+                continue;
+            }
+            let mut inner = self.lock();
+            for stored in page.iter().filter(|s| s.seq <= until) {
+                if stored.seq != inner.state.head.next() {
+                    break;
+                }
+                match Encoded::from_stored(stored) {
+                    Ok(event) => inner.apply(&self.id, &self.hub, Arc::new(event), self.limits.recent_events),
+                    Err(error) => {
+                        tracing::error!(room = %self.id, %error, "unreadable event in history");
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    /// History lost the events after `after`: reload the state as the broker has it
+    /// now, and tell receivers what they will never get.
+    async fn reload_after_hole(&self, after: Seq) {
+        let load = match self.broker.load_room(self.id.clone(), 0).await {
+            Ok(Some(load)) => load,
+            Ok(None) | Err(_) => {
+                tracing::error!(room = %self.id, "room vanished during a repair");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                return;
+            }
+        };
+        let mut inner = self.lock();
+        if inner.state.head != after {
+            return; // someone else moved on meanwhile; look again
+        }
+        let head = load.head.max(after);
+        tracing::warn!(room = %self.id, %after, next = %head.next(), "history lost; receivers told truncated");
+        inner.tell_truncated(&self.id, after, head.next());
+        inner.state = RoomState::restore(load.record, load.members, load.pins, head, load.last_ts);
+        inner.recent.clear();
+        if let Some(repair) = inner.repair.as_mut() {
+            repair.held.retain(|seq, _| *seq > head);
+        }
+    }
+
+    /// Starts receiving the room on `conn`, answering the `join` request `id` first:
+    /// with `since`, the events after it, then live ones — no gap, no duplicate at
+    /// the switch, which happens under the room's lock after checking, in the
+    /// room's order, that the user is still a member.
+    pub async fn join(
         self: &Arc<Self>,
-        state: &mut RoomState,
-        from: &UserId,
-        build: impl FnOnce(Seq, Millis) -> Event,
-        mut writes: Vec<Write>,
-        ack: Ack,
-    ) -> Result<(Seq, Millis), ErrorBody> {
-        let seq = state.next_seq;
-        // Timestamps never go backwards within a room, even if the clock does.
-        let ts = now_millis().max(state.last_ts);
-        let event = build(seq, ts);
-        let (cmid, thread) = match &event {
-            Event::Message(m) => (Some(m.cmid.clone()), m.thread),
-            _ => (None, None),
-        };
-        let encoded = Arc::new(Encoded::new(event));
-        writes.push(Write::AppendEvent(EventRow {
-            room: self.id.clone(),
-            seq,
-            ts,
-            from: from.clone(),
-            cmid,
-            thread,
-            body: encoded.msgpack.clone(),
-        }));
-        let submitted = self.journal.submit(Job { writes, room: self.clone(), seq }).map_err(journal_error)?;
-        state.next_seq = seq.next();
-        state.last_ts = ts;
-        state.pending.push_back(Pending { encoded, ts, ack, retries: Vec::new() });
-        if submitted == Submitted::Applied {
-            state.commit_through(seq, self.limits);
-        }
-        Ok((seq, ts))
-    }
-
-    /// Called by the journal once every event up to `seq` is durable.
-    pub fn commit_through(&self, seq: Seq) {
-        self.lock().commit_through(seq, self.limits);
-    }
-
-    /// Starts a join: checks the caller may join, makes it a member if it is not,
-    /// and decides how its `since` is served.
-    pub fn begin_join(self: &Arc<Self>, user: &UserId, since: Option<Position>) -> Result<JoinStart, ErrorBody> {
-        let mut guard = self.lock();
-        let state = &mut *guard;
-        let mut durable = None;
-        let first_join = !state.members.contains_key(user);
-        if first_join {
-            match state.record.visibility {
-                Visibility::Open => {}
-                Visibility::Approval => {
-                    return Err(ErrorBody::new(
-                        ErrorCode::ApprovalRequired,
-                        format!("room {} vets new members: send request_join and wait for approval", self.id),
-                    ));
-                }
-                Visibility::InviteOnly => {
-                    return Err(ErrorBody::new(
-                        ErrorCode::InviteRequired,
-                        format!("room {} is invite-only: join with an invite code from a member", self.id),
-                    ));
-                }
-            }
-            if state.members.len() >= state.record.cap as usize {
-                return Err(ErrorBody::new(
-                    ErrorCode::RoomFull,
-                    format!(
-                        "room {} is full ({} members); ask a moderator to raise the cap",
-                        self.id, state.record.cap
-                    ),
-                ));
-            }
-            let member =
-                MemberRecord { user: user.clone(), role: Role::Member, joined_at: now_millis(), role_expires_at: None };
-            let (tx, rx) = oneshot::channel();
-            let room = self.id.clone();
-            self.append_locked(
-                state,
-                user,
-                |seq, ts| {
-                    Event::MemberJoined(MemberJoinedEvent { room, seq, ts, from: user.clone(), role: Role::Member })
-                },
-                vec![Write::PutMember { room: self.id.clone(), member: member.clone() }],
-                Ack::Wake(tx),
-            )?;
-            state.members.insert(user.clone(), member);
-            durable = Some(rx);
-        }
-        let head = state.committed;
-        let (resume, after) = match since {
-            None => (ResumeMode::Fresh, head),
-            Some(pos) if pos.epoch != state.record.epoch || pos.seq >= state.next_seq => (ResumeMode::Truncated, head),
-            Some(pos) => (ResumeMode::Replay, pos.seq),
-        };
-        let joined = Joined {
-            room: Self::info_locked(state),
-            role: state.members[user].role,
-            resume,
-            pins: state.pins.clone(),
-            first_join,
-        };
-        Ok(JoinStart { joined, after, durable })
-    }
-
-    /// True when the events after `after` are no longer all held: the recent cache
-    /// does not reach back that far and the store's oldest event is later.
-    pub async fn history_gap(&self, store: &Arc<dyn Store>, after: Seq) -> Result<bool, ErrorBody> {
-        if self.lock().recent_covers(after) {
-            return Ok(false);
-        }
-        let (store, room) = (store.clone(), self.id.clone());
-        let oldest = tokio::task::spawn_blocking(move || store.oldest(&room))
-            .await
-            .map_err(|_| ErrorBody::new(ErrorCode::Internal, "history read was cancelled"))?
-            .map_err(store_error)?;
-        Ok(oldest > after.next())
-    }
-
-    /// Sends `sub` every committed event after `after`, then subscribes it, with no
-    /// gap and no duplicate at the switch: the final step runs under the room lock,
-    /// so no event can be fanned out between the last replayed one and the
-    /// subscription. Older events come from the store in pages, with backpressure.
-    pub async fn catch_up_and_subscribe(
-        &self,
-        store: &Arc<dyn Store>,
-        sub: Subscriber,
-        mut after: Seq,
+        conn: &Arc<Conn>,
+        id: RequestId,
+        since: Option<Position>,
+        first_join: bool,
     ) -> Result<(), ErrorBody> {
-        // Each pass either finishes or moves `after` forward by a page; the bound
-        // only stops a reader that can never catch a room writing faster than it.
-        for _ in 0..10_000 {
-            let committed = {
-                let mut state = self.lock();
-                if state.recent_covers(after) || after >= state.committed {
-                    let burst = state.recent.iter().filter(|e| e.seq > after).map(|e| e.frame(sub.codec));
-                    if sub.out.push_unbounded_burst(burst).is_err() {
+        let after = {
+            let mut inner = self.lock();
+            let role = inner.state.role_of(&conn.user).ok_or_else(|| not_member(&self.id))?;
+            let head = inner.state.head;
+            let mode = match since {
+                None => ResumeMode::Fresh,
+                Some(p) if p.epoch != inner.state.record.epoch || p.seq > head => ResumeMode::Truncated,
+                Some(_) => ResumeMode::Replay,
+            };
+            let after = since.map_or(head, |p| p.seq);
+            if mode != ResumeMode::Replay || inner.recent_covers(after) {
+                let reply = joined_reply(&inner.state, role, mode, first_join);
+                push_reply(conn, id, &reply);
+                if mode == ResumeMode::Replay {
+                    let burst = inner.recent.iter().filter(|e| e.seq > after).map(|e| e.frame(conn.codec));
+                    let _ = conn.out.push_unbounded_burst(burst);
+                }
+                inner.subscribe(&self.id, conn);
+                return Ok(());
+            }
+            after
+        };
+        // What follows `after` is older than the recent events: is it still held?
+        let oldest = self.broker.oldest(self.id.clone()).await.map_err(|e| e.to_error())?;
+        let mode = if oldest > after.next() { ResumeMode::Truncated } else { ResumeMode::Replay };
+        {
+            let inner = self.lock();
+            let role = inner.state.role_of(&conn.user).ok_or_else(|| not_member(&self.id))?;
+            push_reply(conn, id, &joined_reply(&inner.state, role, mode, first_join));
+        }
+        let after = if mode == ResumeMode::Truncated { self.lock().state.head } else { after };
+        if let Err(error) = self.catch_up_and_subscribe(conn, after).await {
+            // The request has its reply already; a stream with a hole in it is worse
+            // than a reconnect, which resumes from the client's last position.
+            tracing::warn!(conn = conn.id.0, room = %self.id, %error, "catch-up failed; closing");
+            conn.out.close(
+                hearth_protocol::CloseCode::InternalError,
+                format!("internal_error: catch-up failed ({}); reconnect and resume", error.code),
+            );
+        }
+        Ok(())
+    }
+
+    /// Sends `conn` every applied event after `after` — older ones read from the
+    /// broker page by page, with backpressure — then subscribes it under the lock.
+    /// A page that does not start where the last one ended means the events in
+    /// between are gone: the client is told `truncated`, never left with a hole.
+    async fn catch_up_and_subscribe(&self, conn: &Arc<Conn>, mut after: Seq) -> Result<(), ErrorBody> {
+        // Each pass either finishes or moves `after` forward; the bound only stops a
+        // reader that can never catch a room writing faster than it reads.
+        for _ in 0..100_000 {
+            {
+                let mut inner = self.lock();
+                if inner.recent_covers(after) {
+                    if !inner.state.members.contains_key(&conn.user) {
+                        // They left while catching up; the replay showed it.
+                        return Ok(());
+                    }
+                    let burst = inner.recent.iter().filter(|e| e.seq > after).map(|e| e.frame(conn.codec));
+                    if conn.out.push_unbounded_burst(burst).is_err() {
                         return Ok(()); // the connection is closing
                     }
-                    state.subscribers.retain(|s| s.conn != sub.conn);
-                    state.subscribers.push(sub);
+                    inner.subscribe(&self.id, conn);
                     return Ok(());
                 }
-                state.committed
-            };
-            let (store, room) = (store.clone(), self.id.clone());
-            let page = tokio::task::spawn_blocking(move || store.events_after(&room, after, CATCH_UP_PAGE))
-                .await
-                .map_err(|_| ErrorBody::new(ErrorCode::Internal, "history read was cancelled"))?
-                .map_err(store_error)?;
-            if page.is_empty() {
-                // The store lags the cache only if events vanished: never expected.
-                return Err(ErrorBody::new(ErrorCode::Internal, "history ended early; rejoin without since"));
             }
-            for stored in page.iter().filter(|e| e.seq <= committed) {
-                let frame = stored_frame(sub.codec, stored).map_err(store_error)?;
-                if sub.out.push_wait(frame).await.is_err() {
+            let page = self.broker.history_after(self.id.clone(), after, PAGE).await.map_err(|e| e.to_error())?;
+            match page.first() {
+                None => {
+                    // Nothing held after `after`, yet the room is past it: the rest is
+                    // gone. Skip to the recent events (or the head) next pass.
+                    let next = {
+                        let inner = self.lock();
+                        inner.recent.front().map_or(inner.state.head.next(), |e| e.seq)
+                    };
+                    if conn.out.push_wait(truncated_frame(conn, &self.id, after, next)).await.is_err() {
+                        return Ok(());
+                    }
+                    after = Seq(next.0 - 1);
+                    continue;
+                }
+                Some(first) if first.seq != after.next() => {
+                    if conn.out.push_wait(truncated_frame(conn, &self.id, after, first.seq)).await.is_err() {
+                        return Ok(());
+                    }
+                }
+                Some(_) => {}
+            }
+            for stored in &page {
+                let frame = stored_frame(conn, stored)?;
+                if conn.out.push_wait(frame).await.is_err() {
                     return Ok(());
                 }
                 after = stored.seq;
@@ -497,111 +450,31 @@ impl Room {
     }
 
     pub fn unsubscribe(&self, conn: ConnId) {
-        self.lock().subscribers.retain(|s| s.conn != conn);
+        self.lock().subscribers.retain(|s| s.id != conn);
     }
 
-    /// Ends `user`'s membership. All its connections stop receiving the room.
-    pub fn leave(self: &Arc<Self>, user: &UserId, ack: Ack) -> Result<(), ErrorBody> {
-        let mut guard = self.lock();
-        let state = &mut *guard;
-        if !state.members.contains_key(user) {
-            return Err(not_member(&self.id));
-        }
-        if state.record.owner == *user {
-            return Err(ErrorBody::new(
-                ErrorCode::Forbidden,
-                format!("{user} owns room {}; an owner cannot leave it", self.id),
-            ));
-        }
-        let room = self.id.clone();
-        self.append_locked(
-            state,
-            user,
-            |seq, ts| {
-                Event::MemberLeft(MemberLeftEvent {
-                    room,
-                    seq,
-                    ts,
-                    from: user.clone(),
-                    user: user.clone(),
-                    reason: LeftReason::Left,
-                })
-            },
-            vec![Write::RemoveMember { room: self.id.clone(), user: user.clone() }],
-            ack,
-        )?;
-        state.members.remove(user);
-        state.subscribers.retain(|s| s.user != *user);
-        Ok(())
-    }
-
-    /// Appends a message. A retry with a `cmid` already seen gets the original seq.
-    pub fn send(self: &Arc<Self>, user: &UserId, msg: SendMessage, ack: Ack) -> Result<SendOutcome, ErrorBody> {
-        let mut guard = self.lock();
-        let state = &mut *guard;
-        if !state.members.contains_key(user) {
-            return Err(not_member(&self.id));
-        }
-        let key = (user.clone(), msg.cmid.clone());
-        if let Some(&(seq, ts)) = state.sent.get(&key) {
-            // Still pending: answer the retry together with the original.
-            if let Some(pending) = state.pending.iter_mut().find(|p| p.encoded.seq == seq) {
-                pending.retries.push(ack);
-                return Ok(SendOutcome::Queued);
-            }
-            return Ok(SendOutcome::Duplicate(Appended { seq, ts }));
-        }
-        if let Some(root) = msg.thread {
-            if root == Seq::ZERO || root >= state.next_seq {
-                return Err(ErrorBody::new(
-                    ErrorCode::NoSuchTarget,
-                    format!("no event {root} in room {} to thread under", self.id),
-                ));
-            }
-        }
-        let room = self.id.clone();
-        let (seq, ts) = self.append_locked(
-            state,
-            user,
-            |seq, ts| {
-                Event::Message(MessageEvent {
-                    room,
-                    seq,
-                    ts,
-                    from: user.clone(),
-                    text: msg.text,
-                    cmid: msg.cmid,
-                    thread: msg.thread,
-                })
-            },
-            Vec::new(),
-            ack,
-        )?;
-        state.remember_send(key.0, key.1, seq, ts, self.limits.dedupe_window);
-        Ok(SendOutcome::Queued)
-    }
-
-    /// The text of event `seq` if it is a message, for pinning it.
-    pub async fn message_text(&self, store: &Arc<dyn Store>, seq: Seq) -> Result<Note, ErrorBody> {
+    /// The text of event `seq` if it is a message, cut to a note's length: for
+    /// pinning it.
+    pub async fn message_text(&self, seq: Seq) -> Result<Note, ErrorBody> {
         let cached = self.lock().recent.iter().find(|e| e.seq == seq).cloned();
         let encoded = match cached {
             Some(encoded) => encoded,
             None => {
-                let (store, room) = (store.clone(), self.id.clone());
-                let page =
-                    tokio::task::spawn_blocking(move || store.events_after(&room, Seq(seq.0.saturating_sub(1)), 1))
-                        .await
-                        .map_err(|_| ErrorBody::new(ErrorCode::Internal, "history read was cancelled"))?
-                        .map_err(store_error)?;
+                let page = self
+                    .broker
+                    .history_after(self.id.clone(), Seq(seq.0.saturating_sub(1)), 1)
+                    .await
+                    .map_err(|e| e.to_error())?;
                 match page.first() {
-                    Some(stored) if stored.seq == seq => Arc::new(Encoded::from_stored(stored).map_err(store_error)?),
+                    Some(stored) if stored.seq == seq => {
+                        Arc::new(Encoded::from_stored(stored).map_err(|e| BrokerError::from(e).to_error())?)
+                    }
                     _ => return Err(no_message(&self.id, seq)),
                 }
             }
         };
         match &encoded.event {
             Event::Message(m) => {
-                // A note holds less than a message: cut long texts at a char boundary.
                 let text = m.text.as_str();
                 let mut cut = text.len().min(limits::MAX_NOTE_BYTES);
                 while !text.is_char_boundary(cut) {
@@ -613,168 +486,58 @@ impl Room {
         }
     }
 
-    /// Pins a message or a free note. Moderators and owners only.
-    pub fn pin(
-        self: &Arc<Self>,
-        user: &UserId,
-        seq: Option<Seq>,
-        text: Note,
-        title: Option<ShortText>,
-        reply: impl FnOnce(PinnedNote) -> Ack,
-    ) -> Result<(), ErrorBody> {
-        let mut guard = self.lock();
-        let state = &mut *guard;
-        state.require_role(&self.id, user, Role::Moderator, "pin")?;
-        let replaced = title.as_ref().and_then(|t| state.pins.iter().find(|p| p.title.as_ref() == Some(t))).cloned();
-        let pin = PinnedNote {
-            pin: PinId(state.next_pin),
-            seq,
-            text,
-            by: user.clone(),
-            at: now_millis(),
-            title,
-            version: replaced.as_ref().map_or(1, |r| r.version + 1),
-        };
-        let mut writes = vec![Write::PutPin { room: self.id.clone(), pin: pin.clone() }];
-        if let Some(old) = &replaced {
-            writes.push(Write::RemovePin { room: self.id.clone(), pin: old.pin });
-        }
-        let room = self.id.clone();
-        let event_pin = pin.clone();
-        self.append_locked(
-            state,
-            user,
-            |seq, ts| {
-                Event::Pin(PinEvent {
-                    room,
-                    seq,
-                    ts,
-                    from: user.clone(),
-                    pin: event_pin,
-                    replaces: replaced.as_ref().map(|r| r.pin),
-                })
-            },
-            writes,
-            reply(pin.clone()),
-        )?;
-        state.next_pin += 1;
-        if let Some(old) = replaced {
-            state.pins.retain(|p| p.pin != old.pin);
-        }
-        state.pins.push(pin);
-        Ok(())
-    }
-
-    pub fn unpin(self: &Arc<Self>, user: &UserId, pin: PinId, ack: Ack) -> Result<(), ErrorBody> {
-        let mut guard = self.lock();
-        let state = &mut *guard;
-        state.require_role(&self.id, user, Role::Moderator, "unpin")?;
-        if !state.pins.iter().any(|p| p.pin == pin) {
-            return Err(ErrorBody::new(ErrorCode::NoSuchTarget, format!("room {} has no pin {}", self.id, pin.0)));
-        }
-        let room = self.id.clone();
-        self.append_locked(
-            state,
-            user,
-            |seq, ts| Event::Unpin(UnpinEvent { room, seq, ts, from: user.clone(), pin }),
-            vec![Write::RemovePin { room: self.id.clone(), pin }],
-            ack,
-        )?;
-        state.pins.retain(|p| p.pin != pin);
-        Ok(())
+    /// Whether the room can leave memory: nobody receives it, nothing is being
+    /// repaired, and it has not been used for `idle_after`.
+    fn is_idle(&self, now: Instant) -> bool {
+        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        inner.subscribers.is_empty()
+            && inner.repair.is_none()
+            && now.saturating_duration_since(inner.last_used) >= self.limits.idle_after
     }
 }
 
-impl RoomState {
-    fn recent_covers(&self, after: Seq) -> bool {
-        self.recent.front().is_some_and(|oldest| oldest.seq <= after.next())
-    }
-
-    fn remember_send(&mut self, user: UserId, cmid: ClientMsgId, seq: Seq, ts: Millis, window: usize) {
-        let key = (user, cmid);
-        if self.sent.insert(key.clone(), (seq, ts)).is_none() {
-            self.sent_order.push_back(key);
-        }
-        while self.sent_order.len() > window {
-            if let Some(old) = self.sent_order.pop_front() {
-                self.sent.remove(&old);
-            }
-        }
-    }
-
-    fn require_role(&self, room: &RoomId, user: &UserId, least: Role, what: &str) -> Result<(), ErrorBody> {
-        match self.members.get(user) {
-            None => Err(not_member(room)),
-            Some(m) if m.role < least => Err(ErrorBody::new(
-                ErrorCode::Forbidden,
-                format!("only a {} or above may {what} in room {room}; you are a {}", least.as_str(), m.role.as_str()),
-            )),
-            Some(_) => Ok(()),
-        }
-    }
-
-    /// Fans out and acknowledges every pending event up to `seq`.
-    fn commit_through(&mut self, seq: Seq, limits: RoomLimits) {
-        while self.pending.front().is_some_and(|p| p.encoded.seq <= seq) {
-            let Some(pending) = self.pending.pop_front() else { break };
-            let encoded = pending.encoded;
-            self.committed = encoded.seq;
-            let mut overflowed = false;
-            for sub in &self.subscribers {
-                overflowed |= sub.out.push(encoded.frame(sub.codec)).is_err();
-            }
-            if overflowed {
-                // Their queues closed themselves as slow consumers; they resume later.
-                self.subscribers.retain(|s| !s.out.is_closed());
-            }
-            pending.ack.fire(encoded.seq, pending.ts);
-            for retry in pending.retries {
-                retry.fire(encoded.seq, pending.ts);
-            }
-            self.recent.push_back(encoded);
-            if self.recent.len() > limits.recent_events {
-                self.recent.pop_front();
-            }
-        }
-    }
+fn joined_reply(state: &RoomState, role: Role, resume: ResumeMode, first_join: bool) -> Joined {
+    Joined { room: state.info(), role, resume, pins: state.pins.clone(), first_join }
 }
 
-fn not_member(room: &RoomId) -> ErrorBody {
-    ErrorBody::new(ErrorCode::NotMember, format!("you are not a member of room {room}; join it first"))
+fn push_reply(conn: &Conn, id: RequestId, joined: &Joined) {
+    let _ = conn.out.push(frame_message(conn.codec, encode_reply(conn.codec, id, joined)));
+}
+
+fn truncated_frame(conn: &Conn, room: &RoomId, after: Seq, next: Seq) -> tokio_tungstenite::tungstenite::Message {
+    event_frame(conn.codec, &Event::Truncated(TruncatedEvent { room: room.clone(), after, next }))
+}
+
+/// A stored event as a frame for `conn`'s codec.
+fn stored_frame(conn: &Conn, stored: &StoredEvent) -> Result<tokio_tungstenite::tungstenite::Message, ErrorBody> {
+    match conn.codec {
+        hearth_protocol::Codec::MsgPack => Ok(tokio_tungstenite::tungstenite::Message::Binary(stored.body.clone())),
+        codec => Encoded::from_stored(stored).map(|e| e.frame(codec)).map_err(|e| BrokerError::from(e).to_error()),
+    }
 }
 
 fn no_message(room: &RoomId, seq: Seq) -> ErrorBody {
     ErrorBody::new(ErrorCode::NoSuchTarget, format!("room {room} has no message at seq {seq}"))
 }
 
-/// Every room on this node, sharded by name so lookups on different rooms rarely
-/// meet on a lock.
-pub struct Registry {
-    rooms: DashMap<RoomId, Arc<Room>>,
-    journal: Arc<Journal>,
-    store: Arc<dyn Store>,
-    limits: RoomLimits,
+/// A room being loaded or loaded. Events delivered while it loads are held and
+/// handed to it once it is there, so a load never misses what committed meanwhile.
+#[derive(Default)]
+struct Slot {
+    room: OnceCell<Arc<Room>>,
+    early: Mutex<Vec<Arc<Encoded>>>,
 }
 
-impl Registry {
-    /// Loads every room from `store`.
-    pub fn load(store: Arc<dyn Store>, journal: Arc<Journal>, limits: RoomLimits) -> Result<Registry, StoreError> {
-        let rooms = DashMap::new();
-        for snapshot in store.load(limits.recent_events.max(limits.dedupe_window))? {
-            let room = Room::from_snapshot(snapshot, journal.clone(), limits)?;
-            rooms.insert(room.id.clone(), Arc::new(room));
-        }
-        Ok(Registry { rooms, journal, store, limits })
-    }
+/// The rooms in memory, by name: where delivery finds them.
+#[derive(Default)]
+pub struct Loaded {
+    rooms: DashMap<RoomId, Arc<Slot>>,
+}
 
-    pub fn store(&self) -> &Arc<dyn Store> {
-        &self.store
-    }
-
-    pub fn get(&self, room: &RoomId) -> Result<Arc<Room>, ErrorBody> {
-        self.rooms.get(room).map(|r| r.clone()).ok_or_else(|| {
-            ErrorBody::new(ErrorCode::NotFound, format!("no room named {room}; list rooms with list_rooms"))
-        })
+impl Loaded {
+    /// A room in memory, if it is.
+    pub fn get(&self, room: &RoomId) -> Option<Arc<Room>> {
+        self.rooms.get(room).and_then(|slot| slot.room.get().cloned())
     }
 
     pub fn len(&self) -> usize {
@@ -784,89 +547,141 @@ impl Registry {
     pub fn is_empty(&self) -> bool {
         self.rooms.is_empty()
     }
+}
 
-    /// Rooms `user` can see, by name.
-    pub fn list_for(&self, user: &UserId) -> Vec<RoomSummary> {
-        let rooms: Vec<Arc<Room>> = self.rooms.iter().map(|r| r.value().clone()).collect();
-        let mut list: Vec<RoomSummary> = rooms.iter().filter_map(|r| r.summary_for(user)).collect();
-        list.sort_by(|a, b| a.room.cmp(&b.room));
-        list
-    }
-
-    /// Creates a room owned by `owner`. The reply waits until it is durable.
-    pub fn create(&self, owner: &UserId, args: CreateRoom, ack: Ack) -> Result<(), ErrorBody> {
-        let cap = args.cap.unwrap_or(limits::DEFAULT_ROOM_CAP);
-        if !(1..=limits::MAX_ROOM_CAP).contains(&cap) {
-            return Err(ErrorBody::new(
-                ErrorCode::BadRequest,
-                format!("cap must be 1-{}, got {cap}", limits::MAX_ROOM_CAP),
-            ));
+impl Delivery for Loaded {
+    fn deliver(&self, room: &RoomId, events: &[Arc<Encoded>]) {
+        let Some(slot) = self.rooms.get(room).map(|s| s.clone()) else { return };
+        if let Some(room) = slot.room.get() {
+            return room.deliver(events);
         }
-        let now = now_millis();
-        let record = RoomRecord {
-            room: args.room.clone(),
-            epoch: new_epoch(),
-            owner: owner.clone(),
-            created_at: now,
-            topic: args.topic,
-            cap,
-            visibility: args.visibility,
-            slow_mode_secs: 0,
-            required_role: None,
-            welcome: None,
-            probation_secs: 0,
-        };
-        // The creation event is appended before the room is published in the map, so
-        // no one can join (and take seq 1) before its owner, and the journal sees the
-        // room's record before any write that names it.
-        let dashmap::Entry::Vacant(slot) = self.rooms.entry(args.room.clone()) else {
-            return Err(ErrorBody::new(
-                ErrorCode::AlreadyExists,
-                format!("a room named {} already exists; join it or pick another name", args.room),
-            ));
-        };
-        let snapshot = RoomSnapshot {
-            record: record.clone(),
-            members: Vec::new(),
-            pins: Vec::new(),
-            head: Seq::ZERO,
-            recent: Vec::new(),
-        };
-        let room = Arc::new(
-            Room::from_snapshot(snapshot, self.journal.clone(), self.limits)
-                .expect("an empty snapshot has nothing to decode"),
-        );
-        let member = MemberRecord { user: owner.clone(), role: Role::Owner, joined_at: now, role_expires_at: None };
-        {
-            let mut guard = room.lock();
-            room.append_locked(
-                &mut guard,
-                owner,
-                |seq, ts| {
-                    Event::MemberJoined(MemberJoinedEvent {
-                        room: args.room.clone(),
-                        seq,
-                        ts,
-                        from: owner.clone(),
-                        role: Role::Owner,
-                    })
-                },
-                vec![Write::PutRoom(record), Write::PutMember { room: args.room.clone(), member: member.clone() }],
-                ack,
-            )?;
-            guard.members.insert(owner.clone(), member);
+        // The room is loading. Checked again under the lock its loader drains, so
+        // the events are either held for the loader or delivered to the room.
+        let mut early = slot.early.lock().unwrap_or_else(|p| p.into_inner());
+        match slot.room.get() {
+            Some(room) => {
+                drop(early);
+                room.deliver(events);
+            }
+            // Bounded like a repair: past it, the loaded room repairs from history.
+            None if early.len() < REPAIR_BUFFER => early.extend(events.iter().cloned()),
+            None => {}
         }
-        slot.insert(room);
-        Ok(())
     }
 }
 
-/// A new epoch: random, below 2^53 so JavaScript reads it exactly, never zero.
-fn new_epoch() -> Epoch {
-    let mut bytes = [0u8; 8];
-    // If the OS random source fails, the clock still makes epochs differ across restarts.
-    if getrandom::fill(&mut bytes).is_err() {
-        bytes = now_millis().0.to_le_bytes();
+/// Every room of the server, loaded on demand: the rooms in memory and the broker
+/// that has the rest.
+pub struct Registry {
+    loaded: Arc<Loaded>,
+    broker: Arc<dyn Broker>,
+    hub: Arc<Hub>,
+    limits: RoomLimits,
+}
+
+impl Registry {
+    pub fn new(loaded: Arc<Loaded>, broker: Arc<dyn Broker>, hub: Arc<Hub>, limits: RoomLimits) -> Registry {
+        Registry { loaded, broker, hub, limits }
     }
-    Epoch((u64::from_le_bytes(bytes) >> 11).max(1))
+
+    pub fn broker(&self) -> &Arc<dyn Broker> {
+        &self.broker
+    }
+
+    pub fn hub(&self) -> &Arc<Hub> {
+        &self.hub
+    }
+
+    pub fn loaded(&self) -> &Loaded {
+        &self.loaded
+    }
+
+    /// The room, loaded from the broker if it is not in memory. Concurrent callers
+    /// share one load.
+    pub async fn get(&self, room: &RoomId) -> Result<Arc<Room>, ErrorBody> {
+        let slot = self.loaded.rooms.entry(room.clone()).or_default().clone();
+        let loaded = slot
+            .room
+            .get_or_try_init(|| async {
+                // Subscribe first, so nothing committed during the load is missed.
+                self.broker.subscribe(room.clone()).await?;
+                let load = self.broker.load_room(room.clone(), self.limits.recent_events).await?;
+                let load = load.ok_or_else(|| BrokerError::NoSuchRoom(room.clone()))?;
+                let loaded = Room::new(load, self.broker.clone(), self.hub.clone(), self.limits)?;
+                Ok::<_, BrokerError>(Arc::new(loaded))
+            })
+            .await;
+        match loaded {
+            Ok(loaded) => {
+                let early = std::mem::take(&mut *slot.early.lock().unwrap_or_else(|p| p.into_inner()));
+                if !early.is_empty() {
+                    loaded.deliver(&early);
+                }
+                Ok(loaded.clone())
+            }
+            Err(error) => {
+                // Forget the failed slot (unless someone else's load is under way).
+                self.loaded.rooms.remove_if(room, |_, s| Arc::ptr_eq(s, &slot) && s.room.get().is_none());
+                if matches!(error, BrokerError::NoSuchRoom(_)) {
+                    let _ = self.broker.unsubscribe(room.clone()).await;
+                }
+                Err(error.to_error())
+            }
+        }
+    }
+
+    /// Rooms `user` can see, by name: open and approval rooms, and invite-only
+    /// rooms they belong to. Read from durable state, so nothing shows before it
+    /// is durable.
+    pub async fn list_for(&self, user: &UserId) -> Result<Vec<RoomSummary>, ErrorBody> {
+        let rooms = self.broker.list_rooms(user.clone()).await.map_err(|e| e.to_error())?;
+        Ok(rooms
+            .into_iter()
+            .filter(|r| r.record.visibility != Visibility::InviteOnly || r.role.is_some())
+            .map(|r| RoomSummary {
+                room: r.record.room,
+                topic: r.record.topic,
+                visibility: r.record.visibility,
+                members: r.members,
+                cap: r.record.cap,
+                role: r.role,
+            })
+            .collect())
+    }
+
+    /// Drops rooms that have been idle for `idle_after`, every so often, until
+    /// `stop` fires.
+    pub async fn evict_idle(self: Arc<Self>, stop: CancellationToken) {
+        let every = (self.limits.idle_after / 2).max(Duration::from_millis(100));
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(every) => {}
+            }
+            self.evict_idle_now().await;
+        }
+    }
+
+    /// Drops every room idle for `idle_after` now; returns how many.
+    pub async fn evict_idle_now(&self) -> usize {
+        let now = Instant::now();
+        let candidates: Vec<RoomId> = self.loaded.rooms.iter().map(|e| e.key().clone()).collect();
+        let mut evicted = 0;
+        for room in candidates {
+            // Under the shard's write lock: nobody can take the room out of the map
+            // meanwhile, and nobody else holds it (a request or a join in progress).
+            let removed = self.loaded.rooms.remove_if(&room, |_, slot| {
+                Arc::strong_count(slot) == 1
+                    && slot.room.get().is_some_and(|r| Arc::strong_count(r) == 1 && r.is_idle(now))
+            });
+            if removed.is_some() {
+                evicted += 1;
+                let _ = self.broker.unsubscribe(room).await;
+            }
+        }
+        if evicted > 0 {
+            tracing::debug!(evicted, loaded = self.loaded.len(), "idle rooms left memory");
+        }
+        evicted
+    }
 }

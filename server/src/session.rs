@@ -6,16 +6,19 @@
 //! append to a timeline are sent when the event is durable, so replies can arrive
 //! in a different order than requests: clients match them by `id`.
 
-use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::stream::{FuturesUnordered, SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
-use hearth_protocol::codec::{decode_request, encode_error, encode_event, encode_reply};
+use hearth_protocol::codec::{decode_request, encode_error, encode_reply};
 use hearth_protocol::event::Hello;
-use hearth_protocol::ops::{AddPin, HistoryPage, Join, MemberList, Op, Pong, ResumeMode, RoomList};
-use hearth_protocol::{CloseCode, Codec, ErrorBody, ErrorCode, Event, RequestId, RoomId, Seq, UserId, limits};
+use hearth_protocol::ops::{
+    AddPin, Appended, CreateRoom, Done, HistoryPage, Join, MemberList, Op, Pinned, Pong, RoomList,
+};
+use hearth_protocol::{CloseCode, Codec, ErrorBody, ErrorCode, Event, PinId, RequestId, RoomId, Seq, UserId, limits};
 use serde::Serialize;
 use tokio::net::TcpStream;
 use tokio_tungstenite::WebSocketStream;
@@ -23,27 +26,36 @@ use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_util::sync::CancellationToken;
 
 use crate::Shared;
+use crate::broker::{BrokerError, Published};
+use crate::frames::{event_frame, frame_message};
+use crate::hub::{Conn, ConnId};
 use crate::outbound::{Outbound, Taken};
-use crate::rooms::{Ack, AckBody, ConnId, Room, SendOutcome, Subscriber, frame_message, now_millis};
-use crate::store::StoredEvent;
+use crate::room::{self, Draft, Rejection};
+use crate::rooms::Room;
 use crate::transport::close_message;
 
 type Sink = SplitSink<WebSocketStream<TcpStream>, Message>;
 type Stream = SplitStream<WebSocketStream<TcpStream>>;
 
-/// How long a connection waits for its own durable write before giving up.
-/// The committer answers within milliseconds or stops the process, so this only
-/// guards against a bug turning into a stuck connection.
-const DURABLE_WAIT: Duration = Duration::from_secs(30);
+/// A request waiting for its event to be ordered and durable; resolves to the
+/// reply frame.
+type InFlight = Pin<Box<dyn Future<Output = Message> + Send + Sync>>;
+
+/// Requests one connection may have waiting for durability at once. Past it the
+/// session stops reading until one completes, so a pipelining client is slowed
+/// by TCP, not answered with errors. 64 sends in flight are a whole commit group's
+/// worth for one connection; nobody chatting gets near it.
+const MAX_IN_FLIGHT: usize = 64;
+
+/// How long a join or a room creation waits to see its own event applied. The
+/// journal answers within milliseconds or stops the server, so this only guards
+/// against a bug turning into a stuck connection.
+const APPLY_WAIT: Duration = Duration::from_secs(30);
 
 struct Session {
     shared: Arc<Shared>,
-    user: UserId,
-    codec: Codec,
-    conn: ConnId,
-    out: Arc<Outbound>,
-    /// Rooms this connection is subscribed to, to unsubscribe when it ends.
-    joined: HashMap<RoomId, Arc<Room>>,
+    conn: Arc<Conn>,
+    in_flight: FuturesUnordered<InFlight>,
 }
 
 /// Runs a connection until the peer leaves, the queue closes, or shutdown.
@@ -58,18 +70,25 @@ pub async fn run(
     let (sink, stream) = ws.split();
     let out = Arc::new(Outbound::new(shared.config.outbound_queue_bytes));
     let writer = tokio::spawn(write_loop(sink, out.clone(), WriterConfig::from(&shared.config), conn));
-    let mut session = Session { shared, user, codec, conn, out, joined: HashMap::new() };
+    let conn = Arc::new(Conn::new(conn, user, codec, out));
+    shared.registry.hub().register(conn.clone());
+    let mut session = Session { shared, conn, in_flight: FuturesUnordered::new() };
     session.hello();
     let mut stream = stream;
     let ended = session.read_loop(&mut stream, &shutdown).await;
-    for room in session.joined.values() {
-        room.unsubscribe(session.conn);
+    let (shared, conn) = (session.shared.clone(), session.conn.clone());
+    drop(session);
+    for room in conn.receiving_rooms() {
+        if let Some(room) = shared.registry.loaded().get(&room) {
+            room.unsubscribe(conn.id);
+        }
     }
+    shared.registry.hub().unregister(&conn);
     // The writer ends after sending the close frame (or failing to).
-    session.out.close(CloseCode::GoingAway, "going_away: connection ended");
-    let grace = session.shared.config.write_timeout + Duration::from_secs(1);
+    conn.out.close(CloseCode::GoingAway, "going_away: connection ended");
+    let grace = shared.config.write_timeout + Duration::from_secs(1);
     if tokio::time::timeout(grace, writer).await.is_err() {
-        tracing::debug!(conn = conn.0, "writer did not finish in time");
+        tracing::debug!(conn = conn.id.0, "writer did not finish in time");
     }
     if ended == Ended::ByServer {
         // Finish the closing handshake: read until the client's close frame, so the
@@ -95,14 +114,14 @@ const CLOSE_HANDSHAKE: Duration = Duration::from_secs(2);
 impl Session {
     fn hello(&self) {
         let hello = Event::Hello(Hello {
-            user: self.user.clone(),
-            conn: self.conn.0,
+            user: self.conn.user.clone(),
+            conn: self.conn.id.0,
             server: concat!("hearth-server/", env!("CARGO_PKG_VERSION")).to_string(),
             protocol: hearth_protocol::PROTOCOL_VERSION,
             max_request_bytes: limits::MAX_REQUEST_BYTES as u32,
             max_text_bytes: limits::MAX_TEXT_BYTES as u32,
         });
-        let _ = self.out.push(frame_message(self.codec, encode_event(self.codec, &hello)));
+        let _ = self.conn.out.push(event_frame(self.conn.codec, &hello));
     }
 
     async fn read_loop(&mut self, stream: &mut Stream, shutdown: &CancellationToken) -> Ended {
@@ -111,23 +130,31 @@ impl Session {
         let mut ping = tokio::time::interval(ping_interval);
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         ping.tick().await; // the first tick is immediate
+        let out = self.conn.out.clone();
         loop {
+            let reading = self.in_flight.len() < MAX_IN_FLIGHT;
             let message = tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => {
-                    self.out.close(CloseCode::GoingAway, "going_away: server shutting down; reconnect and resume");
+                    out.close(CloseCode::GoingAway, "going_away: server shutting down; reconnect and resume");
                     return Ended::ByServer;
                 }
-                _ = self.out.wait_closed() => return Ended::ByServer,
-                _ = ping.tick() => {
-                    if last_heard.elapsed() >= idle_timeout {
-                        self.out.close(CloseCode::IdleTimeout, "idle_timeout: nothing heard from the client; reconnect and resume");
-                        return Ended::ByServer;
-                    }
-                    let _ = self.out.push(Message::Ping(Default::default()));
+                _ = out.wait_closed() => return Ended::ByServer,
+                Some(reply) = self.in_flight.next(), if !self.in_flight.is_empty() => {
+                    // A full queue closes the connection as a slow consumer; the client
+                    // retries with the same cmid and gets the same seq.
+                    let _ = out.push(reply);
                     continue;
                 }
-                message = stream.next() => message,
+                _ = ping.tick() => {
+                    if last_heard.elapsed() >= idle_timeout {
+                        out.close(CloseCode::IdleTimeout, "idle_timeout: nothing heard from the client; reconnect and resume");
+                        return Ended::ByServer;
+                    }
+                    let _ = out.push(Message::Ping(Default::default()));
+                    continue;
+                }
+                message = stream.next(), if reading => message,
             };
             let message = match message {
                 None => return Ended::ByPeer,
@@ -135,7 +162,7 @@ impl Session {
                 Some(Err(error)) => return self.on_read_error(error),
             };
             last_heard = Instant::now();
-            match (message, self.codec) {
+            match (message, self.conn.codec) {
                 // Boxed: handling a request needs far more state than waiting for one,
                 // and an idle connection should only pay for the waiting.
                 (Message::Binary(bytes), Codec::MsgPack) => Box::pin(self.handle_frame(&bytes)).await,
@@ -146,7 +173,7 @@ impl Session {
                         codec.subprotocol(),
                         if codec.is_binary() { "binary" } else { "text" }
                     );
-                    self.out.close(CloseCode::WrongFrameType, reason);
+                    out.close(CloseCode::WrongFrameType, reason);
                     return Ended::ByServer;
                 }
                 (Message::Close(_), _) => return Ended::ByPeer,
@@ -166,16 +193,16 @@ impl Session {
             Error::Protocol(error) => (CloseCode::ProtocolError, format!("protocol_error: {error}")),
             Error::Utf8(_) => (CloseCode::ProtocolError, "protocol_error: text frame is not UTF-8".to_string()),
             error => {
-                tracing::debug!(conn = self.conn.0, %error, "read ended");
+                tracing::debug!(conn = self.conn.id.0, %error, "read ended");
                 return Ended::ByPeer;
             }
         };
-        self.out.close(code, reason);
+        self.conn.out.close(code, reason);
         Ended::ByServer
     }
 
     async fn handle_frame(&mut self, frame: &[u8]) {
-        let request = match decode_request(self.codec, frame) {
+        let request = match decode_request(self.conn.codec, frame) {
             Ok(request) => request,
             Err(error) => match error.id {
                 Some(id) => {
@@ -183,70 +210,93 @@ impl Session {
                     return self.reply_error(id, &body).await;
                 }
                 None => {
-                    tracing::debug!(conn = self.conn.0, %error, "not a request; closing");
-                    return self.out.close(CloseCode::ProtocolError, format!("protocol_error: {error}"));
+                    tracing::debug!(conn = self.conn.id.0, %error, "not a request; closing");
+                    return self.conn.out.close(CloseCode::ProtocolError, format!("protocol_error: {error}"));
                 }
             },
         };
         let id = request.id;
         if let Err(error) = self.dispatch(id, request.op).await {
             if error.code == ErrorCode::Internal {
-                tracing::warn!(conn = self.conn.0, user = %self.user, %error, "request failed");
+                tracing::warn!(conn = self.conn.id.0, user = %self.conn.user, %error, "request failed");
             }
             self.reply_error(id, &error).await;
         }
     }
 
     async fn reply<T: Serialize>(&self, id: RequestId, body: &T) {
-        let frame = frame_message(self.codec, encode_reply(self.codec, id, body));
-        let _ = self.out.push_wait(frame).await;
+        let frame = frame_message(self.conn.codec, encode_reply(self.conn.codec, id, body));
+        let _ = self.conn.out.push_wait(frame).await;
     }
 
     async fn reply_error(&self, id: RequestId, error: &ErrorBody) {
-        let frame = frame_message(self.codec, encode_error(self.codec, id, error));
-        let _ = self.out.push_wait(frame).await;
+        let frame = frame_message(self.conn.codec, encode_error(self.conn.codec, id, error));
+        let _ = self.conn.out.push_wait(frame).await;
     }
 
-    fn ack(&self, id: RequestId, body: AckBody) -> Ack {
-        Ack::Reply { out: self.out.clone(), codec: self.codec, id, body }
+    /// Publishes `draft`: waits until it is ordered (so one connection's events
+    /// keep the order it sent them in), not until it is durable. The reply, made
+    /// by `reply` from where the event landed, goes out once it is.
+    async fn publish<T, F>(&mut self, id: RequestId, draft: Draft, reply: F) -> Result<(), ErrorBody>
+    where
+        T: Serialize,
+        F: FnOnce(Published) -> T + Send + Sync + 'static,
+    {
+        let receipt = self.shared.registry.broker().publish(draft).await.map_err(|e| e.to_error())?;
+        let codec = self.conn.codec;
+        self.in_flight.push(Box::pin(async move {
+            let bytes = match receipt.durable().await {
+                Ok(published) => encode_reply(codec, id, &reply(published)),
+                Err(error) => encode_error(codec, id, &error.to_error()),
+            };
+            frame_message(codec, bytes)
+        }));
+        Ok(())
+    }
+
+    async fn room(&self, room: &RoomId) -> Result<Arc<Room>, ErrorBody> {
+        self.shared.registry.get(room).await
+    }
+
+    /// The room, if the caller is a member of it.
+    async fn member_room(&self, room: &RoomId) -> Result<Arc<Room>, ErrorBody> {
+        let room = self.room(room).await?;
+        if !room.is_member(&self.conn.user) {
+            return Err(room::not_member(&room.id));
+        }
+        Ok(room)
     }
 
     async fn dispatch(&mut self, id: RequestId, op: Op) -> Result<(), ErrorBody> {
-        let registry = self.shared.registry.clone();
+        let user = self.conn.user.clone();
         match op {
-            Op::Ping(_) => self.reply(id, &Pong { ts: now_millis() }).await,
-            Op::CreateRoom(args) => {
-                let room = args.room.clone();
-                let (tx, rx) = tokio::sync::oneshot::channel();
-                registry.create(&self.user, args, Ack::Wake(tx))?;
-                wait_durable(rx).await?;
-                self.reply(id, &registry.get(&room)?.info()).await;
+            Op::Ping(_) => self.reply(id, &Pong { ts: self.shared.clock.now() }).await,
+            Op::CreateRoom(args) => self.create_room(id, args).await?,
+            Op::ListRooms(_) => {
+                let rooms = self.shared.registry.list_for(&user).await?;
+                self.reply(id, &RoomList { rooms }).await;
             }
-            Op::ListRooms(_) => self.reply(id, &RoomList { rooms: registry.list_for(&self.user) }).await,
             Op::Join(args) => self.join(id, args).await?,
             Op::Leave(args) => {
-                let room = registry.get(&args.room)?;
-                room.leave(&self.user, self.ack(id, AckBody::Done))?;
-                self.joined.remove(&args.room);
+                let draft = self.room(&args.room).await?.decide(|s| s.decide_leave(&user))?;
+                self.publish(id, draft, |_| Done {}).await?;
             }
             Op::SendMessage(args) => {
-                let room = registry.get(&args.room)?;
-                match room.send(&self.user, args, self.ack(id, AckBody::Appended))? {
-                    SendOutcome::Queued => {}
-                    SendOutcome::Duplicate(appended) => self.reply(id, &appended).await,
-                }
+                let draft = self.room(&args.room).await?.decide(|s| s.decide_send(&user, args))?;
+                self.publish(id, draft, |p| Appended { seq: p.seq, ts: p.ts }).await?;
             }
             Op::History(args) => {
-                let room = self.member_room(&args.room)?;
+                let room = self.member_room(&args.room).await?;
                 let page = self.history(&room, args.before, args.after, args.limit).await?;
                 self.reply(id, &page).await;
             }
             Op::AddPin(args) => self.pin(id, args).await?,
             Op::RemovePin(args) => {
-                self.shared.registry.get(&args.room)?.unpin(&self.user, args.pin, self.ack(id, AckBody::Appended))?;
+                let draft = self.room(&args.room).await?.decide(|s| s.decide_unpin(&user, args.pin))?;
+                self.publish(id, draft, |p| Appended { seq: p.seq, ts: p.ts }).await?;
             }
             Op::Members(args) => {
-                let room = self.member_room(&args.room)?;
+                let room = self.member_room(&args.room).await?;
                 self.reply(id, &MemberList { members: room.members() }).await;
             }
             other => {
@@ -259,63 +309,65 @@ impl Session {
         Ok(())
     }
 
-    fn member_room(&self, room: &RoomId) -> Result<Arc<Room>, ErrorBody> {
-        let room = self.shared.registry.get(room)?;
-        if room.role_of(&self.user).is_none() {
-            return Err(ErrorBody::new(
-                ErrorCode::NotMember,
-                format!("you are not a member of room {}; join it first", room.id),
-            ));
-        }
-        Ok(room)
-    }
-
-    /// Join: membership (durable before the reply), the reply, then the missed
-    /// events, then live ones.
-    async fn join(&mut self, id: RequestId, args: Join) -> Result<(), ErrorBody> {
-        let room = self.shared.registry.get(&args.room)?;
-        // A second join on the same connection restarts the stream from its `since`.
-        room.unsubscribe(self.conn);
-        self.joined.remove(&args.room);
-        let mut start = room.begin_join(&self.user, args.since)?;
-        if let Some(durable) = start.durable.take() {
-            wait_durable(durable).await?;
-        }
-        let store = self.shared.registry.store().clone();
-        if start.joined.resume == ResumeMode::Replay && room.history_gap(&store, start.after).await? {
-            start.joined.resume = ResumeMode::Truncated;
-            start.after = start.joined.room.head;
-        }
-        self.reply(id, &start.joined).await;
-        let sub = Subscriber { conn: self.conn, user: self.user.clone(), codec: self.codec, out: self.out.clone() };
-        if let Err(error) = room.catch_up_and_subscribe(&store, sub, start.after).await {
-            // The request already has its reply; a stream with a hole in it is worse
-            // than a reconnect, which resumes from the client's last position.
-            tracing::warn!(conn = self.conn.0, room = %room.id, %error, "catch-up failed; closing");
-            self.out.close(
-                CloseCode::InternalError,
-                format!("internal_error: catch-up failed ({}); reconnect and resume", error.code),
-            );
-            return Ok(());
-        }
-        self.joined.insert(args.room, room);
+    async fn create_room(&mut self, id: RequestId, args: CreateRoom) -> Result<(), ErrorBody> {
+        let name = args.room.clone();
+        let (record, first) = room::decide_create(&self.conn.user, args, crate::new_epoch(), self.shared.clock.now())?;
+        let receipt = self.shared.registry.broker().create_room(record, first).await.map_err(|e| e.to_error())?;
+        let published = receipt.durable().await.map_err(|e| e.to_error())?;
+        let room = self.room(&name).await?;
+        applied_within(room.wait_applied(published.seq)).await?;
+        self.reply(id, &room.decide(|s| s.info())).await;
         Ok(())
     }
 
+    /// Join: membership (durable and applied before the reply), the reply, then
+    /// the missed events, then live ones.
+    async fn join(&mut self, id: RequestId, args: Join) -> Result<(), ErrorBody> {
+        let user = self.conn.user.clone();
+        let room = self.room(&args.room).await?;
+        // A second join on the same connection restarts the stream from its `since`.
+        room.unsubscribe(self.conn.id);
+        self.conn.not_receiving(&room.id);
+        let mut first_join = false;
+        if let Some(draft) = room.decide(|s| s.decide_join(&user, args.since))? {
+            let receipt = self.shared.registry.broker().publish(draft).await;
+            let published = match receipt {
+                Ok(receipt) => receipt.durable().await,
+                Err(error) => Err(error),
+            };
+            match published {
+                Ok(published) => {
+                    first_join = true;
+                    applied_within(room.wait_applied(published.seq)).await?;
+                }
+                // Joined meanwhile on another connection: wait to see it applied.
+                Err(BrokerError::Rejected { why: Rejection::AlreadyMember, .. }) => {
+                    applied_within(room.wait_for(|s| s.members.contains_key(&user))).await?;
+                }
+                Err(error) => return Err(error.to_error()),
+            }
+        }
+        room.join(&self.conn, id, args.since, first_join).await
+    }
+
     async fn pin(&mut self, id: RequestId, args: AddPin) -> Result<(), ErrorBody> {
-        let room = self.member_room(&args.room)?;
+        let user = self.conn.user.clone();
+        let room = self.member_room(&args.room).await?;
         let text = match (args.seq, args.note) {
-            (Some(seq), None) => room.message_text(self.shared.registry.store(), seq).await?,
+            (Some(seq), None) => room.message_text(seq).await?,
             (None, Some(note)) => note,
             _ => return Err(ErrorBody::new(ErrorCode::BadRequest, "pin takes exactly one of seq (a message) or note")),
         };
-        let (out, codec) = (self.out.clone(), self.codec);
-        room.pin(&self.user, args.seq, text, args.title, |pin| Ack::Reply {
-            out,
-            codec,
-            id,
-            body: AckBody::Pinned(pin),
+        let draft = room.decide(|s| s.decide_pin(&user, args.seq, text, args.title))?;
+        let Event::Pin(pin_event) = &draft.event else { unreachable!("decide_pin drafts a pin") };
+        let mut pin = pin_event.pin.clone();
+        self.publish(id, draft, move |p| {
+            // The same stamp the stored event got.
+            pin.pin = PinId(p.seq.0);
+            pin.at = p.ts;
+            Pinned { seq: p.seq, pin }
         })
+        .await
     }
 
     async fn history(
@@ -329,22 +381,20 @@ impl Session {
             return Err(ErrorBody::new(ErrorCode::BadRequest, "history takes before or after, not both"));
         }
         let limit = usize::from(limit.unwrap_or(limits::DEFAULT_PAGE_LIMIT).clamp(1, limits::MAX_PAGE_LIMIT));
+        // Read the position first: a page never shows events past it, so it never
+        // runs ahead of what this connection's stream has delivered.
         let position = room.position();
-        let (store, id) = (self.shared.registry.store().clone(), room.id.clone());
-        let (stored, oldest) = tokio::task::spawn_blocking(move || {
-            let page = match after {
-                Some(after) => store.events_after(&id, after, limit + 1),
-                // Past the committed head nothing is visible yet: start below it.
-                None => store.events_before(&id, before.unwrap_or(Seq::MAX).min(position.seq.next()), limit + 1),
-            }?;
-            Ok::<_, crate::store::StoreError>((page, store.oldest(&id)?))
-        })
-        .await
-        .map_err(|_| ErrorBody::new(ErrorCode::Internal, "history read was cancelled"))?
-        .map_err(|e| ErrorBody::new(ErrorCode::Internal, format!("reading history failed: {e}")))?;
-        // Events past the committed head are on disk but not yet fanned out; they
-        // belong to the next page.
-        let mut stored: Vec<StoredEvent> = stored.into_iter().filter(|e| e.seq <= position.seq).collect();
+        let broker = self.shared.registry.broker();
+        let fetched = match after {
+            Some(after) => broker.history_after(room.id.clone(), after, limit + 1).await,
+            None => {
+                let before = before.unwrap_or(Seq::MAX).min(position.seq.next());
+                broker.history_before(room.id.clone(), before, limit + 1).await
+            }
+        };
+        let mut stored: Vec<_> =
+            fetched.map_err(|e| e.to_error())?.into_iter().filter(|e| e.seq <= position.seq).collect();
+        let oldest = broker.oldest(room.id.clone()).await.map_err(|e| e.to_error())?;
         let more = stored.len() > limit;
         if more {
             if after.is_some() {
@@ -362,11 +412,11 @@ impl Session {
     }
 }
 
-async fn wait_durable(rx: tokio::sync::oneshot::Receiver<()>) -> Result<(), ErrorBody> {
-    match tokio::time::timeout(DURABLE_WAIT, rx).await {
-        Ok(Ok(())) => Ok(()),
-        _ => Err(ErrorBody::new(ErrorCode::Internal, "the write was not confirmed; retry")),
-    }
+/// Waits for a room to apply an event this connection caused, within a bound.
+async fn applied_within(wait: impl Future<Output = ()>) -> Result<(), ErrorBody> {
+    tokio::time::timeout(APPLY_WAIT, wait)
+        .await
+        .map_err(|_| ErrorBody::new(ErrorCode::Internal, "the write was not confirmed in time; retry"))
 }
 
 /// Runs a write, giving up after `limit`. The timer is armed only if the write

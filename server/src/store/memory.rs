@@ -1,50 +1,84 @@
 //! The `--ephemeral` store: everything in memory, nothing written. Each room keeps
 //! at most `history_limit` events, so memory stays bounded; older events are gone
-//! and a resume from before them is answered with `truncated`.
+//! and a resume from before them is answered with `truncated`. Members, pins and
+//! settings are kept whole, so a room that left memory on a quiet spell loads
+//! again as it was.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Mutex;
 
 use hearth_protocol::ops::PinnedNote;
-use hearth_protocol::{RoomId, Seq, UserId};
+use hearth_protocol::{Millis, PinId, RoomId, Seq, UserId};
 
-use super::{MemberRecord, RoomRecord, RoomSnapshot, Store, StoreError, StoredEvent, Write};
+use super::{
+    Change, EventRow, MemberRecord, RoomListing, RoomLoad, RoomRecord, SentMessage, Store, StoreError, StoredEvent,
+    Write,
+};
 
 pub struct MemoryStore {
     /// One lock for all rooms: each critical section is a push or a short copy.
-    rooms: Mutex<HashMap<RoomId, MemoryRoom>>,
+    rooms: Mutex<BTreeMap<RoomId, MemoryRoom>>,
     history_limit: usize,
 }
 
 struct MemoryRoom {
     record: RoomRecord,
     members: HashMap<UserId, MemberRecord>,
-    pins: Vec<PinnedNote>,
-    events: VecDeque<StoredEvent>,
+    pins: BTreeMap<PinId, PinnedNote>,
+    events: VecDeque<EventRow>,
     head: Seq,
+    last_ts: Millis,
 }
 
 impl MemoryStore {
     pub fn new(history_limit: usize) -> MemoryStore {
-        MemoryStore { rooms: Mutex::new(HashMap::new()), history_limit: history_limit.max(1) }
+        MemoryStore { rooms: Mutex::new(BTreeMap::new()), history_limit: history_limit.max(1) }
     }
 
-    fn rooms(&self) -> std::sync::MutexGuard<'_, HashMap<RoomId, MemoryRoom>> {
+    fn rooms(&self) -> std::sync::MutexGuard<'_, BTreeMap<RoomId, MemoryRoom>> {
         self.rooms.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
+fn stored(row: &EventRow) -> StoredEvent {
+    StoredEvent { seq: row.seq, body: row.body.clone() }
+}
+
 impl Store for MemoryStore {
-    fn load(&self, recent: usize) -> Result<Vec<RoomSnapshot>, StoreError> {
+    fn load_room(&self, room: &RoomId, recent: usize) -> Result<Option<RoomLoad>, StoreError> {
+        let rooms = self.rooms();
+        Ok(rooms.get(room).map(|room| RoomLoad {
+            record: room.record.clone(),
+            members: room.members.values().cloned().collect(),
+            pins: room.pins.values().cloned().collect(),
+            head: room.head,
+            last_ts: room.last_ts,
+            recent: room.events.iter().skip(room.events.len().saturating_sub(recent)).map(stored).collect(),
+        }))
+    }
+
+    fn list_rooms(&self, user: &UserId) -> Result<Vec<RoomListing>, StoreError> {
         let rooms = self.rooms();
         Ok(rooms
             .values()
-            .map(|room| RoomSnapshot {
+            .map(|room| RoomListing {
                 record: room.record.clone(),
-                members: room.members.values().cloned().collect(),
-                pins: room.pins.clone(),
-                head: room.head,
-                recent: room.events.iter().skip(room.events.len().saturating_sub(recent)).cloned().collect(),
+                members: room.members.len() as u32,
+                role: room.members.get(user).map(|m| m.role),
+            })
+            .collect())
+    }
+
+    fn recent_cmids(&self, room: &RoomId, limit: usize) -> Result<Vec<SentMessage>, StoreError> {
+        let rooms = self.rooms();
+        let Some(room) = rooms.get(room) else { return Ok(Vec::new()) };
+        Ok(room
+            .events
+            .iter()
+            .skip(room.events.len().saturating_sub(limit))
+            .filter_map(|row| {
+                let cmid = row.cmid.clone()?;
+                Some(SentMessage { seq: row.seq, ts: row.ts, from: row.from.clone(), cmid })
             })
             .collect())
     }
@@ -53,45 +87,42 @@ impl Store for MemoryStore {
         let mut rooms = self.rooms();
         for write in writes {
             match write {
-                Write::PutRoom(record) => {
-                    rooms.entry(record.room.clone()).and_modify(|room| room.record = record.clone()).or_insert_with(
-                        || MemoryRoom {
-                            record: record.clone(),
-                            members: HashMap::new(),
-                            pins: Vec::new(),
-                            events: VecDeque::new(),
-                            head: Seq::ZERO,
-                        },
-                    );
+                Write::CreateRoom(record) => {
+                    rooms.entry(record.room.clone()).or_insert_with(|| MemoryRoom {
+                        record: record.clone(),
+                        members: HashMap::new(),
+                        pins: BTreeMap::new(),
+                        events: VecDeque::new(),
+                        head: Seq::ZERO,
+                        last_ts: record.created_at,
+                    });
                 }
-                Write::PutMember { room, member } => {
-                    if let Some(room) = rooms.get_mut(room) {
-                        room.members.insert(member.user.clone(), member.clone());
-                    }
-                }
-                Write::RemoveMember { room, user } => {
-                    if let Some(room) = rooms.get_mut(room) {
-                        room.members.remove(user);
+                Write::Change { room, change } => {
+                    let Some(room) = rooms.get_mut(room) else { continue };
+                    match change {
+                        Change::PutMember(member) => {
+                            room.members.insert(member.user.clone(), member.clone());
+                        }
+                        Change::RemoveMember(user) => {
+                            room.members.remove(user);
+                        }
+                        Change::PutPin(pin) => {
+                            room.pins.insert(pin.pin, pin.clone());
+                        }
+                        Change::RemovePin(pin) => {
+                            room.pins.remove(pin);
+                        }
+                        Change::UpdateSettings(settings) => room.record.apply_settings(settings),
                     }
                 }
                 Write::AppendEvent(row) => {
                     if let Some(room) = rooms.get_mut(&row.room) {
-                        room.events.push_back(StoredEvent { seq: row.seq, body: row.body.clone() });
+                        room.events.push_back(row.clone());
                         room.head = row.seq;
+                        room.last_ts = room.last_ts.max(row.ts);
                         while room.events.len() > self.history_limit {
                             room.events.pop_front();
                         }
-                    }
-                }
-                Write::PutPin { room, pin } => {
-                    if let Some(room) = rooms.get_mut(room) {
-                        room.pins.retain(|p| p.pin != pin.pin);
-                        room.pins.push(pin.clone());
-                    }
-                }
-                Write::RemovePin { room, pin } => {
-                    if let Some(room) = rooms.get_mut(room) {
-                        room.pins.retain(|p| p.pin != *pin);
                     }
                 }
             }
@@ -103,7 +134,7 @@ impl Store for MemoryStore {
         let rooms = self.rooms();
         let Some(room) = rooms.get(room) else { return Ok(Vec::new()) };
         let start = room.events.partition_point(|e| e.seq <= after);
-        Ok(room.events.iter().skip(start).take(limit).cloned().collect())
+        Ok(room.events.iter().skip(start).take(limit).map(stored).collect())
     }
 
     fn events_before(&self, room: &RoomId, before: Seq, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
@@ -111,7 +142,7 @@ impl Store for MemoryStore {
         let Some(room) = rooms.get(room) else { return Ok(Vec::new()) };
         let end = room.events.partition_point(|e| e.seq < before);
         let start = end.saturating_sub(limit);
-        Ok(room.events.range(start..end).cloned().collect())
+        Ok(room.events.range(start..end).map(stored).collect())
     }
 
     fn oldest(&self, room: &RoomId) -> Result<Seq, StoreError> {

@@ -3,7 +3,13 @@
 //! A [`Store`] is synchronous and knows nothing of sessions or fan-out. Writes arrive
 //! in batches from the journal's committer (see `journal.rs`), which is the only
 //! writer; a batch is applied atomically and durably before `commit` returns. Reads
-//! (history pages, catch-up) may run concurrently from blocking tasks.
+//! (history pages, catch-up, loading a room) may run concurrently from blocking
+//! tasks.
+//!
+//! The timeline is the source of truth. Next to it the store keeps each room's
+//! members, pins and settings as tables, written in the same transaction as the
+//! event whose `room::changes` they are, so a room loads at its head without
+//! replaying its history, and rooms can be listed without loading them.
 //!
 //! Two implementations share one conformance suite: [`memory::MemoryStore`]
 //! (`--ephemeral`, bounded history per room) and [`sqlite::SqliteStore`] (the
@@ -13,9 +19,10 @@ pub mod memory;
 pub mod sqlite;
 
 use bytes::Bytes;
-use hearth_protocol::ops::{PinnedNote, Visibility};
-use hearth_protocol::{ClientMsgId, Epoch, Millis, PinId, Role, RoomId, Seq, ShortText, UserId};
-use serde::{Deserialize, Serialize};
+use hearth_protocol::ops::PinnedNote;
+use hearth_protocol::{ClientMsgId, Millis, Role, RoomId, Seq, UserId};
+
+pub use crate::room::{Change, MemberRecord, RoomRecord};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -27,34 +34,6 @@ pub enum StoreError {
     Corrupt { what: &'static str, detail: String },
     #[error("the data directory was written by a newer Hearth (schema {found}, this build reads {supported}); upgrade")]
     SchemaTooNew { found: i64, supported: i64 },
-}
-
-/// A room's durable settings.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RoomRecord {
-    pub room: RoomId,
-    pub epoch: Epoch,
-    pub owner: UserId,
-    pub created_at: Millis,
-    pub topic: ShortText,
-    pub cap: u32,
-    pub visibility: Visibility,
-    #[serde(default)]
-    pub slow_mode_secs: u32,
-    #[serde(default)]
-    pub required_role: Option<Role>,
-    #[serde(default)]
-    pub welcome: Option<ShortText>,
-    #[serde(default)]
-    pub probation_secs: u32,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct MemberRecord {
-    pub user: UserId,
-    pub role: Role,
-    pub joined_at: Millis,
-    pub role_expires_at: Option<Millis>,
 }
 
 /// One timeline event as stored: its seq and its MessagePack event frame, the same
@@ -80,29 +59,58 @@ pub struct EventRow {
 /// One change to durable state. A batch of them commits atomically.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Write {
-    PutRoom(RoomRecord),
-    PutMember { room: RoomId, member: MemberRecord },
-    RemoveMember { room: RoomId, user: UserId },
+    /// A new room, before any of its events.
+    CreateRoom(RoomRecord),
+    /// What an event did to the room's members, pins or settings
+    /// (`room::changes`): the tables a room is restored from.
+    Change {
+        room: RoomId,
+        change: Change,
+    },
     AppendEvent(EventRow),
-    PutPin { room: RoomId, pin: PinnedNote },
-    RemovePin { room: RoomId, pin: PinId },
 }
 
-/// Everything needed to rebuild a room in memory at start-up.
+/// A room as stored: its state at `head` and its newest events.
 #[derive(Debug, Clone)]
-pub struct RoomSnapshot {
+pub struct RoomLoad {
     pub record: RoomRecord,
     pub members: Vec<MemberRecord>,
     pub pins: Vec<PinnedNote>,
+    /// The seq of the newest event.
     pub head: Seq,
-    /// The newest events, oldest first: the room's recent cache and its window of
-    /// client message ids for idempotent retries.
+    /// The time of the newest event (the creation time when there is none).
+    pub last_ts: Millis,
+    /// The newest events, oldest first.
     pub recent: Vec<StoredEvent>,
 }
 
+/// A message's client id, for idempotent retries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentMessage {
+    pub seq: Seq,
+    pub ts: Millis,
+    pub from: UserId,
+    pub cmid: ClientMsgId,
+}
+
+/// A room in a listing, with what a user needs to see about it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoomListing {
+    pub record: RoomRecord,
+    pub members: u32,
+    /// The listing user's role, when a member.
+    pub role: Option<Role>,
+}
+
 pub trait Store: Send + Sync + 'static {
-    /// Every room, with its newest `recent` events.
-    fn load(&self, recent: usize) -> Result<Vec<RoomSnapshot>, StoreError>;
+    /// The room's state and its newest `recent` events, or `None` if there is no
+    /// such room.
+    fn load_room(&self, room: &RoomId, recent: usize) -> Result<Option<RoomLoad>, StoreError>;
+    /// Every room, by name, with `user`'s role in each.
+    fn list_rooms(&self, user: &UserId) -> Result<Vec<RoomListing>, StoreError>;
+    /// The client ids of the room's messages among its newest `limit` events,
+    /// oldest first.
+    fn recent_cmids(&self, room: &RoomId, limit: usize) -> Result<Vec<SentMessage>, StoreError>;
     /// Applies `writes` atomically; when it returns Ok they survive a crash (and, for
     /// a durable store, a power loss).
     fn commit(&self, writes: &[Write]) -> Result<(), StoreError>;

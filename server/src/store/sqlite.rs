@@ -17,10 +17,12 @@ use std::sync::Mutex;
 
 use bytes::Bytes;
 use hearth_protocol::ops::PinnedNote;
-use hearth_protocol::{Millis, Role, RoomId, Seq, UserId};
+use hearth_protocol::{ClientMsgId, Millis, Role, RoomId, Seq, UserId};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{MemberRecord, RoomRecord, RoomSnapshot, Store, StoreError, StoredEvent, Write};
+use super::{
+    Change, MemberRecord, RoomListing, RoomLoad, RoomRecord, SentMessage, Store, StoreError, StoredEvent, Write,
+};
 
 pub const DB_FILE: &str = "hearth.db";
 const SCHEMA_VERSION: i64 = 2;
@@ -128,28 +130,12 @@ impl SqliteStore {
 
     fn apply(tx: &rusqlite::Transaction<'_>, write: &Write) -> Result<(), StoreError> {
         match write {
-            Write::PutRoom(record) => {
+            Write::CreateRoom(record) => {
                 let json = serde_json::to_string(record).expect("room records serialise");
-                tx.prepare_cached("INSERT OR REPLACE INTO rooms (room, record) VALUES (?1, ?2)")?
+                tx.prepare_cached("INSERT INTO rooms (room, record) VALUES (?1, ?2)")?
                     .execute(params![record.room.as_str(), json])?;
             }
-            Write::PutMember { room, member } => {
-                tx.prepare_cached(
-                    "INSERT OR REPLACE INTO members (room, user, role, joined_at, role_expires_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
-                )?
-                .execute(params![
-                    room.as_str(),
-                    member.user.as_str(),
-                    member.role.as_str(),
-                    member.joined_at.0 as i64,
-                    member.role_expires_at.map(|t| t.0 as i64),
-                ])?;
-            }
-            Write::RemoveMember { room, user } => {
-                tx.prepare_cached("DELETE FROM members WHERE room = ?1 AND user = ?2")?
-                    .execute(params![room.as_str(), user.as_str()])?;
-            }
+            Write::Change { room, change } => Self::apply_change(tx, room, change)?,
             Write::AppendEvent(row) => {
                 tx.prepare_cached(
                     "INSERT INTO events_log (room, seq, ts, sender, cmid, thread, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -164,14 +150,49 @@ impl SqliteStore {
                     &row.body[..],
                 ])?;
             }
-            Write::PutPin { room, pin } => {
+        }
+        Ok(())
+    }
+
+    fn apply_change(tx: &rusqlite::Transaction<'_>, room: &RoomId, change: &Change) -> Result<(), StoreError> {
+        match change {
+            Change::PutMember(member) => {
+                tx.prepare_cached(
+                    "INSERT OR REPLACE INTO members (room, user, role, joined_at, role_expires_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                )?
+                .execute(params![
+                    room.as_str(),
+                    member.user.as_str(),
+                    member.role.as_str(),
+                    member.joined_at.0 as i64,
+                    member.role_expires_at.map(|t| t.0 as i64),
+                ])?;
+            }
+            Change::RemoveMember(user) => {
+                tx.prepare_cached("DELETE FROM members WHERE room = ?1 AND user = ?2")?
+                    .execute(params![room.as_str(), user.as_str()])?;
+            }
+            Change::PutPin(pin) => {
                 let json = serde_json::to_string(pin).expect("pins serialise");
                 tx.prepare_cached("INSERT OR REPLACE INTO pins (room, pin, record) VALUES (?1, ?2, ?3)")?
                     .execute(params![room.as_str(), pin.pin.0 as i64, json])?;
             }
-            Write::RemovePin { room, pin } => {
+            Change::RemovePin(pin) => {
                 tx.prepare_cached("DELETE FROM pins WHERE room = ?1 AND pin = ?2")?
                     .execute(params![room.as_str(), pin.0 as i64])?;
+            }
+            Change::UpdateSettings(settings) => {
+                let json: Option<String> = tx
+                    .prepare_cached("SELECT record FROM rooms WHERE room = ?1")?
+                    .query_row([room.as_str()], |row| row.get(0))
+                    .optional()?;
+                let Some(json) = json else { return Ok(()) };
+                let mut record: RoomRecord = serde_json::from_str(&json).map_err(corrupt("room record"))?;
+                record.apply_settings(settings);
+                let json = serde_json::to_string(&record).expect("room records serialise");
+                tx.prepare_cached("UPDATE rooms SET record = ?2 WHERE room = ?1")?
+                    .execute(params![room.as_str(), json])?;
             }
         }
         Ok(())
@@ -188,64 +209,123 @@ impl SqliteStore {
 }
 
 impl Store for SqliteStore {
-    fn load(&self, recent: usize) -> Result<Vec<RoomSnapshot>, StoreError> {
-        let records: Vec<RoomRecord> = {
+    fn load_room(&self, room: &RoomId, recent: usize) -> Result<Option<RoomLoad>, StoreError> {
+        let (record, members, pins, head, last_ts) = {
             let conn = lock(&self.reader);
-            let mut stmt = conn.prepare("SELECT record FROM rooms ORDER BY room")?;
-            let json = stmt.query_map([], |row| row.get::<_, String>(0))?.collect::<Result<Vec<_>, _>>()?;
-            json.iter().map(|j| serde_json::from_str(j).map_err(corrupt("room record"))).collect::<Result<_, _>>()?
-        };
-        let mut snapshots = Vec::with_capacity(records.len());
-        for record in records {
-            let room = record.room.clone();
-            let (members, pins, head) = {
-                let conn = lock(&self.reader);
-                let mut stmt =
-                    conn.prepare_cached("SELECT user, role, joined_at, role_expires_at FROM members WHERE room = ?1")?;
-                let members = stmt
-                    .query_map([room.as_str()], |row| {
-                        Ok((
-                            row.get::<_, String>(0)?,
-                            row.get::<_, String>(1)?,
-                            row.get::<_, i64>(2)?,
-                            row.get::<_, Option<i64>>(3)?,
-                        ))
-                    })?
-                    .collect::<Result<Vec<_>, _>>()?;
-                let members = members
-                    .into_iter()
-                    .map(|(user, role, joined_at, expires)| {
-                        Ok(MemberRecord {
-                            user: UserId::new(user)
-                                .map_err(|detail| StoreError::Corrupt { what: "member name", detail })?,
-                            role: Role::parse(&role)
-                                .ok_or(StoreError::Corrupt { what: "member role", detail: role.clone() })?,
-                            joined_at: Millis(joined_at as u64),
-                            role_expires_at: expires.map(|t| Millis(t as u64)),
-                        })
+            let json: Option<String> = conn
+                .prepare_cached("SELECT record FROM rooms WHERE room = ?1")?
+                .query_row([room.as_str()], |row| row.get(0))
+                .optional()?;
+            let Some(json) = json else { return Ok(None) };
+            let record: RoomRecord = serde_json::from_str(&json).map_err(corrupt("room record"))?;
+            let mut stmt =
+                conn.prepare_cached("SELECT user, role, joined_at, role_expires_at FROM members WHERE room = ?1")?;
+            let members = stmt
+                .query_map([room.as_str()], |row| {
+                    Ok((
+                        row.get::<_, String>(0)?,
+                        row.get::<_, String>(1)?,
+                        row.get::<_, i64>(2)?,
+                        row.get::<_, Option<i64>>(3)?,
+                    ))
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            let members = members
+                .into_iter()
+                .map(|(user, role, joined_at, expires)| {
+                    Ok(MemberRecord {
+                        user: UserId::new(user)
+                            .map_err(|detail| StoreError::Corrupt { what: "member name", detail })?,
+                        role: Role::parse(&role)
+                            .ok_or(StoreError::Corrupt { what: "member role", detail: role.clone() })?,
+                        joined_at: Millis(joined_at as u64),
+                        role_expires_at: expires.map(|t| Millis(t as u64)),
                     })
-                    .collect::<Result<Vec<_>, StoreError>>()?;
-                let mut stmt = conn.prepare_cached("SELECT record FROM pins WHERE room = ?1 ORDER BY pin")?;
-                let pins = stmt
-                    .query_map([room.as_str()], |row| row.get::<_, String>(0))?
-                    .collect::<Result<Vec<_>, _>>()?
-                    .iter()
-                    .map(|j| serde_json::from_str::<PinnedNote>(j).map_err(corrupt("pin")))
-                    .collect::<Result<Vec<_>, _>>()?;
-                let head: Option<i64> = conn
-                    .prepare_cached(
-                        "SELECT MAX(seq) FROM (SELECT MAX(seq) AS seq FROM events WHERE room = ?1
-                         UNION ALL SELECT MAX(seq) FROM events_log WHERE room = ?1)",
-                    )?
-                    .query_row([room.as_str()], |row| row.get(0))
-                    .optional()?
-                    .flatten();
-                (members, pins, Seq(head.unwrap_or(0) as u64))
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            let mut stmt = conn.prepare_cached("SELECT record FROM pins WHERE room = ?1 ORDER BY pin")?;
+            let pins = stmt
+                .query_map([room.as_str()], |row| row.get::<_, String>(0))?
+                .collect::<Result<Vec<_>, _>>()?
+                .iter()
+                .map(|j| serde_json::from_str::<PinnedNote>(j).map_err(corrupt("pin")))
+                .collect::<Result<Vec<_>, _>>()?;
+            let newest: Option<(i64, i64)> = conn
+                .prepare_cached(
+                    "SELECT seq, ts FROM (
+                         SELECT * FROM (SELECT seq, ts FROM events WHERE room = ?1 ORDER BY seq DESC LIMIT 1)
+                         UNION ALL
+                         SELECT * FROM (SELECT seq, ts FROM events_log WHERE room = ?1 ORDER BY seq DESC LIMIT 1)
+                     ) ORDER BY seq DESC LIMIT 1",
+                )?
+                .query_row([room.as_str()], |row| Ok((row.get(0)?, row.get(1)?)))
+                .optional()?;
+            let (head, last_ts) = match newest {
+                Some((seq, ts)) => (Seq(seq as u64), Millis(ts as u64).max(record.created_at)),
+                None => (Seq::ZERO, record.created_at),
             };
-            let recent = self.events_before(&room, head.next(), recent)?;
-            snapshots.push(RoomSnapshot { record, members, pins, head, recent });
-        }
-        Ok(snapshots)
+            (record, members, pins, head, last_ts)
+        };
+        let recent = if recent == 0 { Vec::new() } else { self.events_before(room, head.next(), recent)? };
+        Ok(Some(RoomLoad { record, members, pins, head, last_ts, recent }))
+    }
+
+    fn list_rooms(&self, user: &UserId) -> Result<Vec<RoomListing>, StoreError> {
+        let conn = lock(&self.reader);
+        let mut stmt = conn.prepare_cached(
+            "SELECT r.record,
+                    (SELECT COUNT(*) FROM members m WHERE m.room = r.room),
+                    (SELECT role FROM members m WHERE m.room = r.room AND m.user = ?1)
+             FROM rooms r ORDER BY r.room",
+        )?;
+        let rows = stmt
+            .query_map([user.as_str()], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?, row.get::<_, Option<String>>(2)?))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter()
+            .map(|(json, members, role)| {
+                Ok(RoomListing {
+                    record: serde_json::from_str(&json).map_err(corrupt("room record"))?,
+                    members: members as u32,
+                    role: match role {
+                        Some(role) => {
+                            Some(Role::parse(&role).ok_or(StoreError::Corrupt { what: "member role", detail: role })?)
+                        }
+                        None => None,
+                    },
+                })
+            })
+            .collect()
+    }
+
+    fn recent_cmids(&self, room: &RoomId, limit: usize) -> Result<Vec<SentMessage>, StoreError> {
+        let conn = lock(&self.reader);
+        let mut stmt = conn.prepare_cached(
+            "SELECT seq, ts, sender, cmid FROM (
+                 SELECT * FROM (SELECT seq, ts, sender, cmid FROM events WHERE room = ?1 ORDER BY seq DESC LIMIT ?2)
+                 UNION ALL
+                 SELECT * FROM (SELECT seq, ts, sender, cmid FROM events_log WHERE room = ?1 ORDER BY seq DESC LIMIT ?2)
+             ) WHERE cmid IS NOT NULL ORDER BY seq DESC LIMIT ?2",
+        )?;
+        let rows = stmt
+            .query_map(params![room.as_str(), limit as i64], |row| {
+                Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?, row.get::<_, String>(2)?, row.get::<_, String>(3)?))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut sent = rows
+            .into_iter()
+            .map(|(seq, ts, from, cmid)| {
+                Ok(SentMessage {
+                    seq: Seq(seq as u64),
+                    ts: Millis(ts as u64),
+                    from: UserId::new(from).map_err(|detail| StoreError::Corrupt { what: "sender", detail })?,
+                    cmid: ClientMsgId::new(cmid).map_err(|detail| StoreError::Corrupt { what: "cmid", detail })?,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        sent.reverse();
+        Ok(sent)
     }
 
     fn commit(&self, writes: &[Write]) -> Result<(), StoreError> {

@@ -1,0 +1,401 @@
+//! The single-node broker: one sequencer per room in memory, the journal's group
+//! commit, and the store.
+//!
+//! A sequencer is the room's order. Under its lock a draft's preconditions are
+//! checked against the room's [`Gate`] (which already counts the events still on
+//! their way to disk), the client message id is looked up, the event gets the next
+//! seq and a timestamp, is encoded once — those bytes are the stored row and every
+//! MessagePack frame — and is submitted to the journal, all without waiting. Once
+//! the journal reports the group durable, the events go to the delivery path and
+//! then the publishers are woken.
+//!
+//! With a store that keeps nothing on disk (`--ephemeral`) there is no journal:
+//! the write and the delivery happen inline, still under the sequencer's lock, so
+//! each room's events are delivered in order.
+//!
+//! Sequencers are made on a room's first publish (from the store) and dropped on
+//! `unsubscribe` once nothing is in flight, so memory follows the active rooms.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use dashmap::DashMap;
+use hearth_protocol::{ClientMsgId, Epoch, Millis, RoomId, Seq, UserId};
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
+
+use super::{Broker, BrokerError, BrokerFuture, Delivery, Published, Receipt};
+use crate::clock::SharedClock;
+use crate::frames::Encoded;
+use crate::journal::{CommitHold, Journal, JournalError};
+use crate::room::{self, Draft, Gate, RoomRecord};
+use crate::store::{EventRow, RoomListing, RoomLoad, Store, StoreError, StoredEvent, Write};
+
+/// What the journal hands back for each committed event.
+type Done = (Arc<Sequencer>, Arc<Encoded>);
+
+pub struct LocalBroker {
+    store: Arc<dyn Store>,
+    /// `None` with a store that is not durable: writes apply inline.
+    journal: Option<Arc<Journal<Done>>>,
+    clock: SharedClock,
+    delivery: Arc<dyn Delivery>,
+    /// Sequencers of rooms in use, sharded so rooms rarely meet on a lock.
+    sequencers: DashMap<RoomId, Arc<Sequencer>>,
+    /// Serialises room creation, so two creations of one name cannot both pass the
+    /// existence check. Rare, and never held by a publish.
+    creating: tokio::sync::Mutex<()>,
+    /// Client message ids remembered per room for idempotent retries.
+    dedupe_window: usize,
+}
+
+/// One room's order.
+pub struct Sequencer {
+    room: RoomId,
+    /// std Mutex: held to decide and submit, never across an await.
+    order: Mutex<Order>,
+}
+
+struct Order {
+    epoch: Epoch,
+    /// The seq of the last ordered event.
+    head: Seq,
+    /// Every event up to here is durable and delivered.
+    durable: Seq,
+    last_ts: Millis,
+    gate: Gate,
+    sent: SentWindow,
+    /// Ordered events not yet durable, in seq order, with whoever waits for them.
+    in_flight: VecDeque<InFlight>,
+}
+
+struct InFlight {
+    seq: Seq,
+    waiters: Vec<oneshot::Sender<()>>,
+}
+
+/// The newest client message ids of a room: (sender, cmid) → (seq, ts).
+#[derive(Default)]
+struct SentWindow {
+    map: HashMap<(UserId, ClientMsgId), (Seq, Millis)>,
+    order: VecDeque<(UserId, ClientMsgId)>,
+}
+
+impl SentWindow {
+    fn remember(&mut self, key: (UserId, ClientMsgId), at: (Seq, Millis), window: usize) {
+        if self.map.insert(key.clone(), at).is_none() {
+            self.order.push_back(key);
+        }
+        while self.order.len() > window {
+            if let Some(old) = self.order.pop_front() {
+                self.map.remove(&old);
+            }
+        }
+    }
+}
+
+impl Sequencer {
+    fn lock(&self) -> MutexGuard<'_, Order> {
+        // Every mutation leaves the order consistent before anything that can panic.
+        self.order.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Wakes everyone waiting for events up to `seq`, now durable and delivered.
+    fn complete_through(&self, seq: Seq) {
+        let mut order = self.lock();
+        order.durable = order.durable.max(seq);
+        while order.in_flight.front().is_some_and(|f| f.seq <= seq) {
+            if let Some(done) = order.in_flight.pop_front() {
+                for waiter in done.waiters {
+                    let _ = waiter.send(());
+                }
+            }
+        }
+    }
+}
+
+impl LocalBroker {
+    /// A broker over `store`, delivering to `delivery`. With a durable store it
+    /// starts the journal (so it must be called inside the Tokio runtime); a failed
+    /// commit cancels `fatal`.
+    pub fn start(
+        store: Arc<dyn Store>,
+        clock: SharedClock,
+        delivery: Arc<dyn Delivery>,
+        dedupe_window: usize,
+        hold: CommitHold,
+        fatal: CancellationToken,
+    ) -> LocalBroker {
+        let journal = store.is_durable().then(|| {
+            let delivery = delivery.clone();
+            let mut batch: Vec<Arc<Encoded>> = Vec::new();
+            Arc::new(Journal::start(store.clone(), hold, fatal, move |group: Vec<Done>| {
+                deliver_group(&*delivery, group, &mut batch);
+            }))
+        });
+        LocalBroker {
+            store,
+            journal,
+            clock,
+            delivery,
+            sequencers: DashMap::new(),
+            creating: tokio::sync::Mutex::new(()),
+            dedupe_window,
+        }
+    }
+
+    /// Why the broker stopped, if its store failed.
+    pub fn failure(&self) -> Option<String> {
+        self.journal.as_ref().and_then(|j| j.failure()).map(|e| e.to_string())
+    }
+
+    /// Runs a blocking store call off the runtime's workers.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        call: impl FnOnce(&dyn Store) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, BrokerError> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || call(&*store)).await.map_err(|_| BrokerError::Stopping)?.map_err(Into::into)
+    }
+
+    /// The room's sequencer, loaded from the store on first use.
+    async fn sequencer(&self, room: &RoomId) -> Result<Arc<Sequencer>, BrokerError> {
+        if let Some(found) = self.sequencers.get(room) {
+            return Ok(found.clone());
+        }
+        let window = self.dedupe_window;
+        let key = room.clone();
+        let (load, sent) = self
+            .blocking(move |store| {
+                let Some(load) = store.load_room(&key, 0)? else { return Ok((None, Vec::new())) };
+                Ok((Some(load), store.recent_cmids(&key, window)?))
+            })
+            .await?;
+        let load = load.ok_or_else(|| BrokerError::NoSuchRoom(room.clone()))?;
+        let mut order = Order {
+            epoch: load.record.epoch,
+            head: load.head,
+            durable: load.head,
+            last_ts: load.last_ts,
+            gate: Gate::new(load.record.cap, load.members.iter().map(|m| (m.user.clone(), m.role))),
+            sent: SentWindow::default(),
+            in_flight: VecDeque::new(),
+        };
+        for s in sent {
+            order.sent.remember((s.from, s.cmid), (s.seq, s.ts), window);
+        }
+        let fresh = Arc::new(Sequencer { room: room.clone(), order: Mutex::new(order) });
+        // Two loads may race; the first one in wins and the other is dropped. Both
+        // read the same durable state: nothing is in flight for a room with no
+        // sequencer.
+        Ok(self.sequencers.entry(room.clone()).or_insert(fresh).clone())
+    }
+
+    /// Orders `draft` on `seqr`: the critical section of every publish.
+    fn order(&self, seqr: &Arc<Sequencer>, draft: Draft, mut writes: Vec<Write>) -> Result<Receipt, BrokerError> {
+        let Some(actor) = draft.actor().cloned() else {
+            return Err(BrokerError::NotTimeline);
+        };
+        let mut order = seqr.lock();
+        let published = |order: &Order, seq, ts, duplicate| Published { epoch: order.epoch, seq, ts, duplicate };
+        let cmid_key = draft.cmid.as_ref().map(|cmid| (actor.clone(), cmid.clone()));
+        if let Some(key) = &cmid_key {
+            if let Some(&(seq, ts)) = order.sent.map.get(key) {
+                if seq <= order.durable {
+                    return Ok(Receipt::durable_now(published(&order, seq, ts, true)));
+                }
+                // The original is still on its way to disk: answer with it.
+                let (tx, rx) = oneshot::channel();
+                if let Some(in_flight) = order.in_flight.iter_mut().find(|f| f.seq == seq) {
+                    in_flight.waiters.push(tx);
+                }
+                return Ok(Receipt::durable_when(published(&order, seq, ts, true), rx));
+            }
+        }
+        order.gate.check(&draft.requires).map_err(|why| BrokerError::Rejected { room: seqr.room.clone(), why })?;
+        let seq = order.head.next();
+        // Timestamps never go backwards within a room, even if the clock does.
+        let ts = self.clock.now().max(order.last_ts);
+        let mut event = draft.event;
+        event.stamp(seq, ts);
+        let changes = room::changes(&event);
+        let thread = match &event {
+            hearth_protocol::Event::Message(m) => m.thread,
+            _ => None,
+        };
+        let encoded = Arc::new(Encoded::new(event));
+        writes.extend(changes.iter().map(|c| Write::Change { room: seqr.room.clone(), change: c.clone() }));
+        writes.push(Write::AppendEvent(EventRow {
+            room: seqr.room.clone(),
+            seq,
+            ts,
+            from: actor,
+            cmid: cmid_key.as_ref().map(|k| k.1.clone()),
+            thread,
+            body: encoded.msgpack().clone(),
+        }));
+        match &self.journal {
+            Some(journal) => journal.submit(writes, (seqr.clone(), encoded.clone())).map_err(|e| match e {
+                JournalError::Full => BrokerError::Overloaded,
+                JournalError::Stopped => BrokerError::Stopping,
+            })?,
+            None => self.store.commit(&writes)?,
+        }
+        // Submitted: from here on the event exists, so the order moves on.
+        order.head = seq;
+        order.last_ts = ts;
+        order.gate.apply(&changes);
+        if let Some(key) = cmid_key {
+            order.sent.remember(key, (seq, ts), self.dedupe_window);
+        }
+        let result = published(&order, seq, ts, false);
+        if self.journal.is_none() {
+            order.durable = seq;
+            // Inline, under the lock, so this room's deliveries keep seq order.
+            self.delivery.deliver(&seqr.room, std::slice::from_ref(&encoded));
+            return Ok(Receipt::durable_now(result));
+        }
+        let (tx, rx) = oneshot::channel();
+        order.in_flight.push_back(InFlight { seq, waiters: vec![tx] });
+        Ok(Receipt::durable_when(result, rx))
+    }
+}
+
+/// Delivers one committed group: each run of one room's events together, then
+/// wakes their publishers.
+fn deliver_group(delivery: &dyn Delivery, group: Vec<Done>, batch: &mut Vec<Arc<Encoded>>) {
+    let mut iter = group.into_iter().peekable();
+    while let Some((seqr, first)) = iter.next() {
+        batch.clear();
+        batch.push(first);
+        while let Some((next, _)) = iter.peek() {
+            if !Arc::ptr_eq(next, &seqr) {
+                break;
+            }
+            if let Some((_, encoded)) = iter.next() {
+                batch.push(encoded);
+            }
+        }
+        delivery.deliver(&seqr.room, batch);
+        if let Some(last) = batch.last() {
+            seqr.complete_through(last.seq);
+        }
+    }
+    batch.clear();
+}
+
+impl Broker for LocalBroker {
+    fn create_room(&self, record: RoomRecord, first: Draft) -> BrokerFuture<'_, Receipt> {
+        Box::pin(async move {
+            let room = record.room.clone();
+            let seqr = {
+                let _creating = self.creating.lock().await;
+                if self.sequencers.contains_key(&room) {
+                    return Err(BrokerError::AlreadyExists(room));
+                }
+                let key = room.clone();
+                if self.blocking(move |store| store.load_room(&key, 0)).await?.is_some() {
+                    return Err(BrokerError::AlreadyExists(room));
+                }
+                let order = Order {
+                    epoch: record.epoch,
+                    head: Seq::ZERO,
+                    durable: Seq::ZERO,
+                    last_ts: record.created_at,
+                    gate: Gate::new(record.cap, []),
+                    sent: SentWindow::default(),
+                    in_flight: VecDeque::new(),
+                };
+                let seqr = Arc::new(Sequencer { room: room.clone(), order: Mutex::new(order) });
+                self.sequencers.insert(room.clone(), seqr.clone());
+                seqr
+            };
+            let result = self.order(&seqr, first, vec![Write::CreateRoom(record)]);
+            if result.is_err() {
+                // Nothing was ordered: the room does not exist after all.
+                self.sequencers.remove_if(&room, |_, s| Arc::ptr_eq(s, &seqr));
+            }
+            result
+        })
+    }
+
+    fn publish(&self, draft: Draft) -> BrokerFuture<'_, Receipt> {
+        Box::pin(async move {
+            let room = draft.event.room().cloned().ok_or(BrokerError::NotTimeline)?;
+            let seqr = self.sequencer(&room).await?;
+            self.order(&seqr, draft, Vec::new())
+        })
+    }
+
+    fn load_room(&self, room: RoomId, recent: usize) -> BrokerFuture<'_, Option<RoomLoad>> {
+        Box::pin(self.blocking(move |store| store.load_room(&room, recent)))
+    }
+
+    fn list_rooms(&self, user: UserId) -> BrokerFuture<'_, Vec<RoomListing>> {
+        Box::pin(self.blocking(move |store| store.list_rooms(&user)))
+    }
+
+    fn history_after(&self, room: RoomId, after: Seq, limit: usize) -> BrokerFuture<'_, Vec<StoredEvent>> {
+        Box::pin(async move {
+            // Events past the durable head may be on disk already but are not yet
+            // delivered: they belong to a later read.
+            let durable = self.durable_head(&room);
+            let mut events = self.blocking(move |store| store.events_after(&room, after, limit)).await?;
+            if let Some(durable) = durable {
+                events.retain(|e| e.seq <= durable);
+            }
+            Ok(events)
+        })
+    }
+
+    fn history_before(&self, room: RoomId, before: Seq, limit: usize) -> BrokerFuture<'_, Vec<StoredEvent>> {
+        Box::pin(async move {
+            let before = match self.durable_head(&room) {
+                Some(durable) => before.min(durable.next()),
+                None => before,
+            };
+            self.blocking(move |store| store.events_before(&room, before, limit)).await
+        })
+    }
+
+    fn oldest(&self, room: RoomId) -> BrokerFuture<'_, Seq> {
+        Box::pin(self.blocking(move |store| store.oldest(&room)))
+    }
+
+    fn subscribe(&self, _room: RoomId) -> BrokerFuture<'_, ()> {
+        // Every event ordered here is delivered here.
+        Box::pin(async { Ok(()) })
+    }
+
+    fn unsubscribe(&self, room: RoomId) -> BrokerFuture<'_, ()> {
+        Box::pin(async move {
+            // Only when nothing is in flight and no publish holds it: a sequencer
+            // loaded again later reads the same state back from the store.
+            self.sequencers.remove_if(&room, |_, seqr| {
+                Arc::strong_count(seqr) == 1 && {
+                    let order = seqr.lock();
+                    order.in_flight.is_empty() && order.durable == order.head
+                }
+            });
+            Ok(())
+        })
+    }
+
+    fn shutdown(&self) -> BrokerFuture<'_, ()> {
+        Box::pin(async move {
+            if let Some(journal) = self.journal.clone() {
+                // Blocking: the committer commits what is queued, then exits.
+                tokio::task::spawn_blocking(move || journal.shutdown()).await.map_err(|_| BrokerError::Stopping)?;
+            }
+            Ok(())
+        })
+    }
+}
+
+impl LocalBroker {
+    /// The newest durable seq of a room with a sequencer (others have nothing in
+    /// flight, so everything stored is durable).
+    fn durable_head(&self, room: &RoomId) -> Option<Seq> {
+        self.sequencers.get(room).map(|s| s.lock().durable)
+    }
+}

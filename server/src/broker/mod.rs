@@ -1,0 +1,164 @@
+//! The broker: where a room's events are ordered, where they are kept, and where
+//! committed events come from. Rooms decide; the broker orders.
+//!
+//! The contract, for every implementation:
+//!
+//! - [`Broker::publish`] takes a decided event ([`Draft`]), checks its
+//!   preconditions against the room's current order (not a node's possibly stale
+//!   copy), gives it the room's next seq and a timestamp that never goes back, and
+//!   resolves with a [`Receipt`]: its position, and a wait for it to be durable. A
+//!   message whose client message id the room has seen (within a bounded window)
+//!   is not ordered again: the original's position comes back, marked
+//!   `duplicate`, durable when the original is.
+//! - Every ordered event reaches the node's one delivery path ([`Delivery`]) after
+//!   it is durable and in seq order per room, whoever published it. Delivery may
+//!   still see gaps (a publish lost on its way from another node); it checks
+//!   continuity and fills them from [`Broker::history_after`].
+//! - History reads, room loads and listings see only durable events and state.
+//! - Nothing here holds a lock across a round trip; per-room order is kept by
+//!   whatever owns the room's order (a sequencer per room here; the server-side
+//!   script in a Redis broker).
+//!
+//! [`local::LocalBroker`] is the single-node broker: an in-process sequencer per
+//! room, the journal's group commit, and the store.
+
+pub mod local;
+
+#[cfg(test)]
+mod conformance;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use hearth_protocol::{Epoch, ErrorBody, ErrorCode, Millis, RoomId, Seq, UserId};
+
+use crate::frames::Encoded;
+use crate::room::{Draft, Rejection, RoomRecord};
+use crate::store::{RoomListing, RoomLoad, StoreError, StoredEvent};
+
+/// What a broker call returns: boxed, so servers can pick a broker at start-up.
+pub type BrokerFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, BrokerError>> + Send + 'a>>;
+
+/// An ordered event: where it landed, and a way to wait until it is durable.
+#[derive(Debug)]
+pub struct Receipt {
+    pub published: Published,
+    /// Fires when the event is durable; `None` when it already is.
+    durable: Option<tokio::sync::oneshot::Receiver<()>>,
+}
+
+impl Receipt {
+    pub fn durable_now(published: Published) -> Receipt {
+        Receipt { published, durable: None }
+    }
+
+    pub fn durable_when(published: Published, durable: tokio::sync::oneshot::Receiver<()>) -> Receipt {
+        Receipt { published, durable: Some(durable) }
+    }
+
+    /// Resolves once the event is durable (and delivered on this node).
+    pub async fn durable(self) -> Result<Published, BrokerError> {
+        if let Some(durable) = self.durable {
+            // The sender is dropped without firing only if the broker stopped.
+            durable.await.map_err(|_| BrokerError::Stopping)?;
+        }
+        Ok(self.published)
+    }
+}
+
+/// Where a published event landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Published {
+    pub epoch: Epoch,
+    pub seq: Seq,
+    pub ts: Millis,
+    /// A retry of a message already ordered: this is the original's position.
+    pub duplicate: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    #[error("no room named {0}")]
+    NoSuchRoom(RoomId),
+    #[error("a room named {0} already exists")]
+    AlreadyExists(RoomId),
+    #[error("room {room} refused the event: {why}")]
+    Rejected { room: RoomId, why: Rejection },
+    #[error("the write queue is full")]
+    Overloaded,
+    #[error("the broker is shutting down")]
+    Stopping,
+    #[error("storage failed: {0}")]
+    Store(#[from] StoreError),
+    /// A bug: only timeline events (with a room, a seq and an actor) are ordered.
+    #[error("only timeline events can be published")]
+    NotTimeline,
+}
+
+impl BrokerError {
+    /// The error reply a client gets for this.
+    pub fn to_error(&self) -> ErrorBody {
+        match self {
+            BrokerError::NoSuchRoom(room) => {
+                ErrorBody::new(ErrorCode::NotFound, format!("no room named {room}; list rooms with list_rooms"))
+            }
+            BrokerError::AlreadyExists(room) => ErrorBody::new(
+                ErrorCode::AlreadyExists,
+                format!("a room named {room} already exists; join it or pick another name"),
+            ),
+            BrokerError::Rejected { room, why } => why.to_error(room),
+            BrokerError::Overloaded => {
+                ErrorBody::new(ErrorCode::Overloaded, "the server's write queue is full; retry shortly")
+                    .retry_after(100)
+            }
+            BrokerError::Stopping => {
+                ErrorBody::new(ErrorCode::Overloaded, "the server is shutting down; reconnect and retry")
+                    .retry_after(1000)
+            }
+            BrokerError::Store(error) => {
+                tracing::error!(%error, "store failed");
+                ErrorBody::new(ErrorCode::Internal, "the server's storage failed; retry later")
+            }
+            BrokerError::NotTimeline => {
+                tracing::error!("a non-timeline event was published");
+                ErrorBody::new(ErrorCode::Internal, "the server tried to store an event it cannot; this is a bug")
+            }
+        }
+    }
+}
+
+/// The one path committed events take to a node's rooms, whoever ordered them.
+pub trait Delivery: Send + Sync + 'static {
+    /// `events` are consecutive committed events of `room`, in seq order. Called
+    /// without waiting: fan-out only queues.
+    fn deliver(&self, room: &RoomId, events: &[Arc<Encoded>]);
+}
+
+/// Orders, keeps and serves a server's rooms and their events.
+pub trait Broker: Send + Sync + 'static {
+    /// Creates a room whose first event is `first`. Fails with `AlreadyExists`.
+    fn create_room(&self, record: RoomRecord, first: Draft) -> BrokerFuture<'_, Receipt>;
+    /// Orders `draft` in its room (see the module's contract). Resolves once the
+    /// event has its place, so one caller's publishes keep the order it made them
+    /// in; [`Receipt::durable`] then waits until it is durable.
+    fn publish(&self, draft: Draft) -> BrokerFuture<'_, Receipt>;
+    /// The room's durable state and its newest `recent` events; `None` if there is
+    /// no such room.
+    fn load_room(&self, room: RoomId, recent: usize) -> BrokerFuture<'_, Option<RoomLoad>>;
+    /// Every room, by name, with `user`'s role in each.
+    fn list_rooms(&self, user: UserId) -> BrokerFuture<'_, Vec<RoomListing>>;
+    /// Up to `limit` durable events after `after`, oldest first. The first is not
+    /// `after + 1` when the events in between are no longer held.
+    fn history_after(&self, room: RoomId, after: Seq, limit: usize) -> BrokerFuture<'_, Vec<StoredEvent>>;
+    /// Up to `limit` durable events before `before`: the newest of them, oldest first.
+    fn history_before(&self, room: RoomId, before: Seq, limit: usize) -> BrokerFuture<'_, Vec<StoredEvent>>;
+    /// The seq of the oldest event still held (head + 1 when none is).
+    fn oldest(&self, room: RoomId) -> BrokerFuture<'_, Seq>;
+    /// This node has the room in memory: its events must reach [`Delivery`].
+    fn subscribe(&self, room: RoomId) -> BrokerFuture<'_, ()>;
+    /// This node no longer has the room in memory.
+    fn unsubscribe(&self, room: RoomId) -> BrokerFuture<'_, ()>;
+    /// Makes everything published so far durable, then stops taking publishes.
+    fn shutdown(&self) -> BrokerFuture<'_, ()>;
+}

@@ -1,0 +1,84 @@
+//! The hub: every live connection on this node, indexed by user, with the rooms
+//! each one receives. A room's own subscriber list (in `rooms`) is the index by
+//! room; the hub is the index by user, so that what happens to a user — a leave
+//! now, a kick or a ban later — reaches every connection of that user, whichever
+//! rooms they are receiving or are in the middle of joining.
+//!
+//! Sharded (`DashMap`) by user, so connections of different users rarely meet on
+//! a lock; nothing here is on the message hot path.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use dashmap::DashMap;
+use hearth_protocol::{Codec, RoomId, UserId};
+
+use crate::outbound::Outbound;
+
+/// Identifies one connection on this node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ConnId(pub u64);
+
+/// One live connection, as rooms and the hub see it.
+pub struct Conn {
+    pub id: ConnId,
+    pub user: UserId,
+    pub codec: Codec,
+    pub out: Arc<Outbound>,
+    /// Rooms this connection receives, so it can leave them when it closes. std
+    /// Mutex: held for a set insert or removal only.
+    rooms: Mutex<HashSet<RoomId>>,
+}
+
+impl Conn {
+    pub fn new(id: ConnId, user: UserId, codec: Codec, out: Arc<Outbound>) -> Conn {
+        Conn { id, user, codec, out, rooms: Mutex::new(HashSet::new()) }
+    }
+
+    fn rooms(&self) -> MutexGuard<'_, HashSet<RoomId>> {
+        self.rooms.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records that this connection now receives `room`.
+    pub fn receiving(&self, room: &RoomId) {
+        self.rooms().insert(room.clone());
+    }
+
+    /// Records that this connection no longer receives `room`.
+    pub fn not_receiving(&self, room: &RoomId) {
+        self.rooms().remove(room);
+    }
+
+    /// Rooms this connection receives now.
+    pub fn receiving_rooms(&self) -> Vec<RoomId> {
+        self.rooms().iter().cloned().collect()
+    }
+}
+
+#[derive(Default)]
+pub struct Hub {
+    by_user: DashMap<UserId, Vec<Arc<Conn>>>,
+}
+
+impl Hub {
+    pub fn register(&self, conn: Arc<Conn>) {
+        self.by_user.entry(conn.user.clone()).or_default().push(conn);
+    }
+
+    pub fn unregister(&self, conn: &Conn) {
+        self.by_user.remove_if_mut(&conn.user, |_, conns| {
+            conns.retain(|c| c.id != conn.id);
+            conns.is_empty()
+        });
+    }
+
+    /// Every live connection of `user` on this node.
+    pub fn connections_of(&self, user: &UserId) -> Vec<Arc<Conn>> {
+        self.by_user.get(user).map(|conns| conns.clone()).unwrap_or_default()
+    }
+
+    /// Users with at least one connection.
+    pub fn users(&self) -> usize {
+        self.by_user.len()
+    }
+}
