@@ -1,1 +1,269 @@
+//! One suite, run against every `Broker`: what rooms and sessions may rely on.
+//! The local broker runs it over the memory store and over SQLite; a Redis broker
+//! must pass it unchanged.
 
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hearth_protocol::ops::{CreateRoom, SendMessage, Visibility};
+use hearth_protocol::{ClientMsgId, Epoch, Event, Millis, Role, RoomId, Seq, ShortText, Text, UserId};
+use tokio_util::sync::CancellationToken;
+
+use super::local::LocalBroker;
+use super::*;
+use crate::clock::{Clock, ManualClock};
+use crate::journal::CommitHold;
+use crate::room::{self, RoomState};
+use crate::store::Store;
+use crate::store::memory::MemoryStore;
+use crate::store::sqlite::SqliteStore;
+
+/// Bound on every wait in this suite.
+const WAIT: Duration = Duration::from_secs(10);
+
+/// Records what reaches the delivery path.
+#[derive(Default)]
+struct Recorder {
+    delivered: Mutex<Vec<(RoomId, Seq)>>,
+}
+
+impl Delivery for Recorder {
+    fn deliver(&self, room: &RoomId, events: &[Arc<Encoded>]) {
+        let mut delivered = self.delivered.lock().unwrap();
+        delivered.extend(events.iter().map(|e| (room.clone(), e.seq)));
+    }
+}
+
+impl Recorder {
+    fn seqs(&self, room: &RoomId) -> Vec<u64> {
+        self.delivered.lock().unwrap().iter().filter(|(r, _)| r == room).map(|(_, s)| s.0).collect()
+    }
+}
+
+/// A broker under test, with what the suite drives it by.
+struct Subject {
+    broker: Arc<dyn Broker>,
+    delivered: Arc<Recorder>,
+    clock: ManualClock,
+    /// Holds commits, for brokers whose durability takes a while (`None`: durable
+    /// at once).
+    hold: Option<CommitHold>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+fn user(name: &str) -> UserId {
+    UserId::new(name).unwrap()
+}
+
+fn rid(name: &str) -> RoomId {
+    RoomId::new(name).unwrap()
+}
+
+async fn create(subject: &Subject, name: &str, cap: u32) -> Receipt {
+    let args = CreateRoom { room: rid(name), topic: ShortText::default(), cap: Some(cap), visibility: Visibility::Open };
+    let (record, first) = room::decide_create(&user("ada"), args, Epoch(77), subject.clock.now()).unwrap();
+    subject.broker.create_room(record, first).await.unwrap()
+}
+
+/// The room's state as the broker keeps it durably.
+async fn state(subject: &Subject, name: &str) -> RoomState {
+    let load = subject.broker.load_room(rid(name), 0).await.unwrap().expect("room exists");
+    RoomState::restore(load.record, load.members, load.pins, load.head, load.last_ts)
+}
+
+fn send(state: &RoomState, from: &str, cmid: &str) -> Draft {
+    let msg = SendMessage {
+        room: state.record.room.clone(),
+        text: Text::new(format!("hi from {from}")).unwrap(),
+        cmid: ClientMsgId::new(cmid).unwrap(),
+        thread: None,
+    };
+    state.decide_send(&user(from), msg).unwrap()
+}
+
+async fn durable(receipt: Receipt) -> Published {
+    tokio::time::timeout(WAIT, receipt.durable()).await.expect("durable in time").unwrap()
+}
+
+async fn join(subject: &Subject, name: &str, who: &str) -> Published {
+    let state = state(subject, name).await;
+    let draft = state.decide_join(&user(who), None).unwrap().expect("not a member yet");
+    durable(subject.broker.publish(draft).await.unwrap()).await
+}
+
+async fn events_order_gap_free_and_reach_delivery_once(subject: Subject) {
+    let first = durable(create(&subject, "order", 100).await).await;
+    assert_eq!((first.epoch, first.seq, first.duplicate), (Epoch(77), Seq(1), false));
+    join(&subject, "order", "bo").await;
+    let state = state(&subject, "order").await;
+    let mut receipts = Vec::new();
+    for n in 0..20 {
+        receipts.push(subject.broker.publish(send(&state, "bo", &format!("c{n}"))).await.unwrap());
+    }
+    let seqs: Vec<u64> = receipts.iter().map(|r| r.published.seq.0).collect();
+    assert_eq!(seqs, (3..23).collect::<Vec<_>>(), "ordered in publish order, no gap");
+    for receipt in receipts {
+        let seq = receipt.published.seq;
+        durable(receipt).await;
+        assert!(subject.delivered.seqs(&rid("order")).contains(&seq.0), "delivered before durable resolves");
+    }
+    assert_eq!(subject.delivered.seqs(&rid("order")), (1..23).collect::<Vec<_>>());
+    let load = subject.broker.load_room(rid("order"), 5).await.unwrap().unwrap();
+    assert_eq!(load.head, Seq(22));
+    assert_eq!(load.recent.iter().map(|e| e.seq.0).collect::<Vec<_>>(), [18, 19, 20, 21, 22]);
+    assert_eq!(load.members.len(), 2);
+}
+
+async fn timestamps_come_from_the_clock_and_never_go_back(subject: Subject) {
+    subject.clock.set(Millis(5_000));
+    durable(create(&subject, "time", 100).await).await;
+    let state = state(&subject, "time").await;
+    let at = durable(subject.broker.publish(send(&state, "ada", "t1")).await.unwrap()).await;
+    assert_eq!(at.ts, Millis(5_000));
+    subject.clock.set(Millis(4_000)); // the system clock stepped back
+    let back = durable(subject.broker.publish(send(&state, "ada", "t2")).await.unwrap()).await;
+    assert_eq!(back.ts, Millis(5_000));
+    subject.clock.advance(Duration::from_secs(2));
+    let later = durable(subject.broker.publish(send(&state, "ada", "t3")).await.unwrap()).await;
+    assert_eq!(later.ts, Millis(6_000));
+}
+
+async fn rooms_exist_once(subject: Subject) {
+    durable(create(&subject, "once", 100).await).await;
+    let args = CreateRoom { room: rid("once"), topic: ShortText::default(), cap: None, visibility: Visibility::Open };
+    let (record, first) = room::decide_create(&user("bo"), args, Epoch(1), Millis(1)).unwrap();
+    assert!(matches!(subject.broker.create_room(record, first).await, Err(BrokerError::AlreadyExists(_))));
+    let mut draft = send(&state(&subject, "once").await, "ada", "x");
+    if let Event::Message(m) = &mut draft.event {
+        m.room = rid("nowhere");
+    }
+    assert!(matches!(subject.broker.publish(draft).await, Err(BrokerError::NoSuchRoom(_))));
+    assert!(subject.broker.load_room(rid("nowhere"), 1).await.unwrap().is_none());
+    let list = subject.broker.list_rooms(user("ada")).await.unwrap();
+    assert_eq!(list.iter().map(|l| (l.record.room.as_str(), l.role)).collect::<Vec<_>>(), [("once", Some(Role::Owner))]);
+}
+
+async fn a_repeated_client_message_id_is_ordered_once(subject: Subject) {
+    durable(create(&subject, "dedupe", 100).await).await;
+    join(&subject, "dedupe", "bo").await;
+    let state = state(&subject, "dedupe").await;
+    let original = durable(subject.broker.publish(send(&state, "bo", "same")).await.unwrap()).await;
+    let retry = durable(subject.broker.publish(send(&state, "bo", "same")).await.unwrap()).await;
+    assert_eq!((retry.seq, retry.ts, retry.duplicate), (original.seq, original.ts, true));
+    // The id is the sender's: someone else's message with it is a new one.
+    let other = durable(subject.broker.publish(send(&state, "ada", "same")).await.unwrap()).await;
+    assert_eq!((other.seq, other.duplicate), (original.seq.next(), false));
+    assert_eq!(subject.delivered.seqs(&rid("dedupe")), [1, 2, 3, 4]);
+    // Still known after the room leaves the broker's memory and comes back.
+    subject.broker.unsubscribe(rid("dedupe")).await.unwrap();
+    let again = durable(subject.broker.publish(send(&state, "bo", "same")).await.unwrap()).await;
+    assert_eq!((again.seq, again.duplicate), (original.seq, true));
+    let next = durable(subject.broker.publish(send(&state, "bo", "new")).await.unwrap()).await;
+    assert_eq!(next.seq, Seq(5), "the order continues where it was");
+}
+
+async fn a_retry_while_the_original_is_in_flight_gets_the_original(subject: Subject) {
+    let Some(hold) = subject.hold.clone() else { return };
+    durable(create(&subject, "pending", 100).await).await;
+    let state = state(&subject, "pending").await;
+    hold.hold();
+    let original = subject.broker.publish(send(&state, "ada", "p1")).await.unwrap();
+    let retry = subject.broker.publish(send(&state, "ada", "p1")).await.unwrap();
+    assert_eq!(retry.published.seq, original.published.seq);
+    assert!(retry.published.duplicate);
+    let waiting = tokio::spawn(retry.durable());
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(!waiting.is_finished(), "a retry is answered only when the original is durable");
+    assert!(subject.delivered.seqs(&rid("pending")).len() == 1, "nothing delivered before it is durable");
+    hold.release();
+    let retried = tokio::time::timeout(WAIT, waiting).await.unwrap().unwrap().unwrap();
+    assert_eq!(retried.seq, durable(original).await.seq);
+    assert_eq!(subject.delivered.seqs(&rid("pending")), [1, 2]);
+}
+
+async fn preconditions_are_checked_in_the_order(subject: Subject) {
+    durable(create(&subject, "gate", 2).await).await;
+    let stale = state(&subject, "gate").await;
+    // Decided against a state where bo was not a member yet: refused once bo is.
+    let bo_twice = stale.decide_join(&user("bo"), None).unwrap().unwrap();
+    join(&subject, "gate", "bo").await;
+    let refused = subject.broker.publish(bo_twice).await.unwrap_err();
+    assert!(matches!(refused, BrokerError::Rejected { why: Rejection::AlreadyMember, .. }), "{refused:?}");
+    // The cap: cy was decided in while a place was free.
+    let cy = stale.decide_join(&user("cy"), None).unwrap().unwrap();
+    let refused = subject.broker.publish(cy).await.unwrap_err();
+    assert!(matches!(refused, BrokerError::Rejected { why: Rejection::RoomFull { cap: 2 }, .. }), "{refused:?}");
+    // A send decided while bo was a member, ordered after bo's leave.
+    let member = state(&subject, "gate").await;
+    let late_send = send(&member, "bo", "late");
+    durable(subject.broker.publish(member.decide_leave(&user("bo")).unwrap()).await.unwrap()).await;
+    let refused = subject.broker.publish(late_send).await.unwrap_err();
+    assert!(matches!(refused, BrokerError::Rejected { why: Rejection::NotMember, .. }), "{refused:?}");
+    // Refusals take no seq.
+    assert_eq!(state(&subject, "gate").await.head, Seq(3));
+}
+
+async fn history_shows_only_durable_events(subject: Subject) {
+    durable(create(&subject, "history", 100).await).await;
+    let state = state(&subject, "history").await;
+    for n in 0..9 {
+        durable(subject.broker.publish(send(&state, "ada", &format!("h{n}"))).await.unwrap()).await;
+    }
+    let seqs = |events: Vec<StoredEvent>| events.iter().map(|e| e.seq.0).collect::<Vec<_>>();
+    let b = &subject.broker;
+    assert_eq!(seqs(b.history_after(rid("history"), Seq(0), 3).await.unwrap()), [1, 2, 3]);
+    assert_eq!(seqs(b.history_after(rid("history"), Seq(8), 5).await.unwrap()), [9, 10]);
+    assert_eq!(seqs(b.history_before(rid("history"), Seq::MAX, 2).await.unwrap()), [9, 10]);
+    assert_eq!(seqs(b.history_before(rid("history"), Seq(3), 5).await.unwrap()), [1, 2]);
+    assert_eq!(b.oldest(rid("history")).await.unwrap(), Seq(1));
+    let Some(hold) = subject.hold.clone() else { return };
+    hold.hold();
+    let pending = b.publish(send(&state, "ada", "pending")).await.unwrap();
+    assert_eq!(seqs(b.history_after(rid("history"), Seq(9), 5).await.unwrap()), [10]);
+    assert_eq!(seqs(b.history_before(rid("history"), Seq::MAX, 1).await.unwrap()), [10]);
+    hold.release();
+    durable(pending).await;
+    assert_eq!(seqs(b.history_after(rid("history"), Seq(9), 5).await.unwrap()), [10, 11]);
+}
+
+/// Runs every case, each on a fresh broker from `make`.
+async fn run_suite(make: impl Fn() -> Subject) {
+    events_order_gap_free_and_reach_delivery_once(make()).await;
+    timestamps_come_from_the_clock_and_never_go_back(make()).await;
+    rooms_exist_once(make()).await;
+    a_repeated_client_message_id_is_ordered_once(make()).await;
+    a_retry_while_the_original_is_in_flight_gets_the_original(make()).await;
+    preconditions_are_checked_in_the_order(make()).await;
+    history_shows_only_durable_events(make()).await;
+}
+
+fn local(store: Arc<dyn Store>, dir: Option<tempfile::TempDir>) -> Subject {
+    let delivered = Arc::new(Recorder::default());
+    let clock = ManualClock::new(Millis(1_000));
+    let hold = CommitHold::default();
+    let durable = store.is_durable();
+    let broker = LocalBroker::start(
+        store,
+        Arc::new(clock.clone()),
+        delivered.clone(),
+        4096,
+        hold.clone(),
+        CancellationToken::new(),
+    );
+    Subject { broker: Arc::new(broker), delivered, clock, hold: durable.then_some(hold), _dir: dir }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_broker_on_the_memory_store_conforms() {
+    run_suite(|| local(Arc::new(MemoryStore::new(1000)), None)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_broker_on_sqlite_conforms() {
+    run_suite(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        local(Arc::new(store), Some(dir))
+    })
+    .await;
+}
