@@ -685,3 +685,6 @@ impl Registry {
         evicted
     }
 }
+
+#[cfg(test)]
+mod tests;
