@@ -12,9 +12,10 @@ use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use hearth_protocol::codec::{ServerFrame, decode_reply, decode_server_frame, encode_request};
 use hearth_protocol::event::Hello;
-use hearth_protocol::ops::{Appended, Join, Joined, SendMessage};
+use hearth_protocol::ops::{Appended, Join, Joined, Leave, SendMessage};
 use hearth_protocol::{
-    ClientMsgId, CloseCode, Codec, DecodeError, ErrorBody, Event, Operation, Position, RequestId, RoomId, Text, limits,
+    ClientMsgId, CloseCode, Codec, DecodeError, ErrorBody, Event, Operation, Position, RequestId, RoomId, Seq, Text,
+    limits,
 };
 use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -236,12 +237,30 @@ impl Client {
     /// The next event, or `None` once the connection has closed.
     pub async fn next_event(&mut self) -> Option<Event> {
         let event = self.events.recv().await?;
-        if let (Some(room), Some(seq)) = (event.room(), event.seq()) {
+        self.track(&event);
+        Some(event)
+    }
+
+    /// The next event if one has arrived already; never waits. Every event the
+    /// server sent before the reply to an awaited request has arrived by then.
+    pub fn try_next_event(&mut self) -> Option<Event> {
+        let event = self.events.try_recv().ok()?;
+        self.track(&event);
+        Some(event)
+    }
+
+    /// Moves the room's position past what the application has now seen.
+    fn track(&mut self, event: &Event) {
+        let seq = match event {
+            // The events before `next` will never come: the stream goes on from there.
+            Event::Truncated(t) => Some(Seq(t.next.0.saturating_sub(1))),
+            event => event.seq(),
+        };
+        if let (Some(room), Some(seq)) = (event.room(), seq) {
             if let Some(position) = self.positions.get_mut(room) {
                 position.seq = seq;
             }
         }
-        Some(event)
     }
 
     /// The next event within `limit`; `Ok(None)` when the connection closed.
@@ -270,6 +289,13 @@ impl Client {
         };
         self.positions.insert(room.clone(), Position { epoch: joined.room.epoch, seq });
         Ok(joined)
+    }
+
+    /// Ends the membership of `room`; this client no longer resumes it.
+    pub async fn leave(&mut self, room: &RoomId) -> Result<(), ClientError> {
+        self.request(Leave { room: room.clone() }).await?;
+        self.positions.remove(room);
+        Ok(())
     }
 
     /// The last position the application has seen in `room`.

@@ -7,12 +7,15 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use futures_util::StreamExt;
 use hearth_cli::{Client, Options};
 use hearth_protocol::ops::{CreateRoom, Visibility};
 use hearth_protocol::{Codec, Event, RoomId, ShortText, UserId};
 use hearth_server::auth::{self, Secret};
 use hearth_server::{Config, Storage};
 use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_util::sync::CancellationToken;
 
 /// Bound on any single wait for a reply or event in these tests.
@@ -140,3 +143,26 @@ pub fn assert_strictly_increasing(seqs: impl IntoIterator<Item = u64>, who: &str
         last = seq;
     }
 }
+
+pub type RawSocket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A bare msgpack WebSocket for `name`, with no client library reading it.
+pub async fn raw_connect(server: &TestServer, name: &str) -> RawSocket {
+    let mut request = server.url().into_client_request().unwrap();
+    request.headers_mut().insert("Authorization", format!("Bearer {}", server.token(name)).parse().unwrap());
+    tokio_tungstenite::connect_async(request).await.unwrap().0
+}
+
+/// Reads until the server's close frame and returns its code.
+pub async fn read_close_code(ws: &mut RawSocket) -> Option<u16> {
+    let read = async {
+        while let Some(Ok(message)) = ws.next().await {
+            if let Message::Close(frame) = message {
+                return frame.map(|f| u16::from(f.code));
+            }
+        }
+        None
+    };
+    tokio::time::timeout(WAIT, read).await.expect("the server closes in time")
+}
+

@@ -24,28 +24,6 @@ async fn close_code_after(server: &TestServer, codec: Codec, frame: Message) -> 
     }
 }
 
-type RawSocket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-/// A bare msgpack WebSocket for `name`, with no client library reading it.
-async fn raw_connect(server: &TestServer, name: &str) -> RawSocket {
-    let mut request = server.url().into_client_request().unwrap();
-    request.headers_mut().insert("Authorization", format!("Bearer {}", server.token(name)).parse().unwrap());
-    tokio_tungstenite::connect_async(request).await.unwrap().0
-}
-
-/// Reads until the server's close frame and returns its code.
-async fn read_close_code(ws: &mut RawSocket) -> Option<u16> {
-    let read = async {
-        while let Some(Ok(message)) = ws.next().await {
-            if let Message::Close(frame) = message {
-                return frame.map(|f| u16::from(f.code));
-            }
-        }
-        None
-    };
-    tokio::time::timeout(WAIT, read).await.expect("the server closes in time")
-}
-
 /// Proves the server still serves: a message goes round between two members.
 async fn still_serving(server: &TestServer, ada: &mut Client, n: usize) {
     let r = room("control");
