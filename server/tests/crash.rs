@@ -97,11 +97,14 @@ async fn acknowledged_state_survives_kill_9() {
         .await
         .unwrap();
 
-    // Three senders pipeline messages; the kill lands while they are in flight.
+    // Three senders pipeline messages; the kill lands while they are in flight,
+    // once 300 sends have been acknowledged.
     let ada = std::sync::Arc::new(ada);
+    let (acks_tx, mut acks) = tokio::sync::watch::channel(0usize);
+    let acks_tx = std::sync::Arc::new(acks_tx);
     let mut senders = Vec::new();
     for s in 0..3 {
-        let (ada, room) = (ada.clone(), room.clone());
+        let (ada, room, acks_tx) = (ada.clone(), room.clone(), acks_tx.clone());
         senders.push(tokio::spawn(async move {
             let mut acked = Vec::new();
             for n in 0..2000 {
@@ -109,11 +112,12 @@ async fn acknowledged_state_survives_kill_9() {
                     Ok(appended) => acked.push((appended.seq, format!("s{s} m{n}"))),
                     Err(_) => break, // the server died under us
                 }
+                acks_tx.send_modify(|n| *n += 1);
             }
             acked
         }));
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    tokio::time::timeout(WAIT, acks.wait_for(|n| *n >= 300)).await.expect("sends are acknowledged").unwrap();
     server.kill_9();
     let mut acked = Vec::new();
     for sender in senders {

@@ -166,3 +166,34 @@ pub async fn read_close_code(ws: &mut RawSocket) -> Option<u16> {
     tokio::time::timeout(WAIT, read).await.expect("the server closes in time")
 }
 
+/// A WebSocket upgraded for `name` and then left as a bare TCP stream: nothing
+/// reads it as WebSocket, so nothing answers the server's pings.
+pub async fn deaf_connect(server: &TestServer, name: &str) -> tokio::net::TcpStream {
+    let ws = raw_connect(server, name).await;
+    match ws.into_inner() {
+        tokio_tungstenite::MaybeTlsStream::Plain(tcp) => tcp,
+        _ => unreachable!("tests connect without TLS"),
+    }
+}
+
+/// Reads raw server frames from `tcp` until a close frame, and returns its code.
+/// Server frames are unmasked, so a few header bytes are all there is to parse.
+pub async fn deaf_read_close_code(tcp: &mut tokio::net::TcpStream) -> Option<u16> {
+    use tokio::io::AsyncReadExt;
+    let read = async {
+        let mut bytes = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            // Frames the upgrade's reader took are gone; find the close frame's
+            // header (FIN + opcode 8) followed by a plausible length and code.
+            if let Some(at) = bytes.windows(4).position(|w| w[0] == 0x88 && w[1] >= 2 && w[1] <= 125 && w[2] >= 3) {
+                return Some(u16::from_be_bytes([bytes[at + 2], bytes[at + 3]]));
+            }
+            match tcp.read(&mut chunk).await {
+                Ok(0) | Err(_) => return None,
+                Ok(n) => bytes.extend_from_slice(&chunk[..n]),
+            }
+        }
+    };
+    tokio::time::timeout(WAIT, read).await.expect("the server closes in time")
+}

@@ -276,9 +276,11 @@ async fn history_dropped_during_a_slow_replay_is_told_as_truncated_never_a_hole(
 
     let mut ws = raw_connect(&server, "reader").await;
     let join = Join { room: r.clone(), since: Some(since), invite: None };
-    ws.send(Message::Binary(hearth_protocol::Op::from(join).encode(Codec::MsgPack, hearth_protocol::RequestId(1)).into()))
-        .await
-        .unwrap();
+    ws.send(Message::Binary(
+        hearth_protocol::Op::from(join).encode(Codec::MsgPack, hearth_protocol::RequestId(1)).into(),
+    ))
+    .await
+    .unwrap();
     // Read up to the join reply only; the replay behind it stalls.
     loop {
         let frame = tokio::time::timeout(WAIT, ws.next()).await.unwrap().unwrap().unwrap();

@@ -60,7 +60,8 @@ fn rid(name: &str) -> RoomId {
 }
 
 async fn create(subject: &Subject, name: &str, cap: u32) -> Receipt {
-    let args = CreateRoom { room: rid(name), topic: ShortText::default(), cap: Some(cap), visibility: Visibility::Open };
+    let args =
+        CreateRoom { room: rid(name), topic: ShortText::default(), cap: Some(cap), visibility: Visibility::Open };
     let (record, first) = room::decide_create(&user("ada"), args, Epoch(77), subject.clock.now()).unwrap();
     subject.broker.create_room(record, first).await.unwrap()
 }
@@ -140,7 +141,10 @@ async fn rooms_exist_once(subject: Subject) {
     assert!(matches!(subject.broker.publish(draft).await, Err(BrokerError::NoSuchRoom(_))));
     assert!(subject.broker.load_room(rid("nowhere"), 1).await.unwrap().is_none());
     let list = subject.broker.list_rooms(user("ada")).await.unwrap();
-    assert_eq!(list.iter().map(|l| (l.record.room.as_str(), l.role)).collect::<Vec<_>>(), [("once", Some(Role::Owner))]);
+    assert_eq!(
+        list.iter().map(|l| (l.record.room.as_str(), l.role)).collect::<Vec<_>>(),
+        [("once", Some(Role::Owner))]
+    );
 }
 
 async fn a_repeated_client_message_id_is_ordered_once(subject: Subject) {

@@ -26,7 +26,8 @@ struct Order {
 
 impl Order {
     fn new(cap: u32) -> Order {
-        let args = CreateRoom { room: room_id(), topic: ShortText::default(), cap: Some(cap), visibility: Visibility::Open };
+        let args =
+            CreateRoom { room: room_id(), topic: ShortText::default(), cap: Some(cap), visibility: Visibility::Open };
         let (record, first) = decide_create(&user("ada"), args, Epoch(7), Millis(1_000)).unwrap();
         let mut order = Order {
             gate: Gate::new(record.cap, []),
