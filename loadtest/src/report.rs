@@ -96,6 +96,8 @@ impl StormReport {
 #[derive(Debug, Clone, Serialize)]
 pub struct IdleReport {
     pub connections: usize,
+    /// Each connection a member joined to a room of this many (0: not joined).
+    pub members_per_room: usize,
     pub connect_ms: Latency,
     pub server_rss_before_mib: Option<f64>,
     pub server_rss_after_mib: Option<f64>,
@@ -268,8 +270,12 @@ impl Report {
                 );
             }
             if let Some(idle) = &section.idle {
+                let joined = match idle.members_per_room {
+                    0 => "not joined to rooms".to_string(),
+                    n => format!("each joined to a room of {n}"),
+                };
                 println!(
-                    "idle: {} connections; server RSS {} -> {} MiB; {} bytes per connection; connect p99 {:.2} ms",
+                    "idle: {} connections, {joined}; server RSS {} -> {} MiB; {} bytes per connection; connect p99 {:.2} ms",
                     idle.connections,
                     opt(idle.server_rss_before_mib, 1),
                     opt(idle.server_rss_after_mib, 1),

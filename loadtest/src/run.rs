@@ -328,14 +328,34 @@ async fn churn(s: Scenario, target: WsTarget, secret: Secret, rooms: Vec<RoomId>
     }
 }
 
-/// Opens idle connections and reports the server's memory per connection.
+/// Opens idle connections and reports the server's memory per connection. With
+/// `members_per_room` above zero each connection is a member of its own name,
+/// joined to a room of that many, as members are in life; with zero they only
+/// connect.
 async fn idle(s: &Scenario, target: &Target, secret: &Secret, codec: Codec, progress: &ProgressBar) -> Result<Section> {
     let pid = target.pid.map(|p| p.to_string());
     let before = pid.as_deref().and_then(proc_sample);
+    let tag = run_tag();
+    let room_size = s.members_per_room;
+    let rooms: Vec<RoomId> = if room_size == 0 {
+        Vec::new()
+    } else {
+        let count = s.idle_connections.div_ceil(room_size);
+        (0..count).map(|r| RoomId::new(format!("idle-{tag}-{r}")).expect("valid room name")).collect()
+    };
+    if !rooms.is_empty() {
+        progress.set_message(format!("creating {} rooms", rooms.len()));
+        let mut admin = member::connect(&ws_target(target, 0, codec), &token(secret, "idle-admin")).await?;
+        for room in &rooms {
+            // The admin is the owner and a member too.
+            member::create_room(&mut admin, codec, room, room_size as u32 + 1).await?;
+        }
+    }
+    let rooms = Arc::new(rooms);
     let limit = Arc::new(Semaphore::new(CONNECT_CONCURRENCY));
     let mut tasks = tokio::task::JoinSet::new();
     let started = Instant::now();
-    let token = token(secret, "idle");
+    let shared_token = token(secret, "idle");
     for index in 0..s.idle_connections {
         let at = started + Duration::from_secs_f64(index as f64 / s.ramp);
         tokio::time::sleep_until(at.into()).await;
@@ -343,13 +363,18 @@ async fn idle(s: &Scenario, target: &Target, secret: &Secret, codec: Codec, prog
             progress.set_message(format!("opening idle connections: {index}"));
         }
         let permit = limit.clone().acquire_owned().await.expect("semaphore open");
-        let (t, token) = (ws_target(target, index, codec), token.clone());
+        let token = if rooms.is_empty() { shared_token.clone() } else { token(secret, &format!("idle{tag}-{index}")) };
+        let (t, rooms) = (ws_target(target, index, codec), rooms.clone());
         tasks.spawn(async move {
             let connected = Instant::now();
             let mut ws = member::connect(&t, &token).await?;
-            // Wait for the hello: the server has set the connection up.
-            use futures_util::StreamExt;
-            ws.next().await.context("no hello")??;
+            if rooms.is_empty() {
+                // Wait for the hello: the server has set the connection up.
+                use futures_util::StreamExt;
+                ws.next().await.context("no hello")??;
+            } else {
+                member::join(&mut ws, t.codec, &rooms[index / room_size], None).await?;
+            }
             drop(permit);
             Ok::<_, anyhow::Error>((ws, connected.elapsed()))
         });
@@ -368,6 +393,7 @@ async fn idle(s: &Scenario, target: &Target, secret: &Secret, codec: Codec, prog
     let mut section = Section::new(&target.name);
     section.idle = Some(crate::report::IdleReport {
         connections: open.len(),
+        members_per_room: room_size,
         connect_ms: Latency::from(&connect),
         server_rss_before_mib: before.map(|p| p.rss_bytes as f64 / 1048576.0),
         server_rss_after_mib: after.map(|p| p.rss_bytes as f64 / 1048576.0),

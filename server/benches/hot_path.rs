@@ -86,7 +86,7 @@ fn fan_out_to_100_members(bencher: Bencher, codec: Codec) {
     }
     let counter = AtomicU64::new(0);
     let text = Text::new("x".repeat(100)).unwrap();
-    let mut batch = Vec::new();
+    let mut batch = std::collections::VecDeque::new();
     bencher.counter(ItemsCount::new(100usize)).bench_local(|| {
         let n = counter.fetch_add(1, Ordering::Relaxed);
         let send = SendMessage {

@@ -3,7 +3,7 @@
 //! time a JSON connection needs it and shared after that. Cloning a frame is a
 //! reference-count bump, so fan-out to a hundred members encodes nothing.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use hearth_protocol::codec::encode_event;
@@ -12,25 +12,66 @@ use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use crate::store::{StoreError, StoredEvent};
 
-/// A timeline event, encoded once per codec in use.
+/// A timeline event's frames, encoded once per codec in use. This is what a room
+/// keeps of its recent events: no decoded copy, which would be most of the size.
 #[derive(Debug)]
 pub struct Encoded {
     pub seq: Seq,
-    pub event: Event,
     msgpack: Bytes,
     json: OnceLock<Utf8Bytes>,
 }
 
 impl Encoded {
+    /// The MessagePack encoding: the stored row and the binary frame.
+    pub fn msgpack(&self) -> &Bytes {
+        &self.msgpack
+    }
+
+    /// The WebSocket message for `codec`; a reference-count bump after the first.
+    /// The first JSON frame is encoded from `event` when given, else decoded from
+    /// the MessagePack bytes (a resume from the recent events).
+    pub fn frame(&self, codec: Codec, event: Option<&Event>) -> Message {
+        match codec {
+            Codec::MsgPack => Message::Binary(self.msgpack.clone()),
+            Codec::Json => Message::Text(
+                self.json
+                    .get_or_init(|| {
+                        let decoded;
+                        let event = match event {
+                            Some(event) => event,
+                            None => {
+                                decoded = rmp_serde::from_slice::<Event>(&self.msgpack)
+                                    .expect("frames hold events this server encoded or checked");
+                                &decoded
+                            }
+                        };
+                        let json = encode_event(Codec::Json, event);
+                        Utf8Bytes::try_from(json).expect("serde_json writes UTF-8")
+                    })
+                    .clone(),
+            ),
+        }
+    }
+}
+
+/// A committed timeline event on its way through delivery: the decoded event,
+/// which the room applies, and its shared frames, which it fans out and keeps.
+#[derive(Debug, Clone)]
+pub struct Committed {
+    pub event: Event,
+    pub encoded: Arc<Encoded>,
+}
+
+impl Committed {
     /// Encodes a stamped timeline event.
-    pub fn new(event: Event) -> Encoded {
+    pub fn new(event: Event) -> Committed {
         let seq = event.seq().expect("timeline events carry a seq");
         let msgpack = Bytes::from(encode_event(Codec::MsgPack, &event));
-        Encoded { seq, event, msgpack, json: OnceLock::new() }
+        Committed { event, encoded: Arc::new(Encoded { seq, msgpack, json: OnceLock::new() }) }
     }
 
     /// An event read back from the store (or, in cluster mode, from the broker).
-    pub fn from_stored(stored: &StoredEvent) -> Result<Encoded, StoreError> {
+    pub fn from_stored(stored: &StoredEvent) -> Result<Committed, StoreError> {
         let event: Event = rmp_serde::from_slice(&stored.body)
             .map_err(|e| StoreError::Corrupt { what: "stored event", detail: e.to_string() })?;
         if event.seq() != Some(stored.seq) {
@@ -39,27 +80,17 @@ impl Encoded {
                 detail: format!("row {} holds event {:?}", stored.seq, event.seq()),
             });
         }
-        Ok(Encoded { seq: stored.seq, event, msgpack: stored.body.clone(), json: OnceLock::new() })
+        let encoded = Arc::new(Encoded { seq: stored.seq, msgpack: stored.body.clone(), json: OnceLock::new() });
+        Ok(Committed { event, encoded })
     }
 
-    /// The MessagePack encoding: the stored row and the binary frame.
-    pub fn msgpack(&self) -> &Bytes {
-        &self.msgpack
+    pub fn seq(&self) -> Seq {
+        self.encoded.seq
     }
 
-    /// The WebSocket message for `codec`; a reference-count bump after the first.
+    /// The WebSocket message for `codec`.
     pub fn frame(&self, codec: Codec) -> Message {
-        match codec {
-            Codec::MsgPack => Message::Binary(self.msgpack.clone()),
-            Codec::Json => Message::Text(
-                self.json
-                    .get_or_init(|| {
-                        let json = encode_event(Codec::Json, &self.event);
-                        Utf8Bytes::try_from(json).expect("serde_json writes UTF-8")
-                    })
-                    .clone(),
-            ),
-        }
+        self.encoded.frame(codec, Some(&self.event))
     }
 }
 

@@ -7,7 +7,6 @@
 //! Sharded (`DashMap`) by user, so connections of different users rarely meet on
 //! a lock; nothing here is on the message hot path.
 
-use std::collections::HashSet;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use dashmap::DashMap;
@@ -25,33 +24,37 @@ pub struct Conn {
     pub user: UserId,
     pub codec: Codec,
     pub out: Arc<Outbound>,
-    /// Rooms this connection receives, so it can leave them when it closes. std
-    /// Mutex: held for a set insert or removal only.
-    rooms: Mutex<HashSet<RoomId>>,
+    /// Rooms this connection receives, so it can leave them when it closes. A
+    /// Vec: a connection receives a handful of rooms, and a set's smallest table
+    /// costs more than the whole list. std Mutex: held for a push or a removal.
+    rooms: Mutex<Vec<RoomId>>,
 }
 
 impl Conn {
     pub fn new(id: ConnId, user: UserId, codec: Codec, out: Arc<Outbound>) -> Conn {
-        Conn { id, user, codec, out, rooms: Mutex::new(HashSet::new()) }
+        Conn { id, user, codec, out, rooms: Mutex::new(Vec::new()) }
     }
 
-    fn rooms(&self) -> MutexGuard<'_, HashSet<RoomId>> {
+    fn rooms(&self) -> MutexGuard<'_, Vec<RoomId>> {
         self.rooms.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Records that this connection now receives `room`.
     pub fn receiving(&self, room: &RoomId) {
-        self.rooms().insert(room.clone());
+        let mut rooms = self.rooms();
+        if !rooms.contains(room) {
+            rooms.push(room.clone());
+        }
     }
 
     /// Records that this connection no longer receives `room`.
     pub fn not_receiving(&self, room: &RoomId) {
-        self.rooms().remove(room);
+        self.rooms().retain(|r| r != room);
     }
 
     /// Rooms this connection receives now.
     pub fn receiving_rooms(&self) -> Vec<RoomId> {
-        self.rooms().iter().cloned().collect()
+        self.rooms().clone()
     }
 }
 

@@ -165,9 +165,10 @@ impl Outbound {
         }
     }
 
-    /// Writer side: moves every queued frame into `batch`, waiting while there are
-    /// none. Returns the close request once the queue is closed and drained.
-    pub async fn next_batch(&self, batch: &mut Vec<Message>) -> Option<Close> {
+    /// Writer side: moves every queued frame into `batch` (which must be empty),
+    /// waiting while there are none. Returns the close request once the queue is
+    /// closed and drained.
+    pub async fn next_batch(&self, batch: &mut VecDeque<Message>) -> Option<Close> {
         loop {
             match self.take_queued(batch) {
                 Taken::Frames => return None,
@@ -177,11 +178,18 @@ impl Outbound {
         }
     }
 
-    /// Writer side, without waiting: moves every queued frame into `batch`.
-    pub fn take_queued(&self, batch: &mut Vec<Message>) -> Taken {
+    /// Writer side, without waiting: moves every queued frame into `batch`. An
+    /// empty batch trades places with the queue, so the writer's drained buffer
+    /// becomes the queue's: frames are never copied, and a busy connection's two
+    /// buffers keep being reused without allocating.
+    pub fn take_queued(&self, batch: &mut VecDeque<Message>) -> Taken {
         let mut queue = self.lock();
         if !queue.frames.is_empty() {
-            batch.extend(queue.frames.drain(..));
+            if batch.is_empty() {
+                std::mem::swap(batch, &mut queue.frames);
+            } else {
+                batch.extend(queue.frames.drain(..));
+            }
             queue.bytes = 0;
             drop(queue);
             self.space.notify_one();
@@ -214,7 +222,7 @@ mod tests {
         out.push(frame(60)).unwrap();
         assert_eq!(out.push(frame(60)), Err(PushError::Overflowed));
         assert_eq!(out.push(frame(1)), Err(PushError::Closed));
-        let mut batch = Vec::new();
+        let mut batch = VecDeque::new();
         let close = out.next_batch(&mut batch).await.unwrap();
         assert_eq!(close.code, CloseCode::SlowConsumer);
         assert!(batch.is_empty());
@@ -226,7 +234,7 @@ mod tests {
         for _ in 0..5 {
             out.push(frame(10)).unwrap();
         }
-        let mut batch = Vec::new();
+        let mut batch = VecDeque::new();
         assert_eq!(out.next_batch(&mut batch).await, None);
         assert_eq!(batch.len(), 5);
         out.close(CloseCode::GoingAway, "bye");
@@ -241,7 +249,7 @@ mod tests {
             let out = out.clone();
             tokio::spawn(async move { out.push_wait(frame(10)).await })
         };
-        let mut batch = Vec::new();
+        let mut batch = VecDeque::new();
         out.next_batch(&mut batch).await;
         tokio::time::timeout(std::time::Duration::from_secs(5), producer).await.unwrap().unwrap().unwrap();
         batch.clear();

@@ -26,7 +26,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::broker::{Broker, BrokerError, Delivery};
-use crate::frames::{Encoded, event_frame, frame_message};
+use crate::frames::{Committed, Encoded, event_frame, frame_message};
 use crate::hub::{Conn, ConnId, Hub};
 use crate::room::{RoomState, not_member};
 use crate::store::{RoomLoad, StoreError, StoredEvent};
@@ -80,16 +80,16 @@ struct Inner {
 /// Events that arrived past a gap, waiting for it to be filled.
 #[derive(Default)]
 struct Repair {
-    held: BTreeMap<Seq, Arc<Encoded>>,
+    held: BTreeMap<Seq, Committed>,
     /// The newest seq seen: the repair ends when the room has applied it.
     until: Seq,
 }
 
 impl Repair {
-    fn hold(&mut self, event: &Arc<Encoded>) {
-        self.until = self.until.max(event.seq);
+    fn hold(&mut self, event: &Committed) {
+        self.until = self.until.max(event.seq());
         if self.held.len() < REPAIR_BUFFER {
-            self.held.insert(event.seq, event.clone());
+            self.held.insert(event.seq(), event.clone());
         }
     }
 }
@@ -106,7 +106,7 @@ impl Inner {
     }
 
     /// Applies the next event and fans it out.
-    fn apply(&mut self, room: &RoomId, hub: &Hub, event: Arc<Encoded>, recent_events: usize) {
+    fn apply(&mut self, room: &RoomId, hub: &Hub, event: &Committed, recent_events: usize) {
         if let Err(error) = self.state.apply(&event.event) {
             // Callers check continuity first; this would be a bug, and a hole.
             tracing::error!(room = %room, %error, "delivery out of order");
@@ -127,7 +127,7 @@ impl Inner {
                 conn.not_receiving(room);
             }
         }
-        self.recent.push_back(event);
+        self.recent.push_back(event.encoded.clone());
         if self.recent.len() > recent_events {
             self.recent.pop_front();
         }
@@ -146,7 +146,7 @@ impl Room {
         let state = RoomState::restore(load.record, load.members, load.pins, load.head, load.last_ts);
         let mut recent = VecDeque::with_capacity(load.recent.len().min(limits.recent_events));
         for stored in load.recent.iter().skip(load.recent.len().saturating_sub(limits.recent_events)) {
-            recent.push_back(Arc::new(Encoded::from_stored(stored)?));
+            recent.push_back(Committed::from_stored(stored)?.encoded);
         }
         Ok(Room {
             id: state.record.room.clone(),
@@ -221,21 +221,21 @@ impl Room {
     }
 
     /// The one delivery path: committed events of this room, in seq order.
-    pub fn deliver(self: &Arc<Self>, events: &[Arc<Encoded>]) {
+    pub fn deliver(self: &Arc<Self>, events: &[Committed]) {
         let mut inner = self.lock();
         let mut start_repair = false;
         for event in events {
             if let Some(repair) = &mut inner.repair {
                 repair.hold(event);
-            } else if event.seq <= inner.state.head {
+            } else if event.seq() <= inner.state.head {
                 // Delivered twice (a repair read it first): already applied.
-            } else if event.seq != inner.state.head.next() {
+            } else if event.seq() != inner.state.head.next() {
                 let mut repair = Repair::default();
                 repair.hold(event);
                 inner.repair = Some(repair);
                 start_repair = true;
             } else {
-                inner.apply(&self.id, &self.hub, event.clone(), self.limits.recent_events);
+                inner.apply(&self.id, &self.hub, event, self.limits.recent_events);
             }
         }
         drop(inner);
@@ -269,7 +269,7 @@ impl Room {
                 }
                 repair.held.retain(|seq, _| *seq >= next);
                 let until = repair.until;
-                for event in ready {
+                for event in &ready {
                     inner.apply(&self.id, &self.hub, event, limits.recent_events);
                 }
                 if inner.state.head >= until {
@@ -302,8 +302,8 @@ impl Room {
                 if stored.seq != inner.state.head.next() {
                     break;
                 }
-                match Encoded::from_stored(stored) {
-                    Ok(event) => inner.apply(&self.id, &self.hub, Arc::new(event), self.limits.recent_events),
+                match Committed::from_stored(stored) {
+                    Ok(event) => inner.apply(&self.id, &self.hub, &event, self.limits.recent_events),
                     Err(error) => {
                         tracing::error!(room = %self.id, %error, "unreadable event in history");
                         break;
@@ -363,7 +363,7 @@ impl Room {
                 let reply = joined_reply(&inner.state, role, mode, first_join);
                 push_reply(conn, id, &reply);
                 if mode == ResumeMode::Replay {
-                    let burst = inner.recent.iter().filter(|e| e.seq > after).map(|e| e.frame(conn.codec));
+                    let burst = inner.recent.iter().filter(|e| e.seq > after).map(|e| e.frame(conn.codec, None));
                     let _ = conn.out.push_unbounded_burst(burst);
                 }
                 inner.subscribe(&self.id, conn);
@@ -407,7 +407,7 @@ impl Room {
                         // They left while catching up; the replay showed it.
                         return Ok(());
                     }
-                    let burst = inner.recent.iter().filter(|e| e.seq > after).map(|e| e.frame(conn.codec));
+                    let burst = inner.recent.iter().filter(|e| e.seq > after).map(|e| e.frame(conn.codec, None));
                     if conn.out.push_unbounded_burst(burst).is_err() {
                         return Ok(()); // the connection is closing
                     }
@@ -457,8 +457,10 @@ impl Room {
     /// pinning it.
     pub async fn message_text(&self, seq: Seq) -> Result<Note, ErrorBody> {
         let cached = self.lock().recent.iter().find(|e| e.seq == seq).cloned();
-        let encoded = match cached {
-            Some(encoded) => encoded,
+        let event = match cached {
+            Some(encoded) => rmp_serde::from_slice::<Event>(encoded.msgpack())
+                .map_err(|e| BrokerError::from(StoreError::Corrupt { what: "recent event", detail: e.to_string() }))
+                .map_err(|e| e.to_error())?,
             None => {
                 let page = self
                     .broker
@@ -467,13 +469,13 @@ impl Room {
                     .map_err(|e| e.to_error())?;
                 match page.first() {
                     Some(stored) if stored.seq == seq => {
-                        Arc::new(Encoded::from_stored(stored).map_err(|e| BrokerError::from(e).to_error())?)
+                        Committed::from_stored(stored).map_err(|e| BrokerError::from(e).to_error())?.event
                     }
                     _ => return Err(no_message(&self.id, seq)),
                 }
             }
         };
-        match &encoded.event {
+        match &event {
             Event::Message(m) => {
                 let text = m.text.as_str();
                 let mut cut = text.len().min(limits::MAX_NOTE_BYTES);
@@ -512,7 +514,7 @@ fn truncated_frame(conn: &Conn, room: &RoomId, after: Seq, next: Seq) -> tokio_t
 fn stored_frame(conn: &Conn, stored: &StoredEvent) -> Result<tokio_tungstenite::tungstenite::Message, ErrorBody> {
     match conn.codec {
         hearth_protocol::Codec::MsgPack => Ok(tokio_tungstenite::tungstenite::Message::Binary(stored.body.clone())),
-        codec => Encoded::from_stored(stored).map(|e| e.frame(codec)).map_err(|e| BrokerError::from(e).to_error()),
+        codec => Committed::from_stored(stored).map(|e| e.frame(codec)).map_err(|e| BrokerError::from(e).to_error()),
     }
 }
 
@@ -525,7 +527,7 @@ fn no_message(room: &RoomId, seq: Seq) -> ErrorBody {
 #[derive(Default)]
 struct Slot {
     room: OnceCell<Arc<Room>>,
-    early: Mutex<Vec<Arc<Encoded>>>,
+    early: Mutex<Vec<Committed>>,
 }
 
 /// The rooms in memory, by name: where delivery finds them.
@@ -550,7 +552,7 @@ impl Loaded {
 }
 
 impl Delivery for Loaded {
-    fn deliver(&self, room: &RoomId, events: &[Arc<Encoded>]) {
+    fn deliver(&self, room: &RoomId, events: &[Committed]) {
         let Some(slot) = self.rooms.get(room).map(|s| s.clone()) else { return };
         if let Some(room) = slot.room.get() {
             return room.deliver(events);

@@ -6,6 +6,7 @@
 //! append to a timeline are sent when the event is durable, so replies can arrive
 //! in a different order than requests: clients match them by `id`.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -34,8 +35,10 @@ use crate::room::{self, Draft, Rejection};
 use crate::rooms::Room;
 use crate::transport::close_message;
 
-type Sink = SplitSink<WebSocketStream<TcpStream>, Message>;
-type Stream = SplitStream<WebSocketStream<TcpStream>>;
+/// The write half of a connection's socket.
+pub type Sink = SplitSink<WebSocketStream<TcpStream>, Message>;
+/// The read half of a connection's socket.
+pub type Stream = SplitStream<WebSocketStream<TcpStream>>;
 
 /// A request waiting for its event to be ordered and durable; resolves to the
 /// reply frame.
@@ -55,24 +58,26 @@ const APPLY_WAIT: Duration = Duration::from_secs(30);
 struct Session {
     shared: Arc<Shared>,
     conn: Arc<Conn>,
-    in_flight: FuturesUnordered<InFlight>,
+    /// Made on the first publish: an empty set still allocates, and most
+    /// connections of a calm room only read.
+    in_flight: Option<FuturesUnordered<InFlight>>,
 }
 
 /// Runs a connection until the peer leaves, the queue closes, or shutdown.
 pub async fn run(
-    ws: WebSocketStream<TcpStream>,
+    sink: Sink,
+    stream: Stream,
     shared: Arc<Shared>,
     user: UserId,
     codec: Codec,
     conn: ConnId,
     shutdown: CancellationToken,
 ) {
-    let (sink, stream) = ws.split();
     let out = Arc::new(Outbound::new(shared.config.outbound_queue_bytes));
     let writer = tokio::spawn(write_loop(sink, out.clone(), WriterConfig::from(&shared.config), conn));
     let conn = Arc::new(Conn::new(conn, user, codec, out));
     shared.registry.hub().register(conn.clone());
-    let mut session = Session { shared, conn, in_flight: FuturesUnordered::new() };
+    let mut session = Session { shared, conn, in_flight: None };
     session.hello();
     let mut stream = stream;
     let ended = session.read_loop(&mut stream, &shutdown).await;
@@ -132,7 +137,8 @@ impl Session {
         ping.tick().await; // the first tick is immediate
         let out = self.conn.out.clone();
         loop {
-            let reading = self.in_flight.len() < MAX_IN_FLIGHT;
+            let in_flight = self.in_flight.as_ref().map_or(0, FuturesUnordered::len);
+            let reading = in_flight < MAX_IN_FLIGHT;
             let message = tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => {
@@ -140,7 +146,7 @@ impl Session {
                     return Ended::ByServer;
                 }
                 _ = out.wait_closed() => return Ended::ByServer,
-                Some(reply) = self.in_flight.next(), if !self.in_flight.is_empty() => {
+                Some(reply) = next_reply(&mut self.in_flight), if in_flight > 0 => {
                     // A full queue closes the connection as a slow consumer; the client
                     // retries with the same cmid and gets the same seq.
                     let _ = out.push(reply);
@@ -244,7 +250,7 @@ impl Session {
     {
         let receipt = self.shared.registry.broker().publish(draft).await.map_err(|e| e.to_error())?;
         let codec = self.conn.codec;
-        self.in_flight.push(Box::pin(async move {
+        self.in_flight.get_or_insert_with(FuturesUnordered::new).push(Box::pin(async move {
             let bytes = match receipt.durable().await {
                 Ok(published) => encode_reply(codec, id, &reply(published)),
                 Err(error) => encode_error(codec, id, &error.to_error()),
@@ -412,6 +418,14 @@ impl Session {
     }
 }
 
+/// The next reply whose event became durable.
+async fn next_reply(in_flight: &mut Option<FuturesUnordered<InFlight>>) -> Option<Message> {
+    match in_flight {
+        Some(in_flight) => in_flight.next().await,
+        None => None,
+    }
+}
+
 /// Waits for a room to apply an event this connection caused, within a bound.
 async fn applied_within(wait: impl Future<Output = ()>) -> Result<(), ErrorBody> {
     tokio::time::timeout(APPLY_WAIT, wait)
@@ -450,13 +464,16 @@ impl From<&crate::Config> for WriterConfig {
 /// Drains the outbound queue: every frame queued since the last write goes out in
 /// one flush. Ends after sending the close frame, or when the peer stops reading.
 async fn write_loop(mut sink: Sink, out: Arc<Outbound>, config: WriterConfig, conn: ConnId) {
-    // Grows with the first burst and keeps its capacity; idle connections pay nothing.
-    let mut batch = Vec::new();
+    // Trades places with the queue's buffer (see `Outbound::take_queued`); after
+    // a burst it is dropped, so an idle connection keeps room for a few frames.
+    let mut batch = VecDeque::new();
     loop {
         let mut close = out.next_batch(&mut batch).await;
         if !batch.is_empty() && !config.coalesce.is_zero() {
             // Let more frames join this write; a close found meanwhile waits its turn.
-            tokio::time::sleep(config.coalesce).await;
+            // Boxed here and below: paths most connections never take should not
+            // size every connection's writer.
+            Box::pin(tokio::time::sleep(config.coalesce)).await;
             if let Taken::Closed(found) = out.take_queued(&mut batch) {
                 close = Some(found);
             }
@@ -469,7 +486,12 @@ async fn write_loop(mut sink: Sink, out: Arc<Outbound>, config: WriterConfig, co
                 sink.flush().await
             };
             match write_within(config.timeout, write).await {
-                Ok(Ok(())) => continue,
+                Ok(Ok(())) => {
+                    if batch.capacity() > BATCH_KEPT {
+                        batch = VecDeque::new();
+                    }
+                    continue;
+                }
                 Ok(Err(error)) => tracing::debug!(conn = conn.0, %error, "write failed"),
                 Err(_) => tracing::debug!(conn = conn.0, "write timed out; the peer stopped reading"),
             }
@@ -477,8 +499,13 @@ async fn write_loop(mut sink: Sink, out: Arc<Outbound>, config: WriterConfig, co
             return;
         }
         if let Some(close) = close {
-            let _ = tokio::time::timeout(config.timeout, sink.send(close_message(close.code, &close.reason))).await;
+            let send = tokio::time::timeout(config.timeout, sink.send(close_message(close.code, &close.reason)));
+            let _ = Box::pin(send).await;
             return;
         }
     }
 }
+
+/// Frames of room a writer's buffer keeps between writes: what one wake-up of a
+/// busy room usually brings.
+const BATCH_KEPT: usize = 4;

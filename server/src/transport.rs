@@ -28,8 +28,8 @@ use crate::session;
 pub fn websocket_config() -> WebSocketConfig {
     WebSocketConfig::default()
         // Allocated up front for every connection, and most connections are idle:
-        // 1 KiB holds several typical requests; larger frames grow it as needed.
-        .read_buffer_size(1024)
+        // 512 bytes hold a typical request or two; larger frames grow it as needed.
+        .read_buffer_size(512)
         // Frames queue here between our explicit flushes; past 64 KiB tungstenite
         // writes early, which bounds a burst's memory.
         .write_buffer_size(64 * 1024)
@@ -137,11 +137,15 @@ async fn handle_connection(
             return;
         }
     };
-    run_session(ws, peer, shared, user, codec, shutdown).await;
+    // Split here, not inside the session: an async fn keeps its arguments for its
+    // whole life, and the unsplit socket is 300 bytes every connection would carry.
+    let (sink, stream) = ws.split();
+    run_session(sink, stream, peer, shared, user, codec, shutdown).await;
 }
 
 async fn run_session(
-    ws: WebSocketStream<TcpStream>,
+    sink: session::Sink,
+    stream: session::Stream,
     peer: SocketAddr,
     shared: Arc<Shared>,
     user: UserId,
@@ -150,7 +154,7 @@ async fn run_session(
 ) {
     let conn = shared.next_conn_id();
     tracing::debug!(conn = conn.0, %peer, %user, ?codec, "connected");
-    session::run(ws, shared, user, codec, conn, shutdown).await;
+    session::run(sink, stream, shared, user, codec, conn, shutdown).await;
     tracing::debug!(conn = conn.0, "disconnected");
 }
 

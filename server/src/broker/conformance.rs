@@ -28,9 +28,9 @@ struct Recorder {
 }
 
 impl Delivery for Recorder {
-    fn deliver(&self, room: &RoomId, events: &[Arc<Encoded>]) {
+    fn deliver(&self, room: &RoomId, events: &[Committed]) {
         let mut delivered = self.delivered.lock().unwrap();
-        delivered.extend(events.iter().map(|e| (room.clone(), e.seq)));
+        delivered.extend(events.iter().map(|e| (room.clone(), e.seq())));
     }
 }
 

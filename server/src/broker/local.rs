@@ -26,13 +26,13 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Broker, BrokerError, BrokerFuture, Delivery, Published, Receipt};
 use crate::clock::SharedClock;
-use crate::frames::Encoded;
+use crate::frames::Committed;
 use crate::journal::{CommitHold, Journal, JournalError};
 use crate::room::{self, Draft, Gate, RoomRecord};
 use crate::store::{EventRow, RoomListing, RoomLoad, Store, StoreError, StoredEvent, Write};
 
 /// What the journal hands back for each committed event.
-type Done = (Arc<Sequencer>, Arc<Encoded>);
+type Done = (Arc<Sequencer>, Committed);
 
 pub struct LocalBroker {
     store: Arc<dyn Store>,
@@ -128,7 +128,7 @@ impl LocalBroker {
     ) -> LocalBroker {
         let journal = store.is_durable().then(|| {
             let delivery = delivery.clone();
-            let mut batch: Vec<Arc<Encoded>> = Vec::new();
+            let mut batch: Vec<Committed> = Vec::new();
             Arc::new(Journal::start(store.clone(), hold, fatal, move |group: Vec<Done>| {
                 deliver_group(&*delivery, group, &mut batch);
             }))
@@ -223,7 +223,7 @@ impl LocalBroker {
             hearth_protocol::Event::Message(m) => m.thread,
             _ => None,
         };
-        let encoded = Arc::new(Encoded::new(event));
+        let committed = Committed::new(event);
         writes.extend(changes.iter().map(|c| Write::Change { room: seqr.room.clone(), change: c.clone() }));
         writes.push(Write::AppendEvent(EventRow {
             room: seqr.room.clone(),
@@ -232,15 +232,21 @@ impl LocalBroker {
             from: actor,
             cmid: cmid_key.as_ref().map(|k| k.1.clone()),
             thread,
-            body: encoded.msgpack().clone(),
+            body: committed.encoded.msgpack().clone(),
         }));
-        match &self.journal {
-            Some(journal) => journal.submit(writes, (seqr.clone(), encoded.clone())).map_err(|e| match e {
-                JournalError::Full => BrokerError::Overloaded,
-                JournalError::Stopped => BrokerError::Stopping,
-            })?,
-            None => self.store.commit(&writes)?,
-        }
+        let inline = match &self.journal {
+            Some(journal) => {
+                journal.submit(writes, (seqr.clone(), committed)).map_err(|e| match e {
+                    JournalError::Full => BrokerError::Overloaded,
+                    JournalError::Stopped => BrokerError::Stopping,
+                })?;
+                None
+            }
+            None => {
+                self.store.commit(&writes)?;
+                Some(committed)
+            }
+        };
         // Submitted: from here on the event exists, so the order moves on.
         order.head = seq;
         order.last_ts = ts;
@@ -249,10 +255,10 @@ impl LocalBroker {
             order.sent.remember(key, (seq, ts), self.dedupe_window);
         }
         let result = published(&order, seq, ts, false);
-        if self.journal.is_none() {
+        if let Some(committed) = inline {
             order.durable = seq;
             // Inline, under the lock, so this room's deliveries keep seq order.
-            self.delivery.deliver(&seqr.room, std::slice::from_ref(&encoded));
+            self.delivery.deliver(&seqr.room, std::slice::from_ref(&committed));
             return Ok(Receipt::durable_now(result));
         }
         let (tx, rx) = oneshot::channel();
@@ -263,7 +269,7 @@ impl LocalBroker {
 
 /// Delivers one committed group: each run of one room's events together, then
 /// wakes their publishers.
-fn deliver_group(delivery: &dyn Delivery, group: Vec<Done>, batch: &mut Vec<Arc<Encoded>>) {
+fn deliver_group(delivery: &dyn Delivery, group: Vec<Done>, batch: &mut Vec<Committed>) {
     let mut iter = group.into_iter().peekable();
     while let Some((seqr, first)) = iter.next() {
         batch.clear();
@@ -278,7 +284,7 @@ fn deliver_group(delivery: &dyn Delivery, group: Vec<Done>, batch: &mut Vec<Arc<
         }
         delivery.deliver(&seqr.room, batch);
         if let Some(last) = batch.last() {
-            seqr.complete_through(last.seq);
+            seqr.complete_through(last.seq());
         }
     }
     batch.clear();

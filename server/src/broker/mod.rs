@@ -27,13 +27,11 @@ pub mod local;
 #[cfg(test)]
 mod conformance;
 
+use hearth_protocol::{Epoch, ErrorBody, ErrorCode, Millis, RoomId, Seq, UserId};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 
-use hearth_protocol::{Epoch, ErrorBody, ErrorCode, Millis, RoomId, Seq, UserId};
-
-use crate::frames::Encoded;
+use crate::frames::Committed;
 use crate::room::{Draft, Rejection, RoomRecord};
 use crate::store::{RoomListing, RoomLoad, StoreError, StoredEvent};
 
@@ -132,7 +130,7 @@ impl BrokerError {
 pub trait Delivery: Send + Sync + 'static {
     /// `events` are consecutive committed events of `room`, in seq order. Called
     /// without waiting: fan-out only queues.
-    fn deliver(&self, room: &RoomId, events: &[Arc<Encoded>]);
+    fn deliver(&self, room: &RoomId, events: &[Committed]);
 }
 
 /// Orders, keeps and serves a server's rooms and their events.

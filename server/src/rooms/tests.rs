@@ -25,9 +25,9 @@ struct Lossy {
 }
 
 impl Delivery for Lossy {
-    fn deliver(&self, room: &RoomId, events: &[Arc<Encoded>]) {
+    fn deliver(&self, room: &RoomId, events: &[Committed]) {
         let lose = self.lose.lock().unwrap();
-        let kept: Vec<Arc<Encoded>> = events.iter().filter(|e| !lose.contains(&e.seq.0)).cloned().collect();
+        let kept: Vec<Committed> = events.iter().filter(|e| !lose.contains(&e.seq().0)).cloned().collect();
         drop(lose);
         if !kept.is_empty() {
             self.inner.deliver(room, &kept);
@@ -92,7 +92,7 @@ enum Seen {
 }
 
 fn seen(out: &Outbound) -> Vec<Seen> {
-    let mut batch = Vec::new();
+    let mut batch = std::collections::VecDeque::new();
     let _ = out.take_queued(&mut batch);
     batch
         .into_iter()
@@ -159,6 +159,6 @@ async fn idle_rooms_leave_memory_and_come_back_as_they_were() {
     let back = registry.get(&name).await.unwrap();
     assert_eq!(back.position().seq, Seq(2));
     assert!(back.is_member(&user("ada")));
-    let _ = reader.take_queued(&mut Vec::new());
-    assert!(matches!(reader.take_queued(&mut Vec::new()), Taken::Nothing));
+    let _ = reader.take_queued(&mut std::collections::VecDeque::new());
+    assert!(matches!(reader.take_queued(&mut std::collections::VecDeque::new()), Taken::Nothing));
 }
