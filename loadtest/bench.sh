@@ -29,8 +29,8 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -r); $(date -u +%F)"
-# The floor has no history, so scenarios that resume (reconnect-storm) skip it.
+# The floor has no history and no leave, so reconnect-storm and wander skip it.
 floor_flags=(--floor-url ws://127.0.0.1:7979 --floor-pid "$floor")
-[ "$scenario" = reconnect-storm ] && floor_flags=()
+case "$scenario" in reconnect-storm|wander) floor_flags=() ;; esac
 taskset -c 1 "$bin/hearth-loadtest" run --scenario "$scenario" \
   --url ws://127.0.0.1:7878 --server-pid "$server" "${floor_flags[@]}" "$@"

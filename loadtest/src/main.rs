@@ -9,6 +9,7 @@ mod report;
 mod run;
 mod scenario;
 mod stats;
+mod wander;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -99,6 +100,15 @@ struct RunArgs {
     churn_rate: Option<f64>,
     #[arg(long)]
     max_steps: Option<usize>,
+    /// `wander`: connections moving between rooms.
+    #[arg(long)]
+    wanderers: Option<usize>,
+    /// `wander`: rooms most stays go to.
+    #[arg(long)]
+    hot_rooms: Option<usize>,
+    /// `wander`: how long a wanderer stays in a room, e.g. 2s.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    dwell: Option<Duration>,
 }
 
 impl RunArgs {
@@ -116,7 +126,8 @@ impl RunArgs {
         apply!(rooms => rooms, members => members_per_room, senders => senders_per_room, rate => rate,
                payload => payload, duration => duration, warmup => warmup, ramp => ramp,
                idle_connections => idle_connections, slow_percent => slow_percent,
-               churn_rate => churn_rate, max_steps => max_steps);
+               churn_rate => churn_rate, max_steps => max_steps, wanderers => wanderers,
+               hot_rooms => hot_rooms, dwell => dwell);
         s.json |= self.json;
         s.validate()?;
         Ok(s)

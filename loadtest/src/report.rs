@@ -111,6 +111,7 @@ pub struct Section {
     pub phases: Vec<PhaseReport>,
     pub storm: Option<StormReport>,
     pub idle: Option<IdleReport>,
+    pub wander: Option<crate::wander::WanderReport>,
     /// Events reading members had still not received when the drain ended.
     pub unreached: u64,
     pub gaps: u64,
@@ -124,6 +125,7 @@ impl Section {
             phases: Vec::new(),
             storm: None,
             idle: None,
+            wander: None,
             unreached: 0,
             gaps: 0,
             duplicates: 0,
@@ -181,24 +183,32 @@ impl Report {
 
     /// Errors of every kind in every measured phase.
     pub fn errors(&self) -> u64 {
-        self.sections.iter().flat_map(|s| &s.phases).flat_map(|p| p.errors.values()).sum()
+        let phases: u64 = self.sections.iter().flat_map(|s| &s.phases).flat_map(|p| p.errors.values()).sum();
+        phases + self.sections.iter().filter_map(|s| s.wander.as_ref()).map(|w| w.errors).sum::<u64>()
     }
 
     pub fn print(&self) {
         let s = &self.scenario;
         let (msgs, deliveries) = s.offered();
-        println!(
-            "\nscenario {:?}: {} rooms x {} members, {} senders/room at {} msg/s, {} B payload, {:?} windows, {}",
-            s.kind,
-            s.rooms,
-            s.members_per_room,
-            s.senders_per_room,
-            s.rate,
-            s.payload,
-            s.duration,
-            if s.json { "json" } else { "msgpack" }
-        );
-        if s.rooms > 0 {
+        if s.kind == crate::scenario::Kind::Wander {
+            println!(
+                "\nscenario Wander: {} wanderers over {} rooms, {}% of stays in {} hot rooms, {:?} per stay, {:?}",
+                s.wanderers, s.rooms, s.hot_percent, s.hot_rooms, s.dwell, s.duration
+            );
+        } else {
+            println!(
+                "\nscenario {:?}: {} rooms x {} members, {} senders/room at {} msg/s, {} B payload, {:?} windows, {}",
+                s.kind,
+                s.rooms,
+                s.members_per_room,
+                s.senders_per_room,
+                s.rate,
+                s.payload,
+                s.duration,
+                if s.json { "json" } else { "msgpack" }
+            );
+        }
+        if s.rooms > 0 && !matches!(s.kind, crate::scenario::Kind::Wander | crate::scenario::Kind::Idle) {
             println!("offered at the base rate: {msgs:.0} msg/s in, {deliveries:.0} deliveries/s out");
         }
         for section in &self.sections {
@@ -267,6 +277,27 @@ impl Report {
                     storm.p99_secs,
                     storm.gaps,
                     storm.duplicates
+                );
+            }
+            if let Some(w) = &section.wander {
+                println!(
+                    "wander: {} wanderers over {} rooms (created in {:.1} s); {} stays, {:.0} joins/s; join ms p50 {:.2} p99 {:.2} max {:.2}; {} messages acked; {} errors",
+                    w.wanderers,
+                    w.rooms,
+                    w.create_secs,
+                    w.stays,
+                    w.joins_per_sec,
+                    w.join_ms.p50,
+                    w.join_ms.p99,
+                    w.join_ms.max,
+                    w.messages_acked,
+                    w.errors
+                );
+                println!(
+                    "wander: server RSS start {} MiB, max {} MiB, end {} MiB",
+                    opt(w.server_rss_start_mib, 1),
+                    opt(w.server_rss_max_mib, 1),
+                    opt(w.server_rss_end_mib, 1)
                 );
             }
             if let Some(idle) = &section.idle {

@@ -40,7 +40,7 @@ struct Ctx<'a> {
     slow: Vec<bool>,
 }
 
-fn token(secret: &Secret, name: &str) -> String {
+pub(crate) fn token(secret: &Secret, name: &str) -> String {
     auth::mint(secret, &UserId::new(name).expect("valid user name"), Duration::from_secs(3600))
 }
 
@@ -49,7 +49,7 @@ fn run_tag() -> String {
     format!("{:x}", nanos % 0xffff_ffff)
 }
 
-fn ws_target(target: &Target, index: usize, codec: Codec) -> WsTarget {
+pub(crate) fn ws_target(target: &Target, index: usize, codec: Codec) -> WsTarget {
     WsTarget { url: target.urls[index % target.urls.len()].clone(), codec }
 }
 
@@ -61,6 +61,11 @@ pub async fn run(scenario: &Scenario, target: &Target, secret: &Secret, show_pro
     let codec = if scenario.json { Codec::Json } else { Codec::MsgPack };
     if scenario.kind == Kind::Idle {
         let section = idle(scenario, target, secret, codec, &progress).await;
+        progress.finish_and_clear();
+        return section;
+    }
+    if scenario.kind == Kind::Wander {
+        let section = crate::wander::run(scenario, target, secret, codec, &progress).await;
         progress.finish_and_clear();
         return section;
     }
@@ -183,7 +188,7 @@ pub async fn run(scenario: &Scenario, target: &Target, secret: &Secret, show_pro
             ));
             ctx.run_at(scenario.rate, Duration::from_secs(1)).await;
         }
-        Kind::Idle => unreachable!("handled above"),
+        Kind::Idle | Kind::Wander => unreachable!("handled above"),
     }
     ctx.phase.send_replace(Phase::Drain);
     section.unreached = ctx.drain().await;

@@ -21,6 +21,9 @@ pub enum Kind {
     SlowConsumer,
     /// Extra clients join and leave rooms at a rate while messages flow.
     Churn,
+    /// Many stored rooms, few active, members moving between them: the server's
+    /// memory over time and the time to join a room that must be loaded first.
+    Wander,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -51,6 +54,14 @@ pub struct Scenario {
     pub step_factor: f64,
     pub max_steps: usize,
     pub p99_limit_ms: f64,
+    /// `wander`: connections moving between rooms.
+    pub wanderers: usize,
+    /// `wander`: how many rooms are hot, and the percent of stays spent in them.
+    pub hot_rooms: usize,
+    pub hot_percent: f64,
+    /// `wander`: how long a wanderer stays in a room.
+    #[serde(with = "humantime_serde_compat")]
+    pub dwell: Duration,
 }
 
 impl Default for Scenario {
@@ -79,11 +90,16 @@ impl Scenario {
             step_factor: 1.5,
             max_steps: 12,
             p99_limit_ms: 100.0,
+            wanderers: 500,
+            hot_rooms: 20,
+            hot_percent: 80.0,
+            dwell: Duration::from_secs(2),
         };
         match kind {
             Kind::Steady | Kind::SlowConsumer | Kind::Churn => steady,
             Kind::Saturate => Scenario { duration: Duration::from_secs(6), warmup: Duration::from_secs(2), ..steady },
             Kind::Idle => Scenario { rooms: 0, duration: Duration::from_secs(5), ..steady },
+            Kind::Wander => Scenario { rooms: 10_000, duration: Duration::from_secs(30), ..steady },
             Kind::ReconnectStorm => Scenario {
                 rooms: 100,
                 members_per_room: 100,

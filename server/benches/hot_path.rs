@@ -62,6 +62,7 @@ fn fan_out_to_100_members(bencher: Bencher, codec: Codec) {
         clock::system(),
         loaded.clone(),
         4096,
+        std::time::Duration::from_secs(3600),
         CommitHold::default(),
         CancellationToken::new(),
     ));

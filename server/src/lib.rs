@@ -86,6 +86,7 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: CancellationTo
         config.clock.clone(),
         loaded.clone(),
         config.rooms.dedupe_window,
+        config.rooms.idle_after,
         config.commit_hold.clone(),
         store_failed.clone(),
     ));

@@ -36,6 +36,10 @@ struct Cli {
     /// Wait this long after a writer wakes before writing, to batch frames (e.g. 500us).
     #[arg(long, value_parser = humantime::parse_duration, default_value = "0s")]
     write_coalesce: Duration,
+    /// A room nobody uses for this long leaves memory (it loads again when next
+    /// touched), e.g. 60s.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "60s")]
+    room_idle: Duration,
     /// Log format on stderr (level from RUST_LOG, default info).
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -75,6 +79,7 @@ fn main() -> Result<()> {
     let mut config = Config::new(storage, secret_for(&cli.data_dir, cli.ephemeral)?);
     config.max_connections = cli.max_connections;
     config.write_coalesce = cli.write_coalesce;
+    config.rooms.idle_after = cli.room_idle;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(serve(cli.listen, config))
 }

@@ -251,6 +251,7 @@ fn local(store: Arc<dyn Store>, dir: Option<tempfile::TempDir>) -> Subject {
         Arc::new(clock.clone()),
         delivered.clone(),
         4096,
+        Duration::from_secs(3600),
         hold.clone(),
         CancellationToken::new(),
     );

@@ -17,7 +17,8 @@
 //! `unsubscribe` once nothing is in flight, so memory follows the active rooms.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
 use hearth_protocol::{ClientMsgId, Epoch, Millis, RoomId, Seq, UserId};
@@ -29,7 +30,7 @@ use crate::clock::SharedClock;
 use crate::frames::Committed;
 use crate::journal::{CommitHold, Journal, JournalError};
 use crate::room::{self, Draft, Gate, RoomRecord};
-use crate::store::{EventRow, RoomListing, RoomLoad, Store, StoreError, StoredEvent, Write};
+use crate::store::{EventRow, RoomListing, RoomLoad, SentMessage, Store, StoreError, StoredEvent, Write};
 
 /// What the journal hands back for each committed event.
 type Done = (Arc<Sequencer>, Committed);
@@ -40,8 +41,9 @@ pub struct LocalBroker {
     journal: Option<Arc<Journal<Done>>>,
     clock: SharedClock,
     delivery: Arc<dyn Delivery>,
-    /// Sequencers of rooms in use, sharded so rooms rarely meet on a lock.
-    sequencers: DashMap<RoomId, Arc<Sequencer>>,
+    /// Sequencers of rooms in use, sharded so rooms rarely meet on a lock. Shared
+    /// with the task that drops the idle ones.
+    sequencers: Arc<DashMap<RoomId, Arc<Sequencer>>>,
     /// Serialises room creation, so two creations of one name cannot both pass the
     /// existence check. Rare, and never held by a publish.
     creating: tokio::sync::Mutex<()>,
@@ -67,6 +69,7 @@ struct Order {
     sent: SentWindow,
     /// Ordered events not yet durable, in seq order, with whoever waits for them.
     in_flight: VecDeque<InFlight>,
+    last_used: Instant,
 }
 
 struct InFlight {
@@ -91,6 +94,31 @@ impl SentWindow {
                 self.map.remove(&old);
             }
         }
+    }
+}
+
+impl Order {
+    fn new(load: &RoomLoad, sent: Vec<SentMessage>, window: usize) -> Order {
+        let mut order = Order {
+            epoch: load.record.epoch,
+            head: load.head,
+            durable: load.head,
+            last_ts: load.last_ts,
+            gate: Gate::new(load.record.cap, load.members.iter().map(|m| (m.user.clone(), m.role))),
+            sent: SentWindow::default(),
+            in_flight: VecDeque::new(),
+            last_used: Instant::now(),
+        };
+        for s in sent {
+            order.sent.remember((s.from, s.cmid), (s.seq, s.ts), window);
+        }
+        order
+    }
+
+    /// Nothing in flight: the store holds all of it, so the sequencer can be
+    /// dropped and loaded again later.
+    fn is_settled(&self) -> bool {
+        self.in_flight.is_empty() && self.durable == self.head
     }
 }
 
@@ -123,6 +151,7 @@ impl LocalBroker {
         clock: SharedClock,
         delivery: Arc<dyn Delivery>,
         dedupe_window: usize,
+        idle_after: Duration,
         hold: CommitHold,
         fatal: CancellationToken,
     ) -> LocalBroker {
@@ -133,12 +162,14 @@ impl LocalBroker {
                 deliver_group(&*delivery, group, &mut batch);
             }))
         });
+        let sequencers = Arc::new(DashMap::new());
+        tokio::spawn(drop_idle_sequencers(Arc::downgrade(&sequencers), idle_after));
         LocalBroker {
             store,
             journal,
             clock,
             delivery,
-            sequencers: DashMap::new(),
+            sequencers,
             creating: tokio::sync::Mutex::new(()),
             dedupe_window,
         }
@@ -172,23 +203,16 @@ impl LocalBroker {
             })
             .await?;
         let load = load.ok_or_else(|| BrokerError::NoSuchRoom(room.clone()))?;
-        let mut order = Order {
-            epoch: load.record.epoch,
-            head: load.head,
-            durable: load.head,
-            last_ts: load.last_ts,
-            gate: Gate::new(load.record.cap, load.members.iter().map(|m| (m.user.clone(), m.role))),
-            sent: SentWindow::default(),
-            in_flight: VecDeque::new(),
-        };
-        for s in sent {
-            order.sent.remember((s.from, s.cmid), (s.seq, s.ts), window);
-        }
+        let order = Order::new(&load, sent, window);
+        Ok(self.install(room, order))
+    }
+
+    /// Makes `order` the room's sequencer unless it has one. Two loads may race;
+    /// the first one in wins and the other is dropped. Both read the same durable
+    /// state: nothing is in flight for a room with no sequencer.
+    fn install(&self, room: &RoomId, order: Order) -> Arc<Sequencer> {
         let fresh = Arc::new(Sequencer { room: room.clone(), order: Mutex::new(order) });
-        // Two loads may race; the first one in wins and the other is dropped. Both
-        // read the same durable state: nothing is in flight for a room with no
-        // sequencer.
-        Ok(self.sequencers.entry(room.clone()).or_insert(fresh).clone())
+        self.sequencers.entry(room.clone()).or_insert(fresh).clone()
     }
 
     /// Orders `draft` on `seqr`: the critical section of every publish.
@@ -197,6 +221,7 @@ impl LocalBroker {
             return Err(BrokerError::NotTimeline);
         };
         let mut order = seqr.lock();
+        order.last_used = Instant::now();
         let published = |order: &Order, seq, ts, duplicate| Published { epoch: order.epoch, seq, ts, duplicate };
         let cmid_key = draft.cmid.as_ref().map(|cmid| (actor.clone(), cmid.clone()));
         if let Some(key) = &cmid_key {
@@ -267,6 +292,25 @@ impl LocalBroker {
     }
 }
 
+/// Drops sequencers nobody has published through for `idle_after`, every so
+/// often, until the broker is gone. Rooms created and never used again, or used
+/// only by publishes, are not kept for the rest of the process's life.
+async fn drop_idle_sequencers(sequencers: Weak<DashMap<RoomId, Arc<Sequencer>>>, idle_after: Duration) {
+    let every = (idle_after / 2).max(Duration::from_millis(100));
+    loop {
+        tokio::time::sleep(every).await;
+        let Some(sequencers) = sequencers.upgrade() else { return };
+        let now = Instant::now();
+        sequencers.retain(|_, seqr| {
+            // A publish holding it, or anything in flight, keeps it.
+            Arc::strong_count(seqr) > 1 || {
+                let order = seqr.lock();
+                !order.is_settled() || now.saturating_duration_since(order.last_used) < idle_after
+            }
+        });
+    }
+}
+
 /// Delivers one committed group: each run of one room's events together, then
 /// wakes their publishers.
 fn deliver_group(delivery: &dyn Delivery, group: Vec<Done>, batch: &mut Vec<Committed>) {
@@ -311,6 +355,7 @@ impl Broker for LocalBroker {
                     gate: Gate::new(record.cap, []),
                     sent: SentWindow::default(),
                     in_flight: VecDeque::new(),
+                    last_used: Instant::now(),
                 };
                 let seqr = Arc::new(Sequencer { room: room.clone(), order: Mutex::new(order) });
                 self.sequencers.insert(room.clone(), seqr.clone());
@@ -334,7 +379,26 @@ impl Broker for LocalBroker {
     }
 
     fn load_room(&self, room: RoomId, recent: usize) -> BrokerFuture<'_, Option<RoomLoad>> {
-        Box::pin(self.blocking(move |store| store.load_room(&room, recent)))
+        Box::pin(async move {
+            // A room loaded is about to be used: make its sequencer from the same
+            // read, rather than read the store again on its first publish.
+            let needs_order = !self.sequencers.contains_key(&room);
+            let (window, key) = (self.dedupe_window, room.clone());
+            let (load, sent) = self
+                .blocking(move |store| {
+                    let load = store.load_room(&key, recent)?;
+                    let sent = match &load {
+                        Some(_) if needs_order => store.recent_cmids(&key, window)?,
+                        _ => Vec::new(),
+                    };
+                    Ok((load, sent))
+                })
+                .await?;
+            if let (Some(load), true) = (&load, needs_order) {
+                self.install(&room, Order::new(load, sent, window));
+            }
+            Ok(load)
+        })
     }
 
     fn list_rooms(&self, user: UserId) -> BrokerFuture<'_, Vec<RoomListing>> {
@@ -377,12 +441,7 @@ impl Broker for LocalBroker {
         Box::pin(async move {
             // Only when nothing is in flight and no publish holds it: a sequencer
             // loaded again later reads the same state back from the store.
-            self.sequencers.remove_if(&room, |_, seqr| {
-                Arc::strong_count(seqr) == 1 && {
-                    let order = seqr.lock();
-                    order.in_flight.is_empty() && order.durable == order.head
-                }
-            });
+            self.sequencers.remove_if(&room, |_, seqr| Arc::strong_count(seqr) == 1 && seqr.lock().is_settled());
             Ok(())
         })
     }

@@ -57,6 +57,7 @@ async fn fixture(history_limit: usize, idle_after: std::time::Duration) -> Fixtu
         clock::system(),
         lossy.clone(),
         4096,
+        HOUR,
         CommitHold::default(),
         CancellationToken::new(),
     ));

@@ -80,7 +80,37 @@ pub struct SqliteStore {
     /// Used only by the journal's committer thread; the Mutex makes the store Sync.
     writer: Mutex<Writer>,
     /// Reads (history, catch-up, load). WAL lets them run beside the writer.
-    reader: Mutex<Connection>,
+    readers: Readers,
+}
+
+/// Reading connections. WAL lets each read beside the writer and beside each
+/// other; several of them let history pages, catch-ups and room loads from many
+/// connections proceed at once instead of queueing on one.
+struct Readers {
+    conns: Vec<Mutex<Connection>>,
+    next: std::sync::atomic::AtomicUsize,
+}
+
+/// Reading connections per store: the blocking pool runs more reads than this
+/// only when they queue anyway, and each connection keeps its own page cache.
+const READERS: usize = 4;
+
+impl Readers {
+    fn open(path: &Path) -> Result<Readers, StoreError> {
+        let conns = (0..READERS).map(|_| Connection::open(path).map(Mutex::new)).collect::<Result<_, _>>()?;
+        Ok(Readers { conns, next: std::sync::atomic::AtomicUsize::new(0) })
+    }
+
+    /// A free connection if there is one, else the next in turn.
+    fn get(&self) -> std::sync::MutexGuard<'_, Connection> {
+        for conn in &self.conns {
+            if let Ok(conn) = conn.try_lock() {
+                return conn;
+            }
+        }
+        let at = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % self.conns.len();
+        lock(&self.conns[at])
+    }
 }
 
 /// The writing connection and when its log was last folded.
@@ -122,10 +152,10 @@ impl SqliteStore {
         writer.execute_batch(SCHEMA)?;
         writer.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         let log_rows: i64 = writer.query_row("SELECT COUNT(*) FROM events_log", [], |row| row.get(0))?;
-        let reader = Connection::open(&path)?;
+        let readers = Readers::open(&path)?;
         let writer =
             Writer { conn: writer, log_rows: log_rows as u64, fold_rows, last_fold: std::time::Instant::now() };
-        Ok(SqliteStore { writer: Mutex::new(writer), reader: Mutex::new(reader) })
+        Ok(SqliteStore { writer: Mutex::new(writer), readers })
     }
 
     fn apply(tx: &rusqlite::Transaction<'_>, write: &Write) -> Result<(), StoreError> {
@@ -199,7 +229,7 @@ impl SqliteStore {
     }
 
     fn query_events(&self, sql: &str, room: &RoomId, bound: Seq, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
-        let conn = lock(&self.reader);
+        let conn = self.readers.get();
         let mut stmt = conn.prepare_cached(sql)?;
         let rows = stmt.query_map(params![room.as_str(), bound.0 as i64, limit as i64], |row| {
             Ok(StoredEvent { seq: Seq(row.get::<_, i64>(0)? as u64), body: Bytes::from(row.get::<_, Vec<u8>>(1)?) })
@@ -211,7 +241,7 @@ impl SqliteStore {
 impl Store for SqliteStore {
     fn load_room(&self, room: &RoomId, recent: usize) -> Result<Option<RoomLoad>, StoreError> {
         let (record, members, pins, head, last_ts) = {
-            let conn = lock(&self.reader);
+            let conn = self.readers.get();
             let json: Option<String> = conn
                 .prepare_cached("SELECT record FROM rooms WHERE room = ?1")?
                 .query_row([room.as_str()], |row| row.get(0))
@@ -271,7 +301,7 @@ impl Store for SqliteStore {
     }
 
     fn list_rooms(&self, user: &UserId) -> Result<Vec<RoomListing>, StoreError> {
-        let conn = lock(&self.reader);
+        let conn = self.readers.get();
         let mut stmt = conn.prepare_cached(
             "SELECT r.record,
                     (SELECT COUNT(*) FROM members m WHERE m.room = r.room),
@@ -300,7 +330,7 @@ impl Store for SqliteStore {
     }
 
     fn recent_cmids(&self, room: &RoomId, limit: usize) -> Result<Vec<SentMessage>, StoreError> {
-        let conn = lock(&self.reader);
+        let conn = self.readers.get();
         let mut stmt = conn.prepare_cached(
             "SELECT seq, ts, sender, cmid FROM (
                  SELECT * FROM (SELECT seq, ts, sender, cmid FROM events WHERE room = ?1 ORDER BY seq DESC LIMIT ?2)
@@ -387,7 +417,7 @@ impl Store for SqliteStore {
     }
 
     fn oldest(&self, room: &RoomId) -> Result<Seq, StoreError> {
-        let conn = lock(&self.reader);
+        let conn = self.readers.get();
         // Nothing is ever pruned yet, so the oldest held event is the first one.
         let min: Option<i64> = conn
             .prepare_cached(
