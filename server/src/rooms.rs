@@ -601,6 +601,10 @@ impl Registry {
     /// The room, loaded from the broker if it is not in memory. Concurrent callers
     /// share one load.
     pub async fn get(&self, room: &RoomId) -> Result<Arc<Room>, ErrorBody> {
+        // Every request starts here: a room in memory costs a read lock on its shard.
+        if let Some(loaded) = self.loaded.get(room) {
+            return Ok(loaded);
+        }
         let slot = self.loaded.rooms.entry(room.clone()).or_default().clone();
         let loaded = slot
             .room
