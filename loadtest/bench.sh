@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs one load scenario the way BENCHMARKS.md measures it: hearth-server (durable,
-# fresh data directory) and the floor server both pinned to CPU 0, the load
+# fresh data directory; HEARTH_EPHEMERAL=1 for memory only) and the floor server both pinned to CPU 0, the load
 # generator pinned to CPU 1, then prints the report with Hearth's cost beside the
 # floor's. Traffic stays on 127.0.0.1; both servers are stopped at the end.
 #
@@ -17,9 +17,12 @@ ulimit -n "$(ulimit -Hn)"
 export HEARTH_TOKEN_SECRET=${HEARTH_TOKEN_SECRET:-bench-secret-bench-secret-0123456789}
 export RUST_LOG=${RUST_LOG:-warn}
 data=$(mktemp -d)
-# HEARTH_SERVER_FLAGS passes extra server flags, e.g. "--write-coalesce 500us".
+# HEARTH_SERVER_FLAGS passes extra server flags, e.g. "--write-coalesce 500us";
+# HEARTH_EPHEMERAL=1 runs the server in memory instead of on a data directory.
+storage=(--data-dir "$data")
+[ "${HEARTH_EPHEMERAL:-0}" = 1 ] && storage=(--ephemeral)
 # shellcheck disable=SC2086
-taskset -c 0 "$bin/hearth-server" --data-dir "$data" --listen 127.0.0.1:7878 ${HEARTH_SERVER_FLAGS:-} 2>"$data/server.log" &
+taskset -c 0 "$bin/hearth-server" "${storage[@]}" --listen 127.0.0.1:7878 ${HEARTH_SERVER_FLAGS:-} 2>"$data/server.log" &
 server=$!
 taskset -c 0 "$bin/hearth-loadtest" floor-server --listen 127.0.0.1:7979 2>"$data/floor.log" &
 floor=$!
