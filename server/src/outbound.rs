@@ -178,10 +178,22 @@ impl Outbound {
         }
     }
 
+    /// Writer side: offers a drained batch's buffer back to the queue, so the next
+    /// frames reuse it. If frames arrived meanwhile the queue has a buffer of its
+    /// own, and the writer keeps this one for the next swap. Either way nothing is
+    /// allocated under load, and an idle connection keeps one buffer, not two.
+    pub fn give_back(&self, batch: VecDeque<Message>) -> VecDeque<Message> {
+        let mut queue = self.lock();
+        if queue.frames.capacity() == 0 && batch.is_empty() {
+            queue.frames = batch;
+            return VecDeque::new();
+        }
+        batch
+    }
+
     /// Writer side, without waiting: moves every queued frame into `batch`. An
-    /// empty batch trades places with the queue, so the writer's drained buffer
-    /// becomes the queue's: frames are never copied, and a busy connection's two
-    /// buffers keep being reused without allocating.
+    /// empty batch trades places with the queue: frames are never copied, and the
+    /// writer's spare buffer (if it kept one, see `give_back`) becomes the queue's.
     pub fn take_queued(&self, batch: &mut VecDeque<Message>) -> Taken {
         let mut queue = self.lock();
         if !queue.frames.is_empty() {

@@ -81,8 +81,21 @@ pub async fn run(
     session.hello();
     let mut stream = stream;
     let ended = session.read_loop(&mut stream, &shutdown).await;
-    let (shared, conn) = (session.shared.clone(), session.conn.clone());
-    drop(session);
+    let Session { shared, conn, .. } = session;
+    // Boxed: what a connection does once at its end should not size the task it
+    // waits in for the rest of its life.
+    Box::pin(finish(shared, conn, writer, stream, ended)).await;
+}
+
+/// Leaves the rooms, lets the writer send its close frame, and finishes the
+/// closing handshake.
+async fn finish(
+    shared: Arc<Shared>,
+    conn: Arc<Conn>,
+    writer: tokio::task::JoinHandle<()>,
+    mut stream: Stream,
+    ended: Ended,
+) {
     for room in conn.receiving_rooms() {
         if let Some(room) = shared.registry.loaded().get(&room) {
             room.unsubscribe(conn.id);
@@ -464,8 +477,8 @@ impl From<&crate::Config> for WriterConfig {
 /// Drains the outbound queue: every frame queued since the last write goes out in
 /// one flush. Ends after sending the close frame, or when the peer stops reading.
 async fn write_loop(mut sink: Sink, out: Arc<Outbound>, config: WriterConfig, conn: ConnId) {
-    // Trades places with the queue's buffer (see `Outbound::take_queued`); after
-    // a burst it is dropped, so an idle connection keeps room for a few frames.
+    // Takes the queue's buffer (see `Outbound::take_queued`) and hands it back
+    // once written, unless a burst grew it.
     let mut batch = VecDeque::new();
     loop {
         let mut close = out.next_batch(&mut batch).await;
@@ -487,8 +500,10 @@ async fn write_loop(mut sink: Sink, out: Arc<Outbound>, config: WriterConfig, co
             };
             match write_within(config.timeout, write).await {
                 Ok(Ok(())) => {
-                    if batch.capacity() > BATCH_KEPT {
-                        batch = VecDeque::new();
+                    let drained = std::mem::take(&mut batch);
+                    // A burst grew it: let it go rather than keep its size.
+                    if drained.capacity() <= BATCH_KEPT {
+                        batch = out.give_back(drained);
                     }
                     continue;
                 }

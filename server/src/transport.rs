@@ -123,7 +123,13 @@ async fn handle_connection(
         Ok(permit) => permit,
         Err(_refusal) => {
             tracing::warn!(%peer, max = shared.config.max_connections, "connection limit reached");
-            close_now(&mut ws, CloseCode::ServerFull, "server_full: too many connections; retry with backoff").await;
+            // Boxed, like the other refusal below: rare paths should not size the task.
+            Box::pin(close_now(
+                &mut ws,
+                CloseCode::ServerFull,
+                "server_full: too many connections; retry with backoff",
+            ))
+            .await;
             return;
         }
     };
@@ -133,7 +139,7 @@ async fn handle_connection(
             tracing::debug!(%peer, %error, "authentication failed");
             let code =
                 if matches!(error, AuthError::Expired(_)) { CloseCode::TokenExpired } else { CloseCode::Unauthorized };
-            close_now(&mut ws, code, &format!("{}: {error}", code.name())).await;
+            Box::pin(close_now(&mut ws, code, &format!("{}: {error}", code.name()))).await;
             return;
         }
     };
