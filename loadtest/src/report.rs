@@ -294,10 +294,11 @@ impl Report {
                     w.errors
                 );
                 println!(
-                    "wander: server RSS start {} MiB, max {} MiB, end {} MiB",
+                    "wander: server RSS start {} MiB, max {} MiB, end {} MiB; every 10 s: {:?}",
                     opt(w.server_rss_start_mib, 1),
                     opt(w.server_rss_max_mib, 1),
-                    opt(w.server_rss_end_mib, 1)
+                    opt(w.server_rss_end_mib, 1),
+                    w.server_rss_every_10s_mib
                 );
             }
             if let Some(idle) = &section.idle {

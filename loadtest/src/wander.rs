@@ -44,6 +44,9 @@ pub struct WanderReport {
     pub server_rss_start_mib: Option<f64>,
     pub server_rss_max_mib: Option<f64>,
     pub server_rss_end_mib: Option<f64>,
+    /// The server's RSS every 10 s of the run: flat once the rooms in use are
+    /// loaded, if memory follows them rather than the stored ones.
+    pub server_rss_every_10s_mib: Vec<f64>,
 }
 
 #[derive(Default)]
@@ -111,11 +114,17 @@ pub async fn run(
         tasks.spawn(wanderer.run());
     }
     let mut rss_max = rss_start;
+    let mut rss_timeline = Vec::new();
+    let mut next_mark = Instant::now() + Duration::from_secs(10);
     let sampling = async {
         while Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(500)).await;
             if let Some(now) = rss(&pid) {
                 rss_max = Some(rss_max.map_or(now, |m: f64| m.max(now)));
+                if Instant::now() >= next_mark {
+                    rss_timeline.push((now * 10.0).round() / 10.0);
+                    next_mark += Duration::from_secs(10);
+                }
             }
             let stays = counters.stays.load(Ordering::Relaxed);
             progress.set_message(format!("{} wanderers, {stays} stays", s.wanderers));
@@ -151,6 +160,7 @@ pub async fn run(
         server_rss_start_mib: rss_start,
         server_rss_max_mib: rss_max,
         server_rss_end_mib: rss(&pid),
+        server_rss_every_10s_mib: rss_timeline,
     });
     Ok(section)
 }
