@@ -158,6 +158,14 @@ async fn tail(mut client: Client, room: RoomId, since: Option<u64>, json: bool) 
         while let Some(event) = client.next_event().await {
             print_event(&event, json);
             backoff = Duration::from_millis(250);
+            if let Event::MemberLeft(left) = &event {
+                if left.room == room && left.user == client.hello().user {
+                    // This membership ended (here or on another connection): the
+                    // room sends nothing more.
+                    eprintln!("you are no longer a member of {room}");
+                    return Ok(());
+                }
+            }
         }
         let close = client.close_info();
         if let Some(code) = close.as_ref().and_then(|c| c.hearth_code()) {
@@ -196,6 +204,9 @@ fn print_event(event: &Event, json: bool) {
         }
         Event::Pin(p) => println!("#{:<5} {} -- {} pinned: {}", p.seq, clock(p.ts), p.from, p.pin.text),
         Event::Unpin(p) => println!("#{:<5} {} -- {} unpinned pin {}", p.seq, clock(p.ts), p.from, p.pin.0),
+        Event::Truncated(t) => {
+            println!("-- events {} to {} are no longer held by the server", t.after.0 + 1, t.next.0.saturating_sub(1))
+        }
         _ => {}
     }
 }
