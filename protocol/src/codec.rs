@@ -141,6 +141,11 @@ struct RequestHead<'a> {
 pub fn decode_request(codec: Codec, frame: &[u8]) -> Result<Request, RequestDecodeError> {
     let no_id = |error| RequestDecodeError { id: None, error };
     codec.scan(frame, REQUEST_LIMITS).map_err(no_id)?;
+    // serde reads a struct from an array too (fields by position); a request is a
+    // map, so anything else is not a request at all.
+    if !is_map(codec, frame) {
+        return Err(no_id(DecodeError::Malformed("a request is a map (a JSON object)".into())));
+    }
     let head: RequestHead<'_> = match codec {
         Codec::MsgPack => rmp_serde::from_slice(frame).map_err(|e| DecodeError::Malformed(e.to_string())),
         Codec::Json => serde_json::from_slice(frame).map_err(|e| DecodeError::Malformed(e.to_string())),
@@ -158,6 +163,14 @@ pub fn decode_request(codec: Codec, frame: &[u8]) -> Result<Request, RequestDeco
         other => with_id(other),
     })?;
     Ok(Request { id, op })
+}
+
+/// Whether the frame's top-level value is a map.
+fn is_map(codec: Codec, frame: &[u8]) -> bool {
+    match codec {
+        Codec::MsgPack => matches!(frame.first(), Some(0x80..=0x8f | 0xde | 0xdf)),
+        Codec::Json => frame.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{'),
+    }
 }
 
 /// Encodes a request frame: `{"id": .., "op": .., ...args}`.

@@ -89,3 +89,16 @@ fn text_on_the_msgpack_codec_is_an_error_not_a_panic() {
     let err = decode_request(Codec::MsgPack, br#"{"id":1,"op":"ping"}"#).unwrap_err();
     assert_eq!(err.id, None);
 }
+
+#[test]
+fn a_top_level_array_is_not_a_request() {
+    // `[1, "ping"]`: serde would read it as the fields in order; it is no map.
+    for (codec, frame) in
+        [(Codec::MsgPack, &b"\x92\x01\xa4ping"[..]), (Codec::Json, &b"[1,\"ping\"]"[..]), (Codec::Json, &b" [1]"[..])]
+    {
+        let error = decode_request(codec, frame).unwrap_err();
+        assert_eq!(error.id, None, "{codec:?}: no id, so the connection closes with 4003");
+    }
+    // Leading whitespace before a JSON object is still a request.
+    assert!(decode_request(Codec::Json, b"  {\"id\":1,\"op\":\"ping\"}").is_ok());
+}

@@ -77,8 +77,13 @@ pub fn open_store(config: &Config) -> Result<Arc<dyn Store>, StoreError> {
 /// Serves `listener` until `shutdown` is cancelled (or the store fails), then
 /// closes every connection with `going_away`, waits up to `shutdown_grace` for
 /// them, and makes durable whatever is still queued.
-pub async fn run(listener: TcpListener, config: Config, shutdown: CancellationToken) -> Result<(), ServerError> {
+pub async fn run(listener: TcpListener, mut config: Config, shutdown: CancellationToken) -> Result<(), ServerError> {
     let store = open_store(&config)?;
+    if let Storage::Ephemeral { history_limit } = config.storage {
+        // A resume served from a room's recent events must not reach further back
+        // than `history` says the server holds.
+        config.rooms.recent_events = config.rooms.recent_events.min(history_limit);
+    }
     let loaded = Arc::new(Loaded::default());
     let store_failed = CancellationToken::new();
     let broker = Arc::new(LocalBroker::start(

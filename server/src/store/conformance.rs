@@ -146,6 +146,11 @@ fn pages_walk_the_timeline_in_order(store: &dyn Store) {
     assert_eq!(seqs(&store.events_before(&r, Seq(3), 5).unwrap()), vec![1, 2]);
     assert_eq!(store.oldest(&r).unwrap(), Seq(1));
     assert!(store.events_after(&room("nowhere"), Seq(0), 5).unwrap().is_empty());
+    // Bounds past what SQLite's signed integers hold keep their meaning.
+    for huge in [Seq(1 << 63), Seq(u64::MAX)] {
+        assert!(store.events_after(&r, huge, 5).unwrap().is_empty(), "after {huge}");
+        assert_eq!(seqs(&store.events_before(&r, huge, 2).unwrap()), vec![19, 20], "before {huge}");
+    }
 }
 
 fn run_suite(make: impl Fn() -> Box<dyn Store>) {

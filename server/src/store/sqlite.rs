@@ -231,7 +231,11 @@ impl SqliteStore {
     fn query_events(&self, sql: &str, room: &RoomId, bound: Seq, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
         let conn = self.readers.get();
         let mut stmt = conn.prepare_cached(sql)?;
-        let rows = stmt.query_map(params![room.as_str(), bound.0 as i64, limit as i64], |row| {
+        // SQLite integers are signed: a bound past i64::MAX would wrap negative and
+        // select the start of the timeline. No seq gets that large, so clamping
+        // keeps every comparison's meaning.
+        let bound = bound.0.min(i64::MAX as u64) as i64;
+        let rows = stmt.query_map(params![room.as_str(), bound, limit as i64], |row| {
             Ok(StoredEvent { seq: Seq(row.get::<_, i64>(0)? as u64), body: Bytes::from(row.get::<_, Vec<u8>>(1)?) })
         })?;
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
