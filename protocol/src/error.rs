@@ -135,11 +135,20 @@ impl fmt::Display for ErrorBody {
 
 impl std::error::Error for ErrorBody {}
 
-/// Why the server closed a WebSocket, in the private range 4000–4999. The close
-/// frame's reason text says more; the code says what a client should do.
+/// Why the server closed a WebSocket. Violations of the WebSocket protocol itself
+/// use RFC 6455's codes, which every WebSocket library understands; Hearth's own
+/// conditions use the private range 4000–4999. The close frame's reason text says
+/// more; the code says what a client should do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u16)]
 pub enum CloseCode {
+    /// RFC 6455 1002: a WebSocket protocol violation (reserved bits, an unknown
+    /// opcode, a fragmented control frame, a bad continuation). A client bug.
+    WebSocketProtocol = 1002,
+    /// RFC 6455 1007: a text frame that is not UTF-8. A client bug.
+    InvalidPayload = 1007,
+    /// RFC 6455 1009: a frame or message over the protocol's size limit. A client bug.
+    MessageTooBig = 1009,
     /// The server is shutting down or restarting. Reconnect (with backoff) and resume.
     GoingAway = 4000,
     /// No token, a forged token, or a malformed one. Do not reconnect with it.
@@ -149,7 +158,8 @@ pub enum CloseCode {
     /// A frame was not a request at all (garbage, bad structure, too deep, a length
     /// prefix past its end). A client bug: do not reconnect blindly.
     ProtocolError = 4003,
-    /// A frame was larger than the protocol's limit. A client bug.
+    /// Retired: frames over the limit now close with 1009. Kept so clients that
+    /// know the code can still name it.
     FrameTooLarge = 4004,
     /// A text frame on `hearth.v1.msgpack`, or a binary frame on `hearth.v1.json`.
     WrongFrameType = 4005,
@@ -168,7 +178,10 @@ pub enum CloseCode {
 }
 
 impl CloseCode {
-    pub const ALL: [CloseCode; 11] = [
+    pub const ALL: [CloseCode; 14] = [
+        CloseCode::WebSocketProtocol,
+        CloseCode::InvalidPayload,
+        CloseCode::MessageTooBig,
         CloseCode::GoingAway,
         CloseCode::Unauthorized,
         CloseCode::TokenExpired,
@@ -193,6 +206,9 @@ impl CloseCode {
     /// Short name, also the first word of the close reason.
     pub fn name(self) -> &'static str {
         match self {
+            CloseCode::WebSocketProtocol => "websocket_protocol_error",
+            CloseCode::InvalidPayload => "invalid_payload",
+            CloseCode::MessageTooBig => "message_too_big",
             CloseCode::GoingAway => "going_away",
             CloseCode::Unauthorized => "unauthorized",
             CloseCode::TokenExpired => "token_expired",
@@ -217,7 +233,10 @@ impl CloseCode {
             | CloseCode::ServerFull
             | CloseCode::InternalError => true,
             // Reconnecting with the same token or the same frames fails the same way.
-            CloseCode::Unauthorized
+            CloseCode::WebSocketProtocol
+            | CloseCode::InvalidPayload
+            | CloseCode::MessageTooBig
+            | CloseCode::Unauthorized
             | CloseCode::TokenExpired
             | CloseCode::ProtocolError
             | CloseCode::FrameTooLarge

@@ -204,13 +204,15 @@ impl Session {
 
     fn on_read_error(&self, error: tungstenite::Error) -> Ended {
         use tungstenite::error::{CapacityError, Error};
+        // WebSocket-level violations get RFC 6455's codes, which every WebSocket
+        // library and conformance suite understands; 4xxx stay for Hearth's own.
         let (code, reason) = match error {
             Error::Capacity(CapacityError::MessageTooLong { size, max_size }) => {
-                (CloseCode::FrameTooLarge, format!("frame_too_large: {size} bytes, limit {max_size}"))
+                (CloseCode::MessageTooBig, format!("message_too_big: {size} bytes, limit {max_size}"))
             }
-            Error::Capacity(error) => (CloseCode::FrameTooLarge, format!("frame_too_large: {error}")),
-            Error::Protocol(error) => (CloseCode::ProtocolError, format!("protocol_error: {error}")),
-            Error::Utf8(_) => (CloseCode::ProtocolError, "protocol_error: text frame is not UTF-8".to_string()),
+            Error::Capacity(error) => (CloseCode::MessageTooBig, format!("message_too_big: {error}")),
+            Error::Protocol(error) => (CloseCode::WebSocketProtocol, format!("websocket_protocol_error: {error}")),
+            Error::Utf8(_) => (CloseCode::InvalidPayload, "invalid_payload: text frame is not UTF-8".to_string()),
             error => {
                 tracing::debug!(conn = self.conn.id.0, %error, "read ended");
                 return Ended::ByPeer;

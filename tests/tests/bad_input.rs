@@ -10,6 +10,8 @@ use hearth_server::auth;
 use hearth_tests::*;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 
 /// Sends `frame` on a fresh connection and returns the close code the server sent.
 async fn close_code_after(server: &TestServer, codec: Codec, frame: Message) -> u16 {
@@ -22,6 +24,13 @@ async fn close_code_after(server: &TestServer, codec: Codec, frame: Message) -> 
             None => return client.close_info().expect("a close frame").code,
         }
     }
+}
+
+/// A frame written as is, past the client library's own checks.
+fn raw_frame(opcode: OpCode, payload: &[u8], rsv1: bool) -> Message {
+    let mut frame = Frame::message(payload.to_vec(), opcode, true);
+    frame.header_mut().rsv1 = rsv1;
+    Message::Frame(frame)
 }
 
 /// Proves the server still serves: a message goes round between two members.
@@ -61,7 +70,32 @@ async fn bad_frames_get_the_documented_answer_and_others_keep_going() {
             Message::Text(
                 format!(r#"{{"id":1,"op":"ping","pad":"{}"}}"#, "x".repeat(limits::MAX_REQUEST_BYTES)).into(),
             ),
-            CloseCode::FrameTooLarge,
+            CloseCode::MessageTooBig,
+        ),
+        (
+            "a top-level msgpack array",
+            Codec::MsgPack,
+            Message::Binary(b"\x92\x01\xa4ping".to_vec().into()),
+            CloseCode::ProtocolError,
+        ),
+        ("a top-level JSON array", Codec::Json, Message::Text(r#"[1,"ping"]"#.into()), CloseCode::ProtocolError),
+        (
+            "text that is not UTF-8",
+            Codec::Json,
+            raw_frame(OpCode::Data(Data::Text), b"{\"id\":1,\xff}", false),
+            CloseCode::InvalidPayload,
+        ),
+        (
+            "a reserved bit set",
+            Codec::MsgPack,
+            raw_frame(OpCode::Data(Data::Binary), b"\x80", true),
+            CloseCode::WebSocketProtocol,
+        ),
+        (
+            "an unknown opcode",
+            Codec::MsgPack,
+            raw_frame(OpCode::Data(Data::Reserved(3)), b"x", false),
+            CloseCode::WebSocketProtocol,
         ),
         (
             "deep nesting",
