@@ -19,6 +19,9 @@ use tokio_tungstenite::tungstenite::Message;
 pub struct Close {
     pub code: CloseCode,
     pub reason: String,
+    /// The client started the closing handshake: the writer answers with the
+    /// reply tungstenite has queued instead of a close frame of its own.
+    pub by_peer: bool,
 }
 
 /// What [`Outbound::take_queued`] found.
@@ -87,6 +90,7 @@ impl Outbound {
             queue.frames.clear();
             queue.bytes = 0;
             queue.close = Some(Close {
+                by_peer: false,
                 code: CloseCode::SlowConsumer,
                 reason: format!("slow_consumer: more than {} bytes queued; reconnect and resume", self.max_bytes),
             });
@@ -144,7 +148,18 @@ impl Outbound {
     pub fn close(&self, code: CloseCode, reason: impl Into<String>) {
         let mut queue = self.lock();
         if queue.close.is_none() {
-            queue.close = Some(Close { code, reason: reason.into() });
+            queue.close = Some(Close { code, reason: reason.into(), by_peer: false });
+        }
+        drop(queue);
+        self.wake_all();
+    }
+
+    /// The client sent a close frame: the writer sends what is queued, then
+    /// completes the handshake with the client's code echoed.
+    pub fn close_by_peer(&self) {
+        let mut queue = self.lock();
+        if queue.close.is_none() {
+            queue.close = Some(Close { code: CloseCode::GoingAway, reason: String::new(), by_peer: true });
         }
         drop(queue);
         self.wake_all();

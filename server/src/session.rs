@@ -195,7 +195,13 @@ impl Session {
                     out.close(CloseCode::WrongFrameType, reason);
                     return Ended::ByServer;
                 }
-                (Message::Close(_), _) => return Ended::ByPeer,
+                (Message::Close(_), _) => {
+                    // tungstenite has queued the echo of the client's close frame;
+                    // the writer must flush it, or the client sees the TCP
+                    // connection dropped instead of a clean close.
+                    out.close_by_peer();
+                    return Ended::ByPeer;
+                }
                 // tungstenite answers pings itself; pongs only prove the peer is alive.
                 (Message::Ping(_) | Message::Pong(_) | Message::Frame(_), _) => {}
             }
@@ -516,8 +522,13 @@ async fn write_loop(mut sink: Sink, out: Arc<Outbound>, config: WriterConfig, co
             return;
         }
         if let Some(close) = close {
-            let send = tokio::time::timeout(config.timeout, sink.send(close_message(close.code, &close.reason)));
-            let _ = Box::pin(send).await;
+            if close.by_peer {
+                // Flushes the close reply tungstenite queued when the client's arrived.
+                let _ = Box::pin(tokio::time::timeout(config.timeout, sink.close())).await;
+            } else {
+                let send = tokio::time::timeout(config.timeout, sink.send(close_message(close.code, &close.reason)));
+                let _ = Box::pin(send).await;
+            }
             return;
         }
     }

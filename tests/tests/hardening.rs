@@ -49,3 +49,32 @@ async fn what_history_holds_and_what_a_resume_serves_agree() {
     assert_eq!(replayed.first().map(|m| m.0), Some(oldest.0));
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_close_started_by_the_client_gets_a_close_frame_back() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode as WsCode;
+    let server = TestServer::ephemeral().await;
+    for code in [WsCode::Normal, WsCode::Away] {
+        let mut ws = raw_connect(&server, "ada").await;
+        let _hello = tokio::time::timeout(WAIT, ws.next()).await.unwrap();
+        ws.send(Message::Close(Some(CloseFrame { code, reason: "bye".into() }))).await.unwrap();
+        let reply = tokio::time::timeout(WAIT, async {
+            while let Some(message) = ws.next().await {
+                match message {
+                    Ok(Message::Close(frame)) => return Ok(frame),
+                    Ok(_) => continue,
+                    Err(error) => return Err(error),
+                }
+            }
+            panic!("the stream ended without a close frame")
+        })
+        .await
+        .expect("the server answers in time");
+        let frame = reply.expect("a clean close, not a dropped connection");
+        assert_eq!(frame.map(|f| f.code), Some(code), "the server echoes the client's code");
+    }
+    server.stop().await;
+}
