@@ -87,6 +87,116 @@ pub async fn accept_loop(
     }
 }
 
+/// Longest request head the server reads: a browser's upgrade with cookies fits.
+const MAX_REQUEST_HEAD: usize = 8 * 1024;
+
+/// What a new connection turned out to be.
+enum Opening {
+    /// A WebSocket upgrade with what tungstenite needs: hand it over.
+    WebSocket,
+    /// Anything else gets a short HTTP answer instead of a closed socket.
+    Answer(HttpAnswer),
+    /// The peer went away before sending a whole request head.
+    Gone,
+}
+
+struct HttpAnswer {
+    status: u16,
+    reason: &'static str,
+    body: String,
+    extra_header: Option<&'static str>,
+}
+
+impl HttpAnswer {
+    fn new(status: u16, reason: &'static str, body: impl Into<String>) -> HttpAnswer {
+        HttpAnswer { status, reason, body: body.into(), extra_header: None }
+    }
+
+    async fn send(&self, stream: &mut TcpStream) -> std::io::Result<()> {
+        use tokio::io::AsyncWriteExt;
+        let extra = self.extra_header.map(|h| format!("{h}\r\n")).unwrap_or_default();
+        let response = format!(
+            "HTTP/1.1 {} {}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\n{extra}connection: close\r\n\r\n{}",
+            self.status,
+            self.reason,
+            self.body.len(),
+            self.body
+        );
+        stream.write_all(response.as_bytes()).await?;
+        stream.shutdown().await
+    }
+}
+
+/// Reads the request head without consuming it (tungstenite reads it again), and
+/// decides whether it is a WebSocket upgrade the handshake can take.
+async fn look_at_request(stream: &TcpStream) -> Opening {
+    let mut buf = vec![0u8; MAX_REQUEST_HEAD];
+    let head_len = loop {
+        if stream.readable().await.is_err() {
+            return Opening::Gone;
+        }
+        let seen = match stream.peek(&mut buf).await {
+            Ok(0) | Err(_) => return Opening::Gone,
+            Ok(n) => n,
+        };
+        if let Some(end) = buf[..seen].windows(4).position(|w| w == b"\r\n\r\n") {
+            break end;
+        }
+        if seen == buf.len() {
+            return Opening::Answer(HttpAnswer::new(
+                431,
+                "Request Header Fields Too Large",
+                "the request head is over 8 KiB\n",
+            ));
+        }
+        // Part of the head has arrived; the rest is usually in the next packet.
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    };
+    judge_request(&String::from_utf8_lossy(&buf[..head_len]))
+}
+
+/// The answer to a request head: hand over real upgrades, explain everything else.
+fn judge_request(head: &str) -> Opening {
+    let request_line = head.split("\r\n").next().unwrap_or_default();
+    let mut parts = request_line.split_whitespace();
+    let (method, path) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
+    let header = |name: &str| {
+        head.split("\r\n")
+            .skip(1)
+            .filter_map(|l| l.split_once(':'))
+            .find(|(k, _)| k.trim().eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.trim().to_string())
+    };
+    let has = |name: &str, token: &str| {
+        header(name).is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+    };
+    if !has("upgrade", "websocket") {
+        let about = "This is a Hearth chat server. It speaks WebSocket here: connect with the subprotocol \
+                     hearth.v1.msgpack or hearth.v1.json and a token (Authorization: Bearer TOKEN, or ?token=). \
+                     The protocol is described in PROTOCOL.md in the Hearth repository.\n";
+        return Opening::Answer(match (method, path.split('?').next().unwrap_or_default()) {
+            ("GET" | "HEAD", "/") => HttpAnswer::new(200, "OK", about),
+            ("GET" | "HEAD", _) => HttpAnswer::new(404, "Not Found", format!("nothing here. {about}")),
+            _ => HttpAnswer::new(400, "Bad Request", format!("not a WebSocket upgrade. {about}")),
+        });
+    }
+    if method != "GET" {
+        return Opening::Answer(HttpAnswer::new(400, "Bad Request", "a WebSocket upgrade is a GET request\n"));
+    }
+    if !has("connection", "upgrade") {
+        return Opening::Answer(HttpAnswer::new(400, "Bad Request", "a WebSocket upgrade needs Connection: Upgrade\n"));
+    }
+    if header("sec-websocket-key").is_none_or(|k| k.is_empty()) {
+        return Opening::Answer(HttpAnswer::new(400, "Bad Request", "a WebSocket upgrade needs Sec-WebSocket-Key\n"));
+    }
+    if header("sec-websocket-version").as_deref() != Some("13") {
+        let mut answer = HttpAnswer::new(426, "Upgrade Required", "this server speaks WebSocket version 13\n");
+        answer.extra_header = Some("sec-websocket-version: 13");
+        return Opening::Answer(answer);
+    }
+    Opening::WebSocket
+}
+
 /// What the upgrade request said.
 struct Upgrade {
     codec: Codec,
@@ -94,12 +204,27 @@ struct Upgrade {
 }
 
 async fn handle_connection(
-    stream: TcpStream,
+    mut stream: TcpStream,
     peer: SocketAddr,
     shared: Arc<Shared>,
     permit: Result<OwnedSemaphorePermit, OwnedSemaphorePermit>,
     shutdown: CancellationToken,
 ) {
+    // Everything the handshake may take, the look at the request included.
+    let deadline = tokio::time::Instant::now() + shared.config.handshake_timeout;
+    match Box::pin(tokio::time::timeout_at(deadline, look_at_request(&stream))).await {
+        Ok(Opening::WebSocket) => {}
+        Ok(Opening::Answer(answer)) => {
+            tracing::debug!(%peer, status = answer.status, "not a WebSocket upgrade; answered over HTTP");
+            let _ = Box::pin(tokio::time::timeout_at(deadline, answer.send(&mut stream))).await;
+            return;
+        }
+        Ok(Opening::Gone) => return,
+        Err(_) => {
+            tracing::debug!(%peer, "no complete request before the handshake deadline");
+            return;
+        }
+    }
     let mut upgrade = None;
     #[allow(clippy::result_large_err)]
     let callback = |request: &Request, response: Response| negotiate(request, response, &mut upgrade);
@@ -107,7 +232,7 @@ async fn handle_connection(
     // not carry its space for the rest of its life.
     let handshake =
         Box::pin(tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(websocket_config())));
-    let mut ws = match tokio::time::timeout(shared.config.handshake_timeout, handshake).await {
+    let mut ws = match tokio::time::timeout_at(deadline, handshake).await {
         Ok(Ok(ws)) => ws,
         Ok(Err(error)) => {
             tracing::debug!(%peer, %error, "websocket handshake failed");
@@ -183,11 +308,11 @@ fn negotiate(request: &Request, mut response: Response, out: &mut Option<Upgrade
 /// The token from `Authorization: Bearer ...`, else from the `token` query parameter
 /// (browsers cannot set headers on a WebSocket).
 fn token_from(request: &Request) -> Option<String> {
-    let bearer = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").map(|t| t.trim().to_string()));
+    // The scheme is case-insensitive (RFC 9110): `bearer` works like `Bearer`.
+    let bearer = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| {
+        let (scheme, token) = v.trim().split_once(' ')?;
+        scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_string())
+    });
     bearer
         .or_else(|| request.uri().query()?.split('&').find_map(|pair| pair.strip_prefix("token=").map(str::to_string)))
 }

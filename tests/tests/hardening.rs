@@ -78,3 +78,61 @@ async fn a_close_started_by_the_client_gets_a_close_frame_back() {
     }
     server.stop().await;
 }
+
+/// Sends raw bytes and reads the whole HTTP answer.
+async fn http(server: &TestServer, request: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    tokio::time::timeout(WAIT, tcp.read_to_string(&mut answer)).await.expect("answered in time").unwrap();
+    answer
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_http_and_bad_upgrades_get_an_http_answer() {
+    let server = TestServer::ephemeral().await;
+    let root = http(&server, "GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    assert!(root.starts_with("HTTP/1.1 200"), "{root}");
+    assert!(root.contains("Hearth") && root.contains("PROTOCOL.md"), "{root}");
+    assert!(http(&server, "GET /nothing HTTP/1.1\r\nHost: x\r\n\r\n").await.starts_with("HTTP/1.1 404"));
+    let no_key = http(
+        &server,
+        "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    )
+    .await;
+    assert!(no_key.starts_with("HTTP/1.1 400") && no_key.contains("Sec-WebSocket-Key"), "{no_key}");
+    let old_version = http(
+        &server,
+        "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 8\r\n\r\n",
+    )
+    .await;
+    assert!(
+        old_version.starts_with("HTTP/1.1 426") && old_version.contains("sec-websocket-version: 13"),
+        "{old_version}"
+    );
+    // The server still serves WebSocket clients.
+    server.client("ada", Codec::MsgPack).await.request(hearth_protocol::ops::Ping {}).await.unwrap();
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bearer_scheme_is_case_insensitive() {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let server = TestServer::ephemeral().await;
+    for scheme in ["bearer", "BEARER", "Bearer"] {
+        let mut request = server.url().into_client_request().unwrap();
+        request.headers_mut().insert("Authorization", format!("{scheme} {}", server.token("ada")).parse().unwrap());
+        let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+        let first = tokio::time::timeout(WAIT, ws.next()).await.unwrap().unwrap().unwrap();
+        let frame = first.into_data();
+        match hearth_protocol::codec::decode_server_frame(Codec::MsgPack, &frame).unwrap() {
+            hearth_protocol::codec::ServerFrame::Event(hearth_protocol::Event::Hello(hello)) => {
+                assert_eq!(hello.user.as_str(), "ada", "{scheme}")
+            }
+            other => panic!("{scheme}: expected hello, got {other:?}"),
+        }
+    }
+    server.stop().await;
+}
