@@ -90,6 +90,9 @@ pub struct Client {
     positions: HashMap<RoomId, Position>,
     cmid_prefix: String,
     next_cmid: AtomicU64,
+    /// Rooms that `resume` could not replay because the server no longer held
+    /// what was missed.
+    truncated: Vec<RoomId>,
 }
 
 impl Client {
@@ -184,6 +187,7 @@ impl Client {
             positions: HashMap::new(),
             cmid_prefix,
             next_cmid: AtomicU64::new(1),
+            truncated: Vec::new(),
         })
     }
 
@@ -321,7 +325,10 @@ impl Client {
     }
 
     /// Connects again with the same options and rejoins every room from the last
-    /// position the application saw: nothing missed, nothing twice.
+    /// position the application saw: nothing missed, nothing twice — or, where
+    /// the server no longer holds what was missed, an explicit gap: those rooms
+    /// are listed by [`Client::truncated_on_resume`] of the new client, and
+    /// continue live from their head.
     pub async fn resume(&self) -> Result<Client, ClientError> {
         let mut next = Client::connect(self.options.clone()).await?;
         next.cmid_prefix.clone_from(&self.cmid_prefix);
@@ -329,9 +336,17 @@ impl Client {
         let mut rooms: Vec<(RoomId, Position)> = self.positions.iter().map(|(r, p)| (r.clone(), *p)).collect();
         rooms.sort_by(|a, b| a.0.cmp(&b.0));
         for (room, since) in rooms {
-            next.join_since(&room, Some(since)).await?;
+            if next.join_since(&room, Some(since)).await?.resume == hearth_protocol::ops::ResumeMode::Truncated {
+                next.truncated.push(room);
+            }
         }
         Ok(next)
+    }
+
+    /// Rooms the `resume` that made this client could not replay: events were
+    /// missed there and are no longer held (read what is with `history`).
+    pub fn truncated_on_resume(&self) -> &[RoomId] {
+        &self.truncated
     }
 }
 

@@ -4,5 +4,6 @@
 //! built on it. Tests use this same client.
 
 mod client;
+pub mod render;
 
 pub use client::{Client, ClientError, CloseInfo, Options};

@@ -6,10 +6,9 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
-use hearth_cli::{Client, ClientError, Options};
-use hearth_protocol::event::LeftReason;
+use hearth_cli::{Client, ClientError, Options, render};
 use hearth_protocol::ops::{CreateRoom, History, ListRooms, Visibility};
-use hearth_protocol::{Codec, Event, Millis, RoomId, Seq, ShortText};
+use hearth_protocol::{Codec, Event, RoomId, Seq, ShortText};
 
 #[derive(Parser)]
 #[command(name = "hearth", version, about = "Hearth chat client (script mode)")]
@@ -108,7 +107,8 @@ async fn main() -> Result<()> {
                     r.cap,
                     visibility(r.visibility),
                     role,
-                    r.topic
+                    // Topics are other people's text too.
+                    render::printable(r.topic.as_str())
                 );
             }
         }
@@ -177,7 +177,12 @@ async fn tail(mut client: Client, room: RoomId, since: Option<u64>, json: bool) 
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_secs(10));
         match client.resume().await {
-            Ok(next) => client = next,
+            Ok(next) => {
+                if next.truncated_on_resume().contains(&room) {
+                    eprintln!("resumed {room}, but some events missed meanwhile are no longer held by the server");
+                }
+                client = next;
+            }
             Err(ClientError::Server(error)) => bail!("cannot rejoin {room}: {error}"),
             Err(error) => eprintln!("resume failed: {error}"),
         }
@@ -186,33 +191,13 @@ async fn tail(mut client: Client, room: RoomId, since: Option<u64>, json: bool) 
 
 fn print_event(event: &Event, json: bool) {
     if json {
+        // Exact: JSON escapes control characters itself.
         if let Ok(line) = serde_json::to_string(event) {
             println!("{line}");
         }
         return;
     }
-    match event {
-        Event::Message(m) => println!("#{:<5} {} {}: {}", m.seq, clock(m.ts), m.from, m.text),
-        Event::MemberJoined(j) => println!("#{:<5} {} -- {} joined as {}", j.seq, clock(j.ts), j.from, j.role.as_str()),
-        Event::MemberLeft(l) => {
-            let how = match l.reason {
-                LeftReason::Left => "left",
-                LeftReason::Kicked => "was kicked",
-                LeftReason::Banned => "was banned",
-            };
-            println!("#{:<5} {} -- {} {how}", l.seq, clock(l.ts), l.user);
-        }
-        Event::Pin(p) => println!("#{:<5} {} -- {} pinned: {}", p.seq, clock(p.ts), p.from, p.pin.text),
-        Event::Unpin(p) => println!("#{:<5} {} -- {} unpinned pin {}", p.seq, clock(p.ts), p.from, p.pin.0),
-        Event::Truncated(t) => {
-            println!("-- events {} to {} are no longer held by the server", t.after.0 + 1, t.next.0.saturating_sub(1))
-        }
-        _ => {}
+    if let Some(line) = render::event_line(event) {
+        println!("{line}");
     }
-}
-
-/// `HH:MM:SS` in UTC.
-fn clock(ts: Millis) -> String {
-    let secs = ts.0 / 1000;
-    format!("{:02}:{:02}:{:02}", (secs / 3600) % 24, (secs / 60) % 60, secs % 60)
 }

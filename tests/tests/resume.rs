@@ -75,6 +75,7 @@ async fn client_resume_rejoins_every_room_from_its_position() {
     writer.send(&r, "two").await.unwrap();
     writer.send(&r, "three").await.unwrap();
     let mut resumed = reader.resume().await.unwrap();
+    assert!(resumed.truncated_on_resume().is_empty());
     drop(reader);
     let got = collect_messages(&mut resumed, &r, 2).await.unwrap();
     assert_eq!(got.iter().map(|(_, t)| t.as_str()).collect::<Vec<_>>(), ["two", "three"]);
@@ -100,6 +101,19 @@ async fn resume_past_what_is_held_is_truncated() {
     // After a truncated answer, events continue live from the head.
     writer.send(&r, "live").await.unwrap();
     assert_eq!(collect_messages(&mut late, &r, 1).await.unwrap()[0].1, "live");
+
+    // The client library says so when its own resume comes back truncated.
+    let mut tracked = server.client("writer", Codec::MsgPack).await;
+    tracked.join(&r).await.unwrap();
+    for n in 0..20 {
+        writer.send(&r, &format!("n{n}")).await.unwrap();
+    }
+    drop(collect_messages(&mut tracked, &r, 1).await.unwrap());
+    for n in 0..20 {
+        writer.send(&r, &format!("o{n}")).await.unwrap();
+    }
+    let resumed = tracked.resume().await.unwrap();
+    assert_eq!(resumed.truncated_on_resume(), [r.clone()]);
 
     let wrong_epoch = Position { epoch: Epoch(joined.room.epoch.0 ^ 1), seq: Seq(3) };
     let mut other = server.client("writer", Codec::Json).await;

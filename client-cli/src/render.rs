@@ -1,0 +1,135 @@
+//! Events as lines of terminal text. Text from other members is shown, never
+//! obeyed: control characters (escape sequences that clear a screen, recolour
+//! it or set the window title; a carriage return that overwrites a line) and
+//! bidirectional overrides (which make text read backwards) are made visible
+//! instead of being written to the terminal. `--json` output stays exact.
+
+use std::borrow::Cow;
+use std::fmt::Write;
+
+use hearth_protocol::event::LeftReason;
+use hearth_protocol::{Event, Millis};
+
+/// One event as a line (or, for a message with line breaks, indented lines) for
+/// a terminal; `None` for events `hearth tail` does not show.
+pub fn event_line(event: &Event) -> Option<String> {
+    Some(match event {
+        Event::Message(m) => format!("#{:<5} {} {}: {}", m.seq, clock(m.ts), m.from, printable(m.text.as_str())),
+        Event::MemberJoined(j) => format!("#{:<5} {} -- {} joined as {}", j.seq, clock(j.ts), j.from, j.role.as_str()),
+        Event::MemberLeft(l) => {
+            let how = match l.reason {
+                LeftReason::Left => "left",
+                LeftReason::Kicked => "was kicked",
+                LeftReason::Banned => "was banned",
+            };
+            format!("#{:<5} {} -- {} {how}", l.seq, clock(l.ts), l.user)
+        }
+        Event::Pin(p) => {
+            format!("#{:<5} {} -- {} pinned: {}", p.seq, clock(p.ts), p.from, printable(p.pin.text.as_str()))
+        }
+        Event::Unpin(p) => format!("#{:<5} {} -- {} unpinned pin {}", p.seq, clock(p.ts), p.from, p.pin.0),
+        Event::Truncated(t) => {
+            format!("-- events {} to {} are no longer held by the server", t.after.0 + 1, t.next.0.saturating_sub(1))
+        }
+        _ => return None,
+    })
+}
+
+/// `HH:MM:SS` in UTC.
+pub fn clock(ts: Millis) -> String {
+    let secs = ts.0 / 1000;
+    format!("{:02}:{:02}:{:02}", (secs / 3600) % 24, (secs / 60) % 60, secs % 60)
+}
+
+/// Characters that change how a terminal shows text rather than being text:
+/// bidirectional embeddings, overrides and isolates, and the invisible marks.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// `text` safe to write to a terminal. A line break continues the text on an
+/// indented line (so it cannot pose as another event); a tab stays; every other
+/// control character is shown in caret notation (`^[` for escape) and bidi
+/// controls and C1 controls as `<U+202E>`.
+pub fn printable(text: &str) -> Cow<'_, str> {
+    let needs = |c: char| c.is_control() && c != '\t' || is_bidi_control(c);
+    if !text.chars().any(needs) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\n      "),
+            '\t' => out.push('\t'),
+            c if (c as u32) < 0x20 => {
+                out.push('^');
+                out.push(char::from(b'@' + c as u8));
+            }
+            '\u{7f}' => out.push_str("^?"),
+            c if c.is_control() || is_bidi_control(c) => {
+                let _ = write!(out, "<U+{:04X}>", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use hearth_protocol::event::MessageEvent;
+    use hearth_protocol::{ClientMsgId, RoomId, Seq, Text, UserId};
+
+    use super::*;
+
+    fn message(text: &str) -> Event {
+        Event::Message(MessageEvent {
+            room: RoomId::new("cameras").unwrap(),
+            seq: Seq(7),
+            ts: Millis(0),
+            from: UserId::new("mallory").unwrap(),
+            text: Text::new(text).unwrap(),
+            cmid: ClientMsgId::new("c").unwrap(),
+            thread: None,
+        })
+    }
+
+    /// Nothing a terminal would act on: no C0 or C1 control but the line breaks
+    /// and tabs we wrote, no bidi control.
+    fn inert(line: &str) -> bool {
+        line.chars().all(|c| !(is_bidi_control(c) || c.is_control() && c != '\n' && c != '\t'))
+    }
+
+    #[test]
+    fn hostile_text_is_shown_not_obeyed() {
+        let attacks = [
+            "\u{1b}[2J\u{1b}[H",             // clear the screen
+            "\u{1b}[31mred\u{1b}[0m",        // recolour
+            "\u{1b}]0;pwned\u{7}",           // set the window title
+            "ok\r#8     00:00:00 ada: fake", // overwrite the line
+            "\u{202E}txet desrever",         // read backwards
+            "bell\u{7} and delete\u{7f}",
+            "\u{9b}31m C1 CSI",
+        ];
+        for text in attacks {
+            let line = event_line(&message(text)).unwrap();
+            assert!(inert(&line), "{text:?} became {line:?}");
+        }
+        let line = event_line(&message("\u{1b}[2J")).unwrap();
+        assert!(line.ends_with("^[[2J"), "{line}");
+        assert!(event_line(&message("\u{202E}x")).unwrap().contains("<U+202E>"));
+    }
+
+    #[test]
+    fn a_line_break_cannot_pose_as_another_event() {
+        let line = event_line(&message("hi\n#8     00:00:00 ada: I agree")).unwrap();
+        let second = line.lines().nth(1).unwrap();
+        assert!(second.starts_with("      #8"), "{line}");
+    }
+
+    #[test]
+    fn ordinary_text_is_untouched() {
+        let text = "Portra 400 at 800? Ça marche — 東京 🎞️\ttabbed";
+        assert!(matches!(printable(text), Cow::Borrowed(t) if t == text));
+    }
+}
