@@ -5,7 +5,9 @@
 //! the bound instead drops the backlog and marks the queue closed with
 //! `slow_consumer`, so a stalled reader costs the room nothing and the client
 //! recovers by resuming. The writer takes everything queued at once and flushes it
-//! with one write.
+//! with one write; until the kernel has the bytes they still count against the
+//! bound, so a connection that stops reading holds at most the bound, replies and
+//! replayed history included.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -30,6 +32,14 @@ pub enum Taken {
     Frames,
     Closed(Close),
     Nothing,
+}
+
+/// Why a burst was not queued.
+#[derive(Debug)]
+pub enum BurstError {
+    /// It does not fit now; here are its frames back.
+    TooBig(Vec<Message>),
+    Closed,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -105,25 +115,36 @@ impl Outbound {
         Ok(())
     }
 
-    /// Queues frames past the bound. Only for bounded bursts the connection itself
-    /// asked for (its catch-up from a room's recent events).
-    pub fn push_unbounded_burst(&self, messages: impl IntoIterator<Item = Message>) -> Result<(), PushError> {
+    /// Whether frames of `bytes` that the connection asked for may be queued now:
+    /// they may fill half the bound, so live events always have the other half;
+    /// a single frame larger than that goes when nothing else is waiting.
+    fn fits_asked(&self, queued: usize, bytes: usize) -> bool {
+        queued == 0 || queued + bytes <= self.max_bytes / 2
+    }
+
+    /// Queues a burst the connection asked for (its catch-up from a room's recent
+    /// events) if it fits now, all or nothing, without waiting. Gives the frames
+    /// back when they do not fit: the caller sends them with `push_wait` instead.
+    pub fn try_push_burst(&self, messages: Vec<Message>) -> Result<(), BurstError> {
         let mut queue = self.lock();
         if queue.close.is_some() {
-            return Err(PushError::Closed);
+            return Err(BurstError::Closed);
         }
-        for message in messages {
-            queue.bytes += frame_bytes(&message);
-            queue.frames.push_back(message);
+        let bytes: usize = messages.iter().map(frame_bytes).sum();
+        if !messages.is_empty() && !self.fits_asked(queue.bytes, bytes) {
+            return Err(BurstError::TooBig(messages));
         }
+        queue.bytes += bytes;
+        queue.frames.extend(messages);
         drop(queue);
         self.ready.notify_one();
         Ok(())
     }
 
-    /// Queues a frame once the queue is at most half full: backpressure for frames
-    /// the connection asked for (replies, replayed history), never for fan-out.
+    /// Queues a frame the connection asked for (a reply, replayed history) once it
+    /// fits in half the bound: backpressure for requests, never for fan-out.
     pub async fn push_wait(&self, message: Message) -> Result<(), PushError> {
+        let bytes = frame_bytes(&message);
         loop {
             let space = self.space.notified();
             {
@@ -131,8 +152,8 @@ impl Outbound {
                 if queue.close.is_some() {
                     return Err(PushError::Closed);
                 }
-                if queue.bytes <= self.max_bytes / 2 {
-                    queue.bytes += frame_bytes(&message);
+                if self.fits_asked(queue.bytes, bytes) {
+                    queue.bytes += bytes;
                     queue.frames.push_back(message);
                     drop(queue);
                     self.ready.notify_one();
@@ -193,6 +214,14 @@ impl Outbound {
         }
     }
 
+    /// Writer side: `bytes` of frames taken with `take_queued` are written.
+    pub fn wrote(&self, bytes: usize) {
+        let mut queue = self.lock();
+        queue.bytes = queue.bytes.saturating_sub(bytes);
+        drop(queue);
+        self.space.notify_waiters();
+    }
+
     /// Writer side: offers a drained batch's buffer back to the queue, so the next
     /// frames reuse it. If frames arrived meanwhile the queue has a buffer of its
     /// own, and the writer keeps this one for the next swap. Either way nothing is
@@ -217,9 +246,8 @@ impl Outbound {
             } else {
                 batch.extend(queue.frames.drain(..));
             }
-            queue.bytes = 0;
-            drop(queue);
-            self.space.notify_one();
+            // The frames still count against the bound until `wrote` says the
+            // kernel has them: a writer stuck on a full socket holds memory too.
             return Taken::Frames;
         }
         match &queue.close {
@@ -269,7 +297,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn push_wait_resumes_when_the_writer_drains() {
+    async fn push_wait_resumes_when_the_writer_has_written() {
         let out = std::sync::Arc::new(Outbound::new(100));
         out.push(frame(90)).unwrap();
         let producer = {
@@ -278,9 +306,27 @@ mod tests {
         };
         let mut batch = VecDeque::new();
         out.next_batch(&mut batch).await;
-        tokio::time::timeout(std::time::Duration::from_secs(5), producer).await.unwrap().unwrap().unwrap();
+        // Taken is not written: the 90 bytes still count until the kernel has them.
+        tokio::task::yield_now().await;
+        assert!(!producer.is_finished());
         batch.clear();
+        out.wrote(90);
+        tokio::time::timeout(std::time::Duration::from_secs(5), producer).await.unwrap().unwrap().unwrap();
         out.next_batch(&mut batch).await;
         assert_eq!(batch.len(), 1);
+    }
+
+    #[test]
+    fn frames_asked_for_fill_half_the_bound_and_a_burst_is_all_or_nothing() {
+        let out = Outbound::new(100);
+        out.try_push_burst(vec![frame(20), frame(20)]).unwrap();
+        match out.try_push_burst(vec![frame(20)]) {
+            Err(BurstError::TooBig(back)) => assert_eq!(back.len(), 1),
+            other => panic!("expected the burst back, got {other:?}"),
+        }
+        // Fan-out still has the other half.
+        out.push(frame(50)).unwrap();
+        // Unread bytes (taken or not) are what a reader that stopped costs: at most the bound.
+        assert_eq!(out.push(frame(20)), Err(PushError::Overflowed));
     }
 }

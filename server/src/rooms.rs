@@ -28,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 use crate::broker::{Broker, BrokerError, Delivery};
 use crate::frames::{Committed, Encoded, event_frame, frame_message};
 use crate::hub::{Conn, ConnId, Hub};
+use crate::outbound::BurstError;
 use crate::room::{RoomState, not_member};
 use crate::store::{RoomLoad, StoreError, StoredEvent};
 
@@ -97,6 +98,11 @@ impl Repair {
 impl Inner {
     fn recent_covers(&self, after: Seq) -> bool {
         after >= self.state.head || self.recent.front().is_some_and(|oldest| oldest.seq <= after.next())
+    }
+
+    /// The recent events after `after`, as frames for `conn`.
+    fn burst_after(&self, after: Seq, conn: &Conn) -> Vec<tokio_tungstenite::tungstenite::Message> {
+        self.recent.iter().filter(|e| e.seq > after).map(|e| e.frame(conn.codec, None)).collect()
     }
 
     fn subscribe(&mut self, room: &RoomId, conn: &Arc<Conn>) {
@@ -349,7 +355,7 @@ impl Room {
         since: Option<Position>,
         first_join: bool,
     ) -> Result<(), ErrorBody> {
-        let after = {
+        let (after, replied) = {
             let mut inner = self.lock();
             let role = inner.state.role_of(&conn.user).ok_or_else(|| not_member(&self.id))?;
             let head = inner.state.head;
@@ -359,27 +365,37 @@ impl Room {
                 Some(_) => ResumeMode::Replay,
             };
             let after = since.map_or(head, |p| p.seq);
-            if mode != ResumeMode::Replay || inner.recent_covers(after) {
-                let reply = joined_reply(&inner.state, role, mode, first_join);
-                push_reply(conn, id, &reply);
-                if mode == ResumeMode::Replay {
-                    let burst = inner.recent.iter().filter(|e| e.seq > after).map(|e| e.frame(conn.codec, None));
-                    let _ = conn.out.push_unbounded_burst(burst);
-                }
+            if mode != ResumeMode::Replay {
+                push_reply(conn, id, &joined_reply(&inner.state, role, mode, first_join));
                 inner.subscribe(&self.id, conn);
                 return Ok(());
             }
-            after
+            if inner.recent_covers(after) {
+                push_reply(conn, id, &joined_reply(&inner.state, role, mode, first_join));
+                match conn.out.try_push_burst(inner.burst_after(after, conn)) {
+                    Ok(()) => {
+                        inner.subscribe(&self.id, conn);
+                        return Ok(());
+                    }
+                    Err(BurstError::Closed) => return Ok(()),
+                    // Too much at once for the queue's bound: page through it below.
+                    Err(BurstError::TooBig(_)) => (after, true),
+                }
+            } else {
+                (after, false)
+            }
         };
-        // What follows `after` is older than the recent events: is it still held?
-        let oldest = self.broker.oldest(self.id.clone()).await.map_err(|e| e.to_error())?;
-        let mode = if oldest > after.next() { ResumeMode::Truncated } else { ResumeMode::Replay };
-        {
+        let after = if replied {
+            after
+        } else {
+            // What follows `after` is older than the recent events: is it still held?
+            let oldest = self.broker.oldest(self.id.clone()).await.map_err(|e| e.to_error())?;
+            let mode = if oldest > after.next() { ResumeMode::Truncated } else { ResumeMode::Replay };
             let inner = self.lock();
             let role = inner.state.role_of(&conn.user).ok_or_else(|| not_member(&self.id))?;
             push_reply(conn, id, &joined_reply(&inner.state, role, mode, first_join));
-        }
-        let after = if mode == ResumeMode::Truncated { self.lock().state.head } else { after };
+            if mode == ResumeMode::Truncated { inner.state.head } else { after }
+        };
         if let Err(error) = self.catch_up_and_subscribe(conn, after).await {
             // The request has its reply already; a stream with a hole in it is worse
             // than a reconnect, which resumes from the client's last position.
@@ -396,26 +412,43 @@ impl Room {
     /// broker page by page, with backpressure — then subscribes it under the lock.
     /// A page that does not start where the last one ended means the events in
     /// between are gone: the client is told `truncated`, never left with a hole.
+    /// The final step sends the rest from the recent events in one burst, which
+    /// must fit in the connection's queue; when it does not, those events go out
+    /// with backpressure first and the step is tried again closer to the head.
     async fn catch_up_and_subscribe(&self, conn: &Arc<Conn>, mut after: Seq) -> Result<(), ErrorBody> {
         // Each pass either finishes or moves `after` forward; the bound only stops a
-        // reader that can never catch a room writing faster than it reads.
+        // reader that can never catch a room writing faster than it.
         for _ in 0..100_000 {
-            {
+            let recent: Vec<Arc<Encoded>> = {
                 let mut inner = self.lock();
-                if inner.recent_covers(after) {
+                if !inner.recent_covers(after) {
+                    Vec::new()
+                } else {
                     if !inner.state.members.contains_key(&conn.user) {
                         // They left while catching up; the replay showed it.
                         return Ok(());
                     }
-                    let burst = inner.recent.iter().filter(|e| e.seq > after).map(|e| e.frame(conn.codec, None));
-                    if conn.out.push_unbounded_burst(burst).is_err() {
-                        return Ok(()); // the connection is closing
+                    match conn.out.try_push_burst(inner.burst_after(after, conn)) {
+                        Ok(()) => {
+                            inner.subscribe(&self.id, conn);
+                            return Ok(());
+                        }
+                        Err(BurstError::Closed) => return Ok(()),
+                        Err(BurstError::TooBig(_)) => inner.recent.iter().filter(|e| e.seq > after).cloned().collect(),
                     }
-                    inner.subscribe(&self.id, conn);
-                    return Ok(());
                 }
+            };
+            if !recent.is_empty() {
+                for encoded in recent {
+                    if conn.out.push_wait(encoded.frame(conn.codec, None)).await.is_err() {
+                        return Ok(());
+                    }
+                    after = encoded.seq;
+                }
+                continue;
             }
-            let page = self.broker.history_after(self.id.clone(), after, PAGE).await.map_err(|e| e.to_error())?;
+            let page =
+                self.broker.history_after(self.id.clone(), after, PAGE).await.map_err(|e| e.to_error())?;
             match page.first() {
                 None => {
                     // Nothing held after `after`, yet the room is past it: the rest is

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::stream::{FuturesUnordered, SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
-use hearth_protocol::codec::{decode_request, encode_error, encode_reply};
+use hearth_protocol::codec::{decode_request, encode_error, encode_event, encode_reply};
 use hearth_protocol::event::Hello;
 use hearth_protocol::ops::{
     AddPin, Appended, CreateRoom, Done, HistoryPage, Join, MemberList, Op, Pinned, Pong, RoomList,
@@ -49,6 +49,11 @@ type InFlight = Pin<Box<dyn Future<Output = Message> + Send + Sync>>;
 /// by TCP, not answered with errors. 64 sends in flight are a whole commit group's
 /// worth for one connection; nobody chatting gets near it.
 const MAX_IN_FLIGHT: usize = 64;
+
+/// Most bytes of events in one history page, in the connection's codec: the
+/// largest frame clients accept (`MAX_SERVER_FRAME_BYTES`) less room for the
+/// reply around them.
+const PAGE_BYTES: usize = limits::MAX_SERVER_FRAME_BYTES - 16 * 1024;
 
 /// How long a join or a room creation waits to see its own event applied. The
 /// journal answers within milliseconds or stops the server, so this only guards
@@ -422,7 +427,7 @@ impl Session {
         let mut stored: Vec<_> =
             fetched.map_err(|e| e.to_error())?.into_iter().filter(|e| e.seq <= position.seq).collect();
         let oldest = broker.oldest(room.id.clone()).await.map_err(|e| e.to_error())?;
-        let more = stored.len() > limit;
+        let mut more = stored.len() > limit;
         if more {
             if after.is_some() {
                 stored.truncate(limit);
@@ -430,11 +435,31 @@ impl Session {
                 stored.remove(0);
             }
         }
-        let events = stored
-            .iter()
-            .map(|e| rmp_serde::from_slice::<Event>(&e.body))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| ErrorBody::new(ErrorCode::Internal, format!("a stored event is unreadable: {e}")))?;
+        // Pages go out from the end the client asked from: the oldest first when
+        // paging forward, the newest first when paging back.
+        if after.is_none() {
+            stored.reverse();
+        }
+        let mut events = Vec::with_capacity(stored.len());
+        let mut bytes = 0;
+        for stored in &stored {
+            let event = rmp_serde::from_slice::<Event>(&stored.body)
+                .map_err(|e| ErrorBody::new(ErrorCode::Internal, format!("a stored event is unreadable: {e}")))?;
+            // A page is bounded by its size in this connection's codec too: JSON
+            // escapes can make a message six times longer than its MessagePack.
+            bytes += match self.conn.codec {
+                Codec::MsgPack => stored.body.len(),
+                Codec::Json => encode_event(Codec::Json, &event).len(),
+            };
+            if bytes > PAGE_BYTES && !events.is_empty() {
+                more = true;
+                break;
+            }
+            events.push(event);
+        }
+        if after.is_none() {
+            events.reverse();
+        }
         Ok(HistoryPage { room: room.id.clone(), epoch: position.epoch, events, more, oldest })
     }
 }
@@ -500,6 +525,7 @@ async fn write_loop(mut sink: Sink, out: Arc<Outbound>, config: WriterConfig, co
             }
         }
         if !batch.is_empty() {
+            let bytes: usize = batch.iter().map(Message::len).sum();
             let write = async {
                 for message in batch.drain(..) {
                     sink.feed(message).await?;
@@ -508,6 +534,7 @@ async fn write_loop(mut sink: Sink, out: Arc<Outbound>, config: WriterConfig, co
             };
             match write_within(config.timeout, write).await {
                 Ok(Ok(())) => {
+                    out.wrote(bytes);
                     let drained = std::mem::take(&mut batch);
                     // A burst grew it: let it go rather than keep its size.
                     if drained.capacity() <= BATCH_KEPT {
@@ -515,8 +542,10 @@ async fn write_loop(mut sink: Sink, out: Arc<Outbound>, config: WriterConfig, co
                     }
                     continue;
                 }
-                Ok(Err(error)) => tracing::debug!(conn = conn.0, %error, "write failed"),
-                Err(_) => tracing::debug!(conn = conn.0, "write timed out; the peer stopped reading"),
+                // At the default level: a write that fails loses what was in it, and
+                // an operator should be able to see that it happened.
+                Ok(Err(error)) => tracing::info!(conn = conn.0, %error, bytes, "write failed; closing"),
+                Err(_) => tracing::info!(conn = conn.0, bytes, "write timed out (the peer stopped reading); closing"),
             }
             out.close(CloseCode::GoingAway, "going_away: write failed");
             return;

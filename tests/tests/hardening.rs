@@ -136,3 +136,62 @@ async fn the_bearer_scheme_is_case_insensitive() {
     }
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_history_page_fits_in_a_frame_in_either_codec() {
+    let server = TestServer::ephemeral().await;
+    let r = room("escapes");
+    let ada = server.client("ada", Codec::MsgPack).await;
+    create_room(&ada, "escapes", None).await.unwrap();
+    // Each escapes to six JSON bytes per byte: 48 KB a message, 2.4 MB for 50.
+    let hostile = "\u{1}".repeat(8_000);
+    for _ in 0..50 {
+        ada.send(&r, &hostile).await.unwrap();
+    }
+    for codec in [Codec::Json, Codec::MsgPack] {
+        let reader = server.client("ada", codec).await;
+        let (mut seen, mut before) = (0usize, None);
+        loop {
+            let page = reader.request(History { room: r.clone(), before, after: None, limit: Some(100) }).await;
+            let page = page.unwrap_or_else(|e| panic!("{codec:?}: the page arrives: {e}"));
+            seen += page.events.iter().filter(|e| matches!(e, hearth_protocol::Event::Message(_))).count();
+            match (page.more, page.events.first().and_then(|e| e.seq())) {
+                (true, Some(first)) => before = Some(first),
+                _ => break,
+            }
+        }
+        assert_eq!(seen, 50, "{codec:?}: paging reaches every message");
+    }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_from_the_recent_events_stays_within_the_queue_bound() {
+    // A queue bound far smaller than the recent events a resume replays.
+    let mut config = test_config(Storage::Ephemeral { history_limit: 10_000 });
+    config.outbound_queue_bytes = 64 * 1024;
+    config.rooms.recent_events = 256;
+    let server = TestServer::start(config).await;
+    let r = room("busy");
+    let writer = server.client("writer", Codec::MsgPack).await;
+    create_room(&writer, "busy", None).await.unwrap();
+    let mut reader = server.client("reader", Codec::MsgPack).await;
+    reader.join(&r).await.unwrap();
+    let position = reader.position(&r).unwrap();
+    drop(reader);
+    let text = "r".repeat(4_000);
+    for _ in 0..200 {
+        writer.send(&r, &text).await.unwrap();
+    }
+    let mut resumed = server.client("reader", Codec::MsgPack).await;
+    assert_eq!(resumed.join_since(&r, Some(position)).await.unwrap().resume, ResumeMode::Replay);
+    // Live messages right after the resume: the old burst of 800 KB into a 64 KB
+    // queue closed the reader as a slow consumer here.
+    for n in 0..20 {
+        writer.send(&r, &format!("live {n}")).await.unwrap();
+    }
+    let got = collect_messages(&mut resumed, &r, 220).await.expect("the reader is not closed");
+    assert_strictly_increasing(got.iter().map(|(s, _)| *s), "reader");
+    assert_eq!(got.last().map(|(_, t)| t.as_str()), Some("live 19"));
+    server.stop().await;
+}

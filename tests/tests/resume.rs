@@ -113,7 +113,7 @@ async fn resume_past_what_is_held_is_truncated() {
         writer.send(&r, &format!("o{n}")).await.unwrap();
     }
     let resumed = tracked.resume().await.unwrap();
-    assert_eq!(resumed.truncated_on_resume(), [r.clone()]);
+    assert_eq!(resumed.truncated_on_resume(), std::slice::from_ref(&r));
 
     let wrong_epoch = Position { epoch: Epoch(joined.room.epoch.0 ^ 1), seq: Seq(3) };
     let mut other = server.client("writer", Codec::Json).await;
