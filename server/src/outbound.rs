@@ -141,6 +141,22 @@ impl Outbound {
         Ok(())
     }
 
+    /// Resolves once frames the connection asks for may be queued again (the queue
+    /// is at most half full) or it is closed: a request is handled only then, so
+    /// its reply is not built, and held, while the client is not reading.
+    pub async fn wait_for_room(&self) {
+        loop {
+            let space = self.space.notified();
+            {
+                let queue = self.lock();
+                if queue.close.is_some() || queue.bytes <= self.max_bytes / 2 {
+                    return;
+                }
+            }
+            space.await;
+        }
+    }
+
     /// Queues a frame the connection asked for (a reply, replayed history) once it
     /// fits in half the bound: backpressure for requests, never for fan-out.
     pub async fn push_wait(&self, message: Message) -> Result<(), PushError> {

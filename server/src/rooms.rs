@@ -447,8 +447,7 @@ impl Room {
                 }
                 continue;
             }
-            let page =
-                self.broker.history_after(self.id.clone(), after, PAGE).await.map_err(|e| e.to_error())?;
+            let page = self.broker.history_after(self.id.clone(), after, PAGE).await.map_err(|e| e.to_error())?;
             match page.first() {
                 None => {
                     // Nothing held after `after`, yet the room is past it: the rest is

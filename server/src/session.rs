@@ -186,6 +186,17 @@ impl Session {
                 Some(Err(error)) => return self.on_read_error(error),
             };
             last_heard = Instant::now();
+            // Backpressure: a client that does not read its replies is not served
+            // until it does, instead of the server building replies it cannot send.
+            // (A client that never reads is closed by the writer's timeout.)
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => {
+                    out.close(CloseCode::GoingAway, "going_away: server shutting down; reconnect and resume");
+                    return Ended::ByServer;
+                }
+                _ = out.wait_for_room() => {}
+            }
             match (message, self.conn.codec) {
                 // Boxed: handling a request needs far more state than waiting for one,
                 // and an idle connection should only pay for the waiting.
