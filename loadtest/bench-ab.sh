@@ -21,8 +21,13 @@ old=/var/tmp/hearth-target-ab/release
 ulimit -n "$(ulimit -Hn)"
 export HEARTH_TOKEN_SECRET=${HEARTH_TOKEN_SECRET:-bench-secret-bench-secret-0123456789}
 export RUST_LOG=${RUST_LOG:-warn}
+# One generator process makes every member's connection from one address, and
+# its senders send far faster than a person: lift the per-connection and
+# per-address limits (they are still checked on every request, never refused).
+load_limits=(--message-rate 1000000 --message-burst 1000000 --request-rate 1000000 --request-burst 1000000
+  --max-in-flight 100000 --connections-per-ip 1000000 --rooms-per-user 1000000)
 d1=$(mktemp -d); d2=$(mktemp -d)
-taskset -c 0 "$bin/hearth-server" --data-dir "$d1" --listen 127.0.0.1:7878 2>"$d1/server.log" &
+taskset -c 0 "$bin/hearth-server" --data-dir "$d1" "${load_limits[@]}" --listen 127.0.0.1:7878 2>"$d1/server.log" &
 new_pid=$!
 taskset -c 0 "$old/hearth-server" --data-dir "$d2" --listen 127.0.0.1:7979 2>"$d2/server.log" &
 old_pid=$!

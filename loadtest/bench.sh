@@ -17,12 +17,17 @@ ulimit -n "$(ulimit -Hn)"
 export HEARTH_TOKEN_SECRET=${HEARTH_TOKEN_SECRET:-bench-secret-bench-secret-0123456789}
 export RUST_LOG=${RUST_LOG:-warn}
 data=$(mktemp -d)
+# One generator process makes every member's connection from one address, and
+# its senders send far faster than a person: lift the per-connection and
+# per-address limits (they are still checked on every request, never refused).
+load_limits=(--message-rate 1000000 --message-burst 1000000 --request-rate 1000000 --request-burst 1000000
+  --max-in-flight 100000 --connections-per-ip 1000000 --rooms-per-user 1000000)
 # HEARTH_SERVER_FLAGS passes extra server flags, e.g. "--write-coalesce 500us";
 # HEARTH_EPHEMERAL=1 runs the server in memory instead of on a data directory.
 storage=(--data-dir "$data")
 [ "${HEARTH_EPHEMERAL:-0}" = 1 ] && storage=(--ephemeral)
 # shellcheck disable=SC2086
-taskset -c 0 "$bin/hearth-server" "${storage[@]}" --listen 127.0.0.1:7878 ${HEARTH_SERVER_FLAGS:-} 2>"$data/server.log" &
+taskset -c 0 "$bin/hearth-server" "${storage[@]}" "${load_limits[@]}" --listen 127.0.0.1:7878 ${HEARTH_SERVER_FLAGS:-} 2>"$data/server.log" &
 server=$!
 taskset -c 0 "$bin/hearth-loadtest" floor-server --listen 127.0.0.1:7979 2>"$data/floor.log" &
 floor=$!

@@ -94,7 +94,14 @@ async fn main() -> Result<()> {
             println!("sent #{} to {room}", sent.seq);
         }
         Command::Rooms => {
-            let list = client.request(ListRooms {}).await?;
+            // Every page, in name order.
+            let mut list = client.request(ListRooms::default()).await?;
+            while list.more {
+                let after = list.rooms.last().map(|r| r.room.clone());
+                let next = client.request(ListRooms { after, limit: None }).await?;
+                list.rooms.extend(next.rooms);
+                list.more = next.more;
+            }
             if list.rooms.is_empty() {
                 println!("no rooms yet; make one with `hearth create NAME`");
             }

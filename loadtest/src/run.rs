@@ -360,7 +360,6 @@ async fn idle(s: &Scenario, target: &Target, secret: &Secret, codec: Codec, prog
     let limit = Arc::new(Semaphore::new(CONNECT_CONCURRENCY));
     let mut tasks = tokio::task::JoinSet::new();
     let started = Instant::now();
-    let shared_token = token(secret, "idle");
     for index in 0..s.idle_connections {
         let at = started + Duration::from_secs_f64(index as f64 / s.ramp);
         tokio::time::sleep_until(at.into()).await;
@@ -368,7 +367,8 @@ async fn idle(s: &Scenario, target: &Target, secret: &Secret, codec: Codec, prog
             progress.set_message(format!("opening idle connections: {index}"));
         }
         let permit = limit.clone().acquire_owned().await.expect("semaphore open");
-        let token = if rooms.is_empty() { shared_token.clone() } else { token(secret, &format!("idle{tag}-{index}")) };
+        // A user of its own each: a server allows a user only so many connections.
+        let token = token(secret, &format!("idle{tag}-{index}"));
         let (t, rooms) = (ws_target(target, index, codec), rooms.clone());
         tasks.spawn(async move {
             let connected = Instant::now();

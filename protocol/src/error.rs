@@ -46,10 +46,13 @@ pub enum ErrorCode {
     Overloaded,
     /// A bug or a failed disk on the server; the request may be retried.
     Internal,
+    /// A limit of this server (rooms a user may own, pins in a room, connections
+    /// receiving a room, ...) is reached; the message says which.
+    LimitReached,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 18] = [
+    pub const ALL: [ErrorCode; 19] = [
         ErrorCode::BadRequest,
         ErrorCode::UnknownOp,
         ErrorCode::Unsupported,
@@ -68,6 +71,7 @@ impl ErrorCode {
         ErrorCode::NoSuchTarget,
         ErrorCode::Overloaded,
         ErrorCode::Internal,
+        ErrorCode::LimitReached,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -90,6 +94,7 @@ impl ErrorCode {
             ErrorCode::NoSuchTarget => "no_such_target",
             ErrorCode::Overloaded => "overloaded",
             ErrorCode::Internal => "internal",
+            ErrorCode::LimitReached => "limit_reached",
         }
     }
 
@@ -173,12 +178,15 @@ pub enum CloseCode {
     RateLimited = 4008,
     /// The server is at its connection limit. Reconnect with backoff, or elsewhere.
     ServerFull = 4009,
+    /// This user (or this address) has as many connections as the server allows.
+    /// Close another one first.
+    TooManyConnections = 4010,
     /// A server bug. Reconnect with backoff and resume.
     InternalError = 4500,
 }
 
 impl CloseCode {
-    pub const ALL: [CloseCode; 14] = [
+    pub const ALL: [CloseCode; 15] = [
         CloseCode::WebSocketProtocol,
         CloseCode::InvalidPayload,
         CloseCode::MessageTooBig,
@@ -192,6 +200,7 @@ impl CloseCode {
         CloseCode::IdleTimeout,
         CloseCode::RateLimited,
         CloseCode::ServerFull,
+        CloseCode::TooManyConnections,
         CloseCode::InternalError,
     ];
 
@@ -219,6 +228,7 @@ impl CloseCode {
             CloseCode::IdleTimeout => "idle_timeout",
             CloseCode::RateLimited => "rate_limited",
             CloseCode::ServerFull => "server_full",
+            CloseCode::TooManyConnections => "too_many_connections",
             CloseCode::InternalError => "internal_error",
         }
     }
@@ -240,7 +250,8 @@ impl CloseCode {
             | CloseCode::TokenExpired
             | CloseCode::ProtocolError
             | CloseCode::FrameTooLarge
-            | CloseCode::WrongFrameType => false,
+            | CloseCode::WrongFrameType
+            | CloseCode::TooManyConnections => false,
         }
     }
 }

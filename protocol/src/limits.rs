@@ -41,3 +41,7 @@ pub const MAX_ROOM_CAP: u32 = 1_000;
 /// the longest text stay under [`MAX_SERVER_FRAME_BYTES`].
 pub const DEFAULT_PAGE_LIMIT: u16 = 50;
 pub const MAX_PAGE_LIMIT: u16 = 100;
+
+/// Default and largest page of `list_rooms`.
+pub const DEFAULT_ROOM_PAGE: u16 = 100;
+pub const MAX_ROOM_PAGE: u16 = 500;

@@ -272,8 +272,16 @@ pub struct CreateRoom {
     pub visibility: Visibility,
 }
 
+/// A page of the rooms the caller can see, by name.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct ListRooms {}
+pub struct ListRooms {
+    /// Rooms whose name sorts after this one (the last of the previous page).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<RoomId>,
+    /// At most this many rooms, up to `MAX_ROOM_PAGE` (default `DEFAULT_ROOM_PAGE`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u16>,
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Join {
@@ -518,6 +526,9 @@ pub struct Pong {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RoomList {
     pub rooms: Vec<RoomSummary>,
+    /// More rooms follow: ask again with `after` set to the last room's name.
+    #[serde(default)]
+    pub more: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

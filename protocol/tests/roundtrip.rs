@@ -55,7 +55,7 @@ fn sample_ops() -> Vec<Op> {
     vec![
         Ping {}.into(),
         CreateRoom { room: r(), topic: short("t"), cap: Some(30), visibility: Visibility::InviteOnly }.into(),
-        ListRooms {}.into(),
+        ListRooms { after: Some(room()), limit: Some(50) }.into(),
         Join { room: r(), since: Some(Position { epoch: Epoch(7), seq: Seq(10) }), invite: Some("abc".into()) }.into(),
         Leave { room: r() }.into(),
         SendMessage {
@@ -273,6 +273,7 @@ fn every_reply_type_round_trips_in_both_codecs() {
             cap: 100,
             role: Some(Role::Owner),
         }],
+        more: true,
     });
     reply_round_trip::<Join>(Joined {
         room: room_info(),

@@ -44,6 +44,8 @@ pub struct Config {
     /// How long shutdown waits for connections to take their close frames.
     pub shutdown_grace: Duration,
     pub rooms: RoomLimits,
+    /// What one member with a valid token may do; see [`Limits`].
+    pub limits: Limits,
     /// Where event timestamps and time rules read the time. Tests set a manual one.
     pub clock: SharedClock,
     /// Test hook: commits wait while this is held. Never held in production.
@@ -65,8 +67,65 @@ impl Config {
             write_coalesce: Duration::ZERO,
             shutdown_grace: Duration::from_secs(5),
             rooms: RoomLimits::default(),
+            limits: Limits::default(),
             clock: clock::system(),
             commit_hold: CommitHold::default(),
+        }
+    }
+}
+
+/// Limits a member with a valid token cannot get past. Each protects everyone
+/// else on the node from one member (or one address); each answers with a
+/// documented error or close code (PROTOCOL.md, "Limits").
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Requests a connection may make per second, sustained, and in one burst.
+    /// Pings count. Past it: `rate_limited` with `retry_after_ms`.
+    pub requests_per_sec: u32,
+    pub request_burst: u32,
+    /// Messages (`send`) a connection may post per second, sustained, and in one
+    /// burst: a burst of 60 of the largest messages is 480 KB in every member's
+    /// queue, under half its bound, so one member cannot make the others slow.
+    pub messages_per_sec: u32,
+    pub message_burst: u32,
+    /// Refused requests in a row after which the connection is closed with
+    /// `rate_limited` (4008): a client that ignores `retry_after_ms`.
+    pub refusals_before_close: u32,
+    /// Requests waiting for their event to be durable, per connection. Past it:
+    /// `rate_limited`. 32 messages of 8 KiB and their echoes fit in the queue.
+    pub max_in_flight: usize,
+    /// Connections one user may have open at once (phones, laptops, tabs).
+    pub connections_per_user: usize,
+    /// Connections from one IP address. Behind a reverse proxy every client has
+    /// the proxy's address: raise it there.
+    pub connections_per_ip: usize,
+    /// Rooms one user may own.
+    pub rooms_per_user: usize,
+    /// Connections receiving one room at once (a room has at most 1,000 members).
+    pub receivers_per_room: usize,
+    /// Pinned notes per room: 20 notes of the longest text still fit the `join`
+    /// reply in one frame, in JSON with every character escaped.
+    pub pins_per_room: usize,
+    /// Bytes a connection may send without completing a message before it is
+    /// closed with `rate_limited`: a flood of empty fragments is all overhead.
+    pub bytes_without_message: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            requests_per_sec: 50,
+            request_burst: 200,
+            messages_per_sec: 20,
+            message_burst: 60,
+            refusals_before_close: 100,
+            max_in_flight: 32,
+            connections_per_user: 20,
+            connections_per_ip: 1_000,
+            rooms_per_user: 50,
+            receivers_per_room: 2_000,
+            pins_per_room: 20,
+            bytes_without_message: 64 * 1024,
         }
     }
 }

@@ -64,8 +64,15 @@ pub struct Hub {
 }
 
 impl Hub {
-    pub fn register(&self, conn: Arc<Conn>) {
-        self.by_user.entry(conn.user.clone()).or_default().push(conn);
+    /// Adds a connection unless its user has `max` already; under the user's
+    /// shard lock, so concurrent connections cannot both take the last place.
+    pub fn try_register(&self, conn: Arc<Conn>, max: usize) -> bool {
+        let mut conns = self.by_user.entry(conn.user.clone()).or_default();
+        if conns.len() >= max {
+            return false;
+        }
+        conns.push(conn);
+        true
     }
 
     pub fn unregister(&self, conn: &Conn) {

@@ -17,6 +17,7 @@ pub mod config;
 pub mod frames;
 pub mod hub;
 pub mod journal;
+pub mod metered;
 pub mod outbound;
 pub mod room;
 pub mod rooms;
@@ -35,7 +36,7 @@ use tokio_util::task::TaskTracker;
 use crate::broker::Broker;
 use crate::broker::local::LocalBroker;
 use crate::clock::{Clock, SharedClock};
-pub use crate::config::{Config, Storage};
+pub use crate::config::{Config, Limits, Storage};
 use crate::hub::{ConnId, Hub};
 use crate::rooms::{Loaded, Registry};
 use crate::store::memory::MemoryStore;
@@ -79,6 +80,7 @@ pub fn open_store(config: &Config) -> Result<Arc<dyn Store>, StoreError> {
 /// them, and makes durable whatever is still queued.
 pub async fn run(listener: TcpListener, mut config: Config, shutdown: CancellationToken) -> Result<(), ServerError> {
     let store = open_store(&config)?;
+    config.rooms.receivers = config.limits.receivers_per_room;
     if let Storage::Ephemeral { history_limit } = config.storage {
         // A resume served from a room's recent events must not reach further back
         // than `history` says the server holds.

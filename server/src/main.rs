@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use hearth_protocol::UserId;
 use hearth_server::auth::{self, Secret};
 use hearth_server::config::DEFAULT_EPHEMERAL_HISTORY;
-use hearth_server::{Config, Storage};
+use hearth_server::{Config, Limits, Storage};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
@@ -40,6 +40,36 @@ struct Cli {
     /// touched), e.g. 60s.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "60s")]
     room_idle: Duration,
+    /// Requests per second one connection may make, sustained (pings count).
+    #[arg(long, default_value_t = Limits::default().requests_per_sec)]
+    request_rate: u32,
+    /// Requests one connection may make in a burst.
+    #[arg(long, default_value_t = Limits::default().request_burst)]
+    request_burst: u32,
+    /// Messages per second one connection may send, sustained.
+    #[arg(long, default_value_t = Limits::default().messages_per_sec)]
+    message_rate: u32,
+    /// Messages one connection may send in a burst.
+    #[arg(long, default_value_t = Limits::default().message_burst)]
+    message_burst: u32,
+    /// Requests one connection may have waiting to be stored.
+    #[arg(long, default_value_t = Limits::default().max_in_flight)]
+    max_in_flight: usize,
+    /// Connections one user may have open.
+    #[arg(long, default_value_t = Limits::default().connections_per_user)]
+    connections_per_user: usize,
+    /// Connections from one IP address (raise it behind a reverse proxy).
+    #[arg(long, default_value_t = Limits::default().connections_per_ip)]
+    connections_per_ip: usize,
+    /// Rooms one user may own.
+    #[arg(long, default_value_t = Limits::default().rooms_per_user)]
+    rooms_per_user: usize,
+    /// Connections receiving one room at once.
+    #[arg(long, default_value_t = Limits::default().receivers_per_room)]
+    receivers_per_room: usize,
+    /// Pinned notes per room.
+    #[arg(long, default_value_t = Limits::default().pins_per_room)]
+    pins_per_room: usize,
     /// Log format on stderr (level from RUST_LOG, default info).
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -80,6 +110,19 @@ fn main() -> Result<()> {
     config.max_connections = cli.max_connections;
     config.write_coalesce = cli.write_coalesce;
     config.rooms.idle_after = cli.room_idle;
+    config.limits = Limits {
+        requests_per_sec: cli.request_rate,
+        request_burst: cli.request_burst,
+        messages_per_sec: cli.message_rate,
+        message_burst: cli.message_burst,
+        max_in_flight: cli.max_in_flight,
+        connections_per_user: cli.connections_per_user,
+        connections_per_ip: cli.connections_per_ip,
+        rooms_per_user: cli.rooms_per_user,
+        receivers_per_room: cli.receivers_per_room,
+        pins_per_room: cli.pins_per_room,
+        ..Limits::default()
+    };
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(serve(cli.listen, config))
 }

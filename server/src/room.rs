@@ -353,9 +353,19 @@ impl RoomState {
         seq: Option<Seq>,
         text: Note,
         title: Option<ShortText>,
+        max_pins: usize,
     ) -> Result<Draft, ErrorBody> {
         self.require_role(user, Role::Moderator, "pin")?;
         let replaced = title.as_ref().and_then(|t| self.pins.iter().find(|p| p.title.as_ref() == Some(t)));
+        if replaced.is_none() && self.pins.len() >= max_pins {
+            return Err(ErrorBody::new(
+                ErrorCode::LimitReached,
+                format!(
+                    "room {} has {max_pins} pinned notes, the most it may have; unpin one, or pin with the title of one to replace it",
+                    self.record.room
+                ),
+            ));
+        }
         let pin = PinnedNote {
             pin: PinId(0),
             seq,

@@ -43,11 +43,14 @@ pub struct RoomLimits {
     /// A room nobody has used (no receivers, no requests) for this long leaves
     /// memory; it loads again from the store when next touched.
     pub idle_after: Duration,
+    /// Connections receiving one room at once; past it `join` answers
+    /// `limit_reached` (see `config::Limits`).
+    pub receivers: usize,
 }
 
 impl Default for RoomLimits {
     fn default() -> Self {
-        RoomLimits { recent_events: 256, dedupe_window: 4096, idle_after: Duration::from_secs(60) }
+        RoomLimits { recent_events: 256, dedupe_window: 4096, idle_after: Duration::from_secs(60), receivers: 2_000 }
     }
 }
 
@@ -358,6 +361,15 @@ impl Room {
         let (after, replied) = {
             let mut inner = self.lock();
             let role = inner.state.role_of(&conn.user).ok_or_else(|| not_member(&self.id))?;
+            if inner.subscribers.len() >= self.limits.receivers {
+                return Err(ErrorBody::new(
+                    ErrorCode::LimitReached,
+                    format!(
+                        "room {} has {} connections receiving it, the most this server allows",
+                        self.id, self.limits.receivers
+                    ),
+                ));
+            }
             let head = inner.state.head;
             let mode = match since {
                 None => ResumeMode::Fresh,
@@ -671,9 +683,16 @@ impl Registry {
     /// Rooms `user` can see, by name: open and approval rooms, and invite-only
     /// rooms they belong to. Read from durable state, so nothing shows before it
     /// is durable.
-    pub async fn list_for(&self, user: &UserId) -> Result<Vec<RoomSummary>, ErrorBody> {
-        let rooms = self.broker.list_rooms(user.clone()).await.map_err(|e| e.to_error())?;
-        Ok(rooms
+    pub async fn list_for(
+        &self,
+        user: &UserId,
+        after: Option<RoomId>,
+        limit: usize,
+    ) -> Result<(Vec<RoomSummary>, bool), ErrorBody> {
+        let mut rooms = self.broker.list_rooms(user.clone(), after, limit + 1).await.map_err(|e| e.to_error())?;
+        let more = rooms.len() > limit;
+        rooms.truncate(limit);
+        let rooms = rooms
             .into_iter()
             .filter(|r| r.record.visibility != Visibility::InviteOnly || r.role.is_some())
             .map(|r| RoomSummary {
@@ -684,7 +703,8 @@ impl Registry {
                 cap: r.record.cap,
                 role: r.role,
             })
-            .collect())
+            .collect();
+        Ok((rooms, more))
     }
 
     /// Drops rooms that have been idle for `idle_after`, every so often, until

@@ -12,6 +12,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::metered::{Metered, ReadMeter};
 use futures_util::stream::{FuturesUnordered, SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use hearth_protocol::codec::{decode_request, encode_error, encode_event, encode_reply};
@@ -21,7 +22,6 @@ use hearth_protocol::ops::{
 };
 use hearth_protocol::{CloseCode, Codec, ErrorBody, ErrorCode, Event, PinId, RequestId, RoomId, Seq, UserId, limits};
 use serde::Serialize;
-use tokio::net::TcpStream;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_util::sync::CancellationToken;
@@ -36,19 +36,13 @@ use crate::rooms::Room;
 use crate::transport::close_message;
 
 /// The write half of a connection's socket.
-pub type Sink = SplitSink<WebSocketStream<TcpStream>, Message>;
+pub type Sink = SplitSink<WebSocketStream<Metered>, Message>;
 /// The read half of a connection's socket.
-pub type Stream = SplitStream<WebSocketStream<TcpStream>>;
+pub type Stream = SplitStream<WebSocketStream<Metered>>;
 
 /// A request waiting for its event to be ordered and durable; resolves to the
 /// reply frame.
 type InFlight = Pin<Box<dyn Future<Output = Message> + Send + Sync>>;
-
-/// Requests one connection may have waiting for durability at once. Past it the
-/// session stops reading until one completes, so a pipelining client is slowed
-/// by TCP, not answered with errors. 64 sends in flight are a whole commit group's
-/// worth for one connection; nobody chatting gets near it.
-const MAX_IN_FLIGHT: usize = 64;
 
 /// Most bytes of events in one history page, in the connection's codec: the
 /// largest frame clients accept (`MAX_SERVER_FRAME_BYTES`) less room for the
@@ -63,15 +57,19 @@ const APPLY_WAIT: Duration = Duration::from_secs(30);
 struct Session {
     shared: Arc<Shared>,
     conn: Arc<Conn>,
+    /// Made on the first request: idle connections do not pay for it.
+    rate: Option<Box<Rate>>,
     /// Made on the first publish: an empty set still allocates, and most
     /// connections of a calm room only read.
     in_flight: Option<FuturesUnordered<InFlight>>,
 }
 
 /// Runs a connection until the peer leaves, the queue closes, or shutdown.
+#[allow(clippy::too_many_arguments)] // one call site, each argument a different thing
 pub async fn run(
     sink: Sink,
     stream: Stream,
+    meter: ReadMeter,
     shared: Arc<Shared>,
     user: UserId,
     codec: Codec,
@@ -81,11 +79,20 @@ pub async fn run(
     let out = Arc::new(Outbound::new(shared.config.outbound_queue_bytes));
     let writer = tokio::spawn(write_loop(sink, out.clone(), WriterConfig::from(&shared.config), conn));
     let conn = Arc::new(Conn::new(conn, user, codec, out));
-    shared.registry.hub().register(conn.clone());
-    let mut session = Session { shared, conn, in_flight: None };
+    let max = shared.config.limits.connections_per_user;
+    if !shared.registry.hub().try_register(conn.clone(), max) {
+        tracing::info!(conn = conn.id.0, user = %conn.user, max, "connection limit per user reached");
+        conn.out.close(
+            CloseCode::TooManyConnections,
+            format!("too_many_connections: {} has {max} connections open already; close one first", conn.user),
+        );
+    }
+    let mut session = Session { shared, conn, rate: None, in_flight: None };
     session.hello();
     let mut stream = stream;
-    let ended = session.read_loop(&mut stream, &shutdown).await;
+    // The upgrade's own bytes do not count.
+    meter.message_seen();
+    let ended = session.read_loop(&mut stream, &meter, &shutdown).await;
     let Session { shared, conn, .. } = session;
     // Boxed: what a connection does once at its end should not size the task it
     // waits in for the rest of its life.
@@ -147,7 +154,7 @@ impl Session {
         let _ = self.conn.out.push(event_frame(self.conn.codec, &hello));
     }
 
-    async fn read_loop(&mut self, stream: &mut Stream, shutdown: &CancellationToken) -> Ended {
+    async fn read_loop(&mut self, stream: &mut Stream, meter: &ReadMeter, shutdown: &CancellationToken) -> Ended {
         let (ping_interval, idle_timeout) = (self.shared.config.ping_interval, self.shared.config.idle_timeout);
         let mut last_heard = Instant::now();
         let mut ping = tokio::time::interval(ping_interval);
@@ -156,7 +163,6 @@ impl Session {
         let out = self.conn.out.clone();
         loop {
             let in_flight = self.in_flight.as_ref().map_or(0, FuturesUnordered::len);
-            let reading = in_flight < MAX_IN_FLIGHT;
             let message = tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => {
@@ -178,7 +184,7 @@ impl Session {
                     let _ = out.push(Message::Ping(Default::default()));
                     continue;
                 }
-                message = stream.next(), if reading => message,
+                message = stream.next() => message,
             };
             let message = match message {
                 None => return Ended::ByPeer,
@@ -186,6 +192,7 @@ impl Session {
                 Some(Err(error)) => return self.on_read_error(error),
             };
             last_heard = Instant::now();
+            meter.message_seen();
             // Backpressure: a client that does not read its replies is not served
             // until it does, instead of the server building replies it cannot send.
             // (A client that never reads is closed by the writer's timeout.)
@@ -218,8 +225,17 @@ impl Session {
                     out.close_by_peer();
                     return Ended::ByPeer;
                 }
-                // tungstenite answers pings itself; pongs only prove the peer is alive.
-                (Message::Ping(_) | Message::Pong(_) | Message::Frame(_), _) => {}
+                // tungstenite answers pings itself, so they cost a write each: they
+                // count as requests. Pongs only prove the peer is alive.
+                (Message::Ping(_), _) => {
+                    if self.admit(None).is_err()
+                        && self.rate().refused >= self.shared.config.limits.refusals_before_close
+                    {
+                        out.close(CloseCode::RateLimited, "rate_limited: pings past the request limit; slow down");
+                        return Ended::ByServer;
+                    }
+                }
+                (Message::Pong(_) | Message::Frame(_), _) => {}
             }
         }
     }
@@ -235,6 +251,10 @@ impl Session {
             Error::Capacity(error) => (CloseCode::MessageTooBig, format!("message_too_big: {error}")),
             Error::Protocol(error) => (CloseCode::WebSocketProtocol, format!("websocket_protocol_error: {error}")),
             Error::Utf8(_) => (CloseCode::InvalidPayload, "invalid_payload: text frame is not UTF-8".to_string()),
+            Error::Io(error) if crate::metered::is_flood(&error) => {
+                tracing::info!(conn = self.conn.id.0, user = %self.conn.user, "closing a connection that sends frames but no messages");
+                (CloseCode::RateLimited, format!("rate_limited: {}", crate::metered::FLOOD))
+            }
             error => {
                 tracing::debug!(conn = self.conn.id.0, %error, "read ended");
                 return Ended::ByPeer;
@@ -259,11 +279,54 @@ impl Session {
             },
         };
         let id = request.id;
+        if let Err(error) = self.admit(Some(&request.op)) {
+            if self.rate().refused >= self.shared.config.limits.refusals_before_close {
+                let refused = self.rate().refused;
+                tracing::info!(conn = self.conn.id.0, user = %self.conn.user, refused, "closing a flooding connection");
+                return self.conn.out.close(
+                    CloseCode::RateLimited,
+                    format!("rate_limited: {refused} requests refused in a row; wait for retry_after_ms"),
+                );
+            }
+            return self.reply_error(id, &error).await;
+        }
         if let Err(error) = self.dispatch(id, request.op).await {
             if error.code == ErrorCode::Internal {
                 tracing::warn!(conn = self.conn.id.0, user = %self.conn.user, %error, "request failed");
             }
             self.reply_error(id, &error).await;
+        }
+    }
+
+    fn rate(&mut self) -> &mut Rate {
+        let limits = self.shared.config.limits;
+        self.rate.get_or_insert_with(|| Box::new(Rate::new(&limits)))
+    }
+
+    /// Whether this connection may make another request (`op`; `None` for a
+    /// ping frame) now. Counts refusals in a row.
+    fn admit(&mut self, op: Option<&Op>) -> Result<(), ErrorBody> {
+        let rate = self.rate();
+        let mut verdict = rate.requests.check().map_err(|wait| ("requests", wait));
+        if verdict.is_ok() && matches!(op, Some(Op::SendMessage(_))) {
+            verdict = rate.messages.check().map_err(|wait| ("messages", wait));
+        }
+        match verdict {
+            Ok(()) => {
+                rate.refused = 0;
+                Ok(())
+            }
+            Err((what, not_until)) => {
+                rate.refused += 1;
+                let wait =
+                    not_until.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
+                let ms = (wait.as_millis() as u64).max(1);
+                Err(ErrorBody::new(
+                    ErrorCode::RateLimited,
+                    format!("too many {what} from this connection; retry in {ms} ms"),
+                )
+                .retry_after(ms))
+            }
         }
     }
 
@@ -285,6 +348,15 @@ impl Session {
         T: Serialize,
         F: FnOnce(Published) -> T + Send + Sync + 'static,
     {
+        let waiting = self.in_flight.as_ref().map_or(0, FuturesUnordered::len);
+        let max = self.shared.config.limits.max_in_flight;
+        if waiting >= max {
+            return Err(ErrorBody::new(
+                ErrorCode::RateLimited,
+                format!("{waiting} requests of this connection are waiting to be stored, the most allowed; wait for their replies"),
+            )
+            .retry_after(50));
+        }
         let receipt = self.shared.registry.broker().publish(draft).await.map_err(|e| e.to_error())?;
         let codec = self.conn.codec;
         self.in_flight.get_or_insert_with(FuturesUnordered::new).push(Box::pin(async move {
@@ -315,9 +387,10 @@ impl Session {
         match op {
             Op::Ping(_) => self.reply(id, &Pong { ts: self.shared.clock.now() }).await,
             Op::CreateRoom(args) => self.create_room(id, args).await?,
-            Op::ListRooms(_) => {
-                let rooms = self.shared.registry.list_for(&user).await?;
-                self.reply(id, &RoomList { rooms }).await;
+            Op::ListRooms(args) => {
+                let limit = args.limit.unwrap_or(limits::DEFAULT_ROOM_PAGE).clamp(1, limits::MAX_ROOM_PAGE);
+                let (rooms, more) = self.shared.registry.list_for(&user, args.after, usize::from(limit)).await?;
+                self.reply(id, &RoomList { rooms, more }).await;
             }
             Op::Join(args) => self.join(id, args).await?,
             Op::Leave(args) => {
@@ -355,7 +428,9 @@ impl Session {
     async fn create_room(&mut self, id: RequestId, args: CreateRoom) -> Result<(), ErrorBody> {
         let name = args.room.clone();
         let (record, first) = room::decide_create(&self.conn.user, args, crate::new_epoch(), self.shared.clock.now())?;
-        let receipt = self.shared.registry.broker().create_room(record, first).await.map_err(|e| e.to_error())?;
+        let max_owned = self.shared.config.limits.rooms_per_user;
+        let receipt =
+            self.shared.registry.broker().create_room(record, first, max_owned).await.map_err(|e| e.to_error())?;
         let published = receipt.durable().await.map_err(|e| e.to_error())?;
         let room = self.room(&name).await?;
         applied_within(room.wait_applied(published.seq)).await?;
@@ -401,7 +476,8 @@ impl Session {
             (None, Some(note)) => note,
             _ => return Err(ErrorBody::new(ErrorCode::BadRequest, "pin takes exactly one of seq (a message) or note")),
         };
-        let draft = room.decide(|s| s.decide_pin(&user, args.seq, text, args.title))?;
+        let max_pins = self.shared.config.limits.pins_per_room;
+        let draft = room.decide(|s| s.decide_pin(&user, args.seq, text, args.title, max_pins))?;
         let Event::Pin(pin_event) = &draft.event else { unreachable!("decide_pin drafts a pin") };
         let mut pin = pin_event.pin.clone();
         self.publish(id, draft, move |p| {
@@ -480,6 +556,28 @@ async fn next_reply(in_flight: &mut Option<FuturesUnordered<InFlight>>) -> Optio
     match in_flight {
         Some(in_flight) => in_flight.next().await,
         None => None,
+    }
+}
+
+/// A connection's request and message rates (token buckets, `governor`).
+struct Rate {
+    requests: governor::DefaultDirectRateLimiter,
+    messages: governor::DefaultDirectRateLimiter,
+    /// Requests refused in a row.
+    refused: u32,
+}
+
+impl Rate {
+    fn new(limits: &crate::Limits) -> Rate {
+        let quota = |per_sec: u32, burst: u32| {
+            let nonzero = |n: u32| std::num::NonZeroU32::new(n.max(1)).expect("at least 1");
+            governor::Quota::per_second(nonzero(per_sec)).allow_burst(nonzero(burst))
+        };
+        Rate {
+            requests: governor::RateLimiter::direct(quota(limits.requests_per_sec, limits.request_burst)),
+            messages: governor::RateLimiter::direct(quota(limits.messages_per_sec, limits.message_burst)),
+            refused: 0,
+        }
     }
 }
 

@@ -3,10 +3,11 @@
 //! and hands the connection to a session. Connection limits and the handshake
 //! timeout live here; nothing here knows about rooms.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use dashmap::DashMap;
 use futures_util::{SinkExt, StreamExt};
 use hearth_protocol::{CloseCode, Codec, UserId, limits};
 use tokio::net::{TcpListener, TcpStream};
@@ -21,6 +22,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::Shared;
 use crate::auth::{self, AuthError};
+use crate::metered::{Metered, ReadMeter};
 use crate::session;
 
 /// WebSocket settings for server connections: limits from the protocol and small
@@ -50,6 +52,7 @@ pub async fn accept_loop(
     tracker: TaskTracker,
 ) {
     let connections = Arc::new(Semaphore::new(shared.config.max_connections));
+    let per_ip: PerIp = Arc::default();
     let refusing = Arc::new(Semaphore::new(MAX_REFUSING));
     let mut backoff = Duration::from_millis(10);
     loop {
@@ -82,8 +85,37 @@ pub async fn accept_loop(
                 Err(_) => continue, // flooded: drop the TCP connection unanswered
             },
         };
+        let from_ip = IpSlot::take(&per_ip, peer.ip());
         let (shared, shutdown) = (shared.clone(), shutdown.clone());
-        tracker.spawn(handle_connection(stream, peer, shared, permit, shutdown));
+        tracker.spawn(handle_connection(stream, peer, shared, permit, from_ip, shutdown));
+    }
+}
+
+/// Open connections per client address, for `Limits::connections_per_ip`.
+type PerIp = Arc<DashMap<IpAddr, usize>>;
+
+/// One connection's place in its address's count, given back when it ends.
+struct IpSlot {
+    per_ip: PerIp,
+    ip: IpAddr,
+    /// Connections from this address, this one included, when it was accepted.
+    count: usize,
+}
+
+impl IpSlot {
+    fn take(per_ip: &PerIp, ip: IpAddr) -> IpSlot {
+        let mut count = per_ip.entry(ip).or_insert(0);
+        *count += 1;
+        IpSlot { per_ip: per_ip.clone(), ip, count: *count }
+    }
+}
+
+impl Drop for IpSlot {
+    fn drop(&mut self) {
+        self.per_ip.remove_if_mut(&self.ip, |_, count| {
+            *count -= 1;
+            *count == 0
+        });
     }
 }
 
@@ -208,6 +240,7 @@ async fn handle_connection(
     peer: SocketAddr,
     shared: Arc<Shared>,
     permit: Result<OwnedSemaphorePermit, OwnedSemaphorePermit>,
+    from_ip: IpSlot,
     shutdown: CancellationToken,
 ) {
     // Everything the handshake may take, the look at the request included.
@@ -225,13 +258,14 @@ async fn handle_connection(
             return;
         }
     }
+    let (metered, meter) = Metered::new(stream, shared.config.limits.bytes_without_message);
     let mut upgrade = None;
     #[allow(clippy::result_large_err)]
     let callback = |request: &Request, response: Response| negotiate(request, response, &mut upgrade);
     // Boxed: the handshake's state is large and short-lived; a connection should
     // not carry its space for the rest of its life.
     let handshake =
-        Box::pin(tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(websocket_config())));
+        Box::pin(tokio_tungstenite::accept_hdr_async_with_config(metered, callback, Some(websocket_config())));
     let mut ws = match tokio::time::timeout_at(deadline, handshake).await {
         Ok(Ok(ws)) => ws,
         Ok(Err(error)) => {
@@ -258,6 +292,14 @@ async fn handle_connection(
             return;
         }
     };
+    if from_ip.count > shared.config.limits.connections_per_ip {
+        let max = shared.config.limits.connections_per_ip;
+        tracing::info!(%peer, max, "connection limit per address reached");
+        let reason = format!("too_many_connections: {max} from your address already; close one first");
+        Box::pin(close_now(&mut ws, CloseCode::TooManyConnections, &reason)).await;
+        return;
+    }
+    let _from_ip = from_ip;
     let user = match token.ok_or(AuthError::Missing).and_then(|t| auth::verify(&shared.config.token_secret, &t)) {
         Ok(user) => user,
         Err(error) => {
@@ -271,12 +313,14 @@ async fn handle_connection(
     // Split here, not inside the session: an async fn keeps its arguments for its
     // whole life, and the unsplit socket is 300 bytes every connection would carry.
     let (sink, stream) = ws.split();
-    run_session(sink, stream, peer, shared, user, codec, shutdown).await;
+    run_session(sink, stream, meter, peer, shared, user, codec, shutdown).await;
 }
 
+#[allow(clippy::too_many_arguments)] // one call site, each argument a different thing
 async fn run_session(
     sink: session::Sink,
     stream: session::Stream,
+    meter: ReadMeter,
     peer: SocketAddr,
     shared: Arc<Shared>,
     user: UserId,
@@ -285,7 +329,7 @@ async fn run_session(
 ) {
     let conn = shared.next_conn_id();
     tracing::debug!(conn = conn.0, %peer, %user, ?codec, "connected");
-    session::run(sink, stream, shared, user, codec, conn, shutdown).await;
+    session::run(sink, stream, meter, shared, user, codec, conn, shutdown).await;
     tracing::debug!(conn = conn.0, "disconnected");
 }
 
@@ -331,7 +375,7 @@ pub fn close_message(code: CloseCode, reason: &str) -> Message {
 
 /// Closes a connection that never became a session, giving the client a moment to
 /// read the close frame.
-async fn close_now(ws: &mut WebSocketStream<TcpStream>, code: CloseCode, reason: &str) {
+async fn close_now(ws: &mut WebSocketStream<Metered>, code: CloseCode, reason: &str) {
     let _ = tokio::time::timeout(Duration::from_secs(2), async {
         ws.send(close_message(code, reason)).await?;
         // Wait for the client's close reply (or the end of the stream).

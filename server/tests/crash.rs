@@ -24,7 +24,16 @@ impl ServerProcess {
     /// Starts the binary on an ephemeral port and reads the port from its banner.
     fn start(dir: &Path) -> ServerProcess {
         let mut child = Command::new(BIN)
-            .args(["--listen", "127.0.0.1:0", "--data-dir"])
+            .args(["--listen", "127.0.0.1:0", "--message-rate", "1000000", "--message-burst", "1000000"])
+            .args([
+                "--request-rate",
+                "1000000",
+                "--request-burst",
+                "1000000",
+                "--max-in-flight",
+                "100000",
+                "--data-dir",
+            ])
             .arg(dir)
             .env_remove("HEARTH_TOKEN_SECRET")
             .env("RUST_LOG", "warn")

@@ -12,7 +12,7 @@ use hearth_cli::{Client, Options};
 use hearth_protocol::ops::{CreateRoom, Visibility};
 use hearth_protocol::{Codec, Event, RoomId, ShortText, UserId};
 use hearth_server::auth::{self, Secret};
-use hearth_server::{Config, Storage};
+use hearth_server::{Config, Limits, Storage};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -103,9 +103,25 @@ impl TestServer {
     }
 }
 
-/// Defaults for tests: the fixed test secret and otherwise production settings.
+/// Defaults for tests: the fixed test secret and production settings, except
+/// that one connection may send as fast as a test likes. Tests of the limits
+/// themselves start from `Limits::default()`.
 pub fn test_config(storage: Storage) -> Config {
-    Config::new(storage, secret())
+    let mut config = Config::new(storage, secret());
+    config.limits = unlimited_rates();
+    config
+}
+
+/// Production limits with the request and message rates lifted.
+pub fn unlimited_rates() -> Limits {
+    Limits {
+        requests_per_sec: 1_000_000,
+        request_burst: 1_000_000,
+        messages_per_sec: 1_000_000,
+        message_burst: 1_000_000,
+        max_in_flight: 1_000_000,
+        ..Limits::default()
+    }
 }
 
 /// Creates an open room with the given cap as `client`.

@@ -32,7 +32,7 @@ async fn state_survives_a_graceful_restart_and_clients_resume_across_it() {
 
     let server = TestServer::durable(dir.path().to_path_buf()).await;
     let ada = server.client("ada", Codec::MsgPack).await;
-    let rooms = ada.request(ListRooms {}).await.unwrap();
+    let rooms = ada.request(ListRooms::default()).await.unwrap();
     assert_eq!(rooms.rooms.len(), 1);
     assert_eq!(rooms.rooms[0].members, 2);
     let members = ada.request(Members { room: r.clone() }).await.unwrap();

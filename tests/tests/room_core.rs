@@ -133,7 +133,7 @@ async fn members_and_pins_are_visible_only_once_durable() {
     ada.send_frame(pin.encode(Codec::MsgPack, hearth_protocol::RequestId(900))).await.unwrap();
     let members = ada.request(Members { room: r.clone() }).await.unwrap();
     assert_eq!(members.members.len(), 1, "cy is not shown before the join is durable");
-    let rooms = ada.request(ListRooms {}).await.unwrap();
+    let rooms = ada.request(ListRooms::default()).await.unwrap();
     assert_eq!(rooms.rooms[0].members, 1, "nor counted");
     let rejoined = ada.request(join_args("durable")).await.unwrap();
     assert!(rejoined.pins.is_empty(), "the pin is not shown before it is durable");

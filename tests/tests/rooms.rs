@@ -93,7 +93,7 @@ async fn requests_that_cannot_be_served_get_typed_errors() {
         "ops of later issues say so plainly"
     );
     ada.join(&r).await.unwrap();
-    let listed = bo.request(ListRooms {}).await.unwrap();
+    let listed = bo.request(ListRooms::default()).await.unwrap();
     assert_eq!(listed.rooms.len(), 1);
     assert_eq!(listed.rooms[0].role, None);
     server.stop().await;

@@ -63,7 +63,7 @@ async fn create(subject: &Subject, name: &str, cap: u32) -> Receipt {
     let args =
         CreateRoom { room: rid(name), topic: ShortText::default(), cap: Some(cap), visibility: Visibility::Open };
     let (record, first) = room::decide_create(&user("ada"), args, Epoch(77), subject.clock.now()).unwrap();
-    subject.broker.create_room(record, first).await.unwrap()
+    subject.broker.create_room(record, first, 1000).await.unwrap()
 }
 
 /// The room's state as the broker keeps it durably.
@@ -133,14 +133,14 @@ async fn rooms_exist_once(subject: Subject) {
     durable(create(&subject, "once", 100).await).await;
     let args = CreateRoom { room: rid("once"), topic: ShortText::default(), cap: None, visibility: Visibility::Open };
     let (record, first) = room::decide_create(&user("bo"), args, Epoch(1), Millis(1)).unwrap();
-    assert!(matches!(subject.broker.create_room(record, first).await, Err(BrokerError::AlreadyExists(_))));
+    assert!(matches!(subject.broker.create_room(record, first, 1000).await, Err(BrokerError::AlreadyExists(_))));
     let mut draft = send(&state(&subject, "once").await, "ada", "x");
     if let Event::Message(m) = &mut draft.event {
         m.room = rid("nowhere");
     }
     assert!(matches!(subject.broker.publish(draft).await, Err(BrokerError::NoSuchRoom(_))));
     assert!(subject.broker.load_room(rid("nowhere"), 1).await.unwrap().is_none());
-    let list = subject.broker.list_rooms(user("ada")).await.unwrap();
+    let list = subject.broker.list_rooms(user("ada"), None, 100).await.unwrap();
     assert_eq!(
         list.iter().map(|l| (l.record.room.as_str(), l.role)).collect::<Vec<_>>(),
         [("once", Some(Role::Owner))]

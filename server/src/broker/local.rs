@@ -70,6 +70,9 @@ struct Order {
     /// Ordered events not yet durable, in seq order, with whoever waits for them.
     in_flight: VecDeque<InFlight>,
     last_used: Instant,
+    /// Who is creating the room, while its creation is not yet durable: such
+    /// rooms count toward their owner's limit before the store knows them.
+    creator: Option<UserId>,
 }
 
 struct InFlight {
@@ -108,6 +111,7 @@ impl Order {
             sent: SentWindow::default(),
             in_flight: VecDeque::new(),
             last_used: Instant::now(),
+            creator: None,
         };
         for s in sent {
             order.sent.remember((s.from, s.cmid), (s.seq, s.ts), window);
@@ -335,7 +339,7 @@ fn deliver_group(delivery: &dyn Delivery, group: Vec<Done>, batch: &mut Vec<Comm
 }
 
 impl Broker for LocalBroker {
-    fn create_room(&self, record: RoomRecord, first: Draft) -> BrokerFuture<'_, Receipt> {
+    fn create_room(&self, record: RoomRecord, first: Draft, max_owned: usize) -> BrokerFuture<'_, Receipt> {
         Box::pin(async move {
             let room = record.room.clone();
             let seqr = {
@@ -343,9 +347,25 @@ impl Broker for LocalBroker {
                 if self.sequencers.contains_key(&room) {
                     return Err(BrokerError::AlreadyExists(room));
                 }
-                let key = room.clone();
-                if self.blocking(move |store| store.load_room(&key, 0)).await?.is_some() {
+                let (key, owner) = (room.clone(), record.owner.clone());
+                let (exists, owned) = self
+                    .blocking(move |store| Ok((store.load_room(&key, 0)?.is_some(), store.rooms_owned(&owner)?)))
+                    .await?;
+                if exists {
                     return Err(BrokerError::AlreadyExists(room));
+                }
+                // Rooms whose creation is still in flight count too: they are in
+                // the sequencers with nothing durable yet.
+                let pending = self
+                    .sequencers
+                    .iter()
+                    .filter(|s| {
+                        let order = s.lock();
+                        order.durable == Seq::ZERO && order.creator.as_ref() == Some(&record.owner)
+                    })
+                    .count();
+                if owned + pending >= max_owned {
+                    return Err(BrokerError::TooManyRooms { user: record.owner.clone(), max: max_owned });
                 }
                 let order = Order {
                     epoch: record.epoch,
@@ -356,6 +376,7 @@ impl Broker for LocalBroker {
                     sent: SentWindow::default(),
                     in_flight: VecDeque::new(),
                     last_used: Instant::now(),
+                    creator: Some(record.owner.clone()),
                 };
                 let seqr = Arc::new(Sequencer { room: room.clone(), order: Mutex::new(order) });
                 self.sequencers.insert(room.clone(), seqr.clone());
@@ -401,8 +422,8 @@ impl Broker for LocalBroker {
         })
     }
 
-    fn list_rooms(&self, user: UserId) -> BrokerFuture<'_, Vec<RoomListing>> {
-        Box::pin(self.blocking(move |store| store.list_rooms(&user)))
+    fn list_rooms(&self, user: UserId, after: Option<RoomId>, limit: usize) -> BrokerFuture<'_, Vec<RoomListing>> {
+        Box::pin(self.blocking(move |store| store.list_rooms(&user, after.as_ref(), limit)))
     }
 
     fn history_after(&self, room: RoomId, after: Seq, limit: usize) -> BrokerFuture<'_, Vec<StoredEvent>> {

@@ -81,6 +81,8 @@ pub enum BrokerError {
     NoSuchRoom(RoomId),
     #[error("a room named {0} already exists")]
     AlreadyExists(RoomId),
+    #[error("{user} owns {max} rooms already")]
+    TooManyRooms { user: UserId, max: usize },
     #[error("room {room} refused the event: {why}")]
     Rejected { room: RoomId, why: Rejection },
     #[error("the write queue is full")]
@@ -104,6 +106,10 @@ impl BrokerError {
             BrokerError::AlreadyExists(room) => ErrorBody::new(
                 ErrorCode::AlreadyExists,
                 format!("a room named {room} already exists; join it or pick another name"),
+            ),
+            BrokerError::TooManyRooms { user, max } => ErrorBody::new(
+                ErrorCode::LimitReached,
+                format!("{user} owns {max} rooms, the most one user may own on this server"),
             ),
             BrokerError::Rejected { room, why } => why.to_error(room),
             BrokerError::Overloaded => {
@@ -135,8 +141,10 @@ pub trait Delivery: Send + Sync + 'static {
 
 /// Orders, keeps and serves a server's rooms and their events.
 pub trait Broker: Send + Sync + 'static {
-    /// Creates a room whose first event is `first`. Fails with `AlreadyExists`.
-    fn create_room(&self, record: RoomRecord, first: Draft) -> BrokerFuture<'_, Receipt>;
+    /// Creates a room whose first event is `first`. Fails with `AlreadyExists`, or
+    /// with `TooManyRooms` when its owner already owns `max_owned` rooms (checked
+    /// atomically with the creation).
+    fn create_room(&self, record: RoomRecord, first: Draft, max_owned: usize) -> BrokerFuture<'_, Receipt>;
     /// Orders `draft` in its room (see the module's contract). Resolves once the
     /// event has its place, so one caller's publishes keep the order it made them
     /// in; [`Receipt::durable`] then waits until it is durable.
@@ -144,8 +152,9 @@ pub trait Broker: Send + Sync + 'static {
     /// The room's durable state and its newest `recent` events; `None` if there is
     /// no such room.
     fn load_room(&self, room: RoomId, recent: usize) -> BrokerFuture<'_, Option<RoomLoad>>;
-    /// Every room, by name, with `user`'s role in each.
-    fn list_rooms(&self, user: UserId) -> BrokerFuture<'_, Vec<RoomListing>>;
+    /// Up to `limit` rooms `user` may see, by name, after `after`, with `user`'s
+    /// role in each.
+    fn list_rooms(&self, user: UserId, after: Option<RoomId>, limit: usize) -> BrokerFuture<'_, Vec<RoomListing>>;
     /// Up to `limit` durable events after `after`, oldest first. The first is not
     /// `after + 1` when the events in between are no longer held.
     fn history_after(&self, room: RoomId, after: Seq, limit: usize) -> BrokerFuture<'_, Vec<StoredEvent>>;

@@ -177,14 +177,14 @@ fn pins_are_for_moderators_and_a_title_makes_versions() {
     order.join("bo");
     let note = |t: &str| Note::new(t).unwrap();
     let rules = Some(ShortText::new("Rules").unwrap());
-    let refused = order.state.decide_pin(&user("bo"), None, note("mine"), None).unwrap_err();
+    let refused = order.state.decide_pin(&user("bo"), None, note("mine"), None, 20).unwrap_err();
     assert_eq!(refused.code, ErrorCode::Forbidden);
-    let first = order.publish(order.state.decide_pin(&user("ada"), None, note("be kind"), rules.clone()).unwrap());
+    let first = order.publish(order.state.decide_pin(&user("ada"), None, note("be kind"), rules.clone(), 20).unwrap());
     let first = first.unwrap();
     // A pin's id is the seq of the event that made it.
     assert_eq!(order.state.pins[0].pin, PinId(first.0));
     assert_eq!(order.state.pins[0].at, order.now);
-    let second = order.state.decide_pin(&user("ada"), None, note("be kinder"), rules).unwrap();
+    let second = order.state.decide_pin(&user("ada"), None, note("be kinder"), rules, 20).unwrap();
     order.publish(second).unwrap();
     assert_eq!(order.state.pins.len(), 1);
     assert_eq!((order.state.pins[0].version, order.state.pins[0].text.as_str()), (2, "be kinder"));
@@ -192,6 +192,20 @@ fn pins_are_for_moderators_and_a_title_makes_versions() {
     order.publish(unpin).unwrap();
     assert!(order.state.pins.is_empty());
     assert_eq!(order.state.decide_unpin(&user("ada"), PinId(99)).unwrap_err().code, ErrorCode::NoSuchTarget);
+    // A room holds a bounded number of pins; a titled pin still replaces its namesake.
+    for n in 0..3 {
+        let pin = order.state.decide_pin(
+            &user("ada"),
+            None,
+            note(&format!("n{n}")),
+            Some(ShortText::new(format!("t{n}")).unwrap()),
+            3,
+        );
+        order.publish(pin.unwrap()).unwrap();
+    }
+    let full = order.state.decide_pin(&user("ada"), None, note("one more"), None, 3).unwrap_err();
+    assert_eq!(full.code, ErrorCode::LimitReached);
+    assert!(order.state.decide_pin(&user("ada"), None, note("v2"), Some(ShortText::new("t1").unwrap()), 3).is_ok());
 }
 
 #[test]
@@ -209,7 +223,7 @@ fn restoring_what_the_store_keeps_gives_the_applied_state() {
     let mut order = Order::new(100);
     order.join("bo");
     order.join("cy");
-    let pin = order.state.decide_pin(&user("ada"), None, Note::new("mission").unwrap(), None).unwrap();
+    let pin = order.state.decide_pin(&user("ada"), None, Note::new("mission").unwrap(), None, 20).unwrap();
     order.publish(pin).unwrap();
     order.publish(order.state.decide_leave(&user("bo")).unwrap()).unwrap();
     let members = order
@@ -275,7 +289,7 @@ proptest! {
                 Request::Send(u) => order.state.decide_send(&who(u), message("x", None)).ok(),
                 Request::Pin(u, title) => order
                     .state
-                    .decide_pin(&who(u), None, Note::new("n").unwrap(), title.map(|t| ShortText::new(format!("t{t}")).unwrap()))
+                    .decide_pin(&who(u), None, Note::new("n").unwrap(), title.map(|t| ShortText::new(format!("t{t}")).unwrap()), 20)
                     .ok(),
                 Request::Unpin(u, pin) => order.state.decide_unpin(&who(u), PinId(u64::from(pin))).ok(),
                 Request::Cap(cap) => {

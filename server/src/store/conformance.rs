@@ -111,11 +111,23 @@ fn listings_count_members_and_show_the_callers_role(store: &dyn Store) {
     writes.push(change("a-room", Change::PutMember(member("bo", Role::Member))));
     writes.push(change("b-room", Change::PutMember(member("cy", Role::Moderator))));
     store.commit(&writes).unwrap();
-    let list = store.list_rooms(&UserId::new("bo").unwrap()).unwrap();
+    let list = store.list_rooms(&UserId::new("bo").unwrap(), None, 10).unwrap();
     let names: Vec<&str> = list.iter().map(|l| l.record.room.as_str()).collect();
     assert_eq!(names, ["a-room", "b-room"]);
     assert_eq!((list[0].members, list[0].role), (2, Some(Role::Member)));
     assert_eq!((list[1].members, list[1].role), (1, None));
+    // Pages, by name.
+    let first = store.list_rooms(&UserId::new("bo").unwrap(), None, 1).unwrap();
+    assert_eq!(first.len(), 1);
+    let next = store.list_rooms(&UserId::new("bo").unwrap(), Some(&first[0].record.room), 10).unwrap();
+    assert_eq!(next.iter().map(|l| l.record.room.as_str()).collect::<Vec<_>>(), ["b-room"]);
+    // Invite-only rooms show only to their members.
+    let mut hidden = record("c-hidden");
+    hidden.visibility = Visibility::InviteOnly;
+    store.commit(&[Write::CreateRoom(hidden)]).unwrap();
+    assert_eq!(store.list_rooms(&UserId::new("bo").unwrap(), None, 10).unwrap().len(), 2);
+    assert_eq!(store.rooms_owned(&UserId::new("ada").unwrap()).unwrap(), 1);
+    assert_eq!(store.rooms_owned(&UserId::new("cy").unwrap()).unwrap(), 0);
 }
 
 fn client_message_ids_come_back_newest_last(store: &dyn Store) {

@@ -7,8 +7,8 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Mutex;
 
-use hearth_protocol::ops::PinnedNote;
-use hearth_protocol::{Millis, PinId, RoomId, Seq, UserId};
+use hearth_protocol::ops::{PinnedNote, Visibility};
+use hearth_protocol::{Millis, PinId, Role, RoomId, Seq, UserId};
 
 use super::{
     Change, EventRow, MemberRecord, RoomListing, RoomLoad, RoomRecord, SentMessage, Store, StoreError, StoredEvent,
@@ -57,16 +57,27 @@ impl Store for MemoryStore {
         }))
     }
 
-    fn list_rooms(&self, user: &UserId) -> Result<Vec<RoomListing>, StoreError> {
+    fn list_rooms(&self, user: &UserId, after: Option<&RoomId>, limit: usize) -> Result<Vec<RoomListing>, StoreError> {
         let rooms = self.rooms();
+        let start = match after {
+            Some(after) => std::ops::Bound::Excluded(after.clone()),
+            None => std::ops::Bound::Unbounded,
+        };
         Ok(rooms
-            .values()
-            .map(|room| RoomListing {
+            .range((start, std::ops::Bound::Unbounded))
+            .map(|(_, room)| RoomListing {
                 record: room.record.clone(),
                 members: room.members.len() as u32,
                 role: room.members.get(user).map(|m| m.role),
             })
+            .filter(|l| l.record.visibility != Visibility::InviteOnly || l.role.is_some())
+            .take(limit)
             .collect())
+    }
+
+    fn rooms_owned(&self, user: &UserId) -> Result<usize, StoreError> {
+        let rooms = self.rooms();
+        Ok(rooms.values().filter(|r| r.members.get(user).is_some_and(|m| m.role == Role::Owner)).count())
     }
 
     fn recent_cmids(&self, room: &RoomId, limit: usize) -> Result<Vec<SentMessage>, StoreError> {

@@ -106,8 +106,12 @@ pub trait Store: Send + Sync + 'static {
     /// The room's state and its newest `recent` events, or `None` if there is no
     /// such room.
     fn load_room(&self, room: &RoomId, recent: usize) -> Result<Option<RoomLoad>, StoreError>;
-    /// Every room, by name, with `user`'s role in each.
-    fn list_rooms(&self, user: &UserId) -> Result<Vec<RoomListing>, StoreError>;
+    /// Up to `limit` rooms whose names sort after `after`, by name, that `user`
+    /// may see: every open and approval room, and invite-only rooms `user` is a
+    /// member of; with `user`'s role in each.
+    fn list_rooms(&self, user: &UserId, after: Option<&RoomId>, limit: usize) -> Result<Vec<RoomListing>, StoreError>;
+    /// How many rooms `user` owns.
+    fn rooms_owned(&self, user: &UserId) -> Result<usize, StoreError>;
     /// The client ids of the room's messages among its newest `limit` events,
     /// oldest first.
     fn recent_cmids(&self, room: &RoomId, limit: usize) -> Result<Vec<SentMessage>, StoreError>;

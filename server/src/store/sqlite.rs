@@ -16,7 +16,7 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use bytes::Bytes;
-use hearth_protocol::ops::PinnedNote;
+use hearth_protocol::ops::{PinnedNote, Visibility};
 use hearth_protocol::{ClientMsgId, Millis, Role, RoomId, Seq, UserId};
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -74,6 +74,8 @@ CREATE TABLE IF NOT EXISTS pins (
     record TEXT NOT NULL,           -- PinnedNote as JSON
     PRIMARY KEY (room, pin)
 ) WITHOUT ROWID;
+-- Which rooms a user owns (the per-user room limit), without a full scan.
+CREATE INDEX IF NOT EXISTS members_by_user ON members (user, role);
 ";
 
 pub struct SqliteStore {
@@ -304,33 +306,59 @@ impl Store for SqliteStore {
         Ok(Some(RoomLoad { record, members, pins, head, last_ts, recent }))
     }
 
-    fn list_rooms(&self, user: &UserId) -> Result<Vec<RoomListing>, StoreError> {
+    fn list_rooms(&self, user: &UserId, after: Option<&RoomId>, limit: usize) -> Result<Vec<RoomListing>, StoreError> {
         let conn = self.readers.get();
+        // Invite-only rooms are filtered after reading (their visibility is in the
+        // record's JSON), so read pages until `limit` visible ones are found.
         let mut stmt = conn.prepare_cached(
-            "SELECT r.record,
+            "SELECT r.room, r.record,
                     (SELECT COUNT(*) FROM members m WHERE m.room = r.room),
                     (SELECT role FROM members m WHERE m.room = r.room AND m.user = ?1)
-             FROM rooms r ORDER BY r.room",
+             FROM rooms r WHERE r.room > ?2 ORDER BY r.room LIMIT ?3",
         )?;
-        let rows = stmt
-            .query_map([user.as_str()], |row| {
-                Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?, row.get::<_, Option<String>>(2)?))
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
-        rows.into_iter()
-            .map(|(json, members, role)| {
-                Ok(RoomListing {
-                    record: serde_json::from_str(&json).map_err(corrupt("room record"))?,
-                    members: members as u32,
-                    role: match role {
-                        Some(role) => {
-                            Some(Role::parse(&role).ok_or(StoreError::Corrupt { what: "member role", detail: role })?)
-                        }
-                        None => None,
-                    },
-                })
-            })
-            .collect()
+        let mut listed = Vec::new();
+        let mut from = after.map(|r| r.as_str().to_string()).unwrap_or_default();
+        loop {
+            let rows = stmt
+                .query_map(params![user.as_str(), from, limit as i64], |row| {
+                    Ok((
+                        row.get::<_, String>(0)?,
+                        row.get::<_, String>(1)?,
+                        row.get::<_, i64>(2)?,
+                        row.get::<_, Option<String>>(3)?,
+                    ))
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            let exhausted = rows.len() < limit;
+            for (name, json, members, role) in rows {
+                from = name;
+                let record: RoomRecord = serde_json::from_str(&json).map_err(corrupt("room record"))?;
+                let role = match role {
+                    Some(role) => {
+                        Some(Role::parse(&role).ok_or(StoreError::Corrupt { what: "member role", detail: role })?)
+                    }
+                    None => None,
+                };
+                if record.visibility == Visibility::InviteOnly && role.is_none() {
+                    continue;
+                }
+                listed.push(RoomListing { record, members: members as u32, role });
+                if listed.len() == limit {
+                    return Ok(listed);
+                }
+            }
+            if exhausted {
+                return Ok(listed);
+            }
+        }
+    }
+
+    fn rooms_owned(&self, user: &UserId) -> Result<usize, StoreError> {
+        let conn = self.readers.get();
+        let count: i64 = conn
+            .prepare_cached("SELECT COUNT(*) FROM members WHERE user = ?1 AND role = 'owner'")?
+            .query_row([user.as_str()], |row| row.get(0))?;
+        Ok(count as usize)
     }
 
     fn recent_cmids(&self, room: &RoomId, limit: usize) -> Result<Vec<SentMessage>, StoreError> {
