@@ -133,7 +133,9 @@ impl Client {
         });
 
         let codec = options.codec;
-        let (reader_pending, reader_closed, reply_close) = (pending.clone(), closed.clone(), outgoing.clone());
+        // Weak: dropping the `Client` drops the last strong sender, which ends the
+        // writer, which sends a close frame — the connection closes with it.
+        let (reader_pending, reader_closed, reply_close) = (pending.clone(), closed.clone(), outgoing.downgrade());
         tokio::spawn(async move {
             while let Some(message) = stream.next().await {
                 let frame = match message {
@@ -144,7 +146,9 @@ impl Client {
                         *reader_closed.lock().unwrap() = info;
                         // Completes the closing handshake: the writer flushes the
                         // close reply tungstenite has queued.
-                        let _ = reply_close.try_send(Message::Close(None));
+                        if let Some(reply_close) = reply_close.upgrade() {
+                            let _ = reply_close.try_send(Message::Close(None));
+                        }
                         break;
                     }
                     Ok(_) => continue,

@@ -195,3 +195,260 @@ async fn a_resume_from_the_recent_events_stays_within_the_queue_bound() {
     assert_eq!(got.last().map(|(_, t)| t.as_str()), Some("live 19"));
     server.stop().await;
 }
+
+/// A server with production limits, some lowered to be reached quickly.
+async fn limited(change: impl FnOnce(&mut hearth_server::Limits)) -> TestServer {
+    let mut config = test_config(Storage::Ephemeral { history_limit: 10_000 });
+    config.limits = hearth_server::Limits::default();
+    change(&mut config.limits);
+    TestServer::start(config).await
+}
+
+fn error_code<T: std::fmt::Debug>(result: Result<T, hearth_cli::ClientError>) -> hearth_protocol::ErrorCode {
+    match result {
+        Err(hearth_cli::ClientError::Server(error)) => error.code,
+        other => panic!("expected an error reply, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_member_flooding_a_room_disconnects_no_one_else() {
+    use futures_util::SinkExt;
+    use hearth_protocol::ops::SendMessage;
+    use hearth_protocol::{ClientMsgId, Op, RequestId, Text};
+    use tokio_tungstenite::tungstenite::Message;
+    let server = limited(|_| {}).await;
+    let r = room("calm");
+    let owner = server.client("owner", Codec::MsgPack).await;
+    create_room(&owner, "calm", None).await.unwrap();
+    let mut readers = Vec::new();
+    for n in 0..98 {
+        let mut reader =
+            server.client(&format!("reader{n}"), if n % 2 == 0 { Codec::MsgPack } else { Codec::Json }).await;
+        reader.join(&r).await.unwrap();
+        readers.push(reader);
+    }
+    let flooder_client = server.client("flooder", Codec::MsgPack).await;
+    flooder_client.request(Join { room: r.clone(), since: None, invite: None }).await.unwrap();
+    drop(flooder_client);
+    // 1,000 sends of 8 KB, written as fast as the socket takes them.
+    let mut flooder = raw_connect(&server, "flooder").await;
+    let text = Text::new("f".repeat(8_000)).unwrap();
+    for n in 0..1_000u64 {
+        let send = SendMessage {
+            room: r.clone(),
+            text: text.clone(),
+            cmid: ClientMsgId::new(format!("f{n}")).unwrap(),
+            thread: None,
+        };
+        if flooder.send(Message::Binary(Op::from(send).encode(Codec::MsgPack, RequestId(n + 1)).into())).await.is_err()
+        {
+            break; // closed for flooding
+        }
+    }
+    assert_eq!(read_close_code(&mut flooder).await, Some(hearth_protocol::CloseCode::RateLimited.code()));
+    // Everyone else is still there and hears what comes next.
+    owner.send(&r, "after the flood").await.unwrap();
+    for (n, reader) in readers.iter_mut().enumerate() {
+        let mut flood = 0;
+        loop {
+            match reader.next_event_within(WAIT).await.unwrap_or_else(|e| panic!("reader{n}: {e}")) {
+                Some(hearth_protocol::Event::Message(m)) if m.text.as_str() == "after the flood" => break,
+                Some(hearth_protocol::Event::Message(_)) => flood += 1,
+                Some(_) => {}
+                None => panic!("reader{n} was disconnected: {:?}", reader.close_info()),
+            }
+        }
+        // The burst got through, the rest was refused.
+        assert!((1..=100).contains(&flood), "reader{n} saw {flood} flood messages");
+    }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_past_the_rate_get_rate_limited_with_a_retry_time() {
+    let server = limited(|l| {
+        l.requests_per_sec = 5;
+        l.request_burst = 5;
+    })
+    .await;
+    let ada = server.client("ada", Codec::Json).await;
+    let mut refused = None;
+    for _ in 0..10 {
+        if let Err(hearth_cli::ClientError::Server(error)) = ada.request(hearth_protocol::ops::Ping {}).await {
+            refused = Some(error);
+            break;
+        }
+    }
+    let error = refused.expect("the sixth ping in a burst of five is refused");
+    assert_eq!(error.code, hearth_protocol::ErrorCode::RateLimited);
+    assert!(error.retry_after_ms.is_some_and(|ms| ms > 0 && ms <= 1_000), "{error:?}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelining_past_the_depth_gets_errors_not_a_slow_consumer_close() {
+    use futures_util::{SinkExt, StreamExt};
+    use hearth_protocol::codec::{ServerFrame, decode_server_frame};
+    use hearth_protocol::ops::{Ping, SendMessage};
+    use hearth_protocol::{ClientMsgId, Op, RequestId, Text};
+    use tokio_tungstenite::tungstenite::Message;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(Storage::Dir(dir.path().to_path_buf()));
+    config.limits.max_in_flight = 32;
+    let hold = config.commit_hold.clone();
+    let server = TestServer::start(config).await;
+    let r = room("pipe");
+    let owner = server.client("ada", Codec::MsgPack).await;
+    create_room(&owner, "pipe", None).await.unwrap();
+    let mut ws = raw_connect(&server, "ada").await;
+    let encode = |op: Op, id: u64| Message::Binary(op.encode(Codec::MsgPack, RequestId(id)).into());
+    ws.send(encode(Op::from(Join { room: r.clone(), since: None, invite: None }), 1)).await.unwrap();
+    // Commits held: every send stays in flight. 40 of 8 KB pipelined, then a ping.
+    hold.hold();
+    let text = Text::new("p".repeat(8_000)).unwrap();
+    for n in 0..40u64 {
+        let send = SendMessage {
+            room: r.clone(),
+            text: text.clone(),
+            cmid: ClientMsgId::new(format!("p{n}")).unwrap(),
+            thread: None,
+        };
+        ws.send(encode(Op::from(send), 100 + n)).await.unwrap();
+    }
+    ws.send(encode(Op::from(Ping {}), 999)).await.unwrap();
+    let (mut refused, mut stored) = (0, 0);
+    let mut released = false;
+    while stored < 32 {
+        let frame = tokio::time::timeout(WAIT, ws.next()).await.expect("in time").expect("open").expect("a frame");
+        let Message::Binary(bytes) = frame else { panic!("closed or unexpected: {frame:?}") };
+        let Ok(ServerFrame::Reply { id }) = decode_server_frame(Codec::MsgPack, &bytes) else { continue };
+        let value: serde_json::Value = rmp_serde::from_slice(&bytes).unwrap();
+        match id.0 {
+            999 => {
+                // Every send was handled before the ping: release the commits.
+                assert_eq!(refused, 8, "the 33rd to 40th sends are refused at once");
+                hold.release();
+                released = true;
+            }
+            100..=139 if value.get("err").is_some() => {
+                assert_eq!(value["err"]["code"], "rate_limited");
+                refused += 1;
+            }
+            100..=139 => {
+                assert!(released, "nothing is acknowledged while commits are held");
+                stored += 1;
+            }
+            _ => {}
+        }
+    }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_per_user_and_per_address_are_bounded() {
+    let server = limited(|l| {
+        l.connections_per_user = 2;
+        l.connections_per_ip = 4;
+    })
+    .await;
+    let mut kept = vec![server.client("ada", Codec::MsgPack).await, server.client("ada", Codec::MsgPack).await];
+    let refused = hearth_cli::Client::connect(server.options("ada", Codec::MsgPack)).await;
+    match refused {
+        Err(hearth_cli::ClientError::Closed(Some(close))) => {
+            assert_eq!(close.hearth_code(), Some(hearth_protocol::CloseCode::TooManyConnections), "{}", close.reason)
+        }
+        other => panic!("a third connection of ada is refused: {:?}", other.map(|_| ())),
+    }
+    kept.push(server.client("bo", Codec::MsgPack).await);
+    kept.push(server.client("cy", Codec::MsgPack).await);
+    match hearth_cli::Client::connect(server.options("dee", Codec::MsgPack)).await {
+        Err(hearth_cli::ClientError::Closed(Some(close))) => {
+            assert_eq!(close.hearth_code(), Some(hearth_protocol::CloseCode::TooManyConnections), "{}", close.reason)
+        }
+        other => panic!("a fifth connection from 127.0.0.1 is refused: {:?}", other.map(|_| ())),
+    }
+    // A place frees up when a connection closes.
+    drop(kept.pop());
+    let mut back = None;
+    for _ in 0..50 {
+        if let Ok(client) = hearth_cli::Client::connect(server.options("dee", Codec::MsgPack)).await {
+            back = Some(client);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(back.is_some(), "dee connects once a place is free");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rooms_pins_and_receivers_have_limits_and_rooms_are_listed_in_pages() {
+    use hearth_protocol::ops::{AddPin, ListRooms};
+    let server = limited(|l| {
+        l.rooms_per_user = 3;
+        l.pins_per_room = 2;
+        l.receivers_per_room = 2;
+    })
+    .await;
+    let ada = server.client("ada", Codec::MsgPack).await;
+    for name in ["r1", "r2", "r3"] {
+        create_room(&ada, name, None).await.unwrap();
+    }
+    let fourth = create_room(&ada, "r4", None).await.map_err(|e| e.downcast::<hearth_cli::ClientError>().unwrap());
+    assert_eq!(error_code(fourth), hearth_protocol::ErrorCode::LimitReached);
+    let bo = server.client("bo", Codec::MsgPack).await;
+    create_room(&bo, "r4", None).await.unwrap();
+    // Four rooms, two a page.
+    let first = ada.request(ListRooms { after: None, limit: Some(2) }).await.unwrap();
+    assert!(first.more);
+    let second =
+        ada.request(ListRooms { after: first.rooms.last().map(|r| r.room.clone()), limit: Some(2) }).await.unwrap();
+    let names: Vec<String> = first.rooms.iter().chain(&second.rooms).map(|r| r.room.to_string()).collect();
+    assert_eq!(names, ["r1", "r2", "r3", "r4"]);
+    assert!(!second.more);
+    // Pins.
+    let note = |t: &str| Some(hearth_protocol::Note::new(t).unwrap());
+    for t in ["mission", "rules"] {
+        ada.request(AddPin { room: room("r1"), seq: None, note: note(t), title: None }).await.unwrap();
+    }
+    let third = ada.request(AddPin { room: room("r1"), seq: None, note: note("faq"), title: None }).await;
+    assert_eq!(error_code(third), hearth_protocol::ErrorCode::LimitReached);
+    // Receivers: two connections may receive r1, the third is told.
+    let mut a = server.client("ada", Codec::MsgPack).await;
+    let mut b = server.client("bo", Codec::MsgPack).await;
+    let mut c = server.client("cy", Codec::MsgPack).await;
+    a.join(&room("r1")).await.unwrap();
+    b.join(&room("r1")).await.unwrap();
+    assert_eq!(error_code(c.join(&room("r1")).await), hearth_protocol::ErrorCode::LimitReached);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn floods_of_pings_and_of_empty_fragments_are_closed() {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    let server = limited(|_| {}).await;
+    let mut pinger = raw_connect(&server, "pinger").await;
+    for _ in 0..50_000 {
+        if pinger.send(Message::Ping(Default::default())).await.is_err() {
+            break;
+        }
+    }
+    assert_eq!(read_close_code(&mut pinger).await, Some(hearth_protocol::CloseCode::RateLimited.code()));
+    // A message begun and never finished: empty continuation frames forever.
+    let mut fragmenter = raw_connect(&server, "fragmenter").await;
+    let start = Frame::message(Vec::new(), OpCode::Data(Data::Binary), false);
+    fragmenter.send(Message::Frame(start)).await.unwrap();
+    for _ in 0..200_000 {
+        let more = Frame::message(Vec::new(), OpCode::Data(Data::Continue), false);
+        if fragmenter.send(Message::Frame(more)).await.is_err() {
+            break;
+        }
+    }
+    assert_eq!(read_close_code(&mut fragmenter).await, Some(hearth_protocol::CloseCode::RateLimited.code()));
+    server.client("ada", Codec::MsgPack).await.request(hearth_protocol::ops::Ping {}).await.unwrap();
+    server.stop().await;
+}
