@@ -112,6 +112,7 @@ pub struct Section {
     pub storm: Option<StormReport>,
     pub idle: Option<IdleReport>,
     pub wander: Option<crate::wander::WanderReport>,
+    pub flood: Option<crate::run::FloodReport>,
     /// Events reading members had still not received when the drain ended.
     pub unreached: u64,
     pub gaps: u64,
@@ -126,6 +127,7 @@ impl Section {
             storm: None,
             idle: None,
             wander: None,
+            flood: None,
             unreached: 0,
             gaps: 0,
             duplicates: 0,
@@ -277,6 +279,15 @@ impl Report {
                     storm.p99_secs,
                     storm.gaps,
                     storm.duplicates
+                );
+            }
+            if let Some(f) = &section.flood {
+                println!(
+                    "flooder: {} sends of 8 KB written, {} stored, {} refused with rate_limited; closed with {}",
+                    f.sent,
+                    f.stored,
+                    f.refused,
+                    f.closed_with.map_or("-".to_string(), |c| c.to_string())
                 );
             }
             if let Some(w) = &section.wander {

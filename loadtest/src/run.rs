@@ -154,6 +154,22 @@ pub async fn run(scenario: &Scenario, target: &Target, secret: &Secret, show_pro
             ctx.sleep(Duration::from_secs(2), "slow members stopped reading").await;
             section.phases.push(ctx.window(&format!("with {slow_count} slow"), scenario.rate).await);
         }
+        Kind::Flood => {
+            ctx.run_at(scenario.rate, scenario.warmup).await;
+            section.phases.push(ctx.window("baseline", scenario.rate).await);
+            let stop = tokio_util::sync::CancellationToken::new();
+            let flooder = tokio::spawn(flood(
+                ws_target(target, 0, codec),
+                token(secret, &format!("lt-flooder-{tag}")),
+                rooms[0].clone(),
+                stop.clone(),
+            ));
+            ctx.sleep(Duration::from_secs(1), "a member floods room 0").await;
+            section.phases.push(ctx.window("with a flooder", scenario.rate).await);
+            stop.cancel();
+            let flood = tokio::time::timeout(Duration::from_secs(10), flooder).await.ok().and_then(|r| r.ok());
+            section.flood = flood.transpose().ok().flatten();
+        }
         Kind::Saturate => {
             let mut rate = scenario.rate;
             for step in 0..scenario.max_steps {
@@ -199,6 +215,79 @@ pub async fn run(scenario: &Scenario, target: &Target, secret: &Secret, show_pro
     // Give members a moment to close cleanly before the next target starts.
     tokio::time::sleep(Duration::from_millis(500)).await;
     Ok(section)
+}
+
+/// What the flooder sent and what the server did about it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FloodReport {
+    pub sent: u64,
+    pub stored: u64,
+    pub refused: u64,
+    /// The close code the server ended the flood with, if it did.
+    pub closed_with: Option<u16>,
+}
+
+/// Sends the largest messages into `room` as fast as the socket takes them,
+/// never waiting for replies, until `stop` or the server closes the connection.
+async fn flood(
+    target: WsTarget,
+    token: String,
+    room: RoomId,
+    stop: tokio_util::sync::CancellationToken,
+) -> Result<FloodReport> {
+    use futures_util::StreamExt;
+    use hearth_protocol::ops::SendMessage;
+    use hearth_protocol::{ClientMsgId, Text};
+    use tokio_tungstenite::tungstenite::Message;
+    let mut ws = member::connect(&target, &token).await?;
+    member::join(&mut ws, target.codec, &room, None).await?;
+    let (mut sink, mut stream) = ws.split();
+    let counting = tokio::spawn(async move {
+        let (mut stored, mut refused, mut closed_with) = (0u64, 0u64, None);
+        while let Some(Ok(message)) = stream.next().await {
+            let bytes = match message {
+                Message::Binary(b) => b,
+                Message::Text(t) => bytes::Bytes::from(t),
+                Message::Close(frame) => {
+                    closed_with = frame.map(|f| u16::from(f.code));
+                    break;
+                }
+                _ => continue,
+            };
+            let value: Option<serde_json::Value> = match target.codec {
+                Codec::MsgPack => rmp_serde::from_slice(&bytes).ok(),
+                Codec::Json => serde_json::from_slice(&bytes).ok(),
+            };
+            let Some(value) = value else { continue };
+            if value.get("id").is_some() {
+                if value.get("err").is_some() { refused += 1 } else { stored += 1 }
+            }
+        }
+        (stored, refused, closed_with)
+    });
+    let text = Text::new("x".repeat(hearth_protocol::limits::MAX_TEXT_BYTES)).expect("the largest text");
+    let mut sent = 0u64;
+    while !stop.is_cancelled() {
+        let send = SendMessage {
+            room: room.clone(),
+            text: text.clone(),
+            cmid: ClientMsgId::new(format!("flood-{sent}")).expect("valid id"),
+            thread: None,
+        };
+        let frame = encode_request(target.codec, RequestId(100 + sent), &send);
+        let message = match target.codec {
+            Codec::MsgPack => Message::Binary(frame.into()),
+            Codec::Json => Message::Text(String::from_utf8(frame).expect("JSON is UTF-8").into()),
+        };
+        if sink.send(message).await.is_err() {
+            break;
+        }
+        sent += 1;
+    }
+    let _ = sink.close().await;
+    let (stored, refused, closed_with) =
+        tokio::time::timeout(Duration::from_secs(5), counting).await.ok().and_then(|r| r.ok()).unwrap_or_default();
+    Ok(FloodReport { sent, stored, refused, closed_with })
 }
 
 /// Which members never read in the slow-consumer scenario: spread evenly, never senders.

@@ -19,6 +19,10 @@ pub enum Kind {
     ReconnectStorm,
     /// Some members never read; compare everyone else's latency with a run without them.
     SlowConsumer,
+    /// One extra member floods a room with the largest messages as fast as the
+    /// socket takes them; compare everyone's latency with a run without it. Meant
+    /// for a server with its production rate limits.
+    Flood,
     /// Extra clients join and leave rooms at a rate while messages flow.
     Churn,
     /// Many stored rooms, few active, members moving between them: the server's
@@ -97,6 +101,8 @@ impl Scenario {
         };
         match kind {
             Kind::Steady | Kind::SlowConsumer | Kind::Churn => steady,
+            // Under the default limit of 20 messages a second per connection.
+            Kind::Flood => Scenario { rate: 10.0, ..steady },
             Kind::Saturate => Scenario { duration: Duration::from_secs(6), warmup: Duration::from_secs(2), ..steady },
             Kind::Idle => Scenario { rooms: 0, duration: Duration::from_secs(5), ..steady },
             Kind::Wander => Scenario { rooms: 10_000, duration: Duration::from_secs(30), ..steady },
