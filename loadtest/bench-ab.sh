@@ -12,30 +12,19 @@ cd "$(dirname "$0")/.."
 rev=${1:?usage: loadtest/bench-ab.sh REV SCENARIO [flags]}
 scenario=${2:?usage: loadtest/bench-ab.sh REV SCENARIO [flags]}
 shift 2
-cargo build --release -q -p hearth-server -p hearth-loadtest
-bin=${CARGO_TARGET_DIR:-target}/release
+# shellcheck source=loadtest/bench-common.sh
+source loadtest/bench-common.sh
 tree=/tmp/hearth-ab-$rev
 [ -d "$tree" ] || git worktree add -f -q "$tree" "$rev"
 (cd "$tree" && CARGO_TARGET_DIR=/var/tmp/hearth-target-ab cargo build --release -q -p hearth-server)
 old=/var/tmp/hearth-target-ab/release
-ulimit -n "$(ulimit -Hn)"
-export HEARTH_TOKEN_SECRET=${HEARTH_TOKEN_SECRET:-bench-secret-bench-secret-0123456789}
-export RUST_LOG=${RUST_LOG:-warn}
-# One generator process makes every member's connection from one address, and
-# its senders send far faster than a person: lift the per-connection and
-# per-address limits (they are still checked on every request, never refused).
-load_limits=(--message-rate 1000000 --message-burst 1000000 --request-rate 1000000 --request-burst 1000000
-  --max-in-flight 100000 --connections-per-ip 1000000 --rooms-per-user 1000000)
 d1=$(mktemp -d); d2=$(mktemp -d)
 taskset -c 0 "$bin/hearth-server" --data-dir "$d1" "${load_limits[@]}" --listen 127.0.0.1:7878 2>"$d1/server.log" &
 new_pid=$!
 taskset -c 0 "$old/hearth-server" --data-dir "$d2" --listen 127.0.0.1:7979 2>"$d2/server.log" &
 old_pid=$!
 trap 'kill $new_pid $old_pid 2>/dev/null || true; wait $new_pid $old_pid 2>/dev/null || true; rm -rf "$d1" "$d2"' EXIT
-for _ in $(seq 100); do
-  (exec 3<>/dev/tcp/127.0.0.1/7878) 2>/dev/null && (exec 3<>/dev/tcp/127.0.0.1/7979) 2>/dev/null && break
-  sleep 0.1
-done
-echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -r); $(date -u +%F); this tree vs $rev"
+wait_for_ports 7878 7979
+machine_line "this tree vs $rev"
 taskset -c 1 "$bin/hearth-loadtest" run --scenario "$scenario" \
   --url ws://127.0.0.1:7878 --server-pid "$new_pid" --floor-url ws://127.0.0.1:7979 --floor-pid "$old_pid" "$@"

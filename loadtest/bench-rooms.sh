@@ -11,31 +11,23 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 rooms=${1:-100000}
 shift || true
-cargo build --release -q -p hearth-server -p hearth-loadtest
-bin=${CARGO_TARGET_DIR:-target}/release
-ulimit -n "$(ulimit -Hn)"
-export HEARTH_TOKEN_SECRET=${HEARTH_TOKEN_SECRET:-bench-secret-bench-secret-0123456789}
-export RUST_LOG=${RUST_LOG:-warn}
+# shellcheck source=loadtest/bench-common.sh
+source loadtest/bench-common.sh
 data=$(mktemp -d)
 server=
 stop() { [ -n "$server" ] && kill "$server" 2>/dev/null && wait "$server" 2>/dev/null || true; }
 trap 'stop; rm -rf "$data"' EXIT
-# One generator process makes every member's connection from one address, and
-# its senders send far faster than a person: lift the per-connection and
-# per-address limits (they are still checked on every request, never refused).
-load_limits=(--message-rate 1000000 --message-burst 1000000 --request-rate 1000000 --request-burst 1000000
-  --max-in-flight 100000 --connections-per-ip 1000000 --rooms-per-user 1000000)
 start() {
   local t0 t1
   t0=$(date +%s.%N)
   taskset -c 0 "$bin/hearth-server" --data-dir "$data" "${load_limits[@]}" \
     --listen 127.0.0.1:7878 --room-idle 10s 2>>"$data/server.log" &
   server=$!
-  until (exec 3<>/dev/tcp/127.0.0.1/7878) 2>/dev/null; do sleep 0.01; done
+  until (exec 3<>/dev/tcp/127.0.0.1/7878) 2>/dev/null; do sleep 0.01; done  # finer than wait_for_ports: this is the figure
   t1=$(date +%s.%N)
   echo "server up in $(echo "$t1 - $t0" | bc) s; RSS $(awk '/VmRSS/{print $2/1024}' /proc/$server/status) MiB"
 }
-echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -r); $(date -u +%F)"
+machine_line
 start
 # First run: creates the rooms (a short wander after it).
 taskset -c 1 "$bin/hearth-loadtest" run --scenario wander --rooms "$rooms" --url ws://127.0.0.1:7878 \
