@@ -1,8 +1,11 @@
 //! The hub: every live connection on this node, indexed by user, with the rooms
 //! each one receives. A room's own subscriber list (in `rooms`) is the index by
-//! room; the hub is the index by user, so that what happens to a user — a leave
-//! now, a kick or a ban later — reaches every connection of that user, whichever
-//! rooms they are receiving or are in the middle of joining.
+//! room, and what happens to a user in a room — a leave now, a kick or a ban
+//! later — reaches every connection of theirs receiving it through that list (one
+//! still joining stops at its switch to live). The index by user holds a user's
+//! connections: it enforces the per-user connection limit, atomically, and is
+//! where something that must reach all of a user's connections, in any room,
+//! will find them.
 //!
 //! Sharded (`DashMap`) by user, so connections of different users rarely meet on
 //! a lock; nothing here is on the message hot path.
@@ -80,15 +83,5 @@ impl Hub {
             conns.retain(|c| c.id != conn.id);
             conns.is_empty()
         });
-    }
-
-    /// Every live connection of `user` on this node.
-    pub fn connections_of(&self, user: &UserId) -> Vec<Arc<Conn>> {
-        self.by_user.get(user).map(|conns| conns.clone()).unwrap_or_default()
-    }
-
-    /// Users with at least one connection.
-    pub fn users(&self) -> usize {
-        self.by_user.len()
     }
 }

@@ -149,7 +149,7 @@ impl Outbound {
             let space = self.space.notified();
             {
                 let queue = self.lock();
-                if queue.close.is_some() || queue.bytes <= self.max_bytes / 2 {
+                if queue.close.is_some() || self.fits_asked(queue.bytes, 0) {
                     return;
                 }
             }

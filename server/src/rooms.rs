@@ -19,7 +19,7 @@ use std::time::Duration;
 use dashmap::DashMap;
 use hearth_protocol::codec::encode_reply;
 use hearth_protocol::event::TruncatedEvent;
-use hearth_protocol::ops::{Joined, MemberInfo, ResumeMode, RoomSummary, Visibility};
+use hearth_protocol::ops::{Joined, MemberInfo, ResumeMode, RoomSummary};
 use hearth_protocol::{ErrorBody, ErrorCode, Event, Note, Position, RequestId, Role, RoomId, Seq, UserId, limits};
 use tokio::sync::{Notify, OnceCell};
 use tokio::time::Instant;
@@ -66,7 +66,6 @@ pub struct Room {
     /// Wakes tasks waiting for an event to be applied (`wait_applied`).
     applied: Notify,
     broker: Arc<dyn Broker>,
-    hub: Arc<Hub>,
     limits: RoomLimits,
 }
 
@@ -103,11 +102,6 @@ impl Inner {
         after >= self.state.head || self.recent.front().is_some_and(|oldest| oldest.seq <= after.next())
     }
 
-    /// The recent events after `after`, as frames for `conn`.
-    fn burst_after(&self, after: Seq, conn: &Conn) -> Vec<tokio_tungstenite::tungstenite::Message> {
-        self.recent.iter().filter(|e| e.seq > after).map(|e| e.frame(conn.codec, None)).collect()
-    }
-
     fn subscribe(&mut self, room: &RoomId, conn: &Arc<Conn>) {
         self.subscribers.retain(|s| s.id != conn.id);
         self.subscribers.push(conn.clone());
@@ -115,7 +109,7 @@ impl Inner {
     }
 
     /// Applies the next event and fans it out.
-    fn apply(&mut self, room: &RoomId, hub: &Hub, event: &Committed, recent_events: usize) {
+    fn apply(&mut self, room: &RoomId, event: &Committed, recent_events: usize) {
         if let Err(error) = self.state.apply(&event.event) {
             // Callers check continuity first; this would be a bug, and a hole.
             tracing::error!(room = %room, %error, "delivery out of order");
@@ -130,11 +124,15 @@ impl Inner {
             self.subscribers.retain(|s| !s.out.is_closed());
         }
         if let Event::MemberLeft(left) = &event.event {
-            // The leave reached them above; from here on they receive nothing.
-            self.subscribers.retain(|s| s.user != left.user);
-            for conn in hub.connections_of(&left.user) {
-                conn.not_receiving(room);
-            }
+            // The leave reached every connection of theirs above; from here on they
+            // receive nothing. (One still joining stops at its switch to live.)
+            self.subscribers.retain(|s| {
+                let stays = s.user != left.user;
+                if !stays {
+                    s.not_receiving(room);
+                }
+                stays
+            });
         }
         self.recent.push_back(event.encoded.clone());
         if self.recent.len() > recent_events {
@@ -151,7 +149,7 @@ impl Inner {
 }
 
 impl Room {
-    fn new(load: RoomLoad, broker: Arc<dyn Broker>, hub: Arc<Hub>, limits: RoomLimits) -> Result<Room, StoreError> {
+    fn new(load: RoomLoad, broker: Arc<dyn Broker>, limits: RoomLimits) -> Result<Room, StoreError> {
         let state = RoomState::restore(load.record, load.members, load.pins, load.head, load.last_ts);
         let mut recent = VecDeque::with_capacity(load.recent.len().min(limits.recent_events));
         for stored in load.recent.iter().skip(load.recent.len().saturating_sub(limits.recent_events)) {
@@ -168,7 +166,6 @@ impl Room {
             }),
             applied: Notify::new(),
             broker,
-            hub,
             limits,
         })
     }
@@ -244,7 +241,7 @@ impl Room {
                 inner.repair = Some(repair);
                 start_repair = true;
             } else {
-                inner.apply(&self.id, &self.hub, event, self.limits.recent_events);
+                inner.apply(&self.id, event, self.limits.recent_events);
             }
         }
         drop(inner);
@@ -279,7 +276,7 @@ impl Room {
                 repair.held.retain(|seq, _| *seq >= next);
                 let until = repair.until;
                 for event in &ready {
-                    inner.apply(&self.id, &self.hub, event, limits.recent_events);
+                    inner.apply(&self.id, event, limits.recent_events);
                 }
                 if inner.state.head >= until {
                     inner.repair = None;
@@ -312,7 +309,7 @@ impl Room {
                     break;
                 }
                 match Committed::from_stored(stored) {
-                    Ok(event) => inner.apply(&self.id, &self.hub, &event, self.limits.recent_events),
+                    Ok(event) => inner.apply(&self.id, &event, self.limits.recent_events),
                     Err(error) => {
                         tracing::error!(room = %self.id, %error, "unreadable event in history");
                         break;
@@ -382,20 +379,13 @@ impl Room {
                 inner.subscribe(&self.id, conn);
                 return Ok(());
             }
-            if inner.recent_covers(after) {
+            // Covered by the recent events: reply now; the catch-up below sends
+            // them and subscribes in one step under the lock.
+            let replied = inner.recent_covers(after);
+            if replied {
                 push_reply(conn, id, &joined_reply(&inner.state, role, mode, first_join));
-                match conn.out.try_push_burst(inner.burst_after(after, conn)) {
-                    Ok(()) => {
-                        inner.subscribe(&self.id, conn);
-                        return Ok(());
-                    }
-                    Err(BurstError::Closed) => return Ok(()),
-                    // Too much at once for the queue's bound: page through it below.
-                    Err(BurstError::TooBig(_)) => (after, true),
-                }
-            } else {
-                (after, false)
             }
+            (after, replied)
         };
         let after = if replied {
             after
@@ -440,13 +430,17 @@ impl Room {
                         // They left while catching up; the replay showed it.
                         return Ok(());
                     }
-                    match conn.out.try_push_burst(inner.burst_after(after, conn)) {
+                    let recent: Vec<Arc<Encoded>> = inner.recent.iter().filter(|e| e.seq > after).cloned().collect();
+                    let burst = recent.iter().map(|e| e.frame(conn.codec, None)).collect();
+                    match conn.out.try_push_burst(burst) {
                         Ok(()) => {
                             inner.subscribe(&self.id, conn);
                             return Ok(());
                         }
                         Err(BurstError::Closed) => return Ok(()),
-                        Err(BurstError::TooBig(_)) => inner.recent.iter().filter(|e| e.seq > after).cloned().collect(),
+                        // Too much at once for the queue's bound: send these with
+                        // backpressure first, then try again closer to the head.
+                        Err(BurstError::TooBig(_)) => recent,
                     }
                 }
             };
@@ -535,6 +529,7 @@ impl Room {
     /// Whether the room can leave memory: nobody receives it, nothing is being
     /// repaired, and it has not been used for `idle_after`.
     fn is_idle(&self, now: Instant) -> bool {
+        // Not `lock()`: looking must not count as using.
         let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         inner.subscribers.is_empty()
             && inner.repair.is_none()
@@ -657,7 +652,7 @@ impl Registry {
                 self.broker.subscribe(room.clone()).await?;
                 let load = self.broker.load_room(room.clone(), self.limits.recent_events).await?;
                 let load = load.ok_or_else(|| BrokerError::NoSuchRoom(room.clone()))?;
-                let loaded = Room::new(load, self.broker.clone(), self.hub.clone(), self.limits)?;
+                let loaded = Room::new(load, self.broker.clone(), self.limits)?;
                 Ok::<_, BrokerError>(Arc::new(loaded))
             })
             .await;
@@ -694,7 +689,6 @@ impl Registry {
         rooms.truncate(limit);
         let rooms = rooms
             .into_iter()
-            .filter(|r| r.record.visibility != Visibility::InviteOnly || r.role.is_some())
             .map(|r| RoomSummary {
                 room: r.record.room,
                 topic: r.record.topic,

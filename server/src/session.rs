@@ -12,7 +12,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::metered::{Metered, ReadMeter};
 use futures_util::stream::{FuturesUnordered, SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use hearth_protocol::codec::{decode_request, encode_error, encode_event, encode_reply};
@@ -20,7 +19,7 @@ use hearth_protocol::event::Hello;
 use hearth_protocol::ops::{
     AddPin, Appended, CreateRoom, Done, HistoryPage, Join, MemberList, Op, Pinned, Pong, RoomList,
 };
-use hearth_protocol::{CloseCode, Codec, ErrorBody, ErrorCode, Event, PinId, RequestId, RoomId, Seq, UserId, limits};
+use hearth_protocol::{CloseCode, Codec, ErrorBody, ErrorCode, Event, RequestId, RoomId, Seq, UserId, limits};
 use serde::Serialize;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::{self, Message};
@@ -30,6 +29,7 @@ use crate::Shared;
 use crate::broker::{BrokerError, Published};
 use crate::frames::{event_frame, frame_message};
 use crate::hub::{Conn, ConnId};
+use crate::metered::{Metered, ReadMeter};
 use crate::outbound::{Outbound, Taken};
 use crate::room::{self, Draft, Rejection};
 use crate::rooms::Room;
@@ -68,7 +68,7 @@ struct Session {
 #[allow(clippy::too_many_arguments)] // one call site, each argument a different thing
 pub async fn run(
     sink: Sink,
-    stream: Stream,
+    mut stream: Stream,
     meter: ReadMeter,
     shared: Arc<Shared>,
     user: UserId,
@@ -89,7 +89,6 @@ pub async fn run(
     }
     let mut session = Session { shared, conn, rate: None, in_flight: None };
     session.hello();
-    let mut stream = stream;
     // The upgrade's own bytes do not count.
     meter.message_seen();
     let ended = session.read_loop(&mut stream, &meter, &shutdown).await;
@@ -228,10 +227,7 @@ impl Session {
                 // tungstenite answers pings itself, so they cost a write each: they
                 // count as requests. Pongs only prove the peer is alive.
                 (Message::Ping(_), _) => {
-                    if self.admit(None).is_err()
-                        && self.rate().refused >= self.shared.config.limits.refusals_before_close
-                    {
-                        out.close(CloseCode::RateLimited, "rate_limited: pings past the request limit; slow down");
+                    if self.admit(None).is_err() && self.close_if_flooding() {
                         return Ended::ByServer;
                     }
                 }
@@ -280,15 +276,10 @@ impl Session {
         };
         let id = request.id;
         if let Err(error) = self.admit(Some(&request.op)) {
-            if self.rate().refused >= self.shared.config.limits.refusals_before_close {
-                let refused = self.rate().refused;
-                tracing::info!(conn = self.conn.id.0, user = %self.conn.user, refused, "closing a flooding connection");
-                return self.conn.out.close(
-                    CloseCode::RateLimited,
-                    format!("rate_limited: {refused} requests refused in a row; wait for retry_after_ms"),
-                );
+            if !self.close_if_flooding() {
+                self.reply_error(id, &error).await;
             }
-            return self.reply_error(id, &error).await;
+            return;
         }
         if let Err(error) = self.dispatch(id, request.op).await {
             if error.code == ErrorCode::Internal {
@@ -301,6 +292,21 @@ impl Session {
     fn rate(&mut self) -> &mut Rate {
         let limits = self.shared.config.limits;
         self.rate.get_or_insert_with(|| Box::new(Rate::new(&limits)))
+    }
+
+    /// Closes the connection with `rate_limited` once it has been refused too
+    /// many times in a row (it ignores `retry_after_ms`); says whether it did.
+    fn close_if_flooding(&mut self) -> bool {
+        let refused = self.rate().refused;
+        if refused < self.shared.config.limits.refusals_before_close {
+            return false;
+        }
+        tracing::info!(conn = self.conn.id.0, user = %self.conn.user, refused, "closing a flooding connection");
+        self.conn.out.close(
+            CloseCode::RateLimited,
+            format!("rate_limited: {refused} requests refused in a row; wait for retry_after_ms"),
+        );
+        true
     }
 
     /// Whether this connection may make another request (`op`; `None` for a
@@ -478,13 +484,12 @@ impl Session {
         };
         let max_pins = self.shared.config.limits.pins_per_room;
         let draft = room.decide(|s| s.decide_pin(&user, args.seq, text, args.title, max_pins))?;
-        let Event::Pin(pin_event) = &draft.event else { unreachable!("decide_pin drafts a pin") };
-        let mut pin = pin_event.pin.clone();
+        let mut event = draft.event.clone();
         self.publish(id, draft, move |p| {
-            // The same stamp the stored event got.
-            pin.pin = PinId(p.seq.0);
-            pin.at = p.ts;
-            Pinned { seq: p.seq, pin }
+            // Stamped as the stored event was: the reply's pin is the event's.
+            event.stamp(p.seq, p.ts);
+            let Event::Pin(pinned) = event else { unreachable!("decide_pin drafts a pin") };
+            Pinned { seq: p.seq, pin: pinned.pin }
         })
         .await
     }

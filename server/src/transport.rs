@@ -299,6 +299,7 @@ async fn handle_connection(
         Box::pin(close_now(&mut ws, CloseCode::TooManyConnections, &reason)).await;
         return;
     }
+    // Held until the connection ends: its place in the address's count.
     let _from_ip = from_ip;
     let user = match token.ok_or(AuthError::Missing).and_then(|t| auth::verify(&shared.config.token_secret, &t)) {
         Ok(user) => user,

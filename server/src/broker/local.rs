@@ -13,8 +13,10 @@
 //! the write and the delivery happen inline, still under the sequencer's lock, so
 //! each room's events are delivered in order.
 //!
-//! Sequencers are made on a room's first publish (from the store) and dropped on
-//! `unsubscribe` once nothing is in flight, so memory follows the active rooms.
+//! A sequencer is made from the store when its room is loaded or first published
+//! to, and dropped once nothing is in flight and the room has left memory
+//! (`unsubscribe`) or gone unused for the idle time, so memory follows the active
+//! rooms.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
@@ -101,18 +103,25 @@ impl SentWindow {
 }
 
 impl Order {
-    fn new(load: &RoomLoad, sent: Vec<SentMessage>, window: usize) -> Order {
-        let mut order = Order {
-            epoch: load.record.epoch,
-            head: load.head,
-            durable: load.head,
-            last_ts: load.last_ts,
-            gate: Gate::new(load.record.cap, load.members.iter().map(|m| (m.user.clone(), m.role))),
+    /// The order of a room whose events up to `head` are durable.
+    fn at(epoch: Epoch, head: Seq, last_ts: Millis, gate: Gate) -> Order {
+        Order {
+            epoch,
+            head,
+            durable: head,
+            last_ts,
+            gate,
             sent: SentWindow::default(),
             in_flight: VecDeque::new(),
             last_used: Instant::now(),
             creator: None,
-        };
+        }
+    }
+
+    /// The order of a stored room, with its newest client message ids.
+    fn new(load: &RoomLoad, sent: Vec<SentMessage>, window: usize) -> Order {
+        let gate = Gate::new(load.record.cap, load.members.iter().map(|m| (m.user.clone(), m.role)));
+        let mut order = Order::at(load.record.epoch, load.head, load.last_ts, gate);
         for s in sent {
             order.sent.remember((s.from, s.cmid), (s.seq, s.ts), window);
         }
@@ -367,17 +376,8 @@ impl Broker for LocalBroker {
                 if owned + pending >= max_owned {
                     return Err(BrokerError::TooManyRooms { user: record.owner.clone(), max: max_owned });
                 }
-                let order = Order {
-                    epoch: record.epoch,
-                    head: Seq::ZERO,
-                    durable: Seq::ZERO,
-                    last_ts: record.created_at,
-                    gate: Gate::new(record.cap, []),
-                    sent: SentWindow::default(),
-                    in_flight: VecDeque::new(),
-                    last_used: Instant::now(),
-                    creator: Some(record.owner.clone()),
-                };
+                let mut order = Order::at(record.epoch, Seq::ZERO, record.created_at, Gate::new(record.cap, []));
+                order.creator = Some(record.owner.clone());
                 let seqr = Arc::new(Sequencer { room: room.clone(), order: Mutex::new(order) });
                 self.sequencers.insert(room.clone(), seqr.clone());
                 seqr

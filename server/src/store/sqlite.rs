@@ -129,6 +129,10 @@ fn lock<T>(conn: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+fn parse_role(role: String) -> Result<Role, StoreError> {
+    Role::parse(&role).ok_or(StoreError::Corrupt { what: "member role", detail: role })
+}
+
 fn corrupt(what: &'static str) -> impl Fn(serde_json::Error) -> StoreError {
     move |e| StoreError::Corrupt { what, detail: e.to_string() }
 }
@@ -272,8 +276,7 @@ impl Store for SqliteStore {
                     Ok(MemberRecord {
                         user: UserId::new(user)
                             .map_err(|detail| StoreError::Corrupt { what: "member name", detail })?,
-                        role: Role::parse(&role)
-                            .ok_or(StoreError::Corrupt { what: "member role", detail: role.clone() })?,
+                        role: parse_role(role)?,
                         joined_at: Millis(joined_at as u64),
                         role_expires_at: expires.map(|t| Millis(t as u64)),
                     })
@@ -333,12 +336,7 @@ impl Store for SqliteStore {
             for (name, json, members, role) in rows {
                 from = name;
                 let record: RoomRecord = serde_json::from_str(&json).map_err(corrupt("room record"))?;
-                let role = match role {
-                    Some(role) => {
-                        Some(Role::parse(&role).ok_or(StoreError::Corrupt { what: "member role", detail: role })?)
-                    }
-                    None => None,
-                };
+                let role = role.map(parse_role).transpose()?;
                 if record.visibility == Visibility::InviteOnly && role.is_none() {
                     continue;
                 }
