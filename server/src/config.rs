@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::auth::Secret;
+pub use crate::broker::cluster::{RedisConfig, RedisTarget};
 use crate::clock::{self, SharedClock};
 use crate::journal::CommitHold;
 use crate::rooms::RoomLimits;
@@ -16,6 +17,9 @@ pub enum Storage {
     Dir(PathBuf),
     /// Memory only; each room keeps its newest `history_limit` events.
     Ephemeral { history_limit: usize },
+    /// Cluster mode: rooms, memberships, pins and history live in Redis, shared
+    /// by every node that names the same Redis and prefix.
+    Redis(RedisConfig),
 }
 
 #[derive(Debug, Clone)]

@@ -33,10 +33,11 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::broker::Broker;
+use crate::broker::cluster::RedisBroker;
 use crate::broker::local::LocalBroker;
+use crate::broker::{Broker, BrokerError};
 use crate::clock::{Clock, SharedClock};
-pub use crate::config::{Config, Limits, Storage};
+pub use crate::config::{Config, Limits, RedisConfig, RedisTarget, Storage};
 use crate::hub::{ConnId, Hub};
 use crate::rooms::{Loaded, Registry};
 use crate::store::memory::MemoryStore;
@@ -61,25 +62,57 @@ impl Shared {
 pub enum ServerError {
     #[error("cannot open the store: {0}")]
     Store(#[from] StoreError),
+    #[error("cannot reach Redis at {target}: {error}; start it, or fix --redis / --redis-cluster")]
+    Redis { target: String, error: BrokerError },
     #[error(
         "the store failed while serving, so the server stopped: {0}; restart it to recover from the last good commit"
     )]
     StoreFailed(String),
 }
 
-/// Opens the store the config names.
-pub fn open_store(config: &Config) -> Result<Arc<dyn Store>, StoreError> {
-    Ok(match &config.storage {
+/// Opens the embedded store the config names (`None` in cluster mode, where
+/// Redis is the store).
+pub fn open_store(config: &Config) -> Result<Option<Arc<dyn Store>>, StoreError> {
+    Ok(Some(match &config.storage {
         Storage::Dir(dir) => Arc::new(SqliteStore::open(dir)?),
         Storage::Ephemeral { history_limit } => Arc::new(MemoryStore::new(*history_limit)),
-    })
+        Storage::Redis(_) => return Ok(None),
+    }))
+}
+
+/// The broker the config names: local over the embedded store, or Redis.
+async fn start_broker(
+    config: &Config,
+    delivery: Arc<Loaded>,
+    failed: CancellationToken,
+    stop: CancellationToken,
+) -> Result<(Arc<dyn Broker>, Option<Arc<LocalBroker>>), ServerError> {
+    if let Storage::Redis(redis) = &config.storage {
+        let mut redis = redis.clone();
+        redis.dedupe_window = config.rooms.dedupe_window;
+        let target = redis.target.describe();
+        let broker = RedisBroker::connect(redis, config.clock.clone(), delivery, stop)
+            .await
+            .map_err(|error| ServerError::Redis { target, error })?;
+        return Ok((Arc::new(broker), None));
+    }
+    let store = open_store(config)?.expect("an embedded store");
+    let local = Arc::new(LocalBroker::start(
+        store,
+        config.clock.clone(),
+        delivery,
+        config.rooms.dedupe_window,
+        config.rooms.idle_after,
+        config.commit_hold.clone(),
+        failed,
+    ));
+    Ok((local.clone(), Some(local)))
 }
 
 /// Serves `listener` until `shutdown` is cancelled (or the store fails), then
 /// closes every connection with `going_away`, waits up to `shutdown_grace` for
 /// them, and makes durable whatever is still queued.
 pub async fn run(listener: TcpListener, mut config: Config, shutdown: CancellationToken) -> Result<(), ServerError> {
-    let store = open_store(&config)?;
     config.rooms.receivers = config.limits.receivers_per_room;
     if let Storage::Ephemeral { history_limit } = config.storage {
         // A resume served from a room's recent events must not reach further back
@@ -88,15 +121,8 @@ pub async fn run(listener: TcpListener, mut config: Config, shutdown: Cancellati
     }
     let loaded = Arc::new(Loaded::default());
     let store_failed = CancellationToken::new();
-    let broker = Arc::new(LocalBroker::start(
-        store,
-        config.clock.clone(),
-        loaded.clone(),
-        config.rooms.dedupe_window,
-        config.rooms.idle_after,
-        config.commit_hold.clone(),
-        store_failed.clone(),
-    ));
+    let broker_stop = CancellationToken::new();
+    let (broker, local) = start_broker(&config, loaded.clone(), store_failed.clone(), broker_stop.clone()).await?;
     let hub = Arc::new(Hub::default());
     let registry = Arc::new(Registry::new(loaded, broker.clone(), hub, config.rooms));
     tracing::info!(addr = ?listener.local_addr().ok(), "serving");
@@ -120,7 +146,8 @@ pub async fn run(listener: TcpListener, mut config: Config, shutdown: Cancellati
     stop_on_failure.abort();
     let _ = evictor.await;
     let _ = broker.shutdown().await;
-    if let Some(failure) = broker.failure() {
+    broker_stop.cancel();
+    if let Some(failure) = local.and_then(|local| local.failure()) {
         return Err(ServerError::StoreFailed(failure));
     }
     tracing::info!("stopped");

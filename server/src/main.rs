@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use hearth_protocol::UserId;
 use hearth_server::auth::{self, Secret};
 use hearth_server::config::DEFAULT_EPHEMERAL_HISTORY;
-use hearth_server::{Config, Limits, Storage};
+use hearth_server::{Config, Limits, RedisConfig, RedisTarget, Storage};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
@@ -30,6 +30,26 @@ struct Cli {
     /// With --ephemeral: events each room keeps; older ones are forgotten.
     #[arg(long, default_value_t = DEFAULT_EPHEMERAL_HISTORY)]
     history_limit: usize,
+    /// Cluster mode: keep rooms and history in this Redis (redis://host:port),
+    /// shared by every node that names it. Needs HEARTH_TOKEN_SECRET, the same
+    /// on every node.
+    #[arg(long, env = "HEARTH_REDIS_URL", conflicts_with_all = ["ephemeral", "redis_cluster"])]
+    redis: Option<String>,
+    /// Cluster mode on a Redis Cluster: some of its nodes, comma-separated.
+    #[arg(long, env = "HEARTH_REDIS_CLUSTER", value_delimiter = ',', conflicts_with = "ephemeral")]
+    redis_cluster: Vec<String>,
+    /// Start of every Redis key and channel, so deployments can share a Redis.
+    #[arg(long, env = "HEARTH_REDIS_PREFIX", default_value = "hearth")]
+    redis_prefix: String,
+    /// Cluster mode: events each room's history keeps (at least).
+    #[arg(long, default_value_t = 100_000)]
+    redis_history_events: usize,
+    /// Cluster mode: events older than this leave history (e.g. 90d; default: kept).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    redis_history_age: Option<Duration>,
+    /// Cluster mode: a Redis call slower than this fails, and the client is told to retry.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "2s")]
+    redis_timeout: Duration,
     /// Most simultaneous connections.
     #[arg(long, default_value_t = 100_000)]
     max_connections: usize,
@@ -101,12 +121,25 @@ fn main() -> Result<()> {
         return Ok(());
     }
     init_logging(cli.log_format);
-    let storage = if cli.ephemeral {
+    let redis = match (&cli.redis, cli.redis_cluster.is_empty()) {
+        (Some(url), _) => Some(RedisTarget::Single(url.clone())),
+        (None, false) => Some(RedisTarget::Cluster(cli.redis_cluster.clone())),
+        (None, true) => None,
+    };
+    let shared_secret = cli.ephemeral || redis.is_some();
+    let storage = if let Some(target) = redis {
+        let mut redis = RedisConfig::new(target);
+        redis.prefix = cli.redis_prefix.clone();
+        redis.history_events = cli.redis_history_events;
+        redis.history_age = cli.redis_history_age;
+        redis.timeout = cli.redis_timeout;
+        Storage::Redis(redis)
+    } else if cli.ephemeral {
         Storage::Ephemeral { history_limit: cli.history_limit }
     } else {
         Storage::Dir(cli.data_dir.clone())
     };
-    let mut config = Config::new(storage, secret_for(&cli.data_dir, cli.ephemeral)?);
+    let mut config = Config::new(storage, secret_for(&cli.data_dir, shared_secret)?);
     config.max_connections = cli.max_connections;
     config.write_coalesce = cli.write_coalesce;
     config.rooms.idle_after = cli.room_idle;
@@ -134,6 +167,7 @@ async fn serve(listen: SocketAddr, config: Config) -> Result<()> {
     let data = match &config.storage {
         Storage::Dir(dir) => dir.display().to_string(),
         Storage::Ephemeral { .. } => "memory only".to_string(),
+        Storage::Redis(redis) => format!("Redis {}, prefix {}", redis.target.describe(), redis.prefix),
     };
     eprintln!("hearth-server listening on ws://{} (data: {data})", listener.local_addr()?);
     let shutdown = CancellationToken::new();
@@ -142,16 +176,19 @@ async fn serve(listen: SocketAddr, config: Config) -> Result<()> {
     Ok(())
 }
 
-/// The token secret: HEARTH_TOKEN_SECRET if set, else the data directory's file.
-fn secret_for(data_dir: &Path, ephemeral: bool) -> Result<Secret> {
+/// The token secret: HEARTH_TOKEN_SECRET if set, else the data directory's file
+/// (unless the server keeps no files of its own: `--ephemeral`, or cluster mode,
+/// where every node must check tokens with the same secret).
+fn secret_for(data_dir: &Path, from_env_only: bool) -> Result<Secret> {
     if let Some(value) = std::env::var_os("HEARTH_TOKEN_SECRET") {
         let bytes = value.into_encoded_bytes();
         return Secret::new(bytes).context("HEARTH_TOKEN_SECRET is unusable");
     }
-    if ephemeral {
+    if from_env_only {
         bail!(
-            "--ephemeral writes nothing, so it cannot keep a generated token secret: \
-             set HEARTH_TOKEN_SECRET (32+ characters) for the server and for `hearth-server token`"
+            "--ephemeral and cluster mode (--redis) keep no token secret of their own: \
+             set HEARTH_TOKEN_SECRET (32+ characters, the same on every node) for the server \
+             and for `hearth-server token`"
         );
     }
     Secret::load_or_create(data_dir).context("loading the token secret")

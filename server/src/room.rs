@@ -290,9 +290,9 @@ impl RoomState {
                 ));
             }
         }
-        if self.members.len() >= self.record.cap as usize {
-            return Err(room_full(room, self.record.cap));
-        }
+        // The cap is left to the order (`Requires::Admit`): this copy of the room
+        // may not have applied a leave ordered elsewhere (another node) yet, and
+        // must not refuse a place the room has.
         let event = Event::MemberJoined(MemberJoinedEvent {
             room: room.clone(),
             seq: Seq::ZERO,

@@ -77,6 +77,8 @@ struct Inner {
     subscribers: Vec<Arc<Conn>>,
     /// Set while a gap is being filled from history.
     repair: Option<Repair>,
+    /// The broker's head as last seen by `resync`, while the room was behind it.
+    behind_seen: Option<Seq>,
     last_used: Instant,
 }
 
@@ -162,6 +164,7 @@ impl Room {
                 recent,
                 subscribers: Vec::new(),
                 repair: None,
+                behind_seen: None,
                 last_used: Instant::now(),
             }),
             applied: Notify::new(),
@@ -252,6 +255,46 @@ impl Room {
         }
     }
 
+    /// The broker says its order of the room is at `at` (see
+    /// [`Delivery::resync`]): catch up from history if behind, reload if the room
+    /// was made again under a new epoch.
+    pub fn resync(self: &Arc<Self>, at: Option<Position>, now: bool) {
+        let Some(at) = at else {
+            tracing::error!(room = %self.id, "the broker no longer has this room; its receivers keep what they have");
+            return;
+        };
+        // Not `lock()`: a check is not a use, and must not keep the room in memory.
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if inner.repair.is_some() {
+            return;
+        }
+        let head = inner.state.head;
+        if at.epoch != inner.state.record.epoch {
+            tracing::warn!(room = %self.id, epoch = %at.epoch.0, "the room was made again; reloading it");
+            inner.repair = Some(Repair { held: BTreeMap::new(), until: head });
+            drop(inner);
+            let room = self.clone();
+            tokio::spawn(async move {
+                room.reload_after_hole(head).await;
+                room.lock().repair = None;
+                room.applied.notify_waiters();
+            });
+            return;
+        }
+        if at.seq <= head {
+            inner.behind_seen = None;
+            return;
+        }
+        let seen = inner.behind_seen.replace(at.seq);
+        if now || seen.is_some_and(|seen| seen > head) {
+            tracing::warn!(room = %self.id, %head, broker = %at.seq, "behind the broker's order; reading history");
+            inner.behind_seen = None;
+            inner.repair = Some(Repair { held: BTreeMap::new(), until: at.seq });
+            drop(inner);
+            tokio::spawn(self.clone().repair());
+        }
+    }
+
     /// Fills a gap: reads what is missing from history and applies it, then what
     /// was held back. Where history no longer has it, receivers are told
     /// `truncated` and the state is reloaded.
@@ -334,6 +377,8 @@ impl Room {
         if inner.state.head != after {
             return; // someone else moved on meanwhile; look again
         }
+        // A room made again keeps counting from where it was (see the cluster
+        // broker), so the head never goes back.
         let head = load.head.max(after);
         tracing::warn!(room = %self.id, %after, next = %head.next(), "history lost; receivers told truncated");
         inner.tell_truncated(&self.id, after, head.next());
@@ -591,6 +636,16 @@ impl Loaded {
 }
 
 impl Delivery for Loaded {
+    fn position(&self, room: &RoomId) -> Option<Position> {
+        self.get(room).map(|r| r.inner.lock().unwrap_or_else(|p| p.into_inner()).state.position())
+    }
+
+    fn resync(&self, room: &RoomId, at: Option<Position>, now: bool) {
+        if let Some(room) = self.get(room) {
+            room.resync(at, now);
+        }
+    }
+
     fn deliver(&self, room: &RoomId, events: &[Committed]) {
         let Some(slot) = self.rooms.get(room).map(|s| s.clone()) else { return };
         if let Some(room) = slot.room.get() {

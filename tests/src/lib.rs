@@ -12,7 +12,7 @@ use hearth_cli::{Client, Options};
 use hearth_protocol::ops::{CreateRoom, Visibility};
 use hearth_protocol::{Codec, Event, RoomId, ShortText, UserId};
 use hearth_server::auth::{self, Secret};
-use hearth_server::{Config, Limits, Storage};
+use hearth_server::{Config, Limits, RedisConfig, RedisTarget, Storage};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -65,7 +65,7 @@ impl TestServer {
         init_logging();
         let data_dir = match &config.storage {
             Storage::Dir(dir) => Some(dir.clone()),
-            Storage::Ephemeral { .. } => None,
+            Storage::Ephemeral { .. } | Storage::Redis(_) => None,
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
         let addr = listener.local_addr().expect("local addr");
@@ -101,6 +101,97 @@ impl TestServer {
         self.shutdown.cancel();
         tokio::time::timeout(WAIT, self.task).await.expect("server stops in time").expect("server task");
     }
+}
+
+/// Where a behaviour test runs: one node, or two nodes sharing a Redis with each
+/// room's members split across them. The same test body runs on both (see
+/// [`both_modes!`]).
+pub struct Deployment {
+    pub nodes: Vec<TestServer>,
+    /// The Redis of a two-node deployment.
+    pub redis: Option<hearth_testkit::RedisServer>,
+}
+
+impl Deployment {
+    /// One in-memory node.
+    pub async fn single() -> Deployment {
+        Deployment { nodes: vec![TestServer::ephemeral().await], redis: None }
+    }
+
+    /// Two nodes on a Redis of their own.
+    pub async fn cluster() -> Deployment {
+        let redis = hearth_testkit::RedisServer::start().await;
+        let config = cluster_config(&redis.url(), "behaviour");
+        let mut nodes = Vec::new();
+        for _ in 0..2 {
+            nodes.push(TestServer::start(config.clone()).await);
+        }
+        Deployment { nodes, redis: Some(redis) }
+    }
+
+    pub fn is_cluster(&self) -> bool {
+        self.nodes.len() > 1
+    }
+
+    /// The node `name` connects to: fixed per name, so the members of a room
+    /// land on different nodes.
+    pub fn node(&self, name: &str) -> &TestServer {
+        let spread = name.bytes().map(usize::from).sum::<usize>();
+        &self.nodes[spread % self.nodes.len()]
+    }
+
+    /// The node `name` does not usually connect to (the same one on one node).
+    pub fn other_node(&self, name: &str) -> &TestServer {
+        let spread = name.bytes().map(usize::from).sum::<usize>();
+        &self.nodes[(spread + 1) % self.nodes.len()]
+    }
+
+    pub async fn client(&self, name: &str, codec: Codec) -> Client {
+        self.node(name).client(name, codec).await
+    }
+
+    pub async fn stop(self) {
+        for node in self.nodes {
+            node.stop().await;
+        }
+    }
+}
+
+/// Settings for a cluster-mode node on `redis_url`: test limits, a probe fast
+/// enough for failure tests to be quick, and keys under `prefix`.
+pub fn cluster_config(redis_url: &str, prefix: &str) -> Config {
+    let mut redis = RedisConfig::new(RedisTarget::Single(redis_url.to_string()));
+    redis.prefix = prefix.to_string();
+    redis.probe_every = Duration::from_millis(200);
+    redis.timeout = Duration::from_millis(500);
+    test_config(Storage::Redis(redis))
+}
+
+/// Runs each test body twice: on one node and on two nodes sharing a Redis.
+/// Each body is an `async fn NAME(d: Deployment)`; the tests are `NAME::one_node`
+/// and `NAME::two_nodes_on_redis`.
+#[macro_export]
+macro_rules! both_modes {
+    ($(async fn $name:ident($d:ident: Deployment) $body:block)*) => {
+        $(
+            mod $name {
+                #[allow(unused_imports)]
+                use super::*;
+
+                async fn run($d: $crate::Deployment) $body
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn one_node() {
+                    run($crate::Deployment::single().await).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn two_nodes_on_redis() {
+                    run($crate::Deployment::cluster().await).await;
+                }
+            }
+        )*
+    };
 }
 
 /// Defaults for tests: the fixed test secret and production settings, except

@@ -1,14 +1,14 @@
 //! Fan-out: every member sees every message exactly once, in seq order, whatever
-//! codec each member speaks.
+//! codec each member speaks — on one node, and with the room's members split
+//! over two nodes sharing a Redis.
 
 use std::collections::BTreeSet;
 
 use hearth_protocol::Codec;
 use hearth_tests::*;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_members_see_each_others_messages() {
-    let server = TestServer::ephemeral().await;
+both_modes! {
+async fn two_members_see_each_others_messages(server: Deployment) {
     let mut ada = server.client("ada", Codec::MsgPack).await;
     let mut bo = server.client("bo", Codec::Json).await;
     let r = room("cameras");
@@ -25,12 +25,10 @@ async fn two_members_see_each_others_messages() {
     server.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_hundred_members_with_mixed_codecs_see_everything_once_in_order() {
+async fn a_hundred_members_with_mixed_codecs_see_everything_once_in_order(server: Deployment) {
     const MEMBERS: usize = 100;
     const SENDERS: usize = 5;
     const PER_SENDER: usize = 40;
-    let server = TestServer::ephemeral().await;
     let r = room("big-room");
     let mut clients = Vec::new();
     for i in 0..MEMBERS {
@@ -85,4 +83,5 @@ async fn a_hundred_members_with_mixed_codecs_see_everything_once_in_order() {
         assert_eq!(Some(&got), reference.as_ref());
     }
     server.stop().await;
+}
 }

@@ -6,7 +6,8 @@ use hearth_protocol::{Codec, Epoch, Position, Seq};
 use hearth_server::Storage;
 use hearth_tests::*;
 
-async fn resume_while_others_send(server: &TestServer, codec: Codec) {
+/// `server` is where the reader first connects, `again` where it resumes.
+async fn resume_while_others_send(server: &TestServer, again: &TestServer, codec: Codec) {
     let r = room("resume-room");
     let writer = server.client("writer", Codec::MsgPack).await;
     create_room(&writer, "resume-room", None).await.unwrap();
@@ -32,7 +33,7 @@ async fn resume_while_others_send(server: &TestServer, codec: Codec) {
     };
     drop(stale);
     // Resume explicitly to check the reply too.
-    let mut resumed = server.client("reader", codec).await;
+    let mut resumed = again.client("reader", codec).await;
     let joined = resumed.join_since(&r, Some(position)).await.unwrap();
     assert_eq!(joined.resume, ResumeMode::Replay);
     background.await.unwrap();
@@ -44,11 +45,12 @@ async fn resume_while_others_send(server: &TestServer, codec: Codec) {
     assert_eq!(texts, expected, "the reader missed or repeated something");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn resume_has_no_gap_and_no_duplicate_in_memory() {
-    let server = TestServer::ephemeral().await;
-    resume_while_others_send(&server, Codec::Json).await;
-    server.stop().await;
+both_modes! {
+async fn resume_has_no_gap_and_no_duplicate_on_any_node(d: Deployment) {
+    // In a cluster the reader comes back on the other node.
+    resume_while_others_send(d.node("reader"), d.other_node("reader"), Codec::Json).await;
+    d.stop().await;
+}
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -58,13 +60,12 @@ async fn resume_has_no_gap_and_no_duplicate_on_disk_past_the_recent_cache() {
     // A tiny cache forces the catch-up through the store.
     config.rooms.recent_events = 4;
     let server = TestServer::start(config).await;
-    resume_while_others_send(&server, Codec::MsgPack).await;
+    resume_while_others_send(&server, &server, Codec::MsgPack).await;
     server.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn client_resume_rejoins_every_room_from_its_position() {
-    let server = TestServer::ephemeral().await;
+both_modes! {
+async fn client_resume_rejoins_every_room_from_its_position(server: Deployment) {
     let r = room("lounge");
     let writer = server.client("writer", Codec::MsgPack).await;
     create_room(&writer, "lounge", None).await.unwrap();
@@ -80,6 +81,7 @@ async fn client_resume_rejoins_every_room_from_its_position() {
     let got = collect_messages(&mut resumed, &r, 2).await.unwrap();
     assert_eq!(got.iter().map(|(_, t)| t.as_str()).collect::<Vec<_>>(), ["two", "three"]);
     server.stop().await;
+}
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -13,10 +13,8 @@ fn code(result: Result<impl std::fmt::Debug, ClientError>) -> ErrorCode {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_retried_send_is_stored_once_with_the_same_seq() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::durable(dir.path().to_path_buf()).await;
+both_modes! {
+async fn a_retried_send_is_stored_once_with_the_same_seq(server: Deployment) {
     let r = room("retry");
     let mut ada = server.client("ada", Codec::MsgPack).await;
     create_room(&ada, "retry", None).await.unwrap();
@@ -25,8 +23,9 @@ async fn a_retried_send_is_stored_once_with_the_same_seq() {
     let first = ada.send_with_cmid(&r, "only once", &cmid).await.unwrap();
     let again = ada.send_with_cmid(&r, "only once", &cmid).await.unwrap();
     assert_eq!(first, again);
-    // Same id from another connection of the same user (a reconnect) also dedupes.
-    let other = server.client("ada", Codec::Json).await;
+    // Same id from another connection of the same user (a reconnect, to the
+    // other node in a cluster) also dedupes.
+    let other = server.other_node("ada").client("ada", Codec::Json).await;
     assert_eq!(other.send_with_cmid(&r, "only once", &cmid).await.unwrap(), first);
     // The same id from a different user is a different message.
     let bo = server.client("bo", Codec::MsgPack).await;
@@ -41,9 +40,7 @@ async fn a_retried_send_is_stored_once_with_the_same_seq() {
     server.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_101st_join_to_a_100_member_room_is_refused() {
-    let server = TestServer::ephemeral().await;
+async fn the_101st_join_to_a_100_member_room_is_refused(server: Deployment) {
     let r = room("full-house");
     let owner = server.client("owner", Codec::MsgPack).await;
     create_room(&owner, "full-house", Some(100)).await.unwrap();
@@ -69,9 +66,7 @@ async fn the_101st_join_to_a_100_member_room_is_refused() {
     server.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn requests_that_cannot_be_served_get_typed_errors() {
-    let server = TestServer::ephemeral().await;
+async fn requests_that_cannot_be_served_get_typed_errors(server: Deployment) {
     let r = room("rules");
     let mut ada = server.client("ada", Codec::MsgPack).await;
     let bo = server.client("bo", Codec::Json).await;
@@ -99,9 +94,7 @@ async fn requests_that_cannot_be_served_get_typed_errors() {
     server.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pins_reach_members_and_show_on_join() {
-    let server = TestServer::ephemeral().await;
+async fn pins_reach_members_and_show_on_join(server: Deployment) {
     let r = room("darkroom");
     let mut ada = server.client("ada", Codec::MsgPack).await;
     create_room(&ada, "darkroom", None).await.unwrap();
@@ -149,4 +142,5 @@ async fn pins_reach_members_and_show_on_join() {
     assert_eq!(joined.pins[0].pin, mission.pin.pin);
     assert!(joined.first_join);
     server.stop().await;
+}
 }

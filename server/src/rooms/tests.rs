@@ -33,6 +33,14 @@ impl Delivery for Lossy {
             self.inner.deliver(room, &kept);
         }
     }
+
+    fn position(&self, room: &RoomId) -> Option<hearth_protocol::Position> {
+        self.inner.position(room)
+    }
+
+    fn resync(&self, room: &RoomId, at: Option<hearth_protocol::Position>, now: bool) {
+        self.inner.resync(room, at, now);
+    }
 }
 
 const HOUR: std::time::Duration = std::time::Duration::from_secs(3600);

@@ -1,0 +1,701 @@
+//! The cluster broker: Redis holds every room's order, state and history, and
+//! carries committed events to every node that has the room in memory.
+//!
+//! One server-side script per event ([`order.lua`](order.lua)) checks the client
+//! message id, checks what the event requires of the room (membership, role,
+//! space) against Redis's state — never a node's copy — assigns the next seq and
+//! the time, applies the event's [`room::changes`] to the room's tables, appends
+//! the event to the room's history stream (capped by count and age) and
+//! publishes it on the room's sharded channel. Every key and the channel of a
+//! room carry the room's name as their hash tag, so the script touches one slot
+//! and the same code runs on a Redis Cluster.
+//!
+//! The node encodes the event once, with sentinels where the seq and the time
+//! go, and the script writes them in: the bytes stored, published and sent to
+//! MessagePack clients are the ones the node encoded.
+//!
+//! Fan-out: a node subscribes to a room's channel when the room enters its
+//! memory and unsubscribes when it leaves — one subscription per room per node.
+//! Published events enter the node's one delivery path, which checks
+//! continuity and fills gaps from the stream. A subscription that breaks is
+//! remade, and every room is then checked against Redis's head; a probe finds
+//! subscriptions that stall without breaking (see [`subscriber`]).
+
+mod subscriber;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use dashmap::DashSet;
+use hearth_protocol::codec::encode_event;
+use hearth_protocol::ops::{PinnedNote, RoomSettings};
+use hearth_protocol::{Codec, Epoch, Millis, Position, Role, RoomId, Seq, UserId};
+use redis::aio::ConnectionManager;
+use redis::cluster_async::ClusterConnection;
+use redis::{FromRedisValue, RedisResult, Value};
+use tokio_util::sync::CancellationToken;
+
+use super::{Broker, BrokerError, BrokerFuture, Delivery, Published, Receipt};
+use crate::clock::SharedClock;
+use crate::room::{self, Change, Draft, MemberRecord, Rejection, Requires, RoomRecord};
+use crate::store::{RoomListing, RoomLoad, StoreError, StoredEvent};
+use subscriber::Subscriber;
+
+/// Where the Redis is, and how to use it.
+#[derive(Debug, Clone)]
+pub struct RedisConfig {
+    pub target: RedisTarget,
+    /// Every key and channel starts with this, so several deployments (or tests)
+    /// can share one Redis.
+    pub prefix: String,
+    /// Events each room's history stream keeps, at least.
+    pub history_events: usize,
+    /// Events older than this leave the history stream (`None`: kept until the
+    /// count cap removes them).
+    pub history_age: Option<Duration>,
+    /// Client message ids remembered per room for idempotent retries.
+    pub dedupe_window: usize,
+    /// A Redis call that takes longer fails (and the client is told to retry).
+    pub timeout: Duration,
+    /// How often subscriptions are probed and quiet rooms' heads compared.
+    pub probe_every: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RedisTarget {
+    /// One Redis (`redis://host:port/db`).
+    Single(String),
+    /// A Redis Cluster, by some of its nodes.
+    Cluster(Vec<String>),
+}
+
+impl RedisTarget {
+    pub fn describe(&self) -> String {
+        match self {
+            RedisTarget::Single(url) => url.clone(),
+            RedisTarget::Cluster(urls) => format!("cluster {}", urls.join(",")),
+        }
+    }
+}
+
+impl RedisConfig {
+    pub fn new(target: RedisTarget) -> RedisConfig {
+        RedisConfig {
+            target,
+            prefix: "hearth".into(),
+            history_events: 100_000,
+            history_age: None,
+            dedupe_window: 4096,
+            timeout: Duration::from_secs(2),
+            probe_every: Duration::from_secs(2),
+        }
+    }
+}
+
+/// The seq and time an event is encoded with before the script knows them:
+/// uint64s whose MessagePack starts `0xcf 0x00`, which no UTF-8 text holds.
+const SEQ_SENTINEL: Seq = Seq(0x001F_EE5E_9A11_C371);
+const TS_SENTINEL: Millis = Millis(0x001F_EE5E_9A11_C372);
+
+/// A connection for commands: one Redis or a cluster. Both multiplex, so a clone
+/// per call shares one socket per Redis node.
+#[derive(Clone)]
+enum Commands {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl Commands {
+    async fn query<T: FromRedisValue>(&self, cmd: &redis::Cmd) -> RedisResult<T> {
+        match self {
+            Commands::Single(c) => cmd.query_async(&mut c.clone()).await,
+            Commands::Cluster(c) => cmd.query_async(&mut c.clone()).await,
+        }
+    }
+
+    async fn invoke<T: FromRedisValue>(&self, call: &redis::ScriptInvocation<'_>) -> RedisResult<T> {
+        match self {
+            Commands::Single(c) => call.invoke_async(&mut c.clone()).await,
+            Commands::Cluster(c) => call.invoke_async(&mut c.clone()).await,
+        }
+    }
+}
+
+/// A room's keys and channel, all in the room's hash slot.
+struct RoomKeys {
+    room: String,
+    members: String,
+    pins: String,
+    log: String,
+    cmids: String,
+    cmid_queue: String,
+    settings: String,
+    channel: String,
+}
+
+impl RoomKeys {
+    fn new(prefix: &str, room: &RoomId) -> RoomKeys {
+        let tag = format!("{prefix}:{{{room}}}");
+        RoomKeys {
+            room: format!("{tag}:room"),
+            members: format!("{tag}:members"),
+            pins: format!("{tag}:pins"),
+            log: format!("{tag}:log"),
+            cmids: format!("{tag}:cmids"),
+            cmid_queue: format!("{tag}:cmidq"),
+            settings: format!("{tag}:settings"),
+            channel: format!("{tag}:events"),
+        }
+    }
+}
+
+/// The room a channel name carries events of.
+fn room_of_channel(prefix: &str, channel: &[u8]) -> Option<RoomId> {
+    let name = std::str::from_utf8(channel).ok()?;
+    let rest = name.strip_prefix(prefix)?.strip_prefix(":{")?;
+    let room = rest.strip_suffix("}:events")?;
+    RoomId::new(room).ok()
+}
+
+struct Scripts {
+    order: redis::Script,
+    load: redis::Script,
+    summary: redis::Script,
+    own: redis::Script,
+}
+
+impl Scripts {
+    fn new() -> Scripts {
+        Scripts {
+            order: redis::Script::new(include_str!("order.lua")),
+            load: redis::Script::new(include_str!("load.lua")),
+            summary: redis::Script::new(include_str!("summary.lua")),
+            own: redis::Script::new(include_str!("own.lua")),
+        }
+    }
+}
+
+pub struct RedisBroker {
+    shared: Arc<Shared>,
+    subscriber: Subscriber,
+}
+
+/// What the broker's calls and its background tasks share.
+struct Shared {
+    commands: Commands,
+    config: RedisConfig,
+    clock: SharedClock,
+    delivery: Arc<dyn Delivery>,
+    /// Rooms this node has in memory, whose events it receives.
+    subscribed: DashSet<RoomId>,
+    scripts: Scripts,
+}
+
+impl RedisBroker {
+    /// Connects to Redis and starts receiving; fails when Redis cannot be
+    /// reached. Background tasks stop when `stop` fires.
+    pub async fn connect(
+        config: RedisConfig,
+        clock: SharedClock,
+        delivery: Arc<dyn Delivery>,
+        stop: CancellationToken,
+    ) -> Result<RedisBroker, BrokerError> {
+        let commands = match &config.target {
+            RedisTarget::Single(url) => {
+                let client = redis::Client::open(url.as_str()).map_err(unavailable)?;
+                let manager = redis::aio::ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(config.timeout))
+                    .set_response_timeout(Some(config.timeout))
+                    .set_number_of_retries(2)
+                    .set_max_delay(Duration::from_secs(2));
+                Commands::Single(client.get_connection_manager_with_config(manager).await.map_err(unavailable)?)
+            }
+            RedisTarget::Cluster(urls) => {
+                let client = redis::cluster::ClusterClient::builder(urls.clone())
+                    .connection_timeout(config.timeout)
+                    .response_timeout(config.timeout)
+                    .build()
+                    .map_err(unavailable)?;
+                Commands::Cluster(client.get_async_connection().await.map_err(unavailable)?)
+            }
+        };
+        let shared =
+            Arc::new(Shared { commands, config, clock, delivery, subscribed: DashSet::new(), scripts: Scripts::new() });
+        let subscriber = Subscriber::start(shared.clone(), stop).await?;
+        Ok(RedisBroker { shared, subscriber })
+    }
+
+    /// How many events and subscriptions this node has seen come in (for tests
+    /// and metrics).
+    pub fn received(&self) -> u64 {
+        self.subscriber.received()
+    }
+}
+
+fn unavailable(error: redis::RedisError) -> BrokerError {
+    BrokerError::Unavailable(error.to_string())
+}
+
+fn corrupt(what: &'static str, detail: impl Into<String>) -> BrokerError {
+    BrokerError::Store(StoreError::Corrupt { what, detail: detail.into() })
+}
+
+fn rank(role: Role) -> u8 {
+    match role {
+        Role::Member => 0,
+        Role::Welcomer => 1,
+        Role::Moderator => 2,
+        Role::Owner => 3,
+    }
+}
+
+fn role_of_rank(rank: u8) -> Option<Role> {
+    Some(match rank {
+        0 => Role::Member,
+        1 => Role::Welcomer,
+        2 => Role::Moderator,
+        3 => Role::Owner,
+        _ => return None,
+    })
+}
+
+/// A member as stored: `rank:joined_at:expires`.
+fn parse_member(user: UserId, value: &[u8]) -> Result<MemberRecord, BrokerError> {
+    let text = std::str::from_utf8(value).map_err(|e| corrupt("member", e.to_string()))?;
+    let mut parts = text.split(':');
+    let bad = || corrupt("member", format!("{user}: {text:?}"));
+    let role = parts.next().and_then(|r| r.parse().ok()).and_then(role_of_rank).ok_or_else(bad)?;
+    let joined_at = parts.next().and_then(|t| t.parse().ok()).map(Millis).ok_or_else(bad)?;
+    let role_expires_at = match parts.next() {
+        Some("") | None => None,
+        Some(t) => Some(Millis(t.parse().map_err(|_| bad())?)),
+    };
+    Ok(MemberRecord { user, role, joined_at, role_expires_at })
+}
+
+fn parse_record(blob: &[u8], settings: &[Vec<u8>]) -> Result<RoomRecord, BrokerError> {
+    let mut record: RoomRecord = serde_json::from_slice(blob).map_err(|e| corrupt("room record", e.to_string()))?;
+    for blob in settings {
+        let update: RoomSettings = serde_json::from_slice(blob).map_err(|e| corrupt("room settings", e.to_string()))?;
+        record.apply_settings(&update);
+    }
+    Ok(record)
+}
+
+/// Reads script results, which come back as nested arrays.
+struct Reply(std::vec::IntoIter<Value>);
+
+impl Reply {
+    fn new(value: Value) -> Result<Reply, BrokerError> {
+        match value {
+            Value::Array(items) => Ok(Reply(items.into_iter())),
+            other => Err(corrupt("redis reply", format!("expected an array, got {other:?}"))),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.len() == 0
+    }
+
+    fn value(&mut self) -> Result<Value, BrokerError> {
+        self.0.next().ok_or_else(|| corrupt("redis reply", "too short"))
+    }
+
+    fn bytes(&mut self) -> Result<Vec<u8>, BrokerError> {
+        match self.value()? {
+            Value::BulkString(b) => Ok(b),
+            Value::SimpleString(s) => Ok(s.into_bytes()),
+            Value::Int(n) => Ok(n.to_string().into_bytes()),
+            other => Err(corrupt("redis reply", format!("expected a string, got {other:?}"))),
+        }
+    }
+
+    fn text(&mut self) -> Result<String, BrokerError> {
+        String::from_utf8(self.bytes()?).map_err(|e| corrupt("redis reply", e.to_string()))
+    }
+
+    fn number(&mut self) -> Result<u64, BrokerError> {
+        match self.value()? {
+            Value::Int(n) => u64::try_from(n).map_err(|_| corrupt("redis reply", format!("negative {n}"))),
+            Value::BulkString(b) => std::str::from_utf8(&b)
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| corrupt("redis reply", "not a number")),
+            other => Err(corrupt("redis reply", format!("expected a number, got {other:?}"))),
+        }
+    }
+
+    fn list(&mut self) -> Result<Reply, BrokerError> {
+        Reply::new(self.value()?)
+    }
+
+    fn byte_list(&mut self) -> Result<Vec<Vec<u8>>, BrokerError> {
+        let mut list = self.list()?;
+        let mut out = Vec::with_capacity(list.0.len());
+        while !list.is_empty() {
+            out.push(list.bytes()?);
+        }
+        Ok(out)
+    }
+}
+
+/// Stream entries (`[[id, [field, value, ...]], ...]`) as stored events.
+fn stream_events(value: Value) -> Result<Vec<StoredEvent>, BrokerError> {
+    let mut entries = Reply::new(value)?;
+    let mut events = Vec::new();
+    while !entries.is_empty() {
+        let mut entry = entries.list()?;
+        let id = entry.text()?;
+        let seq = id.split('-').next().and_then(|s| s.parse().ok()).ok_or_else(|| corrupt("stream id", id.clone()))?;
+        let mut fields = entry.list()?;
+        let mut body = None;
+        while !fields.is_empty() {
+            let name = fields.bytes()?;
+            let value = fields.bytes()?;
+            if name == b"b" {
+                body = Some(value);
+            }
+        }
+        let body = body.ok_or_else(|| corrupt("stream entry", format!("{id} has no body")))?;
+        events.push(StoredEvent { seq: Seq(seq), body: Bytes::from(body) });
+    }
+    Ok(events)
+}
+
+impl Shared {
+    fn keys(&self, room: &RoomId) -> RoomKeys {
+        RoomKeys::new(&self.config.prefix, room)
+    }
+
+    fn rooms_index(&self) -> String {
+        format!("{}:rooms", self.config.prefix)
+    }
+
+    fn owned_key(&self, owner: &UserId) -> String {
+        format!("{}:owned:{{{owner}}}", self.config.prefix)
+    }
+
+    /// The oldest time the history stream keeps, as the script's argument.
+    fn oldest_kept(&self, now: Millis) -> u64 {
+        self.config.history_age.map_or(0, |age| now.0.saturating_sub(age.as_millis() as u64).max(1))
+    }
+
+    /// Runs the order script for `draft`; `create` carries the room's record.
+    async fn order(&self, draft: Draft, create: Option<&RoomRecord>, epoch: Epoch) -> Result<Receipt, BrokerError> {
+        let actor = draft.actor().cloned().ok_or(BrokerError::NotTimeline)?;
+        let room = draft.event.room().cloned().ok_or(BrokerError::NotTimeline)?;
+        let mut event = draft.event;
+        event.stamp(SEQ_SENTINEL, TS_SENTINEL);
+        let template = encode_event(Codec::MsgPack, &event);
+        let keys = self.keys(&room);
+        let now = self.clock.now();
+        let mut call = self.scripts.order.prepare_invoke();
+        for key in [
+            &keys.room,
+            &keys.members,
+            &keys.pins,
+            &keys.log,
+            &keys.cmids,
+            &keys.cmid_queue,
+            &keys.settings,
+            &keys.channel,
+        ] {
+            call.key(key);
+        }
+        let record = match create {
+            Some(record) => serde_json::to_vec(record).map_err(|e| corrupt("room record", e.to_string()))?,
+            None => Vec::new(),
+        };
+        call.arg(if create.is_some() { "create" } else { "publish" })
+            .arg(epoch.0)
+            .arg(now.0)
+            .arg(actor.as_str())
+            .arg(draft.cmid.as_ref().map_or("", |c| c.as_str()))
+            .arg(self.config.dedupe_window)
+            .arg(self.config.history_events)
+            .arg(self.oldest_kept(now))
+            .arg(template)
+            .arg(record)
+            .arg(create.map_or(0, |r| r.cap));
+        match &draft.requires {
+            Requires::Nothing => call.arg("none").arg("").arg(0),
+            Requires::Member(user) => call.arg("member").arg(user.as_str()).arg(0),
+            Requires::RoleAtLeast(user, least) => call.arg("role").arg(user.as_str()).arg(rank(*least)),
+            Requires::Admit(user) => call.arg("admit").arg(user.as_str()).arg(0),
+        };
+        for change in room::changes(&event) {
+            match change {
+                Change::PutMember(m) => call.arg("join").arg(m.user.as_str()).arg(rank(m.role)),
+                Change::RemoveMember(user) => call.arg("leave").arg(user.as_str()).arg(""),
+                Change::PutPin(pin) => call.arg("pin").arg("").arg(encode_pin(&pin)?),
+                Change::RemovePin(pin) => call.arg("unpin").arg(pin.0).arg(""),
+                Change::UpdateSettings(settings) => call
+                    .arg("settings")
+                    .arg(settings.cap.map(|c| c.to_string()).unwrap_or_default())
+                    .arg(serde_json::to_vec(&settings).map_err(|e| corrupt("room settings", e.to_string()))?),
+            };
+        }
+        let reply: Value = self.commands.invoke(&call).await.map_err(unavailable)?;
+        let mut reply = Reply::new(reply)?;
+        let outcome = reply.text()?;
+        let rejected = |why| BrokerError::Rejected { room: room.clone(), why };
+        match outcome.as_str() {
+            "ok" | "dup" => {
+                let seq = Seq(reply.number()?);
+                let ts = Millis(reply.number()?);
+                // Durable as far as Redis's persistence goes once the script ran;
+                // the event reaches this node's rooms through its subscription.
+                Ok(Receipt::durable_now(Published { epoch, seq, ts, duplicate: outcome == "dup" }))
+            }
+            "no_room" => Err(BrokerError::NoSuchRoom(room)),
+            "exists" => Err(BrokerError::AlreadyExists(room)),
+            "epoch" => {
+                let current = reply.number()?;
+                // The room was made again under this name (Redis lost it): the
+                // node's copy is stale; have it reloaded.
+                self.check_room(&room, true).await;
+                Err(BrokerError::Stale { room, epoch: Epoch(current) })
+            }
+            "not_member" => Err(rejected(Rejection::NotMember)),
+            "already_member" => Err(rejected(Rejection::AlreadyMember)),
+            "full" => Err(rejected(Rejection::RoomFull { cap: reply.number()? as u32 })),
+            "forbidden" => {
+                let least = role_of_rank(reply.number()? as u8).unwrap_or(Role::Owner);
+                let held = role_of_rank(reply.number()? as u8).unwrap_or(Role::Member);
+                Err(rejected(Rejection::Forbidden { least, held }))
+            }
+            other => Err(corrupt("order script reply", other)),
+        }
+    }
+
+    /// Compares the room's order in Redis with what this node applied, and has
+    /// the room catch up (at once when `now`, else only if it is still behind
+    /// what the previous check saw).
+    async fn check_room(&self, room: &RoomId, now: bool) {
+        let keys = self.keys(room);
+        let read: RedisResult<(Option<u64>, Option<u64>)> =
+            self.commands.query(redis::cmd("HMGET").arg(&keys.room).arg("epoch").arg("head")).await;
+        match read {
+            Ok((Some(epoch), Some(head))) => {
+                self.delivery.resync(room, Some(Position { epoch: Epoch(epoch), seq: Seq(head) }), now);
+            }
+            Ok(_) => self.delivery.resync(room, None, now),
+            Err(error) => tracing::debug!(%room, %error, "could not read the room's head"),
+        }
+    }
+
+    async fn load(&self, room: &RoomId, recent: usize) -> Result<Option<RoomLoad>, BrokerError> {
+        let keys = self.keys(room);
+        let mut call = self.scripts.load.prepare_invoke();
+        call.key(&keys.room).key(&keys.members).key(&keys.pins).key(&keys.log).key(&keys.settings).arg(recent);
+        let mut reply = Reply::new(self.commands.invoke(&call).await.map_err(unavailable)?)?;
+        if reply.is_empty() {
+            return Ok(None);
+        }
+        let record_blob = reply.bytes()?;
+        let epoch = Epoch(reply.number()?);
+        let head = Seq(reply.number()?);
+        let last_ts = Millis(reply.number()?);
+        let settings = reply.byte_list()?;
+        let mut record = parse_record(&record_blob, &settings)?;
+        record.epoch = epoch;
+        let mut members = Vec::new();
+        let mut flat = reply.list()?;
+        while !flat.is_empty() {
+            let user = flat.text()?;
+            let user = UserId::new(user).map_err(|e| corrupt("member", e))?;
+            members.push(parse_member(user, &flat.bytes()?)?);
+        }
+        let mut pins = Vec::new();
+        let mut flat = reply.list()?;
+        while !flat.is_empty() {
+            let _id = flat.bytes()?;
+            let pin: PinnedNote =
+                rmp_serde::from_slice(&flat.bytes()?).map_err(|e| corrupt("pinned note", e.to_string()))?;
+            pins.push(pin);
+        }
+        let mut recent_events = Vec::new();
+        let mut flat = reply.list()?;
+        while !flat.is_empty() {
+            let seq = Seq(flat.number()?);
+            recent_events.push(StoredEvent { seq, body: Bytes::from(flat.bytes()?) });
+        }
+        Ok(Some(RoomLoad { record, members, pins, head, last_ts, recent: recent_events }))
+    }
+
+    async fn summary(&self, room: RoomId, user: &UserId) -> Result<Option<RoomListing>, BrokerError> {
+        let keys = self.keys(&room);
+        let mut call = self.scripts.summary.prepare_invoke();
+        call.key(&keys.room).key(&keys.members).key(&keys.settings).arg(user.as_str());
+        let mut reply = Reply::new(self.commands.invoke(&call).await.map_err(unavailable)?)?;
+        if reply.is_empty() {
+            return Ok(None);
+        }
+        let record_blob = reply.bytes()?;
+        let members = reply.number()? as u32;
+        let member = reply.bytes()?;
+        let record = parse_record(&record_blob, &reply.byte_list()?)?;
+        let role = if member.is_empty() { None } else { Some(parse_member(user.clone(), &member)?.role) };
+        Ok(Some(RoomListing { record, members, role }))
+    }
+
+    async fn history(&self, cmd: &redis::Cmd) -> Result<Vec<StoredEvent>, BrokerError> {
+        let value: Value = self.commands.query(cmd).await.map_err(unavailable)?;
+        stream_events(value)
+    }
+}
+
+fn encode_pin(pin: &PinnedNote) -> Result<Vec<u8>, BrokerError> {
+    rmp_serde::to_vec_named(pin).map_err(|e| corrupt("pinned note", e.to_string()))
+}
+
+impl Broker for RedisBroker {
+    fn create_room(&self, record: RoomRecord, first: Draft, max_owned: usize) -> BrokerFuture<'_, Receipt> {
+        Box::pin(async move {
+            let s = &self.shared;
+            let owned = s.owned_key(&record.owner);
+            let mut own = s.scripts.own.prepare_invoke();
+            own.key(&owned).arg(max_owned);
+            let counted: i64 = s.commands.invoke(&own).await.map_err(unavailable)?;
+            if counted == 0 {
+                return Err(BrokerError::TooManyRooms { user: record.owner.clone(), max: max_owned });
+            }
+            // Listed before it exists: a listing skips names with no room behind
+            // them, while a room that exists unlisted would be lost to listings.
+            let indexed: RedisResult<()> =
+                s.commands.query(redis::cmd("ZADD").arg(s.rooms_index()).arg(0).arg(record.room.as_str())).await;
+            let result = match indexed {
+                Ok(()) => s.order(first, Some(&record), record.epoch).await,
+                Err(error) => Err(unavailable(error)),
+            };
+            if result.is_err() {
+                // Not created (or not known to be): give the owner's count back.
+                let _: RedisResult<()> = s.commands.query(redis::cmd("DECR").arg(&owned)).await;
+            }
+            result
+        })
+    }
+
+    fn publish(&self, draft: Draft) -> BrokerFuture<'_, Receipt> {
+        Box::pin(async move {
+            let room = draft.event.room().cloned().ok_or(BrokerError::NotTimeline)?;
+            // The epoch the draft was decided in; Redis refuses it if the room
+            // has been made again since.
+            let epoch = self.shared.delivery.position(&room).map(|p| p.epoch);
+            let epoch = match epoch {
+                Some(epoch) => epoch,
+                None => {
+                    let read: RedisResult<Option<u64>> = self
+                        .shared
+                        .commands
+                        .query(redis::cmd("HGET").arg(self.shared.keys(&room).room).arg("epoch"))
+                        .await;
+                    Epoch(read.map_err(unavailable)?.ok_or_else(|| BrokerError::NoSuchRoom(room.clone()))?)
+                }
+            };
+            self.shared.order(draft, None, epoch).await
+        })
+    }
+
+    fn load_room(&self, room: RoomId, recent: usize) -> BrokerFuture<'_, Option<RoomLoad>> {
+        Box::pin(async move { self.shared.load(&room, recent).await })
+    }
+
+    fn list_rooms(&self, user: UserId, after: Option<RoomId>, limit: usize) -> BrokerFuture<'_, Vec<RoomListing>> {
+        Box::pin(async move {
+            let s = &self.shared;
+            let mut from = after.map_or_else(|| "-".to_string(), |a| format!("({a}"));
+            let mut found = Vec::new();
+            // Invite-only rooms the user is not in are skipped, so a page may take
+            // several reads of the index.
+            loop {
+                let batch = limit.max(16);
+                let names: Vec<String> = s
+                    .commands
+                    .query(
+                        redis::cmd("ZRANGE")
+                            .arg(s.rooms_index())
+                            .arg(&from)
+                            .arg("+")
+                            .arg("BYLEX")
+                            .arg("LIMIT")
+                            .arg(0)
+                            .arg(batch),
+                    )
+                    .await
+                    .map_err(unavailable)?;
+                let Some(last) = names.last() else { break };
+                from = format!("({last}");
+                let done = names.len() < batch;
+                let summaries = futures_util::future::join_all(
+                    names.into_iter().filter_map(|n| RoomId::new(n).ok()).map(|room| s.summary(room, &user)),
+                )
+                .await;
+                for summary in summaries {
+                    let Some(listing) = summary? else { continue };
+                    let visible = listing.record.visibility != hearth_protocol::ops::Visibility::InviteOnly
+                        || listing.role.is_some();
+                    if visible {
+                        found.push(listing);
+                    }
+                }
+                if done || found.len() >= limit {
+                    break;
+                }
+            }
+            found.truncate(limit);
+            Ok(found)
+        })
+    }
+
+    fn history_after(&self, room: RoomId, after: Seq, limit: usize) -> BrokerFuture<'_, Vec<StoredEvent>> {
+        Box::pin(async move {
+            let Some(start) = after.0.checked_add(1) else { return Ok(Vec::new()) };
+            let log = self.shared.keys(&room).log;
+            let cmd = redis::cmd("XRANGE").arg(log).arg(format!("{start}-0")).arg("+").arg("COUNT").arg(limit).clone();
+            self.shared.history(&cmd).await
+        })
+    }
+
+    fn history_before(&self, room: RoomId, before: Seq, limit: usize) -> BrokerFuture<'_, Vec<StoredEvent>> {
+        Box::pin(async move {
+            let Some(end) = before.0.checked_sub(1).filter(|e| *e > 0) else { return Ok(Vec::new()) };
+            let log = self.shared.keys(&room).log;
+            let cmd = redis::cmd("XREVRANGE").arg(log).arg(format!("{end}-0")).arg("-").arg("COUNT").arg(limit).clone();
+            let mut events = self.shared.history(&cmd).await?;
+            events.reverse();
+            Ok(events)
+        })
+    }
+
+    fn oldest(&self, room: RoomId) -> BrokerFuture<'_, Seq> {
+        Box::pin(async move {
+            let s = &self.shared;
+            let keys = s.keys(&room);
+            let cmd = redis::cmd("XRANGE").arg(&keys.log).arg("-").arg("+").arg("COUNT").arg(1).clone();
+            if let Some(first) = s.history(&cmd).await?.first() {
+                return Ok(first.seq);
+            }
+            let head: Option<u64> =
+                s.commands.query(redis::cmd("HGET").arg(&keys.room).arg("head")).await.map_err(unavailable)?;
+            Ok(Seq(head.unwrap_or(0)).next())
+        })
+    }
+
+    fn subscribe(&self, room: RoomId) -> BrokerFuture<'_, ()> {
+        Box::pin(async move { self.subscriber.subscribe(room).await })
+    }
+
+    fn unsubscribe(&self, room: RoomId) -> BrokerFuture<'_, ()> {
+        Box::pin(async move { self.subscriber.unsubscribe(room).await })
+    }
+
+    fn shutdown(&self) -> BrokerFuture<'_, ()> {
+        // Every acknowledged event is in Redis already; nothing is queued here.
+        Box::pin(async { Ok(()) })
+    }
+}
+
+#[cfg(test)]
+mod tests;

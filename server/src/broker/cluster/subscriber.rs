@@ -1,0 +1,290 @@
+//! A node's subscriptions: one sharded channel per room in memory, on a
+//! connection of their own (RESP3, whose pushes go straight into the delivery
+//! path — decoding and queueing only, never waiting).
+//!
+//! A subscription can fail three ways, and each ends with every room compared
+//! against Redis's head and repaired from the history stream:
+//! - the connection breaks (Redis restarted, or it cut the node off with
+//!   `CLIENT KILL` or its output-buffer limit): reconnected with back-off and
+//!   every channel subscribed again (a Redis Cluster connection does this
+//!   itself);
+//! - the connection stays up but stops delivering: every `probe_every` the node
+//!   publishes a probe on its own channel; a probe not back by the next one
+//!   marks the connection broken;
+//! - one publish goes missing while the rest flow: the next event of the room
+//!   shows the gap, and for quiet rooms each probe also compares heads (a room
+//!   still behind the head seen at the previous probe is repaired).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use hearth_protocol::RoomId;
+use redis::aio::MultiplexedConnection;
+use redis::cluster_async::ClusterConnection;
+use redis::{PushInfo, PushKind, RedisResult, Value};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use super::{RedisTarget, Shared, room_of_channel, unavailable};
+use crate::broker::BrokerError;
+use crate::frames::Committed;
+use crate::store::StoredEvent;
+
+pub(super) struct Subscriber {
+    shared: Arc<Shared>,
+    link: Arc<Link>,
+}
+
+/// The subscription connection and what its pushes tell.
+struct Link {
+    conn: Mutex<Option<Conn>>,
+    /// The connection broke: the supervisor remakes it.
+    broken: Notify,
+    probe_channel: String,
+    probes_sent: AtomicU64,
+    probes_seen: AtomicU64,
+    received: AtomicU64,
+}
+
+#[derive(Clone)]
+enum Conn {
+    Single(MultiplexedConnection),
+    Cluster(ClusterConnection),
+}
+
+impl Conn {
+    async fn command(&self, name: &str, channel: &str) -> RedisResult<()> {
+        let cmd = redis::cmd(name).arg(channel).clone();
+        let _: Value = match self {
+            // One channel per call: the server's one confirmation is the reply.
+            Conn::Single(c) => cmd.query_async(&mut c.clone()).await?,
+            Conn::Cluster(c) => {
+                let mut c = c.clone();
+                match name {
+                    "SSUBSCRIBE" => c.ssubscribe(channel).await?,
+                    _ => c.sunsubscribe(channel).await?,
+                }
+                Value::Nil
+            }
+        };
+        Ok(())
+    }
+}
+
+impl Link {
+    fn current(&self) -> Option<Conn> {
+        self.conn.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn set(&self, conn: Option<Conn>) {
+        *self.conn.lock().unwrap_or_else(|p| p.into_inner()) = conn;
+    }
+
+    /// Handles one push from Redis: an event, a probe, or the connection's end.
+    fn on_push(&self, shared: &Shared, push: PushInfo) {
+        match push.kind {
+            PushKind::SMessage | PushKind::Message => {
+                let mut data = push.data.into_iter();
+                let (Some(Value::BulkString(channel)), Some(Value::BulkString(body))) = (data.next(), data.next())
+                else {
+                    return;
+                };
+                if channel == self.probe_channel.as_bytes() {
+                    let n = std::str::from_utf8(&body).ok().and_then(|n| n.parse().ok()).unwrap_or(0);
+                    self.probes_seen.fetch_max(n, Ordering::Relaxed);
+                    return;
+                }
+                self.received.fetch_add(1, Ordering::Relaxed);
+                let Some(room) = room_of_channel(&shared.config.prefix, &channel) else { return };
+                deliver(shared, &room, Bytes::from(body));
+            }
+            PushKind::Disconnection => self.broken.notify_one(),
+            _ => {}
+        }
+    }
+}
+
+/// One published event into the delivery path.
+fn deliver(shared: &Shared, room: &RoomId, body: Bytes) {
+    let seq = match rmp_serde::from_slice::<hearth_protocol::Event>(&body).ok().and_then(|e| e.seq()) {
+        Some(seq) => seq,
+        None => {
+            tracing::error!(%room, "unreadable event on the room's channel");
+            return;
+        }
+    };
+    match Committed::from_stored(&StoredEvent { seq, body }) {
+        Ok(committed) => shared.delivery.deliver(room, std::slice::from_ref(&committed)),
+        Err(error) => tracing::error!(%room, %error, "unreadable event on the room's channel"),
+    }
+}
+
+impl Subscriber {
+    pub(super) async fn start(shared: Arc<Shared>, stop: CancellationToken) -> Result<Subscriber, BrokerError> {
+        let mut node = [0u8; 8];
+        let _ = getrandom::fill(&mut node);
+        let link = Arc::new(Link {
+            conn: Mutex::new(None),
+            broken: Notify::new(),
+            probe_channel: format!("{}:probe:{{{:016x}}}", shared.config.prefix, u64::from_le_bytes(node)),
+            probes_sent: AtomicU64::new(0),
+            probes_seen: AtomicU64::new(0),
+            received: AtomicU64::new(0),
+        });
+        let conn = connect(&shared, &link).await?;
+        conn.command("SSUBSCRIBE", &link.probe_channel).await.map_err(unavailable)?;
+        link.set(Some(conn));
+        tokio::spawn(supervise(shared.clone(), link.clone(), stop));
+        Ok(Subscriber { shared, link })
+    }
+
+    pub(super) fn received(&self) -> u64 {
+        self.link.received.load(Ordering::Relaxed)
+    }
+
+    pub(super) async fn subscribe(&self, room: RoomId) -> Result<(), BrokerError> {
+        // In the set first: a reconnect under way subscribes it too.
+        self.shared.subscribed.insert(room.clone());
+        let channel = self.shared.keys(&room).channel;
+        match self.link.current() {
+            Some(conn) => conn.command("SSUBSCRIBE", &channel).await.map_err(unavailable),
+            // Reconnecting: it subscribes every room in the set when it is back.
+            None => Ok(()),
+        }
+    }
+
+    pub(super) async fn unsubscribe(&self, room: RoomId) -> Result<(), BrokerError> {
+        if self.shared.subscribed.remove(&room).is_none() {
+            return Ok(());
+        }
+        let channel = self.shared.keys(&room).channel;
+        if let Some(conn) = self.link.current() {
+            conn.command("SUNSUBSCRIBE", &channel).await.map_err(unavailable)?;
+        }
+        Ok(())
+    }
+}
+
+/// A subscription connection whose pushes go to `link`.
+async fn connect(shared: &Arc<Shared>, link: &Arc<Link>) -> Result<Conn, BrokerError> {
+    let on_push = {
+        let (shared, link) = (Arc::downgrade(shared), Arc::downgrade(link));
+        move |push: PushInfo| -> Result<(), std::convert::Infallible> {
+            if let (Some(shared), Some(link)) = (shared.upgrade(), link.upgrade()) {
+                link.on_push(&shared, push);
+            }
+            Ok(())
+        }
+    };
+    let timeout = shared.config.timeout;
+    Ok(match &shared.config.target {
+        RedisTarget::Single(url) => {
+            let info = redis::IntoConnectionInfo::into_connection_info(url.as_str()).map_err(unavailable)?;
+            let settings = info.redis_settings().clone().set_protocol(redis::ProtocolVersion::RESP3);
+            let client = redis::Client::open(info.set_redis_settings(settings)).map_err(unavailable)?;
+            let config = redis::AsyncConnectionConfig::new()
+                .set_connection_timeout(Some(timeout))
+                .set_response_timeout(Some(timeout))
+                .set_push_sender(on_push);
+            Conn::Single(client.get_multiplexed_async_connection_with_config(&config).await.map_err(unavailable)?)
+        }
+        RedisTarget::Cluster(urls) => {
+            let client = redis::cluster::ClusterClient::builder(urls.clone())
+                .use_protocol(redis::ProtocolVersion::RESP3)
+                .connection_timeout(timeout)
+                .response_timeout(timeout)
+                .push_sender(on_push)
+                .build()
+                .map_err(unavailable)?;
+            Conn::Cluster(client.get_async_connection().await.map_err(unavailable)?)
+        }
+    })
+}
+
+/// Keeps the subscription alive until `stop`: remakes a broken connection, and
+/// probes it and the rooms' heads every `probe_every`.
+async fn supervise(shared: Arc<Shared>, link: Arc<Link>, stop: CancellationToken) {
+    let mut probe = tokio::time::interval(shared.config.probe_every);
+    probe.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = link.broken.notified() => {
+                tracing::warn!("the Redis subscription connection broke; remaking it");
+                reconnect(&shared, &link, &stop).await;
+            }
+            _ = probe.tick() => {
+                let sent = link.probes_sent.load(Ordering::Relaxed);
+                let single = matches!(shared.config.target, RedisTarget::Single(_));
+                if single && sent > 0 && link.probes_seen.load(Ordering::Relaxed) < sent {
+                    tracing::warn!(probe = sent, "the Redis subscription stopped delivering; remaking it");
+                    reconnect(&shared, &link, &stop).await;
+                    continue;
+                }
+                if single {
+                    let n = sent + 1;
+                    let published: RedisResult<i64> = shared
+                        .commands
+                        .query(redis::cmd("SPUBLISH").arg(&link.probe_channel).arg(n))
+                        .await;
+                    match published {
+                        Ok(_) => link.probes_sent.store(n, Ordering::Relaxed),
+                        // Redis unreachable: nothing to learn from this probe.
+                        Err(error) => tracing::debug!(%error, "probe not published"),
+                    }
+                }
+                check_rooms(&shared, false).await;
+            }
+        }
+    }
+}
+
+/// Remakes the subscription connection with back-off until it works (a
+/// cluster connection remakes itself; only the rooms are checked), then has
+/// every room catch up with Redis.
+async fn reconnect(shared: &Arc<Shared>, link: &Arc<Link>, stop: &CancellationToken) {
+    if matches!(shared.config.target, RedisTarget::Single(_)) {
+        link.set(None);
+        let mut delay = Duration::from_millis(50);
+        loop {
+            let attempt = async {
+                let conn = connect(shared, link).await?;
+                conn.command("SSUBSCRIBE", &link.probe_channel).await.map_err(unavailable)?;
+                // Visible before the walk below: a room subscribed from now on
+                // uses this connection, one subscribed earlier is in the set.
+                link.set(Some(conn.clone()));
+                let rooms: Vec<RoomId> = shared.subscribed.iter().map(|r| r.clone()).collect();
+                for room in rooms {
+                    conn.command("SSUBSCRIBE", &shared.keys(&room).channel).await.map_err(unavailable)?;
+                }
+                Ok::<_, BrokerError>(())
+            };
+            match attempt.await {
+                Ok(()) => break,
+                Err(error) => {
+                    link.set(None);
+                    tracing::warn!(%error, retry_in = ?delay, "cannot remake the Redis subscription");
+                    tokio::select! {
+                        _ = stop.cancelled() => return,
+                        _ = tokio::time::sleep(delay) => {}
+                    }
+                    delay = (delay * 2).min(Duration::from_secs(2));
+                }
+            }
+        }
+        let sent = link.probes_sent.load(Ordering::Relaxed);
+        link.probes_seen.fetch_max(sent, Ordering::Relaxed);
+        tracing::info!(rooms = shared.subscribed.len(), "Redis subscription remade");
+    }
+    check_rooms(shared, true).await;
+}
+
+/// Compares every subscribed room with Redis's head.
+async fn check_rooms(shared: &Shared, now: bool) {
+    let rooms: Vec<RoomId> = shared.subscribed.iter().map(|r| r.clone()).collect();
+    for room in rooms {
+        shared.check_room(&room, now).await;
+    }
+}
