@@ -12,7 +12,7 @@ use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use hearth_protocol::codec::{ServerFrame, decode_reply, decode_server_frame, encode_request};
 use hearth_protocol::event::Hello;
-use hearth_protocol::ops::{Appended, Join, Joined, Leave, SendMessage};
+use hearth_protocol::ops::{Appended, History, Join, Joined, Leave, SendMessage};
 use hearth_protocol::{
     ClientMsgId, CloseCode, Codec, DecodeError, ErrorBody, Event, Operation, Position, RequestId, RoomId, Seq, Text,
     limits,
@@ -300,6 +300,24 @@ impl Client {
     }
 
     /// Ends the membership of `room`; this client no longer resumes it.
+    /// The room's whole history as the server holds it, oldest first, read
+    /// page by page.
+    pub async fn history_all(&self, room: &RoomId) -> Result<Vec<Event>, ClientError> {
+        let mut events = Vec::new();
+        let mut after = Seq(0);
+        loop {
+            let page = self
+                .request(History { room: room.clone(), before: None, after: Some(after), limit: Some(100) })
+                .await?;
+            let last = page.events.last().and_then(Event::seq);
+            events.extend(page.events);
+            match last {
+                Some(last) if page.more => after = last,
+                _ => return Ok(events),
+            }
+        }
+    }
+
     pub async fn leave(&mut self, room: &RoomId) -> Result<(), ClientError> {
         self.request(Leave { room: room.clone() }).await?;
         self.positions.remove(room);
@@ -334,7 +352,13 @@ impl Client {
     /// are listed by [`Client::truncated_on_resume`] of the new client, and
     /// continue live from their head.
     pub async fn resume(&self) -> Result<Client, ClientError> {
-        let mut next = Client::connect(self.options.clone()).await?;
+        self.resume_with(self.options.clone()).await
+    }
+
+    /// [`resume`](Self::resume) through other options: another node of a
+    /// cluster when this one is gone, or a fresh token.
+    pub async fn resume_with(&self, options: Options) -> Result<Client, ClientError> {
+        let mut next = Client::connect(options).await?;
         next.cmid_prefix.clone_from(&self.cmid_prefix);
         next.next_cmid = AtomicU64::new(self.next_cmid.load(Ordering::Relaxed));
         let mut rooms: Vec<(RoomId, Position)> = self.positions.iter().map(|(r, p)| (r.clone(), *p)).collect();

@@ -50,6 +50,10 @@ struct Cli {
     /// Cluster mode: a Redis call slower than this fails, and the client is told to retry.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "2s")]
     redis_timeout: Duration,
+    /// Cluster mode: how often the node checks its Redis subscription (a probe
+    /// message) and its quiet rooms' heads.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "2s")]
+    redis_probe: Duration,
     /// Most simultaneous connections.
     #[arg(long, default_value_t = 100_000)]
     max_connections: usize,
@@ -133,6 +137,7 @@ fn main() -> Result<()> {
         redis.history_events = cli.redis_history_events;
         redis.history_age = cli.redis_history_age;
         redis.timeout = cli.redis_timeout;
+        redis.probe_every = cli.redis_probe;
         Storage::Redis(redis)
     } else if cli.ephemeral {
         Storage::Ephemeral { history_limit: cli.history_limit }

@@ -30,7 +30,7 @@ use crate::frames::{Committed, Encoded, event_frame, frame_message};
 use crate::hub::{Conn, ConnId, Hub};
 use crate::outbound::BurstError;
 use crate::room::{RoomState, not_member};
-use crate::store::{RoomLoad, StoreError, StoredEvent};
+use crate::store::{MemberRecord, RoomLoad, StoreError, StoredEvent};
 
 /// Tunables of the room layer.
 #[derive(Debug, Clone, Copy)]
@@ -377,9 +377,9 @@ impl Room {
         if inner.state.head != after {
             return; // someone else moved on meanwhile; look again
         }
-        // A room made again keeps counting from where it was (see the cluster
-        // broker), so the head never goes back.
-        let head = load.head.max(after);
+        // A room made again (a new epoch) counts on from the head it was made
+        // with; within one epoch the head never goes back.
+        let head = if load.record.epoch == inner.state.record.epoch { load.head.max(after) } else { load.head };
         tracing::warn!(room = %self.id, %after, next = %head.next(), "history lost; receivers told truncated");
         inner.tell_truncated(&self.id, after, head.next());
         inner.state = RoomState::restore(load.record, load.members, load.pins, head, load.last_ts);
@@ -644,6 +644,30 @@ impl Delivery for Loaded {
         if let Some(room) = self.get(room) {
             room.resync(at, now);
         }
+    }
+
+    fn snapshot(&self, room: &RoomId) -> Option<RoomLoad> {
+        let room = self.get(room)?;
+        let inner = room.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let state = &inner.state;
+        let members = state
+            .members
+            .iter()
+            .map(|(user, m)| MemberRecord {
+                user: user.clone(),
+                role: m.role,
+                joined_at: m.joined_at,
+                role_expires_at: m.role_expires_at,
+            })
+            .collect();
+        Some(RoomLoad {
+            record: state.record.clone(),
+            members,
+            pins: state.pins.clone(),
+            head: state.head,
+            last_ts: state.last_ts,
+            recent: Vec::new(),
+        })
     }
 
     fn deliver(&self, room: &RoomId, events: &[Committed]) {

@@ -3,70 +3,17 @@
 //! comes back, and the timeline continues without a gap. Also: SIGTERM shuts down
 //! gracefully with `going_away`.
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
+use common::{BIN, ServerProcess, WAIT};
+
 use hearth_cli::{Client, Options};
-use hearth_protocol::ops::{AddPin, CreateRoom, History, Join, Members, Visibility};
+use hearth_protocol::ops::{AddPin, CreateRoom, Join, Members, Visibility};
 use hearth_protocol::{CloseCode, Codec, Event, Note, RoomId, Seq, ShortText};
-
-const BIN: &str = env!("CARGO_BIN_EXE_hearth-server");
-const WAIT: Duration = Duration::from_secs(20);
-
-struct ServerProcess {
-    child: Child,
-    url: String,
-}
-
-impl ServerProcess {
-    /// Starts the binary on an ephemeral port and reads the port from its banner.
-    fn start(dir: &Path) -> ServerProcess {
-        let mut child = Command::new(BIN)
-            .args(["--listen", "127.0.0.1:0", "--message-rate", "1000000", "--message-burst", "1000000"])
-            .args([
-                "--request-rate",
-                "1000000",
-                "--request-burst",
-                "1000000",
-                "--max-in-flight",
-                "100000",
-                "--data-dir",
-            ])
-            .arg(dir)
-            .env_remove("HEARTH_TOKEN_SECRET")
-            .env("RUST_LOG", "warn")
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start hearth-server");
-        let stderr = child.stderr.take().expect("stderr piped");
-        let (tx, rx) = std::sync::mpsc::channel();
-        // The banner line gives the address; keep draining so the pipe never fills.
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(rest) = line.strip_prefix("hearth-server listening on ") {
-                    let _ = tx.send(rest.split_whitespace().next().unwrap_or_default().to_string());
-                }
-            }
-        });
-        let url = rx.recv_timeout(WAIT).expect("server printed its address");
-        ServerProcess { child, url }
-    }
-
-    fn kill_9(mut self) {
-        self.child.kill().expect("SIGKILL");
-        self.child.wait().expect("reap");
-    }
-}
-
-impl Drop for ServerProcess {
-    /// A failing test must not leave a server running.
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn token(dir: &Path, name: &str) -> String {
     let out = Command::new(BIN)
@@ -89,7 +36,7 @@ async fn connect(server: &ServerProcess, dir: &Path, name: &str, codec: Codec) -
 async fn acknowledged_state_survives_kill_9() {
     let dir = tempfile::tempdir().unwrap();
     let room = RoomId::new("survivors").unwrap();
-    let server = ServerProcess::start(dir.path());
+    let server = ServerProcess::durable(dir.path());
     let ada = connect(&server, dir.path(), "ada", Codec::MsgPack).await;
     let bo = connect(&server, dir.path(), "bo", Codec::Json).await;
     ada.request(CreateRoom {
@@ -134,22 +81,9 @@ async fn acknowledged_state_survives_kill_9() {
     }
     assert!(!acked.is_empty(), "some sends were acknowledged before the kill");
 
-    let server = ServerProcess::start(dir.path());
+    let server = ServerProcess::durable(dir.path());
     let ada = connect(&server, dir.path(), "ada", Codec::MsgPack).await;
-    // Page through the whole timeline.
-    let mut events = Vec::new();
-    let mut after = Seq(0);
-    loop {
-        let page = ada
-            .request(History { room: room.clone(), before: None, after: Some(after), limit: Some(100) })
-            .await
-            .unwrap();
-        events.extend(page.events.iter().cloned());
-        match page.events.last().and_then(Event::seq) {
-            Some(last) if page.more => after = last,
-            _ => break,
-        }
-    }
+    let events = ada.history_all(&room).await.unwrap();
     let seqs: Vec<u64> = events.iter().filter_map(Event::seq).map(|s| s.0).collect();
     assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>(), "the timeline has no gap");
     let stored: std::collections::HashMap<Seq, String> = events
@@ -176,7 +110,7 @@ async fn acknowledged_state_survives_kill_9() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_closes_connections_with_going_away_and_exits_cleanly() {
     let dir = tempfile::tempdir().unwrap();
-    let mut server = ServerProcess::start(dir.path());
+    let mut server = ServerProcess::durable(dir.path());
     let mut ada = connect(&server, dir.path(), "ada", Codec::MsgPack).await;
     let status = Command::new("kill").args(["-TERM", &server.child.id().to_string()]).status().unwrap();
     assert!(status.success());

@@ -39,6 +39,10 @@ impl Delivery for Recorder {
     }
 
     fn resync(&self, _room: &RoomId, _at: Option<hearth_protocol::Position>, _now: bool) {}
+
+    fn snapshot(&self, _room: &RoomId) -> Option<crate::store::RoomLoad> {
+        None
+    }
 }
 
 impl Recorder {

@@ -165,6 +165,9 @@ pub trait Delivery: Send + Sync + 'static {
     /// `now`, else only if it is still behind the `at` of the previous call, so
     /// an event on its way is not read twice.
     fn resync(&self, room: &RoomId, at: Option<Position>, now: bool);
+    /// The room's state as applied here (no events), when it is in memory: what
+    /// a broker that lost the room can make it again from.
+    fn snapshot(&self, room: &RoomId) -> Option<RoomLoad>;
 }
 
 /// Orders, keeps and serves a server's rooms and their events.

@@ -41,6 +41,10 @@ impl Delivery for Lossy {
     fn resync(&self, room: &RoomId, at: Option<hearth_protocol::Position>, now: bool) {
         self.inner.resync(room, at, now);
     }
+
+    fn snapshot(&self, room: &RoomId) -> Option<crate::store::RoomLoad> {
+        self.inner.snapshot(room)
+    }
 }
 
 const HOUR: std::time::Duration = std::time::Duration::from_secs(3600);

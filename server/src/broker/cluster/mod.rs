@@ -163,6 +163,7 @@ struct Scripts {
     load: redis::Script,
     summary: redis::Script,
     own: redis::Script,
+    restore: redis::Script,
 }
 
 impl Scripts {
@@ -172,6 +173,7 @@ impl Scripts {
             load: redis::Script::new(include_str!("load.lua")),
             summary: redis::Script::new(include_str!("summary.lua")),
             own: redis::Script::new(include_str!("own.lua")),
+            restore: redis::Script::new(include_str!("restore.lua")),
         }
     }
 }
@@ -480,9 +482,53 @@ impl Shared {
             Ok((Some(epoch), Some(head))) => {
                 self.delivery.resync(room, Some(Position { epoch: Epoch(epoch), seq: Seq(head) }), now);
             }
-            Ok(_) => self.delivery.resync(room, None, now),
+            Ok(_) => match self.restore(room).await {
+                Ok(Some(at)) => self.delivery.resync(room, Some(at), true),
+                Ok(None) => self.delivery.resync(room, None, now),
+                Err(error) => tracing::warn!(%room, %error, "could not restore the room Redis lost"),
+            },
             Err(error) => tracing::debug!(%room, %error, "could not read the room's head"),
         }
+    }
+
+    /// Makes a room Redis no longer has (it restarted empty) again from this
+    /// node's copy, under a new epoch, so its members keep their room and are
+    /// told `truncated` instead of finding it gone. Returns the room's position
+    /// in Redis now (whichever node restored it), or `None` if this node has no
+    /// copy either.
+    async fn restore(&self, room: &RoomId) -> Result<Option<Position>, BrokerError> {
+        let Some(copy) = self.delivery.snapshot(room) else { return Ok(None) };
+        let epoch = crate::new_epoch();
+        let keys = self.keys(room);
+        let mut record = copy.record;
+        record.epoch = epoch;
+        let mut call = self.scripts.restore.prepare_invoke();
+        call.key(&keys.room).key(&keys.members).key(&keys.pins);
+        call.arg(serde_json::to_vec(&record).map_err(|e| corrupt("room record", e.to_string()))?)
+            .arg(epoch.0)
+            .arg(record.cap)
+            .arg(copy.head.0)
+            .arg(copy.last_ts.0)
+            .arg(copy.members.len());
+        for m in &copy.members {
+            let expires = m.role_expires_at.map(|t| t.0.to_string()).unwrap_or_default();
+            call.arg(m.user.as_str()).arg(format!("{}:{}:{expires}", rank(m.role), m.joined_at.0));
+        }
+        for pin in &copy.pins {
+            call.arg(pin.pin.0).arg(encode_pin(pin)?);
+        }
+        let made: i64 = self.commands.invoke(&call).await.map_err(unavailable)?;
+        let _: RedisResult<()> =
+            self.commands.query(redis::cmd("ZADD").arg(self.rooms_index()).arg(0).arg(room.as_str())).await;
+        if made == 1 {
+            tracing::warn!(%room, epoch = epoch.0, head = %copy.head, "Redis had lost the room; restored it from this node's copy");
+        }
+        let (epoch, head): (Option<u64>, Option<u64>) = self
+            .commands
+            .query(redis::cmd("HMGET").arg(&keys.room).arg("epoch").arg("head"))
+            .await
+            .map_err(unavailable)?;
+        Ok(epoch.zip(head).map(|(epoch, head)| Position { epoch: Epoch(epoch), seq: Seq(head) }))
     }
 
     async fn load(&self, room: &RoomId, recent: usize) -> Result<Option<RoomLoad>, BrokerError> {

@@ -1,0 +1,221 @@
+//! Cluster mode when Redis fails: two nodes on a real Redis that the tests
+//! stop, restart (with its append-only file, and empty), pause, and cut the
+//! nodes' subscriptions off from. Every acknowledged message reaches every
+//! member once and in order, a send that cannot be stored gets an error with a
+//! retry time (never an acknowledgement), and members keep their connections.
+//! (A node killed with SIGKILL is in the server crate's `cluster_crash` test.)
+
+use std::time::Duration;
+
+use hearth_cli::{Client, ClientError};
+use hearth_protocol::event::TruncatedEvent;
+use hearth_protocol::ops::{Appended, Ping};
+use hearth_protocol::{ClientMsgId, Codec, ErrorCode, Event, RoomId};
+use hearth_testkit::{Persistence, RedisServer};
+use hearth_tests::*;
+
+/// Two nodes on `redis`, keys under `prefix`.
+async fn two_nodes(redis: &RedisServer, prefix: &str) -> (TestServer, TestServer) {
+    let config = cluster_config(&redis.url(), prefix);
+    (TestServer::start(config.clone()).await, TestServer::start(config).await)
+}
+
+/// A room `name` made by ada on `a`, with bo joined on `b`.
+async fn room_across(a: &TestServer, b: &TestServer, name: &str) -> (RoomId, Client, Client) {
+    let r = room(name);
+    let mut ada = a.client("ada", Codec::MsgPack).await;
+    create_room(&ada, name, None).await.unwrap();
+    ada.join(&r).await.unwrap();
+    let mut bo = b.client("bo", Codec::Json).await;
+    bo.join(&r).await.unwrap();
+    (r, ada, bo)
+}
+
+/// Sends until the server takes it, retrying with the same client message id
+/// (so a send that was stored but not answered is not stored twice). Returns
+/// the reply and the errors met on the way, all of which must say when to retry.
+async fn send_until_stored(client: &Client, r: &RoomId, text: &str) -> (Appended, Vec<ErrorCode>) {
+    let cmid: ClientMsgId = client.new_cmid();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let mut errors = Vec::new();
+    loop {
+        match client.send_with_cmid(r, text, &cmid).await {
+            Ok(appended) => return (appended, errors),
+            Err(ClientError::Server(error)) => {
+                assert!(error.retry_after_ms.is_some(), "{error:?} says when to retry");
+                errors.push(error.code);
+            }
+            Err(other) => panic!("{text}: the connection failed instead of an error reply: {other}"),
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{text} was never stored: {errors:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Every message of `r` in the room's history, in order.
+async fn history_texts(client: &Client, r: &RoomId) -> Vec<String> {
+    let events = client.history_all(r).await.unwrap();
+    events
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Message(m) => Some(m.text.to_string()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn texts(prefix: &str, n: std::ops::Range<usize>) -> Vec<String> {
+    n.map(|i| format!("{prefix} {i}")).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_down_gets_errors_with_retry_times_and_nothing_acknowledged_is_lost() {
+    let mut redis = RedisServer::start_with(Persistence::AofAlways, false).await;
+    let (a, b) = two_nodes(&redis, "outage").await;
+    let (r, ada, mut bo) = room_across(&a, &b, "outage").await;
+    for text in texts("before", 0..20) {
+        ada.send(&r, &text).await.unwrap();
+    }
+
+    redis.kill().await;
+    let cmid = ada.new_cmid();
+    match ada.send_with_cmid(&r, "during", &cmid).await {
+        Err(ClientError::Server(error)) => {
+            assert_eq!(error.code, ErrorCode::Overloaded);
+            assert!(error.retry_after_ms.is_some(), "{error:?}");
+        }
+        other => panic!("a send with Redis down must fail clearly, got {other:?}"),
+    }
+    // The members keep their connections meanwhile.
+    ada.request(Ping {}).await.unwrap();
+    bo.request(Ping {}).await.unwrap();
+
+    // Back with its append-only file: nodes reconnect and resubscribe by themselves.
+    redis.restart().await;
+    let mut sent = vec!["during".to_string()];
+    sent.extend(texts("after", 0..10));
+    for text in &sent {
+        send_until_stored(&ada, &r, text).await;
+    }
+    let mut want = texts("before", 0..20);
+    want.extend(sent);
+    let got = collect_messages(&mut bo, &r, want.len()).await.unwrap();
+    assert_strictly_increasing(got.iter().map(|(s, _)| *s), "bo");
+    assert_eq!(got.into_iter().map(|(_, t)| t).collect::<Vec<_>>(), want);
+    assert_eq!(history_texts(&ada, &r).await, want, "history kept every acknowledged message");
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_redis_delays_or_refuses_sends_and_loses_none() {
+    let redis = RedisServer::start().await;
+    let (a, b) = two_nodes(&redis, "pause").await;
+    let (r, ada, mut bo) = room_across(&a, &b, "pause").await;
+    // Longer than the nodes' Redis timeout (500 ms): some sends time out.
+    redis.must(&["CLIENT", "PAUSE", "1500", "ALL"]).await;
+    let mut errors = Vec::new();
+    for text in texts("paused", 0..10) {
+        errors.extend(send_until_stored(&ada, &r, &text).await.1);
+    }
+    assert!(errors.iter().all(|e| *e == ErrorCode::Overloaded), "{errors:?}");
+    let got = collect_messages(&mut bo, &r, 10).await.unwrap();
+    assert_eq!(got.into_iter().map(|(_, t)| t).collect::<Vec<_>>(), texts("paused", 0..10));
+    assert_eq!(history_texts(&ada, &r).await, texts("paused", 0..10), "each stored once");
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_killed_by_redis_is_remade_and_what_it_missed_is_delivered() {
+    let redis = RedisServer::start().await;
+    let (a, b) = two_nodes(&redis, "cut").await;
+    let (r, ada, mut bo) = room_across(&a, &b, "cut").await;
+    ada.send(&r, "first").await.unwrap();
+    // Both nodes lose their subscriptions; messages go on while they remake them.
+    redis.must(&["CLIENT", "KILL", "TYPE", "pubsub"]).await;
+    let mut want = vec!["first".to_string()];
+    for text in texts("cut", 0..20) {
+        ada.send(&r, &text).await.unwrap();
+        want.push(text);
+    }
+    let got = collect_messages(&mut bo, &r, want.len()).await.unwrap();
+    assert_strictly_increasing(got.iter().map(|(s, _)| *s), "bo");
+    assert_eq!(got.into_iter().map(|(_, t)| t).collect::<Vec<_>>(), want);
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscriptions_cut_at_the_output_buffer_limit_are_repaired() {
+    let redis = RedisServer::start().await;
+    let (a, b) = two_nodes(&redis, "buffer").await;
+    let (r, ada, mut bo) = room_across(&a, &b, "buffer").await;
+    // A subscriber may have 1 byte queued past Redis's 16 KiB reply buffer:
+    // bursts of large messages from several senders at once cut the nodes off,
+    // again and again while the burst lasts.
+    redis.must(&["CONFIG", "SET", "client-output-buffer-limit", "pubsub 1 1 0"]).await;
+    const SENDERS: usize = 4;
+    const EACH: usize = 25;
+    let big = "x".repeat(7_000);
+    let mut senders = Vec::new();
+    for s in 0..SENDERS {
+        let client = a.client("ada", Codec::MsgPack).await;
+        let (r, big) = (r.clone(), big.clone());
+        senders.push(tokio::spawn(async move {
+            for n in 0..EACH {
+                client.send(&r, &format!("{s}/{n} {big}")).await.unwrap();
+            }
+        }));
+    }
+    for sender in senders {
+        tokio::time::timeout(WAIT, sender).await.unwrap().unwrap();
+    }
+    redis.must(&["CONFIG", "SET", "client-output-buffer-limit", "pubsub 32mb 8mb 60"]).await;
+    // Nothing more is sent: the nodes' reconnects and probes find the holes.
+    let got = collect_messages(&mut bo, &r, SENDERS * EACH).await.unwrap();
+    assert_strictly_increasing(got.iter().map(|(s, _)| *s), "bo");
+    for s in 0..SENDERS {
+        let mine: Vec<&str> = got.iter().filter_map(|(_, t)| t.strip_prefix(&format!("{s}/"))).collect();
+        assert_eq!(mine.len(), EACH, "every message of sender {s}, once");
+    }
+    drop(ada);
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_restarted_empty_gives_the_room_a_new_epoch_and_members_a_truncated() {
+    let mut redis = RedisServer::start().await;
+    let (a, b) = two_nodes(&redis, "amnesia").await;
+    let (r, ada, mut bo) = room_across(&a, &b, "amnesia").await;
+    for text in texts("old", 0..5) {
+        ada.send(&r, &text).await.unwrap();
+    }
+    drop(collect_messages(&mut bo, &r, 5).await.unwrap());
+    let old = bo.position(&r).unwrap();
+
+    redis.restart_empty().await;
+    // bo is told, live, that what came before is gone; the seq does not restart.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let truncated: TruncatedEvent = loop {
+        assert!(tokio::time::Instant::now() < deadline, "no truncated event");
+        if let Some(Event::Truncated(t)) = bo.next_event_within(WAIT).await.unwrap() {
+            break t;
+        }
+    };
+    assert_eq!(truncated.room, r);
+    assert!(truncated.next.0 > old.seq.0, "seq goes on after {old:?}: {truncated:?}");
+    // The room is there again, with its members, and goes on.
+    let (after, _) = send_until_stored(&ada, &r, "new").await;
+    assert!(after.seq.0 > old.seq.0, "no seq is reused: {after:?} after {old:?}");
+    let got = collect_messages(&mut bo, &r, 1).await.unwrap();
+    assert_eq!(got[0].1, "new");
+    // A resume from before is answered truncated: the old epoch is gone.
+    let mut again = b.client("bo", Codec::MsgPack).await;
+    let joined = again.join_since(&r, Some(old)).await.unwrap();
+    assert_ne!(joined.room.epoch, old.epoch);
+    assert_eq!(joined.resume, hearth_protocol::ops::ResumeMode::Truncated);
+    a.stop().await;
+    b.stop().await;
+}
