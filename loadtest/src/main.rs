@@ -56,6 +56,10 @@ struct RunArgs {
     /// PID of the server, for its CPU time and memory.
     #[arg(long)]
     server_pid: Option<u32>,
+    /// Another process whose CPU time is measured per message (e.g. a second
+    /// node or Redis), as NAME=PID; repeat for several.
+    #[arg(long = "watch-pid", value_parser = parse_watch)]
+    watch: Vec<(String, u32)>,
     /// Also run the same scenario against a floor server at this URL.
     #[arg(long)]
     floor_url: Option<String>,
@@ -156,10 +160,20 @@ async fn run_command(args: RunArgs) -> Result<()> {
     let mut sections = Vec::new();
     for round in 1..=args.repeat.max(1) {
         let suffix = if args.repeat > 1 { format!(" #{round}") } else { String::new() };
-        let hearth = run::Target { name: format!("hearth{suffix}"), urls: args.urls.clone(), pid: args.server_pid };
+        let hearth = run::Target {
+            name: format!("hearth{suffix}"),
+            urls: args.urls.clone(),
+            pid: args.server_pid,
+            watch: args.watch.clone(),
+        };
         sections.push(run::run(&scenario, &hearth, &secret, !args.quiet).await?);
         if let Some(url) = &args.floor_url {
-            let floor = run::Target { name: format!("floor{suffix}"), urls: vec![url.clone()], pid: args.floor_pid };
+            let floor = run::Target {
+                name: format!("floor{suffix}"),
+                urls: vec![url.clone()],
+                pid: args.floor_pid,
+                watch: Vec::new(),
+            };
             sections.push(run::run(&scenario, &floor, &secret, !args.quiet).await?);
         }
     }
@@ -179,4 +193,11 @@ async fn run_command(args: RunArgs) -> Result<()> {
         anyhow::bail!("{} errors during the run (see the report)", report.errors());
     }
     Ok(())
+}
+
+/// `NAME=PID` for `--watch-pid`.
+fn parse_watch(value: &str) -> Result<(String, u32), String> {
+    let (name, pid) = value.split_once('=').ok_or_else(|| format!("expected NAME=PID, got {value:?}"))?;
+    let pid = pid.parse().map_err(|_| format!("{pid:?} is not a process id"))?;
+    Ok((name.to_string(), pid))
 }

@@ -52,6 +52,9 @@ pub struct PhaseReport {
     pub server_cpu_us_per_delivery: Option<f64>,
     pub server_rss_mib: Option<f64>,
     pub loadtest_cpu_percent: Option<f64>,
+    /// CPU microseconds per acknowledged message, for the server (`server`) and
+    /// each watched process (`--watch-pid`).
+    pub cpu_us_per_message: BTreeMap<String, f64>,
 }
 
 impl PhaseReport {
@@ -254,6 +257,11 @@ impl Report {
                     opt(p.server_rss_mib, 1),
                     opt(p.loadtest_cpu_percent, 0),
                 );
+                if p.cpu_us_per_message.len() > 1 {
+                    let each: Vec<String> =
+                        p.cpu_us_per_message.iter().map(|(name, us)| format!("{name} {us:.1}")).collect();
+                    println!("    cpu us per message: {}", each.join(", "));
+                }
                 for (kind, count) in &p.errors {
                     println!("    error: {kind} x{count}");
                 }

@@ -12,6 +12,8 @@ use hearth_protocol::ops::Leave;
 use hearth_protocol::{Codec, RequestId, RoomId, UserId};
 use hearth_server::auth::{self, Secret};
 use indicatif::{ProgressBar, ProgressStyle};
+use std::collections::BTreeMap;
+
 use tokio::sync::{Semaphore, mpsc, watch};
 
 use crate::member::{self, Clock, Member, Phase, Target as WsTarget};
@@ -24,6 +26,8 @@ pub struct Target {
     pub name: String,
     pub urls: Vec<String>,
     pub pid: Option<u32>,
+    /// Other processes the load costs CPU in (named): more nodes, Redis.
+    pub watch: Vec<(String, u32)>,
 }
 
 /// Connections opened at once while ramping up.
@@ -332,6 +336,9 @@ impl Ctx<'_> {
         let dups0 = self.stats.duplicates.load(Ordering::Relaxed);
         let errors0 = self.stats.errors.lock().unwrap().clone();
         let server0 = pid.as_deref().and_then(proc_sample);
+        let watched0: Vec<Option<ProcSample>> =
+            self.target.watch.iter().map(|(_, pid)| proc_sample(&pid.to_string())).collect();
+        let acked0 = self.stats.acked.load(Ordering::Relaxed);
         let self0 = proc_sample("self");
         self.stats.start_window();
         let started = Instant::now();
@@ -339,6 +346,9 @@ impl Ctx<'_> {
         self.stats.stop_window();
         let window = started.elapsed().as_secs_f64();
         let server1 = pid.as_deref().and_then(proc_sample);
+        let watched1: Vec<Option<ProcSample>> =
+            self.target.watch.iter().map(|(_, pid)| proc_sample(&pid.to_string())).collect();
+        let acked = self.stats.acked.load(Ordering::Relaxed).saturating_sub(acked0);
         let self1 = proc_sample("self");
         // Re-announce the phase so every member flushes what it has buffered.
         let current = *self.phase.borrow();
@@ -356,6 +366,16 @@ impl Ctx<'_> {
         let cpu = |a: Option<ProcSample>, b: Option<ProcSample>| Some(b?.cpu_secs - a?.cpu_secs);
         let server_cpu = cpu(server0, server1);
         let self_cpu = cpu(self0, self1);
+        let per_message = |secs: f64| secs * 1e6 / acked.max(1) as f64;
+        let mut cpu_us_per_message: BTreeMap<String, f64> = BTreeMap::new();
+        if let Some(secs) = server_cpu {
+            cpu_us_per_message.insert("server".into(), per_message(secs));
+        }
+        for (((name, _), before), after) in self.target.watch.iter().zip(watched0).zip(watched1) {
+            if let Some(secs) = cpu(before, after) {
+                cpu_us_per_message.insert(name.clone(), per_message(secs));
+            }
+        }
         let offered_msgs = s.rooms as f64 * s.senders_per_room as f64 * rate;
         PhaseReport {
             name: name.to_string(),
@@ -374,6 +394,7 @@ impl Ctx<'_> {
             server_cpu_us_per_delivery: server_cpu.map(|c| c * 1e6 / deliveries.max(1) as f64),
             server_rss_mib: server1.map(|p| p.rss_bytes as f64 / (1024.0 * 1024.0)),
             loadtest_cpu_percent: self_cpu.map(|c| c * 100.0 / window),
+            cpu_us_per_message,
         }
     }
 

@@ -114,10 +114,14 @@ async fn start_broker(
 /// them, and makes durable whatever is still queued.
 pub async fn run(listener: TcpListener, mut config: Config, shutdown: CancellationToken) -> Result<(), ServerError> {
     config.rooms.receivers = config.limits.receivers_per_room;
-    if let Storage::Ephemeral { history_limit } = config.storage {
-        // A resume served from a room's recent events must not reach further back
-        // than `history` says the server holds.
-        config.rooms.recent_events = config.rooms.recent_events.min(history_limit);
+    // A resume served from a room's recent events must not reach further back
+    // than `history` says the server holds.
+    match &config.storage {
+        Storage::Ephemeral { history_limit } => {
+            config.rooms.recent_events = config.rooms.recent_events.min(*history_limit);
+        }
+        Storage::Redis(redis) => config.rooms.recent_events = config.rooms.recent_events.min(redis.history_events),
+        Storage::Dir(_) => {}
     }
     let loaded = Arc::new(Loaded::default());
     let store_failed = CancellationToken::new();

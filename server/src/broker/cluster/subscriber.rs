@@ -20,6 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::StreamExt;
 use hearth_protocol::RoomId;
 use redis::aio::MultiplexedConnection;
 use redis::cluster_async::ClusterConnection;
@@ -281,10 +282,11 @@ async fn reconnect(shared: &Arc<Shared>, link: &Arc<Link>, stop: &CancellationTo
     check_rooms(shared, true).await;
 }
 
-/// Compares every subscribed room with Redis's head.
+/// Compares every subscribed room with Redis's head, a few reads in flight at
+/// a time (they share one multiplexed connection).
 async fn check_rooms(shared: &Shared, now: bool) {
     let rooms: Vec<RoomId> = shared.subscribed.iter().map(|r| r.clone()).collect();
-    for room in rooms {
-        shared.check_room(&room, now).await;
-    }
+    futures_util::stream::iter(rooms)
+        .for_each_concurrent(32, |room| async move { shared.check_room(&room, now).await })
+        .await;
 }

@@ -1,0 +1,68 @@
+//! One user on two nodes: an authorisation decision is never taken on a node's
+//! stale copy of a room. A leave acknowledged through one node stops a send
+//! through the other right after, and the other connection is told and then
+//! receives nothing more. Runs on one node too, where both connections share it.
+
+use hearth_cli::{Client, ClientError};
+use hearth_protocol::ops::Ping;
+use hearth_protocol::{Codec, ErrorCode, Event, RoomId};
+use hearth_tests::*;
+
+/// Reads `client`'s events until `done` holds for one; all of them, in order.
+async fn events_until(client: &mut Client, done: impl Fn(&Event) -> bool) -> Vec<Event> {
+    let mut seen = Vec::new();
+    loop {
+        match client.next_event_within(WAIT).await.expect("an event in time") {
+            Some(event) => {
+                let stop = done(&event);
+                seen.push(event);
+                if stop {
+                    return seen;
+                }
+            }
+            None => panic!("connection closed after {seen:?}"),
+        }
+    }
+}
+
+fn is_message(event: &Event, r: &RoomId, text: &str) -> bool {
+    matches!(event, Event::Message(m) if &m.room == r && m.text.as_str() == text)
+}
+
+both_modes! {
+async fn a_leave_through_one_node_stops_a_send_through_the_other_at_once(d: Deployment) {
+    let r = room("lounge");
+    let ada = d.client("ada", Codec::MsgPack).await;
+    create_room(&ada, "lounge", None).await.unwrap();
+    let mut phone = d.node("bo").client("bo", Codec::MsgPack).await;
+    let mut laptop = d.other_node("bo").client("bo", Codec::Json).await;
+    // cy shares the laptop's node: when cy has an event, that node has it.
+    let mut cy = d.other_node("bo").client("cy", Codec::MsgPack).await;
+    for client in [&mut phone, &mut laptop, &mut cy] {
+        client.join(&r).await.unwrap();
+    }
+    ada.send(&r, "before").await.unwrap();
+    events_until(&mut laptop, |e| is_message(e, &r, "before")).await;
+
+    phone.leave(&r).await.unwrap();
+    // Right after, before the laptop's node may have heard of the leave.
+    match laptop.send(&r, "too late").await {
+        Err(ClientError::Server(error)) => assert_eq!(error.code, ErrorCode::NotMember, "{error}"),
+        other => panic!("a send after the leave must be refused, got {other:?}"),
+    }
+    let seen = events_until(&mut laptop, |e| matches!(e, Event::MemberLeft(m) if m.user.as_str() == "bo")).await;
+    assert!(!seen.iter().any(|e| is_message(e, &r, "too late")));
+    ada.send(&r, "after").await.unwrap();
+    events_until(&mut cy, |e| is_message(e, &r, "after")).await;
+    laptop.request(Ping {}).await.unwrap();
+    let late: Vec<Event> = std::iter::from_fn(|| laptop.try_next_event()).collect();
+    assert!(late.is_empty(), "nothing reaches bo after the leave: {late:?}");
+    // Resuming the membership it no longer has is refused, not a silent rejoin.
+    let since = laptop.position(&r).unwrap();
+    match laptop.join_since(&r, Some(since)).await {
+        Err(ClientError::Server(error)) => assert_eq!(error.code, ErrorCode::NotMember, "{error}"),
+        other => panic!("expected not_member, got {other:?}"),
+    }
+    d.stop().await;
+}
+}
