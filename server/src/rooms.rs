@@ -729,10 +729,16 @@ impl Registry {
             .get_or_try_init(|| async {
                 // Subscribe first, so nothing committed during the load is missed.
                 self.broker.subscribe(room.clone()).await?;
-                let load = self.broker.load_room(room.clone(), self.limits.recent_events).await?;
-                let load = load.ok_or_else(|| BrokerError::NoSuchRoom(room.clone()))?;
-                let loaded = Room::new(load, self.broker.clone(), self.limits)?;
-                Ok::<_, BrokerError>(Arc::new(loaded))
+                let loaded = async {
+                    let load = self.broker.load_room(room.clone(), self.limits.recent_events).await?;
+                    let load = load.ok_or_else(|| BrokerError::NoSuchRoom(room.clone()))?;
+                    Ok::<_, BrokerError>(Arc::new(Room::new(load, self.broker.clone(), self.limits)?))
+                }
+                .await;
+                if loaded.is_err() {
+                    let _ = self.broker.unsubscribe(room.clone()).await;
+                }
+                loaded
             })
             .await;
         match loaded {
@@ -746,9 +752,6 @@ impl Registry {
             Err(error) => {
                 // Forget the failed slot (unless someone else's load is under way).
                 self.loaded.rooms.remove_if(room, |_, s| Arc::ptr_eq(s, &slot) && s.room.get().is_none());
-                if matches!(error, BrokerError::NoSuchRoom(_)) {
-                    let _ = self.broker.unsubscribe(room.clone()).await;
-                }
                 Err(error.to_error())
             }
         }

@@ -110,23 +110,53 @@ pub struct Deployment {
     pub nodes: Vec<TestServer>,
     /// The Redis of a two-node deployment.
     pub redis: Option<hearth_testkit::RedisServer>,
+    redis_cluster: Option<hearth_testkit::RedisCluster>,
+    /// What every node runs with, for a restart.
+    config: Config,
+    _dir: Option<tempfile::TempDir>,
 }
 
 impl Deployment {
     /// One in-memory node.
     pub async fn single() -> Deployment {
-        Deployment { nodes: vec![TestServer::ephemeral().await], redis: None }
+        Self::with_nodes(test_config(Storage::Ephemeral { history_limit: 10_000 }), 1).await
+    }
+
+    /// One node on a data directory of its own, so a restart keeps its state.
+    pub async fn single_durable() -> Deployment {
+        let dir = tempfile::tempdir().expect("a data directory");
+        let mut d = Self::with_nodes(test_config(Storage::Dir(dir.path().to_path_buf())), 1).await;
+        d._dir = Some(dir);
+        d
     }
 
     /// Two nodes on a Redis of their own.
     pub async fn cluster() -> Deployment {
         let redis = hearth_testkit::RedisServer::start().await;
-        let config = cluster_config(&redis.url(), "behaviour");
+        let mut d = Self::with_nodes(cluster_config(&redis.url(), "behaviour"), 2).await;
+        d.redis = Some(redis);
+        d
+    }
+
+    /// Two nodes on a Redis Cluster of three masters of their own.
+    pub async fn redis_cluster() -> Deployment {
+        let cluster = hearth_testkit::RedisCluster::start().await;
+        let mut config = cluster_config(&cluster.urls()[0], "behaviour");
+        if let Storage::Redis(redis) = &mut config.storage {
+            redis.target = RedisTarget::Cluster(cluster.urls());
+        }
+        let mut d = Self::with_nodes(config, 2).await;
+        d.redis_cluster = Some(cluster);
+        d
+    }
+
+    /// `count` nodes running `config`.
+    pub async fn with_nodes(config: Config, count: usize) -> Deployment {
         let mut nodes = Vec::new();
-        for _ in 0..2 {
+        for _ in 0..count {
             nodes.push(TestServer::start(config.clone()).await);
         }
-        Deployment { nodes, redis: Some(redis) }
+        Deployment { nodes, redis: None, redis_cluster: None, config, _dir: None }
     }
 
     pub fn is_cluster(&self) -> bool {
@@ -148,6 +178,18 @@ impl Deployment {
 
     pub async fn client(&self, name: &str, codec: Codec) -> Client {
         self.node(name).client(name, codec).await
+    }
+
+    /// Stops every node gracefully and starts as many again on the same store.
+    pub async fn restart(mut self) -> Deployment {
+        let count = self.nodes.len();
+        for node in self.nodes.drain(..) {
+            node.stop().await;
+        }
+        for _ in 0..count {
+            self.nodes.push(TestServer::start(self.config.clone()).await);
+        }
+        self
     }
 
     pub async fn stop(self) {
@@ -178,7 +220,7 @@ macro_rules! both_modes {
                 #[allow(unused_imports)]
                 use super::*;
 
-                async fn run($d: $crate::Deployment) $body
+                pub(super) async fn run($d: $crate::Deployment) $body
 
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn one_node() {

@@ -75,10 +75,7 @@ async fn a_message_costs_redis_the_same_whatever_the_room_size() {
         // No probes during the count.
         r.probe_every = Duration::from_secs(3600);
     }
-    let d = Deployment {
-        nodes: vec![TestServer::start(config.clone()).await, TestServer::start(config).await],
-        redis: None,
-    };
+    let d = Deployment::with_nodes(config, 2).await;
 
     let small = cost_of(&d, &redis, "pair", 2, MESSAGES).await;
     let big = cost_of(&d, &redis, "hundred", 100, MESSAGES).await;

@@ -85,3 +85,8 @@ async fn a_hundred_members_with_mixed_codecs_see_everything_once_in_order(server
     server.stop().await;
 }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hundred_members_on_two_nodes_over_a_redis_cluster() {
+    a_hundred_members_with_mixed_codecs_see_everything_once_in_order::run(Deployment::redis_cluster().await).await;
+}

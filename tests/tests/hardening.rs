@@ -9,7 +9,17 @@ use hearth_tests::*;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn history_after_a_huge_seq_is_an_empty_page() {
     let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::durable(dir.path().to_path_buf()).await;
+    huge_seq_history(TestServer::durable(dir.path().to_path_buf()).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_after_a_huge_seq_is_an_empty_page_in_cluster_mode() {
+    let redis = hearth_testkit::RedisServer::start().await;
+    huge_seq_history(TestServer::start(cluster_config(&redis.url(), "huge")).await).await;
+}
+
+/// Seqs past what SQLite's integers and Redis's stream ids hold.
+async fn huge_seq_history(server: TestServer) {
     let r = room("huge");
     let ada = server.client("ada", Codec::MsgPack).await;
     create_room(&ada, "huge", None).await.unwrap();
@@ -21,6 +31,11 @@ async fn history_after_a_huge_seq_is_an_empty_page() {
         let page = page.unwrap();
         assert!(page.events.is_empty(), "after {after}: {:?}", page.events);
         assert!(!page.more);
+    }
+    for before in [Seq(0), Seq(1), Seq(u64::MAX)] {
+        let page = ada.request(History { room: r.clone(), before: Some(before), after: None, limit: None }).await;
+        let held = page.unwrap().events.len();
+        assert_eq!(held, if before == Seq(u64::MAX) { 4 } else { 0 }, "before {before}");
     }
     server.stop().await;
 }
@@ -396,15 +411,28 @@ async fn connections_per_address_are_bounded_and_freed_on_close() {
     server.stop().await;
 }
 
+fn rooms_pins_and_receivers(l: &mut hearth_server::Limits) {
+    l.rooms_per_user = 3;
+    l.pins_per_room = 2;
+    l.receivers_per_room = 2;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rooms_pins_and_receivers_have_limits_and_rooms_are_listed_in_pages() {
+    limits_and_pages(limited(rooms_pins_and_receivers).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rooms_pins_and_receivers_have_limits_and_rooms_are_listed_in_pages_in_cluster_mode() {
+    let redis = hearth_testkit::RedisServer::start().await;
+    let mut config = cluster_config(&redis.url(), "limits");
+    config.limits = hearth_server::Limits::default();
+    rooms_pins_and_receivers(&mut config.limits);
+    limits_and_pages(TestServer::start(config).await).await;
+}
+
+async fn limits_and_pages(server: TestServer) {
     use hearth_protocol::ops::{AddPin, ListRooms};
-    let server = limited(|l| {
-        l.rooms_per_user = 3;
-        l.pins_per_room = 2;
-        l.receivers_per_room = 2;
-    })
-    .await;
     let ada = server.client("ada", Codec::MsgPack).await;
     for name in ["r1", "r2", "r3"] {
         create_room(&ada, name, None).await.unwrap();

@@ -8,8 +8,17 @@ use hearth_tests::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn state_survives_a_graceful_restart_and_clients_resume_across_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::durable(dir.path().to_path_buf()).await;
+    survives_a_restart(Deployment::single_durable().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn state_survives_restarting_every_node_of_a_cluster() {
+    survives_a_restart(Deployment::cluster().await).await;
+}
+
+/// Everything stops and starts again on the same store (the data directory,
+/// or Redis); bo comes back on the other node in a cluster.
+async fn survives_a_restart(server: Deployment) {
     let r = room("archive");
     let mut ada = server.client("ada", Codec::MsgPack).await;
     create_room(&ada, "archive", None).await.unwrap();
@@ -25,12 +34,11 @@ async fn state_survives_a_graceful_restart_and_clients_resume_across_it() {
     }
     collect_messages(&mut bo, &r, 10).await.unwrap();
     let bo_position = bo.position(&r).unwrap();
-    server.stop().await;
+    let server = server.restart().await;
     // Shutdown closed bo with going_away, which tells it to reconnect.
     while bo.next_event_within(WAIT).await.unwrap().is_some() {}
     assert_eq!(bo.close_info().and_then(|c| c.hearth_code()), Some(CloseCode::GoingAway));
 
-    let server = TestServer::durable(dir.path().to_path_buf()).await;
     let ada = server.client("ada", Codec::MsgPack).await;
     let rooms = ada.request(ListRooms::default()).await.unwrap();
     assert_eq!(rooms.rooms.len(), 1);
@@ -42,7 +50,7 @@ async fn state_survives_a_graceful_restart_and_clients_resume_across_it() {
     assert_eq!(seqs, acked, "every acknowledged message is in history");
 
     // bo resumes from where it stopped reading: 20 before the restart, then new ones.
-    let mut bo = server.client("bo", Codec::Json).await;
+    let mut bo = server.other_node("bo").client("bo", Codec::Json).await;
     let joined = bo.join_since(&r, Some(bo_position)).await.unwrap();
     assert_eq!(joined.resume, ResumeMode::Replay);
     assert_eq!(joined.pins.len(), 1);

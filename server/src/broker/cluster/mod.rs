@@ -27,7 +27,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use dashmap::DashSet;
+use dashmap::DashMap;
 use hearth_protocol::codec::encode_event;
 use hearth_protocol::ops::{PinnedNote, RoomSettings};
 use hearth_protocol::{Codec, Epoch, Millis, Position, Role, RoomId, Seq, UserId};
@@ -189,8 +189,9 @@ struct Shared {
     config: RedisConfig,
     clock: SharedClock,
     delivery: Arc<dyn Delivery>,
-    /// Rooms this node has in memory, whose events it receives.
-    subscribed: DashSet<RoomId>,
+    /// Rooms this node has in memory, whose events it receives, with how many
+    /// times each is subscribed (a room evicted while loaded again is both).
+    subscribed: DashMap<RoomId, usize>,
     scripts: Scripts,
 }
 
@@ -223,7 +224,7 @@ impl RedisBroker {
             }
         };
         let shared =
-            Arc::new(Shared { commands, config, clock, delivery, subscribed: DashSet::new(), scripts: Scripts::new() });
+            Arc::new(Shared { commands, config, clock, delivery, subscribed: DashMap::new(), scripts: Scripts::new() });
         let subscriber = Subscriber::start(shared.clone(), stop).await?;
         Ok(RedisBroker { shared, subscriber })
     }

@@ -36,6 +36,7 @@ use crate::store::StoredEvent;
 pub(super) struct Subscriber {
     shared: Arc<Shared>,
     link: Arc<Link>,
+    stripes: Vec<tokio::sync::Mutex<()>>,
 }
 
 /// The subscription connection and what its pushes tell.
@@ -138,31 +139,59 @@ impl Subscriber {
         conn.command("SSUBSCRIBE", &link.probe_channel).await.map_err(unavailable)?;
         link.set(Some(conn));
         tokio::spawn(supervise(shared.clone(), link.clone(), stop));
-        Ok(Subscriber { shared, link })
+        Ok(Subscriber { shared, link, stripes: (0..64).map(|_| tokio::sync::Mutex::new(())).collect() })
     }
 
     pub(super) fn received(&self) -> u64 {
         self.link.received.load(Ordering::Relaxed)
     }
 
-    pub(super) async fn subscribe(&self, room: RoomId) -> Result<(), BrokerError> {
-        // In the set first: a reconnect under way subscribes it too.
-        self.shared.subscribed.insert(room.clone());
-        let channel = self.shared.keys(&room).channel;
-        match self.link.current() {
-            Some(conn) => conn.command("SSUBSCRIBE", &channel).await.map_err(unavailable),
-            // Reconnecting: it subscribes every room in the set when it is back.
-            None => Ok(()),
-        }
+    /// Serialises the subscription changes of one room (and of the rooms that
+    /// share its stripe), so a room's `SSUBSCRIBE` and `SUNSUBSCRIBE` reach
+    /// Redis in the order its count changed.
+    fn stripe(&self, room: &RoomId) -> &tokio::sync::Mutex<()> {
+        let hash = room.as_str().bytes().fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(usize::from(b)));
+        &self.stripes[hash % self.stripes.len()]
     }
 
-    pub(super) async fn unsubscribe(&self, room: RoomId) -> Result<(), BrokerError> {
-        if self.shared.subscribed.remove(&room).is_none() {
+    pub(super) async fn subscribe(&self, room: RoomId) -> Result<(), BrokerError> {
+        let _order = self.stripe(&room).lock().await;
+        // Counted first: a reconnect under way subscribes it too.
+        let first = {
+            let mut count = self.shared.subscribed.entry(room.clone()).or_insert(0);
+            *count += 1;
+            *count == 1
+        };
+        if !first {
             return Ok(());
         }
         let channel = self.shared.keys(&room).channel;
+        let Some(conn) = self.link.current() else {
+            // Reconnecting: it subscribes every counted room when it is back.
+            return Ok(());
+        };
+        let subscribed = conn.command("SSUBSCRIBE", &channel).await.map_err(unavailable);
+        if subscribed.is_err() {
+            self.shared.subscribed.remove_if(&room, |_, count| *count == 1);
+        }
+        subscribed
+    }
+
+    pub(super) async fn unsubscribe(&self, room: RoomId) -> Result<(), BrokerError> {
+        let _order = self.stripe(&room).lock().await;
+        let last = match self.shared.subscribed.get_mut(&room) {
+            None => return Ok(()),
+            Some(mut count) => {
+                *count -= 1;
+                *count == 0
+            }
+        };
+        if !last {
+            return Ok(());
+        }
+        self.shared.subscribed.remove_if(&room, |_, count| *count == 0);
         if let Some(conn) = self.link.current() {
-            conn.command("SUNSUBSCRIBE", &channel).await.map_err(unavailable)?;
+            conn.command("SUNSUBSCRIBE", &self.shared.keys(&room).channel).await.map_err(unavailable)?;
         }
         Ok(())
     }
@@ -254,9 +283,9 @@ async fn reconnect(shared: &Arc<Shared>, link: &Arc<Link>, stop: &CancellationTo
                 let conn = connect(shared, link).await?;
                 conn.command("SSUBSCRIBE", &link.probe_channel).await.map_err(unavailable)?;
                 // Visible before the walk below: a room subscribed from now on
-                // uses this connection, one subscribed earlier is in the set.
+                // uses this connection, one subscribed earlier is counted.
                 link.set(Some(conn.clone()));
-                let rooms: Vec<RoomId> = shared.subscribed.iter().map(|r| r.clone()).collect();
+                let rooms: Vec<RoomId> = shared.subscribed.iter().map(|r| r.key().clone()).collect();
                 for room in rooms {
                     conn.command("SSUBSCRIBE", &shared.keys(&room).channel).await.map_err(unavailable)?;
                 }
@@ -285,7 +314,7 @@ async fn reconnect(shared: &Arc<Shared>, link: &Arc<Link>, stop: &CancellationTo
 /// Compares every subscribed room with Redis's head, a few reads in flight at
 /// a time (they share one multiplexed connection).
 async fn check_rooms(shared: &Shared, now: bool) {
-    let rooms: Vec<RoomId> = shared.subscribed.iter().map(|r| r.clone()).collect();
+    let rooms: Vec<RoomId> = shared.subscribed.iter().map(|r| r.key().clone()).collect();
     futures_util::stream::iter(rooms)
         .for_each_concurrent(32, |room| async move { shared.check_room(&room, now).await })
         .await;

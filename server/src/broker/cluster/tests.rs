@@ -1,1 +1,156 @@
+//! What the cluster broker does beyond the common conformance suite: the
+//! history stream's age cap, the values the script writes into templates
+//! (pins, members), listing across many rooms, and channel names. Against a
+//! real Redis.
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use hearth_protocol::ops::{CreateRoom, SendMessage, Visibility};
+use hearth_protocol::{ClientMsgId, Epoch, Event, Millis, Note, PinId, Position, RoomId, Seq, ShortText, Text, UserId};
+use hearth_testkit::RedisServer;
+use tokio_util::sync::CancellationToken;
+
+use super::*;
+use crate::clock::{Clock, ManualClock};
+use crate::frames::Committed;
+use crate::room::RoomState;
+
+struct Nowhere;
+
+impl Delivery for Nowhere {
+    fn deliver(&self, _room: &RoomId, _events: &[Committed]) {}
+    fn position(&self, _room: &RoomId) -> Option<Position> {
+        None
+    }
+    fn resync(&self, _room: &RoomId, _at: Option<Position>, _now: bool) {}
+    fn snapshot(&self, _room: &RoomId) -> Option<RoomLoad> {
+        None
+    }
+}
+
+fn user(name: &str) -> UserId {
+    UserId::new(name).unwrap()
+}
+
+fn rid(name: &str) -> RoomId {
+    RoomId::new(name).unwrap()
+}
+
+async fn broker(
+    redis: &RedisServer,
+    config: impl FnOnce(&mut RedisConfig),
+) -> (RedisBroker, ManualClock, CancellationToken) {
+    let mut settings = RedisConfig::new(RedisTarget::Single(redis.url()));
+    config(&mut settings);
+    let clock = ManualClock::new(Millis(1_000_000));
+    let stop = CancellationToken::new();
+    let broker =
+        RedisBroker::connect(settings, Arc::new(clock.clone()), Arc::new(Nowhere), stop.clone()).await.unwrap();
+    (broker, clock, stop)
+}
+
+async fn create(broker: &RedisBroker, owner: &str, name: &str, visibility: Visibility, now: Millis) {
+    let args = CreateRoom { room: rid(name), topic: ShortText::default(), cap: None, visibility };
+    let (record, first) = room::decide_create(&user(owner), args, Epoch(9), now).unwrap();
+    broker.create_room(record, first, 1000).await.unwrap().durable().await.unwrap();
+}
+
+async fn state(broker: &RedisBroker, name: &str) -> RoomState {
+    let load = broker.load_room(rid(name), 0).await.unwrap().unwrap();
+    RoomState::restore(load.record, load.members, load.pins, load.head, load.last_ts)
+}
+
+async fn say(broker: &RedisBroker, name: &str, n: usize) -> Published {
+    let msg = SendMessage {
+        room: rid(name),
+        text: Text::new(format!("message {n}")).unwrap(),
+        cmid: ClientMsgId::new(format!("c{n}")).unwrap(),
+        thread: None,
+    };
+    let draft = state(broker, name).await.decide_send(&user("ada"), msg).unwrap();
+    broker.publish(draft).await.unwrap().durable().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_older_than_the_age_cap_leaves_the_stream() {
+    let redis = RedisServer::start().await;
+    let (broker, clock, _stop) = broker(&redis, |c| c.history_age = Some(Duration::from_secs(3600))).await;
+    create(&broker, "ada", "aging", Visibility::Open, clock.now()).await;
+    for n in 0..5 {
+        say(&broker, "aging", n).await;
+    }
+    assert_eq!(broker.oldest(rid("aging")).await.unwrap(), Seq(1));
+    clock.advance(Duration::from_secs(2 * 3600));
+    let fresh = say(&broker, "aging", 5).await;
+    assert_eq!(broker.oldest(rid("aging")).await.unwrap(), fresh.seq, "everything older than an hour is gone");
+    let held = broker.history_after(rid("aging"), Seq(0), 100).await.unwrap();
+    assert_eq!(held.iter().map(|e| e.seq).collect::<Vec<_>>(), [fresh.seq]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_script_writes_the_real_seq_and_time_into_events_pins_and_members() {
+    let redis = RedisServer::start().await;
+    let (broker, clock, _stop) = broker(&redis, |_| {}).await;
+    create(&broker, "ada", "stamps", Visibility::Open, clock.now()).await;
+    clock.advance(Duration::from_secs(5));
+    let join = state(&broker, "stamps").await.decide_join(&user("bo"), None).unwrap().unwrap();
+    let joined = broker.publish(join).await.unwrap().durable().await.unwrap();
+    let pin =
+        state(&broker, "stamps").await.decide_pin(&user("ada"), None, Note::new("Be kind").unwrap(), None, 20).unwrap();
+    clock.advance(Duration::from_secs(5));
+    let pinned = broker.publish(pin).await.unwrap().durable().await.unwrap();
+
+    let load = broker.load_room(rid("stamps"), 10).await.unwrap().unwrap();
+    let bo = load.members.iter().find(|m| m.user == user("bo")).unwrap();
+    assert_eq!(bo.joined_at, joined.ts);
+    assert_eq!(load.pins.len(), 1);
+    assert_eq!((load.pins[0].pin, load.pins[0].at), (PinId(pinned.seq.0), pinned.ts));
+    // The stored event decodes to the same values, with no sentinel left.
+    let stored = load.recent.last().unwrap();
+    let event = Committed::from_stored(stored).unwrap().event;
+    assert_eq!((event.seq(), event.ts()), (Some(pinned.seq), Some(pinned.ts)));
+    let Event::Pin(pin) = event else { panic!("a pin event") };
+    assert_eq!((pin.pin.pin, pin.pin.at), (PinId(pinned.seq.0), pinned.ts));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listings_page_through_many_rooms_and_hide_invite_only_ones_from_outsiders() {
+    let redis = RedisServer::start().await;
+    let (broker, clock, _stop) = broker(&redis, |_| {}).await;
+    for n in 0..30 {
+        create(&broker, "ada", &format!("open-{n:02}"), Visibility::Open, clock.now()).await;
+    }
+    for n in 0..10 {
+        create(&broker, "ada", &format!("hidden-{n:02}"), Visibility::InviteOnly, clock.now()).await;
+    }
+    let page_through = |who: &'static str| {
+        let broker = &broker;
+        async move {
+            let mut names = Vec::new();
+            let mut after = None;
+            loop {
+                let page = broker.list_rooms(user(who), after.clone(), 7).await.unwrap();
+                if page.is_empty() {
+                    return names;
+                }
+                after = page.last().map(|l| l.record.room.clone());
+                names.extend(page.into_iter().map(|l| l.record.room.to_string()));
+            }
+        }
+    };
+    let outsider = page_through("bo").await;
+    assert_eq!(outsider, (0..30).map(|n| format!("open-{n:02}")).collect::<Vec<_>>());
+    let owner = page_through("ada").await;
+    assert_eq!(owner.len(), 40, "the owner sees the invite-only rooms too");
+    assert!(owner.windows(2).all(|w| w[0] < w[1]), "by name");
+}
+
+#[test]
+fn channel_names_carry_their_room_and_probes_are_no_room() {
+    let keys = RoomKeys::new("hearth", &rid("cameras"));
+    assert_eq!(keys.channel, "hearth:{cameras}:events");
+    assert_eq!(room_of_channel("hearth", keys.channel.as_bytes()), Some(rid("cameras")));
+    assert_eq!(room_of_channel("other", keys.channel.as_bytes()), None);
+    assert_eq!(room_of_channel("hearth", b"hearth:probe:{00ff}"), None);
+}
