@@ -62,8 +62,8 @@ impl Shared {
 pub enum ServerError {
     #[error("cannot open the store: {0}")]
     Store(#[from] StoreError),
-    #[error("cannot reach Redis at {target}: {error}; start it, or fix --redis / --redis-cluster")]
-    Redis { target: String, error: BrokerError },
+    #[error("cannot reach Redis at {target} ({detail}); start it, or fix --redis / --redis-cluster")]
+    Redis { target: String, detail: String },
     #[error(
         "the store failed while serving, so the server stopped: {0}; restart it to recover from the last good commit"
     )]
@@ -91,9 +91,11 @@ async fn start_broker(
         let mut redis = redis.clone();
         redis.dedupe_window = config.rooms.dedupe_window;
         let target = redis.target.describe();
-        let broker = RedisBroker::connect(redis, config.clock.clone(), delivery, stop)
-            .await
-            .map_err(|error| ServerError::Redis { target, error })?;
+        let broker =
+            RedisBroker::connect(redis, config.clock.clone(), delivery, stop).await.map_err(|error| match error {
+                BrokerError::Unavailable(detail) => ServerError::Redis { target, detail },
+                other => ServerError::Redis { target, detail: other.to_string() },
+            })?;
         return Ok((Arc::new(broker), None));
     }
     let store = open_store(config)?.expect("an embedded store");
@@ -112,50 +114,75 @@ async fn start_broker(
 /// Serves `listener` until `shutdown` is cancelled (or the store fails), then
 /// closes every connection with `going_away`, waits up to `shutdown_grace` for
 /// them, and makes durable whatever is still queued.
-pub async fn run(listener: TcpListener, mut config: Config, shutdown: CancellationToken) -> Result<(), ServerError> {
-    config.rooms.receivers = config.limits.receivers_per_room;
-    // A resume served from a room's recent events must not reach further back
-    // than `history` says the server holds.
-    match &config.storage {
-        Storage::Ephemeral { history_limit } => {
-            config.rooms.recent_events = config.rooms.recent_events.min(*history_limit);
+pub async fn run(listener: TcpListener, config: Config, shutdown: CancellationToken) -> Result<(), ServerError> {
+    Server::start(config).await?.serve(listener, shutdown).await
+}
+
+/// A server whose store is open (or whose Redis answered), not yet serving:
+/// what the binary has once it may say it is up.
+pub struct Server {
+    shared: Arc<Shared>,
+    broker: Arc<dyn Broker>,
+    local: Option<Arc<LocalBroker>>,
+    store_failed: CancellationToken,
+    broker_stop: CancellationToken,
+}
+
+impl Server {
+    /// Opens the store, or connects to Redis, as `config` says.
+    pub async fn start(mut config: Config) -> Result<Server, ServerError> {
+        config.rooms.receivers = config.limits.receivers_per_room;
+        // A resume served from a room's recent events must not reach further back
+        // than `history` says the server holds.
+        match &config.storage {
+            Storage::Ephemeral { history_limit } => {
+                config.rooms.recent_events = config.rooms.recent_events.min(*history_limit);
+            }
+            Storage::Redis(redis) => {
+                config.rooms.recent_events = config.rooms.recent_events.min(redis.history_events);
+            }
+            Storage::Dir(_) => {}
         }
-        Storage::Redis(redis) => config.rooms.recent_events = config.rooms.recent_events.min(redis.history_events),
-        Storage::Dir(_) => {}
+        let loaded = Arc::new(Loaded::default());
+        let store_failed = CancellationToken::new();
+        let broker_stop = CancellationToken::new();
+        let (broker, local) = start_broker(&config, loaded.clone(), store_failed.clone(), broker_stop.clone()).await?;
+        let hub = Arc::new(Hub::default());
+        let registry = Arc::new(Registry::new(loaded, broker.clone(), hub, config.rooms));
+        let clock = config.clock.clone();
+        let shared = Arc::new(Shared { config, registry, clock, next_conn: AtomicU64::new(1) });
+        Ok(Server { shared, broker, local, store_failed, broker_stop })
     }
-    let loaded = Arc::new(Loaded::default());
-    let store_failed = CancellationToken::new();
-    let broker_stop = CancellationToken::new();
-    let (broker, local) = start_broker(&config, loaded.clone(), store_failed.clone(), broker_stop.clone()).await?;
-    let hub = Arc::new(Hub::default());
-    let registry = Arc::new(Registry::new(loaded, broker.clone(), hub, config.rooms));
-    tracing::info!(addr = ?listener.local_addr().ok(), "serving");
-    let clock = config.clock.clone();
-    let shared = Arc::new(Shared { config, registry: registry.clone(), clock, next_conn: AtomicU64::new(1) });
-    let stop = shutdown.child_token();
-    let stop_on_failure = {
-        let (stop, store_failed) = (stop.clone(), store_failed.clone());
-        tokio::spawn(async move {
-            store_failed.cancelled().await;
-            stop.cancel();
-        })
-    };
-    let evictor = tokio::spawn(registry.clone().evict_idle(stop.clone()));
-    let tracker = TaskTracker::new();
-    transport::accept_loop(listener, shared.clone(), stop.clone(), tracker.clone()).await;
-    tracker.close();
-    if tokio::time::timeout(shared.config.shutdown_grace, tracker.wait()).await.is_err() {
-        tracing::warn!(open = tracker.len(), "connections still open after the shutdown grace period");
+
+    /// Serves `listener` until `shutdown` is cancelled (see [`run`]).
+    pub async fn serve(self, listener: TcpListener, shutdown: CancellationToken) -> Result<(), ServerError> {
+        let Server { shared, broker, local, store_failed, broker_stop } = self;
+        tracing::info!(addr = ?listener.local_addr().ok(), "serving");
+        let stop = shutdown.child_token();
+        let stop_on_failure = {
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                store_failed.cancelled().await;
+                stop.cancel();
+            })
+        };
+        let evictor = tokio::spawn(shared.registry.clone().evict_idle(stop.clone()));
+        let tracker = TaskTracker::new();
+        transport::accept_loop(listener, shared.clone(), stop.clone(), tracker.clone()).await;
+        tracker.close();
+        if tokio::time::timeout(shared.config.shutdown_grace, tracker.wait()).await.is_err() {
+            tracing::warn!(open = tracker.len(), "connections still open after the shutdown grace period");
+        }
+        stop_on_failure.abort();
+        let _ = evictor.await;
+        let _ = broker.shutdown().await;
+        broker_stop.cancel();
+        if let Some(failure) = local.and_then(|local| local.failure()) {
+            return Err(ServerError::StoreFailed(failure));
+        }
+        tracing::info!("stopped");
+        Ok(())
     }
-    stop_on_failure.abort();
-    let _ = evictor.await;
-    let _ = broker.shutdown().await;
-    broker_stop.cancel();
-    if let Some(failure) = local.and_then(|local| local.failure()) {
-        return Err(ServerError::StoreFailed(failure));
-    }
-    tracing::info!("stopped");
-    Ok(())
 }
 
 /// A new epoch: random, below 2^53 so JavaScript reads it exactly, never zero.

@@ -174,10 +174,12 @@ async fn serve(listen: SocketAddr, config: Config) -> Result<()> {
         Storage::Ephemeral { .. } => "memory only".to_string(),
         Storage::Redis(redis) => format!("Redis {}, prefix {}", redis.target.describe(), redis.prefix),
     };
+    // Up only once the store is open (or Redis answered): the banner means it.
+    let server = hearth_server::Server::start(config).await?;
     eprintln!("hearth-server listening on ws://{} (data: {data})", listener.local_addr()?);
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));
-    hearth_server::run(listener, config, shutdown).await?;
+    server.serve(listener, shutdown).await?;
     Ok(())
 }
 
