@@ -72,16 +72,26 @@ impl Committed {
 
     /// An event read back from the store (or, in cluster mode, from the broker).
     pub fn from_stored(stored: &StoredEvent) -> Result<Committed, StoreError> {
-        let event: Event = rmp_serde::from_slice(&stored.body)
-            .map_err(|e| StoreError::Corrupt { what: "stored event", detail: e.to_string() })?;
-        if event.seq() != Some(stored.seq) {
+        let committed = Committed::decode(stored.body.clone())?;
+        if committed.seq() != stored.seq {
             return Err(StoreError::Corrupt {
                 what: "stored event",
-                detail: format!("row {} holds event {:?}", stored.seq, event.seq()),
+                detail: format!("row {} holds event {}", stored.seq, committed.seq()),
             });
         }
-        let encoded = Arc::new(Encoded { seq: stored.seq, msgpack: stored.body.clone(), json: OnceLock::new() });
-        Ok(Committed { event, encoded })
+        Ok(committed)
+    }
+
+    /// A timeline event's MessagePack bytes, decoded once; those bytes stay its
+    /// frame.
+    pub fn decode(msgpack: Bytes) -> Result<Committed, StoreError> {
+        let event: Event = rmp_serde::from_slice(&msgpack)
+            .map_err(|e| StoreError::Corrupt { what: "stored event", detail: e.to_string() })?;
+        let seq = event.seq().ok_or_else(|| StoreError::Corrupt {
+            what: "stored event",
+            detail: format!("{event:?} has no seq"),
+        })?;
+        Ok(Committed { event, encoded: Arc::new(Encoded { seq, msgpack, json: OnceLock::new() }) })
     }
 
     pub fn seq(&self) -> Seq {

@@ -228,12 +228,6 @@ impl RedisBroker {
         let subscriber = Subscriber::start(shared.clone(), stop).await?;
         Ok(RedisBroker { shared, subscriber })
     }
-
-    /// How many events and subscriptions this node has seen come in (for tests
-    /// and metrics).
-    pub fn received(&self) -> u64 {
-        self.subscriber.received()
-    }
 }
 
 fn unavailable(error: redis::RedisError) -> BrokerError {

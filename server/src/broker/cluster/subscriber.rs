@@ -31,7 +31,6 @@ use tokio_util::sync::CancellationToken;
 use super::{RedisTarget, Shared, room_of_channel, unavailable};
 use crate::broker::BrokerError;
 use crate::frames::Committed;
-use crate::store::StoredEvent;
 
 pub(super) struct Subscriber {
     shared: Arc<Shared>,
@@ -47,7 +46,6 @@ struct Link {
     probe_channel: String,
     probes_sent: AtomicU64,
     probes_seen: AtomicU64,
-    received: AtomicU64,
 }
 
 #[derive(Clone)]
@@ -98,7 +96,6 @@ impl Link {
                     self.probes_seen.fetch_max(n, Ordering::Relaxed);
                     return;
                 }
-                self.received.fetch_add(1, Ordering::Relaxed);
                 let Some(room) = room_of_channel(&shared.config.prefix, &channel) else { return };
                 deliver(shared, &room, Bytes::from(body));
             }
@@ -110,14 +107,7 @@ impl Link {
 
 /// One published event into the delivery path.
 fn deliver(shared: &Shared, room: &RoomId, body: Bytes) {
-    let seq = match rmp_serde::from_slice::<hearth_protocol::Event>(&body).ok().and_then(|e| e.seq()) {
-        Some(seq) => seq,
-        None => {
-            tracing::error!(%room, "unreadable event on the room's channel");
-            return;
-        }
-    };
-    match Committed::from_stored(&StoredEvent { seq, body }) {
+    match Committed::decode(body) {
         Ok(committed) => shared.delivery.deliver(room, std::slice::from_ref(&committed)),
         Err(error) => tracing::error!(%room, %error, "unreadable event on the room's channel"),
     }
@@ -133,17 +123,12 @@ impl Subscriber {
             probe_channel: format!("{}:probe:{{{:016x}}}", shared.config.prefix, u64::from_le_bytes(node)),
             probes_sent: AtomicU64::new(0),
             probes_seen: AtomicU64::new(0),
-            received: AtomicU64::new(0),
         });
         let conn = connect(&shared, &link).await?;
         conn.command("SSUBSCRIBE", &link.probe_channel).await.map_err(unavailable)?;
         link.set(Some(conn));
         tokio::spawn(supervise(shared.clone(), link.clone(), stop));
         Ok(Subscriber { shared, link, stripes: (0..64).map(|_| tokio::sync::Mutex::new(())).collect() })
-    }
-
-    pub(super) fn received(&self) -> u64 {
-        self.link.received.load(Ordering::Relaxed)
     }
 
     /// Serialises the subscription changes of one room (and of the rooms that
