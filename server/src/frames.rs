@@ -87,10 +87,9 @@ impl Committed {
     pub fn decode(msgpack: Bytes) -> Result<Committed, StoreError> {
         let event: Event = rmp_serde::from_slice(&msgpack)
             .map_err(|e| StoreError::Corrupt { what: "stored event", detail: e.to_string() })?;
-        let seq = event.seq().ok_or_else(|| StoreError::Corrupt {
-            what: "stored event",
-            detail: format!("{event:?} has no seq"),
-        })?;
+        let seq = event
+            .seq()
+            .ok_or_else(|| StoreError::Corrupt { what: "stored event", detail: format!("{event:?} has no seq") })?;
         Ok(Committed { event, encoded: Arc::new(Encoded { seq, msgpack, json: OnceLock::new() }) })
     }
 

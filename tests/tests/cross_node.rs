@@ -2,6 +2,8 @@
 //! stale copy of a room. A leave acknowledged through one node stops a send
 //! through the other right after, and the other connection is told and then
 //! receives nothing more. Runs on one node too, where both connections share it.
+//! And a room that leaves one node's memory (and its subscription) comes back
+//! on that node with nothing missed.
 
 use hearth_cli::{Client, ClientError};
 use hearth_protocol::ops::Ping;
@@ -65,4 +67,49 @@ async fn a_leave_through_one_node_stops_a_send_through_the_other_at_once(d: Depl
     }
     d.stop().await;
 }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_leaves_a_node_s_memory_and_subscription_and_comes_back_whole() {
+    let redis = hearth_testkit::RedisServer::start().await;
+    let mut config = cluster_config(&redis.url(), "idle");
+    config.rooms.idle_after = std::time::Duration::from_millis(200);
+    let d = Deployment::with_nodes(config, 2).await;
+    let r = room("quiet");
+    let mut ada = d.nodes[0].client("ada", Codec::MsgPack).await;
+    create_room(&ada, "quiet", None).await.unwrap();
+    ada.join(&r).await.unwrap();
+    let mut bo = d.nodes[1].client("bo", Codec::Json).await;
+    bo.join(&r).await.unwrap();
+    ada.send(&r, "one").await.unwrap();
+    events_until(&mut bo, |e| is_message(e, &r, "one")).await;
+    let subscribers = || async { redis.must(&["PUBSUB", "SHARDNUMSUB", "idle:{quiet}:events"]).await };
+    assert_eq!(subscribers().await.lines().nth(1), Some("2"));
+
+    // bo goes away; nobody on node 1 receives the room, so it leaves that node.
+    let position = bo.position(&r).unwrap();
+    drop(bo);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while subscribers().await.lines().nth(1) != Some("1") {
+        assert!(tokio::time::Instant::now() < deadline, "node 1 never let the room go");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    for text in ["two", "three"] {
+        ada.send(&r, text).await.unwrap();
+    }
+    // Back on node 1: loaded again, subscribed again, and the resume is whole.
+    let mut bo = d.nodes[1].client("bo", Codec::Json).await;
+    bo.join_since(&r, Some(position)).await.unwrap();
+    ada.send(&r, "four").await.unwrap();
+    let seen = events_until(&mut bo, |e| is_message(e, &r, "four")).await;
+    let texts: Vec<&str> = seen
+        .iter()
+        .filter_map(|e| match e {
+            Event::Message(m) => Some(m.text.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(texts, ["two", "three", "four"]);
+    assert_eq!(subscribers().await.lines().nth(1), Some("2"));
+    d.stop().await;
 }
