@@ -4,6 +4,8 @@
 //! built on it. Tests use this same client.
 
 mod client;
+pub mod profile;
 pub mod render;
+pub mod tui;
 
 pub use client::{Client, ClientError, CloseInfo, Options};

@@ -1,27 +1,37 @@
-//! `hearth`: script-mode commands over the Hearth client library. The full-screen
-//! terminal UI is a later piece of work; until it lands, `hearth` with no command
-//! says so.
+//! `hearth`: the Hearth chat client. With no command it opens the full-screen
+//! UI (`hearth_cli::tui`); with one, it does that one thing and exits (script
+//! mode), printing text or, with `--json`, one JSON value per line. The exit
+//! code tells success from each class of failure (see [`Exit`]).
 
+use std::io::BufRead;
+use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
+use hearth_cli::profile::{self, ConfigFile, Profile};
 use hearth_cli::{Client, ClientError, Options, render};
-use hearth_protocol::ops::{CreateRoom, History, ListRooms, Visibility};
-use hearth_protocol::{Codec, Event, RoomId, Seq, ShortText};
+use hearth_protocol::ops::{AddPin, CreateRoom, History, Leave, ListRooms, Members, RemovePin, Visibility};
+use hearth_protocol::{CloseCode, Codec, ErrorCode, Event, Note, PinId, RoomId, Seq, ShortText};
 
 #[derive(Parser)]
-#[command(name = "hearth", version, about = "Hearth chat client (script mode)")]
+#[command(name = "hearth", version, about = "Hearth chat client: a chat UI with no command, script mode with one")]
 struct Cli {
-    /// Server URL.
-    #[arg(long, env = "HEARTH_URL", default_value = "ws://127.0.0.1:7878", global = true)]
-    url: String,
-    /// Your token (mint one with `hearth-server token NAME`).
+    /// Server URL [default: the profile's, else ws://127.0.0.1:7878].
+    #[arg(long, env = "HEARTH_URL", global = true)]
+    url: Option<String>,
+    /// Your token (mint one with `hearth-server token NAME`) [default: the profile's].
     #[arg(long, env = "HEARTH_TOKEN", global = true, hide_env_values = true)]
     token: Option<String>,
+    /// Profile of the config file to use [default: its `default`].
+    #[arg(long, env = "HEARTH_PROFILE", global = true)]
+    profile: Option<String>,
     /// Wire encoding.
     #[arg(long, value_enum, default_value_t = Wire::Msgpack, global = true)]
     wire: Wire,
+    /// Script mode: print JSON (one value per line) instead of text.
+    #[arg(long, global = true)]
+    json: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -39,17 +49,28 @@ enum Command {
         #[arg(long)]
         room: RoomId,
         text: String,
+        /// Reply in the thread of this message.
+        #[arg(long)]
+        thread: Option<u64>,
     },
-    /// Print a room's messages as they arrive; reconnects and resumes on its own.
+    /// Print a room's events as they arrive; reconnects and resumes on its own.
     Tail {
         #[arg(long)]
         room: RoomId,
         /// Also print the events after this seq first.
         #[arg(long)]
         since: Option<u64>,
-        /// One JSON object per event instead of text.
+    },
+    /// Print a room's history, oldest first.
+    History {
         #[arg(long)]
-        json: bool,
+        room: RoomId,
+        /// Only events after this seq.
+        #[arg(long)]
+        after: Option<u64>,
+        /// At most this many of the newest events (default: all held).
+        #[arg(long)]
+        last: Option<usize>,
     },
     /// List the rooms you can see.
     Rooms,
@@ -64,6 +85,43 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Vis::Open)]
         visibility: Vis,
     },
+    /// Become a member of a room.
+    Join { room: RoomId },
+    /// Stop being a member of a room.
+    Leave { room: RoomId },
+    /// List a room's members with their roles.
+    Members {
+        #[arg(long)]
+        room: RoomId,
+    },
+    /// Pin message SEQ, or a free note (moderators and owners).
+    Pin {
+        #[arg(long)]
+        room: RoomId,
+        /// The message to pin.
+        #[arg(long, conflicts_with = "note")]
+        seq: Option<u64>,
+        /// A free note to pin instead.
+        #[arg(long)]
+        note: Option<String>,
+        /// A title; pinning with an existing title replaces that pin (versioned rules).
+        #[arg(long)]
+        title: Option<String>,
+    },
+    /// Remove a pin by its number.
+    Unpin {
+        #[arg(long)]
+        room: RoomId,
+        pin: u64,
+    },
+    /// Store a server URL and token as a profile of the config file, after
+    /// checking they work. The token comes from --token, HEARTH_TOKEN, or a line
+    /// on standard input.
+    Login {
+        /// The profile to write (and make the default if there is none).
+        #[arg(long = "as", default_value = "default")]
+        name: String,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -73,25 +131,133 @@ enum Vis {
     InviteOnly,
 }
 
-#[tokio::main]
-async fn main() -> Result<()> {
+/// Exit codes, one per class of failure, so scripts can tell them apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Exit {
+    /// Something else failed (a bad argument the server refused, a bug).
+    Other = 1,
+    /// Bad usage or configuration: no token, an unknown profile (clap's own
+    /// usage errors exit with 2 too).
+    Usage = 2,
+    /// The server could not be reached, or the connection was lost.
+    Unreachable = 3,
+    /// The token was refused or has expired.
+    Unauthorized = 4,
+    /// No such room, message or pin.
+    NotFound = 5,
+    /// Not allowed: not a member, not the right role, banned, muted.
+    Forbidden = 6,
+    /// Try again later: rate limits, slow mode, a full room, an overloaded server.
+    Later = 7,
+}
+
+impl Exit {
+    fn of(error: &anyhow::Error) -> Exit {
+        let Some(client) = error.chain().find_map(|e| e.downcast_ref::<ClientError>()) else {
+            return if error.chain().any(|e| e.downcast_ref::<UsageError>().is_some()) {
+                Exit::Usage
+            } else {
+                Exit::Other
+            };
+        };
+        match client {
+            ClientError::Connect(_) | ClientError::Timeout(_) => Exit::Unreachable,
+            ClientError::Closed(close) => match close.as_ref().and_then(|c| c.hearth_code()) {
+                Some(CloseCode::Unauthorized | CloseCode::TokenExpired) => Exit::Unauthorized,
+                _ => Exit::Unreachable,
+            },
+            ClientError::Setup(_) => Exit::Usage,
+            ClientError::Decode(_) => Exit::Other,
+            ClientError::Server(body) => match body.code {
+                ErrorCode::NotFound | ErrorCode::NoSuchTarget => Exit::NotFound,
+                ErrorCode::NotMember
+                | ErrorCode::Forbidden
+                | ErrorCode::Banned
+                | ErrorCode::Muted
+                | ErrorCode::ApprovalRequired
+                | ErrorCode::InviteRequired
+                | ErrorCode::InvalidInvite => Exit::Forbidden,
+                ErrorCode::RateLimited
+                | ErrorCode::SlowMode
+                | ErrorCode::Overloaded
+                | ErrorCode::RoomFull
+                | ErrorCode::LimitReached => Exit::Later,
+                _ => Exit::Other,
+            },
+        }
+    }
+}
+
+/// A mistake in how `hearth` was asked to run (not the server's answer).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct UsageError(String);
+
+fn usage(message: impl Into<String>) -> anyhow::Error {
+    UsageError(message.into()).into()
+}
+
+fn main() -> ExitCode {
     let cli = Cli::parse();
-    let Some(command) = cli.command else {
-        bail!("the interactive terminal UI is not built yet; use a command: send, tail, rooms, create (see --help)");
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("hearth: cannot start: {error}");
+            return ExitCode::from(Exit::Other as u8);
+        }
     };
-    let token =
-        cli.token.context("no token: pass --token or set HEARTH_TOKEN (mint one with `hearth-server token NAME`)")?;
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("hearth: {error:#}");
+            ExitCode::from(Exit::of(&error) as u8)
+        }
+    }
+}
+
+/// The server and token to use: flags and environment first, then the profile.
+fn resolve(cli: &Cli) -> Result<(String, Option<String>)> {
+    let config = match profile::path() {
+        Some(path) => ConfigFile::load(&path).map_err(|e| usage(format!("{e:#}")))?,
+        None => ConfigFile::default(),
+    };
+    let chosen = config.profile(cli.profile.as_deref()).map_err(|e| usage(e.to_string()))?;
+    let url = cli.url.clone().or_else(|| chosen.map(|p| p.url.clone())).unwrap_or_else(|| "ws://127.0.0.1:7878".into());
+    let token = cli.token.clone().or_else(|| chosen.map(|p| p.token.clone()));
+    Ok((url, token))
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    let (url, token) = resolve(&cli)?;
     let codec = match cli.wire {
         Wire::Msgpack => Codec::MsgPack,
         Wire::Json => Codec::Json,
     };
-    let options = Options::new(cli.url.clone(), token, codec);
-    let mut client = Client::connect(options).await.with_context(|| format!("connecting to {}", cli.url))?;
+    if let Some(Command::Login { name }) = &cli.command {
+        return login(&url, token, codec, name).await;
+    }
+    let token = token.ok_or_else(|| {
+        usage("no token: pass --token, set HEARTH_TOKEN, or store one with `hearth login` (mint one with `hearth-server token NAME`)")
+    })?;
+    let options = Options::new(url.clone(), token, codec);
+    let Some(command) = cli.command else {
+        return hearth_cli::tui::run(options).await;
+    };
+    let mut client = Client::connect(options).await.with_context(|| format!("connecting to {url}"))?;
+    let json = cli.json;
     match command {
-        Command::Send { room, text } => {
+        Command::Send { room, text, thread } => {
             client.join(&room).await?;
-            let sent = client.send(&room, &text).await?;
-            println!("sent #{} to {room}", sent.seq);
+            let text = hearth_protocol::Text::new(text).map_err(usage)?;
+            let cmid = client.new_cmid();
+            let sent = client
+                .request(hearth_protocol::ops::SendMessage { room: room.clone(), text, cmid, thread: thread.map(Seq) })
+                .await?;
+            if json {
+                print_json(&sent);
+            } else {
+                println!("sent #{} to {room}", sent.seq);
+            }
         }
         Command::Rooms => {
             // Every page, in name order.
@@ -102,10 +268,12 @@ async fn main() -> Result<()> {
                 list.rooms.extend(next.rooms);
                 list.more = next.more;
             }
-            if list.rooms.is_empty() {
+            if json {
+                list.rooms.iter().for_each(print_json);
+            } else if list.rooms.is_empty() {
                 println!("no rooms yet; make one with `hearth create NAME`");
             }
-            for r in list.rooms {
+            for r in list.rooms.iter().filter(|_| !json) {
                 let role = r.role.map(|r| r.as_str()).unwrap_or("-");
                 println!(
                     "{:<24} {:>3}/{:<4} {:<11} {:<9} {}",
@@ -120,17 +288,96 @@ async fn main() -> Result<()> {
             }
         }
         Command::Create { room, topic, cap, visibility } => {
-            let topic = ShortText::new(topic).map_err(anyhow::Error::msg)?;
+            let topic = ShortText::new(topic).map_err(usage)?;
             let visibility = match visibility {
                 Vis::Open => Visibility::Open,
                 Vis::Approval => Visibility::Approval,
                 Vis::InviteOnly => Visibility::InviteOnly,
             };
             let info = client.request(CreateRoom { room, topic, cap, visibility }).await?;
-            println!("created {} (cap {}, {})", info.room, info.cap, self::visibility(info.visibility));
+            if json {
+                print_json(&info);
+            } else {
+                println!("created {} (cap {}, {})", info.room, info.cap, self::visibility(info.visibility));
+            }
         }
-        Command::Tail { room, since, json } => tail(client, room, since, json).await?,
+        Command::Join { room } => {
+            let joined = client.join(&room).await?;
+            if json {
+                print_json(&joined);
+            } else {
+                let how = if joined.first_join { "joined" } else { "already a member of" };
+                println!("{how} {room} as {} ({} members)", joined.role.as_str(), joined.room.members);
+            }
+        }
+        Command::Leave { room } => {
+            client.request(Leave { room: room.clone() }).await?;
+            if !json {
+                println!("left {room}");
+            }
+        }
+        Command::Members { room } => {
+            let list = client.request(Members { room }).await?;
+            for m in &list.members {
+                if json {
+                    print_json(m);
+                } else {
+                    println!("{:<24} {:<10} {}", m.user, m.role.as_str(), if m.online { "online" } else { "" });
+                }
+            }
+        }
+        Command::Pin { room, seq, note, title } => {
+            if seq.is_none() && note.is_none() {
+                return Err(usage("pin what? give --seq SEQ or --note TEXT"));
+            }
+            let note = note.map(Note::new).transpose().map_err(usage)?;
+            let title = title.map(ShortText::new).transpose().map_err(usage)?;
+            let pinned = client.request(AddPin { room, seq: seq.map(Seq), note, title }).await?;
+            if json {
+                print_json(&pinned);
+            } else {
+                println!("pinned #{}: {}", pinned.pin.pin.0, render::printable(pinned.pin.text.as_str()));
+            }
+        }
+        Command::Unpin { room, pin } => {
+            client.request(RemovePin { room, pin: PinId(pin) }).await?;
+            if !json {
+                println!("unpinned #{pin}");
+            }
+        }
+        Command::History { room, after, last } => history(&mut client, room, after, last, json).await?,
+        Command::Tail { room, since } => tail(client, room, since, json).await?,
+        Command::Login { .. } => unreachable!("handled above"),
     }
+    Ok(())
+}
+
+/// Checks `url` and `token` by connecting, then stores them as profile `name`.
+async fn login(url: &str, token: Option<String>, codec: Codec, name: &str) -> Result<()> {
+    let token = match token {
+        Some(token) => token,
+        None => {
+            eprintln!("paste your token and press Enter:");
+            let mut line = String::new();
+            std::io::stdin().lock().read_line(&mut line).context("reading the token")?;
+            line.trim().to_string()
+        }
+    };
+    if token.is_empty() {
+        return Err(usage("no token given"));
+    }
+    let client = Client::connect(Options::new(url, token.clone(), codec))
+        .await
+        .with_context(|| format!("checking the token against {url}"))?;
+    let user = client.hello().user.clone();
+    let path = profile::path().ok_or_else(|| usage("no config directory here; set HEARTH_CONFIG to a file path"))?;
+    let mut config = ConfigFile::load(&path)?;
+    config.profiles.insert(name.to_string(), Profile { url: url.to_string(), token });
+    if config.default.is_none() {
+        config.default = Some(name.to_string());
+    }
+    config.save(&path)?;
+    println!("logged in to {url} as {user}; saved as profile {name:?} in {}", path.display());
     Ok(())
 }
 
@@ -193,6 +440,40 @@ async fn tail(mut client: Client, room: RoomId, since: Option<u64>, json: bool) 
             Err(ClientError::Server(error)) => bail!("cannot rejoin {room}: {error}"),
             Err(error) => eprintln!("resume failed: {error}"),
         }
+    }
+}
+
+/// The room's history (all of it held, or the newest `last`), oldest first.
+async fn history(client: &mut Client, room: RoomId, after: Option<u64>, last: Option<usize>, json: bool) -> Result<()> {
+    let events = match last {
+        Some(last) => {
+            // Newest pages backwards until enough.
+            let mut events: Vec<Event> = Vec::new();
+            let mut before = None;
+            while events.len() < last {
+                let limit = Some((last - events.len()).min(100) as u16);
+                let page = client.request(History { room: room.clone(), before, after: None, limit }).await?;
+                let Some(first) = page.events.first().and_then(Event::seq) else { break };
+                let more = page.more;
+                events.splice(0..0, page.events);
+                if !more {
+                    break;
+                }
+                before = Some(first);
+            }
+            events
+        }
+        None => client.history_all(&room).await?,
+    };
+    for event in events.iter().filter(|e| e.seq().is_some_and(|s| s.0 > after.unwrap_or(0))) {
+        print_event(event, json);
+    }
+    Ok(())
+}
+
+fn print_json(value: &impl serde::Serialize) {
+    if let Ok(line) = serde_json::to_string(value) {
+        println!("{line}");
     }
 }
 

@@ -1,0 +1,740 @@
+//! The terminal UI's state and what changes it: keys the member presses,
+//! events and replies from the server, the connection coming and going. No
+//! terminal and no socket here — the loop in `tui/mod.rs` feeds it and draws
+//! it, and tests drive it directly. What the member asks for leaves as
+//! [`Action`]s for the network task.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use hearth_protocol::event::LeftReason;
+use hearth_protocol::ops::{HistoryPage, Joined, MemberInfo, PinnedNote, ResumeMode, RoomSummary};
+use hearth_protocol::{Event, Millis, PinId, Role, RoomId, Seq, UserId};
+
+use super::input::Input;
+
+/// Lines each room keeps on screen; older ones are read again from history.
+const KEEP_LINES: usize = 5_000;
+/// Messages fetched per history page.
+pub const PAGE: u16 = 50;
+
+/// What the member asked for, for the network task to do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Start receiving a room (becoming a member if not one), then show its
+    /// newest page of history.
+    Join(RoomId),
+    Leave(RoomId),
+    Send {
+        room: RoomId,
+        text: String,
+        thread: Option<Seq>,
+    },
+    Create {
+        room: RoomId,
+        topic: String,
+    },
+    Pin {
+        room: RoomId,
+        seq: Option<Seq>,
+        note: Option<String>,
+        title: Option<String>,
+    },
+    Unpin {
+        room: RoomId,
+        pin: PinId,
+    },
+    Members(RoomId),
+    /// The page of history before `before`.
+    Older {
+        room: RoomId,
+        before: Seq,
+    },
+    ListRooms,
+}
+
+/// What the network task reports back.
+#[derive(Debug, Clone)]
+pub enum Net {
+    /// Who the server says the member is.
+    Me(UserId),
+    Connection(Connection),
+    Event(Event),
+    Joined(Joined),
+    /// History asked for by [`Action::Join`] or [`Action::Older`].
+    History(HistoryPage),
+    Members {
+        room: RoomId,
+        members: Vec<MemberInfo>,
+    },
+    Rooms(Vec<RoomSummary>),
+    /// Back after a disconnection: every room resumed from where it was;
+    /// these could not be replayed whole.
+    Resumed {
+        truncated: Vec<RoomId>,
+    },
+    /// A request failed; `what` says which.
+    Failed {
+        what: String,
+        error: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Connection {
+    Connecting,
+    Online,
+    /// Lost; trying again (attempt number, wait before it).
+    Reconnecting {
+        attempt: u32,
+        retry_in: Duration,
+    },
+    /// Gave up, with why (a refused token, say): the member must act.
+    Closed(String),
+}
+
+/// One line of a room's timeline as shown.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Line {
+    pub seq: Option<Seq>,
+    pub ts: Millis,
+    pub kind: LineKind,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum LineKind {
+    Message {
+        from: UserId,
+        text: String,
+        thread: Option<Seq>,
+        mentions_me: bool,
+    },
+    /// Joins, leaves, pins, gaps: said by the room, not a member.
+    Notice(String),
+}
+
+/// A room as the UI holds it.
+#[derive(Debug, Clone)]
+pub struct RoomView {
+    pub id: RoomId,
+    pub topic: String,
+    pub role: Option<Role>,
+    pub members_count: u32,
+    pub lines: VecDeque<Line>,
+    /// Messages that arrived while another room was shown.
+    pub unread: usize,
+    /// Of those, the ones that name the member.
+    pub mentions: usize,
+    pub pins: Vec<PinnedNote>,
+    pub members: Vec<MemberInfo>,
+    /// Lines scrolled up from the newest (0: following the newest).
+    pub scroll: usize,
+    /// The oldest seq shown, and whether the server holds older ones.
+    pub oldest: Option<Seq>,
+    pub more_history: bool,
+    pub loading_older: bool,
+    /// Receiving it on this connection.
+    pub joined: bool,
+}
+
+impl RoomView {
+    fn new(id: RoomId) -> RoomView {
+        RoomView {
+            id,
+            topic: String::new(),
+            role: None,
+            members_count: 0,
+            lines: VecDeque::new(),
+            unread: 0,
+            mentions: 0,
+            pins: Vec::new(),
+            members: Vec::new(),
+            scroll: 0,
+            oldest: None,
+            more_history: true,
+            loading_older: false,
+            joined: false,
+        }
+    }
+
+    fn newest_seq(&self) -> Option<Seq> {
+        self.lines.iter().rev().find_map(|l| l.seq)
+    }
+
+    fn push(&mut self, line: Line) {
+        // Shown once: a replay after a reconnect never doubles a line.
+        if let (Some(seq), Some(newest)) = (line.seq, self.newest_seq()) {
+            if seq <= newest {
+                return;
+            }
+        }
+        if self.oldest.is_none() {
+            self.oldest = line.seq;
+        }
+        self.lines.push_back(line);
+        if self.scroll > 0 {
+            // Reading older lines: keep them still while new ones arrive.
+            self.scroll += 1;
+        }
+        while self.lines.len() > KEEP_LINES {
+            self.lines.pop_front();
+            self.oldest = self.lines.iter().find_map(|l| l.seq);
+            self.more_history = true;
+        }
+    }
+}
+
+/// Which side panel is open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Panel {
+    None,
+    Pins,
+    Members,
+    Help,
+}
+
+pub struct App {
+    pub me: UserId,
+    pub rooms: BTreeMap<RoomId, RoomView>,
+    pub active: Option<RoomId>,
+    pub input: Input,
+    pub connection: Connection,
+    pub panel: Panel,
+    /// The last thing the UI has to tell (an error, a result), until the next.
+    pub status: Option<String>,
+    /// Rooms the server lists, for `/rooms` and completion.
+    pub directory: Vec<RoomSummary>,
+    pub quit: bool,
+}
+
+/// The commands of the input line, with what they take, for `/help` and Tab.
+pub const COMMANDS: &[(&str, &str)] = &[
+    ("/join", "ROOM — join a room (or switch to it)"),
+    ("/leave", "[ROOM] — leave the room"),
+    ("/create", "ROOM [TOPIC] — create a room you own"),
+    ("/rooms", "— list the rooms you can see"),
+    ("/reply", "SEQ TEXT — reply in the thread of message SEQ"),
+    ("/pin", "SEQ | TEXT — pin message SEQ, or a note (moderators)"),
+    ("/unpin", "ID — remove pin ID (moderators)"),
+    ("/pins", "— show the pinned notes (F2)"),
+    ("/members", "— show the members (F3)"),
+    ("/help", "— keys and commands (F1)"),
+    ("/quit", "— leave the UI (Ctrl-C)"),
+];
+
+/// Commands of the protocol that this server build does not serve yet; the UI
+/// says so instead of pretending.
+const NOT_YET: &[&str] = &[
+    "/thread",
+    "/react",
+    "/edit",
+    "/delete",
+    "/invite",
+    "/request",
+    "/approve",
+    "/deny",
+    "/role",
+    "/kick",
+    "/ban",
+    "/unban",
+    "/mute",
+    "/slowmode",
+    "/modlog",
+    "/stats",
+    "/topic",
+];
+
+impl App {
+    pub fn new(me: UserId) -> App {
+        App {
+            me,
+            rooms: BTreeMap::new(),
+            active: None,
+            input: Input::default(),
+            connection: Connection::Connecting,
+            panel: Panel::None,
+            status: None,
+            directory: Vec::new(),
+            quit: false,
+        }
+    }
+
+    pub fn active_room(&self) -> Option<&RoomView> {
+        self.active.as_ref().and_then(|r| self.rooms.get(r))
+    }
+
+    fn active_mut(&mut self) -> Option<&mut RoomView> {
+        let id = self.active.clone()?;
+        self.rooms.get_mut(&id)
+    }
+
+    fn room_mut(&mut self, id: &RoomId) -> &mut RoomView {
+        self.rooms.entry(id.clone()).or_insert_with(|| RoomView::new(id.clone()))
+    }
+
+    fn show(&mut self, id: &RoomId) {
+        self.active = Some(id.clone());
+        let room = self.room_mut(id);
+        room.unread = 0;
+        room.mentions = 0;
+    }
+
+    fn says(&mut self, text: impl Into<String>) {
+        self.status = Some(text.into());
+    }
+
+    /// Whether `text` names the member (`@name` or the name as a word).
+    fn mentions_me(&self, text: &str) -> bool {
+        let me = self.me.as_str();
+        text.split(|c: char| !(c.is_alphanumeric() || c == '_' || c == '.' || c == '-'))
+            .any(|word| word.eq_ignore_ascii_case(me))
+    }
+
+    // ---- from the server ---------------------------------------------------
+
+    pub fn on_net(&mut self, net: Net) {
+        match net {
+            Net::Me(user) => self.me = user,
+            Net::Connection(connection) => {
+                if connection == Connection::Online && self.connection != Connection::Online {
+                    self.status = None;
+                }
+                self.connection = connection;
+            }
+            Net::Event(event) => self.on_event(event),
+            Net::Joined(joined) => {
+                let id = joined.room.room.clone();
+                let room = self.room_mut(&id);
+                room.topic = joined.room.topic.to_string();
+                room.role = Some(joined.role);
+                room.members_count = joined.room.members;
+                room.pins = joined.pins;
+                room.joined = true;
+                if joined.resume == ResumeMode::Truncated {
+                    let at = joined.room.head;
+                    room.push(Line {
+                        seq: None,
+                        ts: Millis(0),
+                        kind: LineKind::Notice(format!("some events before #{} are no longer held", at.0 + 1)),
+                    });
+                }
+                if self.active.is_none() {
+                    self.show(&id);
+                }
+            }
+            Net::History(page) => self.on_history(page),
+            Net::Members { room, members } => {
+                let view = self.room_mut(&room);
+                view.members_count = members.len() as u32;
+                view.members = members;
+            }
+            Net::Rooms(rooms) => {
+                let listing: Vec<String> = rooms
+                    .iter()
+                    .map(|r| format!("{}{} ({}/{})", r.room, if r.role.is_some() { "*" } else { "" }, r.members, r.cap))
+                    .collect();
+                self.says(if listing.is_empty() {
+                    "no rooms yet: /create NAME".to_string()
+                } else {
+                    format!("rooms (* yours): {}", listing.join(", "))
+                });
+                self.directory = rooms;
+            }
+            Net::Resumed { truncated } => {
+                for id in &truncated {
+                    self.room_mut(id).push(Line {
+                        seq: None,
+                        ts: Millis(0),
+                        kind: LineKind::Notice("reconnected; some events missed meanwhile are no longer held".into()),
+                    });
+                }
+                self.says("reconnected");
+            }
+            Net::Failed { what, error } => self.says(format!("{what}: {error}")),
+        }
+    }
+
+    fn on_event(&mut self, event: Event) {
+        let Some(id) = event.room().cloned() else { return };
+        let me = self.me.clone();
+        let line = match &event {
+            Event::Message(m) => Line {
+                seq: Some(m.seq),
+                ts: m.ts,
+                kind: LineKind::Message {
+                    from: m.from.clone(),
+                    text: m.text.to_string(),
+                    thread: m.thread,
+                    mentions_me: m.from != me && self.mentions_me(m.text.as_str()),
+                },
+            },
+            other => match notice(other) {
+                Some(text) => {
+                    Line { seq: other.seq(), ts: other.ts().unwrap_or(Millis(0)), kind: LineKind::Notice(text) }
+                }
+                None => return,
+            },
+        };
+        let shown = self.active.as_ref() == Some(&id);
+        let room = self.room_mut(&id);
+        match &event {
+            Event::Pin(p) => {
+                if let Some(old) = p.replaces {
+                    room.pins.retain(|x| x.pin != old);
+                }
+                room.pins.retain(|x| x.pin != p.pin.pin);
+                room.pins.push(p.pin.clone());
+                room.pins.sort_by_key(|x| x.pin);
+            }
+            Event::Unpin(u) => room.pins.retain(|x| x.pin != u.pin),
+            Event::MemberJoined(j) => {
+                room.members_count += 1;
+                if !room.members.iter().any(|m| m.user == j.from) {
+                    room.members.push(MemberInfo {
+                        user: j.from.clone(),
+                        role: j.role,
+                        joined_at: j.ts,
+                        role_expires_at: None,
+                        online: true,
+                    });
+                }
+            }
+            Event::MemberLeft(l) => {
+                room.members_count = room.members_count.saturating_sub(1);
+                room.members.retain(|m| m.user != l.user);
+                if l.user == me {
+                    room.joined = false;
+                    room.role = None;
+                }
+            }
+            _ => {}
+        }
+        let is_message = matches!(line.kind, LineKind::Message { .. });
+        let mentions_me = matches!(line.kind, LineKind::Message { mentions_me: true, .. });
+        let before = room.lines.len();
+        room.push(line);
+        let added = room.lines.len() != before;
+        if added && is_message && !shown {
+            room.unread += 1;
+            if mentions_me {
+                room.mentions += 1;
+            }
+        }
+    }
+
+    fn on_history(&mut self, page: HistoryPage) {
+        let room = self.room_mut(&page.room);
+        room.loading_older = false;
+        let oldest_shown = room.oldest;
+        // Older than what is shown, oldest first: put them in front, in order.
+        let older: Vec<Line> = page
+            .events
+            .iter()
+            .filter(|e| match (e.seq(), oldest_shown) {
+                (Some(seq), Some(oldest)) => seq < oldest,
+                _ => true,
+            })
+            .filter_map(|e| match e {
+                Event::Message(m) => Some(Line {
+                    seq: Some(m.seq),
+                    ts: m.ts,
+                    kind: LineKind::Message {
+                        from: m.from.clone(),
+                        text: m.text.to_string(),
+                        thread: m.thread,
+                        mentions_me: false,
+                    },
+                }),
+                other => notice(other).map(|text| Line {
+                    seq: other.seq(),
+                    ts: other.ts().unwrap_or(Millis(0)),
+                    kind: LineKind::Notice(text),
+                }),
+            })
+            .collect();
+        if let Some(first) = page.events.first().and_then(Event::seq) {
+            room.oldest = Some(oldest_shown.map_or(first, |o| o.min(first)));
+        }
+        room.more_history = page.more;
+        if room.scroll > 0 {
+            room.scroll += older.len();
+        }
+        for line in older.into_iter().rev() {
+            room.lines.push_front(line);
+        }
+    }
+
+    // ---- from the keyboard -------------------------------------------------
+
+    /// Handles one key; returns what to ask the server for.
+    pub fn on_key(&mut self, key: KeyEvent, page_lines: usize) -> Vec<Action> {
+        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+        let alt = key.modifiers.contains(KeyModifiers::ALT);
+        match key.code {
+            KeyCode::Char('c') | KeyCode::Char('d') if ctrl => {
+                self.quit = true;
+                Vec::new()
+            }
+            KeyCode::F(1) => self.toggle(Panel::Help),
+            KeyCode::F(2) => self.toggle(Panel::Pins),
+            KeyCode::F(3) => {
+                let mut actions = self.toggle(Panel::Members);
+                if self.panel == Panel::Members {
+                    actions.extend(self.active.clone().map(Action::Members));
+                }
+                actions
+            }
+            KeyCode::Esc => {
+                self.panel = Panel::None;
+                self.status = None;
+                Vec::new()
+            }
+            KeyCode::Char('n') if ctrl => self.cycle(1),
+            KeyCode::Char('p') if ctrl => self.cycle(-1),
+            KeyCode::Down if alt => self.cycle(1),
+            KeyCode::Up if alt => self.cycle(-1),
+            KeyCode::Char(d @ '1'..='9') if alt => {
+                let index = d as usize - '1' as usize;
+                if let Some(id) = self.rooms.keys().nth(index).cloned() {
+                    self.show(&id);
+                }
+                Vec::new()
+            }
+            KeyCode::PageUp => self.scroll_by(page_lines as isize),
+            KeyCode::PageDown => self.scroll_by(-(page_lines as isize)),
+            KeyCode::Home if self.input.is_empty() => self.scroll_by(isize::MAX / 2),
+            KeyCode::End if self.input.is_empty() => self.scroll_by(isize::MIN / 2),
+            KeyCode::Enter => {
+                let line = self.input.submit();
+                self.submit(line.trim())
+            }
+            KeyCode::Tab => {
+                self.complete();
+                Vec::new()
+            }
+            _ => {
+                self.input.edit(key);
+                Vec::new()
+            }
+        }
+    }
+
+    fn toggle(&mut self, panel: Panel) -> Vec<Action> {
+        self.panel = if self.panel == panel { Panel::None } else { panel };
+        Vec::new()
+    }
+
+    fn cycle(&mut self, step: isize) -> Vec<Action> {
+        let ids: Vec<RoomId> = self.rooms.keys().cloned().collect();
+        if ids.is_empty() {
+            return Vec::new();
+        }
+        let at = self.active.as_ref().and_then(|a| ids.iter().position(|r| r == a)).unwrap_or(0) as isize;
+        let next = (at + step).rem_euclid(ids.len() as isize) as usize;
+        self.show(&ids[next]);
+        Vec::new()
+    }
+
+    /// Scrolls the shown room by `lines` (up when positive); reaching the top
+    /// asks for the page before it.
+    fn scroll_by(&mut self, lines: isize) -> Vec<Action> {
+        let Some(room) = self.active_mut() else { return Vec::new() };
+        let max = room.lines.len().saturating_sub(1);
+        room.scroll = (room.scroll as isize).saturating_add(lines).clamp(0, max as isize) as usize;
+        if room.scroll >= max && room.more_history && !room.loading_older {
+            if let Some(before) = room.oldest {
+                room.loading_older = true;
+                return vec![Action::Older { room: room.id.clone(), before }];
+            }
+        }
+        Vec::new()
+    }
+
+    fn submit(&mut self, line: &str) -> Vec<Action> {
+        if line.is_empty() {
+            return Vec::new();
+        }
+        if let Some(command) = line.strip_prefix('/') {
+            if !command.starts_with('/') {
+                return self.command(line);
+            }
+        }
+        // `//text` sends `/text`.
+        let text = line.strip_prefix('/').filter(|t| t.starts_with('/')).unwrap_or(line);
+        match self.active.clone() {
+            Some(room) => vec![Action::Send { room, text: text.to_string(), thread: None }],
+            None => {
+                self.says("no room open: /join ROOM, /create ROOM, or /rooms to see them");
+                Vec::new()
+            }
+        }
+    }
+
+    fn command(&mut self, line: &str) -> Vec<Action> {
+        let mut words = line.splitn(2, char::is_whitespace);
+        let name = words.next().unwrap_or_default();
+        let rest = words.next().unwrap_or_default().trim();
+        let room_arg = |app: &mut App, arg: &str| -> Option<RoomId> {
+            if arg.is_empty() {
+                let active = app.active.clone();
+                if active.is_none() {
+                    app.says(format!("{name}: which room? open one first"));
+                }
+                return active;
+            }
+            match RoomId::new(arg.trim_start_matches('#')) {
+                Ok(room) => Some(room),
+                Err(error) => {
+                    app.says(format!("{name}: {error}"));
+                    None
+                }
+            }
+        };
+        match name {
+            "/join" => {
+                let Some(room) = room_arg(self, rest) else { return Vec::new() };
+                let known = self.rooms.get(&room).is_some_and(|r| r.joined);
+                self.show(&room);
+                if known { Vec::new() } else { vec![Action::Join(room)] }
+            }
+            "/leave" => room_arg(self, rest).map(Action::Leave).into_iter().collect(),
+            "/create" => {
+                let mut parts = rest.splitn(2, char::is_whitespace);
+                let Some(room) = room_arg(self, parts.next().unwrap_or_default()).filter(|_| !rest.is_empty()) else {
+                    self.says("/create ROOM [TOPIC]");
+                    return Vec::new();
+                };
+                vec![Action::Create { room, topic: parts.next().unwrap_or_default().trim().to_string() }]
+            }
+            "/rooms" => vec![Action::ListRooms],
+            "/reply" => {
+                let mut parts = rest.splitn(2, char::is_whitespace);
+                let root = parts.next().and_then(|s| s.trim_start_matches('#').parse::<u64>().ok());
+                let text = parts.next().unwrap_or_default().trim();
+                match (root, text.is_empty(), self.active.clone()) {
+                    (Some(root), false, Some(room)) => {
+                        vec![Action::Send { room, text: text.to_string(), thread: Some(Seq(root)) }]
+                    }
+                    _ => {
+                        self.says("/reply SEQ TEXT — in the open room");
+                        Vec::new()
+                    }
+                }
+            }
+            "/pin" => {
+                let Some(room) = self.active.clone() else {
+                    self.says("/pin: open a room first");
+                    return Vec::new();
+                };
+                if rest.is_empty() {
+                    self.says("/pin SEQ, or /pin TEXT for a free note");
+                    return Vec::new();
+                }
+                match rest.trim_start_matches('#').parse::<u64>() {
+                    Ok(seq) => vec![Action::Pin { room, seq: Some(Seq(seq)), note: None, title: None }],
+                    Err(_) => vec![Action::Pin { room, seq: None, note: Some(rest.to_string()), title: None }],
+                }
+            }
+            "/unpin" => match (rest.parse::<u64>(), self.active.clone()) {
+                (Ok(pin), Some(room)) => vec![Action::Unpin { room, pin: PinId(pin) }],
+                _ => {
+                    self.says("/unpin ID — the pin's number, shown in the pins panel (F2)");
+                    Vec::new()
+                }
+            },
+            "/pins" => self.toggle(Panel::Pins),
+            "/members" => {
+                self.panel = Panel::Members;
+                self.active.clone().map(Action::Members).into_iter().collect()
+            }
+            "/help" => self.toggle(Panel::Help),
+            "/quit" | "/exit" => {
+                self.quit = true;
+                Vec::new()
+            }
+            other if NOT_YET.contains(&other) => {
+                self.says(format!("{other}: this server does not offer it yet"));
+                Vec::new()
+            }
+            other => {
+                self.says(format!("{other}: no such command; /help lists them"));
+                Vec::new()
+            }
+        }
+    }
+
+    /// Completes the word before the cursor: a command, a room, or a member.
+    fn complete(&mut self) {
+        let word = self.input.word_before_cursor().to_string();
+        if word.is_empty() {
+            return;
+        }
+        let candidates: Vec<String> = if word.starts_with('/') && self.input.cursor_word_is_first() {
+            COMMANDS.iter().map(|(c, _)| c.to_string()).collect()
+        } else if let Some(room) = word.strip_prefix('#') {
+            let _ = room;
+            self.rooms.keys().chain(self.directory.iter().map(|r| &r.room)).map(|r| format!("#{r}")).collect()
+        } else if self.input.text().starts_with("/join ") || self.input.text().starts_with("/leave ") {
+            self.rooms.keys().chain(self.directory.iter().map(|r| &r.room)).map(|r| r.to_string()).collect()
+        } else {
+            let members = self.active_room().map(|r| r.members.iter().map(|m| m.user.to_string()).collect::<Vec<_>>());
+            let mut names = members.unwrap_or_default();
+            if let Some(room) = self.active_room() {
+                for line in room.lines.iter().rev().take(200) {
+                    if let LineKind::Message { from, .. } = &line.kind {
+                        names.push(from.to_string());
+                    }
+                }
+            }
+            names
+        };
+        let mut matches: Vec<String> = candidates.into_iter().filter(|c| c.starts_with(&word) && c != &word).collect();
+        matches.sort();
+        matches.dedup();
+        match matches.as_slice() {
+            [] => {}
+            [only] => self.input.replace_word_before_cursor(&format!("{only} ")),
+            many => {
+                let common = common_prefix(many);
+                if common.len() > word.len() {
+                    self.input.replace_word_before_cursor(&common);
+                }
+                self.says(many.join("  "));
+            }
+        }
+    }
+}
+
+fn common_prefix(words: &[String]) -> String {
+    let first = &words[0];
+    let mut end = first.len();
+    for word in &words[1..] {
+        end = end.min(first.bytes().zip(word.bytes()).take_while(|(a, b)| a == b).count());
+    }
+    while !first.is_char_boundary(end) {
+        end -= 1;
+    }
+    first[..end].to_string()
+}
+
+/// The line a non-message event shows as, if any.
+fn notice(event: &Event) -> Option<String> {
+    Some(match event {
+        Event::MemberJoined(j) => format!("{} joined", j.from),
+        Event::MemberLeft(l) => match l.reason {
+            LeftReason::Left => format!("{} left", l.user),
+            LeftReason::Kicked => format!("{} was removed by {}", l.user, l.from),
+            LeftReason::Banned => format!("{} was banned by {}", l.user, l.from),
+        },
+        Event::Pin(p) => format!("{} pinned #{}: {}", p.from, p.pin.pin.0, p.pin.text),
+        Event::Unpin(u) => format!("{} unpinned #{}", u.from, u.pin.0),
+        Event::Truncated(t) => {
+            format!("events #{}–#{} are no longer held by the server", t.after.0 + 1, t.next.0.saturating_sub(1))
+        }
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests;

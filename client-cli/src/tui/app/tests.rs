@@ -1,0 +1,326 @@
+//! The UI without a terminal: events and keys drive the state, and the key
+//! screens are drawn into ratatui's test backend and read back as text.
+
+use std::time::Duration;
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use hearth_protocol::event::{MemberJoinedEvent, MessageEvent, PinEvent, TruncatedEvent};
+use hearth_protocol::ops::{HistoryPage, Joined, MemberInfo, PinnedNote, ResumeMode, RoomInfo, Visibility};
+use hearth_protocol::{ClientMsgId, Epoch, Event, Millis, Note, PinId, Role, RoomId, Seq, ShortText, Text, UserId};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+
+use super::*;
+use crate::tui::view;
+
+fn user(name: &str) -> UserId {
+    UserId::new(name).unwrap()
+}
+
+fn rid(name: &str) -> RoomId {
+    RoomId::new(name).unwrap()
+}
+
+fn message(room: &str, seq: u64, from: &str, text: &str) -> Event {
+    Event::Message(MessageEvent {
+        room: rid(room),
+        seq: Seq(seq),
+        // 09:30 UTC plus a minute per seq.
+        ts: Millis(1_700_040_600_000 + seq * 60_000),
+        from: user(from),
+        text: Text::new(text).unwrap(),
+        cmid: ClientMsgId::new(format!("c{seq}")).unwrap(),
+        thread: None,
+    })
+}
+
+fn joined(room: &str, head: u64, role: Role) -> Joined {
+    Joined {
+        room: RoomInfo {
+            room: rid(room),
+            topic: ShortText::new("Rangefinders and rolls").unwrap(),
+            cap: 100,
+            visibility: Visibility::Open,
+            members: 3,
+            epoch: Epoch(7),
+            head: Seq(head),
+            owner: user("ada"),
+            created_at: Millis(1_700_000_000_000),
+            slow_mode_secs: 0,
+            required_role: None,
+            welcome: None,
+            probation_secs: 0,
+        },
+        role,
+        resume: ResumeMode::Fresh,
+        pins: vec![pin(1, "Mission", "We shoot film and share what we learn.")],
+        first_join: false,
+    }
+}
+
+fn pin(id: u64, title: &str, text: &str) -> PinnedNote {
+    PinnedNote {
+        pin: PinId(id),
+        seq: None,
+        text: Note::new(text).unwrap(),
+        by: user("ada"),
+        at: Millis(1_700_000_000_000),
+        title: Some(ShortText::new(title).unwrap()),
+        version: 1,
+    }
+}
+
+fn key(code: KeyCode) -> KeyEvent {
+    KeyEvent::new(code, KeyModifiers::NONE)
+}
+
+fn typed(app: &mut App, text: &str) -> Vec<Action> {
+    for c in text.chars() {
+        app.on_key(key(KeyCode::Char(c)), 10);
+    }
+    app.on_key(key(KeyCode::Enter), 10)
+}
+
+/// A member (bo) in a room with a few messages, online.
+fn cameras() -> App {
+    let mut app = App::new(user("bo"));
+    app.on_net(Net::Me(user("bo")));
+    app.on_net(Net::Connection(Connection::Online));
+    app.on_net(Net::Joined(joined("cameras", 3, Role::Member)));
+    app.on_net(Net::Members {
+        room: rid("cameras"),
+        members: vec![
+            MemberInfo {
+                user: user("ada"),
+                role: Role::Owner,
+                joined_at: Millis(1),
+                role_expires_at: None,
+                online: true,
+            },
+            MemberInfo {
+                user: user("bo"),
+                role: Role::Member,
+                joined_at: Millis(2),
+                role_expires_at: None,
+                online: true,
+            },
+            MemberInfo {
+                user: user("cy"),
+                role: Role::Moderator,
+                joined_at: Millis(3),
+                role_expires_at: None,
+                online: false,
+            },
+        ],
+    });
+    app.on_net(Net::History(HistoryPage {
+        room: rid("cameras"),
+        epoch: Epoch(7),
+        events: vec![
+            message("cameras", 2, "ada", "Anyone tried Portra 400 at 800?"),
+            message("cameras", 3, "cy", "Yes, push it one stop."),
+        ],
+        more: true,
+        oldest: Seq(1),
+    }));
+    app
+}
+
+fn screen(app: &App, width: u16, height: u16) -> String {
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
+    terminal.draw(|frame| view::draw(frame, app, true)).unwrap();
+    let buffer = terminal.backend().buffer().clone();
+    let mut text = String::new();
+    for y in 0..height {
+        let row: String = (0..width).map(|x| buffer[(x, y)].symbol().to_string()).collect();
+        text.push_str(row.trim_end());
+        text.push('\n');
+    }
+    text
+}
+
+#[test]
+fn a_room_with_messages_shows_rooms_timeline_badges_and_status() {
+    let mut app = cameras();
+    app.on_net(Net::Event(message("cameras", 4, "ada", "bo, bring the Leica on Sunday")));
+    let shown = screen(&app, 80, 24);
+    assert!(shown.contains("1 #cameras"), "the sidebar lists the room:\n{shown}");
+    assert!(shown.contains("#cameras — Rangefinders and rolls (3 members, you: member)"), "{shown}");
+    assert!(shown.contains("09:32 #2 ada (owner): Anyone tried Portra 400 at 800?"), "{shown}");
+    assert!(shown.contains("#3 cy (mod): Yes, push it one stop."), "{shown}");
+    assert!(shown.contains("bo, bring the Leica on Sunday"), "{shown}");
+    assert!(shown.contains("[online]"), "{shown}");
+    assert!(shown.contains("#cameras>"), "the input line names the room:\n{shown}");
+}
+
+#[test]
+fn the_pins_panel_shows_the_mission_and_updates_live() {
+    let mut app = cameras();
+    app.on_key(key(KeyCode::F(2)), 10);
+    let shown = screen(&app, 120, 24);
+    assert!(shown.contains("pinned (F2)"), "{shown}");
+    assert!(shown.contains("#1 Mission"), "{shown}");
+    assert!(shown.contains("We shoot film and share what we learn."), "{shown}");
+    let mut rules = pin(5, "Rules", "Be kind. Credit photographers.");
+    rules.version = 2;
+    app.on_net(Net::Event(Event::Pin(PinEvent {
+        room: rid("cameras"),
+        seq: Seq(5),
+        ts: Millis(1_700_040_900_000),
+        from: user("ada"),
+        pin: rules,
+        replaces: None,
+    })));
+    let shown = screen(&app, 120, 24);
+    assert!(shown.contains("#5 Rules v2"), "{shown}");
+    assert!(shown.contains("ada pinned #5"), "the timeline says so too:\n{shown}");
+    app.on_key(key(KeyCode::Esc), 10);
+    assert!(!screen(&app, 80, 24).contains("pinned (F2)"));
+}
+
+#[test]
+fn the_members_panel_shows_roles_and_who_is_online() {
+    let mut app = cameras();
+    let asked = app.on_key(key(KeyCode::F(3)), 10);
+    assert_eq!(asked, vec![Action::Members(rid("cameras"))], "opening it refreshes the list");
+    let shown = screen(&app, 80, 24);
+    assert!(shown.contains("members (F3)"), "{shown}");
+    assert!(shown.contains("● ada (owner)"), "{shown}");
+    assert!(shown.contains("○ cy (mod)"), "{shown}");
+}
+
+#[test]
+fn reconnecting_is_shown_and_a_replay_never_doubles_a_line() {
+    let mut app = cameras();
+    app.on_net(Net::Connection(Connection::Reconnecting { attempt: 2, retry_in: Duration::from_secs(1) }));
+    assert!(screen(&app, 80, 24).contains("[reconnecting (try 2, in 1.0s)]"));
+    // The resume replays from the last seq the UI showed; a repeat is dropped.
+    app.on_net(Net::Connection(Connection::Online));
+    app.on_net(Net::Event(message("cameras", 3, "cy", "Yes, push it one stop.")));
+    app.on_net(Net::Event(message("cameras", 4, "ada", "new after the reconnect")));
+    app.on_net(Net::Resumed { truncated: Vec::new() });
+    let room = app.active_room().unwrap();
+    let seqs: Vec<u64> = room.lines.iter().filter_map(|l| l.seq).map(|s| s.0).collect();
+    assert_eq!(seqs, [2, 3, 4]);
+    assert!(screen(&app, 80, 24).contains("[online] reconnected"));
+}
+
+#[test]
+fn unread_counts_and_mentions_follow_the_room_shown() {
+    let mut app = cameras();
+    app.on_net(Net::Joined(joined("darkroom", 0, Role::Member)));
+    app.on_net(Net::Event(message("darkroom", 1, "ada", "chemistry is mixed")));
+    app.on_net(Net::Event(message("darkroom", 2, "ada", "@bo your rolls are dry")));
+    let room = &app.rooms[&rid("darkroom")];
+    assert_eq!((room.unread, room.mentions), (2, 1));
+    assert!(screen(&app, 80, 24).contains("2 #darkroom @1 2"), "{}", screen(&app, 80, 24));
+    app.on_key(KeyEvent::new(KeyCode::Char('n'), KeyModifiers::CONTROL), 10);
+    assert_eq!(app.active, Some(rid("darkroom")));
+    assert_eq!(app.rooms[&rid("darkroom")].unread, 0);
+}
+
+#[test]
+fn other_members_text_is_shown_never_obeyed() {
+    let mut app = cameras();
+    app.on_net(Net::Event(message("cameras", 4, "mallory", "\u{1b}[2J\u{1b}]0;pwned\u{7}gotcha \u{202e}txet")));
+    let shown = screen(&app, 100, 24);
+    assert!(shown.contains("^[[2J^[]0;pwned^Ggotcha <U+202E>txet"), "{shown}");
+}
+
+#[test]
+fn scrolling_up_past_the_oldest_line_asks_for_older_history_and_keeps_the_view() {
+    let mut app = cameras();
+    let asked = app.on_key(key(KeyCode::PageUp), 10);
+    assert_eq!(asked, vec![Action::Older { room: rid("cameras"), before: Seq(2) }]);
+    assert!(app.on_key(key(KeyCode::PageUp), 10).is_empty(), "one request at a time");
+    app.on_net(Net::History(HistoryPage {
+        room: rid("cameras"),
+        epoch: Epoch(7),
+        events: vec![Event::MemberJoined(MemberJoinedEvent {
+            room: rid("cameras"),
+            seq: Seq(1),
+            ts: Millis(1_700_040_600_000),
+            from: user("ada"),
+            role: Role::Owner,
+        })],
+        more: false,
+        oldest: Seq(1),
+    }));
+    let room = app.active_room().unwrap();
+    assert_eq!(room.lines.front().and_then(|l| l.seq), Some(Seq(1)));
+    assert!(!room.more_history);
+    app.on_key(key(KeyCode::End), 10);
+    assert_eq!(app.active_room().unwrap().scroll, 0);
+}
+
+#[test]
+fn the_input_line_sends_runs_commands_and_completes() {
+    let mut app = cameras();
+    assert_eq!(
+        typed(&mut app, "hello all"),
+        vec![Action::Send { room: rid("cameras"), text: "hello all".into(), thread: None }]
+    );
+    assert_eq!(
+        typed(&mut app, "/reply 2 I did, it works"),
+        vec![Action::Send { room: rid("cameras"), text: "I did, it works".into(), thread: Some(Seq(2)) }]
+    );
+    assert_eq!(
+        typed(&mut app, "//slash"),
+        vec![Action::Send { room: rid("cameras"), text: "/slash".into(), thread: None }]
+    );
+    assert_eq!(typed(&mut app, "/join darkroom"), vec![Action::Join(rid("darkroom"))]);
+    assert_eq!(app.active, Some(rid("darkroom")));
+    assert_eq!(
+        typed(&mut app, "/pin 3"),
+        vec![Action::Pin { room: rid("darkroom"), seq: Some(Seq(3)), note: None, title: None }]
+    );
+    assert!(typed(&mut app, "/kick cy").is_empty());
+    assert_eq!(app.status.as_deref(), Some("/kick: this server does not offer it yet"));
+    assert!(typed(&mut app, "/frobnicate").is_empty());
+    assert!(app.status.as_deref().unwrap().contains("no such command"));
+    // Up brings the last line back; Tab completes commands and members.
+    app.on_key(key(KeyCode::Up), 10);
+    assert_eq!(app.input.text(), "/frobnicate");
+    app.on_key(KeyEvent::new(KeyCode::Char('u'), KeyModifiers::CONTROL), 10);
+    for c in "/mem".chars() {
+        app.on_key(key(KeyCode::Char(c)), 10);
+    }
+    app.on_key(key(KeyCode::Tab), 10);
+    assert_eq!(app.input.text(), "/members ");
+    app.on_key(KeyEvent::new(KeyCode::Char('u'), KeyModifiers::CONTROL), 10);
+    app.on_key(KeyEvent::new(KeyCode::Char('p'), KeyModifiers::CONTROL), 10);
+    assert_eq!(app.active, Some(rid("cameras")));
+    for c in "thanks ad".chars() {
+        app.on_key(key(KeyCode::Char(c)), 10);
+    }
+    app.on_key(key(KeyCode::Tab), 10);
+    assert_eq!(app.input.text(), "thanks ada ");
+}
+
+#[test]
+fn a_gap_and_a_truncated_resume_are_said_plainly() {
+    let mut app = cameras();
+    app.on_net(Net::Event(Event::Truncated(TruncatedEvent { room: rid("cameras"), after: Seq(3), next: Seq(40) })));
+    assert!(screen(&app, 80, 24).contains("events #4–#39 are no longer held by the server"));
+    app.on_net(Net::Resumed { truncated: vec![rid("cameras")] });
+    assert!(screen(&app, 120, 24).contains("reconnected; some events missed meanwhile are no longer held"));
+}
+
+#[test]
+fn the_layout_fits_80_by_24_and_narrow_terminals_drop_the_sidebar() {
+    let app = cameras();
+    let wide = screen(&app, 80, 24);
+    assert_eq!(wide.lines().count(), 24);
+    let narrow = screen(&app, 50, 12);
+    assert!(!narrow.contains("1 #cameras"), "no sidebar at 50 columns:\n{narrow}");
+    assert!(narrow.contains("Yes, push it one stop."), "{narrow}");
+}
+
+#[test]
+fn the_help_panel_lists_keys_and_commands() {
+    let mut app = cameras();
+    app.on_key(key(KeyCode::F(1)), 10);
+    let shown = screen(&app, 100, 30);
+    assert!(shown.contains("F1 help · F2 pins · F3 members"), "{shown}");
+    assert!(shown.contains("/reply SEQ TEXT"), "{shown}");
+}

@@ -1,0 +1,240 @@
+//! The terminal UI's network task: owns the [`Client`], does what the UI asks
+//! ([`Action`]), passes on what the server says ([`Net`]), and when the
+//! connection drops, reconnects with back-off and resumes every room from the
+//! last event shown — no gap, no duplicate.
+
+use std::time::Duration;
+
+use hearth_protocol::ops::{AddPin, CreateRoom, History, ListRooms, Members, RemovePin, SendMessage, Visibility};
+use hearth_protocol::{Note, RoomId, ShortText, Text};
+use tokio::sync::mpsc;
+
+use super::app::{Action, Connection, Net, PAGE};
+use crate::{Client, ClientError, Options};
+
+/// First and longest wait between reconnection attempts.
+const FIRST_RETRY: Duration = Duration::from_millis(500);
+const LONGEST_RETRY: Duration = Duration::from_secs(15);
+
+/// Runs until the UI drops its end of `actions`.
+pub async fn run(options: Options, mut actions: mpsc::Receiver<Action>, updates: mpsc::Sender<Net>) {
+    let tell = |net: Net| {
+        let updates = updates.clone();
+        async move { updates.send(net).await.is_ok() }
+    };
+    let Some(mut client) = connect_first(&options, &mut actions, &updates).await else { return };
+    if !tell(Net::Me(client.hello().user.clone())).await || !tell(Net::Connection(Connection::Online)).await {
+        return;
+    }
+    if let Err(error) = open_my_rooms(&mut client, &updates).await {
+        tell(Net::Failed { what: "loading your rooms".into(), error: error.to_string() }).await;
+    }
+    loop {
+        tokio::select! {
+            action = actions.recv() => {
+                let Some(action) = action else { return };
+                let what = describe(&action);
+                if let Err(error) = perform(&mut client, action, &updates).await {
+                    if !tell(Net::Failed { what, error: error.to_string() }).await {
+                        return;
+                    }
+                }
+            }
+            event = client.next_event() => match event {
+                Some(event) => {
+                    if !tell(Net::Event(event)).await {
+                        return;
+                    }
+                }
+                None => match reconnect(&client, &mut actions, &updates).await {
+                    Some(next) => client = next,
+                    None => return,
+                },
+            },
+        }
+    }
+}
+
+/// The first connection, retried with back-off; `None` when the UI has gone or
+/// the server refused for good (a bad token).
+async fn connect_first(
+    options: &Options,
+    actions: &mut mpsc::Receiver<Action>,
+    updates: &mpsc::Sender<Net>,
+) -> Option<Client> {
+    let mut attempt = 0;
+    loop {
+        match Client::connect(options.clone()).await {
+            Ok(client) => return Some(client),
+            Err(error) => {
+                if let Some(fatal) = refused_for_good(&error) {
+                    let _ = updates.send(Net::Connection(Connection::Closed(fatal))).await;
+                    return None;
+                }
+                attempt += 1;
+                wait_before_retry(attempt, &error, actions, updates).await?;
+            }
+        }
+    }
+}
+
+/// Connects again and resumes every room from where it was.
+async fn reconnect(
+    client: &Client,
+    actions: &mut mpsc::Receiver<Action>,
+    updates: &mpsc::Sender<Net>,
+) -> Option<Client> {
+    if let Some(close) = client.close_info() {
+        if close.hearth_code().is_some_and(|code| !code.should_reconnect()) {
+            let why = format!("the server closed the connection ({} {})", close.code, close.reason);
+            let _ = updates.send(Net::Connection(Connection::Closed(why))).await;
+            return None;
+        }
+    }
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let lost = ClientError::Closed(client.close_info());
+        wait_before_retry(attempt, &lost, actions, updates).await?;
+        match client.resume().await {
+            Ok(next) => {
+                let truncated = next.truncated_on_resume().to_vec();
+                updates.send(Net::Connection(Connection::Online)).await.ok()?;
+                updates.send(Net::Resumed { truncated }).await.ok()?;
+                return Some(next);
+            }
+            Err(error) => {
+                if let Some(fatal) = refused_for_good(&error) {
+                    let _ = updates.send(Net::Connection(Connection::Closed(fatal))).await;
+                    return None;
+                }
+            }
+        }
+    }
+}
+
+/// Says the connection is down and waits (doubling per attempt), answering
+/// requests meanwhile with "not connected". `None` when the UI has gone.
+async fn wait_before_retry(
+    attempt: u32,
+    error: &ClientError,
+    actions: &mut mpsc::Receiver<Action>,
+    updates: &mpsc::Sender<Net>,
+) -> Option<()> {
+    let retry_in = FIRST_RETRY.saturating_mul(1 << (attempt - 1).min(5)).min(LONGEST_RETRY);
+    updates.send(Net::Connection(Connection::Reconnecting { attempt, retry_in })).await.ok()?;
+    updates.send(Net::Failed { what: "connection".into(), error: error.to_string() }).await.ok()?;
+    let wait = tokio::time::sleep(retry_in);
+    tokio::pin!(wait);
+    loop {
+        tokio::select! {
+            _ = &mut wait => return Some(()),
+            action = actions.recv() => {
+                let action = action?;
+                let failed = Net::Failed { what: describe(&action), error: "not connected; try again once online".into() };
+                updates.send(failed).await.ok()?;
+            }
+        }
+    }
+}
+
+/// Why a connection attempt will never work as it is, if that is the case.
+fn refused_for_good(error: &ClientError) -> Option<String> {
+    match error {
+        ClientError::Closed(Some(close)) if close.hearth_code().is_some_and(|c| !c.should_reconnect()) => {
+            Some(format!("the server refused: {} {}", close.code, close.reason))
+        }
+        ClientError::Setup(why) => Some(why.clone()),
+        _ => None,
+    }
+}
+
+fn describe(action: &Action) -> String {
+    match action {
+        Action::Join(room) => format!("join {room}"),
+        Action::Leave(room) => format!("leave {room}"),
+        Action::Send { room, .. } => format!("send to {room}"),
+        Action::Create { room, .. } => format!("create {room}"),
+        Action::Pin { .. } => "pin".into(),
+        Action::Unpin { pin, .. } => format!("unpin #{}", pin.0),
+        Action::Members(room) => format!("members of {room}"),
+        Action::Older { room, .. } => format!("history of {room}"),
+        Action::ListRooms => "list rooms".into(),
+    }
+}
+
+/// Every room the member belongs to: joined, with its newest page.
+async fn open_my_rooms(client: &mut Client, updates: &mpsc::Sender<Net>) -> Result<(), ClientError> {
+    let rooms = all_rooms(client).await?;
+    let mine: Vec<RoomId> = rooms.iter().filter(|r| r.role.is_some()).map(|r| r.room.clone()).collect();
+    let _ = updates.send(Net::Rooms(rooms)).await;
+    for room in mine {
+        join(client, room, updates).await?;
+    }
+    Ok(())
+}
+
+async fn all_rooms(client: &Client) -> Result<Vec<hearth_protocol::ops::RoomSummary>, ClientError> {
+    let mut list = client.request(ListRooms::default()).await?;
+    while list.more {
+        let after = list.rooms.last().map(|r| r.room.clone());
+        let next = client.request(ListRooms { after, limit: None }).await?;
+        list.rooms.extend(next.rooms);
+        list.more = next.more;
+    }
+    Ok(list.rooms)
+}
+
+/// Joins `room` and shows its newest page: everything up to the join's head
+/// (what follows arrives live, so nothing shows twice).
+async fn join(client: &mut Client, room: RoomId, updates: &mpsc::Sender<Net>) -> Result<(), ClientError> {
+    let joined = client.join(&room).await?;
+    let head = joined.room.head;
+    let _ = updates.send(Net::Joined(joined)).await;
+    let page = client
+        .request(History { room: room.clone(), before: Some(head.next()), after: None, limit: Some(PAGE) })
+        .await?;
+    let _ = updates.send(Net::History(page)).await;
+    let members = client.request(Members { room: room.clone() }).await?;
+    let _ = updates.send(Net::Members { room, members: members.members }).await;
+    Ok(())
+}
+
+async fn perform(client: &mut Client, action: Action, updates: &mpsc::Sender<Net>) -> Result<(), ClientError> {
+    let bad = |e: String| ClientError::Setup(e);
+    match action {
+        Action::Join(room) => join(client, room, updates).await?,
+        Action::Leave(room) => client.leave(&room).await?,
+        Action::Send { room, text, thread } => {
+            let text = Text::new(text).map_err(bad)?;
+            let cmid = client.new_cmid();
+            client.request(SendMessage { room, text, cmid, thread }).await?;
+        }
+        Action::Create { room, topic } => {
+            let topic = ShortText::new(topic).map_err(bad)?;
+            client.request(CreateRoom { room: room.clone(), topic, cap: None, visibility: Visibility::Open }).await?;
+            join(client, room, updates).await?;
+        }
+        Action::Pin { room, seq, note, title } => {
+            let note = note.map(Note::new).transpose().map_err(bad)?;
+            let title = title.map(ShortText::new).transpose().map_err(bad)?;
+            client.request(AddPin { room, seq, note, title }).await?;
+        }
+        Action::Unpin { room, pin } => {
+            client.request(RemovePin { room, pin }).await?;
+        }
+        Action::Members(room) => {
+            let members = client.request(Members { room: room.clone() }).await?;
+            let _ = updates.send(Net::Members { room, members: members.members }).await;
+        }
+        Action::Older { room, before } => {
+            let page = client.request(History { room, before: Some(before), after: None, limit: Some(PAGE) }).await?;
+            let _ = updates.send(Net::History(page)).await;
+        }
+        Action::ListRooms => {
+            let rooms = all_rooms(client).await?;
+            let _ = updates.send(Net::Rooms(rooms)).await;
+        }
+    }
+    Ok(())
+}
