@@ -12,7 +12,7 @@ use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use hearth_protocol::codec::{ServerFrame, decode_reply, decode_server_frame, encode_request};
 use hearth_protocol::event::Hello;
-use hearth_protocol::ops::{Appended, History, Join, Joined, Leave, SendMessage};
+use hearth_protocol::ops::{Appended, History, Join, Joined, Leave, ListRooms, RoomSummary, SendMessage};
 use hearth_protocol::{
     ClientMsgId, CloseCode, Codec, DecodeError, ErrorBody, Event, Operation, Position, RequestId, RoomId, Seq, Text,
     limits,
@@ -300,6 +300,18 @@ impl Client {
     }
 
     /// Ends the membership of `room`; this client no longer resumes it.
+    /// Every room the caller may see, by name, read page by page.
+    pub async fn rooms_all(&self) -> Result<Vec<RoomSummary>, ClientError> {
+        let mut list = self.request(ListRooms::default()).await?;
+        while list.more {
+            let after = list.rooms.last().map(|r| r.room.clone());
+            let next = self.request(ListRooms { after, limit: None }).await?;
+            list.rooms.extend(next.rooms);
+            list.more = next.more;
+        }
+        Ok(list.rooms)
+    }
+
     /// The room's whole history as the server holds it, oldest first, read
     /// page by page.
     pub async fn history_all(&self, room: &RoomId) -> Result<Vec<Event>, ClientError> {

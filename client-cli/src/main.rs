@@ -11,7 +11,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use hearth_cli::profile::{self, ConfigFile, Profile};
 use hearth_cli::{Client, ClientError, Options, render};
-use hearth_protocol::ops::{AddPin, CreateRoom, History, Leave, ListRooms, Members, RemovePin, Visibility};
+use hearth_protocol::ops::{AddPin, CreateRoom, History, Leave, Members, RemovePin, Visibility};
 use hearth_protocol::{CloseCode, Codec, ErrorCode, Event, Note, PinId, RoomId, Seq, ShortText};
 
 #[derive(Parser)]
@@ -209,10 +209,27 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("hearth: {error:#}");
+            eprintln!("hearth: {}", explain(&error));
             ExitCode::from(Exit::of(&error) as u8)
         }
     }
+}
+
+/// The error and its causes on one line, each said once (an I/O error tends
+/// to repeat its cause in its own message).
+fn explain(error: &anyhow::Error) -> String {
+    let mut said = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if said.contains(&text) {
+            continue;
+        }
+        if !said.is_empty() {
+            said.push_str(": ");
+        }
+        said.push_str(&text);
+    }
+    said
 }
 
 /// The server and token to use: flags and environment first, then the profile.
@@ -260,20 +277,13 @@ async fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Rooms => {
-            // Every page, in name order.
-            let mut list = client.request(ListRooms::default()).await?;
-            while list.more {
-                let after = list.rooms.last().map(|r| r.room.clone());
-                let next = client.request(ListRooms { after, limit: None }).await?;
-                list.rooms.extend(next.rooms);
-                list.more = next.more;
-            }
+            let rooms = client.rooms_all().await?;
             if json {
-                list.rooms.iter().for_each(print_json);
-            } else if list.rooms.is_empty() {
+                rooms.iter().for_each(print_json);
+            } else if rooms.is_empty() {
                 println!("no rooms yet; make one with `hearth create NAME`");
             }
-            for r in list.rooms.iter().filter(|_| !json) {
+            for r in rooms.iter().filter(|_| !json) {
                 let role = r.role.map(|r| r.as_str()).unwrap_or("-");
                 println!(
                     "{:<24} {:>3}/{:<4} {:<11} {:<9} {}",

@@ -62,12 +62,17 @@ impl TestServer {
     }
 
     pub async fn start(config: Config) -> TestServer {
+        Self::start_at(config, "127.0.0.1:0".parse().expect("an address")).await
+    }
+
+    /// A server on `addr` (a restart on the address clients already know).
+    pub async fn start_at(config: Config, addr: SocketAddr) -> TestServer {
         init_logging();
         let data_dir = match &config.storage {
             Storage::Dir(dir) => Some(dir.clone()),
             Storage::Ephemeral { .. } | Storage::Redis(_) => None,
         };
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+        let listener = tokio::net::TcpListener::bind(addr).await.expect("bind loopback");
         let addr = listener.local_addr().expect("local addr");
         let shutdown = CancellationToken::new();
         let token = shutdown.clone();

@@ -68,7 +68,12 @@ pub enum Net {
         room: RoomId,
         members: Vec<MemberInfo>,
     },
-    Rooms(Vec<RoomSummary>),
+    /// The rooms the member can see; `asked` when the member asked (`/rooms`)
+    /// rather than the UI loading them at start.
+    Rooms {
+        rooms: Vec<RoomSummary>,
+        asked: bool,
+    },
     /// Back after a disconnection: every room resumed from where it was;
     /// these could not be replayed whole.
     Resumed {
@@ -329,7 +334,8 @@ impl App {
                 view.members_count = members.len() as u32;
                 view.members = members;
             }
-            Net::Rooms(rooms) => {
+            Net::Rooms { rooms, asked: false } => self.directory = rooms,
+            Net::Rooms { rooms, asked: true } => {
                 let listing: Vec<String> = rooms
                     .iter()
                     .map(|r| format!("{}{} ({}/{})", r.room, if r.role.is_some() { "*" } else { "" }, r.members, r.cap))
@@ -355,10 +361,10 @@ impl App {
         }
     }
 
-    fn on_event(&mut self, event: Event) {
-        let Some(id) = event.room().cloned() else { return };
-        let me = self.me.clone();
-        let line = match &event {
+    /// The line `event` shows as, if any; `live` events may mention the member
+    /// (history does not count as news).
+    fn line_of(&self, event: &Event, live: bool) -> Option<Line> {
+        Some(match event {
             Event::Message(m) => Line {
                 seq: Some(m.seq),
                 ts: m.ts,
@@ -366,16 +372,19 @@ impl App {
                     from: m.from.clone(),
                     text: m.text.to_string(),
                     thread: m.thread,
-                    mentions_me: m.from != me && self.mentions_me(m.text.as_str()),
+                    mentions_me: live && m.from != self.me && self.mentions_me(m.text.as_str()),
                 },
             },
-            other => match notice(other) {
-                Some(text) => {
-                    Line { seq: other.seq(), ts: other.ts().unwrap_or(Millis(0)), kind: LineKind::Notice(text) }
-                }
-                None => return,
-            },
-        };
+            other => {
+                Line { seq: other.seq(), ts: other.ts().unwrap_or(Millis(0)), kind: LineKind::Notice(notice(other)?) }
+            }
+        })
+    }
+
+    fn on_event(&mut self, event: Event) {
+        let Some(id) = event.room().cloned() else { return };
+        let me = self.me.clone();
+        let Some(line) = self.line_of(&event, true) else { return };
         let shown = self.active.as_ref() == Some(&id);
         let room = self.room_mut(&id);
         match &event {
@@ -424,9 +433,7 @@ impl App {
     }
 
     fn on_history(&mut self, page: HistoryPage) {
-        let room = self.room_mut(&page.room);
-        room.loading_older = false;
-        let oldest_shown = room.oldest;
+        let oldest_shown = self.room_mut(&page.room).oldest;
         // Older than what is shown, oldest first: put them in front, in order.
         let older: Vec<Line> = page
             .events
@@ -435,24 +442,10 @@ impl App {
                 (Some(seq), Some(oldest)) => seq < oldest,
                 _ => true,
             })
-            .filter_map(|e| match e {
-                Event::Message(m) => Some(Line {
-                    seq: Some(m.seq),
-                    ts: m.ts,
-                    kind: LineKind::Message {
-                        from: m.from.clone(),
-                        text: m.text.to_string(),
-                        thread: m.thread,
-                        mentions_me: false,
-                    },
-                }),
-                other => notice(other).map(|text| Line {
-                    seq: other.seq(),
-                    ts: other.ts().unwrap_or(Millis(0)),
-                    kind: LineKind::Notice(text),
-                }),
-            })
+            .filter_map(|e| self.line_of(e, false))
             .collect();
+        let room = self.room_mut(&page.room);
+        room.loading_older = false;
         if let Some(first) = page.events.first().and_then(Event::seq) {
             room.oldest = Some(oldest_shown.map_or(first, |o| o.min(first)));
         }
@@ -605,6 +598,7 @@ impl App {
                     self.says("/create ROOM [TOPIC]");
                     return Vec::new();
                 };
+                self.show(&room);
                 vec![Action::Create { room, topic: parts.next().unwrap_or_default().trim().to_string() }]
             }
             "/rooms" => vec![Action::ListRooms],

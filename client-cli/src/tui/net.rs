@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use hearth_protocol::ops::{AddPin, CreateRoom, History, ListRooms, Members, RemovePin, SendMessage, Visibility};
+use hearth_protocol::ops::{AddPin, CreateRoom, History, Members, RemovePin, SendMessage, Visibility};
 use hearth_protocol::{Note, RoomId, ShortText, Text};
 use tokio::sync::mpsc;
 
@@ -165,24 +165,13 @@ fn describe(action: &Action) -> String {
 
 /// Every room the member belongs to: joined, with its newest page.
 async fn open_my_rooms(client: &mut Client, updates: &mpsc::Sender<Net>) -> Result<(), ClientError> {
-    let rooms = all_rooms(client).await?;
+    let rooms = client.rooms_all().await?;
     let mine: Vec<RoomId> = rooms.iter().filter(|r| r.role.is_some()).map(|r| r.room.clone()).collect();
-    let _ = updates.send(Net::Rooms(rooms)).await;
+    let _ = updates.send(Net::Rooms { rooms, asked: false }).await;
     for room in mine {
         join(client, room, updates).await?;
     }
     Ok(())
-}
-
-async fn all_rooms(client: &Client) -> Result<Vec<hearth_protocol::ops::RoomSummary>, ClientError> {
-    let mut list = client.request(ListRooms::default()).await?;
-    while list.more {
-        let after = list.rooms.last().map(|r| r.room.clone());
-        let next = client.request(ListRooms { after, limit: None }).await?;
-        list.rooms.extend(next.rooms);
-        list.more = next.more;
-    }
-    Ok(list.rooms)
 }
 
 /// Joins `room` and shows its newest page: everything up to the join's head
@@ -232,8 +221,8 @@ async fn perform(client: &mut Client, action: Action, updates: &mpsc::Sender<Net
             let _ = updates.send(Net::History(page)).await;
         }
         Action::ListRooms => {
-            let rooms = all_rooms(client).await?;
-            let _ = updates.send(Net::Rooms(rooms)).await;
+            let rooms = client.rooms_all().await?;
+            let _ = updates.send(Net::Rooms { rooms, asked: true }).await;
         }
     }
     Ok(())

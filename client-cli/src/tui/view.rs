@@ -127,6 +127,8 @@ fn timeline_rows(room: &RoomView, width: usize, height: usize, theme: &Theme) ->
         rows.push(TextLine::styled(more, theme.dim()));
     }
     rows.truncate(height);
+    // Bottom-aligned, as chat reads: the newest line sits above the input.
+    rows.resize(height, TextLine::default());
     rows.reverse();
     if room.scroll > 0 {
         if let Some(last) = rows.last_mut() {
@@ -185,7 +187,16 @@ fn wrap_spans(head: Vec<Span<'static>>, text: String, width: usize, style: Style
         let mut rest: Vec<char> = piece.chars().collect();
         while !rest.is_empty() {
             let room = width.saturating_sub(*used).max(1);
-            let take = rest.len().min(room);
+            let mut take = rest.len().min(room);
+            if take < rest.len() {
+                // Break after the last space that fits, unless the word is longer
+                // than a whole row.
+                if let Some(space) = rest[..take].iter().rposition(|c| *c == ' ') {
+                    if space > 0 || *used > 2 {
+                        take = space + 1;
+                    }
+                }
+            }
             let chunk: String = rest.drain(..take).collect();
             *used += take;
             row.push(Span::styled(chunk, style));

@@ -1,0 +1,78 @@
+//! `hearth` in script mode, the real binary against a real server: what it
+//! prints (text and `--json`), and its exit code for each class of failure.
+
+use std::process::Output;
+use std::time::Duration;
+
+use hearth_protocol::UserId;
+use hearth_server::auth::{self, Secret};
+use hearth_server::{Config, Storage};
+use tokio_util::sync::CancellationToken;
+
+const SECRET: &[u8] = b"script-mode-test-secret-0123456789abcdef";
+
+fn token(name: &str) -> String {
+    auth::mint(&Secret::new(SECRET.to_vec()).unwrap(), &UserId::new(name).unwrap(), Duration::from_secs(600))
+}
+
+async fn server() -> (String, CancellationToken) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}", listener.local_addr().unwrap());
+    let config = Config::new(Storage::Ephemeral { history_limit: 1000 }, Secret::new(SECRET.to_vec()).unwrap());
+    let stop = CancellationToken::new();
+    tokio::spawn(hearth_server::run(listener, config, stop.clone()));
+    (url, stop)
+}
+
+/// Runs `hearth ARGS` as `user` (no token when `None`), bounded in time.
+async fn hearth(url: &str, user: Option<&str>, args: &[&str]) -> Output {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_hearth"));
+    cmd.args(args)
+        .env("HEARTH_URL", url)
+        .env("HEARTH_CONFIG", "/nonexistent/hearth-test.toml")
+        .env_remove("HEARTH_TOKEN");
+    if let Some(user) = user {
+        cmd.env("HEARTH_TOKEN", token(user));
+    }
+    cmd.kill_on_drop(true);
+    tokio::time::timeout(Duration::from_secs(20), cmd.output()).await.expect("hearth finishes in time").unwrap()
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn script_mode_prints_text_or_json_and_exits_with_the_class_of_failure() {
+    let (url, stop) = server().await;
+    let ok = hearth(&url, Some("ada"), &["create", "lab", "--topic", "Film lab"]).await;
+    assert!(ok.status.success(), "{ok:?}");
+    assert_eq!(stdout(&ok), "created lab (cap 100, open)\n");
+    assert!(hearth(&url, Some("ada"), &["send", "--room", "lab", "first roll"]).await.status.success());
+    let pinned = hearth(&url, Some("ada"), &["pin", "--room", "lab", "--note", "Be kind", "--json"]).await;
+    let pinned: serde_json::Value = serde_json::from_str(stdout(&pinned).trim()).unwrap();
+    assert_eq!(pinned["pin"]["text"], "Be kind");
+    let joined = hearth(&url, Some("bo"), &["join", "lab"]).await;
+    assert_eq!(stdout(&joined), "joined lab as member (2 members)\n");
+    let history = hearth(&url, Some("bo"), &["history", "--room", "lab", "--json"]).await;
+    let kinds: Vec<String> = stdout(&history)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["ev"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(kinds, ["member_joined", "message", "pin", "member_joined"]);
+    let members = hearth(&url, Some("bo"), &["members", "--room", "lab"]).await;
+    assert!(stdout(&members).starts_with("ada"), "{}", stdout(&members));
+
+    // Each class of failure has its code.
+    let code = |output: Output| output.status.code();
+    assert_eq!(code(hearth(&url, None, &["rooms"]).await), Some(2), "no token: usage");
+    assert_eq!(code(hearth("ws://127.0.0.1:1", Some("ada"), &["rooms"]).await), Some(3), "unreachable");
+    let forged = hearth(&url, None, &["--token", "not.a.token", "rooms"]).await;
+    assert_eq!(code(forged), Some(4), "refused token");
+    assert_eq!(code(hearth(&url, Some("ada"), &["history", "--room", "nowhere"]).await), Some(5), "not found");
+    assert_eq!(code(hearth(&url, Some("cy"), &["history", "--room", "lab"]).await), Some(6), "not a member");
+    assert_eq!(code(hearth(&url, Some("bo"), &["unpin", "--room", "lab", "3"]).await), Some(6), "not a moderator");
+    let wrong = hearth(&url, Some("ada"), &["send", "--room", "lab"]).await;
+    assert_eq!(code(wrong), Some(2), "clap's usage error");
+    stop.cancel();
+}

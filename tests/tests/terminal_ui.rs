@@ -1,0 +1,110 @@
+//! The terminal UI's state and network task against a real server (no
+//! terminal: the test reads the UI's state instead of the screen). Two members
+//! chat; the server stops and comes back on the same address; the UI
+//! reconnects by itself and shows every message once, in order.
+
+use std::time::Duration;
+
+use hearth_cli::tui::app::{Action, App, Connection, LineKind};
+use hearth_cli::tui::net;
+use hearth_protocol::Codec;
+use hearth_server::Storage;
+use hearth_tests::*;
+use tokio::sync::mpsc;
+
+/// The UI of one member: its state, fed by its network task.
+struct Ui {
+    app: App,
+    actions: mpsc::Sender<Action>,
+    news: mpsc::Receiver<hearth_cli::tui::app::Net>,
+}
+
+impl Ui {
+    fn start(server: &TestServer, name: &str) -> Ui {
+        let (actions, action_rx) = mpsc::channel(64);
+        let (news_tx, news) = mpsc::channel(1024);
+        tokio::spawn(net::run(server.options(name, Codec::MsgPack), action_rx, news_tx));
+        Ui { app: App::new(user(name)), actions, news }
+    }
+
+    /// Feeds the UI what its network task says until `done` holds of its state.
+    async fn until(&mut self, what: &str, done: impl Fn(&App) -> bool) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while !done(&self.app) {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match tokio::time::timeout(left, self.news.recv()).await {
+                Ok(Some(news)) => self.app.on_net(news),
+                Ok(None) => panic!("the network task ended while waiting for {what}"),
+                Err(_) => panic!(
+                    "no {what} within {WAIT:?}; status {:?}, connection {:?}",
+                    self.app.status, self.app.connection
+                ),
+            }
+        }
+    }
+
+    fn messages(&self, room: &str) -> Vec<(u64, String)> {
+        self.app.rooms.get(&hearth_tests::room(room)).map_or_else(Vec::new, |r| {
+            r.lines
+                .iter()
+                .filter_map(|l| match &l.kind {
+                    LineKind::Message { text, .. } => Some((l.seq.map_or(0, |s| s.0), text.clone())),
+                    LineKind::Notice(_) => None,
+                })
+                .collect()
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ui_reconnects_after_a_restart_and_shows_every_message_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = test_config(Storage::Dir(dir.path().to_path_buf()));
+    let server = TestServer::start(config.clone()).await;
+    let addr = server.addr;
+    let ada = server.client("ada", Codec::Json).await;
+    create_room(&ada, "lounge", None).await.unwrap();
+    ada.send(&room("lounge"), "before bo came").await.unwrap();
+
+    let mut bo = Ui::start(&server, "bo");
+    bo.until("online", |app| app.connection == Connection::Online).await;
+    bo.actions.send(Action::Join(room("lounge"))).await.unwrap();
+    bo.until("the room", |app| app.rooms.get(&room("lounge")).is_some_and(|r| r.joined)).await;
+    for n in 0..10 {
+        ada.send(&room("lounge"), &format!("one {n}")).await.unwrap();
+    }
+    bo.actions.send(Action::Send { room: room("lounge"), text: "hi ada".into(), thread: None }).await.unwrap();
+    let wanted = |n: usize| {
+        move |app: &App| {
+            app.rooms
+                .get(&room("lounge"))
+                .is_some_and(|r| r.lines.iter().filter(|l| matches!(l.kind, LineKind::Message { .. })).count() >= n)
+        }
+    };
+    bo.until("the first messages", wanted(12)).await;
+
+    server.stop().await;
+    drop(ada);
+    bo.until("the lost connection", |app| matches!(app.connection, Connection::Reconnecting { .. })).await;
+    let server = TestServer::start_at(config, addr).await;
+    // Sent before bo is back: the resume replays them.
+    let ada = server.client("ada", Codec::Json).await;
+    for n in 0..10 {
+        ada.send(&room("lounge"), &format!("two {n}")).await.unwrap();
+    }
+    bo.until("online again", |app| app.connection == Connection::Online).await;
+    ada.send(&room("lounge"), "after bo is back").await.unwrap();
+    bo.until("every message", wanted(23)).await;
+
+    let got = bo.messages("lounge");
+    assert_strictly_increasing(got.iter().map(|(s, _)| *s), "bo's screen");
+    let texts: Vec<&str> = got.iter().map(|(_, t)| t.as_str()).collect();
+    let mut want = vec!["before bo came".to_string()];
+    want.extend((0..10).map(|n| format!("one {n}")));
+    want.push("hi ada".into());
+    want.extend((0..10).map(|n| format!("two {n}")));
+    want.push("after bo is back".into());
+    assert_eq!(texts, want, "nothing missing, nothing twice");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    server.stop().await;
+}
