@@ -144,6 +144,17 @@ pub struct RoomView {
 }
 
 impl RoomView {
+    /// How many replies each thread root shown has, among the lines held.
+    pub fn reply_counts(&self) -> std::collections::HashMap<Seq, usize> {
+        let mut counts = std::collections::HashMap::new();
+        for line in &self.lines {
+            if let LineKind::Message { thread: Some(root), .. } = line.kind {
+                *counts.entry(root).or_insert(0) += 1;
+            }
+        }
+        counts
+    }
+
     fn new(id: RoomId) -> RoomView {
         RoomView {
             id,
@@ -206,6 +217,9 @@ pub struct App {
     pub input: Input,
     pub connection: Connection,
     pub panel: Panel,
+    /// The thread open in the shown room (its root message), if any: the
+    /// timeline shows only it, and what is typed replies in it.
+    pub thread: Option<Seq>,
     /// The last thing the UI has to tell (an error, a result), until the next.
     pub status: Option<String>,
     /// Rooms the server lists, for `/rooms` and completion.
@@ -220,6 +234,7 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ("/create", "ROOM [TOPIC] — create a room you own"),
     ("/rooms", "— list the rooms you can see"),
     ("/reply", "SEQ TEXT — reply in the thread of message SEQ"),
+    ("/thread", "SEQ — show message SEQ's thread and reply in it (Esc closes)"),
     ("/pin", "SEQ | TEXT — pin message SEQ, or a note (moderators)"),
     ("/unpin", "ID — remove pin ID (moderators)"),
     ("/pins", "— show the pinned notes (F2)"),
@@ -259,6 +274,7 @@ impl App {
             input: Input::default(),
             connection: Connection::Connecting,
             panel: Panel::None,
+            thread: None,
             status: None,
             directory: Vec::new(),
             quit: false,
@@ -279,6 +295,9 @@ impl App {
     }
 
     fn show(&mut self, id: &RoomId) {
+        if self.active.as_ref() != Some(id) {
+            self.thread = None;
+        }
         self.active = Some(id.clone());
         let room = self.room_mut(id);
         room.unread = 0;
@@ -479,7 +498,12 @@ impl App {
                 actions
             }
             KeyCode::Esc => {
-                self.panel = Panel::None;
+                // The innermost first: a panel, then a thread.
+                if self.panel != Panel::None {
+                    self.panel = Panel::None;
+                } else {
+                    self.thread = None;
+                }
                 self.status = None;
                 Vec::new()
             }
@@ -556,7 +580,7 @@ impl App {
         // `//text` sends `/text`.
         let text = line.strip_prefix('/').filter(|t| t.starts_with('/')).unwrap_or(line);
         match self.active.clone() {
-            Some(room) => vec![Action::Send { room, text: text.to_string(), thread: None }],
+            Some(room) => vec![Action::Send { room, text: text.to_string(), thread: self.thread }],
             None => {
                 self.says("no room open: /join ROOM, /create ROOM, or /rooms to see them");
                 Vec::new()
@@ -615,6 +639,23 @@ impl App {
                         Vec::new()
                     }
                 }
+            }
+            "/thread" => {
+                let root = rest.trim_start_matches('#').parse::<u64>().ok().map(Seq);
+                let is_message = |app: &App, root: Seq| {
+                    app.active_room().is_some_and(|r| {
+                        r.lines.iter().any(|l| l.seq == Some(root) && matches!(l.kind, LineKind::Message { .. }))
+                    })
+                };
+                match root {
+                    Some(root) if is_message(self, root) => {
+                        self.thread = Some(root);
+                        self.panel = Panel::None;
+                    }
+                    Some(root) => self.says(format!("/thread: no message #{} on screen here", root.0)),
+                    None => self.says("/thread SEQ — the number of a message shown"),
+                }
+                Vec::new()
             }
             "/pin" => {
                 let Some(room) = self.active.clone() else {

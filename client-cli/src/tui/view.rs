@@ -10,6 +10,8 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line as TextLine, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 
+use hearth_protocol::Seq;
+
 use super::app::{App, COMMANDS, Connection, Line, LineKind, Panel, RoomView};
 use crate::render::{clock, printable};
 
@@ -103,19 +105,35 @@ fn draw_room(frame: &mut Frame, app: &App, area: Rect, theme: &Theme) {
         return;
     };
     let role = room.role.map(|r| format!(", you: {}", r.as_str())).unwrap_or_default();
-    let title = format!("#{} — {} ({} members{role})", room.id, printable(&room.topic), room.members_count);
+    let title = match app.thread {
+        Some(root) => format!("#{} › thread of #{} (replies go here; Esc closes)", room.id, root.0),
+        None => format!("#{} — {} ({} members{role})", room.id, printable(&room.topic), room.members_count),
+    };
     frame.render_widget(Paragraph::new(TextLine::styled(title, Style::default().add_modifier(Modifier::BOLD))), header);
-    let rows = timeline_rows(room, timeline.width.max(1) as usize, timeline.height as usize, theme);
+    let rows = timeline_rows(room, app.thread, timeline.width.max(1) as usize, timeline.height as usize, theme);
     frame.render_widget(Paragraph::new(rows), timeline);
 }
 
 /// The rows that fill a timeline `height` rows high, bottom-aligned, ending
-/// `room.scroll` lines above the newest.
-fn timeline_rows(room: &RoomView, width: usize, height: usize, theme: &Theme) -> Vec<TextLine<'static>> {
+/// `room.scroll` lines above the newest; only one thread's when `thread`.
+fn timeline_rows(
+    room: &RoomView,
+    thread: Option<Seq>,
+    width: usize,
+    height: usize,
+    theme: &Theme,
+) -> Vec<TextLine<'static>> {
     let end = room.lines.len().saturating_sub(room.scroll);
+    let replies = room.reply_counts();
+    let in_thread = |line: &Line| match (thread, &line.kind) {
+        (None, _) => true,
+        (Some(root), LineKind::Message { thread, .. }) => line.seq == Some(root) || *thread == Some(root),
+        (Some(_), LineKind::Notice(_)) => false,
+    };
     let mut rows: Vec<TextLine<'static>> = Vec::new();
-    for line in room.lines.iter().take(end).rev() {
-        let mut wrapped = line_rows(room, line, width, theme);
+    for line in room.lines.iter().take(end).filter(|l| in_thread(l)).rev() {
+        let count = line.seq.and_then(|s| replies.get(&s)).copied().filter(|_| thread.is_none());
+        let mut wrapped = line_rows(room, line, count, width, theme);
         wrapped.reverse();
         rows.extend(wrapped);
         if rows.len() >= height {
@@ -138,8 +156,15 @@ fn timeline_rows(room: &RoomView, width: usize, height: usize, theme: &Theme) ->
     rows
 }
 
-/// One timeline line as display rows of at most `width` characters.
-fn line_rows(room: &RoomView, line: &Line, width: usize, theme: &Theme) -> Vec<TextLine<'static>> {
+/// One timeline line as display rows of at most `width` characters; a thread
+/// root says how many replies it has.
+fn line_rows(
+    room: &RoomView,
+    line: &Line,
+    replies: Option<usize>,
+    width: usize,
+    theme: &Theme,
+) -> Vec<TextLine<'static>> {
     let time = if line.ts.0 == 0 { "     ".to_string() } else { clock(line.ts)[..5].to_string() };
     let seq = line.seq.map(|s| format!("#{} ", s.0)).unwrap_or_default();
     let mut head = vec![Span::styled(format!("{time} {seq}"), theme.dim())];
@@ -158,7 +183,11 @@ fn line_rows(room: &RoomView, line: &Line, width: usize, theme: &Theme) -> Vec<T
             }
             head.push(Span::raw(": "));
             let style = if *mentions_me { theme.fg(Color::Red) } else { Style::default() };
-            (printable(text).into_owned(), style)
+            let mut text = printable(text).into_owned();
+            if let Some(n) = replies {
+                text.push_str(&format!("  [{n} {}]", if n == 1 { "reply" } else { "replies" }));
+            }
+            (text, style)
         }
     };
     wrap_spans(head, text.0, width, text.1)
@@ -307,9 +336,10 @@ fn draw_status(frame: &mut Frame, app: &App, area: Rect, theme: &Theme) {
 }
 
 fn draw_input(frame: &mut Frame, app: &App, area: Rect, _theme: &Theme) {
-    let prompt = match &app.active {
-        Some(room) => format!("#{room}> "),
-        None => "> ".to_string(),
+    let prompt = match (&app.active, app.thread) {
+        (Some(room), Some(root)) => format!("#{room} › #{}> ", root.0),
+        (Some(room), None) => format!("#{room}> "),
+        (None, _) => "> ".to_string(),
     };
     let prompt_len = prompt.chars().count();
     let text = app.input.text();

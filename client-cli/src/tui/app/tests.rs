@@ -324,3 +324,32 @@ fn the_help_panel_lists_keys_and_commands() {
     assert!(shown.contains("F1 help · F2 pins · F3 members"), "{shown}");
     assert!(shown.contains("/reply SEQ TEXT"), "{shown}");
 }
+
+#[test]
+fn a_thread_view_shows_the_root_and_its_replies_and_replies_in_it() {
+    let mut app = cameras();
+    let reply = |seq: u64, from: &str, text: &str| {
+        let Event::Message(mut m) = message("cameras", seq, from, text) else { unreachable!() };
+        m.thread = Some(Seq(2));
+        Event::Message(m)
+    };
+    app.on_net(Net::Event(reply(4, "bo", "At 800 it gets grainy")));
+    app.on_net(Net::Event(message("cameras", 5, "cy", "Off topic: who has a spare lens cap?")));
+    app.on_net(Net::Event(reply(6, "ada", "Grain is the point")));
+    let whole = screen(&app, 100, 24);
+    assert!(whole.contains("Anyone tried Portra 400 at 800?  [2 replies]"), "{whole}");
+    assert!(typed(&mut app, "/thread 2").is_empty());
+    let thread = screen(&app, 100, 24);
+    assert!(thread.contains("#cameras › thread of #2"), "{thread}");
+    assert!(thread.contains("re #2 bo: At 800 it gets grainy"), "{thread}");
+    assert!(!thread.contains("spare lens cap"), "only the thread:\n{thread}");
+    assert!(thread.contains("#cameras › #2>"), "{thread}");
+    assert_eq!(
+        typed(&mut app, "Agreed"),
+        vec![Action::Send { room: rid("cameras"), text: "Agreed".into(), thread: Some(Seq(2)) }]
+    );
+    app.on_key(key(KeyCode::Esc), 10);
+    assert!(screen(&app, 100, 24).contains("spare lens cap"));
+    assert!(typed(&mut app, "/thread 99").is_empty());
+    assert!(app.status.as_deref().unwrap().contains("no message #99"));
+}
