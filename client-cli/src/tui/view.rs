@@ -11,6 +11,7 @@ use ratatui::text::{Line as TextLine, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 
 use hearth_protocol::Seq;
+use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
 use super::app::{App, COMMANDS, Connection, Line, LineKind, Panel, RoomView};
 use crate::render::{clock, printable};
@@ -215,19 +216,30 @@ fn wrap_spans(head: Vec<Span<'static>>, text: String, width: usize, style: Style
                       style: Style| {
         let mut rest: Vec<char> = piece.chars().collect();
         while !rest.is_empty() {
+            // Cells, not characters: a wide character takes two.
             let room = width.saturating_sub(*used).max(1);
-            let mut take = rest.len().min(room);
+            let mut take = 0;
+            let mut cells = 0;
+            while take < rest.len() {
+                let w = rest[take].width().unwrap_or(0);
+                if cells + w > room && take > 0 {
+                    break;
+                }
+                cells += w;
+                take += 1;
+            }
             if take < rest.len() {
                 // Break after the last space that fits, unless the word is longer
                 // than a whole row.
                 if let Some(space) = rest[..take].iter().rposition(|c| *c == ' ') {
                     if space > 0 || *used > 2 {
                         take = space + 1;
+                        cells = rest[..take].iter().map(|c| c.width().unwrap_or(0)).sum();
                     }
                 }
             }
             let chunk: String = rest.drain(..take).collect();
-            *used += take;
+            *used += cells;
             row.push(Span::styled(chunk, style));
             if !rest.is_empty() || *used >= width {
                 rows.push(TextLine::from(std::mem::take(row)));
@@ -341,18 +353,22 @@ fn draw_input(frame: &mut Frame, app: &App, area: Rect, _theme: &Theme) {
         (Some(room), None) => format!("#{room}> "),
         (None, _) => "> ".to_string(),
     };
-    let prompt_len = prompt.chars().count();
-    let text = app.input.text();
+    let prompt_len = prompt.width();
+    let chars: Vec<char> = app.input.text().chars().collect();
     let cursor = app.input.cursor();
-    // Scroll sideways so the cursor stays in view.
+    // Scroll sideways so the cursor stays in view (widths in cells).
     let room = (area.width as usize).saturating_sub(prompt_len + 1).max(1);
-    let skip = cursor.saturating_sub(room);
-    let shown: String = text.chars().skip(skip).take(room + 1).collect();
+    let mut skip = 0;
+    while chars[skip..cursor].iter().map(|c| c.width().unwrap_or(0)).sum::<usize>() > room {
+        skip += 1;
+    }
+    let shown: String = chars[skip..].iter().collect();
+    let before_cursor: usize = chars[skip..cursor].iter().map(|c| c.width().unwrap_or(0)).sum();
     let line = TextLine::from(vec![
         Span::styled(prompt, Style::default().add_modifier(Modifier::BOLD)),
         Span::raw(printable(&shown).into_owned()),
     ]);
     frame.render_widget(Paragraph::new(line), area);
-    let x = area.x + (prompt_len + cursor - skip).min(area.width.saturating_sub(1) as usize) as u16;
+    let x = area.x + (prompt_len + before_cursor).min(area.width.saturating_sub(1) as usize) as u16;
     frame.set_cursor_position((x, area.y));
 }

@@ -353,3 +353,13 @@ fn a_thread_view_shows_the_root_and_its_replies_and_replies_in_it() {
     assert!(typed(&mut app, "/thread 99").is_empty());
     assert!(app.status.as_deref().unwrap().contains("no message #99"));
 }
+
+#[test]
+fn wide_characters_wrap_by_their_width() {
+    let mut app = cameras();
+    app.on_net(Net::Event(message("cameras", 4, "ada", &"写真".repeat(40))));
+    // Counted by characters, the rows would run past the edge and be cut off.
+    let shown = screen(&app, 80, 24);
+    assert_eq!(shown.matches('写').count(), 40, "every character is on screen:\n{shown}");
+    assert_eq!(shown.matches('真').count(), 40, "{shown}");
+}
