@@ -193,6 +193,9 @@ impl<T> Committer<T> {
                     Err(_) => break,
                 }
             }
+            let metrics = crate::metrics::get();
+            metrics.journal_waiting.set(writes.len() as f64);
+            let started = Instant::now();
             if let Err(error) = self.store.commit(&writes) {
                 // Seqs in this group were handed out; carrying on would let a later
                 // event take the place of one that is not on disk. Stop taking jobs
@@ -204,6 +207,7 @@ impl<T> Committer<T> {
                 return;
             }
             last_commit = Instant::now();
+            metrics.commit_seconds.record(last_commit.duration_since(started).as_secs_f64());
             writes.clear();
             // Fails only once the runtime is gone, at the very end of shutdown.
             let _ = self.deliver.blocking_send(std::mem::take(&mut done));

@@ -18,6 +18,7 @@ pub mod frames;
 pub mod hub;
 pub mod journal;
 pub mod metered;
+pub mod metrics;
 pub mod outbound;
 pub mod room;
 pub mod rooms;

@@ -106,6 +106,7 @@ impl Outbound {
             });
             drop(queue);
             self.wake_all();
+            crate::metrics::get().slow_consumer_closes.increment(1);
             return Err(PushError::Overflowed);
         }
         queue.bytes += bytes;

@@ -121,6 +121,12 @@ impl Inner {
         for sub in &self.subscribers {
             overflowed |= sub.out.push(event.frame(sub.codec)).is_err();
         }
+        let metrics = crate::metrics::get();
+        metrics.deliveries.increment(self.subscribers.len() as u64);
+        if let Some(ts) = event.event.ts() {
+            let now = crate::clock::Clock::now(&crate::clock::SystemClock).0;
+            metrics.deliver_seconds.record(now.saturating_sub(ts.0) as f64 / 1000.0);
+        }
         if overflowed {
             // Their queues closed themselves as slow consumers; they resume later.
             self.subscribers.retain(|s| !s.out.is_closed());
@@ -250,6 +256,7 @@ impl Room {
         drop(inner);
         self.applied.notify_waiters();
         if start_repair {
+            crate::metrics::get().repairs.increment(1);
             tracing::warn!(room = %self.id, "gap in delivery; reading the missing events from history");
             tokio::spawn(self.clone().repair());
         }
@@ -287,6 +294,7 @@ impl Room {
         }
         let seen = inner.behind_seen.replace(at.seq);
         if now || seen.is_some_and(|seen| seen > head) {
+            crate::metrics::get().repairs.increment(1);
             tracing::warn!(room = %self.id, %head, broker = %at.seq, "behind the broker's order; reading history");
             inner.behind_seen = None;
             inner.repair = Some(Repair { held: BTreeMap::new(), until: at.seq });

@@ -87,6 +87,9 @@ pub async fn run(
             format!("too_many_connections: {} has {max} connections open already; close one first", conn.user),
         );
     }
+    let metrics = crate::metrics::get();
+    metrics.connections_total.increment(1);
+    metrics.connections.increment(1.0);
     let mut session = Session { shared, conn, rate: None, in_flight: None };
     session.hello();
     // The upgrade's own bytes do not count.
@@ -96,6 +99,7 @@ pub async fn run(
     // Boxed: what a connection does once at its end should not size the task it
     // waits in for the rest of its life.
     Box::pin(finish(shared, conn, writer, stream, ended)).await;
+    metrics.connections.decrement(1.0);
 }
 
 /// Leaves the rooms, lets the writer send its close frame, and finishes the
@@ -203,6 +207,7 @@ impl Session {
                 }
                 _ = out.wait_for_room() => {}
             }
+            crate::metrics::get().bytes_in.increment(message.len() as u64);
             match (message, self.conn.codec) {
                 // Boxed: handling a request needs far more state than waiting for one,
                 // and an idle connection should only pay for the waiting.
@@ -261,6 +266,7 @@ impl Session {
     }
 
     async fn handle_frame(&mut self, frame: &[u8]) {
+        crate::metrics::get().requests.increment(1);
         let request = match decode_request(self.conn.codec, frame) {
             Ok(request) => request,
             Err(error) => match error.id {
@@ -324,6 +330,7 @@ impl Session {
             }
             Err((what, not_until)) => {
                 rate.refused += 1;
+                crate::metrics::get().rate_limited.increment(1);
                 let wait =
                     not_until.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
                 let ms = (wait.as_millis() as u64).max(1);
@@ -406,6 +413,7 @@ impl Session {
             Op::SendMessage(args) => {
                 let draft = self.room(&args.room).await?.decide(|s| s.decide_send(&user, args))?;
                 self.publish(id, draft, |p| Appended { seq: p.seq, ts: p.ts }).await?;
+                crate::metrics::get().messages.increment(1);
             }
             Op::History(args) => {
                 let room = self.member_room(&args.room).await?;
@@ -649,6 +657,7 @@ async fn write_loop(mut sink: Sink, out: Arc<Outbound>, config: WriterConfig, co
             match write_within(config.timeout, write).await {
                 Ok(Ok(())) => {
                     out.wrote(bytes);
+                    crate::metrics::get().bytes_out.increment(bytes as u64);
                     let drained = std::mem::take(&mut batch);
                     // A burst grew it: let it go rather than keep its size.
                     if drained.capacity() <= BATCH_KEPT {

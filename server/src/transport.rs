@@ -128,29 +128,79 @@ enum Opening {
     WebSocket,
     /// Anything else gets a short HTTP answer instead of a closed socket.
     Answer(HttpAnswer),
+    /// One of the operator's endpoints, answered from the server's state.
+    Endpoint(Endpoint),
     /// The peer went away before sending a whole request head.
     Gone,
+}
+
+/// What operators and orchestrators ask over plain HTTP on the same port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Endpoint {
+    /// `/healthz`: the process is alive and answering.
+    Health,
+    /// `/readyz`: it can serve: the store has not failed; in cluster mode Redis
+    /// answers.
+    Ready,
+    /// `/metrics`: Prometheus text.
+    Metrics,
+}
+
+impl Endpoint {
+    async fn answer(self, shared: &Shared) -> HttpAnswer {
+        match self {
+            Endpoint::Health => HttpAnswer::new(200, "OK", "ok\n"),
+            Endpoint::Ready => {
+                let check = tokio::time::timeout(Duration::from_secs(2), shared.registry.broker().ready()).await;
+                match check {
+                    Ok(Ok(())) => HttpAnswer::new(200, "OK", "ready\n"),
+                    Ok(Err(error)) => HttpAnswer::new(503, "Service Unavailable", format!("not ready: {error}\n")),
+                    Err(_) => {
+                        HttpAnswer::new(503, "Service Unavailable", "not ready: the store did not answer in 2 s\n")
+                    }
+                }
+            }
+            Endpoint::Metrics => {
+                let metrics = crate::metrics::get();
+                metrics.rooms_loaded.set(shared.registry.loaded().len() as f64);
+                match crate::metrics::render() {
+                    Some(text) => {
+                        let mut answer = HttpAnswer::new(200, "OK", text);
+                        answer.content_type = "text/plain; version=0.0.4; charset=utf-8";
+                        answer
+                    }
+                    None => HttpAnswer::new(
+                        500,
+                        "Internal Server Error",
+                        "metrics unavailable: another metrics recorder was installed in this process first\n",
+                    ),
+                }
+            }
+        }
+    }
 }
 
 struct HttpAnswer {
     status: u16,
     reason: &'static str,
+    content_type: &'static str,
     body: String,
     extra_header: Option<&'static str>,
 }
 
 impl HttpAnswer {
     fn new(status: u16, reason: &'static str, body: impl Into<String>) -> HttpAnswer {
-        HttpAnswer { status, reason, body: body.into(), extra_header: None }
+        HttpAnswer { status, reason, content_type: "text/plain; charset=utf-8", body: body.into(), extra_header: None }
     }
 
     async fn send(&self, stream: &mut TcpStream) -> std::io::Result<()> {
         use tokio::io::AsyncWriteExt;
         let extra = self.extra_header.map(|h| format!("{h}\r\n")).unwrap_or_default();
         let response = format!(
-            "HTTP/1.1 {} {}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\n{extra}connection: close\r\n\r\n{}",
+            "HTTP/1.1 {} {}\r\ncontent-type: {}\r\ncontent-length: {}\r\n{extra}connection: close\r\n\r\n{}",
             self.status,
             self.reason,
+            self.content_type,
             self.body.len(),
             self.body
         );
@@ -187,6 +237,15 @@ async fn look_at_request(stream: &TcpStream) -> Opening {
     judge_request(&String::from_utf8_lossy(&buf[..head_len]))
 }
 
+/// The answer to a plain HTTP request that is none of the endpoints.
+fn answer_other((method, path): (&str, &str), about: &str) -> HttpAnswer {
+    match (method, path) {
+        ("GET" | "HEAD", "/") => HttpAnswer::new(200, "OK", about),
+        ("GET" | "HEAD", _) => HttpAnswer::new(404, "Not Found", format!("nothing here. {about}")),
+        _ => HttpAnswer::new(400, "Bad Request", format!("not a WebSocket upgrade. {about}")),
+    }
+}
+
 /// The answer to a request head: hand over real upgrades, explain everything else.
 fn judge_request(head: &str) -> Opening {
     let request_line = head.split("\r\n").next().unwrap_or_default();
@@ -205,12 +264,14 @@ fn judge_request(head: &str) -> Opening {
     if !has("upgrade", "websocket") {
         let about = "This is a Hearth chat server. It speaks WebSocket here: connect with the subprotocol \
                      hearth.v1.msgpack or hearth.v1.json and a token (Authorization: Bearer TOKEN, or ?token=). \
-                     The protocol is described in PROTOCOL.md in the Hearth repository.\n";
-        return Opening::Answer(match (method, path.split('?').next().unwrap_or_default()) {
-            ("GET" | "HEAD", "/") => HttpAnswer::new(200, "OK", about),
-            ("GET" | "HEAD", _) => HttpAnswer::new(404, "Not Found", format!("nothing here. {about}")),
-            _ => HttpAnswer::new(400, "Bad Request", format!("not a WebSocket upgrade. {about}")),
-        });
+                     The protocol is described in PROTOCOL.md in the Hearth repository. For operators: \
+                     /healthz (alive), /readyz (ready to serve), /metrics (Prometheus).\n";
+        return match (method, path.split('?').next().unwrap_or_default()) {
+            ("GET" | "HEAD", "/healthz") => Opening::Endpoint(Endpoint::Health),
+            ("GET" | "HEAD", "/readyz") => Opening::Endpoint(Endpoint::Ready),
+            ("GET" | "HEAD", "/metrics") => Opening::Endpoint(Endpoint::Metrics),
+            other => Opening::Answer(answer_other(other, about)),
+        };
     }
     if method != "GET" {
         return Opening::Answer(HttpAnswer::new(400, "Bad Request", "a WebSocket upgrade is a GET request\n"));
@@ -249,6 +310,11 @@ async fn handle_connection(
         Ok(Opening::WebSocket) => {}
         Ok(Opening::Answer(answer)) => {
             tracing::debug!(%peer, status = answer.status, "not a WebSocket upgrade; answered over HTTP");
+            let _ = Box::pin(tokio::time::timeout_at(deadline, answer.send(&mut stream))).await;
+            return;
+        }
+        Ok(Opening::Endpoint(endpoint)) => {
+            let answer = Box::pin(endpoint.answer(&shared)).await;
             let _ = Box::pin(tokio::time::timeout_at(deadline, answer.send(&mut stream))).await;
             return;
         }
@@ -305,6 +371,7 @@ async fn handle_connection(
         Ok(user) => user,
         Err(error) => {
             tracing::debug!(%peer, %error, "authentication failed");
+            crate::metrics::get().auth_failures.increment(1);
             let code =
                 if matches!(error, AuthError::Expired(_)) { CloseCode::TokenExpired } else { CloseCode::Unauthorized };
             Box::pin(close_now(&mut ws, code, &format!("{}: {error}", code.name()))).await;

@@ -298,6 +298,24 @@ pub fn assert_strictly_increasing(seqs: impl IntoIterator<Item = u64>, who: &str
     }
 }
 
+/// Sends a raw HTTP `request` to `server` and reads the whole answer.
+pub async fn http(server: &TestServer, request: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(server.addr).await.expect("connect");
+    tcp.write_all(request.as_bytes()).await.expect("send the request");
+    let mut answer = String::new();
+    tokio::time::timeout(WAIT, tcp.read_to_string(&mut answer)).await.expect("answered in time").expect("read");
+    answer
+}
+
+/// `GET path` over plain HTTP: the answer's status code and body.
+pub async fn http_get(server: &TestServer, path: &str) -> (u16, String) {
+    let answer = http(server, &format!("GET {path} HTTP/1.1\r\nHost: hearth\r\n\r\n")).await;
+    let status = answer.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = answer.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    (status, body)
+}
+
 pub type RawSocket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// A bare msgpack WebSocket for `name`, with no client library reading it.

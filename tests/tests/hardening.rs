@@ -95,15 +95,6 @@ async fn a_close_started_by_the_client_gets_a_close_frame_back() {
 }
 
 /// Sends raw bytes and reads the whole HTTP answer.
-async fn http(server: &TestServer, request: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
-    tcp.write_all(request.as_bytes()).await.unwrap();
-    let mut answer = String::new();
-    tokio::time::timeout(WAIT, tcp.read_to_string(&mut answer)).await.expect("answered in time").unwrap();
-    answer
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plain_http_and_bad_upgrades_get_an_http_answer() {
     let server = TestServer::ephemeral().await;

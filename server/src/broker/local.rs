@@ -467,6 +467,15 @@ impl Broker for LocalBroker {
         })
     }
 
+    fn ready(&self) -> BrokerFuture<'_, ()> {
+        Box::pin(async move {
+            match self.failure() {
+                Some(failure) => Err(BrokerError::Store(StoreError::Corrupt { what: "commit", detail: failure })),
+                None => Ok(()),
+            }
+        })
+    }
+
     fn shutdown(&self) -> BrokerFuture<'_, ()> {
         Box::pin(async move {
             if let Some(journal) = self.journal.clone() {

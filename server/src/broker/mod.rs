@@ -199,4 +199,7 @@ pub trait Broker: Send + Sync + 'static {
     fn unsubscribe(&self, room: RoomId) -> BrokerFuture<'_, ()>;
     /// Makes everything published so far durable, then stops taking publishes.
     fn shutdown(&self) -> BrokerFuture<'_, ()>;
+    /// Whether the broker can take publishes now (for `/readyz`): the store has
+    /// not failed; in cluster mode, Redis answers.
+    fn ready(&self) -> BrokerFuture<'_, ()>;
 }

@@ -732,6 +732,16 @@ impl Broker for RedisBroker {
         Box::pin(async move { self.subscriber.unsubscribe(room).await })
     }
 
+    fn ready(&self) -> BrokerFuture<'_, ()> {
+        Box::pin(async move {
+            let pong: String = self.shared.commands.query(&redis::cmd("PING")).await.map_err(unavailable)?;
+            if pong != "PONG" {
+                return Err(BrokerError::Unavailable(format!("PING answered {pong:?}")));
+            }
+            Ok(())
+        })
+    }
+
     fn shutdown(&self) -> BrokerFuture<'_, ()> {
         // Every acknowledged event is in Redis already; nothing is queued here.
         Box::pin(async { Ok(()) })

@@ -127,6 +127,7 @@ impl Subscriber {
         let conn = connect(&shared, &link).await?;
         conn.command("SSUBSCRIBE", &link.probe_channel).await.map_err(unavailable)?;
         link.set(Some(conn));
+        crate::metrics::get().redis_up.set(1.0);
         tokio::spawn(supervise(shared.clone(), link.clone(), stop));
         Ok(Subscriber { shared, link, stripes: (0..64).map(|_| tokio::sync::Mutex::new(())).collect() })
     }
@@ -227,6 +228,7 @@ async fn supervise(shared: Arc<Shared>, link: Arc<Link>, stop: CancellationToken
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = link.broken.notified() => {
+                crate::metrics::get().redis_up.set(0.0);
                 tracing::warn!("the Redis subscription connection broke; remaking it");
                 reconnect(&shared, &link, &stop).await;
             }
@@ -234,6 +236,7 @@ async fn supervise(shared: Arc<Shared>, link: Arc<Link>, stop: CancellationToken
                 let sent = link.probes_sent.load(Ordering::Relaxed);
                 let single = matches!(shared.config.target, RedisTarget::Single(_));
                 if single && sent > 0 && link.probes_seen.load(Ordering::Relaxed) < sent {
+                    crate::metrics::get().redis_up.set(0.0);
                     tracing::warn!(probe = sent, "the Redis subscription stopped delivering; remaking it");
                     reconnect(&shared, &link, &stop).await;
                     continue;
@@ -291,6 +294,7 @@ async fn reconnect(shared: &Arc<Shared>, link: &Arc<Link>, stop: &CancellationTo
         }
         let sent = link.probes_sent.load(Ordering::Relaxed);
         link.probes_seen.fetch_max(sent, Ordering::Relaxed);
+        crate::metrics::get().redis_up.set(1.0);
         tracing::info!(rooms = shared.subscribed.len(), "Redis subscription remade");
     }
     check_rooms(shared, true).await;
