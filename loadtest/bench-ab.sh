@@ -21,7 +21,11 @@ old=/var/tmp/hearth-target-ab/release
 d1=$(mktemp -d); d2=$(mktemp -d)
 taskset -c 0 "$bin/hearth-server" --data-dir "$d1" "${load_limits[@]}" --listen 127.0.0.1:7878 2>"$d1/server.log" &
 new_pid=$!
-taskset -c 0 "$old/hearth-server" --data-dir "$d2" --listen 127.0.0.1:7979 2>"$d2/server.log" &
+# The same lifted limits for REV (which must know their flags: any commit since
+# the hardening pass); AB_OLD_FLAGS= runs an older REV without them.
+# shellcheck disable=SC2206
+old_flags=(${AB_OLD_FLAGS-${load_limits[*]}})
+taskset -c 0 "$old/hearth-server" --data-dir "$d2" "${old_flags[@]}" --listen 127.0.0.1:7979 2>"$d2/server.log" &
 old_pid=$!
 trap 'kill $new_pid $old_pid 2>/dev/null || true; wait $new_pid $old_pid 2>/dev/null || true; rm -rf "$d1" "$d2"' EXIT
 wait_for_ports 7878 7979
