@@ -143,8 +143,28 @@ pub fn mint(secret: &Secret, user: &UserId, ttl: Duration) -> String {
     format!("{signing_input}.{signature}")
 }
 
+/// A verified token: whose it is, and when it stops being valid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    pub user: UserId,
+    /// Seconds since the Unix epoch.
+    pub expires: u64,
+}
+
+impl Verified {
+    /// Time left until the token expires (zero if it has).
+    pub fn valid_for(&self) -> Duration {
+        Duration::from_secs(self.expires.saturating_sub(now_secs()))
+    }
+}
+
 /// Verifies a token and returns its user. Tokens over 4 KiB are refused unread.
 pub fn verify(secret: &Secret, token: &str) -> Result<UserId, AuthError> {
+    verify_token(secret, token).map(|v| v.user)
+}
+
+/// Verifies a token and returns its user and expiry.
+pub fn verify_token(secret: &Secret, token: &str) -> Result<Verified, AuthError> {
     if token.len() > 4096 {
         return Err(AuthError::Malformed("longer than 4096 bytes"));
     }
@@ -174,7 +194,8 @@ pub fn verify(secret: &Secret, token: &str) -> Result<UserId, AuthError> {
     if claims.exp <= now {
         return Err(AuthError::Expired(now - claims.exp));
     }
-    UserId::new(claims.sub).map_err(AuthError::BadSubject)
+    let user = UserId::new(claims.sub).map_err(AuthError::BadSubject)?;
+    Ok(Verified { user, expires: claims.exp })
 }
 
 #[cfg(test)]

@@ -47,6 +47,11 @@ pub struct Config {
     pub write_coalesce: Duration,
     /// How long shutdown waits for connections to take their close frames.
     pub shutdown_grace: Duration,
+    /// Browser pages (their `Origin`: scheme, host, port) allowed to open a
+    /// WebSocket; `*` allows any. Empty, the default: none — browsers are
+    /// refused with 403 until the operator names the site that serves the chat.
+    /// Clients that are not browsers send no Origin and are not affected.
+    pub allowed_origins: Vec<String>,
     pub rooms: RoomLimits,
     /// What one member with a valid token may do; see [`Limits`].
     pub limits: Limits,
@@ -70,6 +75,7 @@ impl Config {
             write_timeout: Duration::from_secs(10),
             write_coalesce: Duration::ZERO,
             shutdown_grace: Duration::from_secs(5),
+            allowed_origins: Vec::new(),
             rooms: RoomLimits::default(),
             limits: Limits::default(),
             clock: clock::system(),

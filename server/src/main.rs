@@ -54,6 +54,13 @@ struct Cli {
     /// message) and its quiet rooms' heads.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "2s")]
     redis_probe: Duration,
+    /// Browser origins allowed to connect (e.g. https://chat.example.org),
+    /// comma-separated; `*` for any. Default: none (browsers get 403).
+    #[arg(long, env = "HEARTH_ALLOWED_ORIGINS", value_delimiter = ',')]
+    allowed_origins: Vec<String>,
+    /// How long shutdown waits for connections to take their close frames (e.g. 5s).
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "5s")]
+    shutdown_grace: Duration,
     /// Most simultaneous connections.
     #[arg(long, default_value_t = 100_000)]
     max_connections: usize,
@@ -146,6 +153,8 @@ fn main() -> Result<()> {
     };
     let mut config = Config::new(storage, secret_for(&cli.data_dir, shared_secret)?);
     config.max_connections = cli.max_connections;
+    config.allowed_origins = cli.allowed_origins.clone();
+    config.shutdown_grace = cli.shutdown_grace;
     config.write_coalesce = cli.write_coalesce;
     config.rooms.idle_after = cli.room_idle;
     config.limits = Limits {

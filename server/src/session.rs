@@ -19,7 +19,7 @@ use hearth_protocol::event::Hello;
 use hearth_protocol::ops::{
     AddPin, Appended, CreateRoom, Done, HistoryPage, Join, MemberList, Op, Pinned, Pong, RoomList,
 };
-use hearth_protocol::{CloseCode, Codec, ErrorBody, ErrorCode, Event, RequestId, RoomId, Seq, UserId, limits};
+use hearth_protocol::{CloseCode, Codec, ErrorBody, ErrorCode, Event, RequestId, RoomId, Seq, limits};
 use serde::Serialize;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::{self, Message};
@@ -62,6 +62,9 @@ struct Session {
     /// Made on the first publish: an empty set still allocates, and most
     /// connections of a calm room only read.
     in_flight: Option<FuturesUnordered<InFlight>>,
+    /// When the token the connection was opened with expires: the connection
+    /// is closed then (4002), not left open on a token no longer valid.
+    token_expires: Instant,
 }
 
 /// Runs a connection until the peer leaves, the queue closes, or shutdown.
@@ -71,14 +74,15 @@ pub async fn run(
     mut stream: Stream,
     meter: ReadMeter,
     shared: Arc<Shared>,
-    user: UserId,
+    token: crate::auth::Verified,
     codec: Codec,
     conn: ConnId,
     shutdown: CancellationToken,
 ) {
     let out = Arc::new(Outbound::new(shared.config.outbound_queue_bytes));
     let writer = tokio::spawn(write_loop(sink, out.clone(), WriterConfig::from(&shared.config), conn));
-    let conn = Arc::new(Conn::new(conn, user, codec, out));
+    let token_expires = Instant::now() + token.valid_for();
+    let conn = Arc::new(Conn::new(conn, token.user, codec, out));
     let max = shared.config.limits.connections_per_user;
     if !shared.registry.hub().try_register(conn.clone(), max) {
         tracing::info!(conn = conn.id.0, user = %conn.user, max, "connection limit per user reached");
@@ -90,7 +94,7 @@ pub async fn run(
     let metrics = crate::metrics::get();
     metrics.connections_total.increment(1);
     metrics.connections.increment(1.0);
-    let mut session = Session { shared, conn, rate: None, in_flight: None };
+    let mut session = Session { shared, conn, rate: None, in_flight: None, token_expires };
     session.hello();
     // The upgrade's own bytes do not count.
     meter.message_seen();
@@ -163,6 +167,12 @@ impl Session {
         let mut ping = tokio::time::interval(ping_interval);
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         ping.tick().await; // the first tick is immediate
+        // The ping timer also wakes the connection when its token expires: no
+        // timer of its own, which every idle connection would carry.
+        let token_expires = tokio::time::Instant::from_std(self.token_expires);
+        if token_expires < tokio::time::Instant::now() + ping_interval {
+            ping.reset_at(token_expires);
+        }
         let out = self.conn.out.clone();
         loop {
             let in_flight = self.in_flight.as_ref().map_or(0, FuturesUnordered::len);
@@ -180,6 +190,14 @@ impl Session {
                     continue;
                 }
                 _ = ping.tick() => {
+                    if tokio::time::Instant::now() >= token_expires {
+                        out.close(CloseCode::TokenExpired, "token_expired: the token this connection opened with has expired; reconnect with a fresh one");
+                        return Ended::ByServer;
+                    }
+                    let next = tokio::time::Instant::now() + ping_interval;
+                    if token_expires < next {
+                        ping.reset_at(token_expires);
+                    }
                     if last_heard.elapsed() >= idle_timeout {
                         out.close(CloseCode::IdleTimeout, "idle_timeout: nothing heard from the client; reconnect and resume");
                         return Ended::ByServer;

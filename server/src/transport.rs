@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use dashmap::DashMap;
 use futures_util::{SinkExt, StreamExt};
-use hearth_protocol::{CloseCode, Codec, UserId, limits};
+use hearth_protocol::{CloseCode, Codec, limits};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_tungstenite::WebSocketStream;
@@ -326,8 +326,9 @@ async fn handle_connection(
     }
     let (metered, meter) = Metered::new(stream, shared.config.limits.bytes_without_message);
     let mut upgrade = None;
+    let origins = &shared.config.allowed_origins;
     #[allow(clippy::result_large_err)]
-    let callback = |request: &Request, response: Response| negotiate(request, response, &mut upgrade);
+    let callback = |request: &Request, response: Response| negotiate(request, response, origins, &mut upgrade);
     // Boxed: the handshake's state is large and short-lived; a connection should
     // not carry its space for the rest of its life.
     let handshake =
@@ -367,8 +368,11 @@ async fn handle_connection(
     }
     // Held until the connection ends: its place in the address's count.
     let _from_ip = from_ip;
-    let user = match token.ok_or(AuthError::Missing).and_then(|t| auth::verify(&shared.config.token_secret, &t)) {
-        Ok(user) => user,
+    let verified = match token
+        .ok_or(AuthError::Missing)
+        .and_then(|t| auth::verify_token(&shared.config.token_secret, &t))
+    {
+        Ok(verified) => verified,
         Err(error) => {
             tracing::debug!(%peer, %error, "authentication failed");
             crate::metrics::get().auth_failures.increment(1);
@@ -381,7 +385,7 @@ async fn handle_connection(
     // Split here, not inside the session: an async fn keeps its arguments for its
     // whole life, and the unsplit socket is 300 bytes every connection would carry.
     let (sink, stream) = ws.split();
-    run_session(sink, stream, meter, peer, shared, user, codec, shutdown).await;
+    run_session(sink, stream, meter, peer, shared, verified, codec, shutdown).await;
 }
 
 #[allow(clippy::too_many_arguments)] // one call site, each argument a different thing
@@ -391,19 +395,43 @@ async fn run_session(
     meter: ReadMeter,
     peer: SocketAddr,
     shared: Arc<Shared>,
-    user: UserId,
+    token: auth::Verified,
     codec: Codec,
     shutdown: CancellationToken,
 ) {
     let conn = shared.next_conn_id();
-    tracing::debug!(conn = conn.0, %peer, %user, ?codec, "connected");
-    session::run(sink, stream, meter, shared, user, codec, conn, shutdown).await;
+    tracing::debug!(conn = conn.0, %peer, user = %token.user, ?codec, "connected");
+    session::run(sink, stream, meter, shared, token, codec, conn, shutdown).await;
     tracing::debug!(conn = conn.0, "disconnected");
 }
 
 // The handshake callback's signature is tungstenite's, large error type included.
 #[allow(clippy::result_large_err)]
-fn negotiate(request: &Request, mut response: Response, out: &mut Option<Upgrade>) -> Result<Response, ErrorResponse> {
+fn negotiate(
+    request: &Request,
+    mut response: Response,
+    allowed_origins: &[String],
+    out: &mut Option<Upgrade>,
+) -> Result<Response, ErrorResponse> {
+    // Browsers say which page opened the socket; a page on another site must not
+    // use a member's credentials here (cross-site WebSocket hijacking). Clients
+    // that are not browsers send no Origin.
+    if let Some(origin) = request.headers().get(header::ORIGIN) {
+        let origin = origin.to_str().unwrap_or_default();
+        if !origin_allowed(origin, allowed_origins) {
+            let why = format!(
+                "origin {origin:?} is not allowed to open a WebSocket here; the operator allows {}",
+                if allowed_origins.is_empty() {
+                    "no browser origins (see --allowed-origins)".to_string()
+                } else {
+                    allowed_origins.join(", ")
+                }
+            );
+            let mut refusal = ErrorResponse::new(Some(why));
+            *refusal.status_mut() = StatusCode::FORBIDDEN;
+            return Err(refusal);
+        }
+    }
     let offers = request.headers().get_all(header::SEC_WEBSOCKET_PROTOCOL).iter().filter_map(|v| v.to_str().ok());
     let (codec, echo) = Codec::negotiate(offers).map_err(|e| {
         let mut refusal = ErrorResponse::new(Some(e.to_string()));
@@ -415,6 +443,12 @@ fn negotiate(request: &Request, mut response: Response, out: &mut Option<Upgrade
     }
     *out = Some(Upgrade { codec, token: token_from(request) });
     Ok(response)
+}
+
+/// Whether a browser page at `origin` may connect: listed exactly (scheme,
+/// host and port; case-insensitive), or the list holds `*`.
+fn origin_allowed(origin: &str, allowed: &[String]) -> bool {
+    allowed.iter().any(|a| a == "*" || a.trim_end_matches('/').eq_ignore_ascii_case(origin.trim_end_matches('/')))
 }
 
 /// The token from `Authorization: Bearer ...`, else from the `token` query parameter
