@@ -1,15 +1,19 @@
-//! `hearth-server`: parses flags, sets up logging, binds, and calls
-//! `hearth_server::run`. `hearth-server token NAME` mints a token instead.
+//! `hearth-server`: reads its settings (flags, `HEARTH_*` variables, a config
+//! file), sets up logging, binds, and serves. `hearth-server token NAME` mints
+//! a token instead; `hearth-server check-config` prints the settings it would
+//! run with.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use hearth_protocol::UserId;
 use hearth_server::auth::{self, Secret};
 use hearth_server::config::DEFAULT_EPHEMERAL_HISTORY;
+use hearth_server::config::file::FileSettings;
 use hearth_server::{Config, Limits, RedisConfig, RedisTarget, Storage};
 use tokio_util::sync::CancellationToken;
 
@@ -18,6 +22,10 @@ use tokio_util::sync::CancellationToken;
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
+    /// A TOML file of settings (keys: these flags without their dashes); flags
+    /// and HEARTH_* variables win over it. See hearth.example.toml.
+    #[arg(long, env = "HEARTH_SERVER_CONFIG", global = true)]
+    config: Option<PathBuf>,
     /// Address to listen on for WebSocket connections.
     #[arg(long, env = "HEARTH_LISTEN", default_value = "127.0.0.1:7878")]
     listen: SocketAddr,
@@ -115,16 +123,29 @@ enum Command {
         #[arg(long, default_value = "30d", value_parser = humantime::parse_duration)]
         ttl: Duration,
     },
+    /// Check the settings (flags, HEARTH_* variables, --config file) and print
+    /// the ones the server would run with, secrets redacted.
+    CheckConfig,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum LogFormat {
     Text,
     Json,
 }
 
 fn main() -> Result<()> {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    if let Some(path) = cli.config.clone() {
+        let file = FileSettings::load(&path)?;
+        apply_file(&mut cli, file, &matches)?;
+    }
+    validate(&cli)?;
+    if let Some(Command::CheckConfig) = &cli.command {
+        print!("{}", effective(&cli));
+        return Ok(());
+    }
     if let Some(Command::Token { name, ttl }) = &cli.command {
         let user = UserId::new(name.as_str()).map_err(anyhow::Error::msg)?;
         let secret = secret_for(&cli.data_dir, false)?;
@@ -240,4 +261,151 @@ async fn stop_on_signal(shutdown: CancellationToken) {
     let _ = ctrl_c.await;
     tracing::info!("shutting down");
     shutdown.cancel();
+}
+
+/// Whether `id` was given on the command line or by its environment variable
+/// (which win over the file).
+fn given(matches: &ArgMatches, id: &str) -> bool {
+    matches!(matches.value_source(id), Some(ValueSource::CommandLine | ValueSource::EnvVariable))
+}
+
+/// Takes each setting the file has, unless a flag or variable gave it.
+fn apply_file(cli: &mut Cli, file: FileSettings, matches: &ArgMatches) -> Result<()> {
+    macro_rules! take {
+        ($($field:ident),* $(,)?) => {$(
+            if let Some(value) = file.$field {
+                if !given(matches, stringify!($field)) {
+                    cli.$field = value.into();
+                }
+            }
+        )*};
+    }
+    take!(
+        listen,
+        data_dir,
+        ephemeral,
+        history_limit,
+        redis,
+        redis_cluster,
+        redis_prefix,
+        redis_history_events,
+        redis_history_age,
+        redis_timeout,
+        redis_probe,
+        allowed_origins,
+        shutdown_grace,
+        max_connections,
+        write_coalesce,
+        room_idle,
+        request_rate,
+        request_burst,
+        message_rate,
+        message_burst,
+        max_in_flight,
+        connections_per_user,
+        connections_per_ip,
+        rooms_per_user,
+        receivers_per_room,
+        pins_per_room,
+    );
+    if let Some(format) = file.log_format {
+        if !given(matches, "log_format") {
+            cli.log_format = LogFormat::from_str(&format, true)
+                .map_err(|_| anyhow::anyhow!("config key `log-format`: {format:?} is not one of text, json"))?;
+        }
+    }
+    Ok(())
+}
+
+/// Checks the settings together; each error names the key (and flag) and the fix.
+fn validate(cli: &Cli) -> Result<()> {
+    if cli.ephemeral && (cli.redis.is_some() || !cli.redis_cluster.is_empty()) {
+        bail!(
+            "`ephemeral` (--ephemeral) and `redis` / `redis-cluster` exclude each other: pick memory only or cluster mode"
+        );
+    }
+    if cli.redis.is_some() && !cli.redis_cluster.is_empty() {
+        bail!(
+            "`redis` (--redis) and `redis-cluster` (--redis-cluster) exclude each other: name one Redis or a cluster"
+        );
+    }
+    let at_least_one = [
+        ("history-limit", cli.history_limit as u64),
+        ("redis-history-events", cli.redis_history_events as u64),
+        ("max-connections", cli.max_connections as u64),
+        ("request-rate", u64::from(cli.request_rate)),
+        ("request-burst", u64::from(cli.request_burst)),
+        ("message-rate", u64::from(cli.message_rate)),
+        ("message-burst", u64::from(cli.message_burst)),
+        ("max-in-flight", cli.max_in_flight as u64),
+        ("connections-per-user", cli.connections_per_user as u64),
+        ("connections-per-ip", cli.connections_per_ip as u64),
+        ("receivers-per-room", cli.receivers_per_room as u64),
+    ];
+    for (key, value) in at_least_one {
+        if value == 0 {
+            bail!("`{key}` (--{key}) must be at least 1; 0 would refuse everything");
+        }
+    }
+    if cli.redis_timeout.is_zero() || cli.redis_probe.is_zero() {
+        bail!("`redis-timeout` and `redis-probe` (--redis-timeout, --redis-probe) must be longer than zero");
+    }
+    for origin in &cli.allowed_origins {
+        let scheme = origin.starts_with("https://") || origin.starts_with("http://");
+        if origin != "*" && (!scheme || origin.trim_end_matches('/').matches('/').count() != 2) {
+            bail!(
+                "`allowed-origins` (--allowed-origins): {origin:?} is not an origin; write scheme://host[:port], \
+                 e.g. https://chat.example.org, or * for any"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The settings the server would run with, as a config file, secrets redacted.
+fn effective(cli: &Cli) -> String {
+    let redact = |url: &String| match url.split_once("://").and_then(|(s, rest)| Some((s, rest.split_once('@')?))) {
+        Some((scheme, (userinfo, host))) => {
+            let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
+            format!("{scheme}://{user}:***@{host}")
+        }
+        None => url.clone(),
+    };
+    let settings = FileSettings {
+        listen: Some(cli.listen),
+        data_dir: Some(cli.data_dir.clone()),
+        ephemeral: Some(cli.ephemeral),
+        history_limit: Some(cli.history_limit),
+        redis: cli.redis.as_ref().map(redact),
+        redis_cluster: Some(cli.redis_cluster.iter().map(redact).collect()),
+        redis_prefix: Some(cli.redis_prefix.clone()),
+        redis_history_events: Some(cli.redis_history_events),
+        redis_history_age: cli.redis_history_age,
+        redis_timeout: Some(cli.redis_timeout),
+        redis_probe: Some(cli.redis_probe),
+        allowed_origins: Some(cli.allowed_origins.clone()),
+        shutdown_grace: Some(cli.shutdown_grace),
+        max_connections: Some(cli.max_connections),
+        write_coalesce: Some(cli.write_coalesce),
+        room_idle: Some(cli.room_idle),
+        request_rate: Some(cli.request_rate),
+        request_burst: Some(cli.request_burst),
+        message_rate: Some(cli.message_rate),
+        message_burst: Some(cli.message_burst),
+        max_in_flight: Some(cli.max_in_flight),
+        connections_per_user: Some(cli.connections_per_user),
+        connections_per_ip: Some(cli.connections_per_ip),
+        rooms_per_user: Some(cli.rooms_per_user),
+        receivers_per_room: Some(cli.receivers_per_room),
+        pins_per_room: Some(cli.pins_per_room),
+        log_format: Some(if cli.log_format == LogFormat::Json { "json" } else { "text" }.to_string()),
+    };
+    let secret = if std::env::var_os("HEARTH_TOKEN_SECRET").is_some() {
+        "HEARTH_TOKEN_SECRET (set; not shown)".to_string()
+    } else if cli.ephemeral || cli.redis.is_some() || !cli.redis_cluster.is_empty() {
+        "HEARTH_TOKEN_SECRET is NOT set, and this mode needs it".to_string()
+    } else {
+        format!("the file {} (not shown)", cli.data_dir.join("token.secret").display())
+    };
+    format!("# the settings hearth-server would run with\n# token secret: {secret}\n{}", settings.to_toml())
 }

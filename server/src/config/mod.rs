@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use crate::auth::Secret;
 pub use crate::broker::cluster::{RedisConfig, RedisTarget};
+
+pub mod file;
 use crate::clock::{self, SharedClock};
 use crate::journal::CommitHold;
 use crate::rooms::RoomLimits;
