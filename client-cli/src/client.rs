@@ -32,11 +32,14 @@ pub struct Options {
     pub codec: Codec,
     /// How long a request waits for its reply.
     pub request_timeout: Duration,
+    /// For `wss://`: a PEM file of CA certificates to trust besides the public
+    /// ones (a self-signed or private CA's certificate).
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl Options {
     pub fn new(url: impl Into<String>, token: impl Into<String>, codec: Codec) -> Options {
-        Options { url: url.into(), token: token.into(), codec, request_timeout: Duration::from_secs(30) }
+        Options { url: url.into(), token: token.into(), codec, request_timeout: Duration::from_secs(30), ca_file: None }
     }
 }
 
@@ -107,7 +110,9 @@ impl Client {
         let config = WebSocketConfig::default()
             .max_message_size(Some(limits::MAX_SERVER_FRAME_BYTES))
             .max_frame_size(Some(limits::MAX_SERVER_FRAME_BYTES));
-        let (ws, _) = tokio_tungstenite::connect_async_with_config(request, Some(config), true).await?;
+        let connector =
+            if options.url.starts_with("wss://") { Some(tls_connector(options.ca_file.as_deref())?) } else { None };
+        let (ws, _) = tokio_tungstenite::connect_async_tls_with_config(request, Some(config), true, connector).await?;
         let (mut sink, mut stream) = ws.split();
 
         let closed: Arc<Mutex<Option<CloseInfo>>> = Arc::default();
@@ -388,6 +393,35 @@ impl Client {
     pub fn truncated_on_resume(&self) -> &[RoomId] {
         &self.truncated
     }
+}
+
+/// What `wss://` connections trust: the public CAs (Mozilla's list), and the
+/// certificates in `ca_file` when given. rustls with its `ring` provider only.
+pub fn tls_connector(ca_file: Option<&std::path::Path>) -> Result<tokio_tungstenite::Connector, ClientError> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(path) = ca_file {
+        let certs = CertificateDer::pem_file_iter(path)
+            .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| ClientError::Setup(format!("cannot read the CA file {}: {e}", path.display())))?;
+        if certs.is_empty() {
+            return Err(ClientError::Setup(format!("the CA file {} holds no CERTIFICATE", path.display())));
+        }
+        for cert in certs {
+            roots
+                .add(cert)
+                .map_err(|e| ClientError::Setup(format!("a certificate in {} is unusable: {e}", path.display())))?;
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ClientError::Setup(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(tokio_tungstenite::Connector::Rustls(Arc::new(config)))
 }
 
 fn random_tag() -> String {

@@ -8,4 +8,4 @@ pub mod profile;
 pub mod render;
 pub mod tui;
 
-pub use client::{Client, ClientError, CloseInfo, Options};
+pub use client::{Client, ClientError, CloseInfo, Options, tls_connector};

@@ -29,6 +29,10 @@ struct Cli {
     /// Wire encoding.
     #[arg(long, value_enum, default_value_t = Wire::Msgpack, global = true)]
     wire: Wire,
+    /// For wss://: a PEM file of CA certificates to trust besides the public
+    /// ones (a self-signed or private CA's).
+    #[arg(long, env = "HEARTH_CA_FILE", global = true)]
+    ca_file: Option<std::path::PathBuf>,
     /// Script mode: print JSON (one value per line) instead of text.
     #[arg(long, global = true)]
     json: bool,
@@ -251,12 +255,13 @@ async fn run(cli: Cli) -> Result<()> {
         Wire::Json => Codec::Json,
     };
     if let Some(Command::Login { name }) = &cli.command {
-        return login(&url, token, codec, name).await;
+        return login(&url, token, codec, cli.ca_file.clone(), name).await;
     }
     let token = token.ok_or_else(|| {
         usage("no token: pass --token, set HEARTH_TOKEN, or store one with `hearth login` (mint one with `hearth-server token NAME`)")
     })?;
-    let options = Options::new(url.clone(), token, codec);
+    let mut options = Options::new(url.clone(), token, codec);
+    options.ca_file = cli.ca_file.clone();
     let Some(command) = cli.command else {
         return hearth_cli::tui::run(options).await;
     };
@@ -363,7 +368,13 @@ async fn run(cli: Cli) -> Result<()> {
 }
 
 /// Checks `url` and `token` by connecting, then stores them as profile `name`.
-async fn login(url: &str, token: Option<String>, codec: Codec, name: &str) -> Result<()> {
+async fn login(
+    url: &str,
+    token: Option<String>,
+    codec: Codec,
+    ca_file: Option<std::path::PathBuf>,
+    name: &str,
+) -> Result<()> {
     let token = match token {
         Some(token) => token,
         None => {
@@ -376,9 +387,9 @@ async fn login(url: &str, token: Option<String>, codec: Codec, name: &str) -> Re
     if token.is_empty() {
         return Err(usage("no token given"));
     }
-    let client = Client::connect(Options::new(url, token.clone(), codec))
-        .await
-        .with_context(|| format!("checking the token against {url}"))?;
+    let mut options = Options::new(url, token.clone(), codec);
+    options.ca_file = ca_file;
+    let client = Client::connect(options).await.with_context(|| format!("checking the token against {url}"))?;
     let user = client.hello().user.clone();
     let path = profile::path().ok_or_else(|| usage("no config directory here; set HEARTH_CONFIG to a file path"))?;
     let mut config = ConfigFile::load(&path)?;

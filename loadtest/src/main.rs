@@ -53,6 +53,10 @@ struct RunArgs {
     /// Token secret of the server(s).
     #[arg(long, env = "HEARTH_TOKEN_SECRET", hide_env_values = true)]
     secret: String,
+    /// For wss:// URLs: a PEM file of CA certificates to trust besides the
+    /// public ones (a self-signed test certificate's CA).
+    #[arg(long)]
+    ca_file: Option<PathBuf>,
     /// PID of the server, for its CPU time and memory.
     #[arg(long)]
     server_pid: Option<u32>,
@@ -155,6 +159,7 @@ fn main() -> Result<()> {
 }
 
 async fn run_command(args: RunArgs) -> Result<()> {
+    member::trust(args.ca_file.as_deref())?;
     let scenario = args.scenario()?;
     let secret = Secret::new(args.secret.clone().into_bytes()).context("the token secret")?;
     let mut sections = Vec::new();

@@ -60,6 +60,17 @@ impl Clock {
     }
 }
 
+/// What `wss://` targets are checked against: made once (`trust`), shared by
+/// every connection.
+static TLS: std::sync::OnceLock<tokio_tungstenite::Connector> = std::sync::OnceLock::new();
+
+/// Trusts the public CAs and those in `ca_file` for `wss://` targets.
+pub fn trust(ca_file: Option<&std::path::Path>) -> Result<()> {
+    let connector = hearth_cli::tls_connector(ca_file)?;
+    let _ = TLS.set(connector);
+    Ok(())
+}
+
 /// Opens a WebSocket with the given token.
 pub async fn connect(target: &Target, token: &str) -> Result<Ws> {
     let mut request = target.url.as_str().into_client_request()?;
@@ -70,7 +81,14 @@ pub async fn connect(target: &Target, token: &str) -> Result<Ws> {
         .read_buffer_size(16 * 1024)
         .write_buffer_size(16 * 1024)
         .max_message_size(Some(hearth_protocol::limits::MAX_SERVER_FRAME_BYTES));
-    let (ws, _) = tokio_tungstenite::connect_async_with_config(request, Some(config), true)
+    let tls = match target.url.starts_with("wss://") {
+        true => Some(match TLS.get() {
+            Some(connector) => connector.clone(),
+            None => hearth_cli::tls_connector(None)?,
+        }),
+        false => None,
+    };
+    let (ws, _) = tokio_tungstenite::connect_async_tls_with_config(request, Some(config), true, tls)
         .await
         .with_context(|| format!("connecting to {}", target.url))?;
     Ok(ws)

@@ -24,6 +24,7 @@ pub mod room;
 pub mod rooms;
 pub mod session;
 pub mod store;
+pub mod tls;
 pub mod transport;
 
 use std::sync::Arc;
@@ -48,6 +49,8 @@ use crate::store::{Store, StoreError};
 /// State shared by every connection of one server.
 pub struct Shared {
     pub config: Config,
+    /// The TLS configuration, when the server speaks `wss://`.
+    pub tls: Option<Arc<tls::Tls>>,
     pub registry: Arc<Registry>,
     pub clock: SharedClock,
     next_conn: AtomicU64,
@@ -63,6 +66,8 @@ impl Shared {
 pub enum ServerError {
     #[error("cannot open the store: {0}")]
     Store(#[from] StoreError),
+    #[error("TLS: {0}")]
+    Tls(#[from] tls::TlsError),
     #[error("cannot reach Redis at {target} ({detail}); start it, or fix --redis / --redis-cluster")]
     Redis { target: String, detail: String },
     #[error(
@@ -144,6 +149,10 @@ impl Server {
             }
             Storage::Dir(_) => {}
         }
+        let tls = match &config.tls {
+            Some(files) => Some(Arc::new(tls::Tls::load(files.clone())?)),
+            None => None,
+        };
         let loaded = Arc::new(Loaded::default());
         let store_failed = CancellationToken::new();
         let broker_stop = CancellationToken::new();
@@ -151,8 +160,13 @@ impl Server {
         let hub = Arc::new(Hub::default());
         let registry = Arc::new(Registry::new(loaded, broker.clone(), hub, config.rooms));
         let clock = config.clock.clone();
-        let shared = Arc::new(Shared { config, registry, clock, next_conn: AtomicU64::new(1) });
+        let shared = Arc::new(Shared { config, tls, registry, clock, next_conn: AtomicU64::new(1) });
         Ok(Server { shared, broker, local, store_failed, broker_stop })
+    }
+
+    /// The TLS configuration, to reload when its files change (SIGHUP).
+    pub fn tls(&self) -> Option<Arc<tls::Tls>> {
+        self.shared.tls.clone()
     }
 
     /// Serves `listener` until `shutdown` is cancelled (see [`run`]).

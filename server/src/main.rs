@@ -62,6 +62,13 @@ struct Cli {
     /// message) and its quiet rooms' heads.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "2s")]
     redis_probe: Duration,
+    /// Serve wss:// with this certificate chain (PEM, leaf first); needs --tls-key.
+    /// SIGHUP reloads both files without dropping connections.
+    #[arg(long, env = "HEARTH_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, env = "HEARTH_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// Browser origins allowed to connect (e.g. https://chat.example.org),
     /// comma-separated; `*` for any. Default: none (browsers get 403).
     #[arg(long, env = "HEARTH_ALLOWED_ORIGINS", value_delimiter = ',')]
@@ -175,6 +182,10 @@ fn main() -> Result<()> {
     let mut config = Config::new(storage, secret_for(&cli.data_dir, shared_secret)?);
     config.max_connections = cli.max_connections;
     config.allowed_origins = cli.allowed_origins.clone();
+    config.tls = match (&cli.tls_cert, &cli.tls_key) {
+        (Some(cert), Some(key)) => Some(hearth_server::tls::TlsFiles { cert: cert.clone(), key: key.clone() }),
+        _ => None,
+    };
     config.shutdown_grace = cli.shutdown_grace;
     config.write_coalesce = cli.write_coalesce;
     config.rooms.idle_after = cli.room_idle;
@@ -205,8 +216,12 @@ async fn serve(listen: SocketAddr, config: Config) -> Result<()> {
         Storage::Redis(redis) => format!("Redis {}, prefix {}", redis.target.describe(), redis.prefix),
     };
     // Up only once the store is open (or Redis answered): the banner means it.
+    let scheme = if config.tls.is_some() { "wss" } else { "ws" };
     let server = hearth_server::Server::start(config).await?;
-    eprintln!("hearth-server listening on ws://{} (data: {data})", listener.local_addr()?);
+    eprintln!("hearth-server listening on {scheme}://{} (data: {data})", listener.local_addr()?);
+    if let Some(tls) = server.tls() {
+        tokio::spawn(reload_tls_on_sighup(tls));
+    }
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));
     server.serve(listener, shutdown).await?;
@@ -292,6 +307,8 @@ fn apply_file(cli: &mut Cli, file: FileSettings, matches: &ArgMatches) -> Result
         redis_history_age,
         redis_timeout,
         redis_probe,
+        tls_cert,
+        tls_key,
         allowed_origins,
         shutdown_grace,
         max_connections,
@@ -347,6 +364,9 @@ fn validate(cli: &Cli) -> Result<()> {
             bail!("`{key}` (--{key}) must be at least 1; 0 would refuse everything");
         }
     }
+    if cli.tls_cert.is_some() != cli.tls_key.is_some() {
+        bail!("`tls-cert` and `tls-key` (--tls-cert, --tls-key) go together: give both, or neither for ws://");
+    }
     if cli.redis_timeout.is_zero() || cli.redis_probe.is_zero() {
         bail!("`redis-timeout` and `redis-probe` (--redis-timeout, --redis-probe) must be longer than zero");
     }
@@ -383,6 +403,8 @@ fn effective(cli: &Cli) -> String {
         redis_history_age: cli.redis_history_age,
         redis_timeout: Some(cli.redis_timeout),
         redis_probe: Some(cli.redis_probe),
+        tls_cert: cli.tls_cert.clone(),
+        tls_key: cli.tls_key.clone(),
         allowed_origins: Some(cli.allowed_origins.clone()),
         shutdown_grace: Some(cli.shutdown_grace),
         max_connections: Some(cli.max_connections),
@@ -408,4 +430,22 @@ fn effective(cli: &Cli) -> String {
         format!("the file {} (not shown)", cli.data_dir.join("token.secret").display())
     };
     format!("# the settings hearth-server would run with\n# token secret: {secret}\n{}", settings.to_toml())
+}
+
+/// Reads the certificate and key again on each SIGHUP; a bad file is logged
+/// and the certificate in use stays.
+async fn reload_tls_on_sighup(tls: std::sync::Arc<hearth_server::tls::Tls>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hangups) = signal(SignalKind::hangup()) else { return };
+        while hangups.recv().await.is_some() {
+            match tls.reload() {
+                Ok(()) => tracing::info!("TLS certificate reloaded"),
+                Err(error) => tracing::error!(%error, "TLS certificate not reloaded; the one in use stays"),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tls;
 }

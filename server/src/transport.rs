@@ -22,7 +22,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::Shared;
 use crate::auth::{self, AuthError};
-use crate::metered::{Metered, ReadMeter};
+use crate::metered::{Io, Metered, ReadMeter, Rewound};
 use crate::session;
 
 /// WebSocket settings for server connections: limits from the protocol and small
@@ -193,7 +193,7 @@ impl HttpAnswer {
         HttpAnswer { status, reason, content_type: "text/plain; charset=utf-8", body: body.into(), extra_header: None }
     }
 
-    async fn send(&self, stream: &mut TcpStream) -> std::io::Result<()> {
+    async fn send(&self, stream: &mut (impl tokio::io::AsyncWrite + Unpin)) -> std::io::Result<()> {
         use tokio::io::AsyncWriteExt;
         let extra = self.extra_header.map(|h| format!("{h}\r\n")).unwrap_or_default();
         let response = format!(
@@ -243,6 +243,30 @@ fn answer_other((method, path): (&str, &str), about: &str) -> HttpAnswer {
         ("GET" | "HEAD", "/") => HttpAnswer::new(200, "OK", about),
         ("GET" | "HEAD", _) => HttpAnswer::new(404, "Not Found", format!("nothing here. {about}")),
         _ => HttpAnswer::new(400, "Bad Request", format!("not a WebSocket upgrade. {about}")),
+    }
+}
+
+/// Reads a TLS connection's request head (which cannot be peeked at, being
+/// encrypted on the wire): the bytes read, to be read again by the handshake,
+/// and what they are.
+async fn read_request_head(stream: &mut (impl tokio::io::AsyncRead + Unpin)) -> Option<(Vec<u8>, Opening)> {
+    use tokio::io::AsyncReadExt;
+    let mut head = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 1024];
+    loop {
+        let n = stream.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        head.extend_from_slice(&chunk[..n]);
+        if let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n") {
+            let opening = judge_request(&String::from_utf8_lossy(&head[..end]));
+            return Some((head, opening));
+        }
+        if head.len() >= MAX_REQUEST_HEAD {
+            let answer = HttpAnswer::new(431, "Request Header Fields Too Large", "the request head is over 8 KiB\n");
+            return Some((head, Opening::Answer(answer)));
+        }
     }
 }
 
@@ -297,7 +321,7 @@ struct Upgrade {
 }
 
 async fn handle_connection(
-    mut stream: TcpStream,
+    stream: TcpStream,
     peer: SocketAddr,
     shared: Arc<Shared>,
     permit: Result<OwnedSemaphorePermit, OwnedSemaphorePermit>,
@@ -306,16 +330,41 @@ async fn handle_connection(
 ) {
     // Everything the handshake may take, the look at the request included.
     let deadline = tokio::time::Instant::now() + shared.config.handshake_timeout;
-    match Box::pin(tokio::time::timeout_at(deadline, look_at_request(&stream))).await {
+    let (mut io, opening) = match &shared.tls {
+        None => {
+            let opening = Box::pin(tokio::time::timeout_at(deadline, look_at_request(&stream))).await;
+            (Io::Plain(stream), opening)
+        }
+        Some(tls) => {
+            let accepted = Box::pin(tokio::time::timeout_at(deadline, tls.acceptor().accept(stream))).await;
+            let mut tls_stream = match accepted {
+                Ok(Ok(tls_stream)) => tls_stream,
+                Ok(Err(error)) => {
+                    tracing::debug!(%peer, %error, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "TLS handshake timed out");
+                    return;
+                }
+            };
+            match Box::pin(tokio::time::timeout_at(deadline, read_request_head(&mut tls_stream))).await {
+                Ok(Some((head, opening))) => (Io::Tls(Box::new(Rewound::new(tls_stream, head))), Ok(opening)),
+                Ok(None) => return,
+                Err(elapsed) => (Io::Tls(Box::new(Rewound::new(tls_stream, Vec::new()))), Err(elapsed)),
+            }
+        }
+    };
+    match opening {
         Ok(Opening::WebSocket) => {}
         Ok(Opening::Answer(answer)) => {
             tracing::debug!(%peer, status = answer.status, "not a WebSocket upgrade; answered over HTTP");
-            let _ = Box::pin(tokio::time::timeout_at(deadline, answer.send(&mut stream))).await;
+            let _ = Box::pin(tokio::time::timeout_at(deadline, answer.send(&mut io))).await;
             return;
         }
         Ok(Opening::Endpoint(endpoint)) => {
             let answer = Box::pin(endpoint.answer(&shared)).await;
-            let _ = Box::pin(tokio::time::timeout_at(deadline, answer.send(&mut stream))).await;
+            let _ = Box::pin(tokio::time::timeout_at(deadline, answer.send(&mut io))).await;
             return;
         }
         Ok(Opening::Gone) => return,
@@ -324,7 +373,7 @@ async fn handle_connection(
             return;
         }
     }
-    let (metered, meter) = Metered::new(stream, shared.config.limits.bytes_without_message);
+    let (metered, meter) = Metered::new(io, shared.config.limits.bytes_without_message);
     let mut upgrade = None;
     let origins = &shared.config.allowed_origins;
     #[allow(clippy::result_large_err)]

@@ -30,6 +30,8 @@ pub struct FileSettings {
     pub redis_timeout: Option<Duration>,
     #[serde(default, with = "human")]
     pub redis_probe: Option<Duration>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
     pub allowed_origins: Option<Vec<String>>,
     #[serde(default, with = "human")]
     pub shutdown_grace: Option<Duration>,

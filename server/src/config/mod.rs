@@ -54,6 +54,8 @@ pub struct Config {
     /// refused with 403 until the operator names the site that serves the chat.
     /// Clients that are not browsers send no Origin and are not affected.
     pub allowed_origins: Vec<String>,
+    /// Serve `wss://` with this certificate chain and key (PEM); `None`: `ws://`.
+    pub tls: Option<crate::tls::TlsFiles>,
     pub rooms: RoomLimits,
     /// What one member with a valid token may do; see [`Limits`].
     pub limits: Limits,
@@ -78,6 +80,7 @@ impl Config {
             write_coalesce: Duration::ZERO,
             shutdown_grace: Duration::from_secs(5),
             allowed_origins: Vec::new(),
+            tls: None,
             rooms: RoomLimits::default(),
             limits: Limits::default(),
             clock: clock::system(),
