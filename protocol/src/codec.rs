@@ -134,7 +134,16 @@ struct RequestHead<'a> {
     #[serde(default)]
     id: Option<RequestId>,
     #[serde(default, borrow)]
-    op: Option<Cow<'a, str>>,
+    op: Option<OpField<'a>>,
+}
+
+/// The `op` of a request: a name, or anything else — which is still a request
+/// with an id, answered with an error reply rather than a close.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum OpField<'a> {
+    Name(#[serde(borrow)] Cow<'a, str>),
+    NotAName(serde::de::IgnoredAny),
 }
 
 /// Decodes one request frame: scan, read `id` and `op`, then the op's arguments.
@@ -155,8 +164,12 @@ pub fn decode_request(codec: Codec, frame: &[u8]) -> Result<Request, RequestDeco
         return Err(no_id(DecodeError::Malformed("a request needs a numeric \"id\"".into())));
     };
     let with_id = |error| RequestDecodeError { id: Some(id), error };
-    let Some(name) = head.op else {
-        return Err(with_id(DecodeError::Invalid("a request needs an \"op\"".into())));
+    let name = match head.op {
+        Some(OpField::Name(name)) => name,
+        Some(OpField::NotAName(_)) => {
+            return Err(with_id(DecodeError::Invalid("\"op\" must be a string naming an operation".into())));
+        }
+        None => return Err(with_id(DecodeError::Invalid("a request needs an \"op\"".into()))),
     };
     let op = Op::decode_args(codec, &name, frame).map_err(|e| match e {
         DecodeError::Malformed(msg) => with_id(DecodeError::Invalid(format!("{name}: {msg}"))),

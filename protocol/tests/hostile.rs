@@ -102,3 +102,29 @@ fn a_top_level_array_is_not_a_request() {
     // Leading whitespace before a JSON object is still a request.
     assert!(decode_request(Codec::Json, b"  {\"id\":1,\"op\":\"ping\"}").is_ok());
 }
+
+/// The fuzz target's corpus (`fuzz/corpus/decode_request`, grown by `cargo
+/// fuzz` where a nightly toolchain exists) replayed on stable in every test run:
+/// whatever a fuzzer once found stays fixed.
+#[test]
+fn the_fuzz_corpus_decodes_without_panicking() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../fuzz/corpus/decode_request");
+    let mut replayed = 0;
+    for entry in std::fs::read_dir(dir).expect("the corpus directory is in the repository") {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        for codec in [Codec::MsgPack, Codec::Json] {
+            let _ = decode_request(codec, &bytes);
+            let _ = decode_server_frame(codec, &bytes);
+        }
+        replayed += 1;
+    }
+    assert!(replayed >= 20, "only {replayed} corpus files");
+}
+
+#[test]
+fn an_op_that_is_not_a_name_still_gets_an_error_reply_with_the_id() {
+    for (codec, frame) in [(Codec::Json, &br#"{"id":7,"op":5}"#[..]), (Codec::MsgPack, b"\x82\xa2id\x07\xa2op\x05")] {
+        let error = decode_request(codec, frame).unwrap_err();
+        assert_eq!(error.id.map(|id| id.0), Some(7), "{codec:?}");
+    }
+}
