@@ -51,6 +51,8 @@ pub struct Shared {
     pub config: Config,
     /// The TLS configuration, when the server speaks `wss://`.
     pub tls: Option<Arc<tls::Tls>>,
+    /// One-use tickets (`POST /ticket`) already used, with when.
+    pub used_tickets: dashmap::DashMap<String, std::time::Instant>,
     pub registry: Arc<Registry>,
     pub clock: SharedClock,
     next_conn: AtomicU64,
@@ -160,7 +162,14 @@ impl Server {
         let hub = Arc::new(Hub::default());
         let registry = Arc::new(Registry::new(loaded, broker.clone(), hub, config.rooms));
         let clock = config.clock.clone();
-        let shared = Arc::new(Shared { config, tls, registry, clock, next_conn: AtomicU64::new(1) });
+        let shared = Arc::new(Shared {
+            config,
+            tls,
+            used_tickets: dashmap::DashMap::new(),
+            registry,
+            clock,
+            next_conn: AtomicU64::new(1),
+        });
         Ok(Server { shared, broker, local, store_failed, broker_stop })
     }
 

@@ -135,7 +135,7 @@ enum Opening {
 }
 
 /// What operators and orchestrators ask over plain HTTP on the same port.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Endpoint {
     /// `/healthz`: the process is alive and answering.
     Health,
@@ -144,6 +144,29 @@ enum Endpoint {
     Ready,
     /// `/metrics`: Prometheus text.
     Metrics,
+    /// `POST /ticket` with a token: a short-lived, one-use ticket for a
+    /// browser's WebSocket URL (`?ticket=`), so no long-lived token ends up in
+    /// a URL (and in access logs or a console).
+    Ticket { bearer: Option<String>, origin: Option<String> },
+    /// `OPTIONS /ticket`: the browser's CORS preflight for it.
+    Preflight { origin: Option<String> },
+}
+
+/// How long a ticket is good for: the time to open a WebSocket with it.
+pub const TICKET_TTL: Duration = Duration::from_secs(30);
+
+/// The CORS headers for `origin`, when it is allowed (none otherwise, which
+/// the browser reads as a refusal).
+fn cors(origin: Option<&str>, allowed: &[String]) -> Vec<String> {
+    match origin.filter(|o| origin_allowed(o, allowed)) {
+        Some(origin) => vec![
+            format!("access-control-allow-origin: {origin}"),
+            "access-control-allow-methods: POST".into(),
+            "access-control-allow-headers: authorization".into(),
+            "vary: origin".into(),
+        ],
+        None => Vec::new(),
+    }
 }
 
 impl Endpoint {
@@ -159,6 +182,41 @@ impl Endpoint {
                         HttpAnswer::new(503, "Service Unavailable", "not ready: the store did not answer in 2 s\n")
                     }
                 }
+            }
+            Endpoint::Preflight { origin } => {
+                let mut answer = HttpAnswer::new(204, "No Content", "");
+                answer.extra_headers = cors(origin.as_deref(), &shared.config.allowed_origins);
+                answer
+            }
+            Endpoint::Ticket { bearer, origin } => {
+                if let Some(origin) = origin.as_deref().filter(|o| !origin_allowed(o, &shared.config.allowed_origins)) {
+                    return HttpAnswer::new(
+                        403,
+                        "Forbidden",
+                        format!("origin {origin:?} is not allowed here (see --allowed-origins)\n"),
+                    );
+                }
+                let verified = bearer
+                    .ok_or(AuthError::Missing)
+                    .and_then(|token| auth::verify_token(&shared.config.token_secret, &token));
+                let mut answer = match verified {
+                    Ok(verified) => {
+                        // Never outliving the token it was bought with.
+                        let ttl = TICKET_TTL.min(verified.valid_for());
+                        let ticket = auth::mint(&shared.config.token_secret, &verified.user, ttl);
+                        let body = format!(r#"{{"ticket":"{ticket}","expires_in_ms":{}}}"#, ttl.as_millis());
+                        let mut answer = HttpAnswer::new(200, "OK", body);
+                        answer.content_type = "application/json";
+                        answer.extra_headers.push("cache-control: no-store".into());
+                        answer
+                    }
+                    Err(error) => {
+                        crate::metrics::get().auth_failures.increment(1);
+                        HttpAnswer::new(401, "Unauthorized", format!("{error}\n"))
+                    }
+                };
+                answer.extra_headers.extend(cors(origin.as_deref(), &shared.config.allowed_origins));
+                answer
             }
             Endpoint::Metrics => {
                 let metrics = crate::metrics::get();
@@ -185,17 +243,23 @@ struct HttpAnswer {
     reason: &'static str,
     content_type: &'static str,
     body: String,
-    extra_header: Option<&'static str>,
+    extra_headers: Vec<String>,
 }
 
 impl HttpAnswer {
     fn new(status: u16, reason: &'static str, body: impl Into<String>) -> HttpAnswer {
-        HttpAnswer { status, reason, content_type: "text/plain; charset=utf-8", body: body.into(), extra_header: None }
+        HttpAnswer {
+            status,
+            reason,
+            content_type: "text/plain; charset=utf-8",
+            body: body.into(),
+            extra_headers: Vec::new(),
+        }
     }
 
     async fn send(&self, stream: &mut (impl tokio::io::AsyncWrite + Unpin)) -> std::io::Result<()> {
         use tokio::io::AsyncWriteExt;
-        let extra = self.extra_header.map(|h| format!("{h}\r\n")).unwrap_or_default();
+        let extra: String = self.extra_headers.iter().map(|h| format!("{h}\r\n")).collect();
         let response = format!(
             "HTTP/1.1 {} {}\r\ncontent-type: {}\r\ncontent-length: {}\r\n{extra}connection: close\r\n\r\n{}",
             self.status,
@@ -294,6 +358,14 @@ fn judge_request(head: &str) -> Opening {
             ("GET" | "HEAD", "/healthz") => Opening::Endpoint(Endpoint::Health),
             ("GET" | "HEAD", "/readyz") => Opening::Endpoint(Endpoint::Ready),
             ("GET" | "HEAD", "/metrics") => Opening::Endpoint(Endpoint::Metrics),
+            ("POST", "/ticket") => Opening::Endpoint(Endpoint::Ticket {
+                bearer: header("authorization").and_then(|v| {
+                    let (scheme, token) = v.split_once(' ')?;
+                    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_string())
+                }),
+                origin: header("origin"),
+            }),
+            ("OPTIONS", "/ticket") => Opening::Endpoint(Endpoint::Preflight { origin: header("origin") }),
             other => Opening::Answer(answer_other(other, about)),
         };
     }
@@ -308,7 +380,7 @@ fn judge_request(head: &str) -> Opening {
     }
     if header("sec-websocket-version").as_deref() != Some("13") {
         let mut answer = HttpAnswer::new(426, "Upgrade Required", "this server speaks WebSocket version 13\n");
-        answer.extra_header = Some("sec-websocket-version: 13");
+        answer.extra_headers.push("sec-websocket-version: 13".into());
         return Opening::Answer(answer);
     }
     Opening::WebSocket
@@ -318,6 +390,8 @@ fn judge_request(head: &str) -> Opening {
 struct Upgrade {
     codec: Codec,
     token: Option<String>,
+    /// The token came as a one-use `?ticket=`.
+    ticket: bool,
 }
 
 async fn handle_connection(
@@ -393,7 +467,7 @@ async fn handle_connection(
             return;
         }
     };
-    let Some(Upgrade { codec, token }) = upgrade else { return };
+    let Some(Upgrade { codec, token, ticket }) = upgrade else { return };
     let _permit = match permit {
         Ok(permit) => permit,
         Err(_refusal) => {
@@ -417,10 +491,18 @@ async fn handle_connection(
     }
     // Held until the connection ends: its place in the address's count.
     let _from_ip = from_ip;
+    let token_text = token.clone();
     let verified = match token
         .ok_or(AuthError::Missing)
         .and_then(|t| auth::verify_token(&shared.config.token_secret, &t))
     {
+        Ok(_) if ticket && !use_ticket(&shared, token_text.as_deref().unwrap_or_default()) => {
+            tracing::debug!(%peer, "a ticket used twice");
+            crate::metrics::get().auth_failures.increment(1);
+            let reason = "unauthorized: this ticket was used already; ask POST /ticket for another";
+            Box::pin(close_now(&mut ws, CloseCode::Unauthorized, reason)).await;
+            return;
+        }
         Ok(verified) => verified,
         Err(error) => {
             tracing::debug!(%peer, %error, "authentication failed");
@@ -490,7 +572,8 @@ fn negotiate(
     if echo {
         response.headers_mut().insert(header::SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(codec.subprotocol()));
     }
-    *out = Some(Upgrade { codec, token: token_from(request) });
+    let (token, ticket) = token_from(request);
+    *out = Some(Upgrade { codec, token, ticket });
     Ok(response)
 }
 
@@ -502,14 +585,31 @@ fn origin_allowed(origin: &str, allowed: &[String]) -> bool {
 
 /// The token from `Authorization: Bearer ...`, else from the `token` query parameter
 /// (browsers cannot set headers on a WebSocket).
-fn token_from(request: &Request) -> Option<String> {
+fn token_from(request: &Request) -> (Option<String>, bool) {
     // The scheme is case-insensitive (RFC 9110): `bearer` works like `Bearer`.
     let bearer = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| {
         let (scheme, token) = v.trim().split_once(' ')?;
         scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_string())
     });
-    bearer
-        .or_else(|| request.uri().query()?.split('&').find_map(|pair| pair.strip_prefix("token=").map(str::to_string)))
+    if bearer.is_some() {
+        return (bearer, false);
+    }
+    let query =
+        |name: &str| request.uri().query()?.split('&').find_map(|pair| pair.strip_prefix(name).map(str::to_string));
+    match query("ticket=") {
+        Some(ticket) => (Some(ticket), true),
+        None => (query("token="), false),
+    }
+}
+
+/// Marks `ticket` used; false if it was already. Tickets expire within
+/// [`TICKET_TTL`], so those older than that are forgotten as new ones come.
+fn use_ticket(shared: &Shared, ticket: &str) -> bool {
+    let now = std::time::Instant::now();
+    if shared.used_tickets.len() > 1024 {
+        shared.used_tickets.retain(|_, at| now.duration_since(*at) < TICKET_TTL * 2);
+    }
+    shared.used_tickets.insert(ticket.to_string(), now).is_none()
 }
 
 /// Longest close reason the WebSocket protocol allows.

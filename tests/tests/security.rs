@@ -70,3 +70,59 @@ async fn browsers_from_sites_the_operator_did_not_name_are_refused() {
     assert_eq!(open_from(&open, Some("null")).await.unwrap_err().0, 403, "sandboxed pages and files");
     open.stop().await;
 }
+
+/// `POST /ticket` with `token` and `origin`: the raw HTTP answer.
+async fn ask_ticket(server: &TestServer, token: Option<&str>, origin: Option<&str>) -> String {
+    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    let origin = origin.map(|o| format!("Origin: {o}\r\n")).unwrap_or_default();
+    http(server, &format!("POST /ticket HTTP/1.1\r\nHost: x\r\n{auth}{origin}Content-Length: 0\r\n\r\n")).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_trades_its_token_for_a_one_use_ticket_and_no_token_goes_in_a_url() {
+    let mut config = test_config(Storage::Ephemeral { history_limit: 100 });
+    config.allowed_origins = vec!["https://chat.example.org".into()];
+    let server = TestServer::start(config).await;
+    let site = Some("https://chat.example.org");
+
+    assert!(ask_ticket(&server, None, site).await.starts_with("HTTP/1.1 401"), "no token, no ticket");
+    assert!(ask_ticket(&server, Some("x.y.z"), site).await.starts_with("HTTP/1.1 401"));
+    let elsewhere = ask_ticket(&server, Some(&server.token("ada")), Some("https://evil.example")).await;
+    assert!(elsewhere.starts_with("HTTP/1.1 403"), "{elsewhere}");
+    let preflight =
+        http(&server, "OPTIONS /ticket HTTP/1.1\r\nHost: x\r\nOrigin: https://chat.example.org\r\n\r\n").await;
+    assert!(preflight.starts_with("HTTP/1.1 204"), "{preflight}");
+    assert!(preflight.contains("access-control-allow-headers: authorization"), "{preflight}");
+
+    let answer = ask_ticket(&server, Some(&server.token("ada")), site).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("access-control-allow-origin: https://chat.example.org"), "{answer}");
+    assert!(answer.contains("cache-control: no-store"), "{answer}");
+    let body: serde_json::Value = serde_json::from_str(answer.split_once("\r\n\r\n").unwrap().1).unwrap();
+    assert!(body["expires_in_ms"].as_u64().unwrap() <= 30_000);
+    let ticket = body["ticket"].as_str().unwrap().to_string();
+
+    // The WebSocket URL carries the ticket, not the token; it works once.
+    let open = |ticket: &str| {
+        let url = format!("{}/?ticket={ticket}", server.url());
+        async move {
+            let mut request = url.into_client_request().unwrap();
+            request.headers_mut().insert("Origin", "https://chat.example.org".parse().unwrap());
+            request.headers_mut().insert("Sec-WebSocket-Protocol", "hearth.v1.json".parse().unwrap());
+            tokio_tungstenite::connect_async(request).await.map(|(ws, _)| ws)
+        }
+    };
+    let mut first = open(&ticket).await.expect("the ticket opens a connection");
+    assert!(read_first_text(&mut first).await.contains("\"ev\":\"hello\""), "a session for ada");
+    let mut again = open(&ticket).await.expect("upgraded, then closed");
+    assert_eq!(read_close_code(&mut again).await, Some(CloseCode::Unauthorized.code()), "a ticket is good once");
+    server.stop().await;
+}
+
+async fn read_first_text(ws: &mut RawSocket) -> String {
+    use futures_util::StreamExt;
+    match tokio::time::timeout(WAIT, ws.next()).await.expect("in time") {
+        Some(Ok(message)) => String::from_utf8_lossy(&message.into_data()).into_owned(),
+        other => panic!("no first frame: {other:?}"),
+    }
+}
