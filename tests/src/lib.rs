@@ -298,6 +298,13 @@ pub fn assert_strictly_increasing(seqs: impl IntoIterator<Item = u64>, who: &str
     }
 }
 
+/// This process's resident memory, in bytes (Linux).
+pub fn rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    let kb = status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.split_whitespace().next());
+    kb.and_then(|kb| kb.parse::<u64>().ok()).expect("VmRSS in kB") * 1024
+}
+
 /// Sends a raw HTTP `request` to `server` and reads the whole answer.
 pub async fn http(server: &TestServer, request: &str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};

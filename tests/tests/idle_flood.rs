@@ -12,20 +12,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 /// connection is two sockets here: the client's and the server's).
 const WANTED: usize = 10_000;
 
-fn rss_bytes() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let kb: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
-    kb * 1024
-}
-
 /// A WebSocket upgrade done by hand, then nothing: the cheapest idle client.
 async fn idle_connection(server: &TestServer, n: usize) -> tokio::net::TcpStream {
     let mut tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();

@@ -8,20 +8,6 @@ use hearth_protocol::{Codec, Op, RequestId};
 use hearth_tests::*;
 use tokio_tungstenite::tungstenite::Message;
 
-fn rss_bytes() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let kb: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
-    kb * 1024
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_that_ask_and_never_read_hold_a_bounded_amount() {
     const CONNECTIONS: usize = 20;
