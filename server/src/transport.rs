@@ -605,9 +605,16 @@ fn token_from(request: &Request) -> (Option<String>, bool) {
 /// Marks `ticket` used; false if it was already. Tickets expire within
 /// [`TICKET_TTL`], so those older than that are forgotten as new ones come.
 fn use_ticket(shared: &Shared, ticket: &str) -> bool {
+    /// Tickets remembered at most: a bound on memory even under a flood of
+    /// ticket connections (past it, tickets are refused until old ones expire).
+    const MAX_REMEMBERED: usize = 100_000;
     let now = std::time::Instant::now();
     if shared.used_tickets.len() > 1024 {
         shared.used_tickets.retain(|_, at| now.duration_since(*at) < TICKET_TTL * 2);
+    }
+    if shared.used_tickets.len() >= MAX_REMEMBERED {
+        tracing::warn!("too many tickets in use at once; refusing this one");
+        return false;
     }
     shared.used_tickets.insert(ticket.to_string(), now).is_none()
 }
