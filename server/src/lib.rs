@@ -192,6 +192,17 @@ impl Server {
         };
         let evictor = tokio::spawn(shared.registry.clone().evict_idle(stop.clone()));
         let tracker = TaskTracker::new();
+        if let Some(addr) = shared.config.admin_listen {
+            match TcpListener::bind(addr).await {
+                Ok(admin) => {
+                    tracing::info!(%addr, "admin endpoints listening");
+                    tokio::spawn(transport::admin_loop(admin, shared.clone(), stop.clone()));
+                }
+                Err(error) => {
+                    tracing::error!(%addr, %error, "cannot listen for the admin endpoints; they stay on the main port")
+                }
+            }
+        }
         transport::accept_loop(listener, shared.clone(), stop.clone(), tracker.clone()).await;
         tracker.close();
         if tokio::time::timeout(shared.config.shutdown_grace, tracker.wait()).await.is_err() {

@@ -69,6 +69,10 @@ struct Cli {
     /// The private key (PEM) of --tls-cert.
     #[arg(long, env = "HEARTH_TLS_KEY", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// Also serve /healthz, /readyz and /metrics alone on this address (e.g.
+    /// 127.0.0.1:9090 for Prometheus); they stay on the main port too.
+    #[arg(long, env = "HEARTH_ADMIN_LISTEN")]
+    admin_listen: Option<SocketAddr>,
     /// Browser origins allowed to connect (e.g. https://chat.example.org),
     /// comma-separated; `*` for any. Default: none (browsers get 403).
     #[arg(long, env = "HEARTH_ALLOWED_ORIGINS", value_delimiter = ',')]
@@ -182,6 +186,7 @@ fn main() -> Result<()> {
     let mut config = Config::new(storage, secret_for(&cli.data_dir, shared_secret)?);
     config.max_connections = cli.max_connections;
     config.allowed_origins = cli.allowed_origins.clone();
+    config.admin_listen = cli.admin_listen;
     config.tls = match (&cli.tls_cert, &cli.tls_key) {
         (Some(cert), Some(key)) => Some(hearth_server::tls::TlsFiles { cert: cert.clone(), key: key.clone() }),
         _ => None,
@@ -307,6 +312,7 @@ fn apply_file(cli: &mut Cli, file: FileSettings, matches: &ArgMatches) -> Result
         redis_history_age,
         redis_timeout,
         redis_probe,
+        admin_listen,
         tls_cert,
         tls_key,
         allowed_origins,
@@ -403,6 +409,7 @@ fn effective(cli: &Cli) -> String {
         redis_history_age: cli.redis_history_age,
         redis_timeout: Some(cli.redis_timeout),
         redis_probe: Some(cli.redis_probe),
+        admin_listen: cli.admin_listen,
         tls_cert: cli.tls_cert.clone(),
         tls_key: cli.tls_key.clone(),
         allowed_origins: Some(cli.allowed_origins.clone()),

@@ -44,6 +44,41 @@ pub fn websocket_config() -> WebSocketConfig {
 /// Connections being refused with `server_full` at once; past this they are dropped.
 const MAX_REFUSING: usize = 64;
 
+/// Serves the operator endpoints alone (`--admin-listen`): `/healthz`,
+/// `/readyz`, `/metrics`; anything else, WebSocket upgrades included, gets 404.
+/// Until `shutdown` fires.
+pub async fn admin_loop(listener: TcpListener, shared: Arc<Shared>, shutdown: CancellationToken) {
+    loop {
+        let (mut stream, _) = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    tracing::warn!(%error, "admin accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let deadline = tokio::time::Instant::now() + shared.config.handshake_timeout;
+            let answer = match tokio::time::timeout_at(deadline, look_at_request(&stream)).await {
+                Ok(Opening::Endpoint(endpoint @ (Endpoint::Health | Endpoint::Ready | Endpoint::Metrics))) => {
+                    endpoint.answer(&shared).await
+                }
+                Ok(Opening::Gone) | Err(_) => return,
+                Ok(_) => HttpAnswer::new(
+                    404,
+                    "Not Found",
+                    "this is Hearth's admin port: /healthz, /readyz and /metrics only; chat on the main port\n",
+                ),
+            };
+            let _ = tokio::time::timeout_at(deadline, answer.send(&mut stream)).await;
+        });
+    }
+}
+
 /// Accepts connections until `shutdown` fires. Each connection runs on `tracker`.
 pub async fn accept_loop(
     listener: TcpListener,

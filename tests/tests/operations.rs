@@ -78,3 +78,38 @@ async fn readiness_follows_redis_in_cluster_mode() {
     }
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_port_serves_the_operator_endpoints_and_nothing_else() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let admin = {
+        // A free loopback port for the admin listener.
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap()
+    };
+    let mut config = test_config(hearth_server::Storage::Ephemeral { history_limit: 10 });
+    config.admin_listen = Some(admin);
+    let server = TestServer::start(config).await;
+    let get = |path: &'static str| async move {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        let mut tcp = loop {
+            match tokio::net::TcpStream::connect(admin).await {
+                Ok(tcp) => break tcp,
+                Err(_) if tokio::time::Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(20)).await,
+                Err(error) => panic!("the admin port never opened: {error}"),
+            }
+        };
+        tcp.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes()).await.unwrap();
+        let mut answer = String::new();
+        tokio::time::timeout(WAIT, tcp.read_to_string(&mut answer)).await.unwrap().unwrap();
+        answer
+    };
+    assert!(get("/healthz").await.starts_with("HTTP/1.1 200"));
+    assert!(get("/readyz").await.starts_with("HTTP/1.1 200"));
+    assert!(get("/metrics").await.contains("hearth_connections"));
+    let other = get("/").await;
+    assert!(other.starts_with("HTTP/1.1 404") && other.contains("admin port"), "{other}");
+    // And the main port still has them.
+    assert_eq!(http_get(&server, "/healthz").await.0, 200);
+    server.stop().await;
+}

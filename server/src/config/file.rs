@@ -30,6 +30,7 @@ pub struct FileSettings {
     pub redis_timeout: Option<Duration>,
     #[serde(default, with = "human")]
     pub redis_probe: Option<Duration>,
+    pub admin_listen: Option<SocketAddr>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     pub allowed_origins: Option<Vec<String>>,

@@ -54,6 +54,10 @@ pub struct Config {
     /// refused with 403 until the operator names the site that serves the chat.
     /// Clients that are not browsers send no Origin and are not affected.
     pub allowed_origins: Vec<String>,
+    /// Also serve the operator endpoints (`/healthz`, `/readyz`, `/metrics`)
+    /// alone on this address, e.g. one a load balancer or Prometheus reaches but
+    /// the internet does not. They stay on the main port too.
+    pub admin_listen: Option<std::net::SocketAddr>,
     /// Serve `wss://` with this certificate chain and key (PEM); `None`: `ws://`.
     pub tls: Option<crate::tls::TlsFiles>,
     pub rooms: RoomLimits,
@@ -81,6 +85,7 @@ impl Config {
             shutdown_grace: Duration::from_secs(5),
             allowed_origins: Vec::new(),
             tls: None,
+            admin_listen: None,
             rooms: RoomLimits::default(),
             limits: Limits::default(),
             clock: clock::system(),
