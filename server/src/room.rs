@@ -358,13 +358,7 @@ impl RoomState {
         self.require_role(user, Role::Moderator, "pin")?;
         let replaced = title.as_ref().and_then(|t| self.pins.iter().find(|p| p.title.as_ref() == Some(t)));
         if replaced.is_none() && self.pins.len() >= max_pins {
-            return Err(ErrorBody::new(
-                ErrorCode::LimitReached,
-                format!(
-                    "room {} has {max_pins} pinned notes, the most it may have; unpin one, or pin with the title of one to replace it",
-                    self.record.room
-                ),
-            ));
+            return Err(pins_full(&self.record.room, max_pins));
         }
         let pin = PinnedNote {
             pin: PinId(0),
@@ -383,7 +377,13 @@ impl RoomState {
             pin,
             replaces: replaced.map(|r| r.pin),
         });
-        Ok(Draft { event, requires: Requires::RoleAtLeast(user.clone(), Role::Moderator), cmid: None })
+        // A new pin needs a free place in the order too (two moderators may pin
+        // at once); a replacement takes its predecessor's.
+        let requires = match replaced {
+            Some(_) => Requires::RoleAtLeast(user.clone(), Role::Moderator),
+            None => Requires::PinSlot { user: user.clone(), least: Role::Moderator, max: max_pins },
+        };
+        Ok(Draft { event, requires, cmid: None })
     }
 
     pub fn decide_unpin(&self, user: &UserId, pin: PinId) -> Result<Draft, ErrorBody> {
@@ -491,6 +491,12 @@ pub enum Requires {
     RoleAtLeast(UserId, Role),
     /// The user is not a member yet and the room has space for one more.
     Admit(UserId),
+    /// The user holds at least `least`, and the room has fewer than `max` pins.
+    PinSlot {
+        user: UserId,
+        least: Role,
+        max: usize,
+    },
 }
 
 /// Why the order refused a drafted event.
@@ -504,6 +510,8 @@ pub enum Rejection {
     RoomFull { cap: u32 },
     #[error("needs the role {least:?}, holds {held:?}")]
     Forbidden { least: Role, held: Role },
+    #[error("the room has {max} pinned notes already")]
+    PinsFull { max: usize },
 }
 
 impl Rejection {
@@ -516,6 +524,7 @@ impl Rejection {
             }
             Rejection::RoomFull { cap } => room_full(room, cap),
             Rejection::Forbidden { least, held } => forbidden(room, least, held, "do that"),
+            Rejection::PinsFull { max } => pins_full(room, max),
         }
     }
 }
@@ -528,22 +537,37 @@ impl Rejection {
 pub struct Gate {
     members: HashMap<UserId, Role>,
     cap: u32,
+    pins: usize,
 }
 
 impl Gate {
     pub fn new(cap: u32, members: impl IntoIterator<Item = (UserId, Role)>) -> Gate {
-        Gate { members: members.into_iter().collect(), cap }
+        Gate { members: members.into_iter().collect(), cap, pins: 0 }
+    }
+
+    /// The gate of a room that has `pins` pinned notes.
+    pub fn with_pins(mut self, pins: usize) -> Gate {
+        self.pins = pins;
+        self
+    }
+
+    fn role_at_least(&self, user: &UserId, least: Role) -> Result<(), Rejection> {
+        match self.members.get(user) {
+            None => Err(Rejection::NotMember),
+            Some(held) if *held < least => Err(Rejection::Forbidden { least, held: *held }),
+            Some(_) => Ok(()),
+        }
     }
 
     pub fn check(&self, requires: &Requires) -> Result<(), Rejection> {
         match requires {
             Requires::Nothing => Ok(()),
             Requires::Member(user) => self.members.get(user).map(|_| ()).ok_or(Rejection::NotMember),
-            Requires::RoleAtLeast(user, least) => match self.members.get(user) {
-                None => Err(Rejection::NotMember),
-                Some(held) if held < least => Err(Rejection::Forbidden { least: *least, held: *held }),
-                Some(_) => Ok(()),
-            },
+            Requires::RoleAtLeast(user, least) => self.role_at_least(user, *least),
+            Requires::PinSlot { user, least, max } => {
+                self.role_at_least(user, *least)?;
+                if self.pins >= *max { Err(Rejection::PinsFull { max: *max }) } else { Ok(()) }
+            }
             Requires::Admit(user) => {
                 if self.members.contains_key(user) {
                     Err(Rejection::AlreadyMember)
@@ -570,7 +594,8 @@ impl Gate {
                         self.cap = cap;
                     }
                 }
-                Change::PutPin(_) | Change::RemovePin(_) => {}
+                Change::PutPin(_) => self.pins += 1,
+                Change::RemovePin(_) => self.pins = self.pins.saturating_sub(1),
             }
         }
     }
@@ -578,6 +603,15 @@ impl Gate {
 
 pub fn not_member(room: &RoomId) -> ErrorBody {
     ErrorBody::new(ErrorCode::NotMember, format!("you are not a member of room {room}; join it first"))
+}
+
+fn pins_full(room: &RoomId, max: usize) -> ErrorBody {
+    ErrorBody::new(
+        ErrorCode::LimitReached,
+        format!(
+            "room {room} has {max} pinned notes, the most it may have; unpin one, or pin with the title of one to replace it"
+        ),
+    )
 }
 
 fn room_full(room: &RoomId, cap: u32) -> ErrorBody {

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hearth_protocol::ops::{CreateRoom, SendMessage, Visibility};
-use hearth_protocol::{ClientMsgId, Epoch, Event, Millis, Role, RoomId, Seq, ShortText, Text, UserId};
+use hearth_protocol::{ClientMsgId, Epoch, Event, Millis, Note, Role, RoomId, Seq, ShortText, Text, UserId};
 use tokio_util::sync::CancellationToken;
 
 use super::cluster::{RedisBroker, RedisConfig, RedisTarget};
@@ -229,6 +229,23 @@ async fn preconditions_are_checked_in_the_order(subject: Subject) {
     assert_eq!(state(&subject, "gate").await.head, Seq(3));
 }
 
+async fn the_pin_limit_holds_in_the_order(subject: Subject) {
+    durable(create(&subject, "pinned", 100).await).await;
+    let stale = state(&subject, "pinned").await;
+    let note = |t: &str| Note::new(t).unwrap();
+    // Decided against the same state, one place left: only one is ordered.
+    let first = stale.decide_pin(&user("ada"), None, note("Mission"), None, 1).unwrap();
+    let second = stale.decide_pin(&user("ada"), None, note("Rules"), None, 1).unwrap();
+    durable(subject.broker.publish(first).await.unwrap()).await;
+    let refused = subject.broker.publish(second).await.unwrap_err();
+    assert!(matches!(refused, BrokerError::Rejected { why: Rejection::PinsFull { max: 1 }, .. }), "{refused:?}");
+    // Still full after the room leaves the broker's memory and comes back.
+    subject.broker.unsubscribe(rid("pinned")).await.unwrap();
+    let third = stale.decide_pin(&user("ada"), None, note("FAQ"), None, 1).unwrap();
+    let refused = subject.broker.publish(third).await.unwrap_err();
+    assert!(matches!(refused, BrokerError::Rejected { why: Rejection::PinsFull { .. }, .. }), "{refused:?}");
+}
+
 async fn history_shows_only_durable_events(subject: Subject) {
     durable(create(&subject, "history", 100).await).await;
     let state = state(&subject, "history").await;
@@ -260,6 +277,7 @@ async fn run_suite<F: Future<Output = Subject>>(make: impl Fn() -> F) {
     a_repeated_client_message_id_is_ordered_once(make().await).await;
     a_retry_while_the_original_is_in_flight_gets_the_original(make().await).await;
     preconditions_are_checked_in_the_order(make().await).await;
+    the_pin_limit_holds_in_the_order(make().await).await;
     history_shows_only_durable_events(make().await).await;
 }
 

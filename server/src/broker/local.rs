@@ -120,7 +120,8 @@ impl Order {
 
     /// The order of a stored room, with its newest client message ids.
     fn new(load: &RoomLoad, sent: Vec<SentMessage>, window: usize) -> Order {
-        let gate = Gate::new(load.record.cap, load.members.iter().map(|m| (m.user.clone(), m.role)));
+        let gate = Gate::new(load.record.cap, load.members.iter().map(|m| (m.user.clone(), m.role)))
+            .with_pins(load.pins.len());
         let mut order = Order::at(load.record.epoch, load.head, load.last_ts, gate);
         for s in sent {
             order.sent.remember((s.from, s.cmid), (s.seq, s.ts), window);

@@ -155,6 +155,32 @@ fn the_cap_is_checked_by_the_order() {
 }
 
 #[test]
+fn the_pin_limit_is_checked_by_the_order_and_a_replacement_needs_no_place() {
+    let mut order = Order::new(10);
+    let note = |t: &str| Note::new(t).unwrap();
+    let title = |t: &str| Some(ShortText::new(t).unwrap());
+    // Two moderators pin at once with one place left: the order admits one.
+    let first = order.state.decide_pin(&user("ada"), None, note("Mission"), title("Mission"), 1).unwrap();
+    let second = order.state.decide_pin(&user("ada"), None, note("Rules"), title("Rules"), 1).unwrap();
+    order.publish(first).unwrap();
+    assert_eq!(order.publish(second), Err(Rejection::PinsFull { max: 1 }));
+    assert_eq!(
+        order.state.decide_pin(&user("ada"), None, note("FAQ"), None, 1).unwrap_err().code,
+        ErrorCode::LimitReached
+    );
+    // A new version of a pinned note takes its predecessor's place.
+    let v2 = order.state.decide_pin(&user("ada"), None, note("Mission v2"), title("Mission"), 1).unwrap();
+    order.publish(v2).unwrap();
+    assert_eq!(order.state.pins.len(), 1);
+    assert_eq!(order.state.pins[0].version, 2);
+    // Unpinning frees the place again.
+    let pin = order.state.pins[0].pin;
+    order.publish(order.state.decide_unpin(&user("ada"), pin).unwrap()).unwrap();
+    let again = order.state.decide_pin(&user("ada"), None, note("Rules"), None, 1).unwrap();
+    order.publish(again).unwrap();
+}
+
+#[test]
 fn visibility_decides_who_may_join() {
     for (visibility, code) in
         [(Visibility::Approval, ErrorCode::ApprovalRequired), (Visibility::InviteOnly, ErrorCode::InviteRequired)]

@@ -416,10 +416,11 @@ impl Shared {
             .arg(record)
             .arg(create.map_or(0, |r| r.cap));
         match &draft.requires {
-            Requires::Nothing => call.arg("none").arg("").arg(0),
-            Requires::Member(user) => call.arg("member").arg(user.as_str()).arg(0),
-            Requires::RoleAtLeast(user, least) => call.arg("role").arg(user.as_str()).arg(rank(*least)),
-            Requires::Admit(user) => call.arg("admit").arg(user.as_str()).arg(0),
+            Requires::Nothing => call.arg("none").arg("").arg(0).arg(0),
+            Requires::Member(user) => call.arg("member").arg(user.as_str()).arg(0).arg(0),
+            Requires::RoleAtLeast(user, least) => call.arg("role").arg(user.as_str()).arg(rank(*least)).arg(0),
+            Requires::Admit(user) => call.arg("admit").arg(user.as_str()).arg(0).arg(0),
+            Requires::PinSlot { user, least, max } => call.arg("pin").arg(user.as_str()).arg(rank(*least)).arg(*max),
         };
         for change in room::changes(&event) {
             match change {
@@ -457,6 +458,7 @@ impl Shared {
             "not_member" => Err(rejected(Rejection::NotMember)),
             "already_member" => Err(rejected(Rejection::AlreadyMember)),
             "full" => Err(rejected(Rejection::RoomFull { cap: reply.number()? as u32 })),
+            "pins_full" => Err(rejected(Rejection::PinsFull { max: reply.number()? as usize })),
             "forbidden" => {
                 let least = role_of_rank(reply.number()? as u8).unwrap_or(Role::Owner);
                 let held = role_of_rank(reply.number()? as u8).unwrap_or(Role::Member);

@@ -9,8 +9,8 @@
 --
 -- ARGV: 1 mode, 2 epoch, 3 now (ms), 4 actor, 5 cmid or '', 6 cmid window,
 -- 7 most events kept, 8 oldest ts kept (0: no age cap), 9 event template,
--- 10 record (create), 11 cap (create), 12-14 requirement (kind, user, rank),
--- 15.. changes, three arguments each (op, a, b).
+-- 10 record (create), 11 cap (create), 12-15 requirement (kind, user, rank,
+-- most pins), 16.. changes, three arguments each (op, a, b).
 --
 -- The template is the event's MessagePack with the seq and the time written as
 -- two sentinel uint64s, which this script replaces by the real ones. The
@@ -18,7 +18,7 @@
 --
 -- Returns {'ok', seq, ts} or {'dup', seq, ts}, or a refusal: {'no_room'},
 -- {'exists'}, {'epoch', current}, {'not_member'}, {'already_member'},
--- {'full', cap}, {'forbidden', least, held}.
+-- {'full', cap}, {'forbidden', least, held}, {'pins_full', most}.
 
 local SEQ_MARK = '\207\000\031\238\094\154\017\195\113'
 local TS_MARK = '\207\000\031\238\094\154\017\195\114'
@@ -91,14 +91,17 @@ if cmid ~= '' then
 end
 
 local kind, who = ARGV[12], ARGV[13]
-if kind == 'member' or kind == 'role' then
+if kind == 'member' or kind == 'role' or kind == 'pin' then
   local held = redis.call('HGET', members, who)
   if not held then
     return {'not_member'}
   end
   local rank = tonumber(string.sub(held, 1, string.find(held, ':', 1, true) - 1))
-  if kind == 'role' and rank < tonumber(ARGV[14]) then
+  if (kind == 'role' or kind == 'pin') and rank < tonumber(ARGV[14]) then
     return {'forbidden', tonumber(ARGV[14]), rank}
+  end
+  if kind == 'pin' and redis.call('HLEN', pins) >= tonumber(ARGV[15]) then
+    return {'pins_full', tonumber(ARGV[15])}
   end
 elseif kind == 'admit' then
   if redis.call('HEXISTS', members, who) == 1 then
@@ -114,7 +117,7 @@ local ts = math.max(now, last_ts)
 local seq_bytes, ts_bytes = uint64(seq), uint64(ts)
 local body = fill(ARGV[9], seq_bytes, ts_bytes)
 
-for i = 15, #ARGV, 3 do
+for i = 16, #ARGV, 3 do
   local op, a, b = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   if op == 'join' then
     redis.call('HSET', members, a, b .. ':' .. decimal(ts) .. ':')
