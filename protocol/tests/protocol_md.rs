@@ -18,7 +18,9 @@ struct Example {
 }
 
 fn examples() -> Vec<Example> {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../PROTOCOL.md")).expect("PROTOCOL.md");
+    // Read at run time: a build shared between checkouts must read this one's.
+    let path = format!("{}/../PROTOCOL.md", std::env::var("CARGO_MANIFEST_DIR").unwrap());
+    let text = std::fs::read_to_string(path).expect("PROTOCOL.md");
     let lines: Vec<&str> = text.lines().collect();
     let mut examples = Vec::new();
     let mut i = 0;

@@ -370,6 +370,13 @@ fn validate(cli: &Cli) -> Result<()> {
             bail!("`{key}` (--{key}) must be at least 1; 0 would refuse everything");
         }
     }
+    if cli.redis_prefix.is_empty() || cli.redis_prefix.contains(['{', '}']) {
+        bail!(
+            "`redis-prefix` (--redis-prefix) {:?} must be non-empty and without braces: braces are Redis Cluster \
+             hash tags, and each room's keys take the room's name as theirs",
+            cli.redis_prefix
+        );
+    }
     if cli.tls_cert.is_some() != cli.tls_key.is_some() {
         bail!("`tls-cert` and `tls-key` (--tls-cert, --tls-key) go together: give both, or neither for ws://");
     }

@@ -283,8 +283,9 @@ impl Room {
             let room = self.clone();
             tokio::spawn(async move {
                 room.reload_after_hole(head).await;
-                room.lock().repair = None;
-                room.applied.notify_waiters();
+                // The new epoch's events held meanwhile follow the reloaded head:
+                // the repair applies them (or reads what is missing) and ends.
+                room.repair().await;
             });
             return;
         }

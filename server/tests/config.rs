@@ -21,18 +21,22 @@ fn text(output: &Output) -> (String, String) {
     (String::from_utf8_lossy(&output.stdout).into_owned(), String::from_utf8_lossy(&output.stderr).into_owned())
 }
 
-const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../hearth.example.toml");
+/// The example file of this checkout (read at run time: a build shared between
+/// checkouts must read this one's).
+fn example() -> String {
+    format!("{}/../hearth.example.toml", std::env::var("CARGO_MANIFEST_DIR").unwrap())
+}
 
 #[test]
 fn the_example_file_loads_and_flags_and_variables_win_over_it() {
-    let output = check_config(&["--config", EXAMPLE], &[]);
+    let output = check_config(&["--config", &example()], &[]);
     let (out, err) = text(&output);
     assert!(output.status.success(), "{err}");
     assert!(out.contains("listen = \"0.0.0.0:7878\""), "{out}");
     assert!(out.contains("message-rate = 20"), "{out}");
     assert!(out.contains("redis-history-age = \"90d\""), "durations print as people write them: {out}");
     assert!(out.contains("room-idle = \"60s\"") || out.contains("room-idle = \"1m\""), "{out}");
-    let output = check_config(&["--config", EXAMPLE, "--message-rate", "7"], &[("HEARTH_LISTEN", "127.0.0.1:9999")]);
+    let output = check_config(&["--config", &example(), "--message-rate", "7"], &[("HEARTH_LISTEN", "127.0.0.1:9999")]);
     let (out, _) = text(&output);
     assert!(out.contains("message-rate = 7"), "the flag wins: {out}");
     assert!(out.contains("listen = \"127.0.0.1:9999\""), "the variable wins: {out}");
@@ -60,6 +64,7 @@ fn mistakes_name_the_key_and_the_fix() {
         ("room-idle = \"soon\"\n", "room-idle"),
         ("allowed-origins = [\"chat.example.org\"]\n", "write scheme://host[:port]"),
         ("ephemeral = true\nredis = \"redis://127.0.0.1:6379\"\n", "exclude each other"),
+        ("redis-prefix = \"chat{a}\"\n", "hash tags"),
     ] {
         std::fs::write(&file, contents).unwrap();
         let output = check_config(&["--config", file.to_str().unwrap()], &[]);

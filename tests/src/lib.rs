@@ -289,6 +289,15 @@ pub async fn collect_messages(client: &mut Client, room: &RoomId, want: usize) -
     Ok(got)
 }
 
+/// Proves the server still serves `client`: its message `still here N` to
+/// `room` (which it receives) comes back.
+pub async fn still_serving(client: &mut Client, room: &RoomId, n: usize) {
+    let text = format!("still here {n}");
+    client.send(room, &text).await.expect("the control member can still send");
+    let got = collect_messages(client, room, 1).await.expect("and receive");
+    assert_eq!(got[0].1, text);
+}
+
 /// Asserts seqs strictly increase (no duplicates, in order).
 pub fn assert_strictly_increasing(seqs: impl IntoIterator<Item = u64>, who: &str) {
     let mut last = 0;

@@ -33,15 +33,6 @@ fn raw_frame(opcode: OpCode, payload: &[u8], rsv1: bool) -> Message {
     Message::Frame(frame)
 }
 
-/// Proves the server still serves: a message goes round between two members.
-async fn still_serving(server: &TestServer, ada: &mut Client, n: usize) {
-    let r = room("control");
-    ada.send(&r, &format!("still here {n}")).await.unwrap();
-    let got = collect_messages(ada, &r, 1).await.unwrap();
-    assert_eq!(got[0].1, format!("still here {n}"));
-    let _ = server;
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_frames_get_the_documented_answer_and_others_keep_going() {
     let server = TestServer::ephemeral().await;
@@ -119,7 +110,7 @@ async fn bad_frames_get_the_documented_answer_and_others_keep_going() {
     for (n, (what, codec, frame, want)) in cases.into_iter().enumerate() {
         let got = close_code_after(&server, codec, frame).await;
         assert_eq!(got, want.code(), "{what}: expected {want}");
-        still_serving(&server, &mut ada, n).await;
+        still_serving(&mut ada, &room("control"), n).await;
     }
     server.stop().await;
 }
