@@ -201,6 +201,19 @@ impl Client {
     }
 
     /// What the server said about this connection.
+    /// The options this client connected with (its token included).
+    pub fn options(&self) -> &Options {
+        &self.options
+    }
+
+    /// Moves this connection onto a fresh token of the same user (the `auth`
+    /// request), which a later [`resume`](Self::resume) uses too.
+    pub async fn reauthenticate(&mut self, token: String) -> Result<(), ClientError> {
+        self.request(hearth_protocol::ops::Auth { token: token.clone() }).await?;
+        self.options.token = token;
+        Ok(())
+    }
+
     pub fn hello(&self) -> &Hello {
         &self.hello
     }

@@ -3,6 +3,7 @@
 //! [`Client::resume`] after a disconnect without a gap — plus the `hearth` binary
 //! built on it. Tests use this same client.
 
+pub mod account;
 mod client;
 pub mod profile;
 pub mod render;

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
+use hearth_cli::account::{AccountApi, AccountError, Keeper, Tokens};
 use hearth_cli::profile::{self, ConfigFile, Profile};
 use hearth_cli::{Client, ClientError, Options, render};
 use hearth_protocol::ops::{AddPin, CreateRoom, History, Leave, Members, RemovePin, Visibility};
@@ -118,13 +119,43 @@ enum Command {
         room: RoomId,
         pin: u64,
     },
-    /// Store a server URL and token as a profile of the config file, after
-    /// checking they work. The token comes from --token, HEARTH_TOKEN, or a line
-    /// on standard input.
+    /// Log in and store the server and token as a profile of the config file.
+    /// With --name, with that account's password (asked for, or a line on
+    /// standard input with --password-stdin); without, a token the operator
+    /// minted (from --token, HEARTH_TOKEN, or a line on standard input).
     Login {
         /// The profile to write (and make the default if there is none).
         #[arg(long = "as", default_value = "default")]
         name: String,
+        /// Your account's name.
+        #[arg(long = "name", id = "account")]
+        account: Option<String>,
+        /// Read the password from standard input instead of the terminal.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Register an account on the server (with the operator's invite code,
+    /// unless the server's registration is open), then log in as `login` does.
+    Register {
+        /// The name to register (1–32 of A-Z a-z 0-9 _ . -).
+        account: String,
+        /// The invite code the operator gave you.
+        #[arg(long)]
+        invite: Option<String>,
+        /// The profile to write.
+        #[arg(long = "as", default_value = "default")]
+        name: String,
+        /// Read the password from standard input instead of the terminal.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Change the password of the profile's account (asks for the current one
+    /// and the new one; with --password-stdin, two lines). Other sessions of
+    /// the account are signed out.
+    Passwd {
+        /// Read both passwords from standard input, one per line.
+        #[arg(long)]
+        password_stdin: bool,
     },
 }
 
@@ -157,6 +188,9 @@ enum Exit {
 
 impl Exit {
     fn of(error: &anyhow::Error) -> Exit {
+        if let Some(AccountFailure(exit, _)) = error.chain().find_map(|e| e.downcast_ref::<AccountFailure>()) {
+            return *exit;
+        }
         let Some(client) = error.chain().find_map(|e| e.downcast_ref::<ClientError>()) else {
             return if error.chain().any(|e| e.downcast_ref::<UsageError>().is_some()) {
                 Exit::Usage
@@ -167,7 +201,9 @@ impl Exit {
         match client {
             ClientError::Connect(_) | ClientError::Timeout(_) => Exit::Unreachable,
             ClientError::Closed(close) => match close.as_ref().and_then(|c| c.hearth_code()) {
-                Some(CloseCode::Unauthorized | CloseCode::TokenExpired) => Exit::Unauthorized,
+                Some(CloseCode::Unauthorized | CloseCode::TokenExpired | CloseCode::AccountDisabled) => {
+                    Exit::Unauthorized
+                }
                 _ => Exit::Unreachable,
             },
             ClientError::Setup(_) => Exit::Usage,
@@ -236,34 +272,162 @@ fn explain(error: &anyhow::Error) -> String {
     said
 }
 
+/// What to connect with: flags and environment first, then the profile.
+struct Resolved {
+    url: String,
+    token: Option<String>,
+    /// The login behind the token, when it came from a profile holding one.
+    keeper: Option<Keeper>,
+}
+
 /// The server and token to use: flags and environment first, then the profile.
-fn resolve(cli: &Cli) -> Result<(String, Option<String>)> {
-    let config = match profile::path() {
-        Some(path) => ConfigFile::load(&path).map_err(|e| usage(format!("{e:#}")))?,
+fn resolve(cli: &Cli) -> Result<Resolved> {
+    let path = profile::path();
+    let config = match &path {
+        Some(path) => ConfigFile::load(path).map_err(|e| usage(format!("{e:#}")))?,
         None => ConfigFile::default(),
     };
     let chosen = config.profile(cli.profile.as_deref()).map_err(|e| usage(e.to_string()))?;
     let url = cli.url.clone().or_else(|| chosen.map(|p| p.url.clone())).unwrap_or_else(|| "ws://127.0.0.1:7878".into());
     let token = cli.token.clone().or_else(|| chosen.map(|p| p.token.clone()));
-    Ok((url, token))
+    let profile_name = cli.profile.clone().or(config.default.clone());
+    // A token given on the command line is used as it is.
+    let keeper = match (cli.token.is_none(), chosen.and_then(Profile::tokens), path, profile_name) {
+        (true, Some(tokens), Some(path), Some(name)) => {
+            let api = AccountApi::new(url.clone(), cli.ca_file.clone());
+            Some(Keeper::new(api, tokens, Some((path, name))))
+        }
+        _ => None,
+    };
+    Ok(Resolved { url, token, keeper })
 }
 
+/// A password from the terminal (not echoed), or a line of standard input.
+fn read_password(prompt: &str, from_stdin: bool) -> Result<String> {
+    let password = if from_stdin {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line).context("reading the password from standard input")?;
+        line.trim_end_matches(['\r', '\n']).to_string()
+    } else {
+        rpassword::prompt_password(prompt).context("reading the password (or pass --password-stdin)")?
+    };
+    if password.is_empty() {
+        return Err(usage("no password given"));
+    }
+    Ok(password)
+}
+
+/// Writes a login's tokens as profile `name` (the default if there is none).
+fn save_login(url: &str, tokens: &Tokens, name: &str) -> Result<std::path::PathBuf> {
+    let path = profile::path().ok_or_else(|| usage("no config directory here; set HEARTH_CONFIG to a file path"))?;
+    let mut config = ConfigFile::load(&path)?;
+    config.profiles.insert(name.to_string(), Profile::from_login(url, tokens));
+    if config.default.is_none() {
+        config.default = Some(name.to_string());
+    }
+    config.save(&path)?;
+    Ok(path)
+}
+
+/// The account commands: register, log in with a password, change it.
+async fn account_command(cli: &Cli, resolved: &Resolved, command: &Command) -> Result<()> {
+    let api = AccountApi::new(resolved.url.clone(), cli.ca_file.clone());
+    let url = &resolved.url;
+    match command {
+        Command::Register { account, invite, name, password_stdin } => {
+            let password = read_password("choose a password: ", *password_stdin)?;
+            if !password_stdin && read_password("the same again: ", false)? != password {
+                return Err(usage("the two passwords differ; nothing was registered"));
+            }
+            let tokens = api.register(account, &password, invite.as_deref()).await.map_err(refused)?;
+            let path = save_login(url, &tokens, name)?;
+            println!("registered {} at {url}; logged in, saved as profile {name:?} in {}", tokens.user, path.display());
+        }
+        Command::Login { name, account: Some(account), password_stdin } => {
+            let password = read_password(&format!("password for {account}: "), *password_stdin)?;
+            let tokens = api.login(account, &password).await.map_err(refused)?;
+            let path = save_login(url, &tokens, name)?;
+            println!("logged in to {url} as {}; saved as profile {name:?} in {}", tokens.user, path.display());
+        }
+        Command::Passwd { password_stdin } => {
+            let Some(user) = resolved.keeper.as_ref().map(|k| k.user().to_string()) else {
+                return Err(usage("this profile holds no account login; log in with `hearth login --name NAME` first"));
+            };
+            let password = read_password(&format!("current password for {user}: "), *password_stdin)?;
+            let new_password = read_password("new password: ", *password_stdin)?;
+            if !password_stdin && read_password("the same again: ", false)? != new_password {
+                return Err(usage("the two new passwords differ; nothing was changed"));
+            }
+            let tokens = api.change_password(&user, &password, &new_password).await.map_err(refused)?;
+            let name = cli
+                .profile
+                .clone()
+                .or_else(|| profile::path().and_then(|p| ConfigFile::load(&p).ok()).and_then(|c| c.default));
+            let path = save_login(url, &tokens, name.as_deref().unwrap_or("default"))?;
+            println!("password changed for {user}; other sessions are signed out; saved in {}", path.display());
+        }
+        _ => unreachable!("only account commands come here"),
+    }
+    Ok(())
+}
+
+/// An account refusal as an error whose exit code says what kind it is.
+fn refused(error: AccountError) -> anyhow::Error {
+    match &error {
+        AccountError::Unreachable(_) => anyhow::Error::new(AccountFailure(Exit::Unreachable, error.to_string())),
+        AccountError::Refused { status, .. } => {
+            let exit = match status {
+                400 => Exit::Usage,
+                401 => Exit::Unauthorized,
+                403 | 409 => Exit::Forbidden,
+                429 | 503 => Exit::Later,
+                _ => Exit::Other,
+            };
+            anyhow::Error::new(AccountFailure(exit, error.to_string()))
+        }
+    }
+}
+
+/// A failed account request, with the exit code it maps to.
+#[derive(Debug, thiserror::Error)]
+#[error("{1}")]
+struct AccountFailure(Exit, String);
+
 async fn run(cli: Cli) -> Result<()> {
-    let (url, token) = resolve(&cli)?;
+    let mut resolved = resolve(&cli)?;
     let codec = match cli.wire {
         Wire::Msgpack => Codec::MsgPack,
         Wire::Json => Codec::Json,
     };
-    if let Some(Command::Login { name }) = &cli.command {
-        return login(&url, token, codec, cli.ca_file.clone(), name).await;
+    match &cli.command {
+        Some(
+            command @ (Command::Register { .. } | Command::Passwd { .. } | Command::Login { account: Some(_), .. }),
+        ) => {
+            return account_command(&cli, &resolved, command).await;
+        }
+        Some(Command::Login { name, account: None, .. }) => {
+            return login(&resolved.url, resolved.token.clone(), codec, cli.ca_file.clone(), name).await;
+        }
+        _ => {}
     }
+    // A login's token that expired (or nearly) while hearth was not running.
+    if let Some(keeper) = resolved.keeper.as_mut().filter(|k| k.refresh_in() < Duration::from_secs(5)) {
+        let token = keeper.refresh().await.map_err(|e| match e.code() {
+            Some("signed_out" | "account_disabled" | "unauthorized" | "token_expired") => anyhow::Error::new(
+                AccountFailure(Exit::Unauthorized, format!("{e}; log in again with `hearth login --name NAME`")),
+            ),
+            _ => refused(e),
+        })?;
+        resolved.token = Some(token);
+    }
+    let Resolved { url, token, keeper } = resolved;
     let token = token.ok_or_else(|| {
-        usage("no token: pass --token, set HEARTH_TOKEN, or store one with `hearth login` (mint one with `hearth-server token NAME`)")
+        usage("no token: log in with `hearth login --name NAME` (or `hearth register`), pass --token, or set HEARTH_TOKEN")
     })?;
     let mut options = Options::new(url.clone(), token, codec);
     options.ca_file = cli.ca_file.clone();
     let Some(command) = cli.command else {
-        return hearth_cli::tui::run(options).await;
+        return hearth_cli::tui::run(options, keeper).await;
     };
     let mut client = Client::connect(options).await.with_context(|| format!("connecting to {url}"))?;
     let json = cli.json;
@@ -362,7 +526,7 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::History { room, after, last } => history(&mut client, room, after, last, json).await?,
         Command::Tail { room, since } => tail(client, room, since, json).await?,
-        Command::Login { .. } => unreachable!("handled above"),
+        Command::Login { .. } | Command::Register { .. } | Command::Passwd { .. } => unreachable!("handled above"),
     }
     Ok(())
 }
@@ -393,7 +557,7 @@ async fn login(
     let user = client.hello().user.clone();
     let path = profile::path().ok_or_else(|| usage("no config directory here; set HEARTH_CONFIG to a file path"))?;
     let mut config = ConfigFile::load(&path)?;
-    config.profiles.insert(name.to_string(), Profile { url: url.to_string(), token });
+    config.profiles.insert(name.to_string(), Profile::with_token(url, token));
     if config.default.is_none() {
         config.default = Some(name.to_string());
     }

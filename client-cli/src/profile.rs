@@ -33,6 +33,47 @@ pub struct ConfigFile {
 pub struct Profile {
     pub url: String,
     pub token: String,
+    /// From an account's login: whose it is, when the token expires (Unix
+    /// ms), and the refresh token that buys the next one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+}
+
+impl Profile {
+    /// A profile for a token the operator minted (nothing to refresh).
+    pub fn with_token(url: impl Into<String>, token: impl Into<String>) -> Profile {
+        Profile { url: url.into(), token: token.into(), user: None, expires_at: None, refresh_token: None }
+    }
+
+    /// A profile for a login's tokens.
+    pub fn from_login(url: impl Into<String>, tokens: &crate::account::Tokens) -> Profile {
+        let mut profile = Profile::with_token(url, "");
+        profile.store(tokens);
+        profile
+    }
+
+    /// Takes a login's (or a refresh's) tokens.
+    pub fn store(&mut self, tokens: &crate::account::Tokens) {
+        self.token.clone_from(&tokens.token);
+        self.user = Some(tokens.user.clone());
+        self.expires_at = Some(tokens.expires_at);
+        self.refresh_token = Some(tokens.refresh_token.clone());
+    }
+
+    /// The login's tokens, when this profile holds one.
+    pub fn tokens(&self) -> Option<crate::account::Tokens> {
+        Some(crate::account::Tokens {
+            user: self.user.clone()?,
+            token: self.token.clone(),
+            expires_at: self.expires_at?,
+            refresh_token: self.refresh_token.clone()?,
+            refresh_expires_at: 0,
+        })
+    }
 }
 
 /// The config file's path: `HEARTH_CONFIG`, else the platform's config directory.
@@ -109,7 +150,7 @@ mod tests {
         let path = dir.path().join("sub").join("config.toml");
         assert!(ConfigFile::load(&path).unwrap().profile(None).unwrap().is_none());
         let mut config = ConfigFile::default();
-        let club = Profile { url: "ws://127.0.0.1:7878".into(), token: "t1".into() };
+        let club = Profile::with_token("ws://127.0.0.1:7878", "t1");
         config.profiles.insert("club".into(), club.clone());
         config.default = Some("club".into());
         config.save(&path).unwrap();

@@ -49,10 +49,13 @@ pub enum ErrorCode {
     /// A limit of this server (rooms a user may own, pins in a room, connections
     /// receiving a room, ...) is reached; the message says which.
     LimitReached,
+    /// The token given to `auth` is not valid for this connection: malformed,
+    /// forged, expired, another user's, or its account was signed out or disabled.
+    Unauthorized,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 19] = [
+    pub const ALL: [ErrorCode; 20] = [
         ErrorCode::BadRequest,
         ErrorCode::UnknownOp,
         ErrorCode::Unsupported,
@@ -72,6 +75,7 @@ impl ErrorCode {
         ErrorCode::Overloaded,
         ErrorCode::Internal,
         ErrorCode::LimitReached,
+        ErrorCode::Unauthorized,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -95,6 +99,7 @@ impl ErrorCode {
             ErrorCode::Overloaded => "overloaded",
             ErrorCode::Internal => "internal",
             ErrorCode::LimitReached => "limit_reached",
+            ErrorCode::Unauthorized => "unauthorized",
         }
     }
 
@@ -181,12 +186,14 @@ pub enum CloseCode {
     /// This user (or this address) has as many connections as the server allows.
     /// Close another one first.
     TooManyConnections = 4010,
+    /// The operator disabled this user's account. Do not reconnect.
+    AccountDisabled = 4011,
     /// A server bug. Reconnect with backoff and resume.
     InternalError = 4500,
 }
 
 impl CloseCode {
-    pub const ALL: [CloseCode; 15] = [
+    pub const ALL: [CloseCode; 16] = [
         CloseCode::WebSocketProtocol,
         CloseCode::InvalidPayload,
         CloseCode::MessageTooBig,
@@ -201,6 +208,7 @@ impl CloseCode {
         CloseCode::RateLimited,
         CloseCode::ServerFull,
         CloseCode::TooManyConnections,
+        CloseCode::AccountDisabled,
         CloseCode::InternalError,
     ];
 
@@ -229,6 +237,7 @@ impl CloseCode {
             CloseCode::RateLimited => "rate_limited",
             CloseCode::ServerFull => "server_full",
             CloseCode::TooManyConnections => "too_many_connections",
+            CloseCode::AccountDisabled => "account_disabled",
             CloseCode::InternalError => "internal_error",
         }
     }
@@ -251,7 +260,8 @@ impl CloseCode {
             | CloseCode::ProtocolError
             | CloseCode::FrameTooLarge
             | CloseCode::WrongFrameType
-            | CloseCode::TooManyConnections => false,
+            | CloseCode::TooManyConnections
+            | CloseCode::AccountDisabled => false,
         }
     }
 }

@@ -141,6 +141,9 @@ operations! {
     SchedulePrompt = "schedule_prompt" => Prompt;
     /// Cancel a scheduled prompt.
     CancelPrompt = "cancel_prompt" => Done;
+    /// Replace this connection's token with a fresh one for the same user, so
+    /// the connection outlives the token it opened with.
+    Auth = "auth" => Authed;
 }
 
 // ---- shared value types ------------------------------------------------------
@@ -517,6 +520,19 @@ pub struct CancelPrompt {
 /// An empty successful reply: `{"id":7,"ok":{}}`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Done {}
+
+/// A fresh token for the connection's own user (see `Auth`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Auth {
+    pub token: String,
+}
+
+/// The connection now runs on the new token, until `expires_at`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Authed {
+    pub user: UserId,
+    pub expires_at: Millis,
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Pong {

@@ -98,6 +98,7 @@ fn sample_ops() -> Vec<Op> {
         }
         .into(),
         CancelPrompt { room: r(), prompt: 2 }.into(),
+        Auth { token: "eyJhbGciOiJIUzI1NiJ9.e30.c2ln".into() }.into(),
     ]
 }
 

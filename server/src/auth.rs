@@ -1,7 +1,10 @@
 //! Signed tokens: compact JWTs with HMAC-SHA256 (`alg: HS256`), holding the user in
 //! `sub` and the expiry in `exp` (Unix seconds). Any JWT library can mint them with
-//! the server's secret. This module only signs and verifies; it knows nothing of
-//! rooms or roles.
+//! the server's secret. Tokens an account's login gives also carry `gen`, the
+//! account's generation (a password change or a disable bumps it, which ends
+//! every token minted before), and refresh and operator tokens say so in
+//! `kind`, so neither opens a chat connection. This module only signs and
+//! verifies; it knows nothing of rooms, roles or accounts.
 
 use std::fmt;
 use std::path::Path;
@@ -35,6 +38,8 @@ pub enum AuthError {
     Expired(u64),
     #[error("token subject is not a valid user name: {0}")]
     BadSubject(String),
+    #[error("this is a {found:?} token where a {expected:?} token is needed")]
+    WrongKind { expected: TokenKind, found: TokenKind },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -119,11 +124,35 @@ struct Header<'a> {
 struct Claims {
     sub: String,
     exp: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    generation: Option<u64>,
+    #[serde(default, skip_serializing_if = "TokenKind::is_access")]
+    kind: TokenKind,
+}
+
+/// What a token is for. Only access tokens open connections.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenKind {
+    /// Opens a chat connection (no `kind` claim: every operator-minted token).
+    #[default]
+    Access,
+    /// Buys new tokens at `POST /auth/refresh`; nothing else.
+    Refresh,
+    /// The operator's commands at `/admin/...`.
+    Admin,
+}
+
+impl TokenKind {
+    fn is_access(&self) -> bool {
+        *self == TokenKind::Access
+    }
 }
 
 const HEADER_HS256: &str = r#"{"alg":"HS256","typ":"JWT"}"#;
 
-fn now_secs() -> u64 {
+/// Seconds since the Unix epoch, as token expiries count them.
+pub fn now_secs() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
@@ -132,9 +161,19 @@ fn mac(secret: &Secret) -> HmacSha256 {
     HmacSha256::new_from_slice(&secret.0).expect("HMAC takes any key length")
 }
 
-/// Mints a token for `user`, valid for `ttl`.
+/// Mints an access token for `user`, valid for `ttl`.
 pub fn mint(secret: &Secret, user: &UserId, ttl: Duration) -> String {
-    let claims = Claims { sub: user.to_string(), exp: now_secs().saturating_add(ttl.as_secs()) };
+    mint_with(secret, user, ttl, TokenKind::Access, None)
+}
+
+/// Mints a token of `kind`, tied to an account's `generation` when given.
+pub fn mint_with(secret: &Secret, user: &UserId, ttl: Duration, kind: TokenKind, generation: Option<u64>) -> String {
+    mint_until(secret, user, now_secs().saturating_add(ttl.as_secs()), kind, generation)
+}
+
+/// Mints a token of `kind` that expires at `exp` (Unix seconds).
+pub fn mint_until(secret: &Secret, user: &UserId, exp: u64, kind: TokenKind, generation: Option<u64>) -> String {
+    let claims = Claims { sub: user.to_string(), exp, generation, kind };
     let claims = serde_json::to_vec(&claims).expect("claims always serialise");
     let signing_input = format!("{}.{}", URL_SAFE_NO_PAD.encode(HEADER_HS256), URL_SAFE_NO_PAD.encode(claims));
     let mut mac = mac(secret);
@@ -149,6 +188,8 @@ pub struct Verified {
     pub user: UserId,
     /// Seconds since the Unix epoch.
     pub expires: u64,
+    /// The account generation it was minted in (tokens from a login).
+    pub generation: Option<u64>,
 }
 
 impl Verified {
@@ -163,8 +204,14 @@ pub fn verify(secret: &Secret, token: &str) -> Result<UserId, AuthError> {
     verify_token(secret, token).map(|v| v.user)
 }
 
-/// Verifies a token and returns its user and expiry.
+/// Verifies an access token and returns its user and expiry.
 pub fn verify_token(secret: &Secret, token: &str) -> Result<Verified, AuthError> {
+    verify_kind(secret, token, TokenKind::Access)
+}
+
+/// Verifies a token of `kind`: a refresh token cannot open a connection, and an
+/// access token cannot refresh.
+pub fn verify_kind(secret: &Secret, token: &str, kind: TokenKind) -> Result<Verified, AuthError> {
     if token.len() > 4096 {
         return Err(AuthError::Malformed("longer than 4096 bytes"));
     }
@@ -190,12 +237,15 @@ pub fn verify_token(secret: &Secret, token: &str) -> Result<Verified, AuthError>
     let claims = URL_SAFE_NO_PAD.decode(claims).map_err(|_| AuthError::Malformed("claims are not base64url"))?;
     let claims: Claims =
         serde_json::from_slice(&claims).map_err(|_| AuthError::Malformed("claims need \"sub\" and numeric \"exp\""))?;
+    if claims.kind != kind {
+        return Err(AuthError::WrongKind { expected: kind, found: claims.kind });
+    }
     let now = now_secs();
     if claims.exp <= now {
         return Err(AuthError::Expired(now - claims.exp));
     }
     let user = UserId::new(claims.sub).map_err(AuthError::BadSubject)?;
-    Ok(Verified { user, expires: claims.exp })
+    Ok(Verified { user, expires: claims.exp, generation: claims.generation })
 }
 
 #[cfg(test)]
@@ -229,6 +279,17 @@ mod tests {
         assert!(matches!(verify(&secret(), "x.y"), Err(AuthError::Malformed(_))));
         let none_alg = format!("{}.{}.", URL_SAFE_NO_PAD.encode(r#"{"alg":"none"}"#), parts[1]);
         assert!(matches!(verify(&secret(), &none_alg), Err(AuthError::Malformed(_))));
+    }
+
+    #[test]
+    fn kinds_do_not_mix() {
+        let ada = UserId::new("ada").unwrap();
+        let refresh = mint_with(&secret(), &ada, Duration::from_secs(60), TokenKind::Refresh, Some(3));
+        assert!(matches!(verify_token(&secret(), &refresh), Err(AuthError::WrongKind { .. })));
+        let verified = verify_kind(&secret(), &refresh, TokenKind::Refresh).unwrap();
+        assert_eq!(verified.generation, Some(3));
+        let access = mint(&secret(), &ada, Duration::from_secs(60));
+        assert!(matches!(verify_kind(&secret(), &access, TokenKind::Admin), Err(AuthError::WrongKind { .. })));
     }
 
     #[test]

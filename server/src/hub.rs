@@ -78,6 +78,20 @@ impl Hub {
         true
     }
 
+    /// Users with at least one connection here.
+    pub fn users(&self) -> Vec<UserId> {
+        self.by_user.iter().map(|entry| entry.key().clone()).collect()
+    }
+
+    /// Closes every connection of `user` with `code`; how many there were.
+    pub fn close_user(&self, user: &UserId, code: hearth_protocol::CloseCode, reason: &str) -> usize {
+        let conns = self.by_user.get(user).map(|conns| conns.clone()).unwrap_or_default();
+        for conn in &conns {
+            conn.out.close(code, reason);
+        }
+        conns.len()
+    }
+
     pub fn unregister(&self, conn: &Conn) {
         self.by_user.remove_if_mut(&conn.user, |_, conns| {
             conns.retain(|c| c.id != conn.id);

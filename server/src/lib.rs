@@ -10,6 +10,7 @@
 //! receiver's bounded `outbound` queue → each connection's writer flushes its
 //! batch, and the sender gets its reply.
 
+pub mod accounts;
 pub mod auth;
 pub mod broker;
 pub mod clock;
@@ -35,6 +36,8 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::accounts::local::LocalAccounts;
+use crate::accounts::{AccountStore, Accounts, Notice};
 use crate::broker::cluster::RedisBroker;
 use crate::broker::local::LocalBroker;
 use crate::broker::{Broker, BrokerError};
@@ -54,6 +57,7 @@ pub struct Shared {
     /// One-use tickets (`POST /ticket`) already used, with when.
     pub used_tickets: dashmap::DashMap<String, std::time::Instant>,
     pub registry: Arc<Registry>,
+    pub accounts: Arc<Accounts>,
     pub clock: SharedClock,
     next_conn: AtomicU64,
 }
@@ -76,6 +80,8 @@ pub enum ServerError {
         "the store failed while serving, so the server stopped: {0}; restart it to recover from the last good commit"
     )]
     StoreFailed(String),
+    #[error("cannot open the accounts: {0}")]
+    Accounts(accounts::StoreFailure),
 }
 
 /// Opens the embedded store the config names (`None` in cluster mode, where
@@ -88,13 +94,22 @@ pub fn open_store(config: &Config) -> Result<Option<Arc<dyn Store>>, StoreError>
     }))
 }
 
+/// What `start_broker` opens: the broker, the local one when it is local, the
+/// accounts' store, and (in cluster mode) what other nodes announce of accounts.
+struct Opened {
+    broker: Arc<dyn Broker>,
+    local: Option<Arc<LocalBroker>>,
+    accounts: Arc<dyn AccountStore>,
+    account_notices: Option<tokio::sync::broadcast::Receiver<Notice>>,
+}
+
 /// The broker the config names: local over the embedded store, or Redis.
 async fn start_broker(
     config: &Config,
     delivery: Arc<Loaded>,
     failed: CancellationToken,
     stop: CancellationToken,
-) -> Result<(Arc<dyn Broker>, Option<Arc<LocalBroker>>), ServerError> {
+) -> Result<Opened, ServerError> {
     if let Storage::Redis(redis) = &config.storage {
         let mut redis = redis.clone();
         redis.dedupe_window = config.rooms.dedupe_window;
@@ -104,8 +119,13 @@ async fn start_broker(
                 BrokerError::Unavailable(detail) => ServerError::Redis { target, detail },
                 other => ServerError::Redis { target, detail: other.to_string() },
             })?;
-        return Ok((Arc::new(broker), None));
+        let (accounts, account_notices) = (broker.accounts(), Some(broker.account_notices()));
+        return Ok(Opened { broker: Arc::new(broker), local: None, accounts, account_notices });
     }
+    let accounts: Arc<dyn AccountStore> = match &config.storage {
+        Storage::Dir(dir) => Arc::new(LocalAccounts::open(dir).map_err(ServerError::Accounts)?),
+        _ => Arc::new(LocalAccounts::in_memory()),
+    };
     let store = open_store(config)?.expect("an embedded store");
     let local = Arc::new(LocalBroker::start(
         store,
@@ -116,7 +136,7 @@ async fn start_broker(
         config.commit_hold.clone(),
         failed,
     ));
-    Ok((local.clone(), Some(local)))
+    Ok(Opened { broker: local.clone(), local: Some(local), accounts, account_notices: None })
 }
 
 /// Serves `listener` until `shutdown` is cancelled (or the store fails), then
@@ -132,6 +152,7 @@ pub struct Server {
     shared: Arc<Shared>,
     broker: Arc<dyn Broker>,
     local: Option<Arc<LocalBroker>>,
+    account_notices: Option<tokio::sync::broadcast::Receiver<Notice>>,
     store_failed: CancellationToken,
     broker_stop: CancellationToken,
 }
@@ -158,19 +179,23 @@ impl Server {
         let loaded = Arc::new(Loaded::default());
         let store_failed = CancellationToken::new();
         let broker_stop = CancellationToken::new();
-        let (broker, local) = start_broker(&config, loaded.clone(), store_failed.clone(), broker_stop.clone()).await?;
+        let Opened { broker, local, accounts, account_notices } =
+            start_broker(&config, loaded.clone(), store_failed.clone(), broker_stop.clone()).await?;
         let hub = Arc::new(Hub::default());
-        let registry = Arc::new(Registry::new(loaded, broker.clone(), hub, config.rooms));
+        let registry = Arc::new(Registry::new(loaded, broker.clone(), hub.clone(), config.rooms));
         let clock = config.clock.clone();
+        let accounts =
+            Arc::new(Accounts::new(accounts, config.accounts.clone(), config.token_secret.clone(), clock.clone(), hub));
         let shared = Arc::new(Shared {
             config,
             tls,
             used_tickets: dashmap::DashMap::new(),
             registry,
+            accounts,
             clock,
             next_conn: AtomicU64::new(1),
         });
-        Ok(Server { shared, broker, local, store_failed, broker_stop })
+        Ok(Server { shared, broker, local, account_notices, store_failed, broker_stop })
     }
 
     /// The TLS configuration, to reload when its files change (SIGHUP).
@@ -180,8 +205,9 @@ impl Server {
 
     /// Serves `listener` until `shutdown` is cancelled (see [`run`]).
     pub async fn serve(self, listener: TcpListener, shutdown: CancellationToken) -> Result<(), ServerError> {
-        let Server { shared, broker, local, store_failed, broker_stop } = self;
+        let Server { shared, broker, local, account_notices, store_failed, broker_stop } = self;
         tracing::info!(addr = ?listener.local_addr().ok(), "serving");
+        let follower = account_notices.map(|notices| tokio::spawn(shared.accounts.clone().follow(notices)));
         let stop = shutdown.child_token();
         let stop_on_failure = {
             let stop = stop.clone();
@@ -209,6 +235,9 @@ impl Server {
             tracing::warn!(open = tracker.len(), "connections still open after the shutdown grace period");
         }
         stop_on_failure.abort();
+        if let Some(follower) = follower {
+            follower.abort();
+        }
         let _ = evictor.await;
         let _ = broker.shutdown().await;
         broker_stop.cancel();

@@ -1,7 +1,7 @@
 //! `hearth-server`: reads its settings (flags, `HEARTH_*` variables, a config
 //! file), sets up logging, binds, and serves. `hearth-server token NAME` mints
 //! a token instead; `hearth-server check-config` prints the settings it would
-//! run with.
+//! run with; `hearth-server accounts ...` manages a running server's accounts.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -11,6 +11,7 @@ use anyhow::{Context, Result, bail};
 use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use hearth_protocol::UserId;
+use hearth_server::accounts::{AccountsConfig, Registration};
 use hearth_server::auth::{self, Secret};
 use hearth_server::config::DEFAULT_EPHEMERAL_HISTORY;
 use hearth_server::config::file::FileSettings;
@@ -120,6 +121,18 @@ struct Cli {
     /// Pinned notes per room.
     #[arg(long, default_value_t = Limits::default().pins_per_room)]
     pins_per_room: usize,
+    /// Who may register an account: closed, invite (with a code from
+    /// `hearth-server accounts invite`), or open.
+    #[arg(long, env = "HEARTH_REGISTRATION", value_enum, default_value_t = Registration::Invite)]
+    registration: Registration,
+    /// Life of the access tokens a login or refresh gives (clients refresh
+    /// them on their own), e.g. 15m.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "15m")]
+    token_ttl: Duration,
+    /// Life of a login's refresh token: how long a client may stay away and
+    /// still come back without the password, e.g. 30d.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "30d")]
+    refresh_ttl: Duration,
     /// Log format on stderr (level from RUST_LOG, default info).
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -137,6 +150,40 @@ enum Command {
     /// Check the settings (flags, HEARTH_* variables, --config file) and print
     /// the ones the server would run with, secrets redacted.
     CheckConfig,
+    /// Manage accounts on a running server (over its HTTP endpoints, with an
+    /// operator token signed by this configuration's secret).
+    Accounts {
+        /// The server's plain-HTTP address [default: --admin-listen, else --listen].
+        #[arg(long)]
+        server: Option<SocketAddr>,
+        #[command(subcommand)]
+        action: AccountsAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum AccountsAction {
+    /// Make a registration invite code.
+    Invite {
+        /// Registrations it allows.
+        #[arg(long, default_value_t = 1)]
+        uses: u32,
+        /// How long it stays valid, e.g. 7d.
+        #[arg(long, default_value = "7d", value_parser = humantime::parse_duration)]
+        valid_for: Duration,
+    },
+    /// Disable an account: its connections close at once, on every node, and
+    /// its tokens stop working.
+    Disable {
+        name: String,
+        /// Told to the account's connections as they close.
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Enable a disabled account again (its person logs in again).
+    Enable { name: String },
+    /// List the accounts.
+    List,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -162,6 +209,18 @@ fn main() -> Result<()> {
         let secret = secret_for(&cli.data_dir, false)?;
         println!("{}", auth::mint(&secret, &user, *ttl));
         return Ok(());
+    }
+    if let Some(Command::Accounts { server, action }) = &cli.command {
+        let secret = secret_for(&cli.data_dir, cli.ephemeral || cli.redis.is_some() || !cli.redis_cluster.is_empty())?;
+        let server = server.or(cli.admin_listen).unwrap_or(cli.listen);
+        if server == cli.listen && cli.tls_cert.is_some() && cli.admin_listen.is_none() {
+            bail!(
+                "the main port speaks TLS and this command speaks plain HTTP: give the server an operator \
+                 address with --admin-listen 127.0.0.1:9090 (it serves these commands too), or pass --server"
+            );
+        }
+        let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+        return runtime.block_on(accounts_command(server, &secret, action));
     }
     init_logging(cli.log_format);
     let redis = match (&cli.redis, cli.redis_cluster.is_empty()) {
@@ -192,6 +251,8 @@ fn main() -> Result<()> {
         _ => None,
     };
     config.shutdown_grace = cli.shutdown_grace;
+    config.accounts =
+        AccountsConfig { registration: cli.registration, token_ttl: cli.token_ttl, refresh_ttl: cli.refresh_ttl };
     config.write_coalesce = cli.write_coalesce;
     config.rooms.idle_after = cli.room_idle;
     config.limits = Limits {
@@ -231,6 +292,80 @@ async fn serve(listen: SocketAddr, config: Config) -> Result<()> {
     tokio::spawn(stop_on_signal(shutdown.clone()));
     server.serve(listener, shutdown).await?;
     Ok(())
+}
+
+/// Runs one `hearth-server accounts` command against the server at `server`.
+async fn accounts_command(server: SocketAddr, secret: &Secret, action: &AccountsAction) -> Result<()> {
+    let operator = UserId::new("operator").expect("a valid name");
+    let token = auth::mint_with(secret, &operator, Duration::from_secs(60), auth::TokenKind::Admin, None);
+    let (method, path, body) = match action {
+        AccountsAction::Invite { uses, valid_for } => {
+            ("POST", "/admin/invites", serde_json::json!({ "uses": uses, "valid_for_secs": valid_for.as_secs() }))
+        }
+        AccountsAction::Disable { name, reason } => {
+            ("POST", "/admin/accounts/disable", serde_json::json!({ "name": name, "reason": reason }))
+        }
+        AccountsAction::Enable { name } => ("POST", "/admin/accounts/enable", serde_json::json!({ "name": name })),
+        AccountsAction::List => ("GET", "/admin/accounts", serde_json::json!({})),
+    };
+    let (status, answer) = http_json(server, method, path, &token, &body)
+        .await
+        .with_context(|| format!("asking the server at {server} (is it running? pick it with --server ADDR)"))?;
+    if !(200..300).contains(&status) {
+        let message = answer["message"].as_str().unwrap_or("no reason given");
+        bail!("the server refused ({status}): {message}");
+    }
+    match action {
+        AccountsAction::Invite { .. } => {
+            println!("{}", answer["code"].as_str().unwrap_or_default());
+            eprintln!(
+                "an invite for {} registration(s), valid until {} (Unix ms); give it with `hearth register --invite CODE`",
+                answer["uses"], answer["expires_at"]
+            );
+        }
+        AccountsAction::Disable { name, .. } => println!("disabled {name}; its connections were closed"),
+        AccountsAction::Enable { name } => println!("enabled {name}; it can log in again"),
+        AccountsAction::List => {
+            for account in answer["accounts"].as_array().into_iter().flatten() {
+                let state = match account["disabled"].as_str() {
+                    Some(why) => format!("disabled: {why}"),
+                    None => "enabled".into(),
+                };
+                println!("{:<32} {state}", account["name"].as_str().unwrap_or_default());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One plain HTTP/1.1 request with a JSON body, and the JSON answer.
+async fn http_json(
+    server: SocketAddr,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: &serde_json::Value,
+) -> Result<(u16, serde_json::Value)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(server).await?;
+        let body = body.to_string();
+        let request = format!(
+            "{method} {path} HTTP/1.1\r\nhost: {server}\r\nauthorization: Bearer {token}\r\n\
+             content-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        stream.write_all(request.as_bytes()).await?;
+        let mut response = Vec::new();
+        stream.take(1024 * 1024).read_to_end(&mut response).await?;
+        Ok::<_, std::io::Error>(response)
+    };
+    let response = tokio::time::timeout(Duration::from_secs(30), exchange).await.context("no answer in 30 s")??;
+    let text = String::from_utf8_lossy(&response);
+    let (head, body) = text.split_once("\r\n\r\n").context("not an HTTP answer")?;
+    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).context("no HTTP status")?;
+    let json = serde_json::from_str(body).with_context(|| format!("the server answered {status}: {}", body.trim()))?;
+    Ok((status, json))
 }
 
 /// The token secret: HEARTH_TOKEN_SECRET if set, else the data directory's file
@@ -330,7 +465,16 @@ fn apply_file(cli: &mut Cli, file: FileSettings, matches: &ArgMatches) -> Result
         rooms_per_user,
         receivers_per_room,
         pins_per_room,
+        token_ttl,
+        refresh_ttl,
     );
+    if let Some(registration) = file.registration {
+        if !given(matches, "registration") {
+            cli.registration = Registration::from_str(&registration, true).map_err(|_| {
+                anyhow::anyhow!("config key `registration`: {registration:?} is not one of closed, invite, open")
+            })?;
+        }
+    }
     if let Some(format) = file.log_format {
         if !given(matches, "log_format") {
             cli.log_format = LogFormat::from_str(&format, true)
@@ -379,6 +523,12 @@ fn validate(cli: &Cli) -> Result<()> {
     }
     if cli.tls_cert.is_some() != cli.tls_key.is_some() {
         bail!("`tls-cert` and `tls-key` (--tls-cert, --tls-key) go together: give both, or neither for ws://");
+    }
+    if cli.token_ttl < Duration::from_secs(10) || cli.refresh_ttl <= cli.token_ttl {
+        bail!(
+            "`token-ttl` (--token-ttl) must be at least 10s and `refresh-ttl` (--refresh-ttl) longer than it \
+             (defaults 15m and 30d)"
+        );
     }
     if cli.redis_timeout.is_zero() || cli.redis_probe.is_zero() {
         bail!("`redis-timeout` and `redis-probe` (--redis-timeout, --redis-probe) must be longer than zero");
@@ -434,6 +584,16 @@ fn effective(cli: &Cli) -> String {
         rooms_per_user: Some(cli.rooms_per_user),
         receivers_per_room: Some(cli.receivers_per_room),
         pins_per_room: Some(cli.pins_per_room),
+        registration: Some(
+            match cli.registration {
+                Registration::Closed => "closed",
+                Registration::Invite => "invite",
+                Registration::Open => "open",
+            }
+            .to_string(),
+        ),
+        token_ttl: Some(cli.token_ttl),
+        refresh_ttl: Some(cli.refresh_ttl),
         log_format: Some(if cli.log_format == LogFormat::Json { "json" } else { "text" }.to_string()),
     };
     let secret = if std::env::var_os("HEARTH_TOKEN_SECRET").is_some() {

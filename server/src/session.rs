@@ -17,9 +17,9 @@ use futures_util::{SinkExt, StreamExt};
 use hearth_protocol::codec::{decode_request, encode_error, encode_event, encode_reply};
 use hearth_protocol::event::Hello;
 use hearth_protocol::ops::{
-    AddPin, Appended, CreateRoom, Done, HistoryPage, Join, MemberList, Op, Pinned, Pong, RoomList,
+    AddPin, Appended, Auth, Authed, CreateRoom, Done, HistoryPage, Join, MemberList, Op, Pinned, Pong, RoomList,
 };
-use hearth_protocol::{CloseCode, Codec, ErrorBody, ErrorCode, Event, RequestId, RoomId, Seq, limits};
+use hearth_protocol::{CloseCode, Codec, ErrorBody, ErrorCode, Event, Millis, RequestId, RoomId, Seq, limits};
 use serde::Serialize;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::{self, Message};
@@ -82,7 +82,7 @@ pub async fn run(
     let out = Arc::new(Outbound::new(shared.config.outbound_queue_bytes));
     let writer = tokio::spawn(write_loop(sink, out.clone(), WriterConfig::from(&shared.config), conn));
     let token_expires = Instant::now() + token.valid_for();
-    let conn = Arc::new(Conn::new(conn, token.user, codec, out));
+    let conn = Arc::new(Conn::new(conn, token.user.clone(), codec, out));
     let max = shared.config.limits.connections_per_user;
     if !shared.registry.hub().try_register(conn.clone(), max) {
         tracing::info!(conn = conn.id.0, user = %conn.user, max, "connection limit per user reached");
@@ -90,6 +90,13 @@ pub async fn run(
             CloseCode::TooManyConnections,
             format!("too_many_connections: {} has {max} connections open already; close one first", conn.user),
         );
+    }
+    // Checked once registered, so a disable that lands meanwhile finds this
+    // connection to close (the check before would let it slip past).
+    if let Err(refusal) = shared.accounts.admit(&token).await {
+        tracing::info!(conn = conn.id.0, user = %conn.user, ?refusal, "token refused by its account");
+        crate::metrics::get().auth_failures.increment(1);
+        conn.out.close(refusal.close_code(), refusal.reason());
     }
     let metrics = crate::metrics::get();
     metrics.connections_total.increment(1);
@@ -190,6 +197,8 @@ impl Session {
                     continue;
                 }
                 _ = ping.tick() => {
+                    // `auth` may have moved it since.
+                    let token_expires = tokio::time::Instant::from_std(self.token_expires);
                     if tokio::time::Instant::now() >= token_expires {
                         out.close(CloseCode::TokenExpired, "token_expired: the token this connection opened with has expired; reconnect with a fresh one");
                         return Ended::ByServer;
@@ -447,6 +456,7 @@ impl Session {
                 let room = self.member_room(&args.room).await?;
                 self.reply(id, &MemberList { members: room.members() }).await;
             }
+            Op::Auth(args) => self.reauthenticate(id, args).await?,
             other => {
                 return Err(ErrorBody::new(
                     ErrorCode::Unsupported,
@@ -454,6 +464,24 @@ impl Session {
                 ));
             }
         }
+        Ok(())
+    }
+
+    /// Moves the connection onto a fresh token of the same user.
+    async fn reauthenticate(&mut self, id: RequestId, args: Auth) -> Result<(), ErrorBody> {
+        let refused = |why: String| {
+            crate::metrics::get().auth_failures.increment(1);
+            ErrorBody::new(ErrorCode::Unauthorized, why)
+        };
+        let verified = crate::auth::verify_token(&self.shared.config.token_secret, &args.token)
+            .map_err(|e| refused(format!("{e}; this connection keeps its current token")))?;
+        if verified.user != self.conn.user {
+            return Err(refused(format!("that token is {}'s; this connection is {}'s", verified.user, self.conn.user)));
+        }
+        self.shared.accounts.admit(&verified).await.map_err(|refusal| refused(refusal.reason()))?;
+        self.token_expires = Instant::now() + verified.valid_for();
+        let expires_at = Millis(verified.expires.saturating_mul(1000));
+        self.reply(id, &Authed { user: verified.user, expires_at }).await;
         Ok(())
     }
 

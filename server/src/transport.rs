@@ -64,14 +64,17 @@ pub async fn admin_loop(listener: TcpListener, shared: Arc<Shared>, shutdown: Ca
         tokio::spawn(async move {
             let deadline = tokio::time::Instant::now() + shared.config.handshake_timeout;
             let answer = match tokio::time::timeout_at(deadline, look_at_request(&stream)).await {
-                Ok(Opening::Endpoint(endpoint @ (Endpoint::Health | Endpoint::Ready | Endpoint::Metrics))) => {
-                    endpoint.answer(&shared).await
-                }
+                Ok(Opening::Endpoint(
+                    endpoint @ (Endpoint::Health | Endpoint::Ready | Endpoint::Metrics | Endpoint::Api { .. }),
+                )) => match tokio::time::timeout_at(deadline, endpoint.answer(&shared, &mut stream)).await {
+                    Ok(answer) => answer,
+                    Err(_) => return,
+                },
                 Ok(Opening::Gone) | Err(_) => return,
                 Ok(_) => HttpAnswer::new(
                     404,
                     "Not Found",
-                    "this is Hearth's admin port: /healthz, /readyz and /metrics only; chat on the main port\n",
+                    "this is Hearth's admin port: /healthz, /readyz, /metrics, /auth/... and /admin/... only; chat on the main port\n",
                 ),
             };
             let _ = tokio::time::timeout_at(deadline, answer.send(&mut stream)).await;
@@ -183,8 +186,45 @@ enum Endpoint {
     /// browser's WebSocket URL (`?ticket=`), so no long-lived token ends up in
     /// a URL (and in access logs or a console).
     Ticket { bearer: Option<String>, origin: Option<String> },
-    /// `OPTIONS /ticket`: the browser's CORS preflight for it.
+    /// `OPTIONS /ticket` or `/auth/...`: the browser's CORS preflight.
     Preflight { origin: Option<String> },
+    /// The accounts' endpoints (`accounts::api`), whose JSON body follows
+    /// the `head_bytes` of the request head.
+    Api {
+        method: String,
+        path: String,
+        bearer: Option<String>,
+        origin: Option<String>,
+        head_bytes: usize,
+        content_length: usize,
+    },
+}
+
+/// Largest body the accounts' endpoints read.
+const MAX_API_BODY: usize = 8 * 1024;
+
+/// The token of an `Authorization: Bearer TOKEN` value; the scheme is
+/// case-insensitive (RFC 9110).
+fn bearer_of(value: &str) -> Option<String> {
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_string())
+}
+
+/// The reason phrase of the statuses the endpoints answer with.
+fn reason_phrase(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        201 => "Created",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        409 => "Conflict",
+        413 => "Content Too Large",
+        429 => "Too Many Requests",
+        503 => "Service Unavailable",
+        _ => "",
+    }
 }
 
 /// How long a ticket is good for: the time to open a WebSocket with it.
@@ -197,7 +237,7 @@ fn cors(origin: Option<&str>, allowed: &[String]) -> Vec<String> {
         Some(origin) => vec![
             format!("access-control-allow-origin: {origin}"),
             "access-control-allow-methods: POST".into(),
-            "access-control-allow-headers: authorization".into(),
+            "access-control-allow-headers: authorization, content-type".into(),
             "vary: origin".into(),
         ],
         None => Vec::new(),
@@ -205,8 +245,29 @@ fn cors(origin: Option<&str>, allowed: &[String]) -> Vec<String> {
 }
 
 impl Endpoint {
-    async fn answer(self, shared: &Shared) -> HttpAnswer {
+    /// The answer; `io` is the connection, for an endpoint that reads a body.
+    async fn answer(self, shared: &Shared, io: &mut (impl tokio::io::AsyncRead + Unpin)) -> HttpAnswer {
         match self {
+            Endpoint::Api { method, path, bearer, origin, head_bytes, content_length } => {
+                use tokio::io::AsyncReadExt as _;
+                // The head was only looked at (or is read again first): skip it.
+                let mut body = vec![0u8; head_bytes + content_length];
+                if io.read_exact(&mut body).await.is_err() {
+                    return HttpAnswer::new(400, "Bad Request", "the body ended before its Content-Length\n");
+                }
+                let body = &body[head_bytes..];
+                let secret = &shared.config.token_secret;
+                let answer =
+                    crate::accounts::api::answer(&shared.accounts, secret, &method, &path, bearer.as_deref(), body)
+                        .await;
+                let mut http = HttpAnswer::new(answer.status, reason_phrase(answer.status), answer.body);
+                http.content_type = "application/json";
+                http.extra_headers.push("cache-control: no-store".into());
+                if path.starts_with("/auth/") {
+                    http.extra_headers.extend(cors(origin.as_deref(), &shared.config.allowed_origins));
+                }
+                http
+            }
             Endpoint::Health => HttpAnswer::new(200, "OK", "ok\n"),
             Endpoint::Ready => {
                 let check = tokio::time::timeout(Duration::from_secs(2), shared.registry.broker().ready()).await;
@@ -238,7 +299,14 @@ impl Endpoint {
                     Ok(verified) => {
                         // Never outliving the token it was bought with.
                         let ttl = TICKET_TTL.min(verified.valid_for());
-                        let ticket = auth::mint(&shared.config.token_secret, &verified.user, ttl);
+                        // With the token's account generation: a ticket ends with its token.
+                        let ticket = auth::mint_with(
+                            &shared.config.token_secret,
+                            &verified.user,
+                            ttl,
+                            auth::TokenKind::Access,
+                            verified.generation,
+                        );
                         let body = format!(r#"{{"ticket":"{ticket}","expires_in_ms":{}}}"#, ttl.as_millis());
                         let mut answer = HttpAnswer::new(200, "OK", body);
                         answer.content_type = "application/json";
@@ -333,7 +401,7 @@ async fn look_at_request(stream: &TcpStream) -> Opening {
         // Part of the head has arrived; the rest is usually in the next packet.
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     };
-    judge_request(&String::from_utf8_lossy(&buf[..head_len]))
+    judge_request(&String::from_utf8_lossy(&buf[..head_len]), head_len + 4)
 }
 
 /// The answer to a plain HTTP request that is none of the endpoints.
@@ -359,7 +427,7 @@ async fn read_request_head(stream: &mut (impl tokio::io::AsyncRead + Unpin)) -> 
         }
         head.extend_from_slice(&chunk[..n]);
         if let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n") {
-            let opening = judge_request(&String::from_utf8_lossy(&head[..end]));
+            let opening = judge_request(&String::from_utf8_lossy(&head[..end]), end + 4);
             return Some((head, opening));
         }
         if head.len() >= MAX_REQUEST_HEAD {
@@ -369,8 +437,9 @@ async fn read_request_head(stream: &mut (impl tokio::io::AsyncRead + Unpin)) -> 
     }
 }
 
-/// The answer to a request head: hand over real upgrades, explain everything else.
-fn judge_request(head: &str) -> Opening {
+/// The answer to a request head (`head_bytes` long with its blank line): hand
+/// over real upgrades, explain everything else.
+fn judge_request(head: &str, head_bytes: usize) -> Opening {
     let request_line = head.split("\r\n").next().unwrap_or_default();
     let mut parts = request_line.split_whitespace();
     let (method, path) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
@@ -394,13 +463,36 @@ fn judge_request(head: &str) -> Opening {
             ("GET" | "HEAD", "/readyz") => Opening::Endpoint(Endpoint::Ready),
             ("GET" | "HEAD", "/metrics") => Opening::Endpoint(Endpoint::Metrics),
             ("POST", "/ticket") => Opening::Endpoint(Endpoint::Ticket {
-                bearer: header("authorization").and_then(|v| {
-                    let (scheme, token) = v.split_once(' ')?;
-                    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_string())
-                }),
+                bearer: header("authorization").as_deref().and_then(bearer_of),
                 origin: header("origin"),
             }),
-            ("OPTIONS", "/ticket") => Opening::Endpoint(Endpoint::Preflight { origin: header("origin") }),
+            ("OPTIONS", path) if path == "/ticket" || path.starts_with("/auth/") => {
+                Opening::Endpoint(Endpoint::Preflight { origin: header("origin") })
+            }
+            (method, path) if crate::accounts::api::serves(path) => {
+                let content_length = match header("content-length").map(|v| v.parse::<usize>()) {
+                    None => 0,
+                    Some(Ok(n)) if n <= MAX_API_BODY => n,
+                    Some(Ok(_)) => {
+                        return Opening::Answer(HttpAnswer::new(413, "Content Too Large", "the body is over 8 KiB\n"));
+                    }
+                    Some(Err(_)) => {
+                        return Opening::Answer(HttpAnswer::new(
+                            400,
+                            "Bad Request",
+                            "Content-Length is not a number\n",
+                        ));
+                    }
+                };
+                Opening::Endpoint(Endpoint::Api {
+                    method: method.to_string(),
+                    path: path.to_string(),
+                    bearer: header("authorization").as_deref().and_then(bearer_of),
+                    origin: header("origin"),
+                    head_bytes,
+                    content_length,
+                })
+            }
             other => Opening::Answer(answer_other(other, about)),
         };
     }
@@ -472,7 +564,10 @@ async fn handle_connection(
             return;
         }
         Ok(Opening::Endpoint(endpoint)) => {
-            let answer = Box::pin(endpoint.answer(&shared)).await;
+            let answer = match Box::pin(tokio::time::timeout_at(deadline, endpoint.answer(&shared, &mut io))).await {
+                Ok(answer) => answer,
+                Err(_) => HttpAnswer::new(408, "Request Timeout", "the request did not arrive in time\n"),
+            };
             let _ = Box::pin(tokio::time::timeout_at(deadline, answer.send(&mut io))).await;
             return;
         }
@@ -621,11 +716,7 @@ fn origin_allowed(origin: &str, allowed: &[String]) -> bool {
 /// The token from `Authorization: Bearer ...`, else from the `token` query parameter
 /// (browsers cannot set headers on a WebSocket).
 fn token_from(request: &Request) -> (Option<String>, bool) {
-    // The scheme is case-insensitive (RFC 9110): `bearer` works like `Bearer`.
-    let bearer = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| {
-        let (scheme, token) = v.trim().split_once(' ')?;
-        scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_string())
-    });
+    let bearer = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(bearer_of);
     if bearer.is_some() {
         return (bearer, false);
     }

@@ -23,7 +23,7 @@ impl Ui {
     fn start(server: &TestServer, name: &str) -> Ui {
         let (actions, action_rx) = mpsc::channel(64);
         let (news_tx, news) = mpsc::channel(1024);
-        tokio::spawn(net::run(server.options(name, Codec::MsgPack), action_rx, news_tx));
+        tokio::spawn(net::run(server.options(name, Codec::MsgPack), None, action_rx, news_tx));
         Ui { app: App::new(user(name)), actions, news }
     }
 

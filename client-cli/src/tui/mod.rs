@@ -25,12 +25,12 @@ use crate::Options;
 use app::App;
 
 /// Runs the UI until the member quits.
-pub async fn run(options: Options) -> Result<()> {
+pub async fn run(options: Options, keeper: Option<crate::account::Keeper>) -> Result<()> {
     let plain = std::env::var_os("NO_COLOR").is_some() || std::env::var("TERM").is_ok_and(|t| t == "dumb");
     let mut terminal = TerminalGuard::enter()?;
     let (action_tx, action_rx) = mpsc::channel(256);
     let (net_tx, mut net_rx) = mpsc::channel(1024);
-    let network = tokio::spawn(net::run(options, action_rx, net_tx));
+    let network = tokio::spawn(net::run(options, keeper, action_rx, net_tx));
     let mut app = App::new(UserId::new("you").expect("a valid name"));
     let mut keys = EventStream::new();
     while !app.quit {

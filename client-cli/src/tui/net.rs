@@ -10,14 +10,25 @@ use hearth_protocol::{Note, RoomId, ShortText, Text};
 use tokio::sync::mpsc;
 
 use super::app::{Action, Connection, Net, PAGE};
+use crate::account::Keeper;
 use crate::{Client, ClientError, Options};
 
 /// First and longest wait between reconnection attempts.
 const FIRST_RETRY: Duration = Duration::from_millis(500);
 const LONGEST_RETRY: Duration = Duration::from_secs(15);
 
-/// Runs until the UI drops its end of `actions`.
-pub async fn run(options: Options, mut actions: mpsc::Receiver<Action>, updates: mpsc::Sender<Net>) {
+/// How long after a failed refresh the next try is.
+const REFRESH_RETRY: Duration = Duration::from_secs(30);
+
+/// Runs until the UI drops its end of `actions`. With a `keeper`, the login's
+/// access token is refreshed before it expires and the connection moved onto
+/// the new one.
+pub async fn run(
+    options: Options,
+    mut keeper: Option<Keeper>,
+    mut actions: mpsc::Receiver<Action>,
+    updates: mpsc::Sender<Net>,
+) {
     let tell = |net: Net| {
         let updates = updates.clone();
         async move { updates.send(net).await.is_ok() }
@@ -29,8 +40,23 @@ pub async fn run(options: Options, mut actions: mpsc::Receiver<Action>, updates:
     if let Err(error) = open_my_rooms(&mut client, &updates).await {
         tell(Net::Failed { what: "loading your rooms".into(), error: error.to_string() }).await;
     }
+    let mut refresh_at = keeper.as_ref().map(|k| tokio::time::Instant::now() + k.refresh_in());
     loop {
         tokio::select! {
+            _ = sleep_until_some(refresh_at) => {
+                let Some(keeper) = keeper.as_mut() else { continue };
+                let refreshed = match keeper.refresh().await {
+                    Ok(token) => client.reauthenticate(token).await.map_err(|e| e.to_string()),
+                    Err(error) => Err(error.to_string()),
+                };
+                refresh_at = Some(tokio::time::Instant::now() + match refreshed {
+                    Ok(()) => keeper.refresh_in(),
+                    Err(error) => {
+                        tell(Net::Failed { what: "refreshing your login".into(), error }).await;
+                        REFRESH_RETRY
+                    }
+                });
+            }
             action = actions.recv() => {
                 let Some(action) = action else { return };
                 let what = describe(&action);
@@ -46,8 +72,11 @@ pub async fn run(options: Options, mut actions: mpsc::Receiver<Action>, updates:
                         return;
                     }
                 }
-                None => match reconnect(&client, &mut actions, &updates).await {
-                    Some(next) => client = next,
+                None => match reconnect(&client, keeper.as_mut(), &mut actions, &updates).await {
+                    Some(next) => {
+                        client = next;
+                        refresh_at = keeper.as_ref().map(|k| tokio::time::Instant::now() + k.refresh_in());
+                    }
                     None => return,
                 },
             },
@@ -78,9 +107,19 @@ async fn connect_first(
     }
 }
 
-/// Connects again and resumes every room from where it was.
+/// Waits until `at`, or forever when there is nothing to wait for.
+async fn sleep_until_some(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Connects again and resumes every room from where it was (with a fresh
+/// token first, when the login's has expired meanwhile).
 async fn reconnect(
     client: &Client,
+    mut keeper: Option<&mut Keeper>,
     actions: &mut mpsc::Receiver<Action>,
     updates: &mpsc::Sender<Net>,
 ) -> Option<Client> {
@@ -96,7 +135,18 @@ async fn reconnect(
         attempt += 1;
         let lost = ClientError::Closed(client.close_info());
         wait_before_retry(attempt, &lost, actions, updates).await?;
-        match client.resume().await {
+        let mut options = client.options().clone();
+        if let Some(keeper) = keeper.as_deref_mut() {
+            if keeper.refresh_in().is_zero() {
+                if let Err(error) = keeper.refresh().await {
+                    let _ = updates
+                        .send(Net::Failed { what: "refreshing your login".into(), error: error.to_string() })
+                        .await;
+                }
+            }
+            options.token = keeper.token().to_string();
+        }
+        match client.resume_with(options).await {
             Ok(next) => {
                 let truncated = next.truncated_on_resume().to_vec();
                 updates.send(Net::Connection(Connection::Online)).await.ok()?;

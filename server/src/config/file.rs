@@ -51,6 +51,11 @@ pub struct FileSettings {
     pub rooms_per_user: Option<usize>,
     pub receivers_per_room: Option<usize>,
     pub pins_per_room: Option<usize>,
+    pub registration: Option<String>,
+    #[serde(default, with = "human")]
+    pub token_ttl: Option<Duration>,
+    #[serde(default, with = "human")]
+    pub refresh_ttl: Option<Duration>,
     pub log_format: Option<String>,
 }
 

@@ -63,6 +63,8 @@ pub struct Config {
     pub rooms: RoomLimits,
     /// What one member with a valid token may do; see [`Limits`].
     pub limits: Limits,
+    /// Who may register, and how long login tokens last.
+    pub accounts: crate::accounts::AccountsConfig,
     /// Where event timestamps and time rules read the time. Tests set a manual one.
     pub clock: SharedClock,
     /// Test hook: commits wait while this is held. Never held in production.
@@ -88,6 +90,7 @@ impl Config {
             admin_listen: None,
             rooms: RoomLimits::default(),
             limits: Limits::default(),
+            accounts: crate::accounts::AccountsConfig::default(),
             clock: clock::system(),
             commit_hold: CommitHold::default(),
         }

@@ -21,6 +21,7 @@
 //! remade, and every room is then checked against Redis's head; a probe finds
 //! subscriptions that stall without breaking (see [`subscriber`]).
 
+mod accounts;
 mod subscriber;
 
 use std::sync::Arc;
@@ -193,6 +194,9 @@ struct Shared {
     /// times each is subscribed (a room evicted while loaded again is both).
     subscribed: DashMap<RoomId, usize>,
     scripts: Scripts,
+    /// Disabled accounts announced on the accounts' channel, and `Recheck`
+    /// when the subscription was remade (announcements may have been missed).
+    account_notices: tokio::sync::broadcast::Sender<crate::accounts::Notice>,
 }
 
 impl RedisBroker {
@@ -223,10 +227,28 @@ impl RedisBroker {
                 Commands::Cluster(client.get_async_connection().await.map_err(unavailable)?)
             }
         };
-        let shared =
-            Arc::new(Shared { commands, config, clock, delivery, subscribed: DashMap::new(), scripts: Scripts::new() });
+        let (account_notices, _) = tokio::sync::broadcast::channel(1024);
+        let shared = Arc::new(Shared {
+            commands,
+            config,
+            clock,
+            delivery,
+            subscribed: DashMap::new(),
+            scripts: Scripts::new(),
+            account_notices,
+        });
         let subscriber = Subscriber::start(shared.clone(), stop).await?;
         Ok(RedisBroker { shared, subscriber })
+    }
+
+    /// The accounts, kept in the same Redis.
+    pub fn accounts(&self) -> Arc<dyn crate::accounts::AccountStore> {
+        Arc::new(accounts::RedisAccounts::new(self.shared.clone()))
+    }
+
+    /// What this node hears of accounts changed through any node.
+    pub fn account_notices(&self) -> tokio::sync::broadcast::Receiver<crate::accounts::Notice> {
+        self.shared.account_notices.subscribe()
     }
 }
 

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
-use hearth_protocol::RoomId;
+use hearth_protocol::{RoomId, UserId};
 use redis::aio::MultiplexedConnection;
 use redis::cluster_async::ClusterConnection;
 use redis::{PushInfo, PushKind, RedisResult, Value};
@@ -29,6 +29,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::{RedisTarget, Shared, room_of_channel, unavailable};
+use crate::accounts::Notice;
 use crate::broker::BrokerError;
 use crate::frames::Committed;
 
@@ -44,6 +45,8 @@ struct Link {
     /// The connection broke: the supervisor remakes it.
     broken: Notify,
     probe_channel: String,
+    /// Where disabled accounts are announced.
+    accounts_channel: String,
     probes_sent: AtomicU64,
     probes_seen: AtomicU64,
 }
@@ -96,6 +99,12 @@ impl Link {
                     self.probes_seen.fetch_max(n, Ordering::Relaxed);
                     return;
                 }
+                if channel == self.accounts_channel.as_bytes() {
+                    if let Some(user) = std::str::from_utf8(&body).ok().and_then(|u| UserId::new(u).ok()) {
+                        let _ = shared.account_notices.send(Notice::Disabled(user));
+                    }
+                    return;
+                }
                 let Some(room) = room_of_channel(&shared.config.prefix, &channel) else { return };
                 deliver(shared, &room, Bytes::from(body));
             }
@@ -121,11 +130,13 @@ impl Subscriber {
             conn: Mutex::new(None),
             broken: Notify::new(),
             probe_channel: format!("{}:probe:{{{:016x}}}", shared.config.prefix, u64::from_le_bytes(node)),
+            accounts_channel: super::accounts::channel(&shared.config.prefix),
             probes_sent: AtomicU64::new(0),
             probes_seen: AtomicU64::new(0),
         });
         let conn = connect(&shared, &link).await?;
         conn.command("SSUBSCRIBE", &link.probe_channel).await.map_err(unavailable)?;
+        conn.command("SSUBSCRIBE", &link.accounts_channel).await.map_err(unavailable)?;
         link.set(Some(conn));
         crate::metrics::get().redis_up.set(1.0);
         tokio::spawn(supervise(shared.clone(), link.clone(), stop));
@@ -270,6 +281,7 @@ async fn reconnect(shared: &Arc<Shared>, link: &Arc<Link>, stop: &CancellationTo
             let attempt = async {
                 let conn = connect(shared, link).await?;
                 conn.command("SSUBSCRIBE", &link.probe_channel).await.map_err(unavailable)?;
+                conn.command("SSUBSCRIBE", &link.accounts_channel).await.map_err(unavailable)?;
                 // Visible before the walk below: a room subscribed from now on
                 // uses this connection, one subscribed earlier is counted.
                 link.set(Some(conn.clone()));
@@ -297,6 +309,8 @@ async fn reconnect(shared: &Arc<Shared>, link: &Arc<Link>, stop: &CancellationTo
         crate::metrics::get().redis_up.set(1.0);
         tracing::info!(rooms = shared.subscribed.len(), "Redis subscription remade");
     }
+    // A disable announced while the subscription was down was missed.
+    let _ = shared.account_notices.send(Notice::Recheck);
     check_rooms(shared, true).await;
 }
 

@@ -1,0 +1,535 @@
+//! Accounts: for communities that do not want an operator minting tokens.
+//! A person registers a name with a password (with an operator's invite code,
+//! or freely when the operator opened registration), logs in for a pair of
+//! tokens — a short-lived access token for connections and a longer refresh
+//! token that buys new pairs — and changes the password. The operator disables
+//! an account: its live connections close at once, on every node, and none of
+//! its tokens work again.
+//!
+//! Tokens stay stateless JWTs (`auth`); what ties them to an account is the
+//! account's `generation`, carried in each token and bumped by a password
+//! change or a disable. Checking a token against its account is one lookup:
+//! a map in memory on one node, one Redis read in a cluster.
+//!
+//! Passwords are hashed with Argon2id (OWASP's parameters: 19 MiB, 2 passes),
+//! two at a time at most, so a flood of logins costs bounded memory and CPU.
+//! The stores: [`local`] (in memory, or SQLite in the data directory) and
+//! Redis (in `broker::cluster`), behind [`AccountStore`].
+
+pub mod api;
+pub mod local;
+
+use std::future::Future;
+use std::num::NonZeroU32;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use hearth_protocol::{CloseCode, Millis, UserId};
+use serde::{Deserialize, Serialize};
+use tokio::sync::Semaphore;
+
+use crate::auth::{self, AuthError, Secret, TokenKind, Verified};
+use crate::clock::SharedClock;
+use crate::hub::Hub;
+
+/// An account as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Account {
+    pub name: UserId,
+    /// Argon2id, in the PHC string format (salt and parameters included).
+    pub password_hash: String,
+    pub created_at: Millis,
+    /// Tokens minted in another generation are not valid.
+    pub generation: u64,
+    /// Why the operator disabled it; `None` while it is enabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disabled: Option<String>,
+}
+
+/// A registration invite: what `--registration invite` asks of a newcomer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignupInvite {
+    pub code: String,
+    pub uses_left: u32,
+    pub expires_at: Millis,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum StoreFailure {
+    #[error("the name is taken")]
+    Taken,
+    #[error("no such account")]
+    NoSuchAccount,
+    #[error("the invite code is unknown, expired or used up")]
+    InvalidInvite,
+    #[error("the account store is unavailable: {0}")]
+    Unavailable(String),
+}
+
+pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreFailure>> + Send + 'a>>;
+
+/// Where accounts and registration invites live. Each call is atomic.
+pub trait AccountStore: Send + Sync + 'static {
+    fn get(&self, name: UserId) -> StoreFuture<'_, Option<Account>>;
+    /// Adds `account` unless its name is taken; with `invite`, only if the
+    /// invite has a use left at `now`, which it then spends.
+    fn create(&self, account: Account, invite: Option<String>, now: Millis) -> StoreFuture<'_, ()>;
+    /// Replaces the password hash and bumps the generation.
+    fn set_password(&self, name: UserId, password_hash: String) -> StoreFuture<'_, Account>;
+    /// Disables (with the reason; the generation is bumped) or enables.
+    fn set_disabled(&self, name: UserId, reason: Option<String>) -> StoreFuture<'_, Account>;
+    /// Adds `invite`, forgetting those expired at `now`.
+    fn add_invite(&self, invite: SignupInvite, now: Millis) -> StoreFuture<'_, ()>;
+    /// Every account, by name (the operator's list; communities are small).
+    fn list(&self) -> StoreFuture<'_, Vec<Account>>;
+}
+
+/// What a node hears of accounts changed elsewhere (cluster mode).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notice {
+    /// This account was disabled: close its connections here.
+    Disabled(UserId),
+    /// Announcements may have been missed: check every connected user.
+    Recheck,
+}
+
+/// Who may register.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Registration {
+    /// Nobody registers; accounts made before keep working, and so do the
+    /// operator's minted tokens.
+    Closed,
+    /// With an invite code from the operator (`hearth-server accounts invite`).
+    #[default]
+    Invite,
+    /// Anyone who can reach the server.
+    Open,
+}
+
+#[derive(Debug, Clone)]
+pub struct AccountsConfig {
+    pub registration: Registration,
+    /// Life of an access token from a login or refresh.
+    pub token_ttl: Duration,
+    /// Life of a refresh token.
+    pub refresh_ttl: Duration,
+}
+
+impl Default for AccountsConfig {
+    fn default() -> Self {
+        AccountsConfig {
+            registration: Registration::Invite,
+            token_ttl: Duration::from_secs(15 * 60),
+            refresh_ttl: Duration::from_secs(30 * 24 * 3600),
+        }
+    }
+}
+
+/// Shortest and longest password accepted, in characters.
+pub const MIN_PASSWORD_CHARS: usize = 8;
+pub const MAX_PASSWORD_CHARS: usize = 256;
+/// Passwords hashed at once; each Argon2id run holds 19 MiB.
+const HASHING_AT_ONCE: usize = 2;
+/// How long a request waits for a hashing slot before being told to retry.
+const HASHING_WAIT: Duration = Duration::from_secs(5);
+/// Login attempts per account per minute (a guesser gets 10, a person needs one).
+const ATTEMPTS_PER_MINUTE: u32 = 10;
+
+/// What a login, registration, refresh or password change gives.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tokens {
+    pub user: UserId,
+    pub token: String,
+    /// Unix milliseconds, like every time in the protocol.
+    pub expires_at: u64,
+    pub refresh_token: String,
+    pub refresh_expires_at: u64,
+}
+
+/// Why an account operation was refused, each with its HTTP status.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum AccountError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("wrong name or password")]
+    WrongPassword,
+    #[error("this account was disabled by the operator: {0}")]
+    Disabled(String),
+    #[error("registration is closed on this server; ask its operator for a token")]
+    RegistrationClosed,
+    #[error("this server registers with an invite code only; ask its operator for one")]
+    InviteNeeded,
+    #[error("the invite code is unknown, expired or used up")]
+    InvalidInvite,
+    #[error("the name {0:?} is taken")]
+    Taken(String),
+    #[error("no account named {0:?}")]
+    NoSuchAccount(String),
+    #[error("too many attempts for this account; retry in {0} s")]
+    TooManyAttempts(u64),
+    #[error("signed out: {0}; log in again")]
+    SignedOut(String),
+    #[error("{0}")]
+    Token(#[from] AuthError),
+    #[error("busy hashing passwords; retry in a few seconds")]
+    Busy,
+    #[error("the account store is unavailable ({0}); retry later")]
+    Unavailable(String),
+}
+
+impl AccountError {
+    /// The HTTP status this refusal is answered with.
+    pub fn status(&self) -> u16 {
+        match self {
+            AccountError::BadRequest(_) => 400,
+            AccountError::WrongPassword | AccountError::SignedOut(_) | AccountError::Token(_) => 401,
+            AccountError::Disabled(_)
+            | AccountError::RegistrationClosed
+            | AccountError::InviteNeeded
+            | AccountError::InvalidInvite => 403,
+            AccountError::NoSuchAccount(_) => 404,
+            AccountError::Taken(_) => 409,
+            AccountError::TooManyAttempts(_) => 429,
+            AccountError::Busy | AccountError::Unavailable(_) => 503,
+        }
+    }
+
+    /// A short machine-readable name, the `error` field of the JSON answer.
+    pub fn code(&self) -> &'static str {
+        match self {
+            AccountError::BadRequest(_) => "bad_request",
+            AccountError::WrongPassword => "wrong_password",
+            AccountError::Disabled(_) => "account_disabled",
+            AccountError::RegistrationClosed => "registration_closed",
+            AccountError::InviteNeeded => "invite_required",
+            AccountError::InvalidInvite => "invalid_invite",
+            AccountError::Taken(_) => "name_taken",
+            AccountError::NoSuchAccount(_) => "no_such_account",
+            AccountError::TooManyAttempts(_) => "rate_limited",
+            AccountError::SignedOut(_) => "signed_out",
+            AccountError::Token(AuthError::Expired(_)) => "token_expired",
+            AccountError::Token(_) => "unauthorized",
+            AccountError::Busy | AccountError::Unavailable(_) => "overloaded",
+        }
+    }
+}
+
+impl From<StoreFailure> for AccountError {
+    fn from(failure: StoreFailure) -> Self {
+        match failure {
+            StoreFailure::Taken => AccountError::Taken(String::new()),
+            StoreFailure::NoSuchAccount => AccountError::NoSuchAccount(String::new()),
+            StoreFailure::InvalidInvite => AccountError::InvalidInvite,
+            StoreFailure::Unavailable(detail) => AccountError::Unavailable(detail),
+        }
+    }
+}
+
+/// Why a token may not open or keep a connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    Disabled(String),
+    SignedOut(&'static str),
+    Unavailable(String),
+}
+
+impl Refusal {
+    pub fn close_code(&self) -> CloseCode {
+        match self {
+            Refusal::Disabled(_) => CloseCode::AccountDisabled,
+            Refusal::SignedOut(_) => CloseCode::Unauthorized,
+            Refusal::Unavailable(_) => CloseCode::InternalError,
+        }
+    }
+
+    pub fn reason(&self) -> String {
+        match self {
+            Refusal::Disabled(why) => format!("account_disabled: the operator disabled this account: {why}"),
+            Refusal::SignedOut(why) => format!("unauthorized: {why}; log in again"),
+            Refusal::Unavailable(detail) => format!("internal_error: cannot check the account ({detail}); retry"),
+        }
+    }
+}
+
+type AttemptLimiter = governor::DefaultKeyedRateLimiter<UserId>;
+
+/// The accounts of one server: policy over an [`AccountStore`].
+pub struct Accounts {
+    store: Arc<dyn AccountStore>,
+    config: AccountsConfig,
+    secret: Secret,
+    clock: SharedClock,
+    hub: Arc<Hub>,
+    hashing: Semaphore,
+    attempts: AttemptLimiter,
+    /// A hash to verify against when the name has no account, so a guesser
+    /// cannot tell names from the time the answer takes.
+    decoy_hash: String,
+}
+
+impl Accounts {
+    pub fn new(
+        store: Arc<dyn AccountStore>,
+        config: AccountsConfig,
+        secret: Secret,
+        clock: SharedClock,
+        hub: Arc<Hub>,
+    ) -> Accounts {
+        let quota = governor::Quota::per_minute(NonZeroU32::new(ATTEMPTS_PER_MINUTE).expect("nonzero"));
+        let decoy_hash = hash_password("not anyone's password").unwrap_or_default();
+        Accounts {
+            store,
+            config,
+            secret,
+            clock,
+            hub,
+            hashing: Semaphore::new(HASHING_AT_ONCE),
+            attempts: governor::RateLimiter::keyed(quota),
+            decoy_hash,
+        }
+    }
+
+    pub fn config(&self) -> &AccountsConfig {
+        &self.config
+    }
+
+    /// Whether `token` may open (or keep) a connection: its account, if it
+    /// has one, is enabled and still in the token's generation. Tokens the
+    /// operator minted for names without an account need no account.
+    pub async fn admit(&self, token: &Verified) -> Result<(), Refusal> {
+        let account = self.store.get(token.user.clone()).await.map_err(|e| Refusal::Unavailable(e.to_string()))?;
+        match (account, token.generation) {
+            (Some(account), _) if account.disabled.is_some() => {
+                Err(Refusal::Disabled(account.disabled.unwrap_or_default()))
+            }
+            (Some(account), Some(generation)) if account.generation != generation => {
+                Err(Refusal::SignedOut("the password was changed or the account disabled since this token was made"))
+            }
+            (None, Some(_)) => Err(Refusal::SignedOut("this token's account no longer exists")),
+            _ => Ok(()),
+        }
+    }
+
+    pub async fn register(&self, name: &str, password: &str, invite: Option<String>) -> Result<Tokens, AccountError> {
+        let name = UserId::new(name).map_err(|e| AccountError::BadRequest(format!("name: {e}")))?;
+        check_password(password)?;
+        let invite = match self.config.registration {
+            Registration::Closed => return Err(AccountError::RegistrationClosed),
+            Registration::Invite => Some(invite.filter(|c| !c.is_empty()).ok_or(AccountError::InviteNeeded)?),
+            Registration::Open => None,
+        };
+        let password_hash = self.hash(password).await?;
+        let account =
+            Account { name: name.clone(), password_hash, created_at: self.clock.now(), generation: 1, disabled: None };
+        self.store.create(account.clone(), invite, self.clock.now()).await.map_err(|failure| match failure {
+            StoreFailure::Taken => AccountError::Taken(name.to_string()),
+            other => other.into(),
+        })?;
+        tracing::info!(user = %name, "account registered");
+        Ok(self.tokens(&account))
+    }
+
+    pub async fn login(&self, name: &str, password: &str) -> Result<Tokens, AccountError> {
+        let account = self.check_password_of(name, password).await?;
+        Ok(self.tokens(&account))
+    }
+
+    /// A new pair for a valid refresh token of an enabled account.
+    pub async fn refresh(&self, refresh_token: &str) -> Result<Tokens, AccountError> {
+        let verified = auth::verify_kind(&self.secret, refresh_token, TokenKind::Refresh)?;
+        let account = self.store.get(verified.user.clone()).await?;
+        let account = account.ok_or_else(|| AccountError::SignedOut("this account no longer exists".into()))?;
+        if let Some(why) = account.disabled {
+            return Err(AccountError::Disabled(why));
+        }
+        if verified.generation != Some(account.generation) {
+            return Err(AccountError::SignedOut("the password was changed since this login".into()));
+        }
+        Ok(self.tokens(&account))
+    }
+
+    /// Changes the password; every token minted before stops working.
+    pub async fn change_password(
+        &self,
+        name: &str,
+        password: &str,
+        new_password: &str,
+    ) -> Result<Tokens, AccountError> {
+        check_password(new_password)?;
+        let account = self.check_password_of(name, password).await?;
+        let password_hash = self.hash(new_password).await?;
+        let account = self.store.set_password(account.name, password_hash).await?;
+        tracing::info!(user = %account.name, "password changed");
+        Ok(self.tokens(&account))
+    }
+
+    /// Disables an account and closes its connections on this node (the
+    /// store tells the other nodes of a cluster).
+    pub async fn disable(&self, name: &str, reason: &str) -> Result<Account, AccountError> {
+        let name = UserId::new(name).map_err(|e| AccountError::BadRequest(format!("name: {e}")))?;
+        let reason = if reason.trim().is_empty() { "no reason given".to_string() } else { reason.trim().to_string() };
+        let account = self.store.set_disabled(name.clone(), Some(reason)).await.map_err(|f| match f {
+            StoreFailure::NoSuchAccount => AccountError::NoSuchAccount(name.to_string()),
+            other => other.into(),
+        })?;
+        tracing::warn!(user = %name, "account disabled");
+        self.enforce(&name).await;
+        Ok(account)
+    }
+
+    pub async fn enable(&self, name: &str) -> Result<Account, AccountError> {
+        let name = UserId::new(name).map_err(|e| AccountError::BadRequest(format!("name: {e}")))?;
+        let account = self.store.set_disabled(name.clone(), None).await.map_err(|f| match f {
+            StoreFailure::NoSuchAccount => AccountError::NoSuchAccount(name.to_string()),
+            other => other.into(),
+        })?;
+        tracing::info!(user = %name, "account enabled");
+        Ok(account)
+    }
+
+    /// A registration invite good for `uses` registrations within `valid_for`.
+    pub async fn invite(&self, uses: u32, valid_for: Duration) -> Result<SignupInvite, AccountError> {
+        if uses == 0 || uses > 10_000 {
+            return Err(AccountError::BadRequest("uses must be 1 to 10000".into()));
+        }
+        let mut raw = [0u8; 12];
+        getrandom::fill(&mut raw).map_err(|e| AccountError::Unavailable(e.to_string()))?;
+        let code: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+        let expires_at = Millis(self.clock.now().0.saturating_add(valid_for.as_millis() as u64));
+        let invite = SignupInvite { code, uses_left: uses, expires_at };
+        self.store.add_invite(invite.clone(), self.clock.now()).await?;
+        Ok(invite)
+    }
+
+    pub async fn list(&self) -> Result<Vec<Account>, AccountError> {
+        Ok(self.store.list().await?)
+    }
+
+    /// Closes this node's connections of `user` if its account no longer
+    /// admits them (called on a disable, here or on another node).
+    pub async fn enforce(&self, user: &UserId) {
+        let Ok(Some(account)) = self.store.get(user.clone()).await else { return };
+        if let Some(why) = account.disabled {
+            let refusal = Refusal::Disabled(why);
+            let closed = self.hub.close_user(user, refusal.close_code(), &refusal.reason());
+            if closed > 0 {
+                tracing::info!(%user, connections = closed, "closed the connections of a disabled account");
+            }
+        }
+    }
+
+    /// Checks every user connected to this node (after notices may have been
+    /// missed: a cluster's subscription was remade).
+    pub async fn enforce_all(&self) {
+        use futures_util::StreamExt as _;
+        let users = self.hub.users();
+        futures_util::stream::iter(users)
+            .for_each_concurrent(16, |user| async move { self.enforce(&user).await })
+            .await;
+    }
+
+    /// Acts on what other nodes announce, until `notices` ends.
+    pub async fn follow(self: Arc<Self>, mut notices: tokio::sync::broadcast::Receiver<Notice>) {
+        use tokio::sync::broadcast::error::RecvError;
+        loop {
+            match notices.recv().await {
+                Ok(Notice::Disabled(user)) => self.enforce(&user).await,
+                Ok(Notice::Recheck) | Err(RecvError::Lagged(_)) => self.enforce_all().await,
+                Err(RecvError::Closed) => return,
+            }
+        }
+    }
+
+    async fn check_password_of(&self, name: &str, password: &str) -> Result<Account, AccountError> {
+        let name = UserId::new(name).map_err(|_| AccountError::WrongPassword)?;
+        if password.len() > MAX_PASSWORD_CHARS * 4 {
+            return Err(AccountError::WrongPassword);
+        }
+        if let Err(not_until) = self.attempts.check_key(&name) {
+            let wait = not_until.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
+            return Err(AccountError::TooManyAttempts(wait.as_secs().max(1)));
+        }
+        let account = self.store.get(name).await?;
+        let hash = account.as_ref().map_or(self.decoy_hash.clone(), |a| a.password_hash.clone());
+        let matches = self.verify(password, hash).await?;
+        match account {
+            Some(account) if matches => match account.disabled {
+                Some(why) => Err(AccountError::Disabled(why)),
+                None => Ok(account),
+            },
+            _ => Err(AccountError::WrongPassword),
+        }
+    }
+
+    fn tokens(&self, account: &Account) -> Tokens {
+        let generation = Some(account.generation);
+        let (access_ttl, refresh_ttl) = (self.config.token_ttl, self.config.refresh_ttl);
+        let now = auth::now_secs();
+        let (expires, refresh_expires) = (now + access_ttl.as_secs(), now + refresh_ttl.as_secs());
+        Tokens {
+            user: account.name.clone(),
+            token: auth::mint_until(&self.secret, &account.name, expires, TokenKind::Access, generation),
+            expires_at: expires * 1000,
+            refresh_token: auth::mint_until(
+                &self.secret,
+                &account.name,
+                refresh_expires,
+                TokenKind::Refresh,
+                generation,
+            ),
+            refresh_expires_at: refresh_expires * 1000,
+        }
+    }
+
+    async fn hash(&self, password: &str) -> Result<String, AccountError> {
+        let _slot = self.hashing_slot().await?;
+        let password = password.to_string();
+        tokio::task::spawn_blocking(move || hash_password(&password))
+            .await
+            .map_err(|e| AccountError::Unavailable(e.to_string()))?
+    }
+
+    async fn verify(&self, password: &str, hash: String) -> Result<bool, AccountError> {
+        let _slot = self.hashing_slot().await?;
+        let password = password.to_string();
+        tokio::task::spawn_blocking(move || {
+            PasswordHash::new(&hash)
+                .is_ok_and(|parsed| argon2::Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+        })
+        .await
+        .map_err(|e| AccountError::Unavailable(e.to_string()))
+    }
+
+    async fn hashing_slot(&self) -> Result<tokio::sync::SemaphorePermit<'_>, AccountError> {
+        match tokio::time::timeout(HASHING_WAIT, self.hashing.acquire()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            _ => Err(AccountError::Busy),
+        }
+    }
+}
+
+fn check_password(password: &str) -> Result<(), AccountError> {
+    let chars = password.chars().count();
+    if !(MIN_PASSWORD_CHARS..=MAX_PASSWORD_CHARS).contains(&chars) {
+        return Err(AccountError::BadRequest(format!(
+            "a password has {MIN_PASSWORD_CHARS} to {MAX_PASSWORD_CHARS} characters; this one has {chars}"
+        )));
+    }
+    Ok(())
+}
+
+fn hash_password(password: &str) -> Result<String, AccountError> {
+    let mut salt = [0u8; 16];
+    getrandom::fill(&mut salt).map_err(|e| AccountError::Unavailable(e.to_string()))?;
+    let salt = SaltString::encode_b64(&salt).map_err(|e| AccountError::Unavailable(e.to_string()))?;
+    argon2::Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|hash| hash.to_string())
+        .map_err(|e| AccountError::Unavailable(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests;
