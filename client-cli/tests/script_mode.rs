@@ -76,3 +76,64 @@ async fn script_mode_prints_text_or_json_and_exits_with_the_class_of_failure() {
     assert_eq!(code(wrong), Some(2), "clap's usage error");
     stop.cancel();
 }
+
+/// Runs `hearth ARGS` with the config file `config` and `input` on standard input.
+async fn hearth_as(url: &str, config: &std::path::Path, args: &[&str], input: &str) -> Output {
+    use tokio::io::AsyncWriteExt;
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_hearth"));
+    cmd.args(args)
+        .env("HEARTH_URL", url)
+        .env("HEARTH_CONFIG", config)
+        .env_remove("HEARTH_TOKEN")
+        .env_remove("HEARTH_PROFILE")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = cmd.spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(input.as_bytes()).await.unwrap();
+    drop(stdin);
+    tokio::time::timeout(Duration::from_secs(20), child.wait_with_output()).await.expect("in time").unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn register_login_refresh_and_passwd_keep_the_profile() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}", listener.local_addr().unwrap());
+    let mut config = Config::new(Storage::Ephemeral { history_limit: 1000 }, Secret::new(SECRET.to_vec()).unwrap());
+    config.accounts.registration = hearth_server::accounts::Registration::Open;
+    let stop = CancellationToken::new();
+    tokio::spawn(hearth_server::run(listener, config, stop.clone()));
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("config.toml");
+    let profile = || hearth_cli::profile::ConfigFile::load(&file).unwrap().profiles["default"].clone();
+
+    let registered = hearth_as(&url, &file, &["register", "ada", "--password-stdin"], "correct horse\n").await;
+    assert!(registered.status.success(), "{registered:?}");
+    assert!(stdout(&registered).starts_with("registered ada"), "{}", stdout(&registered));
+    let first = profile();
+    assert_eq!(first.user.as_deref(), Some("ada"));
+    assert!(first.refresh_token.is_some());
+    let made = hearth_as(&url, &file, &["create", "lab"], "").await;
+    assert!(made.status.success(), "{made:?}");
+
+    // An expired access token is refreshed before connecting, and saved.
+    let mut stale = hearth_cli::profile::ConfigFile::load(&file).unwrap();
+    stale.profiles.get_mut("default").unwrap().expires_at = Some(1);
+    stale.save(&file).unwrap();
+    let rooms = hearth_as(&url, &file, &["rooms"], "").await;
+    assert!(rooms.status.success(), "{rooms:?}");
+    assert!(stdout(&rooms).starts_with("lab"), "{}", stdout(&rooms));
+    assert!(profile().expires_at.unwrap() > 1);
+
+    let changed = hearth_as(&url, &file, &["passwd", "--password-stdin"], "correct horse\nbattery staple\n").await;
+    assert!(changed.status.success(), "{changed:?}");
+    let wrong = hearth_as(&url, &file, &["login", "--name", "ada", "--password-stdin"], "correct horse\n").await;
+    assert_eq!(wrong.status.code(), Some(4), "{wrong:?}");
+    let right = hearth_as(&url, &file, &["login", "--name", "ada", "--password-stdin"], "battery staple\n").await;
+    assert!(right.status.success(), "{right:?}");
+    let sent = hearth_as(&url, &file, &["send", "--room", "lab", "after the change"], "").await;
+    assert!(sent.status.success(), "{sent:?}");
+    stop.cancel();
+}

@@ -92,6 +92,7 @@ fn reencode(kind: &str, json: &[u8]) -> (Vec<u8>, Vec<u8>) {
         "reply=history" => reply::<History>(json),
         "reply=pin" => reply::<AddPin>(json),
         "reply=list_rooms" => reply::<ListRooms>(json),
+        "reply=auth" => reply::<Auth>(json),
         other => panic!("unknown example kind {other:?}; add it to this test"),
     }
 }

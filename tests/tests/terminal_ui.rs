@@ -5,7 +5,8 @@
 
 use std::time::Duration;
 
-use hearth_cli::tui::app::{Action, App, Connection, LineKind};
+use hearth_cli::account::{AccountApi, Keeper};
+use hearth_cli::tui::app::{Action, App, Connection, LineKind, Net};
 use hearth_cli::tui::net;
 use hearth_protocol::Codec;
 use hearth_server::Storage;
@@ -16,15 +17,21 @@ use tokio::sync::mpsc;
 struct Ui {
     app: App,
     actions: mpsc::Sender<Action>,
-    news: mpsc::Receiver<hearth_cli::tui::app::Net>,
+    news: mpsc::Receiver<Net>,
+    /// The connection was lost at some point.
+    reconnected: bool,
 }
 
 impl Ui {
     fn start(server: &TestServer, name: &str) -> Ui {
+        Self::start_with(server.options(name, Codec::MsgPack), None, name)
+    }
+
+    fn start_with(options: hearth_cli::Options, keeper: Option<Keeper>, name: &str) -> Ui {
         let (actions, action_rx) = mpsc::channel(64);
         let (news_tx, news) = mpsc::channel(1024);
-        tokio::spawn(net::run(server.options(name, Codec::MsgPack), None, action_rx, news_tx));
-        Ui { app: App::new(user(name)), actions, news }
+        tokio::spawn(net::run(options, keeper, action_rx, news_tx));
+        Ui { app: App::new(user(name)), actions, news, reconnected: false }
     }
 
     /// Feeds the UI what its network task says until `done` holds of its state.
@@ -33,7 +40,12 @@ impl Ui {
         while !done(&self.app) {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             match tokio::time::timeout(left, self.news.recv()).await {
-                Ok(Some(news)) => self.app.on_net(news),
+                Ok(Some(news)) => {
+                    if matches!(news, Net::Connection(Connection::Reconnecting { .. })) {
+                        self.reconnected = true;
+                    }
+                    self.app.on_net(news)
+                }
                 Ok(None) => panic!("the network task ended while waiting for {what}"),
                 Err(_) => panic!(
                     "no {what} within {WAIT:?}; status {:?}, connection {:?}",
@@ -106,5 +118,33 @@ async fn the_ui_reconnects_after_a_restart_and_shows_every_message_once() {
     want.push("after bo is back".into());
     assert_eq!(texts, want, "nothing missing, nothing twice");
     tokio::time::sleep(Duration::from_millis(50)).await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ui_refreshes_a_login_before_it_expires_without_reconnecting() {
+    let mut config = test_config(Storage::Ephemeral { history_limit: 100 });
+    config.accounts.registration = hearth_server::accounts::Registration::Open;
+    config.accounts.token_ttl = Duration::from_secs(4);
+    let server = TestServer::start(config).await;
+    let api = AccountApi::new(server.url(), None);
+    let tokens = api.register("ada", "correct horse", None).await.unwrap();
+    let opened = tokio::time::Instant::now();
+    let options = hearth_cli::Options::new(server.url(), tokens.token.clone(), Codec::MsgPack);
+    let mut ada = Ui::start_with(options, Some(Keeper::new(api, tokens, None)), "ada");
+    ada.until("online", |app| app.connection == Connection::Online).await;
+    ada.actions.send(Action::Create { room: room("den"), topic: String::new() }).await.unwrap();
+    ada.actions.send(Action::Join(room("den"))).await.unwrap();
+    ada.until("the room", |app| app.rooms.get(&room("den")).is_some_and(|r| r.joined)).await;
+    // Past the first token's life (4 s, plus up to a second of rounding).
+    tokio::time::sleep_until(opened + Duration::from_millis(5_500)).await;
+    ada.actions.send(Action::Send { room: room("den"), text: "still here".into(), thread: None }).await.unwrap();
+    ada.until("the message", |app| {
+        app.rooms.get(&room("den")).is_some_and(|r| {
+            r.lines.iter().any(|l| matches!(&l.kind, LineKind::Message { text, .. } if text == "still here"))
+        })
+    })
+    .await;
+    assert!(!ada.reconnected, "the connection moved onto the fresh token instead of being closed");
     server.stop().await;
 }

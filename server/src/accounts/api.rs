@@ -122,6 +122,20 @@ pub async fn answer(
     bearer: Option<&str>,
     body: &[u8],
 ) -> Answer {
+    const ENDPOINTS: [&str; 8] = [
+        "/auth/register",
+        "/auth/login",
+        "/auth/refresh",
+        "/auth/password",
+        "/admin/accounts",
+        "/admin/accounts/disable",
+        "/admin/accounts/enable",
+        "/admin/invites",
+    ];
+    if !ENDPOINTS.contains(&path) {
+        let message = format!("no endpoint {path}; see PROTOCOL.md, \"Accounts\"");
+        return Answer::ok(404, json!({ "error": "not_found", "message": message }));
+    }
     let result = async {
         if path.starts_with("/admin/") {
             let token = bearer.ok_or(AccountError::Token(auth::AuthError::Missing))?;
