@@ -525,7 +525,7 @@ async fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::History { room, after, last } => history(&mut client, room, after, last, json).await?,
-        Command::Tail { room, since } => tail(client, room, since, json).await?,
+        Command::Tail { room, since } => tail(client, room, since, json, keeper).await?,
         Command::Login { .. } | Command::Register { .. } | Command::Passwd { .. } => unreachable!("handled above"),
     }
     Ok(())
@@ -574,7 +574,16 @@ fn visibility(v: Visibility) -> &'static str {
     }
 }
 
-async fn tail(mut client: Client, room: RoomId, since: Option<u64>, json: bool) -> Result<()> {
+/// Prints the room's events until the membership ends; reconnects and
+/// resumes, and keeps a login's token fresh (moving the connection onto each
+/// new one) for as long as it runs.
+async fn tail(
+    mut client: Client,
+    room: RoomId,
+    since: Option<u64>,
+    json: bool,
+    mut keeper: Option<Keeper>,
+) -> Result<()> {
     let joined = client.join(&room).await?;
     if let Some(since) = since {
         // Live events start after the join's head; history fills (since, head].
@@ -593,8 +602,24 @@ async fn tail(mut client: Client, room: RoomId, since: Option<u64>, json: bool) 
         }
     }
     let mut backoff = Duration::from_millis(250);
+    let refresh_in = |keeper: &Option<Keeper>| keeper.as_ref().map_or(Duration::from_secs(86_400), Keeper::refresh_in);
     loop {
-        while let Some(event) = client.next_event().await {
+        loop {
+            let event = tokio::select! {
+                event = client.next_event() => event,
+                _ = tokio::time::sleep(refresh_in(&keeper)) => {
+                    let Some(keeper) = keeper.as_mut() else { continue };
+                    match keeper.refresh().await {
+                        Ok(token) => client.reauthenticate(token).await?,
+                        Err(error) => {
+                            eprintln!("cannot refresh the login ({error}); retrying in 30 s");
+                            tokio::time::sleep(Duration::from_secs(30)).await;
+                        }
+                    }
+                    continue;
+                }
+            };
+            let Some(event) = event else { break };
             print_event(&event, json);
             backoff = Duration::from_millis(250);
             if let Event::MemberLeft(left) = &event {
@@ -615,7 +640,16 @@ async fn tail(mut client: Client, room: RoomId, since: Option<u64>, json: bool) 
         eprintln!("disconnected; resuming in {backoff:?}");
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_secs(10));
-        match client.resume().await {
+        let mut options = client.options().clone();
+        if let Some(keeper) = keeper.as_mut() {
+            if keeper.refresh_in().is_zero() {
+                if let Err(error) = keeper.refresh().await {
+                    eprintln!("cannot refresh the login: {error}");
+                }
+            }
+            options.token = keeper.token().to_string();
+        }
+        match client.resume_with(options).await {
             Ok(next) => {
                 if next.truncated_on_resume().contains(&room) {
                     eprintln!("resumed {room}, but some events missed meanwhile are no longer held by the server");

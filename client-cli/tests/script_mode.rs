@@ -137,3 +137,50 @@ async fn register_login_refresh_and_passwd_keep_the_profile() {
     assert!(sent.status.success(), "{sent:?}");
     stop.cancel();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tail_keeps_its_login_fresh_without_reconnecting() {
+    use tokio::io::AsyncBufReadExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}", listener.local_addr().unwrap());
+    let mut config = Config::new(Storage::Ephemeral { history_limit: 1000 }, Secret::new(SECRET.to_vec()).unwrap());
+    config.accounts.registration = hearth_server::accounts::Registration::Open;
+    config.accounts.token_ttl = Duration::from_secs(3);
+    let stop = CancellationToken::new();
+    tokio::spawn(hearth_server::run(listener, config, stop.clone()));
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("config.toml");
+    assert!(hearth_as(&url, &file, &["register", "ada", "--password-stdin"], "correct horse\n").await.status.success());
+    assert!(hearth_as(&url, &file, &["create", "lab"], "").await.status.success());
+
+    let mut tail = tokio::process::Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .args(["tail", "--room", "lab"])
+        .env("HEARTH_URL", &url)
+        .env("HEARTH_CONFIG", &file)
+        .env_remove("HEARTH_TOKEN")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(tail.stdout.take().unwrap()).lines();
+    // Past the first token's life (3 s, plus up to a second of rounding).
+    tokio::time::sleep(Duration::from_millis(4_500)).await;
+    let sent = hearth(&url, Some("bo"), &["send", "--room", "lab", "late news"]).await;
+    assert!(sent.status.success(), "{sent:?}");
+    let seen = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if line.contains("late news") {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(seen, Ok(true), "tail printed the message sent after its first token expired");
+    tail.start_kill().unwrap();
+    let stderr = tail.wait_with_output().await.unwrap().stderr;
+    let stderr = String::from_utf8_lossy(&stderr);
+    assert!(!stderr.contains("disconnected"), "moved onto fresh tokens, never closed: {stderr}");
+    stop.cancel();
+}
