@@ -12,10 +12,10 @@ use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use hearth_protocol::codec::{ServerFrame, decode_reply, decode_server_frame, encode_request};
 use hearth_protocol::event::Hello;
-use hearth_protocol::ops::{Appended, History, Join, Joined, Leave, ListRooms, RoomSummary, SendMessage};
+use hearth_protocol::ops::{Appended, History, Join, Joined, Leave, ListRooms, ModAction, RoomSummary, SendMessage};
 use hearth_protocol::{
-    ClientMsgId, CloseCode, Codec, DecodeError, ErrorBody, Event, Operation, Position, RequestId, RoomId, Seq, Text,
-    limits,
+    ClientMsgId, CloseCode, Codec, DecodeError, ErrorBody, ErrorCode, Event, Operation, Position, RequestId, RoomId,
+    Seq, Text, limits,
 };
 use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -287,6 +287,18 @@ impl Client {
                 position.seq = seq;
             }
         }
+        // Removed (left elsewhere, kicked, banned): nothing to resume there; a
+        // later join is a new membership.
+        let removed = match event {
+            Event::MemberLeft(left) => Some(&left.user),
+            Event::Moderation(m) if matches!(m.action, ModAction::Kick | ModAction::Ban) => m.user.as_ref(),
+            _ => None,
+        };
+        if let (Some(room), Some(user)) = (event.room(), removed) {
+            if *user == self.hello.user {
+                self.positions.remove(room);
+            }
+        }
     }
 
     /// The next event within `limit`; `Ok(None)` when the connection closed.
@@ -308,7 +320,16 @@ impl Client {
 
     /// Joins a room, replaying from `since` when given.
     pub async fn join_since(&mut self, room: &RoomId, since: Option<Position>) -> Result<Joined, ClientError> {
-        let joined = self.request(Join { room: room.clone(), since, invite: None }).await?;
+        let joined = match self.request(Join { room: room.clone(), since, invite: None }).await {
+            Ok(joined) => joined,
+            Err(ClientError::Server(error)) if matches!(error.code, ErrorCode::NotMember | ErrorCode::Banned) => {
+                // The membership ended (the event saying so may be unread): a
+                // later join is a new one, not a resume.
+                self.positions.remove(room);
+                return Err(ClientError::Server(error));
+            }
+            Err(error) => return Err(error),
+        };
         let seq = match (joined.resume, since) {
             (hearth_protocol::ops::ResumeMode::Replay, Some(since)) => since.seq,
             _ => joined.room.head,

@@ -242,6 +242,10 @@ pub struct RoleEvent {
     pub role: Role,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<Millis>,
+    /// A title shown beside the name ("topic lead"); empty removes it, absent
+    /// leaves it as it was. It grants nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<ShortText>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -187,6 +187,9 @@ pub struct RoomInfo {
     /// Seconds a new member stays on probation (links held, stricter slow mode).
     #[serde(default)]
     pub probation_secs: u32,
+    /// The lobby room in which `required_role` must be held to join.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<RoomId>,
 }
 
 /// A pinned message or free note.
@@ -218,6 +221,11 @@ pub struct MemberInfo {
     pub role_expires_at: Option<Millis>,
     #[serde(default)]
     pub online: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<ShortText>,
+    /// Muted until then (moderators see it; absent when not muted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub muted_until: Option<Millis>,
 }
 
 /// Room settings that `set_room` changes; absent fields are left as they are.
@@ -238,6 +246,10 @@ pub struct RoomSettings {
     pub welcome: Option<ShortText>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub probation_secs: Option<u32>,
+    /// The lobby room in which a member must hold `required_role` to join
+    /// this one; an empty name lifts it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<ShortText>,
 }
 
 /// What a moderation action did.
@@ -389,8 +401,13 @@ pub struct SetRole {
     pub room: RoomId,
     pub user: UserId,
     pub role: Role,
+    /// The role ends by itself then (back to `member`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<Millis>,
+    /// A title shown beside the name ("topic lead"), granting nothing; empty
+    /// removes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<ShortText>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

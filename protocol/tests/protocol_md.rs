@@ -93,6 +93,7 @@ fn reencode(kind: &str, json: &[u8]) -> (Vec<u8>, Vec<u8>) {
         "reply=pin" => reply::<AddPin>(json),
         "reply=list_rooms" => reply::<ListRooms>(json),
         "reply=auth" => reply::<Auth>(json),
+        "reply=mod_log" => reply::<ModLog>(json),
         other => panic!("unknown example kind {other:?}; add it to this test"),
     }
 }

@@ -47,6 +47,7 @@ fn room_info() -> RoomInfo {
         required_role: Some(Role::Welcomer),
         welcome: Some(short("Hi! Read the pins.")),
         probation_secs: 86_400,
+        parent: Some(RoomId::new("lobby").unwrap()),
     }
 }
 
@@ -74,7 +75,14 @@ fn sample_ops() -> Vec<Op> {
             .into(),
         RemovePin { room: r(), pin: PinId(3) }.into(),
         Members { room: r() }.into(),
-        SetRole { room: r(), user: user("bo"), role: Role::Welcomer, expires_at: Some(Millis(5)) }.into(),
+        SetRole {
+            room: r(),
+            user: user("bo"),
+            role: Role::Welcomer,
+            expires_at: Some(Millis(5)),
+            title: Some(short("topic lead")),
+        }
+        .into(),
         SetRoom { room: r(), settings: RoomSettings { slow_mode_secs: Some(10), ..Default::default() } }.into(),
         RequestJoin { room: r(), note: Note::new("I shoot Leicas").unwrap() }.into(),
         JoinRequests { room: r() }.into(),
@@ -166,6 +174,7 @@ fn sample_events() -> Vec<Event> {
             user: user("bo"),
             role: Role::Moderator,
             expires_at: None,
+            title: None,
         }),
         Event::RoomUpdated(RoomUpdatedEvent {
             room: r(),
@@ -300,6 +309,8 @@ fn every_reply_type_round_trips_in_both_codecs() {
             joined_at: ts,
             role_expires_at: Some(ts),
             online: true,
+            title: Some(short("topic lead")),
+            muted_until: Some(ts),
         }],
     });
     reply_round_trip::<JoinRequests>(JoinRequestList {

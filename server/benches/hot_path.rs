@@ -77,12 +77,12 @@ fn fan_out_to_100_members(bencher: Bencher, codec: Codec) {
     let mut queues = Vec::new();
     for i in 0..100u64 {
         let user = if i == 0 { owner.clone() } else { UserId::new(format!("m{i}")).unwrap() };
-        if let Some(draft) = room.decide(|s| s.decide_join(&user, None)).unwrap() {
+        if let Some(draft) = room.decide(|s| s.decide_join(&user, None, hearth_protocol::Millis(0))).unwrap() {
             runtime.block_on(broker.publish(draft)).unwrap();
         }
         let out = Arc::new(Outbound::new(usize::MAX / 2));
         let conn = Arc::new(Conn::new(ConnId(i), user, codec, out.clone()));
-        runtime.block_on(room.join(&conn, RequestId(i), None, false)).unwrap();
+        runtime.block_on(room.join(&conn, RequestId(i), None, false, hearth_protocol::Millis(0))).unwrap();
         queues.push(out);
     }
     let counter = AtomicU64::new(0);
@@ -124,6 +124,7 @@ fn sqlite_group_commit(bencher: Bencher, group: usize) {
         required_role: None,
         welcome: None,
         probation_secs: 0,
+        parent: None,
     };
     store.commit(&[Write::CreateRoom(record)]).unwrap();
     let body = Bytes::from(encode_event(Codec::MsgPack, &message()));

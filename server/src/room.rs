@@ -17,15 +17,23 @@
 //! preconditions atomically with assigning the seq, so no event is ordered on a
 //! stale decision.
 
+pub mod community;
+pub mod permissions;
+pub mod rows;
+
 use std::collections::HashMap;
 
 use hearth_protocol::event::{LeftReason, MemberJoinedEvent, MemberLeftEvent, MessageEvent, PinEvent, UnpinEvent};
-use hearth_protocol::ops::{CreateRoom, PinnedNote, RoomInfo, RoomSettings, SendMessage, Visibility};
+use hearth_protocol::ops::{
+    CreateRoom, ModAction, ModEntry, PinnedNote, RoomInfo, RoomSettings, SendMessage, Visibility,
+};
 use hearth_protocol::{
     ClientMsgId, Epoch, ErrorBody, ErrorCode, Event, Millis, Note, PinId, Position, Role, RoomId, Seq, ShortText,
     UserId, limits,
 };
 use serde::{Deserialize, Serialize};
+
+pub use self::rows::{AnnexRow, AnnexTable, Row, RowTable, Rows, Sanction};
 
 /// A room's settings: fixed at creation (name, epoch, owner, time) or changed by
 /// `room_updated` events.
@@ -46,6 +54,9 @@ pub struct RoomRecord {
     pub welcome: Option<ShortText>,
     #[serde(default)]
     pub probation_secs: u32,
+    /// The lobby room whose `required_role` a member must hold to join.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<RoomId>,
 }
 
 impl RoomRecord {
@@ -73,6 +84,10 @@ impl RoomRecord {
         if let Some(secs) = settings.probation_secs {
             self.probation_secs = secs;
         }
+        if let Some(parent) = &settings.parent {
+            // An empty name lifts it.
+            self.parent = RoomId::new(parent.as_str()).ok();
+        }
     }
 }
 
@@ -90,22 +105,78 @@ pub struct MemberRecord {
 pub enum Change {
     PutMember(MemberRecord),
     RemoveMember(UserId),
+    /// A member's role changes; when it joined stays.
+    SetRole {
+        user: UserId,
+        role: Role,
+        expires_at: Option<Millis>,
+    },
     PutPin(PinnedNote),
     RemovePin(PinId),
     UpdateSettings(RoomSettings),
+    PutRow(Row),
+    RemoveRow {
+        table: RowTable,
+        key: String,
+    },
+    PutAnnex(AnnexRow),
+}
+
+/// The member an event removes from the room, if any: one who left, or one a
+/// moderator kicked or banned. From that event on they receive nothing.
+pub fn removed_member(event: &Event) -> Option<&UserId> {
+    match event {
+        Event::MemberLeft(e) => Some(&e.user),
+        Event::Moderation(e) if matches!(e.action, ModAction::Kick | ModAction::Ban) => e.user.as_ref(),
+        _ => None,
+    }
+}
+
+/// The moderation log entry an event makes, if it is a moderator's action.
+fn mod_entry(event: &Event) -> Option<ModEntry> {
+    let entry = |seq: Seq, at, by: &UserId, action, user: Option<&UserId>, reason: ShortText, until| ModEntry {
+        entry: seq.0,
+        at,
+        by: by.clone(),
+        action,
+        user: user.cloned(),
+        reason,
+        until,
+    };
+    Some(match event {
+        Event::Moderation(e) => entry(e.seq, e.ts, &e.from, e.action, e.user.as_ref(), e.reason.clone(), e.until),
+        Event::Role(e) => {
+            entry(e.seq, e.ts, &e.from, ModAction::SetRole, Some(&e.user), ShortText::default(), e.expires_at)
+        }
+        Event::RoomUpdated(e) => entry(e.seq, e.ts, &e.from, ModAction::SetRoom, None, ShortText::default(), None),
+        Event::Pin(e) => entry(e.seq, e.ts, &e.from, ModAction::Pin, None, ShortText::default(), None),
+        Event::Unpin(e) => entry(e.seq, e.ts, &e.from, ModAction::Unpin, None, ShortText::default(), None),
+        _ => return None,
+    })
 }
 
 /// The changes `event` makes. The one definition of what each event kind means for
 /// members, pins and settings; the event must be stamped (`Event::stamp`).
 pub fn changes(event: &Event) -> Vec<Change> {
-    match event {
-        Event::MemberJoined(e) => vec![Change::PutMember(MemberRecord {
-            user: e.from.clone(),
-            role: e.role,
-            joined_at: e.ts,
-            role_expires_at: None,
-        })],
-        Event::MemberLeft(e) => vec![Change::RemoveMember(e.user.clone())],
+    let forget = |user: &UserId| {
+        [RowTable::Ack, RowTable::Title, RowTable::Request]
+            .map(|table| Change::RemoveRow { table, key: user.to_string() })
+    };
+    let mut changes = match event {
+        Event::MemberJoined(e) => vec![
+            Change::PutMember(MemberRecord {
+                user: e.from.clone(),
+                role: e.role,
+                joined_at: e.ts,
+                role_expires_at: None,
+            }),
+            Change::RemoveRow { table: RowTable::Request, key: e.from.to_string() },
+        ],
+        Event::MemberLeft(e) => {
+            let mut changes = vec![Change::RemoveMember(e.user.clone())];
+            changes.extend(forget(&e.user));
+            changes
+        }
         Event::Pin(e) => {
             let mut changes = Vec::with_capacity(2);
             if let Some(old) = e.replaces {
@@ -116,18 +187,53 @@ pub fn changes(event: &Event) -> Vec<Change> {
         }
         Event::Unpin(e) => vec![Change::RemovePin(e.pin)],
         Event::RoomUpdated(e) => vec![Change::UpdateSettings(e.settings.clone())],
+        Event::Role(e) => {
+            let mut changes = vec![Change::SetRole { user: e.user.clone(), role: e.role, expires_at: e.expires_at }];
+            match &e.title {
+                Some(title) if title.as_str().is_empty() => {
+                    changes.push(Change::RemoveRow { table: RowTable::Title, key: e.user.to_string() });
+                }
+                Some(title) => changes.push(Change::PutRow(Row::title(&e.user, title))),
+                None => {}
+            }
+            changes
+        }
+        Event::Moderation(e) => match (e.action, &e.user) {
+            (ModAction::Kick, Some(user)) => {
+                let mut changes = vec![Change::RemoveMember(user.clone())];
+                changes.extend(forget(user));
+                changes
+            }
+            (ModAction::Ban, Some(user)) => {
+                let sanction = Sanction { by: e.from.clone(), at: e.ts, until: e.until, reason: e.reason.clone() };
+                let mut changes = vec![Change::RemoveMember(user.clone()), Change::PutRow(Row::ban(user, &sanction))];
+                changes.extend(forget(user));
+                changes
+            }
+            (ModAction::Unban, Some(user)) => vec![Change::RemoveRow { table: RowTable::Ban, key: user.to_string() }],
+            (ModAction::Mute, Some(user)) => {
+                let sanction = Sanction { by: e.from.clone(), at: e.ts, until: e.until, reason: e.reason.clone() };
+                vec![Change::PutRow(Row::mute(user, &sanction))]
+            }
+            (ModAction::Unmute, Some(user)) => {
+                vec![Change::RemoveRow { table: RowTable::Mute, key: user.to_string() }]
+            }
+            _ => Vec::new(),
+        },
         Event::Message(_)
         | Event::Edit(_)
         | Event::Delete(_)
         | Event::Reaction(_)
-        | Event::Role(_)
-        | Event::Moderation(_)
         | Event::Hello(_)
         | Event::Typing(_)
         | Event::Presence(_)
         | Event::JoinRequest(_)
         | Event::Truncated(_) => Vec::new(),
+    };
+    if let Some(entry) = mod_entry(event) {
+        changes.push(Change::PutAnnex(AnnexRow::mod_log(&entry)));
     }
+    changes
 }
 
 /// The state of one room: what applying its events, in order, gives.
@@ -137,6 +243,11 @@ pub struct RoomState {
     pub members: HashMap<UserId, Member>,
     /// Pins in the order they were made (a pin's id is its event's seq).
     pub pins: Vec<PinnedNote>,
+    /// Bans, mutes, requests, invites, acknowledgements, titles, prompts.
+    pub rows: Rows,
+    /// When each member last posted, for slow mode. Not stored: after a
+    /// restart slow mode starts afresh.
+    pub last_post: HashMap<UserId, Millis>,
     /// The seq of the last applied event.
     pub head: Seq,
     /// The time of the last applied event.
@@ -151,6 +262,22 @@ pub struct Member {
     pub role_expires_at: Option<Millis>,
 }
 
+impl Member {
+    /// The role in force at `now`: a role given for a time falls back to
+    /// `member` when it ends, by itself.
+    pub fn role_at(&self, now: Millis) -> Role {
+        effective_role(self.role, self.role_expires_at, now)
+    }
+}
+
+/// `role` at `now`, when it was given until `expires_at`.
+pub fn effective_role(role: Role, expires_at: Option<Millis>, now: Millis) -> Role {
+    match expires_at {
+        Some(end) if end <= now && role != Role::Owner => Role::Member,
+        _ => role,
+    }
+}
+
 /// An event that does not continue the room's timeline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("event {got} does not follow {head}")]
@@ -163,7 +290,15 @@ impl RoomState {
     /// A room with no events yet.
     pub fn genesis(record: RoomRecord) -> RoomState {
         let last_ts = record.created_at;
-        RoomState { record, members: HashMap::new(), pins: Vec::new(), head: Seq::ZERO, last_ts }
+        RoomState {
+            record,
+            members: HashMap::new(),
+            pins: Vec::new(),
+            rows: Rows::default(),
+            last_post: HashMap::new(),
+            head: Seq::ZERO,
+            last_ts,
+        }
     }
 
     /// The state stored at `head`: the store's tables hold what `changes` made of
@@ -172,16 +307,34 @@ impl RoomState {
         record: RoomRecord,
         members: Vec<MemberRecord>,
         pins: Vec<PinnedNote>,
+        rows: &[Row],
         head: Seq,
         last_ts: Millis,
-    ) -> RoomState {
+    ) -> Result<RoomState, rows::BadRow> {
         let members = members
             .into_iter()
             .map(|m| (m.user, Member { role: m.role, joined_at: m.joined_at, role_expires_at: m.role_expires_at }))
             .collect();
         let mut pins = pins;
         pins.sort_by_key(|p| p.pin);
-        RoomState { record, members, pins, head, last_ts }
+        let mut typed = Rows::default();
+        for row in rows {
+            typed.put(row)?;
+        }
+        Ok(RoomState { record, members, pins, rows: typed, last_post: HashMap::new(), head, last_ts })
+    }
+
+    /// The members as stored (for making a room again from a copy).
+    pub fn member_records(&self) -> Vec<MemberRecord> {
+        self.members
+            .iter()
+            .map(|(user, m)| MemberRecord {
+                user: user.clone(),
+                role: m.role,
+                joined_at: m.joined_at,
+                role_expires_at: m.role_expires_at,
+            })
+            .collect()
     }
 
     /// Applies the next event of the timeline. An event that is not the next one
@@ -193,6 +346,12 @@ impl RoomState {
         }
         for change in changes(event) {
             self.apply_change(change);
+        }
+        if let Event::Message(m) = event {
+            self.last_post.insert(m.from.clone(), m.ts);
+        }
+        if let Some(gone) = removed_member(event) {
+            self.last_post.remove(gone);
         }
         self.head = seq;
         self.last_ts = self.last_ts.max(event.ts().unwrap_or(Millis(0)));
@@ -217,6 +376,20 @@ impl RoomState {
             }
             Change::RemovePin(pin) => self.pins.retain(|p| p.pin != pin),
             Change::UpdateSettings(settings) => self.record.apply_settings(&settings),
+            Change::SetRole { user, role, expires_at } => {
+                if let Some(member) = self.members.get_mut(&user) {
+                    member.role = role;
+                    member.role_expires_at = expires_at;
+                }
+            }
+            Change::PutRow(row) => {
+                if let Err(error) = self.rows.put(&row) {
+                    // The room wrote it itself a moment ago: a bug if it cannot read it.
+                    tracing::error!(room = %self.record.room, %error, "an applied row does not read back");
+                }
+            }
+            Change::RemoveRow { table, key } => self.rows.remove(table, &key),
+            Change::PutAnnex(_) => {}
         }
     }
 
@@ -236,6 +409,7 @@ impl RoomState {
             required_role: r.required_role,
             welcome: r.welcome.clone(),
             probation_secs: r.probation_secs,
+            parent: r.parent.clone(),
         }
     }
 
@@ -243,29 +417,34 @@ impl RoomState {
         Position { epoch: self.record.epoch, seq: self.head }
     }
 
-    pub fn role_of(&self, user: &UserId) -> Option<Role> {
-        self.members.get(user).map(|m| m.role)
+    /// A member's role at `now` (a role given for a time may have ended).
+    pub fn role_of(&self, user: &UserId, now: Millis) -> Option<Role> {
+        self.members.get(user).map(|m| m.role_at(now))
     }
 
     fn require_member(&self, user: &UserId) -> Result<&Member, ErrorBody> {
         self.members.get(user).ok_or_else(|| not_member(&self.record.room))
     }
 
-    fn require_role(&self, user: &UserId, least: Role, what: &str) -> Result<(), ErrorBody> {
-        let member = self.require_member(user)?;
-        if member.role < least {
-            return Err(forbidden(&self.record.room, least, member.role, what));
+    fn require_role(&self, user: &UserId, least: Role, what: &str, now: Millis) -> Result<Role, ErrorBody> {
+        let role = self.require_member(user)?.role_at(now);
+        if role < least {
+            return Err(forbidden(&self.record.room, least, role, what));
         }
-        Ok(())
+        Ok(role)
     }
 
     /// A join: nothing to order for a member; a first join for anyone else the
     /// room admits. A join with `since` resumes a membership, so it needs one.
-    pub fn decide_join(&self, user: &UserId, since: Option<Position>) -> Result<Option<Draft>, ErrorBody> {
+    pub fn decide_join(&self, user: &UserId, since: Option<Position>, now: Millis) -> Result<Option<Draft>, ErrorBody> {
         if self.members.contains_key(user) {
             return Ok(None);
         }
         let room = &self.record.room;
+        if let Some(ban) = self.rows.bans.get(user).filter(|b| b.holds(now)) {
+            let until = ban.until.map_or("until a moderator lifts it".to_string(), |t| format!("until {}", t.0));
+            return Err(ErrorBody::new(ErrorCode::Banned, format!("you are banned from room {room} {until}")));
+        }
         if since.is_some() {
             return Err(ErrorBody::new(
                 ErrorCode::NotMember,
@@ -342,7 +521,7 @@ impl RoomState {
             cmid: msg.cmid,
             thread: msg.thread,
         });
-        Ok(Draft { event, requires: Requires::Member(user.clone()), cmid: Some(cmid) })
+        Ok(Draft { event, requires: Requires::Post { user: user.clone(), slow_ms: 0 }, cmid: Some(cmid) })
     }
 
     /// Pins `text` (a message's, when `seq` names one, or a free note). A pin with
@@ -354,8 +533,9 @@ impl RoomState {
         text: Note,
         title: Option<ShortText>,
         max_pins: usize,
+        now: Millis,
     ) -> Result<Draft, ErrorBody> {
-        self.require_role(user, Role::Moderator, "pin")?;
+        self.require_role(user, permissions::least_role(permissions::Action::Pin), "pin", now)?;
         let replaced = title.as_ref().and_then(|t| self.pins.iter().find(|p| p.title.as_ref() == Some(t)));
         if replaced.is_none() && self.pins.len() >= max_pins {
             return Err(pins_full(&self.record.room, max_pins));
@@ -386,8 +566,8 @@ impl RoomState {
         Ok(Draft { event, requires, cmid: None })
     }
 
-    pub fn decide_unpin(&self, user: &UserId, pin: PinId) -> Result<Draft, ErrorBody> {
-        self.require_role(user, Role::Moderator, "unpin")?;
+    pub fn decide_unpin(&self, user: &UserId, pin: PinId, now: Millis) -> Result<Draft, ErrorBody> {
+        self.require_role(user, permissions::least_role(permissions::Action::Pin), "unpin", now)?;
         if !self.pins.iter().any(|p| p.pin == pin) {
             return Err(ErrorBody::new(
                 ErrorCode::NoSuchTarget,
@@ -431,6 +611,7 @@ pub fn decide_create(
         required_role: None,
         welcome: None,
         probation_secs: 0,
+        parent: None,
     };
     let event = Event::MemberJoined(MemberJoinedEvent {
         room: args.room,
@@ -481,15 +662,28 @@ pub fn actor(event: &Event) -> Option<&UserId> {
     })
 }
 
-/// What must still be true of the room when a drafted event is ordered.
+/// What must still be true of the room when a drafted event is ordered. Roles
+/// are the ones in force when it is ordered (a role given for a time may end).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Requires {
     Nothing,
     /// The user is a member.
     Member(UserId),
+    /// The user is a member who is not muted, and (with `slow_ms` > 0, the
+    /// room's slow mode for this member) posted last at least that long ago.
+    Post {
+        user: UserId,
+        slow_ms: u64,
+    },
     /// The user is a member holding at least this role.
     RoleAtLeast(UserId, Role),
-    /// The user is not a member yet and the room has space for one more.
+    /// `user` holds at least `least`, and outranks `target` if that is a member.
+    Over {
+        user: UserId,
+        least: Role,
+        target: UserId,
+    },
+    /// The user is not a member yet, not banned, and the room has space for one more.
     Admit(UserId),
     /// The user holds at least `least`, and the room has fewer than `max` pins.
     PinSlot {
@@ -512,6 +706,14 @@ pub enum Rejection {
     Forbidden { least: Role, held: Role },
     #[error("the room has {max} pinned notes already")]
     PinsFull { max: usize },
+    #[error("banned from the room")]
+    Banned,
+    #[error("muted in the room")]
+    Muted,
+    #[error("slow mode: the next post in {retry_ms} ms")]
+    SlowMode { retry_ms: u64 },
+    #[error("the target holds {target:?}, not below {held:?}")]
+    Outranked { held: Role, target: Role },
 }
 
 impl Rejection {
@@ -525,6 +727,13 @@ impl Rejection {
             Rejection::RoomFull { cap } => room_full(room, cap),
             Rejection::Forbidden { least, held } => forbidden(room, least, held, "do that"),
             Rejection::PinsFull { max } => pins_full(room, max),
+            Rejection::Banned => banned(room),
+            Rejection::Muted => ErrorBody::new(ErrorCode::Muted, format!("you are muted in room {room}")),
+            Rejection::SlowMode { retry_ms } => {
+                ErrorBody::new(ErrorCode::SlowMode, format!("room {room} is in slow mode: wait before posting again"))
+                    .retry_after(retry_ms)
+            }
+            Rejection::Outranked { held, target } => outranked(room, held, target),
         }
     }
 }
@@ -535,14 +744,37 @@ impl Rejection {
 /// the events still on their way to disk.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Gate {
-    members: HashMap<UserId, Role>,
+    /// Each member's role and when a role given for a time ends.
+    members: HashMap<UserId, (Role, Option<Millis>)>,
     cap: u32,
     pins: usize,
+    /// Until when each banned or muted user is (`None`: until lifted).
+    bans: HashMap<UserId, Option<Millis>>,
+    mutes: HashMap<UserId, Option<Millis>>,
+    /// When members in slow mode last posted.
+    last_post: HashMap<UserId, Millis>,
 }
 
 impl Gate {
     pub fn new(cap: u32, members: impl IntoIterator<Item = (UserId, Role)>) -> Gate {
-        Gate { members: members.into_iter().collect(), cap, pins: 0 }
+        Gate {
+            members: members.into_iter().map(|(user, role)| (user, (role, None))).collect(),
+            cap,
+            pins: 0,
+            bans: HashMap::new(),
+            mutes: HashMap::new(),
+            last_post: HashMap::new(),
+        }
+    }
+
+    /// The gate of a stored room: its members, pins and rows.
+    pub fn of(cap: u32, members: &[MemberRecord], pins: usize, rows: &[Row]) -> Gate {
+        let mut gate = Gate::new(cap, []).with_pins(pins);
+        for m in members {
+            gate.members.insert(m.user.clone(), (m.role, m.role_expires_at));
+        }
+        gate.apply(&rows.iter().cloned().map(Change::PutRow).collect::<Vec<_>>());
+        gate
     }
 
     /// The gate of a room that has `pins` pinned notes.
@@ -551,26 +783,53 @@ impl Gate {
         self
     }
 
-    fn role_at_least(&self, user: &UserId, least: Role) -> Result<(), Rejection> {
-        match self.members.get(user) {
+    fn role_at(&self, user: &UserId, now: Millis) -> Option<Role> {
+        self.members.get(user).map(|(role, expires)| effective_role(*role, *expires, now))
+    }
+
+    fn role_at_least(&self, user: &UserId, least: Role, now: Millis) -> Result<Role, Rejection> {
+        match self.role_at(user, now) {
             None => Err(Rejection::NotMember),
-            Some(held) if *held < least => Err(Rejection::Forbidden { least, held: *held }),
-            Some(_) => Ok(()),
+            Some(held) if held < least => Err(Rejection::Forbidden { least, held }),
+            Some(held) => Ok(held),
         }
     }
 
-    pub fn check(&self, requires: &Requires) -> Result<(), Rejection> {
+    /// Whether `requires` holds at `now`.
+    pub fn check(&self, requires: &Requires, now: Millis) -> Result<(), Rejection> {
+        let holds = |until: &Option<Millis>| until.is_none_or(|t| t > now);
         match requires {
             Requires::Nothing => Ok(()),
             Requires::Member(user) => self.members.get(user).map(|_| ()).ok_or(Rejection::NotMember),
-            Requires::RoleAtLeast(user, least) => self.role_at_least(user, *least),
+            Requires::Post { user, slow_ms } => {
+                self.members.get(user).ok_or(Rejection::NotMember)?;
+                if self.mutes.get(user).is_some_and(holds) {
+                    return Err(Rejection::Muted);
+                }
+                match self.last_post.get(user) {
+                    Some(last) if *slow_ms > 0 && last.0 + slow_ms > now.0 => {
+                        Err(Rejection::SlowMode { retry_ms: last.0 + slow_ms - now.0 })
+                    }
+                    _ => Ok(()),
+                }
+            }
+            Requires::RoleAtLeast(user, least) => self.role_at_least(user, *least, now).map(drop),
+            Requires::Over { user, least, target } => {
+                let held = self.role_at_least(user, *least, now)?;
+                match self.role_at(target, now) {
+                    Some(target) if target >= held => Err(Rejection::Outranked { held, target }),
+                    _ => Ok(()),
+                }
+            }
             Requires::PinSlot { user, least, max } => {
-                self.role_at_least(user, *least)?;
+                self.role_at_least(user, *least, now)?;
                 if self.pins >= *max { Err(Rejection::PinsFull { max: *max }) } else { Ok(()) }
             }
             Requires::Admit(user) => {
                 if self.members.contains_key(user) {
                     Err(Rejection::AlreadyMember)
+                } else if self.bans.get(user).is_some_and(holds) {
+                    Err(Rejection::Banned)
                 } else if self.members.len() >= self.cap as usize {
                     Err(Rejection::RoomFull { cap: self.cap })
                 } else {
@@ -580,14 +839,30 @@ impl Gate {
         }
     }
 
+    /// Notes what an ordered event that `requires` this means for the next
+    /// check: a post in slow mode starts the poster's wait.
+    pub fn ordered(&mut self, requires: &Requires, at: Millis) {
+        if let Requires::Post { user, slow_ms } = requires {
+            if *slow_ms > 0 {
+                self.last_post.insert(user.clone(), at);
+            }
+        }
+    }
+
     pub fn apply(&mut self, changes: &[Change]) {
         for change in changes {
             match change {
                 Change::PutMember(m) => {
-                    self.members.insert(m.user.clone(), m.role);
+                    self.members.insert(m.user.clone(), (m.role, m.role_expires_at));
                 }
                 Change::RemoveMember(user) => {
                     self.members.remove(user);
+                    self.last_post.remove(user);
+                }
+                Change::SetRole { user, role, expires_at } => {
+                    if let Some(member) = self.members.get_mut(user) {
+                        *member = (*role, *expires_at);
+                    }
                 }
                 Change::UpdateSettings(settings) => {
                     if let Some(cap) = settings.cap {
@@ -596,6 +871,22 @@ impl Gate {
                 }
                 Change::PutPin(_) => self.pins += 1,
                 Change::RemovePin(_) => self.pins = self.pins.saturating_sub(1),
+                Change::PutRow(row) if matches!(row.table, RowTable::Ban | RowTable::Mute) => {
+                    let until = rows::decode::<Sanction>(&row.value).map(|s| s.until);
+                    let (Ok(user), Ok(until)) = (UserId::new(row.key.clone()), until) else { continue };
+                    let sanctions = if row.table == RowTable::Ban { &mut self.bans } else { &mut self.mutes };
+                    sanctions.insert(user, until);
+                }
+                Change::PutRow(_) => {}
+                Change::RemoveRow { table, key } => {
+                    let Ok(user) = UserId::new(key.clone()) else { continue };
+                    match table {
+                        RowTable::Ban => self.bans.remove(&user),
+                        RowTable::Mute => self.mutes.remove(&user),
+                        _ => None,
+                    };
+                }
+                Change::PutAnnex(_) => {}
             }
         }
     }
@@ -610,6 +901,21 @@ fn pins_full(room: &RoomId, max: usize) -> ErrorBody {
         ErrorCode::LimitReached,
         format!(
             "room {room} has {max} pinned notes, the most it may have; unpin one, or pin with the title of one to replace it"
+        ),
+    )
+}
+
+fn banned(room: &RoomId) -> ErrorBody {
+    ErrorBody::new(ErrorCode::Banned, format!("you are banned from room {room}"))
+}
+
+fn outranked(room: &RoomId, held: Role, target: Role) -> ErrorBody {
+    ErrorBody::new(
+        ErrorCode::Forbidden,
+        format!(
+            "in room {room} you are a {} and they are a {}: you may act only on members below you",
+            held.as_str(),
+            target.as_str()
         ),
     )
 }

@@ -20,7 +20,9 @@ use dashmap::DashMap;
 use hearth_protocol::codec::encode_reply;
 use hearth_protocol::event::TruncatedEvent;
 use hearth_protocol::ops::{Joined, MemberInfo, ResumeMode, RoomSummary};
-use hearth_protocol::{ErrorBody, ErrorCode, Event, Note, Position, RequestId, Role, RoomId, Seq, UserId, limits};
+use hearth_protocol::{
+    ErrorBody, ErrorCode, Event, Millis, Note, Position, RequestId, Role, RoomId, Seq, UserId, limits,
+};
 use tokio::sync::{Notify, OnceCell};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -30,7 +32,7 @@ use crate::frames::{Committed, Encoded, event_frame, frame_message};
 use crate::hub::{Conn, ConnId, Hub};
 use crate::outbound::BurstError;
 use crate::room::{RoomState, not_member};
-use crate::store::{MemberRecord, RoomLoad, StoreError, StoredEvent};
+use crate::store::{RoomLoad, StoreError, StoredEvent};
 
 /// Tunables of the room layer.
 #[derive(Debug, Clone, Copy)]
@@ -131,11 +133,12 @@ impl Inner {
             // Their queues closed themselves as slow consumers; they resume later.
             self.subscribers.retain(|s| !s.out.is_closed());
         }
-        if let Event::MemberLeft(left) = &event.event {
-            // The leave reached every connection of theirs above; from here on they
-            // receive nothing. (One still joining stops at its switch to live.)
+        if let Some(gone) = crate::room::removed_member(&event.event) {
+            // The leave (or kick, or ban) reached every connection of theirs
+            // above; from here on they receive nothing. (One still joining stops
+            // at its switch to live.)
             self.subscribers.retain(|s| {
-                let stays = s.user != left.user;
+                let stays = s.user != *gone;
                 if !stays {
                     s.not_receiving(room);
                 }
@@ -158,7 +161,8 @@ impl Inner {
 
 impl Room {
     fn new(load: RoomLoad, broker: Arc<dyn Broker>, limits: RoomLimits) -> Result<Room, StoreError> {
-        let state = RoomState::restore(load.record, load.members, load.pins, load.head, load.last_ts);
+        let state = RoomState::restore(load.record, load.members, load.pins, &load.rows, load.head, load.last_ts)
+            .map_err(|e| StoreError::Corrupt { what: "room row", detail: e.to_string() })?;
         let mut recent = VecDeque::with_capacity(load.recent.len().min(limits.recent_events));
         for stored in load.recent.iter().skip(load.recent.len().saturating_sub(limits.recent_events)) {
             recent.push_back(Committed::from_stored(stored)?.encoded);
@@ -200,19 +204,26 @@ impl Room {
         self.lock().state.members.contains_key(user)
     }
 
-    /// Members, owners first, with whether any of their connections receives the room.
-    pub fn members(&self) -> Vec<MemberInfo> {
+    /// Members, owners first, with their roles at `now`, their titles, whether
+    /// any of their connections receives the room, and mutes in force.
+    pub fn members(&self, now: Millis) -> Vec<MemberInfo> {
         let inner = self.lock();
+        let rows = &inner.state.rows;
         let mut list: Vec<MemberInfo> = inner
             .state
             .members
             .iter()
-            .map(|(user, m)| MemberInfo {
-                user: user.clone(),
-                role: m.role,
-                joined_at: m.joined_at,
-                role_expires_at: m.role_expires_at,
-                online: inner.subscribers.iter().any(|s| s.user == *user),
+            .map(|(user, m)| {
+                let role = m.role_at(now);
+                MemberInfo {
+                    user: user.clone(),
+                    role,
+                    joined_at: m.joined_at,
+                    role_expires_at: m.role_expires_at.filter(|_| role == m.role && role != Role::Member),
+                    online: inner.subscribers.iter().any(|s| s.user == *user),
+                    title: rows.titles.get(user).cloned(),
+                    muted_until: rows.mutes.get(user).filter(|s| s.holds(now)).and_then(|s| s.until),
+                }
             })
             .collect();
         list.sort_by(|a, b| b.role.cmp(&a.role).then_with(|| a.user.cmp(&b.user)));
@@ -391,7 +402,12 @@ impl Room {
         let head = if load.record.epoch == inner.state.record.epoch { load.head.max(after) } else { load.head };
         tracing::warn!(room = %self.id, %after, next = %head.next(), "history lost; receivers told truncated");
         inner.tell_truncated(&self.id, after, head.next());
-        inner.state = RoomState::restore(load.record, load.members, load.pins, head, load.last_ts);
+        match RoomState::restore(load.record, load.members, load.pins, &load.rows, head, load.last_ts) {
+            Ok(state) => inner.state = state,
+            Err(error) => {
+                tracing::error!(room = %self.id, %error, "the reloaded room is unreadable; kept the old copy")
+            }
+        }
         inner.recent.clear();
         if let Some(repair) = inner.repair.as_mut() {
             repair.held.retain(|seq, _| *seq > head);
@@ -408,10 +424,11 @@ impl Room {
         id: RequestId,
         since: Option<Position>,
         first_join: bool,
+        now: Millis,
     ) -> Result<(), ErrorBody> {
         let (after, replied) = {
             let mut inner = self.lock();
-            let role = inner.state.role_of(&conn.user).ok_or_else(|| not_member(&self.id))?;
+            let role = inner.state.role_of(&conn.user, now).ok_or_else(|| not_member(&self.id))?;
             if inner.subscribers.len() >= self.limits.receivers {
                 return Err(ErrorBody::new(
                     ErrorCode::LimitReached,
@@ -448,7 +465,7 @@ impl Room {
             let oldest = self.broker.oldest(self.id.clone()).await.map_err(|e| e.to_error())?;
             let mode = if oldest > after.next() { ResumeMode::Truncated } else { ResumeMode::Replay };
             let inner = self.lock();
-            let role = inner.state.role_of(&conn.user).ok_or_else(|| not_member(&self.id))?;
+            let role = inner.state.role_of(&conn.user, now).ok_or_else(|| not_member(&self.id))?;
             push_reply(conn, id, &joined_reply(&inner.state, role, mode, first_join));
             if mode == ResumeMode::Truncated { inner.state.head } else { after }
         };
@@ -659,20 +676,11 @@ impl Delivery for Loaded {
         let room = self.get(room)?;
         let inner = room.inner.lock().unwrap_or_else(|p| p.into_inner());
         let state = &inner.state;
-        let members = state
-            .members
-            .iter()
-            .map(|(user, m)| MemberRecord {
-                user: user.clone(),
-                role: m.role,
-                joined_at: m.joined_at,
-                role_expires_at: m.role_expires_at,
-            })
-            .collect();
         Some(RoomLoad {
             record: state.record.clone(),
-            members,
+            members: state.member_records(),
             pins: state.pins.clone(),
+            rows: state.rows.to_rows(),
             head: state.head,
             last_ts: state.last_ts,
             recent: Vec::new(),

@@ -17,7 +17,8 @@ use futures_util::{SinkExt, StreamExt};
 use hearth_protocol::codec::{decode_request, encode_error, encode_event, encode_reply};
 use hearth_protocol::event::Hello;
 use hearth_protocol::ops::{
-    AddPin, Appended, Auth, Authed, CreateRoom, Done, HistoryPage, Join, MemberList, Op, Pinned, Pong, RoomList,
+    AddPin, Appended, Auth, Authed, CreateRoom, Done, HistoryPage, Join, MemberList, ModEntry, ModLog, ModLogPage, Op,
+    Pinned, Pong, RoomList,
 };
 use hearth_protocol::{CloseCode, Codec, ErrorBody, ErrorCode, Event, Millis, RequestId, RoomId, Seq, limits};
 use serde::Serialize;
@@ -31,7 +32,8 @@ use crate::frames::{event_frame, frame_message};
 use crate::hub::{Conn, ConnId};
 use crate::metered::{Metered, ReadMeter};
 use crate::outbound::{Outbound, Taken};
-use crate::room::{self, Draft, Rejection};
+use crate::room::permissions::Action;
+use crate::room::{self, AnnexTable, Draft, Rejection};
 use crate::rooms::Room;
 use crate::transport::close_message;
 
@@ -409,6 +411,18 @@ impl Session {
         Ok(())
     }
 
+    /// Orders `draft` and replies once this node's copy of the room has
+    /// applied it, so the member's next request — decided on this copy — sees
+    /// it (in cluster mode the copy follows Redis a moment behind). For the
+    /// community tools' requests; messages reply when durable (`publish`).
+    async fn publish_applied(&mut self, id: RequestId, room: &Room, draft: Draft) -> Result<(), ErrorBody> {
+        let receipt = self.shared.registry.broker().publish(draft).await.map_err(|e| e.to_error())?;
+        let published = receipt.durable().await.map_err(|e| e.to_error())?;
+        applied_within(room.wait_applied(published.seq)).await?;
+        self.reply(id, &Appended { seq: published.seq, ts: published.ts }).await;
+        Ok(())
+    }
+
     async fn room(&self, room: &RoomId) -> Result<Arc<Room>, ErrorBody> {
         self.shared.registry.get(room).await
     }
@@ -424,6 +438,7 @@ impl Session {
 
     async fn dispatch(&mut self, id: RequestId, op: Op) -> Result<(), ErrorBody> {
         let user = self.conn.user.clone();
+        let now = self.shared.clock.now();
         match op {
             Op::Ping(_) => self.reply(id, &Pong { ts: self.shared.clock.now() }).await,
             Op::CreateRoom(args) => self.create_room(id, args).await?,
@@ -438,7 +453,14 @@ impl Session {
                 self.publish(id, draft, |_| Done {}).await?;
             }
             Op::SendMessage(args) => {
-                let draft = self.room(&args.room).await?.decide(|s| s.decide_send(&user, args))?;
+                let draft = self.room(&args.room).await?.decide(|s| {
+                    let slow_ms = s.check_post(&user, now)?;
+                    let mut draft = s.decide_send(&user, args)?;
+                    // The order holds the member to it too: two posts in a row
+                    // may both pass this copy before either is applied here.
+                    draft.requires = room::Requires::Post { user: user.clone(), slow_ms };
+                    Ok::<_, ErrorBody>(draft)
+                })?;
                 self.publish(id, draft, |p| Appended { seq: p.seq, ts: p.ts }).await?;
                 crate::metrics::get().messages.increment(1);
             }
@@ -449,14 +471,55 @@ impl Session {
             }
             Op::AddPin(args) => self.pin(id, args).await?,
             Op::RemovePin(args) => {
-                let draft = self.room(&args.room).await?.decide(|s| s.decide_unpin(&user, args.pin))?;
+                let draft = self.room(&args.room).await?.decide(|s| s.decide_unpin(&user, args.pin, now))?;
                 self.publish(id, draft, |p| Appended { seq: p.seq, ts: p.ts }).await?;
             }
             Op::Members(args) => {
                 let room = self.member_room(&args.room).await?;
-                self.reply(id, &MemberList { members: room.members() }).await;
+                self.reply(id, &MemberList { members: room.members(self.shared.clock.now()) }).await;
             }
             Op::Auth(args) => self.reauthenticate(id, args).await?,
+            Op::SetRole(args) => {
+                let room = self.room(&args.room).await?;
+                let draft = room.decide(|s| s.decide_set_role(&user, args, now))?;
+                self.publish_applied(id, &room, draft).await?;
+            }
+            Op::SetRoom(args) => {
+                let room = self.room(&args.room).await?;
+                if let Some(parent) = args.settings.parent.as_ref().filter(|p| !p.as_str().is_empty()) {
+                    let parent = RoomId::new(parent.as_str())
+                        .map_err(|e| ErrorBody::new(ErrorCode::BadRequest, format!("parent: {e}")))?;
+                    self.room(&parent).await?;
+                }
+                let draft = room.decide(|s| s.decide_set_room(&user, args.settings, now))?;
+                self.publish_applied(id, &room, draft).await?;
+            }
+            Op::Kick(args) => {
+                let room = self.room(&args.room).await?;
+                let draft = room.decide(|s| s.decide_kick(&user, &args.user, args.reason, now))?;
+                self.publish_applied(id, &room, draft).await?;
+            }
+            Op::Ban(args) => {
+                let room = self.room(&args.room).await?;
+                let draft = room.decide(|s| s.decide_ban(&user, &args.user, args.reason, args.duration_secs, now))?;
+                self.publish_applied(id, &room, draft).await?;
+            }
+            Op::Unban(args) => {
+                let room = self.room(&args.room).await?;
+                let draft = room.decide(|s| s.decide_unban(&user, &args.user, now))?;
+                self.publish_applied(id, &room, draft).await?;
+            }
+            Op::Mute(args) => {
+                let room = self.room(&args.room).await?;
+                let draft = room.decide(|s| s.decide_mute(&user, &args.user, args.duration_secs, args.reason, now))?;
+                self.publish_applied(id, &room, draft).await?;
+            }
+            Op::Unmute(args) => {
+                let room = self.room(&args.room).await?;
+                let draft = room.decide(|s| s.decide_unmute(&user, &args.user, now))?;
+                self.publish_applied(id, &room, draft).await?;
+            }
+            Op::ModLog(args) => self.mod_log(id, args).await?,
             other => {
                 return Err(ErrorBody::new(
                     ErrorCode::Unsupported,
@@ -507,7 +570,8 @@ impl Session {
         room.unsubscribe(self.conn.id);
         self.conn.not_receiving(&room.id);
         let mut first_join = false;
-        if let Some(draft) = room.decide(|s| s.decide_join(&user, args.since))? {
+        let now = self.shared.clock.now();
+        if let Some(draft) = room.decide(|s| s.decide_join(&user, args.since, now))? {
             let receipt = self.shared.registry.broker().publish(draft).await;
             let published = match receipt {
                 Ok(receipt) => receipt.durable().await,
@@ -525,7 +589,34 @@ impl Session {
                 Err(error) => return Err(error.to_error()),
             }
         }
-        room.join(&self.conn, id, args.since, first_join).await
+        room.join(&self.conn, id, args.since, first_join, self.shared.clock.now()).await
+    }
+
+    /// The room's moderation log, newest first, a page at a time.
+    async fn mod_log(&mut self, id: RequestId, args: ModLog) -> Result<(), ErrorBody> {
+        let room = self.member_room(&args.room).await?;
+        let now = self.shared.clock.now();
+        room.decide(|s| s.require(&self.conn.user, Action::Moderate, now))?;
+        let limit = usize::from(args.limit.unwrap_or(limits::DEFAULT_PAGE_LIMIT).clamp(1, limits::MAX_PAGE_LIMIT));
+        let before = Seq(args.before.unwrap_or(u64::MAX));
+        let rows = self
+            .shared
+            .registry
+            .broker()
+            .annex_before(room.id.clone(), AnnexTable::ModLog, before, limit + 1)
+            .await
+            .map_err(|e| e.to_error())?;
+        let mut entries = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let entry: ModEntry = room::rows::decode(&row.value).map_err(|e| {
+                ErrorBody::new(ErrorCode::Internal, format!("a moderation log entry is unreadable: {e}"))
+            })?;
+            entries.push(entry);
+        }
+        let more = entries.len() > limit;
+        entries.truncate(limit);
+        self.reply(id, &ModLogPage { entries, more }).await;
+        Ok(())
     }
 
     async fn pin(&mut self, id: RequestId, args: AddPin) -> Result<(), ErrorBody> {
@@ -537,7 +628,8 @@ impl Session {
             _ => return Err(ErrorBody::new(ErrorCode::BadRequest, "pin takes exactly one of seq (a message) or note")),
         };
         let max_pins = self.shared.config.limits.pins_per_room;
-        let draft = room.decide(|s| s.decide_pin(&user, args.seq, text, args.title, max_pins))?;
+        let now = self.shared.clock.now();
+        let draft = room.decide(|s| s.decide_pin(&user, args.seq, text, args.title, max_pins, now))?;
         let mut event = draft.event.clone();
         self.publish(id, draft, move |p| {
             // Stamped as the stored event was: the reply's pin is the event's.

@@ -118,6 +118,8 @@ pub struct Deployment {
     redis_cluster: Option<hearth_testkit::RedisCluster>,
     /// What every node runs with, for a restart.
     config: Config,
+    /// The clock every node reads, when the test moves time itself.
+    pub clock: Option<hearth_server::clock::ManualClock>,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -161,7 +163,40 @@ impl Deployment {
         for _ in 0..count {
             nodes.push(TestServer::start(config.clone()).await);
         }
-        Deployment { nodes, redis: None, redis_cluster: None, config, _dir: None }
+        Deployment { nodes, redis: None, redis_cluster: None, config, clock: None, _dir: None }
+    }
+
+    /// One in-memory node whose time the test moves ([`Deployment::advance`]).
+    pub async fn single_timed() -> Deployment {
+        let clock = hearth_server::clock::ManualClock::new(START);
+        let mut config = test_config(Storage::Ephemeral { history_limit: 10_000 });
+        config.clock = std::sync::Arc::new(clock.clone());
+        let mut d = Self::with_nodes(config, 1).await;
+        d.clock = Some(clock);
+        d
+    }
+
+    /// Two nodes on a Redis, both reading one clock the test moves.
+    pub async fn cluster_timed() -> Deployment {
+        let redis = hearth_testkit::RedisServer::start().await;
+        let clock = hearth_server::clock::ManualClock::new(START);
+        let mut config = cluster_config(&redis.url(), "behaviour");
+        config.clock = std::sync::Arc::new(clock.clone());
+        let mut d = Self::with_nodes(config, 2).await;
+        d.redis = Some(redis);
+        d.clock = Some(clock);
+        d
+    }
+
+    /// Moves the deployment's manual clock on.
+    pub fn advance(&self, by: Duration) {
+        self.clock.as_ref().expect("a timed deployment (single_timed, cluster_timed)").advance(by);
+    }
+
+    /// The deployment's time now.
+    pub fn now(&self) -> hearth_protocol::Millis {
+        use hearth_server::clock::Clock as _;
+        self.clock.as_ref().map_or_else(|| hearth_server::clock::SystemClock.now(), |c| c.now())
     }
 
     pub fn is_cluster(&self) -> bool {
@@ -204,6 +239,9 @@ impl Deployment {
     }
 }
 
+/// Where timed deployments' clocks start: a fixed moment, so tests read alike.
+pub const START: hearth_protocol::Millis = hearth_protocol::Millis(1_800_000_000_000);
+
 /// Settings for a cluster-mode node on `redis_url`: test limits, a probe fast
 /// enough for failure tests to be quick, and keys under `prefix`.
 pub fn cluster_config(redis_url: &str, prefix: &str) -> Config {
@@ -220,6 +258,24 @@ pub fn cluster_config(redis_url: &str, prefix: &str) -> Config {
 #[macro_export]
 macro_rules! both_modes {
     ($(async fn $name:ident($d:ident: Deployment) $body:block)*) => {
+        $crate::in_deployments! { single, cluster; $(async fn $name($d: Deployment) $body)* }
+    };
+}
+
+/// [`both_modes!`] for time rules: each deployment's nodes read one manual
+/// clock, moved with [`Deployment::advance`] instead of sleeping.
+#[macro_export]
+macro_rules! both_modes_timed {
+    ($(async fn $name:ident($d:ident: Deployment) $body:block)*) => {
+        $crate::in_deployments! { single_timed, cluster_timed; $(async fn $name($d: Deployment) $body)* }
+    };
+}
+
+/// The two modes' tests, on the deployments the two constructors make.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! in_deployments {
+    ($one:ident, $two:ident; $(async fn $name:ident($d:ident: Deployment) $body:block)*) => {
         $(
             mod $name {
                 #[allow(unused_imports)]
@@ -229,12 +285,12 @@ macro_rules! both_modes {
 
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn one_node() {
-                    run($crate::Deployment::single().await).await;
+                    run($crate::Deployment::$one().await).await;
                 }
 
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn two_nodes_on_redis() {
-                    run($crate::Deployment::cluster().await).await;
+                    run($crate::Deployment::$two().await).await;
                 }
             }
         )*

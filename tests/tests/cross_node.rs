@@ -46,6 +46,8 @@ async fn a_leave_through_one_node_stops_a_send_through_the_other_at_once(d: Depl
     ada.send(&r, "before").await.unwrap();
     events_until(&mut laptop, |e| is_message(e, &r, "before")).await;
 
+    // Where the laptop stood: it forgets the room once told of the leave.
+    let since = laptop.position(&r).unwrap();
     phone.leave(&r).await.unwrap();
     // Right after, before the laptop's node may have heard of the leave.
     match laptop.send(&r, "too late").await {
@@ -60,7 +62,6 @@ async fn a_leave_through_one_node_stops_a_send_through_the_other_at_once(d: Depl
     let late: Vec<Event> = std::iter::from_fn(|| laptop.try_next_event()).collect();
     assert!(late.is_empty(), "nothing reaches bo after the leave: {late:?}");
     // Resuming the membership it no longer has is refused, not a silent rejoin.
-    let since = laptop.position(&r).unwrap();
     match laptop.join_since(&r, Some(since)).await {
         Err(ClientError::Server(error)) => assert_eq!(error.code, ErrorCode::NotMember, "{error}"),
         other => panic!("expected not_member, got {other:?}"),

@@ -57,6 +57,8 @@ async fn a_leave_reaches_every_connection_of_the_user_and_a_resume_after_it_is_r
     ada.send(&r, "before").await.unwrap();
     assert_eq!(message_texts(&events_so_far(&mut laptop).await), ["before"]);
 
+    // Where the laptop stood: it forgets the room once told of the leave.
+    let since = laptop.position(&r).unwrap();
     phone.leave(&r).await.unwrap();
     // The laptop hears of the leave, then nothing more from the room.
     let seen = events_so_far(&mut laptop).await;
@@ -67,7 +69,6 @@ async fn a_leave_reaches_every_connection_of_the_user_and_a_resume_after_it_is_r
     ada.send(&r, "after").await.unwrap();
     assert_eq!(message_texts(&events_so_far(&mut laptop).await), Vec::<String>::new());
     // Resuming the membership it no longer has is refused, not a silent rejoin.
-    let since = laptop.position(&r).unwrap();
     match laptop.join_since(&r, Some(since)).await {
         Err(ClientError::Server(error)) => assert_eq!(error.code, ErrorCode::NotMember, "{error}"),
         other => panic!("expected not_member, got {other:?}"),

@@ -425,6 +425,8 @@ impl App {
                         joined_at: j.ts,
                         role_expires_at: None,
                         online: true,
+                        title: None,
+                        muted_until: None,
                     });
                 }
             }

@@ -93,7 +93,7 @@ async fn create(subject: &Subject, name: &str, cap: u32) -> Receipt {
 /// The room's state as the broker keeps it durably.
 async fn state(subject: &Subject, name: &str) -> RoomState {
     let load = subject.broker.load_room(rid(name), 0).await.unwrap().expect("room exists");
-    RoomState::restore(load.record, load.members, load.pins, load.head, load.last_ts)
+    RoomState::restore(load.record, load.members, load.pins, &load.rows, load.head, load.last_ts).unwrap()
 }
 
 fn send(state: &RoomState, from: &str, cmid: &str) -> Draft {
@@ -112,7 +112,7 @@ async fn durable(receipt: Receipt) -> Published {
 
 async fn join(subject: &Subject, name: &str, who: &str) -> Published {
     let state = state(subject, name).await;
-    let draft = state.decide_join(&user(who), None).unwrap().expect("not a member yet");
+    let draft = state.decide_join(&user(who), None, Millis(0)).unwrap().expect("not a member yet");
     durable(subject.broker.publish(draft).await.unwrap()).await
 }
 
@@ -211,12 +211,12 @@ async fn preconditions_are_checked_in_the_order(subject: Subject) {
     durable(create(&subject, "gate", 2).await).await;
     let stale = state(&subject, "gate").await;
     // Decided against a state where bo was not a member yet: refused once bo is.
-    let bo_twice = stale.decide_join(&user("bo"), None).unwrap().unwrap();
+    let bo_twice = stale.decide_join(&user("bo"), None, Millis(0)).unwrap().unwrap();
     join(&subject, "gate", "bo").await;
     let refused = subject.broker.publish(bo_twice).await.unwrap_err();
     assert!(matches!(refused, BrokerError::Rejected { why: Rejection::AlreadyMember, .. }), "{refused:?}");
     // The cap: cy was decided in while a place was free.
-    let cy = stale.decide_join(&user("cy"), None).unwrap().unwrap();
+    let cy = stale.decide_join(&user("cy"), None, Millis(0)).unwrap().unwrap();
     let refused = subject.broker.publish(cy).await.unwrap_err();
     assert!(matches!(refused, BrokerError::Rejected { why: Rejection::RoomFull { cap: 2 }, .. }), "{refused:?}");
     // A send decided while bo was a member, ordered after bo's leave.
@@ -234,16 +234,109 @@ async fn the_pin_limit_holds_in_the_order(subject: Subject) {
     let stale = state(&subject, "pinned").await;
     let note = |t: &str| Note::new(t).unwrap();
     // Decided against the same state, one place left: only one is ordered.
-    let first = stale.decide_pin(&user("ada"), None, note("Mission"), None, 1).unwrap();
-    let second = stale.decide_pin(&user("ada"), None, note("Rules"), None, 1).unwrap();
+    let first = stale.decide_pin(&user("ada"), None, note("Mission"), None, 1, Millis(0)).unwrap();
+    let second = stale.decide_pin(&user("ada"), None, note("Rules"), None, 1, Millis(0)).unwrap();
     durable(subject.broker.publish(first).await.unwrap()).await;
     let refused = subject.broker.publish(second).await.unwrap_err();
     assert!(matches!(refused, BrokerError::Rejected { why: Rejection::PinsFull { max: 1 }, .. }), "{refused:?}");
     // Still full after the room leaves the broker's memory and comes back.
     subject.broker.unsubscribe(rid("pinned")).await.unwrap();
-    let third = stale.decide_pin(&user("ada"), None, note("FAQ"), None, 1).unwrap();
+    let third = stale.decide_pin(&user("ada"), None, note("FAQ"), None, 1, Millis(0)).unwrap();
     let refused = subject.broker.publish(third).await.unwrap_err();
     assert!(matches!(refused, BrokerError::Rejected { why: Rejection::PinsFull { .. }, .. }), "{refused:?}");
+}
+
+async fn moderation_holds_in_the_order_and_is_logged(subject: Subject) {
+    durable(create(&subject, "modded", 100).await).await;
+    join(&subject, "modded", "bo").await;
+    join(&subject, "modded", "cy").await;
+    let now = subject.clock.now();
+    let stale = state(&subject, "modded").await;
+    let reason = |t: &str| ShortText::new(t).unwrap();
+    // Decided before the ban: bo's rejoin after a kick, and a post of cy's.
+    let ban = stale.decide_ban(&user("ada"), &user("bo"), reason("spam"), Some(60), now).unwrap();
+    durable(subject.broker.publish(ban).await.unwrap()).await;
+    let banned = state(&subject, "modded").await;
+    assert!(!banned.members.contains_key(&user("bo")), "a ban removes the member");
+    assert!(banned.rows.bans.contains_key(&user("bo")));
+    let rejoin = stale.decide_join(&user("bo"), None, now).unwrap();
+    assert!(rejoin.is_none(), "the stale copy still has bo");
+    let rejoin = room::RoomState { members: Default::default(), ..stale.clone() }
+        .decide_join(&user("bo"), None, now)
+        .unwrap()
+        .unwrap();
+    let refused = subject.broker.publish(rejoin.clone()).await.unwrap_err();
+    assert!(matches!(refused, BrokerError::Rejected { why: Rejection::Banned, .. }), "{refused:?}");
+    // The ban ends by itself: the same join is ordered a minute later.
+    subject.clock.advance(Duration::from_secs(61));
+    durable(subject.broker.publish(rejoin).await.unwrap()).await;
+    // A mute decided after, a post decided before: the post is refused.
+    let post = send(&stale, "cy", "shouting");
+    let mute =
+        state(&subject, "modded").await.decide_mute(&user("ada"), &user("cy"), 30, reason(""), subject.clock.now());
+    durable(subject.broker.publish(mute.unwrap()).await.unwrap()).await;
+    let refused = subject.broker.publish(post).await.unwrap_err();
+    assert!(matches!(refused, BrokerError::Rejected { why: Rejection::Muted, .. }), "{refused:?}");
+    // Slow mode in the order: two posts decided on one copy, only one ordered.
+    let copy = state(&subject, "modded").await;
+    let slow = |text: &str| {
+        let mut draft = send(&copy, "bo", text);
+        draft.requires = room::Requires::Post { user: user("bo"), slow_ms: 10_000 };
+        draft
+    };
+    durable(subject.broker.publish(slow("first")).await.unwrap()).await;
+    let refused = subject.broker.publish(slow("second")).await.unwrap_err();
+    assert!(matches!(refused, BrokerError::Rejected { why: Rejection::SlowMode { .. }, .. }), "{refused:?}");
+    // A moderator cannot act on the owner, even decided on a copy that allowed it.
+    let promote = copy
+        .decide_set_role(
+            &user("ada"),
+            hearth_protocol::ops::SetRole {
+                room: rid("modded"),
+                user: user("bo"),
+                role: Role::Moderator,
+                expires_at: None,
+                title: None,
+            },
+            subject.clock.now(),
+        )
+        .unwrap();
+    durable(subject.broker.publish(promote).await.unwrap()).await;
+    let demote_cy =
+        state(&subject, "modded").await.decide_kick(&user("bo"), &user("cy"), reason(""), subject.clock.now()).unwrap();
+    let cy_up = state(&subject, "modded")
+        .await
+        .decide_set_role(
+            &user("ada"),
+            hearth_protocol::ops::SetRole {
+                room: rid("modded"),
+                user: user("cy"),
+                role: Role::Moderator,
+                expires_at: None,
+                title: None,
+            },
+            subject.clock.now(),
+        )
+        .unwrap();
+    durable(subject.broker.publish(cy_up).await.unwrap()).await;
+    let refused = subject.broker.publish(demote_cy).await.unwrap_err();
+    assert!(matches!(refused, BrokerError::Rejected { why: Rejection::Outranked { .. }, .. }), "{refused:?}");
+    // Every action is in the log, newest first, with who and why.
+    let log = subject.broker.annex_before(rid("modded"), room::AnnexTable::ModLog, Seq::MAX, 10).await.unwrap();
+    let entries: Vec<hearth_protocol::ops::ModEntry> =
+        log.iter().map(|row| room::rows::decode(&row.value).unwrap()).collect();
+    let actions: Vec<_> = entries.iter().map(|e| e.action).collect();
+    use hearth_protocol::ops::ModAction;
+    assert_eq!(actions, [ModAction::SetRole, ModAction::SetRole, ModAction::Mute, ModAction::Ban]);
+    assert_eq!(entries[3].reason.as_str(), "spam");
+    assert_eq!(entries[3].entry, log[3].target.0, "an entry's id is its event's seq");
+    assert!(entries.iter().all(|e| e.at.0 >= 1_000), "times are the events' own");
+    let older = subject.broker.annex_before(rid("modded"), room::AnnexTable::ModLog, log[1].target, 10).await.unwrap();
+    assert_eq!(older.len(), 2);
+    // The rows survive the room leaving the broker's memory.
+    subject.broker.unsubscribe(rid("modded")).await.unwrap();
+    let loaded = state(&subject, "modded").await;
+    assert!(loaded.rows.bans.contains_key(&user("bo")) && loaded.rows.mutes.contains_key(&user("cy")));
 }
 
 async fn history_shows_only_durable_events(subject: Subject) {
@@ -279,6 +372,7 @@ async fn run_suite<F: Future<Output = Subject>>(make: impl Fn() -> F) {
     preconditions_are_checked_in_the_order(make().await).await;
     the_pin_limit_holds_in_the_order(make().await).await;
     history_shows_only_durable_events(make().await).await;
+    moderation_holds_in_the_order_and_is_logged(make().await).await;
 }
 
 async fn local(store: Arc<dyn Store>, dir: Option<tempfile::TempDir>) -> Subject {

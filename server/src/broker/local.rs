@@ -31,7 +31,7 @@ use super::{Broker, BrokerError, BrokerFuture, Delivery, Published, Receipt};
 use crate::clock::SharedClock;
 use crate::frames::Committed;
 use crate::journal::{CommitHold, Journal, JournalError};
-use crate::room::{self, Draft, Gate, RoomRecord};
+use crate::room::{self, AnnexRow, AnnexTable, Draft, Gate, RoomRecord};
 use crate::store::{EventRow, RoomListing, RoomLoad, SentMessage, Store, StoreError, StoredEvent, Write};
 
 /// What the journal hands back for each committed event.
@@ -120,8 +120,7 @@ impl Order {
 
     /// The order of a stored room, with its newest client message ids.
     fn new(load: &RoomLoad, sent: Vec<SentMessage>, window: usize) -> Order {
-        let gate = Gate::new(load.record.cap, load.members.iter().map(|m| (m.user.clone(), m.role)))
-            .with_pins(load.pins.len());
+        let gate = Gate::of(load.record.cap, &load.members, load.pins.len(), &load.rows);
         let mut order = Order::at(load.record.epoch, load.head, load.last_ts, gate);
         for s in sent {
             order.sent.remember((s.from, s.cmid), (s.seq, s.ts), window);
@@ -251,10 +250,11 @@ impl LocalBroker {
                 return Ok(Receipt::durable_when(published(&order, seq, ts, true), rx));
             }
         }
-        order.gate.check(&draft.requires).map_err(|why| BrokerError::Rejected { room: seqr.room.clone(), why })?;
-        let seq = order.head.next();
         // Timestamps never go backwards within a room, even if the clock does.
         let ts = self.clock.now().max(order.last_ts);
+        order.gate.check(&draft.requires, ts).map_err(|why| BrokerError::Rejected { room: seqr.room.clone(), why })?;
+        let seq = order.head.next();
+        let requires = draft.requires;
         let mut event = draft.event;
         event.stamp(seq, ts);
         let changes = room::changes(&event);
@@ -290,6 +290,7 @@ impl LocalBroker {
         order.head = seq;
         order.last_ts = ts;
         order.gate.apply(&changes);
+        order.gate.ordered(&requires, ts);
         if let Some(key) = cmid_key {
             order.sent.remember(key, (seq, ts), self.dedupe_window);
         }
@@ -452,6 +453,20 @@ impl Broker for LocalBroker {
 
     fn oldest(&self, room: RoomId) -> BrokerFuture<'_, Seq> {
         Box::pin(self.blocking(move |store| store.oldest(&room)))
+    }
+
+    fn annex(&self, room: RoomId, table: AnnexTable, targets: Vec<Seq>) -> BrokerFuture<'_, Vec<AnnexRow>> {
+        Box::pin(self.blocking(move |store| store.annex(&room, table, &targets)))
+    }
+
+    fn annex_before(
+        &self,
+        room: RoomId,
+        table: AnnexTable,
+        before: Seq,
+        limit: usize,
+    ) -> BrokerFuture<'_, Vec<AnnexRow>> {
+        Box::pin(self.blocking(move |store| store.annex_before(&room, table, before, limit)))
     }
 
     fn subscribe(&self, _room: RoomId) -> BrokerFuture<'_, ()> {

@@ -33,6 +33,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use crate::frames::Committed;
+use crate::room::{AnnexRow, AnnexTable};
 use crate::room::{Draft, Rejection, RoomRecord};
 use crate::store::{RoomListing, RoomLoad, StoreError, StoredEvent};
 
@@ -193,6 +194,17 @@ pub trait Broker: Send + Sync + 'static {
     fn history_before(&self, room: RoomId, before: Seq, limit: usize) -> BrokerFuture<'_, Vec<StoredEvent>>;
     /// The seq of the oldest event still held (head + 1 when none is).
     fn oldest(&self, room: RoomId) -> BrokerFuture<'_, Seq>;
+    /// The durable annotations of `table` under `targets`.
+    fn annex(&self, room: RoomId, table: AnnexTable, targets: Vec<Seq>) -> BrokerFuture<'_, Vec<AnnexRow>>;
+    /// The annotations of `table` under the newest `limit` targets below
+    /// `before`, newest target first.
+    fn annex_before(
+        &self,
+        room: RoomId,
+        table: AnnexTable,
+        before: Seq,
+        limit: usize,
+    ) -> BrokerFuture<'_, Vec<AnnexRow>>;
     /// This node has the room in memory: its events must reach [`Delivery`].
     fn subscribe(&self, room: RoomId) -> BrokerFuture<'_, ()>;
     /// This node no longer has the room in memory.

@@ -41,7 +41,7 @@ impl Order {
     }
 
     fn publish(&mut self, draft: Draft) -> Result<Seq, Rejection> {
-        self.gate.check(&draft.requires)?;
+        self.gate.check(&draft.requires, self.now)?;
         let seq = Seq(self.events.len() as u64 + 1);
         self.now = Millis(self.now.0 + 10);
         let mut event = draft.event;
@@ -53,7 +53,7 @@ impl Order {
     }
 
     fn join(&mut self, name: &str) -> Seq {
-        let draft = self.state.decide_join(&user(name), None).unwrap().expect("not a member yet");
+        let draft = self.state.decide_join(&user(name), None, Millis(0)).unwrap().expect("not a member yet");
         self.publish(draft).unwrap()
     }
 
@@ -75,7 +75,7 @@ fn message(text: &str, thread: Option<Seq>) -> SendMessage {
 fn the_creator_is_the_owner_and_first_member() {
     let order = Order::new(100);
     assert_eq!(order.state.head, Seq(1));
-    assert_eq!(order.state.role_of(&user("ada")), Some(Role::Owner));
+    assert_eq!(order.state.role_of(&user("ada"), Millis(0)), Some(Role::Owner));
     assert_eq!(order.state.members[&user("ada")].joined_at, Millis(1_010));
     assert_eq!(order.state.info().members, 1);
 }
@@ -86,7 +86,7 @@ fn members_send_and_others_are_told_to_join() {
     assert_eq!(order.send("bo", "hi").unwrap_err().code, ErrorCode::NotMember);
     order.join("bo");
     let draft = order.send("bo", "hi").unwrap();
-    assert_eq!(draft.requires, Requires::Member(user("bo")));
+    assert_eq!(draft.requires, Requires::Post { user: user("bo"), slow_ms: 0 });
     assert_eq!(draft.cmid.as_ref().map(|c| c.as_str()), Some("c-hi"));
     let seq = order.publish(draft).unwrap();
     assert_eq!(seq, Seq(3));
@@ -116,9 +116,9 @@ fn leaving_ends_membership_and_resuming_after_it_is_refused() {
     assert_eq!(order.send("bo", "still-here").unwrap_err().code, ErrorCode::NotMember);
     // A join with `since` resumes a membership; there is none to resume.
     let since = Position { epoch: Epoch(7), seq: Seq(2) };
-    assert_eq!(order.state.decide_join(&user("bo"), Some(since)).unwrap_err().code, ErrorCode::NotMember);
+    assert_eq!(order.state.decide_join(&user("bo"), Some(since), Millis(0)).unwrap_err().code, ErrorCode::NotMember);
     // Without `since` it is a new membership.
-    assert!(order.state.decide_join(&user("bo"), None).unwrap().is_some());
+    assert!(order.state.decide_join(&user("bo"), None, Millis(0)).unwrap().is_some());
     // The owner cannot leave.
     assert_eq!(order.state.decide_leave(&user("ada")).unwrap_err().code, ErrorCode::Forbidden);
     assert_eq!(order.state.decide_leave(&user("cy")).unwrap_err().code, ErrorCode::NotMember);
@@ -128,8 +128,8 @@ fn leaving_ends_membership_and_resuming_after_it_is_refused() {
 fn a_join_decided_on_a_stale_state_is_refused_by_the_order() {
     // Two connections of bo join at once: both decide "not a member yet".
     let mut order = Order::new(100);
-    let first = order.state.decide_join(&user("bo"), None).unwrap().unwrap();
-    let second = order.state.decide_join(&user("bo"), None).unwrap().unwrap();
+    let first = order.state.decide_join(&user("bo"), None, Millis(0)).unwrap().unwrap();
+    let second = order.state.decide_join(&user("bo"), None, Millis(0)).unwrap().unwrap();
     order.publish(first).unwrap();
     assert_eq!(order.publish(second), Err(Rejection::AlreadyMember));
     // A send decided before bo's leave was ordered is refused after it.
@@ -144,12 +144,12 @@ fn the_cap_is_checked_by_the_order() {
     // may be ordered that this copy has not applied; the order refuses it.
     let mut order = Order::new(2);
     order.join("bo");
-    let cy = order.state.decide_join(&user("cy"), None).unwrap().unwrap();
+    let cy = order.state.decide_join(&user("cy"), None, Millis(0)).unwrap().unwrap();
     assert_eq!(order.publish(cy), Err(Rejection::RoomFull { cap: 2 }));
     // Two joins decided while one place was left: the order admits one.
     let mut order = Order::new(2);
-    let bo = order.state.decide_join(&user("bo"), None).unwrap().unwrap();
-    let cy = order.state.decide_join(&user("cy"), None).unwrap().unwrap();
+    let bo = order.state.decide_join(&user("bo"), None, Millis(0)).unwrap().unwrap();
+    let cy = order.state.decide_join(&user("cy"), None, Millis(0)).unwrap().unwrap();
     order.publish(bo).unwrap();
     assert_eq!(order.publish(cy), Err(Rejection::RoomFull { cap: 2 }));
 }
@@ -160,23 +160,23 @@ fn the_pin_limit_is_checked_by_the_order_and_a_replacement_needs_no_place() {
     let note = |t: &str| Note::new(t).unwrap();
     let title = |t: &str| Some(ShortText::new(t).unwrap());
     // Two moderators pin at once with one place left: the order admits one.
-    let first = order.state.decide_pin(&user("ada"), None, note("Mission"), title("Mission"), 1).unwrap();
-    let second = order.state.decide_pin(&user("ada"), None, note("Rules"), title("Rules"), 1).unwrap();
+    let first = order.state.decide_pin(&user("ada"), None, note("Mission"), title("Mission"), 1, Millis(0)).unwrap();
+    let second = order.state.decide_pin(&user("ada"), None, note("Rules"), title("Rules"), 1, Millis(0)).unwrap();
     order.publish(first).unwrap();
     assert_eq!(order.publish(second), Err(Rejection::PinsFull { max: 1 }));
     assert_eq!(
-        order.state.decide_pin(&user("ada"), None, note("FAQ"), None, 1).unwrap_err().code,
+        order.state.decide_pin(&user("ada"), None, note("FAQ"), None, 1, Millis(0)).unwrap_err().code,
         ErrorCode::LimitReached
     );
     // A new version of a pinned note takes its predecessor's place.
-    let v2 = order.state.decide_pin(&user("ada"), None, note("Mission v2"), title("Mission"), 1).unwrap();
+    let v2 = order.state.decide_pin(&user("ada"), None, note("Mission v2"), title("Mission"), 1, Millis(0)).unwrap();
     order.publish(v2).unwrap();
     assert_eq!(order.state.pins.len(), 1);
     assert_eq!(order.state.pins[0].version, 2);
     // Unpinning frees the place again.
     let pin = order.state.pins[0].pin;
-    order.publish(order.state.decide_unpin(&user("ada"), pin).unwrap()).unwrap();
-    let again = order.state.decide_pin(&user("ada"), None, note("Rules"), None, 1).unwrap();
+    order.publish(order.state.decide_unpin(&user("ada"), pin, Millis(0)).unwrap()).unwrap();
+    let again = order.state.decide_pin(&user("ada"), None, note("Rules"), None, 1, Millis(0)).unwrap();
     order.publish(again).unwrap();
 }
 
@@ -196,7 +196,7 @@ fn visibility_decides_who_may_join() {
         });
         update.stamp(Seq(2), Millis(2_000));
         order.state.apply(&update).unwrap();
-        assert_eq!(order.state.decide_join(&user("bo"), None).unwrap_err().code, code);
+        assert_eq!(order.state.decide_join(&user("bo"), None, Millis(0)).unwrap_err().code, code);
     }
 }
 
@@ -206,21 +206,22 @@ fn pins_are_for_moderators_and_a_title_makes_versions() {
     order.join("bo");
     let note = |t: &str| Note::new(t).unwrap();
     let rules = Some(ShortText::new("Rules").unwrap());
-    let refused = order.state.decide_pin(&user("bo"), None, note("mine"), None, 20).unwrap_err();
+    let refused = order.state.decide_pin(&user("bo"), None, note("mine"), None, 20, Millis(0)).unwrap_err();
     assert_eq!(refused.code, ErrorCode::Forbidden);
-    let first = order.publish(order.state.decide_pin(&user("ada"), None, note("be kind"), rules.clone(), 20).unwrap());
+    let first = order
+        .publish(order.state.decide_pin(&user("ada"), None, note("be kind"), rules.clone(), 20, Millis(0)).unwrap());
     let first = first.unwrap();
     // A pin's id is the seq of the event that made it.
     assert_eq!(order.state.pins[0].pin, PinId(first.0));
     assert_eq!(order.state.pins[0].at, order.now);
-    let second = order.state.decide_pin(&user("ada"), None, note("be kinder"), rules, 20).unwrap();
+    let second = order.state.decide_pin(&user("ada"), None, note("be kinder"), rules, 20, Millis(0)).unwrap();
     order.publish(second).unwrap();
     assert_eq!(order.state.pins.len(), 1);
     assert_eq!((order.state.pins[0].version, order.state.pins[0].text.as_str()), (2, "be kinder"));
-    let unpin = order.state.decide_unpin(&user("ada"), order.state.pins[0].pin).unwrap();
+    let unpin = order.state.decide_unpin(&user("ada"), order.state.pins[0].pin, Millis(0)).unwrap();
     order.publish(unpin).unwrap();
     assert!(order.state.pins.is_empty());
-    assert_eq!(order.state.decide_unpin(&user("ada"), PinId(99)).unwrap_err().code, ErrorCode::NoSuchTarget);
+    assert_eq!(order.state.decide_unpin(&user("ada"), PinId(99), Millis(0)).unwrap_err().code, ErrorCode::NoSuchTarget);
     // A room holds a bounded number of pins; a titled pin still replaces its namesake.
     for n in 0..3 {
         let pin = order.state.decide_pin(
@@ -229,19 +230,25 @@ fn pins_are_for_moderators_and_a_title_makes_versions() {
             note(&format!("n{n}")),
             Some(ShortText::new(format!("t{n}")).unwrap()),
             3,
+            Millis(0),
         );
         order.publish(pin.unwrap()).unwrap();
     }
-    let full = order.state.decide_pin(&user("ada"), None, note("one more"), None, 3).unwrap_err();
+    let full = order.state.decide_pin(&user("ada"), None, note("one more"), None, 3, Millis(0)).unwrap_err();
     assert_eq!(full.code, ErrorCode::LimitReached);
-    assert!(order.state.decide_pin(&user("ada"), None, note("v2"), Some(ShortText::new("t1").unwrap()), 3).is_ok());
+    assert!(
+        order
+            .state
+            .decide_pin(&user("ada"), None, note("v2"), Some(ShortText::new("t1").unwrap()), 3, Millis(0))
+            .is_ok()
+    );
 }
 
 #[test]
 fn an_event_out_of_order_changes_nothing() {
     let mut order = Order::new(100);
     let before = order.state.clone();
-    let mut event = order.state.decide_join(&user("bo"), None).unwrap().unwrap().event;
+    let mut event = order.state.decide_join(&user("bo"), None, Millis(0)).unwrap().unwrap().event;
     event.stamp(Seq(5), Millis(9_000));
     assert_eq!(order.state.apply(&event), Err(OutOfOrder { head: Seq(1), got: Seq(5) }));
     assert_eq!(order.state, before);
@@ -252,7 +259,7 @@ fn restoring_what_the_store_keeps_gives_the_applied_state() {
     let mut order = Order::new(100);
     order.join("bo");
     order.join("cy");
-    let pin = order.state.decide_pin(&user("ada"), None, Note::new("mission").unwrap(), None, 20).unwrap();
+    let pin = order.state.decide_pin(&user("ada"), None, Note::new("mission").unwrap(), None, 20, Millis(0)).unwrap();
     order.publish(pin).unwrap();
     order.publish(order.state.decide_leave(&user("bo")).unwrap()).unwrap();
     let members = order
@@ -270,10 +277,15 @@ fn restoring_what_the_store_keeps_gives_the_applied_state() {
         order.state.record.clone(),
         members,
         order.state.pins.clone(),
+        &order.state.rows.to_rows(),
         order.state.head,
         order.state.last_ts,
-    );
-    assert_eq!(restored, order.state);
+    )
+    .unwrap();
+    // When members last posted is not stored: slow mode starts afresh.
+    let mut expected = order.state.clone();
+    expected.last_post.clear();
+    assert_eq!(restored, expected);
 }
 
 /// A request some user makes, for the property below.
@@ -313,14 +325,14 @@ proptest! {
         for request in requests {
             let who = |n: u8| member_name(n);
             let draft = match request {
-                Request::Join(u) => order.state.decide_join(&who(u), None).ok().flatten(),
+                Request::Join(u) => order.state.decide_join(&who(u), None, Millis(0)).ok().flatten(),
                 Request::Leave(u) => order.state.decide_leave(&who(u)).ok(),
                 Request::Send(u) => order.state.decide_send(&who(u), message("x", None)).ok(),
                 Request::Pin(u, title) => order
                     .state
-                    .decide_pin(&who(u), None, Note::new("n").unwrap(), title.map(|t| ShortText::new(format!("t{t}")).unwrap()), 20)
+                    .decide_pin(&who(u), None, Note::new("n").unwrap(), title.map(|t| ShortText::new(format!("t{t}")).unwrap()), 20, Millis(0))
                     .ok(),
-                Request::Unpin(u, pin) => order.state.decide_unpin(&who(u), PinId(u64::from(pin))).ok(),
+                Request::Unpin(u, pin) => order.state.decide_unpin(&who(u), PinId(u64::from(pin)), Millis(0)).ok(),
                 Request::Cap(cap) => {
                     let event = Event::RoomUpdated(hearth_protocol::event::RoomUpdatedEvent {
                         room: room_id(),
@@ -343,7 +355,7 @@ proptest! {
         prop_assert_eq!(&replica, &order.state);
         for n in 0..6 {
             let member = Requires::Member(member_name(n));
-            prop_assert_eq!(order.gate.check(&member).is_ok(), order.state.members.contains_key(&member_name(n)));
+            prop_assert_eq!(order.gate.check(&member, Millis(0)).is_ok(), order.state.members.contains_key(&member_name(n)));
         }
     }
 }

@@ -82,7 +82,7 @@ async fn fixture(history_limit: usize, idle_after: std::time::Duration) -> Fixtu
     let room = registry.get(&name).await.unwrap();
     let reader = Arc::new(Outbound::new(1 << 30));
     let conn = Arc::new(Conn::new(ConnId(1), user("ada"), Codec::MsgPack, reader.clone()));
-    room.join(&conn, RequestId(1), None, false).await.unwrap();
+    room.join(&conn, RequestId(1), None, false, Millis(0)).await.unwrap();
     Fixture { registry, lossy, room, reader }
 }
 

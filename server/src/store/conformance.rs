@@ -25,6 +25,7 @@ fn record(name: &str) -> RoomRecord {
         required_role: None,
         welcome: None,
         probation_secs: 0,
+        parent: None,
     }
 }
 

@@ -11,8 +11,8 @@ use hearth_protocol::ops::{PinnedNote, Visibility};
 use hearth_protocol::{Millis, PinId, Role, RoomId, Seq, UserId};
 
 use super::{
-    Change, EventRow, MemberRecord, RoomListing, RoomLoad, RoomRecord, SentMessage, Store, StoreError, StoredEvent,
-    Write,
+    AnnexRow, AnnexTable, Change, EventRow, MemberRecord, RoomListing, RoomLoad, RoomRecord, Row, RowTable,
+    SentMessage, Store, StoreError, StoredEvent, Write,
 };
 
 pub struct MemoryStore {
@@ -25,6 +25,9 @@ struct MemoryRoom {
     record: RoomRecord,
     members: HashMap<UserId, MemberRecord>,
     pins: BTreeMap<PinId, PinnedNote>,
+    rows: BTreeMap<(RowTable, String), Vec<u8>>,
+    /// Annotations, kept only for events still held (forgotten with them).
+    annex: BTreeMap<(AnnexTable, Seq, String), Vec<u8>>,
     events: VecDeque<EventRow>,
     head: Seq,
     last_ts: Millis,
@@ -51,6 +54,11 @@ impl Store for MemoryStore {
             record: room.record.clone(),
             members: room.members.values().cloned().collect(),
             pins: room.pins.values().cloned().collect(),
+            rows: room
+                .rows
+                .iter()
+                .map(|((table, key), value)| Row { table: *table, key: key.clone(), value: value.clone() })
+                .collect(),
             head: room.head,
             last_ts: room.last_ts,
             recent: room.events.iter().skip(room.events.len().saturating_sub(recent)).map(stored).collect(),
@@ -103,6 +111,8 @@ impl Store for MemoryStore {
                         record: record.clone(),
                         members: HashMap::new(),
                         pins: BTreeMap::new(),
+                        rows: BTreeMap::new(),
+                        annex: BTreeMap::new(),
                         events: VecDeque::new(),
                         head: Seq::ZERO,
                         last_ts: record.created_at,
@@ -124,6 +134,21 @@ impl Store for MemoryStore {
                             room.pins.remove(pin);
                         }
                         Change::UpdateSettings(settings) => room.record.apply_settings(settings),
+                        Change::SetRole { user, role, expires_at } => {
+                            if let Some(member) = room.members.get_mut(user) {
+                                member.role = *role;
+                                member.role_expires_at = *expires_at;
+                            }
+                        }
+                        Change::PutRow(row) => {
+                            room.rows.insert((row.table, row.key.clone()), row.value.clone());
+                        }
+                        Change::RemoveRow { table, key } => {
+                            room.rows.remove(&(*table, key.clone()));
+                        }
+                        Change::PutAnnex(a) => {
+                            room.annex.insert((a.table, a.target, a.key.clone()), a.value.clone());
+                        }
                     }
                 }
                 Write::AppendEvent(row) => {
@@ -133,6 +158,10 @@ impl Store for MemoryStore {
                         room.last_ts = room.last_ts.max(row.ts);
                         while room.events.len() > self.history_limit {
                             room.events.pop_front();
+                        }
+                        if let Some(oldest) = room.events.front().map(|e| e.seq) {
+                            // Each table's annotations go with the events they annotate.
+                            room.annex.retain(|(_, target, _), _| *target >= oldest);
                         }
                     }
                 }
@@ -163,5 +192,45 @@ impl Store for MemoryStore {
 
     fn is_durable(&self) -> bool {
         false
+    }
+
+    fn annex(&self, room: &RoomId, table: AnnexTable, targets: &[Seq]) -> Result<Vec<AnnexRow>, StoreError> {
+        let rooms = self.rooms();
+        let Some(room) = rooms.get(room) else { return Ok(Vec::new()) };
+        Ok(room
+            .annex
+            .iter()
+            .filter(|((t, target, _), _)| *t == table && targets.contains(target))
+            .map(|((table, target, key), value)| AnnexRow {
+                table: *table,
+                target: *target,
+                key: key.clone(),
+                value: value.clone(),
+            })
+            .collect())
+    }
+
+    fn annex_before(
+        &self,
+        room: &RoomId,
+        table: AnnexTable,
+        before: Seq,
+        limit: usize,
+    ) -> Result<Vec<AnnexRow>, StoreError> {
+        let rooms = self.rooms();
+        let Some(room) = rooms.get(room) else { return Ok(Vec::new()) };
+        let (mut rows, mut targets, mut last) = (Vec::new(), 0, None);
+        let below = (table, Seq::ZERO, String::new())..(table, before, String::new());
+        for ((table, target, key), value) in room.annex.range(below).rev() {
+            if last != Some(*target) {
+                if targets == limit {
+                    break;
+                }
+                targets += 1;
+                last = Some(*target);
+            }
+            rows.push(AnnexRow { table: *table, target: *target, key: key.clone(), value: value.clone() });
+        }
+        Ok(rows)
     }
 }

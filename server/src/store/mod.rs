@@ -22,7 +22,7 @@ use bytes::Bytes;
 use hearth_protocol::ops::PinnedNote;
 use hearth_protocol::{ClientMsgId, Millis, Role, RoomId, Seq, UserId};
 
-pub use crate::room::{Change, MemberRecord, RoomRecord};
+pub use crate::room::{AnnexRow, AnnexTable, Change, MemberRecord, RoomRecord, Row, RowTable};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -76,6 +76,8 @@ pub struct RoomLoad {
     pub record: RoomRecord,
     pub members: Vec<MemberRecord>,
     pub pins: Vec<PinnedNote>,
+    /// The room's loaded tables (bans, mutes, requests, ...; `room::rows`).
+    pub rows: Vec<Row>,
     /// The seq of the newest event.
     pub head: Seq,
     /// The time of the newest event (the creation time when there is none).
@@ -124,6 +126,17 @@ pub trait Store: Send + Sync + 'static {
     fn events_before(&self, room: &RoomId, before: Seq, limit: usize) -> Result<Vec<StoredEvent>, StoreError>;
     /// Seq of the oldest event still held (head + 1 when none is).
     fn oldest(&self, room: &RoomId) -> Result<Seq, StoreError>;
+    /// The annotations of `table` under `targets`.
+    fn annex(&self, room: &RoomId, table: AnnexTable, targets: &[Seq]) -> Result<Vec<AnnexRow>, StoreError>;
+    /// The annotations of `table` under the newest `limit` targets below
+    /// `before`, newest target first.
+    fn annex_before(
+        &self,
+        room: &RoomId,
+        table: AnnexTable,
+        before: Seq,
+        limit: usize,
+    ) -> Result<Vec<AnnexRow>, StoreError>;
     /// Whether state survives a restart.
     fn is_durable(&self) -> bool;
 }

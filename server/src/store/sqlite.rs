@@ -21,11 +21,12 @@ use hearth_protocol::{ClientMsgId, Millis, Role, RoomId, Seq, UserId};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{
-    Change, MemberRecord, RoomListing, RoomLoad, RoomRecord, SentMessage, Store, StoreError, StoredEvent, Write,
+    AnnexRow, AnnexTable, Change, MemberRecord, RoomListing, RoomLoad, RoomRecord, Row, RowTable, SentMessage, Store,
+    StoreError, StoredEvent, Write,
 };
 
 pub const DB_FILE: &str = "hearth.db";
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 /// Fold the log into `events` when it holds this many rows (bounding the log a
 /// read must scan, as it has no index)...
 const FOLD_ROWS: u64 = 2048;
@@ -76,6 +77,23 @@ CREATE TABLE IF NOT EXISTS pins (
 ) WITHOUT ROWID;
 -- Which rooms a user owns (the per-user room limit), without a full scan.
 CREATE INDEX IF NOT EXISTS members_by_user ON members (user, role);
+-- A room's loaded tables (room::rows): bans, mutes, requests, invites, ...
+CREATE TABLE IF NOT EXISTS room_rows (
+    room TEXT NOT NULL,
+    tbl TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value BLOB NOT NULL,
+    PRIMARY KEY (room, tbl, key)
+) WITHOUT ROWID;
+-- Annotations under an event's seq, read on demand (the moderation log).
+CREATE TABLE IF NOT EXISTS annex (
+    room TEXT NOT NULL,
+    tbl TEXT NOT NULL,
+    target INTEGER NOT NULL,
+    key TEXT NOT NULL,
+    value BLOB NOT NULL,
+    PRIMARY KEY (room, tbl, target, key)
+) WITHOUT ROWID;
 ";
 
 pub struct SqliteStore {
@@ -230,8 +248,46 @@ impl SqliteStore {
                 tx.prepare_cached("UPDATE rooms SET record = ?2 WHERE room = ?1")?
                     .execute(params![room.as_str(), json])?;
             }
+            Change::SetRole { user, role, expires_at } => {
+                tx.prepare_cached("UPDATE members SET role = ?3, role_expires_at = ?4 WHERE room = ?1 AND user = ?2")?
+                    .execute(params![room.as_str(), user.as_str(), role.as_str(), expires_at.map(|t| t.0 as i64)])?;
+            }
+            Change::PutRow(row) => {
+                tx.prepare_cached("INSERT OR REPLACE INTO room_rows (room, tbl, key, value) VALUES (?1, ?2, ?3, ?4)")?
+                    .execute(params![room.as_str(), row.table.as_str(), row.key, row.value])?;
+            }
+            Change::RemoveRow { table, key } => {
+                tx.prepare_cached("DELETE FROM room_rows WHERE room = ?1 AND tbl = ?2 AND key = ?3")?
+                    .execute(params![room.as_str(), table.as_str(), key])?;
+            }
+            Change::PutAnnex(a) => {
+                tx.prepare_cached(
+                    "INSERT OR REPLACE INTO annex (room, tbl, target, key, value) VALUES (?1, ?2, ?3, ?4, ?5)",
+                )?
+                .execute(params![
+                    room.as_str(),
+                    a.table.as_str(),
+                    a.target.0 as i64,
+                    a.key,
+                    a.value
+                ])?;
+            }
         }
         Ok(())
+    }
+
+    fn annex_rows(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+        table: AnnexTable,
+    ) -> Result<Vec<AnnexRow>, StoreError> {
+        let conn = self.readers.get();
+        let mut stmt = conn.prepare_cached(sql)?;
+        let rows = stmt.query_map(params, |row| {
+            Ok(AnnexRow { table, target: Seq(row.get::<_, i64>(0)? as u64), key: row.get(1)?, value: row.get(2)? })
+        })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
 
     fn query_events(&self, sql: &str, room: &RoomId, bound: Seq, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
@@ -250,7 +306,7 @@ impl SqliteStore {
 
 impl Store for SqliteStore {
     fn load_room(&self, room: &RoomId, recent: usize) -> Result<Option<RoomLoad>, StoreError> {
-        let (record, members, pins, head, last_ts) = {
+        let (record, members, pins, rows, head, last_ts) = {
             let conn = self.readers.get();
             let json: Option<String> = conn
                 .prepare_cached("SELECT record FROM rooms WHERE room = ?1")?
@@ -289,6 +345,19 @@ impl Store for SqliteStore {
                 .iter()
                 .map(|j| serde_json::from_str::<PinnedNote>(j).map_err(corrupt("pin")))
                 .collect::<Result<Vec<_>, _>>()?;
+            let mut stmt = conn.prepare_cached("SELECT tbl, key, value FROM room_rows WHERE room = ?1")?;
+            let rows = stmt
+                .query_map([room.as_str()], |row| {
+                    Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?, row.get::<_, Vec<u8>>(2)?))
+                })?
+                .collect::<Result<Vec<_>, _>>()?
+                .into_iter()
+                .map(|(table, key, value)| {
+                    let table = RowTable::parse(&table)
+                        .ok_or(StoreError::Corrupt { what: "room row table", detail: table.clone() })?;
+                    Ok(Row { table, key, value })
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?;
             let newest: Option<(i64, i64)> = conn
                 .prepare_cached(
                     "SELECT seq, ts FROM (
@@ -303,10 +372,10 @@ impl Store for SqliteStore {
                 Some((seq, ts)) => (Seq(seq as u64), Millis(ts as u64).max(record.created_at)),
                 None => (Seq::ZERO, record.created_at),
             };
-            (record, members, pins, head, last_ts)
+            (record, members, pins, rows, head, last_ts)
         };
         let recent = if recent == 0 { Vec::new() } else { self.events_before(room, head.next(), recent)? };
-        Ok(Some(RoomLoad { record, members, pins, head, last_ts, recent }))
+        Ok(Some(RoomLoad { record, members, pins, rows, head, last_ts, recent }))
     }
 
     fn list_rooms(&self, user: &UserId, after: Option<&RoomId>, limit: usize) -> Result<Vec<RoomListing>, StoreError> {
@@ -460,5 +529,36 @@ impl Store for SqliteStore {
 
     fn is_durable(&self) -> bool {
         true
+    }
+
+    fn annex(&self, room: &RoomId, table: AnnexTable, targets: &[Seq]) -> Result<Vec<AnnexRow>, StoreError> {
+        let (Some(low), Some(high)) = (targets.iter().min(), targets.iter().max()) else { return Ok(Vec::new()) };
+        // One range read for a page's targets, then only those asked for.
+        let mut rows = self.annex_rows(
+            "SELECT target, key, value FROM annex WHERE room = ?1 AND tbl = ?2 AND target BETWEEN ?3 AND ?4
+             ORDER BY target, key",
+            params![room.as_str(), table.as_str(), low.0 as i64, high.0 as i64],
+            table,
+        )?;
+        rows.retain(|r| targets.contains(&r.target));
+        Ok(rows)
+    }
+
+    fn annex_before(
+        &self,
+        room: &RoomId,
+        table: AnnexTable,
+        before: Seq,
+        limit: usize,
+    ) -> Result<Vec<AnnexRow>, StoreError> {
+        let before = before.0.min(i64::MAX as u64) as i64;
+        self.annex_rows(
+            "SELECT target, key, value FROM annex WHERE room = ?1 AND tbl = ?2 AND target IN (
+                 SELECT DISTINCT target FROM annex WHERE room = ?1 AND tbl = ?2 AND target < ?3
+                 ORDER BY target DESC LIMIT ?4)
+             ORDER BY target DESC, key",
+            params![room.as_str(), table.as_str(), before, limit as i64],
+            table,
+        )
     }
 }

@@ -50,6 +50,7 @@ fn joined(room: &str, head: u64, role: Role) -> Joined {
             required_role: None,
             welcome: None,
             probation_secs: 0,
+            parent: None,
         },
         role,
         resume: ResumeMode::Fresh,
@@ -96,6 +97,8 @@ fn cameras() -> App {
                 joined_at: Millis(1),
                 role_expires_at: None,
                 online: true,
+                title: None,
+                muted_until: None,
             },
             MemberInfo {
                 user: user("bo"),
@@ -103,6 +106,8 @@ fn cameras() -> App {
                 joined_at: Millis(2),
                 role_expires_at: None,
                 online: true,
+                title: None,
+                muted_until: None,
             },
             MemberInfo {
                 user: user("cy"),
@@ -110,6 +115,8 @@ fn cameras() -> App {
                 joined_at: Millis(3),
                 role_expires_at: None,
                 online: false,
+                title: None,
+                muted_until: None,
             },
         ],
     });

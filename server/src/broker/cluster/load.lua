@@ -1,10 +1,11 @@
 -- Reads a room as one snapshot: its record and settings, members, pins, head and
--- newest events. KEYS: 1 room, 2 members, 3 pins, 4 log, 5 settings (as in
--- order.lua). ARGV: 1 how many recent events.
+-- newest events. KEYS: 1 room, 2 members, 3 pins, 4 log, 5 settings, 6 rows
+-- (as in order.lua). ARGV: 1 how many recent events.
 --
 -- Returns {} when there is no such room, else {record, epoch, head, last_ts,
--- settings, members, pins, recent}: settings a list of blobs, members and pins
--- flat field/value lists, recent a flat seq/body list, oldest first.
+-- settings, members, pins, recent, rows}: settings a list of blobs, members,
+-- pins and rows flat field/value lists, recent a flat seq/body list, oldest
+-- first.
 
 local meta = redis.call('HMGET', KEYS[1], 'record', 'epoch', 'head', 'last_ts')
 if not meta[1] then
@@ -26,4 +27,5 @@ return {
   redis.call('HGETALL', KEYS[2]),
   redis.call('HGETALL', KEYS[3]),
   recent,
+  redis.call('HGETALL', KEYS[6]),
 }

@@ -39,7 +39,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Broker, BrokerError, BrokerFuture, Delivery, Published, Receipt};
 use crate::clock::SharedClock;
-use crate::room::{self, Change, Draft, MemberRecord, Rejection, Requires, RoomRecord};
+use crate::room::{
+    self, AnnexRow, AnnexTable, Change, Draft, MemberRecord, Rejection, Requires, RoomRecord, Row, RowTable,
+};
 use crate::store::{RoomListing, RoomLoad, StoreError, StoredEvent};
 use subscriber::Subscriber;
 
@@ -133,6 +135,9 @@ struct RoomKeys {
     cmid_queue: String,
     settings: String,
     channel: String,
+    rows: String,
+    modlog: String,
+    last_post: String,
 }
 
 impl RoomKeys {
@@ -147,6 +152,9 @@ impl RoomKeys {
             cmid_queue: format!("{tag}:cmidq"),
             settings: format!("{tag}:settings"),
             channel: format!("{tag}:events"),
+            rows: format!("{tag}:rows"),
+            modlog: format!("{tag}:modlog"),
+            last_post: format!("{tag}:lastpost"),
         }
     }
 }
@@ -302,6 +310,11 @@ fn parse_record(blob: &[u8], settings: &[Vec<u8>]) -> Result<RoomRecord, BrokerE
     Ok(record)
 }
 
+/// A row's field in the room's rows hash: `table\x1fkey`.
+fn row_field(table: RowTable, key: &str) -> String {
+    format!("{}\u{1f}{key}", table.as_str())
+}
+
 /// Reads script results, which come back as nested arrays.
 struct Reply(std::vec::IntoIter<Value>);
 
@@ -361,8 +374,16 @@ impl Reply {
 
 /// Stream entries (`[[id, [field, value, ...]], ...]`) as stored events.
 fn stream_events(value: Value) -> Result<Vec<StoredEvent>, BrokerError> {
+    Ok(stream_entries(value, b"b")?
+        .into_iter()
+        .map(|(seq, body)| StoredEvent { seq, body: Bytes::from(body) })
+        .collect())
+}
+
+/// A stream's entries (ids `<seq>-0`) as their seq and their field `field`.
+fn stream_entries(value: Value, field: &[u8]) -> Result<Vec<(Seq, Vec<u8>)>, BrokerError> {
     let mut entries = Reply::new(value)?;
-    let mut events = Vec::new();
+    let mut found = Vec::new();
     while !entries.is_empty() {
         let mut entry = entries.list()?;
         let id = entry.text()?;
@@ -372,14 +393,14 @@ fn stream_events(value: Value) -> Result<Vec<StoredEvent>, BrokerError> {
         while !fields.is_empty() {
             let name = fields.bytes()?;
             let value = fields.bytes()?;
-            if name == b"b" {
+            if name == field {
                 body = Some(value);
             }
         }
         let body = body.ok_or_else(|| corrupt("stream entry", format!("{id} has no body")))?;
-        events.push(StoredEvent { seq: Seq(seq), body: Bytes::from(body) });
+        found.push((Seq(seq), body));
     }
-    Ok(events)
+    Ok(found)
 }
 
 impl Shared {
@@ -419,6 +440,9 @@ impl Shared {
             &keys.cmid_queue,
             &keys.settings,
             &keys.channel,
+            &keys.rows,
+            &keys.modlog,
+            &keys.last_post,
         ] {
             call.key(key);
         }
@@ -440,6 +464,10 @@ impl Shared {
         match &draft.requires {
             Requires::Nothing => call.arg("none").arg("").arg(0).arg(0),
             Requires::Member(user) => call.arg("member").arg(user.as_str()).arg(0).arg(0),
+            Requires::Post { user, slow_ms } => call.arg("post").arg(user.as_str()).arg(0).arg(*slow_ms),
+            Requires::Over { user, least, target } => {
+                call.arg("over").arg(user.as_str()).arg(rank(*least)).arg(target.as_str())
+            }
             Requires::RoleAtLeast(user, least) => call.arg("role").arg(user.as_str()).arg(rank(*least)).arg(0),
             Requires::Admit(user) => call.arg("admit").arg(user.as_str()).arg(0).arg(0),
             Requires::PinSlot { user, least, max } => call.arg("pin").arg(user.as_str()).arg(rank(*least)).arg(*max),
@@ -454,6 +482,16 @@ impl Shared {
                     .arg("settings")
                     .arg(settings.cap.map(|c| c.to_string()).unwrap_or_default())
                     .arg(serde_json::to_vec(&settings).map_err(|e| corrupt("room settings", e.to_string()))?),
+                Change::SetRole { user, role, expires_at } => call.arg("role").arg(user.as_str()).arg(format!(
+                    "{}:{}",
+                    rank(role),
+                    expires_at.map(|t| t.0.to_string()).unwrap_or_default()
+                )),
+                Change::PutRow(row) => call.arg("put").arg(row_field(row.table, &row.key)).arg(row.value),
+                Change::RemoveRow { table, key } => call.arg("del").arg(row_field(table, &key)).arg(""),
+                Change::PutAnnex(annex) => match annex.table {
+                    AnnexTable::ModLog => call.arg("modlog").arg("").arg(annex.value),
+                },
             };
         }
         let reply: Value = self.commands.invoke(&call).await.map_err(unavailable)?;
@@ -481,6 +519,14 @@ impl Shared {
             "already_member" => Err(rejected(Rejection::AlreadyMember)),
             "full" => Err(rejected(Rejection::RoomFull { cap: reply.number()? as u32 })),
             "pins_full" => Err(rejected(Rejection::PinsFull { max: reply.number()? as usize })),
+            "banned" => Err(rejected(Rejection::Banned)),
+            "muted" => Err(rejected(Rejection::Muted)),
+            "slow" => Err(rejected(Rejection::SlowMode { retry_ms: reply.number()? })),
+            "outranked" => {
+                let held = role_of_rank(reply.number()? as u8).unwrap_or(Role::Member);
+                let target = role_of_rank(reply.number()? as u8).unwrap_or(Role::Owner);
+                Err(rejected(Rejection::Outranked { held, target }))
+            }
             "forbidden" => {
                 let least = role_of_rank(reply.number()? as u8).unwrap_or(Role::Owner);
                 let held = role_of_rank(reply.number()? as u8).unwrap_or(Role::Member);
@@ -522,19 +568,23 @@ impl Shared {
         let mut record = copy.record;
         record.epoch = epoch;
         let mut call = self.scripts.restore.prepare_invoke();
-        call.key(&keys.room).key(&keys.members).key(&keys.pins);
+        call.key(&keys.room).key(&keys.members).key(&keys.pins).key(&keys.rows);
         call.arg(serde_json::to_vec(&record).map_err(|e| corrupt("room record", e.to_string()))?)
             .arg(epoch.0)
             .arg(record.cap)
             .arg(copy.head.0)
             .arg(copy.last_ts.0)
-            .arg(copy.members.len());
+            .arg(copy.members.len())
+            .arg(copy.pins.len());
         for m in &copy.members {
             let expires = m.role_expires_at.map(|t| t.0.to_string()).unwrap_or_default();
             call.arg(m.user.as_str()).arg(format!("{}:{}:{expires}", rank(m.role), m.joined_at.0));
         }
         for pin in &copy.pins {
             call.arg(pin.pin.0).arg(encode_pin(pin)?);
+        }
+        for row in &copy.rows {
+            call.arg(row_field(row.table, &row.key)).arg(&row.value);
         }
         let made: i64 = self.commands.invoke(&call).await.map_err(unavailable)?;
         let _: RedisResult<()> =
@@ -553,7 +603,13 @@ impl Shared {
     async fn load(&self, room: &RoomId, recent: usize) -> Result<Option<RoomLoad>, BrokerError> {
         let keys = self.keys(room);
         let mut call = self.scripts.load.prepare_invoke();
-        call.key(&keys.room).key(&keys.members).key(&keys.pins).key(&keys.log).key(&keys.settings).arg(recent);
+        call.key(&keys.room)
+            .key(&keys.members)
+            .key(&keys.pins)
+            .key(&keys.log)
+            .key(&keys.settings)
+            .key(&keys.rows)
+            .arg(recent);
         let mut reply = Reply::new(self.commands.invoke(&call).await.map_err(unavailable)?)?;
         if reply.is_empty() {
             return Ok(None);
@@ -586,7 +642,15 @@ impl Shared {
             let seq = Seq(flat.number()?);
             recent_events.push(StoredEvent { seq, body: Bytes::from(flat.bytes()?) });
         }
-        Ok(Some(RoomLoad { record, members, pins, head, last_ts, recent: recent_events }))
+        let mut rows = Vec::new();
+        let mut flat = reply.list()?;
+        while !flat.is_empty() {
+            let field = flat.text()?;
+            let (table, key) = field.split_once('\u{1f}').ok_or_else(|| corrupt("room row", field.clone()))?;
+            let table = RowTable::parse(table).ok_or_else(|| corrupt("room row table", table))?;
+            rows.push(Row { table, key: key.to_string(), value: flat.bytes()? });
+        }
+        Ok(Some(RoomLoad { record, members, pins, rows, head, last_ts, recent: recent_events }))
     }
 
     async fn summary(&self, room: RoomId, user: &UserId) -> Result<Option<RoomListing>, BrokerError> {
@@ -745,6 +809,46 @@ impl Broker for RedisBroker {
             let head: Option<u64> =
                 s.commands.query(redis::cmd("HGET").arg(&keys.room).arg("head")).await.map_err(unavailable)?;
             Ok(Seq(head.unwrap_or(0)).next())
+        })
+    }
+
+    fn annex(&self, room: RoomId, table: AnnexTable, targets: Vec<Seq>) -> BrokerFuture<'_, Vec<AnnexRow>> {
+        Box::pin(async move {
+            let stream = match table {
+                AnnexTable::ModLog => self.shared.keys(&room).modlog,
+            };
+            let mut rows = Vec::new();
+            for target in targets {
+                let id = format!("{}-0", target.0);
+                let cmd = redis::cmd("XRANGE").arg(&stream).arg(&id).arg(&id).clone();
+                let value: Value = self.shared.commands.query(&cmd).await.map_err(unavailable)?;
+                for (target, value) in stream_entries(value, b"v")? {
+                    rows.push(AnnexRow { table, target, key: String::new(), value });
+                }
+            }
+            Ok(rows)
+        })
+    }
+
+    fn annex_before(
+        &self,
+        room: RoomId,
+        table: AnnexTable,
+        before: Seq,
+        limit: usize,
+    ) -> BrokerFuture<'_, Vec<AnnexRow>> {
+        Box::pin(async move {
+            let Some(end) = before.0.checked_sub(1).filter(|e| *e > 0) else { return Ok(Vec::new()) };
+            let stream = match table {
+                AnnexTable::ModLog => self.shared.keys(&room).modlog,
+            };
+            let cmd =
+                redis::cmd("XREVRANGE").arg(stream).arg(format!("{end}-0")).arg("-").arg("COUNT").arg(limit).clone();
+            let value: Value = self.shared.commands.query(&cmd).await.map_err(unavailable)?;
+            Ok(stream_entries(value, b"v")?
+                .into_iter()
+                .map(|(target, value)| AnnexRow { table, target, key: String::new(), value })
+                .collect())
         })
     }
 

@@ -5,12 +5,18 @@
 -- user -> "rank:joined_at:expires"), 3 pins (hash: id -> note), 4 log (stream,
 -- id "<seq>-0"), 5 cmids (hash: "user\ncmid" -> "seq:ts"), 6 cmid queue (list,
 -- oldest first), 7 settings (list of room_updated settings), 8 the room's
--- sharded channel. All hash to the room's slot.
+-- sharded channel, 9 rows (hash: "table\31key" -> MessagePack; room::rows),
+-- 10 the moderation log (stream, id "<seq>-0", field v), 11 when members
+-- in slow mode last posted (hash: user -> ts). All hash to the room's slot.
 --
 -- ARGV: 1 mode, 2 epoch, 3 now (ms), 4 actor, 5 cmid or '', 6 cmid window,
 -- 7 most events kept, 8 oldest ts kept (0: no age cap), 9 event template,
 -- 10 record (create), 11 cap (create), 12-15 requirement (kind, user, rank,
--- most pins), 16.. changes, three arguments each (op, a, b).
+-- most pins, the target user, or a post's slow mode in ms), 16.. changes,
+-- three arguments each (op, a, b).
+--
+-- Roles are the ones in force at the event's time: a role given until a time
+-- counts as member (rank 0) from then on, the owner's never ends.
 --
 -- The template is the event's MessagePack with the seq and the time written as
 -- two sentinel uint64s, which this script replaces by the real ones. The
@@ -18,13 +24,14 @@
 --
 -- Returns {'ok', seq, ts} or {'dup', seq, ts}, or a refusal: {'no_room'},
 -- {'exists'}, {'epoch', current}, {'not_member'}, {'already_member'},
--- {'full', cap}, {'forbidden', least, held}, {'pins_full', most}.
+-- {'full', cap}, {'forbidden', least, held}, {'pins_full', most},
+-- {'banned'}, {'muted'}, {'slow', retry_ms}, {'outranked', held, target}.
 
 local SEQ_MARK = '\207\000\031\238\094\154\017\195\113'
 local TS_MARK = '\207\000\031\238\094\154\017\195\114'
 
-local room, members, pins, log, cmids, cmidq, settings, channel =
-  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+local room, members, pins, log, cmids, cmidq, settings, channel, rows, modlog, last_post =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10], KEYS[11]
 local mode, epoch, now, actor, cmid = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
 
 local function uint64(n)
@@ -90,22 +97,67 @@ if cmid ~= '' then
   end
 end
 
-local kind, who = ARGV[12], ARGV[13]
-if kind == 'member' or kind == 'role' or kind == 'pin' then
-  local held = redis.call('HGET', members, who)
+local ts = math.max(now, last_ts)
+
+-- A member's rank in force at the event's time, or nil for a non-member.
+local function rank_of(user)
+  local held = redis.call('HGET', members, user)
   if not held then
+    return nil
+  end
+  local first = string.find(held, ':', 1, true)
+  local rank = tonumber(string.sub(held, 1, first - 1))
+  local expires = string.sub(held, string.find(held, ':', first + 1, true) + 1)
+  if expires ~= '' and tonumber(expires) <= ts and rank < 3 then
+    return 0
+  end
+  return rank
+end
+
+-- Whether the user's ban or mute (a row of `table`) is in force.
+local function sanctioned(table, user)
+  local row = redis.call('HGET', rows, table .. '\31' .. user)
+  if not row then
+    return false
+  end
+  local sanction = cmsgpack.unpack(row)
+  return sanction['until'] == nil or sanction['until'] > ts
+end
+
+local kind, who = ARGV[12], ARGV[13]
+if kind == 'member' or kind == 'role' or kind == 'pin' or kind == 'post' or kind == 'over' then
+  local rank = rank_of(who)
+  if not rank then
     return {'not_member'}
   end
-  local rank = tonumber(string.sub(held, 1, string.find(held, ':', 1, true) - 1))
-  if (kind == 'role' or kind == 'pin') and rank < tonumber(ARGV[14]) then
+  if (kind == 'role' or kind == 'pin' or kind == 'over') and rank < tonumber(ARGV[14]) then
     return {'forbidden', tonumber(ARGV[14]), rank}
   end
   if kind == 'pin' and redis.call('HLEN', pins) >= tonumber(ARGV[15]) then
     return {'pins_full', tonumber(ARGV[15])}
   end
+  if kind == 'post' and sanctioned('mute', who) then
+    return {'muted'}
+  end
+  if kind == 'post' and tonumber(ARGV[15]) > 0 then
+    local last = tonumber(redis.call('HGET', last_post, who) or '0')
+    local next = last + tonumber(ARGV[15])
+    if last > 0 and next > ts then
+      return {'slow', next - ts}
+    end
+  end
+  if kind == 'over' then
+    local target = rank_of(ARGV[15])
+    if target and target >= rank then
+      return {'outranked', rank, target}
+    end
+  end
 elseif kind == 'admit' then
   if redis.call('HEXISTS', members, who) == 1 then
     return {'already_member'}
+  end
+  if sanctioned('ban', who) then
+    return {'banned'}
   end
   if redis.call('HLEN', members) >= cap then
     return {'full', cap}
@@ -113,7 +165,6 @@ elseif kind == 'admit' then
 end
 
 local seq = head + 1
-local ts = math.max(now, last_ts)
 local seq_bytes, ts_bytes = uint64(seq), uint64(ts)
 local body = fill(ARGV[9], seq_bytes, ts_bytes)
 
@@ -123,6 +174,7 @@ for i = 16, #ARGV, 3 do
     redis.call('HSET', members, a, b .. ':' .. decimal(ts) .. ':')
   elseif op == 'leave' then
     redis.call('HDEL', members, a)
+    redis.call('HDEL', last_post, a)
   elseif op == 'pin' then
     redis.call('HSET', pins, decimal(seq), fill(b, seq_bytes, ts_bytes))
   elseif op == 'unpin' then
@@ -132,6 +184,21 @@ for i = 16, #ARGV, 3 do
     if a ~= '' then
       redis.call('HSET', room, 'cap', a)
     end
+  elseif op == 'role' then
+    -- b is "rank:expires"; when the member joined stays.
+    local held = redis.call('HGET', members, a)
+    if held then
+      local first = string.find(held, ':', 1, true)
+      local joined = string.sub(held, first + 1, string.find(held, ':', first + 1, true) - 1)
+      local colon = string.find(b, ':', 1, true)
+      redis.call('HSET', members, a, string.sub(b, 1, colon - 1) .. ':' .. joined .. ':' .. string.sub(b, colon + 1))
+    end
+  elseif op == 'put' then
+    redis.call('HSET', rows, a, fill(b, seq_bytes, ts_bytes))
+  elseif op == 'del' then
+    redis.call('HDEL', rows, a)
+  elseif op == 'modlog' then
+    redis.call('XADD', modlog, decimal(seq) .. '-0', 'v', fill(b, seq_bytes, ts_bytes))
   end
 end
 
@@ -153,6 +220,9 @@ if oldest_kept > 0 then
 end
 
 redis.call('HSET', room, 'head', decimal(seq), 'last_ts', decimal(ts))
+if kind == 'post' and tonumber(ARGV[15]) > 0 then
+  redis.call('HSET', last_post, who, decimal(ts))
+end
 if cmid_key then
   redis.call('HSET', cmids, cmid_key, decimal(seq) .. ':' .. decimal(ts))
   redis.call('RPUSH', cmidq, cmid_key)

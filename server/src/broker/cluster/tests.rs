@@ -58,7 +58,7 @@ async fn create(broker: &RedisBroker, owner: &str, name: &str, visibility: Visib
 
 async fn state(broker: &RedisBroker, name: &str) -> RoomState {
     let load = broker.load_room(rid(name), 0).await.unwrap().unwrap();
-    RoomState::restore(load.record, load.members, load.pins, load.head, load.last_ts)
+    RoomState::restore(load.record, load.members, load.pins, &load.rows, load.head, load.last_ts).unwrap()
 }
 
 async fn say(broker: &RedisBroker, name: &str, n: usize) -> Published {
@@ -94,10 +94,12 @@ async fn the_script_writes_the_real_seq_and_time_into_events_pins_and_members() 
     let (broker, clock, _stop) = broker(&redis, |_| {}).await;
     create(&broker, "ada", "stamps", Visibility::Open, clock.now()).await;
     clock.advance(Duration::from_secs(5));
-    let join = state(&broker, "stamps").await.decide_join(&user("bo"), None).unwrap().unwrap();
+    let join = state(&broker, "stamps").await.decide_join(&user("bo"), None, Millis(0)).unwrap().unwrap();
     let joined = broker.publish(join).await.unwrap().durable().await.unwrap();
-    let pin =
-        state(&broker, "stamps").await.decide_pin(&user("ada"), None, Note::new("Be kind").unwrap(), None, 20).unwrap();
+    let pin = state(&broker, "stamps")
+        .await
+        .decide_pin(&user("ada"), None, Note::new("Be kind").unwrap(), None, 20, Millis(0))
+        .unwrap();
     clock.advance(Duration::from_secs(5));
     let pinned = broker.publish(pin).await.unwrap().durable().await.unwrap();
 

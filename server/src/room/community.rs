@@ -1,0 +1,285 @@
+//! The community tools' decisions: roles, room settings, and moderation
+//! (kick, ban, mute, slow mode). Like the rest of `room`, pure: the state,
+//! the request and the time in; one drafted event or a typed error out.
+
+use hearth_protocol::event::{ModerationEvent, RoleEvent, RoomUpdatedEvent};
+use hearth_protocol::ops::{ModAction, RoomSettings, SetRole};
+use hearth_protocol::{ErrorBody, ErrorCode, Event, Millis, Role, RoomId, Seq, ShortText, UserId, limits};
+
+use super::permissions::{Action, least_role};
+use super::{Draft, Requires, RoomState, forbidden, outranked};
+
+/// Longest a mute or a timed ban may be given for, and a role for a time.
+pub const MAX_SANCTION_SECS: u32 = 365 * 24 * 3600;
+/// Longest slow mode between one member's messages.
+pub const MAX_SLOW_MODE_SECS: u32 = 3600;
+/// Longest probation a room may set.
+pub const MAX_PROBATION_SECS: u32 = 90 * 24 * 3600;
+
+fn bad(message: impl Into<String>) -> ErrorBody {
+    ErrorBody::new(ErrorCode::BadRequest, message)
+}
+
+impl RoomState {
+    fn room(&self) -> &RoomId {
+        &self.record.room
+    }
+
+    /// `actor` may do `action` (returns its role at `now`).
+    pub fn require(&self, actor: &UserId, action: Action, now: Millis) -> Result<Role, ErrorBody> {
+        let what = match action {
+            Action::Read => "read this room",
+            Action::Post => "post",
+            Action::Welcome => "welcome newcomers (join requests, invites, the welcome message)",
+            Action::Moderate => "moderate",
+            Action::AssignRoles => "give roles",
+            Action::Configure => "change the room's settings",
+            Action::AppointModerators => "appoint moderators",
+            Action::Pin => "pin",
+        };
+        self.require_role(actor, least_role(action), what, now)
+    }
+
+    /// `actor` may do `action` to `target`: it also holds a role above theirs.
+    fn require_over(&self, actor: &UserId, action: Action, target: &UserId, now: Millis) -> Result<Role, ErrorBody> {
+        let held = self.require(actor, action, now)?;
+        if actor == target {
+            return Err(bad("you cannot do that to yourself"));
+        }
+        if let Some(theirs) = self.role_of(target, now) {
+            if theirs >= held {
+                return Err(outranked(self.room(), held, theirs));
+            }
+        }
+        if *target == self.record.owner {
+            return Err(ErrorBody::new(ErrorCode::Forbidden, format!("{target} owns room {}", self.room())));
+        }
+        Ok(held)
+    }
+
+    fn moderation(
+        &self,
+        actor: &UserId,
+        action: ModAction,
+        user: &UserId,
+        until: Option<Millis>,
+        reason: ShortText,
+    ) -> Event {
+        Event::Moderation(ModerationEvent {
+            room: self.room().clone(),
+            seq: Seq::ZERO,
+            ts: Millis(0),
+            from: actor.clone(),
+            action,
+            user: Some(user.clone()),
+            until,
+            reason,
+        })
+    }
+
+    pub fn decide_set_role(&self, actor: &UserId, args: SetRole, now: Millis) -> Result<Draft, ErrorBody> {
+        let held = self.require_over(actor, Action::AssignRoles, &args.user, now)?;
+        if !self.members.contains_key(&args.user) {
+            return Err(ErrorBody::new(
+                ErrorCode::NoSuchTarget,
+                format!("{} is not a member of room {}", args.user, self.room()),
+            ));
+        }
+        match args.role {
+            Role::Owner => {
+                return Err(ErrorBody::new(ErrorCode::Forbidden, "a room has one owner; it cannot be given"));
+            }
+            Role::Moderator if held < least_role(Action::AppointModerators) => {
+                return Err(forbidden(self.room(), Role::Owner, held, "appoint moderators"));
+            }
+            _ => {}
+        }
+        if let Some(end) = args.expires_at {
+            let longest = Millis(now.0 + u64::from(MAX_SANCTION_SECS) * 1000);
+            if end <= now || end > longest {
+                return Err(bad("expires_at must be in the future, within a year"));
+            }
+        }
+        let event = Event::Role(RoleEvent {
+            room: self.room().clone(),
+            seq: Seq::ZERO,
+            ts: Millis(0),
+            from: actor.clone(),
+            user: args.user.clone(),
+            role: args.role,
+            expires_at: args.expires_at.filter(|_| args.role != Role::Member),
+            title: args.title,
+        });
+        let least = if args.role == Role::Moderator { Role::Owner } else { least_role(Action::AssignRoles) };
+        Ok(Draft { event, requires: Requires::Over { user: actor.clone(), least, target: args.user }, cmid: None })
+    }
+
+    pub fn decide_set_room(&self, actor: &UserId, settings: RoomSettings, now: Millis) -> Result<Draft, ErrorBody> {
+        let only_welcome = RoomSettings { welcome: settings.welcome.clone(), ..RoomSettings::default() } == settings;
+        if settings == RoomSettings::default() {
+            return Err(bad("set_room changes nothing: give at least one setting"));
+        }
+        let action = if only_welcome { Action::Welcome } else { Action::Configure };
+        self.require(actor, action, now)?;
+        if let Some(cap) = settings.cap {
+            if !(1..=limits::MAX_ROOM_CAP).contains(&cap) {
+                return Err(bad(format!("cap must be 1-{}, got {cap}", limits::MAX_ROOM_CAP)));
+            }
+        }
+        if settings.slow_mode_secs.is_some_and(|s| s > MAX_SLOW_MODE_SECS) {
+            return Err(bad(format!("slow_mode_secs is at most {MAX_SLOW_MODE_SECS}")));
+        }
+        if settings.probation_secs.is_some_and(|s| s > MAX_PROBATION_SECS) {
+            return Err(bad(format!("probation_secs is at most {MAX_PROBATION_SECS} (90 days)")));
+        }
+        if settings.parent.as_ref().is_some_and(|p| p.as_str() == self.room().as_str()) {
+            return Err(bad("a room cannot be its own lobby"));
+        }
+        let event = Event::RoomUpdated(RoomUpdatedEvent {
+            room: self.room().clone(),
+            seq: Seq::ZERO,
+            ts: Millis(0),
+            from: actor.clone(),
+            settings,
+        });
+        Ok(Draft { event, requires: Requires::RoleAtLeast(actor.clone(), least_role(action)), cmid: None })
+    }
+
+    pub fn decide_kick(
+        &self,
+        actor: &UserId,
+        user: &UserId,
+        reason: ShortText,
+        now: Millis,
+    ) -> Result<Draft, ErrorBody> {
+        self.require_over(actor, Action::Moderate, user, now)?;
+        if !self.members.contains_key(user) {
+            return Err(ErrorBody::new(
+                ErrorCode::NoSuchTarget,
+                format!("{user} is not a member of room {}", self.room()),
+            ));
+        }
+        let event = self.moderation(actor, ModAction::Kick, user, None, reason);
+        Ok(self.over(actor, user, event))
+    }
+
+    pub fn decide_ban(
+        &self,
+        actor: &UserId,
+        user: &UserId,
+        reason: ShortText,
+        duration_secs: Option<u32>,
+        now: Millis,
+    ) -> Result<Draft, ErrorBody> {
+        self.require_over(actor, Action::Moderate, user, now)?;
+        let until = self.until(now, duration_secs)?;
+        let event = self.moderation(actor, ModAction::Ban, user, until, reason);
+        Ok(self.over(actor, user, event))
+    }
+
+    pub fn decide_unban(&self, actor: &UserId, user: &UserId, now: Millis) -> Result<Draft, ErrorBody> {
+        let banned = self.rows.bans.get(user).is_some_and(|b| b.holds(now));
+        self.lift(actor, user, ModAction::Unban, banned, "banned from", now)
+    }
+
+    /// Lifts a ban or a mute `user` is under (`under`).
+    fn lift(
+        &self,
+        actor: &UserId,
+        user: &UserId,
+        action: ModAction,
+        under: bool,
+        what: &str,
+        now: Millis,
+    ) -> Result<Draft, ErrorBody> {
+        self.require(actor, Action::Moderate, now)?;
+        if !under {
+            return Err(ErrorBody::new(ErrorCode::NoSuchTarget, format!("{user} is not {what} room {}", self.room())));
+        }
+        let event = self.moderation(actor, action, user, None, ShortText::default());
+        Ok(Draft { event, requires: Requires::RoleAtLeast(actor.clone(), least_role(Action::Moderate)), cmid: None })
+    }
+
+    pub fn decide_mute(
+        &self,
+        actor: &UserId,
+        user: &UserId,
+        duration_secs: u32,
+        reason: ShortText,
+        now: Millis,
+    ) -> Result<Draft, ErrorBody> {
+        self.require_over(actor, Action::Moderate, user, now)?;
+        if !self.members.contains_key(user) {
+            return Err(ErrorBody::new(
+                ErrorCode::NoSuchTarget,
+                format!("{user} is not a member of room {}", self.room()),
+            ));
+        }
+        if duration_secs == 0 {
+            return Err(bad("duration_secs must be at least 1"));
+        }
+        let until = self.until(now, Some(duration_secs))?;
+        let event = self.moderation(actor, ModAction::Mute, user, until, reason);
+        Ok(self.over(actor, user, event))
+    }
+
+    pub fn decide_unmute(&self, actor: &UserId, user: &UserId, now: Millis) -> Result<Draft, ErrorBody> {
+        let muted = self.rows.mutes.get(user).is_some_and(|m| m.holds(now));
+        self.lift(actor, user, ModAction::Unmute, muted, "muted in", now)
+    }
+
+    /// Whether `user` may post at `now`: not muted, and past slow mode.
+    /// Returns the slow mode the order must hold them to (ms; 0: none).
+    pub fn check_post(&self, user: &UserId, now: Millis) -> Result<u64, ErrorBody> {
+        let role = self.require(user, Action::Post, now)?;
+        if let Some(mute) = self.rows.mutes.get(user).filter(|m| m.holds(now)) {
+            let until = mute.until.map_or("until a moderator lifts it".to_string(), |t| format!("until {}", t.0));
+            let mut error = ErrorBody::new(ErrorCode::Muted, format!("you are muted in room {} {until}", self.room()));
+            if let Some(t) = mute.until {
+                error = error.retry_after(t.0 - now.0);
+            }
+            return Err(error);
+        }
+        let slow = u64::from(self.record.slow_mode_secs) * 1000;
+        if slow > 0 && role < least_role(Action::Moderate) {
+            if let Some(last) = self.last_post.get(user) {
+                let next = last.0 + slow;
+                if next > now.0 {
+                    return Err(ErrorBody::new(
+                        ErrorCode::SlowMode,
+                        format!(
+                            "room {} is in slow mode: one message every {} s",
+                            self.room(),
+                            self.record.slow_mode_secs
+                        ),
+                    )
+                    .retry_after(next - now.0));
+                }
+            }
+            return Ok(slow);
+        }
+        Ok(0)
+    }
+
+    fn until(&self, now: Millis, duration_secs: Option<u32>) -> Result<Option<Millis>, ErrorBody> {
+        match duration_secs {
+            None => Ok(None),
+            Some(secs) if secs > MAX_SANCTION_SECS => {
+                Err(bad(format!("a duration is at most {MAX_SANCTION_SECS} s (a year)")))
+            }
+            Some(secs) => Ok(Some(Millis(now.0 + u64::from(secs) * 1000))),
+        }
+    }
+
+    fn over(&self, actor: &UserId, target: &UserId, event: Event) -> Draft {
+        Draft {
+            event,
+            requires: Requires::Over {
+                user: actor.clone(),
+                least: least_role(Action::Moderate),
+                target: target.clone(),
+            },
+            cmid: None,
+        }
+    }
+}

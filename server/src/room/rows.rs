@@ -1,0 +1,281 @@
+//! A room's durable state beyond members, pins and settings, in two shapes
+//! every store keeps the same way, so a new community feature adds a table
+//! here rather than a column in three stores:
+//!
+//! - [`Row`]s: small, bounded tables loaded with the room (bans, mutes, join
+//!   requests, invites, rules acknowledgements, titles, scheduled prompts).
+//!   The room decides against them, so they live in [`RoomState`](super::RoomState).
+//! - [`AnnexRow`]s: per-event annotations read on demand, never loaded (the
+//!   moderation log). A store keeps them by (table, target seq, key).
+//!
+//! Values are MessagePack (named fields) of the typed records below; the
+//! stores never look inside, except Redis's scripts, which read a ban's or a
+//! mute's `until` (`cmsgpack`) and put the event's real seq and time in place
+//! of the sentinels a cluster node encodes them with, as in events and pins.
+
+use std::collections::{BTreeMap, HashMap};
+
+use hearth_protocol::ops::ModEntry;
+use hearth_protocol::{Millis, Note, ShortText, Text, UserId};
+use serde::{Deserialize, Serialize};
+
+/// The loaded tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RowTable {
+    Ban,
+    Mute,
+    Request,
+    Invite,
+    Ack,
+    Title,
+    Prompt,
+}
+
+impl RowTable {
+    pub const ALL: [RowTable; 7] = [
+        RowTable::Ban,
+        RowTable::Mute,
+        RowTable::Request,
+        RowTable::Invite,
+        RowTable::Ack,
+        RowTable::Title,
+        RowTable::Prompt,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RowTable::Ban => "ban",
+            RowTable::Mute => "mute",
+            RowTable::Request => "request",
+            RowTable::Invite => "invite",
+            RowTable::Ack => "ack",
+            RowTable::Title => "title",
+            RowTable::Prompt => "prompt",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<RowTable> {
+        RowTable::ALL.into_iter().find(|t| t.as_str() == name)
+    }
+}
+
+/// One row of a loaded table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Row {
+    pub table: RowTable,
+    pub key: String,
+    pub value: Vec<u8>,
+}
+
+/// The annotation tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum AnnexTable {
+    /// One entry per moderation action, under the seq of its event.
+    ModLog,
+}
+
+impl AnnexTable {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AnnexTable::ModLog => "modlog",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<AnnexTable> {
+        (name == "modlog").then_some(AnnexTable::ModLog)
+    }
+}
+
+/// One annotation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnnexRow {
+    pub table: AnnexTable,
+    pub target: hearth_protocol::Seq,
+    pub key: String,
+    pub value: Vec<u8>,
+}
+
+/// A ban or a mute: who, when, until when (`None`: until lifted), why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sanction {
+    pub by: UserId,
+    pub at: Millis,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<Millis>,
+    #[serde(default)]
+    pub reason: ShortText,
+}
+
+impl Sanction {
+    /// In force at `now`.
+    pub fn holds(&self, now: Millis) -> bool {
+        self.until.is_none_or(|until| until > now)
+    }
+}
+
+/// A pending request to join an approval room.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Request {
+    pub note: Note,
+    pub at: Millis,
+}
+
+/// A room's invite code.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InviteRow {
+    pub by: UserId,
+    pub at: Millis,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<Millis>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_uses: Option<u32>,
+    pub uses: u32,
+}
+
+impl InviteRow {
+    /// Usable at `now`.
+    pub fn valid(&self, now: Millis) -> bool {
+        self.expires_at.is_none_or(|t| t > now) && self.max_uses.is_none_or(|max| self.uses < max)
+    }
+}
+
+/// A scheduled prompt the server posts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PromptRow {
+    pub by: UserId,
+    pub text: Text,
+    pub next_at: Millis,
+    pub weekly: bool,
+}
+
+/// The loaded tables of one room, typed.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Rows {
+    pub bans: HashMap<UserId, Sanction>,
+    pub mutes: HashMap<UserId, Sanction>,
+    pub requests: BTreeMap<UserId, Request>,
+    pub invites: HashMap<String, InviteRow>,
+    /// The rules version each member acknowledged.
+    pub acks: HashMap<UserId, u32>,
+    pub titles: HashMap<UserId, ShortText>,
+    pub prompts: BTreeMap<u64, PromptRow>,
+}
+
+fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    rmp_serde::to_vec_named(value).expect("rows serialise")
+}
+
+/// A row's value as its record.
+pub fn decode<T: serde::de::DeserializeOwned>(value: &[u8]) -> Result<T, rmp_serde::decode::Error> {
+    rmp_serde::from_slice(value)
+}
+
+impl Row {
+    pub fn ban(user: &UserId, sanction: &Sanction) -> Row {
+        Row { table: RowTable::Ban, key: user.to_string(), value: encode(sanction) }
+    }
+
+    pub fn mute(user: &UserId, sanction: &Sanction) -> Row {
+        Row { table: RowTable::Mute, key: user.to_string(), value: encode(sanction) }
+    }
+
+    pub fn request(user: &UserId, request: &Request) -> Row {
+        Row { table: RowTable::Request, key: user.to_string(), value: encode(request) }
+    }
+
+    pub fn invite(code: &str, invite: &InviteRow) -> Row {
+        Row { table: RowTable::Invite, key: code.to_string(), value: encode(invite) }
+    }
+
+    pub fn ack(user: &UserId, version: u32) -> Row {
+        Row { table: RowTable::Ack, key: user.to_string(), value: encode(&version) }
+    }
+
+    pub fn title(user: &UserId, title: &ShortText) -> Row {
+        Row { table: RowTable::Title, key: user.to_string(), value: encode(title) }
+    }
+
+    pub fn prompt(id: u64, prompt: &PromptRow) -> Row {
+        Row { table: RowTable::Prompt, key: id.to_string(), value: encode(prompt) }
+    }
+}
+
+impl AnnexRow {
+    pub fn mod_log(entry: &ModEntry) -> AnnexRow {
+        AnnexRow {
+            table: AnnexTable::ModLog,
+            target: hearth_protocol::Seq(entry.entry),
+            key: String::new(),
+            value: encode(entry),
+        }
+    }
+}
+
+/// A stored row that does not read as its table's record.
+#[derive(Debug, thiserror::Error)]
+#[error("a stored {table} row {key:?} is unreadable: {detail}")]
+pub struct BadRow {
+    pub table: &'static str,
+    pub key: String,
+    pub detail: String,
+}
+
+impl Rows {
+    /// Puts one stored row in its place.
+    pub fn put(&mut self, row: &Row) -> Result<(), BadRow> {
+        let bad = |detail: String| BadRow { table: row.table.as_str(), key: row.key.clone(), detail };
+        let user = || UserId::new(row.key.clone()).map_err(bad);
+        let value = |e: rmp_serde::decode::Error| bad(e.to_string());
+        match row.table {
+            RowTable::Ban => {
+                self.bans.insert(user()?, decode(&row.value).map_err(value)?);
+            }
+            RowTable::Mute => {
+                self.mutes.insert(user()?, decode(&row.value).map_err(value)?);
+            }
+            RowTable::Request => {
+                self.requests.insert(user()?, decode(&row.value).map_err(value)?);
+            }
+            RowTable::Invite => {
+                self.invites.insert(row.key.clone(), decode(&row.value).map_err(value)?);
+            }
+            RowTable::Ack => {
+                self.acks.insert(user()?, decode(&row.value).map_err(value)?);
+            }
+            RowTable::Title => {
+                self.titles.insert(user()?, decode(&row.value).map_err(value)?);
+            }
+            RowTable::Prompt => {
+                let id = row.key.parse().map_err(|_| bad("not a prompt id".into()))?;
+                self.prompts.insert(id, decode(&row.value).map_err(value)?);
+            }
+        }
+        Ok(())
+    }
+
+    pub fn remove(&mut self, table: RowTable, key: &str) {
+        let user = UserId::new(key).ok();
+        match table {
+            RowTable::Ban => user.and_then(|u| self.bans.remove(&u)).map(drop),
+            RowTable::Mute => user.and_then(|u| self.mutes.remove(&u)).map(drop),
+            RowTable::Request => user.and_then(|u| self.requests.remove(&u)).map(drop),
+            RowTable::Invite => self.invites.remove(key).map(drop),
+            RowTable::Ack => user.and_then(|u| self.acks.remove(&u)).map(drop),
+            RowTable::Title => user.and_then(|u| self.titles.remove(&u)).map(drop),
+            RowTable::Prompt => key.parse().ok().and_then(|id| self.prompts.remove(&id)).map(drop),
+        };
+    }
+
+    /// Every row, as stored (for making a room again from a copy).
+    pub fn to_rows(&self) -> Vec<Row> {
+        let mut rows = Vec::new();
+        rows.extend(self.bans.iter().map(|(u, s)| Row::ban(u, s)));
+        rows.extend(self.mutes.iter().map(|(u, s)| Row::mute(u, s)));
+        rows.extend(self.requests.iter().map(|(u, r)| Row::request(u, r)));
+        rows.extend(self.invites.iter().map(|(c, i)| Row::invite(c, i)));
+        rows.extend(self.acks.iter().map(|(u, v)| Row::ack(u, *v)));
+        rows.extend(self.titles.iter().map(|(u, t)| Row::title(u, t)));
+        rows.extend(self.prompts.iter().map(|(id, p)| Row::prompt(*id, p)));
+        rows
+    }
+}
