@@ -29,6 +29,7 @@ pub enum Event {
     Typing(TypingEvent),
     Presence(PresenceEvent),
     JoinRequest(JoinRequestEvent),
+    JoinDecision(JoinDecisionEvent),
     Truncated(TruncatedEvent),
 }
 
@@ -47,7 +48,8 @@ impl Event {
             Event::Role(e) => e.seq,
             Event::RoomUpdated(e) => e.seq,
             Event::Moderation(e) => e.seq,
-            Event::Hello(_) | Event::Typing(_) | Event::Presence(_) | Event::JoinRequest(_) | Event::Truncated(_) => {
+            Event::JoinRequest(e) => e.seq,
+            Event::Hello(_) | Event::Typing(_) | Event::Presence(_) | Event::JoinDecision(_) | Event::Truncated(_) => {
                 return None;
             }
         })
@@ -67,7 +69,8 @@ impl Event {
             Event::Role(e) => e.ts,
             Event::RoomUpdated(e) => e.ts,
             Event::Moderation(e) => e.ts,
-            Event::Hello(_) | Event::Typing(_) | Event::Presence(_) | Event::JoinRequest(_) | Event::Truncated(_) => {
+            Event::JoinRequest(e) => e.ts,
+            Event::Hello(_) | Event::Typing(_) | Event::Presence(_) | Event::JoinDecision(_) | Event::Truncated(_) => {
                 return None;
             }
         })
@@ -94,7 +97,8 @@ impl Event {
             Event::Role(e) => (&mut e.seq, &mut e.ts),
             Event::RoomUpdated(e) => (&mut e.seq, &mut e.ts),
             Event::Moderation(e) => (&mut e.seq, &mut e.ts),
-            Event::Hello(_) | Event::Typing(_) | Event::Presence(_) | Event::JoinRequest(_) | Event::Truncated(_) => {
+            Event::JoinRequest(e) => (&mut e.seq, &mut e.ts),
+            Event::Hello(_) | Event::Typing(_) | Event::Presence(_) | Event::JoinDecision(_) | Event::Truncated(_) => {
                 return;
             }
         };
@@ -120,6 +124,7 @@ impl Event {
             Event::Typing(e) => &e.room,
             Event::Presence(e) => &e.room,
             Event::JoinRequest(e) => &e.room,
+            Event::JoinDecision(e) => &e.room,
             Event::Truncated(e) => &e.room,
         })
     }
@@ -210,6 +215,12 @@ pub struct MemberJoinedEvent {
     /// The member who joined.
     pub from: UserId,
     pub role: Role,
+    /// The welcomer or moderator who approved their request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved_by: Option<UserId>,
+    /// The invite they came with (its id, not its code).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invite: Option<String>,
 }
 
 /// Why a member is no longer in a room.
@@ -271,6 +282,12 @@ pub struct ModerationEvent {
     pub until: Option<Millis>,
     #[serde(default)]
     pub reason: ShortText,
+    /// For `create_invite` and `revoke_invite`: the invite's id (never its code).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invite: Option<String>,
+    /// For `create_invite`: how many joins it allows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_uses: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -286,12 +303,30 @@ pub struct PresenceEvent {
     pub online: bool,
 }
 
+/// Someone asks to join an approval room. Sent only to its welcomers,
+/// moderators and owner (stored, so a resume replays it to them).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JoinRequestEvent {
     pub room: RoomId,
-    pub user: UserId,
+    pub seq: Seq,
+    pub ts: Millis,
+    /// Who asks.
+    pub from: UserId,
+    /// Their answer to the room's entry question, or a word about themselves.
+    #[serde(default)]
     pub note: Note,
-    pub at: Millis,
+}
+
+/// To the requester, on every connection of theirs: the room decided on
+/// their request. Not stored; a denial is also what `request_join` and
+/// `join` answer afterwards, an approval makes them a member.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JoinDecisionEvent {
+    pub room: RoomId,
+    pub approved: bool,
+    pub by: UserId,
+    #[serde(default)]
+    pub reason: ShortText,
 }
 
 /// Events of a room were lost before this connection received them: the ones

@@ -268,6 +268,8 @@ pub enum ModAction {
     Reject,
     Pin,
     Unpin,
+    CreateInvite,
+    RevokeInvite,
 }
 
 // ---- request arguments -------------------------------------------------------
@@ -433,6 +435,9 @@ pub struct DecideJoin {
     pub room: RoomId,
     pub user: UserId,
     pub approve: bool,
+    /// Told to the requester with a denial.
+    #[serde(default)]
+    pub reason: ShortText,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -447,6 +452,7 @@ pub struct CreateInvite {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RevokeInvite {
     pub room: RoomId,
+    /// The invite's code, or its id.
     pub code: String,
 }
 
@@ -645,7 +651,11 @@ pub struct JoinRequestList {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Invite {
+    /// Give this to the newcomer: `join` with `invite`.
     pub code: String,
+    /// What `revoke_invite` and the events name it by (the code is never stored).
+    #[serde(default)]
+    pub id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<Millis>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -86,7 +86,7 @@ fn sample_ops() -> Vec<Op> {
         SetRoom { room: r(), settings: RoomSettings { slow_mode_secs: Some(10), ..Default::default() } }.into(),
         RequestJoin { room: r(), note: Note::new("I shoot Leicas").unwrap() }.into(),
         JoinRequests { room: r() }.into(),
-        DecideJoin { room: r(), user: user("bo"), approve: false }.into(),
+        DecideJoin { room: r(), user: user("bo"), approve: false, reason: short("not a fit") }.into(),
         CreateInvite { room: r(), ttl_secs: Some(3600), max_uses: Some(5) }.into(),
         RevokeInvite { room: r(), code: "abc".into() }.into(),
         Kick { room: r(), user: user("bo"), reason: short("spam") }.into(),
@@ -157,7 +157,15 @@ fn sample_events() -> Vec<Event> {
             replaces: Some(PinId(1)),
         }),
         Event::Unpin(UnpinEvent { room: r(), seq: Seq(17), ts, from: user("ada"), pin: PinId(3) }),
-        Event::MemberJoined(MemberJoinedEvent { room: r(), seq: Seq(18), ts, from: user("bo"), role: Role::Member }),
+        Event::MemberJoined(MemberJoinedEvent {
+            room: r(),
+            seq: Seq(18),
+            ts,
+            from: user("bo"),
+            role: Role::Member,
+            approved_by: Some(user("ada")),
+            invite: Some("0011223344556677".into()),
+        }),
         Event::MemberLeft(MemberLeftEvent {
             room: r(),
             seq: Seq(19),
@@ -192,10 +200,24 @@ fn sample_events() -> Vec<Event> {
             user: Some(user("bo")),
             until: Some(Millis(9)),
             reason: short(""),
+            invite: None,
+            max_uses: Some(3),
         }),
         Event::Typing(TypingEvent { room: r(), user: user("bo") }),
         Event::Presence(PresenceEvent { room: r(), user: user("bo"), online: true }),
-        Event::JoinRequest(JoinRequestEvent { room: r(), user: user("cy"), note: Note::new("hi").unwrap(), at: ts }),
+        Event::JoinRequest(JoinRequestEvent {
+            room: r(),
+            seq: Seq(23),
+            ts,
+            from: user("cy"),
+            note: Note::new("hi").unwrap(),
+        }),
+        Event::JoinDecision(JoinDecisionEvent {
+            room: r(),
+            approved: false,
+            by: user("ada"),
+            reason: short("not now"),
+        }),
         Event::Truncated(TruncatedEvent { room: r(), after: Seq(3), next: Seq(9) }),
     ]
 }
@@ -218,6 +240,7 @@ fn event_kind(event: &Event) -> &'static str {
         Event::Typing(_) => "typing",
         Event::Presence(_) => "presence",
         Event::JoinRequest(_) => "join_request",
+        Event::JoinDecision(_) => "join_decision",
         Event::Truncated(_) => "truncated",
     }
 }
@@ -230,7 +253,7 @@ fn samples_cover_every_op_and_event() {
     let all: BTreeSet<&str> = OP_NAMES.iter().copied().collect();
     assert_eq!(ops, all);
     let kinds: BTreeSet<&str> = sample_events().iter().map(event_kind).collect();
-    assert_eq!(kinds.len(), 16);
+    assert_eq!(kinds.len(), 17);
 }
 
 #[test]
@@ -316,7 +339,13 @@ fn every_reply_type_round_trips_in_both_codecs() {
     reply_round_trip::<JoinRequests>(JoinRequestList {
         requests: vec![JoinRequestInfo { user: user("cy"), note: Note::new("hi").unwrap(), at: ts }],
     });
-    reply_round_trip::<CreateInvite>(Invite { code: "k3y".into(), expires_at: Some(ts), max_uses: None, uses: 0 });
+    reply_round_trip::<CreateInvite>(Invite {
+        code: "k3y".into(),
+        id: "0011223344556677".into(),
+        expires_at: Some(ts),
+        max_uses: None,
+        uses: 0,
+    });
     reply_round_trip::<ModLog>(ModLogPage {
         entries: vec![ModEntry {
             entry: 1,

@@ -7,7 +7,7 @@ use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use hearth_protocol::codec::encode_event;
-use hearth_protocol::{Codec, Event, Seq};
+use hearth_protocol::{Codec, Event, Role, Seq};
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use crate::store::{StoreError, StoredEvent};
@@ -17,6 +17,8 @@ use crate::store::{StoreError, StoredEvent};
 #[derive(Debug)]
 pub struct Encoded {
     pub seq: Seq,
+    /// The least role that receives it (`room::audience`).
+    pub audience: Role,
     msgpack: Bytes,
     json: OnceLock<Utf8Bytes>,
 }
@@ -67,7 +69,8 @@ impl Committed {
     pub fn new(event: Event) -> Committed {
         let seq = event.seq().expect("timeline events carry a seq");
         let msgpack = Bytes::from(encode_event(Codec::MsgPack, &event));
-        Committed { event, encoded: Arc::new(Encoded { seq, msgpack, json: OnceLock::new() }) }
+        let audience = crate::room::audience(&event);
+        Committed { event, encoded: Arc::new(Encoded { seq, audience, msgpack, json: OnceLock::new() }) }
     }
 
     /// An event read back from the store (or, in cluster mode, from the broker).
@@ -90,7 +93,8 @@ impl Committed {
         let seq = event
             .seq()
             .ok_or_else(|| StoreError::Corrupt { what: "stored event", detail: format!("{event:?} has no seq") })?;
-        Ok(Committed { event, encoded: Arc::new(Encoded { seq, msgpack, json: OnceLock::new() }) })
+        let audience = crate::room::audience(&event);
+        Ok(Committed { event, encoded: Arc::new(Encoded { seq, audience, msgpack, json: OnceLock::new() }) })
     }
 
     pub fn seq(&self) -> Seq {

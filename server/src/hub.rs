@@ -92,6 +92,14 @@ impl Hub {
         conns.len()
     }
 
+    /// Queues `event` on every connection of `user` here.
+    pub fn send_to_user(&self, user: &UserId, event: &hearth_protocol::Event) {
+        let conns = self.by_user.get(user).map(|conns| conns.clone()).unwrap_or_default();
+        for conn in conns {
+            let _ = conn.out.push(crate::frames::event_frame(conn.codec, event));
+        }
+    }
+
     pub fn unregister(&self, conn: &Conn) {
         self.by_user.remove_if_mut(&conn.user, |_, conns| {
             conns.retain(|c| c.id != conn.id);

@@ -120,6 +120,23 @@ pub enum Change {
         key: String,
     },
     PutAnnex(AnnexRow),
+    /// One more join came with this invite (by id).
+    UseInvite(String),
+}
+
+/// Who may receive an event: every member, or (a join request, a denial, an
+/// invite made or revoked) only welcomers and above. Others never get it —
+/// live, in a replay or in history — so their seqs skip it.
+pub fn audience(event: &Event) -> Role {
+    match event {
+        Event::JoinRequest(_) => Role::Welcomer,
+        Event::Moderation(e)
+            if matches!(e.action, ModAction::Reject | ModAction::CreateInvite | ModAction::RevokeInvite) =>
+        {
+            Role::Welcomer
+        }
+        _ => Role::Member,
+    }
 }
 
 /// The member an event removes from the room, if any: one who left, or one a
@@ -151,6 +168,10 @@ fn mod_entry(event: &Event) -> Option<ModEntry> {
         Event::RoomUpdated(e) => entry(e.seq, e.ts, &e.from, ModAction::SetRoom, None, ShortText::default(), None),
         Event::Pin(e) => entry(e.seq, e.ts, &e.from, ModAction::Pin, None, ShortText::default(), None),
         Event::Unpin(e) => entry(e.seq, e.ts, &e.from, ModAction::Unpin, None, ShortText::default(), None),
+        Event::MemberJoined(e) => {
+            let by = e.approved_by.as_ref()?;
+            entry(e.seq, e.ts, by, ModAction::Approve, Some(&e.from), ShortText::default(), None)
+        }
         _ => return None,
     })
 }
@@ -163,14 +184,25 @@ pub fn changes(event: &Event) -> Vec<Change> {
             .map(|table| Change::RemoveRow { table, key: user.to_string() })
     };
     let mut changes = match event {
-        Event::MemberJoined(e) => vec![
-            Change::PutMember(MemberRecord {
-                user: e.from.clone(),
-                role: e.role,
-                joined_at: e.ts,
-                role_expires_at: None,
-            }),
-            Change::RemoveRow { table: RowTable::Request, key: e.from.to_string() },
+        Event::MemberJoined(e) => {
+            let mut changes = vec![
+                Change::PutMember(MemberRecord {
+                    user: e.from.clone(),
+                    role: e.role,
+                    joined_at: e.ts,
+                    role_expires_at: None,
+                }),
+                Change::RemoveRow { table: RowTable::Request, key: e.from.to_string() },
+                Change::RemoveRow { table: RowTable::Denied, key: e.from.to_string() },
+            ];
+            if let Some(invite) = &e.invite {
+                changes.push(Change::UseInvite(invite.clone()));
+            }
+            changes
+        }
+        Event::JoinRequest(e) => vec![
+            Change::PutRow(Row::request(&e.from, &rows::Request { note: e.note.clone(), at: e.ts })),
+            Change::RemoveRow { table: RowTable::Denied, key: e.from.to_string() },
         ],
         Event::MemberLeft(e) => {
             let mut changes = vec![Change::RemoveMember(e.user.clone())];
@@ -218,6 +250,30 @@ pub fn changes(event: &Event) -> Vec<Change> {
             (ModAction::Unmute, Some(user)) => {
                 vec![Change::RemoveRow { table: RowTable::Mute, key: user.to_string() }]
             }
+            (ModAction::Reject, Some(user)) => {
+                let denial = rows::Denial { by: e.from.clone(), at: e.ts, reason: e.reason.clone() };
+                vec![
+                    Change::RemoveRow { table: RowTable::Request, key: user.to_string() },
+                    Change::PutRow(Row::denied(user, &denial)),
+                ]
+            }
+            (ModAction::CreateInvite, _) => match &e.invite {
+                Some(id) => {
+                    let invite = rows::InviteRow {
+                        by: e.from.clone(),
+                        at: e.ts,
+                        expires_at: e.until,
+                        max_uses: e.max_uses,
+                        uses: 0,
+                    };
+                    vec![Change::PutRow(Row::invite(id, &invite))]
+                }
+                None => Vec::new(),
+            },
+            (ModAction::RevokeInvite, _) => match &e.invite {
+                Some(id) => vec![Change::RemoveRow { table: RowTable::Invite, key: id.clone() }],
+                None => Vec::new(),
+            },
             _ => Vec::new(),
         },
         Event::Message(_)
@@ -227,7 +283,7 @@ pub fn changes(event: &Event) -> Vec<Change> {
         | Event::Hello(_)
         | Event::Typing(_)
         | Event::Presence(_)
-        | Event::JoinRequest(_)
+        | Event::JoinDecision(_)
         | Event::Truncated(_) => Vec::new(),
     };
     if let Some(entry) = mod_entry(event) {
@@ -390,6 +446,7 @@ impl RoomState {
             }
             Change::RemoveRow { table, key } => self.rows.remove(table, &key),
             Change::PutAnnex(_) => {}
+            Change::UseInvite(id) => self.rows.use_invite(&id),
         }
     }
 
@@ -457,9 +514,18 @@ impl RoomState {
         match self.record.visibility {
             Visibility::Open => {}
             Visibility::Approval => {
+                let why = match (self.rows.requests.get(user), self.rows.denied.get(user)) {
+                    (Some(_), _) => "your request is waiting for a welcomer or moderator".to_string(),
+                    (None, Some(denial)) => format!(
+                        "{} denied your request{}; you may ask again with request_join",
+                        denial.by,
+                        if denial.reason.as_str().is_empty() { String::new() } else { format!(": {}", denial.reason) }
+                    ),
+                    (None, None) => "send request_join and wait for approval".to_string(),
+                };
                 return Err(ErrorBody::new(
                     ErrorCode::ApprovalRequired,
-                    format!("room {room} vets new members: send request_join and wait for approval"),
+                    format!("room {room} vets new members: {why}"),
                 ));
             }
             Visibility::InviteOnly => {
@@ -478,6 +544,8 @@ impl RoomState {
             ts: Millis(0),
             from: user.clone(),
             role: Role::Member,
+            approved_by: None,
+            invite: None,
         });
         Ok(Some(Draft { event, requires: Requires::Admit(user.clone()), cmid: None }))
     }
@@ -619,6 +687,8 @@ pub fn decide_create(
         ts: Millis(0),
         from: owner.clone(),
         role: Role::Owner,
+        approved_by: None,
+        invite: None,
     });
     Ok((record, Draft { event, requires: Requires::Nothing, cmid: None }))
 }
@@ -656,7 +726,8 @@ pub fn actor(event: &Event) -> Option<&UserId> {
         Event::Role(e) => &e.from,
         Event::RoomUpdated(e) => &e.from,
         Event::Moderation(e) => &e.from,
-        Event::Hello(_) | Event::Typing(_) | Event::Presence(_) | Event::JoinRequest(_) | Event::Truncated(_) => {
+        Event::JoinRequest(e) => &e.from,
+        Event::Hello(_) | Event::Typing(_) | Event::Presence(_) | Event::JoinDecision(_) | Event::Truncated(_) => {
             return None;
         }
     })
@@ -685,6 +756,28 @@ pub enum Requires {
     },
     /// The user is not a member yet, not banned, and the room has space for one more.
     Admit(UserId),
+    /// As `Admit`, with an invite (by id) that is still valid.
+    AdmitInvite {
+        user: UserId,
+        invite: String,
+    },
+    /// `actor` (a welcomer or above) lets `user` in: `user` has a pending
+    /// request, and `Admit` holds for them.
+    Approve {
+        actor: UserId,
+        user: UserId,
+    },
+    /// `actor` (a welcomer or above) decides on `user`'s pending request.
+    Decide {
+        actor: UserId,
+        user: UserId,
+    },
+    /// `user` may ask to join: not a member, not banned, and (unless asking
+    /// again) fewer than `max` requests are pending.
+    Request {
+        user: UserId,
+        max: usize,
+    },
     /// The user holds at least `least`, and the room has fewer than `max` pins.
     PinSlot {
         user: UserId,
@@ -714,6 +807,12 @@ pub enum Rejection {
     SlowMode { retry_ms: u64 },
     #[error("the target holds {target:?}, not below {held:?}")]
     Outranked { held: Role, target: Role },
+    #[error("the invite is unknown, expired or used up")]
+    InvalidInvite,
+    #[error("no pending request")]
+    NoRequest,
+    #[error("{max} requests are pending already")]
+    RequestsFull { max: usize },
 }
 
 impl Rejection {
@@ -734,6 +833,17 @@ impl Rejection {
                     .retry_after(retry_ms)
             }
             Rejection::Outranked { held, target } => outranked(room, held, target),
+            Rejection::InvalidInvite => ErrorBody::new(
+                ErrorCode::InvalidInvite,
+                format!("that invite to room {room} is unknown, expired, used up or revoked; ask for a new one"),
+            ),
+            Rejection::NoRequest => {
+                ErrorBody::new(ErrorCode::NoSuchTarget, format!("no pending request to join room {room} from them"))
+            }
+            Rejection::RequestsFull { max } => ErrorBody::new(
+                ErrorCode::LimitReached,
+                format!("room {room} has {max} pending join requests, the most it takes; try again later"),
+            ),
         }
     }
 }
@@ -753,6 +863,10 @@ pub struct Gate {
     mutes: HashMap<UserId, Option<Millis>>,
     /// When members in slow mode last posted.
     last_post: HashMap<UserId, Millis>,
+    /// Pending join requests.
+    requests: std::collections::HashSet<UserId>,
+    /// Invites by id: until when, how many uses, how many used.
+    invites: HashMap<String, rows::InviteRow>,
 }
 
 impl Gate {
@@ -764,6 +878,8 @@ impl Gate {
             bans: HashMap::new(),
             mutes: HashMap::new(),
             last_post: HashMap::new(),
+            requests: std::collections::HashSet::new(),
+            invites: HashMap::new(),
         }
     }
 
@@ -825,17 +941,47 @@ impl Gate {
                 self.role_at_least(user, *least, now)?;
                 if self.pins >= *max { Err(Rejection::PinsFull { max: *max }) } else { Ok(()) }
             }
-            Requires::Admit(user) => {
+            Requires::Admit(user) => self.admit(user, now),
+            Requires::AdmitInvite { user, invite } => {
+                if !self.invites.get(invite).is_some_and(|i| i.valid(now)) {
+                    return Err(Rejection::InvalidInvite);
+                }
+                self.admit(user, now)
+            }
+            Requires::Approve { actor, user } => {
+                self.role_at_least(actor, Role::Welcomer, now)?;
+                if !self.requests.contains(user) {
+                    return Err(Rejection::NoRequest);
+                }
+                self.admit(user, now)
+            }
+            Requires::Decide { actor, user } => {
+                self.role_at_least(actor, Role::Welcomer, now)?;
+                if self.requests.contains(user) { Ok(()) } else { Err(Rejection::NoRequest) }
+            }
+            Requires::Request { user, max } => {
                 if self.members.contains_key(user) {
                     Err(Rejection::AlreadyMember)
                 } else if self.bans.get(user).is_some_and(holds) {
                     Err(Rejection::Banned)
-                } else if self.members.len() >= self.cap as usize {
-                    Err(Rejection::RoomFull { cap: self.cap })
+                } else if !self.requests.contains(user) && self.requests.len() >= *max {
+                    Err(Rejection::RequestsFull { max: *max })
                 } else {
                     Ok(())
                 }
             }
+        }
+    }
+
+    fn admit(&self, user: &UserId, now: Millis) -> Result<(), Rejection> {
+        if self.members.contains_key(user) {
+            Err(Rejection::AlreadyMember)
+        } else if self.bans.get(user).is_some_and(|until| until.is_none_or(|t| t > now)) {
+            Err(Rejection::Banned)
+        } else if self.members.len() >= self.cap as usize {
+            Err(Rejection::RoomFull { cap: self.cap })
+        } else {
+            Ok(())
         }
     }
 
@@ -877,16 +1023,35 @@ impl Gate {
                     let sanctions = if row.table == RowTable::Ban { &mut self.bans } else { &mut self.mutes };
                     sanctions.insert(user, until);
                 }
+                Change::PutRow(row) if row.table == RowTable::Request => {
+                    if let Ok(user) = UserId::new(row.key.clone()) {
+                        self.requests.insert(user);
+                    }
+                }
+                Change::PutRow(row) if row.table == RowTable::Invite => {
+                    if let Ok(invite) = rows::decode::<rows::InviteRow>(&row.value) {
+                        self.invites.insert(row.key.clone(), invite);
+                    }
+                }
                 Change::PutRow(_) => {}
+                Change::RemoveRow { table: RowTable::Invite, key } => {
+                    self.invites.remove(key);
+                }
                 Change::RemoveRow { table, key } => {
                     let Ok(user) = UserId::new(key.clone()) else { continue };
                     match table {
-                        RowTable::Ban => self.bans.remove(&user),
-                        RowTable::Mute => self.mutes.remove(&user),
+                        RowTable::Ban => self.bans.remove(&user).map(drop),
+                        RowTable::Mute => self.mutes.remove(&user).map(drop),
+                        RowTable::Request => self.requests.remove(&user).then_some(()),
                         _ => None,
                     };
                 }
                 Change::PutAnnex(_) => {}
+                Change::UseInvite(id) => {
+                    if let Some(invite) = self.invites.get_mut(id) {
+                        invite.uses += 1;
+                    }
+                }
             }
         }
     }

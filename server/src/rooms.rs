@@ -120,7 +120,14 @@ impl Inner {
             return;
         }
         let mut overflowed = false;
+        let audience = event.encoded.audience;
         for sub in &self.subscribers {
+            // A few events (join requests, invites) go to welcomers and above only.
+            if audience > Role::Member
+                && self.state.role_of(&sub.user, event.event.ts().unwrap_or(Millis(0))).is_none_or(|r| r < audience)
+            {
+                continue;
+            }
             overflowed |= sub.out.push(event.frame(sub.codec)).is_err();
         }
         let metrics = crate::metrics::get();
@@ -469,7 +476,7 @@ impl Room {
             push_reply(conn, id, &joined_reply(&inner.state, role, mode, first_join));
             if mode == ResumeMode::Truncated { inner.state.head } else { after }
         };
-        if let Err(error) = self.catch_up_and_subscribe(conn, after).await {
+        if let Err(error) = self.catch_up_and_subscribe(conn, after, now).await {
             // The request has its reply already; a stream with a hole in it is worse
             // than a reconnect, which resumes from the client's last position.
             tracing::warn!(conn = conn.id.0, room = %self.id, %error, "catch-up failed; closing");
@@ -488,7 +495,9 @@ impl Room {
     /// The final step sends the rest from the recent events in one burst, which
     /// must fit in the connection's queue; when it does not, those events go out
     /// with backpressure first and the step is tried again closer to the head.
-    async fn catch_up_and_subscribe(&self, conn: &Arc<Conn>, mut after: Seq) -> Result<(), ErrorBody> {
+    async fn catch_up_and_subscribe(&self, conn: &Arc<Conn>, mut after: Seq, now: Millis) -> Result<(), ErrorBody> {
+        // What this member may receive of the events for welcomers and above.
+        let role = self.lock().state.role_of(&conn.user, now).unwrap_or(Role::Member);
         // Each pass either finishes or moves `after` forward; the bound only stops a
         // reader that can never catch a room writing faster than it.
         for _ in 0..100_000 {
@@ -502,7 +511,8 @@ impl Room {
                         return Ok(());
                     }
                     let recent: Vec<Arc<Encoded>> = inner.recent.iter().filter(|e| e.seq > after).cloned().collect();
-                    let burst = recent.iter().map(|e| e.frame(conn.codec, None)).collect();
+                    let burst =
+                        recent.iter().filter(|e| e.audience <= role).map(|e| e.frame(conn.codec, None)).collect();
                     match conn.out.try_push_burst(burst) {
                         Ok(()) => {
                             inner.subscribe(&self.id, conn);
@@ -517,7 +527,7 @@ impl Room {
             };
             if !recent.is_empty() {
                 for encoded in recent {
-                    if conn.out.push_wait(encoded.frame(conn.codec, None)).await.is_err() {
+                    if encoded.audience <= role && conn.out.push_wait(encoded.frame(conn.codec, None)).await.is_err() {
                         return Ok(());
                     }
                     after = encoded.seq;
@@ -547,9 +557,10 @@ impl Room {
                 Some(_) => {}
             }
             for stored in &page {
-                let frame = stored_frame(conn, stored)?;
-                if conn.out.push_wait(frame).await.is_err() {
-                    return Ok(());
+                if let Some(frame) = stored_frame(conn, stored, role)? {
+                    if conn.out.push_wait(frame).await.is_err() {
+                        return Ok(());
+                    }
                 }
                 after = stored.seq;
             }
@@ -621,11 +632,14 @@ fn truncated_frame(conn: &Conn, room: &RoomId, after: Seq, next: Seq) -> tokio_t
 }
 
 /// A stored event as a frame for `conn`'s codec.
-fn stored_frame(conn: &Conn, stored: &StoredEvent) -> Result<tokio_tungstenite::tungstenite::Message, ErrorBody> {
-    match conn.codec {
-        hearth_protocol::Codec::MsgPack => Ok(tokio_tungstenite::tungstenite::Message::Binary(stored.body.clone())),
-        codec => Committed::from_stored(stored).map(|e| e.frame(codec)).map_err(|e| BrokerError::from(e).to_error()),
-    }
+/// A stored event as `conn`'s frame, unless it is for roles above `role`.
+fn stored_frame(
+    conn: &Conn,
+    stored: &StoredEvent,
+    role: Role,
+) -> Result<Option<tokio_tungstenite::tungstenite::Message>, ErrorBody> {
+    let committed = Committed::from_stored(stored).map_err(|e| BrokerError::from(e).to_error())?;
+    Ok((committed.encoded.audience <= role).then(|| committed.frame(conn.codec)))
 }
 
 fn no_message(room: &RoomId, seq: Seq) -> ErrorBody {

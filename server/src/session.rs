@@ -15,12 +15,12 @@ use std::time::{Duration, Instant};
 use futures_util::stream::{FuturesUnordered, SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use hearth_protocol::codec::{decode_request, encode_error, encode_event, encode_reply};
-use hearth_protocol::event::Hello;
+use hearth_protocol::event::{Hello, JoinDecisionEvent};
 use hearth_protocol::ops::{
-    AddPin, Appended, Auth, Authed, CreateRoom, Done, HistoryPage, Join, MemberList, ModEntry, ModLog, ModLogPage, Op,
-    Pinned, Pong, RoomList,
+    AddPin, Appended, Auth, Authed, CreateRoom, Done, HistoryPage, Invite, Join, JoinRequestList, MemberList, ModEntry,
+    ModLog, ModLogPage, Op, Pinned, Pong, RoomList,
 };
-use hearth_protocol::{CloseCode, Codec, ErrorBody, ErrorCode, Event, Millis, RequestId, RoomId, Seq, limits};
+use hearth_protocol::{CloseCode, Codec, ErrorBody, ErrorCode, Event, Millis, RequestId, RoomId, Seq, UserId, limits};
 use serde::Serialize;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::{self, Message};
@@ -411,13 +411,53 @@ impl Session {
         Ok(())
     }
 
+    /// A gated room (`required_role`) takes a new member who holds that role in
+    /// its lobby (`parent`); without a lobby, only by invite or approval.
+    async fn check_gate(&self, room: &Room, now: Millis) -> Result<(), ErrorBody> {
+        let user = &self.conn.user;
+        let (required, parent, member) =
+            room.decide(|s| (s.record.required_role, s.record.parent.clone(), s.members.contains_key(user)));
+        let Some(required) = required.filter(|_| !member) else { return Ok(()) };
+        let held = match &parent {
+            Some(parent) => self.room(parent).await?.decide(|s| s.role_of(user, now)),
+            None => None,
+        };
+        if held.is_some_and(|held| held >= required) {
+            return Ok(());
+        }
+        let room = &room.id;
+        Err(ErrorBody::new(
+            ErrorCode::Forbidden,
+            match parent {
+                Some(parent) => {
+                    format!("room {room} is for {}s of room {parent}; ask there, or for an invite", required.as_str())
+                }
+                None => format!("room {room} is gated: join it with an invite, or ask its owner"),
+            },
+        ))
+    }
+
+    /// Orders `draft` and waits until it is durable.
+    async fn order(&self, draft: Draft) -> Result<Published, ErrorBody> {
+        let receipt = self.shared.registry.broker().publish(draft).await.map_err(|e| e.to_error())?;
+        receipt.durable().await.map_err(|e| e.to_error())
+    }
+
+    /// Sends `event` to every connection of `user`, on every node.
+    async fn notify_user(&self, user: UserId, event: Event) {
+        match self.shared.registry.broker().notify_user(user.clone(), event.clone()).await {
+            Ok(true) => {}
+            Ok(false) => self.shared.registry.hub().send_to_user(&user, &event),
+            Err(error) => tracing::warn!(%user, %error, "could not notify a user"),
+        }
+    }
+
     /// Orders `draft` and replies once this node's copy of the room has
     /// applied it, so the member's next request — decided on this copy — sees
     /// it (in cluster mode the copy follows Redis a moment behind). For the
     /// community tools' requests; messages reply when durable (`publish`).
     async fn publish_applied(&mut self, id: RequestId, room: &Room, draft: Draft) -> Result<(), ErrorBody> {
-        let receipt = self.shared.registry.broker().publish(draft).await.map_err(|e| e.to_error())?;
-        let published = receipt.durable().await.map_err(|e| e.to_error())?;
+        let published = self.order(draft).await?;
         applied_within(room.wait_applied(published.seq)).await?;
         self.reply(id, &Appended { seq: published.seq, ts: published.ts }).await;
         Ok(())
@@ -520,6 +560,51 @@ impl Session {
                 self.publish_applied(id, &room, draft).await?;
             }
             Op::ModLog(args) => self.mod_log(id, args).await?,
+            Op::RequestJoin(args) => {
+                let room = self.room(&args.room).await?;
+                let draft = room.decide(|s| s.decide_request_join(&user, args.note, now))?;
+                self.order(draft).await?;
+                self.reply(id, &Done {}).await;
+            }
+            Op::JoinRequests(args) => {
+                let room = self.room(&args.room).await?;
+                let requests = room.decide(|s| s.join_requests(&user, now))?;
+                self.reply(id, &JoinRequestList { requests }).await;
+            }
+            Op::DecideJoin(args) => {
+                let room = self.room(&args.room).await?;
+                let (requester, approved, reason) = (args.user.clone(), args.approve, args.reason.clone());
+                let draft = room.decide(|s| s.decide_on_request(&user, args, now))?;
+                let published = self.order(draft).await?;
+                applied_within(room.wait_applied(published.seq)).await?;
+                self.reply(id, &Done {}).await;
+                // The requester hears it live, on any node.
+                let decision =
+                    Event::JoinDecision(JoinDecisionEvent { room: room.id.clone(), approved, by: user, reason });
+                self.notify_user(requester, decision).await;
+            }
+            Op::CreateInvite(args) => {
+                let room = self.room(&args.room).await?;
+                let code = invite_code();
+                let invite_id = room::rows::invite_id(&code);
+                let draft = room
+                    .decide(|s| s.decide_create_invite(&user, invite_id.clone(), args.ttl_secs, args.max_uses, now))?;
+                let expires_at = match &draft.event {
+                    Event::Moderation(m) => m.until,
+                    _ => None,
+                };
+                let published = self.order(draft).await?;
+                applied_within(room.wait_applied(published.seq)).await?;
+                let invite = Invite { code, id: invite_id, expires_at, max_uses: args.max_uses, uses: 0 };
+                self.reply(id, &invite).await;
+            }
+            Op::RevokeInvite(args) => {
+                let room = self.room(&args.room).await?;
+                let draft = room.decide(|s| s.decide_revoke_invite(&user, &args.code, now))?;
+                let published = self.order(draft).await?;
+                applied_within(room.wait_applied(published.seq)).await?;
+                self.reply(id, &Done {}).await;
+            }
             other => {
                 return Err(ErrorBody::new(
                     ErrorCode::Unsupported,
@@ -571,7 +656,15 @@ impl Session {
         self.conn.not_receiving(&room.id);
         let mut first_join = false;
         let now = self.shared.clock.now();
-        if let Some(draft) = room.decide(|s| s.decide_join(&user, args.since, now))? {
+        let decided = match args.invite.as_deref() {
+            // With a code: the invite is the way in, whatever the room's gate.
+            Some(code) if args.since.is_none() => room.decide(|s| s.decide_join_invited(&user, code, now))?,
+            _ => {
+                self.check_gate(&room, now).await?;
+                room.decide(|s| s.decide_join(&user, args.since, now))?
+            }
+        };
+        if let Some(draft) = decided {
             let receipt = self.shared.registry.broker().publish(draft).await;
             let published = match receipt {
                 Ok(receipt) => receipt.durable().await,
@@ -680,9 +773,15 @@ impl Session {
         }
         let mut events = Vec::with_capacity(stored.len());
         let mut bytes = 0;
+        let role = room
+            .decide(|s| s.role_of(&self.conn.user, self.shared.clock.now()))
+            .unwrap_or(hearth_protocol::Role::Member);
         for stored in &stored {
             let event = rmp_serde::from_slice::<Event>(&stored.body)
                 .map_err(|e| ErrorBody::new(ErrorCode::Internal, format!("a stored event is unreadable: {e}")))?;
+            if room::audience(&event) > role {
+                continue;
+            }
             // A page is bounded by its size in this connection's codec too: JSON
             // escapes can make a message six times longer than its MessagePack.
             bytes += match self.conn.codec {
@@ -700,6 +799,13 @@ impl Session {
         }
         Ok(HistoryPage { room: room.id.clone(), epoch: position.epoch, events, more, oldest })
     }
+}
+
+/// A fresh invite code: 96 random bits, readable and typeable.
+fn invite_code() -> String {
+    let mut raw = [0u8; 12];
+    let _ = getrandom::fill(&mut raw);
+    raw.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The next reply whose event became durable.

@@ -370,6 +370,29 @@ pub fn rss_bytes() -> u64 {
     kb.and_then(|kb| kb.parse::<u64>().ok()).expect("VmRSS in kB") * 1024
 }
 
+pub fn short(text: &str) -> ShortText {
+    ShortText::new(text).expect("a short text")
+}
+
+/// The error code of a refused request; panics if it was not refused.
+pub fn code<T: std::fmt::Debug>(result: Result<T, hearth_cli::ClientError>) -> hearth_protocol::ErrorCode {
+    match result {
+        Err(hearth_cli::ClientError::Server(body)) => body.code,
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+/// Reads events until one satisfies `wanted`; panics after [`WAIT`].
+pub async fn until_event(client: &mut Client, what: &str, wanted: impl Fn(&Event) -> bool) -> Event {
+    loop {
+        match client.next_event_within(WAIT).await {
+            Ok(Some(event)) if wanted(&event) => return event,
+            Ok(Some(_)) => {}
+            other => panic!("no {what}: {other:?}"),
+        }
+    }
+}
+
 /// Sends a raw HTTP `request` to `server` and reads the whole answer.
 pub async fn http(server: &TestServer, request: &str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};

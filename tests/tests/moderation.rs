@@ -10,31 +10,8 @@ use hearth_cli::{Client, ClientError};
 use hearth_protocol::ops::{
     Ban, Kick, Members, ModAction, ModLog, Mute, RoomSettings, SetRole, SetRoom, Unban, Unmute, Visibility,
 };
-use hearth_protocol::{Codec, ErrorCode, Event, Role, ShortText};
+use hearth_protocol::{Codec, ErrorCode, Event, Role};
 use hearth_tests::*;
-
-fn short(text: &str) -> ShortText {
-    ShortText::new(text).unwrap()
-}
-
-/// The code of a refused request.
-fn code<T: std::fmt::Debug>(result: Result<T, ClientError>) -> ErrorCode {
-    match result {
-        Err(ClientError::Server(body)) => body.code,
-        other => panic!("expected a refusal, got {other:?}"),
-    }
-}
-
-/// Reads events until one satisfies `wanted`; panics after [`WAIT`].
-async fn until_event(client: &mut Client, what: &str, wanted: impl Fn(&Event) -> bool) -> Event {
-    loop {
-        match client.next_event_within(WAIT).await {
-            Ok(Some(event)) if wanted(&event) => return event,
-            Ok(Some(_)) => {}
-            other => panic!("no {what}: {other:?}"),
-        }
-    }
-}
 
 /// Ada owns `name`; bo and cy join. Returns the three connections, each
 /// receiving the room.

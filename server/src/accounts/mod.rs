@@ -98,6 +98,8 @@ pub enum Notice {
     Disabled(UserId),
     /// Announcements may have been missed: check every connected user.
     Recheck,
+    /// An event (MessagePack) for every connection of this user here.
+    ToUser(UserId, bytes::Bytes),
 }
 
 /// Who may register.
@@ -443,6 +445,12 @@ impl Accounts {
             match notices.recv().await {
                 Ok(Notice::Disabled(user)) => self.enforce(&user).await,
                 Ok(Notice::Recheck) | Err(RecvError::Lagged(_)) => self.enforce_all().await,
+                Ok(Notice::ToUser(user, event)) => {
+                    match hearth_protocol::codec::decode_server_frame(hearth_protocol::Codec::MsgPack, &event) {
+                        Ok(hearth_protocol::codec::ServerFrame::Event(event)) => self.hub.send_to_user(&user, &event),
+                        _ => tracing::warn!(%user, "an unreadable notice for a user"),
+                    }
+                }
                 Err(RecvError::Closed) => return,
             }
         }

@@ -339,6 +339,60 @@ async fn moderation_holds_in_the_order_and_is_logged(subject: Subject) {
     assert!(loaded.rows.bans.contains_key(&user("bo")) && loaded.rows.mutes.contains_key(&user("cy")));
 }
 
+async fn requests_and_invites_hold_in_the_order(subject: Subject) {
+    durable(create(&subject, "vetted", 100).await).await;
+    let now = subject.clock.now();
+    let settings = hearth_protocol::ops::RoomSettings {
+        visibility: Some(Visibility::Approval),
+        ..hearth_protocol::ops::RoomSettings::default()
+    };
+    let approval = state(&subject, "vetted").await.decide_set_room(&user("ada"), settings, now).unwrap();
+    durable(subject.broker.publish(approval).await.unwrap()).await;
+    let asking = state(&subject, "vetted").await;
+    let ask = asking.decide_request_join(&user("bo"), Note::new("hi").unwrap(), now).unwrap();
+    // Approved on a copy that has the request; ordered twice: the second finds none.
+    durable(subject.broker.publish(ask).await.unwrap()).await;
+    let pending = state(&subject, "vetted").await;
+    assert!(pending.rows.requests.contains_key(&user("bo")));
+    let approve = |s: &RoomState| {
+        let args = hearth_protocol::ops::DecideJoin {
+            room: rid("vetted"),
+            user: user("bo"),
+            approve: true,
+            reason: ShortText::default(),
+        };
+        s.decide_on_request(&user("ada"), args, now).unwrap()
+    };
+    let (first, second) = (approve(&pending), approve(&pending));
+    durable(subject.broker.publish(first).await.unwrap()).await;
+    let refused = subject.broker.publish(second).await.unwrap_err();
+    assert!(matches!(refused, BrokerError::Rejected { why: Rejection::NoRequest, .. }), "{refused:?}");
+    let joined = state(&subject, "vetted").await;
+    assert!(joined.members.contains_key(&user("bo")) && joined.rows.requests.is_empty());
+    // A one-use invite, used by two joins decided on one copy: one gets in.
+    let invite = joined.decide_create_invite(&user("ada"), room::rows::invite_id("c0de"), None, Some(1), now).unwrap();
+    durable(subject.broker.publish(invite).await.unwrap()).await;
+    let invited = state(&subject, "vetted").await;
+    let cy = invited.decide_join_invited(&user("cy"), "c0de", now).unwrap().unwrap();
+    let di = invited.decide_join_invited(&user("di"), "c0de", now).unwrap().unwrap();
+    durable(subject.broker.publish(cy).await.unwrap()).await;
+    let refused = subject.broker.publish(di).await.unwrap_err();
+    assert!(matches!(refused, BrokerError::Rejected { why: Rejection::InvalidInvite, .. }), "{refused:?}");
+    let used = state(&subject, "vetted").await;
+    assert_eq!(used.rows.invites.values().map(|i| i.uses).collect::<Vec<_>>(), [1]);
+    // The pending count bounds new requests only.
+    let many = used.clone();
+    for n in 0..room::community::MAX_REQUESTS {
+        let ask = many.decide_request_join(&user(&format!("u{n}")), Note::new("").unwrap(), now).unwrap();
+        durable(subject.broker.publish(ask).await.unwrap()).await;
+    }
+    let one_more = many.decide_request_join(&user("late"), Note::new("").unwrap(), now).unwrap();
+    let refused = subject.broker.publish(one_more).await.unwrap_err();
+    assert!(matches!(refused, BrokerError::Rejected { why: Rejection::RequestsFull { .. }, .. }), "{refused:?}");
+    let again = many.decide_request_join(&user("u0"), Note::new("again").unwrap(), now).unwrap();
+    durable(subject.broker.publish(again).await.unwrap()).await;
+}
+
 async fn history_shows_only_durable_events(subject: Subject) {
     durable(create(&subject, "history", 100).await).await;
     let state = state(&subject, "history").await;
@@ -373,6 +427,7 @@ async fn run_suite<F: Future<Output = Subject>>(make: impl Fn() -> F) {
     the_pin_limit_holds_in_the_order(make().await).await;
     history_shows_only_durable_events(make().await).await;
     moderation_holds_in_the_order_and_is_logged(make().await).await;
+    requests_and_invites_hold_in_the_order(make().await).await;
 }
 
 async fn local(store: Arc<dyn Store>, dir: Option<tempfile::TempDir>) -> Subject {

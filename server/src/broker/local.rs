@@ -455,6 +455,10 @@ impl Broker for LocalBroker {
         Box::pin(self.blocking(move |store| store.oldest(&room)))
     }
 
+    fn notify_user(&self, _user: UserId, _event: hearth_protocol::Event) -> BrokerFuture<'_, bool> {
+        Box::pin(async { Ok(false) })
+    }
+
     fn annex(&self, room: RoomId, table: AnnexTable, targets: Vec<Seq>) -> BrokerFuture<'_, Vec<AnnexRow>> {
         Box::pin(self.blocking(move |store| store.annex(&room, table, &targets)))
     }

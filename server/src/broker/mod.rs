@@ -194,6 +194,9 @@ pub trait Broker: Send + Sync + 'static {
     fn history_before(&self, room: RoomId, before: Seq, limit: usize) -> BrokerFuture<'_, Vec<StoredEvent>>;
     /// The seq of the oldest event still held (head + 1 when none is).
     fn oldest(&self, room: RoomId) -> BrokerFuture<'_, Seq>;
+    /// Sends `event` to every connection of `user` on every node, when the
+    /// broker spans nodes (true); a local broker leaves it to the caller (false).
+    fn notify_user(&self, user: UserId, event: hearth_protocol::Event) -> BrokerFuture<'_, bool>;
     /// The durable annotations of `table` under `targets`.
     fn annex(&self, room: RoomId, table: AnnexTable, targets: Vec<Seq>) -> BrokerFuture<'_, Vec<AnnexRow>>;
     /// The annotations of `table` under the newest `limit` targets below

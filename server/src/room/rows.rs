@@ -25,6 +25,7 @@ pub enum RowTable {
     Ban,
     Mute,
     Request,
+    Denied,
     Invite,
     Ack,
     Title,
@@ -32,10 +33,11 @@ pub enum RowTable {
 }
 
 impl RowTable {
-    pub const ALL: [RowTable; 7] = [
+    pub const ALL: [RowTable; 8] = [
         RowTable::Ban,
         RowTable::Mute,
         RowTable::Request,
+        RowTable::Denied,
         RowTable::Invite,
         RowTable::Ack,
         RowTable::Title,
@@ -47,6 +49,7 @@ impl RowTable {
             RowTable::Ban => "ban",
             RowTable::Mute => "mute",
             RowTable::Request => "request",
+            RowTable::Denied => "denied",
             RowTable::Invite => "invite",
             RowTable::Ack => "ack",
             RowTable::Title => "title",
@@ -120,7 +123,17 @@ pub struct Request {
     pub at: Millis,
 }
 
-/// A room's invite code.
+/// A denied request: who denied it, when, why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Denial {
+    pub by: UserId,
+    pub at: Millis,
+    #[serde(default)]
+    pub reason: ShortText,
+}
+
+/// A room's invite, by its id (the code itself is never stored: its id is a
+/// hash of it).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InviteRow {
     pub by: UserId,
@@ -154,6 +167,7 @@ pub struct Rows {
     pub bans: HashMap<UserId, Sanction>,
     pub mutes: HashMap<UserId, Sanction>,
     pub requests: BTreeMap<UserId, Request>,
+    pub denied: HashMap<UserId, Denial>,
     pub invites: HashMap<String, InviteRow>,
     /// The rules version each member acknowledged.
     pub acks: HashMap<UserId, u32>,
@@ -183,8 +197,12 @@ impl Row {
         Row { table: RowTable::Request, key: user.to_string(), value: encode(request) }
     }
 
-    pub fn invite(code: &str, invite: &InviteRow) -> Row {
-        Row { table: RowTable::Invite, key: code.to_string(), value: encode(invite) }
+    pub fn denied(user: &UserId, denial: &Denial) -> Row {
+        Row { table: RowTable::Denied, key: user.to_string(), value: encode(denial) }
+    }
+
+    pub fn invite(id: &str, invite: &InviteRow) -> Row {
+        Row { table: RowTable::Invite, key: id.to_string(), value: encode(invite) }
     }
 
     pub fn ack(user: &UserId, version: u32) -> Row {
@@ -220,7 +238,32 @@ pub struct BadRow {
     pub detail: String,
 }
 
+/// An invite's id: a hash of its code, so a stored row or an event never
+/// holds a usable code.
+pub fn invite_id(code: &str) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(code.as_bytes()).iter().take(8).map(|b| format!("{b:02x}")).collect()
+}
+
+/// A stored invite's value with one more use counted (unchanged if unreadable).
+pub fn count_use(value: &[u8]) -> Vec<u8> {
+    match decode::<InviteRow>(value) {
+        Ok(mut invite) => {
+            invite.uses += 1;
+            encode(&invite)
+        }
+        Err(_) => value.to_vec(),
+    }
+}
+
 impl Rows {
+    /// Counts one use of invite `id`.
+    pub fn use_invite(&mut self, id: &str) {
+        if let Some(invite) = self.invites.get_mut(id) {
+            invite.uses += 1;
+        }
+    }
+
     /// Puts one stored row in its place.
     pub fn put(&mut self, row: &Row) -> Result<(), BadRow> {
         let bad = |detail: String| BadRow { table: row.table.as_str(), key: row.key.clone(), detail };
@@ -235,6 +278,9 @@ impl Rows {
             }
             RowTable::Request => {
                 self.requests.insert(user()?, decode(&row.value).map_err(value)?);
+            }
+            RowTable::Denied => {
+                self.denied.insert(user()?, decode(&row.value).map_err(value)?);
             }
             RowTable::Invite => {
                 self.invites.insert(row.key.clone(), decode(&row.value).map_err(value)?);
@@ -259,6 +305,7 @@ impl Rows {
             RowTable::Ban => user.and_then(|u| self.bans.remove(&u)).map(drop),
             RowTable::Mute => user.and_then(|u| self.mutes.remove(&u)).map(drop),
             RowTable::Request => user.and_then(|u| self.requests.remove(&u)).map(drop),
+            RowTable::Denied => user.and_then(|u| self.denied.remove(&u)).map(drop),
             RowTable::Invite => self.invites.remove(key).map(drop),
             RowTable::Ack => user.and_then(|u| self.acks.remove(&u)).map(drop),
             RowTable::Title => user.and_then(|u| self.titles.remove(&u)).map(drop),
@@ -272,6 +319,7 @@ impl Rows {
         rows.extend(self.bans.iter().map(|(u, s)| Row::ban(u, s)));
         rows.extend(self.mutes.iter().map(|(u, s)| Row::mute(u, s)));
         rows.extend(self.requests.iter().map(|(u, r)| Row::request(u, r)));
+        rows.extend(self.denied.iter().map(|(u, d)| Row::denied(u, d)));
         rows.extend(self.invites.iter().map(|(c, i)| Row::invite(c, i)));
         rows.extend(self.acks.iter().map(|(u, v)| Row::ack(u, *v)));
         rows.extend(self.titles.iter().map(|(u, t)| Row::title(u, t)));

@@ -149,6 +149,11 @@ impl Store for MemoryStore {
                         Change::PutAnnex(a) => {
                             room.annex.insert((a.table, a.target, a.key.clone()), a.value.clone());
                         }
+                        Change::UseInvite(id) => {
+                            if let Some(value) = room.rows.get_mut(&(RowTable::Invite, id.clone())) {
+                                *value = crate::room::rows::count_use(value);
+                            }
+                        }
                     }
                 }
                 Write::AppendEvent(row) => {

@@ -260,6 +260,18 @@ impl SqliteStore {
                 tx.prepare_cached("DELETE FROM room_rows WHERE room = ?1 AND tbl = ?2 AND key = ?3")?
                     .execute(params![room.as_str(), table.as_str(), key])?;
             }
+            Change::UseInvite(id) => {
+                let value: Option<Vec<u8>> = tx
+                    .prepare_cached("SELECT value FROM room_rows WHERE room = ?1 AND tbl = 'invite' AND key = ?2")?
+                    .query_row(params![room.as_str(), id], |row| row.get(0))
+                    .optional()?;
+                if let Some(value) = value {
+                    tx.prepare_cached(
+                        "UPDATE room_rows SET value = ?3 WHERE room = ?1 AND tbl = 'invite' AND key = ?2",
+                    )?
+                    .execute(params![room.as_str(), id, crate::room::rows::count_use(&value)])?;
+                }
+            }
             Change::PutAnnex(a) => {
                 tx.prepare_cached(
                     "INSERT OR REPLACE INTO annex (room, tbl, target, key, value) VALUES (?1, ?2, ?3, ?4, ?5)",

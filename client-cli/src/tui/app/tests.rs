@@ -249,6 +249,8 @@ fn scrolling_up_past_the_oldest_line_asks_for_older_history_and_keeps_the_view()
             ts: Millis(1_700_040_600_000),
             from: user("ada"),
             role: Role::Owner,
+            approved_by: None,
+            invite: None,
         })],
         more: false,
         oldest: Seq(1),

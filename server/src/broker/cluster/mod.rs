@@ -470,6 +470,10 @@ impl Shared {
             }
             Requires::RoleAtLeast(user, least) => call.arg("role").arg(user.as_str()).arg(rank(*least)).arg(0),
             Requires::Admit(user) => call.arg("admit").arg(user.as_str()).arg(0).arg(0),
+            Requires::AdmitInvite { user, invite } => call.arg("admit_invite").arg(user.as_str()).arg(0).arg(invite),
+            Requires::Approve { actor, user } => call.arg("approve").arg(actor.as_str()).arg(0).arg(user.as_str()),
+            Requires::Decide { actor, user } => call.arg("decide").arg(actor.as_str()).arg(0).arg(user.as_str()),
+            Requires::Request { user, max } => call.arg("request").arg(user.as_str()).arg(0).arg(*max),
             Requires::PinSlot { user, least, max } => call.arg("pin").arg(user.as_str()).arg(rank(*least)).arg(*max),
         };
         for change in room::changes(&event) {
@@ -489,6 +493,7 @@ impl Shared {
                 )),
                 Change::PutRow(row) => call.arg("put").arg(row_field(row.table, &row.key)).arg(row.value),
                 Change::RemoveRow { table, key } => call.arg("del").arg(row_field(table, &key)).arg(""),
+                Change::UseInvite(id) => call.arg("useinvite").arg(row_field(RowTable::Invite, &id)).arg(""),
                 Change::PutAnnex(annex) => match annex.table {
                     AnnexTable::ModLog => call.arg("modlog").arg("").arg(annex.value),
                 },
@@ -522,6 +527,9 @@ impl Shared {
             "banned" => Err(rejected(Rejection::Banned)),
             "muted" => Err(rejected(Rejection::Muted)),
             "slow" => Err(rejected(Rejection::SlowMode { retry_ms: reply.number()? })),
+            "invalid_invite" => Err(rejected(Rejection::InvalidInvite)),
+            "no_request" => Err(rejected(Rejection::NoRequest)),
+            "requests_full" => Err(rejected(Rejection::RequestsFull { max: reply.number()? as usize })),
             "outranked" => {
                 let held = role_of_rank(reply.number()? as u8).unwrap_or(Role::Member);
                 let target = role_of_rank(reply.number()? as u8).unwrap_or(Role::Owner);
@@ -809,6 +817,22 @@ impl Broker for RedisBroker {
             let head: Option<u64> =
                 s.commands.query(redis::cmd("HGET").arg(&keys.room).arg("head")).await.map_err(unavailable)?;
             Ok(Seq(head.unwrap_or(0)).next())
+        })
+    }
+
+    fn notify_user(&self, user: UserId, event: hearth_protocol::Event) -> BrokerFuture<'_, bool> {
+        Box::pin(async move {
+            // On the channel every node listens to: "n:USER\n" and the event.
+            let mut payload = format!("n:{user}\n").into_bytes();
+            payload.extend_from_slice(&encode_event(Codec::MsgPack, &event));
+            let channel = accounts::channel(&self.shared.config.prefix);
+            let _: i64 = self
+                .shared
+                .commands
+                .query(redis::cmd("SPUBLISH").arg(channel).arg(payload))
+                .await
+                .map_err(unavailable)?;
+            Ok(true)
         })
     }
 

@@ -25,7 +25,13 @@
 -- Returns {'ok', seq, ts} or {'dup', seq, ts}, or a refusal: {'no_room'},
 -- {'exists'}, {'epoch', current}, {'not_member'}, {'already_member'},
 -- {'full', cap}, {'forbidden', least, held}, {'pins_full', most},
--- {'banned'}, {'muted'}, {'slow', retry_ms}, {'outranked', held, target}.
+-- {'banned'}, {'muted'}, {'slow', retry_ms}, {'outranked', held, target},
+-- {'invalid_invite'}, {'no_request'}, {'requests_full', most}.
+--
+-- Requirement kinds: member, post, role, pin, over, admit, admit_invite (ARGV[15]
+-- the invite id), approve and decide (ARGV[13] the welcomer, ARGV[15] the
+-- requester), request (ARGV[15] the most pending requests). The room hash's
+-- `requests` field counts the pending requests (rows of table `request`).
 
 local SEQ_MARK = '\207\000\031\238\094\154\017\195\113'
 local TS_MARK = '\207\000\031\238\094\154\017\195\114'
@@ -124,8 +130,63 @@ local function sanctioned(table, user)
   return sanction['until'] == nil or sanction['until'] > ts
 end
 
+-- Why `user` may not become a member now, or nil.
+local function refuse_admit(user)
+  if redis.call('HEXISTS', members, user) == 1 then
+    return {'already_member'}
+  end
+  if sanctioned('ban', user) then
+    return {'banned'}
+  end
+  if redis.call('HLEN', members) >= cap then
+    return {'full', cap}
+  end
+  return nil
+end
+
 local kind, who = ARGV[12], ARGV[13]
-if kind == 'member' or kind == 'role' or kind == 'pin' or kind == 'post' or kind == 'over' then
+if kind == 'approve' or kind == 'decide' then
+  local rank = rank_of(who)
+  if not rank then
+    return {'not_member'}
+  end
+  if rank < 1 then
+    return {'forbidden', 1, rank}
+  end
+  if redis.call('HEXISTS', rows, 'request\31' .. ARGV[15]) == 0 then
+    return {'no_request'}
+  end
+  if kind == 'approve' then
+    local refusal = refuse_admit(ARGV[15])
+    if refusal then
+      return refusal
+    end
+  end
+elseif kind == 'admit_invite' then
+  local row = redis.call('HGET', rows, 'invite\31' .. ARGV[15])
+  if not row then
+    return {'invalid_invite'}
+  end
+  local invite = cmsgpack.unpack(row)
+  if (invite['expires_at'] and invite['expires_at'] <= ts) or (invite['max_uses'] and invite['uses'] >= invite['max_uses']) then
+    return {'invalid_invite'}
+  end
+  local refusal = refuse_admit(who)
+  if refusal then
+    return refusal
+  end
+elseif kind == 'request' then
+  if redis.call('HEXISTS', members, who) == 1 then
+    return {'already_member'}
+  end
+  if sanctioned('ban', who) then
+    return {'banned'}
+  end
+  local pending = tonumber(redis.call('HGET', room, 'requests') or '0')
+  if redis.call('HEXISTS', rows, 'request\31' .. who) == 0 and pending >= tonumber(ARGV[15]) then
+    return {'requests_full', tonumber(ARGV[15])}
+  end
+elseif kind == 'member' or kind == 'role' or kind == 'pin' or kind == 'post' or kind == 'over' then
   local rank = rank_of(who)
   if not rank then
     return {'not_member'}
@@ -153,14 +214,9 @@ if kind == 'member' or kind == 'role' or kind == 'pin' or kind == 'post' or kind
     end
   end
 elseif kind == 'admit' then
-  if redis.call('HEXISTS', members, who) == 1 then
-    return {'already_member'}
-  end
-  if sanctioned('ban', who) then
-    return {'banned'}
-  end
-  if redis.call('HLEN', members) >= cap then
-    return {'full', cap}
+  local refusal = refuse_admit(who)
+  if refusal then
+    return refusal
   end
 end
 
@@ -194,9 +250,20 @@ for i = 16, #ARGV, 3 do
       redis.call('HSET', members, a, string.sub(b, 1, colon - 1) .. ':' .. joined .. ':' .. string.sub(b, colon + 1))
     end
   elseif op == 'put' then
-    redis.call('HSET', rows, a, fill(b, seq_bytes, ts_bytes))
+    if redis.call('HSET', rows, a, fill(b, seq_bytes, ts_bytes)) == 1 and string.sub(a, 1, 8) == 'request\31' then
+      redis.call('HINCRBY', room, 'requests', 1)
+    end
   elseif op == 'del' then
-    redis.call('HDEL', rows, a)
+    if redis.call('HDEL', rows, a) == 1 and string.sub(a, 1, 8) == 'request\31' then
+      redis.call('HINCRBY', room, 'requests', -1)
+    end
+  elseif op == 'useinvite' then
+    local row = redis.call('HGET', rows, a)
+    if row then
+      local invite = cmsgpack.unpack(row)
+      invite['uses'] = invite['uses'] + 1
+      redis.call('HSET', rows, a, cmsgpack.pack(invite))
+    end
   elseif op == 'modlog' then
     redis.call('XADD', modlog, decimal(seq) .. '-0', 'v', fill(b, seq_bytes, ts_bytes))
   end

@@ -23,6 +23,9 @@ for _ = 1, tonumber(ARGV[7]) do
 end
 while i <= #ARGV do
   redis.call('HSET', KEYS[4], ARGV[i], ARGV[i + 1])
+  if string.sub(ARGV[i], 1, 8) == 'request\31' then
+    redis.call('HINCRBY', KEYS[1], 'requests', 1)
+  end
   i = i + 2
 end
 return 1

@@ -100,9 +100,23 @@ impl Link {
                     return;
                 }
                 if channel == self.accounts_channel.as_bytes() {
-                    if let Some(user) = std::str::from_utf8(&body).ok().and_then(|u| UserId::new(u).ok()) {
-                        let _ = shared.account_notices.send(Notice::Disabled(user));
-                    }
+                    let _ = shared.account_notices.send(match body.strip_prefix(b"n:") {
+                        // A notice for one user: "n:USER\n" and the event.
+                        Some(rest) => {
+                            let Some(at) = rest.iter().position(|b| *b == b'\n') else { return };
+                            let Some(user) = std::str::from_utf8(&rest[..at]).ok().and_then(|u| UserId::new(u).ok())
+                            else {
+                                return;
+                            };
+                            Notice::ToUser(user, Bytes::copy_from_slice(&rest[at + 1..]))
+                        }
+                        None => {
+                            let Some(user) = std::str::from_utf8(&body).ok().and_then(|u| UserId::new(u).ok()) else {
+                                return;
+                            };
+                            Notice::Disabled(user)
+                        }
+                    });
                     return;
                 }
                 let Some(room) = room_of_channel(&shared.config.prefix, &channel) else { return };
