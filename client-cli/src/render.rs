@@ -91,6 +91,7 @@ mod tests {
             text: Text::new(text).unwrap(),
             cmid: ClientMsgId::new("c").unwrap(),
             thread: None,
+            state: None,
         })
     }
 

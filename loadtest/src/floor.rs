@@ -133,6 +133,7 @@ async fn connection(stream: TcpStream, rooms: Rooms, conn: u64) {
                     text: args.text,
                     cmid: args.cmid,
                     thread: None,
+                    state: None,
                 });
                 // Encoded once per codec, shared by every member.
                 let msgpack = Bytes::from(encode_event(Codec::MsgPack, &event));

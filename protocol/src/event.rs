@@ -154,6 +154,40 @@ pub struct MessageEvent {
     /// The thread's root message, for a reply in a thread.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub thread: Option<Seq>,
+    /// In `history` and `thread` pages: what happened to the message since
+    /// (edits, deletion, reactions, replies). Never on a live event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<MessageState>,
+}
+
+/// A message's state now, as history pages show it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MessageState {
+    /// When it was last edited (`text` is the edited text).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edited_at: Option<Millis>,
+    /// Deleted: `text` is a placeholder, the original is gone from history.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleted: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reactions: Vec<ReactionCount>,
+    /// Replies in its thread, and the newest one.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub replies: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_reply: Option<Seq>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// One emoji's reactions to a message: how many, and (up to 20) who.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReactionCount {
+    pub emoji: Emoji,
+    pub count: u32,
+    pub users: Vec<UserId>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -173,6 +207,9 @@ pub struct DeleteEvent {
     pub ts: Millis,
     pub from: UserId,
     pub target: Seq,
+    /// Whose message it was, when a moderator deleted someone else's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub of: Option<UserId>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

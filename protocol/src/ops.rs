@@ -144,6 +144,8 @@ operations! {
     /// Replace this connection's token with a fresh one for the same user, so
     /// the connection outlives the token it opened with.
     Auth = "auth" => Authed;
+    /// Every version of an edited message (moderators).
+    Versions = "versions" => VersionList;
 }
 
 // ---- shared value types ------------------------------------------------------
@@ -543,6 +545,24 @@ pub struct CancelPrompt {
 /// An empty successful reply: `{"id":7,"ok":{}}`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Done {}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Versions {
+    pub room: RoomId,
+    pub target: Seq,
+}
+
+/// A message's texts, the original first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VersionList {
+    pub versions: Vec<Version>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Version {
+    pub text: Text,
+    pub at: Millis,
+}
 
 /// A fresh token for the connection's own user (see `Auth`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

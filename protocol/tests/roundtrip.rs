@@ -107,6 +107,7 @@ fn sample_ops() -> Vec<Op> {
         .into(),
         CancelPrompt { room: r(), prompt: 2 }.into(),
         Auth { token: "eyJhbGciOiJIUzI1NiJ9.e30.c2ln".into() }.into(),
+        Versions { room: r(), target: Seq(12) }.into(),
     ]
 }
 
@@ -129,6 +130,7 @@ fn sample_events() -> Vec<Event> {
             text: Text::new("héllo 📷").unwrap(),
             cmid: ClientMsgId::new("c-1").unwrap(),
             thread: Some(Seq(3)),
+            state: None,
         }),
         Event::Edit(EditEvent {
             room: r(),
@@ -138,7 +140,14 @@ fn sample_events() -> Vec<Event> {
             target: Seq(12),
             text: Text::new("x").unwrap(),
         }),
-        Event::Delete(DeleteEvent { room: r(), seq: Seq(14), ts, from: user("ada"), target: Seq(12) }),
+        Event::Delete(DeleteEvent {
+            room: r(),
+            seq: Seq(14),
+            ts,
+            from: user("ada"),
+            target: Seq(12),
+            of: Some(user("bo")),
+        }),
         Event::Reaction(ReactionEvent {
             room: r(),
             seq: Seq(15),

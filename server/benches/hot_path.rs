@@ -39,6 +39,7 @@ fn message() -> Event {
         text: Text::new("x".repeat(100)).unwrap(),
         cmid: ClientMsgId::new("c-123456").unwrap(),
         thread: None,
+        state: None,
     })
 }
 

@@ -18,6 +18,7 @@
 //! stale decision.
 
 pub mod community;
+pub mod messages;
 pub mod permissions;
 pub mod rows;
 
@@ -120,6 +121,11 @@ pub enum Change {
         key: String,
     },
     PutAnnex(AnnexRow),
+    RemoveAnnex {
+        table: AnnexTable,
+        target: Seq,
+        key: String,
+    },
     /// One more join came with this invite (by id).
     UseInvite(String),
 }
@@ -171,6 +177,9 @@ fn mod_entry(event: &Event) -> Option<ModEntry> {
         Event::MemberJoined(e) => {
             let by = e.approved_by.as_ref()?;
             entry(e.seq, e.ts, by, ModAction::Approve, Some(&e.from), ShortText::default(), None)
+        }
+        Event::Delete(e) => {
+            entry(e.seq, e.ts, &e.from, ModAction::Delete, Some(e.of.as_ref()?), ShortText::default(), None)
         }
         _ => return None,
     })
@@ -276,15 +285,35 @@ pub fn changes(event: &Event) -> Vec<Change> {
             },
             _ => Vec::new(),
         },
-        Event::Message(_)
-        | Event::Edit(_)
-        | Event::Delete(_)
-        | Event::Reaction(_)
-        | Event::Hello(_)
-        | Event::Typing(_)
-        | Event::Presence(_)
-        | Event::JoinDecision(_)
-        | Event::Truncated(_) => Vec::new(),
+        Event::Message(e) => match e.thread {
+            Some(root) => {
+                let reply = rows::ByAt { by: e.from.clone(), at: e.ts };
+                vec![Change::PutAnnex(AnnexRow::message(root, rows::seq_key("reply:", e.seq), &reply))]
+            }
+            None => Vec::new(),
+        },
+        Event::Edit(e) => {
+            let version = rows::VersionAnn { text: e.text.clone(), at: e.ts };
+            vec![Change::PutAnnex(AnnexRow::message(e.target, rows::seq_key("v:", e.seq), &version))]
+        }
+        Event::Delete(e) => {
+            vec![Change::PutAnnex(AnnexRow::message(
+                e.target,
+                "del".into(),
+                &rows::ByAt { by: e.from.clone(), at: e.ts },
+            ))]
+        }
+        Event::Reaction(e) => {
+            let key = format!("r:{}\u{1f}{}", e.emoji, e.from);
+            if e.on {
+                vec![Change::PutAnnex(AnnexRow::message(e.target, key, &e.ts))]
+            } else {
+                vec![Change::RemoveAnnex { table: AnnexTable::Message, target: e.target, key }]
+            }
+        }
+        Event::Hello(_) | Event::Typing(_) | Event::Presence(_) | Event::JoinDecision(_) | Event::Truncated(_) => {
+            Vec::new()
+        }
     };
     if let Some(entry) = mod_entry(event) {
         changes.push(Change::PutAnnex(AnnexRow::mod_log(&entry)));
@@ -445,7 +474,7 @@ impl RoomState {
                 }
             }
             Change::RemoveRow { table, key } => self.rows.remove(table, &key),
-            Change::PutAnnex(_) => {}
+            Change::PutAnnex(_) | Change::RemoveAnnex { .. } => {}
             Change::UseInvite(id) => self.rows.use_invite(&id),
         }
     }
@@ -588,6 +617,7 @@ impl RoomState {
             text: msg.text,
             cmid: msg.cmid,
             thread: msg.thread,
+            state: None,
         });
         Ok(Draft { event, requires: Requires::Post { user: user.clone(), slow_ms: 0 }, cmid: Some(cmid) })
     }
@@ -1046,7 +1076,7 @@ impl Gate {
                         _ => None,
                     };
                 }
-                Change::PutAnnex(_) => {}
+                Change::PutAnnex(_) | Change::RemoveAnnex { .. } => {}
                 Change::UseInvite(id) => {
                     if let Some(invite) = self.invites.get_mut(id) {
                         invite.uses += 1;

@@ -15,10 +15,10 @@ use std::time::{Duration, Instant};
 use futures_util::stream::{FuturesUnordered, SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use hearth_protocol::codec::{decode_request, encode_error, encode_event, encode_reply};
-use hearth_protocol::event::{Hello, JoinDecisionEvent};
+use hearth_protocol::event::{Hello, JoinDecisionEvent, MessageEvent};
 use hearth_protocol::ops::{
     AddPin, Appended, Auth, Authed, CreateRoom, Done, HistoryPage, Invite, Join, JoinRequestList, MemberList, ModEntry,
-    ModLog, ModLogPage, Op, Pinned, Pong, RoomList,
+    ModLog, ModLogPage, Op, Pinned, Pong, RoomList, ThreadHistory, Version, VersionList,
 };
 use hearth_protocol::{CloseCode, Codec, ErrorBody, ErrorCode, Event, Millis, RequestId, RoomId, Seq, UserId, limits};
 use serde::Serialize;
@@ -32,6 +32,7 @@ use crate::frames::{event_frame, frame_message};
 use crate::hub::{Conn, ConnId};
 use crate::metered::{Metered, ReadMeter};
 use crate::outbound::{Outbound, Taken};
+use crate::room::messages::Annotations;
 use crate::room::permissions::Action;
 use crate::room::{self, AnnexTable, Draft, Rejection};
 use crate::rooms::Room;
@@ -411,6 +412,78 @@ impl Session {
         Ok(())
     }
 
+    /// Message `seq` of `room` as stored, and its annotations.
+    async fn message_at(&self, room: &Room, seq: Seq) -> Result<(MessageEvent, Annotations), ErrorBody> {
+        let broker = self.shared.registry.broker();
+        let found = broker.events_at(room.id.clone(), vec![seq]).await.map_err(|e| e.to_error())?;
+        let event = match found.first().map(|stored| rmp_serde::from_slice::<Event>(&stored.body)) {
+            Some(Ok(Event::Message(message))) => message,
+            _ => {
+                return Err(ErrorBody::new(
+                    ErrorCode::NoSuchTarget,
+                    format!("room {} has no message at seq {seq} (or it is no longer held)", room.id),
+                ));
+            }
+        };
+        let rows = broker.annex(room.id.clone(), AnnexTable::Message, vec![seq]).await.map_err(|e| e.to_error())?;
+        Ok((event, Annotations::read(&rows)))
+    }
+
+    /// The text message `seq` was posted with.
+    async fn original_text(&self, room: &Room, seq: Seq) -> Result<hearth_protocol::Text, ErrorBody> {
+        let found =
+            self.shared.registry.broker().events_at(room.id.clone(), vec![seq]).await.map_err(|e| e.to_error())?;
+        match found.first().map(|stored| rmp_serde::from_slice::<Event>(&stored.body)) {
+            Some(Ok(Event::Message(message))) => Ok(message.text),
+            _ => Err(ErrorBody::new(ErrorCode::NoSuchTarget, format!("no message at seq {seq}"))),
+        }
+    }
+
+    /// Shows the messages among `events` as they are now (edits, deletions,
+    /// reactions, replies), reading their annotations in one call.
+    async fn overlay(&self, room: &Room, events: &mut [Event]) -> Result<(), ErrorBody> {
+        let targets: Vec<Seq> =
+            events.iter().filter_map(|e| matches!(e, Event::Message(_)).then(|| e.seq()).flatten()).collect();
+        if targets.is_empty() {
+            return Ok(());
+        }
+        let rows = self
+            .shared
+            .registry
+            .broker()
+            .annex(room.id.clone(), AnnexTable::Message, targets)
+            .await
+            .map_err(|e| e.to_error())?;
+        for event in events.iter_mut() {
+            if let Event::Message(message) = event {
+                let mine = rows.iter().filter(|r| r.target == message.seq);
+                Annotations::read(mine).apply(message);
+            }
+        }
+        Ok(())
+    }
+
+    /// A page of a thread: its root, then the replies after `after`.
+    async fn thread(&self, room: &Room, args: ThreadHistory) -> Result<HistoryPage, ErrorBody> {
+        let limit = usize::from(args.limit.unwrap_or(limits::DEFAULT_PAGE_LIMIT).clamp(1, limits::MAX_PAGE_LIMIT));
+        let (root, notes) = self.message_at(room, args.root).await?;
+        let after = args.after.unwrap_or(Seq::ZERO);
+        let later: Vec<Seq> = notes.replies.iter().copied().filter(|s| *s > after).collect();
+        let more = later.len() > limit;
+        let page: Vec<Seq> = later.into_iter().take(limit).collect();
+        let broker = self.shared.registry.broker();
+        let stored = broker.events_at(room.id.clone(), page).await.map_err(|e| e.to_error())?;
+        let mut events = vec![Event::Message(root)];
+        for stored in &stored {
+            let event = rmp_serde::from_slice::<Event>(&stored.body)
+                .map_err(|e| ErrorBody::new(ErrorCode::Internal, format!("a stored event is unreadable: {e}")))?;
+            events.push(event);
+        }
+        self.overlay(room, &mut events).await?;
+        let oldest = broker.oldest(room.id.clone()).await.map_err(|e| e.to_error())?;
+        Ok(HistoryPage { room: room.id.clone(), epoch: room.position().epoch, events, more, oldest })
+    }
+
     /// A gated room (`required_role`) takes a new member who holds that role in
     /// its lobby (`parent`); without a lobby, only by invite or approval.
     async fn check_gate(&self, room: &Room, now: Millis) -> Result<(), ErrorBody> {
@@ -560,6 +633,38 @@ impl Session {
                 self.publish_applied(id, &room, draft).await?;
             }
             Op::ModLog(args) => self.mod_log(id, args).await?,
+            Op::Edit(args) => {
+                let room = self.member_room(&args.room).await?;
+                let (target, notes) = self.message_at(&room, args.target).await?;
+                let draft = room.decide(|s| s.decide_edit(&user, &target, &notes, args.text, now))?;
+                self.publish_applied(id, &room, draft).await?;
+            }
+            Op::Delete(args) => {
+                let room = self.member_room(&args.room).await?;
+                let (target, notes) = self.message_at(&room, args.target).await?;
+                let draft = room.decide(|s| s.decide_delete(&user, &target, &notes, now))?;
+                self.publish_applied(id, &room, draft).await?;
+            }
+            Op::React(args) => {
+                let room = self.member_room(&args.room).await?;
+                let (target, notes) = self.message_at(&room, args.target).await?;
+                let draft = room.decide(|s| s.decide_react(&user, &target, &notes, args.emoji, args.on, now))?;
+                self.publish_applied(id, &room, draft).await?;
+            }
+            Op::Versions(args) => {
+                let room = self.member_room(&args.room).await?;
+                room.decide(|s| s.require(&user, Action::Moderate, now))?;
+                let (target, notes) = self.message_at(&room, args.target).await?;
+                let original = self.original_text(&room, args.target).await?;
+                let mut versions = vec![Version { text: original, at: target.ts }];
+                versions.extend(notes.versions.into_iter().map(|(_, v)| Version { text: v.text, at: v.at }));
+                self.reply(id, &VersionList { versions }).await;
+            }
+            Op::ThreadHistory(args) => {
+                let room = self.member_room(&args.room).await?;
+                let page = self.thread(&room, args).await?;
+                self.reply(id, &page).await;
+            }
             Op::RequestJoin(args) => {
                 let room = self.room(&args.room).await?;
                 let draft = room.decide(|s| s.decide_request_join(&user, args.note, now))?;
@@ -797,6 +902,7 @@ impl Session {
         if after.is_none() {
             events.reverse();
         }
+        self.overlay(room, &mut events).await?;
         Ok(HistoryPage { room: room.id.clone(), epoch: position.epoch, events, more, oldest })
     }
 }

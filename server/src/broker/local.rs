@@ -455,6 +455,22 @@ impl Broker for LocalBroker {
         Box::pin(self.blocking(move |store| store.oldest(&room)))
     }
 
+    fn events_at(&self, room: RoomId, seqs: Vec<Seq>) -> BrokerFuture<'_, Vec<StoredEvent>> {
+        Box::pin(async move {
+            let durable = self.durable_head(&room);
+            self.blocking(move |store| {
+                let mut found = Vec::with_capacity(seqs.len());
+                for seq in seqs.into_iter().filter(|s| durable.is_none_or(|d| *s <= d)) {
+                    let Some(before) = seq.0.checked_sub(1) else { continue };
+                    found.extend(store.events_after(&room, Seq(before), 1)?.into_iter().filter(|e| e.seq == seq));
+                }
+                found.sort_by_key(|e| e.seq);
+                Ok(found)
+            })
+            .await
+        })
+    }
+
     fn notify_user(&self, _user: UserId, _event: hearth_protocol::Event) -> BrokerFuture<'_, bool> {
         Box::pin(async { Ok(false) })
     }

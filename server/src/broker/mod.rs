@@ -194,6 +194,8 @@ pub trait Broker: Send + Sync + 'static {
     fn history_before(&self, room: RoomId, before: Seq, limit: usize) -> BrokerFuture<'_, Vec<StoredEvent>>;
     /// The seq of the oldest event still held (head + 1 when none is).
     fn oldest(&self, room: RoomId) -> BrokerFuture<'_, Seq>;
+    /// The durable events at `seqs` that are still held, in seq order.
+    fn events_at(&self, room: RoomId, seqs: Vec<Seq>) -> BrokerFuture<'_, Vec<StoredEvent>>;
     /// Sends `event` to every connection of `user` on every node, when the
     /// broker spans nodes (true); a local broker leaves it to the caller (false).
     fn notify_user(&self, user: UserId, event: hearth_protocol::Event) -> BrokerFuture<'_, bool>;

@@ -75,18 +75,47 @@ pub struct Row {
 pub enum AnnexTable {
     /// One entry per moderation action, under the seq of its event.
     ModLog,
+    /// What happened to a message since, under its seq: its edits (`v:SEQ`),
+    /// its deletion (`del`), reactions (`r:EMOJI\x1fUSER`), and the replies
+    /// in its thread (`reply:SEQ`). SEQ is zero-padded to 20 digits, so keys
+    /// sort by it.
+    Message,
 }
 
 impl AnnexTable {
     pub fn as_str(self) -> &'static str {
         match self {
             AnnexTable::ModLog => "modlog",
+            AnnexTable::Message => "msg",
         }
     }
 
     pub fn parse(name: &str) -> Option<AnnexTable> {
-        (name == "modlog").then_some(AnnexTable::ModLog)
+        match name {
+            "modlog" => Some(AnnexTable::ModLog),
+            "msg" => Some(AnnexTable::Message),
+            _ => None,
+        }
     }
+}
+
+/// A seq in an annotation key: 20 digits, so keys sort by it.
+pub fn seq_key(prefix: &str, seq: hearth_protocol::Seq) -> String {
+    format!("{prefix}{:020}", seq.0)
+}
+
+/// A version of a message's text: its edit's text and time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionAnn {
+    pub text: Text,
+    pub at: Millis,
+}
+
+/// Who deleted a message, and when; or who replied in its thread, and when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ByAt {
+    pub by: UserId,
+    pub at: Millis,
 }
 
 /// One annotation.
@@ -219,6 +248,10 @@ impl Row {
 }
 
 impl AnnexRow {
+    pub fn message(target: hearth_protocol::Seq, key: String, value: &impl Serialize) -> AnnexRow {
+        AnnexRow { table: AnnexTable::Message, target, key, value: encode(value) }
+    }
+
     pub fn mod_log(entry: &ModEntry) -> AnnexRow {
         AnnexRow {
             table: AnnexTable::ModLog,

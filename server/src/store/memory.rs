@@ -149,6 +149,9 @@ impl Store for MemoryStore {
                         Change::PutAnnex(a) => {
                             room.annex.insert((a.table, a.target, a.key.clone()), a.value.clone());
                         }
+                        Change::RemoveAnnex { table, target, key } => {
+                            room.annex.remove(&(*table, *target, key.clone()));
+                        }
                         Change::UseInvite(id) => {
                             if let Some(value) = room.rows.get_mut(&(RowTable::Invite, id.clone())) {
                                 *value = crate::room::rows::count_use(value);

@@ -260,6 +260,10 @@ impl SqliteStore {
                 tx.prepare_cached("DELETE FROM room_rows WHERE room = ?1 AND tbl = ?2 AND key = ?3")?
                     .execute(params![room.as_str(), table.as_str(), key])?;
             }
+            Change::RemoveAnnex { table, target, key } => {
+                tx.prepare_cached("DELETE FROM annex WHERE room = ?1 AND tbl = ?2 AND target = ?3 AND key = ?4")?
+                    .execute(params![room.as_str(), table.as_str(), target.0 as i64, key])?;
+            }
             Change::UseInvite(id) => {
                 let value: Option<Vec<u8>> = tx
                     .prepare_cached("SELECT value FROM room_rows WHERE room = ?1 AND tbl = 'invite' AND key = ?2")?

@@ -31,6 +31,7 @@ fn message(room: &str, seq: u64, from: &str, text: &str) -> Event {
         text: Text::new(text).unwrap(),
         cmid: ClientMsgId::new(format!("c{seq}")).unwrap(),
         thread: None,
+        state: None,
     })
 }
 

@@ -141,6 +141,11 @@ struct RoomKeys {
 }
 
 impl RoomKeys {
+    /// The annotations of message `seq`: `PREFIX:{room}:msg:SEQ`.
+    fn message(&self, seq: Seq) -> String {
+        format!("{}:msg:{}", self.room.strip_suffix(":room").unwrap_or(&self.room), seq.0)
+    }
+
     fn new(prefix: &str, room: &RoomId) -> RoomKeys {
         let tag = format!("{prefix}:{{{room}}}");
         RoomKeys {
@@ -446,6 +451,15 @@ impl Shared {
         ] {
             call.key(key);
         }
+        // The annotations of the message this event is about (the same slot).
+        let about = match &event {
+            hearth_protocol::Event::Edit(e) => e.target,
+            hearth_protocol::Event::Delete(e) => e.target,
+            hearth_protocol::Event::Reaction(e) => e.target,
+            hearth_protocol::Event::Message(m) => m.thread.unwrap_or(Seq::ZERO),
+            _ => Seq::ZERO,
+        };
+        call.key(keys.message(about));
         let record = match create {
             Some(record) => serde_json::to_vec(record).map_err(|e| corrupt("room record", e.to_string()))?,
             None => Vec::new(),
@@ -496,7 +510,9 @@ impl Shared {
                 Change::UseInvite(id) => call.arg("useinvite").arg(row_field(RowTable::Invite, &id)).arg(""),
                 Change::PutAnnex(annex) => match annex.table {
                     AnnexTable::ModLog => call.arg("modlog").arg("").arg(annex.value),
+                    AnnexTable::Message => call.arg("mput").arg(annex.key).arg(annex.value),
                 },
+                Change::RemoveAnnex { key, .. } => call.arg("mdel").arg(key).arg(""),
             };
         }
         let reply: Value = self.commands.invoke(&call).await.map_err(unavailable)?;
@@ -820,6 +836,19 @@ impl Broker for RedisBroker {
         })
     }
 
+    fn events_at(&self, room: RoomId, seqs: Vec<Seq>) -> BrokerFuture<'_, Vec<StoredEvent>> {
+        Box::pin(async move {
+            let log = self.shared.keys(&room).log;
+            let mut found = Vec::with_capacity(seqs.len());
+            for seq in seqs {
+                let id = format!("{}-0", seq.0);
+                found.extend(self.shared.history(redis::cmd("XRANGE").arg(&log).arg(&id).arg(&id)).await?);
+            }
+            found.sort_by_key(|e| e.seq);
+            Ok(found)
+        })
+    }
+
     fn notify_user(&self, user: UserId, event: hearth_protocol::Event) -> BrokerFuture<'_, bool> {
         Box::pin(async move {
             // On the channel every node listens to: "n:USER\n" and the event.
@@ -838,8 +867,20 @@ impl Broker for RedisBroker {
 
     fn annex(&self, room: RoomId, table: AnnexTable, targets: Vec<Seq>) -> BrokerFuture<'_, Vec<AnnexRow>> {
         Box::pin(async move {
+            let keys = self.shared.keys(&room);
             let stream = match table {
-                AnnexTable::ModLog => self.shared.keys(&room).modlog,
+                AnnexTable::ModLog => keys.modlog.clone(),
+                AnnexTable::Message => {
+                    let mut rows = Vec::new();
+                    for target in targets {
+                        let cmd = redis::cmd("HGETALL").arg(keys.message(target)).clone();
+                        let fields: Vec<(String, Vec<u8>)> =
+                            self.shared.commands.query(&cmd).await.map_err(unavailable)?;
+                        rows.extend(fields.into_iter().map(|(key, value)| AnnexRow { table, target, key, value }));
+                    }
+                    rows.sort_by(|a, b| (a.target, &a.key).cmp(&(b.target, &b.key)));
+                    return Ok(rows);
+                }
             };
             let mut rows = Vec::new();
             for target in targets {
@@ -865,6 +906,8 @@ impl Broker for RedisBroker {
             let Some(end) = before.0.checked_sub(1).filter(|e| *e > 0) else { return Ok(Vec::new()) };
             let stream = match table {
                 AnnexTable::ModLog => self.shared.keys(&room).modlog,
+                // Read by target (`annex`) only: nothing pages through them.
+                AnnexTable::Message => return Ok(Vec::new()),
             };
             let cmd =
                 redis::cmd("XREVRANGE").arg(stream).arg(format!("{end}-0")).arg("-").arg("COUNT").arg(limit).clone();

@@ -7,7 +7,9 @@
 -- oldest first), 7 settings (list of room_updated settings), 8 the room's
 -- sharded channel, 9 rows (hash: "table\31key" -> MessagePack; room::rows),
 -- 10 the moderation log (stream, id "<seq>-0", field v), 11 when members
--- in slow mode last posted (hash: user -> ts). All hash to the room's slot.
+-- in slow mode last posted (hash: user -> ts), 12 the annotations of the
+-- message the event is about (hash, `room::rows` AnnexTable::Message). All
+-- hash to the room's slot.
 --
 -- ARGV: 1 mode, 2 epoch, 3 now (ms), 4 actor, 5 cmid or '', 6 cmid window,
 -- 7 most events kept, 8 oldest ts kept (0: no age cap), 9 event template,
@@ -34,6 +36,8 @@
 -- `requests` field counts the pending requests (rows of table `request`).
 
 local SEQ_MARK = '\207\000\031\238\094\154\017\195\113'
+-- The same seq sentinel as annotation keys write it: 20 decimal digits.
+local SEQ_KEY_MARK = '00008987814357222257'
 local TS_MARK = '\207\000\031\238\094\154\017\195\114'
 
 local room, members, pins, log, cmids, cmidq, settings, channel, rows, modlog, last_post =
@@ -257,6 +261,11 @@ for i = 16, #ARGV, 3 do
     if redis.call('HDEL', rows, a) == 1 and string.sub(a, 1, 8) == 'request\31' then
       redis.call('HINCRBY', room, 'requests', -1)
     end
+  elseif op == 'mput' then
+    local key = string.gsub(a, SEQ_KEY_MARK, string.format('%020.0f', seq))
+    redis.call('HSET', KEYS[12], key, fill(b, seq_bytes, ts_bytes))
+  elseif op == 'mdel' then
+    redis.call('HDEL', KEYS[12], a)
   elseif op == 'useinvite' then
     local row = redis.call('HGET', rows, a)
     if row then

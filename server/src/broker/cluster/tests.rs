@@ -156,3 +156,11 @@ fn channel_names_carry_their_room_and_probes_are_no_room() {
     assert_eq!(room_of_channel("other", keys.channel.as_bytes()), None);
     assert_eq!(room_of_channel("hearth", b"hearth:probe:{00ff}"), None);
 }
+
+#[test]
+fn the_scripts_know_the_seq_sentinel_as_keys_write_it() {
+    // Annotation keys carry their event's seq, written as 20 digits; a node
+    // writes the sentinel there and order.lua swaps in the real seq.
+    let key_mark = crate::room::rows::seq_key("", super::SEQ_SENTINEL);
+    assert!(include_str!("order.lua").contains(&format!("local SEQ_KEY_MARK = '{key_mark}'")));
+}

@@ -1,0 +1,192 @@
+//! What members do to messages after posting them: edit, delete, react; and
+//! how a history page shows a message as it is now (`MessageState`), from the
+//! message's annotations (`AnnexTable::Message`). Pure, like the rest of `room`.
+
+use std::collections::BTreeMap;
+
+use hearth_protocol::event::{DeleteEvent, EditEvent, MessageEvent, MessageState, ReactionCount, ReactionEvent};
+use hearth_protocol::{Emoji, ErrorBody, ErrorCode, Event, Millis, Seq, Text, UserId};
+
+use super::permissions::Action;
+use super::rows::{self, AnnexRow, ByAt, VersionAnn};
+use super::{Draft, Requires, RoomState};
+
+/// Different emoji one message may carry, and the names listed per emoji.
+pub const MAX_EMOJI_PER_MESSAGE: usize = 20;
+pub const MAX_REACTORS_LISTED: usize = 20;
+
+/// What a message's annotations say.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Annotations {
+    /// Its edits, oldest first (seq of the edit, text, time).
+    pub versions: Vec<(Seq, VersionAnn)>,
+    pub deleted: Option<ByAt>,
+    /// Emoji → who reacted, in the order of their names.
+    pub reactions: BTreeMap<String, Vec<UserId>>,
+    /// Replies in its thread, oldest first.
+    pub replies: Vec<Seq>,
+}
+
+impl Annotations {
+    /// Reads a message's annotation rows (any order; others ignored).
+    pub fn read<'a>(rows: impl IntoIterator<Item = &'a AnnexRow>) -> Annotations {
+        let mut notes = Annotations::default();
+        for row in rows {
+            let seq_of = |prefix: &str| row.key.strip_prefix(prefix).and_then(|s| s.parse().ok()).map(Seq);
+            if let Some(seq) = seq_of("v:") {
+                if let Ok(version) = rows::decode::<VersionAnn>(&row.value) {
+                    notes.versions.push((seq, version));
+                }
+            } else if let Some(seq) = seq_of("reply:") {
+                notes.replies.push(seq);
+            } else if row.key == "del" {
+                notes.deleted = rows::decode::<ByAt>(&row.value).ok();
+            } else if let Some((emoji, user)) = row.key.strip_prefix("r:").and_then(|r| r.split_once('\u{1f}')) {
+                if let Ok(user) = UserId::new(user) {
+                    notes.reactions.entry(emoji.to_string()).or_default().push(user);
+                }
+            }
+        }
+        notes.versions.sort_by_key(|(seq, _)| *seq);
+        notes.replies.sort();
+        notes.reactions.values_mut().for_each(|users| users.sort());
+        notes
+    }
+
+    /// Shows `message` as it is now: edited text, a tombstone, reactions, replies.
+    pub fn apply(&self, message: &mut MessageEvent) {
+        let mut state = MessageState::default();
+        if let Some((_, last)) = self.versions.last() {
+            message.text = last.text.clone();
+            state.edited_at = Some(last.at);
+        }
+        if self.deleted.is_some() {
+            message.text = Text::new("(deleted)").expect("a valid text");
+            state = MessageState { deleted: true, ..MessageState::default() };
+        } else {
+            state.reactions = self
+                .reactions
+                .iter()
+                .filter_map(|(emoji, users)| {
+                    Some(ReactionCount {
+                        emoji: Emoji::new(emoji.as_str()).ok()?,
+                        count: users.len() as u32,
+                        users: users.iter().take(MAX_REACTORS_LISTED).cloned().collect(),
+                    })
+                })
+                .collect();
+        }
+        state.replies = self.replies.len() as u32;
+        state.last_reply = self.replies.last().copied();
+        if state != MessageState::default() {
+            message.state = Some(state);
+        }
+    }
+}
+
+fn gone(target: Seq) -> ErrorBody {
+    ErrorBody::new(ErrorCode::NoSuchTarget, format!("message {target} was deleted"))
+}
+
+impl RoomState {
+    /// A draft about a message that a muted member may not make.
+    fn about(actor: &UserId, event: Event) -> Result<Draft, ErrorBody> {
+        Ok(Draft { event, requires: Requires::Post { user: actor.clone(), slow_ms: 0 }, cmid: None })
+    }
+
+    /// Edits one's own message (a muted member cannot).
+    pub fn decide_edit(
+        &self,
+        actor: &UserId,
+        target: &MessageEvent,
+        notes: &Annotations,
+        text: Text,
+        now: Millis,
+    ) -> Result<Draft, ErrorBody> {
+        self.check_post(actor, now)?;
+        if target.from != *actor {
+            return Err(ErrorBody::new(ErrorCode::Forbidden, "you may edit only your own messages"));
+        }
+        if notes.deleted.is_some() {
+            return Err(gone(target.seq));
+        }
+        let event = Event::Edit(EditEvent {
+            room: self.record.room.clone(),
+            seq: Seq::ZERO,
+            ts: Millis(0),
+            from: actor.clone(),
+            target: target.seq,
+            text,
+        });
+        Self::about(actor, event)
+    }
+
+    /// Deletes one's own message, or (moderators) anyone's.
+    pub fn decide_delete(
+        &self,
+        actor: &UserId,
+        target: &MessageEvent,
+        notes: &Annotations,
+        now: Millis,
+    ) -> Result<Draft, ErrorBody> {
+        let own = target.from == *actor;
+        let action = if own { Action::Post } else { Action::Moderate };
+        let role = self.require(actor, action, now)?;
+        if notes.deleted.is_some() {
+            return Err(gone(target.seq));
+        }
+        let event = Event::Delete(DeleteEvent {
+            room: self.record.room.clone(),
+            seq: Seq::ZERO,
+            ts: Millis(0),
+            from: actor.clone(),
+            target: target.seq,
+            of: (!own).then(|| target.from.clone()),
+        });
+        let requires = if own {
+            Requires::Member(actor.clone())
+        } else {
+            Requires::RoleAtLeast(actor.clone(), role.min(super::permissions::least_role(Action::Moderate)))
+        };
+        Ok(Draft { event, requires, cmid: None })
+    }
+
+    /// Adds (`on`) or removes a reaction.
+    pub fn decide_react(
+        &self,
+        actor: &UserId,
+        target: &MessageEvent,
+        notes: &Annotations,
+        emoji: Emoji,
+        on: bool,
+        now: Millis,
+    ) -> Result<Draft, ErrorBody> {
+        self.check_post(actor, now)?;
+        if notes.deleted.is_some() {
+            return Err(gone(target.seq));
+        }
+        let mine = notes.reactions.get(emoji.as_str()).is_some_and(|users| users.contains(actor));
+        if on == mine {
+            return Err(ErrorBody::new(
+                ErrorCode::BadRequest,
+                if on { "you reacted with that already" } else { "you have not reacted with that" },
+            ));
+        }
+        if on && !notes.reactions.contains_key(emoji.as_str()) && notes.reactions.len() >= MAX_EMOJI_PER_MESSAGE {
+            return Err(ErrorBody::new(
+                ErrorCode::LimitReached,
+                format!("a message carries at most {MAX_EMOJI_PER_MESSAGE} different reactions"),
+            ));
+        }
+        let event = Event::Reaction(ReactionEvent {
+            room: self.record.room.clone(),
+            seq: Seq::ZERO,
+            ts: Millis(0),
+            from: actor.clone(),
+            target: target.seq,
+            emoji,
+            on,
+        });
+        Self::about(actor, event)
+    }
+}

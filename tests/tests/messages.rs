@@ -1,0 +1,186 @@
+//! Edits, deletes, reactions and threads over real sockets, on one node and
+//! on two nodes sharing a Redis: each change is a live event, and history
+//! shows every message as it is now — edited text, tombstones, reaction
+//! counts, reply counts — for a member who was there, one who resumes after
+//! a disconnect, and after a restart.
+
+use hearth_cli::Client;
+use hearth_protocol::ops::{Delete, Edit, History, ModAction, ModLog, React, SetRole, ThreadHistory, Versions};
+use hearth_protocol::{Codec, Emoji, ErrorCode, Event, Role, Seq, Text};
+use hearth_tests::*;
+
+fn text(t: &str) -> Text {
+    Text::new(t).unwrap()
+}
+
+fn emoji(e: &str) -> Emoji {
+    Emoji::new(e).unwrap()
+}
+
+/// The room's messages as history shows them now, by seq.
+async fn messages(client: &Client, name: &str) -> Vec<hearth_protocol::event::MessageEvent> {
+    let page = client.request(History { room: room(name), before: None, after: None, limit: Some(100) }).await.unwrap();
+    page.events
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Message(m) => Some(m),
+            _ => None,
+        })
+        .collect()
+}
+
+async fn message(client: &Client, name: &str, seq: Seq) -> hearth_protocol::event::MessageEvent {
+    messages(client, name).await.into_iter().find(|m| m.seq == seq).expect("the message is in history")
+}
+
+/// Ada owns `name`; bo and cy are members; all three receive it.
+async fn trio(d: &Deployment, name: &str) -> (Client, Client, Client) {
+    let mut ada = d.client("ada", Codec::MsgPack).await;
+    create_room(&ada, name, None).await.unwrap();
+    ada.join(&room(name)).await.unwrap();
+    let mut bo = d.client("bo", Codec::Json).await;
+    bo.join(&room(name)).await.unwrap();
+    let mut cy = d.client("cy", Codec::MsgPack).await;
+    cy.join(&room(name)).await.unwrap();
+    until_event(&mut ada, "cy's join", |e| matches!(e, Event::MemberJoined(j) if j.from.as_str() == "cy")).await;
+    until_event(&mut bo, "cy's join", |e| matches!(e, Event::MemberJoined(j) if j.from.as_str() == "cy")).await;
+    (ada, bo, cy)
+}
+
+both_modes! {
+    async fn edits_are_live_and_history_shows_the_text_now(d: Deployment) {
+        let (ada, bo, mut cy) = trio(&d, "edits").await;
+        let sent = bo.send(&room("edits"), "Portra 400 at 800?").await.unwrap();
+        bo.request(Edit { room: room("edits"), target: sent.seq, text: text("Portra 400 at 1600?") }).await.unwrap();
+        let edited = until_event(&mut cy, "the edit", |e| matches!(e, Event::Edit(_))).await;
+        assert!(matches!(edited, Event::Edit(e) if e.target == sent.seq && e.text.as_str() == "Portra 400 at 1600?"));
+        let now = message(&bo, "edits", sent.seq).await;
+        assert_eq!(now.text.as_str(), "Portra 400 at 1600?");
+        assert!(now.state.as_ref().is_some_and(|s| s.edited_at.is_some()));
+        // Only the author edits; a moderator reads every version.
+        assert_eq!(code(ada.request(Edit { room: room("edits"), target: sent.seq, text: text("x") }).await), ErrorCode::Forbidden);
+        assert_eq!(code(cy.request(Versions { room: room("edits"), target: sent.seq }).await), ErrorCode::Forbidden);
+        let versions = ada.request(Versions { room: room("edits"), target: sent.seq }).await.unwrap();
+        let texts: Vec<&str> = versions.versions.iter().map(|v| v.text.as_str()).collect();
+        assert_eq!(texts, ["Portra 400 at 800?", "Portra 400 at 1600?"]);
+        // Not a message, or not there.
+        assert_eq!(code(bo.request(Edit { room: room("edits"), target: Seq(1), text: text("x") }).await), ErrorCode::NoSuchTarget);
+        assert_eq!(code(bo.request(Edit { room: room("edits"), target: Seq(999), text: text("x") }).await), ErrorCode::NoSuchTarget);
+        d.stop().await;
+    }
+
+    async fn deletes_leave_tombstones_and_moderators_delete_any(d: Deployment) {
+        let (ada, bo, mut cy) = trio(&d, "deletes").await;
+        let own = bo.send(&room("deletes"), "oops, wrong room").await.unwrap();
+        let rude = cy.send(&room("deletes"), "something rude").await.unwrap();
+        bo.request(Delete { room: room("deletes"), target: own.seq }).await.unwrap();
+        until_event(&mut cy, "the delete", |e| matches!(e, Event::Delete(x) if x.target == own.seq)).await;
+        // A member deletes only their own; a moderator anyone's, and it is logged.
+        assert_eq!(code(bo.request(Delete { room: room("deletes"), target: rude.seq }).await), ErrorCode::Forbidden);
+        ada.request(SetRole { room: room("deletes"), user: user("bo"), role: Role::Moderator, expires_at: None, title: None }).await.unwrap();
+        bo.request(Delete { room: room("deletes"), target: rude.seq }).await.unwrap();
+        for seq in [own.seq, rude.seq] {
+            let gone = message(&ada, "deletes", seq).await;
+            assert!(gone.state.as_ref().is_some_and(|s| s.deleted), "{gone:?}");
+            assert_eq!(gone.text.as_str(), "(deleted)");
+        }
+        assert_eq!(code(bo.request(Delete { room: room("deletes"), target: own.seq }).await), ErrorCode::NoSuchTarget);
+        assert_eq!(code(cy.request(React { room: room("deletes"), target: own.seq, emoji: emoji("👍"), on: true }).await), ErrorCode::NoSuchTarget);
+        let log = ada.request(ModLog { room: room("deletes"), before: None, limit: None }).await.unwrap();
+        assert!(log.entries.iter().any(|e| e.action == ModAction::Delete && e.user.as_ref().map(|u| u.as_str()) == Some("cy")));
+        assert!(!log.entries.iter().any(|e| e.action == ModAction::Delete && e.user.as_ref().map(|u| u.as_str()) == Some("bo")), "own deletes are not moderation");
+        d.stop().await;
+    }
+
+    async fn reactions_count_who_reacted_and_toggle(d: Deployment) {
+        let (ada, bo, mut cy) = trio(&d, "reacts").await;
+        let sent = ada.send(&room("reacts"), "Sunday walk?").await.unwrap();
+        let react = |e: &str, on| React { room: room("reacts"), target: sent.seq, emoji: emoji(e), on };
+        bo.request(react("👍", true)).await.unwrap();
+        cy.request(react("👍", true)).await.unwrap();
+        cy.request(react("📷", true)).await.unwrap();
+        until_event(&mut cy, "bo's reaction", |e| matches!(e, Event::Reaction(r) if r.from.as_str() == "bo")).await;
+        assert_eq!(code(bo.request(react("👍", true)).await), ErrorCode::BadRequest);
+        cy.request(react("📷", false)).await.unwrap();
+        assert_eq!(code(cy.request(react("📷", false)).await), ErrorCode::BadRequest);
+        let state = message(&ada, "reacts", sent.seq).await.state.expect("reactions");
+        assert_eq!(state.reactions.len(), 1);
+        assert_eq!(state.reactions[0].emoji.as_str(), "👍");
+        assert_eq!(state.reactions[0].count, 2);
+        assert_eq!(state.reactions[0].users.iter().map(|u| u.as_str()).collect::<Vec<_>>(), ["bo", "cy"]);
+        d.stop().await;
+    }
+
+    async fn threads_page_their_replies_and_roots_count_them(d: Deployment) {
+        let (ada, bo, cy) = trio(&d, "threads").await;
+        let root = bo.send(&room("threads"), "Anyone tried Portra 400 at 800?").await.unwrap();
+        let mut replies = Vec::new();
+        for (who, what) in [(&ada, "Yes, push one stop"), (&cy, "Grainy but fine"), (&bo, "Thanks both")] {
+            let reply = hearth_protocol::ops::SendMessage {
+                room: room("threads"),
+                text: text(what),
+                cmid: who.new_cmid(),
+                thread: Some(root.seq),
+            };
+            replies.push(who.request(reply).await.unwrap().seq);
+        }
+        ada.send(&room("threads"), "unrelated").await.unwrap();
+        let shown = message(&cy, "threads", root.seq).await.state.expect("a thread");
+        assert_eq!((shown.replies, shown.last_reply), (3, Some(replies[2])));
+        let page = cy.request(ThreadHistory { room: room("threads"), root: root.seq, after: None, limit: Some(2) }).await.unwrap();
+        let seqs: Vec<u64> = page.events.iter().filter_map(|e| e.seq()).map(|s| s.0).collect();
+        assert_eq!(seqs, [root.seq.0, replies[0].0, replies[1].0]);
+        assert!(page.more);
+        let rest = cy.request(ThreadHistory { room: room("threads"), root: root.seq, after: Some(replies[1]), limit: None }).await.unwrap();
+        let seqs: Vec<u64> = rest.events.iter().filter_map(|e| e.seq()).map(|s| s.0).collect();
+        assert_eq!(seqs, [root.seq.0, replies[2].0]);
+        assert!(!rest.more);
+        d.stop().await;
+    }
+
+    async fn a_member_back_from_a_disconnect_sees_every_change(d: Deployment) {
+        let (ada, bo, mut cy) = trio(&d, "away").await;
+        let first = ada.send(&room("away"), "draft one").await.unwrap();
+        until_event(&mut cy, "the message", |e| matches!(e, Event::Message(_))).await;
+        // cy goes away; meanwhile the message is edited, reacted to and another deleted.
+        drop(cy);
+        ada.request(Edit { room: room("away"), target: first.seq, text: text("final one") }).await.unwrap();
+        bo.request(React { room: room("away"), target: first.seq, emoji: emoji("🎉"), on: true }).await.unwrap();
+        let second = bo.send(&room("away"), "never mind").await.unwrap();
+        bo.request(Delete { room: room("away"), target: second.seq }).await.unwrap();
+        let mut cy = d.client("cy", Codec::Json).await;
+        let replayed = cy.join_since(&room("away"), Some(hearth_protocol::Position { epoch: bo.position(&room("away")).unwrap().epoch, seq: first.seq })).await.unwrap();
+        assert_eq!(replayed.resume, hearth_protocol::ops::ResumeMode::Replay);
+        let mut kinds = Vec::new();
+        while kinds.len() < 4 {
+            match cy.next_event_within(WAIT).await.unwrap() {
+                Some(Event::Edit(_)) => kinds.push("edit"),
+                Some(Event::Reaction(_)) => kinds.push("reaction"),
+                Some(Event::Message(_)) => kinds.push("message"),
+                Some(Event::Delete(_)) => kinds.push("delete"),
+                Some(_) => {}
+                None => panic!("closed"),
+            }
+        }
+        assert_eq!(kinds, ["edit", "reaction", "message", "delete"]);
+        let now = messages(&cy, "away").await;
+        assert_eq!(now[0].text.as_str(), "final one");
+        assert!(now[1].state.as_ref().is_some_and(|s| s.deleted));
+        d.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_happened_to_messages_survives_a_restart() {
+    let d = Deployment::single_durable().await;
+    let (ada, bo, _cy) = trio(&d, "kept").await;
+    let sent = bo.send(&room("kept"), "before").await.unwrap();
+    bo.request(Edit { room: room("kept"), target: sent.seq, text: text("after") }).await.unwrap();
+    ada.request(React { room: room("kept"), target: sent.seq, emoji: emoji("👍"), on: true }).await.unwrap();
+    let d = d.restart().await;
+    let ada = d.client("ada", Codec::MsgPack).await;
+    let now = message(&ada, "kept", sent.seq).await;
+    assert_eq!(now.text.as_str(), "after");
+    assert_eq!(now.state.expect("state").reactions[0].count, 1);
+    d.stop().await;
+}
