@@ -382,6 +382,23 @@ pub fn code<T: std::fmt::Debug>(result: Result<T, hearth_cli::ClientError>) -> h
     }
 }
 
+/// Ada owns `name`; bo and cy join. Returns the three connections, each
+/// receiving the room.
+pub async fn trio(d: &Deployment, name: &str) -> (Client, Client, Client) {
+    let mut ada = d.client("ada", Codec::MsgPack).await;
+    create_room(&ada, name, None).await.unwrap();
+    ada.join(&room(name)).await.unwrap();
+    let mut bo = d.client("bo", Codec::Json).await;
+    bo.join(&room(name)).await.unwrap();
+    let mut cy = d.client("cy", Codec::MsgPack).await;
+    cy.join(&room(name)).await.unwrap();
+    // Everyone has seen everyone join.
+    for client in [&mut ada, &mut bo] {
+        until_event(client, "cy's join", |e| matches!(e, Event::MemberJoined(j) if j.from.as_str() == "cy")).await;
+    }
+    (ada, bo, cy)
+}
+
 /// Reads events until one satisfies `wanted`; panics after [`WAIT`].
 pub async fn until_event(client: &mut Client, what: &str, wanted: impl Fn(&Event) -> bool) -> Event {
     loop {

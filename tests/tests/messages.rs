@@ -33,20 +33,6 @@ async fn message(client: &Client, name: &str, seq: Seq) -> hearth_protocol::even
     messages(client, name).await.into_iter().find(|m| m.seq == seq).expect("the message is in history")
 }
 
-/// Ada owns `name`; bo and cy are members; all three receive it.
-async fn trio(d: &Deployment, name: &str) -> (Client, Client, Client) {
-    let mut ada = d.client("ada", Codec::MsgPack).await;
-    create_room(&ada, name, None).await.unwrap();
-    ada.join(&room(name)).await.unwrap();
-    let mut bo = d.client("bo", Codec::Json).await;
-    bo.join(&room(name)).await.unwrap();
-    let mut cy = d.client("cy", Codec::MsgPack).await;
-    cy.join(&room(name)).await.unwrap();
-    until_event(&mut ada, "cy's join", |e| matches!(e, Event::MemberJoined(j) if j.from.as_str() == "cy")).await;
-    until_event(&mut bo, "cy's join", |e| matches!(e, Event::MemberJoined(j) if j.from.as_str() == "cy")).await;
-    (ada, bo, cy)
-}
-
 both_modes! {
     async fn edits_are_live_and_history_shows_the_text_now(d: Deployment) {
         let (ada, bo, mut cy) = trio(&d, "edits").await;

@@ -13,23 +13,6 @@ use hearth_protocol::ops::{
 use hearth_protocol::{Codec, ErrorCode, Event, Role};
 use hearth_tests::*;
 
-/// Ada owns `name`; bo and cy join. Returns the three connections, each
-/// receiving the room.
-async fn club(d: &Deployment, name: &str) -> (Client, Client, Client) {
-    let mut ada = d.client("ada", Codec::MsgPack).await;
-    create_room(&ada, name, None).await.unwrap();
-    ada.join(&room(name)).await.unwrap();
-    let mut bo = d.client("bo", Codec::Json).await;
-    bo.join(&room(name)).await.unwrap();
-    let mut cy = d.client("cy", Codec::MsgPack).await;
-    cy.join(&room(name)).await.unwrap();
-    // Everyone has seen everyone join.
-    for client in [&mut ada, &mut bo] {
-        until_event(client, "cy's join", |e| matches!(e, Event::MemberJoined(j) if j.from.as_str() == "cy")).await;
-    }
-    (ada, bo, cy)
-}
-
 fn set_role(name: &str, who: &str, role: Role) -> SetRole {
     SetRole { room: room(name), user: user(who), role, expires_at: None, title: None }
 }
@@ -42,7 +25,7 @@ async fn role_of(client: &Client, name: &str, who: &str) -> (Role, Option<String
 
 both_modes_timed! {
     async fn roles_are_given_by_rank_and_end_by_themselves(d: Deployment) {
-        let (ada, bo, cy) = club(&d, "roles").await;
+        let (ada, bo, cy) = trio(&d, "roles").await;
         // A member gives nothing; the owner appoints a moderator.
         assert_eq!(code(bo.request(set_role("roles", "cy", Role::Welcomer)).await), ErrorCode::Forbidden);
         ada.request(set_role("roles", "bo", Role::Moderator)).await.unwrap();
@@ -73,7 +56,7 @@ both_modes_timed! {
     }
 
     async fn a_kicked_member_hears_nothing_more_and_may_come_back(d: Deployment) {
-        let (ada, mut bo, mut cy) = club(&d, "kicks").await;
+        let (ada, mut bo, mut cy) = trio(&d, "kicks").await;
         ada.request(set_role("kicks", "cy", Role::Moderator)).await.unwrap();
         // Moderators cannot kick each other, or the owner; members kick no one.
         assert_eq!(code(bo.request(Kick { room: room("kicks"), user: user("cy"), reason: short("") }).await), ErrorCode::Forbidden);
@@ -93,7 +76,7 @@ both_modes_timed! {
     }
 
     async fn a_ban_keeps_a_member_out_until_lifted_or_over(d: Deployment) {
-        let (ada, mut bo, mut cy) = club(&d, "bans").await;
+        let (ada, mut bo, mut cy) = trio(&d, "bans").await;
         let position = bo.position(&room("bans")).unwrap();
         ada.request(Ban { room: room("bans"), user: user("bo"), reason: short("spam"), duration_secs: None }).await.unwrap();
         let banned = until_event(&mut bo, "the ban", |e| matches!(e, Event::Moderation(_))).await;
@@ -119,7 +102,7 @@ both_modes_timed! {
     }
 
     async fn mutes_and_slow_mode_hold_posts_back_for_a_time(d: Deployment) {
-        let (ada, mut bo, cy) = club(&d, "quiet").await;
+        let (ada, mut bo, cy) = trio(&d, "quiet").await;
         ada.request(Mute { room: room("quiet"), user: user("bo"), duration_secs: 60, reason: short("heated") }).await.unwrap();
         match bo.send(&room("quiet"), "but...").await {
             Err(ClientError::Server(e)) => {
@@ -157,7 +140,7 @@ both_modes_timed! {
     }
 
     async fn the_moderation_log_lists_every_action_newest_first(d: Deployment) {
-        let (ada, bo, _cy) = club(&d, "log").await;
+        let (ada, bo, _cy) = trio(&d, "log").await;
         ada.request(set_role("log", "bo", Role::Moderator)).await.unwrap();
         bo.request(Mute { room: room("log"), user: user("cy"), duration_secs: 60, reason: short("shouting") }).await.unwrap();
         bo.request(Kick { room: room("log"), user: user("cy"), reason: short("still shouting") }).await.unwrap();
@@ -186,7 +169,7 @@ both_modes_timed! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bans_mutes_roles_and_the_log_survive_a_restart() {
     let d = Deployment::single_durable().await;
-    let (ada, _bo, _cy) = club(&d, "durable").await;
+    let (ada, _bo, _cy) = trio(&d, "durable").await;
     ada.request(set_role("durable", "cy", Role::Moderator)).await.unwrap();
     ada.request(Ban { room: room("durable"), user: user("bo"), reason: short("spam"), duration_secs: None })
         .await
