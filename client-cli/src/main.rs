@@ -511,7 +511,7 @@ async fn run(cli: Cli) -> Result<()> {
             }
             let note = note.map(Note::new).transpose().map_err(usage)?;
             let title = title.map(ShortText::new).transpose().map_err(usage)?;
-            let pinned = client.request(AddPin { room, seq: seq.map(Seq), note, title }).await?;
+            let pinned = client.request(AddPin { room, seq: seq.map(Seq), note, title, edit: None }).await?;
             if json {
                 print_json(&pinned);
             } else {

@@ -52,10 +52,12 @@ pub enum ErrorCode {
     /// The token given to `auth` is not valid for this connection: malformed,
     /// forged, expired, another user's, or its account was signed out or disabled.
     Unauthorized,
+    /// The room asks members to acknowledge its rules (`ack_rules`) before posting.
+    AckRequired,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 20] = [
+    pub const ALL: [ErrorCode; 21] = [
         ErrorCode::BadRequest,
         ErrorCode::UnknownOp,
         ErrorCode::Unsupported,
@@ -76,6 +78,7 @@ impl ErrorCode {
         ErrorCode::Internal,
         ErrorCode::LimitReached,
         ErrorCode::Unauthorized,
+        ErrorCode::AckRequired,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -100,6 +103,7 @@ impl ErrorCode {
             ErrorCode::Internal => "internal",
             ErrorCode::LimitReached => "limit_reached",
             ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::AckRequired => "ack_required",
         }
     }
 

@@ -30,6 +30,7 @@ pub enum Event {
     Presence(PresenceEvent),
     JoinRequest(JoinRequestEvent),
     JoinDecision(JoinDecisionEvent),
+    Ack(AckEvent),
     Truncated(TruncatedEvent),
 }
 
@@ -49,6 +50,7 @@ impl Event {
             Event::RoomUpdated(e) => e.seq,
             Event::Moderation(e) => e.seq,
             Event::JoinRequest(e) => e.seq,
+            Event::Ack(e) => e.seq,
             Event::Hello(_) | Event::Typing(_) | Event::Presence(_) | Event::JoinDecision(_) | Event::Truncated(_) => {
                 return None;
             }
@@ -70,6 +72,7 @@ impl Event {
             Event::RoomUpdated(e) => e.ts,
             Event::Moderation(e) => e.ts,
             Event::JoinRequest(e) => e.ts,
+            Event::Ack(e) => e.ts,
             Event::Hello(_) | Event::Typing(_) | Event::Presence(_) | Event::JoinDecision(_) | Event::Truncated(_) => {
                 return None;
             }
@@ -98,6 +101,7 @@ impl Event {
             Event::RoomUpdated(e) => (&mut e.seq, &mut e.ts),
             Event::Moderation(e) => (&mut e.seq, &mut e.ts),
             Event::JoinRequest(e) => (&mut e.seq, &mut e.ts),
+            Event::Ack(e) => (&mut e.seq, &mut e.ts),
             Event::Hello(_) | Event::Typing(_) | Event::Presence(_) | Event::JoinDecision(_) | Event::Truncated(_) => {
                 return;
             }
@@ -125,6 +129,7 @@ impl Event {
             Event::Presence(e) => &e.room,
             Event::JoinRequest(e) => &e.room,
             Event::JoinDecision(e) => &e.room,
+            Event::Ack(e) => &e.room,
             Event::Truncated(e) => &e.room,
         })
     }
@@ -352,6 +357,17 @@ pub struct JoinRequestEvent {
     /// Their answer to the room's entry question, or a word about themselves.
     #[serde(default)]
     pub note: Note,
+}
+
+/// A member acknowledged the room's rules at a version. Sent to welcomers
+/// and above only.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AckEvent {
+    pub room: RoomId,
+    pub seq: Seq,
+    pub ts: Millis,
+    pub from: UserId,
+    pub version: u32,
 }
 
 /// To the requester, on every connection of theirs: the room decided on

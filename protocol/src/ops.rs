@@ -146,6 +146,10 @@ operations! {
     Auth = "auth" => Authed;
     /// Every version of an edited message (moderators).
     Versions = "versions" => VersionList;
+    /// Set the order the room's pinned notes are shown in (moderators).
+    OrderPins = "order_pins" => Appended;
+    /// Acknowledge the room's rules, so posting is allowed (rooms that ask it).
+    AckRules = "ack_rules" => Appended;
 }
 
 // ---- shared value types ------------------------------------------------------
@@ -192,6 +196,9 @@ pub struct RoomInfo {
     /// The lobby room in which `required_role` must be held to join.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent: Option<RoomId>,
+    /// Members acknowledge the rules before posting.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rules_ack: bool,
 }
 
 /// A pinned message or free note.
@@ -210,6 +217,17 @@ pub struct PinnedNote {
     pub title: Option<ShortText>,
     #[serde(default)]
     pub version: u32,
+    /// The note this pin is a later version of: the first version's id. It
+    /// names the note across its versions (`order_pins` takes these).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<PinId>,
+}
+
+impl PinnedNote {
+    /// The note's id across its versions.
+    pub fn note_id(&self) -> PinId {
+        self.note.unwrap_or(self.pin)
+    }
 }
 
 /// A member and its role.
@@ -228,6 +246,12 @@ pub struct MemberInfo {
     /// Muted until then (moderators see it; absent when not muted).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub muted_until: Option<Millis>,
+    /// Joined within the last 7 days.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub newcomer: bool,
+    /// The rules version they acknowledged, in rooms that ask it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rules_acked: Option<u32>,
 }
 
 /// Room settings that `set_room` changes; absent fields are left as they are.
@@ -252,6 +276,13 @@ pub struct RoomSettings {
     /// this one; an empty name lifts it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent: Option<ShortText>,
+    /// New members must acknowledge the rules (the pin titled "Rules") before
+    /// their first post, and again when the rules change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rules_ack: Option<bool>,
+    /// The order of the pinned notes (set by `order_pins`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pin_order: Option<Vec<PinId>>,
 }
 
 /// What a moderation action did.
@@ -387,6 +418,25 @@ pub struct AddPin {
     /// pin and bumps its version.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub title: Option<ShortText>,
+    /// Edit this pin: the new text replaces it as its next version (keeping
+    /// its title and its place).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edit: Option<PinId>,
+}
+
+/// The order the room's notes are shown in: note ids (`PinnedNote::note_id`),
+/// first shown first; notes not named follow, oldest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderPins {
+    pub room: RoomId,
+    pub notes: Vec<PinId>,
+}
+
+/// Acknowledge the room's rules (the pin titled "Rules") at `version`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AckRules {
+    pub room: RoomId,
+    pub version: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -29,6 +29,7 @@ fn pinned() -> PinnedNote {
         at: Millis(1_764_140_000_000),
         title: Some(short("Rules")),
         version: 2,
+        note: None,
     }
 }
 
@@ -48,6 +49,7 @@ fn room_info() -> RoomInfo {
         welcome: Some(short("Hi! Read the pins.")),
         probation_secs: 86_400,
         parent: Some(RoomId::new("lobby").unwrap()),
+        rules_ack: true,
     }
 }
 
@@ -71,8 +73,14 @@ fn sample_ops() -> Vec<Op> {
         Edit { room: r(), target: Seq(5), text: Text::new("fixed").unwrap() }.into(),
         Delete { room: r(), target: Seq(5) }.into(),
         React { room: r(), target: Seq(5), emoji: Emoji::new("📷").unwrap(), on: true }.into(),
-        AddPin { room: r(), seq: None, note: Some(Note::new("Our mission").unwrap()), title: Some(short("Mission")) }
-            .into(),
+        AddPin {
+            room: r(),
+            seq: None,
+            note: Some(Note::new("Our mission").unwrap()),
+            title: Some(short("Mission")),
+            edit: None,
+        }
+        .into(),
         RemovePin { room: r(), pin: PinId(3) }.into(),
         Members { room: r() }.into(),
         SetRole {
@@ -108,6 +116,8 @@ fn sample_ops() -> Vec<Op> {
         CancelPrompt { room: r(), prompt: 2 }.into(),
         Auth { token: "eyJhbGciOiJIUzI1NiJ9.e30.c2ln".into() }.into(),
         Versions { room: r(), target: Seq(12) }.into(),
+        OrderPins { room: r(), notes: vec![PinId(3), PinId(9)] }.into(),
+        AckRules { room: r(), version: 2 }.into(),
     ]
 }
 
@@ -221,6 +231,7 @@ fn sample_events() -> Vec<Event> {
             from: user("cy"),
             note: Note::new("hi").unwrap(),
         }),
+        Event::Ack(AckEvent { room: r(), seq: Seq(24), ts, from: user("bo"), version: 2 }),
         Event::JoinDecision(JoinDecisionEvent {
             room: r(),
             approved: false,
@@ -250,6 +261,7 @@ fn event_kind(event: &Event) -> &'static str {
         Event::Presence(_) => "presence",
         Event::JoinRequest(_) => "join_request",
         Event::JoinDecision(_) => "join_decision",
+        Event::Ack(_) => "ack",
         Event::Truncated(_) => "truncated",
     }
 }
@@ -262,7 +274,7 @@ fn samples_cover_every_op_and_event() {
     let all: BTreeSet<&str> = OP_NAMES.iter().copied().collect();
     assert_eq!(ops, all);
     let kinds: BTreeSet<&str> = sample_events().iter().map(event_kind).collect();
-    assert_eq!(kinds.len(), 17);
+    assert_eq!(kinds.len(), 18);
 }
 
 #[test]
@@ -343,6 +355,8 @@ fn every_reply_type_round_trips_in_both_codecs() {
             online: true,
             title: Some(short("topic lead")),
             muted_until: Some(ts),
+            newcomer: true,
+            rules_acked: Some(2),
         }],
     });
     reply_round_trip::<JoinRequests>(JoinRequestList {

@@ -126,6 +126,8 @@ fn sqlite_group_commit(bencher: Bencher, group: usize) {
         welcome: None,
         probation_secs: 0,
         parent: None,
+        rules_ack: false,
+        pin_order: Vec::new(),
     };
     store.commit(&[Write::CreateRoom(record)]).unwrap();
     let body = Bytes::from(encode_event(Codec::MsgPack, &message()));

@@ -58,6 +58,12 @@ pub struct RoomRecord {
     /// The lobby room whose `required_role` a member must hold to join.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent: Option<RoomId>,
+    /// Members acknowledge the rules before posting.
+    #[serde(default)]
+    pub rules_ack: bool,
+    /// The order of the pinned notes, by note id.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pin_order: Vec<PinId>,
 }
 
 impl RoomRecord {
@@ -88,6 +94,12 @@ impl RoomRecord {
         if let Some(parent) = &settings.parent {
             // An empty name lifts it.
             self.parent = RoomId::new(parent.as_str()).ok();
+        }
+        if let Some(ack) = settings.rules_ack {
+            self.rules_ack = ack;
+        }
+        if let Some(order) = &settings.pin_order {
+            self.pin_order.clone_from(order);
         }
     }
 }
@@ -135,7 +147,7 @@ pub enum Change {
 /// live, in a replay or in history — so their seqs skip it.
 pub fn audience(event: &Event) -> Role {
     match event {
-        Event::JoinRequest(_) => Role::Welcomer,
+        Event::JoinRequest(_) | Event::Ack(_) => Role::Welcomer,
         Event::Moderation(e)
             if matches!(e.action, ModAction::Reject | ModAction::CreateInvite | ModAction::RevokeInvite) =>
         {
@@ -209,6 +221,7 @@ pub fn changes(event: &Event) -> Vec<Change> {
             }
             changes
         }
+        Event::Ack(e) => vec![Change::PutRow(Row::ack(&e.from, e.version))],
         Event::JoinRequest(e) => vec![
             Change::PutRow(Row::request(&e.from, &rows::Request { note: e.note.clone(), at: e.ts })),
             Change::RemoveRow { table: RowTable::Denied, key: e.from.to_string() },
@@ -496,7 +509,25 @@ impl RoomState {
             welcome: r.welcome.clone(),
             probation_secs: r.probation_secs,
             parent: r.parent.clone(),
+            rules_ack: r.rules_ack,
         }
+    }
+
+    /// The pinned notes in the room's order: those `order_pins` named first,
+    /// then the rest, oldest first.
+    pub fn ordered_pins(&self) -> Vec<PinnedNote> {
+        let place = |pin: &PinnedNote| {
+            let note = pin.note_id();
+            self.record.pin_order.iter().position(|p| *p == note).unwrap_or(usize::MAX)
+        };
+        let mut pins = self.pins.clone();
+        pins.sort_by_key(|p| (place(p), p.note_id()));
+        pins
+    }
+
+    /// The rules: the pin titled "Rules" (any case), if there is one.
+    pub fn rules(&self) -> Option<&PinnedNote> {
+        self.pins.iter().find(|p| p.title.as_ref().is_some_and(|t| t.as_str().eq_ignore_ascii_case("rules")))
     }
 
     pub fn position(&self) -> Position {
@@ -624,17 +655,27 @@ impl RoomState {
 
     /// Pins `text` (a message's, when `seq` names one, or a free note). A pin with
     /// the title of an existing pin replaces it as its next version.
+    #[allow(clippy::too_many_arguments)] // the pin request's fields, each its own
     pub fn decide_pin(
         &self,
         user: &UserId,
         seq: Option<Seq>,
         text: Note,
         title: Option<ShortText>,
+        edit: Option<PinId>,
         max_pins: usize,
         now: Millis,
     ) -> Result<Draft, ErrorBody> {
         self.require_role(user, permissions::least_role(permissions::Action::Pin), "pin", now)?;
-        let replaced = title.as_ref().and_then(|t| self.pins.iter().find(|p| p.title.as_ref() == Some(t)));
+        let title = title.filter(|t| !t.as_str().is_empty());
+        let replaced = match edit {
+            Some(id) => Some(self.pins.iter().find(|p| p.pin == id).ok_or_else(|| {
+                ErrorBody::new(ErrorCode::NoSuchTarget, format!("room {} has no pin {}", self.record.room, id.0))
+            })?),
+            None => title.as_ref().and_then(|t| self.pins.iter().find(|p| p.title.as_ref() == Some(t))),
+        };
+        // An edit keeps the note's title unless given a new one.
+        let title = title.or_else(|| edit.and(replaced).and_then(|r| r.title.clone()));
         if replaced.is_none() && self.pins.len() >= max_pins {
             return Err(pins_full(&self.record.room, max_pins));
         }
@@ -646,6 +687,7 @@ impl RoomState {
             at: Millis(0),
             title,
             version: replaced.map_or(1, |r| r.version + 1),
+            note: replaced.map(|r| r.note_id()),
         };
         let event = Event::Pin(PinEvent {
             room: self.record.room.clone(),
@@ -710,6 +752,8 @@ pub fn decide_create(
         welcome: None,
         probation_secs: 0,
         parent: None,
+        rules_ack: false,
+        pin_order: Vec::new(),
     };
     let event = Event::MemberJoined(MemberJoinedEvent {
         room: args.room,
@@ -757,6 +801,7 @@ pub fn actor(event: &Event) -> Option<&UserId> {
         Event::RoomUpdated(e) => &e.from,
         Event::Moderation(e) => &e.from,
         Event::JoinRequest(e) => &e.from,
+        Event::Ack(e) => &e.from,
         Event::Hello(_) | Event::Typing(_) | Event::Presence(_) | Event::JoinDecision(_) | Event::Truncated(_) => {
             return None;
         }

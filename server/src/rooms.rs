@@ -62,6 +62,9 @@ const PAGE: usize = 256;
 /// dropped and read from history like the gap itself.
 const REPAIR_BUFFER: usize = 4096;
 
+/// A member is a newcomer for their first week.
+const NEWCOMER_MS: u64 = 7 * 24 * 3600 * 1000;
+
 pub struct Room {
     pub id: RoomId,
     inner: Mutex<Inner>,
@@ -230,6 +233,8 @@ impl Room {
                     online: inner.subscribers.iter().any(|s| s.user == *user),
                     title: rows.titles.get(user).cloned(),
                     muted_until: rows.mutes.get(user).filter(|s| s.holds(now)).and_then(|s| s.until),
+                    newcomer: now.0.saturating_sub(m.joined_at.0) < NEWCOMER_MS,
+                    rules_acked: rows.acks.get(user).copied(),
                 }
             })
             .collect();
@@ -620,7 +625,7 @@ impl Room {
 }
 
 fn joined_reply(state: &RoomState, role: Role, resume: ResumeMode, first_join: bool) -> Joined {
-    Joined { room: state.info(), role, resume, pins: state.pins.clone(), first_join }
+    Joined { room: state.info(), role, resume, pins: state.ordered_pins(), first_join }
 }
 
 fn push_reply(conn: &Conn, id: RequestId, joined: &Joined) {

@@ -633,6 +633,16 @@ impl Session {
                 self.publish_applied(id, &room, draft).await?;
             }
             Op::ModLog(args) => self.mod_log(id, args).await?,
+            Op::OrderPins(args) => {
+                let room = self.member_room(&args.room).await?;
+                let draft = room.decide(|s| s.decide_order_pins(&user, args.notes, now))?;
+                self.publish_applied(id, &room, draft).await?;
+            }
+            Op::AckRules(args) => {
+                let room = self.member_room(&args.room).await?;
+                let draft = room.decide(|s| s.decide_ack_rules(&user, args.version, now))?;
+                self.publish_applied(id, &room, draft).await?;
+            }
             Op::Edit(args) => {
                 let room = self.member_room(&args.room).await?;
                 let (target, notes) = self.message_at(&room, args.target).await?;
@@ -827,7 +837,7 @@ impl Session {
         };
         let max_pins = self.shared.config.limits.pins_per_room;
         let now = self.shared.clock.now();
-        let draft = room.decide(|s| s.decide_pin(&user, args.seq, text, args.title, max_pins, now))?;
+        let draft = room.decide(|s| s.decide_pin(&user, args.seq, text, args.title, args.edit, max_pins, now))?;
         let mut event = draft.event.clone();
         self.publish(id, draft, move |p| {
             // Stamped as the stored event was: the reply's pin is the event's.

@@ -49,7 +49,13 @@ async fn acknowledged_state_survives_kill_9() {
     .unwrap();
     bo.request(Join { room: room.clone(), since: None, invite: None }).await.unwrap();
     let pin = ada
-        .request(AddPin { room: room.clone(), seq: None, note: Some(Note::new("Rules v1").unwrap()), title: None })
+        .request(AddPin {
+            room: room.clone(),
+            seq: None,
+            note: Some(Note::new("Rules v1").unwrap()),
+            title: None,
+            edit: None,
+        })
         .await
         .unwrap();
 

@@ -443,9 +443,9 @@ async fn limits_and_pages(server: TestServer) {
     // Pins.
     let note = |t: &str| Some(hearth_protocol::Note::new(t).unwrap());
     for t in ["mission", "rules"] {
-        ada.request(AddPin { room: room("r1"), seq: None, note: note(t), title: None }).await.unwrap();
+        ada.request(AddPin { room: room("r1"), seq: None, note: note(t), title: None, edit: None }).await.unwrap();
     }
-    let third = ada.request(AddPin { room: room("r1"), seq: None, note: note("faq"), title: None }).await;
+    let third = ada.request(AddPin { room: room("r1"), seq: None, note: note("faq"), title: None, edit: None }).await;
     assert_eq!(error_code(third), hearth_protocol::ErrorCode::LimitReached);
     // Receivers: two connections may receive r1, the third is told.
     let mut a = server.client("ada", Codec::MsgPack).await;

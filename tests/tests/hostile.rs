@@ -337,7 +337,13 @@ async fn members_cannot_do_what_their_role_does_not_allow() {
     create_room(&owner, "guarded", None).await.unwrap();
     owner.join(&r).await.unwrap();
     let pin = owner
-        .request(AddPin { room: r.clone(), seq: None, note: Some(Note::new("Rules").unwrap()), title: None })
+        .request(AddPin {
+            room: r.clone(),
+            seq: None,
+            note: Some(Note::new("Rules").unwrap()),
+            title: None,
+            edit: None,
+        })
         .await
         .unwrap();
     let outsider = server.client("eve", Codec::Json).await;
@@ -357,7 +363,7 @@ async fn members_cannot_do_what_their_role_does_not_allow() {
     assert_eq!(code(outsider.request(Members { room: r.clone() }).await.map(|_| ())), ErrorCode::NotMember);
     let note = Some(Note::new("mine now").unwrap());
     assert_eq!(
-        code(member.request(AddPin { room: r.clone(), seq: None, note, title: None }).await.map(|_| ())),
+        code(member.request(AddPin { room: r.clone(), seq: None, note, title: None, edit: None }).await.map(|_| ())),
         ErrorCode::Forbidden
     );
     assert_eq!(

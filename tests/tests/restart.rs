@@ -25,9 +25,15 @@ async fn survives_a_restart(server: Deployment) {
     ada.join(&r).await.unwrap();
     let mut bo = server.client("bo", Codec::Json).await;
     bo.join(&r).await.unwrap();
-    ada.request(AddPin { room: r.clone(), seq: None, note: Some(Note::new("Keep it analog.").unwrap()), title: None })
-        .await
-        .unwrap();
+    ada.request(AddPin {
+        room: r.clone(),
+        seq: None,
+        note: Some(Note::new("Keep it analog.").unwrap()),
+        title: None,
+        edit: None,
+    })
+    .await
+    .unwrap();
     let mut acked = Vec::new();
     for n in 0..30 {
         acked.push(ada.send(&r, &format!("before {n}")).await.unwrap().seq);

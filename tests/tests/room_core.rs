@@ -130,7 +130,8 @@ async fn members_and_pins_are_visible_only_once_durable() {
     // Sent without waiting for its reply: ada's next requests are handled after
     // the pin has its place in the room's order.
     let note = Note::new("Film only.").unwrap();
-    let pin = hearth_protocol::Op::from(AddPin { room: r.clone(), seq: None, note: Some(note), title: None });
+    let pin =
+        hearth_protocol::Op::from(AddPin { room: r.clone(), seq: None, note: Some(note), title: None, edit: None });
     ada.send_frame(pin.encode(Codec::MsgPack, hearth_protocol::RequestId(900))).await.unwrap();
     let members = ada.request(Members { room: r.clone() }).await.unwrap();
     assert_eq!(members.members.len(), 1, "cy is not shown before the join is durable");

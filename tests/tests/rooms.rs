@@ -108,19 +108,20 @@ async fn pins_reach_members_and_show_on_join(server: Deployment) {
             seq: None,
             note: Some(Note::new("We develop film together.").unwrap()),
             title: Some(hearth_protocol::ShortText::new("Mission").unwrap()),
+            edit: None,
         })
         .await
         .unwrap();
     let sent = bo.send(&r, "Rodinal 1+50 for 11 minutes").await.unwrap();
     let pinned_msg =
-        ada.request(AddPin { room: r.clone(), seq: Some(sent.seq), note: None, title: None }).await.unwrap();
+        ada.request(AddPin { room: r.clone(), seq: Some(sent.seq), note: None, title: None, edit: None }).await.unwrap();
     assert_eq!(pinned_msg.pin.text.as_str(), "Rodinal 1+50 for 11 minutes");
     assert_eq!(
-        code(bo.request(AddPin { room: r.clone(), seq: Some(sent.seq), note: None, title: None }).await),
+        code(bo.request(AddPin { room: r.clone(), seq: Some(sent.seq), note: None, title: None, edit: None }).await),
         ErrorCode::Forbidden
     );
     assert_eq!(
-        code(ada.request(AddPin { room: r.clone(), seq: Some(Seq(999)), note: None, title: None }).await),
+        code(ada.request(AddPin { room: r.clone(), seq: Some(Seq(999)), note: None, title: None, edit: None }).await),
         ErrorCode::NoSuchTarget
     );
     ada.request(RemovePin { room: r.clone(), pin: pinned_msg.pin.pin }).await.unwrap();

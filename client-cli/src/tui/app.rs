@@ -427,6 +427,8 @@ impl App {
                         online: true,
                         title: None,
                         muted_until: None,
+                        newcomer: true,
+                        rules_acked: None,
                     });
                 }
             }

@@ -257,7 +257,7 @@ async fn perform(client: &mut Client, action: Action, updates: &mpsc::Sender<Net
         Action::Pin { room, seq, note, title } => {
             let note = note.map(Note::new).transpose().map_err(bad)?;
             let title = title.map(ShortText::new).transpose().map_err(bad)?;
-            client.request(AddPin { room, seq, note, title }).await?;
+            client.request(AddPin { room, seq, note, title, edit: None }).await?;
         }
         Action::Unpin { room, pin } => {
             client.request(RemovePin { room, pin }).await?;

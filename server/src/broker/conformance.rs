@@ -234,14 +234,14 @@ async fn the_pin_limit_holds_in_the_order(subject: Subject) {
     let stale = state(&subject, "pinned").await;
     let note = |t: &str| Note::new(t).unwrap();
     // Decided against the same state, one place left: only one is ordered.
-    let first = stale.decide_pin(&user("ada"), None, note("Mission"), None, 1, Millis(0)).unwrap();
-    let second = stale.decide_pin(&user("ada"), None, note("Rules"), None, 1, Millis(0)).unwrap();
+    let first = stale.decide_pin(&user("ada"), None, note("Mission"), None, None, 1, Millis(0)).unwrap();
+    let second = stale.decide_pin(&user("ada"), None, note("Rules"), None, None, 1, Millis(0)).unwrap();
     durable(subject.broker.publish(first).await.unwrap()).await;
     let refused = subject.broker.publish(second).await.unwrap_err();
     assert!(matches!(refused, BrokerError::Rejected { why: Rejection::PinsFull { max: 1 }, .. }), "{refused:?}");
     // Still full after the room leaves the broker's memory and comes back.
     subject.broker.unsubscribe(rid("pinned")).await.unwrap();
-    let third = stale.decide_pin(&user("ada"), None, note("FAQ"), None, 1, Millis(0)).unwrap();
+    let third = stale.decide_pin(&user("ada"), None, note("FAQ"), None, None, 1, Millis(0)).unwrap();
     let refused = subject.broker.publish(third).await.unwrap_err();
     assert!(matches!(refused, BrokerError::Rejected { why: Rejection::PinsFull { .. }, .. }), "{refused:?}");
 }

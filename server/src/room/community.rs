@@ -2,9 +2,11 @@
 //! (kick, ban, mute, slow mode). Like the rest of `room`, pure: the state,
 //! the request and the time in; one drafted event or a typed error out.
 
-use hearth_protocol::event::{JoinRequestEvent, MemberJoinedEvent, ModerationEvent, RoleEvent, RoomUpdatedEvent};
+use hearth_protocol::event::{
+    AckEvent, JoinRequestEvent, MemberJoinedEvent, ModerationEvent, RoleEvent, RoomUpdatedEvent,
+};
 use hearth_protocol::ops::{DecideJoin, JoinRequestInfo, ModAction, RoomSettings, SetRole, Visibility};
-use hearth_protocol::{ErrorBody, ErrorCode, Event, Millis, Note, Role, RoomId, Seq, ShortText, UserId, limits};
+use hearth_protocol::{ErrorBody, ErrorCode, Event, Millis, Note, PinId, Role, RoomId, Seq, ShortText, UserId, limits};
 
 use super::permissions::{Action, least_role};
 use super::rows::invite_id;
@@ -243,6 +245,18 @@ impl RoomState {
             }
             return Err(error);
         }
+        if let Some(rules) = self.rules().filter(|_| self.record.rules_ack && role < least_role(Action::Welcome)) {
+            if self.rows.acks.get(user).is_none_or(|acked| *acked < rules.version) {
+                return Err(ErrorBody::new(
+                    ErrorCode::AckRequired,
+                    format!(
+                        "room {} asks you to read its rules (the pinned \"Rules\", version {}) and acknowledge them with ack_rules before posting",
+                        self.room(),
+                        rules.version
+                    ),
+                ));
+            }
+        }
         let slow = u64::from(self.record.slow_mode_secs) * 1000;
         if slow > 0 && role < least_role(Action::Moderate) {
             if let Some(last) = self.last_post.get(user) {
@@ -451,5 +465,46 @@ impl RoomState {
             .collect();
         list.sort_by_key(|r| r.at);
         Ok(list)
+    }
+}
+
+impl RoomState {
+    /// Sets the order of the room's pinned notes (by note id).
+    pub fn decide_order_pins(&self, actor: &UserId, notes: Vec<PinId>, now: Millis) -> Result<Draft, ErrorBody> {
+        self.require(actor, Action::Pin, now)?;
+        if let Some(unknown) = notes.iter().find(|n| !self.pins.iter().any(|p| p.note_id() == **n)) {
+            return Err(ErrorBody::new(
+                ErrorCode::NoSuchTarget,
+                format!("room {} has no pinned note {}", self.room(), unknown.0),
+            ));
+        }
+        let settings = RoomSettings { pin_order: Some(notes), ..RoomSettings::default() };
+        let event = Event::RoomUpdated(RoomUpdatedEvent {
+            room: self.room().clone(),
+            seq: Seq::ZERO,
+            ts: Millis(0),
+            from: actor.clone(),
+            settings,
+        });
+        Ok(Draft { event, requires: Requires::RoleAtLeast(actor.clone(), least_role(Action::Pin)), cmid: None })
+    }
+
+    /// Acknowledges the rules at `version`, which must be the current one.
+    pub fn decide_ack_rules(&self, actor: &UserId, version: u32, now: Millis) -> Result<Draft, ErrorBody> {
+        self.require(actor, Action::Read, now)?;
+        let Some(rules) = self.rules() else {
+            return Err(ErrorBody::new(ErrorCode::NoSuchTarget, format!("room {} has no pinned rules", self.room())));
+        };
+        if rules.version != version {
+            return Err(bad(format!("the rules are at version {}; read them and acknowledge that one", rules.version)));
+        }
+        let event = Event::Ack(AckEvent {
+            room: self.room().clone(),
+            seq: Seq::ZERO,
+            ts: Millis(0),
+            from: actor.clone(),
+            version,
+        });
+        Ok(Draft { event, requires: Requires::Member(actor.clone()), cmid: None })
     }
 }

@@ -160,23 +160,25 @@ fn the_pin_limit_is_checked_by_the_order_and_a_replacement_needs_no_place() {
     let note = |t: &str| Note::new(t).unwrap();
     let title = |t: &str| Some(ShortText::new(t).unwrap());
     // Two moderators pin at once with one place left: the order admits one.
-    let first = order.state.decide_pin(&user("ada"), None, note("Mission"), title("Mission"), 1, Millis(0)).unwrap();
-    let second = order.state.decide_pin(&user("ada"), None, note("Rules"), title("Rules"), 1, Millis(0)).unwrap();
+    let first =
+        order.state.decide_pin(&user("ada"), None, note("Mission"), title("Mission"), None, 1, Millis(0)).unwrap();
+    let second = order.state.decide_pin(&user("ada"), None, note("Rules"), title("Rules"), None, 1, Millis(0)).unwrap();
     order.publish(first).unwrap();
     assert_eq!(order.publish(second), Err(Rejection::PinsFull { max: 1 }));
     assert_eq!(
-        order.state.decide_pin(&user("ada"), None, note("FAQ"), None, 1, Millis(0)).unwrap_err().code,
+        order.state.decide_pin(&user("ada"), None, note("FAQ"), None, None, 1, Millis(0)).unwrap_err().code,
         ErrorCode::LimitReached
     );
     // A new version of a pinned note takes its predecessor's place.
-    let v2 = order.state.decide_pin(&user("ada"), None, note("Mission v2"), title("Mission"), 1, Millis(0)).unwrap();
+    let v2 =
+        order.state.decide_pin(&user("ada"), None, note("Mission v2"), title("Mission"), None, 1, Millis(0)).unwrap();
     order.publish(v2).unwrap();
     assert_eq!(order.state.pins.len(), 1);
     assert_eq!(order.state.pins[0].version, 2);
     // Unpinning frees the place again.
     let pin = order.state.pins[0].pin;
     order.publish(order.state.decide_unpin(&user("ada"), pin, Millis(0)).unwrap()).unwrap();
-    let again = order.state.decide_pin(&user("ada"), None, note("Rules"), None, 1, Millis(0)).unwrap();
+    let again = order.state.decide_pin(&user("ada"), None, note("Rules"), None, None, 1, Millis(0)).unwrap();
     order.publish(again).unwrap();
 }
 
@@ -206,15 +208,16 @@ fn pins_are_for_moderators_and_a_title_makes_versions() {
     order.join("bo");
     let note = |t: &str| Note::new(t).unwrap();
     let rules = Some(ShortText::new("Rules").unwrap());
-    let refused = order.state.decide_pin(&user("bo"), None, note("mine"), None, 20, Millis(0)).unwrap_err();
+    let refused = order.state.decide_pin(&user("bo"), None, note("mine"), None, None, 20, Millis(0)).unwrap_err();
     assert_eq!(refused.code, ErrorCode::Forbidden);
-    let first = order
-        .publish(order.state.decide_pin(&user("ada"), None, note("be kind"), rules.clone(), 20, Millis(0)).unwrap());
+    let first = order.publish(
+        order.state.decide_pin(&user("ada"), None, note("be kind"), rules.clone(), None, 20, Millis(0)).unwrap(),
+    );
     let first = first.unwrap();
     // A pin's id is the seq of the event that made it.
     assert_eq!(order.state.pins[0].pin, PinId(first.0));
     assert_eq!(order.state.pins[0].at, order.now);
-    let second = order.state.decide_pin(&user("ada"), None, note("be kinder"), rules, 20, Millis(0)).unwrap();
+    let second = order.state.decide_pin(&user("ada"), None, note("be kinder"), rules, None, 20, Millis(0)).unwrap();
     order.publish(second).unwrap();
     assert_eq!(order.state.pins.len(), 1);
     assert_eq!((order.state.pins[0].version, order.state.pins[0].text.as_str()), (2, "be kinder"));
@@ -229,17 +232,18 @@ fn pins_are_for_moderators_and_a_title_makes_versions() {
             None,
             note(&format!("n{n}")),
             Some(ShortText::new(format!("t{n}")).unwrap()),
+            None,
             3,
             Millis(0),
         );
         order.publish(pin.unwrap()).unwrap();
     }
-    let full = order.state.decide_pin(&user("ada"), None, note("one more"), None, 3, Millis(0)).unwrap_err();
+    let full = order.state.decide_pin(&user("ada"), None, note("one more"), None, None, 3, Millis(0)).unwrap_err();
     assert_eq!(full.code, ErrorCode::LimitReached);
     assert!(
         order
             .state
-            .decide_pin(&user("ada"), None, note("v2"), Some(ShortText::new("t1").unwrap()), 3, Millis(0))
+            .decide_pin(&user("ada"), None, note("v2"), Some(ShortText::new("t1").unwrap()), None, 3, Millis(0))
             .is_ok()
     );
 }
@@ -259,7 +263,8 @@ fn restoring_what_the_store_keeps_gives_the_applied_state() {
     let mut order = Order::new(100);
     order.join("bo");
     order.join("cy");
-    let pin = order.state.decide_pin(&user("ada"), None, Note::new("mission").unwrap(), None, 20, Millis(0)).unwrap();
+    let pin =
+        order.state.decide_pin(&user("ada"), None, Note::new("mission").unwrap(), None, None, 20, Millis(0)).unwrap();
     order.publish(pin).unwrap();
     order.publish(order.state.decide_leave(&user("bo")).unwrap()).unwrap();
     let members = order
@@ -330,7 +335,7 @@ proptest! {
                 Request::Send(u) => order.state.decide_send(&who(u), message("x", None)).ok(),
                 Request::Pin(u, title) => order
                     .state
-                    .decide_pin(&who(u), None, Note::new("n").unwrap(), title.map(|t| ShortText::new(format!("t{t}")).unwrap()), 20, Millis(0))
+                    .decide_pin(&who(u), None, Note::new("n").unwrap(), title.map(|t| ShortText::new(format!("t{t}")).unwrap()), None, 20, Millis(0))
                     .ok(),
                 Request::Unpin(u, pin) => order.state.decide_unpin(&who(u), PinId(u64::from(pin)), Millis(0)).ok(),
                 Request::Cap(cap) => {

@@ -26,6 +26,8 @@ fn record(name: &str) -> RoomRecord {
         welcome: None,
         probation_secs: 0,
         parent: None,
+        rules_ack: false,
+        pin_order: Vec::new(),
     }
 }
 
@@ -54,6 +56,7 @@ fn pin(id: u64) -> PinnedNote {
         at: Millis(3),
         title: None,
         version: 1,
+        note: None,
     }
 }
 

@@ -52,6 +52,7 @@ fn joined(room: &str, head: u64, role: Role) -> Joined {
             welcome: None,
             probation_secs: 0,
             parent: None,
+            rules_ack: false,
         },
         role,
         resume: ResumeMode::Fresh,
@@ -69,6 +70,7 @@ fn pin(id: u64, title: &str, text: &str) -> PinnedNote {
         at: Millis(1_700_000_000_000),
         title: Some(ShortText::new(title).unwrap()),
         version: 1,
+        note: None,
     }
 }
 
@@ -100,6 +102,8 @@ fn cameras() -> App {
                 online: true,
                 title: None,
                 muted_until: None,
+                newcomer: false,
+                rules_acked: None,
             },
             MemberInfo {
                 user: user("bo"),
@@ -109,6 +113,8 @@ fn cameras() -> App {
                 online: true,
                 title: None,
                 muted_until: None,
+                newcomer: false,
+                rules_acked: None,
             },
             MemberInfo {
                 user: user("cy"),
@@ -118,6 +124,8 @@ fn cameras() -> App {
                 online: false,
                 title: None,
                 muted_until: None,
+                newcomer: false,
+                rules_acked: None,
             },
         ],
     });

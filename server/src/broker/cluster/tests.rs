@@ -98,7 +98,7 @@ async fn the_script_writes_the_real_seq_and_time_into_events_pins_and_members() 
     let joined = broker.publish(join).await.unwrap().durable().await.unwrap();
     let pin = state(&broker, "stamps")
         .await
-        .decide_pin(&user("ada"), None, Note::new("Be kind").unwrap(), None, 20, Millis(0))
+        .decide_pin(&user("ada"), None, Note::new("Be kind").unwrap(), None, None, 20, Millis(0))
         .unwrap();
     clock.advance(Duration::from_secs(5));
     let pinned = broker.publish(pin).await.unwrap().durable().await.unwrap();
