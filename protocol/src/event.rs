@@ -338,11 +338,16 @@ pub struct TypingEvent {
     pub user: UserId,
 }
 
+/// Who came online in a room and who went offline, on any node: changes
+/// gathered over about a second, so many members connecting at once make
+/// one event, not one each.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PresenceEvent {
     pub room: RoomId,
-    pub user: UserId,
-    pub online: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub online: Vec<UserId>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub offline: Vec<UserId>,
 }
 
 /// Someone asks to join an approval room. Sent only to its welcomers,

@@ -755,7 +755,14 @@ pub struct ModLogPage {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PresenceList {
-    pub online: Vec<UserId>,
+    pub online: Vec<OnlineMember>,
+}
+
+/// A member online in a room now, with their role.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OnlineMember {
+    pub user: UserId,
+    pub role: Role,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

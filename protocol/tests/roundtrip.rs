@@ -223,7 +223,7 @@ fn sample_events() -> Vec<Event> {
             max_uses: Some(3),
         }),
         Event::Typing(TypingEvent { room: r(), user: user("bo") }),
-        Event::Presence(PresenceEvent { room: r(), user: user("bo"), online: true }),
+        Event::Presence(PresenceEvent { room: r(), online: vec![user("bo")], offline: vec![user("cy")] }),
         Event::JoinRequest(JoinRequestEvent {
             room: r(),
             seq: Seq(23),
@@ -381,7 +381,7 @@ fn every_reply_type_round_trips_in_both_codecs() {
         }],
         more: false,
     });
-    reply_round_trip::<Presence>(PresenceList { online: vec![user("ada")] });
+    reply_round_trip::<Presence>(PresenceList { online: vec![OnlineMember { user: user("ada"), role: Role::Owner }] });
     reply_round_trip::<Stats>(RoomStats {
         days: vec![DayStats { day: "2026-11-26".into(), messages: 40, active_members: 9 }],
         threads: 3,

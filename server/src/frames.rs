@@ -90,6 +90,11 @@ impl Committed {
     pub fn decode(msgpack: Bytes) -> Result<Committed, StoreError> {
         let event: Event = rmp_serde::from_slice(&msgpack)
             .map_err(|e| StoreError::Corrupt { what: "stored event", detail: e.to_string() })?;
+        Committed::from_decoded(event, msgpack)
+    }
+
+    /// A timeline event already decoded from `msgpack`, its encoding.
+    pub fn from_decoded(event: Event, msgpack: Bytes) -> Result<Committed, StoreError> {
         let seq = event
             .seq()
             .ok_or_else(|| StoreError::Corrupt { what: "stored event", detail: format!("{event:?} has no seq") })?;

@@ -21,6 +21,7 @@ pub mod journal;
 pub mod metered;
 pub mod metrics;
 pub mod outbound;
+pub mod presence;
 pub mod room;
 pub mod rooms;
 pub mod session;
@@ -217,6 +218,7 @@ impl Server {
             })
         };
         let evictor = tokio::spawn(shared.registry.clone().evict_idle(stop.clone()));
+        let presence = tokio::spawn(presence::run(shared.registry.clone(), stop.clone()));
         let tracker = TaskTracker::new();
         if let Some(addr) = shared.config.admin_listen {
             match TcpListener::bind(addr).await {
@@ -235,6 +237,7 @@ impl Server {
             tracing::warn!(open = tracker.len(), "connections still open after the shutdown grace period");
         }
         stop_on_failure.abort();
+        presence.abort();
         if let Some(follower) = follower {
             follower.abort();
         }

@@ -578,6 +578,28 @@ impl Room {
         self.lock().subscribers.retain(|s| s.id != conn);
     }
 
+    /// An ephemeral event (typing, presence) for the connections receiving
+    /// the room here; someone's typing is not sent back to them.
+    pub fn ephemeral(&self, event: &Event) {
+        let inner = self.lock();
+        let typist = match event {
+            Event::Typing(t) => Some(&t.user),
+            _ => None,
+        };
+        for sub in inner.subscribers.iter().filter(|s| Some(&s.user) != typist) {
+            let _ = sub.out.push(event_frame(sub.codec, event));
+        }
+    }
+
+    /// The users with a connection receiving the room here.
+    pub fn online_here(&self) -> Vec<UserId> {
+        let inner = self.lock();
+        let mut users: Vec<UserId> = inner.subscribers.iter().map(|s| s.user.clone()).collect();
+        users.sort();
+        users.dedup();
+        users
+    }
+
     /// The text of event `seq` if it is a message, cut to a note's length: for
     /// pinning it.
     pub async fn message_text(&self, seq: Seq) -> Result<Note, ErrorBody> {
@@ -671,6 +693,11 @@ impl Loaded {
         self.rooms.get(room).and_then(|slot| slot.room.get().cloned())
     }
 
+    /// Every room in memory now.
+    pub fn all(&self) -> Vec<Arc<Room>> {
+        self.rooms.iter().filter_map(|slot| slot.room.get().cloned()).collect()
+    }
+
     pub fn len(&self) -> usize {
         self.rooms.len()
     }
@@ -688,6 +715,12 @@ impl Delivery for Loaded {
     fn resync(&self, room: &RoomId, at: Option<Position>, now: bool) {
         if let Some(room) = self.get(room) {
             room.resync(at, now);
+        }
+    }
+
+    fn ephemeral(&self, room: &RoomId, event: &Event) {
+        if let Some(room) = self.get(room) {
+            room.ephemeral(event);
         }
     }
 

@@ -15,10 +15,10 @@ use std::time::{Duration, Instant};
 use futures_util::stream::{FuturesUnordered, SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use hearth_protocol::codec::{decode_request, encode_error, encode_event, encode_reply};
-use hearth_protocol::event::{Hello, JoinDecisionEvent, MessageEvent};
+use hearth_protocol::event::{Hello, JoinDecisionEvent, MessageEvent, TypingEvent};
 use hearth_protocol::ops::{
     AddPin, Appended, Auth, Authed, CreateRoom, Done, HistoryPage, Invite, Join, JoinRequestList, MemberList, ModEntry,
-    ModLog, ModLogPage, Op, Pinned, Pong, RoomList, ThreadHistory, Version, VersionList,
+    ModLog, ModLogPage, OnlineMember, Op, Pinned, Pong, PresenceList, RoomList, ThreadHistory, Version, VersionList,
 };
 use hearth_protocol::{CloseCode, Codec, ErrorBody, ErrorCode, Event, Millis, RequestId, RoomId, Seq, UserId, limits};
 use serde::Serialize;
@@ -68,7 +68,14 @@ struct Session {
     /// When the token the connection was opened with expires: the connection
     /// is closed then (4002), not left open on a token no longer valid.
     token_expires: Instant,
+    /// When this connection last said it was typing, per room (only those
+    /// it typed in; most connections never do).
+    typed: Vec<(RoomId, Instant)>,
 }
+
+/// A typing indicator is passed on at most this often per member and room;
+/// clients show one for 5 s unless it is repeated (PROTOCOL.md).
+const TYPING_EVERY: Duration = Duration::from_secs(3);
 
 /// Runs a connection until the peer leaves, the queue closes, or shutdown.
 #[allow(clippy::too_many_arguments)] // one call site, each argument a different thing
@@ -104,7 +111,7 @@ pub async fn run(
     let metrics = crate::metrics::get();
     metrics.connections_total.increment(1);
     metrics.connections.increment(1.0);
-    let mut session = Session { shared, conn, rate: None, in_flight: None, token_expires };
+    let mut session = Session { shared, conn, rate: None, in_flight: None, token_expires, typed: Vec::new() };
     session.hello();
     // The upgrade's own bytes do not count.
     meter.message_seen();
@@ -412,6 +419,11 @@ impl Session {
         Ok(())
     }
 
+    /// Who the other nodes say is online in `room` (none on one node).
+    async fn online_elsewhere(&self, room: &Room) -> Vec<UserId> {
+        self.shared.registry.broker().presence(room.id.clone()).await.unwrap_or_default()
+    }
+
     /// Message `seq` of `room` as stored, and its annotations.
     async fn message_at(&self, room: &Room, seq: Seq) -> Result<(MessageEvent, Annotations), ErrorBody> {
         let broker = self.shared.registry.broker();
@@ -589,7 +601,43 @@ impl Session {
             }
             Op::Members(args) => {
                 let room = self.member_room(&args.room).await?;
-                self.reply(id, &MemberList { members: room.members(self.shared.clock.now()) }).await;
+                let elsewhere = self.online_elsewhere(&room).await;
+                let mut members = room.members(now);
+                for member in members.iter_mut() {
+                    member.online |= elsewhere.contains(&member.user);
+                }
+                self.reply(id, &MemberList { members }).await;
+            }
+            Op::Presence(args) => {
+                let room = self.member_room(&args.room).await?;
+                let elsewhere = self.online_elsewhere(&room).await;
+                let mut users: Vec<UserId> = room.online_here().into_iter().chain(elsewhere).collect();
+                let online = room.decide(|s| {
+                    users.sort();
+                    users.dedup();
+                    users
+                        .into_iter()
+                        .filter_map(|user| Some(OnlineMember { role: s.role_of(&user, now)?, user }))
+                        .collect::<Vec<_>>()
+                });
+                self.reply(id, &PresenceList { online }).await;
+            }
+            Op::Typing(args) => {
+                let room = self.member_room(&args.room).await?;
+                room.decide(|s| s.check_post(&user, now))?;
+                let at = Instant::now();
+                let recent =
+                    self.typed.iter().any(|(r, when)| *r == room.id && at.duration_since(*when) < TYPING_EVERY);
+                if !recent {
+                    self.typed.retain(|(r, when)| *r != room.id && at.duration_since(*when) < TYPING_EVERY);
+                    self.typed.push((room.id.clone(), at));
+                    let event = Event::Typing(TypingEvent { room: room.id.clone(), user: user.clone() });
+                    match self.shared.registry.broker().broadcast(room.id.clone(), event.clone()).await {
+                        Ok(true) => {}
+                        Ok(false) | Err(_) => room.ephemeral(&event),
+                    }
+                }
+                self.reply(id, &Done {}).await;
             }
             Op::Auth(args) => self.reauthenticate(id, args).await?,
             Op::SetRole(args) => {

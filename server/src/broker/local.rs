@@ -455,6 +455,18 @@ impl Broker for LocalBroker {
         Box::pin(self.blocking(move |store| store.oldest(&room)))
     }
 
+    fn broadcast(&self, _room: RoomId, _event: hearth_protocol::Event) -> BrokerFuture<'_, bool> {
+        Box::pin(async { Ok(false) })
+    }
+
+    fn set_presence(&self, _room: RoomId, _users: Vec<UserId>) -> BrokerFuture<'_, ()> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn presence(&self, _room: RoomId) -> BrokerFuture<'_, Vec<UserId>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
+
     fn events_at(&self, room: RoomId, seqs: Vec<Seq>) -> BrokerFuture<'_, Vec<StoredEvent>> {
         Box::pin(async move {
             let durable = self.durable_head(&room);

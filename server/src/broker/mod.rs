@@ -169,6 +169,11 @@ pub trait Delivery: Send + Sync + 'static {
     /// The room's state as applied here (no events), when it is in memory: what
     /// a broker that lost the room can make it again from.
     fn snapshot(&self, room: &RoomId) -> Option<RoomLoad>;
+    /// An ephemeral event of `room` (typing, presence) from another node: for
+    /// the connections receiving the room here.
+    fn ephemeral(&self, room: &RoomId, event: &hearth_protocol::Event) {
+        let _ = (room, event);
+    }
 }
 
 /// Orders, keeps and serves a server's rooms and their events.
@@ -194,6 +199,15 @@ pub trait Broker: Send + Sync + 'static {
     fn history_before(&self, room: RoomId, before: Seq, limit: usize) -> BrokerFuture<'_, Vec<StoredEvent>>;
     /// The seq of the oldest event still held (head + 1 when none is).
     fn oldest(&self, room: RoomId) -> BrokerFuture<'_, Seq>;
+    /// Sends an ephemeral event of `room` (typing, presence) to the other nodes
+    /// (true), or leaves it to the caller when there are none (false).
+    fn broadcast(&self, room: RoomId, event: hearth_protocol::Event) -> BrokerFuture<'_, bool>;
+    /// Records who is online in `room` on this node, for the other nodes'
+    /// `presence`; forgotten if not refreshed within half a minute (a node that
+    /// died stops counting).
+    fn set_presence(&self, room: RoomId, users: Vec<UserId>) -> BrokerFuture<'_, ()>;
+    /// Who the other nodes say is online in `room`.
+    fn presence(&self, room: RoomId) -> BrokerFuture<'_, Vec<UserId>>;
     /// The durable events at `seqs` that are still held, in seq order.
     fn events_at(&self, room: RoomId, seqs: Vec<Seq>) -> BrokerFuture<'_, Vec<StoredEvent>>;
     /// Sends `event` to every connection of `user` on every node, when the

@@ -117,6 +117,13 @@ impl Commands {
         }
     }
 
+    async fn query_pipe<T: FromRedisValue>(&self, pipe: &redis::Pipeline) -> RedisResult<T> {
+        match self {
+            Commands::Single(c) => pipe.query_async(&mut c.clone()).await,
+            Commands::Cluster(c) => pipe.query_async(&mut c.clone()).await,
+        }
+    }
+
     async fn invoke<T: FromRedisValue>(&self, call: &redis::ScriptInvocation<'_>) -> RedisResult<T> {
         match self {
             Commands::Single(c) => call.invoke_async(&mut c.clone()).await,
@@ -140,10 +147,27 @@ struct RoomKeys {
     last_post: String,
 }
 
+/// How long a node's record of who is online in a room lasts unrefreshed.
+const PRESENCE_TTL_SECS: i64 = 30;
+
 impl RoomKeys {
+    fn tag(&self) -> &str {
+        self.room.strip_suffix(":room").unwrap_or(&self.room)
+    }
+
+    /// Who is online in the room on `node`: a set that expires.
+    fn presence(&self, node: &str) -> String {
+        format!("{}:on:{node}", self.tag())
+    }
+
+    /// The nodes that recorded presence in the room.
+    fn presence_nodes(&self) -> String {
+        format!("{}:onnodes", self.tag())
+    }
+
     /// The annotations of message `seq`: `PREFIX:{room}:msg:SEQ`.
     fn message(&self, seq: Seq) -> String {
-        format!("{}:msg:{}", self.room.strip_suffix(":room").unwrap_or(&self.room), seq.0)
+        format!("{}:msg:{}", self.tag(), seq.0)
     }
 
     fn new(prefix: &str, room: &RoomId) -> RoomKeys {
@@ -207,6 +231,8 @@ struct Shared {
     /// times each is subscribed (a room evicted while loaded again is both).
     subscribed: DashMap<RoomId, usize>,
     scripts: Scripts,
+    /// This node's name in Redis (presence): random per start.
+    node: String,
     /// Disabled accounts announced on the accounts' channel, and `Recheck`
     /// when the subscription was remade (announcements may have been missed).
     account_notices: tokio::sync::broadcast::Sender<crate::accounts::Notice>,
@@ -241,7 +267,10 @@ impl RedisBroker {
             }
         };
         let (account_notices, _) = tokio::sync::broadcast::channel(1024);
+        let mut node = [0u8; 8];
+        let _ = getrandom::fill(&mut node);
         let shared = Arc::new(Shared {
+            node: node.iter().map(|b| format!("{b:02x}")).collect(),
             commands,
             config,
             clock,
@@ -833,6 +862,63 @@ impl Broker for RedisBroker {
             let head: Option<u64> =
                 s.commands.query(redis::cmd("HGET").arg(&keys.room).arg("head")).await.map_err(unavailable)?;
             Ok(Seq(head.unwrap_or(0)).next())
+        })
+    }
+
+    fn broadcast(&self, room: RoomId, event: hearth_protocol::Event) -> BrokerFuture<'_, bool> {
+        Box::pin(async move {
+            // On the room's channel, like its events; having no seq tells them apart.
+            let channel = self.shared.keys(&room).channel;
+            let payload = encode_event(Codec::MsgPack, &event);
+            let _: i64 = self
+                .shared
+                .commands
+                .query(redis::cmd("SPUBLISH").arg(channel).arg(payload))
+                .await
+                .map_err(unavailable)?;
+            Ok(true)
+        })
+    }
+
+    fn set_presence(&self, room: RoomId, users: Vec<UserId>) -> BrokerFuture<'_, ()> {
+        Box::pin(async move {
+            let keys = self.shared.keys(&room);
+            let mine = keys.presence(&self.shared.node);
+            let mut pipe = redis::pipe();
+            pipe.atomic().del(&mine).ignore();
+            if !users.is_empty() {
+                pipe.cmd("SADD").arg(&mine).arg(users.iter().map(|u| u.as_str()).collect::<Vec<_>>()).ignore();
+                pipe.expire(&mine, PRESENCE_TTL_SECS).ignore();
+            }
+            pipe.sadd(keys.presence_nodes(), &self.shared.node).ignore();
+            pipe.expire(keys.presence_nodes(), PRESENCE_TTL_SECS * 2).ignore();
+            let _: () = self.shared.commands.query_pipe(&pipe).await.map_err(unavailable)?;
+            Ok(())
+        })
+    }
+
+    fn presence(&self, room: RoomId) -> BrokerFuture<'_, Vec<UserId>> {
+        Box::pin(async move {
+            let keys = self.shared.keys(&room);
+            let nodes: Vec<String> = self
+                .shared
+                .commands
+                .query(redis::cmd("SMEMBERS").arg(keys.presence_nodes()))
+                .await
+                .map_err(unavailable)?;
+            let mut users = Vec::new();
+            for node in nodes.iter().filter(|n| **n != self.shared.node) {
+                let here: Vec<String> = self
+                    .shared
+                    .commands
+                    .query(redis::cmd("SMEMBERS").arg(keys.presence(node)))
+                    .await
+                    .map_err(unavailable)?;
+                users.extend(here.into_iter().filter_map(|u| UserId::new(u).ok()));
+            }
+            users.sort();
+            users.dedup();
+            Ok(users)
         })
     }
 

@@ -128,10 +128,19 @@ impl Link {
     }
 }
 
-/// One published event into the delivery path.
+/// One published event into the delivery path: a timeline event, or an
+/// ephemeral one (typing, presence), which has no seq.
 fn deliver(shared: &Shared, room: &RoomId, body: Bytes) {
-    match Committed::decode(body) {
-        Ok(committed) => shared.delivery.deliver(room, std::slice::from_ref(&committed)),
+    let decoded =
+        rmp_serde::from_slice::<hearth_protocol::Event>(&body).map_err(|e| e.to_string()).and_then(|event| match event
+            .seq()
+        {
+            None => Ok(Err(event)),
+            Some(_) => Committed::from_decoded(event, body).map(Ok).map_err(|e| e.to_string()),
+        });
+    match decoded {
+        Ok(Ok(committed)) => shared.delivery.deliver(room, std::slice::from_ref(&committed)),
+        Ok(Err(ephemeral)) => shared.delivery.ephemeral(room, &ephemeral),
         Err(error) => tracing::error!(%room, %error, "unreadable event on the room's channel"),
     }
 }

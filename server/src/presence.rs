@@ -1,0 +1,74 @@
+//! Who is online in each room, on every node, told to members as it changes.
+//! Each node counts the users with a connection receiving each room it has in
+//! memory, records that set where the other nodes read it (`Broker::
+//! set_presence`: in cluster mode a set in Redis that expires unless
+//! refreshed, so a node that died stops counting), and once a second sends
+//! one `presence` event per room whose online members changed — however
+//! many connected or left meanwhile: a reconnect storm of a hundred members
+//! is one event per second per room, not a hundred.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hearth_protocol::event::PresenceEvent;
+use hearth_protocol::{Event, RoomId, UserId};
+use tokio_util::sync::CancellationToken;
+
+use crate::rooms::Registry;
+
+/// How often changes are gathered into events.
+const TICK: Duration = Duration::from_secs(1);
+/// Every this many ticks, each room's record is refreshed and the other nodes'
+/// are read again even without a change here (a node that died, one that
+/// changed without this node hearing).
+const REFRESH_TICKS: u64 = 10;
+
+/// Runs until `stop`.
+pub async fn run(registry: Arc<Registry>, stop: CancellationToken) {
+    let broker = registry.broker();
+    // Per room: who was online here at the last tick, and who this node last
+    // told the room was online anywhere.
+    let mut here_before: HashMap<RoomId, Vec<UserId>> = HashMap::new();
+    let mut told: HashMap<RoomId, BTreeSet<UserId>> = HashMap::new();
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    for n in 0u64.. {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let refresh = n % REFRESH_TICKS == 0;
+        let rooms = registry.loaded().all();
+        here_before.retain(|id, _| rooms.iter().any(|r| r.id == *id));
+        told.retain(|id, _| rooms.iter().any(|r| r.id == *id));
+        for room in rooms {
+            let here = room.online_here();
+            let changed = here_before.get(&room.id) != Some(&here);
+            if !changed && !refresh {
+                continue;
+            }
+            if let Err(error) = broker.set_presence(room.id.clone(), here.clone()).await {
+                tracing::debug!(room = %room.id, %error, "could not record presence");
+                continue;
+            }
+            let others: BTreeSet<UserId> =
+                broker.presence(room.id.clone()).await.unwrap_or_default().into_iter().collect();
+            let now: BTreeSet<UserId> = here.iter().cloned().chain(others.iter().cloned()).collect();
+            here_before.insert(room.id.clone(), here);
+            // A room new here: what the other nodes had is known already; the
+            // members here are news.
+            let before = told.insert(room.id.clone(), now.clone()).unwrap_or(others);
+            let online: Vec<UserId> = now.difference(&before).cloned().collect();
+            let offline: Vec<UserId> = before.difference(&now).cloned().collect();
+            if online.is_empty() && offline.is_empty() {
+                continue;
+            }
+            let event = Event::Presence(PresenceEvent { room: room.id.clone(), online, offline });
+            match broker.broadcast(room.id.clone(), event.clone()).await {
+                Ok(true) => {}
+                Ok(false) | Err(_) => room.ephemeral(&event),
+            }
+        }
+    }
+}
