@@ -131,16 +131,15 @@ impl Link {
 /// One published event into the delivery path: a timeline event, or an
 /// ephemeral one (typing, presence), which has no seq.
 fn deliver(shared: &Shared, room: &RoomId, body: Bytes) {
-    let decoded =
-        rmp_serde::from_slice::<hearth_protocol::Event>(&body).map_err(|e| e.to_string()).and_then(|event| match event
-            .seq()
-        {
-            None => Ok(Err(event)),
-            Some(_) => Committed::from_decoded(event, body).map(Ok).map_err(|e| e.to_string()),
-        });
-    match decoded {
-        Ok(Ok(committed)) => shared.delivery.deliver(room, std::slice::from_ref(&committed)),
-        Ok(Err(ephemeral)) => shared.delivery.ephemeral(room, &ephemeral),
+    let event = match rmp_serde::from_slice::<hearth_protocol::Event>(&body) {
+        Ok(event) => event,
+        Err(error) => return tracing::error!(%room, %error, "unreadable event on the room's channel"),
+    };
+    if event.seq().is_none() {
+        return shared.delivery.ephemeral(room, &event);
+    }
+    match Committed::from_decoded(event, body) {
+        Ok(committed) => shared.delivery.deliver(room, std::slice::from_ref(&committed)),
         Err(error) => tracing::error!(%room, %error, "unreadable event on the room's channel"),
     }
 }
