@@ -225,7 +225,29 @@ impl Client {
     /// Sends a request and waits for its reply.
     pub async fn request<O: Operation>(&self, args: O) -> Result<O::Reply, ClientError> {
         let id = RequestId(self.next_id.fetch_add(1, Ordering::Relaxed));
-        let frame = encode_request(self.options.codec, id, &args);
+        let frame = self.round_trip(id, encode_request(self.options.codec, id, &args)).await;
+        decode_reply::<O>(self.options.codec, &frame?)?.map_err(ClientError::Server)
+    }
+
+    /// Sends any operation and says only whether it succeeded (its reply's
+    /// body is not read): for callers that hold operations of many kinds.
+    pub async fn send_op(&self, op: hearth_protocol::Op) -> Result<(), ClientError> {
+        #[derive(serde::Deserialize)]
+        struct AnyReply {
+            #[serde(default)]
+            err: Option<ErrorBody>,
+        }
+        let id = RequestId(self.next_id.fetch_add(1, Ordering::Relaxed));
+        let frame = self.round_trip(id, op.encode(self.options.codec, id)).await?;
+        let reply: AnyReply = match self.options.codec {
+            Codec::MsgPack => rmp_serde::from_slice(&frame).map_err(|e| DecodeError::Malformed(e.to_string()))?,
+            Codec::Json => serde_json::from_slice(&frame).map_err(|e| DecodeError::Malformed(e.to_string()))?,
+        };
+        reply.err.map_or(Ok(()), |error| Err(ClientError::Server(error)))
+    }
+
+    /// Sends request `id` and waits (within the request timeout) for its reply frame.
+    async fn round_trip(&self, id: RequestId, frame: Vec<u8>) -> Result<Bytes, ClientError> {
         let (tx, rx) = oneshot::channel();
         self.pending.lock().unwrap().insert(id, tx);
         let reply = async {
@@ -237,7 +259,7 @@ impl Client {
             Err(_) => Err(ClientError::Timeout(self.options.request_timeout)),
         };
         self.pending.lock().unwrap().remove(&id);
-        decode_reply::<O>(self.options.codec, &frame?)?.map_err(ClientError::Server)
+        frame
     }
 
     /// Sends raw bytes as one frame of this connection's type (for tests of bad input).
