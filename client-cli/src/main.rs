@@ -12,8 +12,14 @@ use clap::{Parser, Subcommand, ValueEnum};
 use hearth_cli::account::{AccountApi, AccountError, Keeper, Tokens};
 use hearth_cli::profile::{self, ConfigFile, Profile};
 use hearth_cli::{Client, ClientError, Options, render};
-use hearth_protocol::ops::{AddPin, CreateRoom, History, Leave, Members, RemovePin, Visibility};
-use hearth_protocol::{CloseCode, Codec, ErrorCode, Event, Note, PinId, RoomId, Seq, ShortText};
+use hearth_protocol::ops::{
+    AckRules, AddPin, Appended, Ban, CreateInvite, CreateRoom, DecideJoin, Delete, Edit, History, Join, JoinRequests,
+    Kick, Leave, Members, ModLog, Mute, OrderPins, Presence, React, RemovePin, RequestJoin, RevokeInvite, RoomSettings,
+    SetRole, SetRoom, ThreadHistory, Unban, Unmute, Visibility,
+};
+use hearth_protocol::{
+    CloseCode, Codec, Emoji, ErrorCode, Event, Millis, Note, PinId, Role, RoomId, Seq, ShortText, Text, UserId,
+};
 
 #[derive(Parser)]
 #[command(name = "hearth", version, about = "Hearth chat client: a chat UI with no command, script mode with one")]
@@ -39,6 +45,13 @@ struct Cli {
     json: bool,
     #[command(subcommand)]
     command: Option<Command>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum RoleArg {
+    Member,
+    Welcomer,
+    Moderator,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -90,8 +103,13 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Vis::Open)]
         visibility: Vis,
     },
-    /// Become a member of a room.
-    Join { room: RoomId },
+    /// Become a member of a room (with an invite code, for invite-only,
+    /// approval or gated rooms).
+    Join {
+        room: RoomId,
+        #[arg(long)]
+        invite: Option<String>,
+    },
     /// Stop being a member of a room.
     Leave { room: RoomId },
     /// List a room's members with their roles.
@@ -119,6 +137,157 @@ enum Command {
         room: RoomId,
         pin: u64,
     },
+    /// Ask to join an approval room, with your answer to its entry question.
+    Request {
+        room: RoomId,
+        #[arg(long, default_value = "")]
+        note: String,
+    },
+    /// List a room's pending join requests (welcomers and above).
+    Requests { room: RoomId },
+    /// Approve a join request.
+    Approve {
+        #[arg(long)]
+        room: RoomId,
+        user: String,
+    },
+    /// Deny a join request, saying why.
+    Deny {
+        #[arg(long)]
+        room: RoomId,
+        user: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Make an invite code (welcomers and above); prints the code.
+    Invite {
+        room: RoomId,
+        /// How long it is valid, e.g. 7d [default: a week].
+        #[arg(long, value_parser = humantime::parse_duration)]
+        valid_for: Option<Duration>,
+        /// How many may join with it [default: any number].
+        #[arg(long)]
+        uses: Option<u32>,
+    },
+    /// Revoke an invite, by its code or its id.
+    RevokeInvite {
+        #[arg(long)]
+        room: RoomId,
+        code: String,
+    },
+    /// Give a member a role (moderators give welcomer, owners moderator).
+    Role {
+        #[arg(long)]
+        room: RoomId,
+        user: String,
+        #[arg(value_enum)]
+        role: RoleArg,
+        /// For this long only, e.g. 7d.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        r#for: Option<Duration>,
+        /// A title shown beside the name ("topic lead"); "" removes it.
+        #[arg(long)]
+        title: Option<String>,
+    },
+    /// Remove a member (they may join again).
+    Kick {
+        #[arg(long)]
+        room: RoomId,
+        user: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Remove a member and keep them out, for a time or until lifted.
+    Ban {
+        #[arg(long)]
+        room: RoomId,
+        user: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+        #[arg(long, value_parser = humantime::parse_duration)]
+        r#for: Option<Duration>,
+    },
+    /// Lift a ban.
+    Unban {
+        #[arg(long)]
+        room: RoomId,
+        user: String,
+    },
+    /// Stop a member posting for a time.
+    Mute {
+        #[arg(long)]
+        room: RoomId,
+        user: String,
+        #[arg(long, value_parser = humantime::parse_duration)]
+        r#for: Duration,
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Lift a mute.
+    Unmute {
+        #[arg(long)]
+        room: RoomId,
+        user: String,
+    },
+    /// The room's moderation log, newest first (moderators).
+    Modlog { room: RoomId },
+    /// Change a room's settings (only those given).
+    Set {
+        room: RoomId,
+        #[arg(long)]
+        topic: Option<String>,
+        #[arg(long, value_enum)]
+        visibility: Option<Vis>,
+        #[arg(long)]
+        cap: Option<u32>,
+        /// Seconds between one member's messages (0: off).
+        #[arg(long)]
+        slow_mode: Option<u32>,
+        /// Shown to new members on their first join.
+        #[arg(long)]
+        welcome: Option<String>,
+        /// Whether members must acknowledge the pinned Rules before posting.
+        #[arg(long)]
+        rules_ack: Option<bool>,
+    },
+    /// Edit one of your messages.
+    Edit {
+        #[arg(long)]
+        room: RoomId,
+        seq: u64,
+        text: String,
+    },
+    /// Delete a message (yours, or any as a moderator).
+    Delete {
+        #[arg(long)]
+        room: RoomId,
+        seq: u64,
+    },
+    /// React to a message (again with --off to take it back).
+    React {
+        #[arg(long)]
+        room: RoomId,
+        seq: u64,
+        emoji: String,
+        #[arg(long)]
+        off: bool,
+    },
+    /// Print a thread: its root message, then the replies.
+    Thread {
+        #[arg(long)]
+        room: RoomId,
+        root: u64,
+    },
+    /// Acknowledge a room's pinned Rules (rooms that ask it).
+    AckRules { room: RoomId },
+    /// Set the order of a room's pinned notes, by note id (moderators).
+    OrderPins {
+        #[arg(long)]
+        room: RoomId,
+        notes: Vec<u64>,
+    },
+    /// Who is online in a room now.
+    Online { room: RoomId },
     /// Log in and store the server and token as a profile of the config file.
     /// With --name, with that account's password (asked for, or a line on
     /// standard input with --password-stdin); without, a token the operator
@@ -480,7 +649,15 @@ async fn run(cli: Cli) -> Result<()> {
                 println!("created {} (cap {}, {})", info.room, info.cap, self::visibility(info.visibility));
             }
         }
-        Command::Join { room } => {
+        Command::Join { room, invite: Some(code) } => {
+            let joined = client.request(Join { room: room.clone(), since: None, invite: Some(code) }).await?;
+            if json {
+                print_json(&joined);
+            } else {
+                println!("joined {room} with an invite ({} members)", joined.room.members);
+            }
+        }
+        Command::Join { room, invite: None } => {
             let joined = client.join(&room).await?;
             if json {
                 print_json(&joined);
@@ -527,8 +704,197 @@ async fn run(cli: Cli) -> Result<()> {
         Command::History { room, after, last } => history(&mut client, room, after, last, json).await?,
         Command::Tail { room, since } => tail(client, room, since, json, keeper).await?,
         Command::Login { .. } | Command::Register { .. } | Command::Passwd { .. } => unreachable!("handled above"),
+        command => community(&mut client, command, json).await?,
     }
     Ok(())
+}
+
+/// Says what a community request did: its event's seq, or the reply as JSON.
+fn done(what: &str, appended: &Appended, json: bool) {
+    if json {
+        print_json(appended);
+    } else {
+        println!("{what} (#{})", appended.seq);
+    }
+}
+
+fn short(text: String) -> Result<ShortText> {
+    ShortText::new(text).map_err(usage)
+}
+
+fn name(text: &str) -> Result<UserId> {
+    UserId::new(text).map_err(usage)
+}
+
+/// The community tools, a subcommand each.
+async fn community(client: &mut Client, command: Command, json: bool) -> Result<()> {
+    match command {
+        Command::Request { room, note } => {
+            client.request(RequestJoin { room: room.clone(), note: Note::new(note).map_err(usage)? }).await?;
+            if !json {
+                println!("asked to join {room}; you will be told when a welcomer decides");
+            }
+        }
+        Command::Requests { room } => {
+            let list = client.request(JoinRequests { room }).await?;
+            for r in &list.requests {
+                if json {
+                    print_json(r);
+                } else {
+                    println!("{:<24} {}", r.user, render::printable(r.note.as_str()));
+                }
+            }
+        }
+        Command::Approve { room, user } => {
+            let user = name(&user)?;
+            client
+                .request(DecideJoin { room, user: user.clone(), approve: true, reason: ShortText::default() })
+                .await?;
+            if !json {
+                println!("approved {user}");
+            }
+        }
+        Command::Deny { room, user, reason } => {
+            let user = name(&user)?;
+            client.request(DecideJoin { room, user: user.clone(), approve: false, reason: short(reason)? }).await?;
+            if !json {
+                println!("denied {user}");
+            }
+        }
+        Command::Invite { room, valid_for, uses } => {
+            let ttl_secs = valid_for.map(|d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX));
+            let invite = client.request(CreateInvite { room: room.clone(), ttl_secs, max_uses: uses }).await?;
+            if json {
+                print_json(&invite);
+            } else {
+                println!("{}", invite.code);
+                eprintln!("an invite to {room} (id {}); join with `hearth join {room} --invite CODE`", invite.id);
+            }
+        }
+        Command::RevokeInvite { room, code } => {
+            client.request(RevokeInvite { room, code }).await?;
+            if !json {
+                println!("revoked");
+            }
+        }
+        Command::Role { room, user, role, r#for, title } => {
+            let role = match role {
+                RoleArg::Member => Role::Member,
+                RoleArg::Welcomer => Role::Welcomer,
+                RoleArg::Moderator => Role::Moderator,
+            };
+            let expires_at = r#for.map(|d| Millis(now_ms() + d.as_millis() as u64));
+            let title = title.map(short).transpose()?;
+            let done_ = client.request(SetRole { room, user: name(&user)?, role, expires_at, title }).await?;
+            done(&format!("{user} is now a {}", role.as_str()), &done_, json);
+        }
+        Command::Kick { room, user, reason } => {
+            let done_ = client.request(Kick { room, user: name(&user)?, reason: short(reason)? }).await?;
+            done(&format!("kicked {user}"), &done_, json);
+        }
+        Command::Ban { room, user, reason, r#for } => {
+            let duration_secs = r#for.map(|d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX));
+            let done_ = client.request(Ban { room, user: name(&user)?, reason: short(reason)?, duration_secs }).await?;
+            done(&format!("banned {user}"), &done_, json);
+        }
+        Command::Unban { room, user } => {
+            let done_ = client.request(Unban { room, user: name(&user)? }).await?;
+            done(&format!("unbanned {user}"), &done_, json);
+        }
+        Command::Mute { room, user, r#for, reason } => {
+            let duration_secs = u32::try_from(r#for.as_secs()).unwrap_or(u32::MAX);
+            let done_ =
+                client.request(Mute { room, user: name(&user)?, duration_secs, reason: short(reason)? }).await?;
+            done(&format!("muted {user}"), &done_, json);
+        }
+        Command::Unmute { room, user } => {
+            let done_ = client.request(Unmute { room, user: name(&user)? }).await?;
+            done(&format!("unmuted {user}"), &done_, json);
+        }
+        Command::Modlog { room } => {
+            let log = client.request(ModLog { room, before: None, limit: Some(100) }).await?;
+            for e in &log.entries {
+                if json {
+                    print_json(e);
+                } else {
+                    let whom = e.user.as_ref().map(|u| format!(" {u}")).unwrap_or_default();
+                    println!(
+                        "#{:<6} {:<10} {:?}{whom} {}",
+                        e.entry,
+                        e.by,
+                        e.action,
+                        render::printable(e.reason.as_str())
+                    );
+                }
+            }
+        }
+        Command::Set { room, topic, visibility, cap, slow_mode, welcome, rules_ack } => {
+            let settings = RoomSettings {
+                topic: topic.map(short).transpose()?,
+                visibility: visibility.map(|v| match v {
+                    Vis::Open => Visibility::Open,
+                    Vis::Approval => Visibility::Approval,
+                    Vis::InviteOnly => Visibility::InviteOnly,
+                }),
+                cap,
+                slow_mode_secs: slow_mode,
+                welcome: welcome.map(short).transpose()?,
+                rules_ack,
+                ..RoomSettings::default()
+            };
+            let done_ = client.request(SetRoom { room: room.clone(), settings }).await?;
+            done(&format!("updated {room}"), &done_, json);
+        }
+        Command::Edit { room, seq, text } => {
+            let text = Text::new(text).map_err(usage)?;
+            let done_ = client.request(Edit { room, target: Seq(seq), text }).await?;
+            done(&format!("edited #{seq}"), &done_, json);
+        }
+        Command::Delete { room, seq } => {
+            let done_ = client.request(Delete { room, target: Seq(seq) }).await?;
+            done(&format!("deleted #{seq}"), &done_, json);
+        }
+        Command::React { room, seq, emoji, off } => {
+            let emoji = Emoji::new(emoji).map_err(usage)?;
+            let done_ = client.request(React { room, target: Seq(seq), emoji, on: !off }).await?;
+            done(if off { "reaction taken back" } else { "reacted" }, &done_, json);
+        }
+        Command::Thread { room, root } => {
+            let page = client.request(ThreadHistory { room, root: Seq(root), after: None, limit: Some(100) }).await?;
+            page.events.iter().for_each(|e| print_event(e, json));
+        }
+        Command::AckRules { room } => {
+            let joined = client.join(&room).await?;
+            let rules =
+                joined.pins.iter().find(|p| p.title.as_ref().is_some_and(|t| t.as_str().eq_ignore_ascii_case("rules")));
+            let Some(rules) = rules else { return Err(usage(format!("room {room} has no pinned Rules"))) };
+            if !json {
+                println!("{}", render::printable(rules.text.as_str()));
+            }
+            let done_ = client.request(AckRules { room, version: rules.version }).await?;
+            done(&format!("acknowledged the rules, version {}", rules.version), &done_, json);
+        }
+        Command::OrderPins { room, notes } => {
+            let done_ = client.request(OrderPins { room, notes: notes.into_iter().map(PinId).collect() }).await?;
+            done("pins ordered", &done_, json);
+        }
+        Command::Online { room } => {
+            let list = client.request(Presence { room }).await?;
+            for m in &list.online {
+                if json {
+                    print_json(m);
+                } else {
+                    println!("{:<24} {}", m.user, m.role.as_str());
+                }
+            }
+        }
+        _ => unreachable!("the other commands are handled in run"),
+    }
+    Ok(())
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 /// Checks `url` and `token` by connecting, then stores them as profile `name`.

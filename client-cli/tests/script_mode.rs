@@ -184,3 +184,50 @@ async fn tail_keeps_its_login_fresh_without_reconnecting() {
     assert!(!stderr.contains("disconnected"), "moved onto fresh tokens, never closed: {stderr}");
     stop.cancel();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_community_tools_have_a_subcommand_each() {
+    let (url, stop) = server().await;
+    let run = |user: &'static str, args: &[&str]| {
+        let (url, args) = (url.clone(), args.iter().map(|a| a.to_string()).collect::<Vec<_>>());
+        async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let out = hearth(&url, Some(user), &args).await;
+            assert!(out.status.success(), "{user} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+            stdout(&out)
+        }
+    };
+    run("ada", &["create", "club", "--visibility", "approval"]).await;
+    run("ada", &["pin", "--room", "club", "--title", "Rules", "--note", "Be kind."]).await;
+    run("ada", &["set", "club", "--welcome", "Hi! Read the pins.", "--rules-ack", "true"]).await;
+    // Bo asks; ada sees the queue and approves.
+    assert_eq!(hearth(&url, Some("bo"), &["join", "club"]).await.status.code(), Some(6), "approval required");
+    run("bo", &["request", "club", "--note", "I shoot a Leica"]).await;
+    assert!(run("ada", &["requests", "club"]).await.contains("I shoot a Leica"));
+    assert_eq!(run("ada", &["approve", "--room", "club", "bo"]).await, "approved bo\n");
+    // Bo acknowledges the rules, then posts in a thread.
+    assert!(run("bo", &["ack-rules", "club"]).await.contains("acknowledged the rules, version 1"));
+    let sent = run("bo", &["send", "--room", "club", "Portra at 800?"]).await;
+    let root = sent.split('#').nth(1).unwrap().split_whitespace().next().unwrap().to_string();
+    let root = root.as_str();
+    run("ada", &["send", "--room", "club", "--thread", root, "Push one stop"]).await;
+    run("ada", &["react", "--room", "club", root, "👍"]).await;
+    let thread = run("bo", &["thread", "--room", "club", root]).await;
+    assert!(thread.contains("Portra at 800?") && thread.contains("Push one stop"), "{thread}");
+    // Roles, moderation and its log.
+    run("ada", &["role", "--room", "club", "bo", "welcomer", "--for", "7d", "--title", "topic lead"]).await;
+    assert!(run("ada", &["members", "--room", "club"]).await.contains("welcomer"));
+    let invite = run("bo", &["invite", "club", "--uses", "1"]).await;
+    let code = invite.trim();
+    run("cy", &["join", "club", "--invite", code]).await;
+    run("ada", &["mute", "--room", "club", "cy", "--for", "10m", "--reason", "heated"]).await;
+    assert_eq!(hearth(&url, Some("cy"), &["ack-rules", "club"]).await.status.code(), Some(0));
+    assert_eq!(hearth(&url, Some("cy"), &["send", "--room", "club", "but"]).await.status.code(), Some(6), "muted");
+    run("ada", &["unmute", "--room", "club", "cy"]).await;
+    run("ada", &["kick", "--room", "club", "cy", "--reason", "cool off"]).await;
+    let log = run("ada", &["modlog", "club"]).await;
+    for action in ["Kick", "Unmute", "Mute", "SetRole", "Approve"] {
+        assert!(log.contains(action), "{action} in {log}");
+    }
+    stop.cancel();
+}

@@ -52,11 +52,28 @@ pub enum Action {
         before: Seq,
     },
     ListRooms,
+    /// A community request (react, edit, moderate, ...): `what` it is, said
+    /// back when done.
+    Request {
+        what: String,
+        op: hearth_protocol::Op,
+    },
+    /// An invite code for the room, shown when made.
+    Invite {
+        room: RoomId,
+        uses: Option<u32>,
+    },
+    /// The room's join requests, or its moderation log, shown.
+    Requests(RoomId),
+    ModLog(RoomId),
 }
 
 /// What the network task reports back.
 #[derive(Debug, Clone)]
 pub enum Net {
+    /// Something to tell the member on the status line (a request done, an
+    /// invite's code, a short list).
+    Said(String),
     /// Who the server says the member is.
     Me(UserId),
     Connection(Connection),
@@ -238,6 +255,24 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ("/pin", "SEQ | TEXT — pin message SEQ, or a note (moderators)"),
     ("/unpin", "ID — remove pin ID (moderators)"),
     ("/pins", "— show the pinned notes (F2)"),
+    ("/react", "SEQ EMOJI — react to message SEQ (/unreact takes it back)"),
+    ("/edit", "SEQ TEXT — edit your message SEQ"),
+    ("/delete", "SEQ — delete message SEQ (yours; any, as a moderator)"),
+    ("/ack", "— acknowledge the room's pinned Rules"),
+    ("/request", "ROOM [NOTE] — ask to join an approval room"),
+    ("/requests", "— the room's join requests (welcomers)"),
+    ("/approve", "USER — let USER in (welcomers)"),
+    ("/deny", "USER [REASON] — turn USER's request down (welcomers)"),
+    ("/invite", "[USES] — make an invite code (welcomers)"),
+    ("/role", "USER ROLE — member, welcomer or moderator (moderators)"),
+    ("/kick", "USER [REASON] — remove USER (moderators)"),
+    ("/ban", "USER [REASON] — remove USER and keep them out (moderators)"),
+    ("/unban", "USER — lift a ban (moderators)"),
+    ("/mute", "USER MINUTES [REASON] — stop USER posting for a while (moderators)"),
+    ("/unmute", "USER — lift a mute (moderators)"),
+    ("/slowmode", "SECS — seconds between one member's messages, 0 off (moderators)"),
+    ("/topic", "TEXT — set the room's topic (moderators)"),
+    ("/modlog", "— the moderation log (moderators)"),
     ("/members", "— show the members (F3)"),
     ("/help", "— keys and commands (F1)"),
     ("/quit", "— leave the UI (Ctrl-C)"),
@@ -245,25 +280,7 @@ pub const COMMANDS: &[(&str, &str)] = &[
 
 /// Commands of the protocol that this server build does not serve yet; the UI
 /// says so instead of pretending.
-const NOT_YET: &[&str] = &[
-    "/thread",
-    "/react",
-    "/edit",
-    "/delete",
-    "/invite",
-    "/request",
-    "/approve",
-    "/deny",
-    "/role",
-    "/kick",
-    "/ban",
-    "/unban",
-    "/mute",
-    "/slowmode",
-    "/modlog",
-    "/stats",
-    "/topic",
-];
+const NOT_YET: &[&str] = &["/stats", "/prompt"];
 
 impl App {
     pub fn new(me: UserId) -> App {
@@ -377,6 +394,7 @@ impl App {
                 self.says("reconnected");
             }
             Net::Failed { what, error } => self.says(format!("{what}: {error}")),
+            Net::Said(text) => self.says(text),
         }
     }
 
@@ -675,6 +693,37 @@ impl App {
                     Err(_) => vec![Action::Pin { room, seq: None, note: Some(rest.to_string()), title: None }],
                 }
             }
+            "/react" | "/unreact" | "/edit" | "/delete" | "/ack" | "/requests" | "/approve" | "/deny" | "/invite"
+            | "/role" | "/kick" | "/ban" | "/unban" | "/mute" | "/unmute" | "/slowmode" | "/topic" | "/modlog" => {
+                let Some(room) = self.active.clone() else {
+                    self.says(format!("{name}: open a room first"));
+                    return Vec::new();
+                };
+                match self.community(name, rest, room) {
+                    Ok(action) => vec![action],
+                    Err(usage) => {
+                        self.says(format!("{name} {usage}"));
+                        Vec::new()
+                    }
+                }
+            }
+            "/request" => {
+                let mut parts = rest.splitn(2, char::is_whitespace);
+                let Some(room) = room_arg(self, parts.next().unwrap_or_default()).filter(|_| !rest.is_empty()) else {
+                    self.says("/request ROOM [NOTE] — ask to join an approval room");
+                    return Vec::new();
+                };
+                match hearth_protocol::Note::new(parts.next().unwrap_or_default().trim()) {
+                    Ok(note) => vec![Action::Request {
+                        what: format!("asked to join {room}"),
+                        op: hearth_protocol::ops::RequestJoin { room, note }.into(),
+                    }],
+                    Err(error) => {
+                        self.says(format!("/request: {error}"));
+                        Vec::new()
+                    }
+                }
+            }
             "/unpin" => match (rest.parse::<u64>(), self.active.clone()) {
                 (Ok(pin), Some(room)) => vec![Action::Unpin { room, pin: PinId(pin) }],
                 _ => {
@@ -700,6 +749,103 @@ impl App {
                 self.says(format!("{other}: no such command; /help lists them"));
                 Vec::new()
             }
+        }
+    }
+
+    /// A community command in `room`, or its usage when `rest` does not fit.
+    fn community(&self, name: &str, rest: &str, room: RoomId) -> Result<Action, String> {
+        use hearth_protocol::ops::*;
+        use hearth_protocol::{Emoji, ShortText, Text, UserId};
+        let usage = || COMMANDS.iter().find(|(n, _)| *n == name).map_or(String::new(), |(_, u)| u.to_string());
+        let mut parts = rest.split_whitespace();
+        let mut word = || parts.next().ok_or_else(usage);
+        let seq = |w: &str| w.trim_start_matches('#').parse::<u64>().map(Seq).map_err(|_| usage());
+        let user = |w: &str| UserId::new(w).map_err(|e| e.to_string());
+        let tail = |skip: usize| rest.split_whitespace().skip(skip).collect::<Vec<_>>().join(" ");
+        let short = |t: String| ShortText::new(t).map_err(|e| e.to_string());
+        let request = |what: String, op: hearth_protocol::Op| Ok(Action::Request { what, op });
+        match name {
+            "/react" | "/unreact" => {
+                let target = seq(word()?)?;
+                let emoji = Emoji::new(word()?).map_err(|e| e.to_string())?;
+                let on = name == "/react";
+                request(format!("reaction on #{}", target.0), React { room, target, emoji, on }.into())
+            }
+            "/edit" => {
+                let target = seq(word()?)?;
+                let text = Text::new(tail(1)).map_err(|e| e.to_string())?;
+                request(format!("edited #{}", target.0), Edit { room, target, text }.into())
+            }
+            "/delete" => {
+                let target = seq(word()?)?;
+                request(format!("deleted #{}", target.0), Delete { room, target }.into())
+            }
+            "/ack" => {
+                let rules = self.rooms.get(&room).and_then(|r| {
+                    r.pins.iter().find(|p| p.title.as_ref().is_some_and(|t| t.as_str().eq_ignore_ascii_case("rules")))
+                });
+                let version = rules.map(|r| r.version).ok_or("— this room has no pinned Rules")?;
+                request(format!("acknowledged the rules (version {version})"), AckRules { room, version }.into())
+            }
+            "/requests" => Ok(Action::Requests(room)),
+            "/modlog" => Ok(Action::ModLog(room)),
+            "/approve" => {
+                let who = user(word()?)?;
+                let reason = ShortText::default();
+                request(format!("let {who} in"), DecideJoin { room, user: who, approve: true, reason }.into())
+            }
+            "/deny" => {
+                let who = user(word()?)?;
+                let reason = short(tail(1))?;
+                request(format!("turned {who} down"), DecideJoin { room, user: who, approve: false, reason }.into())
+            }
+            "/invite" => {
+                let uses = match parts.next() {
+                    Some(n) => Some(n.parse().map_err(|_| usage())?),
+                    None => None,
+                };
+                Ok(Action::Invite { room, uses })
+            }
+            "/role" => {
+                let who = user(word()?)?;
+                let role = hearth_protocol::Role::parse(word()?).ok_or_else(usage)?;
+                let op = SetRole { room, user: who.clone(), role, expires_at: None, title: None };
+                request(format!("{who} is a {}", role.as_str()), op.into())
+            }
+            "/kick" | "/ban" => {
+                let who = user(word()?)?;
+                let reason = short(tail(1))?;
+                if name == "/kick" {
+                    request(format!("kicked {who}"), Kick { room, user: who, reason }.into())
+                } else {
+                    request(format!("banned {who}"), Ban { room, user: who, reason, duration_secs: None }.into())
+                }
+            }
+            "/unban" => {
+                let who = user(word()?)?;
+                request(format!("unbanned {who}"), Unban { room, user: who }.into())
+            }
+            "/mute" => {
+                let who = user(word()?)?;
+                let minutes: u32 = word()?.parse().map_err(|_| usage())?;
+                let reason = short(tail(2))?;
+                let op = Mute { room, user: who.clone(), duration_secs: minutes.saturating_mul(60), reason };
+                request(format!("muted {who} for {minutes} min"), op.into())
+            }
+            "/unmute" => {
+                let who = user(word()?)?;
+                request(format!("unmuted {who}"), Unmute { room, user: who }.into())
+            }
+            "/slowmode" => {
+                let secs: u32 = word()?.parse().map_err(|_| usage())?;
+                let settings = RoomSettings { slow_mode_secs: Some(secs), ..RoomSettings::default() };
+                request(format!("slow mode {secs} s"), SetRoom { room, settings }.into())
+            }
+            "/topic" => {
+                let settings = RoomSettings { topic: Some(short(rest.to_string())?), ..RoomSettings::default() };
+                request("topic set".into(), SetRoom { room, settings }.into())
+            }
+            _ => Err(usage()),
         }
     }
 

@@ -5,7 +5,9 @@
 
 use std::time::Duration;
 
-use hearth_protocol::ops::{AddPin, CreateRoom, History, Members, RemovePin, SendMessage, Visibility};
+use hearth_protocol::ops::{
+    AddPin, CreateInvite, CreateRoom, History, JoinRequests, Members, ModLog, RemovePin, SendMessage, Visibility,
+};
 use hearth_protocol::{Note, RoomId, ShortText, Text};
 use tokio::sync::mpsc;
 
@@ -210,6 +212,10 @@ fn describe(action: &Action) -> String {
         Action::Members(room) => format!("members of {room}"),
         Action::Older { room, .. } => format!("history of {room}"),
         Action::ListRooms => "list rooms".into(),
+        Action::Request { op, .. } => op.name().replace('_', " "),
+        Action::Invite { .. } => "invite".into(),
+        Action::Requests(room) => format!("join requests of {room}"),
+        Action::ModLog(room) => format!("moderation log of {room}"),
     }
 }
 
@@ -273,6 +279,35 @@ async fn perform(client: &mut Client, action: Action, updates: &mpsc::Sender<Net
         Action::ListRooms => {
             let rooms = client.rooms_all().await?;
             let _ = updates.send(Net::Rooms { rooms, asked: true }).await;
+        }
+        Action::Request { what, op } => {
+            client.send_op(op).await?;
+            let _ = updates.send(Net::Said(what)).await;
+        }
+        Action::Invite { room, uses } => {
+            let invite = client.request(CreateInvite { room, ttl_secs: None, max_uses: uses }).await?;
+            let _ = updates.send(Net::Said(format!("invite code: {} (valid a week)", invite.code))).await;
+        }
+        Action::Requests(room) => {
+            let list = client.request(JoinRequests { room }).await?;
+            let said = if list.requests.is_empty() {
+                "no pending requests".to_string()
+            } else {
+                let who: Vec<String> = list.requests.iter().map(|r| format!("{} ({})", r.user, r.note)).collect();
+                format!("waiting: {} — /approve or /deny", who.join(", "))
+            };
+            let _ = updates.send(Net::Said(said)).await;
+        }
+        Action::ModLog(room) => {
+            let log = client.request(ModLog { room, before: None, limit: Some(5) }).await?;
+            let said: Vec<String> = log
+                .entries
+                .iter()
+                .map(|e| {
+                    format!("{} {:?}{}", e.by, e.action, e.user.as_ref().map(|u| format!(" {u}")).unwrap_or_default())
+                })
+                .collect();
+            let _ = updates.send(Net::Said(format!("newest: {}", said.join("; ")))).await;
         }
     }
     Ok(())

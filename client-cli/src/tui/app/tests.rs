@@ -292,8 +292,21 @@ fn the_input_line_sends_runs_commands_and_completes() {
         typed(&mut app, "/pin 3"),
         vec![Action::Pin { room: rid("darkroom"), seq: Some(Seq(3)), note: None, title: None }]
     );
-    assert!(typed(&mut app, "/kick cy").is_empty());
-    assert_eq!(app.status.as_deref(), Some("/kick: this server does not offer it yet"));
+    // Community commands become requests; a missing argument shows the usage.
+    let kick = typed(&mut app, "/kick cy too loud");
+    assert!(
+        matches!(&kick[..], [Action::Request { what, op: hearth_protocol::Op::Kick(k) }] if what == "kicked cy" && k.reason.as_str() == "too loud"),
+        "{kick:?}"
+    );
+    let react = typed(&mut app, "/react 3 👍");
+    assert!(
+        matches!(&react[..], [Action::Request { op: hearth_protocol::Op::React(r), .. }] if r.on && r.target == Seq(3)),
+        "{react:?}"
+    );
+    assert!(typed(&mut app, "/mute cy").is_empty());
+    assert!(app.status.as_deref().unwrap().starts_with("/mute USER MINUTES"), "{:?}", app.status);
+    assert!(typed(&mut app, "/stats").is_empty());
+    assert_eq!(app.status.as_deref(), Some("/stats: this server does not offer it yet"));
     assert!(typed(&mut app, "/frobnicate").is_empty());
     assert!(app.status.as_deref().unwrap().contains("no such command"));
     // Up brings the last line back; Tab completes commands and members.
