@@ -12,6 +12,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use hearth_cli::account::{AccountApi, AccountError, Keeper, Tokens};
 use hearth_cli::profile::{self, ConfigFile, Profile};
 use hearth_cli::{Client, ClientError, Options, render};
+use hearth_protocol::ops::Stats as StatsOp;
 use hearth_protocol::ops::{
     AckRules, AddPin, Appended, Ban, CreateInvite, CreateRoom, DecideJoin, Delete, Edit, History, Join, JoinRequests,
     Kick, Leave, Members, ModLog, Mute, OrderPins, Presence, React, RemovePin, RequestJoin, RevokeInvite, RoomSettings,
@@ -288,6 +289,13 @@ enum Command {
     },
     /// Who is online in a room now.
     Online { room: RoomId },
+    /// The room's health over the last 7 and 30 days (moderators).
+    Stats {
+        room: RoomId,
+        /// One window of this many days instead.
+        #[arg(long)]
+        days: Option<u16>,
+    },
     /// Log in and store the server and token as a profile of the config file.
     /// With --name, with that account's password (asked for, or a line on
     /// standard input with --password-stdin); without, a token the operator
@@ -886,6 +894,26 @@ async fn community(client: &mut Client, command: Command, json: bool) -> Result<
                 } else {
                     println!("{:<24} {}", m.user, m.role.as_str());
                 }
+            }
+        }
+        Command::Stats { room, days } => {
+            let stats = client.request(StatsOp { room, days }).await?;
+            for w in &stats.windows {
+                if json {
+                    print_json(w);
+                    continue;
+                }
+                let wait = w.newcomer_first_reply_secs.map_or("-".to_string(), |s| format!("{} min", s / 60));
+                println!(
+                    "last {:>2} days: {} messages by {} members, {} new; {} threads, {:.1} replies each; {} pairs talking again; a newcomer's first post answered in {wait}",
+                    w.days,
+                    w.messages,
+                    w.active_members,
+                    w.new_members,
+                    w.threads,
+                    w.avg_replies_per_thread,
+                    w.repeat_interactions
+                );
             }
         }
         _ => unreachable!("the other commands are handled in run"),

@@ -570,7 +570,7 @@ pub struct Presence {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Stats {
     pub room: RoomId,
-    /// Window in days, up to 90 (default 30).
+    /// One window of this many days, up to 90 (default: two, 7 and 30).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub days: Option<u16>,
 }
@@ -765,24 +765,30 @@ pub struct OnlineMember {
     pub role: Role,
 }
 
+/// A room's health over its last `days` days.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DayStats {
-    /// `YYYY-MM-DD`, UTC.
-    pub day: String,
+pub struct WindowStats {
+    pub days: u16,
     pub messages: u32,
+    /// Members who posted.
     pub active_members: u32,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RoomStats {
-    pub days: Vec<DayStats>,
+    /// Members who joined.
+    pub new_members: u32,
+    /// Messages of the window that got at least one reply in their thread.
     pub threads: u32,
     pub avg_replies_per_thread: f32,
-    /// Pairs of members who replied to each other more than once in the window.
+    /// Pairs of members who replied to each other more than once.
     pub repeat_interactions: u32,
-    /// Median seconds until a newcomer's first post got a reply.
+    /// Median seconds until a newcomer's first post got a reply (newcomers:
+    /// members who joined in the window and posted).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub newcomer_first_reply_secs: Option<u32>,
+}
+
+/// The room's health: the last 7 and 30 days (or the `days` asked for).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoomStats {
+    pub windows: Vec<WindowStats>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

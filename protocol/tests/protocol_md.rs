@@ -94,6 +94,7 @@ fn reencode(kind: &str, json: &[u8]) -> (Vec<u8>, Vec<u8>) {
         "reply=list_rooms" => reply::<ListRooms>(json),
         "reply=auth" => reply::<Auth>(json),
         "reply=mod_log" => reply::<ModLog>(json),
+        "reply=stats" => reply::<Stats>(json),
         other => panic!("unknown example kind {other:?}; add it to this test"),
     }
 }

@@ -383,11 +383,16 @@ fn every_reply_type_round_trips_in_both_codecs() {
     });
     reply_round_trip::<Presence>(PresenceList { online: vec![OnlineMember { user: user("ada"), role: Role::Owner }] });
     reply_round_trip::<Stats>(RoomStats {
-        days: vec![DayStats { day: "2026-11-26".into(), messages: 40, active_members: 9 }],
-        threads: 3,
-        avg_replies_per_thread: 2.5,
-        repeat_interactions: 4,
-        newcomer_first_reply_secs: Some(90),
+        windows: vec![WindowStats {
+            days: 7,
+            messages: 40,
+            active_members: 9,
+            new_members: 2,
+            threads: 3,
+            avg_replies_per_thread: 2.5,
+            repeat_interactions: 4,
+            newcomer_first_reply_secs: Some(90),
+        }],
     });
     reply_round_trip::<SchedulePrompt>(Prompt {
         prompt: 1,

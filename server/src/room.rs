@@ -21,6 +21,7 @@ pub mod community;
 pub mod messages;
 pub mod permissions;
 pub mod rows;
+pub mod stats;
 
 use std::collections::HashMap;
 

@@ -18,7 +18,8 @@ use hearth_protocol::codec::{decode_request, encode_error, encode_event, encode_
 use hearth_protocol::event::{Hello, JoinDecisionEvent, MessageEvent, TypingEvent};
 use hearth_protocol::ops::{
     AddPin, Appended, Auth, Authed, CreateRoom, Done, HistoryPage, Invite, Join, JoinRequestList, MemberList, ModEntry,
-    ModLog, ModLogPage, OnlineMember, Op, Pinned, Pong, PresenceList, RoomList, ThreadHistory, Version, VersionList,
+    ModLog, ModLogPage, OnlineMember, Op, Pinned, Pong, PresenceList, RoomList, RoomStats, ThreadHistory, Version,
+    VersionList,
 };
 use hearth_protocol::{CloseCode, Codec, ErrorBody, ErrorCode, Event, Millis, RequestId, RoomId, Seq, UserId, limits};
 use serde::Serialize;
@@ -419,6 +420,29 @@ impl Session {
         Ok(())
     }
 
+    /// The room's events from `since` on (oldest first), read back from the
+    /// newest a page at a time; at most 100,000, the newest of them.
+    async fn events_since(&self, room: &Room, since: Millis) -> Result<Vec<Event>, ErrorBody> {
+        const MOST: usize = 100_000;
+        let broker = self.shared.registry.broker();
+        let mut before = room.position().seq.next();
+        let mut newest_first = Vec::new();
+        'pages: while newest_first.len() < MOST {
+            let page = broker.history_before(room.id.clone(), before, 500).await.map_err(|e| e.to_error())?;
+            let Some(first) = page.first() else { break };
+            before = first.seq;
+            for stored in page.iter().rev() {
+                let Ok(event) = rmp_serde::from_slice::<Event>(&stored.body) else { continue };
+                if event.ts().is_some_and(|ts| ts < since) {
+                    break 'pages;
+                }
+                newest_first.push(event);
+            }
+        }
+        newest_first.reverse();
+        Ok(newest_first)
+    }
+
     /// Who the other nodes say is online in `room` (none on one node).
     async fn online_elsewhere(&self, room: &Room) -> Vec<UserId> {
         self.shared.registry.broker().presence(room.id.clone()).await.unwrap_or_default()
@@ -621,6 +645,20 @@ impl Session {
                         .collect::<Vec<_>>()
                 });
                 self.reply(id, &PresenceList { online }).await;
+            }
+            Op::Stats(args) => {
+                let room = self.member_room(&args.room).await?;
+                room.decide(|s| s.require(&user, Action::Moderate, now))?;
+                let windows = match args.days {
+                    Some(days) if (1..=90).contains(&days) => vec![days],
+                    Some(_) => return Err(ErrorBody::new(ErrorCode::BadRequest, "days must be 1 to 90")),
+                    None => vec![7, 30],
+                };
+                let longest = windows.iter().copied().max().unwrap_or(30);
+                let events =
+                    self.events_since(&room, Millis(now.0.saturating_sub(u64::from(longest) * 86_400_000))).await?;
+                let windows = windows.into_iter().map(|days| room::stats::window(&events, now, days)).collect();
+                self.reply(id, &RoomStats { windows }).await;
             }
             Op::Typing(args) => {
                 let room = self.member_room(&args.room).await?;

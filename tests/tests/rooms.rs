@@ -83,7 +83,7 @@ async fn requests_that_cannot_be_served_get_typed_errors(server: Deployment) {
     );
     assert_eq!(code(ada.request(Leave { room: r.clone() }).await), ErrorCode::Forbidden);
     assert_eq!(
-        code(ada.request(hearth_protocol::ops::Stats { room: r.clone(), days: None }).await),
+        code(ada.request(hearth_protocol::ops::CancelPrompt { room: r.clone(), prompt: 1 }).await),
         ErrorCode::Unsupported,
         "ops of later issues say so plainly"
     );

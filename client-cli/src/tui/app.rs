@@ -66,6 +66,7 @@ pub enum Action {
     /// The room's join requests, or its moderation log, shown.
     Requests(RoomId),
     ModLog(RoomId),
+    Stats(RoomId),
 }
 
 /// What the network task reports back.
@@ -273,6 +274,7 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ("/slowmode", "SECS — seconds between one member's messages, 0 off (moderators)"),
     ("/topic", "TEXT — set the room's topic (moderators)"),
     ("/modlog", "— the moderation log (moderators)"),
+    ("/stats", "— the room's health, last 7 and 30 days (moderators)"),
     ("/members", "— show the members (F3)"),
     ("/help", "— keys and commands (F1)"),
     ("/quit", "— leave the UI (Ctrl-C)"),
@@ -280,7 +282,7 @@ pub const COMMANDS: &[(&str, &str)] = &[
 
 /// Commands of the protocol that this server build does not serve yet; the UI
 /// says so instead of pretending.
-const NOT_YET: &[&str] = &["/stats", "/prompt"];
+const NOT_YET: &[&str] = &["/prompt"];
 
 impl App {
     pub fn new(me: UserId) -> App {
@@ -694,7 +696,8 @@ impl App {
                 }
             }
             "/react" | "/unreact" | "/edit" | "/delete" | "/ack" | "/requests" | "/approve" | "/deny" | "/invite"
-            | "/role" | "/kick" | "/ban" | "/unban" | "/mute" | "/unmute" | "/slowmode" | "/topic" | "/modlog" => {
+            | "/role" | "/kick" | "/ban" | "/unban" | "/mute" | "/unmute" | "/slowmode" | "/topic" | "/modlog"
+            | "/stats" => {
                 let Some(room) = self.active.clone() else {
                     self.says(format!("{name}: open a room first"));
                     return Vec::new();
@@ -788,6 +791,7 @@ impl App {
                 request(format!("acknowledged the rules (version {version})"), AckRules { room, version }.into())
             }
             "/requests" => Ok(Action::Requests(room)),
+            "/stats" => Ok(Action::Stats(room)),
             "/modlog" => Ok(Action::ModLog(room)),
             "/approve" => {
                 let who = user(word()?)?;

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use hearth_protocol::ops::{
-    AddPin, CreateInvite, CreateRoom, History, JoinRequests, Members, ModLog, RemovePin, SendMessage, Visibility,
+    AddPin, CreateInvite, CreateRoom, History, JoinRequests, Members, ModLog, RemovePin, SendMessage, Stats, Visibility,
 };
 use hearth_protocol::{Note, RoomId, ShortText, Text};
 use tokio::sync::mpsc;
@@ -216,6 +216,7 @@ fn describe(action: &Action) -> String {
         Action::Invite { .. } => "invite".into(),
         Action::Requests(room) => format!("join requests of {room}"),
         Action::ModLog(room) => format!("moderation log of {room}"),
+        Action::Stats(room) => format!("health of {room}"),
     }
 }
 
@@ -297,6 +298,20 @@ async fn perform(client: &mut Client, action: Action, updates: &mpsc::Sender<Net
                 format!("waiting: {} — /approve or /deny", who.join(", "))
             };
             let _ = updates.send(Net::Said(said)).await;
+        }
+        Action::Stats(room) => {
+            let stats = client.request(Stats { room, days: None }).await?;
+            let said: Vec<String> = stats
+                .windows
+                .iter()
+                .map(|w| {
+                    format!(
+                        "{} d: {} msgs, {} active, {} new, {} threads",
+                        w.days, w.messages, w.active_members, w.new_members, w.threads
+                    )
+                })
+                .collect();
+            let _ = updates.send(Net::Said(said.join(" | "))).await;
         }
         Action::ModLog(room) => {
             let log = client.request(ModLog { room, before: None, limit: Some(5) }).await?;

@@ -305,8 +305,8 @@ fn the_input_line_sends_runs_commands_and_completes() {
     );
     assert!(typed(&mut app, "/mute cy").is_empty());
     assert!(app.status.as_deref().unwrap().starts_with("/mute USER MINUTES"), "{:?}", app.status);
-    assert!(typed(&mut app, "/stats").is_empty());
-    assert_eq!(app.status.as_deref(), Some("/stats: this server does not offer it yet"));
+    assert!(typed(&mut app, "/prompt").is_empty());
+    assert_eq!(app.status.as_deref(), Some("/prompt: this server does not offer it yet"));
     assert!(typed(&mut app, "/frobnicate").is_empty());
     assert!(app.status.as_deref().unwrap().contains("no such command"));
     // Up brings the last line back; Tab completes commands and members.
