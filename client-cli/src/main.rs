@@ -18,6 +18,7 @@ use hearth_protocol::ops::{
     Kick, Leave, Members, ModLog, Mute, OrderPins, Presence, React, RemovePin, RequestJoin, RevokeInvite, RoomSettings,
     SetRole, SetRoom, ThreadHistory, Unban, Unmute, Visibility,
 };
+use hearth_protocol::ops::{CancelPrompt, Prompts, SchedulePrompt};
 use hearth_protocol::{
     CloseCode, Codec, Emoji, ErrorCode, Event, Millis, Note, PinId, Role, RoomId, Seq, ShortText, Text, UserId,
 };
@@ -289,6 +290,25 @@ enum Command {
     },
     /// Who is online in a room now.
     Online { room: RoomId },
+    /// Schedule a post the server makes, once or weekly (moderators).
+    Prompt {
+        #[arg(long)]
+        room: RoomId,
+        text: String,
+        /// When, from now, e.g. 2h or 3d.
+        #[arg(long = "in", value_parser = humantime::parse_duration)]
+        after: Duration,
+        #[arg(long)]
+        weekly: bool,
+    },
+    /// List a room's scheduled prompts (moderators).
+    Prompts { room: RoomId },
+    /// Cancel a scheduled prompt by its number.
+    CancelPrompt {
+        #[arg(long)]
+        room: RoomId,
+        prompt: u64,
+    },
     /// The room's health over the last 7 and 30 days (moderators).
     Stats {
         room: RoomId,
@@ -894,6 +914,38 @@ async fn community(client: &mut Client, command: Command, json: bool) -> Result<
                 } else {
                     println!("{:<24} {}", m.user, m.role.as_str());
                 }
+            }
+        }
+        Command::Prompt { room, text, after, weekly } => {
+            let text = Text::new(text).map_err(usage)?;
+            let at = Millis(now_ms() + after.as_millis() as u64);
+            let prompt = client.request(SchedulePrompt { room, text, at, weekly }).await?;
+            if json {
+                print_json(&prompt);
+            } else {
+                println!("prompt {} scheduled{}", prompt.prompt, if weekly { ", weekly" } else { "" });
+            }
+        }
+        Command::Prompts { room } => {
+            let list = client.request(Prompts { room }).await?;
+            for p in &list.prompts {
+                if json {
+                    print_json(p);
+                } else {
+                    let every = if p.weekly { "weekly" } else { "once" };
+                    println!(
+                        "{:<18} {every:<6} next at {} {}",
+                        p.prompt,
+                        p.next_at.0,
+                        render::printable(p.text.as_str())
+                    );
+                }
+            }
+        }
+        Command::CancelPrompt { room, prompt } => {
+            client.request(CancelPrompt { room, prompt }).await?;
+            if !json {
+                println!("cancelled prompt {prompt}");
             }
         }
         Command::Stats { room, days } => {

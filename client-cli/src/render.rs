@@ -92,6 +92,7 @@ mod tests {
             cmid: ClientMsgId::new("c").unwrap(),
             thread: None,
             state: None,
+            prompt: None,
         })
     }
 

@@ -134,6 +134,7 @@ async fn connection(stream: TcpStream, rooms: Rooms, conn: u64) {
                     cmid: args.cmid,
                     thread: None,
                     state: None,
+                    prompt: None,
                 });
                 // Encoded once per codec, shared by every member.
                 let msgpack = Bytes::from(encode_event(Codec::MsgPack, &event));

@@ -31,6 +31,7 @@ pub enum Event {
     JoinRequest(JoinRequestEvent),
     JoinDecision(JoinDecisionEvent),
     Ack(AckEvent),
+    Prompt(PromptEvent),
     Truncated(TruncatedEvent),
 }
 
@@ -51,6 +52,7 @@ impl Event {
             Event::Moderation(e) => e.seq,
             Event::JoinRequest(e) => e.seq,
             Event::Ack(e) => e.seq,
+            Event::Prompt(e) => e.seq,
             Event::Hello(_) | Event::Typing(_) | Event::Presence(_) | Event::JoinDecision(_) | Event::Truncated(_) => {
                 return None;
             }
@@ -73,6 +75,7 @@ impl Event {
             Event::Moderation(e) => e.ts,
             Event::JoinRequest(e) => e.ts,
             Event::Ack(e) => e.ts,
+            Event::Prompt(e) => e.ts,
             Event::Hello(_) | Event::Typing(_) | Event::Presence(_) | Event::JoinDecision(_) | Event::Truncated(_) => {
                 return None;
             }
@@ -102,6 +105,7 @@ impl Event {
             Event::Moderation(e) => (&mut e.seq, &mut e.ts),
             Event::JoinRequest(e) => (&mut e.seq, &mut e.ts),
             Event::Ack(e) => (&mut e.seq, &mut e.ts),
+            Event::Prompt(e) => (&mut e.seq, &mut e.ts),
             Event::Hello(_) | Event::Typing(_) | Event::Presence(_) | Event::JoinDecision(_) | Event::Truncated(_) => {
                 return;
             }
@@ -130,6 +134,7 @@ impl Event {
             Event::JoinRequest(e) => &e.room,
             Event::JoinDecision(e) => &e.room,
             Event::Ack(e) => &e.room,
+            Event::Prompt(e) => &e.room,
             Event::Truncated(e) => &e.room,
         })
     }
@@ -161,8 +166,36 @@ pub struct MessageEvent {
     pub thread: Option<Seq>,
     /// In `history` and `thread` pages: what happened to the message since
     /// (edits, deletion, reactions, replies). Never on a live event.
+    /// Boxed: rare, and large next to the rest of an event.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub state: Option<MessageState>,
+    pub state: Option<Box<MessageState>>,
+    /// A scheduled prompt the server posted (in its scheduler's name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt: Option<PromptPosted>,
+}
+
+/// Which prompt a message is, and when it comes next (none: it was the last).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PromptPosted {
+    pub prompt: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_at: Option<Millis>,
+}
+
+/// A prompt scheduled, or cancelled (`text` absent). To welcomers and above.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PromptEvent {
+    pub room: RoomId,
+    pub seq: Seq,
+    pub ts: Millis,
+    pub from: UserId,
+    pub prompt: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<Text>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_at: Option<Millis>,
+    #[serde(default)]
+    pub weekly: bool,
 }
 
 /// A message's state now, as history pages show it.

@@ -150,6 +150,8 @@ operations! {
     OrderPins = "order_pins" => Appended;
     /// Acknowledge the room's rules, so posting is allowed (rooms that ask it).
     AckRules = "ack_rules" => Appended;
+    /// The room's scheduled prompts (moderators).
+    Prompts = "prompts" => PromptList;
 }
 
 // ---- shared value types ------------------------------------------------------
@@ -797,4 +799,18 @@ pub struct Prompt {
     pub text: Text,
     pub next_at: Millis,
     pub weekly: bool,
+    /// The moderator who scheduled it; the prompt is posted in their name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<UserId>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Prompts {
+    pub room: RoomId,
+}
+
+/// The room's scheduled prompts, soonest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PromptList {
+    pub prompts: Vec<Prompt>,
 }

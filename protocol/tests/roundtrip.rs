@@ -118,6 +118,7 @@ fn sample_ops() -> Vec<Op> {
         Versions { room: r(), target: Seq(12) }.into(),
         OrderPins { room: r(), notes: vec![PinId(3), PinId(9)] }.into(),
         AckRules { room: r(), version: 2 }.into(),
+        Prompts { room: r() }.into(),
     ]
 }
 
@@ -141,6 +142,7 @@ fn sample_events() -> Vec<Event> {
             cmid: ClientMsgId::new("c-1").unwrap(),
             thread: Some(Seq(3)),
             state: None,
+            prompt: None,
         }),
         Event::Edit(EditEvent {
             room: r(),
@@ -232,6 +234,16 @@ fn sample_events() -> Vec<Event> {
             note: Note::new("hi").unwrap(),
         }),
         Event::Ack(AckEvent { room: r(), seq: Seq(24), ts, from: user("bo"), version: 2 }),
+        Event::Prompt(PromptEvent {
+            room: r(),
+            seq: Seq(25),
+            ts,
+            from: user("ada"),
+            prompt: 9,
+            text: Some(Text::new("Weekly roll?").unwrap()),
+            next_at: Some(ts),
+            weekly: true,
+        }),
         Event::JoinDecision(JoinDecisionEvent {
             room: r(),
             approved: false,
@@ -262,6 +274,7 @@ fn event_kind(event: &Event) -> &'static str {
         Event::JoinRequest(_) => "join_request",
         Event::JoinDecision(_) => "join_decision",
         Event::Ack(_) => "ack",
+        Event::Prompt(_) => "prompt",
         Event::Truncated(_) => "truncated",
     }
 }
@@ -274,7 +287,7 @@ fn samples_cover_every_op_and_event() {
     let all: BTreeSet<&str> = OP_NAMES.iter().copied().collect();
     assert_eq!(ops, all);
     let kinds: BTreeSet<&str> = sample_events().iter().map(event_kind).collect();
-    assert_eq!(kinds.len(), 18);
+    assert_eq!(kinds.len(), 19);
 }
 
 #[test]
@@ -399,7 +412,9 @@ fn every_reply_type_round_trips_in_both_codecs() {
         text: Text::new("Weekly roll?").unwrap(),
         next_at: ts,
         weekly: true,
+        by: Some(user("ada")),
     });
+    reply_round_trip::<Prompts>(PromptList { prompts: Vec::new() });
 }
 
 #[test]

@@ -40,6 +40,7 @@ fn message() -> Event {
         cmid: ClientMsgId::new("c-123456").unwrap(),
         thread: None,
         state: None,
+        prompt: None,
     })
 }
 

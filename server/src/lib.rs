@@ -22,6 +22,7 @@ pub mod metered;
 pub mod metrics;
 pub mod outbound;
 pub mod presence;
+pub mod prompts;
 pub mod room;
 pub mod rooms;
 pub mod session;
@@ -60,6 +61,8 @@ pub struct Shared {
     pub registry: Arc<Registry>,
     pub accounts: Arc<Accounts>,
     pub clock: SharedClock,
+    /// Tells the prompt poster a prompt was scheduled here.
+    pub prompts_relist: prompts::Relist,
     next_conn: AtomicU64,
 }
 
@@ -194,6 +197,7 @@ impl Server {
             registry,
             accounts,
             clock,
+            prompts_relist: prompts::Relist::default(),
             next_conn: AtomicU64::new(1),
         });
         Ok(Server { shared, broker, local, account_notices, store_failed, broker_stop })
@@ -219,6 +223,12 @@ impl Server {
         };
         let evictor = tokio::spawn(shared.registry.clone().evict_idle(stop.clone()));
         let presence = tokio::spawn(presence::run(shared.registry.clone(), stop.clone()));
+        let prompts = tokio::spawn(prompts::run(
+            shared.registry.clone(),
+            shared.clock.clone(),
+            shared.prompts_relist.clone(),
+            stop.clone(),
+        ));
         let tracker = TaskTracker::new();
         if let Some(addr) = shared.config.admin_listen {
             match TcpListener::bind(addr).await {
@@ -238,6 +248,7 @@ impl Server {
         }
         stop_on_failure.abort();
         presence.abort();
+        prompts.abort();
         if let Some(follower) = follower {
             follower.abort();
         }

@@ -148,7 +148,7 @@ pub enum Change {
 /// live, in a replay or in history — so their seqs skip it.
 pub fn audience(event: &Event) -> Role {
     match event {
-        Event::JoinRequest(_) | Event::Ack(_) => Role::Welcomer,
+        Event::JoinRequest(_) | Event::Ack(_) | Event::Prompt(_) => Role::Welcomer,
         Event::Moderation(e)
             if matches!(e.action, ModAction::Reject | ModAction::CreateInvite | ModAction::RevokeInvite) =>
         {
@@ -299,12 +299,30 @@ pub fn changes(event: &Event) -> Vec<Change> {
             },
             _ => Vec::new(),
         },
-        Event::Message(e) => match e.thread {
-            Some(root) => {
+        Event::Message(e) => {
+            let mut changes = Vec::new();
+            if let Some(root) = e.thread {
                 let reply = rows::ByAt { by: e.from.clone(), at: e.ts };
-                vec![Change::PutAnnex(AnnexRow::message(root, rows::seq_key("reply:", e.seq), &reply))]
+                changes.push(Change::PutAnnex(AnnexRow::message(root, rows::seq_key("reply:", e.seq), &reply)));
             }
-            None => Vec::new(),
+            // A prompt the server posted: its next time, or gone if that was the last.
+            if let Some(posted) = &e.prompt {
+                changes.push(match posted.next_at {
+                    Some(next_at) => Change::PutRow(Row::prompt(
+                        posted.prompt,
+                        &rows::PromptRow { by: e.from.clone(), text: e.text.clone(), next_at, weekly: true },
+                    )),
+                    None => Change::RemoveRow { table: RowTable::Prompt, key: posted.prompt.to_string() },
+                });
+            }
+            changes
+        }
+        Event::Prompt(e) => match (&e.text, e.next_at) {
+            (Some(text), Some(next_at)) => vec![Change::PutRow(Row::prompt(
+                e.prompt,
+                &rows::PromptRow { by: e.from.clone(), text: text.clone(), next_at, weekly: e.weekly },
+            ))],
+            _ => vec![Change::RemoveRow { table: RowTable::Prompt, key: e.prompt.to_string() }],
         },
         Event::Edit(e) => {
             let version = rows::VersionAnn { text: e.text.clone(), at: e.ts };
@@ -650,6 +668,7 @@ impl RoomState {
             cmid: msg.cmid,
             thread: msg.thread,
             state: None,
+            prompt: None,
         });
         Ok(Draft { event, requires: Requires::Post { user: user.clone(), slow_ms: 0 }, cmid: Some(cmid) })
     }
@@ -803,6 +822,7 @@ pub fn actor(event: &Event) -> Option<&UserId> {
         Event::Moderation(e) => &e.from,
         Event::JoinRequest(e) => &e.from,
         Event::Ack(e) => &e.from,
+        Event::Prompt(e) => &e.from,
         Event::Hello(_) | Event::Typing(_) | Event::Presence(_) | Event::JoinDecision(_) | Event::Truncated(_) => {
             return None;
         }

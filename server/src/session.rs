@@ -18,8 +18,8 @@ use hearth_protocol::codec::{decode_request, encode_error, encode_event, encode_
 use hearth_protocol::event::{Hello, JoinDecisionEvent, MessageEvent, TypingEvent};
 use hearth_protocol::ops::{
     AddPin, Appended, Auth, Authed, CreateRoom, Done, HistoryPage, Invite, Join, JoinRequestList, MemberList, ModEntry,
-    ModLog, ModLogPage, OnlineMember, Op, Pinned, Pong, PresenceList, RoomList, RoomStats, ThreadHistory, Version,
-    VersionList,
+    ModLog, ModLogPage, OnlineMember, Op, Pinned, Pong, PresenceList, Prompt, PromptList, RoomList, RoomStats,
+    ThreadHistory, Version, VersionList,
 };
 use hearth_protocol::{CloseCode, Codec, ErrorBody, ErrorCode, Event, Millis, RequestId, RoomId, Seq, UserId, limits};
 use serde::Serialize;
@@ -646,6 +646,31 @@ impl Session {
                 });
                 self.reply(id, &PresenceList { online }).await;
             }
+            Op::SchedulePrompt(args) => {
+                let room = self.member_room(&args.room).await?;
+                let prompt = random_id();
+                let draft = room.decide(|s| {
+                    s.decide_schedule_prompt(&user, prompt, args.text.clone(), args.at, args.weekly, now)
+                })?;
+                let published = self.order(draft).await?;
+                applied_within(room.wait_applied(published.seq)).await?;
+                self.shared.registry.broker().index_prompts(room.id.clone(), true).await.map_err(|e| e.to_error())?;
+                self.shared.prompts_relist.store(true, std::sync::atomic::Ordering::Relaxed);
+                let reply = Prompt { prompt, text: args.text, next_at: args.at, weekly: args.weekly, by: Some(user) };
+                self.reply(id, &reply).await;
+            }
+            Op::CancelPrompt(args) => {
+                let room = self.member_room(&args.room).await?;
+                let draft = room.decide(|s| s.decide_cancel_prompt(&user, args.prompt, now))?;
+                let published = self.order(draft).await?;
+                applied_within(room.wait_applied(published.seq)).await?;
+                self.reply(id, &Done {}).await;
+            }
+            Op::Prompts(args) => {
+                let room = self.member_room(&args.room).await?;
+                let prompts = room.decide(|s| s.prompts(&user, now))?;
+                self.reply(id, &PromptList { prompts }).await;
+            }
             Op::Stats(args) => {
                 let room = self.member_room(&args.room).await?;
                 room.decide(|s| s.require(&user, Action::Moderate, now))?;
@@ -805,12 +830,6 @@ impl Session {
                 let published = self.order(draft).await?;
                 applied_within(room.wait_applied(published.seq)).await?;
                 self.reply(id, &Done {}).await;
-            }
-            other => {
-                return Err(ErrorBody::new(
-                    ErrorCode::Unsupported,
-                    format!("{} is part of protocol v1 but this server does not serve it yet", other.name()),
-                ));
             }
         }
         Ok(())
@@ -1001,6 +1020,11 @@ impl Session {
         self.overlay(room, &mut events).await?;
         Ok(HistoryPage { room: room.id.clone(), epoch: position.epoch, events, more, oldest })
     }
+}
+
+/// A fresh id for a prompt: random, below 2^53 so JavaScript reads it exactly.
+fn random_id() -> u64 {
+    crate::new_epoch().0
 }
 
 /// A fresh invite code: 96 random bits, readable and typeable.

@@ -49,6 +49,8 @@ const TABLE: &[(&str, [&str; 8])] = &[
     ("mod_log", ["ok", "ok", "forbidden", "forbidden", "not_member", "not_member", "not_member", "forbidden"]),
     ("versions", ["ok", "ok", "forbidden", "forbidden", "not_member", "not_member", "not_member", "forbidden"]),
     ("stats", ["ok", "ok", "forbidden", "forbidden", "not_member", "not_member", "not_member", "forbidden"]),
+    ("schedule_prompt", ["ok", "ok", "forbidden", "forbidden", "not_member", "not_member", "not_member", "forbidden"]),
+    ("prompts", ["ok", "ok", "forbidden", "forbidden", "not_member", "not_member", "not_member", "forbidden"]),
     ("join_requests", ["ok", "ok", "ok", "forbidden", "not_member", "not_member", "not_member", "forbidden"]),
     ("decide_join", ["ok", "ok", "ok", "forbidden", "not_member", "not_member", "not_member", "forbidden"]),
     ("create_invite", ["ok", "ok", "ok", "forbidden", "not_member", "not_member", "not_member", "forbidden"]),
@@ -169,6 +171,14 @@ fn request(op: &str, s: &Setup) -> Op {
         "mod_log" => ModLog { room, before: None, limit: None }.into(),
         "versions" => Versions { room, target: s.victim_message }.into(),
         "stats" => Stats { room, days: None }.into(),
+        "schedule_prompt" => {
+            let in_an_hour = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis()
+                as u64
+                + 3_600_000;
+            SchedulePrompt { room, text: text("weekly roll?"), at: hearth_protocol::Millis(in_an_hour), weekly: true }
+                .into()
+        }
+        "prompts" => Prompts { room }.into(),
         "join_requests" => JoinRequests { room }.into(),
         "decide_join" => DecideJoin { room, user: who("pendg"), approve: true, reason: short("") }.into(),
         "create_invite" => CreateInvite { room, ttl_secs: None, max_uses: None }.into(),

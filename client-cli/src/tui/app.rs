@@ -275,6 +275,7 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ("/topic", "TEXT — set the room's topic (moderators)"),
     ("/modlog", "— the moderation log (moderators)"),
     ("/stats", "— the room's health, last 7 and 30 days (moderators)"),
+    ("/prompt", "MINUTES TEXT — the server posts TEXT then (moderators; weekly: hearth prompt --weekly)"),
     ("/members", "— show the members (F3)"),
     ("/help", "— keys and commands (F1)"),
     ("/quit", "— leave the UI (Ctrl-C)"),
@@ -282,7 +283,7 @@ pub const COMMANDS: &[(&str, &str)] = &[
 
 /// Commands of the protocol that this server build does not serve yet; the UI
 /// says so instead of pretending.
-const NOT_YET: &[&str] = &["/prompt"];
+const NOT_YET: &[&str] = &[];
 
 impl App {
     pub fn new(me: UserId) -> App {
@@ -697,7 +698,7 @@ impl App {
             }
             "/react" | "/unreact" | "/edit" | "/delete" | "/ack" | "/requests" | "/approve" | "/deny" | "/invite"
             | "/role" | "/kick" | "/ban" | "/unban" | "/mute" | "/unmute" | "/slowmode" | "/topic" | "/modlog"
-            | "/stats" => {
+            | "/stats" | "/prompt" => {
                 let Some(room) = self.active.clone() else {
                     self.says(format!("{name}: open a room first"));
                     return Vec::new();
@@ -792,6 +793,16 @@ impl App {
             }
             "/requests" => Ok(Action::Requests(room)),
             "/stats" => Ok(Action::Stats(room)),
+            "/prompt" => {
+                let minutes: u64 = word()?.parse().map_err(|_| usage())?;
+                let text = Text::new(tail(1)).map_err(|e| e.to_string())?;
+                let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+                let at = hearth_protocol::Millis(now.as_millis() as u64 + minutes * 60_000);
+                request(
+                    format!("prompt scheduled in {minutes} min"),
+                    SchedulePrompt { room, text, at, weekly: false }.into(),
+                )
+            }
             "/modlog" => Ok(Action::ModLog(room)),
             "/approve" => {
                 let who = user(word()?)?;

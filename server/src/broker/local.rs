@@ -455,6 +455,14 @@ impl Broker for LocalBroker {
         Box::pin(self.blocking(move |store| store.oldest(&room)))
     }
 
+    fn prompt_rooms(&self) -> BrokerFuture<'_, Vec<RoomId>> {
+        Box::pin(self.blocking(|store| store.rooms_with(crate::room::RowTable::Prompt)))
+    }
+
+    fn index_prompts(&self, _room: RoomId, _any: bool) -> BrokerFuture<'_, ()> {
+        Box::pin(async { Ok(()) })
+    }
+
     fn broadcast(&self, _room: RoomId, _event: hearth_protocol::Event) -> BrokerFuture<'_, bool> {
         Box::pin(async { Ok(false) })
     }

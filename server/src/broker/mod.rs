@@ -208,6 +208,11 @@ pub trait Broker: Send + Sync + 'static {
     fn set_presence(&self, room: RoomId, users: Vec<UserId>) -> BrokerFuture<'_, ()>;
     /// Who the other nodes say is online in `room`.
     fn presence(&self, room: RoomId) -> BrokerFuture<'_, Vec<UserId>>;
+    /// Rooms that have scheduled prompts (where the prompt poster looks).
+    fn prompt_rooms(&self) -> BrokerFuture<'_, Vec<RoomId>>;
+    /// Notes whether `room` has scheduled prompts (cluster mode keeps a list;
+    /// a local store finds them by its tables).
+    fn index_prompts(&self, room: RoomId, any: bool) -> BrokerFuture<'_, ()>;
     /// The durable events at `seqs` that are still held, in seq order.
     fn events_at(&self, room: RoomId, seqs: Vec<Seq>) -> BrokerFuture<'_, Vec<StoredEvent>>;
     /// Sends `event` to every connection of `user` on every node, when the

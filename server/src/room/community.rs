@@ -3,9 +3,10 @@
 //! the request and the time in; one drafted event or a typed error out.
 
 use hearth_protocol::event::{
-    AckEvent, JoinRequestEvent, MemberJoinedEvent, ModerationEvent, RoleEvent, RoomUpdatedEvent,
+    AckEvent, JoinRequestEvent, MemberJoinedEvent, MessageEvent, ModerationEvent, PromptEvent, PromptPosted, RoleEvent,
+    RoomUpdatedEvent,
 };
-use hearth_protocol::ops::{DecideJoin, JoinRequestInfo, ModAction, RoomSettings, SetRole, Visibility};
+use hearth_protocol::ops::{DecideJoin, JoinRequestInfo, ModAction, Prompt, RoomSettings, SetRole, Visibility};
 use hearth_protocol::{ErrorBody, ErrorCode, Event, Millis, Note, PinId, Role, RoomId, Seq, ShortText, UserId, limits};
 
 use super::permissions::{Action, least_role};
@@ -506,5 +507,113 @@ impl RoomState {
             version,
         });
         Ok(Draft { event, requires: Requires::Member(actor.clone()), cmid: None })
+    }
+}
+
+/// Most prompts a room may have scheduled at once.
+pub const MAX_PROMPTS: usize = 20;
+const WEEK_MS: u64 = 7 * 24 * 3600 * 1000;
+
+impl RoomState {
+    /// Schedules a prompt (by the id the caller chose) for `at`, once or weekly.
+    pub fn decide_schedule_prompt(
+        &self,
+        actor: &UserId,
+        id: u64,
+        text: hearth_protocol::Text,
+        at: Millis,
+        weekly: bool,
+        now: Millis,
+    ) -> Result<Draft, ErrorBody> {
+        self.require(actor, Action::Moderate, now)?;
+        if at < now || at.0 > now.0 + u64::from(MAX_SANCTION_SECS) * 1000 {
+            return Err(bad("at must be from now to a year ahead"));
+        }
+        if self.rows.prompts.len() >= MAX_PROMPTS {
+            return Err(ErrorBody::new(
+                ErrorCode::LimitReached,
+                format!("room {} has {MAX_PROMPTS} scheduled prompts, the most it keeps", self.room()),
+            ));
+        }
+        let event = Event::Prompt(PromptEvent {
+            room: self.room().clone(),
+            seq: Seq::ZERO,
+            ts: Millis(0),
+            from: actor.clone(),
+            prompt: id,
+            text: Some(text),
+            next_at: Some(at),
+            weekly,
+        });
+        Ok(Draft { event, requires: Requires::RoleAtLeast(actor.clone(), least_role(Action::Moderate)), cmid: None })
+    }
+
+    pub fn decide_cancel_prompt(&self, actor: &UserId, id: u64, now: Millis) -> Result<Draft, ErrorBody> {
+        self.require(actor, Action::Moderate, now)?;
+        if !self.rows.prompts.contains_key(&id) {
+            return Err(ErrorBody::new(ErrorCode::NoSuchTarget, format!("room {} has no prompt {id}", self.room())));
+        }
+        let event = Event::Prompt(PromptEvent {
+            room: self.room().clone(),
+            seq: Seq::ZERO,
+            ts: Millis(0),
+            from: actor.clone(),
+            prompt: id,
+            text: None,
+            next_at: None,
+            weekly: false,
+        });
+        Ok(Draft { event, requires: Requires::RoleAtLeast(actor.clone(), least_role(Action::Moderate)), cmid: None })
+    }
+
+    /// The scheduled prompts, soonest first.
+    pub fn prompts(&self, actor: &UserId, now: Millis) -> Result<Vec<Prompt>, ErrorBody> {
+        self.require(actor, Action::Moderate, now)?;
+        let mut list: Vec<Prompt> = self
+            .rows
+            .prompts
+            .iter()
+            .map(|(id, p)| Prompt {
+                prompt: *id,
+                text: p.text.clone(),
+                next_at: p.next_at,
+                weekly: p.weekly,
+                by: Some(p.by.clone()),
+            })
+            .collect();
+        list.sort_by_key(|p| p.next_at);
+        Ok(list)
+    }
+
+    /// The posts of the prompts due at `now`, in their schedulers' names. A
+    /// weekly one comes next on the first of its weeks after `now` (weeks
+    /// missed while no server ran are skipped, not posted in a burst). The
+    /// client message id names the occurrence, so the nodes of a cluster
+    /// posting at once post it once.
+    pub fn due_prompts(&self, now: Millis) -> Vec<Draft> {
+        self.rows
+            .prompts
+            .iter()
+            .filter(|(_, p)| p.next_at <= now)
+            .filter_map(|(id, p)| {
+                let next_at = p.weekly.then(|| {
+                    let missed = (now.0 - p.next_at.0) / WEEK_MS + 1;
+                    Millis(p.next_at.0 + missed * WEEK_MS)
+                });
+                let cmid = hearth_protocol::ClientMsgId::new(format!("prompt-{id}-{}", p.next_at.0)).ok()?;
+                let event = Event::Message(MessageEvent {
+                    room: self.room().clone(),
+                    seq: Seq::ZERO,
+                    ts: Millis(0),
+                    from: p.by.clone(),
+                    text: p.text.clone(),
+                    cmid: cmid.clone(),
+                    thread: None,
+                    state: None,
+                    prompt: Some(PromptPosted { prompt: *id, next_at }),
+                });
+                Some(Draft { event, requires: Requires::Nothing, cmid: Some(cmid) })
+            })
+            .collect()
     }
 }

@@ -79,7 +79,7 @@ impl Annotations {
         state.replies = self.replies.len() as u32;
         state.last_reply = self.replies.last().copied();
         if state != MessageState::default() {
-            message.state = Some(state);
+            message.state = Some(Box::new(state));
         }
     }
 }

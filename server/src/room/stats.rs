@@ -121,6 +121,7 @@ mod tests {
                 cmid: ClientMsgId::new(format!("c{}", seq.0)).unwrap(),
                 thread: thread.map(Seq),
                 state: None,
+                prompt: None,
             }));
             seq.0
         }

@@ -202,6 +202,11 @@ impl Store for MemoryStore {
         false
     }
 
+    fn rooms_with(&self, table: RowTable) -> Result<Vec<RoomId>, StoreError> {
+        let rooms = self.rooms();
+        Ok(rooms.iter().filter(|(_, r)| r.rows.keys().any(|(t, _)| *t == table)).map(|(id, _)| id.clone()).collect())
+    }
+
     fn annex(&self, room: &RoomId, table: AnnexTable, targets: &[Seq]) -> Result<Vec<AnnexRow>, StoreError> {
         let rooms = self.rooms();
         let Some(room) = rooms.get(room) else { return Ok(Vec::new()) };

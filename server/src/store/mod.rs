@@ -126,6 +126,8 @@ pub trait Store: Send + Sync + 'static {
     fn events_before(&self, room: &RoomId, before: Seq, limit: usize) -> Result<Vec<StoredEvent>, StoreError>;
     /// Seq of the oldest event still held (head + 1 when none is).
     fn oldest(&self, room: &RoomId) -> Result<Seq, StoreError>;
+    /// The rooms with at least one row in `table`.
+    fn rooms_with(&self, table: RowTable) -> Result<Vec<RoomId>, StoreError>;
     /// The annotations of `table` under `targets`.
     fn annex(&self, room: &RoomId, table: AnnexTable, targets: &[Seq]) -> Result<Vec<AnnexRow>, StoreError>;
     /// The annotations of `table` under the newest `limit` targets below

@@ -547,6 +547,13 @@ impl Store for SqliteStore {
         true
     }
 
+    fn rooms_with(&self, table: RowTable) -> Result<Vec<RoomId>, StoreError> {
+        let conn = self.readers.get();
+        let mut stmt = conn.prepare_cached("SELECT DISTINCT room FROM room_rows WHERE tbl = ?1")?;
+        let names = stmt.query_map([table.as_str()], |row| row.get::<_, String>(0))?.collect::<Result<Vec<_>, _>>()?;
+        Ok(names.into_iter().filter_map(|name| RoomId::new(name).ok()).collect())
+    }
+
     fn annex(&self, room: &RoomId, table: AnnexTable, targets: &[Seq]) -> Result<Vec<AnnexRow>, StoreError> {
         let (Some(low), Some(high)) = (targets.iter().min(), targets.iter().max()) else { return Ok(Vec::new()) };
         // One range read for a page's targets, then only those asked for.

@@ -32,6 +32,7 @@ fn message(room: &str, seq: u64, from: &str, text: &str) -> Event {
         cmid: ClientMsgId::new(format!("c{seq}")).unwrap(),
         thread: None,
         state: None,
+        prompt: None,
     })
 }
 
@@ -305,8 +306,11 @@ fn the_input_line_sends_runs_commands_and_completes() {
     );
     assert!(typed(&mut app, "/mute cy").is_empty());
     assert!(app.status.as_deref().unwrap().starts_with("/mute USER MINUTES"), "{:?}", app.status);
-    assert!(typed(&mut app, "/prompt").is_empty());
-    assert_eq!(app.status.as_deref(), Some("/prompt: this server does not offer it yet"));
+    let prompt = typed(&mut app, "/prompt 30 Weekly roll?");
+    assert!(
+        matches!(&prompt[..], [Action::Request { op: hearth_protocol::Op::SchedulePrompt(p), .. }] if p.text.as_str() == "Weekly roll?"),
+        "{prompt:?}"
+    );
     assert!(typed(&mut app, "/frobnicate").is_empty());
     assert!(app.status.as_deref().unwrap().contains("no such command"));
     // Up brings the last line back; Tab completes commands and members.

@@ -865,6 +865,25 @@ impl Broker for RedisBroker {
         })
     }
 
+    fn prompt_rooms(&self) -> BrokerFuture<'_, Vec<RoomId>> {
+        Box::pin(async move {
+            let key = format!("{}:promptrooms", self.shared.config.prefix);
+            let names: Vec<String> =
+                self.shared.commands.query(redis::cmd("SMEMBERS").arg(key)).await.map_err(unavailable)?;
+            Ok(names.into_iter().filter_map(|n| RoomId::new(n).ok()).collect())
+        })
+    }
+
+    fn index_prompts(&self, room: RoomId, any: bool) -> BrokerFuture<'_, ()> {
+        Box::pin(async move {
+            let key = format!("{}:promptrooms", self.shared.config.prefix);
+            let cmd = if any { "SADD" } else { "SREM" };
+            let _: i64 =
+                self.shared.commands.query(redis::cmd(cmd).arg(key).arg(room.as_str())).await.map_err(unavailable)?;
+            Ok(())
+        })
+    }
+
     fn broadcast(&self, room: RoomId, event: hearth_protocol::Event) -> BrokerFuture<'_, bool> {
         Box::pin(async move {
             // On the room's channel, like its events; having no seq tells them apart.
