@@ -31,13 +31,8 @@ pub async fn run(registry: Arc<Registry>, stop: CancellationToken) {
     // told the room was online anywhere.
     let mut here_before: HashMap<RoomId, Vec<UserId>> = HashMap::new();
     let mut told: HashMap<RoomId, BTreeSet<UserId>> = HashMap::new();
-    let mut tick = tokio::time::interval(TICK);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    for n in 0u64.. {
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tick.tick() => {}
-        }
+    let mut ticks = crate::Ticks::every(TICK);
+    while let Some(n) = ticks.next(&stop).await {
         let refresh = n % REFRESH_TICKS == 0;
         let rooms = registry.loaded().all();
         here_before.retain(|id, _| rooms.iter().any(|r| r.id == *id));

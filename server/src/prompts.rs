@@ -26,13 +26,8 @@ pub type Relist = Arc<std::sync::atomic::AtomicBool>;
 pub async fn run(registry: Arc<Registry>, clock: SharedClock, relist: Relist, stop: CancellationToken) {
     let broker = registry.broker().clone();
     let mut rooms: Vec<RoomId> = Vec::new();
-    let mut tick = tokio::time::interval(TICK);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    for n in 0u64.. {
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tick.tick() => {}
-        }
+    let mut ticks = crate::Ticks::every(TICK);
+    while let Some(n) = ticks.next(&stop).await {
         if n % RELIST_TICKS == 0 || relist.swap(false, std::sync::atomic::Ordering::Relaxed) {
             match broker.prompt_rooms().await {
                 Ok(list) => rooms = list,
