@@ -18,7 +18,7 @@ use hearth_protocol::ops::{
     Kick, Leave, Members, ModLog, Mute, OrderPins, Presence, React, RemovePin, RequestJoin, RevokeInvite, RoomSettings,
     SetRole, SetRoom, ThreadHistory, Unban, Unmute, Visibility,
 };
-use hearth_protocol::ops::{CancelPrompt, Prompts, SchedulePrompt};
+use hearth_protocol::ops::{CancelPrompt, HeldPosts, Prompts, Release, SchedulePrompt};
 use hearth_protocol::{
     CloseCode, Codec, Emoji, ErrorCode, Event, Millis, Note, PinId, Role, RoomId, Seq, ShortText, Text, UserId,
 };
@@ -308,6 +308,20 @@ enum Command {
         #[arg(long)]
         room: RoomId,
         prompt: u64,
+    },
+    /// Newcomers' messages held for a look (moderators).
+    Held { room: RoomId },
+    /// Post a held message in its author's name, or drop it with --drop.
+    Release {
+        #[arg(long)]
+        room: RoomId,
+        user: String,
+        /// The held message's client id (from `hearth held`).
+        cmid: String,
+        #[arg(long)]
+        drop: bool,
+        #[arg(long, default_value = "")]
+        reason: String,
     },
     /// The room's health over the last 7 and 30 days (moderators).
     Stats {
@@ -947,6 +961,22 @@ async fn community(client: &mut Client, command: Command, json: bool) -> Result<
             if !json {
                 println!("cancelled prompt {prompt}");
             }
+        }
+        Command::Held { room } => {
+            let list = client.request(HeldPosts { room }).await?;
+            for h in &list.held {
+                if json {
+                    print_json(h);
+                } else {
+                    println!("{:<20} {:<20} {}", h.user, h.cmid.as_str(), render::printable(h.text.as_str()));
+                }
+            }
+        }
+        Command::Release { room, user, cmid, drop, reason } => {
+            let cmid = hearth_protocol::ClientMsgId::new(cmid).map_err(usage)?;
+            let args = Release { room, user: name(&user)?, cmid, approve: !drop, reason: short(reason)? };
+            let done_ = client.request(args).await?;
+            done(if drop { "dropped" } else { "released" }, &done_, json);
         }
         Command::Stats { room, days } => {
             let stats = client.request(StatsOp { room, days }).await?;

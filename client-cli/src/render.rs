@@ -93,6 +93,7 @@ mod tests {
             thread: None,
             state: None,
             prompt: None,
+            released_by: None,
         })
     }
 

@@ -135,6 +135,7 @@ async fn connection(stream: TcpStream, rooms: Rooms, conn: u64) {
                     thread: None,
                     state: None,
                     prompt: None,
+                    released_by: None,
                 });
                 // Encoded once per codec, shared by every member.
                 let msgpack = Bytes::from(encode_event(Codec::MsgPack, &event));
@@ -152,7 +153,7 @@ async fn connection(stream: TcpStream, rooms: Rooms, conn: u64) {
                     queue.try_send(message).is_ok()
                 });
                 drop(state);
-                encode_reply(codec, request.id, &Appended { seq, ts })
+                encode_reply(codec, request.id, &Appended { seq, ts, held: false })
             }
             _ => encode_reply(codec, request.id, &Done {}),
         };

@@ -32,6 +32,7 @@ pub enum Event {
     JoinDecision(JoinDecisionEvent),
     Ack(AckEvent),
     Prompt(PromptEvent),
+    Held(HeldEvent),
     Truncated(TruncatedEvent),
 }
 
@@ -53,6 +54,7 @@ impl Event {
             Event::JoinRequest(e) => e.seq,
             Event::Ack(e) => e.seq,
             Event::Prompt(e) => e.seq,
+            Event::Held(e) => e.seq,
             Event::Hello(_) | Event::Typing(_) | Event::Presence(_) | Event::JoinDecision(_) | Event::Truncated(_) => {
                 return None;
             }
@@ -76,6 +78,7 @@ impl Event {
             Event::JoinRequest(e) => e.ts,
             Event::Ack(e) => e.ts,
             Event::Prompt(e) => e.ts,
+            Event::Held(e) => e.ts,
             Event::Hello(_) | Event::Typing(_) | Event::Presence(_) | Event::JoinDecision(_) | Event::Truncated(_) => {
                 return None;
             }
@@ -106,6 +109,7 @@ impl Event {
             Event::JoinRequest(e) => (&mut e.seq, &mut e.ts),
             Event::Ack(e) => (&mut e.seq, &mut e.ts),
             Event::Prompt(e) => (&mut e.seq, &mut e.ts),
+            Event::Held(e) => (&mut e.seq, &mut e.ts),
             Event::Hello(_) | Event::Typing(_) | Event::Presence(_) | Event::JoinDecision(_) | Event::Truncated(_) => {
                 return;
             }
@@ -135,6 +139,7 @@ impl Event {
             Event::JoinDecision(e) => &e.room,
             Event::Ack(e) => &e.room,
             Event::Prompt(e) => &e.room,
+            Event::Held(e) => &e.room,
             Event::Truncated(e) => &e.room,
         })
     }
@@ -172,6 +177,22 @@ pub struct MessageEvent {
     /// A scheduled prompt the server posted (in its scheduler's name).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prompt: Option<PromptPosted>,
+    /// The moderator who released it, when it was held for a look.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub released_by: Option<UserId>,
+}
+
+/// A newcomer's message held for a moderator's look. To welcomers and above.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HeldEvent {
+    pub room: RoomId,
+    pub seq: Seq,
+    pub ts: Millis,
+    pub from: UserId,
+    pub text: Text,
+    pub cmid: ClientMsgId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thread: Option<Seq>,
 }
 
 /// Which prompt a message is, and when it comes next (none: it was the last).
@@ -363,6 +384,9 @@ pub struct ModerationEvent {
     /// For `create_invite`: how many joins it allows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_uses: Option<u32>,
+    /// For a held message dropped (`delete`): its client message id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held: Option<ClientMsgId>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

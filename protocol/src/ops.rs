@@ -152,6 +152,10 @@ operations! {
     AckRules = "ack_rules" => Appended;
     /// The room's scheduled prompts (moderators).
     Prompts = "prompts" => PromptList;
+    /// Messages held for a moderator's look (moderators).
+    HeldPosts = "held" => HeldList;
+    /// Release a held message (it is posted) or drop it (moderators).
+    Release = "release" => Appended;
 }
 
 // ---- shared value types ------------------------------------------------------
@@ -684,6 +688,11 @@ pub struct Joined {
 pub struct Appended {
     pub seq: Seq,
     pub ts: Millis,
+    /// The message was held for a moderator's look (a newcomer's link, in a
+    /// room with probation): `seq` is the `held` event's, and the message
+    /// appears when a moderator releases it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub held: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -802,6 +811,38 @@ pub struct Prompt {
     /// The moderator who scheduled it; the prompt is posted in their name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub by: Option<UserId>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HeldPosts {
+    pub room: RoomId,
+}
+
+/// A held message, named by its author and client message id.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HeldPost {
+    pub user: UserId,
+    pub cmid: ClientMsgId,
+    pub text: Text,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thread: Option<Seq>,
+    pub at: Millis,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HeldList {
+    pub held: Vec<HeldPost>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Release {
+    pub room: RoomId,
+    pub user: UserId,
+    pub cmid: ClientMsgId,
+    /// true posts it; false drops it (with `reason`, logged).
+    pub approve: bool,
+    #[serde(default)]
+    pub reason: ShortText,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -119,6 +119,15 @@ fn sample_ops() -> Vec<Op> {
         OrderPins { room: r(), notes: vec![PinId(3), PinId(9)] }.into(),
         AckRules { room: r(), version: 2 }.into(),
         Prompts { room: r() }.into(),
+        HeldPosts { room: r() }.into(),
+        Release {
+            room: r(),
+            user: user("cy"),
+            cmid: ClientMsgId::new("c-9").unwrap(),
+            approve: true,
+            reason: short(""),
+        }
+        .into(),
     ]
 }
 
@@ -143,6 +152,7 @@ fn sample_events() -> Vec<Event> {
             thread: Some(Seq(3)),
             state: None,
             prompt: None,
+            released_by: None,
         }),
         Event::Edit(EditEvent {
             room: r(),
@@ -223,6 +233,7 @@ fn sample_events() -> Vec<Event> {
             reason: short(""),
             invite: None,
             max_uses: Some(3),
+            held: None,
         }),
         Event::Typing(TypingEvent { room: r(), user: user("bo") }),
         Event::Presence(PresenceEvent { room: r(), online: vec![user("bo")], offline: vec![user("cy")] }),
@@ -234,6 +245,15 @@ fn sample_events() -> Vec<Event> {
             note: Note::new("hi").unwrap(),
         }),
         Event::Ack(AckEvent { room: r(), seq: Seq(24), ts, from: user("bo"), version: 2 }),
+        Event::Held(HeldEvent {
+            room: r(),
+            seq: Seq(26),
+            ts,
+            from: user("cy"),
+            text: Text::new("see https://example.org").unwrap(),
+            cmid: ClientMsgId::new("c-9").unwrap(),
+            thread: None,
+        }),
         Event::Prompt(PromptEvent {
             room: r(),
             seq: Seq(25),
@@ -275,6 +295,7 @@ fn event_kind(event: &Event) -> &'static str {
         Event::JoinDecision(_) => "join_decision",
         Event::Ack(_) => "ack",
         Event::Prompt(_) => "prompt",
+        Event::Held(_) => "held",
         Event::Truncated(_) => "truncated",
     }
 }
@@ -287,7 +308,7 @@ fn samples_cover_every_op_and_event() {
     let all: BTreeSet<&str> = OP_NAMES.iter().copied().collect();
     assert_eq!(ops, all);
     let kinds: BTreeSet<&str> = sample_events().iter().map(event_kind).collect();
-    assert_eq!(kinds.len(), 19);
+    assert_eq!(kinds.len(), 20);
 }
 
 #[test]
@@ -350,7 +371,7 @@ fn every_reply_type_round_trips_in_both_codecs() {
         first_join: true,
     });
     reply_round_trip::<Leave>(Done {});
-    reply_round_trip::<SendMessage>(Appended { seq: Seq(5), ts });
+    reply_round_trip::<SendMessage>(Appended { seq: Seq(5), ts, held: false });
     reply_round_trip::<History>(HistoryPage {
         room: room(),
         epoch: Epoch(7),

@@ -41,6 +41,7 @@ fn message() -> Event {
         thread: None,
         state: None,
         prompt: None,
+        released_by: None,
     })
 }
 

@@ -148,7 +148,7 @@ pub enum Change {
 /// live, in a replay or in history — so their seqs skip it.
 pub fn audience(event: &Event) -> Role {
     match event {
-        Event::JoinRequest(_) | Event::Ack(_) | Event::Prompt(_) => Role::Welcomer,
+        Event::JoinRequest(_) | Event::Ack(_) | Event::Prompt(_) | Event::Held(_) => Role::Welcomer,
         Event::Moderation(e)
             if matches!(e.action, ModAction::Reject | ModAction::CreateInvite | ModAction::RevokeInvite) =>
         {
@@ -273,6 +273,12 @@ pub fn changes(event: &Event) -> Vec<Change> {
             (ModAction::Unmute, Some(user)) => {
                 vec![Change::RemoveRow { table: RowTable::Mute, key: user.to_string() }]
             }
+            (ModAction::Delete, Some(user)) => match &e.held {
+                Some(cmid) => {
+                    vec![Change::RemoveRow { table: RowTable::Held, key: rows::held_key(user, cmid.as_str()) }]
+                }
+                None => Vec::new(),
+            },
             (ModAction::Reject, Some(user)) => {
                 let denial = rows::Denial { by: e.from.clone(), at: e.ts, reason: e.reason.clone() };
                 vec![
@@ -305,6 +311,11 @@ pub fn changes(event: &Event) -> Vec<Change> {
                 let reply = rows::ByAt { by: e.from.clone(), at: e.ts };
                 changes.push(Change::PutAnnex(AnnexRow::message(root, rows::seq_key("reply:", e.seq), &reply)));
             }
+            // A held message released: it is held no more.
+            if e.released_by.is_some() {
+                changes
+                    .push(Change::RemoveRow { table: RowTable::Held, key: rows::held_key(&e.from, e.cmid.as_str()) });
+            }
             // A prompt the server posted: its next time, or gone if that was the last.
             if let Some(posted) = &e.prompt {
                 changes.push(match posted.next_at {
@@ -317,6 +328,11 @@ pub fn changes(event: &Event) -> Vec<Change> {
             }
             changes
         }
+        Event::Held(e) => vec![Change::PutRow(Row::held(
+            &e.from,
+            e.cmid.as_str(),
+            &rows::HeldRow { text: e.text.clone(), thread: e.thread, at: e.ts },
+        ))],
         Event::Prompt(e) => match (&e.text, e.next_at) {
             (Some(text), Some(next_at)) => vec![Change::PutRow(Row::prompt(
                 e.prompt,
@@ -669,6 +685,7 @@ impl RoomState {
             thread: msg.thread,
             state: None,
             prompt: None,
+            released_by: None,
         });
         Ok(Draft { event, requires: Requires::Post { user: user.clone(), slow_ms: 0 }, cmid: Some(cmid) })
     }
@@ -823,6 +840,7 @@ pub fn actor(event: &Event) -> Option<&UserId> {
         Event::JoinRequest(e) => &e.from,
         Event::Ack(e) => &e.from,
         Event::Prompt(e) => &e.from,
+        Event::Held(e) => &e.from,
         Event::Hello(_) | Event::Typing(_) | Event::Presence(_) | Event::JoinDecision(_) | Event::Truncated(_) => {
             return None;
         }

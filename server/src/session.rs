@@ -17,9 +17,9 @@ use futures_util::{SinkExt, StreamExt};
 use hearth_protocol::codec::{decode_request, encode_error, encode_event, encode_reply};
 use hearth_protocol::event::{Hello, JoinDecisionEvent, MessageEvent, TypingEvent};
 use hearth_protocol::ops::{
-    AddPin, Appended, Auth, Authed, CreateRoom, Done, HistoryPage, Invite, Join, JoinRequestList, MemberList, ModEntry,
-    ModLog, ModLogPage, OnlineMember, Op, Pinned, Pong, PresenceList, Prompt, PromptList, RoomList, RoomStats,
-    ThreadHistory, Version, VersionList,
+    AddPin, Appended, Auth, Authed, CreateRoom, Done, HeldList, HistoryPage, Invite, Join, JoinRequestList, MemberList,
+    ModEntry, ModLog, ModLogPage, OnlineMember, Op, Pinned, Pong, PresenceList, Prompt, PromptList, RoomList,
+    RoomStats, ThreadHistory, Version, VersionList,
 };
 use hearth_protocol::{CloseCode, Codec, ErrorBody, ErrorCode, Event, Millis, RequestId, RoomId, Seq, UserId, limits};
 use serde::Serialize;
@@ -568,7 +568,7 @@ impl Session {
     async fn publish_applied(&mut self, id: RequestId, room: &Room, draft: Draft) -> Result<(), ErrorBody> {
         let published = self.order(draft).await?;
         applied_within(room.wait_applied(published.seq)).await?;
-        self.reply(id, &Appended { seq: published.seq, ts: published.ts }).await;
+        self.reply(id, &Appended { seq: published.seq, ts: published.ts, held: false }).await;
         Ok(())
     }
 
@@ -604,14 +604,23 @@ impl Session {
             Op::SendMessage(args) => {
                 let draft = self.room(&args.room).await?.decide(|s| {
                     let slow_ms = s.check_post(&user, now)?;
-                    let mut draft = s.decide_send(&user, args)?;
-                    // The order holds the member to it too: two posts in a row
-                    // may both pass this copy before either is applied here.
-                    draft.requires = room::Requires::Post { user: user.clone(), slow_ms };
-                    Ok::<_, ErrorBody>(draft)
+                    // The order holds the member to slow mode too: two posts in a
+                    // row may both pass this copy before either is applied here.
+                    s.decide_post(&user, args, slow_ms, now)
                 })?;
-                self.publish(id, draft, |p| Appended { seq: p.seq, ts: p.ts }).await?;
+                let held = matches!(draft.event, Event::Held(_));
+                self.publish(id, draft, move |p| Appended { seq: p.seq, ts: p.ts, held }).await?;
                 crate::metrics::get().messages.increment(1);
+            }
+            Op::HeldPosts(args) => {
+                let room = self.member_room(&args.room).await?;
+                let held = room.decide(|s| s.held_posts(&user, now))?;
+                self.reply(id, &HeldList { held }).await;
+            }
+            Op::Release(args) => {
+                let room = self.member_room(&args.room).await?;
+                let draft = room.decide(|s| s.decide_release(&user, args, now))?;
+                self.publish_applied(id, &room, draft).await?;
             }
             Op::History(args) => {
                 let room = self.member_room(&args.room).await?;
@@ -621,7 +630,7 @@ impl Session {
             Op::AddPin(args) => self.pin(id, args).await?,
             Op::RemovePin(args) => {
                 let draft = self.room(&args.room).await?.decide(|s| s.decide_unpin(&user, args.pin, now))?;
-                self.publish(id, draft, |p| Appended { seq: p.seq, ts: p.ts }).await?;
+                self.publish(id, draft, |p| Appended { seq: p.seq, ts: p.ts, held: false }).await?;
             }
             Op::Members(args) => {
                 let room = self.member_room(&args.room).await?;

@@ -51,6 +51,21 @@ const TABLE: &[(&str, [&str; 8])] = &[
     ("stats", ["ok", "ok", "forbidden", "forbidden", "not_member", "not_member", "not_member", "forbidden"]),
     ("schedule_prompt", ["ok", "ok", "forbidden", "forbidden", "not_member", "not_member", "not_member", "forbidden"]),
     ("prompts", ["ok", "ok", "forbidden", "forbidden", "not_member", "not_member", "not_member", "forbidden"]),
+    ("held", ["ok", "ok", "forbidden", "forbidden", "not_member", "not_member", "not_member", "forbidden"]),
+    // Nothing is held in these rooms: those who may release find nothing.
+    (
+        "release",
+        [
+            "no_such_target",
+            "no_such_target",
+            "forbidden",
+            "forbidden",
+            "not_member",
+            "not_member",
+            "not_member",
+            "forbidden",
+        ],
+    ),
     ("join_requests", ["ok", "ok", "ok", "forbidden", "not_member", "not_member", "not_member", "forbidden"]),
     ("decide_join", ["ok", "ok", "ok", "forbidden", "not_member", "not_member", "not_member", "forbidden"]),
     ("create_invite", ["ok", "ok", "ok", "forbidden", "not_member", "not_member", "not_member", "forbidden"]),
@@ -179,6 +194,15 @@ fn request(op: &str, s: &Setup) -> Op {
                 .into()
         }
         "prompts" => Prompts { room }.into(),
+        "held" => HeldPosts { room }.into(),
+        "release" => Release {
+            room,
+            user: who("victim"),
+            cmid: hearth_protocol::ClientMsgId::new("c-1").unwrap(),
+            approve: true,
+            reason: short(""),
+        }
+        .into(),
         "join_requests" => JoinRequests { room }.into(),
         "decide_join" => DecideJoin { room, user: who("pendg"), approve: true, reason: short("") }.into(),
         "create_invite" => CreateInvite { room, ttl_secs: None, max_uses: None }.into(),

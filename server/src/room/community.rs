@@ -3,10 +3,12 @@
 //! the request and the time in; one drafted event or a typed error out.
 
 use hearth_protocol::event::{
-    AckEvent, JoinRequestEvent, MemberJoinedEvent, MessageEvent, ModerationEvent, PromptEvent, PromptPosted, RoleEvent,
-    RoomUpdatedEvent,
+    AckEvent, HeldEvent, JoinRequestEvent, MemberJoinedEvent, MessageEvent, ModerationEvent, PromptEvent, PromptPosted,
+    RoleEvent, RoomUpdatedEvent,
 };
-use hearth_protocol::ops::{DecideJoin, JoinRequestInfo, ModAction, Prompt, RoomSettings, SetRole, Visibility};
+use hearth_protocol::ops::{
+    DecideJoin, HeldPost, JoinRequestInfo, ModAction, Prompt, Release, RoomSettings, SetRole, Visibility,
+};
 use hearth_protocol::{ErrorBody, ErrorCode, Event, Millis, Note, PinId, Role, RoomId, Seq, ShortText, UserId, limits};
 
 use super::permissions::{Action, least_role};
@@ -80,6 +82,7 @@ impl RoomState {
             reason,
             invite: None,
             max_uses: None,
+            held: None,
         })
     }
 
@@ -258,7 +261,11 @@ impl RoomState {
                 ));
             }
         }
-        let slow = u64::from(self.record.slow_mode_secs) * 1000;
+        let mut slow = u64::from(self.record.slow_mode_secs) * 1000;
+        if self.on_probation(user, now) {
+            // Newcomers on probation wait longer between posts.
+            slow = (slow * 2).max(u64::from(PROBATION_SLOW_SECS) * 1000);
+        }
         if slow > 0 && role < least_role(Action::Moderate) {
             if let Some(last) = self.last_post.get(user) {
                 let next = last.0 + slow;
@@ -611,9 +618,118 @@ impl RoomState {
                     thread: None,
                     state: None,
                     prompt: Some(PromptPosted { prompt: *id, next_at }),
+                    released_by: None,
                 });
                 Some(Draft { event, requires: Requires::Nothing, cmid: Some(cmid) })
             })
             .collect()
+    }
+}
+
+/// During probation, at least this long between a newcomer's posts.
+pub const PROBATION_SLOW_SECS: u32 = 30;
+
+/// Whether `text` carries a link (held during probation).
+pub fn has_link(text: &str) -> bool {
+    let lower = text.to_ascii_lowercase();
+    ["http://", "https://", "www."].iter().any(|l| lower.contains(l))
+}
+
+impl RoomState {
+    /// Whether `user` is on probation at `now`: a member (not a welcomer or
+    /// above) who joined less than the room's `probation_secs` ago.
+    pub fn on_probation(&self, user: &UserId, now: Millis) -> bool {
+        let probation = u64::from(self.record.probation_secs) * 1000;
+        probation > 0
+            && self
+                .members
+                .get(user)
+                .is_some_and(|m| m.role_at(now) == Role::Member && now.0.saturating_sub(m.joined_at.0) < probation)
+    }
+
+    /// A post, or — a newcomer's link in a room with probation — a held post
+    /// for a moderator's look.
+    pub fn decide_post(
+        &self,
+        user: &UserId,
+        msg: hearth_protocol::ops::SendMessage,
+        slow_ms: u64,
+        now: Millis,
+    ) -> Result<Draft, ErrorBody> {
+        let mut draft = self.decide_send(user, msg)?;
+        draft.requires = Requires::Post { user: user.clone(), slow_ms };
+        if let Event::Message(m) = &draft.event {
+            if self.on_probation(user, now) && has_link(m.text.as_str()) {
+                let event = Event::Held(HeldEvent {
+                    room: self.room().clone(),
+                    seq: Seq::ZERO,
+                    ts: Millis(0),
+                    from: user.clone(),
+                    text: m.text.clone(),
+                    cmid: m.cmid.clone(),
+                    thread: m.thread,
+                });
+                // No client message id: the released post takes it.
+                return Ok(Draft { event, requires: draft.requires, cmid: None });
+            }
+        }
+        Ok(draft)
+    }
+
+    /// The held posts, oldest first (moderators).
+    pub fn held_posts(&self, actor: &UserId, now: Millis) -> Result<Vec<HeldPost>, ErrorBody> {
+        self.require(actor, Action::Moderate, now)?;
+        let mut list: Vec<HeldPost> = self
+            .rows
+            .held
+            .iter()
+            .filter_map(|((user, cmid), h)| {
+                Some(HeldPost {
+                    user: user.clone(),
+                    cmid: hearth_protocol::ClientMsgId::new(cmid.as_str()).ok()?,
+                    text: h.text.clone(),
+                    thread: h.thread,
+                    at: h.at,
+                })
+            })
+            .collect();
+        list.sort_by_key(|h| h.at);
+        Ok(list)
+    }
+
+    /// Posts a held message in its author's name, or drops it (logged).
+    pub fn decide_release(&self, actor: &UserId, args: Release, now: Millis) -> Result<Draft, ErrorBody> {
+        self.require(actor, Action::Moderate, now)?;
+        let Some(held) = self.rows.held.get(&(args.user.clone(), args.cmid.as_str().to_string())) else {
+            return Err(ErrorBody::new(
+                ErrorCode::NoSuchTarget,
+                format!("no held post {} of {} in room {}", args.cmid.as_str(), args.user, self.room()),
+            ));
+        };
+        if !args.approve {
+            let Event::Moderation(mut event) = self.moderation(actor, ModAction::Delete, &args.user, None, args.reason)
+            else {
+                unreachable!("moderation makes moderation events")
+            };
+            event.held = Some(args.cmid);
+            return Ok(Draft {
+                event: Event::Moderation(event),
+                requires: Requires::RoleAtLeast(actor.clone(), least_role(Action::Moderate)),
+                cmid: None,
+            });
+        }
+        let event = Event::Message(MessageEvent {
+            room: self.room().clone(),
+            seq: Seq::ZERO,
+            ts: Millis(0),
+            from: args.user.clone(),
+            text: held.text.clone(),
+            cmid: args.cmid.clone(),
+            thread: held.thread,
+            state: None,
+            prompt: None,
+            released_by: Some(actor.clone()),
+        });
+        Ok(Draft { event, requires: Requires::Member(args.user), cmid: Some(args.cmid) })
     }
 }

@@ -30,10 +30,11 @@ pub enum RowTable {
     Ack,
     Title,
     Prompt,
+    Held,
 }
 
 impl RowTable {
-    pub const ALL: [RowTable; 8] = [
+    pub const ALL: [RowTable; 9] = [
         RowTable::Ban,
         RowTable::Mute,
         RowTable::Request,
@@ -42,6 +43,7 @@ impl RowTable {
         RowTable::Ack,
         RowTable::Title,
         RowTable::Prompt,
+        RowTable::Held,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -54,6 +56,7 @@ impl RowTable {
             RowTable::Ack => "ack",
             RowTable::Title => "title",
             RowTable::Prompt => "prompt",
+            RowTable::Held => "held",
         }
     }
 
@@ -202,6 +205,22 @@ pub struct Rows {
     pub acks: HashMap<UserId, u32>,
     pub titles: HashMap<UserId, ShortText>,
     pub prompts: BTreeMap<u64, PromptRow>,
+    /// Newcomers' messages held for a look, by author and client message id.
+    pub held: BTreeMap<(UserId, String), HeldRow>,
+}
+
+/// A held message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeldRow {
+    pub text: Text,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thread: Option<hearth_protocol::Seq>,
+    pub at: Millis,
+}
+
+/// A held message's key: its author and client message id.
+pub fn held_key(user: &UserId, cmid: &str) -> String {
+    format!("{user}\u{1f}{cmid}")
 }
 
 fn encode<T: Serialize>(value: &T) -> Vec<u8> {
@@ -240,6 +259,10 @@ impl Row {
 
     pub fn title(user: &UserId, title: &ShortText) -> Row {
         Row { table: RowTable::Title, key: user.to_string(), value: encode(title) }
+    }
+
+    pub fn held(user: &UserId, cmid: &str, held: &HeldRow) -> Row {
+        Row { table: RowTable::Held, key: held_key(user, cmid), value: encode(held) }
     }
 
     pub fn prompt(id: u64, prompt: &PromptRow) -> Row {
@@ -328,6 +351,11 @@ impl Rows {
                 let id = row.key.parse().map_err(|_| bad("not a prompt id".into()))?;
                 self.prompts.insert(id, decode(&row.value).map_err(value)?);
             }
+            RowTable::Held => {
+                let (user, cmid) = row.key.split_once('\u{1f}').ok_or_else(|| bad("not a held key".into()))?;
+                let user = UserId::new(user).map_err(bad)?;
+                self.held.insert((user, cmid.to_string()), decode(&row.value).map_err(value)?);
+            }
         }
         Ok(())
     }
@@ -343,6 +371,11 @@ impl Rows {
             RowTable::Ack => user.and_then(|u| self.acks.remove(&u)).map(drop),
             RowTable::Title => user.and_then(|u| self.titles.remove(&u)).map(drop),
             RowTable::Prompt => key.parse().ok().and_then(|id| self.prompts.remove(&id)).map(drop),
+            RowTable::Held => key
+                .split_once('\u{1f}')
+                .and_then(|(u, c)| Some((UserId::new(u).ok()?, c.to_string())))
+                .and_then(|k| self.held.remove(&k))
+                .map(drop),
         };
     }
 
@@ -357,6 +390,7 @@ impl Rows {
         rows.extend(self.acks.iter().map(|(u, v)| Row::ack(u, *v)));
         rows.extend(self.titles.iter().map(|(u, t)| Row::title(u, t)));
         rows.extend(self.prompts.iter().map(|(id, p)| Row::prompt(*id, p)));
+        rows.extend(self.held.iter().map(|((u, c), h)| Row::held(u, c, h)));
         rows
     }
 }

@@ -122,6 +122,7 @@ mod tests {
                 thread: thread.map(Seq),
                 state: None,
                 prompt: None,
+                released_by: None,
             }));
             seq.0
         }

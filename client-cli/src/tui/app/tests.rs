@@ -33,6 +33,7 @@ fn message(room: &str, seq: u64, from: &str, text: &str) -> Event {
         thread: None,
         state: None,
         prompt: None,
+        released_by: None,
     })
 }
 
