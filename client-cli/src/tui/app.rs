@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use hearth_protocol::event::LeftReason;
+use hearth_protocol::ops::ModAction;
 use hearth_protocol::ops::{HistoryPage, Joined, MemberInfo, PinnedNote, ResumeMode, RoomSummary};
 use hearth_protocol::{Event, Millis, PinId, Role, RoomId, Seq, UserId};
 
@@ -355,6 +356,9 @@ impl App {
                 room.members_count = joined.room.members;
                 room.pins = joined.pins;
                 room.joined = true;
+                if let Some(welcome) = joined.room.welcome.as_ref().filter(|_| joined.first_join) {
+                    room.push(Line { seq: None, ts: Millis(0), kind: LineKind::Notice(format!("welcome: {welcome}")) });
+                }
                 if joined.resume == ResumeMode::Truncated {
                     let at = joined.room.head;
                     room.push(Line {
@@ -410,7 +414,12 @@ impl App {
                 ts: m.ts,
                 kind: LineKind::Message {
                     from: m.from.clone(),
-                    text: m.text.to_string(),
+                    // History shows a message as it is now (edited, deleted).
+                    text: match m.state.as_deref() {
+                        Some(state) if state.deleted => "(deleted)".to_string(),
+                        Some(state) if state.edited_at.is_some() => format!("{} (edited)", m.text),
+                        _ => m.text.to_string(),
+                    },
                     thread: m.thread,
                     mentions_me: live && m.from != self.me && self.mentions_me(m.text.as_str()),
                 },
@@ -423,6 +432,39 @@ impl App {
 
     fn on_event(&mut self, event: Event) {
         let Some(id) = event.room().cloned() else { return };
+        // What changes a message already shown, or only says something.
+        match &event {
+            Event::Edit(e) => return self.rewrite(&id, e.target, format!("{} (edited)", e.text)),
+            Event::Delete(e) => return self.rewrite(&id, e.target, "(deleted)".to_string()),
+            Event::Reaction(r) if r.on => {
+                return self.says(format!("{} reacted {} to #{}", r.from, r.emoji, r.target.0));
+            }
+            Event::Reaction(_) => return,
+            Event::Typing(t) if self.active.as_ref() == Some(&id) => {
+                return self.says(format!("{} is typing…", t.user));
+            }
+            Event::Typing(_) => return,
+            Event::Presence(p) => {
+                let room = self.room_mut(&id);
+                for member in room.members.iter_mut() {
+                    if p.online.contains(&member.user) {
+                        member.online = true;
+                    } else if p.offline.contains(&member.user) {
+                        member.online = false;
+                    }
+                }
+                return;
+            }
+            Event::JoinDecision(d) => {
+                let outcome = if d.approved {
+                    format!("{} let you into {}: /join {}", d.by, d.room, d.room)
+                } else {
+                    format!("{} turned down your request to join {}: {}", d.by, d.room, d.reason)
+                };
+                return self.says(outcome);
+            }
+            _ => {}
+        }
         let me = self.me.clone();
         let Some(line) = self.line_of(&event, true) else { return };
         let shown = self.active.as_ref() == Some(&id);
@@ -864,6 +906,16 @@ impl App {
         }
     }
 
+    /// Shows message `seq` of `room` with `text` from now on.
+    fn rewrite(&mut self, room: &RoomId, seq: Seq, text: String) {
+        let view = self.room_mut(room);
+        for line in view.lines.iter_mut().filter(|l| l.seq == Some(seq)) {
+            if let LineKind::Message { text: shown, .. } = &mut line.kind {
+                *shown = text.clone();
+            }
+        }
+    }
+
     /// Completes the word before the cursor: a command, a room, or a member.
     fn complete(&mut self) {
         let word = self.input.word_before_cursor().to_string();
@@ -932,6 +984,29 @@ fn notice(event: &Event) -> Option<String> {
         Event::Truncated(t) => {
             format!("events #{}–#{} are no longer held by the server", t.after.0 + 1, t.next.0.saturating_sub(1))
         }
+        Event::Moderation(m) => {
+            let whom = m.user.as_ref().map(|u| format!(" {u}")).unwrap_or_default();
+            let why = if m.reason.as_str().is_empty() { String::new() } else { format!(": {}", m.reason) };
+            let what = match m.action {
+                ModAction::Kick => "removed",
+                ModAction::Ban => "banned",
+                ModAction::Unban => "unbanned",
+                ModAction::Mute => "muted",
+                ModAction::Unmute => "unmuted",
+                ModAction::Reject => "turned down",
+                ModAction::Delete => "dropped a held post of",
+                ModAction::CreateInvite => "made an invite",
+                ModAction::RevokeInvite => "revoked an invite",
+                _ => return None,
+            };
+            format!("{} {what}{whom}{why}", m.from)
+        }
+        Event::Role(r) => format!("{} made {} a {}", r.from, r.user, r.role.as_str()),
+        Event::RoomUpdated(r) => format!("{} changed the room's settings", r.from),
+        Event::JoinRequest(r) => {
+            format!("{} asks to join: {} — /approve {} or /deny {}", r.from, r.note, r.from, r.from)
+        }
+        Event::Held(h) => format!("held for a look: {}: {} — hearth release", h.from, h.text),
         _ => return None,
     })
 }

@@ -399,3 +399,44 @@ fn wide_characters_wrap_by_their_width() {
     assert_eq!(shown.matches('写').count(), 40, "every character is on screen:\n{shown}");
     assert_eq!(shown.matches('真').count(), 40, "{shown}");
 }
+
+#[test]
+fn edits_deletes_and_moderation_show_as_they_happen() {
+    use hearth_protocol::event::{DeleteEvent, EditEvent, ModerationEvent};
+    let mut app = cameras();
+    app.on_net(Net::Event(message("cameras", 50, "bo", "Portra at 800?")));
+    app.on_net(Net::Event(message("cameras", 51, "cy", "spam spam")));
+    app.on_net(Net::Event(Event::Edit(EditEvent {
+        room: rid("cameras"),
+        seq: Seq(52),
+        ts: Millis(1_700_040_600_000),
+        from: user("bo"),
+        target: Seq(50),
+        text: Text::new("Portra at 1600?").unwrap(),
+    })));
+    app.on_net(Net::Event(Event::Delete(DeleteEvent {
+        room: rid("cameras"),
+        seq: Seq(53),
+        ts: Millis(1_700_040_600_000),
+        from: user("ada"),
+        target: Seq(51),
+        of: Some(user("cy")),
+    })));
+    app.on_net(Net::Event(Event::Moderation(ModerationEvent {
+        room: rid("cameras"),
+        seq: Seq(54),
+        ts: Millis(1_700_040_600_000),
+        from: user("ada"),
+        action: hearth_protocol::ops::ModAction::Mute,
+        user: Some(user("cy")),
+        until: None,
+        reason: ShortText::new("spamming").unwrap(),
+        invite: None,
+        max_uses: None,
+        held: None,
+    })));
+    let shown = screen(&app, 100, 30);
+    assert!(shown.contains("Portra at 1600? (edited)"), "{shown}");
+    assert!(shown.contains("(deleted)") && !shown.contains("spam spam"), "{shown}");
+    assert!(shown.contains("ada muted cy: spamming"), "{shown}");
+}
