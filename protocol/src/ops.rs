@@ -158,6 +158,51 @@ operations! {
     Release = "release" => Appended;
 }
 
+impl Op {
+    /// The room this operation is about; `None` for the few about no room.
+    pub fn room(&self) -> Option<&RoomId> {
+        match self {
+            Op::Ping(_) | Op::ListRooms(_) | Op::Auth(_) => None,
+            Op::CreateRoom(args) => Some(&args.room),
+            Op::Join(args) => Some(&args.room),
+            Op::Leave(args) => Some(&args.room),
+            Op::SendMessage(args) => Some(&args.room),
+            Op::History(args) => Some(&args.room),
+            Op::ThreadHistory(args) => Some(&args.room),
+            Op::Edit(args) => Some(&args.room),
+            Op::Delete(args) => Some(&args.room),
+            Op::React(args) => Some(&args.room),
+            Op::AddPin(args) => Some(&args.room),
+            Op::RemovePin(args) => Some(&args.room),
+            Op::Members(args) => Some(&args.room),
+            Op::SetRole(args) => Some(&args.room),
+            Op::SetRoom(args) => Some(&args.room),
+            Op::RequestJoin(args) => Some(&args.room),
+            Op::JoinRequests(args) => Some(&args.room),
+            Op::DecideJoin(args) => Some(&args.room),
+            Op::CreateInvite(args) => Some(&args.room),
+            Op::RevokeInvite(args) => Some(&args.room),
+            Op::Kick(args) => Some(&args.room),
+            Op::Ban(args) => Some(&args.room),
+            Op::Unban(args) => Some(&args.room),
+            Op::Mute(args) => Some(&args.room),
+            Op::Unmute(args) => Some(&args.room),
+            Op::ModLog(args) => Some(&args.room),
+            Op::Typing(args) => Some(&args.room),
+            Op::Presence(args) => Some(&args.room),
+            Op::Stats(args) => Some(&args.room),
+            Op::SchedulePrompt(args) => Some(&args.room),
+            Op::CancelPrompt(args) => Some(&args.room),
+            Op::Versions(args) => Some(&args.room),
+            Op::OrderPins(args) => Some(&args.room),
+            Op::AckRules(args) => Some(&args.room),
+            Op::Prompts(args) => Some(&args.room),
+            Op::HeldPosts(args) => Some(&args.room),
+            Op::Release(args) => Some(&args.room),
+        }
+    }
+}
+
 // ---- shared value types ------------------------------------------------------
 
 /// Who may join a room, and how.

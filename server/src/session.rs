@@ -58,6 +58,27 @@ const PAGE_BYTES: usize = limits::MAX_SERVER_FRAME_BYTES - 16 * 1024;
 /// against a bug turning into a stuck connection.
 const APPLY_WAIT: Duration = Duration::from_secs(30);
 
+/// How long a request refused on a trailing copy waits for the copy to catch
+/// up before the refusal stands.
+const STALE_WAIT: Duration = Duration::from_secs(2);
+
+/// Refusals that depend on room state an event ordered through another node
+/// may have just changed. The rest (bad input, limits, slow mode, ...) do not.
+fn may_be_stale(code: ErrorCode) -> bool {
+    matches!(
+        code,
+        ErrorCode::NotMember
+            | ErrorCode::Forbidden
+            | ErrorCode::NoSuchTarget
+            | ErrorCode::Muted
+            | ErrorCode::Banned
+            | ErrorCode::AckRequired
+            | ErrorCode::InvalidInvite
+            | ErrorCode::ApprovalRequired
+            | ErrorCode::InviteRequired
+    )
+}
+
 struct Session {
     shared: Arc<Shared>,
     conn: Arc<Conn>,
@@ -325,7 +346,21 @@ impl Session {
             }
             return;
         }
-        if let Err(error) = self.dispatch(id, request.op).await {
+        // Where a refusal may come from a copy that trails the order: the copy
+        // and where it stood before deciding, and the request to decide again.
+        let again = match request.op.room() {
+            Some(room) if self.shared.registry.broker().copies_trail() => {
+                self.shared.registry.loaded().get(room).map(|copy| (copy.position(), copy, request.op.clone()))
+            }
+            _ => None,
+        };
+        let mut outcome = self.dispatch(id, request.op).await;
+        if let (Err(error), Some((before, copy, op))) = (&outcome, again) {
+            if may_be_stale(error.code) && caught_up(self.shared.registry.broker(), &copy, before).await {
+                outcome = self.dispatch(id, op).await;
+            }
+        }
+        if let Err(error) = outcome {
             if error.code == ErrorCode::Internal {
                 tracing::warn!(conn = self.conn.id.0, user = %self.conn.user, %error, "request failed");
             }
@@ -1078,6 +1113,21 @@ async fn applied_within(wait: impl Future<Output = ()>) -> Result<(), ErrorBody>
     tokio::time::timeout(APPLY_WAIT, wait)
         .await
         .map_err(|_| ErrorBody::new(ErrorCode::Internal, "the write was not confirmed in time; retry"))
+}
+
+/// After a refusal decided on `copy`, which stood at `before` when the request
+/// came: whether the room's order was then further on — an event ordered
+/// through another node a moment ago (a role, a membership, a held post) may
+/// be missing from what the refusal saw — and the copy has now caught up with
+/// it, so deciding again may answer otherwise. Events ordered before the
+/// request came are at or below the order's position read now; if that is
+/// not past `before`, the copy had them all and the refusal stands.
+async fn caught_up(broker: &Arc<dyn crate::Broker>, copy: &Room, before: hearth_protocol::Position) -> bool {
+    let Ok(Some(order)) = broker.order_position(copy.id.clone()).await else { return false };
+    if order.epoch != before.epoch || order.seq <= before.seq {
+        return false;
+    }
+    tokio::time::timeout(STALE_WAIT, copy.wait_applied(order.seq)).await.is_ok()
 }
 
 /// Runs a write, giving up after `limit`. The timer is armed only if the write

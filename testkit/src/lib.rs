@@ -3,7 +3,8 @@
 //! as a Redis Cluster. Each is stopped when dropped. They can be killed,
 //! restarted (keeping or wiping their data), paused and cut off, which is what
 //! the failure tests need. A machine without Redis fails with the command that
-//! installs it; nothing is skipped.
+//! installs it; nothing is skipped. [`SlowLink`] puts a slow network between a
+//! node and its Redis.
 
 use std::net::TcpListener;
 use std::path::Path;
@@ -211,4 +212,64 @@ impl RedisCluster {
     pub fn urls(&self) -> Vec<String> {
         self.nodes.iter().map(RedisServer::url).collect()
     }
+}
+
+/// A TCP relay on a loopback port to `target` that holds every byte coming
+/// back from it for `delay` (in order): whoever connects through it hears
+/// everything a moment late, as over a slow network — a node behind it learns
+/// of other nodes' events after they acknowledged them. Stops, with every
+/// relayed connection, when dropped.
+pub struct SlowLink {
+    pub port: u16,
+    relay: tokio::task::JoinHandle<()>,
+}
+
+impl SlowLink {
+    pub async fn start(target_port: u16, delay: Duration) -> SlowLink {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind an ephemeral port");
+        let port = listener.local_addr().expect("local address").port();
+        let relay = tokio::spawn(async move {
+            // Dropped with the relay task: aborts every connection's tasks.
+            let mut links = tokio::task::JoinSet::new();
+            while let Ok((near, _)) = listener.accept().await {
+                let Ok(far) = tokio::net::TcpStream::connect(("127.0.0.1", target_port)).await else { continue };
+                let (mut near_read, near_write) = near.into_split();
+                let (far_read, mut far_write) = far.into_split();
+                links.spawn(async move {
+                    let _ = tokio::io::copy(&mut near_read, &mut far_write).await;
+                });
+                links.spawn(hold_back(far_read, near_write, delay));
+            }
+        });
+        SlowLink { port, relay }
+    }
+}
+
+impl Drop for SlowLink {
+    fn drop(&mut self) {
+        self.relay.abort();
+    }
+}
+
+/// Copies `from` to `to`, each chunk `delay` after it was read.
+async fn hold_back(mut from: tokio::net::tcp::OwnedReadHalf, mut to: tokio::net::tcp::OwnedWriteHalf, delay: Duration) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // Bounded: a reader far ahead of the delay waits for the writer.
+    let (chunks, mut due) = tokio::sync::mpsc::channel::<(tokio::time::Instant, Vec<u8>)>(256);
+    let writer = tokio::spawn(async move {
+        while let Some((at, chunk)) = due.recv().await {
+            tokio::time::sleep_until(at + delay).await;
+            if to.write_all(&chunk).await.is_err() {
+                return;
+            }
+        }
+    });
+    let mut buf = vec![0; 16 * 1024];
+    while let Ok(n) = from.read(&mut buf).await {
+        if n == 0 || chunks.send((tokio::time::Instant::now(), buf[..n].to_vec())).await.is_err() {
+            break;
+        }
+    }
+    drop(chunks);
+    let _ = writer.await;
 }

@@ -2,12 +2,17 @@
 //! stale copy of a room. A leave acknowledged through one node stops a send
 //! through the other right after, and the other connection is told and then
 //! receives nothing more. Runs on one node too, where both connections share it.
+//! A grant works the other way: a membership or a role acknowledged through
+//! one node is honoured through the other right after (a refusal decided on a
+//! copy that trails the order is decided again once the copy caught up).
 //! And a room that leaves one node's memory (and its subscription) comes back
 //! on that node with nothing missed.
 
+use std::time::Duration;
+
 use hearth_cli::{Client, ClientError};
-use hearth_protocol::ops::Ping;
-use hearth_protocol::{Codec, ErrorCode, Event, RoomId};
+use hearth_protocol::ops::{Ping, RoomSettings, SetRole, SetRoom};
+use hearth_protocol::{Codec, ErrorCode, Event, Role, RoomId, ShortText};
 use hearth_tests::*;
 
 /// Reads `client`'s events until `done` holds for one; all of them, in order.
@@ -68,6 +73,40 @@ async fn a_leave_through_one_node_stops_a_send_through_the_other_at_once(d: Depl
     }
     d.stop().await;
 }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grant_through_one_node_holds_through_a_node_that_hears_of_it_late() {
+    let redis = hearth_testkit::RedisServer::start().await;
+    // The far node hears everything from Redis a tenth of a second late.
+    let slow = hearth_testkit::SlowLink::start(redis.port, Duration::from_millis(100)).await;
+    let near = TestServer::start(cluster_config(&redis.url(), "late")).await;
+    let far = TestServer::start(cluster_config(&format!("redis://127.0.0.1:{}", slow.port), "late")).await;
+    let ada = near.client("ada", Codec::MsgPack).await;
+    let mut phone = near.client("bo", Codec::MsgPack).await;
+    let laptop = far.client("bo", Codec::Json).await;
+    for round in 0..3 {
+        let name = format!("late{round}");
+        let r = room(&name);
+        create_room(&ada, &name, None).await.unwrap();
+        // Joined through the near node: the far node's copy does not know yet.
+        phone.join(&r).await.unwrap();
+        laptop.send(&r, "joined on the phone, posting from the laptop").await.unwrap();
+        // Not a moderator: that refusal stands, however late the copy.
+        let topic = |text: &str| SetRoom {
+            room: r.clone(),
+            settings: RoomSettings { topic: Some(ShortText::new(text).unwrap()), ..RoomSettings::default() },
+        };
+        match laptop.request(topic("mine now")).await {
+            Err(ClientError::Server(error)) => assert_eq!(error.code, ErrorCode::Forbidden, "{error}"),
+            other => panic!("a member may not set the topic, got {other:?}"),
+        }
+        let grant = SetRole { room: r.clone(), user: user("bo"), role: Role::Moderator, expires_at: None, title: None };
+        ada.request(grant).await.unwrap();
+        laptop.request(topic(&format!("round {round}"))).await.unwrap();
+    }
+    near.stop().await;
+    far.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

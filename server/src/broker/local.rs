@@ -455,6 +455,15 @@ impl Broker for LocalBroker {
         Box::pin(self.blocking(move |store| store.oldest(&room)))
     }
 
+    fn copies_trail(&self) -> bool {
+        false
+    }
+
+    fn order_position(&self, room: RoomId) -> BrokerFuture<'_, Option<hearth_protocol::Position>> {
+        // The node's copy is the order: its position is the room's.
+        Box::pin(async move { Ok(self.delivery.position(&room)) })
+    }
+
     fn prompt_rooms(&self) -> BrokerFuture<'_, Vec<RoomId>> {
         Box::pin(self.blocking(|store| store.rooms_with(crate::room::RowTable::Prompt)))
     }

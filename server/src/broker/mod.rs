@@ -199,6 +199,14 @@ pub trait Broker: Send + Sync + 'static {
     fn history_before(&self, room: RoomId, before: Seq, limit: usize) -> BrokerFuture<'_, Vec<StoredEvent>>;
     /// The seq of the oldest event still held (head + 1 when none is).
     fn oldest(&self, room: RoomId) -> BrokerFuture<'_, Seq>;
+    /// Whether a node's copy of a room may trail the room's order (cluster
+    /// mode: an event ordered through another node arrives a moment later), so
+    /// a refusal decided on the copy may be stale.
+    fn copies_trail(&self) -> bool;
+    /// Where the order of `room` is now (`None`: unknown — no such room, or on
+    /// one node a room not in memory); one read, for a node to learn whether
+    /// its copy trails it.
+    fn order_position(&self, room: RoomId) -> BrokerFuture<'_, Option<Position>>;
     /// Sends an ephemeral event of `room` (typing, presence) to the other nodes
     /// (true), or leaves it to the caller when there are none (false).
     fn broadcast(&self, room: RoomId, event: hearth_protocol::Event) -> BrokerFuture<'_, bool>;

@@ -145,6 +145,9 @@ struct RoomKeys {
     rows: String,
     modlog: String,
     last_post: String,
+    /// The seqs of messages with annotations (sorted set, score = seq), so
+    /// the annotations of messages trimmed from history can be found.
+    annotated: String,
 }
 
 /// How long a node's record of who is online in a room lasts unrefreshed.
@@ -184,6 +187,7 @@ impl RoomKeys {
             rows: format!("{tag}:rows"),
             modlog: format!("{tag}:modlog"),
             last_post: format!("{tag}:lastpost"),
+            annotated: format!("{tag}:annotated"),
         }
     }
 }
@@ -488,7 +492,7 @@ impl Shared {
             hearth_protocol::Event::Message(m) => m.thread.unwrap_or(Seq::ZERO),
             _ => Seq::ZERO,
         };
-        call.key(keys.message(about));
+        call.key(keys.message(about)).key(&keys.annotated);
         let record = match create {
             Some(record) => serde_json::to_vec(record).map_err(|e| corrupt("room record", e.to_string()))?,
             None => Vec::new(),
@@ -862,6 +866,23 @@ impl Broker for RedisBroker {
             let head: Option<u64> =
                 s.commands.query(redis::cmd("HGET").arg(&keys.room).arg("head")).await.map_err(unavailable)?;
             Ok(Seq(head.unwrap_or(0)).next())
+        })
+    }
+
+    fn copies_trail(&self) -> bool {
+        true
+    }
+
+    fn order_position(&self, room: RoomId) -> BrokerFuture<'_, Option<Position>> {
+        Box::pin(async move {
+            let keys = self.shared.keys(&room);
+            let (epoch, head): (Option<u64>, Option<u64>) = self
+                .shared
+                .commands
+                .query(redis::cmd("HMGET").arg(&keys.room).arg("epoch").arg("head"))
+                .await
+                .map_err(unavailable)?;
+            Ok(epoch.zip(head).map(|(epoch, head)| Position { epoch: Epoch(epoch), seq: Seq(head) }))
         })
     }
 

@@ -8,8 +8,9 @@
 -- sharded channel, 9 rows (hash: "table\31key" -> MessagePack; room::rows),
 -- 10 the moderation log (stream, id "<seq>-0", field v), 11 when members
 -- in slow mode last posted (hash: user -> ts), 12 the annotations of the
--- message the event is about (hash, `room::rows` AnnexTable::Message). All
--- hash to the room's slot.
+-- message the event is about (hash, `room::rows` AnnexTable::Message), 13 the
+-- seqs of annotated messages (sorted set, score = seq). All hash to the
+-- room's slot.
 --
 -- ARGV: 1 mode, 2 epoch, 3 now (ms), 4 actor, 5 cmid or '', 6 cmid window,
 -- 7 most events kept, 8 oldest ts kept (0: no age cap), 9 event template,
@@ -228,6 +229,7 @@ local seq = head + 1
 local seq_bytes, ts_bytes = uint64(seq), uint64(ts)
 local body = fill(ARGV[9], seq_bytes, ts_bytes)
 
+local annotates = false
 for i = 16, #ARGV, 3 do
   local op, a, b = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   if op == 'join' then
@@ -262,6 +264,7 @@ for i = 16, #ARGV, 3 do
       redis.call('HINCRBY', room, 'requests', -1)
     end
   elseif op == 'mput' then
+    annotates = true
     local key = string.gsub(a, SEQ_KEY_MARK, string.format('%020.0f', seq))
     redis.call('HSET', KEYS[12], key, fill(b, seq_bytes, ts_bytes))
   elseif op == 'mdel' then
@@ -292,6 +295,21 @@ if oldest_kept > 0 then
   end
   if keep_from then
     redis.call('XTRIM', log, 'MINID', decimal(keep_from) .. '-0')
+  end
+end
+
+if annotates then
+  -- A message's annotations leave with the message: an annotating event (rare
+  -- next to posts) deletes those of up to two messages already trimmed from
+  -- history, so they can never pile up beyond the messages history holds.
+  local target = tonumber(string.match(KEYS[12], ':msg:(%d+)$'))
+  redis.call('ZADD', KEYS[13], target, decimal(target))
+  local first = redis.call('XRANGE', log, '-', '+', 'COUNT', 1)[1]
+  local oldest = tonumber(string.sub(first[1], 1, string.find(first[1], '-', 1, true) - 1))
+  local prefix = string.sub(KEYS[12], 1, #KEYS[12] - #string.match(KEYS[12], '(%d+)$'))
+  for _, gone in ipairs(redis.call('ZRANGEBYSCORE', KEYS[13], '-inf', '(' .. decimal(oldest), 'LIMIT', 0, 2)) do
+    redis.call('DEL', prefix .. gone)
+    redis.call('ZREM', KEYS[13], gone)
   end
 end
 

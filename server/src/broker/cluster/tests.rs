@@ -62,12 +62,17 @@ async fn state(broker: &RedisBroker, name: &str) -> RoomState {
 }
 
 async fn say(broker: &RedisBroker, name: &str, n: usize) -> Published {
-    let msg = SendMessage {
-        room: rid(name),
-        text: Text::new(format!("message {n}")).unwrap(),
-        cmid: ClientMsgId::new(format!("c{n}")).unwrap(),
-        thread: None,
-    };
+    post(broker, name, format!("message {n}"), format!("c{n}"), None).await
+}
+
+/// A reply in the thread under `root`.
+async fn reply(broker: &RedisBroker, name: &str, root: Seq, n: usize) -> Published {
+    post(broker, name, format!("reply {n}"), format!("r{n}"), Some(root)).await
+}
+
+async fn post(broker: &RedisBroker, name: &str, text: String, cmid: String, thread: Option<Seq>) -> Published {
+    let msg =
+        SendMessage { room: rid(name), text: Text::new(text).unwrap(), cmid: ClientMsgId::new(cmid).unwrap(), thread };
     let draft = state(broker, name).await.decide_send(&user("ada"), msg).unwrap();
     broker.publish(draft).await.unwrap().durable().await.unwrap()
 }
@@ -86,6 +91,33 @@ async fn history_older_than_the_age_cap_leaves_the_stream() {
     assert_eq!(broker.oldest(rid("aging")).await.unwrap(), fresh.seq, "everything older than an hour is gone");
     let held = broker.history_after(rid("aging"), Seq(0), 100).await.unwrap();
     assert_eq!(held.iter().map(|e| e.seq).collect::<Vec<_>>(), [fresh.seq]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn annotations_of_messages_trimmed_from_history_are_deleted() {
+    let redis = RedisServer::start().await;
+    let (broker, clock, _stop) = broker(&redis, |c| c.history_age = Some(Duration::from_secs(3600))).await;
+    create(&broker, "ada", "trims", Visibility::Open, clock.now()).await;
+    let old_roots = [say(&broker, "trims", 0).await.seq, say(&broker, "trims", 1).await.seq];
+    for (n, root) in old_roots.iter().enumerate() {
+        reply(&broker, "trims", *root, n).await;
+    }
+    let keys = RoomKeys::new(&RedisConfig::new(RedisTarget::Single(redis.url())).prefix, &rid("trims"));
+    let key = |seq: Seq| keys.message(seq);
+    for root in old_roots {
+        assert_eq!(redis.must(&["EXISTS", &key(root)]).await.trim(), "1", "a thread's replies are noted on its root");
+    }
+
+    clock.advance(Duration::from_secs(2 * 3600));
+    let fresh = say(&broker, "trims", 2).await;
+    assert_eq!(broker.oldest(rid("trims")).await.unwrap(), fresh.seq);
+    reply(&broker, "trims", fresh.seq, 2).await;
+
+    for root in old_roots {
+        assert_eq!(redis.must(&["EXISTS", &key(root)]).await.trim(), "0", "message {root} left history");
+    }
+    assert_eq!(redis.must(&["EXISTS", &key(fresh.seq)]).await.trim(), "1");
+    assert_eq!(redis.must(&["ZCARD", &keys.annotated]).await.trim(), "1", "only the message history holds");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
