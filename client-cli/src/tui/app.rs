@@ -9,9 +9,10 @@ use std::time::Duration;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use hearth_protocol::event::LeftReason;
+use hearth_protocol::event::ReactionCount;
 use hearth_protocol::ops::ModAction;
 use hearth_protocol::ops::{HistoryPage, Joined, MemberInfo, PinnedNote, ResumeMode, RoomSummary};
-use hearth_protocol::{Event, Millis, PinId, Role, RoomId, Seq, UserId};
+use hearth_protocol::{Emoji, Event, Millis, PinId, Role, RoomId, Seq, UserId};
 
 use super::input::Input;
 
@@ -133,9 +134,46 @@ pub enum LineKind {
         text: String,
         thread: Option<Seq>,
         mentions_me: bool,
+        /// Replies in its thread, and the newest one counted (so a reply seen
+        /// twice, in history and live, counts once).
+        replies: u32,
+        last_reply: Option<Seq>,
+        reactions: Vec<ReactionCount>,
     },
     /// Joins, leaves, pins, gaps: said by the room, not a member.
     Notice(String),
+}
+
+/// Applies one member's reaction turned on or off to a message's counts. Who
+/// reacted is known for up to 20 per emoji (the server's list), so the same
+/// reaction seen twice — in a history page and live — counts once.
+pub fn toggle_reaction(reactions: &mut Vec<ReactionCount>, emoji: &Emoji, from: &UserId, on: bool) {
+    let at = match reactions.iter().position(|r| &r.emoji == emoji) {
+        Some(at) => at,
+        None if on => {
+            reactions.push(ReactionCount { emoji: emoji.clone(), count: 0, users: Vec::new() });
+            reactions.len() - 1
+        }
+        None => return,
+    };
+    let entry = &mut reactions[at];
+    let listed = entry.users.iter().position(|u| u == from);
+    match (on, listed) {
+        (true, None) => {
+            entry.users.push(from.clone());
+            entry.count += 1;
+        }
+        (false, Some(i)) => {
+            entry.users.remove(i);
+            entry.count = entry.count.saturating_sub(1);
+        }
+        // Beyond the listed names: trust the event.
+        (false, None) if entry.count as usize > entry.users.len() => entry.count -= 1,
+        _ => {}
+    }
+    if entry.count == 0 {
+        reactions.remove(at);
+    }
 }
 
 /// A room as the UI holds it.
@@ -163,17 +201,6 @@ pub struct RoomView {
 }
 
 impl RoomView {
-    /// How many replies each thread root shown has, among the lines held.
-    pub fn reply_counts(&self) -> std::collections::HashMap<Seq, usize> {
-        let mut counts = std::collections::HashMap::new();
-        for line in &self.lines {
-            if let LineKind::Message { thread: Some(root), .. } = line.kind {
-                *counts.entry(root).or_insert(0) += 1;
-            }
-        }
-        counts
-    }
-
     fn new(id: RoomId) -> RoomView {
         RoomView {
             id,
@@ -422,6 +449,9 @@ impl App {
                     },
                     thread: m.thread,
                     mentions_me: live && m.from != self.me && self.mentions_me(m.text.as_str()),
+                    replies: m.state.as_deref().map_or(0, |s| s.replies),
+                    last_reply: m.state.as_deref().and_then(|s| s.last_reply),
+                    reactions: m.state.as_deref().map(|s| s.reactions.clone()).unwrap_or_default(),
                 },
             },
             other => {
@@ -436,10 +466,18 @@ impl App {
         match &event {
             Event::Edit(e) => return self.rewrite(&id, e.target, format!("{} (edited)", e.text)),
             Event::Delete(e) => return self.rewrite(&id, e.target, "(deleted)".to_string()),
-            Event::Reaction(r) if r.on => {
-                return self.says(format!("{} reacted {} to #{}", r.from, r.emoji, r.target.0));
+            Event::Reaction(r) => {
+                let view = self.room_mut(&id);
+                for line in view.lines.iter_mut().filter(|l| l.seq == Some(r.target)) {
+                    if let LineKind::Message { reactions, .. } = &mut line.kind {
+                        toggle_reaction(reactions, &r.emoji, &r.from, r.on);
+                    }
+                }
+                if r.on && r.from != self.me {
+                    self.says(format!("{} reacted {} to #{}", r.from, r.emoji, r.target.0));
+                }
+                return;
             }
-            Event::Reaction(_) => return,
             Event::Typing(t) if self.active.as_ref() == Some(&id) => {
                 return self.says(format!("{} is typing…", t.user));
             }
@@ -507,9 +545,23 @@ impl App {
         }
         let is_message = matches!(line.kind, LineKind::Message { .. });
         let mentions_me = matches!(line.kind, LineKind::Message { mentions_me: true, .. });
+        let reply = match &line.kind {
+            LineKind::Message { thread: Some(root), .. } => line.seq.map(|seq| (*root, seq)),
+            _ => None,
+        };
         let before = room.lines.len();
         room.push(line);
         let added = room.lines.len() != before;
+        if let Some((root, seq)) = reply.filter(|_| added) {
+            for line in room.lines.iter_mut().filter(|l| l.seq == Some(root)) {
+                if let LineKind::Message { replies, last_reply, .. } = &mut line.kind {
+                    if last_reply.is_none_or(|last| last < seq) {
+                        *replies += 1;
+                        *last_reply = Some(seq);
+                    }
+                }
+            }
+        }
         if added && is_message && !shown {
             room.unread += 1;
             if mentions_me {

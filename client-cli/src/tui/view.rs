@@ -125,7 +125,6 @@ fn timeline_rows(
     theme: &Theme,
 ) -> Vec<TextLine<'static>> {
     let end = room.lines.len().saturating_sub(room.scroll);
-    let replies = room.reply_counts();
     let in_thread = |line: &Line| match (thread, &line.kind) {
         (None, _) => true,
         (Some(root), LineKind::Message { thread, .. }) => line.seq == Some(root) || *thread == Some(root),
@@ -133,8 +132,7 @@ fn timeline_rows(
     };
     let mut rows: Vec<TextLine<'static>> = Vec::new();
     for line in room.lines.iter().take(end).filter(|l| in_thread(l)).rev() {
-        let count = line.seq.and_then(|s| replies.get(&s)).copied().filter(|_| thread.is_none());
-        let mut wrapped = line_rows(room, line, count, width, theme);
+        let mut wrapped = line_rows(room, line, thread.is_none(), width, theme);
         wrapped.reverse();
         rows.extend(wrapped);
         if rows.len() >= height {
@@ -157,15 +155,10 @@ fn timeline_rows(
     rows
 }
 
-/// One timeline line as display rows of at most `width` characters; a thread
-/// root says how many replies it has.
-fn line_rows(
-    room: &RoomView,
-    line: &Line,
-    replies: Option<usize>,
-    width: usize,
-    theme: &Theme,
-) -> Vec<TextLine<'static>> {
+/// One timeline line as display rows of at most `width` characters: a message
+/// with its reactions, and (outside a thread's view) a thread root with how
+/// many replies it has.
+fn line_rows(room: &RoomView, line: &Line, show_replies: bool, width: usize, theme: &Theme) -> Vec<TextLine<'static>> {
     let time = if line.ts.0 == 0 { "     ".to_string() } else { clock(line.ts)[..5].to_string() };
     let seq = line.seq.map(|s| format!("#{} ", s.0)).unwrap_or_default();
     let mut head = vec![Span::styled(format!("{time} {seq}"), theme.dim())];
@@ -174,7 +167,7 @@ fn line_rows(
             head.push(Span::styled(format!("-- {}", printable(text)), theme.dim()));
             return wrap_spans(head, String::new(), width, Style::default());
         }
-        LineKind::Message { from, text, thread, mentions_me } => {
+        LineKind::Message { from, text, thread, mentions_me, replies, reactions, .. } => {
             if let Some(root) = thread {
                 head.push(Span::styled(format!("re #{} ", root.0), theme.fg(Color::Blue)));
             }
@@ -185,8 +178,11 @@ fn line_rows(
             head.push(Span::raw(": "));
             let style = if *mentions_me { theme.fg(Color::Red) } else { Style::default() };
             let mut text = printable(text).into_owned();
-            if let Some(n) = replies {
-                text.push_str(&format!("  [{n} {}]", if n == 1 { "reply" } else { "replies" }));
+            for reaction in reactions {
+                text.push_str(&format!("  {} {}", reaction.emoji, reaction.count));
+            }
+            if show_replies && *replies > 0 {
+                text.push_str(&format!("  [{replies} {}]", if *replies == 1 { "reply" } else { "replies" }));
             }
             (text, style)
         }

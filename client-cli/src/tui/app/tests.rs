@@ -440,3 +440,64 @@ fn edits_deletes_and_moderation_show_as_they_happen() {
     assert!(shown.contains("(deleted)") && !shown.contains("spam spam"), "{shown}");
     assert!(shown.contains("ada muted cy: spamming"), "{shown}");
 }
+
+#[test]
+fn reactions_show_beside_their_message_and_count_each_member_once() {
+    use hearth_protocol::Emoji;
+    use hearth_protocol::event::{MessageState, ReactionCount, ReactionEvent};
+    let mut app = cameras();
+    // From history, as the message is now: two 📷 (ada's and bo's), 3 replies.
+    // (The screen shows a wide character as two cells: "📷  2".)
+    let Event::Message(mut root) = message("cameras", 1, "cy", "Which film for snow?") else { unreachable!() };
+    root.state = Some(Box::new(MessageState {
+        reactions: vec![ReactionCount {
+            emoji: Emoji::new("📷").unwrap(),
+            count: 2,
+            users: vec![user("ada"), user("bo")],
+        }],
+        replies: 3,
+        last_reply: Some(Seq(60)),
+        ..MessageState::default()
+    }));
+    let page = HistoryPage {
+        room: rid("cameras"),
+        epoch: Epoch(7),
+        events: vec![Event::Message(root)],
+        more: false,
+        oldest: Seq(1),
+    };
+    app.on_net(Net::History(page));
+    assert!(screen(&app, 100, 30).contains("Which film for snow?  📷  2  [3 replies]"), "{}", screen(&app, 100, 30));
+    let react = |seq: u64, from: &str, emoji: &str, on: bool| {
+        Net::Event(Event::Reaction(ReactionEvent {
+            room: rid("cameras"),
+            seq: Seq(seq),
+            ts: Millis(1_700_040_600_000),
+            from: user(from),
+            target: Seq(1),
+            emoji: Emoji::new(emoji).unwrap(),
+            on,
+        }))
+    };
+    // bo's 📷 arrives live too (it was already counted): still 2. dee adds a ❤.
+    app.on_net(react(61, "bo", "📷", true));
+    app.on_net(react(62, "dee", "❤", true));
+    assert!(screen(&app, 100, 30).contains("Which film for snow?  📷  2  ❤ 1  [3 replies]"));
+    assert!(app.status.as_deref().unwrap().contains("dee reacted ❤ to #1"));
+    // ada takes hers back; dee's goes too, and its emoji with it.
+    app.on_net(react(63, "ada", "📷", false));
+    app.on_net(react(64, "dee", "❤", false));
+    let shown = screen(&app, 100, 30);
+    assert!(shown.contains("Which film for snow?  📷  1  [3 replies]"), "{shown}");
+    assert!(!shown.contains("❤ 1"), "{shown}");
+    // A reply the history already counted changes nothing; a new one counts.
+    let reply = |seq: u64| {
+        let Event::Message(mut m) = message("cameras", seq, "bo", "Tri-X") else { unreachable!() };
+        m.thread = Some(Seq(1));
+        Net::Event(Event::Message(m))
+    };
+    app.on_net(reply(58));
+    assert!(screen(&app, 100, 30).contains("Which film for snow?  📷  1  [3 replies]"));
+    app.on_net(reply(65));
+    assert!(screen(&app, 100, 30).contains("Which film for snow?  📷  1  [4 replies]"));
+}
