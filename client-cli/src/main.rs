@@ -56,6 +56,16 @@ enum RoleArg {
     Moderator,
 }
 
+impl RoleArg {
+    fn role(self) -> Role {
+        match self {
+            RoleArg::Member => Role::Member,
+            RoleArg::Welcomer => Role::Welcomer,
+            RoleArg::Moderator => Role::Moderator,
+        }
+    }
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum Wire {
     Msgpack,
@@ -251,6 +261,19 @@ enum Command {
         /// Whether members must acknowledge the pinned Rules before posting.
         #[arg(long)]
         rules_ack: Option<bool>,
+        /// How long new members stay on probation (links held for a look,
+        /// stricter slow mode), e.g. 3d; 0s turns it off.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        probation: Option<Duration>,
+        /// Or until their Nth post (within their first week); 0 turns it off.
+        #[arg(long)]
+        probation_posts: Option<u32>,
+        /// Only members holding this role (in --lobby, if set) may join; member lifts it.
+        #[arg(long, value_enum)]
+        require_role: Option<RoleArg>,
+        /// The lobby room where --require-role must be held; "" lifts it.
+        #[arg(long)]
+        lobby: Option<String>,
     },
     /// Edit one of your messages.
     Edit {
@@ -820,11 +843,7 @@ async fn community(client: &mut Client, command: Command, json: bool) -> Result<
             }
         }
         Command::Role { room, user, role, r#for, title } => {
-            let role = match role {
-                RoleArg::Member => Role::Member,
-                RoleArg::Welcomer => Role::Welcomer,
-                RoleArg::Moderator => Role::Moderator,
-            };
+            let role = role.role();
             let expires_at = r#for.map(|d| Millis(now_ms() + d.as_millis() as u64));
             let title = title.map(short).transpose()?;
             let done_ = client.request(SetRole { room, user: name(&user)?, role, expires_at, title }).await?;
@@ -870,7 +889,19 @@ async fn community(client: &mut Client, command: Command, json: bool) -> Result<
                 }
             }
         }
-        Command::Set { room, topic, visibility, cap, slow_mode, welcome, rules_ack } => {
+        Command::Set {
+            room,
+            topic,
+            visibility,
+            cap,
+            slow_mode,
+            welcome,
+            rules_ack,
+            probation,
+            probation_posts,
+            require_role,
+            lobby,
+        } => {
             let settings = RoomSettings {
                 topic: topic.map(short).transpose()?,
                 visibility: visibility.map(|v| match v {
@@ -882,6 +913,10 @@ async fn community(client: &mut Client, command: Command, json: bool) -> Result<
                 slow_mode_secs: slow_mode,
                 welcome: welcome.map(short).transpose()?,
                 rules_ack,
+                probation_secs: probation.map(|d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX)),
+                probation_posts,
+                required_role: require_role.map(RoleArg::role),
+                parent: lobby.map(short).transpose()?,
                 ..RoomSettings::default()
             };
             let done_ = client.request(SetRoom { room: room.clone(), settings }).await?;

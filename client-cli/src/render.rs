@@ -94,6 +94,7 @@ mod tests {
             state: None,
             prompt: None,
             released_by: None,
+            probation_post: None,
         })
     }
 

@@ -136,6 +136,7 @@ async fn connection(stream: TcpStream, rooms: Rooms, conn: u64) {
                     state: None,
                     prompt: None,
                     released_by: None,
+                    probation_post: None,
                 });
                 // Encoded once per codec, shared by every member.
                 let msgpack = Bytes::from(encode_event(Codec::MsgPack, &event));

@@ -180,6 +180,10 @@ pub struct MessageEvent {
     /// The moderator who released it, when it was held for a look.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub released_by: Option<UserId>,
+    /// In a room with probation by posts: this is its author's Nth post while
+    /// on probation (1 for the first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probation_post: Option<u32>,
 }
 
 /// A newcomer's message held for a moderator's look. To welcomers and above.

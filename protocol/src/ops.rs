@@ -203,6 +203,10 @@ impl Op {
     }
 }
 
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
 // ---- shared value types ------------------------------------------------------
 
 /// Who may join a room, and how.
@@ -244,6 +248,10 @@ pub struct RoomInfo {
     /// Seconds a new member stays on probation (links held, stricter slow mode).
     #[serde(default)]
     pub probation_secs: u32,
+    /// Posts a new member makes on probation (with `probation_secs` too, both
+    /// must be over).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub probation_posts: u32,
     /// The lobby room in which `required_role` must be held to join.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent: Option<RoomId>,
@@ -323,6 +331,8 @@ pub struct RoomSettings {
     pub welcome: Option<ShortText>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub probation_secs: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probation_posts: Option<u32>,
     /// The lobby room in which a member must hold `required_role` to join
     /// this one; an empty name lifts it.
     #[serde(default, skip_serializing_if = "Option::is_none")]

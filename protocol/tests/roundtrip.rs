@@ -48,6 +48,7 @@ fn room_info() -> RoomInfo {
         required_role: Some(Role::Welcomer),
         welcome: Some(short("Hi! Read the pins.")),
         probation_secs: 86_400,
+        probation_posts: 0,
         parent: Some(RoomId::new("lobby").unwrap()),
         rules_ack: true,
     }
@@ -153,6 +154,7 @@ fn sample_events() -> Vec<Event> {
             state: None,
             prompt: None,
             released_by: None,
+            probation_post: None,
         }),
         Event::Edit(EditEvent {
             room: r(),

@@ -42,6 +42,7 @@ fn message() -> Event {
         state: None,
         prompt: None,
         released_by: None,
+        probation_post: None,
     })
 }
 
@@ -127,6 +128,7 @@ fn sqlite_group_commit(bencher: Bencher, group: usize) {
         required_role: None,
         welcome: None,
         probation_secs: 0,
+        probation_posts: 0,
         parent: None,
         rules_ack: false,
         pin_order: Vec::new(),

@@ -56,6 +56,8 @@ pub struct RoomRecord {
     pub welcome: Option<ShortText>,
     #[serde(default)]
     pub probation_secs: u32,
+    #[serde(default)]
+    pub probation_posts: u32,
     /// The lobby room whose `required_role` a member must hold to join.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent: Option<RoomId>,
@@ -91,6 +93,9 @@ impl RoomRecord {
         }
         if let Some(secs) = settings.probation_secs {
             self.probation_secs = secs;
+        }
+        if let Some(posts) = settings.probation_posts {
+            self.probation_posts = posts;
         }
         if let Some(parent) = &settings.parent {
             // An empty name lifts it.
@@ -200,9 +205,12 @@ fn mod_entry(event: &Event) -> Option<ModEntry> {
 
 /// The changes `event` makes. The one definition of what each event kind means for
 /// members, pins and settings; the event must be stamped (`Event::stamp`).
+/// How long a member counts as new (`members` shows `newcomer`).
+pub const NEWCOMER_MS: u64 = 7 * 24 * 3600 * 1000;
+
 pub fn changes(event: &Event) -> Vec<Change> {
     let forget = |user: &UserId| {
-        [RowTable::Ack, RowTable::Title, RowTable::Request]
+        [RowTable::Ack, RowTable::Title, RowTable::Request, RowTable::Posts]
             .map(|table| Change::RemoveRow { table, key: user.to_string() })
     };
     let mut changes = match event {
@@ -310,6 +318,9 @@ pub fn changes(event: &Event) -> Vec<Change> {
             if let Some(root) = e.thread {
                 let reply = rows::ByAt { by: e.from.clone(), at: e.ts };
                 changes.push(Change::PutAnnex(AnnexRow::message(root, rows::seq_key("reply:", e.seq), &reply)));
+            }
+            if let Some(count) = e.probation_post {
+                changes.push(Change::PutRow(Row::posts(&e.from, count)));
             }
             // A held message released: it is held no more.
             if e.released_by.is_some() {
@@ -543,6 +554,7 @@ impl RoomState {
             required_role: r.required_role,
             welcome: r.welcome.clone(),
             probation_secs: r.probation_secs,
+            probation_posts: r.probation_posts,
             parent: r.parent.clone(),
             rules_ack: r.rules_ack,
         }
@@ -686,6 +698,7 @@ impl RoomState {
             state: None,
             prompt: None,
             released_by: None,
+            probation_post: None,
         });
         Ok(Draft { event, requires: Requires::Post { user: user.clone(), slow_ms: 0 }, cmid: Some(cmid) })
     }
@@ -788,6 +801,7 @@ pub fn decide_create(
         required_role: None,
         welcome: None,
         probation_secs: 0,
+        probation_posts: 0,
         parent: None,
         rules_ack: false,
         pin_order: Vec::new(),

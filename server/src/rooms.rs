@@ -63,7 +63,7 @@ const PAGE: usize = 256;
 const REPAIR_BUFFER: usize = 4096;
 
 /// A member is a newcomer for their first week.
-const NEWCOMER_MS: u64 = 7 * 24 * 3600 * 1000;
+use crate::room::NEWCOMER_MS;
 
 pub struct Room {
     pub id: RoomId,

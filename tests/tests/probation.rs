@@ -76,3 +76,48 @@ async fn seen_held(client: &mut hearth_cli::Client) -> bool {
     }
     false
 }
+
+both_modes_timed! {
+    async fn probation_by_posts_ends_with_the_newcomers_nth_post(d: Deployment) {
+        let mut ada = d.client("ada", Codec::MsgPack).await;
+        create_room(&ada, "steady", None).await.unwrap();
+        ada.join(&room("steady")).await.unwrap();
+        // bo has been around for more than a week when the room turns it on.
+        let bo = d.client("bo", Codec::MsgPack).await;
+        bo.request(hearth_protocol::ops::Join { room: room("steady"), since: None, invite: None }).await.unwrap();
+        d.advance(Duration::from_secs(8 * 86_400));
+        let two_posts = RoomSettings { probation_posts: Some(2), ..RoomSettings::default() };
+        ada.request(SetRoom { room: room("steady"), settings: two_posts }).await.unwrap();
+        let too_many = RoomSettings { probation_posts: Some(1001), ..RoomSettings::default() };
+        assert_eq!(code(ada.request(SetRoom { room: room("steady"), settings: too_many }).await), ErrorCode::BadRequest);
+        assert!(!bo.request(post("steady", "old hand: https://example.org", "b1")).await.unwrap().held);
+
+        let mut cy = d.client("cy", Codec::Json).await;
+        cy.join(&room("steady")).await.unwrap();
+        cy.request(post("steady", "hello!", "c1")).await.unwrap();
+        let first = until_event(&mut ada, "cy's first post", |e| matches!(e, Event::Message(m) if m.cmid.as_str() == "c1")).await;
+        assert!(matches!(first, Event::Message(m) if m.probation_post == Some(1)), "marked as cy's first post on probation");
+        // On probation: slow mode is stricter and a link is held.
+        let slow = code(cy.request(post("steady", "anyone?", "c2")).await);
+        assert_eq!(slow, ErrorCode::SlowMode);
+        d.advance(Duration::from_secs(31));
+        assert!(cy.request(post("steady", "my roll: https://example.org/roll1", "c3")).await.unwrap().held);
+        until_event(&mut ada, "the held post", |e| matches!(e, Event::Held(_))).await;
+        // Released, it is cy's second post: probation is over.
+        let release = Release {
+            room: room("steady"),
+            user: user("cy"),
+            cmid: ClientMsgId::new("c3").unwrap(),
+            approve: true,
+            reason: short(""),
+        };
+        ada.request(release).await.unwrap();
+        let second = until_event(&mut cy, "the released post", |e| matches!(e, Event::Message(m) if m.cmid.as_str() == "c3")).await;
+        assert!(matches!(second, Event::Message(m) if m.probation_post == Some(2)));
+        assert!(!cy.request(post("steady", "https://example.org/roll2", "c4")).await.unwrap().held);
+        let after = until_event(&mut cy, "a post after probation", |e| matches!(e, Event::Message(m) if m.cmid.as_str() == "c4")).await;
+        assert!(matches!(after, Event::Message(m) if m.probation_post.is_none()));
+        cy.request(post("steady", "and right away", "c5")).await.unwrap();
+        d.stop().await;
+    }
+}

@@ -13,7 +13,7 @@ use hearth_protocol::{ErrorBody, ErrorCode, Event, Millis, Note, PinId, Role, Ro
 
 use super::permissions::{Action, least_role};
 use super::rows::invite_id;
-use super::{Draft, Requires, RoomState, forbidden, outranked};
+use super::{Draft, NEWCOMER_MS, Requires, RoomState, forbidden, outranked};
 
 /// Longest a mute or a timed ban may be given for, and a role for a time.
 pub const MAX_SANCTION_SECS: u32 = 365 * 24 * 3600;
@@ -21,6 +21,8 @@ pub const MAX_SANCTION_SECS: u32 = 365 * 24 * 3600;
 pub const MAX_SLOW_MODE_SECS: u32 = 3600;
 /// Longest probation a room may set.
 pub const MAX_PROBATION_SECS: u32 = 90 * 24 * 3600;
+/// Most posts a room may keep a newcomer on probation for.
+pub const MAX_PROBATION_POSTS: u32 = 1000;
 
 fn bad(message: impl Into<String>) -> ErrorBody {
     ErrorBody::new(ErrorCode::BadRequest, message)
@@ -140,6 +142,9 @@ impl RoomState {
         }
         if settings.probation_secs.is_some_and(|s| s > MAX_PROBATION_SECS) {
             return Err(bad(format!("probation_secs is at most {MAX_PROBATION_SECS} (90 days)")));
+        }
+        if settings.probation_posts.is_some_and(|p| p > MAX_PROBATION_POSTS) {
+            return Err(bad(format!("probation_posts is at most {MAX_PROBATION_POSTS}")));
         }
         if settings.parent.as_ref().is_some_and(|p| p.as_str() == self.room().as_str()) {
             return Err(bad("a room cannot be its own lobby"));
@@ -262,7 +267,8 @@ impl RoomState {
             }
         }
         let mut slow = u64::from(self.record.slow_mode_secs) * 1000;
-        if self.on_probation(user, now) {
+        let on_probation = self.on_probation(user, now);
+        if on_probation {
             // Newcomers on probation wait longer between posts.
             slow = (slow * 2).max(u64::from(PROBATION_SLOW_SECS) * 1000);
         }
@@ -273,9 +279,10 @@ impl RoomState {
                     return Err(ErrorBody::new(
                         ErrorCode::SlowMode,
                         format!(
-                            "room {} is in slow mode: one message every {} s",
+                            "room {} is in slow mode{}: one message every {} s",
                             self.room(),
-                            self.record.slow_mode_secs
+                            if on_probation { " (stricter while you are on probation)" } else { "" },
+                            slow / 1000
                         ),
                     )
                     .retry_after(next - now.0));
@@ -619,6 +626,7 @@ impl RoomState {
                     state: None,
                     prompt: Some(PromptPosted { prompt: *id, next_at }),
                     released_by: None,
+                    probation_post: None,
                 });
                 Some(Draft { event, requires: Requires::Nothing, cmid: Some(cmid) })
             })
@@ -637,14 +645,28 @@ pub fn has_link(text: &str) -> bool {
 
 impl RoomState {
     /// Whether `user` is on probation at `now`: a member (not a welcomer or
-    /// above) who joined less than the room's `probation_secs` ago.
+    /// above) who joined less than the room's `probation_secs` ago, or who
+    /// has made fewer than its `probation_posts` posts — counted within their
+    /// first week (or `probation_secs`, if longer), so turning it on never
+    /// puts long-standing members on probation.
     pub fn on_probation(&self, user: &UserId, now: Millis) -> bool {
-        let probation = u64::from(self.record.probation_secs) * 1000;
-        probation > 0
-            && self
-                .members
-                .get(user)
-                .is_some_and(|m| m.role_at(now) == Role::Member && now.0.saturating_sub(m.joined_at.0) < probation)
+        let by_time = u64::from(self.record.probation_secs) * 1000;
+        if by_time == 0 && self.record.probation_posts == 0 {
+            return false;
+        }
+        let Some(member) = self.members.get(user) else { return false };
+        if member.role_at(now) != Role::Member {
+            return false;
+        }
+        let age = now.0.saturating_sub(member.joined_at.0);
+        age < by_time || (self.probation_post(user).is_some() && age < by_time.max(NEWCOMER_MS))
+    }
+
+    /// In a room with `probation_posts`: which post of `user`'s the next one
+    /// would be, while they have made fewer than that.
+    fn probation_post(&self, user: &UserId) -> Option<u32> {
+        let made = self.rows.posts.get(user).copied().unwrap_or(0);
+        (made < self.record.probation_posts).then_some(made + 1)
     }
 
     /// A post, or — a newcomer's link in a room with probation — a held post
@@ -658,8 +680,12 @@ impl RoomState {
     ) -> Result<Draft, ErrorBody> {
         let mut draft = self.decide_send(user, msg)?;
         draft.requires = Requires::Post { user: user.clone(), slow_ms };
-        if let Event::Message(m) = &draft.event {
-            if self.on_probation(user, now) && has_link(m.text.as_str()) {
+        let on_probation = self.on_probation(user, now);
+        if let Event::Message(m) = &mut draft.event {
+            if on_probation {
+                m.probation_post = self.probation_post(user);
+            }
+            if on_probation && has_link(m.text.as_str()) {
                 let event = Event::Held(HeldEvent {
                     room: self.room().clone(),
                     seq: Seq::ZERO,
@@ -729,6 +755,8 @@ impl RoomState {
             state: None,
             prompt: None,
             released_by: Some(actor.clone()),
+            // Released, it counts as one of its author's posts on probation.
+            probation_post: if self.on_probation(&args.user, now) { self.probation_post(&args.user) } else { None },
         });
         Ok(Draft { event, requires: Requires::Member(args.user), cmid: Some(args.cmid) })
     }

@@ -3,7 +3,8 @@
 //! here rather than a column in three stores:
 //!
 //! - [`Row`]s: small, bounded tables loaded with the room (bans, mutes, join
-//!   requests, invites, rules acknowledgements, titles, scheduled prompts).
+//!   requests, invites, rules acknowledgements, titles, scheduled prompts,
+//!   held posts, newcomers' post counts).
 //!   The room decides against them, so they live in [`RoomState`](super::RoomState).
 //! - [`AnnexRow`]s: per-event annotations read on demand, never loaded (the
 //!   moderation log). A store keeps them by (table, target seq, key).
@@ -31,10 +32,12 @@ pub enum RowTable {
     Title,
     Prompt,
     Held,
+    /// How many posts a member on probation by posts has made.
+    Posts,
 }
 
 impl RowTable {
-    pub const ALL: [RowTable; 9] = [
+    pub const ALL: [RowTable; 10] = [
         RowTable::Ban,
         RowTable::Mute,
         RowTable::Request,
@@ -44,6 +47,7 @@ impl RowTable {
         RowTable::Title,
         RowTable::Prompt,
         RowTable::Held,
+        RowTable::Posts,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -57,6 +61,7 @@ impl RowTable {
             RowTable::Title => "title",
             RowTable::Prompt => "prompt",
             RowTable::Held => "held",
+            RowTable::Posts => "posts",
         }
     }
 
@@ -207,6 +212,9 @@ pub struct Rows {
     pub prompts: BTreeMap<u64, PromptRow>,
     /// Newcomers' messages held for a look, by author and client message id.
     pub held: BTreeMap<(UserId, String), HeldRow>,
+    /// Posts made so far by members on probation by posts (counted only
+    /// while it applies to them).
+    pub posts: HashMap<UserId, u32>,
 }
 
 /// A held message.
@@ -255,6 +263,10 @@ impl Row {
 
     pub fn ack(user: &UserId, version: u32) -> Row {
         Row { table: RowTable::Ack, key: user.to_string(), value: encode(&version) }
+    }
+
+    pub fn posts(user: &UserId, count: u32) -> Row {
+        Row { table: RowTable::Posts, key: user.to_string(), value: encode(&count) }
     }
 
     pub fn title(user: &UserId, title: &ShortText) -> Row {
@@ -347,6 +359,9 @@ impl Rows {
             RowTable::Title => {
                 self.titles.insert(user()?, decode(&row.value).map_err(value)?);
             }
+            RowTable::Posts => {
+                self.posts.insert(user()?, decode(&row.value).map_err(value)?);
+            }
             RowTable::Prompt => {
                 let id = row.key.parse().map_err(|_| bad("not a prompt id".into()))?;
                 self.prompts.insert(id, decode(&row.value).map_err(value)?);
@@ -370,6 +385,7 @@ impl Rows {
             RowTable::Invite => self.invites.remove(key).map(drop),
             RowTable::Ack => user.and_then(|u| self.acks.remove(&u)).map(drop),
             RowTable::Title => user.and_then(|u| self.titles.remove(&u)).map(drop),
+            RowTable::Posts => user.and_then(|u| self.posts.remove(&u)).map(drop),
             RowTable::Prompt => key.parse().ok().and_then(|id| self.prompts.remove(&id)).map(drop),
             RowTable::Held => key
                 .split_once('\u{1f}')

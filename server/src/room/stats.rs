@@ -123,6 +123,7 @@ mod tests {
                 state: None,
                 prompt: None,
                 released_by: None,
+                probation_post: None,
             }));
             seq.0
         }

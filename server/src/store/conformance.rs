@@ -25,6 +25,7 @@ fn record(name: &str) -> RoomRecord {
         required_role: None,
         welcome: None,
         probation_secs: 0,
+        probation_posts: 0,
         parent: None,
         rules_ack: false,
         pin_order: Vec::new(),

@@ -34,6 +34,7 @@ fn message(room: &str, seq: u64, from: &str, text: &str) -> Event {
         state: None,
         prompt: None,
         released_by: None,
+        probation_post: None,
     })
 }
 
@@ -53,6 +54,7 @@ fn joined(room: &str, head: u64, role: Role) -> Joined {
             required_role: None,
             welcome: None,
             probation_secs: 0,
+            probation_posts: 0,
             parent: None,
             rules_ack: false,
         },
