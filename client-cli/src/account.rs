@@ -186,15 +186,13 @@ impl Keeper {
 
     /// Gets a new pair and saves it; the new access token.
     pub async fn refresh(&mut self) -> Result<String, AccountError> {
-        if let Some(stored) = self.stored().filter(|p| p.token != self.tokens.token) {
-            if let (Some(refresh), Some(expires_at)) = (stored.refresh_token, stored.expires_at) {
-                self.tokens.refresh_token = refresh;
-                if expires_at > now_ms() + 60_000 {
-                    // Another client refreshed already: take its token.
-                    self.tokens.token = stored.token;
-                    self.tokens.expires_at = expires_at;
-                    return Ok(self.tokens.token.clone());
-                }
+        if let Some((token, refresh, expires_at)) = self.newer_stored() {
+            self.tokens.refresh_token = refresh;
+            if expires_at > now_ms() + 60_000 {
+                // Another client refreshed already: take its token.
+                self.tokens.token = token;
+                self.tokens.expires_at = expires_at;
+                return Ok(self.tokens.token.clone());
             }
         }
         self.tokens = self.api.refresh(&self.tokens.refresh_token).await?;
@@ -211,8 +209,54 @@ impl Keeper {
         Ok(self.tokens.token.clone())
     }
 
+    /// After the server signed this login out (a password change): takes the
+    /// login another `hearth` saved to the profile since (`hearth passwd`,
+    /// `hearth login`), if there is one for the same account; whether it did.
+    pub fn take_newer_login(&mut self) -> bool {
+        let Some((token, refresh, expires_at)) = self.newer_stored() else { return false };
+        self.tokens.token = token;
+        self.tokens.refresh_token = refresh;
+        self.tokens.expires_at = expires_at;
+        true
+    }
+
+    /// The profile's login, when another client saved a different one for
+    /// the same account: its token, refresh token and expiry.
+    fn newer_stored(&self) -> Option<(String, String, u64)> {
+        let stored = self.stored().filter(|p| p.token != self.tokens.token)?;
+        if stored.user.as_deref().is_some_and(|u| u != self.tokens.user) {
+            return None;
+        }
+        Some((stored.token, stored.refresh_token?, stored.expires_at?))
+    }
+
     fn stored(&self) -> Option<Profile> {
         let (path, name) = self.profile.as_ref()?;
         ConfigFile::load(path).ok()?.profiles.get(name).cloned()
     }
 }
+
+/// Whether the server signed this login out (4001: the password was changed)
+/// and another `hearth` saves a newer login of the account to the profile
+/// within a few seconds (`hearth passwd` saves it once the server answered,
+/// about when this connection was closed); `keeper` then holds it, and
+/// reconnecting with it resumes the session.
+pub async fn signed_out_for_a_newer_login(close: &crate::client::CloseInfo, keeper: Option<&mut Keeper>) -> bool {
+    let Some(keeper) = keeper else { return false };
+    if close.hearth_code() != Some(hearth_protocol::CloseCode::Unauthorized) {
+        return false;
+    }
+    let deadline = tokio::time::Instant::now() + NEWER_LOGIN_WAIT;
+    loop {
+        if keeper.take_newer_login() {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// How long a signed-out client looks for a newer login in its profile.
+const NEWER_LOGIN_WAIT: Duration = Duration::from_secs(3);

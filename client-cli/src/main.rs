@@ -1143,10 +1143,11 @@ async fn tail(
             }
         }
         let close = client.close_info();
-        if let Some(code) = close.as_ref().and_then(|c| c.hearth_code()) {
-            if !code.should_reconnect() {
-                bail!("server closed the connection: {}", close.map(|c| c.reason).unwrap_or_default());
+        if let Some(close) = close.filter(|c| c.hearth_code().is_some_and(|code| !code.should_reconnect())) {
+            if !hearth_cli::account::signed_out_for_a_newer_login(&close, keeper.as_mut()).await {
+                bail!("server closed the connection: {}", close.reason);
             }
+            eprintln!("signed out by a password change; going on with the newer login in the profile");
         }
         eprintln!("disconnected; resuming in {backoff:?}");
         tokio::time::sleep(backoff).await;

@@ -10,6 +10,7 @@
 //! Sharded (`DashMap`) by user, so connections of different users rarely meet on
 //! a lock; nothing here is on the message hot path.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use dashmap::DashMap;
@@ -31,11 +32,23 @@ pub struct Conn {
     /// Vec: a connection receives a handful of rooms, and a set's smallest table
     /// costs more than the whole list. std Mutex: held for a push or a removal.
     rooms: Mutex<Vec<RoomId>>,
+    /// The account generation of the token the connection runs on (0: a
+    /// token minted for a name, tied to no generation).
+    generation: AtomicU64,
 }
 
 impl Conn {
     pub fn new(id: ConnId, user: UserId, codec: Codec, out: Arc<Outbound>) -> Conn {
-        Conn { id, user, codec, out, rooms: Mutex::new(Vec::new()) }
+        Conn { id, user, codec, out, rooms: Mutex::new(Vec::new()), generation: AtomicU64::new(0) }
+    }
+
+    /// The connection now runs on a token of this account generation.
+    pub fn set_generation(&self, generation: Option<u64>) {
+        self.generation.store(generation.unwrap_or(0), Ordering::Relaxed);
+    }
+
+    pub fn generation(&self) -> Option<u64> {
+        Some(self.generation.load(Ordering::Relaxed)).filter(|g| *g != 0)
     }
 
     fn rooms(&self) -> MutexGuard<'_, Vec<RoomId>> {
@@ -83,13 +96,22 @@ impl Hub {
         self.by_user.iter().map(|entry| entry.key().clone()).collect()
     }
 
-    /// Closes every connection of `user` with `code`; how many there were.
-    pub fn close_user(&self, user: &UserId, code: hearth_protocol::CloseCode, reason: &str) -> usize {
+    /// Closes the connections of `user` that `close` picks, with `code`; how
+    /// many it closed.
+    pub fn close_user(
+        &self,
+        user: &UserId,
+        close: impl Fn(&Conn) -> bool,
+        code: hearth_protocol::CloseCode,
+        reason: &str,
+    ) -> usize {
         let conns = self.by_user.get(user).map(|conns| conns.clone()).unwrap_or_default();
-        for conn in &conns {
+        let mut closed = 0;
+        for conn in conns.iter().filter(|c| close(c)) {
             conn.out.close(code, reason);
+            closed += 1;
         }
-        conns.len()
+        closed
     }
 
     /// Queues `event` on every connection of `user` here.

@@ -115,6 +115,7 @@ pub async fn run(
     let writer = tokio::spawn(write_loop(sink, out.clone(), WriterConfig::from(&shared.config), conn));
     let token_expires = Instant::now() + token.valid_for();
     let conn = Arc::new(Conn::new(conn, token.user.clone(), codec, out));
+    conn.set_generation(token.generation);
     let max = shared.config.limits.connections_per_user;
     if !shared.registry.hub().try_register(conn.clone(), max) {
         tracing::info!(conn = conn.id.0, user = %conn.user, max, "connection limit per user reached");
@@ -891,6 +892,7 @@ impl Session {
             return Err(refused(format!("that token is {}'s; this connection is {}'s", verified.user, self.conn.user)));
         }
         self.shared.accounts.admit(&verified).await.map_err(|refusal| refused(refusal.reason()))?;
+        self.conn.set_generation(verified.generation);
         self.token_expires = Instant::now() + verified.valid_for();
         let expires_at = Millis(verified.expires.saturating_mul(1000));
         self.reply(id, &Authed { user: verified.user, expires_at }).await;

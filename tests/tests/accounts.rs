@@ -1,6 +1,7 @@
 //! Accounts over real sockets, on one node and on two nodes sharing a Redis:
 //! register with an operator's invite, log in and chat, refresh, change a
-//! password (earlier tokens end), and the operator's disable closing the
+//! password (earlier tokens end, and the connections opened with them), and
+//! the operator's disable closing the
 //! account's connections on every node at once. Also: a live connection
 //! moved onto a fresh token outlives the one it opened with; accounts survive
 //! a restart; the endpoints' answers to bad requests.
@@ -143,10 +144,20 @@ both_modes! {
         d.stop().await;
     }
 
-    async fn a_password_change_signs_out_earlier_tokens(d: Deployment) {
+    async fn a_password_change_signs_out_earlier_tokens_and_their_connections(d: Deployment) {
         let first = register(&d, "ada").await;
+        let mut here = connect(d.node("ada"), &first.token).await.unwrap();
+        let mut there = connect(d.other_node("ada"), &first.token).await.unwrap();
+        // An operator-minted token is tied to no password: it stays.
+        let minted = d.client("ada", Codec::MsgPack).await;
         let changed =
             api(d.other_node("ada")).change_password("ada", PASSWORD, "battery staple").await.unwrap();
+        // The connections on earlier tokens end at once, on every node.
+        for client in [&mut here, &mut there] {
+            assert_eq!(closed_with(client).await, Some(CloseCode::Unauthorized));
+            assert!(client.close_info().unwrap().reason.contains("password was changed"));
+        }
+        minted.request(Ping {}).await.unwrap();
         let (code, reason) = refused(d.node("ada"), &first.token).await;
         assert_eq!(code, Some(CloseCode::Unauthorized));
         assert!(reason.contains("log in again"), "{reason}");

@@ -148,3 +148,48 @@ async fn the_ui_refreshes_a_login_before_it_expires_without_reconnecting() {
     assert!(!ada.reconnected, "the connection moved onto the fresh token instead of being closed");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ui_goes_on_with_the_login_a_password_change_saved() {
+    use hearth_cli::profile::{ConfigFile, Profile};
+    let mut config = test_config(Storage::Ephemeral { history_limit: 100 });
+    config.accounts.registration = hearth_server::accounts::Registration::Open;
+    let server = TestServer::start(config).await;
+    let api = AccountApi::new(server.url(), None);
+    let tokens = api.register("ada", "correct horse", None).await.unwrap();
+    // The profile the UI's login came from, as `hearth login` writes it.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hearth.toml");
+    let save = |tokens: &hearth_cli::account::Tokens| {
+        let mut file = ConfigFile::default();
+        file.profiles.insert("default".into(), Profile::from_login(server.url(), tokens));
+        file.save(&path).unwrap();
+    };
+    save(&tokens);
+    let options = hearth_cli::Options::new(server.url(), tokens.token.clone(), Codec::MsgPack);
+    let keeper = Keeper::new(api.clone(), tokens, Some((path.clone(), "default".into())));
+    let mut ada = Ui::start_with(options, Some(keeper), "ada");
+    ada.until("online", |app| app.connection == Connection::Online).await;
+    ada.actions.send(Action::Create { room: room("den"), topic: String::new() }).await.unwrap();
+    ada.actions.send(Action::Join(room("den"))).await.unwrap();
+    ada.until("the room", |app| app.rooms.get(&room("den")).is_some_and(|r| r.joined)).await;
+
+    // `hearth passwd` in another terminal: the server signs the UI's
+    // connection out, and the new login lands in the profile.
+    let changed = api.change_password("ada", "correct horse", "battery staple").await.unwrap();
+    save(&changed);
+    ada.until("back online", |app| {
+        app.status.as_deref() == Some("reconnected") && app.connection == Connection::Online
+    })
+    .await;
+    ada.actions.send(Action::Send { room: room("den"), text: "after the change".into(), thread: None }).await.unwrap();
+    ada.until("the message", |app| {
+        app.rooms.get(&room("den")).is_some_and(|r| {
+            r.lines.iter().any(|l| matches!(&l.kind, LineKind::Message { text, .. } if text == "after the change"))
+        })
+    })
+    .await;
+    assert!(ada.reconnected, "the signed-out connection was made again with the new login");
+    assert_eq!(ada.app.connection, Connection::Online);
+    server.stop().await;
+}

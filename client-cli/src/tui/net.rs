@@ -126,7 +126,9 @@ async fn reconnect(
     updates: &mpsc::Sender<Net>,
 ) -> Option<Client> {
     if let Some(close) = client.close_info() {
-        if close.hearth_code().is_some_and(|code| !code.should_reconnect()) {
+        if close.hearth_code().is_some_and(|code| !code.should_reconnect())
+            && !crate::account::signed_out_for_a_newer_login(&close, keeper.as_deref_mut()).await
+        {
             let why = format!("the server closed the connection ({} {})", close.code, close.reason);
             let _ = updates.send(Net::Connection(Connection::Closed(why))).await;
             return None;

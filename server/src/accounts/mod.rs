@@ -37,7 +37,7 @@ use tokio::sync::Semaphore;
 
 use crate::auth::{self, AuthError, Secret, TokenKind, Verified};
 use crate::clock::SharedClock;
-use crate::hub::Hub;
+use crate::hub::{Conn, Hub};
 
 /// An account as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -94,8 +94,9 @@ pub trait AccountStore: Send + Sync + 'static {
 /// What a node hears of accounts changed elsewhere (cluster mode).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Notice {
-    /// This account was disabled: close its connections here.
-    Disabled(UserId),
+    /// This account was disabled or its password changed: close its
+    /// connections here that it no longer admits.
+    Changed(UserId),
     /// Announcements may have been missed: check every connected user.
     Recheck,
     /// An event (MessagePack) for every connection of this user here.
@@ -370,6 +371,8 @@ impl Accounts {
         let password_hash = self.hash(new_password).await?;
         let account = self.store.set_password(account.name, password_hash).await?;
         tracing::info!(user = %account.name, "password changed");
+        // The store tells the other nodes of a cluster.
+        self.enforce(&account.name).await;
         Ok(self.tokens(&account))
     }
 
@@ -415,16 +418,25 @@ impl Accounts {
         Ok(self.store.list().await?)
     }
 
-    /// Closes this node's connections of `user` if its account no longer
-    /// admits them (called on a disable, here or on another node).
+    /// Closes this node's connections of `user` that its account no longer
+    /// admits (called on a disable or a password change, here or on another
+    /// node): every one when it is disabled, else those running on a token of
+    /// an earlier generation.
     pub async fn enforce(&self, user: &UserId) {
         let Ok(Some(account)) = self.store.get(user.clone()).await else { return };
         if let Some(why) = account.disabled {
             let refusal = Refusal::Disabled(why);
-            let closed = self.hub.close_user(user, refusal.close_code(), &refusal.reason());
+            let closed = self.hub.close_user(user, |_| true, refusal.close_code(), &refusal.reason());
             if closed > 0 {
                 tracing::info!(%user, connections = closed, "closed the connections of a disabled account");
             }
+            return;
+        }
+        let refusal = Refusal::SignedOut("the password was changed since this connection's token was made");
+        let stale = |conn: &Conn| conn.generation().is_some_and(|g| g != account.generation);
+        let closed = self.hub.close_user(user, stale, refusal.close_code(), &refusal.reason());
+        if closed > 0 {
+            tracing::info!(%user, connections = closed, "closed the connections signed out by a password change");
         }
     }
 
@@ -443,7 +455,7 @@ impl Accounts {
         use tokio::sync::broadcast::error::RecvError;
         loop {
             match notices.recv().await {
-                Ok(Notice::Disabled(user)) => self.enforce(&user).await,
+                Ok(Notice::Changed(user)) => self.enforce(&user).await,
                 Ok(Notice::Recheck) | Err(RecvError::Lagged(_)) => self.enforce_all().await,
                 Ok(Notice::ToUser(user, event)) => {
                     match hearth_protocol::codec::decode_server_frame(hearth_protocol::Codec::MsgPack, &event) {

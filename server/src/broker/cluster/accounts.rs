@@ -28,13 +28,16 @@ return 'ok'
 ";
 
 /// Changes an account: `password` (ARGV[2] the new hash) or `disable`
-/// (ARGV[2] the reason; empty enables). Answers the account's fields, or
-/// nothing when there is no such account.
+/// (ARGV[2] the reason; empty enables). A password change or a disable is
+/// announced (ARGV[3], the name) to every node, which closes the account's
+/// connections it no longer admits. Answers the account's fields, or nothing
+/// when there is no such account.
 const CHANGE: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 0 then return false end
 if ARGV[1] == 'password' then
   redis.call('HSET', KEYS[1], 'hash', ARGV[2])
   redis.call('HINCRBY', KEYS[1], 'generation', 1)
+  redis.call('SPUBLISH', KEYS[2], ARGV[3])
 elseif ARGV[2] == '' then
   redis.call('HDEL', KEYS[1], 'disabled')
 else

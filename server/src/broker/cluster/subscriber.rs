@@ -114,7 +114,7 @@ impl Link {
                             let Some(user) = std::str::from_utf8(&body).ok().and_then(|u| UserId::new(u).ok()) else {
                                 return;
                             };
-                            Notice::Disabled(user)
+                            Notice::Changed(user)
                         }
                     });
                     return;
