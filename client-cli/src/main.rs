@@ -743,7 +743,9 @@ async fn run(cli: Cli) -> Result<()> {
                 if json {
                     print_json(m);
                 } else {
-                    println!("{:<24} {:<10} {}", m.user, m.role.as_str(), if m.online { "online" } else { "" });
+                    let notes = render::member_notes(m, Millis(now_ms()));
+                    let online = if m.online { "online" } else { "" };
+                    println!("{:<24} {:<10} {online:<7} {notes}", m.user, m.role.as_str());
                 }
             }
         }

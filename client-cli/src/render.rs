@@ -35,6 +35,37 @@ pub fn event_line(event: &Event) -> Option<String> {
     })
 }
 
+/// What else a member list says of `m` at `now`, for a person: their title,
+/// newcomer, how long a time-limited role or a mute has left. Empty if
+/// nothing.
+pub fn member_notes(m: &hearth_protocol::ops::MemberInfo, now: Millis) -> String {
+    let mut notes = Vec::new();
+    if let Some(title) = m.title.as_ref().filter(|t| !t.as_str().is_empty()) {
+        notes.push(format!("\u{201c}{}\u{201d}", printable(title.as_str())));
+    }
+    if m.newcomer {
+        notes.push("new".to_string());
+    }
+    if let Some(until) = m.role_expires_at {
+        notes.push(format!("{} for {} more", m.role.as_str(), time_left(until, now)));
+    }
+    if let Some(until) = m.muted_until {
+        notes.push(format!("muted for {} more", time_left(until, now)));
+    }
+    notes.join(" · ")
+}
+
+/// How long from `now` until `until`, roughly: `40s`, `12m`, `3h`, `2d`.
+pub fn time_left(until: Millis, now: Millis) -> String {
+    let secs = until.0.saturating_sub(now.0).div_ceil(1000);
+    match secs {
+        0..60 => format!("{secs}s"),
+        60..3600 => format!("{}m", secs.div_ceil(60)),
+        3600..86_400 => format!("{}h", secs.div_ceil(3600)),
+        _ => format!("{}d", secs.div_ceil(86_400)),
+    }
+}
+
 /// `HH:MM:SS` in UTC.
 pub fn clock(ts: Millis) -> String {
     let secs = ts.0 / 1000;
@@ -135,5 +166,33 @@ mod tests {
     fn ordinary_text_is_untouched() {
         let text = "Portra 400 at 800? Ça marche — 東京 🎞️\ttabbed";
         assert!(matches!(printable(text), Cow::Borrowed(t) if t == text));
+    }
+
+    #[test]
+    fn a_member_list_says_title_newcomer_and_what_time_is_left() {
+        use hearth_protocol::ops::MemberInfo;
+        use hearth_protocol::{Role, ShortText};
+        let now = Millis(1_000_000_000);
+        let mut m = MemberInfo {
+            user: UserId::new("bo").unwrap(),
+            role: Role::Welcomer,
+            joined_at: now,
+            role_expires_at: Some(Millis(now.0 + 3 * 86_400_000)),
+            online: true,
+            title: Some(ShortText::new("topic lead").unwrap()),
+            muted_until: Some(Millis(now.0 + 90 * 60_000)),
+            newcomer: true,
+            rules_acked: None,
+        };
+        assert_eq!(
+            member_notes(&m, now),
+            "\u{201c}topic lead\u{201d} · new · welcomer for 3d more · muted for 2h more"
+        );
+        m.title = Some(ShortText::new("\u{1b}[2J").unwrap());
+        assert!(member_notes(&m, now).starts_with("\u{201c}^[[2J"), "a title is shown, never obeyed");
+        assert_eq!(time_left(Millis(now.0 + 40_500), now), "41s");
+        assert_eq!(time_left(Millis(now.0 + 12 * 60_000), now), "12m");
+        let plain = MemberInfo { title: None, newcomer: false, role_expires_at: None, muted_until: None, ..m };
+        assert_eq!(member_notes(&plain, now), "");
     }
 }

@@ -172,8 +172,13 @@ fn line_rows(room: &RoomView, line: &Line, show_replies: bool, width: usize, the
                 head.push(Span::styled(format!("re #{} ", root.0), theme.fg(Color::Blue)));
             }
             head.push(Span::styled(from.to_string(), theme.name(from.as_str())));
-            if let Some(badge) = room.members.iter().find(|m| &m.user == from).and_then(|m| badge(m.role)) {
+            let member = room.members.iter().find(|m| &m.user == from);
+            if let Some(badge) = member.and_then(|m| badge(m.role)) {
                 head.push(Span::styled(format!(" {badge}"), theme.dim()));
+            }
+            // Newcomers are flagged to everyone, so the room greets them.
+            if member.is_some_and(|m| m.newcomer) {
+                head.push(Span::styled(" (new)", theme.fg(Color::Green)));
             }
             head.push(Span::raw(": "));
             let style = if *mentions_me { theme.fg(Color::Red) } else { Style::default() };
@@ -188,6 +193,12 @@ fn line_rows(room: &RoomView, line: &Line, show_replies: bool, width: usize, the
         }
     };
     wrap_spans(head, text.0, width, text.1)
+}
+
+/// The time now, for how long a mute or a role has left.
+fn wall_clock() -> hearth_protocol::Millis {
+    let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    hearth_protocol::Millis(since_epoch.as_millis() as u64)
 }
 
 fn badge(role: hearth_protocol::Role) -> Option<&'static str> {
@@ -300,6 +311,10 @@ fn draw_panel(frame: &mut Frame, app: &App, area: Rect, theme: &Theme) {
                 let mut spans = vec![dot, Span::styled(m.user.to_string(), theme.name(m.user.as_str()))];
                 if let Some(badge) = badge(m.role) {
                     spans.push(Span::styled(format!(" {badge}"), theme.dim()));
+                }
+                let notes = crate::render::member_notes(m, wall_clock());
+                if !notes.is_empty() {
+                    spans.push(Span::styled(format!(" {notes}"), theme.dim()));
                 }
                 lines.push(TextLine::from(spans));
             }

@@ -503,3 +503,26 @@ fn reactions_show_beside_their_message_and_count_each_member_once() {
     app.on_net(reply(65));
     assert!(screen(&app, 100, 30).contains("Which film for snow?  📷  1  [4 replies]"));
 }
+
+#[test]
+fn newcomers_are_flagged_beside_their_messages_and_in_the_members_panel() {
+    let mut app = cameras();
+    let mut members = app.rooms[&rid("cameras")].members.clone();
+    members.push(MemberInfo {
+        user: user("dee"),
+        role: Role::Member,
+        joined_at: Millis(4),
+        role_expires_at: None,
+        online: true,
+        title: Some(ShortText::new("darkroom lead").unwrap()),
+        muted_until: None,
+        newcomer: true,
+        rules_acked: None,
+    });
+    app.on_net(Net::Members { room: rid("cameras"), members });
+    app.on_net(Net::Event(message("cameras", 4, "dee", "Hello, first roll here")));
+    assert!(screen(&app, 100, 24).contains("dee (new): Hello, first roll here"));
+    app.on_key(key(KeyCode::F(3)), 10);
+    let panel = screen(&app, 120, 24);
+    assert!(panel.contains("dee “darkroom lead” · new"), "{panel}");
+}
