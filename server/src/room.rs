@@ -483,6 +483,17 @@ impl RoomState {
 
     /// Applies the next event of the timeline. An event that is not the next one
     /// changes nothing.
+    /// Keeps when each member last posted (slow mode) up to date with `event`,
+    /// applied now or, for a room just loaded, among its recent events.
+    pub fn note_last_post(&mut self, event: &Event) {
+        if let Event::Message(m) = event {
+            self.last_post.insert(m.from.clone(), m.ts);
+        }
+        if let Some(gone) = removed_member(event) {
+            self.last_post.remove(gone);
+        }
+    }
+
     pub fn apply(&mut self, event: &Event) -> Result<(), OutOfOrder> {
         let Some(seq) = event.seq() else { return Ok(()) };
         if seq != self.head.next() {
@@ -491,12 +502,7 @@ impl RoomState {
         for change in changes(event) {
             self.apply_change(change);
         }
-        if let Event::Message(m) = event {
-            self.last_post.insert(m.from.clone(), m.ts);
-        }
-        if let Some(gone) = removed_member(event) {
-            self.last_post.remove(gone);
-        }
+        self.note_last_post(event);
         self.head = seq;
         self.last_ts = self.last_ts.max(event.ts().unwrap_or(Millis(0)));
         Ok(())

@@ -171,11 +171,18 @@ impl Inner {
 
 impl Room {
     fn new(load: RoomLoad, broker: Arc<dyn Broker>, limits: RoomLimits) -> Result<Room, StoreError> {
-        let state = RoomState::restore(load.record, load.members, load.pins, &load.rows, load.head, load.last_ts)
+        let mut state = RoomState::restore(load.record, load.members, load.pins, &load.rows, load.head, load.last_ts)
             .map_err(|e| StoreError::Corrupt { what: "room row", detail: e.to_string() })?;
         let mut recent = VecDeque::with_capacity(load.recent.len().min(limits.recent_events));
-        for stored in load.recent.iter().skip(load.recent.len().saturating_sub(limits.recent_events)) {
-            recent.push_back(Committed::from_stored(stored)?.encoded);
+        let keep_from = load.recent.len().saturating_sub(limits.recent_events);
+        for (at, stored) in load.recent.iter().enumerate() {
+            let committed = Committed::from_stored(stored)?;
+            // Slow mode outlives a restart or an eviction as far as the
+            // recent events tell who posted when.
+            state.note_last_post(&committed.event);
+            if at >= keep_from {
+                recent.push_back(committed.encoded);
+            }
         }
         Ok(Room {
             id: state.record.room.clone(),

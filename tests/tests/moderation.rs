@@ -191,3 +191,27 @@ async fn bans_mutes_roles_and_the_log_survive_a_restart() {
     assert!(list.members.iter().any(|m| m.user.as_str() == "cy" && m.muted_until.is_some()), "the mute survived");
     d.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_mode_remembers_the_last_post_across_a_restart() {
+    let d = Deployment::single_durable().await;
+    let mut ada = d.client("ada", Codec::MsgPack).await;
+    create_room(&ada, "patient", None).await.unwrap();
+    ada.join(&room("patient")).await.unwrap();
+    let hourly = RoomSettings { slow_mode_secs: Some(3600), ..RoomSettings::default() };
+    ada.request(SetRoom { room: room("patient"), settings: hourly }).await.unwrap();
+    let mut bo = d.client("bo", Codec::Json).await;
+    bo.join(&room("patient")).await.unwrap();
+    bo.send(&room("patient"), "once an hour").await.unwrap();
+    let d = d.restart().await;
+    let mut bo = d.client("bo", Codec::Json).await;
+    bo.join(&room("patient")).await.unwrap();
+    match bo.send(&room("patient"), "again right away").await {
+        Err(hearth_cli::ClientError::Server(error)) => {
+            assert_eq!(error.code, ErrorCode::SlowMode);
+            assert!(error.retry_after_ms.is_some_and(|ms| ms > 3_500_000), "{error:?}");
+        }
+        other => panic!("slow mode after the restart, not {other:?}"),
+    }
+    d.stop().await;
+}
