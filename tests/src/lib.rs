@@ -376,8 +376,13 @@ pub fn short(text: &str) -> ShortText {
 
 /// The error code of a refused request; panics if it was not refused.
 pub fn code<T: std::fmt::Debug>(result: Result<T, hearth_cli::ClientError>) -> hearth_protocol::ErrorCode {
+    refusal(result).code
+}
+
+/// The server's refusal `result` holds; panics on anything else.
+pub fn refusal<T: std::fmt::Debug>(result: Result<T, hearth_cli::ClientError>) -> hearth_protocol::ErrorBody {
     match result {
-        Err(hearth_cli::ClientError::Server(body)) => body.code,
+        Err(hearth_cli::ClientError::Server(body)) => body,
         other => panic!("expected a refusal, got {other:?}"),
     }
 }
