@@ -2,8 +2,9 @@
 //! stale copy of a room. A leave acknowledged through one node stops a send
 //! through the other right after, and the other connection is told and then
 //! receives nothing more. Runs on one node too, where both connections share it.
-//! A grant works the other way: a membership or a role acknowledged through
-//! one node is honoured through the other right after (a refusal decided on a
+//! A grant works the other way: a membership, a role, a held post or an
+//! invite acknowledged through one node is honoured through the other right
+//! after (a refusal decided on a
 //! copy that trails the order is decided again once the copy caught up).
 //! And a room that leaves one node's memory (and its subscription) comes back
 //! on that node with nothing missed.
@@ -11,8 +12,10 @@
 use std::time::Duration;
 
 use hearth_cli::{Client, ClientError};
-use hearth_protocol::ops::{Ping, RoomSettings, SetRole, SetRoom};
-use hearth_protocol::{Codec, ErrorCode, Event, Role, RoomId, ShortText};
+use hearth_protocol::ops::{
+    CreateInvite, Join, Ping, Release, RoomSettings, SendMessage, SetRole, SetRoom, Visibility,
+};
+use hearth_protocol::{ClientMsgId, Codec, ErrorCode, Event, Role, RoomId, ShortText, Text};
 use hearth_tests::*;
 
 /// Reads `client`'s events until `done` holds for one; all of them, in order.
@@ -105,6 +108,35 @@ async fn a_grant_through_one_node_holds_through_a_node_that_hears_of_it_late() {
         ada.request(grant).await.unwrap();
         laptop.request(topic(&format!("round {round}"))).await.unwrap();
     }
+    // A newcomer's link held through the near node, released through the far
+    // one (bo moderates late0 now) the moment the newcomer is answered.
+    let r = room("late0");
+    let probation = RoomSettings { probation_secs: Some(86_400), ..RoomSettings::default() };
+    ada.request(SetRoom { room: r.clone(), settings: probation }).await.unwrap();
+    let mut cy = near.client("cy", Codec::MsgPack).await;
+    cy.join(&r).await.unwrap();
+    let link = SendMessage {
+        room: r.clone(),
+        text: Text::new("my roll: https://example.org/roll").unwrap(),
+        cmid: ClientMsgId::new("c1").unwrap(),
+        thread: None,
+    };
+    assert!(cy.request(link).await.unwrap().held);
+    let release = Release {
+        room: r.clone(),
+        user: user("cy"),
+        cmid: ClientMsgId::new("c1").unwrap(),
+        approve: true,
+        reason: ShortText::default(),
+    };
+    laptop.request(release).await.unwrap();
+    // An invite made through the near node opens the room through the far one at once.
+    let r = room("late1");
+    let closed = RoomSettings { visibility: Some(Visibility::InviteOnly), ..RoomSettings::default() };
+    ada.request(SetRoom { room: r.clone(), settings: closed }).await.unwrap();
+    let invite = ada.request(CreateInvite { room: r.clone(), ttl_secs: None, max_uses: Some(1) }).await.unwrap();
+    let dee = far.client("dee", Codec::Json).await;
+    dee.request(Join { room: r.clone(), since: None, invite: Some(invite.code) }).await.unwrap();
     near.stop().await;
     far.stop().await;
 }
