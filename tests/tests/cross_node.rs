@@ -2,9 +2,9 @@
 //! stale copy of a room. A leave acknowledged through one node stops a send
 //! through the other right after, and the other connection is told and then
 //! receives nothing more. Runs on one node too, where both connections share it.
-//! A grant works the other way: a membership, a role, a held post or an
-//! invite acknowledged through one node is honoured through the other right
-//! after (a refusal decided on a
+//! A grant works the other way: a membership, a role, a held post, an
+//! invite, an acknowledgement of the rules or a lifted mute acknowledged
+//! through one node is honoured through the other right after (a refusal decided on a
 //! copy that trails the order is decided again once the copy caught up).
 //! And a room that leaves one node's memory (and its subscription) comes back
 //! on that node with nothing missed.
@@ -13,9 +13,10 @@ use std::time::Duration;
 
 use hearth_cli::{Client, ClientError};
 use hearth_protocol::ops::{
-    CreateInvite, Join, Ping, Release, RoomSettings, SendMessage, SetRole, SetRoom, Visibility,
+    AckRules, AddPin, CreateInvite, Join, Mute, Ping, Release, RoomSettings, SendMessage, SetRole, SetRoom, Unmute,
+    Visibility,
 };
-use hearth_protocol::{ClientMsgId, Codec, ErrorCode, Event, Role, RoomId, ShortText, Text};
+use hearth_protocol::{ClientMsgId, Codec, ErrorCode, Event, Note, Role, RoomId, ShortText, Text};
 use hearth_tests::*;
 
 /// Reads `client`'s events until `done` holds for one; all of them, in order.
@@ -137,6 +138,31 @@ async fn a_grant_through_one_node_holds_through_a_node_that_hears_of_it_late() {
     let invite = ada.request(CreateInvite { room: r.clone(), ttl_secs: None, max_uses: Some(1) }).await.unwrap();
     let dee = far.client("dee", Codec::Json).await;
     dee.request(Join { room: r.clone(), since: None, invite: Some(invite.code) }).await.unwrap();
+    // The rules acknowledged, and a mute lifted, through the near node, once
+    // the far node knows of the rules and the mute: the laptop posts through
+    // the far node at once.
+    create_room(&ada, "rules", None).await.unwrap();
+    let r = room("rules");
+    let mut laptop = laptop;
+    laptop.join(&r).await.unwrap();
+    let rules = AddPin {
+        room: r.clone(),
+        seq: None,
+        note: Some(Note::new("Be kind.").unwrap()),
+        title: Some(ShortText::new("Rules").unwrap()),
+        edit: None,
+    };
+    let version = ada.request(rules).await.unwrap().pin.version;
+    let ack = RoomSettings { rules_ack: Some(true), ..RoomSettings::default() };
+    ada.request(SetRoom { room: r.clone(), settings: ack }).await.unwrap();
+    until_event(&mut laptop, "rules_ack on", |e| matches!(e, Event::RoomUpdated(_))).await;
+    phone.request(AckRules { room: r.clone(), version }).await.unwrap();
+    laptop.send(&r, "read them").await.unwrap();
+    let mute = Mute { room: r.clone(), user: user("bo"), duration_secs: 3600, reason: ShortText::default() };
+    ada.request(mute).await.unwrap();
+    until_event(&mut laptop, "the mute", |e| matches!(e, Event::Moderation(_))).await;
+    ada.request(Unmute { room: r.clone(), user: user("bo") }).await.unwrap();
+    laptop.send(&r, "back").await.unwrap();
     near.stop().await;
     far.stop().await;
 }
