@@ -132,7 +132,16 @@ impl Outbound {
             return Err(BurstError::Closed);
         }
         let bytes: usize = messages.iter().map(frame_bytes).sum();
-        if !messages.is_empty() && !self.fits_asked(queue.bytes, bytes) {
+        // A burst of many frames must fit in half the bound even into an empty
+        // queue (only a lone frame may be larger): otherwise a catch-up landing
+        // just after the writer drained would fill the whole bound, and the next
+        // live event would close the connection as a slow consumer.
+        let fits = match messages.len() {
+            0 => true,
+            1 => self.fits_asked(queue.bytes, bytes),
+            _ => queue.bytes + bytes <= self.max_bytes / 2,
+        };
+        if !fits {
             return Err(BurstError::TooBig(messages));
         }
         queue.bytes += bytes;
@@ -345,5 +354,16 @@ mod tests {
         out.push(frame(50)).unwrap();
         // Unread bytes (taken or not) are what a reader that stopped costs: at most the bound.
         assert_eq!(out.push(frame(20)), Err(PushError::Overflowed));
+    }
+
+    #[test]
+    fn a_burst_past_half_the_bound_is_refused_even_by_an_empty_queue() {
+        let out = Outbound::new(100);
+        match out.try_push_burst(vec![frame(30), frame(30)]) {
+            Err(BurstError::TooBig(back)) => assert_eq!(back.len(), 2),
+            other => panic!("expected the burst back, got {other:?}"),
+        }
+        // A lone frame larger than half still goes when nothing else waits.
+        out.try_push_burst(vec![frame(70)]).unwrap();
     }
 }
