@@ -193,3 +193,37 @@ async fn the_ui_goes_on_with_the_login_a_password_change_saved() {
     assert_eq!(ada.app.connection, Connection::Online);
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_one_member_writes_shows_the_other_as_typing_until_the_message_comes() {
+    use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+    let server = TestServer::start(test_config(Storage::Ephemeral { history_limit: 100 })).await;
+    let owner = server.client("ada", Codec::Json).await;
+    create_room(&owner, "lounge", None).await.unwrap();
+    let mut uis = [Ui::start(&server, "ada"), Ui::start(&server, "bo")];
+    for ui in uis.iter_mut() {
+        ui.until("online", |app| app.connection == Connection::Online).await;
+        ui.actions.send(Action::Join(room("lounge"))).await.unwrap();
+        ui.until("the room", |app| app.rooms.get(&room("lounge")).is_some_and(|r| r.joined)).await;
+    }
+    let [ada, bo] = &mut uis;
+    let mut press = async |ui: &mut Ui, code: KeyCode| {
+        for action in ui.app.on_key(KeyEvent::new(code, KeyModifiers::NONE), 10) {
+            ui.actions.send(action).await.unwrap();
+        }
+    };
+    for c in "Portra at 800?".chars() {
+        press(bo, KeyCode::Char(c)).await;
+    }
+    ada.until("bo typing", |app| app.typing_here().iter().any(|u| u.as_str() == "bo")).await;
+    press(bo, KeyCode::Enter).await;
+    ada.until("bo's message", |app| {
+        app.rooms.get(&room("lounge")).is_some_and(|r| {
+            r.lines.iter().any(|l| matches!(&l.kind, LineKind::Message { text, .. } if text == "Portra at 800?"))
+        })
+    })
+    .await;
+    assert!(ada.app.typing_here().is_empty(), "the message ends the indicator");
+    assert!(bo.app.typing_here().is_empty(), "nobody is told of their own typing");
+    server.stop().await;
+}

@@ -7,6 +7,8 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use hearth_protocol::event::LeftReason;
 use hearth_protocol::event::ReactionCount;
@@ -20,6 +22,11 @@ use super::input::Input;
 const KEEP_LINES: usize = 5_000;
 /// Messages fetched per history page.
 pub const PAGE: u16 = 50;
+/// How long someone's typing indicator shows after the last one (PROTOCOL.md).
+pub const TYPING_SHOWN: Duration = Duration::from_secs(5);
+/// How often the member's own typing is told to a room: the server passes it
+/// on at most this often anyway (PROTOCOL.md).
+const TYPING_EVERY: Duration = Duration::from_secs(3);
 
 /// What the member asked for, for the network task to do.
 #[derive(Debug, Clone, PartialEq)]
@@ -69,6 +76,9 @@ pub enum Action {
     Requests(RoomId),
     ModLog(RoomId),
     Stats(RoomId),
+    /// The member is typing in the room: tell the others (nothing is said
+    /// back, and a refusal — muted, say — is not worth a word).
+    Typing(RoomId),
 }
 
 /// What the network task reports back.
@@ -270,7 +280,19 @@ pub struct App {
     pub status: Option<String>,
     /// Rooms the server lists, for `/rooms` and completion.
     pub directory: Vec<RoomSummary>,
+    /// Who is typing where, each until their indicator goes out by itself.
+    pub typing: Vec<Typist>,
+    /// The room the member last said they were typing in, and when.
+    told_typing: Option<(RoomId, Instant)>,
     pub quit: bool,
+}
+
+/// Someone typing in a room, shown until `until` or until their message comes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Typist {
+    pub room: RoomId,
+    pub user: UserId,
+    pub until: Instant,
 }
 
 /// The commands of the input line, with what they take, for `/help` and Tab.
@@ -325,8 +347,44 @@ impl App {
             thread: None,
             status: None,
             directory: Vec::new(),
+            typing: Vec::new(),
+            told_typing: None,
             quit: false,
         }
+    }
+
+    /// Who is typing in the room shown, in the order they started.
+    pub fn typing_here(&self) -> Vec<&UserId> {
+        self.typing.iter().filter(|t| self.active.as_ref() == Some(&t.room)).map(|t| &t.user).collect()
+    }
+
+    /// When the next typing indicator goes out, if any shows.
+    pub fn next_typing_expiry(&self) -> Option<Instant> {
+        self.typing.iter().map(|t| t.until).min()
+    }
+
+    /// Puts out the typing indicators not repeated in time.
+    pub fn expire_typing(&mut self, now: Instant) {
+        self.typing.retain(|t| t.until > now);
+    }
+
+    /// After a key that changed the input: the member is writing a message
+    /// (not a command) in the room shown, so tell it, once in a while.
+    fn typing_action(&mut self, key: &KeyEvent) -> Vec<Action> {
+        let writes = matches!(key.code, KeyCode::Char(_))
+            && !key.modifiers.intersects(KeyModifiers::CONTROL | KeyModifiers::ALT)
+            && !self.input.text().starts_with('/');
+        let Some(room) = self.active.clone().filter(|r| writes && self.rooms.get(r).is_some_and(|v| v.joined)) else {
+            return Vec::new();
+        };
+        let now = Instant::now();
+        if let Some((last, at)) = &self.told_typing {
+            if *last == room && now.duration_since(*at) < TYPING_EVERY {
+                return Vec::new();
+            }
+        }
+        self.told_typing = Some((room.clone(), now));
+        vec![Action::Typing(room)]
     }
 
     pub fn active_room(&self) -> Option<&RoomView> {
@@ -478,10 +536,13 @@ impl App {
                 }
                 return;
             }
-            Event::Typing(t) if self.active.as_ref() == Some(&id) => {
-                return self.says(format!("{} is typing…", t.user));
+            Event::Typing(t) => {
+                self.typing.retain(|x| !(x.room == id && x.user == t.user));
+                self.typing.push(Typist { room: id, user: t.user.clone(), until: Instant::now() + TYPING_SHOWN });
+                return;
             }
-            Event::Typing(_) => return,
+            // Their message is what they were typing.
+            Event::Message(m) => self.typing.retain(|x| !(x.room == id && x.user == m.from)),
             Event::Presence(p) => {
                 let room = self.room_mut(&id);
                 for member in room.members.iter_mut() {
@@ -651,7 +712,7 @@ impl App {
             }
             _ => {
                 self.input.edit(key);
-                Vec::new()
+                self.typing_action(&key)
             }
         }
     }

@@ -60,6 +60,8 @@ pub async fn run(options: Options, keeper: Option<crate::account::Keeper>) -> Re
                 }
                 None => break,
             },
+            // Someone's typing indicator goes out: just redraw without it.
+            _ = net::sleep_until_some(app.next_typing_expiry()) => app.expire_typing(tokio::time::Instant::now()),
         }
     }
     drop(action_tx);

@@ -6,7 +6,8 @@
 use std::time::Duration;
 
 use hearth_protocol::ops::{
-    AddPin, CreateInvite, CreateRoom, History, JoinRequests, Members, ModLog, RemovePin, SendMessage, Stats, Visibility,
+    AddPin, CreateInvite, CreateRoom, History, JoinRequests, Members, ModLog, RemovePin, SendMessage, Stats, Typing,
+    Visibility,
 };
 use hearth_protocol::{Note, RoomId, ShortText, Text};
 use tokio::sync::mpsc;
@@ -110,7 +111,7 @@ async fn connect_first(
 }
 
 /// Waits until `at`, or forever when there is nothing to wait for.
-async fn sleep_until_some(at: Option<tokio::time::Instant>) {
+pub(super) async fn sleep_until_some(at: Option<tokio::time::Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
@@ -219,6 +220,7 @@ fn describe(action: &Action) -> String {
         Action::Requests(room) => format!("join requests of {room}"),
         Action::ModLog(room) => format!("moderation log of {room}"),
         Action::Stats(room) => format!("health of {room}"),
+        Action::Typing(room) => format!("typing in {room}"),
     }
 }
 
@@ -314,6 +316,11 @@ async fn perform(client: &mut Client, action: Action, updates: &mpsc::Sender<Net
                 })
                 .collect();
             let _ = updates.send(Net::Said(said.join(" | "))).await;
+        }
+        Action::Typing(room) => {
+            // Only a hint to the others: a refusal (muted, say) changes nothing
+            // the member needs to hear, and a lost connection shows anyway.
+            let _ = client.request(Typing { room }).await;
         }
         Action::ModLog(room) => {
             let log = client.request(ModLog { room, before: None, limit: Some(5) }).await?;

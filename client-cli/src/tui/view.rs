@@ -10,7 +10,7 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line as TextLine, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 
-use hearth_protocol::Seq;
+use hearth_protocol::{Seq, UserId};
 use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
 use super::app::{App, COMMANDS, Connection, Line, LineKind, Panel, RoomView};
@@ -350,12 +350,30 @@ fn draw_status(frame: &mut Frame, app: &App, area: Rect, theme: &Theme) {
         Connection::Closed(why) => (format!("disconnected: {why}"), theme.fg(Color::Red)),
     };
     let mut spans = vec![Span::styled(format!("[{state}] "), style.add_modifier(Modifier::BOLD))];
-    if let Some(status) = &app.status {
-        spans.push(Span::raw(printable(status).into_owned()));
-    } else {
-        spans.push(Span::styled("F1 help · F2 pins · F3 members", theme.dim()));
+    let typing = typing_line(&app.typing_here());
+    match (&app.status, typing) {
+        (Some(status), typing) => {
+            spans.push(Span::raw(printable(status).into_owned()));
+            if let Some(typing) = typing {
+                spans.push(Span::styled(format!(" · {typing}"), theme.dim()));
+            }
+        }
+        (None, Some(typing)) => spans.push(Span::styled(typing, theme.dim())),
+        (None, None) => spans.push(Span::styled("F1 help · F2 pins · F3 members", theme.dim())),
     }
     frame.render_widget(Paragraph::new(TextLine::from(spans)), area);
+}
+
+/// "ada is typing…", "ada and bo are typing…", "4 people are typing…".
+fn typing_line(who: &[&UserId]) -> Option<String> {
+    let names: Vec<&str> = who.iter().map(|u| u.as_str()).collect();
+    match names.as_slice() {
+        [] => None,
+        [one] => Some(format!("{one} is typing…")),
+        [one, two] => Some(format!("{one} and {two} are typing…")),
+        [one, two, three] => Some(format!("{one}, {two} and {three} are typing…")),
+        more => Some(format!("{} people are typing…", more.len())),
+    }
 }
 
 fn draw_input(frame: &mut Frame, app: &App, area: Rect, _theme: &Theme) {

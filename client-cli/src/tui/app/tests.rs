@@ -526,3 +526,61 @@ fn newcomers_are_flagged_beside_their_messages_and_in_the_members_panel() {
     let panel = screen(&app, 120, 24);
     assert!(panel.contains("dee “darkroom lead” · new"), "{panel}");
 }
+
+fn typing(room: &str, who: &str) -> Event {
+    Event::Typing(hearth_protocol::event::TypingEvent { room: rid(room), user: user(who) })
+}
+
+/// The status line as drawn (the screen's last line but one).
+fn status_line(app: &App) -> String {
+    let shown = screen(app, 100, 24);
+    shown.lines().nth(22).unwrap_or_default().to_string()
+}
+
+#[tokio::test(start_paused = true)]
+async fn typing_shows_for_five_seconds_unless_repeated_and_ends_with_the_message() {
+    let mut app = cameras();
+    app.on_net(Net::Event(typing("cameras", "ada")));
+    assert!(status_line(&app).contains("ada is typing…"), "{}", status_line(&app));
+    app.on_net(Net::Event(typing("cameras", "cy")));
+    assert!(status_line(&app).contains("ada and cy are typing…"), "{}", status_line(&app));
+
+    // 4 s on, ada says it again: hers lasts, cy's goes out at 5 s.
+    tokio::time::advance(Duration::from_secs(4)).await;
+    app.on_net(Net::Event(typing("cameras", "ada")));
+    tokio::time::advance(Duration::from_millis(1_100)).await;
+    app.expire_typing(tokio::time::Instant::now());
+    assert_eq!(app.next_typing_expiry(), Some(tokio::time::Instant::now() + Duration::from_millis(3_900)));
+    assert!(status_line(&app).contains("ada is typing…") && !status_line(&app).contains("cy"), "{}", status_line(&app));
+
+    // Her message is what she was typing: the indicator goes with it.
+    app.on_net(Net::Event(message("cameras", 9, "ada", "Portra at 800 it is.")));
+    assert!(!status_line(&app).contains("typing"), "{}", status_line(&app));
+    assert_eq!(app.next_typing_expiry(), None);
+
+    // Typing in another room is kept for that room, not shown here.
+    app.on_net(Net::Event(typing("lenses", "cy")));
+    assert!(!status_line(&app).contains("typing"), "{}", status_line(&app));
+    tokio::time::advance(Duration::from_secs(5)).await;
+    app.expire_typing(tokio::time::Instant::now());
+    assert!(app.typing.is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn writing_a_message_tells_the_room_once_every_three_seconds_and_commands_never() {
+    let mut app = cameras();
+    let told = |actions: Vec<Action>| actions.iter().filter(|a| matches!(a, Action::Typing(_))).count();
+    assert_eq!(told(app.on_key(key(KeyCode::Char('h')), 10)), 1);
+    assert_eq!(told(app.on_key(key(KeyCode::Char('i')), 10)), 0, "within 3 s: said already");
+    tokio::time::advance(Duration::from_secs(3)).await;
+    assert_eq!(told(app.on_key(key(KeyCode::Char('!')), 10)), 1);
+    assert_eq!(told(app.on_key(key(KeyCode::Backspace), 10)), 0, "deleting is not writing");
+    let sent = app.on_key(key(KeyCode::Enter), 10);
+    assert!(matches!(sent.as_slice(), [Action::Send { .. }]), "{sent:?}");
+
+    // A command is not a message.
+    tokio::time::advance(Duration::from_secs(3)).await;
+    for c in "/members".chars() {
+        assert_eq!(told(app.on_key(key(KeyCode::Char(c)), 10)), 0);
+    }
+}
