@@ -207,7 +207,7 @@ async fn what_one_member_writes_shows_the_other_as_typing_until_the_message_come
         ui.until("the room", |app| app.rooms.get(&room("lounge")).is_some_and(|r| r.joined)).await;
     }
     let [ada, bo] = &mut uis;
-    let mut press = async |ui: &mut Ui, code: KeyCode| {
+    let press = async |ui: &mut Ui, code: KeyCode| {
         for action in ui.app.on_key(KeyEvent::new(code, KeyModifiers::NONE), 10) {
             ui.actions.send(action).await.unwrap();
         }
