@@ -91,13 +91,13 @@ struct Session {
     /// is closed then (4002), not left open on a token no longer valid.
     token_expires: Instant,
     /// When this connection last said it was typing, per room (only those
-    /// it typed in; most connections never do).
-    typed: Vec<(RoomId, Instant)>,
+    /// it typed in; most connections never do), on the server's clock.
+    typed: Vec<(RoomId, Millis)>,
 }
 
 /// A typing indicator is passed on at most this often per member and room;
 /// clients show one for 5 s unless it is repeated (PROTOCOL.md).
-const TYPING_EVERY: Duration = Duration::from_secs(3);
+const TYPING_EVERY_MS: u64 = 3_000;
 
 /// Runs a connection until the peer leaves, the queue closes, or shutdown.
 #[allow(clippy::too_many_arguments)] // one call site, each argument a different thing
@@ -733,12 +733,11 @@ impl Session {
             Op::Typing(args) => {
                 let room = self.member_room(&args.room).await?;
                 room.decide(|s| s.check_post(&user, now))?;
-                let at = Instant::now();
-                let recent =
-                    self.typed.iter().any(|(r, when)| *r == room.id && at.duration_since(*when) < TYPING_EVERY);
+                let lately = |when: &Millis| now.0.saturating_sub(when.0) < TYPING_EVERY_MS;
+                let recent = self.typed.iter().any(|(r, when)| *r == room.id && lately(when));
                 if !recent {
-                    self.typed.retain(|(r, when)| *r != room.id && at.duration_since(*when) < TYPING_EVERY);
-                    self.typed.push((room.id.clone(), at));
+                    self.typed.retain(|(r, when)| *r != room.id && lately(when));
+                    self.typed.push((room.id.clone(), now));
                     let event = Event::Typing(TypingEvent { room: room.id.clone(), user: user.clone() });
                     match self.shared.registry.broker().broadcast(room.id.clone(), event.clone()).await {
                         Ok(true) => {}

@@ -24,23 +24,31 @@ async fn presence_changes(client: &mut Client, wait: Duration) -> (Vec<Vec<Strin
     (events, offline)
 }
 
-both_modes! {
+both_modes_timed! {
     async fn typing_reaches_the_others_once_in_a_while(d: Deployment) {
         let (mut ada, bo, mut cy) = trio(&d, "typing").await;
         bo.request(Typing { room: room("typing") }).await.unwrap();
         let typing = until_event(&mut ada, "bo typing", |e| matches!(e, Event::Typing(_))).await;
         assert!(matches!(typing, Event::Typing(t) if t.user.as_str() == "bo"));
         until_event(&mut cy, "bo typing", |e| matches!(e, Event::Typing(_))).await;
-        // Again at once: answered, not passed on.
+        // Again within 3 s: answered, not passed on.
+        d.advance(Duration::from_millis(2_900));
         bo.request(Typing { room: room("typing") }).await.unwrap();
         ada.send(&room("typing"), "marker").await.unwrap();
         let next = until_event(&mut cy, "the next event", |e| matches!(e, Event::Typing(_) | Event::Message(_))).await;
         assert!(matches!(next, Event::Message(_)), "the repeat was not passed on: {next:?}");
+        // 3 s after the last one passed on: passed on again.
+        d.advance(Duration::from_millis(100));
+        bo.request(Typing { room: room("typing") }).await.unwrap();
+        let again = until_event(&mut cy, "bo typing again", |e| matches!(e, Event::Typing(_) | Event::Message(_))).await;
+        assert!(matches!(&again, Event::Typing(t) if t.user.as_str() == "bo"), "{again:?}");
         let outsider = d.client("zed", Codec::Json).await;
         assert_eq!(code(outsider.request(Typing { room: room("typing") }).await), ErrorCode::NotMember);
         d.stop().await;
     }
+}
 
+both_modes! {
     async fn presence_follows_members_on_every_node_one_event_a_second(d: Deployment) {
         let mut ada = d.client("ada", Codec::MsgPack).await;
         create_room(&ada, "lounge", None).await.unwrap();
