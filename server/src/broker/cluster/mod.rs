@@ -993,28 +993,37 @@ impl Broker for RedisBroker {
 
     fn annex(&self, room: RoomId, table: AnnexTable, targets: Vec<Seq>) -> BrokerFuture<'_, Vec<AnnexRow>> {
         Box::pin(async move {
+            if targets.is_empty() {
+                return Ok(Vec::new());
+            }
             let keys = self.shared.keys(&room);
-            let stream = match table {
-                AnnexTable::ModLog => keys.modlog.clone(),
+            // One round trip for a page's targets, however many: the keys share
+            // the room's hash tag, so even on a Redis Cluster it is one node's.
+            let mut pipe = redis::pipe();
+            let mut rows = Vec::new();
+            match table {
                 AnnexTable::Message => {
-                    let mut rows = Vec::new();
-                    for target in targets {
-                        let cmd = redis::cmd("HGETALL").arg(keys.message(target)).clone();
-                        let fields: Vec<(String, Vec<u8>)> =
-                            self.shared.commands.query(&cmd).await.map_err(unavailable)?;
+                    for target in &targets {
+                        pipe.cmd("HGETALL").arg(keys.message(*target));
+                    }
+                    let replies: Vec<Vec<(String, Vec<u8>)>> =
+                        self.shared.commands.query_pipe(&pipe).await.map_err(unavailable)?;
+                    for (target, fields) in targets.into_iter().zip(replies) {
                         rows.extend(fields.into_iter().map(|(key, value)| AnnexRow { table, target, key, value }));
                     }
                     rows.sort_by(|a, b| (a.target, &a.key).cmp(&(b.target, &b.key)));
-                    return Ok(rows);
                 }
-            };
-            let mut rows = Vec::new();
-            for target in targets {
-                let id = format!("{}-0", target.0);
-                let cmd = redis::cmd("XRANGE").arg(&stream).arg(&id).arg(&id).clone();
-                let value: Value = self.shared.commands.query(&cmd).await.map_err(unavailable)?;
-                for (target, value) in stream_entries(value, b"v")? {
-                    rows.push(AnnexRow { table, target, key: String::new(), value });
+                AnnexTable::ModLog => {
+                    for target in &targets {
+                        let id = format!("{}-0", target.0);
+                        pipe.cmd("XRANGE").arg(&keys.modlog).arg(&id).arg(&id);
+                    }
+                    let replies: Vec<Value> = self.shared.commands.query_pipe(&pipe).await.map_err(unavailable)?;
+                    for value in replies {
+                        for (target, value) in stream_entries(value, b"v")? {
+                            rows.push(AnnexRow { table, target, key: String::new(), value });
+                        }
+                    }
                 }
             }
             Ok(rows)
