@@ -12,6 +12,16 @@ use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use crate::store::{StoreError, StoredEvent};
 
+/// What a timeline event does with a message's text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextRole {
+    None,
+    /// It carries that message's text: the message itself, or an edit of it.
+    Carries(Seq),
+    /// It deletes that message.
+    Deletes(Seq),
+}
+
 /// A timeline event's frames, encoded once per codec in use. This is what a room
 /// keeps of its recent events: no decoded copy, which would be most of the size.
 #[derive(Debug)]
@@ -19,6 +29,8 @@ pub struct Encoded {
     pub seq: Seq,
     /// The least role that receives it (`room::audience`).
     pub audience: Role,
+    /// What it does with a message's text: how a replay finds text deleted since.
+    pub text: TextRole,
     msgpack: Bytes,
     json: OnceLock<Utf8Bytes>,
 }
@@ -27,6 +39,32 @@ impl Encoded {
     /// The MessagePack encoding: the stored row and the binary frame.
     pub fn msgpack(&self) -> &Bytes {
         &self.msgpack
+    }
+
+    fn new(seq: Seq, event: &Event, msgpack: Bytes) -> Encoded {
+        let text = match (event, crate::room::messages::text_of(event)) {
+            (_, Some(message)) => TextRole::Carries(message),
+            (Event::Delete(delete), None) => TextRole::Deletes(delete.target),
+            _ => TextRole::None,
+        };
+        Encoded { seq, audience: crate::room::audience(event), text, msgpack, json: OnceLock::new() }
+    }
+
+    /// The frame for `codec` of this event with the text of the messages in
+    /// `deleted` gone (see `room::messages::redact`): encoded for this one
+    /// connection, since a replay across a deletion is rare.
+    pub fn frame_without(&self, codec: Codec, deleted: &[Seq]) -> Message {
+        if !matches!(self.text, TextRole::Carries(message) if deleted.contains(&message)) {
+            return self.frame(codec, None);
+        }
+        let mut event =
+            rmp_serde::from_slice::<Event>(&self.msgpack).expect("frames hold events this server encoded or checked");
+        crate::room::messages::redact(&mut event);
+        let bytes = encode_event(codec, &event);
+        match codec {
+            Codec::MsgPack => Message::Binary(Bytes::from(bytes)),
+            Codec::Json => Message::Text(Utf8Bytes::try_from(bytes).expect("serde_json writes UTF-8")),
+        }
     }
 
     /// The WebSocket message for `codec`; a reference-count bump after the first.
@@ -69,8 +107,8 @@ impl Committed {
     pub fn new(event: Event) -> Committed {
         let seq = event.seq().expect("timeline events carry a seq");
         let msgpack = Bytes::from(encode_event(Codec::MsgPack, &event));
-        let audience = crate::room::audience(&event);
-        Committed { event, encoded: Arc::new(Encoded { seq, audience, msgpack, json: OnceLock::new() }) }
+        let encoded = Arc::new(Encoded::new(seq, &event, msgpack));
+        Committed { event, encoded }
     }
 
     /// An event read back from the store (or, in cluster mode, from the broker).
@@ -98,8 +136,8 @@ impl Committed {
         let seq = event
             .seq()
             .ok_or_else(|| StoreError::Corrupt { what: "stored event", detail: format!("{event:?} has no seq") })?;
-        let audience = crate::room::audience(&event);
-        Ok(Committed { event, encoded: Arc::new(Encoded { seq, audience, msgpack, json: OnceLock::new() }) })
+        let encoded = Arc::new(Encoded::new(seq, &event, msgpack));
+        Ok(Committed { event, encoded })
     }
 
     pub fn seq(&self) -> Seq {

@@ -28,11 +28,11 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::broker::{Broker, BrokerError, Delivery};
-use crate::frames::{Committed, Encoded, event_frame, frame_message};
+use crate::frames::{Committed, Encoded, TextRole, event_frame, frame_message};
 use crate::hub::{Conn, ConnId, Hub};
 use crate::outbound::BurstError;
 use crate::room::{RoomState, not_member};
-use crate::store::{RoomLoad, StoreError, StoredEvent};
+use crate::store::{RoomLoad, StoreError};
 
 /// Tunables of the room layer.
 #[derive(Debug, Clone, Copy)]
@@ -513,18 +513,29 @@ impl Room {
         // Each pass either finishes or moves `after` forward; the bound only stops a
         // reader that can never catch a room writing faster than it.
         for _ in 0..100_000 {
-            let recent: Vec<Arc<Encoded>> = {
+            // Messages deleted after `after`: their text is not replayed.
+            let (recent, deleted): (Vec<Arc<Encoded>>, Vec<Seq>) = {
                 let mut inner = self.lock();
                 if !inner.recent_covers(after) {
-                    Vec::new()
+                    (Vec::new(), Vec::new())
                 } else {
                     if !inner.state.members.contains_key(&conn.user) {
                         // They left while catching up; the replay showed it.
                         return Ok(());
                     }
                     let recent: Vec<Arc<Encoded>> = inner.recent.iter().filter(|e| e.seq > after).cloned().collect();
-                    let burst =
-                        recent.iter().filter(|e| e.audience <= role).map(|e| e.frame(conn.codec, None)).collect();
+                    let deleted: Vec<Seq> = recent
+                        .iter()
+                        .filter_map(|e| match e.text {
+                            TextRole::Deletes(message) => Some(message),
+                            _ => None,
+                        })
+                        .collect();
+                    let burst = recent
+                        .iter()
+                        .filter(|e| e.audience <= role)
+                        .map(|e| e.frame_without(conn.codec, &deleted))
+                        .collect();
                     match conn.out.try_push_burst(burst) {
                         Ok(()) => {
                             inner.subscribe(&self.id, conn);
@@ -533,13 +544,15 @@ impl Room {
                         Err(BurstError::Closed) => return Ok(()),
                         // Too much at once for the queue's bound: send these with
                         // backpressure first, then try again closer to the head.
-                        Err(BurstError::TooBig(_)) => recent,
+                        Err(BurstError::TooBig(_)) => (recent, deleted),
                     }
                 }
             };
             if !recent.is_empty() {
                 for encoded in recent {
-                    if encoded.audience <= role && conn.out.push_wait(encoded.frame(conn.codec, None)).await.is_err() {
+                    if encoded.audience <= role
+                        && conn.out.push_wait(encoded.frame_without(conn.codec, &deleted)).await.is_err()
+                    {
                         return Ok(());
                     }
                     after = encoded.seq;
@@ -568,17 +581,53 @@ impl Room {
                 }
                 Some(_) => {}
             }
-            for stored in &page {
-                if let Some(frame) = stored_frame(conn, stored, role)? {
-                    if conn.out.push_wait(frame).await.is_err() {
-                        return Ok(());
-                    }
+            let page = page
+                .iter()
+                .map(Committed::from_stored)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| BrokerError::from(e).to_error())?;
+            let deleted = self.deleted_among(&page).await?;
+            for committed in &page {
+                let encoded = &committed.encoded;
+                if encoded.audience <= role
+                    && conn.out.push_wait(encoded.frame_without(conn.codec, &deleted)).await.is_err()
+                {
+                    return Ok(());
                 }
-                after = stored.seq;
+                after = encoded.seq;
             }
         }
         Err(ErrorBody::new(ErrorCode::Overloaded, "could not catch up with this room; rejoin with since")
             .retry_after(1000))
+    }
+
+    /// Of the messages whose text `page` carries, those deleted by now —
+    /// wherever the deletion is in the timeline, so it is read from their
+    /// annotations (one read for the page).
+    async fn deleted_among(&self, page: &[Committed]) -> Result<Vec<Seq>, ErrorBody> {
+        let mut texts: Vec<Seq> = page
+            .iter()
+            .filter_map(|c| match c.encoded.text {
+                TextRole::Carries(message) => Some(message),
+                _ => None,
+            })
+            .collect();
+        texts.sort();
+        texts.dedup();
+        if texts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = self
+            .broker
+            .annex(self.id.clone(), crate::store::AnnexTable::Message, texts.clone())
+            .await
+            .map_err(|e| e.to_error())?;
+        Ok(texts
+            .into_iter()
+            .filter(|seq| {
+                crate::room::messages::Annotations::read(rows.iter().filter(|r| r.target == *seq)).is_deleted()
+            })
+            .collect())
     }
 
     pub fn unsubscribe(&self, conn: ConnId) {
@@ -663,17 +712,6 @@ fn push_reply(conn: &Conn, id: RequestId, joined: &Joined) {
 
 fn truncated_frame(conn: &Conn, room: &RoomId, after: Seq, next: Seq) -> tokio_tungstenite::tungstenite::Message {
     event_frame(conn.codec, &Event::Truncated(TruncatedEvent { room: room.clone(), after, next }))
-}
-
-/// A stored event as a frame for `conn`'s codec.
-/// A stored event as `conn`'s frame, unless it is for roles above `role`.
-fn stored_frame(
-    conn: &Conn,
-    stored: &StoredEvent,
-    role: Role,
-) -> Result<Option<tokio_tungstenite::tungstenite::Message>, ErrorBody> {
-    let committed = Committed::from_stored(stored).map_err(|e| BrokerError::from(e).to_error())?;
-    Ok((committed.encoded.audience <= role).then(|| committed.frame(conn.codec)))
 }
 
 fn no_message(room: &RoomId, seq: Seq) -> ErrorBody {

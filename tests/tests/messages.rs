@@ -170,3 +170,77 @@ async fn what_happened_to_messages_survives_a_restart() {
     assert_eq!(now.state.expect("state").reactions[0].count, 1);
     d.stop().await;
 }
+
+/// One node or two on a Redis, holding `recent_events` events per room in
+/// memory: with few, a resume replays from stored pages, not the recent events.
+async fn deployment(nodes: usize, recent_events: usize) -> Deployment {
+    if nodes == 1 {
+        let mut config = test_config(hearth_server::Storage::Ephemeral { history_limit: 10_000 });
+        config.rooms.recent_events = recent_events;
+        return Deployment::with_nodes(config, 1).await;
+    }
+    let redis = hearth_testkit::RedisServer::start().await;
+    let mut config = cluster_config(&redis.url(), "behaviour");
+    config.rooms.recent_events = recent_events;
+    let mut d = Deployment::with_nodes(config, nodes).await;
+    d.redis = Some(redis);
+    d
+}
+
+/// A member away while a message was posted, edited and deleted replays it
+/// as its tombstone: the text a moderator removed reaches no one later.
+async fn a_resume_replays_no_deleted_text(d: Deployment) {
+    let (ada, bo, mut cy) = trio(&d, "gone").await;
+    let first = ada.send(&room("gone"), "morning").await.unwrap();
+    until_event(&mut cy, "the first message", |e| matches!(e, Event::Message(_))).await;
+    let position = cy.position(&room("gone")).unwrap();
+    assert_eq!(position.seq, first.seq);
+    drop(cy);
+    let secret = bo.send(&room("gone"), "call me on 555-0100").await.unwrap();
+    bo.request(Edit { room: room("gone"), target: secret.seq, text: text("call me on 555-0199") }).await.unwrap();
+    let kept = bo.send(&room("gone"), "thread root").await.unwrap();
+    ada.request(Delete { room: room("gone"), target: secret.seq }).await.unwrap();
+    for n in 0..6 {
+        ada.send(&room("gone"), &format!("later {n}")).await.unwrap();
+    }
+    for codec in [Codec::Json, Codec::MsgPack] {
+        let mut cy = d.client("cy", codec).await;
+        let replayed = cy.join_since(&room("gone"), Some(position)).await.unwrap();
+        assert_eq!(replayed.resume, hearth_protocol::ops::ResumeMode::Replay);
+        let mut seen = Vec::new();
+        loop {
+            match cy.next_event_within(WAIT).await.unwrap() {
+                Some(Event::Message(m)) if m.text.as_str() == "later 5" => break,
+                Some(event) => seen.push(event),
+                None => panic!("closed: {:?}", cy.close_info()),
+            }
+        }
+        assert!(!format!("{seen:?}").contains("555"), "{codec:?}: deleted text replayed: {seen:?}");
+        let tombstone = seen.iter().find_map(|e| match e {
+            Event::Message(m) if m.seq == secret.seq => Some(m),
+            _ => None,
+        });
+        let tombstone = tombstone.expect("the deleted message's place is kept");
+        assert_eq!(tombstone.text.as_str(), "(deleted)");
+        assert!(tombstone.state.as_ref().is_some_and(|s| s.deleted), "{tombstone:?}");
+        assert!(
+            seen.iter()
+                .any(|e| matches!(e, Event::Edit(x) if x.target == secret.seq && x.text.as_str() == "(deleted)"))
+        );
+        assert!(seen.iter().any(|e| matches!(e, Event::Delete(x) if x.target == secret.seq)));
+        assert!(seen.iter().any(|e| matches!(e, Event::Message(m) if m.seq == kept.seq && m.text.as_str() == "thread root" && m.state.is_none())));
+    }
+    d.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_from_the_recent_events_replays_no_deleted_text() {
+    a_resume_replays_no_deleted_text(deployment(1, 256).await).await;
+    a_resume_replays_no_deleted_text(deployment(2, 256).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_from_stored_pages_replays_no_deleted_text() {
+    a_resume_replays_no_deleted_text(deployment(1, 2).await).await;
+    a_resume_replays_no_deleted_text(deployment(2, 2).await).await;
+}

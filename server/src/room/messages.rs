@@ -15,6 +15,35 @@ use super::{Draft, Requires, RoomState};
 pub const MAX_EMOJI_PER_MESSAGE: usize = 20;
 pub const MAX_REACTORS_LISTED: usize = 20;
 
+/// What a deleted message's text reads as, wherever it is shown again.
+pub fn deleted_text() -> Text {
+    Text::new("(deleted)").expect("a valid text")
+}
+
+/// `event` with nothing left of a deleted message's text: the message as its
+/// tombstone, its edits with the placeholder. What a resume replays of a
+/// message deleted since, so a deletion reaches members who were away too.
+pub fn redact(event: &mut Event) {
+    match event {
+        Event::Message(message) => {
+            message.text = deleted_text();
+            message.state = Some(Box::new(MessageState { deleted: true, ..MessageState::default() }));
+        }
+        Event::Edit(edit) => edit.text = deleted_text(),
+        _ => {}
+    }
+}
+
+/// The message a timeline event is about, when it carries that message's text
+/// (the message itself, or an edit of it).
+pub fn text_of(event: &Event) -> Option<Seq> {
+    match event {
+        Event::Message(message) => Some(message.seq),
+        Event::Edit(edit) => Some(edit.target),
+        _ => None,
+    }
+}
+
 /// What a message's annotations say.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Annotations {
@@ -53,6 +82,11 @@ impl Annotations {
         notes
     }
 
+    /// Whether the message was deleted.
+    pub fn is_deleted(&self) -> bool {
+        self.deleted.is_some()
+    }
+
     /// Shows `message` as it is now: edited text, a tombstone, reactions, replies.
     pub fn apply(&self, message: &mut MessageEvent) {
         let mut state = MessageState::default();
@@ -61,7 +95,7 @@ impl Annotations {
             state.edited_at = Some(last.at);
         }
         if self.deleted.is_some() {
-            message.text = Text::new("(deleted)").expect("a valid text");
+            message.text = deleted_text();
             state = MessageState { deleted: true, ..MessageState::default() };
         } else {
             state.reactions = self
