@@ -3,6 +3,7 @@
 //! time a JSON connection needs it and shared after that. Cloning a frame is a
 //! reference-count bump, so fan-out to a hundred members encodes nothing.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
@@ -10,14 +11,17 @@ use hearth_protocol::codec::encode_event;
 use hearth_protocol::{Codec, Event, Role, Seq};
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
+use crate::room::messages::TextNow;
 use crate::store::{StoreError, StoredEvent};
 
 /// What a timeline event does with a message's text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TextRole {
     None,
-    /// It carries that message's text: the message itself, or an edit of it.
-    Carries(Seq),
+    /// It is a message: it carries its own text.
+    Posts,
+    /// It edits that message: it carries a new text for it.
+    Edits(Seq),
     /// It deletes that message.
     Deletes(Seq),
 }
@@ -29,7 +33,7 @@ pub struct Encoded {
     pub seq: Seq,
     /// The least role that receives it (`room::audience`).
     pub audience: Role,
-    /// What it does with a message's text: how a replay finds text deleted since.
+    /// What it does with a message's text: how a replay finds text changed since.
     pub text: TextRole,
     msgpack: Bytes,
     json: OnceLock<Utf8Bytes>,
@@ -42,24 +46,38 @@ impl Encoded {
     }
 
     fn new(seq: Seq, event: &Event, msgpack: Bytes) -> Encoded {
-        let text = match (event, crate::room::messages::text_of(event)) {
-            (_, Some(message)) => TextRole::Carries(message),
-            (Event::Delete(delete), None) => TextRole::Deletes(delete.target),
+        let text = match event {
+            Event::Message(_) => TextRole::Posts,
+            Event::Edit(edit) => TextRole::Edits(edit.target),
+            Event::Delete(delete) => TextRole::Deletes(delete.target),
             _ => TextRole::None,
         };
         Encoded { seq, audience: crate::room::audience(event), text, msgpack, json: OnceLock::new() }
     }
 
-    /// The frame for `codec` of this event with the text of the messages in
-    /// `deleted` gone (see `room::messages::redact`): encoded for this one
-    /// connection, since a replay across a deletion is rare.
-    pub fn frame_without(&self, codec: Codec, deleted: &[Seq]) -> Message {
-        if !matches!(self.text, TextRole::Carries(message) if deleted.contains(&message)) {
-            return self.frame(codec, None);
+    /// The message whose text this event carries, if it carries one.
+    pub fn carries_text_of(&self) -> Option<Seq> {
+        match self.text {
+            TextRole::Posts => Some(self.seq),
+            TextRole::Edits(message) => Some(message),
+            TextRole::None | TextRole::Deletes(_) => None,
         }
-        let mut event =
-            rmp_serde::from_slice::<Event>(&self.msgpack).expect("frames hold events this server encoded or checked");
-        crate::room::messages::redact(&mut event);
+    }
+
+    /// The decoded event (for the few frames that are made again).
+    pub fn event(&self) -> Event {
+        rmp_serde::from_slice::<Event>(&self.msgpack).expect("frames hold events this server encoded or checked")
+    }
+
+    /// The frame for `codec` of this event showing the text of the messages
+    /// in `changed` as it is now (`TextNow::apply`): encoded for this one
+    /// connection, since a replay across an edit or a deletion is rare.
+    pub fn frame_now(&self, codec: Codec, changed: &BTreeMap<Seq, TextNow>) -> Message {
+        let Some(now) = self.carries_text_of().and_then(|message| changed.get(&message)) else {
+            return self.frame(codec, None);
+        };
+        let mut event = self.event();
+        now.apply(&mut event);
         let bytes = encode_event(codec, &event);
         match codec {
             Codec::MsgPack => Message::Binary(Bytes::from(bytes)),

@@ -31,6 +31,8 @@ use crate::broker::{Broker, BrokerError, Delivery};
 use crate::frames::{Committed, Encoded, TextRole, event_frame, frame_message};
 use crate::hub::{Conn, ConnId, Hub};
 use crate::outbound::BurstError;
+use crate::room::messages::{Annotations, TextNow};
+use crate::room::rows::VersionAnn;
 use crate::room::{RoomState, not_member};
 use crate::store::{RoomLoad, StoreError};
 
@@ -513,28 +515,22 @@ impl Room {
         // Each pass either finishes or moves `after` forward; the bound only stops a
         // reader that can never catch a room writing faster than it.
         for _ in 0..100_000 {
-            // Messages deleted after `after`: their text is not replayed.
-            let (recent, deleted): (Vec<Arc<Encoded>>, Vec<Seq>) = {
+            // Messages edited or deleted after `after`: their old text is not replayed.
+            let (recent, changed): (Vec<Arc<Encoded>>, BTreeMap<Seq, TextNow>) = {
                 let mut inner = self.lock();
                 if !inner.recent_covers(after) {
-                    (Vec::new(), Vec::new())
+                    (Vec::new(), BTreeMap::new())
                 } else {
                     if !inner.state.members.contains_key(&conn.user) {
                         // They left while catching up; the replay showed it.
                         return Ok(());
                     }
                     let recent: Vec<Arc<Encoded>> = inner.recent.iter().filter(|e| e.seq > after).cloned().collect();
-                    let deleted: Vec<Seq> = recent
-                        .iter()
-                        .filter_map(|e| match e.text {
-                            TextRole::Deletes(message) => Some(message),
-                            _ => None,
-                        })
-                        .collect();
+                    let changed = changes_among(&recent);
                     let burst = recent
                         .iter()
                         .filter(|e| e.audience <= role)
-                        .map(|e| e.frame_without(conn.codec, &deleted))
+                        .map(|e| e.frame_now(conn.codec, &changed))
                         .collect();
                     match conn.out.try_push_burst(burst) {
                         Ok(()) => {
@@ -544,14 +540,14 @@ impl Room {
                         Err(BurstError::Closed) => return Ok(()),
                         // Too much at once for the queue's bound: send these with
                         // backpressure first, then try again closer to the head.
-                        Err(BurstError::TooBig(_)) => (recent, deleted),
+                        Err(BurstError::TooBig(_)) => (recent, changed),
                     }
                 }
             };
             if !recent.is_empty() {
                 for encoded in recent {
                     if encoded.audience <= role
-                        && conn.out.push_wait(encoded.frame_without(conn.codec, &deleted)).await.is_err()
+                        && conn.out.push_wait(encoded.frame_now(conn.codec, &changed)).await.is_err()
                     {
                         return Ok(());
                     }
@@ -586,11 +582,11 @@ impl Room {
                 .map(Committed::from_stored)
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| BrokerError::from(e).to_error())?;
-            let deleted = self.deleted_among(&page).await?;
+            let changed = self.changes_to(&page).await?;
             for committed in &page {
                 let encoded = &committed.encoded;
                 if encoded.audience <= role
-                    && conn.out.push_wait(encoded.frame_without(conn.codec, &deleted)).await.is_err()
+                    && conn.out.push_wait(encoded.frame_now(conn.codec, &changed)).await.is_err()
                 {
                     return Ok(());
                 }
@@ -601,21 +597,15 @@ impl Room {
             .retry_after(1000))
     }
 
-    /// Of the messages whose text `page` carries, those deleted by now —
-    /// wherever the deletion is in the timeline, so it is read from their
-    /// annotations (one read for the page).
-    async fn deleted_among(&self, page: &[Committed]) -> Result<Vec<Seq>, ErrorBody> {
-        let mut texts: Vec<Seq> = page
-            .iter()
-            .filter_map(|c| match c.encoded.text {
-                TextRole::Carries(message) => Some(message),
-                _ => None,
-            })
-            .collect();
+    /// What became of the text of the messages `page` carries text of — by
+    /// now, wherever the edit or deletion is in the timeline, so it is read
+    /// from their annotations (one read for the page).
+    async fn changes_to(&self, page: &[Committed]) -> Result<BTreeMap<Seq, TextNow>, ErrorBody> {
+        let mut texts: Vec<Seq> = page.iter().filter_map(|c| c.encoded.carries_text_of()).collect();
         texts.sort();
         texts.dedup();
         if texts.is_empty() {
-            return Ok(Vec::new());
+            return Ok(BTreeMap::new());
         }
         let rows = self
             .broker
@@ -624,8 +614,9 @@ impl Room {
             .map_err(|e| e.to_error())?;
         Ok(texts
             .into_iter()
-            .filter(|seq| {
-                crate::room::messages::Annotations::read(rows.iter().filter(|r| r.target == *seq)).is_deleted()
+            .filter_map(|seq| {
+                let notes = Annotations::read(rows.iter().filter(|r| r.target == seq));
+                TextNow::of(&notes).map(|now| (seq, now))
             })
             .collect())
     }
@@ -716,6 +707,30 @@ fn truncated_frame(conn: &Conn, room: &RoomId, after: Seq, next: Seq) -> tokio_t
 
 fn no_message(room: &RoomId, seq: Seq) -> ErrorBody {
     ErrorBody::new(ErrorCode::NoSuchTarget, format!("room {room} has no message at seq {seq}"))
+}
+
+/// What the edits and deletions among `events` (consecutive, oldest first)
+/// made of their messages' text. A message's later edits and its deletion
+/// always follow it, so for a replay of `events` this is all there is.
+fn changes_among(events: &[Arc<Encoded>]) -> BTreeMap<Seq, TextNow> {
+    let mut changed: BTreeMap<Seq, TextNow> = BTreeMap::new();
+    for encoded in events {
+        let (message, now) = match encoded.text {
+            TextRole::Deletes(message) => (message, TextNow::Deleted),
+            TextRole::Edits(message) => match encoded.event() {
+                Event::Edit(edit) => (message, TextNow::Edited(VersionAnn { text: edit.text, at: edit.ts })),
+                _ => continue,
+            },
+            TextRole::None | TextRole::Posts => continue,
+        };
+        match changed.get_mut(&message) {
+            Some(earlier) => earlier.then(now),
+            None => {
+                changed.insert(message, now);
+            }
+        }
+    }
+    changed
 }
 
 /// A room being loaded or loaded. Events delivered while it loads are held and

@@ -188,8 +188,9 @@ async fn deployment(nodes: usize, recent_events: usize) -> Deployment {
 }
 
 /// A member away while a message was posted, edited and deleted replays it
-/// as its tombstone: the text a moderator removed reaches no one later.
-async fn a_resume_replays_no_deleted_text(d: Deployment) {
+/// as its tombstone, and an edited one with its newest text only: text taken
+/// back reaches no one later.
+async fn a_resume_replays_no_text_taken_back(d: Deployment) {
     let (ada, bo, mut cy) = trio(&d, "gone").await;
     let first = ada.send(&room("gone"), "morning").await.unwrap();
     until_event(&mut cy, "the first message", |e| matches!(e, Event::Message(_))).await;
@@ -199,7 +200,10 @@ async fn a_resume_replays_no_deleted_text(d: Deployment) {
     let secret = bo.send(&room("gone"), "call me on 555-0100").await.unwrap();
     bo.request(Edit { room: room("gone"), target: secret.seq, text: text("call me on 555-0199") }).await.unwrap();
     let kept = bo.send(&room("gone"), "thread root").await.unwrap();
+    let fixed = bo.send(&room("gone"), "meet at 5 at my flat, 12 Elm St").await.unwrap();
     ada.request(Delete { room: room("gone"), target: secret.seq }).await.unwrap();
+    bo.request(Edit { room: room("gone"), target: fixed.seq, text: text("meet at 5 somewhere") }).await.unwrap();
+    bo.request(Edit { room: room("gone"), target: fixed.seq, text: text("meet at 6 at the cafe") }).await.unwrap();
     for n in 0..6 {
         ada.send(&room("gone"), &format!("later {n}")).await.unwrap();
     }
@@ -215,7 +219,10 @@ async fn a_resume_replays_no_deleted_text(d: Deployment) {
                 None => panic!("closed: {:?}", cy.close_info()),
             }
         }
-        assert!(!format!("{seen:?}").contains("555"), "{codec:?}: deleted text replayed: {seen:?}");
+        let replayed = format!("{seen:?}");
+        for taken_back in ["555", "Elm St", "somewhere"] {
+            assert!(!replayed.contains(taken_back), "{codec:?}: {taken_back} replayed: {seen:?}");
+        }
         let tombstone = seen.iter().find_map(|e| match e {
             Event::Message(m) if m.seq == secret.seq => Some(m),
             _ => None,
@@ -229,18 +236,33 @@ async fn a_resume_replays_no_deleted_text(d: Deployment) {
         );
         assert!(seen.iter().any(|e| matches!(e, Event::Delete(x) if x.target == secret.seq)));
         assert!(seen.iter().any(|e| matches!(e, Event::Message(m) if m.seq == kept.seq && m.text.as_str() == "thread root" && m.state.is_none())));
+        let edited = seen.iter().find_map(|e| match e {
+            Event::Message(m) if m.seq == fixed.seq => Some(m),
+            _ => None,
+        });
+        let edited = edited.expect("the edited message");
+        assert_eq!(edited.text.as_str(), "meet at 6 at the cafe");
+        assert!(edited.state.as_ref().is_some_and(|s| s.edited_at.is_some() && !s.deleted), "{edited:?}");
+        let edits: Vec<&str> = seen
+            .iter()
+            .filter_map(|e| match e {
+                Event::Edit(x) if x.target == fixed.seq => Some(x.text.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(edits, ["meet at 6 at the cafe", "meet at 6 at the cafe"], "each edit, with the newest text");
     }
     d.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_resume_from_the_recent_events_replays_no_deleted_text() {
-    a_resume_replays_no_deleted_text(deployment(1, 256).await).await;
-    a_resume_replays_no_deleted_text(deployment(2, 256).await).await;
+async fn a_resume_from_the_recent_events_replays_no_text_taken_back() {
+    a_resume_replays_no_text_taken_back(deployment(1, 256).await).await;
+    a_resume_replays_no_text_taken_back(deployment(2, 256).await).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_resume_from_stored_pages_replays_no_deleted_text() {
-    a_resume_replays_no_deleted_text(deployment(1, 2).await).await;
-    a_resume_replays_no_deleted_text(deployment(2, 2).await).await;
+async fn a_resume_from_stored_pages_replays_no_text_taken_back() {
+    a_resume_replays_no_text_taken_back(deployment(1, 2).await).await;
+    a_resume_replays_no_text_taken_back(deployment(2, 2).await).await;
 }

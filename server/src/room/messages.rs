@@ -20,27 +20,54 @@ pub fn deleted_text() -> Text {
     Text::new("(deleted)").expect("a valid text")
 }
 
-/// `event` with nothing left of a deleted message's text: the message as its
-/// tombstone, its edits with the placeholder. What a resume replays of a
-/// message deleted since, so a deletion reaches members who were away too.
-pub fn redact(event: &mut Event) {
-    match event {
-        Event::Message(message) => {
-            message.text = deleted_text();
-            message.state = Some(Box::new(MessageState { deleted: true, ..MessageState::default() }));
-        }
-        Event::Edit(edit) => edit.text = deleted_text(),
-        _ => {}
-    }
+/// What became of a message's text after it was posted.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TextNow {
+    /// Edited: its newest text, and when.
+    Edited(VersionAnn),
+    Deleted,
 }
 
-/// The message a timeline event is about, when it carries that message's text
-/// (the message itself, or an edit of it).
-pub fn text_of(event: &Event) -> Option<Seq> {
-    match event {
-        Event::Message(message) => Some(message.seq),
-        Event::Edit(edit) => Some(edit.target),
-        _ => None,
+impl TextNow {
+    /// A later change on top of this one: a deletion is final, a newer edit wins.
+    pub fn then(&mut self, later: TextNow) {
+        if *self != TextNow::Deleted {
+            *self = later;
+        }
+    }
+
+    /// What the annotations say became of the text, if anything.
+    pub fn of(notes: &Annotations) -> Option<TextNow> {
+        match (&notes.deleted, notes.versions.last()) {
+            (Some(_), _) => Some(TextNow::Deleted),
+            (None, Some((_, newest))) => Some(TextNow::Edited(newest.clone())),
+            (None, None) => None,
+        }
+    }
+
+    /// Shows `event` — a message, or an edit of it — with the text as it is
+    /// now: a deleted message as its tombstone and its edits with the
+    /// placeholder; an edited one, and each of its edits, with the newest
+    /// text. What a resume replays, so a member who was away never receives
+    /// text its author or a moderator has taken back, nor versions only
+    /// moderators may read.
+    pub fn apply(&self, event: &mut Event) {
+        let text = match self {
+            TextNow::Edited(newest) => newest.text.clone(),
+            TextNow::Deleted => deleted_text(),
+        };
+        match event {
+            Event::Message(message) => {
+                message.text = text;
+                let state = match self {
+                    TextNow::Edited(newest) => MessageState { edited_at: Some(newest.at), ..MessageState::default() },
+                    TextNow::Deleted => MessageState { deleted: true, ..MessageState::default() },
+                };
+                message.state = Some(Box::new(state));
+            }
+            Event::Edit(edit) => edit.text = text,
+            _ => {}
+        }
     }
 }
 
@@ -80,11 +107,6 @@ impl Annotations {
         notes.replies.sort();
         notes.reactions.values_mut().for_each(|users| users.sort());
         notes
-    }
-
-    /// Whether the message was deleted.
-    pub fn is_deleted(&self) -> bool {
-        self.deleted.is_some()
     }
 
     /// Shows `message` as it is now: edited text, a tombstone, reactions, replies.
