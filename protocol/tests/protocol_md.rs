@@ -95,6 +95,7 @@ fn reencode(kind: &str, json: &[u8]) -> (Vec<u8>, Vec<u8>) {
         "reply=auth" => reply::<Auth>(json),
         "reply=mod_log" => reply::<ModLog>(json),
         "reply=stats" => reply::<Stats>(json),
+        "reply=create_invite" => reply::<CreateInvite>(json),
         other => panic!("unknown example kind {other:?}; add it to this test"),
     }
 }
