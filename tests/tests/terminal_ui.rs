@@ -55,6 +55,27 @@ impl Ui {
         }
     }
 
+    /// The member presses a key; what it asks for goes to the network task.
+    async fn press(&mut self, code: crossterm::event::KeyCode) {
+        let key = crossterm::event::KeyEvent::new(code, crossterm::event::KeyModifiers::NONE);
+        for action in self.app.on_key(key, 10) {
+            self.actions.send(action).await.expect("the network task runs");
+        }
+    }
+
+    /// The member types `line` and presses Enter.
+    async fn enter(&mut self, line: &str) {
+        for c in line.chars() {
+            self.press(crossterm::event::KeyCode::Char(c)).await;
+        }
+        self.press(crossterm::event::KeyCode::Enter).await;
+    }
+
+    /// Waits until the status line says something containing `text`.
+    async fn until_said(&mut self, text: &str) {
+        self.until(text, |app| app.status.as_deref().is_some_and(|s| s.contains(text))).await;
+    }
+
     fn messages(&self, room: &str) -> Vec<(u64, String)> {
         self.app.rooms.get(&hearth_tests::room(room)).map_or_else(Vec::new, |r| {
             r.lines
@@ -196,7 +217,7 @@ async fn the_ui_goes_on_with_the_login_a_password_change_saved() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn what_one_member_writes_shows_the_other_as_typing_until_the_message_comes() {
-    use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+    use crossterm::event::KeyCode;
     let server = TestServer::start(test_config(Storage::Ephemeral { history_limit: 100 })).await;
     let owner = server.client("ada", Codec::Json).await;
     create_room(&owner, "lounge", None).await.unwrap();
@@ -207,16 +228,11 @@ async fn what_one_member_writes_shows_the_other_as_typing_until_the_message_come
         ui.until("the room", |app| app.rooms.get(&room("lounge")).is_some_and(|r| r.joined)).await;
     }
     let [ada, bo] = &mut uis;
-    let press = async |ui: &mut Ui, code: KeyCode| {
-        for action in ui.app.on_key(KeyEvent::new(code, KeyModifiers::NONE), 10) {
-            ui.actions.send(action).await.unwrap();
-        }
-    };
     for c in "Portra at 800?".chars() {
-        press(bo, KeyCode::Char(c)).await;
+        bo.press(KeyCode::Char(c)).await;
     }
     ada.until("bo typing", |app| app.typing_here().iter().any(|u| u.as_str() == "bo")).await;
-    press(bo, KeyCode::Enter).await;
+    bo.press(KeyCode::Enter).await;
     ada.until("bo's message", |app| {
         app.rooms.get(&room("lounge")).is_some_and(|r| {
             r.lines.iter().any(|l| matches!(&l.kind, LineKind::Message { text, .. } if text == "Portra at 800?"))
@@ -226,4 +242,56 @@ async fn what_one_member_writes_shows_the_other_as_typing_until_the_message_come
     assert!(ada.app.typing_here().is_empty(), "the message ends the indicator");
     assert!(bo.app.typing_here().is_empty(), "nobody is told of their own typing");
     server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_moderator_lists_releases_and_drops_held_posts_in_the_ui() {
+    use hearth_protocol::ops::{RoomSettings, SendMessage, SetRoom};
+    let d = Deployment::single_timed().await;
+    let owner = d.client("ada", Codec::Json).await;
+    create_room(&owner, "careful", None).await.unwrap();
+    let probation = RoomSettings { probation_secs: Some(86_400), ..RoomSettings::default() };
+    owner.request(SetRoom { room: room("careful"), settings: probation }).await.unwrap();
+    let mut cy = d.client("cy", Codec::Json).await;
+    cy.join(&room("careful")).await.unwrap();
+    let link = |text: &str, cmid: &str| SendMessage {
+        room: room("careful"),
+        text: hearth_protocol::Text::new(text).unwrap(),
+        cmid: hearth_protocol::ClientMsgId::new(cmid).unwrap(),
+        thread: None,
+    };
+    assert!(cy.request(link("my rolls: https://example.org/roll1", "c1")).await.unwrap().held);
+
+    let mut ada = Ui::start(&d.nodes[0], "ada");
+    ada.until("online", |app| app.connection == Connection::Online).await;
+    ada.until("the room", |app| app.rooms.get(&room("careful")).is_some_and(|r| r.joined)).await;
+    ada.enter("/held").await;
+    ada.until_said("cy: my rolls").await;
+    ada.enter("/release cy").await;
+    ada.until_said("released cy's post").await;
+    ada.until("the released post", |app| {
+        app.rooms.get(&room("careful")).is_some_and(|r| {
+            r.lines.iter().any(|l| matches!(&l.kind, LineKind::Message { from, text, .. } if from.as_str() == "cy" && text.contains("roll1")))
+        })
+    })
+    .await;
+
+    // Probation's slow mode: the next post 30 s on.
+    d.advance(Duration::from_secs(31));
+    assert!(cy.request(link("buy now: https://example.org/spam", "c2")).await.unwrap().held);
+    ada.until("the held notice", |app| {
+        app.rooms.get(&room("careful")).is_some_and(|r| {
+            r.lines
+                .iter()
+                .any(|l| matches!(&l.kind, LineKind::Notice(n) if n.contains("spam") && n.contains("/release cy")))
+        })
+    })
+    .await;
+    ada.enter("/drop cy selling").await;
+    ada.until_said("dropped cy's post").await;
+    ada.enter("/release cy").await;
+    ada.until("the refusal", |app| app.status.as_deref().is_some_and(|s| s.contains("nothing of cy's is held"))).await;
+    let shown = ada.messages("careful");
+    assert!(!shown.iter().any(|(_, text)| text.contains("spam")), "a dropped post is never shown: {shown:?}");
+    d.stop().await;
 }

@@ -74,6 +74,15 @@ pub enum Action {
     },
     /// The room's join requests, or its moderation log, shown.
     Requests(RoomId),
+    /// The posts held for a look, shown.
+    Held(RoomId),
+    /// Post (`approve`) or drop the oldest held post of `user`.
+    Release {
+        room: RoomId,
+        user: UserId,
+        approve: bool,
+        reason: hearth_protocol::ShortText,
+    },
     ModLog(RoomId),
     Stats(RoomId),
     /// The member is typing in the room: tell the others (nothing is said
@@ -320,6 +329,9 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ("/ban", "USER [REASON] — remove USER and keep them out (moderators)"),
     ("/unban", "USER — lift a ban (moderators)"),
     ("/mute", "USER MINUTES [REASON] — stop USER posting for a while (moderators)"),
+    ("/held", "— newcomers' posts held for a look (welcomers)"),
+    ("/release", "USER — post USER's oldest held message in their name (welcomers)"),
+    ("/drop", "USER [REASON] — drop USER's oldest held message (welcomers)"),
     ("/unmute", "USER — lift a mute (moderators)"),
     ("/slowmode", "SECS — seconds between one member's messages, 0 off (moderators)"),
     ("/topic", "TEXT — set the room's topic (moderators)"),
@@ -853,7 +865,7 @@ impl App {
             }
             "/react" | "/unreact" | "/edit" | "/delete" | "/ack" | "/requests" | "/approve" | "/deny" | "/invite"
             | "/role" | "/kick" | "/ban" | "/unban" | "/mute" | "/unmute" | "/slowmode" | "/topic" | "/modlog"
-            | "/stats" | "/prompt" => {
+            | "/stats" | "/prompt" | "/held" | "/release" | "/drop" => {
                 let Some(room) = self.active.clone() else {
                     self.says(format!("{name}: open a room first"));
                     return Vec::new();
@@ -947,6 +959,12 @@ impl App {
                 request(format!("acknowledged the rules (version {version})"), AckRules { room, version }.into())
             }
             "/requests" => Ok(Action::Requests(room)),
+            "/held" => Ok(Action::Held(room)),
+            "/release" | "/drop" => {
+                let user = user(word()?)?;
+                let reason = short(tail(1))?;
+                Ok(Action::Release { room, user, approve: name == "/release", reason })
+            }
             "/stats" => Ok(Action::Stats(room)),
             "/prompt" => {
                 let minutes: u64 = word()?.parse().map_err(|_| usage())?;
@@ -1119,7 +1137,9 @@ fn notice(event: &Event) -> Option<String> {
         Event::JoinRequest(r) => {
             format!("{} asks to join: {} — /approve {} or /deny {}", r.from, r.note, r.from, r.from)
         }
-        Event::Held(h) => format!("held for a look: {}: {} — hearth release", h.from, h.text),
+        Event::Held(h) => {
+            format!("held for a look: {}: {} — /release {} or /drop {} [REASON]", h.from, h.text, h.from, h.from)
+        }
         _ => return None,
     })
 }

@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use hearth_protocol::ops::{
-    AddPin, CreateInvite, CreateRoom, History, JoinRequests, Members, ModLog, RemovePin, SendMessage, Stats, Typing,
-    Visibility,
+    AddPin, CreateInvite, CreateRoom, HeldPosts, History, JoinRequests, Members, ModLog, Release, RemovePin,
+    SendMessage, Stats, Typing, Visibility,
 };
 use hearth_protocol::{Note, RoomId, ShortText, Text};
 use tokio::sync::mpsc;
@@ -218,6 +218,9 @@ fn describe(action: &Action) -> String {
         Action::Request { op, .. } => op.name().replace('_', " "),
         Action::Invite { .. } => "invite".into(),
         Action::Requests(room) => format!("join requests of {room}"),
+        Action::Held(room) => format!("held posts of {room}"),
+        Action::Release { user, approve: true, .. } => format!("release {user}'s post"),
+        Action::Release { user, .. } => format!("drop {user}'s post"),
         Action::ModLog(room) => format!("moderation log of {room}"),
         Action::Stats(room) => format!("health of {room}"),
         Action::Typing(room) => format!("typing in {room}"),
@@ -295,13 +298,25 @@ async fn perform(client: &mut Client, action: Action, updates: &mpsc::Sender<Net
         }
         Action::Requests(room) => {
             let list = client.request(JoinRequests { room }).await?;
-            let said = if list.requests.is_empty() {
-                "no pending requests".to_string()
-            } else {
-                let who: Vec<String> = list.requests.iter().map(|r| format!("{} ({})", r.user, r.note)).collect();
-                format!("waiting: {} — /approve or /deny", who.join(", "))
-            };
+            let who = list.requests.iter().map(|r| format!("{} ({})", r.user, r.note)).collect();
+            let _ = updates.send(Net::Said(listing(who, "no pending requests", "waiting", "/approve or /deny"))).await;
+        }
+        Action::Held(room) => {
+            let list = client.request(HeldPosts { room }).await?;
+            let posts = list.held.iter().map(|h| format!("{}: {}", h.user, h.text)).collect();
+            let said = listing(posts, "nothing held", "held", "/release USER or /drop USER");
             let _ = updates.send(Net::Said(said)).await;
+        }
+        Action::Release { room, user, approve, reason } => {
+            // Held posts are named by author and client id; the oldest of the
+            // author's is the one the moderator has seen announced first.
+            let list = client.request(HeldPosts { room: room.clone() }).await?;
+            let Some(post) = list.held.into_iter().filter(|h| h.user == user).min_by_key(|h| h.at) else {
+                return Err(ClientError::Setup(format!("nothing of {user}'s is held")));
+            };
+            client.request(Release { room, user: user.clone(), cmid: post.cmid, approve, reason }).await?;
+            let done = if approve { "released" } else { "dropped" };
+            let _ = updates.send(Net::Said(format!("{done} {user}'s post: {}", post.text))).await;
         }
         Action::Stats(room) => {
             let stats = client.request(Stats { room, days: None }).await?;
@@ -335,4 +350,12 @@ async fn perform(client: &mut Client, action: Action, updates: &mpsc::Sender<Net
         }
     }
     Ok(())
+}
+
+/// A short list for the status line: `intro: a | b — hint`, or `empty`.
+fn listing(items: Vec<String>, empty: &str, intro: &str, hint: &str) -> String {
+    if items.is_empty() {
+        return empty.to_string();
+    }
+    format!("{intro}: {} — {hint}", items.join(" | "))
 }
