@@ -5,9 +5,13 @@
 //! refreshed, so a node that died stops counting), and once a second sends
 //! one `presence` event per room whose online members changed — however
 //! many connected or left meanwhile: a reconnect storm of a hundred members
-//! is one event per second per room, not a hundred.
+//! is one event per second per room, not a hundred. The rooms are looked at
+//! in tenths, one every tenth of a second, so a node's thousands of presence
+//! frames after a storm leave spread over the second, not in one burst that
+//! would hold up everything else it serves.
 
 use std::collections::{BTreeSet, HashMap};
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,12 +21,22 @@ use tokio_util::sync::CancellationToken;
 
 use crate::rooms::Registry;
 
-/// How often changes are gathered into events.
-const TICK: Duration = Duration::from_secs(1);
-/// Every this many ticks, each room's record is refreshed and the other nodes'
+/// How often a room's changes are gathered into an event: each room once
+/// every `SLICES` ticks, in the slice its name falls in.
+const TICK: Duration = Duration::from_millis(100);
+const SLICES: u64 = 10;
+/// Every this many looks, each room's record is refreshed and the other nodes'
 /// are read again even without a change here (a node that died, one that
 /// changed without this node hearing).
-const REFRESH_TICKS: u64 = 10;
+const REFRESH_LOOKS: u64 = 10;
+
+/// The slice of each second in which `room` is looked at: the same on every
+/// run and every node (SipHash with its fixed keys).
+fn slice_of(room: &RoomId) -> u64 {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    room.as_str().hash(&mut hasher);
+    hasher.finish() % SLICES
+}
 
 /// Runs until `stop`.
 pub async fn run(registry: Arc<Registry>, stop: CancellationToken) {
@@ -33,11 +47,14 @@ pub async fn run(registry: Arc<Registry>, stop: CancellationToken) {
     let mut told: HashMap<RoomId, BTreeSet<UserId>> = HashMap::new();
     let mut ticks = crate::Ticks::every(TICK);
     while let Some(n) = ticks.next(&stop).await {
-        let refresh = n % REFRESH_TICKS == 0;
+        let slice = n % SLICES;
+        let refresh = (n / SLICES) % REFRESH_LOOKS == 0;
         let rooms = registry.loaded().all();
-        here_before.retain(|id, _| rooms.iter().any(|r| r.id == *id));
-        told.retain(|id, _| rooms.iter().any(|r| r.id == *id));
-        for room in rooms {
+        if slice == 0 {
+            here_before.retain(|id, _| rooms.iter().any(|r| r.id == *id));
+            told.retain(|id, _| rooms.iter().any(|r| r.id == *id));
+        }
+        for room in rooms.into_iter().filter(|r| slice_of(&r.id) == slice) {
             let here = room.online_here();
             let changed = here_before.get(&room.id) != Some(&here);
             if !changed && !refresh {

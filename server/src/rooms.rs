@@ -633,8 +633,11 @@ impl Room {
             Event::Typing(t) => Some(&t.user),
             _ => None,
         };
+        // Encoded once per codec, however many receive it.
+        let mut frames: [Option<tokio_tungstenite::tungstenite::Message>; 2] = [None, None];
         for sub in inner.subscribers.iter().filter(|s| Some(&s.user) != typist) {
-            let _ = sub.out.push(event_frame(sub.codec, event));
+            let frame = &mut frames[usize::from(sub.codec == hearth_protocol::Codec::Json)];
+            let _ = sub.out.push(frame.get_or_insert_with(|| event_frame(sub.codec, event)).clone());
         }
     }
 
