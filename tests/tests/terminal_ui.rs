@@ -295,3 +295,26 @@ async fn a_moderator_lists_releases_and_drops_held_posts_in_the_ui() {
     assert!(!shown.iter().any(|(_, text)| text.contains("spam")), "a dropped post is never shown: {shown:?}");
     d.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invite_opens_a_room_from_the_ui_and_an_approval_room_says_how_to_ask() {
+    use hearth_protocol::ops::{CreateInvite, CreateRoom, Visibility};
+    let server = TestServer::start(test_config(Storage::Ephemeral { history_limit: 100 })).await;
+    let owner = server.client("ada", Codec::Json).await;
+    for (name, visibility) in [("vault", Visibility::InviteOnly), ("porch", Visibility::Approval)] {
+        let create = CreateRoom { room: room(name), topic: Default::default(), cap: None, visibility };
+        owner.request(create).await.unwrap();
+    }
+    let invite = owner.request(CreateInvite { room: room("vault"), ttl_secs: None, max_uses: Some(1) }).await.unwrap();
+
+    let mut bo = Ui::start(&server, "bo");
+    bo.until("online", |app| app.connection == Connection::Online).await;
+    bo.enter(&format!("/join vault {}", invite.code)).await;
+    bo.until("the vault", |app| app.rooms.get(&room("vault")).is_some_and(|r| r.joined)).await;
+    bo.enter("/join porch").await;
+    bo.until_said("approval_required").await;
+    assert!(bo.app.status.as_deref().is_some_and(|s| s.ends_with("/request ROOM [NOTE] asks to join")));
+    bo.enter("/request porch I develop my own C-41").await;
+    bo.until_said("asked to join porch").await;
+    server.stop().await;
+}

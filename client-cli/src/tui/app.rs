@@ -34,6 +34,11 @@ pub enum Action {
     /// Start receiving a room (becoming a member if not one), then show its
     /// newest page of history.
     Join(RoomId),
+    /// Join with an invite code, then as [`Action::Join`].
+    JoinInvited {
+        room: RoomId,
+        code: String,
+    },
     Leave(RoomId),
     Send {
         room: RoomId,
@@ -161,6 +166,17 @@ pub enum LineKind {
     },
     /// Joins, leaves, pins, gaps: said by the room, not a member.
     Notice(String),
+}
+
+/// What to do in this UI after a refusal whose message names the protocol's
+/// operation, not the command: said after it.
+fn next_step(error: &str) -> &'static str {
+    match error.split(':').next().unwrap_or_default() {
+        "ack_required" => " — F2 shows the rules; /ack acknowledges them",
+        "approval_required" => " — /request ROOM [NOTE] asks to join",
+        "invite_required" => " — /join ROOM INVITE with a code from a welcomer",
+        _ => "",
+    }
 }
 
 /// Applies one member's reaction turned on or off to a message's counts. Who
@@ -306,7 +322,7 @@ pub struct Typist {
 
 /// The commands of the input line, with what they take, for `/help` and Tab.
 pub const COMMANDS: &[(&str, &str)] = &[
-    ("/join", "ROOM — join a room (or switch to it)"),
+    ("/join", "ROOM [INVITE] — join a room (or switch to it), with an invite code if it takes one"),
     ("/leave", "[ROOM] — leave the room"),
     ("/create", "ROOM [TOPIC] — create a room you own"),
     ("/rooms", "— list the rooms you can see"),
@@ -497,7 +513,10 @@ impl App {
                 }
                 self.says("reconnected");
             }
-            Net::Failed { what, error } => self.says(format!("{what}: {error}")),
+            Net::Failed { what, error } => {
+                let hint = next_step(&error);
+                self.says(format!("{what}: {error}{hint}"))
+            }
             Net::Said(text) => self.says(text),
         }
     }
@@ -802,10 +821,15 @@ impl App {
         };
         match name {
             "/join" => {
-                let Some(room) = room_arg(self, rest) else { return Vec::new() };
+                let mut parts = rest.split_whitespace();
+                let Some(room) = room_arg(self, parts.next().unwrap_or_default()) else { return Vec::new() };
                 let known = self.rooms.get(&room).is_some_and(|r| r.joined);
                 self.show(&room);
-                if known { Vec::new() } else { vec![Action::Join(room)] }
+                match parts.next() {
+                    Some(code) if !known => vec![Action::JoinInvited { room, code: code.to_string() }],
+                    _ if known => Vec::new(),
+                    _ => vec![Action::Join(room)],
+                }
             }
             "/leave" => room_arg(self, rest).map(Action::Leave).into_iter().collect(),
             "/create" => {

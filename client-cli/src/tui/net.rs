@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use hearth_protocol::ops::{
-    AddPin, CreateInvite, CreateRoom, HeldPosts, History, JoinRequests, Members, ModLog, Release, RemovePin,
+    AddPin, CreateInvite, CreateRoom, HeldPosts, History, Join, JoinRequests, Members, ModLog, Release, RemovePin,
     SendMessage, Stats, Typing, Visibility,
 };
 use hearth_protocol::{Note, RoomId, ShortText, Text};
@@ -207,6 +207,7 @@ fn refused_for_good(error: &ClientError) -> Option<String> {
 fn describe(action: &Action) -> String {
     match action {
         Action::Join(room) => format!("join {room}"),
+        Action::JoinInvited { room, .. } => format!("join {room} with an invite"),
         Action::Leave(room) => format!("leave {room}"),
         Action::Send { room, .. } => format!("send to {room}"),
         Action::Create { room, .. } => format!("create {room}"),
@@ -253,10 +254,24 @@ async fn join(client: &mut Client, room: RoomId, updates: &mpsc::Sender<Net>) ->
     Ok(())
 }
 
-async fn perform(client: &mut Client, action: Action, updates: &mpsc::Sender<Net>) -> Result<(), ClientError> {
-    let bad = |e: String| ClientError::Setup(e);
+/// Why something the member asked for was not done: what the server or the
+/// connection said, or what was wrong with the request before it was sent.
+#[derive(Debug, thiserror::Error)]
+enum Undone {
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    #[error("{0}")]
+    Refused(String),
+}
+
+async fn perform(client: &mut Client, action: Action, updates: &mpsc::Sender<Net>) -> Result<(), Undone> {
+    let bad = Undone::Refused;
     match action {
         Action::Join(room) => join(client, room, updates).await?,
+        Action::JoinInvited { room, code } => {
+            client.request(Join { room: room.clone(), since: None, invite: Some(code) }).await?;
+            join(client, room, updates).await?;
+        }
         Action::Leave(room) => client.leave(&room).await?,
         Action::Send { room, text, thread } => {
             let text = Text::new(text).map_err(bad)?;
@@ -312,7 +327,7 @@ async fn perform(client: &mut Client, action: Action, updates: &mpsc::Sender<Net
             // author's is the one the moderator has seen announced first.
             let list = client.request(HeldPosts { room: room.clone() }).await?;
             let Some(post) = list.held.into_iter().filter(|h| h.user == user).min_by_key(|h| h.at) else {
-                return Err(ClientError::Setup(format!("nothing of {user}'s is held")));
+                return Err(Undone::Refused(format!("nothing of {user}'s is held")));
             };
             client.request(Release { room, user: user.clone(), cmid: post.cmid, approve, reason }).await?;
             let done = if approve { "released" } else { "dropped" };

@@ -584,3 +584,25 @@ async fn writing_a_message_tells_the_room_once_every_three_seconds_and_commands_
         assert_eq!(told(app.on_key(key(KeyCode::Char(c)), 10)), 0);
     }
 }
+
+#[test]
+fn joining_with_an_invite_and_refusals_say_what_to_do_here() {
+    let mut app = cameras();
+    assert_eq!(
+        typed(&mut app, "/join #vault 3f9c2a71be04"),
+        vec![Action::JoinInvited { room: rid("vault"), code: "3f9c2a71be04".into() }]
+    );
+    assert_eq!(app.active, Some(rid("vault")));
+    // A room already joined is only shown, code or not.
+    assert_eq!(typed(&mut app, "/join cameras 3f9c2a71be04"), vec![]);
+    let refused = |app: &mut App, error: &str| {
+        app.on_net(Net::Failed { what: "send to cameras".into(), error: error.into() });
+        app.status.clone().unwrap_or_default()
+    };
+    let ack = refused(&mut app, "ack_required: room cameras asks you to acknowledge them with ack_rules");
+    assert!(ack.ends_with("— F2 shows the rules; /ack acknowledges them"), "{ack}");
+    let approval = refused(&mut app, "approval_required: room vault takes members it approves");
+    assert!(approval.ends_with("/request ROOM [NOTE] asks to join"), "{approval}");
+    let other = refused(&mut app, "muted: you are muted for 5 more minutes");
+    assert_eq!(other, "send to cameras: muted: you are muted for 5 more minutes");
+}
