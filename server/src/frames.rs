@@ -78,11 +78,7 @@ impl Encoded {
         };
         let mut event = self.event();
         now.apply(&mut event);
-        let bytes = encode_event(codec, &event);
-        match codec {
-            Codec::MsgPack => Message::Binary(Bytes::from(bytes)),
-            Codec::Json => Message::Text(Utf8Bytes::try_from(bytes).expect("serde_json writes UTF-8")),
-        }
+        event_frame(codec, &event)
     }
 
     /// The WebSocket message for `codec`; a reference-count bump after the first.
