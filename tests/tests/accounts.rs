@@ -85,6 +85,25 @@ async fn register(d: &Deployment, name: &str) -> Tokens {
 }
 
 both_modes! {
+    async fn login_attempts_are_counted_across_every_node(d: Deployment) {
+        register(&d, "ada").await;
+        register(&d, "bo").await;
+        // Ten guesses, spread over the nodes: a guesser gets ten a minute in
+        // all, not ten per node.
+        for n in 0..10 {
+            let node = if n % 2 == 0 { d.node("ada") } else { d.other_node("ada") };
+            let wrong = api(node).login("ada", "wrong horse").await.unwrap_err();
+            assert_eq!(wrong.code(), Some("wrong_password"), "guess {n}");
+        }
+        for node in [d.node("ada"), d.other_node("ada")] {
+            let limited = api(node).login("ada", PASSWORD).await.unwrap_err();
+            assert_eq!(limited.code(), Some("rate_limited"), "{limited}");
+        }
+        // Another account is not held back.
+        api(d.other_node("ada")).login("bo", PASSWORD).await.expect("bo logs in");
+        d.stop().await;
+    }
+
     async fn a_registered_member_logs_in_chats_and_refreshes(d: Deployment) {
         let tokens = register(&d, "ada").await;
         let ada = connect(d.node("ada"), &tokens.token).await.unwrap();

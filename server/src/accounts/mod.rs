@@ -89,6 +89,13 @@ pub trait AccountStore: Send + Sync + 'static {
     fn add_invite(&self, invite: SignupInvite, now: Millis) -> StoreFuture<'_, ()>;
     /// Every account, by name (the operator's list; communities are small).
     fn list(&self) -> StoreFuture<'_, Vec<Account>>;
+    /// Counts a login attempt on `name` where every node sees it: how long to
+    /// wait when this minute's `limit` is spent. A store only one node uses
+    /// counts nothing (that node's own limiter is the whole count).
+    fn count_attempt(&self, name: UserId, limit: u32) -> StoreFuture<'_, Option<Duration>> {
+        let _ = (name, limit);
+        Box::pin(async { Ok(None) })
+    }
 }
 
 /// What a node hears of accounts changed elsewhere (cluster mode).
@@ -475,6 +482,11 @@ impl Accounts {
         }
         if let Err(not_until) = self.attempts.check_key(&name) {
             let wait = not_until.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
+            return Err(AccountError::TooManyAttempts(wait.as_secs().max(1)));
+        }
+        // In a cluster each node's limiter sees only its own share: the
+        // shared count keeps a guesser to the limit however many nodes it tries.
+        if let Some(wait) = self.store.count_attempt(name.clone(), ATTEMPTS_PER_MINUTE).await? {
             return Err(AccountError::TooManyAttempts(wait.as_secs().max(1)));
         }
         let account = self.store.get(name).await?;

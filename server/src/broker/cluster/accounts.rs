@@ -48,15 +48,33 @@ end
 return redis.call('HGETALL', KEYS[1])
 ";
 
+/// Counts a login attempt in the account's current minute (which starts at
+/// its first attempt): answers 0, or the milliseconds until the count starts
+/// again once ARGV[2] attempts are spent. ARGV[1]: the window in ms.
+const ATTEMPT: &str = r"
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+if n <= tonumber(ARGV[2]) then return 0 end
+local left = redis.call('PTTL', KEYS[1])
+if left < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]); left = tonumber(ARGV[1]) end
+return left
+";
+
 pub(super) struct RedisAccounts {
     shared: Arc<Shared>,
     create: redis::Script,
     change: redis::Script,
+    attempt: redis::Script,
 }
 
 impl RedisAccounts {
     pub(super) fn new(shared: Arc<Shared>) -> RedisAccounts {
-        RedisAccounts { shared, create: redis::Script::new(CREATE), change: redis::Script::new(CHANGE) }
+        RedisAccounts {
+            shared,
+            create: redis::Script::new(CREATE),
+            change: redis::Script::new(CHANGE),
+            attempt: redis::Script::new(ATTEMPT),
+        }
     }
 
     fn key(&self, what: &str, name: &str) -> String {
@@ -95,6 +113,15 @@ fn parse_account(fields: HashMap<String, String>) -> Result<Option<Account>, Sto
 }
 
 impl AccountStore for RedisAccounts {
+    fn count_attempt(&self, name: UserId, limit: u32) -> StoreFuture<'_, Option<std::time::Duration>> {
+        Box::pin(async move {
+            let mut call = self.attempt.prepare_invoke();
+            call.key(self.key("attempts", name.as_str())).arg(60_000).arg(limit);
+            let wait_ms: u64 = self.shared.commands.invoke(&call).await.map_err(unavailable)?;
+            Ok((wait_ms > 0).then(|| std::time::Duration::from_millis(wait_ms)))
+        })
+    }
+
     fn get(&self, name: UserId) -> StoreFuture<'_, Option<Account>> {
         Box::pin(async move {
             let key = self.key("user", name.as_str());
