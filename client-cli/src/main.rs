@@ -675,6 +675,11 @@ async fn run(cli: Cli) -> Result<()> {
                 .await?;
             if json {
                 print_json(&sent);
+            } else if sent.held {
+                println!(
+                    "held #{} for a moderator's look before it shows in {room} (a newcomer's links are)",
+                    sent.seq
+                );
             } else {
                 println!("sent #{} to {room}", sent.seq);
             }

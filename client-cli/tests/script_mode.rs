@@ -225,6 +225,14 @@ async fn the_community_tools_have_a_subcommand_each() {
     assert_eq!(hearth(&url, Some("cy"), &["send", "--room", "club", "but"]).await.status.code(), Some(6), "muted");
     run("ada", &["unmute", "--room", "club", "cy"]).await;
     run("ada", &["kick", "--room", "club", "cy", "--reason", "cool off"]).await;
+    // Probation: a newcomer's link is held, and the author is told so.
+    run("ada", &["set", "club", "--probation", "3d"]).await;
+    run("dee", &["join", "club", "--invite", run("ada", &["invite", "club"]).await.trim()]).await;
+    run("dee", &["ack-rules", "club"]).await;
+    let held = run("dee", &["send", "--room", "club", "my scans: https://example.org/roll"]).await;
+    assert!(held.starts_with("held #") && held.contains("a moderator's look"), "{held}");
+    let queue = run("ada", &["held", "club"]).await;
+    assert!(queue.contains("my scans"), "{queue}");
     let log = run("ada", &["modlog", "club"]).await;
     for action in ["Kick", "Unmute", "Mute", "SetRole", "Approve"] {
         assert!(log.contains(action), "{action} in {log}");
