@@ -396,6 +396,12 @@ pub struct RoomState {
     pub head: Seq,
     /// The time of the last applied event.
     pub last_ts: Millis,
+    /// The last applied event that changed what a post is decided against
+    /// (the settings, the pins — the rules among them), as far as this copy
+    /// knows: at most `head`, and `head` itself after a load. In a cluster the
+    /// order refuses a post decided on a copy behind its own (`RulesChanged`),
+    /// and the post is decided again once the copy has caught up.
+    pub rules_seq: Seq,
 }
 
 /// A member's standing in the room.
@@ -442,6 +448,7 @@ impl RoomState {
             last_post: HashMap::new(),
             head: Seq::ZERO,
             last_ts,
+            rules_seq: Seq::ZERO,
         }
     }
 
@@ -465,7 +472,8 @@ impl RoomState {
         for row in rows {
             typed.put(row)?;
         }
-        Ok(RoomState { record, members, pins, rows: typed, last_post: HashMap::new(), head, last_ts })
+        let last_post = HashMap::new();
+        Ok(RoomState { record, members, pins, rows: typed, last_post, head, last_ts, rules_seq: head })
     }
 
     /// The members as stored (for making a room again from a copy).
@@ -500,6 +508,9 @@ impl RoomState {
             return Err(OutOfOrder { head: self.head, got: seq });
         }
         for change in changes(event) {
+            if matches!(change, Change::PutPin(_) | Change::RemovePin(_) | Change::UpdateSettings(_)) {
+                self.rules_seq = seq;
+            }
             self.apply_change(change);
         }
         self.note_last_post(event);
@@ -706,7 +717,8 @@ impl RoomState {
             released_by: None,
             probation_post: None,
         });
-        Ok(Draft { event, requires: Requires::Post { user: user.clone(), slow_ms: 0 }, cmid: Some(cmid) })
+        let requires = Requires::Post { user: user.clone(), slow_ms: 0, rules: Some(self.rules_seq) };
+        Ok(Draft { event, requires, cmid: Some(cmid) })
     }
 
     /// Pins `text` (a message's, when `seq` names one, or a free note). A pin with
@@ -875,10 +887,13 @@ pub enum Requires {
     /// The user is a member.
     Member(UserId),
     /// The user is a member who is not muted, and (with `slow_ms` > 0, the
-    /// room's slow mode for this member) posted last at least that long ago.
+    /// room's slow mode for this member) posted last at least that long ago;
+    /// and, for a message decided against the room's rules, none have changed
+    /// since the event at `rules` (`RoomState::rules_seq`).
     Post {
         user: UserId,
         slow_ms: u64,
+        rules: Option<Seq>,
     },
     /// The user is a member holding at least this role.
     RoleAtLeast(UserId, Role),
@@ -947,6 +962,8 @@ pub enum Rejection {
     NoRequest,
     #[error("{max} requests are pending already")]
     RequestsFull { max: usize },
+    #[error("the room's rules changed after the copy that decided it")]
+    RulesChanged,
 }
 
 impl Rejection {
@@ -978,6 +995,12 @@ impl Rejection {
                 ErrorCode::LimitReached,
                 format!("room {room} has {max} pending join requests, the most it takes; try again later"),
             ),
+            // Seen by a client only when the node could not catch up in time.
+            Rejection::RulesChanged => ErrorBody::new(
+                ErrorCode::Overloaded,
+                format!("room {room}'s settings changed as this was posted; nothing was stored, retry"),
+            )
+            .retry_after(200),
         }
     }
 }
@@ -1051,7 +1074,8 @@ impl Gate {
         match requires {
             Requires::Nothing => Ok(()),
             Requires::Member(user) => self.members.get(user).map(|_| ()).ok_or(Rejection::NotMember),
-            Requires::Post { user, slow_ms } => {
+            // The rules are this copy's own: there is no other copy to be behind.
+            Requires::Post { user, slow_ms, rules: _ } => {
                 self.members.get(user).ok_or(Rejection::NotMember)?;
                 if self.mutes.get(user).is_some_and(holds) {
                     return Err(Rejection::Muted);
@@ -1122,7 +1146,7 @@ impl Gate {
     /// Notes what an ordered event that `requires` this means for the next
     /// check: a post in slow mode starts the poster's wait.
     pub fn ordered(&mut self, requires: &Requires, at: Millis) {
-        if let Requires::Post { user, slow_ms } = requires {
+        if let Requires::Post { user, slow_ms, .. } = requires {
             if *slow_ms > 0 {
                 self.last_post.insert(user.clone(), at);
             }

@@ -435,6 +435,14 @@ impl Session {
         T: Serialize,
         F: FnOnce(Published) -> T + Send + Sync + 'static,
     {
+        self.check_in_flight()?;
+        let receipt = self.shared.registry.broker().publish(draft).await.map_err(|e| e.to_error())?;
+        self.reply_when_durable(id, receipt, reply);
+        Ok(())
+    }
+
+    /// Refuses a write while the most allowed are waiting to be stored.
+    fn check_in_flight(&self) -> Result<(), ErrorBody> {
         let waiting = self.in_flight.as_ref().map_or(0, FuturesUnordered::len);
         let max = self.shared.config.limits.max_in_flight;
         if waiting >= max {
@@ -444,7 +452,15 @@ impl Session {
             )
             .retry_after(50));
         }
-        let receipt = self.shared.registry.broker().publish(draft).await.map_err(|e| e.to_error())?;
+        Ok(())
+    }
+
+    /// Replies to `id` once the ordered write of `receipt` is durable.
+    fn reply_when_durable<T, F>(&mut self, id: RequestId, receipt: crate::broker::Receipt, reply: F)
+    where
+        T: Serialize,
+        F: FnOnce(Published) -> T + Send + Sync + 'static,
+    {
         let codec = self.conn.codec;
         self.in_flight.get_or_insert_with(FuturesUnordered::new).push(Box::pin(async move {
             let bytes = match receipt.durable().await {
@@ -453,7 +469,6 @@ impl Session {
             };
             frame_message(codec, bytes)
         }));
-        Ok(())
     }
 
     /// The room's events from `since` on (oldest first), read back from the
@@ -638,14 +653,37 @@ impl Session {
                 self.publish(id, draft, |_| Done {}).await?;
             }
             Op::SendMessage(args) => {
-                let draft = self.room(&args.room).await?.decide(|s| {
+                let room = self.room(&args.room).await?;
+                self.check_in_flight()?;
+                let broker = self.shared.registry.broker();
+                // Kept only where a copy may trail the order (a cluster), to
+                // decide the post again.
+                let spare = broker.copies_trail().then(|| args.clone());
+                let before = room.position();
+                let post = |s: &room::RoomState, args: hearth_protocol::ops::SendMessage, now: Millis| {
                     let slow_ms = s.check_post(&user, now)?;
                     // The order holds the member to slow mode too: two posts in a
                     // row may both pass this copy before either is applied here.
                     s.decide_post(&user, args, slow_ms, now)
-                })?;
-                let held = matches!(draft.event, Event::Held(_));
-                self.publish(id, draft, move |p| Appended { seq: p.seq, ts: p.ts, held }).await?;
+                };
+                let draft = room.decide(|s| post(s, args, now))?;
+                let mut held = matches!(draft.event, Event::Held(_));
+                let mut published = broker.publish(draft).await;
+                if let (Err(BrokerError::Rejected { why: Rejection::RulesChanged, .. }), Some(args)) =
+                    (&published, spare)
+                {
+                    // The settings or pins changed through another node a moment
+                    // ago and this copy had not applied it: decide again on the
+                    // room as it is now (probation, rules acknowledgement, slow
+                    // mode), once the copy has.
+                    if caught_up(broker, &room, before).await {
+                        let draft = room.decide(|s| post(s, args, self.shared.clock.now()))?;
+                        held = matches!(draft.event, Event::Held(_));
+                        published = broker.publish(draft).await;
+                    }
+                }
+                let receipt = published.map_err(|e| e.to_error())?;
+                self.reply_when_durable(id, receipt, move |p| Appended { seq: p.seq, ts: p.ts, held });
                 crate::metrics::get().messages.increment(1);
             }
             Op::HeldPosts(args) => {

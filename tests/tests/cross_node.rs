@@ -5,7 +5,9 @@
 //! A grant works the other way: a membership, a role, a held post, an
 //! invite, an acknowledgement of the rules or a lifted mute acknowledged
 //! through one node is honoured through the other right after (a refusal decided on a
-//! copy that trails the order is decided again once the copy caught up).
+//! copy that trails the order is decided again once the copy caught up);
+//! and a restriction (probation, rules to acknowledge) set through one node
+//! holds for a post through the other right after.
 //! And a room that leaves one node's memory (and its subscription) comes back
 //! on that node with nothing missed.
 
@@ -163,6 +165,54 @@ async fn a_grant_through_one_node_holds_through_a_node_that_hears_of_it_late() {
     until_event(&mut laptop, "the mute", |e| matches!(e, Event::Moderation(_))).await;
     ada.request(Unmute { room: r.clone(), user: user("bo") }).await.unwrap();
     laptop.send(&r, "back").await.unwrap();
+    near.stop().await;
+    far.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restriction_through_one_node_holds_through_a_node_that_hears_of_it_late() {
+    let redis = hearth_testkit::RedisServer::start().await;
+    let slow = hearth_testkit::SlowLink::start(redis.port, Duration::from_millis(100)).await;
+    let near = TestServer::start(cluster_config(&redis.url(), "strict")).await;
+    let far = TestServer::start(cluster_config(&format!("redis://127.0.0.1:{}", slow.port), "strict")).await;
+    let ada = near.client("ada", Codec::MsgPack).await;
+    create_room(&ada, "strict", None).await.unwrap();
+    let r = room("strict");
+    let mut cy = far.client("cy", Codec::Json).await;
+    cy.join(&r).await.unwrap();
+    let post = |text: &str, cmid: &str| SendMessage {
+        room: r.clone(),
+        text: Text::new(text).unwrap(),
+        cmid: ClientMsgId::new(cmid).unwrap(),
+        thread: None,
+    };
+    // Probation turned on through the near node: cy's link, posted through the
+    // far node right after, is held — not posted on the far node's old copy.
+    let probation = RoomSettings { probation_secs: Some(86_400), ..RoomSettings::default() };
+    ada.request(SetRoom { room: r.clone(), settings: probation }).await.unwrap();
+    let sent = cy.request(post("my roll: https://example.org/roll", "c1")).await.unwrap();
+    assert!(sent.held, "a newcomer's link on probation is held, whichever node took it");
+    // The rules pinned and their acknowledgement asked for through the near
+    // node: cy's next post through the far node must wait for cy's ack.
+    let off = RoomSettings { probation_secs: Some(0), ..RoomSettings::default() };
+    ada.request(SetRoom { room: r.clone(), settings: off }).await.unwrap();
+    let rules = AddPin {
+        room: r.clone(),
+        seq: None,
+        note: Some(Note::new("Be kind.").unwrap()),
+        title: Some(ShortText::new("Rules").unwrap()),
+        edit: None,
+    };
+    ada.request(rules).await.unwrap();
+    let ack = RoomSettings { rules_ack: Some(true), ..RoomSettings::default() };
+    ada.request(SetRoom { room: r.clone(), settings: ack }).await.unwrap();
+    match cy.request(post("did not read them", "c2")).await {
+        Err(ClientError::Server(error)) => assert_eq!(error.code, ErrorCode::AckRequired, "{error}"),
+        other => panic!("a post before the acknowledgement must be refused, got {other:?}"),
+    }
+    let seen =
+        events_until(&mut cy, |e| matches!(e, Event::RoomUpdated(u) if u.settings.rules_ack == Some(true))).await;
+    assert!(!seen.iter().any(|e| is_message(e, &r, "did not read them")));
     near.stop().await;
     far.stop().await;
 }

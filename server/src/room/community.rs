@@ -679,7 +679,7 @@ impl RoomState {
         now: Millis,
     ) -> Result<Draft, ErrorBody> {
         let mut draft = self.decide_send(user, msg)?;
-        draft.requires = Requires::Post { user: user.clone(), slow_ms };
+        draft.requires = Requires::Post { user: user.clone(), slow_ms, rules: Some(self.rules_seq) };
         let on_probation = self.on_probation(user, now);
         if let Event::Message(m) = &mut draft.event {
             if on_probation {

@@ -511,7 +511,10 @@ impl Shared {
         match &draft.requires {
             Requires::Nothing => call.arg("none").arg("").arg(0).arg(0),
             Requires::Member(user) => call.arg("member").arg(user.as_str()).arg(0).arg(0),
-            Requires::Post { user, slow_ms } => call.arg("post").arg(user.as_str()).arg(0).arg(*slow_ms),
+            Requires::Post { user, slow_ms, rules } => {
+                let rules = rules.map_or_else(String::new, |seq| seq.0.to_string());
+                call.arg("post").arg(user.as_str()).arg(rules).arg(*slow_ms)
+            }
             Requires::Over { user, least, target } => {
                 call.arg("over").arg(user.as_str()).arg(rank(*least)).arg(target.as_str())
             }
@@ -576,6 +579,7 @@ impl Shared {
             "banned" => Err(rejected(Rejection::Banned)),
             "muted" => Err(rejected(Rejection::Muted)),
             "slow" => Err(rejected(Rejection::SlowMode { retry_ms: reply.number()? })),
+            "rules_changed" => Err(rejected(Rejection::RulesChanged)),
             "invalid_invite" => Err(rejected(Rejection::InvalidInvite)),
             "no_request" => Err(rejected(Rejection::NoRequest)),
             "requests_full" => Err(rejected(Rejection::RequestsFull { max: reply.number()? as usize })),

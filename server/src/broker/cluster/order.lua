@@ -1,7 +1,8 @@
 -- Orders one event of a room, atomically: the room's order lives here, not on
 -- any node. Creates the room first when ARGV[1] is 'create'.
 --
--- KEYS: 1 room (hash: record, epoch, cap, head, last_ts), 2 members (hash:
+-- KEYS: 1 room (hash: record, epoch, cap, head, last_ts, rules: the seq of
+-- the last event that changed the settings or the pins), 2 members (hash:
 -- user -> "rank:joined_at:expires"), 3 pins (hash: id -> note), 4 log (stream,
 -- id "<seq>-0"), 5 cmids (hash: "user\ncmid" -> "seq:ts"), 6 cmid queue (list,
 -- oldest first), 7 settings (list of room_updated settings), 8 the room's
@@ -14,8 +15,9 @@
 --
 -- ARGV: 1 mode, 2 epoch, 3 now (ms), 4 actor, 5 cmid or '', 6 cmid window,
 -- 7 most events kept, 8 oldest ts kept (0: no age cap), 9 event template,
--- 10 record (create), 11 cap (create), 12-15 requirement (kind, user, rank,
--- most pins, the target user, or a post's slow mode in ms), 16.. changes,
+-- 10 record (create), 11 cap (create), 12-15 requirement (kind, user, rank
+-- or a post's `rules` seq ('' when it was not decided against them), most
+-- pins, the target user, or a post's slow mode in ms), 16.. changes,
 -- three arguments each (op, a, b).
 --
 -- Roles are the ones in force at the event's time: a role given until a time
@@ -29,7 +31,10 @@
 -- {'exists'}, {'epoch', current}, {'not_member'}, {'already_member'},
 -- {'full', cap}, {'forbidden', least, held}, {'pins_full', most},
 -- {'banned'}, {'muted'}, {'slow', retry_ms}, {'outranked', held, target},
--- {'invalid_invite'}, {'no_request'}, {'requests_full', most}.
+-- {'invalid_invite'}, {'no_request'}, {'requests_full', most},
+-- {'rules_changed'}: a post decided on a node's copy of the room that had not
+-- yet applied the last change of its settings or pins (ARGV[14], the copy's
+-- `rules` seq, is below the room's); the node decides it again once caught up.
 --
 -- Requirement kinds: member, post, role, pin, over, admit, admit_invite (ARGV[15]
 -- the invite id), approve and decide (ARGV[13] the welcomer, ARGV[15] the
@@ -80,7 +85,7 @@ local function fill(template, seq_bytes, ts_bytes)
   return table.concat(parts)
 end
 
-local head, last_ts, cap
+local head, last_ts, cap, rules_at = 0, 0, 0, 0
 if mode == 'create' then
   if redis.call('EXISTS', room) == 1 then
     return {'exists'}
@@ -88,14 +93,14 @@ if mode == 'create' then
   head, last_ts, cap = 0, now, tonumber(ARGV[11])
   redis.call('HSET', room, 'record', ARGV[10], 'epoch', epoch, 'cap', ARGV[11], 'head', 0, 'last_ts', ARGV[3])
 else
-  local meta = redis.call('HMGET', room, 'epoch', 'head', 'last_ts', 'cap')
+  local meta = redis.call('HMGET', room, 'epoch', 'head', 'last_ts', 'cap', 'rules')
   if not meta[1] then
     return {'no_room'}
   end
   if meta[1] ~= epoch then
     return {'epoch', meta[1]}
   end
-  head, last_ts, cap = tonumber(meta[2]), tonumber(meta[3]), tonumber(meta[4])
+  head, last_ts, cap, rules_at = tonumber(meta[2]), tonumber(meta[3]), tonumber(meta[4]), tonumber(meta[5] or '0')
 end
 
 local cmid_key
@@ -202,6 +207,9 @@ elseif kind == 'member' or kind == 'role' or kind == 'pin' or kind == 'post' or 
   if kind == 'pin' and redis.call('HLEN', pins) >= tonumber(ARGV[15]) then
     return {'pins_full', tonumber(ARGV[15])}
   end
+  if kind == 'post' and ARGV[14] ~= '' and rules_at > tonumber(ARGV[14]) then
+    return {'rules_changed'}
+  end
   if kind == 'post' and sanctioned('mute', who) then
     return {'muted'}
   end
@@ -229,9 +237,12 @@ local seq = head + 1
 local seq_bytes, ts_bytes = uint64(seq), uint64(ts)
 local body = fill(ARGV[9], seq_bytes, ts_bytes)
 
-local annotates = false
+local annotates, rules_changed = false, false
 for i = 16, #ARGV, 3 do
   local op, a, b = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  if op == 'pin' or op == 'unpin' or op == 'settings' then
+    rules_changed = true
+  end
   if op == 'join' then
     redis.call('HSET', members, a, b .. ':' .. decimal(ts) .. ':')
   elseif op == 'leave' then
@@ -314,6 +325,9 @@ if annotates then
 end
 
 redis.call('HSET', room, 'head', decimal(seq), 'last_ts', decimal(ts))
+if rules_changed then
+  redis.call('HSET', room, 'rules', decimal(seq))
+end
 if kind == 'post' and tonumber(ARGV[15]) > 0 then
   redis.call('HSET', last_post, who, decimal(ts))
 end
