@@ -38,6 +38,27 @@ async fn events_until(client: &mut Client, done: impl Fn(&Event) -> bool) -> Vec
     }
 }
 
+/// Two nodes on one Redis; the far one hears everything from Redis a tenth
+/// of a second late (its copies trail the order).
+async fn near_and_far() -> (hearth_testkit::RedisServer, hearth_testkit::SlowLink, TestServer, TestServer) {
+    let redis = hearth_testkit::RedisServer::start().await;
+    let slow = hearth_testkit::SlowLink::start(redis.port, Duration::from_millis(100)).await;
+    let near = TestServer::start(cluster_config(&redis.url(), "late")).await;
+    let far = TestServer::start(cluster_config(&format!("redis://127.0.0.1:{}", slow.port), "late")).await;
+    (redis, slow, near, far)
+}
+
+/// The room's rules, pinned as a note.
+fn rules_pin(r: &RoomId) -> AddPin {
+    AddPin {
+        room: r.clone(),
+        seq: None,
+        note: Some(Note::new("Be kind.").unwrap()),
+        title: Some(ShortText::new("Rules").unwrap()),
+        edit: None,
+    }
+}
+
 fn is_message(event: &Event, r: &RoomId, text: &str) -> bool {
     matches!(event, Event::Message(m) if &m.room == r && m.text.as_str() == text)
 }
@@ -83,11 +104,7 @@ async fn a_leave_through_one_node_stops_a_send_through_the_other_at_once(d: Depl
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_grant_through_one_node_holds_through_a_node_that_hears_of_it_late() {
-    let redis = hearth_testkit::RedisServer::start().await;
-    // The far node hears everything from Redis a tenth of a second late.
-    let slow = hearth_testkit::SlowLink::start(redis.port, Duration::from_millis(100)).await;
-    let near = TestServer::start(cluster_config(&redis.url(), "late")).await;
-    let far = TestServer::start(cluster_config(&format!("redis://127.0.0.1:{}", slow.port), "late")).await;
+    let (_redis, _slow, near, far) = near_and_far().await;
     let ada = near.client("ada", Codec::MsgPack).await;
     let mut phone = near.client("bo", Codec::MsgPack).await;
     let laptop = far.client("bo", Codec::Json).await;
@@ -147,13 +164,7 @@ async fn a_grant_through_one_node_holds_through_a_node_that_hears_of_it_late() {
     let r = room("rules");
     let mut laptop = laptop;
     laptop.join(&r).await.unwrap();
-    let rules = AddPin {
-        room: r.clone(),
-        seq: None,
-        note: Some(Note::new("Be kind.").unwrap()),
-        title: Some(ShortText::new("Rules").unwrap()),
-        edit: None,
-    };
+    let rules = rules_pin(&r);
     let version = ada.request(rules).await.unwrap().pin.version;
     let ack = RoomSettings { rules_ack: Some(true), ..RoomSettings::default() };
     ada.request(SetRoom { room: r.clone(), settings: ack }).await.unwrap();
@@ -171,10 +182,7 @@ async fn a_grant_through_one_node_holds_through_a_node_that_hears_of_it_late() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restriction_through_one_node_holds_through_a_node_that_hears_of_it_late() {
-    let redis = hearth_testkit::RedisServer::start().await;
-    let slow = hearth_testkit::SlowLink::start(redis.port, Duration::from_millis(100)).await;
-    let near = TestServer::start(cluster_config(&redis.url(), "strict")).await;
-    let far = TestServer::start(cluster_config(&format!("redis://127.0.0.1:{}", slow.port), "strict")).await;
+    let (_redis, _slow, near, far) = near_and_far().await;
     let ada = near.client("ada", Codec::MsgPack).await;
     create_room(&ada, "strict", None).await.unwrap();
     let r = room("strict");
@@ -196,13 +204,7 @@ async fn a_restriction_through_one_node_holds_through_a_node_that_hears_of_it_la
     // node: cy's next post through the far node must wait for cy's ack.
     let off = RoomSettings { probation_secs: Some(0), ..RoomSettings::default() };
     ada.request(SetRoom { room: r.clone(), settings: off }).await.unwrap();
-    let rules = AddPin {
-        room: r.clone(),
-        seq: None,
-        note: Some(Note::new("Be kind.").unwrap()),
-        title: Some(ShortText::new("Rules").unwrap()),
-        edit: None,
-    };
+    let rules = rules_pin(&r);
     ada.request(rules).await.unwrap();
     let ack = RoomSettings { rules_ack: Some(true), ..RoomSettings::default() };
     ada.request(SetRoom { room: r.clone(), settings: ack }).await.unwrap();
