@@ -671,7 +671,8 @@ impl RoomState {
             approved_by: None,
             invite: None,
         });
-        Ok(Some(Draft { event, requires: Requires::Admit(user.clone()), cmid: None }))
+        let requires = Requires::Admit { user: user.clone(), rules: Some(self.rules_seq) };
+        Ok(Some(Draft { event, requires, cmid: None }))
     }
 
     pub fn decide_leave(&self, user: &UserId) -> Result<Draft, ErrorBody> {
@@ -903,8 +904,13 @@ pub enum Requires {
         least: Role,
         target: UserId,
     },
-    /// The user is not a member yet, not banned, and the room has space for one more.
-    Admit(UserId),
+    /// The user is not a member yet, not banned, and the room has space for one
+    /// more; and, for a join decided against the room's settings (visibility,
+    /// gate), none have changed since the event at `rules`.
+    Admit {
+        user: UserId,
+        rules: Option<Seq>,
+    },
     /// As `Admit`, with an invite (by id) that is still valid.
     AdmitInvite {
         user: UserId,
@@ -1099,7 +1105,7 @@ impl Gate {
                 self.role_at_least(user, *least, now)?;
                 if self.pins >= *max { Err(Rejection::PinsFull { max: *max }) } else { Ok(()) }
             }
-            Requires::Admit(user) => self.admit(user, now),
+            Requires::Admit { user, rules: _ } => self.admit(user, now),
             Requires::AdmitInvite { user, invite } => {
                 if !self.invites.get(invite).is_some_and(|i| i.valid(now)) {
                     return Err(Rejection::InvalidInvite);

@@ -958,21 +958,37 @@ impl Session {
         room.unsubscribe(self.conn.id);
         self.conn.not_receiving(&room.id);
         let mut first_join = false;
-        let now = self.shared.clock.now();
-        let decided = match args.invite.as_deref() {
-            // With a code: the invite is the way in, whatever the room's gate.
-            Some(code) if args.since.is_none() => room.decide(|s| s.decide_join_invited(&user, code, now))?,
-            _ => {
-                self.check_gate(&room, now).await?;
-                room.decide(|s| s.decide_join(&user, args.since, now))?
-            }
-        };
-        if let Some(draft) = decided {
-            let receipt = self.shared.registry.broker().publish(draft).await;
-            let published = match receipt {
+        let broker = self.shared.registry.broker();
+        let mut tries = 0;
+        let published = loop {
+            tries += 1;
+            let before = room.position();
+            let now = self.shared.clock.now();
+            let decided = match args.invite.as_deref() {
+                // With a code: the invite is the way in, whatever the room's gate.
+                Some(code) if args.since.is_none() => room.decide(|s| s.decide_join_invited(&user, code, now))?,
+                _ => {
+                    self.check_gate(&room, now).await?;
+                    room.decide(|s| s.decide_join(&user, args.since, now))?
+                }
+            };
+            let Some(draft) = decided else { break None };
+            let published = match broker.publish(draft).await {
                 Ok(receipt) => receipt.durable().await,
                 Err(error) => Err(error),
             };
+            // The room's visibility or gate changed through another node a
+            // moment ago and this copy had not applied it: decide the join
+            // again on the room as it is now, once the copy has.
+            if tries == 1
+                && matches!(published, Err(BrokerError::Rejected { why: Rejection::RulesChanged, .. }))
+                && caught_up(broker, &room, before).await
+            {
+                continue;
+            }
+            break Some(published);
+        };
+        if let Some(published) = published {
             match published {
                 Ok(published) => {
                     first_join = true;

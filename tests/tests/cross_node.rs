@@ -6,8 +6,8 @@
 //! invite, an acknowledgement of the rules or a lifted mute acknowledged
 //! through one node is honoured through the other right after (a refusal decided on a
 //! copy that trails the order is decided again once the copy caught up);
-//! and a restriction (probation, rules to acknowledge) set through one node
-//! holds for a post through the other right after.
+//! and a restriction (probation, rules to acknowledge, a room closed to
+//! newcomers) set through one node holds through the other right after.
 //! And a room that leaves one node's memory (and its subscription) comes back
 //! on that node with nothing missed.
 
@@ -215,6 +215,15 @@ async fn a_restriction_through_one_node_holds_through_a_node_that_hears_of_it_la
     let seen =
         events_until(&mut cy, |e| matches!(e, Event::RoomUpdated(u) if u.settings.rules_ack == Some(true))).await;
     assert!(!seen.iter().any(|e| is_message(e, &r, "did not read them")));
+    // The room closed to newcomers through the near node: a join through the
+    // far node right after is refused, not let in by its old copy.
+    let dee = far.client("dee", Codec::MsgPack).await;
+    let closed = RoomSettings { visibility: Some(Visibility::InviteOnly), ..RoomSettings::default() };
+    ada.request(SetRoom { room: r.clone(), settings: closed }).await.unwrap();
+    match dee.request(Join { room: r.clone(), since: None, invite: None }).await {
+        Err(ClientError::Server(error)) => assert_eq!(error.code, ErrorCode::InviteRequired, "{error}"),
+        other => panic!("a join of a room just made invite-only must be refused, got {other:?}"),
+    }
     near.stop().await;
     far.stop().await;
 }

@@ -519,7 +519,10 @@ impl Shared {
                 call.arg("over").arg(user.as_str()).arg(rank(*least)).arg(target.as_str())
             }
             Requires::RoleAtLeast(user, least) => call.arg("role").arg(user.as_str()).arg(rank(*least)).arg(0),
-            Requires::Admit(user) => call.arg("admit").arg(user.as_str()).arg(0).arg(0),
+            Requires::Admit { user, rules } => {
+                let rules = rules.map_or_else(String::new, |seq| seq.0.to_string());
+                call.arg("admit").arg(user.as_str()).arg(rules).arg(0)
+            }
             Requires::AdmitInvite { user, invite } => call.arg("admit_invite").arg(user.as_str()).arg(0).arg(invite),
             Requires::Approve { actor, user } => call.arg("approve").arg(actor.as_str()).arg(0).arg(user.as_str()),
             Requires::Decide { actor, user } => call.arg("decide").arg(actor.as_str()).arg(0).arg(user.as_str()),

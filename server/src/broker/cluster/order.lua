@@ -16,7 +16,7 @@
 -- ARGV: 1 mode, 2 epoch, 3 now (ms), 4 actor, 5 cmid or '', 6 cmid window,
 -- 7 most events kept, 8 oldest ts kept (0: no age cap), 9 event template,
 -- 10 record (create), 11 cap (create), 12-15 requirement (kind, user, rank
--- or a post's `rules` seq ('' when it was not decided against them), most
+-- or a post's or join's `rules` seq ('' when not decided against them), most
 -- pins, the target user, or a post's slow mode in ms), 16.. changes,
 -- three arguments each (op, a, b).
 --
@@ -32,9 +32,10 @@
 -- {'full', cap}, {'forbidden', least, held}, {'pins_full', most},
 -- {'banned'}, {'muted'}, {'slow', retry_ms}, {'outranked', held, target},
 -- {'invalid_invite'}, {'no_request'}, {'requests_full', most},
--- {'rules_changed'}: a post decided on a node's copy of the room that had not
--- yet applied the last change of its settings or pins (ARGV[14], the copy's
--- `rules` seq, is below the room's); the node decides it again once caught up.
+-- {'rules_changed'}: a post or a join decided on a node's copy of the room
+-- that had not yet applied the last change of its settings or pins (ARGV[14],
+-- the copy's `rules` seq, is below the room's); the node decides it again
+-- once caught up.
 --
 -- Requirement kinds: member, post, role, pin, over, admit, admit_invite (ARGV[15]
 -- the invite id), approve and decide (ARGV[13] the welcomer, ARGV[15] the
@@ -227,6 +228,9 @@ elseif kind == 'member' or kind == 'role' or kind == 'pin' or kind == 'post' or 
     end
   end
 elseif kind == 'admit' then
+  if ARGV[14] ~= '' and rules_at > tonumber(ARGV[14]) then
+    return {'rules_changed'}
+  end
   local refusal = refuse_admit(who)
   if refusal then
     return refusal
