@@ -399,9 +399,11 @@ impl App {
     /// After a key that changed the input: the member is writing a message
     /// (not a command) in the room shown, so tell it, once in a while.
     fn typing_action(&mut self, key: &KeyEvent) -> Vec<Action> {
+        // Offline, the network task would only answer "not connected".
         let writes = matches!(key.code, KeyCode::Char(_))
             && !key.modifiers.intersects(KeyModifiers::CONTROL | KeyModifiers::ALT)
-            && !self.input.text().starts_with('/');
+            && !self.input.text().starts_with('/')
+            && self.connection == Connection::Online;
         let Some(room) = self.active.clone().filter(|r| writes && self.rooms.get(r).is_some_and(|v| v.joined)) else {
             return Vec::new();
         };

@@ -583,6 +583,12 @@ async fn writing_a_message_tells_the_room_once_every_three_seconds_and_commands_
     for c in "/members".chars() {
         assert_eq!(told(app.on_key(key(KeyCode::Char(c)), 10)), 0);
     }
+    app.on_key(key(KeyCode::Enter), 10);
+    // Offline, nothing is told (the network task could only say it is not connected).
+    app.on_net(Net::Connection(Connection::Reconnecting { attempt: 1, retry_in: Duration::from_secs(1) }));
+    assert_eq!(told(app.on_key(key(KeyCode::Char('x')), 10)), 0);
+    app.on_net(Net::Connection(Connection::Online));
+    assert_eq!(told(app.on_key(key(KeyCode::Char('y')), 10)), 1);
 }
 
 #[test]
