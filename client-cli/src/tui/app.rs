@@ -340,6 +340,7 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ("/approve", "USER — let USER in (welcomers)"),
     ("/deny", "USER [REASON] — turn USER's request down (welcomers)"),
     ("/invite", "[USES] — make an invite code (welcomers)"),
+    ("/revoke", "CODE — revoke an invite, by its code or id (its maker, moderators)"),
     ("/role", "USER ROLE — member, welcomer or moderator (moderators)"),
     ("/kick", "USER [REASON] — remove USER (moderators)"),
     ("/ban", "USER [REASON] — remove USER and keep them out (moderators)"),
@@ -891,7 +892,7 @@ impl App {
             }
             "/react" | "/unreact" | "/edit" | "/delete" | "/ack" | "/requests" | "/approve" | "/deny" | "/invite"
             | "/role" | "/kick" | "/ban" | "/unban" | "/mute" | "/unmute" | "/slowmode" | "/topic" | "/modlog"
-            | "/stats" | "/prompt" | "/held" | "/release" | "/drop" => {
+            | "/stats" | "/prompt" | "/held" | "/release" | "/drop" | "/revoke" => {
                 let Some(room) = self.active.clone() else {
                     self.says(format!("{name}: open a room first"));
                     return Vec::new();
@@ -986,6 +987,10 @@ impl App {
             }
             "/requests" => Ok(Action::Requests(room)),
             "/held" => Ok(Action::Held(room)),
+            "/revoke" => {
+                let code = word()?.to_string();
+                request(format!("revoked invite {code}"), RevokeInvite { room, code }.into())
+            }
             "/release" | "/drop" => {
                 let user = user(word()?)?;
                 let reason = short(tail(1))?;

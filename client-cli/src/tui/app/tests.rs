@@ -594,6 +594,11 @@ async fn writing_a_message_tells_the_room_once_every_three_seconds_and_commands_
 #[test]
 fn joining_with_an_invite_and_refusals_say_what_to_do_here() {
     let mut app = cameras();
+    let revoke = typed(&mut app, "/revoke 3f9c2a71be04");
+    assert!(
+        matches!(&revoke[..], [Action::Request { op: hearth_protocol::Op::RevokeInvite(r), .. }] if r.code == "3f9c2a71be04"),
+        "{revoke:?}"
+    );
     assert_eq!(
         typed(&mut app, "/join #vault 3f9c2a71be04"),
         vec![Action::JoinInvited { room: rid("vault"), code: "3f9c2a71be04".into() }]
