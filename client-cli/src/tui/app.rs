@@ -934,7 +934,15 @@ impl App {
                 self.panel = Panel::Members;
                 self.active.clone().map(Action::Members).into_iter().collect()
             }
-            "/help" => self.toggle(Panel::Help),
+            "/help" if rest.is_empty() => self.toggle(Panel::Help),
+            "/help" => {
+                let wanted = format!("/{}", rest.trim_start_matches('/'));
+                match COMMANDS.iter().find(|(c, _)| *c == wanted) {
+                    Some((c, what)) => self.says(format!("{c} {what}")),
+                    None => self.says(format!("{wanted}: no such command; /help lists them")),
+                }
+                Vec::new()
+            }
             "/quit" | "/exit" => {
                 self.quit = true;
                 Vec::new()

@@ -33,14 +33,15 @@ pub fn draw(frame: &mut Frame, app: &App, plain: bool) {
     };
     if app.panel == Panel::None {
         draw_room(frame, app, main, &theme);
-    } else if main.width >= 60 {
-        // Beside the timeline, which wraps to what is left.
+    } else if main.width >= 60 && app.panel != Panel::Help {
+        // Beside the timeline, which wraps to what is left. Help is read, not
+        // kept beside the talk: it takes the timeline's place, to fit whole.
         let width = (main.width * 2 / 5).max(28);
         let [room, panel] = Layout::horizontal([Constraint::Min(1), Constraint::Length(width)]).areas(main);
         draw_room(frame, app, room, &theme);
         draw_panel(frame, app, panel, &theme);
     } else {
-        // Too narrow for both: the panel covers the timeline until Esc.
+        // Help, or too narrow for both: the panel covers the timeline until Esc.
         frame.render_widget(Clear, main);
         draw_panel(frame, app, main, &theme);
     }
@@ -331,8 +332,11 @@ fn draw_panel(frame: &mut Frame, app: &App, area: Rect, theme: &Theme) {
                 TextLine::from("Ctrl-C quit"),
                 TextLine::from(""),
                 TextLine::styled("commands", Style::default().add_modifier(Modifier::BOLD)),
+                TextLine::from("/help NAME says what one takes"),
             ];
-            lines.extend(COMMANDS.iter().map(|(c, what)| TextLine::from(format!("{c} {what}"))));
+            // Names only: with what each takes, they would not fit a terminal.
+            let names: Vec<&str> = COMMANDS.iter().map(|(c, _)| *c).collect();
+            lines.push(TextLine::from(names.join(" ")));
             (" help (F1) ", lines)
         }
     };

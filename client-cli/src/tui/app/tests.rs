@@ -360,7 +360,15 @@ fn the_help_panel_lists_keys_and_commands() {
     app.on_key(key(KeyCode::F(1)), 10);
     let shown = screen(&app, 100, 30);
     assert!(shown.contains("F1 help · F2 pins · F3 members"), "{shown}");
-    assert!(shown.contains("/reply SEQ TEXT"), "{shown}");
+    // Every command's name fits an 80×24 terminal; /help NAME says the rest.
+    let small = screen(&app, 80, 24);
+    for (name, _) in COMMANDS {
+        assert!(small.split(|c: char| c.is_whitespace() || c == '│').any(|w| w == *name), "{name} in\n{small}");
+    }
+    typed(&mut app, "/help reply");
+    assert_eq!(app.status.as_deref(), Some("/reply SEQ TEXT — reply in the thread of message SEQ"));
+    typed(&mut app, "/help /nope");
+    assert_eq!(app.status.as_deref(), Some("/nope: no such command; /help lists them"));
 }
 
 #[test]
