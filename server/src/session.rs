@@ -597,10 +597,14 @@ impl Session {
         ))
     }
 
-    /// Orders `draft` and waits until it is durable.
-    async fn order(&self, draft: Draft) -> Result<Published, ErrorBody> {
+    /// Orders `draft` and waits until it is durable and `room`'s copy here has
+    /// applied it (in cluster mode the copy follows Redis a moment behind), so
+    /// the member's next request sees it.
+    async fn order(&self, room: &Room, draft: Draft) -> Result<Published, ErrorBody> {
         let receipt = self.shared.registry.broker().publish(draft).await.map_err(|e| e.to_error())?;
-        receipt.durable().await.map_err(|e| e.to_error())
+        let published = receipt.durable().await.map_err(|e| e.to_error())?;
+        applied_within(room.wait_applied(published.seq)).await?;
+        Ok(published)
     }
 
     /// Sends `event` to every connection of `user`, on every node.
@@ -617,8 +621,7 @@ impl Session {
     /// it (in cluster mode the copy follows Redis a moment behind). For the
     /// community tools' requests; messages reply when durable (`publish`).
     async fn publish_applied(&mut self, id: RequestId, room: &Room, draft: Draft) -> Result<(), ErrorBody> {
-        let published = self.order(draft).await?;
-        applied_within(room.wait_applied(published.seq)).await?;
+        let published = self.order(room, draft).await?;
         self.reply(id, &Appended { seq: published.seq, ts: published.ts, held: false }).await;
         Ok(())
     }
@@ -658,8 +661,7 @@ impl Session {
                 let broker = self.shared.registry.broker();
                 // Kept only where a copy may trail the order (a cluster), to
                 // decide the post again.
-                let spare = broker.copies_trail().then(|| args.clone());
-                let before = room.position();
+                let spare = broker.copies_trail().then(|| (args.clone(), room.position()));
                 let post = |s: &room::RoomState, args: hearth_protocol::ops::SendMessage, now: Millis| {
                     let slow_ms = s.check_post(&user, now)?;
                     // The order holds the member to slow mode too: two posts in a
@@ -669,7 +671,7 @@ impl Session {
                 let draft = room.decide(|s| post(s, args, now))?;
                 let mut held = matches!(draft.event, Event::Held(_));
                 let mut published = broker.publish(draft).await;
-                if let (Err(BrokerError::Rejected { why: Rejection::RulesChanged, .. }), Some(args)) =
+                if let (Err(BrokerError::Rejected { why: Rejection::RulesChanged, .. }), Some((args, before))) =
                     (&published, spare)
                 {
                     // The settings or pins changed through another node a moment
@@ -735,8 +737,7 @@ impl Session {
                 let draft = room.decide(|s| {
                     s.decide_schedule_prompt(&user, prompt, args.text.clone(), args.at, args.weekly, now)
                 })?;
-                let published = self.order(draft).await?;
-                applied_within(room.wait_applied(published.seq)).await?;
+                self.order(&room, draft).await?;
                 self.shared.registry.broker().index_prompts(room.id.clone(), true).await.map_err(|e| e.to_error())?;
                 self.shared.prompts_relist.store(true, std::sync::atomic::Ordering::Relaxed);
                 let reply = Prompt { prompt, text: args.text, next_at: args.at, weekly: args.weekly, by: Some(user) };
@@ -745,8 +746,7 @@ impl Session {
             Op::CancelPrompt(args) => {
                 let room = self.member_room(&args.room).await?;
                 let draft = room.decide(|s| s.decide_cancel_prompt(&user, args.prompt, now))?;
-                let published = self.order(draft).await?;
-                applied_within(room.wait_applied(published.seq)).await?;
+                self.order(&room, draft).await?;
                 self.reply(id, &Done {}).await;
             }
             Op::Prompts(args) => {
@@ -871,7 +871,7 @@ impl Session {
             Op::RequestJoin(args) => {
                 let room = self.room(&args.room).await?;
                 let draft = room.decide(|s| s.decide_request_join(&user, args.note, now))?;
-                self.order(draft).await?;
+                self.order(&room, draft).await?;
                 self.reply(id, &Done {}).await;
             }
             Op::JoinRequests(args) => {
@@ -883,8 +883,7 @@ impl Session {
                 let room = self.room(&args.room).await?;
                 let (requester, approved, reason) = (args.user.clone(), args.approve, args.reason.clone());
                 let draft = room.decide(|s| s.decide_on_request(&user, args, now))?;
-                let published = self.order(draft).await?;
-                applied_within(room.wait_applied(published.seq)).await?;
+                self.order(&room, draft).await?;
                 self.reply(id, &Done {}).await;
                 // The requester hears it live, on any node.
                 let decision =
@@ -901,16 +900,14 @@ impl Session {
                     Event::Moderation(m) => m.until,
                     _ => None,
                 };
-                let published = self.order(draft).await?;
-                applied_within(room.wait_applied(published.seq)).await?;
+                self.order(&room, draft).await?;
                 let invite = Invite { code, id: invite_id, expires_at, max_uses: args.max_uses, uses: 0 };
                 self.reply(id, &invite).await;
             }
             Op::RevokeInvite(args) => {
                 let room = self.room(&args.room).await?;
                 let draft = room.decide(|s| s.decide_revoke_invite(&user, &args.code, now))?;
-                let published = self.order(draft).await?;
-                applied_within(room.wait_applied(published.seq)).await?;
+                self.order(&room, draft).await?;
                 self.reply(id, &Done {}).await;
             }
         }
