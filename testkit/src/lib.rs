@@ -16,8 +16,8 @@ use tokio::process::{Child, Command};
 /// Bound on waiting for a Redis to start or to form a cluster.
 const START_WAIT: Duration = Duration::from_secs(20);
 
-const INSTALL_HINT: &str = "redis-server was not found: install it with \
-    `sudo apt-get update && sudo apt-get install -y redis-server` (or run .ci/run, which does)";
+const INSTALL_HINT: &str = "redis-server was not found: run the tests with scripts/test, which installs \
+    it (apt-get install -y redis-server, with sudo when not root) and then runs them";
 
 /// How a Redis keeps its data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
