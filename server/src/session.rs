@@ -331,7 +331,13 @@ impl Session {
             Ok(request) => request,
             Err(error) => match error.id {
                 Some(id) => {
-                    let body = ErrorBody::new(error.code(), error.error.to_string());
+                    // A request the server cannot read costs it as much as one
+                    // it can: it counts against the rate like any other.
+                    let body = match self.admit(None) {
+                        Ok(()) => ErrorBody::new(error.code(), error.error.to_string()),
+                        Err(_) if self.close_if_flooding() => return,
+                        Err(refused) => refused,
+                    };
                     return self.reply_error(id, &body).await;
                 }
                 None => {

@@ -485,3 +485,60 @@ async fn floods_of_pings_and_of_empty_fragments_are_closed() {
     server.client("ada", Codec::MsgPack).await.request(hearth_protocol::ops::Ping {}).await.unwrap();
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_the_server_cannot_read_count_against_the_rate_too() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let server = limited(|_| {}).await;
+    // An unknown op, a missing op, bad arguments: each gets an error reply with
+    // its id, and none of them is free.
+    for (what, request) in [
+        ("an unknown op", serde_json::json!({"op": "nope"})),
+        ("no op", serde_json::json!({"room": "x"})),
+        ("bad arguments", serde_json::json!({"op": "send", "room": 7})),
+    ] {
+        let ws = raw_connect(&server, "flooder").await;
+        let (mut answered, mut limited_, mut close) = (0, 0, None);
+        // Written by one task while this one reads, as a pipelining client would.
+        let (mut sink, mut stream) = ws.split();
+        let writer = tokio::spawn(async move {
+            for n in 1..=20_000u64 {
+                let mut request = request.clone();
+                request["id"] = n.into();
+                let bytes = rmp_serde::to_vec_named(&request).unwrap();
+                if sink.send(Message::Binary(bytes.into())).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let reading = async {
+            while let Some(Ok(frame)) = stream.next().await {
+                match frame {
+                    Message::Binary(bytes) => {
+                        let value: serde_json::Value = rmp_serde::from_slice(&bytes).unwrap();
+                        match value["err"]["code"].as_str() {
+                            Some("rate_limited") => limited_ += 1,
+                            Some(_) => answered += 1,
+                            None => {}
+                        }
+                    }
+                    Message::Close(frame) => {
+                        close = frame.map(|f| u16::from(f.code));
+                        break;
+                    }
+                    _ => {}
+                }
+            }
+        };
+        tokio::time::timeout(WAIT, reading).await.expect("the server closes the flood in time");
+        writer.abort();
+        // The burst (200) is answered as asked; past it they are refused, and
+        // the 100th refusal in a row closes the connection instead of a reply.
+        assert!((1..=400).contains(&answered), "{what}: {answered} answered");
+        assert_eq!(limited_, 99, "{what}: refusals before the close");
+        assert_eq!(close, Some(hearth_protocol::CloseCode::RateLimited.code()), "{what}");
+    }
+    server.client("ada", Codec::MsgPack).await.request(hearth_protocol::ops::Ping {}).await.unwrap();
+    server.stop().await;
+}
