@@ -128,6 +128,10 @@ struct Claims {
     generation: Option<u64>,
     #[serde(default, skip_serializing_if = "TokenKind::is_access")]
     kind: TokenKind,
+    /// A ticket's own random id: no two tickets are alike, so each can be
+    /// spent once (`jti`, RFC 7519).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    jti: Option<String>,
 }
 
 /// What a token is for. Only access tokens open connections.
@@ -141,6 +145,9 @@ pub enum TokenKind {
     Refresh,
     /// The operator's commands at `/admin/...`.
     Admin,
+    /// Opens one chat connection, as `?ticket=` only, once, within seconds
+    /// (`POST /ticket`): what a browser puts in a WebSocket URL.
+    Ticket,
 }
 
 impl TokenKind {
@@ -173,8 +180,27 @@ pub fn mint_with(secret: &Secret, user: &UserId, ttl: Duration, kind: TokenKind,
 
 /// Mints a token of `kind` that expires at `exp` (Unix seconds).
 pub fn mint_until(secret: &Secret, user: &UserId, exp: u64, kind: TokenKind, generation: Option<u64>) -> String {
-    let claims = Claims { sub: user.to_string(), exp, generation, kind };
-    let claims = serde_json::to_vec(&claims).expect("claims always serialise");
+    sign(secret, &Claims { sub: user.to_string(), exp, generation, kind, jti: None })
+}
+
+/// Mints a one-use ticket for `user`, valid for `ttl`, tied to `generation`
+/// like the token it was bought with. Returns it and its id.
+pub fn mint_ticket(
+    secret: &Secret,
+    user: &UserId,
+    ttl: Duration,
+    generation: Option<u64>,
+) -> Result<(String, String), SecretError> {
+    let mut raw = [0u8; 16];
+    getrandom::fill(&mut raw).map_err(|e| SecretError::Random(e.to_string()))?;
+    let id = hex(&raw);
+    let exp = now_secs().saturating_add(ttl.as_secs());
+    let claims = Claims { sub: user.to_string(), exp, generation, kind: TokenKind::Ticket, jti: Some(id.clone()) };
+    Ok((sign(secret, &claims), id))
+}
+
+fn sign(secret: &Secret, claims: &Claims) -> String {
+    let claims = serde_json::to_vec(claims).expect("claims always serialise");
     let signing_input = format!("{}.{}", URL_SAFE_NO_PAD.encode(HEADER_HS256), URL_SAFE_NO_PAD.encode(claims));
     let mut mac = mac(secret);
     mac.update(signing_input.as_bytes());
@@ -190,6 +216,8 @@ pub struct Verified {
     pub expires: u64,
     /// The account generation it was minted in (tokens from a login).
     pub generation: Option<u64>,
+    /// A ticket's id (`jti`), by which it is spent.
+    pub id: Option<String>,
 }
 
 impl Verified {
@@ -245,7 +273,7 @@ pub fn verify_kind(secret: &Secret, token: &str, kind: TokenKind) -> Result<Veri
         return Err(AuthError::Expired(now - claims.exp));
     }
     let user = UserId::new(claims.sub).map_err(AuthError::BadSubject)?;
-    Ok(Verified { user, expires: claims.exp, generation: claims.generation })
+    Ok(Verified { user, expires: claims.exp, generation: claims.generation, id: claims.jti })
 }
 
 #[cfg(test)]
@@ -290,6 +318,17 @@ mod tests {
         assert_eq!(verified.generation, Some(3));
         let access = mint(&secret(), &ada, Duration::from_secs(60));
         assert!(matches!(verify_kind(&secret(), &access, TokenKind::Admin), Err(AuthError::WrongKind { .. })));
+    }
+
+    #[test]
+    fn tickets_are_unique_and_open_nothing_as_tokens() {
+        let ada = UserId::new("ada").unwrap();
+        let (one, one_id) = mint_ticket(&secret(), &ada, Duration::from_secs(30), None).unwrap();
+        let (two, two_id) = mint_ticket(&secret(), &ada, Duration::from_secs(30), None).unwrap();
+        assert_ne!(one, two, "two tickets in the same second differ");
+        assert_ne!(one_id, two_id);
+        assert!(matches!(verify_token(&secret(), &one), Err(AuthError::WrongKind { .. })));
+        assert_eq!(verify_kind(&secret(), &one, TokenKind::Ticket).unwrap().id, Some(one_id));
     }
 
     #[test]

@@ -56,8 +56,6 @@ pub struct Shared {
     pub config: Config,
     /// The TLS configuration, when the server speaks `wss://`.
     pub tls: Option<Arc<tls::Tls>>,
-    /// One-use tickets (`POST /ticket`) already used, with when.
-    pub used_tickets: dashmap::DashMap<String, std::time::Instant>,
     pub registry: Arc<Registry>,
     pub accounts: Arc<Accounts>,
     pub clock: SharedClock,
@@ -193,7 +191,6 @@ impl Server {
         let shared = Arc::new(Shared {
             config,
             tls,
-            used_tickets: dashmap::DashMap::new(),
             registry,
             accounts,
             clock,

@@ -227,9 +227,6 @@ fn reason_phrase(status: u16) -> &'static str {
     }
 }
 
-/// How long a ticket is good for: the time to open a WebSocket with it.
-pub const TICKET_TTL: Duration = Duration::from_secs(30);
-
 /// The CORS headers for `origin`, when it is allowed (none otherwise, which
 /// the browser reads as a refusal).
 fn cors(origin: Option<&str>, allowed: &[String]) -> Vec<String> {
@@ -295,18 +292,12 @@ impl Endpoint {
                 let verified = bearer
                     .ok_or(AuthError::Missing)
                     .and_then(|token| auth::verify_token(&shared.config.token_secret, &token));
-                let mut answer = match verified {
-                    Ok(verified) => {
-                        // Never outliving the token it was bought with.
-                        let ttl = TICKET_TTL.min(verified.valid_for());
-                        // With the token's account generation: a ticket ends with its token.
-                        let ticket = auth::mint_with(
-                            &shared.config.token_secret,
-                            &verified.user,
-                            ttl,
-                            auth::TokenKind::Access,
-                            verified.generation,
-                        );
+                let bought = match verified {
+                    Ok(verified) => shared.accounts.ticket(&verified).await,
+                    Err(error) => Err(error.into()),
+                };
+                let mut answer = match bought {
+                    Ok((ticket, ttl)) => {
                         let body = format!(r#"{{"ticket":"{ticket}","expires_in_ms":{}}}"#, ttl.as_millis());
                         let mut answer = HttpAnswer::new(200, "OK", body);
                         answer.content_type = "application/json";
@@ -315,7 +306,7 @@ impl Endpoint {
                     }
                     Err(error) => {
                         crate::metrics::get().auth_failures.increment(1);
-                        HttpAnswer::new(401, "Unauthorized", format!("{error}\n"))
+                        HttpAnswer::new(error.status(), reason_phrase(error.status()), format!("{error}\n"))
                     }
                 };
                 answer.extra_headers.extend(cors(origin.as_deref(), &shared.config.allowed_origins));
@@ -621,18 +612,27 @@ async fn handle_connection(
     }
     // Held until the connection ends: its place in the address's count.
     let _from_ip = from_ip;
-    let token_text = token.clone();
+    // A ticket opens a connection as `?ticket=` only, and once; a token never
+    // does as a ticket, nor a ticket as a token.
+    let kind = if ticket { auth::TokenKind::Ticket } else { auth::TokenKind::Access };
     let verified = match token
         .ok_or(AuthError::Missing)
-        .and_then(|t| auth::verify_token(&shared.config.token_secret, &t))
+        .and_then(|t| auth::verify_kind(&shared.config.token_secret, &t, kind))
     {
-        Ok(_) if ticket && !use_ticket(&shared, token_text.as_deref().unwrap_or_default()) => {
-            tracing::debug!(%peer, "a ticket used twice");
-            crate::metrics::get().auth_failures.increment(1);
-            let reason = "unauthorized: this ticket was used already; ask POST /ticket for another";
-            Box::pin(close_now(&mut ws, CloseCode::Unauthorized, reason)).await;
-            return;
-        }
+        Ok(verified) if ticket => match shared.accounts.spend_ticket(&verified).await {
+            Ok(true) => verified,
+            Ok(false) => {
+                tracing::debug!(%peer, "a ticket used twice");
+                crate::metrics::get().auth_failures.increment(1);
+                let reason = "unauthorized: this ticket was used already; ask POST /ticket for another";
+                Box::pin(close_now(&mut ws, CloseCode::Unauthorized, reason)).await;
+                return;
+            }
+            Err(refusal) => {
+                Box::pin(close_now(&mut ws, refusal.close_code(), &refusal.reason())).await;
+                return;
+            }
+        },
         Ok(verified) => verified,
         Err(error) => {
             tracing::debug!(%peer, %error, "authentication failed");
@@ -726,23 +726,6 @@ fn token_from(request: &Request) -> (Option<String>, bool) {
         Some(ticket) => (Some(ticket), true),
         None => (query("token="), false),
     }
-}
-
-/// Marks `ticket` used; false if it was already. Tickets expire within
-/// [`TICKET_TTL`], so those older than that are forgotten as new ones come.
-fn use_ticket(shared: &Shared, ticket: &str) -> bool {
-    /// Tickets remembered at most: a bound on memory even under a flood of
-    /// ticket connections (past it, tickets are refused until old ones expire).
-    const MAX_REMEMBERED: usize = 100_000;
-    let now = std::time::Instant::now();
-    if shared.used_tickets.len() > 1024 {
-        shared.used_tickets.retain(|_, at| now.duration_since(*at) < TICKET_TTL * 2);
-    }
-    if shared.used_tickets.len() >= MAX_REMEMBERED {
-        tracing::warn!("too many tickets in use at once; refusing this one");
-        return false;
-    }
-    shared.used_tickets.insert(ticket.to_string(), now).is_none()
 }
 
 /// Longest close reason the WebSocket protocol allows.

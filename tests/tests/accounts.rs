@@ -37,6 +37,36 @@ async fn call(
     (status, serde_json::from_str(body).unwrap_or_else(|_| serde_json::Value::String(body.to_string())))
 }
 
+/// `POST /ticket` with `token`: the ticket, or the whole answer when refused.
+async fn buy_ticket(server: &TestServer, token: &str) -> Result<String, String> {
+    let request =
+        format!("POST /ticket HTTP/1.1\r\nhost: hearth\r\nauthorization: Bearer {token}\r\ncontent-length: 0\r\n\r\n");
+    let answer = http(server, &request).await;
+    if !answer.starts_with("HTTP/1.1 200") {
+        return Err(answer);
+    }
+    let body: serde_json::Value = serde_json::from_str(answer.split_once("\r\n\r\n").unwrap().1).unwrap();
+    Ok(body["ticket"].as_str().expect("a ticket").to_string())
+}
+
+/// A connection opened with `?ticket=`, as a browser opens one.
+async fn open_with_ticket(server: &TestServer, ticket: &str) -> Client {
+    let mut options = Options::new(format!("{}/?ticket={ticket}", server.url()), "", Codec::Json);
+    options.request_timeout = WAIT;
+    Client::connect(options).await.expect("the ticket opens a connection")
+}
+
+/// Opens with a spent or wrong ticket: the close code.
+async fn refused_ticket(server: &TestServer, ticket: &str) -> Option<CloseCode> {
+    let mut options = Options::new(format!("{}/?ticket={ticket}", server.url()), "", Codec::Json);
+    options.request_timeout = WAIT;
+    match Client::connect(options).await {
+        Err(hearth_cli::ClientError::Closed(Some(close))) => close.hearth_code(),
+        Err(other) => panic!("refused with a close code, not {other}"),
+        Ok(mut client) => closed_with(&mut client).await,
+    }
+}
+
 fn operator_token() -> String {
     auth::mint_with(&secret(), &user("operator"), Duration::from_secs(60), TokenKind::Admin, None)
 }
@@ -160,6 +190,41 @@ both_modes! {
         let login = api(d.other_node("ada")).login("ada", PASSWORD).await.unwrap();
         connect(d.node("ada"), &login.token).await.unwrap().join(&room("club")).await.unwrap();
         assert_eq!(refused(d.node("ada"), &tokens.token).await.0, Some(CloseCode::Unauthorized));
+        d.stop().await;
+    }
+
+    async fn a_ticket_is_unique_works_once_on_any_node_and_only_as_a_ticket(d: Deployment) {
+        let tokens = register(&d, "ada").await;
+        // Two bought in the same second are two tickets.
+        let (first, second) = (buy_ticket(d.node("ada"), &tokens.token).await, buy_ticket(d.node("ada"), &tokens.token).await);
+        let (first, second) = (first.expect("a ticket"), second.expect("another"));
+        assert_ne!(first, second);
+        // Each opens one connection, through either node; then never again.
+        let mut opened = open_with_ticket(d.other_node("ada"), &first).await;
+        assert_eq!(opened.hello().user.as_str(), "ada");
+        opened.request(Ping {}).await.unwrap();
+        assert_eq!(refused_ticket(d.node("ada"), &first).await, Some(CloseCode::Unauthorized));
+        assert_eq!(refused_ticket(d.other_node("ada"), &first).await, Some(CloseCode::Unauthorized));
+        // A ticket is not a token: not as `?token=`, not as a Bearer.
+        let mut as_query = Options::new(format!("{}/?token={second}", d.node("ada").url()), "", Codec::Json);
+        as_query.request_timeout = WAIT;
+        let refused_query = match Client::connect(as_query).await {
+            Err(hearth_cli::ClientError::Closed(Some(close))) => close.hearth_code(),
+            other => panic!("a ticket as ?token= is refused, not {:?}", other.map(|_| ())),
+        };
+        assert_eq!(refused_query, Some(CloseCode::Unauthorized));
+        assert_eq!(refused(d.node("ada"), &second).await.0, Some(CloseCode::Unauthorized));
+        // ... and still unspent: it opens its one connection.
+        open_with_ticket(d.node("ada"), &second).await.request(Ping {}).await.unwrap();
+        // A disabled account buys none.
+        let body = r#"{"name":"ada","reason":"spam"}"#;
+        let (status, _) = call(&d.nodes[0], "POST", "/admin/accounts/disable", Some(&operator_token()), body).await;
+        assert_eq!(status, 200);
+        for node in &d.nodes {
+            let refused = buy_ticket(node, &tokens.token).await.unwrap_err();
+            assert!(refused.starts_with("HTTP/1.1 403"), "{refused}");
+            assert!(refused.contains("disabled"), "{refused}");
+        }
         d.stop().await;
     }
 

@@ -96,6 +96,13 @@ pub trait AccountStore: Send + Sync + 'static {
         let _ = (name, limit);
         Box::pin(async { Ok(None) })
     }
+    /// Spends the ticket `id` (good for `ttl`) where every node sees it:
+    /// whether it was still unspent. `None` from a store only one node uses
+    /// (that node's own memory of spent tickets is the whole record).
+    fn spend_ticket(&self, id: String, ttl: Duration) -> StoreFuture<'_, Option<bool>> {
+        let _ = (id, ttl);
+        Box::pin(async { Ok(None) })
+    }
 }
 
 /// What a node hears of accounts changed elsewhere (cluster mode).
@@ -283,7 +290,13 @@ pub struct Accounts {
     /// A hash to verify against when the name has no account, so a guesser
     /// cannot tell names from the time the answer takes.
     decoy_hash: String,
+    /// Tickets spent on this node, by id, with when: each works once. Those
+    /// older than a ticket lives are forgotten as new ones come.
+    spent_tickets: dashmap::DashMap<String, std::time::Instant>,
 }
+
+/// How long a ticket is good for: the time to open a WebSocket with it.
+pub const TICKET_TTL: Duration = Duration::from_secs(30);
 
 impl Accounts {
     pub fn new(
@@ -304,6 +317,7 @@ impl Accounts {
             hashing: Semaphore::new(HASHING_AT_ONCE),
             attempts: governor::RateLimiter::keyed(quota),
             decoy_hash,
+            spent_tickets: dashmap::DashMap::new(),
         }
     }
 
@@ -325,6 +339,45 @@ impl Accounts {
             }
             (None, Some(_)) => Err(Refusal::SignedOut("this token's account no longer exists")),
             _ => Ok(()),
+        }
+    }
+
+    /// A one-use ticket for a connection of `token`'s user (`POST /ticket`),
+    /// and how long it is good for: never past the token, and only for an
+    /// account that may connect now.
+    pub async fn ticket(&self, token: &Verified) -> Result<(String, Duration), AccountError> {
+        self.admit(token).await.map_err(|refusal| match refusal {
+            Refusal::Disabled(why) => AccountError::Disabled(why),
+            Refusal::SignedOut(why) => AccountError::SignedOut(why.to_string()),
+            Refusal::Unavailable(detail) => AccountError::Unavailable(detail),
+        })?;
+        let ttl = TICKET_TTL.min(token.valid_for());
+        let (ticket, _) = auth::mint_ticket(&self.secret, &token.user, ttl, token.generation)
+            .map_err(|e| AccountError::Unavailable(e.to_string()))?;
+        Ok((ticket, ttl))
+    }
+
+    /// Spends the ticket `ticket` (verified): whether this is its first use,
+    /// on any node.
+    pub async fn spend_ticket(&self, ticket: &Verified) -> Result<bool, Refusal> {
+        /// Tickets remembered at most on one node: a bound on memory even
+        /// under a flood (past it, tickets are refused until old ones expire).
+        const MAX_REMEMBERED: usize = 100_000;
+        let Some(id) = ticket.id.clone() else { return Ok(false) };
+        let shared = self.store.spend_ticket(id.clone(), TICKET_TTL).await;
+        match shared.map_err(|e| Refusal::Unavailable(e.to_string()))? {
+            Some(first) => Ok(first),
+            None => {
+                let now = std::time::Instant::now();
+                if self.spent_tickets.len() > 1024 {
+                    self.spent_tickets.retain(|_, at| now.duration_since(*at) < TICKET_TTL * 2);
+                }
+                if self.spent_tickets.len() >= MAX_REMEMBERED {
+                    tracing::warn!("too many tickets in use at once; refusing this one");
+                    return Ok(false);
+                }
+                Ok(self.spent_tickets.insert(id, now).is_none())
+            }
         }
     }
 

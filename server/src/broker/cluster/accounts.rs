@@ -122,6 +122,21 @@ impl AccountStore for RedisAccounts {
         })
     }
 
+    fn spend_ticket(&self, id: String, ttl: std::time::Duration) -> StoreFuture<'_, Option<bool>> {
+        Box::pin(async move {
+            // Kept twice the ticket's life: by then it has expired anyway.
+            let cmd = redis::cmd("SET")
+                .arg(self.key("ticket", &id))
+                .arg(1)
+                .arg("NX")
+                .arg("PX")
+                .arg(ttl.as_millis() as u64 * 2)
+                .clone();
+            let set: Option<String> = self.shared.commands.query(&cmd).await.map_err(unavailable)?;
+            Ok(Some(set.is_some()))
+        })
+    }
+
     fn get(&self, name: UserId) -> StoreFuture<'_, Option<Account>> {
         Box::pin(async move {
             let key = self.key("user", name.as_str());
