@@ -221,6 +221,7 @@ fn reason_phrase(status: u16) -> &'static str {
         404 => "Not Found",
         409 => "Conflict",
         413 => "Content Too Large",
+        415 => "Unsupported Media Type",
         429 => "Too Many Requests",
         503 => "Service Unavailable",
         _ => "",
@@ -247,6 +248,19 @@ impl Endpoint {
         match self {
             Endpoint::Api { method, path, bearer, origin, head_bytes, content_length } => {
                 use tokio::io::AsyncReadExt as _;
+                // A page on a site the operator did not name never gets to use a
+                // member's password or refresh token here (CSRF), nor the
+                // operator's endpoints.
+                if let Some(origin) = origin.as_deref().filter(|o| !origin_allowed(o, &shared.config.allowed_origins)) {
+                    let message = format!("origin {origin:?} is not allowed here (see --allowed-origins)");
+                    let mut answer = HttpAnswer::new(
+                        403,
+                        "Forbidden",
+                        serde_json::json!({ "error": "forbidden", "message": message }).to_string(),
+                    );
+                    answer.content_type = "application/json";
+                    return answer;
+                }
                 // The head was only looked at (or is read again first): skip it.
                 let mut body = vec![0u8; head_bytes + content_length];
                 if io.read_exact(&mut body).await.is_err() {
@@ -444,6 +458,27 @@ fn judge_request(head: &str, head_bytes: usize) -> Opening {
     let has = |name: &str, token: &str| {
         header(name).is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
     };
+    // A body is framed by Content-Length only. Transfer-Encoding beside it, or
+    // two lengths that disagree, is how requests get smuggled past a proxy
+    // that reads them the other way: refused (RFC 9112, 6.1 and 6.3).
+    let mut lengths = head
+        .split("\r\n")
+        .skip(1)
+        .filter_map(|l| l.split_once(':'))
+        .filter(|(k, _)| k.trim().eq_ignore_ascii_case("content-length"))
+        .flat_map(|(_, v)| v.split(','))
+        .map(str::trim);
+    let first_length = lengths.next();
+    if lengths.any(|other| Some(other) != first_length) {
+        return Opening::Answer(HttpAnswer::new(400, "Bad Request", "Content-Length is given twice, differently\n"));
+    }
+    if header("transfer-encoding").is_some() {
+        return Opening::Answer(if first_length.is_some() {
+            HttpAnswer::new(400, "Bad Request", "a request may not carry both Content-Length and Transfer-Encoding\n")
+        } else {
+            HttpAnswer::new(501, "Not Implemented", "Transfer-Encoding is not accepted here; send Content-Length\n")
+        });
+    }
     if !has("upgrade", "websocket") {
         let about = "This is a Hearth chat server. It speaks WebSocket here: connect with the subprotocol \
                      hearth.v1.msgpack or hearth.v1.json and a token (Authorization: Bearer TOKEN, or ?token=). \
@@ -461,7 +496,21 @@ fn judge_request(head: &str, head_bytes: usize) -> Opening {
                 Opening::Endpoint(Endpoint::Preflight { origin: header("origin") })
             }
             (method, path) if crate::accounts::api::serves(path) => {
-                let content_length = match header("content-length").map(|v| v.parse::<usize>()) {
+                // JSON only: a form on any site may post text/plain without a
+                // preflight, JSON it may not.
+                let json = header("content-type").is_some_and(|t| {
+                    t.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
+                });
+                if method == "POST" && !json {
+                    let mut answer = HttpAnswer::new(
+                        415,
+                        "Unsupported Media Type",
+                        r#"{"error":"bad_request","message":"send the body as Content-Type: application/json"}"#,
+                    );
+                    answer.content_type = "application/json";
+                    return Opening::Answer(answer);
+                }
+                let content_length = match first_length.map(|v| v.parse::<usize>()) {
                     None => 0,
                     Some(Ok(n)) if n <= MAX_API_BODY => n,
                     Some(Ok(_)) => {

@@ -355,13 +355,61 @@ async fn the_endpoints_answer_bad_requests_plainly() {
         assert!(answer["message"].as_str().is_some_and(|m| !m.is_empty()), "{answer}");
     }
     // A body over 8 KiB is refused unread.
-    let big = format!("POST /auth/login HTTP/1.1\r\ncontent-length: 9000\r\n\r\n{}", "x".repeat(100));
+    let big = format!(
+        "POST /auth/login HTTP/1.1\r\ncontent-type: application/json\r\ncontent-length: 9000\r\n\r\n{}",
+        "x".repeat(100)
+    );
     assert!(http(&server, &big).await.starts_with("HTTP/1.1 413"));
     // The account still logs in; the server still serves.
     let mut ada = connect(&server, &api(&server).login("ada", PASSWORD).await.unwrap().token).await.unwrap();
     create_room(&ada, "still", None).await.unwrap();
     ada.join(&room("still")).await.unwrap();
     still_serving(&mut ada, &room("still"), 2).await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cross_site_and_ambiguous_requests_to_the_endpoints_are_refused() {
+    let mut config: Config = test_config(Storage::Ephemeral { history_limit: 100 });
+    config.accounts.registration = hearth_server::accounts::Registration::Open;
+    config.allowed_origins = vec!["https://chat.example.org".into()];
+    let server = TestServer::start(config).await;
+    api(&server).register("ada", PASSWORD, None).await.unwrap();
+    let login = format!(r#"{{"name":"ada","password":"{PASSWORD}"}}"#);
+    let post = |headers: &str, body: &str| {
+        format!("POST /auth/login HTTP/1.1\r\nhost: hearth\r\n{headers}\r\n{body}", body = body)
+    };
+    let length = format!("content-length: {}\r\n", login.len());
+    let json = "content-type: application/json\r\n";
+    // (what, headers, the status expected)
+    let cases = [
+        // A form on any site can send text/plain without a preflight.
+        ("JSON as text/plain", format!("content-type: text/plain\r\n{length}"), 415),
+        ("no content type", length.clone(), 415),
+        ("a foreign origin", format!("{json}{length}origin: https://evil.example\r\n"), 403),
+        ("both framings", format!("{json}{length}transfer-encoding: chunked\r\n"), 400),
+        ("two lengths", format!("{json}{length}content-length: 3\r\n"), 400),
+        ("two lengths in one", format!("{json}content-length: {}, 3\r\n", login.len()), 400),
+        ("chunked alone", format!("{json}transfer-encoding: chunked\r\n"), 501),
+        ("the operator's site", format!("{json}{length}origin: https://chat.example.org\r\n"), 200),
+        ("the same length twice", format!("{json}{length}{length}"), 200),
+        ("JSON with a charset", format!("content-type: application/json; charset=utf-8\r\n{length}"), 200),
+    ];
+    for (what, headers, status) in cases {
+        let answer = http(&server, &post(&headers, &login)).await;
+        let got: u16 = answer.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+        assert_eq!(got, status, "{what}: {answer}");
+        assert_eq!(answer.contains("refresh_token"), status == 200, "{what}: tokens only when allowed: {answer}");
+    }
+    // The operator's endpoints too.
+    let disable = r#"{"name":"ada"}"#;
+    let from_elsewhere = format!(
+        "POST /admin/accounts/disable HTTP/1.1\r\nauthorization: Bearer {}\r\norigin: https://evil.example\r\n{json}content-length: {}\r\n\r\n{disable}",
+        operator_token(),
+        disable.len()
+    );
+    assert!(http(&server, &from_elsewhere).await.starts_with("HTTP/1.1 403"));
+    api(&server).login("ada", PASSWORD).await.expect("ada was not disabled");
     server.stop().await;
 }
 
