@@ -11,6 +11,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
+use tokio::io::AsyncBufReadExt as _;
 use tokio::process::{Child, Command};
 
 /// Bound on waiting for a Redis to start or to form a cluster.
@@ -124,6 +125,26 @@ impl RedisServer {
         }
     }
 
+    /// Starts watching every command the server runs (`MONITOR`), scripts'
+    /// own calls included.
+    pub async fn monitor(&self) -> Monitor {
+        let mut child = Command::new("redis-cli")
+            .arg("-p")
+            .arg(self.port.to_string())
+            .arg("monitor")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| panic!("{INSTALL_HINT} ({e})"));
+        let mut lines = tokio::io::BufReader::new(child.stdout.take().expect("piped")).lines();
+        // MONITOR answers OK once it is watching.
+        let ok = tokio::time::timeout(START_WAIT, lines.next_line()).await;
+        assert!(matches!(ok, Ok(Ok(Some(ref l))) if l.trim() == "OK"), "MONITOR did not start: {ok:?}");
+        Monitor { port: self.port, _child: child, lines }
+    }
+
     /// Kills the server at once (SIGKILL): what an acknowledged write survives
     /// depends on its persistence.
     pub async fn kill(&mut self) {
@@ -177,6 +198,37 @@ async fn redis_cli(port: u16, args: &[&str]) -> Option<String> {
         _ => return None,
     };
     output.status.success().then(|| String::from_utf8_lossy(&output.stdout).trim().to_string())
+}
+
+/// The commands a Redis ran while watched ([`RedisServer::monitor`]).
+pub struct Monitor {
+    port: u16,
+    _child: Child,
+    lines: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+}
+
+impl Monitor {
+    /// Every command seen since the watch began (or the last call), up to
+    /// now: each as MONITOR prints it (`TIME [DB SOURCE] "cmd" "arg" ...`,
+    /// SOURCE `lua` for a script's own calls).
+    pub async fn seen(&mut self) -> Vec<String> {
+        let mut marker = [0u8; 8];
+        getrandom::fill(&mut marker).expect("random");
+        let marker = format!("end-of-watch-{}", u64::from_le_bytes(marker));
+        redis_cli(self.port, &["ECHO", &marker]).await.expect("ECHO answers");
+        let mut seen = Vec::new();
+        let read = async {
+            while let Ok(Some(line)) = self.lines.next_line().await {
+                if line.contains(&marker) {
+                    return true;
+                }
+                seen.push(line);
+            }
+            false
+        };
+        assert!(tokio::time::timeout(START_WAIT, read).await == Ok(true), "MONITOR stopped before {marker}");
+        seen
+    }
 }
 
 /// A Redis Cluster of three masters (no replicas) on loopback.
