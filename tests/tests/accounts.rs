@@ -200,7 +200,7 @@ both_modes! {
         let (first, second) = (first.expect("a ticket"), second.expect("another"));
         assert_ne!(first, second);
         // Each opens one connection, through either node; then never again.
-        let mut opened = open_with_ticket(d.other_node("ada"), &first).await;
+        let opened = open_with_ticket(d.other_node("ada"), &first).await;
         assert_eq!(opened.hello().user.as_str(), "ada");
         opened.request(Ping {}).await.unwrap();
         assert_eq!(refused_ticket(d.node("ada"), &first).await, Some(CloseCode::Unauthorized));
