@@ -307,6 +307,9 @@ impl Client {
         if let (Some(room), Some(seq)) = (event.room(), seq) {
             if let Some(position) = self.positions.get_mut(room) {
                 position.seq = seq;
+                if let Event::Truncated(t) = event {
+                    position.epoch = t.epoch;
+                }
             }
         }
         // Removed (left elsewhere, kicked, banned): nothing to resume there; a

@@ -8,7 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{ClientMsgId, Emoji, Millis, Note, PinId, Role, RoomId, Seq, ShortText, Text, UserId};
+use crate::ids::{ClientMsgId, Emoji, Epoch, Millis, Note, PinId, Role, RoomId, Seq, ShortText, Text, UserId};
 use crate::ops::{ModAction, PinnedNote, RoomSettings};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -455,6 +455,10 @@ pub struct JoinDecisionEvent {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TruncatedEvent {
     pub room: RoomId,
+    /// The room's epoch from here on: a new one when the room was made again
+    /// (a cluster's Redis lost it), so a resume from `next - 1` needs nothing
+    /// else.
+    pub epoch: Epoch,
     /// The last event delivered before the hole.
     pub after: Seq,
     /// The next event that will be delivered.

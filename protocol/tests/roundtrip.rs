@@ -272,7 +272,7 @@ fn sample_events() -> Vec<Event> {
             by: user("ada"),
             reason: short("not now"),
         }),
-        Event::Truncated(TruncatedEvent { room: r(), after: Seq(3), next: Seq(9) }),
+        Event::Truncated(TruncatedEvent { room: r(), epoch: Epoch(7), after: Seq(3), next: Seq(9) }),
     ]
 }
 

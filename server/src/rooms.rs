@@ -21,7 +21,7 @@ use hearth_protocol::codec::encode_reply;
 use hearth_protocol::event::TruncatedEvent;
 use hearth_protocol::ops::{Joined, MemberInfo, ResumeMode, RoomSummary};
 use hearth_protocol::{
-    ErrorBody, ErrorCode, Event, Millis, Note, Position, RequestId, Role, RoomId, Seq, UserId, limits,
+    Epoch, ErrorBody, ErrorCode, Event, Millis, Note, Position, RequestId, Role, RoomId, Seq, UserId, limits,
 };
 use tokio::sync::{Notify, OnceCell};
 use tokio::time::Instant;
@@ -163,8 +163,10 @@ impl Inner {
         }
     }
 
-    fn tell_truncated(&self, room: &RoomId, after: Seq, next: Seq) {
-        let event = Event::Truncated(TruncatedEvent { room: room.clone(), after, next });
+    /// Tells the receivers that the events after `after` and before `next`
+    /// are gone; `epoch` is the room's from here on.
+    fn tell_truncated(&self, room: &RoomId, epoch: Epoch, after: Seq, next: Seq) {
+        let event = Event::Truncated(TruncatedEvent { room: room.clone(), epoch, after, next });
         for sub in &self.subscribers {
             let _ = sub.out.push(event_frame(sub.codec, &event));
         }
@@ -217,6 +219,10 @@ impl Room {
 
     pub fn position(&self) -> Position {
         self.lock().state.position()
+    }
+
+    fn epoch(&self) -> Epoch {
+        self.lock().state.record.epoch
     }
 
     pub fn is_member(&self, user: &UserId) -> bool {
@@ -422,7 +428,7 @@ impl Room {
         // with; within one epoch the head never goes back.
         let head = if load.record.epoch == inner.state.record.epoch { load.head.max(after) } else { load.head };
         tracing::warn!(room = %self.id, %after, next = %head.next(), "history lost; receivers told truncated");
-        inner.tell_truncated(&self.id, after, head.next());
+        inner.tell_truncated(&self.id, load.record.epoch, after, head.next());
         match RoomState::restore(load.record, load.members, load.pins, &load.rows, head, load.last_ts) {
             Ok(state) => inner.state = state,
             Err(error) => {
@@ -564,14 +570,19 @@ impl Room {
                         let inner = self.lock();
                         inner.recent.front().map_or(inner.state.head.next(), |e| e.seq)
                     };
-                    if conn.out.push_wait(truncated_frame(conn, &self.id, after, next)).await.is_err() {
+                    if conn.out.push_wait(truncated_frame(conn, &self.id, self.epoch(), after, next)).await.is_err() {
                         return Ok(());
                     }
                     after = Seq(next.0 - 1);
                     continue;
                 }
                 Some(first) if first.seq != after.next() => {
-                    if conn.out.push_wait(truncated_frame(conn, &self.id, after, first.seq)).await.is_err() {
+                    if conn
+                        .out
+                        .push_wait(truncated_frame(conn, &self.id, self.epoch(), after, first.seq))
+                        .await
+                        .is_err()
+                    {
                         return Ok(());
                     }
                 }
@@ -704,8 +715,14 @@ fn push_reply(conn: &Conn, id: RequestId, joined: &Joined) {
     let _ = conn.out.push(frame_message(conn.codec, encode_reply(conn.codec, id, joined)));
 }
 
-fn truncated_frame(conn: &Conn, room: &RoomId, after: Seq, next: Seq) -> tokio_tungstenite::tungstenite::Message {
-    event_frame(conn.codec, &Event::Truncated(TruncatedEvent { room: room.clone(), after, next }))
+fn truncated_frame(
+    conn: &Conn,
+    room: &RoomId,
+    epoch: Epoch,
+    after: Seq,
+    next: Seq,
+) -> tokio_tungstenite::tungstenite::Message {
+    event_frame(conn.codec, &Event::Truncated(TruncatedEvent { room: room.clone(), epoch, after, next }))
 }
 
 fn no_message(room: &RoomId, seq: Seq) -> ErrorBody {

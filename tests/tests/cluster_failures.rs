@@ -206,6 +206,7 @@ async fn redis_restarted_empty_gives_the_room_a_new_epoch_and_members_a_truncate
     };
     assert_eq!(truncated.room, r);
     assert!(truncated.next.0 > old.seq.0, "seq goes on after {old:?}: {truncated:?}");
+    assert_ne!(truncated.epoch, old.epoch, "the event carries the room's new epoch");
     // The room is there again, with its members, and goes on.
     let (after, _) = send_until_stored(&ada, &r, "new").await;
     assert!(after.seq.0 > old.seq.0, "no seq is reused: {after:?} after {old:?}");
@@ -216,6 +217,16 @@ async fn redis_restarted_empty_gives_the_room_a_new_epoch_and_members_a_truncate
     let joined = again.join_since(&r, Some(old)).await.unwrap();
     assert_ne!(joined.room.epoch, old.epoch);
     assert_eq!(joined.resume, hearth_protocol::ops::ResumeMode::Truncated);
+    assert_eq!(joined.room.epoch, truncated.epoch);
+    // bo, who stayed connected through it, resumes from where the events
+    // left him, with no join or history first: nothing is missing.
+    let here = bo.position(&r).unwrap();
+    assert_eq!(here.epoch, truncated.epoch);
+    ada.send(&r, "while bo reconnects").await.unwrap();
+    let mut resumed = b.client("bo", Codec::Json).await;
+    let joined = resumed.join_since(&r, Some(here)).await.unwrap();
+    assert_eq!(joined.resume, hearth_protocol::ops::ResumeMode::Replay);
+    assert_eq!(collect_messages(&mut resumed, &r, 1).await.unwrap()[0].1, "while bo reconnects");
     a.stop().await;
     b.stop().await;
 }

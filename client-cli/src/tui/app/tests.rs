@@ -338,7 +338,12 @@ fn the_input_line_sends_runs_commands_and_completes() {
 #[test]
 fn a_gap_and_a_truncated_resume_are_said_plainly() {
     let mut app = cameras();
-    app.on_net(Net::Event(Event::Truncated(TruncatedEvent { room: rid("cameras"), after: Seq(3), next: Seq(40) })));
+    app.on_net(Net::Event(Event::Truncated(TruncatedEvent {
+        room: rid("cameras"),
+        epoch: hearth_protocol::Epoch(1),
+        after: Seq(3),
+        next: Seq(40),
+    })));
     assert!(screen(&app, 80, 24).contains("events #4–#39 are no longer held by the server"));
     app.on_net(Net::Resumed { truncated: vec![rid("cameras")] });
     assert!(screen(&app, 120, 24).contains("reconnected; some events missed meanwhile are no longer held"));
