@@ -149,13 +149,16 @@ pub enum Change {
 }
 
 /// Who may receive an event: every member, or (a join request, a denial, an
-/// invite made or revoked) only welcomers and above. Others never get it —
-/// live, in a replay or in history — so their seqs skip it.
+/// invite made or revoked, a held post and its dropping) only welcomers and
+/// above. Others never get it — live, in a replay or in history — so their
+/// seqs skip it. A held post's author is not told it was dropped, as nobody
+/// below welcomer was told it was held.
 pub fn audience(event: &Event) -> Role {
     match event {
         Event::JoinRequest(_) | Event::Ack(_) | Event::Prompt(_) | Event::Held(_) => Role::Welcomer,
         Event::Moderation(e)
-            if matches!(e.action, ModAction::Reject | ModAction::CreateInvite | ModAction::RevokeInvite) =>
+            if matches!(e.action, ModAction::Reject | ModAction::CreateInvite | ModAction::RevokeInvite)
+                || e.held.is_some() =>
         {
             Role::Welcomer
         }

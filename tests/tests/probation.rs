@@ -59,9 +59,23 @@ both_modes_timed! {
         assert_eq!(code(ada.request(release("c4", true, "")).await), ErrorCode::NoSuchTarget);
         let log = ada.request(ModLog { room: room("careful"), before: None, limit: None }).await.unwrap();
         assert!(log.entries.iter().any(|e| e.action == ModAction::Delete && e.reason.as_str() == "no selling"));
+        // The moderators see it dropped; the author is not told, live or in history.
+        let dropped = |e: &Event| matches!(e, Event::Moderation(m) if m.held.is_some());
+        until_event(&mut ada, "the drop", dropped).await;
         // Three days on, cy is no newcomer: links go straight through.
         d.advance(Duration::from_secs(3 * 86_400));
         assert!(!cy.request(post("careful", "https://example.org/roll2", "c5")).await.unwrap().held);
+        let c5 = |e: &Event| matches!(e, Event::Message(m) if m.cmid.as_str() == "c5");
+        loop {
+            let event = cy.next_event_within(WAIT).await.unwrap().expect("cy's own post");
+            assert!(!dropped(&event), "the author of a dropped post is not told: {event:?}");
+            if c5(&event) {
+                break;
+            }
+        }
+        let history = cy.history_all(&room("careful")).await.unwrap();
+        assert!(!history.iter().any(dropped), "nor does cy's history show it");
+        assert!(ada.history_all(&room("careful")).await.unwrap().iter().any(dropped), "moderators' does");
         cy.request(post("careful", "and again", "c6")).await.unwrap();
         d.stop().await;
     }
