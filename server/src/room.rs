@@ -594,7 +594,12 @@ impl RoomState {
 
     /// The rules: the pin titled "Rules" (any case), if there is one.
     pub fn rules(&self) -> Option<&PinnedNote> {
-        self.pins.iter().find(|p| p.title.as_ref().is_some_and(|t| t.as_str().eq_ignore_ascii_case("rules")))
+        self.pin_titled("rules")
+    }
+
+    /// The pin whose title is `title` in any case: a room holds at most one.
+    fn pin_titled(&self, title: &str) -> Option<&PinnedNote> {
+        self.pins.iter().find(|p| p.title.as_ref().is_some_and(|t| same_title(t.as_str(), title)))
     }
 
     pub fn position(&self) -> Position {
@@ -740,11 +745,27 @@ impl RoomState {
     ) -> Result<Draft, ErrorBody> {
         self.require_role(user, permissions::least_role(permissions::Action::Pin), "pin", now)?;
         let title = title.filter(|t| !t.as_str().is_empty());
+        let titled = title.as_ref().and_then(|t| self.pin_titled(t.as_str()));
         let replaced = match edit {
-            Some(id) => Some(self.pins.iter().find(|p| p.pin == id).ok_or_else(|| {
-                ErrorBody::new(ErrorCode::NoSuchTarget, format!("room {} has no pin {}", self.record.room, id.0))
-            })?),
-            None => title.as_ref().and_then(|t| self.pins.iter().find(|p| p.title.as_ref() == Some(t))),
+            Some(id) => {
+                let edited = self.pins.iter().find(|p| p.pin == id).ok_or_else(|| {
+                    ErrorBody::new(ErrorCode::NoSuchTarget, format!("room {} has no pin {}", self.record.room, id.0))
+                })?;
+                // Retitled as another note is titled: two notes would answer to it.
+                if let Some(other) = titled.filter(|other| other.pin != edited.pin) {
+                    return Err(ErrorBody::new(
+                        ErrorCode::AlreadyExists,
+                        format!(
+                            "pin {} is titled {:?} already; edit that one, or pick another title",
+                            other.pin.0,
+                            other.title.as_ref().map_or("", |t| t.as_str())
+                        ),
+                    ));
+                }
+                Some(edited)
+            }
+            // The same title in any case is the same note ("Rules", "RULES").
+            None => titled,
         };
         // An edit keeps the note's title unless given a new one.
         let title = title.or_else(|| edit.and(replaced).and_then(|r| r.title.clone()));
@@ -795,6 +816,12 @@ impl RoomState {
         });
         Ok(Draft { event, requires: Requires::RoleAtLeast(user.clone(), Role::Moderator), cmid: None })
     }
+}
+
+/// Whether two pin titles name the same note: equal but for case, in any
+/// script ("Rules" and "RULES" are one rules note).
+pub fn same_title(a: &str, b: &str) -> bool {
+    a.chars().flat_map(char::to_lowercase).eq(b.chars().flat_map(char::to_lowercase))
 }
 
 /// A new room: its record and its first event, the owner joining.

@@ -64,6 +64,26 @@ both_modes! {
         let bo_info = list.members.iter().find(|m| m.user.as_str() == "bo").unwrap();
         assert_eq!(bo_info.rules_acked, Some(2));
         assert!(bo_info.newcomer, "joined minutes ago");
+        // "RULES" is the same note as "Rules": its next version, not a second
+        // rules note beside it, so the acknowledgement is asked for again.
+        let shouted = pin(&ada, "ruled", "RULES", "Be kind. No gear wars. No selling.", None).await;
+        assert_eq!(shouted.version, 3);
+        assert_eq!(code(bo.send(&room("ruled"), "still?").await), ErrorCode::AckRequired);
+        bo.request(AckRules { room: room("ruled"), version: 3 }).await.unwrap();
+        bo.send(&room("ruled"), "understood").await.unwrap();
+        // Nor can another note be retitled into a second one.
+        let faq = pin(&ada, "ruled", "FAQ", "Meetups on Sundays.", None).await;
+        let retitle = AddPin {
+            room: room("ruled"),
+            seq: None,
+            note: Some(Note::new("Sundays").unwrap()),
+            title: Some(short("rules")),
+            edit: Some(faq.pin),
+        };
+        assert_eq!(code(ada.request(retitle).await), ErrorCode::AlreadyExists);
+        let mut dee = d.client("dee", Codec::Json).await;
+        let joined = dee.join(&room("ruled")).await.unwrap();
+        assert_eq!(titles(&joined.pins), ["RULES v3", "FAQ v1"], "one rules note");
         d.stop().await;
     }
 }
