@@ -667,6 +667,10 @@ pub struct Versions {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VersionList {
     pub versions: Vec<Version>,
+    /// More follow than fit in one frame (the largest a server sends): act
+    /// on these, then ask again.
+    #[serde(default)]
+    pub more: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -783,6 +787,10 @@ pub struct JoinRequestInfo {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JoinRequestList {
     pub requests: Vec<JoinRequestInfo>,
+    /// More follow than fit in one frame (the largest a server sends): act
+    /// on these, then ask again.
+    #[serde(default)]
+    pub more: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -887,6 +895,10 @@ pub struct HeldPost {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HeldList {
     pub held: Vec<HeldPost>,
+    /// More follow than fit in one frame (the largest a server sends): act
+    /// on these, then ask again.
+    #[serde(default)]
+    pub more: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -397,6 +397,7 @@ fn every_reply_type_round_trips_in_both_codecs() {
     });
     reply_round_trip::<JoinRequests>(JoinRequestList {
         requests: vec![JoinRequestInfo { user: user("cy"), note: Note::new("hi").unwrap(), at: ts }],
+        more: true,
     });
     reply_round_trip::<CreateInvite>(Invite {
         code: "k3y".into(),

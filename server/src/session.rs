@@ -424,8 +424,25 @@ impl Session {
     }
 
     async fn reply<T: Serialize>(&self, id: RequestId, body: &T) {
-        let frame = frame_message(self.conn.codec, encode_reply(self.conn.codec, id, body));
-        let _ = self.conn.out.push_wait(frame).await;
+        let codec = self.conn.codec;
+        let mut bytes = encode_reply(codec, id, body);
+        if bytes.len() > limits::MAX_SERVER_FRAME_BYTES {
+            // Lists that can grow are cut to fit (`fit_in_frame`); this is the
+            // backstop for the rest: a clear refusal, never a frame the client
+            // must drop (or a connection closed without a word).
+            let error = ErrorBody::new(
+                ErrorCode::LimitReached,
+                format!(
+                    "the answer would be {} bytes in {}, over the {} a frame may hold; ask for less",
+                    bytes.len(),
+                    codec.subprotocol(),
+                    limits::MAX_SERVER_FRAME_BYTES
+                ),
+            );
+            tracing::info!(conn = self.conn.id.0, bytes = bytes.len(), "a reply too large for a frame was refused");
+            bytes = encode_error(codec, id, &error);
+        }
+        let _ = self.conn.out.push_wait(frame_message(codec, bytes)).await;
     }
 
     async fn reply_error(&self, id: RequestId, error: &ErrorBody) {
@@ -573,6 +590,8 @@ impl Session {
             events.push(event);
         }
         self.overlay(room, &mut events).await?;
+        // Replies of 8 KiB of control characters are 48 KiB each in JSON.
+        let more = fit_in_frame(self.conn.codec, &mut events) || more;
         let oldest = broker.oldest(room.id.clone()).await.map_err(|e| e.to_error())?;
         Ok(HistoryPage { room: room.id.clone(), epoch: room.position().epoch, events, more, oldest })
     }
@@ -653,8 +672,9 @@ impl Session {
             Op::CreateRoom(args) => self.create_room(id, args).await?,
             Op::ListRooms(args) => {
                 let limit = args.limit.unwrap_or(limits::DEFAULT_ROOM_PAGE).clamp(1, limits::MAX_ROOM_PAGE);
-                let (rooms, more) = self.shared.registry.list_for(&user, args.after, usize::from(limit)).await?;
-                self.reply(id, &RoomList { rooms, more }).await;
+                let (mut rooms, more) = self.shared.registry.list_for(&user, args.after, usize::from(limit)).await?;
+                let cut = fit_in_frame(self.conn.codec, &mut rooms);
+                self.reply(id, &RoomList { rooms, more: more || cut }).await;
             }
             Op::Join(args) => self.join(id, args).await?,
             Op::Leave(args) => {
@@ -696,8 +716,9 @@ impl Session {
             }
             Op::HeldPosts(args) => {
                 let room = self.member_room(&args.room).await?;
-                let held = room.decide(|s| s.held_posts(&user, now))?;
-                self.reply(id, &HeldList { held }).await;
+                let mut held = room.decide(|s| s.held_posts(&user, now))?;
+                let more = fit_in_frame(self.conn.codec, &mut held);
+                self.reply(id, &HeldList { held, more }).await;
             }
             Op::Release(args) => {
                 let room = self.member_room(&args.room).await?;
@@ -867,7 +888,8 @@ impl Session {
                 let original = self.original_text(&room, args.target).await?;
                 let mut versions = vec![Version { text: original, at: target.ts }];
                 versions.extend(notes.versions.into_iter().map(|(_, v)| Version { text: v.text, at: v.at }));
-                self.reply(id, &VersionList { versions }).await;
+                let more = fit_in_frame(self.conn.codec, &mut versions);
+                self.reply(id, &VersionList { versions, more }).await;
             }
             Op::ThreadHistory(args) => {
                 let room = self.member_room(&args.room).await?;
@@ -882,8 +904,9 @@ impl Session {
             }
             Op::JoinRequests(args) => {
                 let room = self.room(&args.room).await?;
-                let requests = room.decide(|s| s.join_requests(&user, now))?;
-                self.reply(id, &JoinRequestList { requests }).await;
+                let mut requests = room.decide(|s| s.join_requests(&user, now))?;
+                let more = fit_in_frame(self.conn.codec, &mut requests);
+                self.reply(id, &JoinRequestList { requests, more }).await;
             }
             Op::DecideJoin(args) => {
                 let room = self.room(&args.room).await?;
@@ -1116,12 +1139,33 @@ impl Session {
             }
             events.push(event);
         }
+        self.overlay(room, &mut events).await?;
+        if bytes > PAGE_BYTES / 2 {
+            // What messages are now (reactions, replies) adds to each: measured
+            // again, keeping the end the client asked from.
+            more |= fit_in_frame(self.conn.codec, &mut events);
+        }
         if after.is_none() {
             events.reverse();
         }
-        self.overlay(room, &mut events).await?;
         Ok(HistoryPage { room: room.id.clone(), epoch: position.epoch, events, more, oldest })
     }
+}
+
+/// Keeps the leading `items` whose encodings in `codec` fit in a page
+/// (`PAGE_BYTES`: a frame, less room for the reply around them); says whether
+/// any were left out. JSON can make a text six times its MessagePack size
+/// (control characters escaped), so the measure is the connection's codec.
+fn fit_in_frame<T: Serialize>(codec: Codec, items: &mut Vec<T>) -> bool {
+    let mut bytes = 0;
+    for (kept, item) in items.iter().enumerate() {
+        bytes += codec.encode_value(item).len();
+        if bytes > PAGE_BYTES && kept > 0 {
+            items.truncate(kept);
+            return true;
+        }
+    }
+    false
 }
 
 /// A fresh id for a prompt: random, below 2^53 so JavaScript reads it exactly.
