@@ -1281,7 +1281,7 @@ async fn write_loop(mut sink: Sink, out: Arc<Outbound>, config: WriterConfig, co
             let bytes: usize = batch.iter().map(Message::len).sum();
             let write = async {
                 for message in batch.drain(..) {
-                    sink.feed(message).await?;
+                    feed_in_fragments(&mut sink, message).await?;
                 }
                 sink.flush().await
             };
@@ -1315,6 +1315,43 @@ async fn write_loop(mut sink: Sink, out: Arc<Outbound>, config: WriterConfig, co
             return;
         }
     }
+}
+
+/// Largest WebSocket frame the writer sends: a message larger than this (a
+/// page of history, a long list) goes as a fragmented message of frames this
+/// size. The socket library copies each frame into a buffer it never shrinks,
+/// so a connection that once got a 1 MiB page whole would keep 1 MiB for the
+/// rest of its life; in fragments it keeps about its write threshold (64 KiB,
+/// `transport::websocket_config`) plus one fragment, and a peer that stops
+/// reading holds the rest in the outbound queue, within its bound.
+const FRAGMENT_BYTES: usize = 32 * 1024;
+
+/// Feeds `message` to the socket, as one frame or, past [`FRAGMENT_BYTES`], as
+/// consecutive fragments of it (RFC 6455, 5.4; every WebSocket client
+/// reassembles them). Fragments are slices of the one encoded message.
+async fn feed_in_fragments(sink: &mut Sink, message: Message) -> Result<(), tungstenite::Error> {
+    use tungstenite::protocol::frame::Frame;
+    use tungstenite::protocol::frame::coding::{Data, OpCode};
+    if message.len() <= FRAGMENT_BYTES {
+        return sink.feed(message).await;
+    }
+    let (payload, first): (bytes::Bytes, _) = match message {
+        Message::Binary(bytes) => (bytes, Data::Binary),
+        // A fragment may end inside a character: UTF-8 holds for the whole
+        // message, which is what a client checks.
+        Message::Text(text) => (text.into(), Data::Text),
+        other => return sink.feed(other).await,
+    };
+    let mut opcode = OpCode::Data(first);
+    let mut start = 0;
+    while start < payload.len() {
+        let end = (start + FRAGMENT_BYTES).min(payload.len());
+        let frame = Frame::message(payload.slice(start..end), opcode, end == payload.len());
+        sink.feed(Message::Frame(frame)).await?;
+        opcode = OpCode::Data(Data::Continue);
+        start = end;
+    }
+    Ok(())
 }
 
 /// Frames of room a writer's buffer keeps between writes: what one wake-up of a
