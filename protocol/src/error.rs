@@ -54,10 +54,15 @@ pub enum ErrorCode {
     Unauthorized,
     /// The room asks members to acknowledge its rules (`ack_rules`) before posting.
     AckRequired,
+    /// The server sent the write on and got no answer in time (a cluster's
+    /// Redis stalled or went away mid-call): it may or may not have taken
+    /// effect. Retry after `retry_after_ms`; a `send` with the same `cmid` is
+    /// stored once either way.
+    OutcomeUnknown,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 21] = [
+    pub const ALL: [ErrorCode; 22] = [
         ErrorCode::BadRequest,
         ErrorCode::UnknownOp,
         ErrorCode::Unsupported,
@@ -79,6 +84,7 @@ impl ErrorCode {
         ErrorCode::LimitReached,
         ErrorCode::Unauthorized,
         ErrorCode::AckRequired,
+        ErrorCode::OutcomeUnknown,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -104,12 +110,20 @@ impl ErrorCode {
             ErrorCode::LimitReached => "limit_reached",
             ErrorCode::Unauthorized => "unauthorized",
             ErrorCode::AckRequired => "ack_required",
+            ErrorCode::OutcomeUnknown => "outcome_unknown",
         }
     }
 
     /// Whether sending the same request again later can succeed.
     pub fn retryable(self) -> bool {
-        matches!(self, ErrorCode::RateLimited | ErrorCode::SlowMode | ErrorCode::Overloaded | ErrorCode::Internal)
+        matches!(
+            self,
+            ErrorCode::RateLimited
+                | ErrorCode::SlowMode
+                | ErrorCode::Overloaded
+                | ErrorCode::Internal
+                | ErrorCode::OutcomeUnknown
+        )
     }
 }
 

@@ -58,6 +58,13 @@ impl Default for RoomLimits {
     }
 }
 
+/// How long a request waits for this node's copy of a room to reach the
+/// order's position by itself (an event ordered through another node arrives
+/// within a millisecond or two) before reading the rest from history.
+const CATCH_UP_NUDGE: Duration = Duration::from_millis(100);
+/// How long it then waits for the copy to catch up before being refused.
+pub const CATCH_UP_WAIT: Duration = Duration::from_secs(2);
+
 /// Events fetched per history read during a catch-up or a repair.
 const PAGE: usize = 256;
 /// Events held back while a gap before them is repaired; past this the newest are
@@ -904,6 +911,37 @@ impl Registry {
                 Err(error.to_error())
             }
         }
+    }
+
+    /// The room as its order stands now: loaded and — where a node's copy may
+    /// trail the order (a cluster) — once the copy has applied every event
+    /// ordered before this call, through whichever node. What a request then
+    /// reads or decides on includes every change acknowledged before it was
+    /// sent (a ban, a membership, a message): read your writes, across nodes.
+    /// One read of the order's position in a cluster; nothing on one node.
+    pub async fn current(&self, room: &RoomId) -> Result<Arc<Room>, ErrorBody> {
+        let loaded = self.get(room).await?;
+        if !self.broker.copies_trail() {
+            return Ok(loaded);
+        }
+        // None: Redis lost the room a moment ago; the copy is what there is.
+        let Some(order) = self.broker.order_position(room.clone()).await.map_err(|e| e.to_error())? else {
+            return Ok(loaded);
+        };
+        let reached = |s: &RoomState| s.record.epoch == order.epoch && s.head >= order.seq;
+        if tokio::time::timeout(CATCH_UP_NUDGE, loaded.wait_for(reached)).await.is_err() {
+            // Not there by now: the event on its way may have been lost;
+            // read what is missing from history instead of waiting for a probe.
+            loaded.resync(Some(order), true);
+            tokio::time::timeout(CATCH_UP_WAIT, loaded.wait_for(reached)).await.map_err(|_| {
+                ErrorBody::new(
+                    ErrorCode::Overloaded,
+                    format!("this node is still catching up with room {room}; retry shortly"),
+                )
+                .retry_after(500)
+            })?;
+        }
+        Ok(loaded)
     }
 
     /// Rooms `user` can see, by name: open and approval rooms, and invite-only

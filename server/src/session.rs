@@ -604,7 +604,7 @@ impl Session {
             room.decide(|s| (s.record.required_role, s.record.parent.clone(), s.members.contains_key(user)));
         let Some(required) = required.filter(|_| !member) else { return Ok(()) };
         let held = match &parent {
-            Some(parent) => self.room(parent).await?.decide(|s| s.role_of(user, now)),
+            Some(parent) => self.current_room(parent).await?.decide(|s| s.role_of(user, now)),
             None => None,
         };
         if held.is_some_and(|held| held >= required) {
@@ -655,9 +655,16 @@ impl Session {
         self.shared.registry.get(room).await
     }
 
-    /// The room, if the caller is a member of it.
+    /// The room as its order stands (`Registry::current`): what a read shows,
+    /// or a decision is made on, includes every change acknowledged before the
+    /// request, through any node.
+    async fn current_room(&self, room: &RoomId) -> Result<Arc<Room>, ErrorBody> {
+        self.shared.registry.current(room).await
+    }
+
+    /// The room as its order stands, if the caller is a member of it.
     async fn member_room(&self, room: &RoomId) -> Result<Arc<Room>, ErrorBody> {
-        let room = self.room(room).await?;
+        let room = self.current_room(room).await?;
         if !room.is_member(&self.conn.user) {
             return Err(room::not_member(&room.id));
         }
@@ -903,7 +910,7 @@ impl Session {
                 self.reply(id, &Done {}).await;
             }
             Op::JoinRequests(args) => {
-                let room = self.room(&args.room).await?;
+                let room = self.current_room(&args.room).await?;
                 let mut requests = room.decide(|s| s.join_requests(&user, now))?;
                 let more = fit_in_frame(self.conn.codec, &mut requests);
                 self.reply(id, &JoinRequestList { requests, more }).await;
@@ -979,7 +986,9 @@ impl Session {
     /// the missed events, then live ones.
     async fn join(&mut self, id: RequestId, args: Join) -> Result<(), ErrorBody> {
         let user = self.conn.user.clone();
-        let room = self.room(&args.room).await?;
+        // Decided on the room as its order stands: a ban or kick acknowledged
+        // through another node a moment ago holds here too.
+        let room = self.current_room(&args.room).await?;
         // A second join on the same connection restarts the stream from its `since`.
         room.unsubscribe(self.conn.id);
         self.conn.not_receiving(&room.id);

@@ -272,3 +272,62 @@ async fn a_room_leaves_a_node_s_memory_and_subscription_and_comes_back_whole() {
     assert_eq!(subscribers().await.lines().nth(1), Some("2"));
     d.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn joins_and_reads_through_a_node_that_hears_late_know_every_change_acknowledged_before() {
+    use hearth_protocol::ops::{Ban, History, Kick, Members, Stats};
+    let (_redis, _slow, near, far) = near_and_far().await;
+    let ada = near.client("ada", Codec::MsgPack).await;
+    for round in 0..3 {
+        let name = format!("told{round}");
+        let r = room(&name);
+        create_room(&ada, &name, None).await.unwrap();
+        // bo is a member and receives the room through the far node.
+        let mut laptop = far.client("bo", Codec::Json).await;
+        laptop.join(&r).await.unwrap();
+        let since = laptop.position(&r).unwrap();
+        // A post acknowledged through the near node is in what the far node
+        // counts and shows right after (read your writes, across nodes).
+        ada.send(&r, &format!("post {round}")).await.unwrap();
+        let stats = ada_far(&far).await.request(Stats { room: r.clone(), days: Some(1) }).await.unwrap();
+        assert_eq!(stats.windows[0].messages, 1, "round {round}: the post acknowledged a moment ago counts");
+        let page = laptop.request(History { room: r.clone(), before: None, after: None, limit: None }).await.unwrap();
+        assert!(page.events.iter().any(|e| is_message(e, &r, &format!("post {round}"))), "round {round}: {page:?}");
+        // A member who joined through the near node is listed through the far one.
+        let cy = near.client("cy", Codec::MsgPack).await;
+        cy.request(Join { room: r.clone(), since: None, invite: None }).await.unwrap();
+        let members = laptop.request(Members { room: r.clone() }).await.unwrap();
+        assert!(members.members.iter().any(|m| m.user.as_str() == "cy"), "round {round}: cy joined a moment ago");
+        // Banned through the near node: a join or a resume through the far
+        // node right after is refused, and tells nothing of the room.
+        let ban = Ban { room: r.clone(), user: user("bo"), reason: ShortText::default(), duration_secs: None };
+        ada.request(ban).await.unwrap();
+        let late = far.client("bo", Codec::MsgPack).await;
+        for (what, since) in [("a resume", Some(since)), ("a join", None)] {
+            match late.request(Join { room: r.clone(), since, invite: None }).await {
+                Err(ClientError::Server(error)) => assert_eq!(error.code, ErrorCode::Banned, "{what}: {error}"),
+                Ok(joined) => panic!("round {round}: {what} of a banned member was let in: {joined:?}"),
+                Err(other) => panic!("{what}: {other}"),
+            }
+        }
+        // Kicked through the near node: a resume through the far node is refused.
+        let kicked = far.client("cy", Codec::Json).await;
+        let cy_since = {
+            let mut cy_far = far.client("cy", Codec::Json).await;
+            cy_far.join(&r).await.unwrap();
+            cy_far.position(&r).unwrap()
+        };
+        ada.request(Kick { room: r.clone(), user: user("cy"), reason: ShortText::default() }).await.unwrap();
+        match kicked.request(Join { room: r.clone(), since: Some(cy_since), invite: None }).await {
+            Err(ClientError::Server(error)) => assert_eq!(error.code, ErrorCode::NotMember, "{error}"),
+            other => panic!("round {round}: a resume after a kick must be refused, got {other:?}"),
+        }
+    }
+    near.stop().await;
+    far.stop().await;
+}
+
+/// Ada, the rooms' owner, through the far node.
+async fn ada_far(far: &TestServer) -> Client {
+    far.client("ada", Codec::Json).await
+}

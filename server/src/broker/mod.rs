@@ -91,9 +91,18 @@ pub enum BrokerError {
     Overloaded,
     #[error("the broker is shutting down")]
     Stopping,
-    /// Redis could not be reached or did not answer in time (cluster mode).
+    /// Redis could not be reached (cluster mode): the call never reached it,
+    /// so nothing of it happened.
     #[error("Redis is unreachable: {0}")]
     Unavailable(String),
+    /// A call was sent to Redis and no answer came in time (cluster mode): it
+    /// may or may not have taken effect.
+    #[error("Redis did not answer: {0}")]
+    Unanswered(String),
+    /// The room is missing from Redis, which lost its data a moment ago; a
+    /// node that holds a copy is making it again (cluster mode).
+    #[error("room {0} is being restored")]
+    Restoring(RoomId),
     /// The room was made again (Redis lost it) since the event was decided.
     #[error("room {room} was made again (epoch {}) since the request was decided", epoch.0)]
     Stale { room: RoomId, epoch: Epoch },
@@ -128,14 +137,25 @@ impl BrokerError {
                 ErrorBody::new(ErrorCode::Overloaded, "the server is shutting down; reconnect and retry")
                     .retry_after(1000)
             }
-            BrokerError::Unavailable(error) => {
-                tracing::warn!(%error, "Redis unavailable");
-                ErrorBody::new(
-                    ErrorCode::Overloaded,
-                    "the cluster's shared store (Redis) is not answering; nothing was stored, retry shortly",
-                )
-                .retry_after(1000)
-            }
+            BrokerError::Unavailable(_) => ErrorBody::new(
+                ErrorCode::Overloaded,
+                "the cluster's shared store (Redis) is unreachable; nothing was stored, retry shortly",
+            )
+            .retry_after(250),
+            BrokerError::Unanswered(_) => ErrorBody::new(
+                ErrorCode::OutcomeUnknown,
+                "the cluster's shared store (Redis) did not answer in time: this may or may not have been \
+                 stored; retry (a send with the same cmid is stored once)",
+            )
+            .retry_after(500),
+            BrokerError::Restoring(room) => ErrorBody::new(
+                ErrorCode::Overloaded,
+                format!(
+                    "room {room} is being restored (the cluster's shared store lost its data a moment ago); \
+                     nothing was stored, retry shortly"
+                ),
+            )
+            .retry_after(250),
             BrokerError::Stale { room, .. } => ErrorBody::new(
                 ErrorCode::Overloaded,
                 format!("room {room} lost its history and was restored; nothing was stored, retry shortly"),

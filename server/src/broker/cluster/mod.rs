@@ -102,34 +102,129 @@ const SEQ_SENTINEL: Seq = Seq(0x001F_EE5E_9A11_C371);
 const TS_SENTINEL: Millis = Millis(0x001F_EE5E_9A11_C372);
 
 /// A connection for commands: one Redis or a cluster. Both multiplex, so a clone
-/// per call shares one socket per Redis node.
+/// per call shares one socket per Redis node. Every call passes the
+/// [`Breaker`] first.
 #[derive(Clone)]
-enum Commands {
+struct Commands {
+    conn: CommandConn,
+    breaker: Arc<Breaker>,
+}
+
+#[derive(Clone)]
+enum CommandConn {
     Single(ConnectionManager),
     Cluster(ClusterConnection),
 }
 
 impl Commands {
     async fn query<T: FromRedisValue>(&self, cmd: &redis::Cmd) -> RedisResult<T> {
-        match self {
-            Commands::Single(c) => cmd.query_async(&mut c.clone()).await,
-            Commands::Cluster(c) => cmd.query_async(&mut c.clone()).await,
-        }
+        self.breaker.admit()?;
+        let result = match &self.conn {
+            CommandConn::Single(c) => cmd.query_async(&mut c.clone()).await,
+            CommandConn::Cluster(c) => cmd.query_async(&mut c.clone()).await,
+        };
+        self.breaker.record(result)
     }
 
     async fn query_pipe<T: FromRedisValue>(&self, pipe: &redis::Pipeline) -> RedisResult<T> {
-        match self {
-            Commands::Single(c) => pipe.query_async(&mut c.clone()).await,
-            Commands::Cluster(c) => pipe.query_async(&mut c.clone()).await,
-        }
+        self.breaker.admit()?;
+        let result = match &self.conn {
+            CommandConn::Single(c) => pipe.query_async(&mut c.clone()).await,
+            CommandConn::Cluster(c) => pipe.query_async(&mut c.clone()).await,
+        };
+        self.breaker.record(result)
     }
 
     async fn invoke<T: FromRedisValue>(&self, call: &redis::ScriptInvocation<'_>) -> RedisResult<T> {
-        match self {
-            Commands::Single(c) => call.invoke_async(&mut c.clone()).await,
-            Commands::Cluster(c) => call.invoke_async(&mut c.clone()).await,
-        }
+        self.breaker.admit()?;
+        let result = match &self.conn {
+            CommandConn::Single(c) => call.invoke_async(&mut c.clone()).await,
+            CommandConn::Cluster(c) => call.invoke_async(&mut c.clone()).await,
+        };
+        self.breaker.record(result)
     }
+}
+
+/// How long calls are refused at once after Redis failed to answer, before one
+/// is let through to try it again.
+const RETRY_REDIS_AFTER: Duration = Duration::from_millis(250);
+
+/// What a refused call's error says, so the error can tell it was never sent.
+const NOT_SENT: &str = "not sent: Redis did not answer the last call; the node tries again every 250 ms";
+
+/// A circuit breaker in front of Redis: once a call fails for want of an
+/// answer (the connection broke, was refused, or timed out), the node knows
+/// Redis is unreachable and refuses every call at once — the client is told
+/// to retry — instead of queueing each behind the connection's reconnection
+/// attempts and timeouts, one after another. Every [`RETRY_REDIS_AFTER`] one
+/// call goes through as a trial; the first answer closes it again.
+struct Breaker {
+    /// 0 while Redis answers; otherwise when (ms on `started`'s clock) the
+    /// next trial call may go.
+    open_until: std::sync::atomic::AtomicU64,
+    started: std::time::Instant,
+}
+
+impl Breaker {
+    fn new() -> Breaker {
+        Breaker { open_until: std::sync::atomic::AtomicU64::new(0), started: std::time::Instant::now() }
+    }
+
+    fn now_ms(&self) -> u64 {
+        // Never 0, which means closed.
+        self.started.elapsed().as_millis() as u64 + 1
+    }
+
+    /// Lets a call through, or refuses it without sending anything.
+    fn admit(&self) -> RedisResult<()> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let until = self.open_until.load(Relaxed);
+        if until == 0 {
+            return Ok(());
+        }
+        let now = self.now_ms();
+        let next = now + RETRY_REDIS_AFTER.as_millis() as u64;
+        // Past the wait, the first caller is the trial; the others wait for it.
+        if now >= until && self.open_until.compare_exchange(until, next, Relaxed, Relaxed).is_ok() {
+            return Ok(());
+        }
+        Err(redis::RedisError::from((redis::ErrorKind::Io, "Redis unreachable", NOT_SENT.to_string())))
+    }
+
+    /// Notes what a call's outcome says about Redis.
+    fn record<T>(&self, result: RedisResult<T>) -> RedisResult<T> {
+        use std::sync::atomic::Ordering::Relaxed;
+        match &result {
+            Ok(_) => {
+                if self.open_until.swap(0, Relaxed) != 0 {
+                    tracing::info!("Redis answers again");
+                    crate::metrics::get().redis_up.set(1.0);
+                }
+            }
+            Err(error) if unanswered(error) => {
+                let next = self.now_ms() + RETRY_REDIS_AFTER.as_millis() as u64;
+                if self.open_until.swap(next, Relaxed) == 0 {
+                    tracing::warn!(%error, "Redis is not answering; refusing calls at once until it does");
+                    crate::metrics::get().redis_up.set(0.0);
+                }
+            }
+            // Redis answered, with an error: it is there.
+            Err(_) => {}
+        }
+        result
+    }
+}
+
+/// Whether `error` means Redis gave no answer (rather than answering with an
+/// error): a connection that broke, was refused or timed out.
+fn unanswered(error: &redis::RedisError) -> bool {
+    error.is_timeout() || error.is_connection_dropped() || error.is_connection_refusal() || error.is_io_error()
+}
+
+/// Whether `error` is a call the breaker refused: never sent, so nothing of it
+/// happened.
+fn never_sent(error: &redis::RedisError) -> bool {
+    error.detail() == Some(NOT_SENT)
 }
 
 /// A room's keys and channel, all in the room's hash slot.
@@ -240,6 +335,10 @@ struct Shared {
     /// Disabled accounts announced on the accounts' channel, and `Recheck`
     /// when the subscription was remade (announcements may have been missed).
     account_notices: tokio::sync::broadcast::Sender<crate::accounts::Notice>,
+    /// When (ms on the breaker's clock) this node last found that Redis had
+    /// lost its data (0: never): for a while after, a room missing from
+    /// Redis may be on its way back (`Shared::room_missing`).
+    lost_data_at: std::sync::atomic::AtomicU64,
 }
 
 impl RedisBroker {
@@ -259,7 +358,7 @@ impl RedisBroker {
                     .set_response_timeout(Some(config.timeout))
                     .set_number_of_retries(2)
                     .set_max_delay(Duration::from_secs(2));
-                Commands::Single(client.get_connection_manager_with_config(manager).await.map_err(unavailable)?)
+                CommandConn::Single(client.get_connection_manager_with_config(manager).await.map_err(unavailable)?)
             }
             RedisTarget::Cluster(urls) => {
                 let client = redis::cluster::ClusterClient::builder(urls.clone())
@@ -267,9 +366,10 @@ impl RedisBroker {
                     .response_timeout(config.timeout)
                     .build()
                     .map_err(unavailable)?;
-                Commands::Cluster(client.get_async_connection().await.map_err(unavailable)?)
+                CommandConn::Cluster(client.get_async_connection().await.map_err(unavailable)?)
             }
         };
+        let commands = Commands { conn: commands, breaker: Arc::new(Breaker::new()) };
         let (account_notices, _) = tokio::sync::broadcast::channel(1024);
         let mut node = [0u8; 8];
         let _ = getrandom::fill(&mut node);
@@ -282,7 +382,11 @@ impl RedisBroker {
             subscribed: DashMap::new(),
             scripts: Scripts::new(),
             account_notices,
+            lost_data_at: std::sync::atomic::AtomicU64::new(0),
         });
+        // The mark that this Redis has kept its data since a node first saw
+        // it (`Shared::lost_data`).
+        let _: RedisResult<Option<String>> = shared.commands.query(&shared.alive_mark()).await;
         let subscriber = Subscriber::start(shared.clone(), stop).await?;
         Ok(RedisBroker { shared, subscriber })
     }
@@ -298,8 +402,16 @@ impl RedisBroker {
     }
 }
 
+/// A failed call as the broker reports it: refused before it reached Redis
+/// (nothing happened), or sent and never answered (it may have happened).
 fn unavailable(error: redis::RedisError) -> BrokerError {
-    BrokerError::Unavailable(error.to_string())
+    if never_sent(&error) || error.is_connection_refusal() {
+        BrokerError::Unavailable(error.to_string())
+    } else if unanswered(&error) {
+        BrokerError::Unanswered(error.to_string())
+    } else {
+        BrokerError::Unavailable(error.to_string())
+    }
 }
 
 fn corrupt(what: &'static str, detail: impl Into<String>) -> BrokerError {
@@ -566,7 +678,7 @@ impl Shared {
                 // the event reaches this node's rooms through its subscription.
                 Ok(Receipt::durable_now(Published { epoch, seq, ts, duplicate: outcome == "dup" }))
             }
-            "no_room" => Err(BrokerError::NoSuchRoom(room)),
+            "no_room" => Err(self.room_missing(&room).await),
             "exists" => Err(BrokerError::AlreadyExists(room)),
             "epoch" => {
                 let current = reply.number()?;
@@ -597,6 +709,46 @@ impl Shared {
                 Err(rejected(Rejection::Forbidden { least, held }))
             }
             other => Err(corrupt("order script reply", other)),
+        }
+    }
+
+    /// `SET PREFIX:alive 1 NX`: answers OK only when the mark is missing —
+    /// on a Redis that lost its data (restarted empty, `FLUSHALL`), or one no
+    /// node has used yet.
+    fn alive_mark(&self) -> redis::Cmd {
+        redis::cmd("SET").arg(format!("{}:alive", self.config.prefix)).arg(1).arg("NX").clone()
+    }
+
+    /// Whether Redis lost its data lately: its mark is gone now (put back,
+    /// so every node learns it once), or this node found so within the time
+    /// the nodes take to restore their rooms (a few probes).
+    pub(super) async fn lost_data(&self) -> bool {
+        use std::sync::atomic::Ordering::Relaxed;
+        let now = self.commands.breaker.now_ms();
+        let marked: RedisResult<Option<String>> = self.commands.query(&self.alive_mark()).await;
+        if marked.is_ok_and(|set| set.is_some()) {
+            tracing::warn!("Redis lost its data; rooms held by the nodes are being restored");
+            self.lost_data_at.store(now, Relaxed);
+            return true;
+        }
+        let at = self.lost_data_at.load(Relaxed);
+        let window = (self.config.probe_every * 5).max(Duration::from_secs(2)).as_millis() as u64;
+        at != 0 && now.saturating_sub(at) < window
+    }
+
+    /// What to answer for a room Redis does not have: one this node holds a
+    /// copy of is restored from it now and will be back in a moment, and so
+    /// may any room while Redis has just lost its data (another node may
+    /// hold it); otherwise there is no such room.
+    async fn room_missing(&self, room: &RoomId) -> BrokerError {
+        if self.delivery.position(room).is_some() {
+            self.check_room(room, true).await;
+            return BrokerError::Restoring(room.clone());
+        }
+        if self.lost_data().await {
+            BrokerError::Restoring(room.clone())
+        } else {
+            BrokerError::NoSuchRoom(room.clone())
         }
     }
 
@@ -655,6 +807,7 @@ impl Shared {
             self.commands.query(redis::cmd("ZADD").arg(self.rooms_index()).arg(0).arg(room.as_str())).await;
         if made == 1 {
             tracing::warn!(%room, epoch = epoch.0, head = %copy.head, "Redis had lost the room; restored it from this node's copy");
+            self.lost_data_at.store(self.commands.breaker.now_ms(), std::sync::atomic::Ordering::Relaxed);
         }
         let (epoch, head): (Option<u64>, Option<u64>) = self
             .commands
@@ -784,7 +937,10 @@ impl Broker for RedisBroker {
                         .commands
                         .query(redis::cmd("HGET").arg(self.shared.keys(&room).room).arg("epoch"))
                         .await;
-                    Epoch(read.map_err(unavailable)?.ok_or_else(|| BrokerError::NoSuchRoom(room.clone()))?)
+                    match read.map_err(unavailable)? {
+                        Some(epoch) => Epoch(epoch),
+                        None => return Err(self.shared.room_missing(&room).await),
+                    }
                 }
             };
             self.shared.order(draft, None, epoch).await
@@ -792,7 +948,17 @@ impl Broker for RedisBroker {
     }
 
     fn load_room(&self, room: RoomId, recent: usize) -> BrokerFuture<'_, Option<RoomLoad>> {
-        Box::pin(async move { self.shared.load(&room, recent).await })
+        Box::pin(async move {
+            match self.shared.load(&room, recent).await? {
+                Some(load) => Ok(Some(load)),
+                // Not loaded here, so no copy of it here: missing for good
+                // unless Redis just lost it (another node may restore it).
+                None => match self.shared.room_missing(&room).await {
+                    BrokerError::NoSuchRoom(_) => Ok(None),
+                    restoring => Err(restoring),
+                },
+            }
+        })
     }
 
     fn list_rooms(&self, user: UserId, after: Option<RoomId>, limit: usize) -> BrokerFuture<'_, Vec<RoomListing>> {

@@ -286,7 +286,10 @@ async fn supervise(shared: Arc<Shared>, link: Arc<Link>, stop: CancellationToken
                         Err(error) => tracing::debug!(%error, "probe not published"),
                     }
                 }
-                check_rooms(&shared, false).await;
+                // A Redis that lost its data without the connection breaking
+                // (FLUSHALL): every room is looked at now, not a probe later.
+                let lost = shared.lost_data().await;
+                check_rooms(&shared, lost).await;
             }
         }
     }
