@@ -416,6 +416,29 @@ impl Client {
         self.request(SendMessage { room: room.clone(), text, cmid: cmid.clone(), thread: None }).await
     }
 
+    /// Sends `args` (its `cmid` names the message) until the server answers
+    /// for good: a refusal that says to retry later — `overloaded` (nothing
+    /// was stored), `outcome_unknown` (it may have been), `rate_limited` — is
+    /// waited out (`retry_after_ms`) and the same send made again, with the
+    /// same `cmid`, so a message the server did store is stored once and
+    /// answered with its `seq`. Gives up after [`RETRY_SENDS_FOR`] with the
+    /// last refusal.
+    pub async fn send_reliably(&self, args: SendMessage) -> Result<Appended, ClientError> {
+        let deadline = tokio::time::Instant::now() + RETRY_SENDS_FOR;
+        loop {
+            match self.request(args.clone()).await {
+                Err(ClientError::Server(refusal)) if retry_send(&refusal) => {
+                    let wait = Duration::from_millis(refusal.retry_after_ms.unwrap_or(500).clamp(10, 5_000));
+                    if tokio::time::Instant::now() + wait > deadline {
+                        return Err(ClientError::Server(refusal));
+                    }
+                    tokio::time::sleep(wait).await;
+                }
+                answer => return answer,
+            }
+        }
+    }
+
     /// A client message id unique to this client.
     pub fn new_cmid(&self) -> ClientMsgId {
         let n = self.next_cmid.fetch_add(1, Ordering::Relaxed);
@@ -452,6 +475,14 @@ impl Client {
     pub fn truncated_on_resume(&self) -> &[RoomId] {
         &self.truncated
     }
+}
+
+/// How long [`Client::send_reliably`] goes on retrying a send.
+pub const RETRY_SENDS_FOR: Duration = Duration::from_secs(30);
+
+/// Whether a send refused with `refusal` is retried as it is, later.
+fn retry_send(refusal: &ErrorBody) -> bool {
+    matches!(refusal.code, ErrorCode::Overloaded | ErrorCode::OutcomeUnknown | ErrorCode::RateLimited)
 }
 
 /// What `wss://` connections trust: the public CAs (Mozilla's list), and the

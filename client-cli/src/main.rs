@@ -670,8 +670,15 @@ async fn run(cli: Cli) -> Result<()> {
             client.join(&room).await?;
             let text = hearth_protocol::Text::new(text).map_err(usage)?;
             let cmid = client.new_cmid();
+            // Retried with the same cmid while the server says to (a cluster's
+            // Redis in trouble): stored once, whatever happened to a try.
             let sent = client
-                .request(hearth_protocol::ops::SendMessage { room: room.clone(), text, cmid, thread: thread.map(Seq) })
+                .send_reliably(hearth_protocol::ops::SendMessage {
+                    room: room.clone(),
+                    text,
+                    cmid,
+                    thread: thread.map(Seq),
+                })
                 .await?;
             if json {
                 print_json(&sent);
@@ -1175,7 +1182,7 @@ async fn tail(
                 }
                 client = next;
             }
-            Err(ClientError::Server(error)) => bail!("cannot rejoin {room}: {error}"),
+            Err(ClientError::Server(error)) if !error.code.retryable() => bail!("cannot rejoin {room}: {error}"),
             Err(error) => eprintln!("resume failed: {error}"),
         }
     }

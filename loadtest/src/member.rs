@@ -139,6 +139,22 @@ struct LeanRoom {
 struct LeanErr<'a> {
     #[serde(borrow)]
     code: &'a str,
+    #[serde(default)]
+    retry_after_ms: Option<u64>,
+}
+
+/// How the report names sends the server said to retry, which were.
+pub const RETRIED: &str = "retried: ";
+
+/// A send's request id: this plus its number, so a refusal names the send to
+/// make again.
+const SEND_IDS: u64 = 1 << 40;
+
+/// Whether a send refused with `code` is made again, with the same cmid, after
+/// the wait the server gives: not stored (`overloaded`, `rate_limited`), or
+/// perhaps stored (`outcome_unknown`: the cmid stores it once either way).
+fn retried(code: &str) -> bool {
+    matches!(code, "overloaded" | "outcome_unknown" | "rate_limited")
 }
 
 fn decode<'a>(codec: Codec, frame: &'a [u8]) -> Option<Lean<'a>> {
@@ -248,8 +264,9 @@ impl Member {
             latencies: Vec::with_capacity(512),
             deliveries: 0,
         };
-        let mut next_id = 10u64;
         let mut sent = 0u64;
+        // Sends refused for now, by number, with when to make them again.
+        let mut retries: std::collections::VecDeque<(Instant, u64)> = Default::default();
         let mut run_started: Option<(Instant, u64)> = None;
         let mut rate = 0.0;
         let mut tick = tokio::time::interval(Duration::from_millis(10));
@@ -286,28 +303,37 @@ impl Member {
                         Phase::Done => break,
                     }
                 }
-                _ = tick.tick(), if self.sender && rate > 0.0 => {
-                    let Some((t0, base)) = run_started else { continue };
-                    let due = (t0.elapsed().as_secs_f64() * rate) as u64 + base;
+                _ = tick.tick(), if self.sender && (rate > 0.0 || !retries.is_empty()) => {
+                    // Refused sends whose wait is over go again, with their cmid.
+                    let mut again = Vec::new();
+                    while retries.front().is_some_and(|(at, _)| *at <= Instant::now()) {
+                        again.extend(retries.pop_front().map(|(_, n)| n));
+                    }
+                    let due = match run_started {
+                        Some((t0, base)) if rate > 0.0 => (t0.elapsed().as_secs_f64() * rate) as u64 + base,
+                        _ => sent,
+                    };
                     // Cap one burst so a stalled task does not flood on wake-up.
                     let burst = due.saturating_sub(sent).min(1000);
-                    for _ in 0..burst {
-                        let text = message_text(clock.now_us(), self.index, sent, &filler, self.payload);
+                    let fresh = sent..sent + burst;
+                    for n in again.into_iter().chain(fresh) {
+                        let text = message_text(clock.now_us(), self.index, n, &filler, self.payload);
                         let args = SendMessage {
                             room: self.room.clone(),
                             text: Text::new(text).expect("payload within limits"),
-                            cmid: ClientMsgId::new(format!("{}-{sent}", self.index)).expect("valid cmid"),
+                            cmid: ClientMsgId::new(format!("{}-{n}", self.index)).expect("valid cmid"),
                             thread: None,
                         };
-                        next_id += 1;
-                        if ws.feed(frame(codec, encode_request(codec, RequestId(next_id), &args))).await.is_err() {
+                        if ws.feed(frame(codec, encode_request(codec, RequestId(SEND_IDS + n), &args))).await.is_err() {
                             stats.error("send failed");
                             return;
                         }
-                        sent += 1;
-                        if stats.measuring() { stats.sent.fetch_add(1, Ordering::Relaxed); }
+                        if n == sent {
+                            sent += 1;
+                            if stats.measuring() { stats.sent.fetch_add(1, Ordering::Relaxed); }
+                        }
                     }
-                    if burst > 0 && ws.flush().await.is_err() {
+                    if ws.flush().await.is_err() {
                         stats.error("send failed");
                         return;
                     }
@@ -325,7 +351,7 @@ impl Member {
                         Some(Err(e)) => { stats.error(format!("read error: {e}")); break; }
                         None => { stats.error("connection ended"); break; }
                     };
-                    self.on_frame(codec, &bytes, &mut tracker, &stats, clock);
+                    self.on_frame(codec, &bytes, &mut tracker, &stats, clock, &mut retries);
                     if let Some((started, head)) = storm {
                         if tracker.last_seq >= head {
                             let _ = storm_done.send(started.elapsed()).await;
@@ -339,13 +365,31 @@ impl Member {
         let _ = ws.close(None).await;
     }
 
-    fn on_frame(&self, codec: Codec, bytes: &[u8], tracker: &mut Tracker, stats: &Stats, clock: Clock) {
+    fn on_frame(
+        &self,
+        codec: Codec,
+        bytes: &[u8],
+        tracker: &mut Tracker,
+        stats: &Stats,
+        clock: Clock,
+        retries: &mut std::collections::VecDeque<(Instant, u64)>,
+    ) {
         let Some(lean) = decode(codec, bytes) else {
             stats.error("undecodable frame");
             return;
         };
-        if lean.id.is_some() {
+        if let Some(id) = lean.id {
             match (lean.ok, lean.err) {
+                // What a client is told to do with it: the same send again,
+                // later. Shown in the report, and never counted as lost.
+                (_, Some(err)) if id >= SEND_IDS && retried(err.code) => {
+                    stats.error(format!("{RETRIED}{}", err.code));
+                    let wait = Duration::from_millis(err.retry_after_ms.unwrap_or(500).clamp(10, 5_000));
+                    let at = Instant::now() + wait;
+                    // Waits are short and alike: keep the queue in time order.
+                    let place = retries.partition_point(|(t, _)| *t <= at);
+                    retries.insert(place, (at, id - SEND_IDS));
+                }
                 (_, Some(err)) => stats.error(format!("error reply: {}", err.code)),
                 (Some(ok), None) => {
                     if let Some(seq) = ok.seq {

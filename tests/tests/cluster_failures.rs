@@ -353,3 +353,24 @@ async fn a_room_coming_back_after_redis_lost_its_data_is_retried_not_missing() {
     a.stop().await;
     b.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_library_retries_a_send_with_its_cmid_through_a_stalled_redis() {
+    use hearth_protocol::Text;
+    use hearth_protocol::ops::SendMessage;
+    let redis = RedisServer::start().await;
+    let (a, b) = two_nodes(&redis, "stall").await;
+    let (r, ada, mut bo) = room_across(&a, &b, "stall").await;
+    // What `hearth send` and the UI do: one cmid per message, retried while
+    // the server says to. Longer than the nodes' Redis timeout (500 ms).
+    redis.must(&["CLIENT", "PAUSE", "1500", "ALL"]).await;
+    for text in texts("stalled", 0..5) {
+        let send = SendMessage { room: r.clone(), text: Text::new(text).unwrap(), cmid: ada.new_cmid(), thread: None };
+        ada.send_reliably(send).await.expect("stored in the end, without an error shown");
+    }
+    let got = collect_messages(&mut bo, &r, 5).await.unwrap();
+    assert_eq!(got.into_iter().map(|(_, t)| t).collect::<Vec<_>>(), texts("stalled", 0..5));
+    assert_eq!(history_texts(&ada, &r).await, texts("stalled", 0..5), "each stored once");
+    a.stop().await;
+    b.stop().await;
+}

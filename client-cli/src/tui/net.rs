@@ -276,7 +276,7 @@ async fn perform(client: &mut Client, action: Action, updates: &mpsc::Sender<Net
         Action::Send { room, text, thread } => {
             let text = Text::new(text).map_err(bad)?;
             let cmid = client.new_cmid();
-            let sent = client.request(SendMessage { room: room.clone(), text, cmid, thread }).await?;
+            let sent = client.send_reliably(SendMessage { room: room.clone(), text, cmid, thread }).await?;
             if sent.held {
                 let said = format!("held for a moderator's look before it shows in {room} (a newcomer's links are)");
                 let _ = updates.send(Net::Said(said)).await;
