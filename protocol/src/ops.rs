@@ -267,7 +267,8 @@ pub struct PinnedNote {
     /// The pinned message, when a message was pinned.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seq: Option<Seq>,
-    /// The note's text: the pinned message's text at pin time, or the free note.
+    /// The note's text: the pinned message's text as it is now (its newest
+    /// edit, cut to a note's length), or the free note.
     pub text: Note,
     pub by: UserId,
     pub at: Millis,
@@ -280,6 +281,10 @@ pub struct PinnedNote {
     /// names the note across its versions (`order_pins` takes these).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<PinId>,
+    /// The pinned message was deleted since: `text` is the placeholder
+    /// `(deleted)`, and a moderator may unpin it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleted: bool,
 }
 
 impl PinnedNote {

@@ -30,6 +30,7 @@ fn pinned() -> PinnedNote {
         title: Some(short("Rules")),
         version: 2,
         note: None,
+        deleted: false,
     }
 }
 

@@ -24,6 +24,8 @@ pub enum TextRole {
     Edits(Seq),
     /// It deletes that message.
     Deletes(Seq),
+    /// It pins that message: its note carries the message's text.
+    Pins(Seq),
 }
 
 /// A timeline event's frames, encoded once per codec in use. This is what a room
@@ -50,6 +52,7 @@ impl Encoded {
             Event::Message(_) => TextRole::Posts,
             Event::Edit(edit) => TextRole::Edits(edit.target),
             Event::Delete(delete) => TextRole::Deletes(delete.target),
+            Event::Pin(pinned) => pinned.pin.seq.map_or(TextRole::None, TextRole::Pins),
             _ => TextRole::None,
         };
         Encoded { seq, audience: crate::room::audience(event), text, msgpack, json: OnceLock::new() }
@@ -59,7 +62,7 @@ impl Encoded {
     pub fn carries_text_of(&self) -> Option<Seq> {
         match self.text {
             TextRole::Posts => Some(self.seq),
-            TextRole::Edits(message) => Some(message),
+            TextRole::Edits(message) | TextRole::Pins(message) => Some(message),
             TextRole::None | TextRole::Deletes(_) => None,
         }
     }

@@ -146,6 +146,13 @@ pub enum Change {
     },
     /// One more join came with this invite (by id).
     UseInvite(String),
+    /// The pins of message `message` show its text as it is now: `text`
+    /// after an edit (cut to a note's length), the placeholder after its
+    /// deletion (`None`).
+    RetextPins {
+        message: Seq,
+        text: Option<Note>,
+    },
 }
 
 /// Who may receive an event: every member, or (a join request, a denial, an
@@ -356,14 +363,20 @@ pub fn changes(event: &Event) -> Vec<Change> {
         },
         Event::Edit(e) => {
             let version = rows::VersionAnn { text: e.text.clone(), at: e.ts };
-            vec![Change::PutAnnex(AnnexRow::message(e.target, rows::seq_key("v:", e.seq), &version))]
+            vec![
+                Change::PutAnnex(AnnexRow::message(e.target, rows::seq_key("v:", e.seq), &version)),
+                Change::RetextPins { message: e.target, text: Some(messages::note_of(&e.text)) },
+            ]
         }
         Event::Delete(e) => {
-            vec![Change::PutAnnex(AnnexRow::message(
-                e.target,
-                "del".into(),
-                &rows::ByAt { by: e.from.clone(), at: e.ts },
-            ))]
+            vec![
+                Change::PutAnnex(AnnexRow::message(
+                    e.target,
+                    "del".into(),
+                    &rows::ByAt { by: e.from.clone(), at: e.ts },
+                )),
+                Change::RetextPins { message: e.target, text: None },
+            ]
         }
         Event::Reaction(e) => {
             let key = format!("r:{}\u{1f}{}", e.emoji, e.from);
@@ -555,6 +568,11 @@ impl RoomState {
             Change::RemoveRow { table, key } => self.rows.remove(table, &key),
             Change::PutAnnex(_) | Change::RemoveAnnex { .. } => {}
             Change::UseInvite(id) => self.rows.use_invite(&id),
+            Change::RetextPins { message, text } => {
+                for pin in self.pins.iter_mut().filter(|p| p.seq == Some(message)) {
+                    messages::retext_pin(pin, text.as_ref());
+                }
+            }
         }
     }
 
@@ -781,6 +799,7 @@ impl RoomState {
             title,
             version: replaced.map_or(1, |r| r.version + 1),
             note: replaced.map(|r| r.note_id()),
+            deleted: false,
         };
         let event = Event::Pin(PinEvent {
             room: self.record.room.clone(),
@@ -1240,7 +1259,8 @@ impl Gate {
                         _ => None,
                     };
                 }
-                Change::PutAnnex(_) | Change::RemoveAnnex { .. } => {}
+                // What pins say changes nothing the order checks.
+                Change::PutAnnex(_) | Change::RemoveAnnex { .. } | Change::RetextPins { .. } => {}
                 Change::UseInvite(id) => {
                     if let Some(invite) = self.invites.get_mut(id) {
                         invite.uses += 1;

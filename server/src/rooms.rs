@@ -20,9 +20,7 @@ use dashmap::DashMap;
 use hearth_protocol::codec::encode_reply;
 use hearth_protocol::event::TruncatedEvent;
 use hearth_protocol::ops::{Joined, MemberInfo, ResumeMode, RoomSummary};
-use hearth_protocol::{
-    Epoch, ErrorBody, ErrorCode, Event, Millis, Note, Position, RequestId, Role, RoomId, Seq, UserId, limits,
-};
+use hearth_protocol::{Epoch, ErrorBody, ErrorCode, Event, Millis, Position, RequestId, Role, RoomId, Seq, UserId};
 use tokio::sync::{Notify, OnceCell};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -668,41 +666,6 @@ impl Room {
         users
     }
 
-    /// The text of event `seq` if it is a message, cut to a note's length: for
-    /// pinning it.
-    pub async fn message_text(&self, seq: Seq) -> Result<Note, ErrorBody> {
-        let cached = self.lock().recent.iter().find(|e| e.seq == seq).cloned();
-        let event = match cached {
-            Some(encoded) => rmp_serde::from_slice::<Event>(encoded.msgpack())
-                .map_err(|e| BrokerError::from(StoreError::Corrupt { what: "recent event", detail: e.to_string() }))
-                .map_err(|e| e.to_error())?,
-            None => {
-                let page = self
-                    .broker
-                    .history_after(self.id.clone(), Seq(seq.0.saturating_sub(1)), 1)
-                    .await
-                    .map_err(|e| e.to_error())?;
-                match page.first() {
-                    Some(stored) if stored.seq == seq => {
-                        Committed::from_stored(stored).map_err(|e| BrokerError::from(e).to_error())?.event
-                    }
-                    _ => return Err(no_message(&self.id, seq)),
-                }
-            }
-        };
-        match &event {
-            Event::Message(m) => {
-                let text = m.text.as_str();
-                let mut cut = text.len().min(limits::MAX_NOTE_BYTES);
-                while !text.is_char_boundary(cut) {
-                    cut -= 1;
-                }
-                Ok(Note::new(&text[..cut]).expect("cut to the note limit"))
-            }
-            _ => Err(no_message(&self.id, seq)),
-        }
-    }
-
     /// Whether the room can leave memory: nobody receives it, nothing is being
     /// repaired, and it has not been used for `idle_after`.
     fn is_idle(&self, now: Instant) -> bool {
@@ -732,10 +695,6 @@ fn truncated_frame(
     event_frame(conn.codec, &Event::Truncated(TruncatedEvent { room: room.clone(), epoch, after, next }))
 }
 
-fn no_message(room: &RoomId, seq: Seq) -> ErrorBody {
-    ErrorBody::new(ErrorCode::NoSuchTarget, format!("room {room} has no message at seq {seq}"))
-}
-
 /// What the edits and deletions among `events` (consecutive, oldest first)
 /// made of their messages' text. A message's later edits and its deletion
 /// always follow it, so for a replay of `events` this is all there is.
@@ -748,7 +707,7 @@ fn changes_among(events: &[Arc<Encoded>]) -> BTreeMap<Seq, TextNow> {
                 Event::Edit(edit) => (message, TextNow::Edited(VersionAnn { text: edit.text, at: edit.ts })),
                 _ => continue,
             },
-            TextRole::None | TextRole::Posts => continue,
+            TextRole::None | TextRole::Posts | TextRole::Pins(_) => continue,
         };
         match changed.get_mut(&message) {
             Some(earlier) => earlier.then(now),

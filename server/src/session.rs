@@ -33,7 +33,7 @@ use crate::frames::{event_frame, frame_message};
 use crate::hub::{Conn, ConnId};
 use crate::metered::{Metered, ReadMeter};
 use crate::outbound::{Outbound, Taken};
-use crate::room::messages::Annotations;
+use crate::room::messages::{Annotations, TextNow};
 use crate::room::permissions::Action;
 use crate::room::{self, AnnexTable, Draft, Rejection};
 use crate::rooms::Room;
@@ -550,10 +550,19 @@ impl Session {
     }
 
     /// Shows the messages among `events` as they are now (edits, deletions,
-    /// reactions, replies), reading their annotations in one call.
+    /// reactions, replies), and the pins of messages with the message's text
+    /// as it is now, reading their annotations in one call.
     async fn overlay(&self, room: &Room, events: &mut [Event]) -> Result<(), ErrorBody> {
-        let targets: Vec<Seq> =
-            events.iter().filter_map(|e| matches!(e, Event::Message(_)).then(|| e.seq()).flatten()).collect();
+        let mut targets: Vec<Seq> = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Message(m) => Some(m.seq),
+                Event::Pin(p) => p.pin.seq,
+                _ => None,
+            })
+            .collect();
+        targets.sort();
+        targets.dedup();
         if targets.is_empty() {
             return Ok(());
         }
@@ -565,9 +574,19 @@ impl Session {
             .await
             .map_err(|e| e.to_error())?;
         for event in events.iter_mut() {
-            if let Event::Message(message) = event {
-                let mine = rows.iter().filter(|r| r.target == message.seq);
-                Annotations::read(mine).apply(message);
+            match event {
+                Event::Message(message) => {
+                    let mine = rows.iter().filter(|r| r.target == message.seq);
+                    Annotations::read(mine).apply(message);
+                }
+                Event::Pin(pinned) => {
+                    let Some(message) = pinned.pin.seq else { continue };
+                    let notes = Annotations::read(rows.iter().filter(|r| r.target == message));
+                    if let Some(now) = TextNow::of(&notes) {
+                        now.apply(event);
+                    }
+                }
+                _ => {}
             }
         }
         Ok(())
@@ -1070,7 +1089,18 @@ impl Session {
         let user = self.conn.user.clone();
         let room = self.member_room(&args.room).await?;
         let text = match (args.seq, args.note) {
-            (Some(seq), None) => room.message_text(seq).await?,
+            // The message as it is now: its newest edit; a deleted one is gone.
+            (Some(seq), None) => {
+                let (message, notes) = self.message_at(&room, seq).await?;
+                if notes.deleted.is_some() {
+                    return Err(ErrorBody::new(
+                        ErrorCode::NoSuchTarget,
+                        format!("message {seq} of room {} was deleted; there is nothing to pin", room.id),
+                    ));
+                }
+                let text = notes.versions.last().map_or(message.text, |(_, newest)| newest.text.clone());
+                crate::room::messages::note_of(&text)
+            }
             (None, Some(note)) => note,
             _ => return Err(ErrorBody::new(ErrorCode::BadRequest, "pin takes exactly one of seq (a message) or note")),
         };

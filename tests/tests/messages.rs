@@ -29,6 +29,11 @@ async fn messages(client: &Client, name: &str) -> Vec<hearth_protocol::event::Me
         .collect()
 }
 
+/// A moderator's pin of message `seq` of room `name`.
+fn pin_message(name: &str, seq: Seq) -> hearth_protocol::ops::AddPin {
+    hearth_protocol::ops::AddPin { room: room(name), seq: Some(seq), note: None, title: None, edit: None }
+}
+
 async fn message(client: &Client, name: &str, seq: Seq) -> hearth_protocol::event::MessageEvent {
     messages(client, name).await.into_iter().find(|m| m.seq == seq).expect("the message is in history")
 }
@@ -161,13 +166,16 @@ async fn what_happened_to_messages_survives_a_restart() {
     let d = Deployment::single_durable().await;
     let (ada, bo, _cy) = trio(&d, "kept").await;
     let sent = bo.send(&room("kept"), "before").await.unwrap();
+    ada.request(pin_message("kept", sent.seq)).await.unwrap();
     bo.request(Edit { room: room("kept"), target: sent.seq, text: text("after") }).await.unwrap();
     ada.request(React { room: room("kept"), target: sent.seq, emoji: emoji("👍"), on: true }).await.unwrap();
     let d = d.restart().await;
-    let ada = d.client("ada", Codec::MsgPack).await;
+    let mut ada = d.client("ada", Codec::MsgPack).await;
     let now = message(&ada, "kept", sent.seq).await;
     assert_eq!(now.text.as_str(), "after");
     assert_eq!(now.state.expect("state").reactions[0].count, 1);
+    let joined = ada.join(&room("kept")).await.unwrap();
+    assert_eq!(joined.pins[0].text.as_str(), "after", "the pin shows the text now, from the store");
     d.stop().await;
 }
 
@@ -198,9 +206,12 @@ async fn a_resume_replays_no_text_taken_back(d: Deployment) {
     assert_eq!(position.seq, first.seq);
     drop(cy);
     let secret = bo.send(&room("gone"), "call me on 555-0100").await.unwrap();
+    // Pinned as it was then; its pin must follow what becomes of it.
+    ada.request(pin_message("gone", secret.seq)).await.unwrap();
     bo.request(Edit { room: room("gone"), target: secret.seq, text: text("call me on 555-0199") }).await.unwrap();
     let kept = bo.send(&room("gone"), "thread root").await.unwrap();
     let fixed = bo.send(&room("gone"), "meet at 5 at my flat, 12 Elm St").await.unwrap();
+    ada.request(pin_message("gone", fixed.seq)).await.unwrap();
     ada.request(Delete { room: room("gone"), target: secret.seq }).await.unwrap();
     bo.request(Edit { room: room("gone"), target: fixed.seq, text: text("meet at 5 somewhere") }).await.unwrap();
     bo.request(Edit { room: room("gone"), target: fixed.seq, text: text("meet at 6 at the cafe") }).await.unwrap();
@@ -225,12 +236,27 @@ async fn a_resume_replays_no_text_taken_back(d: Deployment) {
             .filter_map(|e| match e {
                 Event::Message(m) => Some(m.text.as_str()),
                 Event::Edit(x) => Some(x.text.as_str()),
+                Event::Pin(p) => Some(p.pin.text.as_str()),
                 _ => None,
             })
             .collect();
+        let pinned: Vec<&str> = replayed.pins.iter().map(|p| p.text.as_str()).collect();
         for taken_back in ["555", "Elm St", "somewhere"] {
             assert!(!texts.iter().any(|t| t.contains(taken_back)), "{codec:?}: {taken_back} replayed: {texts:?}");
+            assert!(!pinned.iter().any(|t| t.contains(taken_back)), "{codec:?}: {taken_back} pinned: {pinned:?}");
         }
+        // A pin of a deleted message is its tombstone; of an edited one, its newest text.
+        let pin_of = |seq| replayed.pins.iter().find(|p| p.seq == Some(seq)).expect("still pinned");
+        assert!(pin_of(secret.seq).deleted && pin_of(secret.seq).text.as_str() == "(deleted)");
+        assert_eq!(pin_of(fixed.seq).text.as_str(), "meet at 6 at the cafe");
+        let replayed_pin = |seq| {
+            seen.iter().find_map(|e| match e {
+                Event::Pin(p) if p.pin.seq == Some(seq) => Some(p.pin.clone()),
+                _ => None,
+            })
+        };
+        assert!(replayed_pin(secret.seq).expect("the pin event").deleted);
+        assert_eq!(replayed_pin(fixed.seq).expect("the pin event").text.as_str(), "meet at 6 at the cafe");
         let tombstone = seen.iter().find_map(|e| match e {
             Event::Message(m) if m.seq == secret.seq => Some(m),
             _ => None,
@@ -259,6 +285,18 @@ async fn a_resume_replays_no_text_taken_back(d: Deployment) {
             })
             .collect();
         assert_eq!(edits, ["meet at 6 at the cafe", "meet at 6 at the cafe"], "each edit, with the newest text");
+        // History pages show the pins as they are now too.
+        let history = cy.history_all(&room("gone")).await.unwrap();
+        let pins: Vec<&hearth_protocol::ops::PinnedNote> = history
+            .iter()
+            .filter_map(|e| match e {
+                Event::Pin(p) => Some(&p.pin),
+                _ => None,
+            })
+            .collect();
+        assert!(pins.iter().any(|p| p.seq == Some(secret.seq) && p.deleted), "{pins:?}");
+        assert!(pins.iter().any(|p| p.seq == Some(fixed.seq) && p.text.as_str() == "meet at 6 at the cafe"));
+        assert!(!pins.iter().any(|p| p.text.as_str().contains("555") || p.text.as_str().contains("Elm")), "{pins:?}");
     }
     d.stop().await;
 }

@@ -556,8 +556,26 @@ impl App {
         let Some(id) = event.room().cloned() else { return };
         // What changes a message already shown, or only says something.
         match &event {
-            Event::Edit(e) => return self.rewrite(&id, e.target, format!("{} (edited)", e.text)),
-            Event::Delete(e) => return self.rewrite(&id, e.target, "(deleted)".to_string()),
+            Event::Edit(e) => {
+                // A pin of the message shows its text as it is now too.
+                let text = e.text.as_str();
+                let mut cut = text.len().min(hearth_protocol::limits::MAX_NOTE_BYTES);
+                while !text.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                let note = hearth_protocol::Note::new(&text[..cut]).expect("cut to a note's length");
+                for pin in self.room_mut(&id).pins.iter_mut().filter(|p| p.seq == Some(e.target)) {
+                    pin.text = note.clone();
+                }
+                return self.rewrite(&id, e.target, format!("{} (edited)", e.text));
+            }
+            Event::Delete(e) => {
+                for pin in self.room_mut(&id).pins.iter_mut().filter(|p| p.seq == Some(e.target)) {
+                    pin.text = hearth_protocol::Note::new("(deleted)").expect("a valid note");
+                    pin.deleted = true;
+                }
+                return self.rewrite(&id, e.target, "(deleted)".to_string());
+            }
             Event::Reaction(r) => {
                 let view = self.room_mut(&id);
                 for line in view.lines.iter_mut().filter(|l| l.seq == Some(r.target)) {

@@ -5,7 +5,8 @@
 use std::collections::BTreeMap;
 
 use hearth_protocol::event::{DeleteEvent, EditEvent, MessageEvent, MessageState, ReactionCount, ReactionEvent};
-use hearth_protocol::{Emoji, ErrorBody, ErrorCode, Event, Millis, Seq, Text, UserId};
+use hearth_protocol::ops::PinnedNote;
+use hearth_protocol::{Emoji, ErrorBody, ErrorCode, Event, Millis, Note, Seq, Text, UserId, limits};
 
 use super::permissions::Action;
 use super::rows::{self, AnnexRow, ByAt, VersionAnn};
@@ -18,6 +19,29 @@ pub const MAX_REACTORS_LISTED: usize = 20;
 /// What a deleted message's text reads as, wherever it is shown again.
 pub fn deleted_text() -> Text {
     Text::new("(deleted)").expect("a valid text")
+}
+
+/// A message's text as a pinned note: cut to a note's length, on a character
+/// boundary.
+pub fn note_of(text: &Text) -> Note {
+    let text = text.as_str();
+    let mut cut = text.len().min(limits::MAX_NOTE_BYTES);
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    Note::new(&text[..cut]).expect("cut to the note limit")
+}
+
+/// Shows a pin of a message with the message's text as it is now: `text`
+/// (its newest edit, as a note), or the placeholder once it is deleted.
+pub fn retext_pin(pin: &mut PinnedNote, text: Option<&Note>) {
+    match text {
+        Some(text) => pin.text = text.clone(),
+        None => {
+            pin.text = Note::new(deleted_text().as_str()).expect("a valid note");
+            pin.deleted = true;
+        }
+    }
 }
 
 /// What became of a message's text after it was posted.
@@ -66,6 +90,11 @@ impl TextNow {
                 message.state = Some(Box::new(state));
             }
             Event::Edit(edit) => edit.text = text,
+            // A pin of the message: its note shows the message as it is now.
+            Event::Pin(pinned) => match self {
+                TextNow::Edited(_) => retext_pin(&mut pinned.pin, Some(&note_of(&text))),
+                TextNow::Deleted => retext_pin(&mut pinned.pin, None),
+            },
             _ => {}
         }
     }

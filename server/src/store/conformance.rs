@@ -58,6 +58,7 @@ fn pin(id: u64) -> PinnedNote {
         title: None,
         version: 1,
         note: None,
+        deleted: false,
     }
 }
 
@@ -100,6 +101,35 @@ fn rooms_members_and_pins_load_back(store: &dyn Store) {
     assert_eq!(seqs(&load.recent), vec![3, 4, 5]);
     assert_eq!(load.recent[2].body, Bytes::from("event-5"));
     assert!(store.load_room(&room("nowhere"), 3).unwrap().is_none());
+}
+
+fn pins_of_a_message_follow_its_edits_and_its_deletion(store: &dyn Store) {
+    let of = |id: u64, message: u64, text: &str| PinnedNote {
+        seq: Some(Seq(message)),
+        text: Note::new(text).unwrap(),
+        ..pin(id)
+    };
+    store
+        .commit(&[
+            Write::CreateRoom(record("pinned")),
+            change("pinned", Change::PutPin(of(4, 2, "first words"))),
+            change("pinned", Change::PutPin(of(5, 3, "say no more"))),
+            change("pinned", Change::PutPin(pin(6))),
+        ])
+        .unwrap();
+    let edited = Note::new("second thoughts").unwrap();
+    store
+        .commit(&[
+            change("pinned", Change::RetextPins { message: Seq(2), text: Some(edited.clone()) }),
+            change("pinned", Change::RetextPins { message: Seq(3), text: None }),
+            // A message nobody pinned: nothing changes.
+            change("pinned", Change::RetextPins { message: Seq(9), text: None }),
+        ])
+        .unwrap();
+    let load = store.load_room(&room("pinned"), 0).unwrap().unwrap();
+    let mut gone = of(5, 3, "(deleted)");
+    gone.deleted = true;
+    assert_eq!(load.pins, vec![of(4, 2, "second thoughts"), gone, pin(6)]);
 }
 
 fn an_empty_room_loads_at_its_creation(store: &dyn Store) {
@@ -172,6 +202,7 @@ fn pages_walk_the_timeline_in_order(store: &dyn Store) {
 
 fn run_suite(make: impl Fn() -> Box<dyn Store>) {
     rooms_members_and_pins_load_back(&*make());
+    pins_of_a_message_follow_its_edits_and_its_deletion(&*make());
     an_empty_room_loads_at_its_creation(&*make());
     listings_count_members_and_show_the_callers_role(&*make());
     client_message_ids_come_back_newest_last(&*make());

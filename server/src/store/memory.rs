@@ -157,6 +157,11 @@ impl Store for MemoryStore {
                                 *value = crate::room::rows::count_use(value);
                             }
                         }
+                        Change::RetextPins { message, text } => {
+                            for pin in room.pins.values_mut().filter(|p| p.seq == Some(*message)) {
+                                crate::room::messages::retext_pin(pin, text.as_ref());
+                            }
+                        }
                     }
                 }
                 Write::AppendEvent(row) => {

@@ -276,6 +276,23 @@ impl SqliteStore {
                     .execute(params![room.as_str(), id, crate::room::rows::count_use(&value)])?;
                 }
             }
+            Change::RetextPins { message, text } => {
+                // A room holds at most a few dozen pins: read them all, rewrite
+                // those of the message.
+                let pins: Vec<(i64, String)> = tx
+                    .prepare_cached("SELECT pin, record FROM pins WHERE room = ?1")?
+                    .query_map(params![room.as_str()], |row| Ok((row.get(0)?, row.get(1)?)))?
+                    .collect::<Result<_, _>>()?;
+                for (id, record) in pins {
+                    let Ok(mut pin) = serde_json::from_str::<PinnedNote>(&record) else { continue };
+                    if pin.seq == Some(*message) {
+                        crate::room::messages::retext_pin(&mut pin, text.as_ref());
+                        let json = serde_json::to_string(&pin).expect("pins serialise");
+                        tx.prepare_cached("UPDATE pins SET record = ?3 WHERE room = ?1 AND pin = ?2")?
+                            .execute(params![room.as_str(), id, json])?;
+                    }
+                }
+            }
             Change::PutAnnex(a) => {
                 tx.prepare_cached(
                     "INSERT OR REPLACE INTO annex (room, tbl, target, key, value) VALUES (?1, ?2, ?3, ?4, ?5)",

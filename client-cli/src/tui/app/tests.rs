@@ -75,6 +75,7 @@ fn pin(id: u64, title: &str, text: &str) -> PinnedNote {
         title: Some(ShortText::new(title).unwrap()),
         version: 1,
         note: None,
+        deleted: false,
     }
 }
 

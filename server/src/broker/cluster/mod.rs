@@ -659,6 +659,10 @@ impl Shared {
                 Change::PutRow(row) => call.arg("put").arg(row_field(row.table, &row.key)).arg(row.value),
                 Change::RemoveRow { table, key } => call.arg("del").arg(row_field(table, &key)).arg(""),
                 Change::UseInvite(id) => call.arg("useinvite").arg(row_field(RowTable::Invite, &id)).arg(""),
+                // The new text, or nothing for a deletion.
+                Change::RetextPins { message, text } => {
+                    call.arg("pintext").arg(message.0).arg(text.as_ref().map_or("", |t| t.as_str()))
+                }
                 Change::PutAnnex(annex) => match annex.table {
                     AnnexTable::ModLog => call.arg("modlog").arg("").arg(annex.value),
                     AnnexTable::Message => call.arg("mput").arg(annex.key).arg(annex.value),

@@ -291,6 +291,22 @@ for i = 16, #ARGV, 3 do
       invite['uses'] = invite['uses'] + 1
       redis.call('HSET', rows, a, cmsgpack.pack(invite))
     end
+  elseif op == 'pintext' then
+    -- The pins of message a show its text now: b after an edit, the
+    -- placeholder after its deletion (b empty). A room has a few pins.
+    local message, pinned = tonumber(a), redis.call('HGETALL', pins)
+    for j = 1, #pinned, 2 do
+      local note = cmsgpack.unpack(pinned[j + 1])
+      if note['seq'] == message then
+        if b == '' then
+          note['text'] = '(deleted)'
+          note['deleted'] = true
+        else
+          note['text'] = b
+        end
+        redis.call('HSET', pins, pinned[j], cmsgpack.pack(note))
+      end
+    end
   elseif op == 'modlog' then
     redis.call('XADD', modlog, decimal(seq) .. '-0', 'v', fill(b, seq_bytes, ts_bytes))
   end
