@@ -31,6 +31,7 @@ pub enum Event {
     JoinRequest(JoinRequestEvent),
     JoinDecision(JoinDecisionEvent),
     Ack(AckEvent),
+    Arrived(ArrivedEvent),
     Prompt(PromptEvent),
     Held(HeldEvent),
     Truncated(TruncatedEvent),
@@ -53,6 +54,7 @@ impl Event {
             Event::Moderation(e) => e.seq,
             Event::JoinRequest(e) => e.seq,
             Event::Ack(e) => e.seq,
+            Event::Arrived(e) => e.seq,
             Event::Prompt(e) => e.seq,
             Event::Held(e) => e.seq,
             Event::Hello(_) | Event::Typing(_) | Event::Presence(_) | Event::JoinDecision(_) | Event::Truncated(_) => {
@@ -77,6 +79,7 @@ impl Event {
             Event::Moderation(e) => e.ts,
             Event::JoinRequest(e) => e.ts,
             Event::Ack(e) => e.ts,
+            Event::Arrived(e) => e.ts,
             Event::Prompt(e) => e.ts,
             Event::Held(e) => e.ts,
             Event::Hello(_) | Event::Typing(_) | Event::Presence(_) | Event::JoinDecision(_) | Event::Truncated(_) => {
@@ -108,6 +111,7 @@ impl Event {
             Event::Moderation(e) => (&mut e.seq, &mut e.ts),
             Event::JoinRequest(e) => (&mut e.seq, &mut e.ts),
             Event::Ack(e) => (&mut e.seq, &mut e.ts),
+            Event::Arrived(e) => (&mut e.seq, &mut e.ts),
             Event::Prompt(e) => (&mut e.seq, &mut e.ts),
             Event::Held(e) => (&mut e.seq, &mut e.ts),
             Event::Hello(_) | Event::Typing(_) | Event::Presence(_) | Event::JoinDecision(_) | Event::Truncated(_) => {
@@ -138,6 +142,7 @@ impl Event {
             Event::JoinRequest(e) => &e.room,
             Event::JoinDecision(e) => &e.room,
             Event::Ack(e) => &e.room,
+            Event::Arrived(e) => &e.room,
             Event::Prompt(e) => &e.room,
             Event::Held(e) => &e.room,
             Event::Truncated(e) => &e.room,
@@ -434,6 +439,18 @@ pub struct AckEvent {
     pub ts: Millis,
     pub from: UserId,
     pub version: u32,
+}
+
+/// A member a welcomer or moderator let in (`decide_join`) joined the room
+/// on a connection for the first time since: their `join` answered
+/// `first_join: true`, so they were shown the room's welcome. Sent to
+/// welcomers and above only.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ArrivedEvent {
+    pub room: RoomId,
+    pub seq: Seq,
+    pub ts: Millis,
+    pub from: UserId,
 }
 
 /// To the requester, on every connection of theirs: the room decided on

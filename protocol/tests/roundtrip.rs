@@ -248,6 +248,7 @@ fn sample_events() -> Vec<Event> {
             note: Note::new("hi").unwrap(),
         }),
         Event::Ack(AckEvent { room: r(), seq: Seq(24), ts, from: user("bo"), version: 2 }),
+        Event::Arrived(ArrivedEvent { room: r(), seq: Seq(26), ts, from: user("eve") }),
         Event::Held(HeldEvent {
             room: r(),
             seq: Seq(26),
@@ -297,6 +298,7 @@ fn event_kind(event: &Event) -> &'static str {
         Event::JoinRequest(_) => "join_request",
         Event::JoinDecision(_) => "join_decision",
         Event::Ack(_) => "ack",
+        Event::Arrived(_) => "arrived",
         Event::Prompt(_) => "prompt",
         Event::Held(_) => "held",
         Event::Truncated(_) => "truncated",

@@ -25,7 +25,9 @@ pub mod stats;
 
 use std::collections::HashMap;
 
-use hearth_protocol::event::{LeftReason, MemberJoinedEvent, MemberLeftEvent, MessageEvent, PinEvent, UnpinEvent};
+use hearth_protocol::event::{
+    ArrivedEvent, LeftReason, MemberJoinedEvent, MemberLeftEvent, MessageEvent, PinEvent, UnpinEvent,
+};
 use hearth_protocol::ops::{
     CreateRoom, ModAction, ModEntry, PinnedNote, RoomInfo, RoomSettings, SendMessage, Visibility,
 };
@@ -162,7 +164,7 @@ pub enum Change {
 /// below welcomer was told it was held.
 pub fn audience(event: &Event) -> Role {
     match event {
-        Event::JoinRequest(_) | Event::Ack(_) | Event::Prompt(_) | Event::Held(_) => Role::Welcomer,
+        Event::JoinRequest(_) | Event::Ack(_) | Event::Arrived(_) | Event::Prompt(_) | Event::Held(_) => Role::Welcomer,
         Event::Moderation(e)
             if matches!(e.action, ModAction::Reject | ModAction::CreateInvite | ModAction::RevokeInvite)
                 || e.held.is_some() =>
@@ -220,7 +222,7 @@ pub const NEWCOMER_MS: u64 = 7 * 24 * 3600 * 1000;
 
 pub fn changes(event: &Event) -> Vec<Change> {
     let forget = |user: &UserId| {
-        [RowTable::Ack, RowTable::Title, RowTable::Request, RowTable::Posts]
+        [RowTable::Ack, RowTable::Title, RowTable::Request, RowTable::Posts, RowTable::Approved]
             .map(|table| Change::RemoveRow { table, key: user.to_string() })
     };
     let mut changes = match event {
@@ -238,9 +240,15 @@ pub fn changes(event: &Event) -> Vec<Change> {
             if let Some(invite) = &e.invite {
                 changes.push(Change::UseInvite(invite.clone()));
             }
+            // Let in by someone else: they have not joined on a connection
+            // yet, and their first `join` will be their first.
+            if let Some(by) = &e.approved_by {
+                changes.push(Change::PutRow(Row::approved(&e.from, by)));
+            }
             changes
         }
         Event::Ack(e) => vec![Change::PutRow(Row::ack(&e.from, e.version))],
+        Event::Arrived(e) => vec![Change::RemoveRow { table: RowTable::Approved, key: e.from.to_string() }],
         Event::JoinRequest(e) => vec![
             Change::PutRow(Row::request(&e.from, &rows::Request { note: e.note.clone(), at: e.ts })),
             Change::RemoveRow { table: RowTable::Denied, key: e.from.to_string() },
@@ -645,6 +653,17 @@ impl RoomState {
     /// room admits. A join with `since` resumes a membership, so it needs one.
     pub fn decide_join(&self, user: &UserId, since: Option<Position>, now: Millis) -> Result<Option<Draft>, ErrorBody> {
         if self.members.contains_key(user) {
+            // Let in by a welcomer while away: this join is their first, and
+            // says so (the welcome), once.
+            if since.is_none() && self.rows.approved.contains_key(user) {
+                let event = Event::Arrived(ArrivedEvent {
+                    room: self.record.room.clone(),
+                    seq: Seq::ZERO,
+                    ts: Millis(0),
+                    from: user.clone(),
+                });
+                return Ok(Some(Draft { event, requires: Requires::Member(user.clone()), cmid: None }));
+            }
             return Ok(None);
         }
         let room = &self.record.room;
@@ -921,6 +940,7 @@ pub fn actor(event: &Event) -> Option<&UserId> {
         Event::Moderation(e) => &e.from,
         Event::JoinRequest(e) => &e.from,
         Event::Ack(e) => &e.from,
+        Event::Arrived(e) => &e.from,
         Event::Prompt(e) => &e.from,
         Event::Held(e) => &e.from,
         Event::Hello(_) | Event::Typing(_) | Event::Presence(_) | Event::JoinDecision(_) | Event::Truncated(_) => {

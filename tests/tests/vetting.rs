@@ -74,14 +74,25 @@ both_modes_timed! {
         assert_eq!(code(bo.request(peek.clone()).await), ErrorCode::NotMember);
 
         // Approved: bo hears it live, then joins; everyone sees who let bo in.
+        let welcome = RoomSettings { welcome: Some(short("Hi! Read the pins.")), ..RoomSettings::default() };
+        ada.request(SetRoom { room: room("vetted"), settings: welcome }).await.unwrap();
         dee.request(decide("vetted", "bo", true, "")).await.unwrap();
         let told = until_event(&mut bo, "the decision", |e| matches!(e, Event::JoinDecision(_))).await;
         assert!(matches!(told, Event::JoinDecision(d) if d.approved && d.by.as_str() == "dee"));
-        bo.join(&room("vetted")).await.unwrap();
+        // The first join after the approval is bo's first: the welcome is shown
+        // then, and once; the welcomers see bo arrive.
+        let first = bo.join(&room("vetted")).await.unwrap();
+        assert!(first.first_join, "the join that brings a vetted newcomer in is their first");
+        assert_eq!(first.room.welcome.as_ref().map(|w| w.as_str()), Some("Hi! Read the pins."));
+        let arrived = until_event(&mut dee, "bo's arrival", |e| matches!(e, Event::Arrived(_))).await;
+        assert!(matches!(arrived, Event::Arrived(a) if a.from.as_str() == "bo"));
+        let mut again = d.other_node("bo").client("bo", Codec::MsgPack).await;
+        assert!(!again.join(&room("vetted")).await.unwrap().first_join, "the second is not");
         let joined = until_event(&mut cy, "bo's arrival", |e| matches!(e, Event::MemberJoined(j) if j.from.as_str() == "bo")).await;
         assert!(matches!(joined, Event::MemberJoined(j) if j.approved_by.as_ref().map(|u| u.as_str()) == Some("dee")));
         let seen = drain(&mut cy).await;
         assert!(!seen.iter().any(|e| matches!(e, Event::JoinRequest(_))), "members never see requests: {seen:?}");
+        assert!(!seen.iter().any(|e| matches!(e, Event::Arrived(_))), "nor arrivals: {seen:?}");
         // A member's history skips the requests; a welcomer's shows them.
         let page = cy.request(peek.clone()).await.unwrap();
         assert!(!page.events.iter().any(|e| matches!(e, Event::JoinRequest(_))));

@@ -1197,6 +1197,7 @@ fn notice(event: &Event) -> Option<String> {
         Event::Held(h) => {
             format!("held for a look: {}: {} — /release {} or /drop {} [REASON]", h.from, h.text, h.from, h.from)
         }
+        Event::Arrived(a) => format!("{} arrived (first time in since being let in)", a.from),
         _ => return None,
     })
 }

@@ -34,10 +34,13 @@ pub enum RowTable {
     Held,
     /// How many posts a member on probation by posts has made.
     Posts,
+    /// Members a welcomer or moderator let in who have not joined on a
+    /// connection since (their first `join` is their first: the welcome).
+    Approved,
 }
 
 impl RowTable {
-    pub const ALL: [RowTable; 10] = [
+    pub const ALL: [RowTable; 11] = [
         RowTable::Ban,
         RowTable::Mute,
         RowTable::Request,
@@ -48,6 +51,7 @@ impl RowTable {
         RowTable::Prompt,
         RowTable::Held,
         RowTable::Posts,
+        RowTable::Approved,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -62,6 +66,7 @@ impl RowTable {
             RowTable::Prompt => "prompt",
             RowTable::Held => "held",
             RowTable::Posts => "posts",
+            RowTable::Approved => "approved",
         }
     }
 
@@ -215,6 +220,9 @@ pub struct Rows {
     /// Posts made so far by members on probation by posts (counted only
     /// while it applies to them).
     pub posts: HashMap<UserId, u32>,
+    /// Members let in by a welcomer or moderator, with who did, who have not
+    /// joined on a connection since.
+    pub approved: HashMap<UserId, UserId>,
 }
 
 /// A held message.
@@ -275,6 +283,10 @@ impl Row {
 
     pub fn held(user: &UserId, cmid: &str, held: &HeldRow) -> Row {
         Row { table: RowTable::Held, key: held_key(user, cmid), value: encode(held) }
+    }
+
+    pub fn approved(user: &UserId, by: &UserId) -> Row {
+        Row { table: RowTable::Approved, key: user.to_string(), value: encode(by) }
     }
 
     pub fn prompt(id: u64, prompt: &PromptRow) -> Row {
@@ -362,6 +374,9 @@ impl Rows {
             RowTable::Posts => {
                 self.posts.insert(user()?, decode(&row.value).map_err(value)?);
             }
+            RowTable::Approved => {
+                self.approved.insert(user()?, decode(&row.value).map_err(value)?);
+            }
             RowTable::Prompt => {
                 let id = row.key.parse().map_err(|_| bad("not a prompt id".into()))?;
                 self.prompts.insert(id, decode(&row.value).map_err(value)?);
@@ -386,6 +401,7 @@ impl Rows {
             RowTable::Ack => user.and_then(|u| self.acks.remove(&u)).map(drop),
             RowTable::Title => user.and_then(|u| self.titles.remove(&u)).map(drop),
             RowTable::Posts => user.and_then(|u| self.posts.remove(&u)).map(drop),
+            RowTable::Approved => user.and_then(|u| self.approved.remove(&u)).map(drop),
             RowTable::Prompt => key.parse().ok().and_then(|id| self.prompts.remove(&id)).map(drop),
             RowTable::Held => key
                 .split_once('\u{1f}')
@@ -407,6 +423,8 @@ impl Rows {
         rows.extend(self.titles.iter().map(|(u, t)| Row::title(u, t)));
         rows.extend(self.prompts.iter().map(|(id, p)| Row::prompt(*id, p)));
         rows.extend(self.held.iter().map(|((u, c), h)| Row::held(u, c, h)));
+        rows.extend(self.posts.iter().map(|(u, n)| Row::posts(u, *n)));
+        rows.extend(self.approved.iter().map(|(u, by)| Row::approved(u, by)));
         rows
     }
 }
