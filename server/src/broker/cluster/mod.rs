@@ -1241,7 +1241,14 @@ impl Broker for RedisBroker {
 
     fn ready(&self) -> BrokerFuture<'_, ()> {
         Box::pin(async move {
-            let pong: String = self.shared.commands.query(&redis::cmd("PING")).await.map_err(unavailable)?;
+            // Not ready is not ready, however the call failed (no write to be
+            // unsure of here).
+            let pong: String = self
+                .shared
+                .commands
+                .query(&redis::cmd("PING"))
+                .await
+                .map_err(|e| BrokerError::Unavailable(e.to_string()))?;
             if pong != "PONG" {
                 return Err(BrokerError::Unavailable(format!("PING answered {pong:?}")));
             }
