@@ -26,7 +26,9 @@ pub struct Request {
 }
 
 macro_rules! operations {
-    ($( $(#[$doc:meta])* $variant:ident = $name:literal => $reply:ty; )*) => {
+    // `$d` is a `$`, passed in so the macro this one defines can have
+    // metavariables of its own.
+    ($d:tt; $( $(#[$doc:meta])* $variant:ident = $name:literal => $reply:ty; )*) => {
         /// Every operation of protocol v1.
         #[derive(Debug, Clone, PartialEq)]
         pub enum Op {
@@ -60,6 +62,17 @@ macro_rules! operations {
         /// Wire names of every operation, in declaration order.
         pub const OP_NAMES: &[&str] = &[$($name),*];
 
+        /// Calls `CALLBACK! { Variant, Variant, ... }` with the [`Op`] variant of
+        /// every operation, in declaration order: a server's dispatch is made
+        /// from the protocol's one table, so adding an operation here asks for
+        /// its handler there and nowhere else.
+        #[macro_export]
+        macro_rules! for_each_op {
+            ($d callback:ident) => {
+                $d callback! { $($variant),* }
+            };
+        }
+
         $(
             impl Operation for $variant {
                 const NAME: &'static str = $name;
@@ -76,6 +89,7 @@ macro_rules! operations {
 }
 
 operations! {
+    $;
     /// Liveness check at the application level; replies with the server's clock.
     Ping = "ping" => Pong;
     /// Create a room; the caller becomes its owner and first member.

@@ -179,3 +179,16 @@ pub fn frame_message(codec: Codec, bytes: Vec<u8>) -> Message {
 pub fn event_frame(codec: Codec, event: &Event) -> Message {
     frame_message(codec, encode_event(codec, event))
 }
+
+/// Longest close reason the WebSocket protocol allows.
+const MAX_CLOSE_REASON: usize = 123;
+
+/// A close frame with `code` and as much of `reason` as fits.
+pub fn close_message(code: hearth_protocol::CloseCode, reason: &str) -> Message {
+    use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+    let mut end = reason.len().min(MAX_CLOSE_REASON);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    Message::Close(Some(CloseFrame { code: code.code().into(), reason: Utf8Bytes::from(&reason[..end]) }))
+}

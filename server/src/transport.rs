@@ -15,13 +15,13 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode, header};
-use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
-use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::Shared;
 use crate::auth::{self, AuthError};
+use crate::frames::close_message;
 use crate::metered::{Io, Metered, ReadMeter, Rewound};
 use crate::session;
 
@@ -775,18 +775,6 @@ fn token_from(request: &Request) -> (Option<String>, bool) {
         Some(ticket) => (Some(ticket), true),
         None => (query("token="), false),
     }
-}
-
-/// Longest close reason the WebSocket protocol allows.
-const MAX_CLOSE_REASON: usize = 123;
-
-/// A close frame with `code` and as much of `reason` as fits.
-pub fn close_message(code: CloseCode, reason: &str) -> Message {
-    let mut end = reason.len().min(MAX_CLOSE_REASON);
-    while !reason.is_char_boundary(end) {
-        end -= 1;
-    }
-    Message::Close(Some(CloseFrame { code: code.code().into(), reason: Utf8Bytes::from(&reason[..end]) }))
 }
 
 /// Closes a connection that never became a session, giving the client a moment to

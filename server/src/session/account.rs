@@ -1,0 +1,42 @@
+//! The connection's own requests: `ping`, and `auth`, which moves the
+//! connection onto a fresh token of its user.
+
+use std::time::Instant;
+
+use hearth_protocol::ops::{Auth, Authed, Ping, Pong};
+use hearth_protocol::{ErrorBody, ErrorCode, Millis, RequestId};
+
+use super::Session;
+use super::dispatch::Handle;
+
+impl Handle for Ping {
+    async fn handle(self, session: &mut Session, id: RequestId) -> Result<(), ErrorBody> {
+        session.reply(id, &Pong { ts: session.shared.clock.now() }).await;
+        Ok(())
+    }
+}
+
+/// Moves the connection onto a fresh token of the same user.
+impl Handle for Auth {
+    async fn handle(self, session: &mut Session, id: RequestId) -> Result<(), ErrorBody> {
+        let args = self;
+        let refused = |why: String| {
+            crate::metrics::get().auth_failures.increment(1);
+            ErrorBody::new(ErrorCode::Unauthorized, why)
+        };
+        let verified = crate::auth::verify_token(&session.shared.config.token_secret, &args.token)
+            .map_err(|e| refused(format!("{e}; this connection keeps its current token")))?;
+        if verified.user != session.conn.user {
+            return Err(refused(format!(
+                "that token is {}'s; this connection is {}'s",
+                verified.user, session.conn.user
+            )));
+        }
+        session.shared.accounts.admit(&verified).await.map_err(|refusal| refused(refusal.reason()))?;
+        session.conn.set_generation(verified.generation);
+        session.token_expires = Instant::now() + verified.valid_for();
+        let expires_at = Millis(verified.expires.saturating_mul(1000));
+        session.reply(id, &Authed { user: verified.user, expires_at }).await;
+        Ok(())
+    }
+}

@@ -1,0 +1,175 @@
+//! Being in a room: creating one, finding rooms, joining (with a resume, an
+//! invite, a room's gate) and leaving; who its members are and who is online.
+
+use hearth_protocol::ops::{
+    CreateRoom, Done, Join, Leave, ListRooms, MemberList, Members, OnlineMember, Presence, PresenceList, RoomList,
+};
+use hearth_protocol::{ErrorBody, ErrorCode, Millis, RequestId, UserId, limits};
+
+use super::dispatch::Handle;
+use super::ordering::{applied_within, caught_up};
+use super::{Session, fit_in_frame};
+use crate::broker::BrokerError;
+use crate::room::{self, Rejection};
+use crate::rooms::Room;
+
+impl Handle for CreateRoom {
+    async fn handle(self, session: &mut Session, id: RequestId) -> Result<(), ErrorBody> {
+        let args = self;
+        let name = args.room.clone();
+        let (record, first) =
+            room::decide_create(&session.conn.user, args, crate::new_epoch(), session.shared.clock.now())?;
+        let max_owned = session.shared.config.limits.rooms_per_user;
+        let receipt =
+            session.shared.registry.broker().create_room(record, first, max_owned).await.map_err(|e| e.to_error())?;
+        let published = receipt.durable().await.map_err(|e| e.to_error())?;
+        let room = session.room(&name).await?;
+        applied_within(room.wait_applied(published.seq)).await?;
+        session.reply(id, &room.decide(|s| s.info())).await;
+        Ok(())
+    }
+}
+
+impl Handle for ListRooms {
+    async fn handle(self, session: &mut Session, id: RequestId) -> Result<(), ErrorBody> {
+        let limit = self.limit.unwrap_or(limits::DEFAULT_ROOM_PAGE).clamp(1, limits::MAX_ROOM_PAGE);
+        let user = &session.conn.user;
+        let (mut rooms, more) = session.shared.registry.list_for(user, self.after, usize::from(limit)).await?;
+        let cut = fit_in_frame(session.conn.codec, &mut rooms);
+        session.reply(id, &RoomList { rooms, more: more || cut }).await;
+        Ok(())
+    }
+}
+
+/// Join: membership (durable and applied before the reply), the reply, then
+/// the missed events, then live ones.
+impl Handle for Join {
+    async fn handle(self, session: &mut Session, id: RequestId) -> Result<(), ErrorBody> {
+        let args = self;
+        let user = session.conn.user.clone();
+        // Decided on the room as its order stands: a ban or kick acknowledged
+        // through another node a moment ago holds here too.
+        let room = session.current_room(&args.room).await?;
+        // A second join on the same connection restarts the stream from its `since`.
+        room.unsubscribe(session.conn.id);
+        session.conn.not_receiving(&room.id);
+        let mut first_join = false;
+        let broker = session.shared.registry.broker();
+        let mut tries = 0;
+        let published = loop {
+            tries += 1;
+            let before = room.position();
+            let now = session.shared.clock.now();
+            let decided = match args.invite.as_deref() {
+                // With a code: the invite is the way in, whatever the room's gate.
+                Some(code) if args.since.is_none() => room.decide(|s| s.decide_join_invited(&user, code, now))?,
+                _ => {
+                    session.check_gate(&room, now).await?;
+                    room.decide(|s| s.decide_join(&user, args.since, now))?
+                }
+            };
+            let Some(draft) = decided else { break None };
+            let published = match broker.publish(draft).await {
+                Ok(receipt) => receipt.durable().await,
+                Err(error) => Err(error),
+            };
+            // The room's visibility or gate changed through another node a
+            // moment ago and this copy had not applied it: decide the join
+            // again on the room as it is now, once the copy has.
+            if tries == 1
+                && matches!(published, Err(BrokerError::Rejected { why: Rejection::RulesChanged, .. }))
+                && caught_up(broker, &room, before).await
+            {
+                continue;
+            }
+            break Some(published);
+        };
+        if let Some(published) = published {
+            match published {
+                Ok(published) => {
+                    first_join = true;
+                    applied_within(room.wait_applied(published.seq)).await?;
+                }
+                // Joined meanwhile on another connection: wait to see it applied.
+                Err(BrokerError::Rejected { why: Rejection::AlreadyMember, .. }) => {
+                    applied_within(room.wait_for(|s| s.members.contains_key(&user))).await?;
+                }
+                Err(error) => return Err(error.to_error()),
+            }
+        }
+        room.join(&session.conn, id, args.since, first_join, session.shared.clock.now()).await
+    }
+}
+
+impl Handle for Leave {
+    async fn handle(self, session: &mut Session, id: RequestId) -> Result<(), ErrorBody> {
+        let user = session.conn.user.clone();
+        let draft = session.room(&self.room).await?.decide(|s| s.decide_leave(&user))?;
+        session.publish(id, draft, |_| Done {}).await
+    }
+}
+
+impl Handle for Members {
+    async fn handle(self, session: &mut Session, id: RequestId) -> Result<(), ErrorBody> {
+        let room = session.member_room(&self.room).await?;
+        let elsewhere = session.online_elsewhere(&room).await;
+        let mut members = room.members(session.shared.clock.now());
+        for member in members.iter_mut() {
+            member.online |= elsewhere.contains(&member.user);
+        }
+        session.reply(id, &MemberList { members }).await;
+        Ok(())
+    }
+}
+
+impl Handle for Presence {
+    async fn handle(self, session: &mut Session, id: RequestId) -> Result<(), ErrorBody> {
+        let now = session.shared.clock.now();
+        let room = session.member_room(&self.room).await?;
+        let elsewhere = session.online_elsewhere(&room).await;
+        let mut users: Vec<UserId> = room.online_here().into_iter().chain(elsewhere).collect();
+        let online = room.decide(|s| {
+            users.sort();
+            users.dedup();
+            users
+                .into_iter()
+                .filter_map(|user| Some(OnlineMember { role: s.role_of(&user, now)?, user }))
+                .collect::<Vec<_>>()
+        });
+        session.reply(id, &PresenceList { online }).await;
+        Ok(())
+    }
+}
+
+impl Session {
+    /// A gated room (`required_role`) takes a new member who holds that role in
+    /// its lobby (`parent`); without a lobby, only by invite or approval.
+    async fn check_gate(&self, room: &Room, now: Millis) -> Result<(), ErrorBody> {
+        let user = &self.conn.user;
+        let (required, parent, member) =
+            room.decide(|s| (s.record.required_role, s.record.parent.clone(), s.members.contains_key(user)));
+        let Some(required) = required.filter(|_| !member) else { return Ok(()) };
+        let held = match &parent {
+            Some(parent) => self.current_room(parent).await?.decide(|s| s.role_of(user, now)),
+            None => None,
+        };
+        if held.is_some_and(|held| held >= required) {
+            return Ok(());
+        }
+        let room = &room.id;
+        Err(ErrorBody::new(
+            ErrorCode::Forbidden,
+            match parent {
+                Some(parent) => {
+                    format!("room {room} is for {}s of room {parent}; ask there, or for an invite", required.as_str())
+                }
+                None => format!("room {room} is gated: join it with an invite, or ask its owner"),
+            },
+        ))
+    }
+
+    /// Who the other nodes say is online in `room` (none on one node).
+    async fn online_elsewhere(&self, room: &Room) -> Vec<UserId> {
+        self.shared.registry.broker().presence(room.id.clone()).await.unwrap_or_default()
+    }
+}

@@ -1,0 +1,125 @@
+//! The room's notes and rhythm: pinned notes (and their order), the rules'
+//! acknowledgement, and scheduled prompts.
+
+use hearth_protocol::event::Event;
+use hearth_protocol::ops::{
+    AckRules, AddPin, Appended, CancelPrompt, Done, OrderPins, Pinned, Prompt, PromptList, Prompts, RemovePin,
+    SchedulePrompt,
+};
+use hearth_protocol::{ErrorBody, ErrorCode, RequestId};
+
+use super::Session;
+use super::dispatch::Handle;
+
+impl Handle for AddPin {
+    async fn handle(self, session: &mut Session, id: RequestId) -> Result<(), ErrorBody> {
+        let args = self;
+        let user = session.conn.user.clone();
+        let room = session.member_room(&args.room).await?;
+        let text = match (args.seq, args.note) {
+            // The message as it is now: its newest edit; a deleted one is gone.
+            (Some(seq), None) => {
+                let (message, notes) = session.message_at(&room, seq).await?;
+                if notes.deleted.is_some() {
+                    return Err(ErrorBody::new(
+                        ErrorCode::NoSuchTarget,
+                        format!("message {seq} of room {} was deleted; there is nothing to pin", room.id),
+                    ));
+                }
+                let text = notes.versions.last().map_or(message.text, |(_, newest)| newest.text.clone());
+                crate::room::messages::note_of(&text)
+            }
+            (None, Some(note)) => note,
+            _ => return Err(ErrorBody::new(ErrorCode::BadRequest, "pin takes exactly one of seq (a message) or note")),
+        };
+        let max_pins = session.shared.config.limits.pins_per_room;
+        let now = session.shared.clock.now();
+        let draft = room.decide(|s| s.decide_pin(&user, args.seq, text, args.title, args.edit, max_pins, now))?;
+        let mut event = draft.event.clone();
+        session
+            .publish(id, draft, move |p| {
+                // Stamped as the stored event was: the reply's pin is the event's.
+                event.stamp(p.seq, p.ts);
+                let Event::Pin(pinned) = event else { unreachable!("decide_pin drafts a pin") };
+                Pinned { seq: p.seq, pin: pinned.pin }
+            })
+            .await
+    }
+}
+
+impl Handle for RemovePin {
+    async fn handle(self, session: &mut Session, id: RequestId) -> Result<(), ErrorBody> {
+        let args = self;
+        let (user, now) = session.caller();
+        let draft = session.room(&args.room).await?.decide(|s| s.decide_unpin(&user, args.pin, now))?;
+        session.publish(id, draft, |p| Appended { seq: p.seq, ts: p.ts, held: false }).await?;
+        Ok(())
+    }
+}
+
+impl Handle for OrderPins {
+    async fn handle(self, session: &mut Session, id: RequestId) -> Result<(), ErrorBody> {
+        let args = self;
+        let (user, now) = session.caller();
+        let room = session.member_room(&args.room).await?;
+        let draft = room.decide(|s| s.decide_order_pins(&user, args.notes, now))?;
+        session.publish_applied(id, &room, draft).await?;
+        Ok(())
+    }
+}
+
+impl Handle for AckRules {
+    async fn handle(self, session: &mut Session, id: RequestId) -> Result<(), ErrorBody> {
+        let args = self;
+        let (user, now) = session.caller();
+        let room = session.member_room(&args.room).await?;
+        let draft = room.decide(|s| s.decide_ack_rules(&user, args.version, now))?;
+        session.publish_applied(id, &room, draft).await?;
+        Ok(())
+    }
+}
+
+impl Handle for SchedulePrompt {
+    async fn handle(self, session: &mut Session, id: RequestId) -> Result<(), ErrorBody> {
+        let args = self;
+        let (user, now) = session.caller();
+        let room = session.member_room(&args.room).await?;
+        let prompt = random_id();
+        let draft =
+            room.decide(|s| s.decide_schedule_prompt(&user, prompt, args.text.clone(), args.at, args.weekly, now))?;
+        session.order(&room, draft).await?;
+        session.shared.registry.broker().index_prompts(room.id.clone(), true).await.map_err(|e| e.to_error())?;
+        session.shared.prompts_relist.store(true, std::sync::atomic::Ordering::Relaxed);
+        let reply = Prompt { prompt, text: args.text, next_at: args.at, weekly: args.weekly, by: Some(user) };
+        session.reply(id, &reply).await;
+        Ok(())
+    }
+}
+
+impl Handle for CancelPrompt {
+    async fn handle(self, session: &mut Session, id: RequestId) -> Result<(), ErrorBody> {
+        let args = self;
+        let (user, now) = session.caller();
+        let room = session.member_room(&args.room).await?;
+        let draft = room.decide(|s| s.decide_cancel_prompt(&user, args.prompt, now))?;
+        session.order(&room, draft).await?;
+        session.reply(id, &Done {}).await;
+        Ok(())
+    }
+}
+
+impl Handle for Prompts {
+    async fn handle(self, session: &mut Session, id: RequestId) -> Result<(), ErrorBody> {
+        let args = self;
+        let (user, now) = session.caller();
+        let room = session.member_room(&args.room).await?;
+        let prompts = room.decide(|s| s.prompts(&user, now))?;
+        session.reply(id, &PromptList { prompts }).await;
+        Ok(())
+    }
+}
+
+/// A fresh id for a prompt: random, below 2^53 so JavaScript reads it exactly.
+fn random_id() -> u64 {
+    crate::new_epoch().0
+}

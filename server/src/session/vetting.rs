@@ -1,0 +1,115 @@
+//! Who comes in: join requests and their decisions, invite codes, and a
+//! newcomer's posts held on probation for a moderator's look.
+
+use hearth_protocol::event::JoinDecisionEvent;
+use hearth_protocol::ops::{
+    CreateInvite, DecideJoin, Done, HeldList, HeldPosts, Invite, JoinRequestList, JoinRequests, Release, RequestJoin,
+    RevokeInvite,
+};
+use hearth_protocol::{ErrorBody, Event, RequestId};
+
+use super::dispatch::Handle;
+use super::{Session, fit_in_frame};
+use crate::room;
+
+impl Handle for RequestJoin {
+    async fn handle(self, session: &mut Session, id: RequestId) -> Result<(), ErrorBody> {
+        let args = self;
+        let (user, now) = session.caller();
+        let room = session.room(&args.room).await?;
+        let draft = room.decide(|s| s.decide_request_join(&user, args.note, now))?;
+        session.order(&room, draft).await?;
+        session.reply(id, &Done {}).await;
+        Ok(())
+    }
+}
+
+impl Handle for JoinRequests {
+    async fn handle(self, session: &mut Session, id: RequestId) -> Result<(), ErrorBody> {
+        let args = self;
+        let (user, now) = session.caller();
+        let room = session.current_room(&args.room).await?;
+        let mut requests = room.decide(|s| s.join_requests(&user, now))?;
+        let more = fit_in_frame(session.conn.codec, &mut requests);
+        session.reply(id, &JoinRequestList { requests, more }).await;
+        Ok(())
+    }
+}
+
+impl Handle for DecideJoin {
+    async fn handle(self, session: &mut Session, id: RequestId) -> Result<(), ErrorBody> {
+        let args = self;
+        let (user, now) = session.caller();
+        let room = session.room(&args.room).await?;
+        let (requester, approved, reason) = (args.user.clone(), args.approve, args.reason.clone());
+        let draft = room.decide(|s| s.decide_on_request(&user, args, now))?;
+        session.order(&room, draft).await?;
+        session.reply(id, &Done {}).await;
+        // The requester hears it live, on any node.
+        let decision = Event::JoinDecision(JoinDecisionEvent { room: room.id.clone(), approved, by: user, reason });
+        session.notify_user(requester, decision).await;
+        Ok(())
+    }
+}
+
+impl Handle for CreateInvite {
+    async fn handle(self, session: &mut Session, id: RequestId) -> Result<(), ErrorBody> {
+        let args = self;
+        let (user, now) = session.caller();
+        let room = session.room(&args.room).await?;
+        let code = invite_code();
+        let invite_id = room::rows::invite_id(&code);
+        let draft =
+            room.decide(|s| s.decide_create_invite(&user, invite_id.clone(), args.ttl_secs, args.max_uses, now))?;
+        let expires_at = match &draft.event {
+            Event::Moderation(m) => m.until,
+            _ => None,
+        };
+        session.order(&room, draft).await?;
+        let invite = Invite { code, id: invite_id, expires_at, max_uses: args.max_uses, uses: 0 };
+        session.reply(id, &invite).await;
+        Ok(())
+    }
+}
+
+impl Handle for RevokeInvite {
+    async fn handle(self, session: &mut Session, id: RequestId) -> Result<(), ErrorBody> {
+        let args = self;
+        let (user, now) = session.caller();
+        let room = session.room(&args.room).await?;
+        let draft = room.decide(|s| s.decide_revoke_invite(&user, &args.code, now))?;
+        session.order(&room, draft).await?;
+        session.reply(id, &Done {}).await;
+        Ok(())
+    }
+}
+
+impl Handle for HeldPosts {
+    async fn handle(self, session: &mut Session, id: RequestId) -> Result<(), ErrorBody> {
+        let args = self;
+        let (user, now) = session.caller();
+        let room = session.member_room(&args.room).await?;
+        let mut held = room.decide(|s| s.held_posts(&user, now))?;
+        let more = fit_in_frame(session.conn.codec, &mut held);
+        session.reply(id, &HeldList { held, more }).await;
+        Ok(())
+    }
+}
+
+impl Handle for Release {
+    async fn handle(self, session: &mut Session, id: RequestId) -> Result<(), ErrorBody> {
+        let args = self;
+        let (user, now) = session.caller();
+        let room = session.member_room(&args.room).await?;
+        let draft = room.decide(|s| s.decide_release(&user, args, now))?;
+        session.publish_applied(id, &room, draft).await?;
+        Ok(())
+    }
+}
+
+/// A fresh invite code: 96 random bits, readable and typeable.
+fn invite_code() -> String {
+    let mut raw = [0u8; 12];
+    let _ = getrandom::fill(&mut raw);
+    raw.iter().map(|b| format!("{b:02x}")).collect()
+}
