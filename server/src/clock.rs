@@ -60,3 +60,28 @@ pub type SharedClock = Arc<dyn Clock>;
 pub fn system() -> SharedClock {
     Arc::new(SystemClock)
 }
+
+/// A background task's clock: the tick count, every `period`, until stopped.
+pub(crate) struct Ticks {
+    interval: tokio::time::Interval,
+    count: u64,
+}
+
+impl Ticks {
+    pub(crate) fn every(period: std::time::Duration) -> Ticks {
+        let mut interval = tokio::time::interval(period);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        Ticks { interval, count: 0 }
+    }
+
+    /// The next tick's number (the first is 0, at once); `None` once `stop` fires.
+    pub(crate) async fn next(&mut self, stop: &tokio_util::sync::CancellationToken) -> Option<u64> {
+        tokio::select! {
+            _ = stop.cancelled() => None,
+            _ = self.interval.tick() => {
+                self.count += 1;
+                Some(self.count - 1)
+            }
+        }
+    }
+}

@@ -43,7 +43,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use hearth_protocol::Epoch;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -53,7 +52,7 @@ use crate::accounts::{AccountStore, Accounts, Notice};
 use crate::broker::cluster::RedisBroker;
 use crate::broker::local::LocalBroker;
 use crate::broker::{Broker, BrokerError};
-use crate::clock::{Clock, SharedClock};
+use crate::clock::SharedClock;
 pub use crate::config::{Config, Limits, RedisConfig, RedisTarget, Storage};
 use crate::hub::{ConnId, Hub};
 use crate::rooms::{Loaded, Registry};
@@ -268,39 +267,4 @@ impl Server {
         tracing::info!("stopped");
         Ok(())
     }
-}
-
-/// A background task's clock: the tick count, every `period`, until stopped.
-pub(crate) struct Ticks {
-    interval: tokio::time::Interval,
-    count: u64,
-}
-
-impl Ticks {
-    pub(crate) fn every(period: std::time::Duration) -> Ticks {
-        let mut interval = tokio::time::interval(period);
-        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        Ticks { interval, count: 0 }
-    }
-
-    /// The next tick's number (the first is 0, at once); `None` once `stop` fires.
-    pub(crate) async fn next(&mut self, stop: &CancellationToken) -> Option<u64> {
-        tokio::select! {
-            _ = stop.cancelled() => None,
-            _ = self.interval.tick() => {
-                self.count += 1;
-                Some(self.count - 1)
-            }
-        }
-    }
-}
-
-/// A new epoch: random, below 2^53 so JavaScript reads it exactly, never zero.
-pub fn new_epoch() -> Epoch {
-    let mut bytes = [0u8; 8];
-    // If the OS random source fails, the clock still makes epochs differ across restarts.
-    if getrandom::fill(&mut bytes).is_err() {
-        bytes = clock::SystemClock.now().0.to_le_bytes();
-    }
-    Epoch((u64::from_le_bytes(bytes) >> 11).max(1))
 }

@@ -45,7 +45,7 @@ pub async fn run(registry: Arc<Registry>, stop: CancellationToken) {
     // told the room was online anywhere.
     let mut here_before: HashMap<RoomId, Vec<UserId>> = HashMap::new();
     let mut told: HashMap<RoomId, BTreeSet<UserId>> = HashMap::new();
-    let mut ticks = crate::Ticks::every(TICK);
+    let mut ticks = crate::clock::Ticks::every(TICK);
     while let Some(n) = ticks.next(&stop).await {
         let slice = n % SLICES;
         let refresh = (n / SLICES) % REFRESH_LOOKS == 0;

@@ -26,7 +26,7 @@ pub type Relist = Arc<std::sync::atomic::AtomicBool>;
 pub async fn run(registry: Arc<Registry>, clock: SharedClock, relist: Relist, stop: CancellationToken) {
     let broker = registry.broker().clone();
     let mut rooms: Vec<RoomId> = Vec::new();
-    let mut ticks = crate::Ticks::every(TICK);
+    let mut ticks = crate::clock::Ticks::every(TICK);
     while let Some(n) = ticks.next(&stop).await {
         if n % RELIST_TICKS == 0 || relist.swap(false, std::sync::atomic::Ordering::Relaxed) {
             match broker.prompt_rooms().await {

@@ -37,6 +37,16 @@ use crate::room::{AnnexRow, AnnexTable};
 use crate::room::{Draft, Rejection, RoomRecord};
 use crate::store::{RoomListing, RoomLoad, StoreError, StoredEvent};
 
+/// A new epoch: random, below 2^53 so JavaScript reads it exactly, never zero.
+pub fn new_epoch() -> Epoch {
+    let mut bytes = [0u8; 8];
+    // If the OS random source fails, the clock still makes epochs differ across restarts.
+    if getrandom::fill(&mut bytes).is_err() {
+        bytes = crate::clock::Clock::now(&crate::clock::SystemClock).0.to_le_bytes();
+    }
+    Epoch((u64::from_le_bytes(bytes) >> 11).max(1))
+}
+
 /// What a broker call returns: boxed, so servers can pick a broker at start-up.
 pub type BrokerFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, BrokerError>> + Send + 'a>>;
 

@@ -18,7 +18,7 @@ impl Handle for CreateRoom {
         let args = self;
         let name = args.room.clone();
         let (record, first) =
-            room::decide_create(&session.conn.user, args, crate::new_epoch(), session.shared.clock.now())?;
+            room::decide_create(&session.conn.user, args, crate::broker::new_epoch(), session.shared.clock.now())?;
         let max_owned = session.shared.config.limits.rooms_per_user;
         let receipt =
             session.shared.registry.broker().create_room(record, first, max_owned).await.map_err(|e| e.to_error())?;

@@ -121,5 +121,5 @@ impl Handle for Prompts {
 
 /// A fresh id for a prompt: random, below 2^53 so JavaScript reads it exactly.
 fn random_id() -> u64 {
-    crate::new_epoch().0
+    crate::broker::new_epoch().0
 }

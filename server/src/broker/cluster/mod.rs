@@ -783,7 +783,7 @@ impl Shared {
     /// copy either.
     async fn restore(&self, room: &RoomId) -> Result<Option<Position>, BrokerError> {
         let Some(copy) = self.delivery.snapshot(room) else { return Ok(None) };
-        let epoch = crate::new_epoch();
+        let epoch = crate::broker::new_epoch();
         let keys = self.keys(room);
         let mut record = copy.record;
         record.epoch = epoch;
