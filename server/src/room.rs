@@ -739,8 +739,9 @@ impl RoomState {
         Ok(Draft { event, requires: Requires::Member(user.clone()), cmid: None })
     }
 
-    pub fn decide_send(&self, user: &UserId, msg: SendMessage) -> Result<Draft, ErrorBody> {
-        self.require_member(user)?;
+    /// The message event of `msg`, posted by `user` (see `decide_send`, which
+    /// decides whether and how it is posted).
+    fn message_draft(&self, user: &UserId, msg: SendMessage) -> Result<Draft, ErrorBody> {
         if let Some(root) = msg.thread {
             if root == Seq::ZERO || root > self.head {
                 return Err(ErrorBody::new(

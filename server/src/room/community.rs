@@ -669,16 +669,20 @@ impl RoomState {
         (made < self.record.probation_posts).then_some(made + 1)
     }
 
-    /// A post, or — a newcomer's link in a room with probation — a held post
-    /// for a moderator's look.
-    pub fn decide_post(
+    /// A post at `now`: refused (not a member, muted, rules not acknowledged,
+    /// too soon in slow mode), or the message — or, a newcomer's link in a
+    /// room with probation, a held post for a moderator's look. The one post
+    /// decision: the session, the tests and the benches all make it here.
+    /// The order holds the member to slow mode too (`Requires::Post`): two
+    /// posts in a row may both pass this copy before either is applied.
+    pub fn decide_send(
         &self,
         user: &UserId,
         msg: hearth_protocol::ops::SendMessage,
-        slow_ms: u64,
         now: Millis,
     ) -> Result<Draft, ErrorBody> {
-        let mut draft = self.decide_send(user, msg)?;
+        let slow_ms = self.check_post(user, now)?;
+        let mut draft = self.message_draft(user, msg)?;
         draft.requires = Requires::Post { user: user.clone(), slow_ms, rules: Some(self.rules_seq) };
         let on_probation = self.on_probation(user, now);
         if let Event::Message(m) = &mut draft.event {

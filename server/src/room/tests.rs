@@ -58,7 +58,7 @@ impl Order {
     }
 
     fn send(&self, name: &str, text: &str) -> Result<Draft, ErrorBody> {
-        self.state.decide_send(&user(name), message(text, None))
+        self.state.decide_send(&user(name), message(text, None), Millis(0))
     }
 }
 
@@ -98,10 +98,10 @@ fn members_send_and_others_are_told_to_join() {
 fn a_thread_root_must_be_an_event_of_the_room() {
     let mut order = Order::new(100);
     let root = order.publish(order.send("ada", "root").unwrap()).unwrap();
-    let ok = order.state.decide_send(&user("ada"), message("reply", Some(root)));
+    let ok = order.state.decide_send(&user("ada"), message("reply", Some(root)), Millis(0));
     assert!(ok.is_ok());
     for bad in [Seq(0), Seq(root.0 + 1), Seq(u64::MAX)] {
-        let error = order.state.decide_send(&user("ada"), message("reply", Some(bad))).unwrap_err();
+        let error = order.state.decide_send(&user("ada"), message("reply", Some(bad)), Millis(0)).unwrap_err();
         assert_eq!(error.code, ErrorCode::NoSuchTarget, "thread {bad}");
     }
 }
@@ -335,7 +335,7 @@ proptest! {
             let draft = match request {
                 Request::Join(u) => order.state.decide_join(&who(u), None, Millis(0)).ok().flatten(),
                 Request::Leave(u) => order.state.decide_leave(&who(u)).ok(),
-                Request::Send(u) => order.state.decide_send(&who(u), message("x", None)).ok(),
+                Request::Send(u) => order.state.decide_send(&who(u), message("x", None), Millis(0)).ok(),
                 Request::Pin(u, title) => order
                     .state
                     .decide_pin(&who(u), None, Note::new("n").unwrap(), title.map(|t| ShortText::new(format!("t{t}")).unwrap()), None, 20, Millis(0))

@@ -27,12 +27,8 @@ impl Handle for SendMessage {
         // Kept only where a copy may trail the order (a cluster), to
         // decide the post again.
         let spare = broker.copies_trail().then(|| (args.clone(), room.position()));
-        let post = |s: &room::RoomState, args: hearth_protocol::ops::SendMessage, now: Millis| {
-            let slow_ms = s.check_post(&user, now)?;
-            // The order holds the member to slow mode too: two posts in a
-            // row may both pass this copy before either is applied here.
-            s.decide_post(&user, args, slow_ms, now)
-        };
+        let post =
+            |s: &room::RoomState, args: hearth_protocol::ops::SendMessage, now: Millis| s.decide_send(&user, args, now);
         let draft = room.decide(|s| post(s, args, now))?;
         let mut held = matches!(draft.event, Event::Held(_));
         let mut published = broker.publish(draft).await;
