@@ -116,23 +116,15 @@ fn sqlite_group_commit(bencher: Bencher, group: usize) {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(dir.path()).unwrap();
     let room = RoomId::new("bench").unwrap();
-    let record = RoomRecord {
-        room: room.clone(),
-        epoch: hearth_protocol::Epoch(1),
-        owner: UserId::new("ada").unwrap(),
-        created_at: Millis(0),
-        topic: ShortText::default(),
-        cap: 100,
-        visibility: Visibility::Open,
-        slow_mode_secs: 0,
-        required_role: None,
-        welcome: None,
-        probation_secs: 0,
-        probation_posts: 0,
-        parent: None,
-        rules_ack: false,
-        pin_order: Vec::new(),
-    };
+    let record = RoomRecord::new(
+        room.clone(),
+        hearth_protocol::Epoch(1),
+        UserId::new("ada").unwrap(),
+        Millis(0),
+        ShortText::default(),
+        100,
+        Visibility::Open,
+    );
     store.commit(&[Write::CreateRoom(record)]).unwrap();
     let body = Bytes::from(encode_event(Codec::MsgPack, &message()));
     let from = UserId::new("ada").unwrap();

@@ -72,6 +72,38 @@ pub struct RoomRecord {
 }
 
 impl RoomRecord {
+    /// A new room's record: what it is made with, and every setting a room
+    /// may change later at its default (no slow mode, gate, welcome,
+    /// probation, rules acknowledgement or order of pins). The one place a
+    /// record is built: a new setting is added here, not at each maker.
+    pub fn new(
+        room: RoomId,
+        epoch: Epoch,
+        owner: UserId,
+        created_at: Millis,
+        topic: ShortText,
+        cap: u32,
+        visibility: Visibility,
+    ) -> RoomRecord {
+        RoomRecord {
+            room,
+            epoch,
+            owner,
+            created_at,
+            topic,
+            cap,
+            visibility,
+            slow_mode_secs: 0,
+            required_role: None,
+            welcome: None,
+            probation_secs: 0,
+            probation_posts: 0,
+            parent: None,
+            rules_ack: false,
+            pin_order: Vec::new(),
+        }
+    }
+
     /// Applies the settings a `room_updated` event carries; absent ones stay.
     pub fn apply_settings(&mut self, settings: &RoomSettings) {
         if let Some(topic) = &settings.topic {
@@ -877,23 +909,7 @@ pub fn decide_create(
             format!("cap must be 1-{}, got {cap}", limits::MAX_ROOM_CAP),
         ));
     }
-    let record = RoomRecord {
-        room: args.room.clone(),
-        epoch,
-        owner: owner.clone(),
-        created_at: now,
-        topic: args.topic,
-        cap,
-        visibility: args.visibility,
-        slow_mode_secs: 0,
-        required_role: None,
-        welcome: None,
-        probation_secs: 0,
-        probation_posts: 0,
-        parent: None,
-        rules_ack: false,
-        pin_order: Vec::new(),
-    };
+    let record = RoomRecord::new(args.room.clone(), epoch, owner.clone(), now, args.topic, cap, args.visibility);
     let event = Event::MemberJoined(MemberJoinedEvent {
         room: args.room,
         seq: Seq::ZERO,

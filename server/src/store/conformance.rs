@@ -13,23 +13,15 @@ fn room(name: &str) -> RoomId {
 }
 
 fn record(name: &str) -> RoomRecord {
-    RoomRecord {
-        room: room(name),
-        epoch: Epoch(42),
-        owner: UserId::new("ada").unwrap(),
-        created_at: Millis(1),
-        topic: ShortText::new("film").unwrap(),
-        cap: 100,
-        visibility: Visibility::Open,
-        slow_mode_secs: 0,
-        required_role: None,
-        welcome: None,
-        probation_secs: 0,
-        probation_posts: 0,
-        parent: None,
-        rules_ack: false,
-        pin_order: Vec::new(),
-    }
+    RoomRecord::new(
+        room(name),
+        Epoch(42),
+        UserId::new("ada").unwrap(),
+        Millis(1),
+        ShortText::new("film").unwrap(),
+        100,
+        Visibility::Open,
+    )
 }
 
 fn member(name: &str, role: Role) -> MemberRecord {
