@@ -183,18 +183,18 @@ pub fn mint_until(secret: &Secret, user: &UserId, exp: u64, kind: TokenKind, gen
     sign(secret, &Claims { sub: user.to_string(), exp, generation, kind, jti: None })
 }
 
-/// Mints a one-use ticket for `user`, valid for `ttl`, tied to `generation`
-/// like the token it was bought with. Returns it and its id.
+/// Mints a one-use ticket for `user` that expires at `exp` (Unix seconds),
+/// tied to `generation` like the token it was bought with. Returns it and its
+/// id.
 pub fn mint_ticket(
     secret: &Secret,
     user: &UserId,
-    ttl: Duration,
+    exp: u64,
     generation: Option<u64>,
 ) -> Result<(String, String), SecretError> {
     let mut raw = [0u8; 16];
     getrandom::fill(&mut raw).map_err(|e| SecretError::Random(e.to_string()))?;
     let id = hex(&raw);
-    let exp = now_secs().saturating_add(ttl.as_secs());
     let claims = Claims { sub: user.to_string(), exp, generation, kind: TokenKind::Ticket, jti: Some(id.clone()) };
     Ok((sign(secret, &claims), id))
 }
@@ -221,9 +221,9 @@ pub struct Verified {
 }
 
 impl Verified {
-    /// Time left until the token expires (zero if it has).
-    pub fn valid_for(&self) -> Duration {
-        Duration::from_secs(self.expires.saturating_sub(now_secs()))
+    /// When the token expires, as the protocol tells times.
+    pub fn expires_at(&self) -> hearth_protocol::Millis {
+        hearth_protocol::Millis(self.expires.saturating_mul(1000))
     }
 }
 
@@ -240,6 +240,12 @@ pub fn verify_token(secret: &Secret, token: &str) -> Result<Verified, AuthError>
 /// Verifies a token of `kind`: a refresh token cannot open a connection, and an
 /// access token cannot refresh.
 pub fn verify_kind(secret: &Secret, token: &str, kind: TokenKind) -> Result<Verified, AuthError> {
+    verify_kind_at(secret, token, kind, now_secs())
+}
+
+/// [`verify_kind`] at `now` (Unix seconds): the server's own clock, which
+/// tests move instead of waiting for a token to expire.
+pub fn verify_kind_at(secret: &Secret, token: &str, kind: TokenKind, now: u64) -> Result<Verified, AuthError> {
     if token.len() > 4096 {
         return Err(AuthError::Malformed("longer than 4096 bytes"));
     }
@@ -268,7 +274,6 @@ pub fn verify_kind(secret: &Secret, token: &str, kind: TokenKind) -> Result<Veri
     if claims.kind != kind {
         return Err(AuthError::WrongKind { expected: kind, found: claims.kind });
     }
-    let now = now_secs();
     if claims.exp <= now {
         return Err(AuthError::Expired(now - claims.exp));
     }
@@ -323,8 +328,8 @@ mod tests {
     #[test]
     fn tickets_are_unique_and_open_nothing_as_tokens() {
         let ada = UserId::new("ada").unwrap();
-        let (one, one_id) = mint_ticket(&secret(), &ada, Duration::from_secs(30), None).unwrap();
-        let (two, two_id) = mint_ticket(&secret(), &ada, Duration::from_secs(30), None).unwrap();
+        let (one, one_id) = mint_ticket(&secret(), &ada, now_secs() + 30, None).unwrap();
+        let (two, two_id) = mint_ticket(&secret(), &ada, now_secs() + 30, None).unwrap();
         assert_ne!(one, two, "two tickets in the same second differ");
         assert_ne!(one_id, two_id);
         assert!(matches!(verify_token(&secret(), &one), Err(AuthError::WrongKind { .. })));

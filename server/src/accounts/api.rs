@@ -139,7 +139,7 @@ pub async fn answer(
     let result = async {
         if path.starts_with("/admin/") {
             let token = bearer.ok_or(AccountError::Token(auth::AuthError::Missing))?;
-            auth::verify_kind(secret, token, TokenKind::Admin)?;
+            auth::verify_kind_at(secret, token, TokenKind::Admin, accounts.now_secs())?;
         }
         match (method, path) {
             ("POST", "/auth/register") => {

@@ -325,6 +325,12 @@ impl Accounts {
         &self.config
     }
 
+    /// The server's time in Unix seconds, as tokens count it: its clock, which
+    /// tests move instead of waiting for a token to expire.
+    pub fn now_secs(&self) -> u64 {
+        self.clock.now().0 / 1000
+    }
+
     /// Whether `token` may open (or keep) a connection: its account, if it
     /// has one, is enabled and still in the token's generation. Tokens the
     /// operator minted for names without an account need no account.
@@ -351,8 +357,9 @@ impl Accounts {
             Refusal::SignedOut(why) => AccountError::SignedOut(why.to_string()),
             Refusal::Unavailable(detail) => AccountError::Unavailable(detail),
         })?;
-        let ttl = TICKET_TTL.min(token.valid_for());
-        let (ticket, _) = auth::mint_ticket(&self.secret, &token.user, ttl, token.generation)
+        let now = self.now_secs();
+        let ttl = TICKET_TTL.min(Duration::from_secs(token.expires.saturating_sub(now)));
+        let (ticket, _) = auth::mint_ticket(&self.secret, &token.user, now + ttl.as_secs(), token.generation)
             .map_err(|e| AccountError::Unavailable(e.to_string()))?;
         Ok((ticket, ttl))
     }
@@ -407,7 +414,7 @@ impl Accounts {
 
     /// A new pair for a valid refresh token of an enabled account.
     pub async fn refresh(&self, refresh_token: &str) -> Result<Tokens, AccountError> {
-        let verified = auth::verify_kind(&self.secret, refresh_token, TokenKind::Refresh)?;
+        let verified = auth::verify_kind_at(&self.secret, refresh_token, TokenKind::Refresh, self.now_secs())?;
         let account = self.store.get(verified.user.clone()).await?;
         let account = account.ok_or_else(|| AccountError::SignedOut("this account no longer exists".into()))?;
         if let Some(why) = account.disabled {
@@ -557,7 +564,7 @@ impl Accounts {
     fn tokens(&self, account: &Account) -> Tokens {
         let generation = Some(account.generation);
         let (access_ttl, refresh_ttl) = (self.config.token_ttl, self.config.refresh_ttl);
-        let now = auth::now_secs();
+        let now = self.now_secs();
         let (expires, refresh_expires) = (now + access_ttl.as_secs(), now + refresh_ttl.as_secs());
         Tokens {
             user: account.name.clone(),

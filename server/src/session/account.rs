@@ -1,10 +1,8 @@
 //! The connection's own requests: `ping`, and `auth`, which moves the
 //! connection onto a fresh token of its user.
 
-use std::time::Instant;
-
 use hearth_protocol::ops::{Auth, Authed, Ping, Pong};
-use hearth_protocol::{ErrorBody, ErrorCode, Millis, RequestId};
+use hearth_protocol::{ErrorBody, ErrorCode, RequestId};
 
 use super::Session;
 use super::dispatch::Handle;
@@ -24,7 +22,8 @@ impl Handle for Auth {
             crate::metrics::get().auth_failures.increment(1);
             ErrorBody::new(ErrorCode::Unauthorized, why)
         };
-        let verified = crate::auth::verify_token(&session.shared.config.token_secret, &args.token)
+        let (secret, now) = (&session.shared.config.token_secret, session.shared.accounts.now_secs());
+        let verified = crate::auth::verify_kind_at(secret, &args.token, crate::auth::TokenKind::Access, now)
             .map_err(|e| refused(format!("{e}; this connection keeps its current token")))?;
         if verified.user != session.conn.user {
             return Err(refused(format!(
@@ -34,8 +33,8 @@ impl Handle for Auth {
         }
         session.shared.accounts.admit(&verified).await.map_err(|refusal| refused(refusal.reason()))?;
         session.conn.set_generation(verified.generation);
-        session.token_expires = Instant::now() + verified.valid_for();
-        let expires_at = Millis(verified.expires.saturating_mul(1000));
+        session.token_expires = verified.expires_at();
+        let expires_at = verified.expires_at();
         session.reply(id, &Authed { user: verified.user, expires_at }).await;
         Ok(())
     }

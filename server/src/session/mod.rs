@@ -67,9 +67,10 @@ struct Session {
     /// Made on the first publish: an empty set still allocates, and most
     /// connections of a calm room only read.
     in_flight: Option<FuturesUnordered<InFlight>>,
-    /// When the token the connection was opened with expires: the connection
-    /// is closed then (4002), not left open on a token no longer valid.
-    token_expires: Instant,
+    /// When the token the connection runs on expires, on the server's clock:
+    /// the connection is closed then (4002), not left open on a token no
+    /// longer valid. `auth` moves it.
+    token_expires: Millis,
     /// When this connection last said it was typing, per room (only those
     /// it typed in; most connections never do), on the server's clock.
     typed: Vec<(RoomId, Millis)>,
@@ -89,7 +90,7 @@ pub async fn run(
 ) {
     let out = Arc::new(Outbound::new(shared.config.outbound_queue_bytes));
     let writer = tokio::spawn(write_loop(sink, out.clone(), WriterConfig::from(&shared.config), conn));
-    let token_expires = Instant::now() + token.valid_for();
+    let token_expires = token.expires_at();
     let conn = Arc::new(Conn::new(conn, token.user.clone(), codec, out));
     conn.set_generation(token.generation);
     let max = shared.config.limits.connections_per_user;
@@ -177,6 +178,25 @@ impl Session {
         let _ = self.conn.out.push(event_frame(self.conn.codec, &hello));
     }
 
+    /// When, on tokio's timer, the connection's token expires — if that comes
+    /// before `within`: the time left on the server's clock (which tests move)
+    /// from now.
+    fn token_expiry(&self, within: Duration) -> Option<tokio::time::Instant> {
+        let left = Duration::from_millis(self.token_expires.0.saturating_sub(self.shared.clock.now().0));
+        (left < within).then(|| tokio::time::Instant::now() + left)
+    }
+
+    /// Closes the connection (4002) if its token has expired by the server's
+    /// clock; says whether it did.
+    fn close_if_token_expired(&self) -> bool {
+        if self.shared.clock.now() < self.token_expires {
+            return false;
+        }
+        let reason = "token_expired: the token this connection runs on has expired; reconnect with a fresh one";
+        self.conn.out.close(CloseCode::TokenExpired, reason);
+        true
+    }
+
     async fn read_loop(&mut self, stream: &mut Stream, meter: &ReadMeter, shutdown: &CancellationToken) -> Ended {
         let (ping_interval, idle_timeout) = (self.shared.config.ping_interval, self.shared.config.idle_timeout);
         let mut last_heard = Instant::now();
@@ -185,9 +205,8 @@ impl Session {
         ping.tick().await; // the first tick is immediate
         // The ping timer also wakes the connection when its token expires: no
         // timer of its own, which every idle connection would carry.
-        let token_expires = tokio::time::Instant::from_std(self.token_expires);
-        if token_expires < tokio::time::Instant::now() + ping_interval {
-            ping.reset_at(token_expires);
+        if let Some(expiry) = self.token_expiry(ping_interval) {
+            ping.reset_at(expiry);
         }
         let out = self.conn.out.clone();
         loop {
@@ -207,14 +226,11 @@ impl Session {
                 }
                 _ = ping.tick() => {
                     // `auth` may have moved it since.
-                    let token_expires = tokio::time::Instant::from_std(self.token_expires);
-                    if tokio::time::Instant::now() >= token_expires {
-                        out.close(CloseCode::TokenExpired, "token_expired: the token this connection opened with has expired; reconnect with a fresh one");
+                    if self.close_if_token_expired() {
                         return Ended::ByServer;
                     }
-                    let next = tokio::time::Instant::now() + ping_interval;
-                    if token_expires < next {
-                        ping.reset_at(token_expires);
+                    if let Some(expiry) = self.token_expiry(ping_interval) {
+                        ping.reset_at(expiry);
                     }
                     if last_heard.elapsed() >= idle_timeout {
                         out.close(CloseCode::IdleTimeout, "idle_timeout: nothing heard from the client; reconnect and resume");
@@ -302,6 +318,11 @@ impl Session {
     }
 
     async fn handle_frame(&mut self, frame: &[u8]) {
+        // A request on a token expired meanwhile (by the server's clock) is
+        // not served: the connection closes as its timer would have.
+        if self.close_if_token_expired() {
+            return;
+        }
         crate::metrics::get().requests.increment(1);
         let request = match decode_request(self.conn.codec, frame) {
             Ok(request) => request,

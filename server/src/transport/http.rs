@@ -157,9 +157,10 @@ impl Endpoint {
                         format!("origin {origin:?} is not allowed here (see --allowed-origins)\n"),
                     );
                 }
-                let verified = bearer
-                    .ok_or(AuthError::Missing)
-                    .and_then(|token| auth::verify_token(&shared.config.token_secret, &token));
+                let verified = bearer.ok_or(AuthError::Missing).and_then(|token| {
+                    let now = shared.accounts.now_secs();
+                    auth::verify_kind_at(&shared.config.token_secret, &token, auth::TokenKind::Access, now)
+                });
                 let bought = match verified {
                     Ok(verified) => shared.accounts.ticket(&verified).await,
                     Err(error) => Err(error.into()),

@@ -273,7 +273,7 @@ async fn handle_connection(
     let kind = if ticket { auth::TokenKind::Ticket } else { auth::TokenKind::Access };
     let verified = match token
         .ok_or(AuthError::Missing)
-        .and_then(|t| auth::verify_kind(&shared.config.token_secret, &t, kind))
+        .and_then(|t| auth::verify_kind_at(&shared.config.token_secret, &t, kind, shared.accounts.now_secs()))
     {
         Ok(verified) if ticket => match shared.accounts.spend_ticket(&verified).await {
             Ok(true) => verified,
