@@ -382,7 +382,7 @@ async fn requests_and_invites_hold_in_the_order(subject: Subject) {
     assert_eq!(used.rows.invites.values().map(|i| i.uses).collect::<Vec<_>>(), [1]);
     // The pending count bounds new requests only.
     let many = used.clone();
-    for n in 0..room::community::MAX_REQUESTS {
+    for n in 0..room::vetting::MAX_REQUESTS {
         let ask = many.decide_request_join(&user(&format!("u{n}")), Note::new("").unwrap(), now).unwrap();
         durable(subject.broker.publish(ask).await.unwrap()).await;
     }

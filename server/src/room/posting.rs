@@ -1,0 +1,225 @@
+//! Posting: whether a member may post now (membership, mute, the rules'
+//! acknowledgement, slow mode), and the one post decision — a message, or on
+//! probation a newcomer's link held for a look. Pure, like the rest of
+//! `room`.
+
+use hearth_protocol::event::{HeldEvent, MessageEvent};
+use hearth_protocol::ops::{HeldPost, ModAction, Release, SendMessage};
+use hearth_protocol::{ErrorBody, ErrorCode, Event, Millis, Role, Seq, UserId};
+
+use super::permissions::{Action, least_role};
+use super::{Draft, NEWCOMER_MS, Requires, RoomState};
+
+/// During probation, at least this long between a newcomer's posts.
+pub const PROBATION_SLOW_SECS: u32 = 30;
+
+/// Whether `text` carries a link (held during probation).
+pub fn has_link(text: &str) -> bool {
+    let lower = text.to_ascii_lowercase();
+    ["http://", "https://", "www."].iter().any(|l| lower.contains(l))
+}
+
+impl RoomState {
+    /// Whether `user` may post at `now`: not muted, and past slow mode.
+    /// Returns the slow mode the order must hold them to (ms; 0: none).
+    pub fn check_post(&self, user: &UserId, now: Millis) -> Result<u64, ErrorBody> {
+        let role = self.require(user, Action::Post, now)?;
+        if let Some(mute) = self.rows.mutes.get(user).filter(|m| m.holds(now)) {
+            let until = mute.until.map_or("until a moderator lifts it".to_string(), |t| format!("until {}", t.0));
+            let mut error = ErrorBody::new(ErrorCode::Muted, format!("you are muted in room {} {until}", self.room()));
+            if let Some(t) = mute.until {
+                error = error.retry_after(t.0 - now.0);
+            }
+            return Err(error);
+        }
+        if let Some(rules) = self.rules().filter(|_| self.record.rules_ack && role < least_role(Action::Welcome)) {
+            if self.rows.acks.get(user).is_none_or(|acked| *acked < rules.version) {
+                return Err(ErrorBody::new(
+                    ErrorCode::AckRequired,
+                    format!(
+                        "room {} asks you to read its rules (the pinned \"Rules\", version {}) and acknowledge them with ack_rules before posting",
+                        self.room(),
+                        rules.version
+                    ),
+                ));
+            }
+        }
+        let mut slow = u64::from(self.record.slow_mode_secs) * 1000;
+        let on_probation = self.on_probation(user, now);
+        if on_probation {
+            // Newcomers on probation wait longer between posts.
+            slow = (slow * 2).max(u64::from(PROBATION_SLOW_SECS) * 1000);
+        }
+        if slow > 0 && role < least_role(Action::Moderate) {
+            if let Some(last) = self.last_post.get(user) {
+                let next = last.0 + slow;
+                if next > now.0 {
+                    return Err(ErrorBody::new(
+                        ErrorCode::SlowMode,
+                        format!(
+                            "room {} is in slow mode{}: one message every {} s",
+                            self.room(),
+                            if on_probation { " (stricter while you are on probation)" } else { "" },
+                            slow / 1000
+                        ),
+                    )
+                    .retry_after(next - now.0));
+                }
+            }
+            return Ok(slow);
+        }
+        Ok(0)
+    }
+
+    /// Whether `user` is on probation at `now`: a member (not a welcomer or
+    /// above) who joined less than the room's `probation_secs` ago, or who
+    /// has made fewer than its `probation_posts` posts — counted within their
+    /// first week (or `probation_secs`, if longer), so turning it on never
+    /// puts long-standing members on probation.
+    pub fn on_probation(&self, user: &UserId, now: Millis) -> bool {
+        let by_time = u64::from(self.record.probation_secs) * 1000;
+        if by_time == 0 && self.record.probation_posts == 0 {
+            return false;
+        }
+        let Some(member) = self.members.get(user) else { return false };
+        if member.role_at(now) != Role::Member {
+            return false;
+        }
+        let age = now.0.saturating_sub(member.joined_at.0);
+        age < by_time || (self.probation_post(user).is_some() && age < by_time.max(NEWCOMER_MS))
+    }
+
+    /// In a room with `probation_posts`: which post of `user`'s the next one
+    /// would be, while they have made fewer than that.
+    fn probation_post(&self, user: &UserId) -> Option<u32> {
+        let made = self.rows.posts.get(user).copied().unwrap_or(0);
+        (made < self.record.probation_posts).then_some(made + 1)
+    }
+
+    /// A post at `now`: refused (not a member, muted, rules not acknowledged,
+    /// too soon in slow mode), or the message — or, a newcomer's link in a
+    /// room with probation, a held post for a moderator's look. The one post
+    /// decision: the session, the tests and the benches all make it here.
+    /// The order holds the member to slow mode too (`Requires::Post`): two
+    /// posts in a row may both pass this copy before either is applied.
+    pub fn decide_send(
+        &self,
+        user: &UserId,
+        msg: hearth_protocol::ops::SendMessage,
+        now: Millis,
+    ) -> Result<Draft, ErrorBody> {
+        let slow_ms = self.check_post(user, now)?;
+        let mut draft = self.message_draft(user, msg)?;
+        draft.requires = Requires::Post { user: user.clone(), slow_ms, rules: Some(self.rules_seq) };
+        let on_probation = self.on_probation(user, now);
+        if let Event::Message(m) = &mut draft.event {
+            if on_probation {
+                m.probation_post = self.probation_post(user);
+            }
+            if on_probation && has_link(m.text.as_str()) {
+                let event = Event::Held(HeldEvent {
+                    room: self.room().clone(),
+                    seq: Seq::ZERO,
+                    ts: Millis(0),
+                    from: user.clone(),
+                    text: m.text.clone(),
+                    cmid: m.cmid.clone(),
+                    thread: m.thread,
+                });
+                // No client message id: the released post takes it.
+                return Ok(Draft { event, requires: draft.requires, cmid: None });
+            }
+        }
+        Ok(draft)
+    }
+
+    /// The held posts, oldest first (moderators).
+    pub fn held_posts(&self, actor: &UserId, now: Millis) -> Result<Vec<HeldPost>, ErrorBody> {
+        self.require(actor, Action::Moderate, now)?;
+        let mut list: Vec<HeldPost> = self
+            .rows
+            .held
+            .iter()
+            .filter_map(|((user, cmid), h)| {
+                Some(HeldPost {
+                    user: user.clone(),
+                    cmid: hearth_protocol::ClientMsgId::new(cmid.as_str()).ok()?,
+                    text: h.text.clone(),
+                    thread: h.thread,
+                    at: h.at,
+                })
+            })
+            .collect();
+        list.sort_by_key(|h| h.at);
+        Ok(list)
+    }
+
+    /// Posts a held message in its author's name, or drops it (logged).
+    pub fn decide_release(&self, actor: &UserId, args: Release, now: Millis) -> Result<Draft, ErrorBody> {
+        self.require(actor, Action::Moderate, now)?;
+        let Some(held) = self.rows.held.get(&(args.user.clone(), args.cmid.as_str().to_string())) else {
+            return Err(ErrorBody::new(
+                ErrorCode::NoSuchTarget,
+                format!("no held post {} of {} in room {}", args.cmid.as_str(), args.user, self.room()),
+            ));
+        };
+        if !args.approve {
+            let Event::Moderation(mut event) = self.moderation(actor, ModAction::Delete, &args.user, None, args.reason)
+            else {
+                unreachable!("moderation makes moderation events")
+            };
+            event.held = Some(args.cmid);
+            return Ok(Draft {
+                event: Event::Moderation(event),
+                requires: Requires::RoleAtLeast(actor.clone(), least_role(Action::Moderate)),
+                cmid: None,
+            });
+        }
+        let event = Event::Message(MessageEvent {
+            room: self.room().clone(),
+            seq: Seq::ZERO,
+            ts: Millis(0),
+            from: args.user.clone(),
+            text: held.text.clone(),
+            cmid: args.cmid.clone(),
+            thread: held.thread,
+            state: None,
+            prompt: None,
+            released_by: Some(actor.clone()),
+            // Released, it counts as one of its author's posts on probation.
+            probation_post: if self.on_probation(&args.user, now) { self.probation_post(&args.user) } else { None },
+        });
+        Ok(Draft { event, requires: Requires::Member(args.user), cmid: Some(args.cmid) })
+    }
+}
+
+impl RoomState {
+    /// The message event of `msg`, posted by `user` (see `decide_send`, which
+    /// decides whether and how it is posted).
+    fn message_draft(&self, user: &UserId, msg: SendMessage) -> Result<Draft, ErrorBody> {
+        if let Some(root) = msg.thread {
+            if root == Seq::ZERO || root > self.head {
+                return Err(ErrorBody::new(
+                    ErrorCode::NoSuchTarget,
+                    format!("no event {root} in room {} to thread under", self.record.room),
+                ));
+            }
+        }
+        let cmid = msg.cmid.clone();
+        let event = Event::Message(MessageEvent {
+            room: msg.room,
+            seq: Seq::ZERO,
+            ts: Millis(0),
+            from: user.clone(),
+            text: msg.text,
+            cmid: msg.cmid,
+            thread: msg.thread,
+            state: None,
+            prompt: None,
+            released_by: None,
+            probation_post: None,
+        });
+        let requires = Requires::Post { user: user.clone(), slow_ms: 0, rules: Some(self.rules_seq) };
+        Ok(Draft { event, requires, cmid: Some(cmid) })
+    }
+}

@@ -1,0 +1,178 @@
+//! Who comes in: a join request and its decision, invite codes, and a join
+//! with one. Pure, like the rest of `room`.
+
+use hearth_protocol::event::{JoinRequestEvent, MemberJoinedEvent};
+use hearth_protocol::ops::{DecideJoin, JoinRequestInfo, ModAction, Visibility};
+use hearth_protocol::{ErrorBody, ErrorCode, Event, Millis, Note, Role, Seq, ShortText, UserId};
+
+use super::community::bad;
+use super::permissions::{Action, least_role};
+use super::rows::invite_id;
+use super::{Draft, Requires, RoomState};
+
+/// Most pending join requests a room takes; most live invites it keeps.
+pub const MAX_REQUESTS: usize = 200;
+pub const MAX_INVITES: usize = 100;
+/// Longest an invite may live, and how long one lives by default.
+pub const MAX_INVITE_SECS: u32 = 90 * 24 * 3600;
+pub const DEFAULT_INVITE_SECS: u32 = 7 * 24 * 3600;
+
+impl RoomState {
+    /// Asks to join an approval room, with a note (the answer to the room's
+    /// entry question). Asking again replaces the note.
+    pub fn decide_request_join(&self, user: &UserId, note: Note, now: Millis) -> Result<Draft, ErrorBody> {
+        let room = self.room();
+        if self.members.contains_key(user) {
+            return Err(ErrorBody::new(ErrorCode::AlreadyExists, format!("you are already a member of room {room}")));
+        }
+        if self.rows.bans.get(user).is_some_and(|b| b.holds(now)) {
+            return Err(ErrorBody::new(ErrorCode::Banned, format!("you are banned from room {room}")));
+        }
+        match self.record.visibility {
+            Visibility::Approval => {}
+            Visibility::Open => return Err(bad(format!("room {room} is open: join it"))),
+            Visibility::InviteOnly => {
+                return Err(ErrorBody::new(
+                    ErrorCode::InviteRequired,
+                    format!("room {room} is invite-only: join with an invite code from a member"),
+                ));
+            }
+        }
+        let event = Event::JoinRequest(JoinRequestEvent {
+            room: room.clone(),
+            seq: Seq::ZERO,
+            ts: Millis(0),
+            from: user.clone(),
+            note,
+        });
+        Ok(Draft { event, requires: Requires::Request { user: user.clone(), max: MAX_REQUESTS }, cmid: None })
+    }
+
+    /// Approves or denies a pending request.
+    pub fn decide_on_request(&self, actor: &UserId, args: DecideJoin, now: Millis) -> Result<Draft, ErrorBody> {
+        self.require(actor, Action::Welcome, now)?;
+        if !self.rows.requests.contains_key(&args.user) {
+            return Err(ErrorBody::new(
+                ErrorCode::NoSuchTarget,
+                format!("{} has no pending request to join room {}", args.user, self.room()),
+            ));
+        }
+        if args.approve {
+            let event = Event::MemberJoined(MemberJoinedEvent {
+                room: self.room().clone(),
+                seq: Seq::ZERO,
+                ts: Millis(0),
+                from: args.user.clone(),
+                role: Role::Member,
+                approved_by: Some(actor.clone()),
+                invite: None,
+            });
+            return Ok(Draft {
+                event,
+                requires: Requires::Approve { actor: actor.clone(), user: args.user },
+                cmid: None,
+            });
+        }
+        let event = self.moderation(actor, ModAction::Reject, &args.user, None, args.reason);
+        Ok(Draft { event, requires: Requires::Decide { actor: actor.clone(), user: args.user }, cmid: None })
+    }
+
+    /// An invite, by the id of a code the caller made: good for `ttl_secs`
+    /// (a week by default) and `max_uses` joins (any number by default).
+    pub fn decide_create_invite(
+        &self,
+        actor: &UserId,
+        id: String,
+        ttl_secs: Option<u32>,
+        max_uses: Option<u32>,
+        now: Millis,
+    ) -> Result<Draft, ErrorBody> {
+        self.require(actor, Action::Welcome, now)?;
+        let ttl = ttl_secs.unwrap_or(DEFAULT_INVITE_SECS);
+        if ttl == 0 || ttl > MAX_INVITE_SECS {
+            return Err(bad(format!("ttl_secs must be 1 to {MAX_INVITE_SECS} (90 days)")));
+        }
+        if max_uses == Some(0) {
+            return Err(bad("max_uses must be at least 1"));
+        }
+        if self.rows.invites.values().filter(|i| i.valid(now)).count() >= MAX_INVITES {
+            return Err(ErrorBody::new(
+                ErrorCode::LimitReached,
+                format!("room {} has {MAX_INVITES} live invites, the most it keeps; revoke one", self.room()),
+            ));
+        }
+        let Event::Moderation(mut event) = self.moderation(
+            actor,
+            ModAction::CreateInvite,
+            actor,
+            Some(Millis(now.0 + u64::from(ttl) * 1000)),
+            ShortText::default(),
+        ) else {
+            unreachable!("moderation makes moderation events")
+        };
+        event.user = None;
+        event.invite = Some(id);
+        event.max_uses = max_uses;
+        Ok(Draft {
+            event: Event::Moderation(event),
+            requires: Requires::RoleAtLeast(actor.clone(), least_role(Action::Welcome)),
+            cmid: None,
+        })
+    }
+
+    /// Revokes an invite (by its code or its id): moderators, or whoever made it.
+    pub fn decide_revoke_invite(&self, actor: &UserId, code_or_id: &str, now: Millis) -> Result<Draft, ErrorBody> {
+        let id =
+            if self.rows.invites.contains_key(code_or_id) { code_or_id.to_string() } else { invite_id(code_or_id) };
+        let Some(invite) = self.rows.invites.get(&id) else {
+            return Err(ErrorBody::new(ErrorCode::NoSuchTarget, format!("room {} has no such invite", self.room())));
+        };
+        let least = if invite.by == *actor { least_role(Action::Welcome) } else { least_role(Action::Moderate) };
+        self.require_role(actor, least, "revoke that invite", now)?;
+        let Event::Moderation(mut event) =
+            self.moderation(actor, ModAction::RevokeInvite, actor, None, ShortText::default())
+        else {
+            unreachable!("moderation makes moderation events")
+        };
+        event.user = None;
+        event.invite = Some(id);
+        Ok(Draft { event: Event::Moderation(event), requires: Requires::RoleAtLeast(actor.clone(), least), cmid: None })
+    }
+
+    /// A join with an invite code: skips the queue, and any gate.
+    pub fn decide_join_invited(&self, user: &UserId, code: &str, now: Millis) -> Result<Option<Draft>, ErrorBody> {
+        if self.members.contains_key(user) {
+            return Ok(None);
+        }
+        if self.rows.bans.get(user).is_some_and(|b| b.holds(now)) {
+            return Err(ErrorBody::new(ErrorCode::Banned, format!("you are banned from room {}", self.room())));
+        }
+        let id = invite_id(code);
+        if !self.rows.invites.get(&id).is_some_and(|i| i.valid(now)) {
+            return Err(super::Rejection::InvalidInvite.to_error(self.room()));
+        }
+        let event = Event::MemberJoined(MemberJoinedEvent {
+            room: self.room().clone(),
+            seq: Seq::ZERO,
+            ts: Millis(0),
+            from: user.clone(),
+            role: Role::Member,
+            approved_by: None,
+            invite: Some(id.clone()),
+        });
+        Ok(Some(Draft { event, requires: Requires::AdmitInvite { user: user.clone(), invite: id }, cmid: None }))
+    }
+
+    /// The pending requests, oldest first.
+    pub fn join_requests(&self, actor: &UserId, now: Millis) -> Result<Vec<JoinRequestInfo>, ErrorBody> {
+        self.require(actor, Action::Welcome, now)?;
+        let mut list: Vec<JoinRequestInfo> = self
+            .rows
+            .requests
+            .iter()
+            .map(|(user, r)| JoinRequestInfo { user: user.clone(), note: r.note.clone(), at: r.at })
+            .collect();
+        list.sort_by_key(|r| r.at);
+        Ok(list)
+    }
+}
