@@ -12,9 +12,10 @@ use hearth_testkit::RedisServer;
 use tokio_util::sync::CancellationToken;
 
 use super::*;
+use crate::broker::Published;
 use crate::clock::{Clock, ManualClock};
 use crate::frames::Committed;
-use crate::room::RoomState;
+use crate::room::{self, RoomState};
 
 struct Nowhere;
 
