@@ -11,8 +11,10 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
 use super::*;
+use crate::broker::Delivery;
 use crate::broker::local::LocalBroker;
 use crate::clock;
+use crate::hub::Hub;
 use crate::journal::CommitHold;
 use crate::outbound::{Outbound, Taken};
 use crate::room;
