@@ -1,0 +1,441 @@
+//! Script mode: connect, do the one thing asked, print it; and the community
+//! tools' commands.
+
+use super::*;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use hearth_cli::{Client, Options, render};
+use hearth_protocol::ops::Stats as StatsOp;
+use hearth_protocol::ops::{
+    AckRules, AddPin, Appended, Ban, CreateInvite, CreateRoom, DecideJoin, Delete, Edit, Join, JoinRequests, Kick,
+    Leave, Members, ModLog, Mute, OrderPins, Presence, React, RemovePin, RequestJoin, RevokeInvite, RoomSettings,
+    SetRole, SetRoom, ThreadHistory, Unban, Unmute, Visibility,
+};
+use hearth_protocol::ops::{CancelPrompt, HeldPosts, Prompts, Release, SchedulePrompt};
+use hearth_protocol::{Codec, Emoji, Millis, Note, PinId, Seq, ShortText, Text, UserId};
+
+pub(crate) async fn run(cli: Cli) -> Result<()> {
+    let mut resolved = resolve(&cli)?;
+    let codec = match cli.wire {
+        Wire::Msgpack => Codec::MsgPack,
+        Wire::Json => Codec::Json,
+    };
+    match &cli.command {
+        Some(
+            command @ (Command::Register { .. } | Command::Passwd { .. } | Command::Login { account: Some(_), .. }),
+        ) => {
+            return account_command(&cli, &resolved, command).await;
+        }
+        Some(Command::Login { name, account: None, .. }) => {
+            return login(&resolved.url, resolved.token.clone(), codec, cli.ca_file.clone(), name).await;
+        }
+        _ => {}
+    }
+    // A login's token that expired (or nearly) while hearth was not running.
+    if let Some(keeper) = resolved.keeper.as_mut().filter(|k| k.refresh_in() < Duration::from_secs(5)) {
+        let token = keeper.refresh().await.map_err(|e| match e.code() {
+            Some("signed_out" | "account_disabled" | "unauthorized" | "token_expired") => anyhow::Error::new(
+                AccountFailure(Exit::Unauthorized, format!("{e}; log in again with `hearth login --name NAME`")),
+            ),
+            _ => refused(e),
+        })?;
+        resolved.token = Some(token);
+    }
+    let Resolved { url, token, keeper } = resolved;
+    let token = token.ok_or_else(|| {
+        usage("no token: log in with `hearth login --name NAME` (or `hearth register`), pass --token, or set HEARTH_TOKEN")
+    })?;
+    let mut options = Options::new(url.clone(), token, codec);
+    options.ca_file = cli.ca_file.clone();
+    let Some(command) = cli.command else {
+        return hearth_cli::tui::run(options, keeper).await;
+    };
+    let mut client = Client::connect(options).await.with_context(|| format!("connecting to {url}"))?;
+    let json = cli.json;
+    match command {
+        Command::Send { room, text, thread } => {
+            client.join(&room).await?;
+            let text = hearth_protocol::Text::new(text).map_err(usage)?;
+            let cmid = client.new_cmid();
+            // Retried with the same cmid while the server says to (a cluster's
+            // Redis in trouble): stored once, whatever happened to a try.
+            let sent = client
+                .send_reliably(hearth_protocol::ops::SendMessage {
+                    room: room.clone(),
+                    text,
+                    cmid,
+                    thread: thread.map(Seq),
+                })
+                .await?;
+            if json {
+                print_json(&sent);
+            } else if sent.held {
+                println!(
+                    "held #{} for a moderator's look before it shows in {room} (a newcomer's links are)",
+                    sent.seq
+                );
+            } else {
+                println!("sent #{} to {room}", sent.seq);
+            }
+        }
+        Command::Rooms => {
+            let rooms = client.rooms_all().await?;
+            if json {
+                rooms.iter().for_each(print_json);
+            } else if rooms.is_empty() {
+                println!("no rooms yet; make one with `hearth create NAME`");
+            }
+            for r in rooms.iter().filter(|_| !json) {
+                let role = r.role.map(|r| r.as_str()).unwrap_or("-");
+                println!(
+                    "{:<24} {:>3}/{:<4} {:<11} {:<9} {}",
+                    r.room,
+                    r.members,
+                    r.cap,
+                    visibility(r.visibility),
+                    role,
+                    // Topics are other people's text too.
+                    render::printable(r.topic.as_str())
+                );
+            }
+        }
+        Command::Create { room, topic, cap, visibility } => {
+            let topic = ShortText::new(topic).map_err(usage)?;
+            let visibility = match visibility {
+                Vis::Open => Visibility::Open,
+                Vis::Approval => Visibility::Approval,
+                Vis::InviteOnly => Visibility::InviteOnly,
+            };
+            let info = client.request(CreateRoom { room, topic, cap, visibility }).await?;
+            if json {
+                print_json(&info);
+            } else {
+                println!("created {} (cap {}, {})", info.room, info.cap, self::visibility(info.visibility));
+            }
+        }
+        Command::Join { room, invite: Some(code) } => {
+            let joined = client.request(Join { room: room.clone(), since: None, invite: Some(code) }).await?;
+            if json {
+                print_json(&joined);
+            } else {
+                println!("joined {room} with an invite ({} members)", joined.room.members);
+            }
+        }
+        Command::Join { room, invite: None } => {
+            let joined = client.join(&room).await?;
+            if json {
+                print_json(&joined);
+            } else {
+                let how = if joined.first_join { "joined" } else { "already a member of" };
+                println!("{how} {room} as {} ({} members)", joined.role.as_str(), joined.room.members);
+            }
+        }
+        Command::Leave { room } => {
+            client.request(Leave { room: room.clone() }).await?;
+            if !json {
+                println!("left {room}");
+            }
+        }
+        Command::Members { room } => {
+            let list = client.request(Members { room }).await?;
+            for m in &list.members {
+                if json {
+                    print_json(m);
+                } else {
+                    let notes = render::member_notes(m, Millis(now_ms()));
+                    let online = if m.online { "online" } else { "" };
+                    println!("{:<24} {:<10} {online:<7} {notes}", m.user, m.role.as_str());
+                }
+            }
+        }
+        Command::Pin { room, seq, note, title } => {
+            if seq.is_none() && note.is_none() {
+                return Err(usage("pin what? give --seq SEQ or --note TEXT"));
+            }
+            let note = note.map(Note::new).transpose().map_err(usage)?;
+            let title = title.map(ShortText::new).transpose().map_err(usage)?;
+            let pinned = client.request(AddPin { room, seq: seq.map(Seq), note, title, edit: None }).await?;
+            if json {
+                print_json(&pinned);
+            } else {
+                println!("pinned #{}: {}", pinned.pin.pin.0, render::printable(pinned.pin.text.as_str()));
+            }
+        }
+        Command::Unpin { room, pin } => {
+            client.request(RemovePin { room, pin: PinId(pin) }).await?;
+            if !json {
+                println!("unpinned #{pin}");
+            }
+        }
+        Command::History { room, after, last } => history(&mut client, room, after, last, json).await?,
+        Command::Tail { room, since } => tail(client, room, since, json, keeper).await?,
+        Command::Login { .. } | Command::Register { .. } | Command::Passwd { .. } => unreachable!("handled above"),
+        command => community(&mut client, command, json).await?,
+    }
+    Ok(())
+}
+
+/// Says what a community request did: its event's seq, or the reply as JSON.
+pub(crate) fn done(what: &str, appended: &Appended, json: bool) {
+    if json {
+        print_json(appended);
+    } else {
+        println!("{what} (#{})", appended.seq);
+    }
+}
+
+pub(crate) fn short(text: String) -> Result<ShortText> {
+    ShortText::new(text).map_err(usage)
+}
+
+pub(crate) fn name(text: &str) -> Result<UserId> {
+    UserId::new(text).map_err(usage)
+}
+
+/// The community tools, a subcommand each.
+pub(crate) async fn community(client: &mut Client, command: Command, json: bool) -> Result<()> {
+    match command {
+        Command::Request { room, note } => {
+            client.request(RequestJoin { room: room.clone(), note: Note::new(note).map_err(usage)? }).await?;
+            if !json {
+                println!("asked to join {room}; you will be told when a welcomer decides");
+            }
+        }
+        Command::Requests { room } => {
+            let list = client.request(JoinRequests { room }).await?;
+            for r in &list.requests {
+                if json {
+                    print_json(r);
+                } else {
+                    println!("{:<24} {}", r.user, render::printable(r.note.as_str()));
+                }
+            }
+        }
+        Command::Approve { room, user } => {
+            let user = name(&user)?;
+            client
+                .request(DecideJoin { room, user: user.clone(), approve: true, reason: ShortText::default() })
+                .await?;
+            if !json {
+                println!("approved {user}");
+            }
+        }
+        Command::Deny { room, user, reason } => {
+            let user = name(&user)?;
+            client.request(DecideJoin { room, user: user.clone(), approve: false, reason: short(reason)? }).await?;
+            if !json {
+                println!("denied {user}");
+            }
+        }
+        Command::Invite { room, valid_for, uses } => {
+            let ttl_secs = valid_for.map(|d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX));
+            let invite = client.request(CreateInvite { room: room.clone(), ttl_secs, max_uses: uses }).await?;
+            if json {
+                print_json(&invite);
+            } else {
+                println!("{}", invite.code);
+                eprintln!("an invite to {room} (id {}); join with `hearth join {room} --invite CODE`", invite.id);
+            }
+        }
+        Command::RevokeInvite { room, code } => {
+            client.request(RevokeInvite { room, code }).await?;
+            if !json {
+                println!("revoked");
+            }
+        }
+        Command::Role { room, user, role, r#for, title } => {
+            let role = role.role();
+            let expires_at = r#for.map(|d| Millis(now_ms() + d.as_millis() as u64));
+            let title = title.map(short).transpose()?;
+            let done_ = client.request(SetRole { room, user: name(&user)?, role, expires_at, title }).await?;
+            done(&format!("{user} is now a {}", role.as_str()), &done_, json);
+        }
+        Command::Kick { room, user, reason } => {
+            let done_ = client.request(Kick { room, user: name(&user)?, reason: short(reason)? }).await?;
+            done(&format!("kicked {user}"), &done_, json);
+        }
+        Command::Ban { room, user, reason, r#for } => {
+            let duration_secs = r#for.map(|d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX));
+            let done_ = client.request(Ban { room, user: name(&user)?, reason: short(reason)?, duration_secs }).await?;
+            done(&format!("banned {user}"), &done_, json);
+        }
+        Command::Unban { room, user } => {
+            let done_ = client.request(Unban { room, user: name(&user)? }).await?;
+            done(&format!("unbanned {user}"), &done_, json);
+        }
+        Command::Mute { room, user, r#for, reason } => {
+            let duration_secs = u32::try_from(r#for.as_secs()).unwrap_or(u32::MAX);
+            let done_ =
+                client.request(Mute { room, user: name(&user)?, duration_secs, reason: short(reason)? }).await?;
+            done(&format!("muted {user}"), &done_, json);
+        }
+        Command::Unmute { room, user } => {
+            let done_ = client.request(Unmute { room, user: name(&user)? }).await?;
+            done(&format!("unmuted {user}"), &done_, json);
+        }
+        Command::Modlog { room } => {
+            let log = client.request(ModLog { room, before: None, limit: Some(100) }).await?;
+            for e in &log.entries {
+                if json {
+                    print_json(e);
+                } else {
+                    let whom = e.user.as_ref().map(|u| format!(" {u}")).unwrap_or_default();
+                    println!(
+                        "#{:<6} {:<10} {:?}{whom} {}",
+                        e.entry,
+                        e.by,
+                        e.action,
+                        render::printable(e.reason.as_str())
+                    );
+                }
+            }
+        }
+        Command::Set {
+            room,
+            topic,
+            visibility,
+            cap,
+            slow_mode,
+            welcome,
+            rules_ack,
+            probation,
+            probation_posts,
+            require_role,
+            lobby,
+        } => {
+            let settings = RoomSettings {
+                topic: topic.map(short).transpose()?,
+                visibility: visibility.map(|v| match v {
+                    Vis::Open => Visibility::Open,
+                    Vis::Approval => Visibility::Approval,
+                    Vis::InviteOnly => Visibility::InviteOnly,
+                }),
+                cap,
+                slow_mode_secs: slow_mode,
+                welcome: welcome.map(short).transpose()?,
+                rules_ack,
+                probation_secs: probation.map(|d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX)),
+                probation_posts,
+                required_role: require_role.map(RoleArg::role),
+                parent: lobby.map(short).transpose()?,
+                ..RoomSettings::default()
+            };
+            let done_ = client.request(SetRoom { room: room.clone(), settings }).await?;
+            done(&format!("updated {room}"), &done_, json);
+        }
+        Command::Edit { room, seq, text } => {
+            let text = Text::new(text).map_err(usage)?;
+            let done_ = client.request(Edit { room, target: Seq(seq), text }).await?;
+            done(&format!("edited #{seq}"), &done_, json);
+        }
+        Command::Delete { room, seq } => {
+            let done_ = client.request(Delete { room, target: Seq(seq) }).await?;
+            done(&format!("deleted #{seq}"), &done_, json);
+        }
+        Command::React { room, seq, emoji, off } => {
+            let emoji = Emoji::new(emoji).map_err(usage)?;
+            let done_ = client.request(React { room, target: Seq(seq), emoji, on: !off }).await?;
+            done(if off { "reaction taken back" } else { "reacted" }, &done_, json);
+        }
+        Command::Thread { room, root } => {
+            let page = client.request(ThreadHistory { room, root: Seq(root), after: None, limit: Some(100) }).await?;
+            page.events.iter().for_each(|e| print_event(e, json));
+        }
+        Command::AckRules { room } => {
+            let joined = client.join(&room).await?;
+            let rules =
+                joined.pins.iter().find(|p| p.title.as_ref().is_some_and(|t| t.as_str().eq_ignore_ascii_case("rules")));
+            let Some(rules) = rules else { return Err(usage(format!("room {room} has no pinned Rules"))) };
+            if !json {
+                println!("{}", render::printable(rules.text.as_str()));
+            }
+            let done_ = client.request(AckRules { room, version: rules.version }).await?;
+            done(&format!("acknowledged the rules, version {}", rules.version), &done_, json);
+        }
+        Command::OrderPins { room, notes } => {
+            let done_ = client.request(OrderPins { room, notes: notes.into_iter().map(PinId).collect() }).await?;
+            done("pins ordered", &done_, json);
+        }
+        Command::Online { room } => {
+            let list = client.request(Presence { room }).await?;
+            for m in &list.online {
+                if json {
+                    print_json(m);
+                } else {
+                    println!("{:<24} {}", m.user, m.role.as_str());
+                }
+            }
+        }
+        Command::Prompt { room, text, after, weekly } => {
+            let text = Text::new(text).map_err(usage)?;
+            let at = Millis(now_ms() + after.as_millis() as u64);
+            let prompt = client.request(SchedulePrompt { room, text, at, weekly }).await?;
+            if json {
+                print_json(&prompt);
+            } else {
+                println!("prompt {} scheduled{}", prompt.prompt, if weekly { ", weekly" } else { "" });
+            }
+        }
+        Command::Prompts { room } => {
+            let list = client.request(Prompts { room }).await?;
+            for p in &list.prompts {
+                if json {
+                    print_json(p);
+                } else {
+                    let every = if p.weekly { "weekly" } else { "once" };
+                    println!(
+                        "{:<18} {every:<6} next at {} {}",
+                        p.prompt,
+                        p.next_at.0,
+                        render::printable(p.text.as_str())
+                    );
+                }
+            }
+        }
+        Command::CancelPrompt { room, prompt } => {
+            client.request(CancelPrompt { room, prompt }).await?;
+            if !json {
+                println!("cancelled prompt {prompt}");
+            }
+        }
+        Command::Held { room } => {
+            let list = client.request(HeldPosts { room }).await?;
+            for h in &list.held {
+                if json {
+                    print_json(h);
+                } else {
+                    println!("{:<20} {:<20} {}", h.user, h.cmid.as_str(), render::printable(h.text.as_str()));
+                }
+            }
+        }
+        Command::Release { room, user, cmid, drop, reason } => {
+            let cmid = hearth_protocol::ClientMsgId::new(cmid).map_err(usage)?;
+            let args = Release { room, user: name(&user)?, cmid, approve: !drop, reason: short(reason)? };
+            let done_ = client.request(args).await?;
+            done(if drop { "dropped" } else { "released" }, &done_, json);
+        }
+        Command::Stats { room, days } => {
+            let stats = client.request(StatsOp { room, days }).await?;
+            for w in &stats.windows {
+                if json {
+                    print_json(w);
+                    continue;
+                }
+                let wait = w.newcomer_first_reply_secs.map_or("-".to_string(), |s| format!("{} min", s / 60));
+                println!(
+                    "last {:>2} days: {} messages by {} members, {} new; {} threads, {:.1} replies each; {} pairs talking again; a newcomer's first post answered in {wait}",
+                    w.days,
+                    w.messages,
+                    w.active_members,
+                    w.new_members,
+                    w.threads,
+                    w.avg_replies_per_thread,
+                    w.repeat_interactions
+                );
+            }
+        }
+        _ => unreachable!("the other commands are handled in run"),
+    }
+    Ok(())
+}
