@@ -1,0 +1,410 @@
+//! The input line's grammar: every slash command, what it takes, and the
+//! actions it makes; completion of commands, rooms and names.
+
+use hearth_protocol::{PinId, RoomId, Seq};
+
+use super::*;
+
+/// The commands of the input line, with what they take, for `/help` and Tab.
+pub const COMMANDS: &[(&str, &str)] = &[
+    ("/join", "ROOM [INVITE] — join a room (or switch to it), with an invite code if it takes one"),
+    ("/leave", "[ROOM] — leave the room"),
+    ("/create", "ROOM [TOPIC] — create a room you own"),
+    ("/rooms", "— list the rooms you can see"),
+    ("/reply", "SEQ TEXT — reply in the thread of message SEQ"),
+    ("/thread", "SEQ — show message SEQ's thread and reply in it (Esc closes)"),
+    ("/pin", "SEQ | TEXT — pin message SEQ, or a note (moderators)"),
+    ("/unpin", "ID — remove pin ID (moderators)"),
+    ("/pins", "— show the pinned notes (F2)"),
+    ("/react", "SEQ EMOJI — react to message SEQ (/unreact takes it back)"),
+    ("/edit", "SEQ TEXT — edit your message SEQ"),
+    ("/delete", "SEQ — delete message SEQ (yours; any, as a moderator)"),
+    ("/ack", "— acknowledge the room's pinned Rules"),
+    ("/request", "ROOM [NOTE] — ask to join an approval room"),
+    ("/requests", "— the room's join requests (welcomers)"),
+    ("/approve", "USER — let USER in (welcomers)"),
+    ("/deny", "USER [REASON] — turn USER's request down (welcomers)"),
+    ("/invite", "[USES] — make an invite code (welcomers)"),
+    ("/revoke", "CODE — revoke an invite, by its code or id (its maker, moderators)"),
+    ("/role", "USER ROLE — member, welcomer or moderator (moderators)"),
+    ("/kick", "USER [REASON] — remove USER (moderators)"),
+    ("/ban", "USER [REASON] — remove USER and keep them out (moderators)"),
+    ("/unban", "USER — lift a ban (moderators)"),
+    ("/mute", "USER MINUTES [REASON] — stop USER posting for a while (moderators)"),
+    ("/held", "— newcomers' posts held for a look (welcomers)"),
+    ("/release", "USER — post USER's oldest held message in their name (welcomers)"),
+    ("/drop", "USER [REASON] — drop USER's oldest held message (welcomers)"),
+    ("/unmute", "USER — lift a mute (moderators)"),
+    ("/slowmode", "SECS — seconds between one member's messages, 0 off (moderators)"),
+    ("/topic", "TEXT — set the room's topic (moderators)"),
+    ("/modlog", "— the moderation log (moderators)"),
+    ("/stats", "— the room's health, last 7 and 30 days (moderators)"),
+    ("/prompt", "MINUTES TEXT — the server posts TEXT then (moderators; weekly: hearth prompt --weekly)"),
+    ("/members", "— show the members (F3)"),
+    ("/help", "— keys and commands (F1)"),
+    ("/quit", "— leave the UI (Ctrl-C)"),
+];
+
+/// Commands of the protocol that this server build does not serve yet; the UI
+/// says so instead of pretending.
+pub(super) const NOT_YET: &[&str] = &[];
+
+/// What to do in this UI after a refusal whose message names the protocol's
+/// operation, not the command: said after it.
+pub(super) fn next_step(error: &str) -> &'static str {
+    match error.split(':').next().unwrap_or_default() {
+        "ack_required" => " — F2 shows the rules; /ack acknowledges them",
+        "approval_required" => " — /request ROOM [NOTE] asks to join",
+        "invite_required" => " — /join ROOM INVITE with a code from a welcomer",
+        _ => "",
+    }
+}
+
+impl App {
+    pub(super) fn submit(&mut self, line: &str) -> Vec<Action> {
+        if line.is_empty() {
+            return Vec::new();
+        }
+        if let Some(command) = line.strip_prefix('/') {
+            if !command.starts_with('/') {
+                return self.command(line);
+            }
+        }
+        // `//text` sends `/text`.
+        let text = line.strip_prefix('/').filter(|t| t.starts_with('/')).unwrap_or(line);
+        match self.active.clone() {
+            Some(room) => vec![Action::Send { room, text: text.to_string(), thread: self.thread }],
+            None => {
+                self.says("no room open: /join ROOM, /create ROOM, or /rooms to see them");
+                Vec::new()
+            }
+        }
+    }
+
+    pub(super) fn command(&mut self, line: &str) -> Vec<Action> {
+        let mut words = line.splitn(2, char::is_whitespace);
+        let name = words.next().unwrap_or_default();
+        let rest = words.next().unwrap_or_default().trim();
+        let room_arg = |app: &mut App, arg: &str| -> Option<RoomId> {
+            if arg.is_empty() {
+                let active = app.active.clone();
+                if active.is_none() {
+                    app.says(format!("{name}: which room? open one first"));
+                }
+                return active;
+            }
+            match RoomId::new(arg.trim_start_matches('#')) {
+                Ok(room) => Some(room),
+                Err(error) => {
+                    app.says(format!("{name}: {error}"));
+                    None
+                }
+            }
+        };
+        match name {
+            "/join" => {
+                let mut parts = rest.split_whitespace();
+                let Some(room) = room_arg(self, parts.next().unwrap_or_default()) else { return Vec::new() };
+                let known = self.rooms.get(&room).is_some_and(|r| r.joined);
+                self.show(&room);
+                match parts.next() {
+                    Some(code) if !known => vec![Action::JoinInvited { room, code: code.to_string() }],
+                    _ if known => Vec::new(),
+                    _ => vec![Action::Join(room)],
+                }
+            }
+            "/leave" => room_arg(self, rest).map(Action::Leave).into_iter().collect(),
+            "/create" => {
+                let mut parts = rest.splitn(2, char::is_whitespace);
+                let Some(room) = room_arg(self, parts.next().unwrap_or_default()).filter(|_| !rest.is_empty()) else {
+                    self.says("/create ROOM [TOPIC]");
+                    return Vec::new();
+                };
+                self.show(&room);
+                vec![Action::Create { room, topic: parts.next().unwrap_or_default().trim().to_string() }]
+            }
+            "/rooms" => vec![Action::ListRooms],
+            "/reply" => {
+                let mut parts = rest.splitn(2, char::is_whitespace);
+                let root = parts.next().and_then(|s| s.trim_start_matches('#').parse::<u64>().ok());
+                let text = parts.next().unwrap_or_default().trim();
+                match (root, text.is_empty(), self.active.clone()) {
+                    (Some(root), false, Some(room)) => {
+                        vec![Action::Send { room, text: text.to_string(), thread: Some(Seq(root)) }]
+                    }
+                    _ => {
+                        self.says("/reply SEQ TEXT — in the open room");
+                        Vec::new()
+                    }
+                }
+            }
+            "/thread" => {
+                let root = rest.trim_start_matches('#').parse::<u64>().ok().map(Seq);
+                let is_message = |app: &App, root: Seq| {
+                    app.active_room().is_some_and(|r| {
+                        r.lines.iter().any(|l| l.seq == Some(root) && matches!(l.kind, LineKind::Message { .. }))
+                    })
+                };
+                match root {
+                    Some(root) if is_message(self, root) => {
+                        self.thread = Some(root);
+                        self.panel = Panel::None;
+                    }
+                    Some(root) => self.says(format!("/thread: no message #{} on screen here", root.0)),
+                    None => self.says("/thread SEQ — the number of a message shown"),
+                }
+                Vec::new()
+            }
+            "/pin" => {
+                let Some(room) = self.active.clone() else {
+                    self.says("/pin: open a room first");
+                    return Vec::new();
+                };
+                if rest.is_empty() {
+                    self.says("/pin SEQ, or /pin TEXT for a free note");
+                    return Vec::new();
+                }
+                match rest.trim_start_matches('#').parse::<u64>() {
+                    Ok(seq) => vec![Action::Pin { room, seq: Some(Seq(seq)), note: None, title: None }],
+                    Err(_) => vec![Action::Pin { room, seq: None, note: Some(rest.to_string()), title: None }],
+                }
+            }
+            "/react" | "/unreact" | "/edit" | "/delete" | "/ack" | "/requests" | "/approve" | "/deny" | "/invite"
+            | "/role" | "/kick" | "/ban" | "/unban" | "/mute" | "/unmute" | "/slowmode" | "/topic" | "/modlog"
+            | "/stats" | "/prompt" | "/held" | "/release" | "/drop" | "/revoke" => {
+                let Some(room) = self.active.clone() else {
+                    self.says(format!("{name}: open a room first"));
+                    return Vec::new();
+                };
+                match self.community(name, rest, room) {
+                    Ok(action) => vec![action],
+                    Err(usage) => {
+                        self.says(format!("{name} {usage}"));
+                        Vec::new()
+                    }
+                }
+            }
+            "/request" => {
+                let mut parts = rest.splitn(2, char::is_whitespace);
+                let Some(room) = room_arg(self, parts.next().unwrap_or_default()).filter(|_| !rest.is_empty()) else {
+                    self.says("/request ROOM [NOTE] — ask to join an approval room");
+                    return Vec::new();
+                };
+                match hearth_protocol::Note::new(parts.next().unwrap_or_default().trim()) {
+                    Ok(note) => vec![Action::Request {
+                        what: format!("asked to join {room}"),
+                        op: hearth_protocol::ops::RequestJoin { room, note }.into(),
+                    }],
+                    Err(error) => {
+                        self.says(format!("/request: {error}"));
+                        Vec::new()
+                    }
+                }
+            }
+            "/unpin" => match (rest.parse::<u64>(), self.active.clone()) {
+                (Ok(pin), Some(room)) => vec![Action::Unpin { room, pin: PinId(pin) }],
+                _ => {
+                    self.says("/unpin ID — the pin's number, shown in the pins panel (F2)");
+                    Vec::new()
+                }
+            },
+            "/pins" => self.toggle(Panel::Pins),
+            "/members" => {
+                self.panel = Panel::Members;
+                self.active.clone().map(Action::Members).into_iter().collect()
+            }
+            "/help" if rest.is_empty() => self.toggle(Panel::Help),
+            "/help" => {
+                let wanted = format!("/{}", rest.trim_start_matches('/'));
+                match COMMANDS.iter().find(|(c, _)| *c == wanted) {
+                    Some((c, what)) => self.says(format!("{c} {what}")),
+                    None => self.says(format!("{wanted}: no such command; /help lists them")),
+                }
+                Vec::new()
+            }
+            "/quit" | "/exit" => {
+                self.quit = true;
+                Vec::new()
+            }
+            other if NOT_YET.contains(&other) => {
+                self.says(format!("{other}: this server does not offer it yet"));
+                Vec::new()
+            }
+            other => {
+                self.says(format!("{other}: no such command; /help lists them"));
+                Vec::new()
+            }
+        }
+    }
+
+    /// A community command in `room`, or its usage when `rest` does not fit.
+    pub(super) fn community(&self, name: &str, rest: &str, room: RoomId) -> Result<Action, String> {
+        use hearth_protocol::ops::*;
+        use hearth_protocol::{Emoji, ShortText, Text, UserId};
+        let usage = || COMMANDS.iter().find(|(n, _)| *n == name).map_or(String::new(), |(_, u)| u.to_string());
+        let mut parts = rest.split_whitespace();
+        let mut word = || parts.next().ok_or_else(usage);
+        let seq = |w: &str| w.trim_start_matches('#').parse::<u64>().map(Seq).map_err(|_| usage());
+        let user = |w: &str| UserId::new(w).map_err(|e| e.to_string());
+        let tail = |skip: usize| rest.split_whitespace().skip(skip).collect::<Vec<_>>().join(" ");
+        let short = |t: String| ShortText::new(t).map_err(|e| e.to_string());
+        let request = |what: String, op: hearth_protocol::Op| Ok(Action::Request { what, op });
+        match name {
+            "/react" | "/unreact" => {
+                let target = seq(word()?)?;
+                let emoji = Emoji::new(word()?).map_err(|e| e.to_string())?;
+                let on = name == "/react";
+                request(format!("reaction on #{}", target.0), React { room, target, emoji, on }.into())
+            }
+            "/edit" => {
+                let target = seq(word()?)?;
+                let text = Text::new(tail(1)).map_err(|e| e.to_string())?;
+                request(format!("edited #{}", target.0), Edit { room, target, text }.into())
+            }
+            "/delete" => {
+                let target = seq(word()?)?;
+                request(format!("deleted #{}", target.0), Delete { room, target }.into())
+            }
+            "/ack" => {
+                let rules = self.rooms.get(&room).and_then(|r| {
+                    r.pins.iter().find(|p| p.title.as_ref().is_some_and(|t| t.as_str().eq_ignore_ascii_case("rules")))
+                });
+                let version = rules.map(|r| r.version).ok_or("— this room has no pinned Rules")?;
+                request(format!("acknowledged the rules (version {version})"), AckRules { room, version }.into())
+            }
+            "/requests" => Ok(Action::Requests(room)),
+            "/held" => Ok(Action::Held(room)),
+            "/revoke" => {
+                let code = word()?.to_string();
+                request(format!("revoked invite {code}"), RevokeInvite { room, code }.into())
+            }
+            "/release" | "/drop" => {
+                let user = user(word()?)?;
+                let reason = short(tail(1))?;
+                Ok(Action::Release { room, user, approve: name == "/release", reason })
+            }
+            "/stats" => Ok(Action::Stats(room)),
+            "/prompt" => {
+                let minutes: u64 = word()?.parse().map_err(|_| usage())?;
+                let text = Text::new(tail(1)).map_err(|e| e.to_string())?;
+                let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+                let at = hearth_protocol::Millis(now.as_millis() as u64 + minutes * 60_000);
+                request(
+                    format!("prompt scheduled in {minutes} min"),
+                    SchedulePrompt { room, text, at, weekly: false }.into(),
+                )
+            }
+            "/modlog" => Ok(Action::ModLog(room)),
+            "/approve" => {
+                let who = user(word()?)?;
+                let reason = ShortText::default();
+                request(format!("let {who} in"), DecideJoin { room, user: who, approve: true, reason }.into())
+            }
+            "/deny" => {
+                let who = user(word()?)?;
+                let reason = short(tail(1))?;
+                request(format!("turned {who} down"), DecideJoin { room, user: who, approve: false, reason }.into())
+            }
+            "/invite" => {
+                let uses = match parts.next() {
+                    Some(n) => Some(n.parse().map_err(|_| usage())?),
+                    None => None,
+                };
+                Ok(Action::Invite { room, uses })
+            }
+            "/role" => {
+                let who = user(word()?)?;
+                let role = hearth_protocol::Role::parse(word()?).ok_or_else(usage)?;
+                let op = SetRole { room, user: who.clone(), role, expires_at: None, title: None };
+                request(format!("{who} is a {}", role.as_str()), op.into())
+            }
+            "/kick" | "/ban" => {
+                let who = user(word()?)?;
+                let reason = short(tail(1))?;
+                if name == "/kick" {
+                    request(format!("kicked {who}"), Kick { room, user: who, reason }.into())
+                } else {
+                    request(format!("banned {who}"), Ban { room, user: who, reason, duration_secs: None }.into())
+                }
+            }
+            "/unban" => {
+                let who = user(word()?)?;
+                request(format!("unbanned {who}"), Unban { room, user: who }.into())
+            }
+            "/mute" => {
+                let who = user(word()?)?;
+                let minutes: u32 = word()?.parse().map_err(|_| usage())?;
+                let reason = short(tail(2))?;
+                let op = Mute { room, user: who.clone(), duration_secs: minutes.saturating_mul(60), reason };
+                request(format!("muted {who} for {minutes} min"), op.into())
+            }
+            "/unmute" => {
+                let who = user(word()?)?;
+                request(format!("unmuted {who}"), Unmute { room, user: who }.into())
+            }
+            "/slowmode" => {
+                let secs: u32 = word()?.parse().map_err(|_| usage())?;
+                let settings = RoomSettings { slow_mode_secs: Some(secs), ..RoomSettings::default() };
+                request(format!("slow mode {secs} s"), SetRoom { room, settings }.into())
+            }
+            "/topic" => {
+                let settings = RoomSettings { topic: Some(short(rest.to_string())?), ..RoomSettings::default() };
+                request("topic set".into(), SetRoom { room, settings }.into())
+            }
+            _ => Err(usage()),
+        }
+    }
+
+    /// Completes the word before the cursor: a command, a room, or a member.
+    pub(super) fn complete(&mut self) {
+        let word = self.input.word_before_cursor().to_string();
+        if word.is_empty() {
+            return;
+        }
+        let candidates: Vec<String> = if word.starts_with('/') && self.input.cursor_word_is_first() {
+            COMMANDS.iter().map(|(c, _)| c.to_string()).collect()
+        } else if let Some(room) = word.strip_prefix('#') {
+            let _ = room;
+            self.rooms.keys().chain(self.directory.iter().map(|r| &r.room)).map(|r| format!("#{r}")).collect()
+        } else if self.input.text().starts_with("/join ") || self.input.text().starts_with("/leave ") {
+            self.rooms.keys().chain(self.directory.iter().map(|r| &r.room)).map(|r| r.to_string()).collect()
+        } else {
+            let members = self.active_room().map(|r| r.members.iter().map(|m| m.user.to_string()).collect::<Vec<_>>());
+            let mut names = members.unwrap_or_default();
+            if let Some(room) = self.active_room() {
+                for line in room.lines.iter().rev().take(200) {
+                    if let LineKind::Message { from, .. } = &line.kind {
+                        names.push(from.to_string());
+                    }
+                }
+            }
+            names
+        };
+        let mut matches: Vec<String> = candidates.into_iter().filter(|c| c.starts_with(&word) && c != &word).collect();
+        matches.sort();
+        matches.dedup();
+        match matches.as_slice() {
+            [] => {}
+            [only] => self.input.replace_word_before_cursor(&format!("{only} ")),
+            many => {
+                let common = common_prefix(many);
+                if common.len() > word.len() {
+                    self.input.replace_word_before_cursor(&common);
+                }
+                self.says(many.join("  "));
+            }
+        }
+    }
+}
+
+pub(super) fn common_prefix(words: &[String]) -> String {
+    let first = &words[0];
+    let mut end = first.len();
+    for word in &words[1..] {
+        end = end.min(first.bytes().zip(word.bytes()).take_while(|(a, b)| a == b).count());
+    }
+    while !first.is_char_boundary(end) {
+        end -= 1;
+    }
+    first[..end].to_string()
+}

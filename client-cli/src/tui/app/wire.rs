@@ -1,0 +1,122 @@
+//! What the UI asks of the network task ([`Action`]), and what the network
+//! task tells the UI ([`Net`], [`Connection`]).
+
+use std::time::Duration;
+
+use hearth_protocol::ops::{HistoryPage, Joined, MemberInfo, RoomSummary};
+use hearth_protocol::{Event, PinId, RoomId, Seq, UserId};
+
+/// What the member asked for, for the network task to do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Start receiving a room (becoming a member if not one), then show its
+    /// newest page of history.
+    Join(RoomId),
+    /// Join with an invite code, then as [`Action::Join`].
+    JoinInvited {
+        room: RoomId,
+        code: String,
+    },
+    Leave(RoomId),
+    Send {
+        room: RoomId,
+        text: String,
+        thread: Option<Seq>,
+    },
+    Create {
+        room: RoomId,
+        topic: String,
+    },
+    Pin {
+        room: RoomId,
+        seq: Option<Seq>,
+        note: Option<String>,
+        title: Option<String>,
+    },
+    Unpin {
+        room: RoomId,
+        pin: PinId,
+    },
+    Members(RoomId),
+    /// The page of history before `before`.
+    Older {
+        room: RoomId,
+        before: Seq,
+    },
+    ListRooms,
+    /// A community request (react, edit, moderate, ...): `what` it is, said
+    /// back when done.
+    Request {
+        what: String,
+        op: hearth_protocol::Op,
+    },
+    /// An invite code for the room, shown when made.
+    Invite {
+        room: RoomId,
+        uses: Option<u32>,
+    },
+    /// The room's join requests, or its moderation log, shown.
+    Requests(RoomId),
+    /// The posts held for a look, shown.
+    Held(RoomId),
+    /// Post (`approve`) or drop the oldest held post of `user`.
+    Release {
+        room: RoomId,
+        user: UserId,
+        approve: bool,
+        reason: hearth_protocol::ShortText,
+    },
+    ModLog(RoomId),
+    Stats(RoomId),
+    /// The member is typing in the room: tell the others (nothing is said
+    /// back, and a refusal — muted, say — is not worth a word).
+    Typing(RoomId),
+}
+
+/// What the network task reports back.
+#[derive(Debug, Clone)]
+pub enum Net {
+    /// Something to tell the member on the status line (a request done, an
+    /// invite's code, a short list).
+    Said(String),
+    /// Who the server says the member is.
+    Me(UserId),
+    Connection(Connection),
+    Event(Event),
+    Joined(Joined),
+    /// History asked for by [`Action::Join`] or [`Action::Older`].
+    History(HistoryPage),
+    Members {
+        room: RoomId,
+        members: Vec<MemberInfo>,
+    },
+    /// The rooms the member can see; `asked` when the member asked (`/rooms`)
+    /// rather than the UI loading them at start.
+    Rooms {
+        rooms: Vec<RoomSummary>,
+        asked: bool,
+    },
+    /// Back after a disconnection: every room resumed from where it was;
+    /// these could not be replayed whole.
+    Resumed {
+        truncated: Vec<RoomId>,
+    },
+    /// A request failed; `what` says which.
+    Failed {
+        what: String,
+        error: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Connection {
+    Connecting,
+    Online,
+    /// Lost; trying again (attempt number, wait before it).
+    Reconnecting {
+        attempt: u32,
+        retry_in: Duration,
+    },
+    /// Gave up, with why (a refused token, say): the member must act.
+    Closed(String),
+}
