@@ -30,8 +30,10 @@ use crate::store::{RoomLoad, StoreError};
 
 mod delivery;
 mod join;
+mod order;
 mod registry;
 
+pub use order::Ordered;
 pub use registry::{Loaded, Registry};
 
 /// Tunables of the room layer.

@@ -7,7 +7,7 @@ use hearth_protocol::ops::{
 use hearth_protocol::{ErrorBody, ErrorCode, Millis, RequestId, UserId, limits};
 
 use super::dispatch::Handle;
-use super::ordering::{applied_within, caught_up};
+use super::ordering::applied_within;
 use super::{Session, fit_in_frame};
 use crate::broker::BrokerError;
 use crate::room::{self, Rejection};
@@ -78,7 +78,7 @@ impl Handle for Join {
             // again on the room as it is now, once the copy has.
             if tries == 1
                 && matches!(published, Err(BrokerError::Rejected { why: Rejection::RulesChanged, .. }))
-                && caught_up(broker, &room, before).await
+                && session.shared.registry.caught_up(&room, before).await
             {
                 continue;
             }
@@ -104,8 +104,8 @@ impl Handle for Join {
 impl Handle for Leave {
     async fn handle(self, session: &mut Session, id: RequestId) -> Result<(), ErrorBody> {
         let user = session.conn.user.clone();
-        let draft = session.room(&self.room).await?.decide(|s| s.decide_leave(&user))?;
-        session.publish(id, draft, |_| Done {}).await
+        let room = session.room(&self.room).await?;
+        session.decide_published(id, &room, (), |s, ()| s.decide_leave(&user), |_| Done {}).await
     }
 }
 

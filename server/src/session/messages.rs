@@ -7,11 +7,9 @@ use hearth_protocol::ops::{Appended, Delete, Done, Edit, React, SendMessage, Typ
 use hearth_protocol::{ErrorBody, Event, Millis, RequestId};
 
 use super::dispatch::Handle;
-use super::ordering::caught_up;
 use super::{Session, fit_in_frame};
-use crate::broker::BrokerError;
 use crate::room::permissions::Action;
-use crate::room::{self, Rejection};
+use crate::room::{self};
 
 /// A typing indicator is passed on at most this often per member and room;
 /// clients show one for 5 s unless it is repeated (PROTOCOL.md).
@@ -19,34 +17,17 @@ const TYPING_EVERY_MS: u64 = 3_000;
 
 impl Handle for SendMessage {
     async fn handle(self, session: &mut Session, id: RequestId) -> Result<(), ErrorBody> {
-        let args = self;
-        let (user, now) = session.caller();
-        let room = session.room(&args.room).await?;
+        let user = session.conn.user.clone();
+        let room = session.room(&self.room).await?;
         session.check_in_flight()?;
-        let broker = session.shared.registry.broker();
-        // Kept only where a copy may trail the order (a cluster), to
-        // decide the post again.
-        let spare = broker.copies_trail().then(|| (args.clone(), room.position()));
-        let post =
-            |s: &room::RoomState, args: hearth_protocol::ops::SendMessage, now: Millis| s.decide_send(&user, args, now);
-        let draft = room.decide(|s| post(s, args, now))?;
-        let mut held = matches!(draft.event, Event::Held(_));
-        let mut published = broker.publish(draft).await;
-        if let (Err(BrokerError::Rejected { why: Rejection::RulesChanged, .. }), Some((args, before))) =
-            (&published, spare)
-        {
-            // The settings or pins changed through another node a moment
-            // ago and this copy had not applied it: decide again on the
-            // room as it is now (probation, rules acknowledgement, slow
-            // mode), once the copy has.
-            if caught_up(broker, &room, before).await {
-                let draft = room.decide(|s| post(s, args, session.shared.clock.now()))?;
-                held = matches!(draft.event, Event::Held(_));
-                published = broker.publish(draft).await;
-            }
-        }
-        let receipt = published.map_err(|e| e.to_error())?;
-        session.reply_when_durable(id, receipt, move |p| Appended { seq: p.seq, ts: p.ts, held });
+        // Decided at the time it is decided: a second decision, on a copy
+        // that caught up, reads the clock again.
+        let clock = session.shared.clock.clone();
+        let decide = |s: &room::RoomState, args| s.decide_send(&user, args, clock.now());
+        let held = |draft: &room::Draft| matches!(draft.event, Event::Held(_));
+        let ordered = session.shared.registry.decide_and_order(&room, self, decide, held).await?;
+        let held = ordered.seen;
+        session.reply_when_durable(id, ordered.receipt, move |p| Appended { seq: p.seq, ts: p.ts, held });
         crate::metrics::get().messages.increment(1);
         Ok(())
     }
@@ -58,8 +39,9 @@ impl Handle for Edit {
         let (user, now) = session.caller();
         let room = session.member_room(&args.room).await?;
         let (target, notes) = session.message_at(&room, args.target).await?;
-        let draft = room.decide(|s| s.decide_edit(&user, &target, &notes, args.text, now))?;
-        session.publish_applied(id, &room, draft).await?;
+        session
+            .decide_applied(id, &room, args, |s, args| s.decide_edit(&user, &target, &notes, args.text, now))
+            .await?;
         Ok(())
     }
 }
@@ -70,8 +52,7 @@ impl Handle for Delete {
         let (user, now) = session.caller();
         let room = session.member_room(&args.room).await?;
         let (target, notes) = session.message_at(&room, args.target).await?;
-        let draft = room.decide(|s| s.decide_delete(&user, &target, &notes, now))?;
-        session.publish_applied(id, &room, draft).await?;
+        session.decide_applied(id, &room, args, |s, _args| s.decide_delete(&user, &target, &notes, now)).await?;
         Ok(())
     }
 }
@@ -82,8 +63,9 @@ impl Handle for React {
         let (user, now) = session.caller();
         let room = session.member_room(&args.room).await?;
         let (target, notes) = session.message_at(&room, args.target).await?;
-        let draft = room.decide(|s| s.decide_react(&user, &target, &notes, args.emoji, args.on, now))?;
-        session.publish_applied(id, &room, draft).await?;
+        session
+            .decide_applied(id, &room, args, |s, args| s.decide_react(&user, &target, &notes, args.emoji, args.on, now))
+            .await?;
         Ok(())
     }
 }

@@ -46,7 +46,6 @@ use crate::metered::{Metered, ReadMeter};
 use crate::outbound::Outbound;
 use crate::room;
 use crate::rooms::Room;
-use ordering::{caught_up, may_be_stale};
 use writer::{WriterConfig, write_loop};
 
 /// The write half of a connection's socket.
@@ -350,21 +349,9 @@ impl Session {
             }
             return;
         }
-        // Where a refusal may come from a copy that trails the order: the copy
-        // and where it stood before deciding, and the request to decide again.
-        let again = match request.op.room() {
-            Some(room) if self.shared.registry.broker().copies_trail() => {
-                self.shared.registry.loaded().get(room).map(|copy| (copy.position(), copy, request.op.clone()))
-            }
-            _ => None,
-        };
-        let mut outcome = self.dispatch(id, request.op).await;
-        if let (Err(error), Some((before, copy, op))) = (&outcome, again) {
-            if may_be_stale(error.code) && caught_up(self.shared.registry.broker(), &copy, before).await {
-                outcome = self.dispatch(id, op).await;
-            }
-        }
-        if let Err(error) = outcome {
+        // A refusal decided on a copy that trailed the order is decided again
+        // where it was decided: `Registry::decide_and_order`.
+        if let Err(error) = self.dispatch(id, request.op).await {
             if error.code == ErrorCode::Internal {
                 tracing::warn!(conn = self.conn.id.0, user = %self.conn.user, %error, "request failed");
             }

@@ -14,8 +14,7 @@ impl Handle for SetRole {
         let args = self;
         let (user, now) = session.caller();
         let room = session.room(&args.room).await?;
-        let draft = room.decide(|s| s.decide_set_role(&user, args, now))?;
-        session.publish_applied(id, &room, draft).await?;
+        session.decide_applied(id, &room, args, |s, args| s.decide_set_role(&user, args, now)).await?;
         Ok(())
     }
 }
@@ -30,8 +29,7 @@ impl Handle for SetRoom {
                 .map_err(|e| ErrorBody::new(ErrorCode::BadRequest, format!("parent: {e}")))?;
             session.room(&parent).await?;
         }
-        let draft = room.decide(|s| s.decide_set_room(&user, args.settings, now))?;
-        session.publish_applied(id, &room, draft).await?;
+        session.decide_applied(id, &room, args, |s, args| s.decide_set_room(&user, args.settings, now)).await?;
         Ok(())
     }
 }
@@ -41,8 +39,7 @@ impl Handle for Kick {
         let args = self;
         let (user, now) = session.caller();
         let room = session.room(&args.room).await?;
-        let draft = room.decide(|s| s.decide_kick(&user, &args.user, args.reason, now))?;
-        session.publish_applied(id, &room, draft).await?;
+        session.decide_applied(id, &room, args, |s, args| s.decide_kick(&user, &args.user, args.reason, now)).await?;
         Ok(())
     }
 }
@@ -52,8 +49,11 @@ impl Handle for Ban {
         let args = self;
         let (user, now) = session.caller();
         let room = session.room(&args.room).await?;
-        let draft = room.decide(|s| s.decide_ban(&user, &args.user, args.reason, args.duration_secs, now))?;
-        session.publish_applied(id, &room, draft).await?;
+        session
+            .decide_applied(id, &room, args, |s, args| {
+                s.decide_ban(&user, &args.user, args.reason, args.duration_secs, now)
+            })
+            .await?;
         Ok(())
     }
 }
@@ -63,8 +63,7 @@ impl Handle for Unban {
         let args = self;
         let (user, now) = session.caller();
         let room = session.room(&args.room).await?;
-        let draft = room.decide(|s| s.decide_unban(&user, &args.user, now))?;
-        session.publish_applied(id, &room, draft).await?;
+        session.decide_applied(id, &room, args, |s, args| s.decide_unban(&user, &args.user, now)).await?;
         Ok(())
     }
 }
@@ -74,8 +73,11 @@ impl Handle for Mute {
         let args = self;
         let (user, now) = session.caller();
         let room = session.room(&args.room).await?;
-        let draft = room.decide(|s| s.decide_mute(&user, &args.user, args.duration_secs, args.reason, now))?;
-        session.publish_applied(id, &room, draft).await?;
+        session
+            .decide_applied(id, &room, args, |s, args| {
+                s.decide_mute(&user, &args.user, args.duration_secs, args.reason, now)
+            })
+            .await?;
         Ok(())
     }
 }
@@ -85,8 +87,7 @@ impl Handle for Unmute {
         let args = self;
         let (user, now) = session.caller();
         let room = session.room(&args.room).await?;
-        let draft = room.decide(|s| s.decide_unmute(&user, &args.user, now))?;
-        session.publish_applied(id, &room, draft).await?;
+        session.decide_applied(id, &room, args, |s, args| s.decide_unmute(&user, &args.user, now)).await?;
         Ok(())
     }
 }

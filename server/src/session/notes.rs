@@ -6,17 +6,18 @@ use hearth_protocol::ops::{
     AckRules, AddPin, Appended, CancelPrompt, Done, OrderPins, Pinned, Prompt, PromptList, Prompts, RemovePin,
     SchedulePrompt,
 };
-use hearth_protocol::{ErrorBody, ErrorCode, RequestId};
+use hearth_protocol::{ErrorBody, ErrorCode, Note, RequestId};
 
 use super::Session;
 use super::dispatch::Handle;
+use crate::room::{Draft, RoomState};
 
 impl Handle for AddPin {
     async fn handle(self, session: &mut Session, id: RequestId) -> Result<(), ErrorBody> {
         let args = self;
         let user = session.conn.user.clone();
         let room = session.member_room(&args.room).await?;
-        let text = match (args.seq, args.note) {
+        let text = match (args.seq, args.note.clone()) {
             // The message as it is now: its newest edit; a deleted one is gone.
             (Some(seq), None) => {
                 let (message, notes) = session.message_at(&room, seq).await?;
@@ -34,16 +35,20 @@ impl Handle for AddPin {
         };
         let max_pins = session.shared.config.limits.pins_per_room;
         let now = session.shared.clock.now();
-        let draft = room.decide(|s| s.decide_pin(&user, args.seq, text, args.title, args.edit, max_pins, now))?;
-        let mut event = draft.event.clone();
-        session
-            .publish(id, draft, move |p| {
-                // Stamped as the stored event was: the reply's pin is the event's.
-                event.stamp(p.seq, p.ts);
-                let Event::Pin(pinned) = event else { unreachable!("decide_pin drafts a pin") };
-                Pinned { seq: p.seq, pin: pinned.pin }
-            })
-            .await
+        let decide = |s: &RoomState, (text, args): (Note, AddPin)| {
+            s.decide_pin(&user, args.seq, text, args.title, args.edit, max_pins, now)
+        };
+        let event = |draft: &Draft| draft.event.clone();
+        session.check_in_flight()?;
+        let ordered = session.shared.registry.decide_and_order(&room, (text, args), decide, event).await?;
+        let mut event = ordered.seen;
+        session.reply_when_durable(id, ordered.receipt, move |p| {
+            // Stamped as the stored event was: the reply's pin is the event's.
+            event.stamp(p.seq, p.ts);
+            let Event::Pin(pinned) = event else { unreachable!("decide_pin drafts a pin") };
+            Pinned { seq: p.seq, pin: pinned.pin }
+        });
+        Ok(())
     }
 }
 
@@ -51,9 +56,9 @@ impl Handle for RemovePin {
     async fn handle(self, session: &mut Session, id: RequestId) -> Result<(), ErrorBody> {
         let args = self;
         let (user, now) = session.caller();
-        let draft = session.room(&args.room).await?.decide(|s| s.decide_unpin(&user, args.pin, now))?;
-        session.publish(id, draft, |p| Appended { seq: p.seq, ts: p.ts, held: false }).await?;
-        Ok(())
+        let room = session.room(&args.room).await?;
+        let decide = |s: &RoomState, args: RemovePin| s.decide_unpin(&user, args.pin, now);
+        session.decide_published(id, &room, args, decide, |p| Appended { seq: p.seq, ts: p.ts, held: false }).await
     }
 }
 
@@ -62,8 +67,7 @@ impl Handle for OrderPins {
         let args = self;
         let (user, now) = session.caller();
         let room = session.member_room(&args.room).await?;
-        let draft = room.decide(|s| s.decide_order_pins(&user, args.notes, now))?;
-        session.publish_applied(id, &room, draft).await?;
+        session.decide_applied(id, &room, args, |s, args| s.decide_order_pins(&user, args.notes, now)).await?;
         Ok(())
     }
 }
@@ -73,8 +77,7 @@ impl Handle for AckRules {
         let args = self;
         let (user, now) = session.caller();
         let room = session.member_room(&args.room).await?;
-        let draft = room.decide(|s| s.decide_ack_rules(&user, args.version, now))?;
-        session.publish_applied(id, &room, draft).await?;
+        session.decide_applied(id, &room, args, |s, args| s.decide_ack_rules(&user, args.version, now)).await?;
         Ok(())
     }
 }
@@ -85,9 +88,10 @@ impl Handle for SchedulePrompt {
         let (user, now) = session.caller();
         let room = session.member_room(&args.room).await?;
         let prompt = random_id();
-        let draft =
-            room.decide(|s| s.decide_schedule_prompt(&user, prompt, args.text.clone(), args.at, args.weekly, now))?;
-        session.order(&room, draft).await?;
+        let decide = |s: &RoomState, args: SchedulePrompt| {
+            s.decide_schedule_prompt(&user, prompt, args.text, args.at, args.weekly, now)
+        };
+        session.decide_ordered(&room, args.clone(), decide).await?;
         session.shared.registry.broker().index_prompts(room.id.clone(), true).await.map_err(|e| e.to_error())?;
         session.shared.prompts_relist.store(true, std::sync::atomic::Ordering::Relaxed);
         let reply = Prompt { prompt, text: args.text, next_at: args.at, weekly: args.weekly, by: Some(user) };
@@ -101,8 +105,7 @@ impl Handle for CancelPrompt {
         let args = self;
         let (user, now) = session.caller();
         let room = session.member_room(&args.room).await?;
-        let draft = room.decide(|s| s.decide_cancel_prompt(&user, args.prompt, now))?;
-        session.order(&room, draft).await?;
+        session.decide_ordered(&room, args, |s, args| s.decide_cancel_prompt(&user, args.prompt, now)).await?;
         session.reply(id, &Done {}).await;
         Ok(())
     }

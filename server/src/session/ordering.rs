@@ -1,10 +1,9 @@
-//! How a handler has its event ordered and answered: published to the
-//! broker (waiting until it is ordered, so one connection's events keep its
-//! order) and answered when durable from the bounded set of in-flight
-//! replies — or, for the community tools, answered once this node's copy of
-//! the room has applied it, so the member's next request sees it. And, in a
-//! cluster, when a refusal decided on a copy that trails the order may be
-//! decided again.
+//! How a handler has its request decided, ordered and answered — through the
+//! registry's one decide-and-order path (`Registry::decide_and_order`, which
+//! decides again where a cluster node's copy trailed the order) — and
+//! answered when durable from the bounded set of in-flight replies (messages),
+//! or once this node's copy of the room has applied it, so the member's next
+//! request sees it (the community tools).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -17,9 +16,9 @@ use hearth_protocol::{ErrorBody, ErrorCode, Event, RequestId, UserId};
 use serde::Serialize;
 
 use super::Session;
-use crate::broker::Published;
+use crate::broker::{Published, Receipt};
 use crate::frames::frame_message;
-use crate::room::Draft;
+use crate::room::{Draft, RoomState};
 use crate::rooms::Room;
 
 /// How long a join or a room creation waits to see its own event applied. The
@@ -27,39 +26,68 @@ use crate::rooms::Room;
 /// against a bug turning into a stuck connection.
 const APPLY_WAIT: Duration = Duration::from_secs(30);
 
-/// How long a request refused on a trailing copy waits for the copy to catch
-/// up before the refusal stands.
-const STALE_WAIT: Duration = Duration::from_secs(2);
-
-/// Refusals that depend on room state an event ordered through another node
-/// may have just changed. The rest (bad input, limits, slow mode, ...) do not.
-pub(super) fn may_be_stale(code: ErrorCode) -> bool {
-    matches!(
-        code,
-        ErrorCode::NotMember
-            | ErrorCode::Forbidden
-            | ErrorCode::NoSuchTarget
-            | ErrorCode::Muted
-            | ErrorCode::Banned
-            | ErrorCode::AckRequired
-            | ErrorCode::InvalidInvite
-            | ErrorCode::ApprovalRequired
-            | ErrorCode::InviteRequired
-    )
-}
-
 impl Session {
-    /// Publishes `draft`: waits until it is ordered (so one connection's events
-    /// keep the order it sent them in), not until it is durable. The reply, made
-    /// by `reply` from where the event landed, goes out once it is.
-    pub(super) async fn publish<T, F>(&mut self, id: RequestId, draft: Draft, reply: F) -> Result<(), ErrorBody>
+    /// Decides `args` on `room` and has the event ordered, then replies (made
+    /// by `reply` from where it landed) once it is durable, from the in-flight
+    /// set: the session waits until it is ordered, so one connection's events
+    /// keep the order it sent them in, not until it is durable.
+    pub(super) async fn decide_published<A, F, R>(
+        &mut self,
+        id: RequestId,
+        room: &Arc<Room>,
+        args: A,
+        decide: impl Fn(&RoomState, A) -> Result<Draft, ErrorBody>,
+        reply: F,
+    ) -> Result<(), ErrorBody>
     where
-        T: Serialize,
-        F: FnOnce(Published) -> T + Send + Sync + 'static,
+        A: Clone,
+        R: Serialize,
+        F: FnOnce(Published) -> R + Send + Sync + 'static,
     {
         self.check_in_flight()?;
-        let receipt = self.shared.registry.broker().publish(draft).await.map_err(|e| e.to_error())?;
-        self.reply_when_durable(id, receipt, reply);
+        let ordered = self.shared.registry.decide_and_order(room, args, decide, |_| ()).await?;
+        self.reply_when_durable(id, ordered.receipt, reply);
+        Ok(())
+    }
+
+    /// Decides `args` on `room` and has the event ordered; resolves once it is
+    /// durable and this node's copy has applied it (in cluster mode the copy
+    /// follows Redis a moment behind), with what `peek` took of the draft.
+    pub(super) async fn decide_ordered_peek<A: Clone, T>(
+        &self,
+        room: &Arc<Room>,
+        args: A,
+        decide: impl Fn(&RoomState, A) -> Result<Draft, ErrorBody>,
+        peek: impl Fn(&Draft) -> T,
+    ) -> Result<(Published, T), ErrorBody> {
+        let ordered = self.shared.registry.decide_and_order(room, args, decide, peek).await?;
+        let published = applied(room, ordered.receipt).await?;
+        Ok((published, ordered.seen))
+    }
+
+    /// [`decide_ordered_peek`](Self::decide_ordered_peek), taking nothing of
+    /// the draft.
+    pub(super) async fn decide_ordered<A: Clone>(
+        &self,
+        room: &Arc<Room>,
+        args: A,
+        decide: impl Fn(&RoomState, A) -> Result<Draft, ErrorBody>,
+    ) -> Result<Published, ErrorBody> {
+        Ok(self.decide_ordered_peek(room, args, decide, |_| ()).await?.0)
+    }
+
+    /// Decides and orders (`decide_ordered`), then replies `{seq, ts}`: for
+    /// the community tools, whose member's next request — decided on this
+    /// copy — must see it.
+    pub(super) async fn decide_applied<A: Clone>(
+        &mut self,
+        id: RequestId,
+        room: &Arc<Room>,
+        args: A,
+        decide: impl Fn(&RoomState, A) -> Result<Draft, ErrorBody>,
+    ) -> Result<(), ErrorBody> {
+        let published = self.decide_ordered(room, args, decide).await?;
+        self.reply(id, &Appended { seq: published.seq, ts: published.ts, held: false }).await;
         Ok(())
     }
 
@@ -78,7 +106,7 @@ impl Session {
     }
 
     /// Replies to `id` once the ordered write of `receipt` is durable.
-    pub(super) fn reply_when_durable<T, F>(&mut self, id: RequestId, receipt: crate::broker::Receipt, reply: F)
+    pub(super) fn reply_when_durable<T, F>(&mut self, id: RequestId, receipt: Receipt, reply: F)
     where
         T: Serialize,
         F: FnOnce(Published) -> T + Send + Sync + 'static,
@@ -93,16 +121,6 @@ impl Session {
         }));
     }
 
-    /// Orders `draft` and waits until it is durable and `room`'s copy here has
-    /// applied it (in cluster mode the copy follows Redis a moment behind), so
-    /// the member's next request sees it.
-    pub(super) async fn order(&self, room: &Room, draft: Draft) -> Result<Published, ErrorBody> {
-        let receipt = self.shared.registry.broker().publish(draft).await.map_err(|e| e.to_error())?;
-        let published = receipt.durable().await.map_err(|e| e.to_error())?;
-        applied_within(room.wait_applied(published.seq)).await?;
-        Ok(published)
-    }
-
     /// Sends `event` to every connection of `user`, on every node.
     pub(super) async fn notify_user(&self, user: UserId, event: Event) {
         match self.shared.registry.broker().notify_user(user.clone(), event.clone()).await {
@@ -111,16 +129,14 @@ impl Session {
             Err(error) => tracing::warn!(%user, %error, "could not notify a user"),
         }
     }
+}
 
-    /// Orders `draft` and replies once this node's copy of the room has
-    /// applied it, so the member's next request — decided on this copy — sees
-    /// it (in cluster mode the copy follows Redis a moment behind). For the
-    /// community tools' requests; messages reply when durable (`publish`).
-    pub(super) async fn publish_applied(&mut self, id: RequestId, room: &Room, draft: Draft) -> Result<(), ErrorBody> {
-        let published = self.order(room, draft).await?;
-        self.reply(id, &Appended { seq: published.seq, ts: published.ts, held: false }).await;
-        Ok(())
-    }
+/// Waits until `receipt`'s event is durable and `room`'s copy here has
+/// applied it.
+pub(super) async fn applied(room: &Room, receipt: Receipt) -> Result<Published, ErrorBody> {
+    let published = receipt.durable().await.map_err(|e| e.to_error())?;
+    applied_within(room.wait_applied(published.seq)).await?;
+    Ok(published)
 }
 
 /// Waits for a room to apply an event this connection caused, within a bound.
@@ -128,19 +144,4 @@ pub(super) async fn applied_within(wait: impl Future<Output = ()>) -> Result<(),
     tokio::time::timeout(APPLY_WAIT, wait)
         .await
         .map_err(|_| ErrorBody::new(ErrorCode::Internal, "the write was not confirmed in time; retry"))
-}
-
-/// After a refusal decided on `copy`, which stood at `before` when the request
-/// came: whether the room's order was then further on — an event ordered
-/// through another node a moment ago (a role, a membership, a held post) may
-/// be missing from what the refusal saw — and the copy has now caught up with
-/// it, so deciding again may answer otherwise. Events ordered before the
-/// request came are at or below the order's position read now; if that is
-/// not past `before`, the copy had them all and the refusal stands.
-pub(super) async fn caught_up(broker: &Arc<dyn crate::Broker>, copy: &Room, before: hearth_protocol::Position) -> bool {
-    let Ok(Some(order)) = broker.order_position(copy.id.clone()).await else { return false };
-    if order.epoch != before.epoch || order.seq <= before.seq {
-        return false;
-    }
-    tokio::time::timeout(STALE_WAIT, copy.wait_applied(order.seq)).await.is_ok()
 }

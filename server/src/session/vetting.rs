@@ -17,8 +17,7 @@ impl Handle for RequestJoin {
         let args = self;
         let (user, now) = session.caller();
         let room = session.room(&args.room).await?;
-        let draft = room.decide(|s| s.decide_request_join(&user, args.note, now))?;
-        session.order(&room, draft).await?;
+        session.decide_ordered(&room, args, |s, args| s.decide_request_join(&user, args.note, now)).await?;
         session.reply(id, &Done {}).await;
         Ok(())
     }
@@ -42,8 +41,7 @@ impl Handle for DecideJoin {
         let (user, now) = session.caller();
         let room = session.room(&args.room).await?;
         let (requester, approved, reason) = (args.user.clone(), args.approve, args.reason.clone());
-        let draft = room.decide(|s| s.decide_on_request(&user, args, now))?;
-        session.order(&room, draft).await?;
+        session.decide_ordered(&room, args, |s, args| s.decide_on_request(&user, args, now)).await?;
         session.reply(id, &Done {}).await;
         // The requester hears it live, on any node.
         let decision = Event::JoinDecision(JoinDecisionEvent { room: room.id.clone(), approved, by: user, reason });
@@ -59,13 +57,14 @@ impl Handle for CreateInvite {
         let room = session.room(&args.room).await?;
         let code = invite_code();
         let invite_id = room::rows::invite_id(&code);
-        let draft =
-            room.decide(|s| s.decide_create_invite(&user, invite_id.clone(), args.ttl_secs, args.max_uses, now))?;
-        let expires_at = match &draft.event {
+        let decide = |s: &room::RoomState, args: CreateInvite| {
+            s.decide_create_invite(&user, invite_id.clone(), args.ttl_secs, args.max_uses, now)
+        };
+        let expiry = |draft: &room::Draft| match &draft.event {
             Event::Moderation(m) => m.until,
             _ => None,
         };
-        session.order(&room, draft).await?;
+        let (_, expires_at) = session.decide_ordered_peek(&room, args.clone(), decide, expiry).await?;
         let invite = Invite { code, id: invite_id, expires_at, max_uses: args.max_uses, uses: 0 };
         session.reply(id, &invite).await;
         Ok(())
@@ -77,8 +76,7 @@ impl Handle for RevokeInvite {
         let args = self;
         let (user, now) = session.caller();
         let room = session.room(&args.room).await?;
-        let draft = room.decide(|s| s.decide_revoke_invite(&user, &args.code, now))?;
-        session.order(&room, draft).await?;
+        session.decide_ordered(&room, args, |s, args| s.decide_revoke_invite(&user, &args.code, now)).await?;
         session.reply(id, &Done {}).await;
         Ok(())
     }
@@ -101,8 +99,7 @@ impl Handle for Release {
         let args = self;
         let (user, now) = session.caller();
         let room = session.member_room(&args.room).await?;
-        let draft = room.decide(|s| s.decide_release(&user, args, now))?;
-        session.publish_applied(id, &room, draft).await?;
+        session.decide_applied(id, &room, args, |s, args| s.decide_release(&user, args, now)).await?;
         Ok(())
     }
 }
