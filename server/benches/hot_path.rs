@@ -61,16 +61,18 @@ fn fan_out_to_100_members(bencher: Bencher, codec: Codec) {
     let _guard = runtime.enter();
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new(1000));
     let loaded = Arc::new(Loaded::default());
+    let hub = Arc::new(Hub::default());
     let broker: Arc<dyn Broker> = Arc::new(LocalBroker::start(
         store,
         clock::system(),
         loaded.clone(),
+        hub.clone(),
         4096,
         std::time::Duration::from_secs(3600),
         CommitHold::default(),
         CancellationToken::new(),
     ));
-    let registry = Registry::new(loaded, broker.clone(), Arc::new(Hub::default()), RoomLimits::default());
+    let registry = Registry::new(loaded, broker.clone(), hub, RoomLimits::default());
     let owner = UserId::new("owner").unwrap();
     let name = RoomId::new("bench").unwrap();
     let args =

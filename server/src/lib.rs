@@ -118,6 +118,7 @@ struct Opened {
 async fn start_broker(
     config: &Config,
     delivery: Arc<Loaded>,
+    hub: Arc<Hub>,
     failed: CancellationToken,
     stop: CancellationToken,
 ) -> Result<Opened, ServerError> {
@@ -142,6 +143,7 @@ async fn start_broker(
         store,
         config.clock.clone(),
         delivery,
+        hub,
         config.rooms.dedupe_window,
         config.rooms.idle_after,
         config.commit_hold.clone(),
@@ -190,9 +192,9 @@ impl Server {
         let loaded = Arc::new(Loaded::default());
         let store_failed = CancellationToken::new();
         let broker_stop = CancellationToken::new();
-        let Opened { broker, local, accounts, account_notices } =
-            start_broker(&config, loaded.clone(), store_failed.clone(), broker_stop.clone()).await?;
         let hub = Arc::new(Hub::default());
+        let Opened { broker, local, accounts, account_notices } =
+            start_broker(&config, loaded.clone(), hub.clone(), store_failed.clone(), broker_stop.clone()).await?;
         let registry = Arc::new(Registry::new(loaded, broker.clone(), hub.clone(), config.rooms));
         let clock = config.clock.clone();
         let accounts =

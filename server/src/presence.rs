@@ -77,9 +77,9 @@ pub async fn run(registry: Arc<Registry>, stop: CancellationToken) {
                 continue;
             }
             let event = Event::Presence(PresenceEvent { room: room.id.clone(), online, offline });
-            match broker.broadcast(room.id.clone(), event.clone()).await {
-                Ok(true) => {}
-                Ok(false) | Err(_) => room.ephemeral(&event),
+            if let Err(error) = broker.broadcast(room.id.clone(), event).await {
+                // The next look sends the room's state again.
+                tracing::debug!(room = %room.id, %error, "presence not passed on");
             }
         }
     }

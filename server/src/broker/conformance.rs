@@ -439,6 +439,7 @@ async fn local(store: Arc<dyn Store>, dir: Option<tempfile::TempDir>) -> Subject
         store,
         Arc::new(clock.clone()),
         delivered.clone(),
+        Arc::new(crate::hub::Hub::default()),
         4096,
         Duration::from_secs(3600),
         hold.clone(),

@@ -43,6 +43,8 @@ pub struct LocalBroker {
     journal: Option<Arc<Journal<Done>>>,
     clock: SharedClock,
     delivery: Arc<dyn Delivery>,
+    /// Every connection here, by user: where a notice for a user goes.
+    hub: Arc<crate::hub::Hub>,
     /// Sequencers of rooms in use, sharded so rooms rarely meet on a lock. Shared
     /// with the task that drops the idle ones.
     sequencers: Arc<DashMap<RoomId, Arc<Sequencer>>>,
@@ -159,10 +161,12 @@ impl LocalBroker {
     /// A broker over `store`, delivering to `delivery`. With a durable store it
     /// starts the journal (so it must be called inside the Tokio runtime); a failed
     /// commit cancels `fatal`.
+    #[allow(clippy::too_many_arguments)] // each a different thing; the server and tests build it
     pub fn start(
         store: Arc<dyn Store>,
         clock: SharedClock,
         delivery: Arc<dyn Delivery>,
+        hub: Arc<crate::hub::Hub>,
         dedupe_window: usize,
         idle_after: Duration,
         hold: CommitHold,
@@ -182,6 +186,7 @@ impl LocalBroker {
             journal,
             clock,
             delivery,
+            hub,
             sequencers,
             creating: tokio::sync::Mutex::new(()),
             dedupe_window,
@@ -472,8 +477,10 @@ impl Broker for LocalBroker {
         Box::pin(async { Ok(()) })
     }
 
-    fn broadcast(&self, _room: RoomId, _event: hearth_protocol::Event) -> BrokerFuture<'_, bool> {
-        Box::pin(async { Ok(false) })
+    fn broadcast(&self, room: RoomId, event: hearth_protocol::Event) -> BrokerFuture<'_, ()> {
+        // One node: the room's receivers are all here.
+        self.delivery.ephemeral(&room, &event);
+        Box::pin(async { Ok(()) })
     }
 
     fn set_presence(&self, _room: RoomId, _users: Vec<UserId>) -> BrokerFuture<'_, ()> {
@@ -500,8 +507,10 @@ impl Broker for LocalBroker {
         })
     }
 
-    fn notify_user(&self, _user: UserId, _event: hearth_protocol::Event) -> BrokerFuture<'_, bool> {
-        Box::pin(async { Ok(false) })
+    fn notify_user(&self, user: UserId, event: hearth_protocol::Event) -> BrokerFuture<'_, ()> {
+        // One node: the user's connections are all here.
+        self.hub.send_to_user(&user, &event);
+        Box::pin(async { Ok(()) })
     }
 
     fn annex(&self, room: RoomId, table: AnnexTable, targets: Vec<Seq>) -> BrokerFuture<'_, Vec<AnnexRow>> {

@@ -237,9 +237,9 @@ pub trait Broker: Send + Sync + 'static {
     /// one node a room not in memory); one read, for a node to learn whether
     /// its copy trails it.
     fn order_position(&self, room: RoomId) -> BrokerFuture<'_, Option<Position>>;
-    /// Sends an ephemeral event of `room` (typing, presence) to the other nodes
-    /// (true), or leaves it to the caller when there are none (false).
-    fn broadcast(&self, room: RoomId, event: hearth_protocol::Event) -> BrokerFuture<'_, bool>;
+    /// Sends an ephemeral event of `room` (typing, presence) to the connections
+    /// receiving the room, on every node (this one's included).
+    fn broadcast(&self, room: RoomId, event: hearth_protocol::Event) -> BrokerFuture<'_, ()>;
     /// Records who is online in `room` on this node, for the other nodes'
     /// `presence`; forgotten if not refreshed within half a minute (a node that
     /// died stops counting).
@@ -253,9 +253,9 @@ pub trait Broker: Send + Sync + 'static {
     fn index_prompts(&self, room: RoomId, any: bool) -> BrokerFuture<'_, ()>;
     /// The durable events at `seqs` that are still held, in seq order.
     fn events_at(&self, room: RoomId, seqs: Vec<Seq>) -> BrokerFuture<'_, Vec<StoredEvent>>;
-    /// Sends `event` to every connection of `user` on every node, when the
-    /// broker spans nodes (true); a local broker leaves it to the caller (false).
-    fn notify_user(&self, user: UserId, event: hearth_protocol::Event) -> BrokerFuture<'_, bool>;
+    /// Sends `event` to every connection of `user`, on every node (this one's
+    /// included).
+    fn notify_user(&self, user: UserId, event: hearth_protocol::Event) -> BrokerFuture<'_, ()>;
     /// The durable annotations of `table` under `targets`.
     fn annex(&self, room: RoomId, table: AnnexTable, targets: Vec<Seq>) -> BrokerFuture<'_, Vec<AnnexRow>>;
     /// The annotations of `table` under the newest `limit` targets below

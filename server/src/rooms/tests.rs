@@ -66,17 +66,19 @@ async fn fixture(history_limit: usize, idle_after: std::time::Duration) -> Fixtu
     let loaded = Arc::new(Loaded::default());
     let lossy = Arc::new(Lossy { inner: loaded.clone(), lose: Mutex::default() });
     let store = Arc::new(MemoryStore::new(history_limit));
+    let hub = Arc::new(Hub::default());
     let broker: Arc<dyn Broker> = Arc::new(LocalBroker::start(
         store,
         clock::system(),
         lossy.clone(),
+        hub.clone(),
         4096,
         HOUR,
         CommitHold::default(),
         CancellationToken::new(),
     ));
     let limits = RoomLimits { recent_events: 8, idle_after, ..RoomLimits::default() };
-    let registry = Registry::new(loaded, broker.clone(), Arc::new(Hub::default()), limits);
+    let registry = Registry::new(loaded, broker.clone(), hub, limits);
     let name = RoomId::new("gaps").unwrap();
     let args = CreateRoom { room: name.clone(), topic: ShortText::default(), cap: None, visibility: Visibility::Open };
     let (record, first) = room::decide_create(&user("ada"), args, Epoch(3), Millis(1)).unwrap();

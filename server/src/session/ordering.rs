@@ -123,10 +123,9 @@ impl Session {
 
     /// Sends `event` to every connection of `user`, on every node.
     pub(super) async fn notify_user(&self, user: UserId, event: Event) {
-        match self.shared.registry.broker().notify_user(user.clone(), event.clone()).await {
-            Ok(true) => {}
-            Ok(false) => self.shared.registry.hub().send_to_user(&user, &event),
-            Err(error) => tracing::warn!(%user, %error, "could not notify a user"),
+        if let Err(error) = self.shared.registry.broker().notify_user(user.clone(), event).await {
+            // They find it on their next join (PROTOCOL.md, "Vetting").
+            tracing::warn!(%user, %error, "could not notify a user");
         }
     }
 }

@@ -391,7 +391,7 @@ impl Broker for RedisBroker {
         })
     }
 
-    fn broadcast(&self, room: RoomId, event: hearth_protocol::Event) -> BrokerFuture<'_, bool> {
+    fn broadcast(&self, room: RoomId, event: hearth_protocol::Event) -> BrokerFuture<'_, ()> {
         Box::pin(async move {
             // On the room's channel, like its events; having no seq tells them apart.
             let channel = self.shared.keys(&room).channel;
@@ -402,7 +402,7 @@ impl Broker for RedisBroker {
                 .query(redis::cmd("SPUBLISH").arg(channel).arg(payload))
                 .await
                 .map_err(unavailable)?;
-            Ok(true)
+            Ok(())
         })
     }
 
@@ -461,7 +461,7 @@ impl Broker for RedisBroker {
         })
     }
 
-    fn notify_user(&self, user: UserId, event: hearth_protocol::Event) -> BrokerFuture<'_, bool> {
+    fn notify_user(&self, user: UserId, event: hearth_protocol::Event) -> BrokerFuture<'_, ()> {
         Box::pin(async move {
             // On the channel every node listens to: "n:USER\n" and the event.
             let mut payload = format!("n:{user}\n").into_bytes();
@@ -473,7 +473,7 @@ impl Broker for RedisBroker {
                 .query(redis::cmd("SPUBLISH").arg(channel).arg(payload))
                 .await
                 .map_err(unavailable)?;
-            Ok(true)
+            Ok(())
         })
     }
 
