@@ -23,6 +23,7 @@ pub mod metrics;
 pub mod outbound;
 pub mod presence;
 pub mod prompts;
+pub mod refusals;
 pub mod room;
 pub mod rooms;
 pub mod session;

@@ -25,6 +25,7 @@ pub mod notes;
 pub mod order;
 pub mod permissions;
 pub mod posting;
+pub mod refusal;
 pub mod rows;
 pub mod stats;
 pub mod vetting;
@@ -32,15 +33,15 @@ pub mod vetting;
 use std::collections::HashMap;
 
 use hearth_protocol::ops::{PinnedNote, RoomInfo, RoomSettings, Visibility};
-use hearth_protocol::{
-    Epoch, ErrorBody, ErrorCode, Event, Millis, PinId, Position, Role, RoomId, Seq, ShortText, UserId,
-};
+use hearth_protocol::{Epoch, Event, Millis, PinId, Position, Role, RoomId, Seq, ShortText, UserId};
 use serde::{Deserialize, Serialize};
 
 pub use self::changes::{Change, NEWCOMER_MS, audience, changes, removed_member};
 pub use self::membership::decide_create;
 pub use self::notes::same_title;
-pub use self::order::{Draft, Gate, Rejection, Requires, actor};
+pub use self::order::{Draft, Gate, Requires, actor};
+use self::permissions::Action;
+pub use self::refusal::{Refusal, Term, Vetting};
 pub use self::rows::{AnnexRow, AnnexTable, Row, RowTable, Rows, Sanction};
 
 /// A room's settings: fixed at creation (name, epoch, owner, time) or changed by
@@ -368,59 +369,18 @@ impl RoomState {
         self.members.get(user).map(|m| m.role_at(now))
     }
 
-    fn require_member(&self, user: &UserId) -> Result<&Member, ErrorBody> {
-        self.members.get(user).ok_or_else(|| not_member(&self.record.room))
+    fn require_member(&self, user: &UserId) -> Result<&Member, Refusal> {
+        self.members.get(user).ok_or(Refusal::NotMember)
     }
 
-    fn require_role(&self, user: &UserId, least: Role, what: &str, now: Millis) -> Result<Role, ErrorBody> {
-        let role = self.require_member(user)?.role_at(now);
-        if role < least {
-            return Err(forbidden(&self.record.room, least, role, what));
+    /// `user` holds at least `least` (the role `action` needs here).
+    fn require_role(&self, user: &UserId, least: Role, action: Action, now: Millis) -> Result<Role, Refusal> {
+        let held = self.require_member(user)?.role_at(now);
+        if held < least {
+            return Err(Refusal::Forbidden { least, held, action: Some(action) });
         }
-        Ok(role)
+        Ok(held)
     }
-}
-
-pub fn not_member(room: &RoomId) -> ErrorBody {
-    ErrorBody::new(ErrorCode::NotMember, format!("you are not a member of room {room}; join it first"))
-}
-
-fn pins_full(room: &RoomId, max: usize) -> ErrorBody {
-    ErrorBody::new(
-        ErrorCode::LimitReached,
-        format!(
-            "room {room} has {max} pinned notes, the most it may have; unpin one, or pin with the title of one to replace it"
-        ),
-    )
-}
-
-fn banned(room: &RoomId) -> ErrorBody {
-    ErrorBody::new(ErrorCode::Banned, format!("you are banned from room {room}"))
-}
-
-fn outranked(room: &RoomId, held: Role, target: Role) -> ErrorBody {
-    ErrorBody::new(
-        ErrorCode::Forbidden,
-        format!(
-            "in room {room} you are a {} and they are a {}: you may act only on members below you",
-            held.as_str(),
-            target.as_str()
-        ),
-    )
-}
-
-fn room_full(room: &RoomId, cap: u32) -> ErrorBody {
-    ErrorBody::new(
-        ErrorCode::RoomFull,
-        format!("room {room} is full ({cap} members); ask a moderator to raise the cap"),
-    )
-}
-
-fn forbidden(room: &RoomId, least: Role, held: Role, what: &str) -> ErrorBody {
-    ErrorBody::new(
-        ErrorCode::Forbidden,
-        format!("only a {} or above may {what} in room {room}; you are a {}", least.as_str(), held.as_str()),
-    )
 }
 
 #[cfg(test)]

@@ -18,14 +18,14 @@ use std::time::Duration;
 
 use hearth_protocol::event::TruncatedEvent;
 use hearth_protocol::ops::MemberInfo;
-use hearth_protocol::{Epoch, Event, Millis, Position, Role, RoomId, Seq, UserId};
+use hearth_protocol::{Epoch, ErrorBody, Event, Millis, Position, Role, RoomId, Seq, UserId};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::broker::Broker;
 use crate::frames::{Committed, Encoded, event_frame};
 use crate::hub::{Conn, ConnId};
-use crate::room::RoomState;
+use crate::room::{Refusal, RoomState};
 use crate::store::{RoomLoad, StoreError};
 
 mod delivery;
@@ -222,6 +222,12 @@ impl Room {
     /// Runs `decide` against the room's applied state.
     pub fn decide<T>(&self, decide: impl FnOnce(&RoomState) -> T) -> T {
         decide(&self.lock().state)
+    }
+
+    /// Runs `check` — a question the room's rules may refuse — against the
+    /// room's applied state; a refusal comes worded for the client.
+    pub fn check<T>(&self, check: impl FnOnce(&RoomState) -> Result<T, Refusal>) -> Result<T, ErrorBody> {
+        self.decide(check).map_err(|why| crate::refusals::refused(&self.id, &why))
     }
 
     pub fn position(&self) -> Position {

@@ -214,17 +214,17 @@ async fn preconditions_are_checked_in_the_order(subject: Subject) {
     let bo_twice = stale.decide_join(&user("bo"), None, Millis(0)).unwrap().unwrap();
     join(&subject, "gate", "bo").await;
     let refused = subject.broker.publish(bo_twice).await.unwrap_err();
-    assert!(matches!(refused, BrokerError::Rejected { why: Rejection::AlreadyMember, .. }), "{refused:?}");
+    assert!(matches!(refused, BrokerError::Rejected { why: Refusal::AlreadyMember, .. }), "{refused:?}");
     // The cap: cy was decided in while a place was free.
     let cy = stale.decide_join(&user("cy"), None, Millis(0)).unwrap().unwrap();
     let refused = subject.broker.publish(cy).await.unwrap_err();
-    assert!(matches!(refused, BrokerError::Rejected { why: Rejection::RoomFull { cap: 2 }, .. }), "{refused:?}");
+    assert!(matches!(refused, BrokerError::Rejected { why: Refusal::RoomFull { cap: 2 }, .. }), "{refused:?}");
     // A send decided while bo was a member, ordered after bo's leave.
     let member = state(&subject, "gate").await;
     let late_send = send(&member, "bo", "late");
     durable(subject.broker.publish(member.decide_leave(&user("bo")).unwrap()).await.unwrap()).await;
     let refused = subject.broker.publish(late_send).await.unwrap_err();
-    assert!(matches!(refused, BrokerError::Rejected { why: Rejection::NotMember, .. }), "{refused:?}");
+    assert!(matches!(refused, BrokerError::Rejected { why: Refusal::NotMember, .. }), "{refused:?}");
     // Refusals take no seq.
     assert_eq!(state(&subject, "gate").await.head, Seq(3));
 }
@@ -238,12 +238,12 @@ async fn the_pin_limit_holds_in_the_order(subject: Subject) {
     let second = stale.decide_pin(&user("ada"), None, note("Rules"), None, None, 1, Millis(0)).unwrap();
     durable(subject.broker.publish(first).await.unwrap()).await;
     let refused = subject.broker.publish(second).await.unwrap_err();
-    assert!(matches!(refused, BrokerError::Rejected { why: Rejection::PinsFull { max: 1 }, .. }), "{refused:?}");
+    assert!(matches!(refused, BrokerError::Rejected { why: Refusal::PinsFull { max: 1 }, .. }), "{refused:?}");
     // Still full after the room leaves the broker's memory and comes back.
     subject.broker.unsubscribe(rid("pinned")).await.unwrap();
     let third = stale.decide_pin(&user("ada"), None, note("FAQ"), None, None, 1, Millis(0)).unwrap();
     let refused = subject.broker.publish(third).await.unwrap_err();
-    assert!(matches!(refused, BrokerError::Rejected { why: Rejection::PinsFull { .. }, .. }), "{refused:?}");
+    assert!(matches!(refused, BrokerError::Rejected { why: Refusal::PinsFull { .. }, .. }), "{refused:?}");
 }
 
 async fn moderation_holds_in_the_order_and_is_logged(subject: Subject) {
@@ -266,7 +266,7 @@ async fn moderation_holds_in_the_order_and_is_logged(subject: Subject) {
         .unwrap()
         .unwrap();
     let refused = subject.broker.publish(rejoin.clone()).await.unwrap_err();
-    assert!(matches!(refused, BrokerError::Rejected { why: Rejection::Banned, .. }), "{refused:?}");
+    assert!(matches!(refused, BrokerError::Rejected { why: Refusal::Banned(_), .. }), "{refused:?}");
     // The ban ends by itself: the same join is ordered a minute later.
     subject.clock.advance(Duration::from_secs(61));
     durable(subject.broker.publish(rejoin).await.unwrap()).await;
@@ -276,7 +276,7 @@ async fn moderation_holds_in_the_order_and_is_logged(subject: Subject) {
         state(&subject, "modded").await.decide_mute(&user("ada"), &user("cy"), 30, reason(""), subject.clock.now());
     durable(subject.broker.publish(mute.unwrap()).await.unwrap()).await;
     let refused = subject.broker.publish(post).await.unwrap_err();
-    assert!(matches!(refused, BrokerError::Rejected { why: Rejection::Muted, .. }), "{refused:?}");
+    assert!(matches!(refused, BrokerError::Rejected { why: Refusal::Muted(_), .. }), "{refused:?}");
     // Slow mode in the order: two posts decided on one copy, only one ordered.
     let copy = state(&subject, "modded").await;
     let slow = |text: &str| {
@@ -286,7 +286,7 @@ async fn moderation_holds_in_the_order_and_is_logged(subject: Subject) {
     };
     durable(subject.broker.publish(slow("first")).await.unwrap()).await;
     let refused = subject.broker.publish(slow("second")).await.unwrap_err();
-    assert!(matches!(refused, BrokerError::Rejected { why: Rejection::SlowMode { .. }, .. }), "{refused:?}");
+    assert!(matches!(refused, BrokerError::Rejected { why: Refusal::SlowMode { .. }, .. }), "{refused:?}");
     // A moderator cannot act on the owner, even decided on a copy that allowed it.
     let promote = copy
         .decide_set_role(
@@ -320,7 +320,7 @@ async fn moderation_holds_in_the_order_and_is_logged(subject: Subject) {
         .unwrap();
     durable(subject.broker.publish(cy_up).await.unwrap()).await;
     let refused = subject.broker.publish(demote_cy).await.unwrap_err();
-    assert!(matches!(refused, BrokerError::Rejected { why: Rejection::Outranked { .. }, .. }), "{refused:?}");
+    assert!(matches!(refused, BrokerError::Rejected { why: Refusal::Outranked { .. }, .. }), "{refused:?}");
     // Every action is in the log, newest first, with who and why.
     let log = subject.broker.annex_before(rid("modded"), room::AnnexTable::ModLog, Seq::MAX, 10).await.unwrap();
     let entries: Vec<hearth_protocol::ops::ModEntry> =
@@ -366,7 +366,7 @@ async fn requests_and_invites_hold_in_the_order(subject: Subject) {
     let (first, second) = (approve(&pending), approve(&pending));
     durable(subject.broker.publish(first).await.unwrap()).await;
     let refused = subject.broker.publish(second).await.unwrap_err();
-    assert!(matches!(refused, BrokerError::Rejected { why: Rejection::NoRequest, .. }), "{refused:?}");
+    assert!(matches!(refused, BrokerError::Rejected { why: Refusal::NoRequest { .. }, .. }), "{refused:?}");
     let joined = state(&subject, "vetted").await;
     assert!(joined.members.contains_key(&user("bo")) && joined.rows.requests.is_empty());
     // A one-use invite, used by two joins decided on one copy: one gets in.
@@ -377,7 +377,7 @@ async fn requests_and_invites_hold_in_the_order(subject: Subject) {
     let di = invited.decide_join_invited(&user("di"), "c0de", now).unwrap().unwrap();
     durable(subject.broker.publish(cy).await.unwrap()).await;
     let refused = subject.broker.publish(di).await.unwrap_err();
-    assert!(matches!(refused, BrokerError::Rejected { why: Rejection::InvalidInvite, .. }), "{refused:?}");
+    assert!(matches!(refused, BrokerError::Rejected { why: Refusal::InvalidInvite, .. }), "{refused:?}");
     let used = state(&subject, "vetted").await;
     assert_eq!(used.rows.invites.values().map(|i| i.uses).collect::<Vec<_>>(), [1]);
     // The pending count bounds new requests only.
@@ -388,7 +388,7 @@ async fn requests_and_invites_hold_in_the_order(subject: Subject) {
     }
     let one_more = many.decide_request_join(&user("late"), Note::new("").unwrap(), now).unwrap();
     let refused = subject.broker.publish(one_more).await.unwrap_err();
-    assert!(matches!(refused, BrokerError::Rejected { why: Rejection::RequestsFull { .. }, .. }), "{refused:?}");
+    assert!(matches!(refused, BrokerError::Rejected { why: Refusal::RequestsFull { .. }, .. }), "{refused:?}");
     let again = many.decide_request_join(&user("u0"), Note::new("again").unwrap(), now).unwrap();
     durable(subject.broker.publish(again).await.unwrap()).await;
 }

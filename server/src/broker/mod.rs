@@ -28,13 +28,13 @@ pub mod local;
 #[cfg(test)]
 mod conformance;
 
-use hearth_protocol::{Epoch, ErrorBody, ErrorCode, Millis, Position, RoomId, Seq, UserId};
+use hearth_protocol::{Epoch, Millis, Position, RoomId, Seq, UserId};
 use std::future::Future;
 use std::pin::Pin;
 
 use crate::frames::Committed;
 use crate::room::{AnnexRow, AnnexTable};
-use crate::room::{Draft, Rejection, RoomRecord};
+use crate::room::{Draft, Refusal, RoomRecord};
 use crate::store::{RoomListing, RoomLoad, StoreError, StoredEvent};
 
 /// A new epoch: random, below 2^53 so JavaScript reads it exactly, never zero.
@@ -95,8 +95,10 @@ pub enum BrokerError {
     AlreadyExists(RoomId),
     #[error("{user} owns {max} rooms already")]
     TooManyRooms { user: UserId, max: usize },
-    #[error("room {room} refused the event: {why}")]
-    Rejected { room: RoomId, why: Rejection },
+    /// The room's rules refused it: a decision on a copy of the room, or
+    /// the order's re-check of what the draft requires.
+    #[error("room {room} refused: {why:?}")]
+    Rejected { room: RoomId, why: Refusal },
     #[error("the write queue is full")]
     Overloaded,
     #[error("the broker is shutting down")]
@@ -121,66 +123,6 @@ pub enum BrokerError {
     /// A bug: only timeline events (with a room, a seq and an actor) are ordered.
     #[error("only timeline events can be published")]
     NotTimeline,
-}
-
-impl BrokerError {
-    /// The error reply a client gets for this.
-    pub fn to_error(&self) -> ErrorBody {
-        match self {
-            BrokerError::NoSuchRoom(room) => {
-                ErrorBody::new(ErrorCode::NotFound, format!("no room named {room}; list rooms with list_rooms"))
-            }
-            BrokerError::AlreadyExists(room) => ErrorBody::new(
-                ErrorCode::AlreadyExists,
-                format!("a room named {room} already exists; join it or pick another name"),
-            ),
-            BrokerError::TooManyRooms { user, max } => ErrorBody::new(
-                ErrorCode::LimitReached,
-                format!("{user} owns {max} rooms, the most one user may own on this server"),
-            ),
-            BrokerError::Rejected { room, why } => why.to_error(room),
-            BrokerError::Overloaded => {
-                ErrorBody::new(ErrorCode::Overloaded, "the server's write queue is full; retry shortly")
-                    .retry_after(100)
-            }
-            BrokerError::Stopping => {
-                ErrorBody::new(ErrorCode::Overloaded, "the server is shutting down; reconnect and retry")
-                    .retry_after(1000)
-            }
-            BrokerError::Unavailable(_) => ErrorBody::new(
-                ErrorCode::Overloaded,
-                "the cluster's shared store (Redis) is unreachable; nothing was stored, retry shortly",
-            )
-            .retry_after(250),
-            BrokerError::Unanswered(_) => ErrorBody::new(
-                ErrorCode::OutcomeUnknown,
-                "the cluster's shared store (Redis) did not answer in time: this may or may not have been \
-                 stored; retry (a send with the same cmid is stored once)",
-            )
-            .retry_after(500),
-            BrokerError::Restoring(room) => ErrorBody::new(
-                ErrorCode::Overloaded,
-                format!(
-                    "room {room} is being restored (the cluster's shared store lost its data a moment ago); \
-                     nothing was stored, retry shortly"
-                ),
-            )
-            .retry_after(250),
-            BrokerError::Stale { room, .. } => ErrorBody::new(
-                ErrorCode::Overloaded,
-                format!("room {room} lost its history and was restored; nothing was stored, retry shortly"),
-            )
-            .retry_after(200),
-            BrokerError::Store(error) => {
-                tracing::error!(%error, "store failed");
-                ErrorBody::new(ErrorCode::Internal, "the server's storage failed; retry later")
-            }
-            BrokerError::NotTimeline => {
-                tracing::error!("a non-timeline event was published");
-                ErrorBody::new(ErrorCode::Internal, "the server tried to store an event it cannot; this is a bug")
-            }
-        }
-    }
 }
 
 /// The one path committed events take to a node's rooms, whoever ordered them.

@@ -4,10 +4,10 @@
 
 use hearth_protocol::event::{ModerationEvent, RoleEvent, RoomUpdatedEvent};
 use hearth_protocol::ops::{ModAction, RoomSettings, SetRole};
-use hearth_protocol::{ErrorBody, ErrorCode, Event, Millis, Role, RoomId, Seq, ShortText, UserId, limits};
+use hearth_protocol::{Event, Millis, Role, RoomId, Seq, ShortText, UserId, limits};
 
 use super::permissions::{Action, least_role};
-use super::{Draft, Requires, RoomState, forbidden, outranked};
+use super::{Draft, Refusal, Requires, RoomState};
 
 /// Longest a mute or a timed ban may be given for, and a role for a time.
 pub const MAX_SANCTION_SECS: u32 = 365 * 24 * 3600;
@@ -18,28 +18,14 @@ pub const MAX_PROBATION_SECS: u32 = 90 * 24 * 3600;
 /// Most posts a room may keep a newcomer on probation for.
 pub const MAX_PROBATION_POSTS: u32 = 1000;
 
-pub(super) fn bad(message: impl Into<String>) -> ErrorBody {
-    ErrorBody::new(ErrorCode::BadRequest, message)
-}
-
 impl RoomState {
     pub(super) fn room(&self) -> &RoomId {
         &self.record.room
     }
 
     /// `actor` may do `action` (returns its role at `now`).
-    pub fn require(&self, actor: &UserId, action: Action, now: Millis) -> Result<Role, ErrorBody> {
-        let what = match action {
-            Action::Read => "read this room",
-            Action::Post => "post",
-            Action::Welcome => "welcome newcomers (join requests, invites, the welcome message)",
-            Action::Moderate => "moderate",
-            Action::AssignRoles => "give roles",
-            Action::Configure => "change the room's settings",
-            Action::AppointModerators => "appoint moderators",
-            Action::Pin => "pin",
-        };
-        self.require_role(actor, least_role(action), what, now)
+    pub fn require(&self, actor: &UserId, action: Action, now: Millis) -> Result<Role, Refusal> {
+        self.require_role(actor, least_role(action), action, now)
     }
 
     /// `actor` may do `action` to `target`: it also holds a role above theirs.
@@ -49,18 +35,18 @@ impl RoomState {
         action: Action,
         target: &UserId,
         now: Millis,
-    ) -> Result<Role, ErrorBody> {
+    ) -> Result<Role, Refusal> {
         let held = self.require(actor, action, now)?;
         if actor == target {
-            return Err(bad("you cannot do that to yourself"));
+            return Err(Refusal::NotOnYourself);
         }
         if let Some(theirs) = self.role_of(target, now) {
             if theirs >= held {
-                return Err(outranked(self.room(), held, theirs));
+                return Err(Refusal::Outranked { held, target: theirs });
             }
         }
         if *target == self.record.owner {
-            return Err(ErrorBody::new(ErrorCode::Forbidden, format!("{target} owns room {}", self.room())));
+            return Err(Refusal::OwnerIsUntouchable { owner: target.clone() });
         }
         Ok(held)
     }
@@ -88,27 +74,25 @@ impl RoomState {
         })
     }
 
-    pub fn decide_set_role(&self, actor: &UserId, args: SetRole, now: Millis) -> Result<Draft, ErrorBody> {
+    pub fn decide_set_role(&self, actor: &UserId, args: SetRole, now: Millis) -> Result<Draft, Refusal> {
         let held = self.require_over(actor, Action::AssignRoles, &args.user, now)?;
         if !self.members.contains_key(&args.user) {
-            return Err(ErrorBody::new(
-                ErrorCode::NoSuchTarget,
-                format!("{} is not a member of room {}", args.user, self.room()),
-            ));
+            return Err(Refusal::NoSuchMember { user: args.user });
         }
         match args.role {
             Role::Owner => {
-                return Err(ErrorBody::new(ErrorCode::Forbidden, "a room has one owner; it cannot be given"));
+                return Err(Refusal::OneOwner);
             }
             Role::Moderator if held < least_role(Action::AppointModerators) => {
-                return Err(forbidden(self.room(), Role::Owner, held, "appoint moderators"));
+                let least = least_role(Action::AppointModerators);
+                return Err(Refusal::Forbidden { least, held, action: Some(Action::AppointModerators) });
             }
             _ => {}
         }
         if let Some(end) = args.expires_at {
             let longest = Millis(now.0 + u64::from(MAX_SANCTION_SECS) * 1000);
             if end <= now || end > longest {
-                return Err(bad("expires_at must be in the future, within a year"));
+                return Err(Refusal::NotAhead { field: "expires_at" });
             }
         }
         let event = Event::Role(RoleEvent {
@@ -125,29 +109,28 @@ impl RoomState {
         Ok(Draft { event, requires: Requires::Over { user: actor.clone(), least, target: args.user }, cmid: None })
     }
 
-    pub fn decide_set_room(&self, actor: &UserId, settings: RoomSettings, now: Millis) -> Result<Draft, ErrorBody> {
+    pub fn decide_set_room(&self, actor: &UserId, settings: RoomSettings, now: Millis) -> Result<Draft, Refusal> {
         let only_welcome = RoomSettings { welcome: settings.welcome.clone(), ..RoomSettings::default() } == settings;
         if settings == RoomSettings::default() {
-            return Err(bad("set_room changes nothing: give at least one setting"));
+            return Err(Refusal::NothingToChange);
         }
         let action = if only_welcome { Action::Welcome } else { Action::Configure };
         self.require(actor, action, now)?;
-        if let Some(cap) = settings.cap {
-            if !(1..=limits::MAX_ROOM_CAP).contains(&cap) {
-                return Err(bad(format!("cap must be 1-{}, got {cap}", limits::MAX_ROOM_CAP)));
-            }
+        if settings.cap.is_some_and(|cap| !(1..=limits::MAX_ROOM_CAP).contains(&cap)) {
+            return Err(cap_out_of_range());
         }
+        let at_most = |field, most: u32| Refusal::OutOfRange { field, least: 0, most: u64::from(most) };
         if settings.slow_mode_secs.is_some_and(|s| s > MAX_SLOW_MODE_SECS) {
-            return Err(bad(format!("slow_mode_secs is at most {MAX_SLOW_MODE_SECS}")));
+            return Err(at_most("slow_mode_secs", MAX_SLOW_MODE_SECS));
         }
         if settings.probation_secs.is_some_and(|s| s > MAX_PROBATION_SECS) {
-            return Err(bad(format!("probation_secs is at most {MAX_PROBATION_SECS} (90 days)")));
+            return Err(at_most("probation_secs", MAX_PROBATION_SECS));
         }
         if settings.probation_posts.is_some_and(|p| p > MAX_PROBATION_POSTS) {
-            return Err(bad(format!("probation_posts is at most {MAX_PROBATION_POSTS}")));
+            return Err(at_most("probation_posts", MAX_PROBATION_POSTS));
         }
         if settings.parent.as_ref().is_some_and(|p| p.as_str() == self.room().as_str()) {
-            return Err(bad("a room cannot be its own lobby"));
+            return Err(Refusal::OwnLobby);
         }
         let event = Event::RoomUpdated(RoomUpdatedEvent {
             room: self.room().clone(),
@@ -159,19 +142,10 @@ impl RoomState {
         Ok(Draft { event, requires: Requires::RoleAtLeast(actor.clone(), least_role(action)), cmid: None })
     }
 
-    pub fn decide_kick(
-        &self,
-        actor: &UserId,
-        user: &UserId,
-        reason: ShortText,
-        now: Millis,
-    ) -> Result<Draft, ErrorBody> {
+    pub fn decide_kick(&self, actor: &UserId, user: &UserId, reason: ShortText, now: Millis) -> Result<Draft, Refusal> {
         self.require_over(actor, Action::Moderate, user, now)?;
         if !self.members.contains_key(user) {
-            return Err(ErrorBody::new(
-                ErrorCode::NoSuchTarget,
-                format!("{user} is not a member of room {}", self.room()),
-            ));
+            return Err(Refusal::NoSuchMember { user: user.clone() });
         }
         let event = self.moderation(actor, ModAction::Kick, user, None, reason);
         Ok(self.over(actor, user, event))
@@ -184,16 +158,16 @@ impl RoomState {
         reason: ShortText,
         duration_secs: Option<u32>,
         now: Millis,
-    ) -> Result<Draft, ErrorBody> {
+    ) -> Result<Draft, Refusal> {
         self.require_over(actor, Action::Moderate, user, now)?;
         let until = self.until(now, duration_secs)?;
         let event = self.moderation(actor, ModAction::Ban, user, until, reason);
         Ok(self.over(actor, user, event))
     }
 
-    pub fn decide_unban(&self, actor: &UserId, user: &UserId, now: Millis) -> Result<Draft, ErrorBody> {
+    pub fn decide_unban(&self, actor: &UserId, user: &UserId, now: Millis) -> Result<Draft, Refusal> {
         let banned = self.rows.bans.get(user).is_some_and(|b| b.holds(now));
-        self.lift(actor, user, ModAction::Unban, banned, "banned from", now)
+        self.lift(actor, user, ModAction::Unban, banned, Refusal::NotBanned { user: user.clone() }, now)
     }
 
     /// Lifts a ban or a mute `user` is under (`under`).
@@ -203,12 +177,12 @@ impl RoomState {
         user: &UserId,
         action: ModAction,
         under: bool,
-        what: &str,
+        not_under: Refusal,
         now: Millis,
-    ) -> Result<Draft, ErrorBody> {
+    ) -> Result<Draft, Refusal> {
         self.require(actor, Action::Moderate, now)?;
         if !under {
-            return Err(ErrorBody::new(ErrorCode::NoSuchTarget, format!("{user} is not {what} room {}", self.room())));
+            return Err(not_under);
         }
         let event = self.moderation(actor, action, user, None, ShortText::default());
         Ok(Draft { event, requires: Requires::RoleAtLeast(actor.clone(), least_role(Action::Moderate)), cmid: None })
@@ -221,32 +195,29 @@ impl RoomState {
         duration_secs: u32,
         reason: ShortText,
         now: Millis,
-    ) -> Result<Draft, ErrorBody> {
+    ) -> Result<Draft, Refusal> {
         self.require_over(actor, Action::Moderate, user, now)?;
         if !self.members.contains_key(user) {
-            return Err(ErrorBody::new(
-                ErrorCode::NoSuchTarget,
-                format!("{user} is not a member of room {}", self.room()),
-            ));
+            return Err(Refusal::NoSuchMember { user: user.clone() });
         }
         if duration_secs == 0 {
-            return Err(bad("duration_secs must be at least 1"));
+            return Err(Refusal::OutOfRange { field: "duration_secs", least: 1, most: u64::from(MAX_SANCTION_SECS) });
         }
         let until = self.until(now, Some(duration_secs))?;
         let event = self.moderation(actor, ModAction::Mute, user, until, reason);
         Ok(self.over(actor, user, event))
     }
 
-    pub fn decide_unmute(&self, actor: &UserId, user: &UserId, now: Millis) -> Result<Draft, ErrorBody> {
+    pub fn decide_unmute(&self, actor: &UserId, user: &UserId, now: Millis) -> Result<Draft, Refusal> {
         let muted = self.rows.mutes.get(user).is_some_and(|m| m.holds(now));
-        self.lift(actor, user, ModAction::Unmute, muted, "muted in", now)
+        self.lift(actor, user, ModAction::Unmute, muted, Refusal::NotMuted { user: user.clone() }, now)
     }
 
-    pub(super) fn until(&self, now: Millis, duration_secs: Option<u32>) -> Result<Option<Millis>, ErrorBody> {
+    pub(super) fn until(&self, now: Millis, duration_secs: Option<u32>) -> Result<Option<Millis>, Refusal> {
         match duration_secs {
             None => Ok(None),
             Some(secs) if secs > MAX_SANCTION_SECS => {
-                Err(bad(format!("a duration is at most {MAX_SANCTION_SECS} s (a year)")))
+                Err(Refusal::OutOfRange { field: "duration_secs", least: 1, most: u64::from(MAX_SANCTION_SECS) })
             }
             Some(secs) => Ok(Some(Millis(now.0 + u64::from(secs) * 1000))),
         }
@@ -263,4 +234,9 @@ impl RoomState {
             cmid: None,
         }
     }
+}
+
+/// A room's cap outside what a room may have.
+pub(super) fn cap_out_of_range() -> Refusal {
+    Refusal::OutOfRange { field: "cap", least: 1, most: u64::from(limits::MAX_ROOM_CAP) }
 }

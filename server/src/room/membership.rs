@@ -3,9 +3,10 @@
 
 use hearth_protocol::event::{ArrivedEvent, LeftReason, MemberJoinedEvent, MemberLeftEvent};
 use hearth_protocol::ops::{CreateRoom, Visibility};
-use hearth_protocol::{Epoch, ErrorBody, ErrorCode, Event, Millis, Position, Role, Seq, UserId, limits};
+use hearth_protocol::{Epoch, Event, Millis, Position, Role, Seq, UserId, limits};
 
-use super::{Draft, Requires, RoomRecord, RoomState};
+use super::community::cap_out_of_range;
+use super::{Draft, Refusal, Requires, RoomRecord, RoomState, Term, Vetting};
 
 /// A new room: its record and its first event, the owner joining.
 pub fn decide_create(
@@ -13,13 +14,10 @@ pub fn decide_create(
     args: CreateRoom,
     epoch: Epoch,
     now: Millis,
-) -> Result<(RoomRecord, Draft), ErrorBody> {
+) -> Result<(RoomRecord, Draft), Refusal> {
     let cap = args.cap.unwrap_or(limits::DEFAULT_ROOM_CAP);
     if !(1..=limits::MAX_ROOM_CAP).contains(&cap) {
-        return Err(ErrorBody::new(
-            ErrorCode::BadRequest,
-            format!("cap must be 1-{}, got {cap}", limits::MAX_ROOM_CAP),
-        ));
+        return Err(cap_out_of_range());
     }
     let record = RoomRecord::new(args.room.clone(), epoch, owner.clone(), now, args.topic, cap, args.visibility);
     let event = Event::MemberJoined(MemberJoinedEvent {
@@ -37,7 +35,7 @@ pub fn decide_create(
 impl RoomState {
     /// A join: nothing to order for a member; a first join for anyone else the
     /// room admits. A join with `since` resumes a membership, so it needs one.
-    pub fn decide_join(&self, user: &UserId, since: Option<Position>, now: Millis) -> Result<Option<Draft>, ErrorBody> {
+    pub fn decide_join(&self, user: &UserId, since: Option<Position>, now: Millis) -> Result<Option<Draft>, Refusal> {
         if self.members.contains_key(user) {
             // Let in by a welcomer while away: this join is their first, and
             // says so (the welcome), once.
@@ -54,41 +52,22 @@ impl RoomState {
         }
         let room = &self.record.room;
         if let Some(ban) = self.rows.bans.get(user).filter(|b| b.holds(now)) {
-            let until = ban.until.map_or("until a moderator lifts it".to_string(), |t| format!("until {}", t.0));
-            return Err(ErrorBody::new(ErrorCode::Banned, format!("you are banned from room {room} {until}")));
+            return Err(Refusal::Banned(Term::of(ban.until, now)));
         }
         if since.is_some() {
-            return Err(ErrorBody::new(
-                ErrorCode::NotMember,
-                format!(
-                    "you are no longer a member of room {room} (you left or were removed), so there is \
-                     nothing to resume; join without since to become a member again"
-                ),
-            ));
+            return Err(Refusal::NoLongerMember);
         }
         match self.record.visibility {
             Visibility::Open => {}
             Visibility::Approval => {
-                let why = match (self.rows.requests.get(user), self.rows.denied.get(user)) {
-                    (Some(_), _) => "your request is waiting for a welcomer or moderator".to_string(),
-                    (None, Some(denial)) => format!(
-                        "{} denied your request{}; you may ask again with request_join",
-                        denial.by,
-                        if denial.reason.as_str().is_empty() { String::new() } else { format!(": {}", denial.reason) }
-                    ),
-                    (None, None) => "send request_join and wait for approval".to_string(),
+                let vetting = match (self.rows.requests.get(user), self.rows.denied.get(user)) {
+                    (Some(_), _) => Vetting::Waiting,
+                    (None, Some(denial)) => Vetting::Denied { by: denial.by.clone(), reason: denial.reason.clone() },
+                    (None, None) => Vetting::NotAsked,
                 };
-                return Err(ErrorBody::new(
-                    ErrorCode::ApprovalRequired,
-                    format!("room {room} vets new members: {why}"),
-                ));
+                return Err(Refusal::ApprovalRequired(vetting));
             }
-            Visibility::InviteOnly => {
-                return Err(ErrorBody::new(
-                    ErrorCode::InviteRequired,
-                    format!("room {room} is invite-only: join with an invite code from a member"),
-                ));
-            }
+            Visibility::InviteOnly => return Err(Refusal::InviteRequired),
         }
         // The cap is left to the order (`Requires::Admit`): this copy of the room
         // may not have applied a leave ordered elsewhere (another node) yet, and
@@ -106,13 +85,10 @@ impl RoomState {
         Ok(Some(Draft { event, requires, cmid: None }))
     }
 
-    pub fn decide_leave(&self, user: &UserId) -> Result<Draft, ErrorBody> {
+    pub fn decide_leave(&self, user: &UserId) -> Result<Draft, Refusal> {
         self.require_member(user)?;
         if self.record.owner == *user {
-            return Err(ErrorBody::new(
-                ErrorCode::Forbidden,
-                format!("{user} owns room {}; an owner cannot leave it", self.record.room),
-            ));
+            return Err(Refusal::OwnerCannotLeave { owner: user.clone() });
         }
         let event = Event::MemberLeft(MemberLeftEvent {
             room: self.record.room.clone(),

@@ -6,11 +6,11 @@ use std::collections::BTreeMap;
 
 use hearth_protocol::event::{DeleteEvent, EditEvent, MessageEvent, MessageState, ReactionCount, ReactionEvent};
 use hearth_protocol::ops::PinnedNote;
-use hearth_protocol::{Emoji, ErrorBody, ErrorCode, Event, Millis, Note, Seq, Text, UserId, limits};
+use hearth_protocol::{Emoji, Event, Millis, Note, Seq, Text, UserId, limits};
 
 use super::permissions::Action;
 use super::rows::{self, AnnexRow, ByAt, VersionAnn};
-use super::{Draft, Requires, RoomState};
+use super::{Draft, Refusal, Requires, RoomState};
 
 /// Different emoji one message may carry, and the names listed per emoji.
 pub const MAX_EMOJI_PER_MESSAGE: usize = 20;
@@ -169,13 +169,13 @@ impl Annotations {
     }
 }
 
-fn gone(target: Seq) -> ErrorBody {
-    ErrorBody::new(ErrorCode::NoSuchTarget, format!("message {target} was deleted"))
+fn gone(target: Seq) -> Refusal {
+    Refusal::Deleted { seq: target }
 }
 
 impl RoomState {
     /// A draft about a message that a muted member may not make.
-    fn about(actor: &UserId, event: Event) -> Result<Draft, ErrorBody> {
+    fn about(actor: &UserId, event: Event) -> Result<Draft, Refusal> {
         Ok(Draft { event, requires: Requires::Post { user: actor.clone(), slow_ms: 0, rules: None }, cmid: None })
     }
 
@@ -187,10 +187,10 @@ impl RoomState {
         notes: &Annotations,
         text: Text,
         now: Millis,
-    ) -> Result<Draft, ErrorBody> {
+    ) -> Result<Draft, Refusal> {
         self.check_post(actor, now)?;
         if target.from != *actor {
-            return Err(ErrorBody::new(ErrorCode::Forbidden, "you may edit only your own messages"));
+            return Err(Refusal::NotYourMessage);
         }
         if notes.deleted.is_some() {
             return Err(gone(target.seq));
@@ -213,7 +213,7 @@ impl RoomState {
         target: &MessageEvent,
         notes: &Annotations,
         now: Millis,
-    ) -> Result<Draft, ErrorBody> {
+    ) -> Result<Draft, Refusal> {
         let own = target.from == *actor;
         let action = if own { Action::Post } else { Action::Moderate };
         let role = self.require(actor, action, now)?;
@@ -245,23 +245,17 @@ impl RoomState {
         emoji: Emoji,
         on: bool,
         now: Millis,
-    ) -> Result<Draft, ErrorBody> {
+    ) -> Result<Draft, Refusal> {
         self.check_post(actor, now)?;
         if notes.deleted.is_some() {
             return Err(gone(target.seq));
         }
         let mine = notes.reactions.get(emoji.as_str()).is_some_and(|users| users.contains(actor));
         if on == mine {
-            return Err(ErrorBody::new(
-                ErrorCode::BadRequest,
-                if on { "you reacted with that already" } else { "you have not reacted with that" },
-            ));
+            return Err(if on { Refusal::AlreadyReacted } else { Refusal::NotReacted });
         }
         if on && !notes.reactions.contains_key(emoji.as_str()) && notes.reactions.len() >= MAX_EMOJI_PER_MESSAGE {
-            return Err(ErrorBody::new(
-                ErrorCode::LimitReached,
-                format!("a message carries at most {MAX_EMOJI_PER_MESSAGE} different reactions"),
-            ));
+            return Err(Refusal::ReactionsFull { max: MAX_EMOJI_PER_MESSAGE });
         }
         let event = Event::Reaction(ReactionEvent {
             room: self.record.room.clone(),

@@ -6,21 +6,18 @@ use hearth_protocol::event::{
     AckEvent, MessageEvent, PinEvent, PromptEvent, PromptPosted, RoomUpdatedEvent, UnpinEvent,
 };
 use hearth_protocol::ops::{PinnedNote, Prompt, RoomSettings};
-use hearth_protocol::{ErrorBody, ErrorCode, Event, Millis, Note, PinId, Role, Seq, ShortText, UserId};
+use hearth_protocol::{Event, Millis, Note, PinId, Role, Seq, ShortText, UserId};
 
-use super::community::{MAX_SANCTION_SECS, bad};
+use super::community::MAX_SANCTION_SECS;
 use super::permissions::{Action, least_role};
-use super::{Draft, Requires, RoomState, permissions, pins_full};
+use super::{Draft, Refusal, Requires, RoomState};
 
 impl RoomState {
     /// Sets the order of the room's pinned notes (by note id).
-    pub fn decide_order_pins(&self, actor: &UserId, notes: Vec<PinId>, now: Millis) -> Result<Draft, ErrorBody> {
+    pub fn decide_order_pins(&self, actor: &UserId, notes: Vec<PinId>, now: Millis) -> Result<Draft, Refusal> {
         self.require(actor, Action::Pin, now)?;
         if let Some(unknown) = notes.iter().find(|n| !self.pins.iter().any(|p| p.note_id() == **n)) {
-            return Err(ErrorBody::new(
-                ErrorCode::NoSuchTarget,
-                format!("room {} has no pinned note {}", self.room(), unknown.0),
-            ));
+            return Err(Refusal::NoSuchPin { pin: *unknown });
         }
         let settings = RoomSettings { pin_order: Some(notes), ..RoomSettings::default() };
         let event = Event::RoomUpdated(RoomUpdatedEvent {
@@ -34,13 +31,13 @@ impl RoomState {
     }
 
     /// Acknowledges the rules at `version`, which must be the current one.
-    pub fn decide_ack_rules(&self, actor: &UserId, version: u32, now: Millis) -> Result<Draft, ErrorBody> {
+    pub fn decide_ack_rules(&self, actor: &UserId, version: u32, now: Millis) -> Result<Draft, Refusal> {
         self.require(actor, Action::Read, now)?;
         let Some(rules) = self.rules() else {
-            return Err(ErrorBody::new(ErrorCode::NoSuchTarget, format!("room {} has no pinned rules", self.room())));
+            return Err(Refusal::NoRules);
         };
         if rules.version != version {
-            return Err(bad(format!("the rules are at version {}; read them and acknowledge that one", rules.version)));
+            return Err(Refusal::RulesVersion { current: rules.version });
         }
         let event = Event::Ack(AckEvent {
             room: self.room().clone(),
@@ -67,16 +64,13 @@ impl RoomState {
         at: Millis,
         weekly: bool,
         now: Millis,
-    ) -> Result<Draft, ErrorBody> {
+    ) -> Result<Draft, Refusal> {
         self.require(actor, Action::Moderate, now)?;
         if at < now || at.0 > now.0 + u64::from(MAX_SANCTION_SECS) * 1000 {
-            return Err(bad("at must be from now to a year ahead"));
+            return Err(Refusal::NotAhead { field: "at" });
         }
         if self.rows.prompts.len() >= MAX_PROMPTS {
-            return Err(ErrorBody::new(
-                ErrorCode::LimitReached,
-                format!("room {} has {MAX_PROMPTS} scheduled prompts, the most it keeps", self.room()),
-            ));
+            return Err(Refusal::PromptsFull { max: MAX_PROMPTS });
         }
         let event = Event::Prompt(PromptEvent {
             room: self.room().clone(),
@@ -91,10 +85,10 @@ impl RoomState {
         Ok(Draft { event, requires: Requires::RoleAtLeast(actor.clone(), least_role(Action::Moderate)), cmid: None })
     }
 
-    pub fn decide_cancel_prompt(&self, actor: &UserId, id: u64, now: Millis) -> Result<Draft, ErrorBody> {
+    pub fn decide_cancel_prompt(&self, actor: &UserId, id: u64, now: Millis) -> Result<Draft, Refusal> {
         self.require(actor, Action::Moderate, now)?;
         if !self.rows.prompts.contains_key(&id) {
-            return Err(ErrorBody::new(ErrorCode::NoSuchTarget, format!("room {} has no prompt {id}", self.room())));
+            return Err(Refusal::NoSuchPrompt { prompt: id });
         }
         let event = Event::Prompt(PromptEvent {
             room: self.room().clone(),
@@ -110,7 +104,7 @@ impl RoomState {
     }
 
     /// The scheduled prompts, soonest first.
-    pub fn prompts(&self, actor: &UserId, now: Millis) -> Result<Vec<Prompt>, ErrorBody> {
+    pub fn prompts(&self, actor: &UserId, now: Millis) -> Result<Vec<Prompt>, Refusal> {
         self.require(actor, Action::Moderate, now)?;
         let mut list: Vec<Prompt> = self
             .rows
@@ -198,25 +192,17 @@ impl RoomState {
         edit: Option<PinId>,
         max_pins: usize,
         now: Millis,
-    ) -> Result<Draft, ErrorBody> {
-        self.require_role(user, permissions::least_role(permissions::Action::Pin), "pin", now)?;
+    ) -> Result<Draft, Refusal> {
+        self.require(user, Action::Pin, now)?;
         let title = title.filter(|t| !t.as_str().is_empty());
         let titled = title.as_ref().and_then(|t| self.pin_titled(t.as_str()));
         let replaced = match edit {
             Some(id) => {
-                let edited = self.pins.iter().find(|p| p.pin == id).ok_or_else(|| {
-                    ErrorBody::new(ErrorCode::NoSuchTarget, format!("room {} has no pin {}", self.record.room, id.0))
-                })?;
+                let edited = self.pins.iter().find(|p| p.pin == id).ok_or(Refusal::NoSuchPin { pin: id })?;
                 // Retitled as another note is titled: two notes would answer to it.
                 if let Some(other) = titled.filter(|other| other.pin != edited.pin) {
-                    return Err(ErrorBody::new(
-                        ErrorCode::AlreadyExists,
-                        format!(
-                            "pin {} is titled {:?} already; edit that one, or pick another title",
-                            other.pin.0,
-                            other.title.as_ref().map_or("", |t| t.as_str())
-                        ),
-                    ));
+                    let title = other.title.clone().unwrap_or_default();
+                    return Err(Refusal::TitleTaken { pin: other.pin, title });
                 }
                 Some(edited)
             }
@@ -226,7 +212,7 @@ impl RoomState {
         // An edit keeps the note's title unless given a new one.
         let title = title.or_else(|| edit.and(replaced).and_then(|r| r.title.clone()));
         if replaced.is_none() && self.pins.len() >= max_pins {
-            return Err(pins_full(&self.record.room, max_pins));
+            return Err(Refusal::PinsFull { max: max_pins });
         }
         let pin = PinnedNote {
             pin: PinId(0),
@@ -256,13 +242,10 @@ impl RoomState {
         Ok(Draft { event, requires, cmid: None })
     }
 
-    pub fn decide_unpin(&self, user: &UserId, pin: PinId, now: Millis) -> Result<Draft, ErrorBody> {
-        self.require_role(user, permissions::least_role(permissions::Action::Pin), "unpin", now)?;
+    pub fn decide_unpin(&self, user: &UserId, pin: PinId, now: Millis) -> Result<Draft, Refusal> {
+        self.require(user, Action::Pin, now)?;
         if !self.pins.iter().any(|p| p.pin == pin) {
-            return Err(ErrorBody::new(
-                ErrorCode::NoSuchTarget,
-                format!("room {} has no pin {}", self.record.room, pin.0),
-            ));
+            return Err(Refusal::NoSuchPin { pin });
         }
         let event = Event::Unpin(UnpinEvent {
             room: self.record.room.clone(),

@@ -1,14 +1,14 @@
 //! What a decision hands the order, and what the order checks: a drafted
 //! event ([`Draft`]) with what must still hold when it is ordered
 //! ([`Requires`]), the order's view of the room to check it against
-//! ([`Gate`]), and why it may refuse ([`Rejection`]).
+//! ([`Gate`]); why it may refuse is a [`Refusal`], like a decision's.
 
 use std::collections::HashMap;
 
-use hearth_protocol::{ClientMsgId, ErrorBody, ErrorCode, Event, Millis, Role, RoomId, Seq, UserId};
+use hearth_protocol::{ClientMsgId, Event, Millis, Role, Seq, UserId};
 
 use super::rows::{self, Row, RowTable, Sanction};
-use super::{Change, MemberRecord, banned, effective_role, forbidden, not_member, outranked, pins_full, room_full};
+use super::{Change, MemberRecord, Refusal, Term, effective_role};
 
 /// A decided event, not yet ordered: whoever orders the room stamps it with the
 /// next seq and the time, once `requires` still holds.
@@ -115,76 +115,6 @@ pub enum Requires {
     },
 }
 
-/// Why the order refused a drafted event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum Rejection {
-    #[error("not a member")]
-    NotMember,
-    #[error("already a member")]
-    AlreadyMember,
-    #[error("the room is full ({cap} members)")]
-    RoomFull { cap: u32 },
-    #[error("needs the role {least:?}, holds {held:?}")]
-    Forbidden { least: Role, held: Role },
-    #[error("the room has {max} pinned notes already")]
-    PinsFull { max: usize },
-    #[error("banned from the room")]
-    Banned,
-    #[error("muted in the room")]
-    Muted,
-    #[error("slow mode: the next post in {retry_ms} ms")]
-    SlowMode { retry_ms: u64 },
-    #[error("the target holds {target:?}, not below {held:?}")]
-    Outranked { held: Role, target: Role },
-    #[error("the invite is unknown, expired or used up")]
-    InvalidInvite,
-    #[error("no pending request")]
-    NoRequest,
-    #[error("{max} requests are pending already")]
-    RequestsFull { max: usize },
-    #[error("the room's rules changed after the copy that decided it")]
-    RulesChanged,
-}
-
-impl Rejection {
-    /// The error a client gets for it.
-    pub fn to_error(self, room: &RoomId) -> ErrorBody {
-        match self {
-            Rejection::NotMember => not_member(room),
-            Rejection::AlreadyMember => {
-                ErrorBody::new(ErrorCode::AlreadyExists, format!("you are already a member of room {room}"))
-            }
-            Rejection::RoomFull { cap } => room_full(room, cap),
-            Rejection::Forbidden { least, held } => forbidden(room, least, held, "do that"),
-            Rejection::PinsFull { max } => pins_full(room, max),
-            Rejection::Banned => banned(room),
-            Rejection::Muted => ErrorBody::new(ErrorCode::Muted, format!("you are muted in room {room}")),
-            Rejection::SlowMode { retry_ms } => {
-                ErrorBody::new(ErrorCode::SlowMode, format!("room {room} is in slow mode: wait before posting again"))
-                    .retry_after(retry_ms)
-            }
-            Rejection::Outranked { held, target } => outranked(room, held, target),
-            Rejection::InvalidInvite => ErrorBody::new(
-                ErrorCode::InvalidInvite,
-                format!("that invite to room {room} is unknown, expired, used up or revoked; ask for a new one"),
-            ),
-            Rejection::NoRequest => {
-                ErrorBody::new(ErrorCode::NoSuchTarget, format!("no pending request to join room {room} from them"))
-            }
-            Rejection::RequestsFull { max } => ErrorBody::new(
-                ErrorCode::LimitReached,
-                format!("room {room} has {max} pending join requests, the most it takes; try again later"),
-            ),
-            // Seen by a client only when the node could not catch up in time.
-            Rejection::RulesChanged => ErrorBody::new(
-                ErrorCode::Overloaded,
-                format!("room {room}'s settings changed as this was posted; nothing was stored, retry"),
-            )
-            .retry_after(200),
-        }
-    }
-}
-
 /// What the order of a room needs to know to check [`Requires`]: each member's
 /// role and the cap. It follows the same [`changes`] as [`RoomState`], applied
 /// when an event is ordered rather than when it is durable, so it already counts
@@ -240,30 +170,32 @@ impl Gate {
         self.members.get(user).map(|(role, expires)| effective_role(*role, *expires, now))
     }
 
-    fn role_at_least(&self, user: &UserId, least: Role, now: Millis) -> Result<Role, Rejection> {
+    fn role_at_least(&self, user: &UserId, least: Role, now: Millis) -> Result<Role, Refusal> {
         match self.role_at(user, now) {
-            None => Err(Rejection::NotMember),
-            Some(held) if held < least => Err(Rejection::Forbidden { least, held }),
+            None => Err(Refusal::NotMember),
+            Some(held) if held < least => Err(Refusal::Forbidden { least, held, action: None }),
             Some(held) => Ok(held),
         }
     }
 
     /// Whether `requires` holds at `now`.
-    pub fn check(&self, requires: &Requires, now: Millis) -> Result<(), Rejection> {
+    pub fn check(&self, requires: &Requires, now: Millis) -> Result<(), Refusal> {
         let holds = |until: &Option<Millis>| until.is_none_or(|t| t > now);
         match requires {
             Requires::Nothing => Ok(()),
-            Requires::Member(user) => self.members.get(user).map(|_| ()).ok_or(Rejection::NotMember),
+            Requires::Member(user) => self.members.get(user).map(|_| ()).ok_or(Refusal::NotMember),
             // The rules are this copy's own: there is no other copy to be behind.
             Requires::Post { user, slow_ms, rules: _ } => {
-                self.members.get(user).ok_or(Rejection::NotMember)?;
+                self.members.get(user).ok_or(Refusal::NotMember)?;
                 if self.mutes.get(user).is_some_and(holds) {
-                    return Err(Rejection::Muted);
+                    return Err(Refusal::Muted(Term::Unsaid));
                 }
                 match self.last_post.get(user) {
-                    Some(last) if *slow_ms > 0 && last.0 + slow_ms > now.0 => {
-                        Err(Rejection::SlowMode { retry_ms: last.0 + slow_ms - now.0 })
-                    }
+                    Some(last) if *slow_ms > 0 && last.0 + slow_ms > now.0 => Err(Refusal::SlowMode {
+                        retry_ms: last.0 + slow_ms - now.0,
+                        every_secs: None,
+                        probation: false,
+                    }),
                     _ => Ok(()),
                 }
             }
@@ -271,39 +203,39 @@ impl Gate {
             Requires::Over { user, least, target } => {
                 let held = self.role_at_least(user, *least, now)?;
                 match self.role_at(target, now) {
-                    Some(target) if target >= held => Err(Rejection::Outranked { held, target }),
+                    Some(target) if target >= held => Err(Refusal::Outranked { held, target }),
                     _ => Ok(()),
                 }
             }
             Requires::PinSlot { user, least, max } => {
                 self.role_at_least(user, *least, now)?;
-                if self.pins >= *max { Err(Rejection::PinsFull { max: *max }) } else { Ok(()) }
+                if self.pins >= *max { Err(Refusal::PinsFull { max: *max }) } else { Ok(()) }
             }
             Requires::Admit { user, rules: _ } => self.admit(user, now),
             Requires::AdmitInvite { user, invite } => {
                 if !self.invites.get(invite).is_some_and(|i| i.valid(now)) {
-                    return Err(Rejection::InvalidInvite);
+                    return Err(Refusal::InvalidInvite);
                 }
                 self.admit(user, now)
             }
             Requires::Approve { actor, user } => {
                 self.role_at_least(actor, Role::Welcomer, now)?;
                 if !self.requests.contains(user) {
-                    return Err(Rejection::NoRequest);
+                    return Err(Refusal::NoRequest { user: None });
                 }
                 self.admit(user, now)
             }
             Requires::Decide { actor, user } => {
                 self.role_at_least(actor, Role::Welcomer, now)?;
-                if self.requests.contains(user) { Ok(()) } else { Err(Rejection::NoRequest) }
+                if self.requests.contains(user) { Ok(()) } else { Err(Refusal::NoRequest { user: None }) }
             }
             Requires::Request { user, max } => {
                 if self.members.contains_key(user) {
-                    Err(Rejection::AlreadyMember)
+                    Err(Refusal::AlreadyMember)
                 } else if self.bans.get(user).is_some_and(holds) {
-                    Err(Rejection::Banned)
+                    Err(Refusal::Banned(Term::Unsaid))
                 } else if !self.requests.contains(user) && self.requests.len() >= *max {
-                    Err(Rejection::RequestsFull { max: *max })
+                    Err(Refusal::RequestsFull { max: *max })
                 } else {
                     Ok(())
                 }
@@ -311,13 +243,13 @@ impl Gate {
         }
     }
 
-    fn admit(&self, user: &UserId, now: Millis) -> Result<(), Rejection> {
+    fn admit(&self, user: &UserId, now: Millis) -> Result<(), Refusal> {
         if self.members.contains_key(user) {
-            Err(Rejection::AlreadyMember)
+            Err(Refusal::AlreadyMember)
         } else if self.bans.get(user).is_some_and(|until| until.is_none_or(|t| t > now)) {
-            Err(Rejection::Banned)
+            Err(Refusal::Banned(Term::Unsaid))
         } else if self.members.len() >= self.cap as usize {
-            Err(Rejection::RoomFull { cap: self.cap })
+            Err(Refusal::RoomFull { cap: self.cap })
         } else {
             Ok(())
         }

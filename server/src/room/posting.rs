@@ -5,10 +5,10 @@
 
 use hearth_protocol::event::{HeldEvent, MessageEvent};
 use hearth_protocol::ops::{HeldPost, ModAction, Release, SendMessage};
-use hearth_protocol::{ErrorBody, ErrorCode, Event, Millis, Role, Seq, UserId};
+use hearth_protocol::{Event, Millis, Role, Seq, UserId};
 
 use super::permissions::{Action, least_role};
-use super::{Draft, NEWCOMER_MS, Requires, RoomState};
+use super::{Draft, NEWCOMER_MS, Refusal, Requires, RoomState, Term};
 
 /// During probation, at least this long between a newcomer's posts.
 pub const PROBATION_SLOW_SECS: u32 = 30;
@@ -22,26 +22,14 @@ pub fn has_link(text: &str) -> bool {
 impl RoomState {
     /// Whether `user` may post at `now`: not muted, and past slow mode.
     /// Returns the slow mode the order must hold them to (ms; 0: none).
-    pub fn check_post(&self, user: &UserId, now: Millis) -> Result<u64, ErrorBody> {
+    pub fn check_post(&self, user: &UserId, now: Millis) -> Result<u64, Refusal> {
         let role = self.require(user, Action::Post, now)?;
         if let Some(mute) = self.rows.mutes.get(user).filter(|m| m.holds(now)) {
-            let until = mute.until.map_or("until a moderator lifts it".to_string(), |t| format!("until {}", t.0));
-            let mut error = ErrorBody::new(ErrorCode::Muted, format!("you are muted in room {} {until}", self.room()));
-            if let Some(t) = mute.until {
-                error = error.retry_after(t.0 - now.0);
-            }
-            return Err(error);
+            return Err(Refusal::Muted(Term::of(mute.until, now)));
         }
         if let Some(rules) = self.rules().filter(|_| self.record.rules_ack && role < least_role(Action::Welcome)) {
             if self.rows.acks.get(user).is_none_or(|acked| *acked < rules.version) {
-                return Err(ErrorBody::new(
-                    ErrorCode::AckRequired,
-                    format!(
-                        "room {} asks you to read its rules (the pinned \"Rules\", version {}) and acknowledge them with ack_rules before posting",
-                        self.room(),
-                        rules.version
-                    ),
-                ));
+                return Err(Refusal::AckRequired { version: rules.version });
             }
         }
         let mut slow = u64::from(self.record.slow_mode_secs) * 1000;
@@ -54,16 +42,11 @@ impl RoomState {
             if let Some(last) = self.last_post.get(user) {
                 let next = last.0 + slow;
                 if next > now.0 {
-                    return Err(ErrorBody::new(
-                        ErrorCode::SlowMode,
-                        format!(
-                            "room {} is in slow mode{}: one message every {} s",
-                            self.room(),
-                            if on_probation { " (stricter while you are on probation)" } else { "" },
-                            slow / 1000
-                        ),
-                    )
-                    .retry_after(next - now.0));
+                    return Err(Refusal::SlowMode {
+                        retry_ms: next - now.0,
+                        every_secs: Some(slow / 1000),
+                        probation: on_probation,
+                    });
                 }
             }
             return Ok(slow);
@@ -107,7 +90,7 @@ impl RoomState {
         user: &UserId,
         msg: hearth_protocol::ops::SendMessage,
         now: Millis,
-    ) -> Result<Draft, ErrorBody> {
+    ) -> Result<Draft, Refusal> {
         let slow_ms = self.check_post(user, now)?;
         let mut draft = self.message_draft(user, msg)?;
         draft.requires = Requires::Post { user: user.clone(), slow_ms, rules: Some(self.rules_seq) };
@@ -134,7 +117,7 @@ impl RoomState {
     }
 
     /// The held posts, oldest first (moderators).
-    pub fn held_posts(&self, actor: &UserId, now: Millis) -> Result<Vec<HeldPost>, ErrorBody> {
+    pub fn held_posts(&self, actor: &UserId, now: Millis) -> Result<Vec<HeldPost>, Refusal> {
         self.require(actor, Action::Moderate, now)?;
         let mut list: Vec<HeldPost> = self
             .rows
@@ -155,13 +138,10 @@ impl RoomState {
     }
 
     /// Posts a held message in its author's name, or drops it (logged).
-    pub fn decide_release(&self, actor: &UserId, args: Release, now: Millis) -> Result<Draft, ErrorBody> {
+    pub fn decide_release(&self, actor: &UserId, args: Release, now: Millis) -> Result<Draft, Refusal> {
         self.require(actor, Action::Moderate, now)?;
         let Some(held) = self.rows.held.get(&(args.user.clone(), args.cmid.as_str().to_string())) else {
-            return Err(ErrorBody::new(
-                ErrorCode::NoSuchTarget,
-                format!("no held post {} of {} in room {}", args.cmid.as_str(), args.user, self.room()),
-            ));
+            return Err(Refusal::NoSuchHeld { user: args.user, cmid: args.cmid });
         };
         if !args.approve {
             let Event::Moderation(mut event) = self.moderation(actor, ModAction::Delete, &args.user, None, args.reason)
@@ -196,13 +176,10 @@ impl RoomState {
 impl RoomState {
     /// The message event of `msg`, posted by `user` (see `decide_send`, which
     /// decides whether and how it is posted).
-    fn message_draft(&self, user: &UserId, msg: SendMessage) -> Result<Draft, ErrorBody> {
+    fn message_draft(&self, user: &UserId, msg: SendMessage) -> Result<Draft, Refusal> {
         if let Some(root) = msg.thread {
             if root == Seq::ZERO || root > self.head {
-                return Err(ErrorBody::new(
-                    ErrorCode::NoSuchTarget,
-                    format!("no event {root} in room {} to thread under", self.record.room),
-                ));
+                return Err(Refusal::NoThreadRoot { root });
             }
         }
         let cmid = msg.cmid.clone();

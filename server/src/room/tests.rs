@@ -2,7 +2,7 @@
 //! and the state that applying events gives.
 
 use hearth_protocol::ops::{CreateRoom, RoomSettings, SendMessage, Visibility};
-use hearth_protocol::{ClientMsgId, Epoch, ErrorCode, Event, Millis, Note, PinId, Position, Role, Seq, Text};
+use hearth_protocol::{ClientMsgId, Epoch, Event, Millis, Note, PinId, Position, Role, Seq, Text};
 use proptest::prelude::*;
 
 use super::*;
@@ -40,7 +40,7 @@ impl Order {
         order
     }
 
-    fn publish(&mut self, draft: Draft) -> Result<Seq, Rejection> {
+    fn publish(&mut self, draft: Draft) -> Result<Seq, Refusal> {
         self.gate.check(&draft.requires, self.now)?;
         let seq = Seq(self.events.len() as u64 + 1);
         self.now = Millis(self.now.0 + 10);
@@ -57,7 +57,7 @@ impl Order {
         self.publish(draft).unwrap()
     }
 
-    fn send(&self, name: &str, text: &str) -> Result<Draft, ErrorBody> {
+    fn send(&self, name: &str, text: &str) -> Result<Draft, Refusal> {
         self.state.decide_send(&user(name), message(text, None), Millis(0))
     }
 }
@@ -83,7 +83,7 @@ fn the_creator_is_the_owner_and_first_member() {
 #[test]
 fn members_send_and_others_are_told_to_join() {
     let mut order = Order::new(100);
-    assert_eq!(order.send("bo", "hi").unwrap_err().code, ErrorCode::NotMember);
+    assert_eq!(order.send("bo", "hi").unwrap_err(), Refusal::NotMember);
     order.join("bo");
     let draft = order.send("bo", "hi").unwrap();
     assert_eq!(draft.requires, Requires::Post { user: user("bo"), slow_ms: 0, rules: Some(Seq::ZERO) });
@@ -102,7 +102,7 @@ fn a_thread_root_must_be_an_event_of_the_room() {
     assert!(ok.is_ok());
     for bad in [Seq(0), Seq(root.0 + 1), Seq(u64::MAX)] {
         let error = order.state.decide_send(&user("ada"), message("reply", Some(bad)), Millis(0)).unwrap_err();
-        assert_eq!(error.code, ErrorCode::NoSuchTarget, "thread {bad}");
+        assert_eq!(error, Refusal::NoThreadRoot { root: bad }, "thread {bad}");
     }
 }
 
@@ -113,15 +113,15 @@ fn leaving_ends_membership_and_resuming_after_it_is_refused() {
     let leave = order.state.decide_leave(&user("bo")).unwrap();
     order.publish(leave).unwrap();
     assert!(!order.state.members.contains_key(&user("bo")));
-    assert_eq!(order.send("bo", "still-here").unwrap_err().code, ErrorCode::NotMember);
+    assert_eq!(order.send("bo", "still-here").unwrap_err(), Refusal::NotMember);
     // A join with `since` resumes a membership; there is none to resume.
     let since = Position { epoch: Epoch(7), seq: Seq(2) };
-    assert_eq!(order.state.decide_join(&user("bo"), Some(since), Millis(0)).unwrap_err().code, ErrorCode::NotMember);
+    assert_eq!(order.state.decide_join(&user("bo"), Some(since), Millis(0)).unwrap_err(), Refusal::NoLongerMember);
     // Without `since` it is a new membership.
     assert!(order.state.decide_join(&user("bo"), None, Millis(0)).unwrap().is_some());
     // The owner cannot leave.
-    assert_eq!(order.state.decide_leave(&user("ada")).unwrap_err().code, ErrorCode::Forbidden);
-    assert_eq!(order.state.decide_leave(&user("cy")).unwrap_err().code, ErrorCode::NotMember);
+    assert_eq!(order.state.decide_leave(&user("ada")).unwrap_err(), Refusal::OwnerCannotLeave { owner: user("ada") });
+    assert_eq!(order.state.decide_leave(&user("cy")).unwrap_err(), Refusal::NotMember);
 }
 
 #[test]
@@ -131,11 +131,11 @@ fn a_join_decided_on_a_stale_state_is_refused_by_the_order() {
     let first = order.state.decide_join(&user("bo"), None, Millis(0)).unwrap().unwrap();
     let second = order.state.decide_join(&user("bo"), None, Millis(0)).unwrap().unwrap();
     order.publish(first).unwrap();
-    assert_eq!(order.publish(second), Err(Rejection::AlreadyMember));
+    assert_eq!(order.publish(second), Err(Refusal::AlreadyMember));
     // A send decided before bo's leave was ordered is refused after it.
     let send = order.send("bo", "late").unwrap();
     order.publish(order.state.decide_leave(&user("bo")).unwrap()).unwrap();
-    assert_eq!(order.publish(send), Err(Rejection::NotMember));
+    assert_eq!(order.publish(send), Err(Refusal::NotMember));
 }
 
 #[test]
@@ -145,13 +145,13 @@ fn the_cap_is_checked_by_the_order() {
     let mut order = Order::new(2);
     order.join("bo");
     let cy = order.state.decide_join(&user("cy"), None, Millis(0)).unwrap().unwrap();
-    assert_eq!(order.publish(cy), Err(Rejection::RoomFull { cap: 2 }));
+    assert_eq!(order.publish(cy), Err(Refusal::RoomFull { cap: 2 }));
     // Two joins decided while one place was left: the order admits one.
     let mut order = Order::new(2);
     let bo = order.state.decide_join(&user("bo"), None, Millis(0)).unwrap().unwrap();
     let cy = order.state.decide_join(&user("cy"), None, Millis(0)).unwrap().unwrap();
     order.publish(bo).unwrap();
-    assert_eq!(order.publish(cy), Err(Rejection::RoomFull { cap: 2 }));
+    assert_eq!(order.publish(cy), Err(Refusal::RoomFull { cap: 2 }));
 }
 
 #[test]
@@ -164,10 +164,10 @@ fn the_pin_limit_is_checked_by_the_order_and_a_replacement_needs_no_place() {
         order.state.decide_pin(&user("ada"), None, note("Mission"), title("Mission"), None, 1, Millis(0)).unwrap();
     let second = order.state.decide_pin(&user("ada"), None, note("Rules"), title("Rules"), None, 1, Millis(0)).unwrap();
     order.publish(first).unwrap();
-    assert_eq!(order.publish(second), Err(Rejection::PinsFull { max: 1 }));
+    assert_eq!(order.publish(second), Err(Refusal::PinsFull { max: 1 }));
     assert_eq!(
-        order.state.decide_pin(&user("ada"), None, note("FAQ"), None, None, 1, Millis(0)).unwrap_err().code,
-        ErrorCode::LimitReached
+        order.state.decide_pin(&user("ada"), None, note("FAQ"), None, None, 1, Millis(0)).unwrap_err(),
+        Refusal::PinsFull { max: 1 }
     );
     // A new version of a pinned note takes its predecessor's place.
     let v2 =
@@ -184,9 +184,10 @@ fn the_pin_limit_is_checked_by_the_order_and_a_replacement_needs_no_place() {
 
 #[test]
 fn visibility_decides_who_may_join() {
-    for (visibility, code) in
-        [(Visibility::Approval, ErrorCode::ApprovalRequired), (Visibility::InviteOnly, ErrorCode::InviteRequired)]
-    {
+    for (visibility, refusal) in [
+        (Visibility::Approval, Refusal::ApprovalRequired(Vetting::NotAsked)),
+        (Visibility::InviteOnly, Refusal::InviteRequired),
+    ] {
         let mut order = Order::new(100);
         let settings = RoomSettings { visibility: Some(visibility), ..Default::default() };
         let mut update = Event::RoomUpdated(hearth_protocol::event::RoomUpdatedEvent {
@@ -198,7 +199,7 @@ fn visibility_decides_who_may_join() {
         });
         update.stamp(Seq(2), Millis(2_000));
         order.state.apply(&update).unwrap();
-        assert_eq!(order.state.decide_join(&user("bo"), None, Millis(0)).unwrap_err().code, code);
+        assert_eq!(order.state.decide_join(&user("bo"), None, Millis(0)).unwrap_err(), refusal);
     }
 }
 
@@ -209,7 +210,7 @@ fn pins_are_for_moderators_and_a_title_makes_versions() {
     let note = |t: &str| Note::new(t).unwrap();
     let rules = Some(ShortText::new("Rules").unwrap());
     let refused = order.state.decide_pin(&user("bo"), None, note("mine"), None, None, 20, Millis(0)).unwrap_err();
-    assert_eq!(refused.code, ErrorCode::Forbidden);
+    assert!(matches!(refused, Refusal::Forbidden { least: Role::Moderator, held: Role::Member, .. }), "{refused:?}");
     let first = order.publish(
         order.state.decide_pin(&user("ada"), None, note("be kind"), rules.clone(), None, 20, Millis(0)).unwrap(),
     );
@@ -224,7 +225,10 @@ fn pins_are_for_moderators_and_a_title_makes_versions() {
     let unpin = order.state.decide_unpin(&user("ada"), order.state.pins[0].pin, Millis(0)).unwrap();
     order.publish(unpin).unwrap();
     assert!(order.state.pins.is_empty());
-    assert_eq!(order.state.decide_unpin(&user("ada"), PinId(99), Millis(0)).unwrap_err().code, ErrorCode::NoSuchTarget);
+    assert_eq!(
+        order.state.decide_unpin(&user("ada"), PinId(99), Millis(0)).unwrap_err(),
+        Refusal::NoSuchPin { pin: PinId(99) }
+    );
     // A room holds a bounded number of pins; a titled pin still replaces its namesake.
     for n in 0..3 {
         let pin = order.state.decide_pin(
@@ -239,7 +243,7 @@ fn pins_are_for_moderators_and_a_title_makes_versions() {
         order.publish(pin.unwrap()).unwrap();
     }
     let full = order.state.decide_pin(&user("ada"), None, note("one more"), None, None, 3, Millis(0)).unwrap_err();
-    assert_eq!(full.code, ErrorCode::LimitReached);
+    assert_eq!(full, Refusal::PinsFull { max: 3 });
     assert!(
         order
             .state

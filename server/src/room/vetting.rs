@@ -3,12 +3,11 @@
 
 use hearth_protocol::event::{JoinRequestEvent, MemberJoinedEvent};
 use hearth_protocol::ops::{DecideJoin, JoinRequestInfo, ModAction, Visibility};
-use hearth_protocol::{ErrorBody, ErrorCode, Event, Millis, Note, Role, Seq, ShortText, UserId};
+use hearth_protocol::{Event, Millis, Note, Role, Seq, ShortText, UserId};
 
-use super::community::bad;
 use super::permissions::{Action, least_role};
 use super::rows::invite_id;
-use super::{Draft, Requires, RoomState};
+use super::{Draft, Refusal, Requires, RoomState, Term};
 
 /// Most pending join requests a room takes; most live invites it keeps.
 pub const MAX_REQUESTS: usize = 200;
@@ -20,26 +19,20 @@ pub const DEFAULT_INVITE_SECS: u32 = 7 * 24 * 3600;
 impl RoomState {
     /// Asks to join an approval room, with a note (the answer to the room's
     /// entry question). Asking again replaces the note.
-    pub fn decide_request_join(&self, user: &UserId, note: Note, now: Millis) -> Result<Draft, ErrorBody> {
-        let room = self.room();
+    pub fn decide_request_join(&self, user: &UserId, note: Note, now: Millis) -> Result<Draft, Refusal> {
         if self.members.contains_key(user) {
-            return Err(ErrorBody::new(ErrorCode::AlreadyExists, format!("you are already a member of room {room}")));
+            return Err(Refusal::AlreadyMember);
         }
-        if self.rows.bans.get(user).is_some_and(|b| b.holds(now)) {
-            return Err(ErrorBody::new(ErrorCode::Banned, format!("you are banned from room {room}")));
+        if let Some(ban) = self.rows.bans.get(user).filter(|b| b.holds(now)) {
+            return Err(Refusal::Banned(Term::of(ban.until, now)));
         }
         match self.record.visibility {
             Visibility::Approval => {}
-            Visibility::Open => return Err(bad(format!("room {room} is open: join it"))),
-            Visibility::InviteOnly => {
-                return Err(ErrorBody::new(
-                    ErrorCode::InviteRequired,
-                    format!("room {room} is invite-only: join with an invite code from a member"),
-                ));
-            }
+            Visibility::Open => return Err(Refusal::RoomIsOpen),
+            Visibility::InviteOnly => return Err(Refusal::InviteRequired),
         }
         let event = Event::JoinRequest(JoinRequestEvent {
-            room: room.clone(),
+            room: self.room().clone(),
             seq: Seq::ZERO,
             ts: Millis(0),
             from: user.clone(),
@@ -49,13 +42,10 @@ impl RoomState {
     }
 
     /// Approves or denies a pending request.
-    pub fn decide_on_request(&self, actor: &UserId, args: DecideJoin, now: Millis) -> Result<Draft, ErrorBody> {
+    pub fn decide_on_request(&self, actor: &UserId, args: DecideJoin, now: Millis) -> Result<Draft, Refusal> {
         self.require(actor, Action::Welcome, now)?;
         if !self.rows.requests.contains_key(&args.user) {
-            return Err(ErrorBody::new(
-                ErrorCode::NoSuchTarget,
-                format!("{} has no pending request to join room {}", args.user, self.room()),
-            ));
+            return Err(Refusal::NoRequest { user: Some(args.user) });
         }
         if args.approve {
             let event = Event::MemberJoined(MemberJoinedEvent {
@@ -86,20 +76,17 @@ impl RoomState {
         ttl_secs: Option<u32>,
         max_uses: Option<u32>,
         now: Millis,
-    ) -> Result<Draft, ErrorBody> {
+    ) -> Result<Draft, Refusal> {
         self.require(actor, Action::Welcome, now)?;
         let ttl = ttl_secs.unwrap_or(DEFAULT_INVITE_SECS);
         if ttl == 0 || ttl > MAX_INVITE_SECS {
-            return Err(bad(format!("ttl_secs must be 1 to {MAX_INVITE_SECS} (90 days)")));
+            return Err(Refusal::OutOfRange { field: "ttl_secs", least: 1, most: u64::from(MAX_INVITE_SECS) });
         }
         if max_uses == Some(0) {
-            return Err(bad("max_uses must be at least 1"));
+            return Err(Refusal::OutOfRange { field: "max_uses", least: 1, most: u64::MAX });
         }
         if self.rows.invites.values().filter(|i| i.valid(now)).count() >= MAX_INVITES {
-            return Err(ErrorBody::new(
-                ErrorCode::LimitReached,
-                format!("room {} has {MAX_INVITES} live invites, the most it keeps; revoke one", self.room()),
-            ));
+            return Err(Refusal::InvitesFull { max: MAX_INVITES });
         }
         let Event::Moderation(mut event) = self.moderation(
             actor,
@@ -121,14 +108,15 @@ impl RoomState {
     }
 
     /// Revokes an invite (by its code or its id): moderators, or whoever made it.
-    pub fn decide_revoke_invite(&self, actor: &UserId, code_or_id: &str, now: Millis) -> Result<Draft, ErrorBody> {
+    pub fn decide_revoke_invite(&self, actor: &UserId, code_or_id: &str, now: Millis) -> Result<Draft, Refusal> {
         let id =
             if self.rows.invites.contains_key(code_or_id) { code_or_id.to_string() } else { invite_id(code_or_id) };
         let Some(invite) = self.rows.invites.get(&id) else {
-            return Err(ErrorBody::new(ErrorCode::NoSuchTarget, format!("room {} has no such invite", self.room())));
+            return Err(Refusal::NoSuchInvite);
         };
-        let least = if invite.by == *actor { least_role(Action::Welcome) } else { least_role(Action::Moderate) };
-        self.require_role(actor, least, "revoke that invite", now)?;
+        let action = if invite.by == *actor { Action::Welcome } else { Action::Moderate };
+        let least = least_role(action);
+        self.require_role(actor, least, action, now)?;
         let Event::Moderation(mut event) =
             self.moderation(actor, ModAction::RevokeInvite, actor, None, ShortText::default())
         else {
@@ -140,16 +128,16 @@ impl RoomState {
     }
 
     /// A join with an invite code: skips the queue, and any gate.
-    pub fn decide_join_invited(&self, user: &UserId, code: &str, now: Millis) -> Result<Option<Draft>, ErrorBody> {
+    pub fn decide_join_invited(&self, user: &UserId, code: &str, now: Millis) -> Result<Option<Draft>, Refusal> {
         if self.members.contains_key(user) {
             return Ok(None);
         }
-        if self.rows.bans.get(user).is_some_and(|b| b.holds(now)) {
-            return Err(ErrorBody::new(ErrorCode::Banned, format!("you are banned from room {}", self.room())));
+        if let Some(ban) = self.rows.bans.get(user).filter(|b| b.holds(now)) {
+            return Err(Refusal::Banned(Term::of(ban.until, now)));
         }
         let id = invite_id(code);
         if !self.rows.invites.get(&id).is_some_and(|i| i.valid(now)) {
-            return Err(super::Rejection::InvalidInvite.to_error(self.room()));
+            return Err(Refusal::InvalidInvite);
         }
         let event = Event::MemberJoined(MemberJoinedEvent {
             room: self.room().clone(),
@@ -164,7 +152,7 @@ impl RoomState {
     }
 
     /// The pending requests, oldest first.
-    pub fn join_requests(&self, actor: &UserId, now: Millis) -> Result<Vec<JoinRequestInfo>, ErrorBody> {
+    pub fn join_requests(&self, actor: &UserId, now: Millis) -> Result<Vec<JoinRequestInfo>, Refusal> {
         self.require(actor, Action::Welcome, now)?;
         let mut list: Vec<JoinRequestInfo> = self
             .rows

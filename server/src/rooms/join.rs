@@ -16,9 +16,10 @@ use crate::broker::BrokerError;
 use crate::frames::{Committed, Encoded, TextRole, event_frame, frame_message};
 use crate::hub::Conn;
 use crate::outbound::BurstError;
+use crate::refusals::refused;
 use crate::room::messages::{Annotations, TextNow};
 use crate::room::rows::VersionAnn;
-use crate::room::{RoomState, not_member};
+use crate::room::{Refusal, RoomState};
 
 impl Room {
     /// Starts receiving the room on `conn`, answering the `join` request `id` first:
@@ -35,7 +36,7 @@ impl Room {
     ) -> Result<(), ErrorBody> {
         let (after, replied) = {
             let mut inner = self.lock();
-            let role = inner.state.role_of(&conn.user, now).ok_or_else(|| not_member(&self.id))?;
+            let role = inner.state.role_of(&conn.user, now).ok_or_else(|| refused(&self.id, &Refusal::NotMember))?;
             if inner.subscribers.len() >= self.limits.receivers {
                 return Err(ErrorBody::new(
                     ErrorCode::LimitReached,
@@ -69,10 +70,10 @@ impl Room {
             after
         } else {
             // What follows `after` is older than the recent events: is it still held?
-            let oldest = self.broker.oldest(self.id.clone()).await.map_err(|e| e.to_error())?;
+            let oldest = self.broker.oldest(self.id.clone()).await?;
             let mode = if oldest > after.next() { ResumeMode::Truncated } else { ResumeMode::Replay };
             let inner = self.lock();
-            let role = inner.state.role_of(&conn.user, now).ok_or_else(|| not_member(&self.id))?;
+            let role = inner.state.role_of(&conn.user, now).ok_or_else(|| refused(&self.id, &Refusal::NotMember))?;
             push_reply(conn, id, &joined_reply(&inner.state, role, mode, first_join));
             if mode == ResumeMode::Truncated { inner.state.head } else { after }
         };
@@ -141,7 +142,7 @@ impl Room {
                 }
                 continue;
             }
-            let page = self.broker.history_after(self.id.clone(), after, PAGE).await.map_err(|e| e.to_error())?;
+            let page = self.broker.history_after(self.id.clone(), after, PAGE).await?;
             match page.first() {
                 None => {
                     // Nothing held after `after`, yet the room is past it: the rest is
@@ -168,11 +169,8 @@ impl Room {
                 }
                 Some(_) => {}
             }
-            let page = page
-                .iter()
-                .map(Committed::from_stored)
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| BrokerError::from(e).to_error())?;
+            let page =
+                page.iter().map(Committed::from_stored).collect::<Result<Vec<_>, _>>().map_err(BrokerError::from)?;
             let changed = self.changes_to(&page).await?;
             for committed in &page {
                 let encoded = &committed.encoded;
@@ -198,11 +196,7 @@ impl Room {
         if texts.is_empty() {
             return Ok(BTreeMap::new());
         }
-        let rows = self
-            .broker
-            .annex(self.id.clone(), crate::store::AnnexTable::Message, texts.clone())
-            .await
-            .map_err(|e| e.to_error())?;
+        let rows = self.broker.annex(self.id.clone(), crate::store::AnnexTable::Message, texts.clone()).await?;
         Ok(texts
             .into_iter()
             .filter_map(|seq| {

@@ -10,32 +10,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use hearth_protocol::{ErrorBody, ErrorCode, Position};
+use hearth_protocol::Position;
 
 use super::{Registry, Room};
 use crate::broker::{BrokerError, Receipt};
-use crate::room::{Draft, Rejection, RoomState};
+use crate::room::{Draft, Refusal, RoomState};
 
 /// How long a request decided on a trailing copy waits for the copy to catch
 /// up before its first answer stands.
 const STALE_WAIT: Duration = Duration::from_secs(2);
-
-/// Refusals that depend on room state an event ordered through another node
-/// may have just changed. The rest (bad input, limits, slow mode, ...) do not.
-fn may_be_stale(code: ErrorCode) -> bool {
-    matches!(
-        code,
-        ErrorCode::NotMember
-            | ErrorCode::Forbidden
-            | ErrorCode::NoSuchTarget
-            | ErrorCode::Muted
-            | ErrorCode::Banned
-            | ErrorCode::AckRequired
-            | ErrorCode::InvalidInvite
-            | ErrorCode::ApprovalRequired
-            | ErrorCode::InviteRequired
-    )
-}
 
 /// What deciding and ordering gave: where the event landed (and a wait for it
 /// to be durable), and what the caller took from the draft before it went.
@@ -54,9 +37,25 @@ impl Registry {
         &self,
         room: &Arc<Room>,
         args: A,
-        decide: impl Fn(&RoomState, A) -> Result<Draft, ErrorBody>,
+        decide: impl Fn(&RoomState, A) -> Result<Draft, Refusal>,
         peek: impl Fn(&Draft) -> T,
-    ) -> Result<Ordered<T>, ErrorBody>
+    ) -> Result<Ordered<T>, BrokerError>
+    where
+        A: Clone,
+    {
+        let ordered = self.decide_and_order_any(room, args, |s, a| decide(s, a).map(Some), peek).await?;
+        Ok(ordered.unwrap_or_else(|| unreachable!("every decision here drafts an event")))
+    }
+
+    /// [`decide_and_order`](Self::decide_and_order) for a decision that may
+    /// have nothing to order (a join by a member): `None` then.
+    pub async fn decide_and_order_any<A, T>(
+        &self,
+        room: &Arc<Room>,
+        args: A,
+        decide: impl Fn(&RoomState, A) -> Result<Option<Draft>, Refusal>,
+        peek: impl Fn(&Draft) -> T,
+    ) -> Result<Option<Ordered<T>>, BrokerError>
     where
         A: Clone,
     {
@@ -64,31 +63,30 @@ impl Registry {
         let before = room.position();
         let spare = trails.then(|| args.clone());
         let first = self.try_order(room, args, &decide, &peek).await;
-        let stale = match &first {
-            Err(Attempt::Refused(error)) => may_be_stale(error.code),
-            Err(Attempt::Failed(BrokerError::Rejected { why: Rejection::RulesChanged, .. })) => true,
-            _ => false,
-        };
-        let outcome = match spare {
+        // Refused by the copy or by the order alike: the refusal says whether
+        // the state it depends on may have moved on meanwhile.
+        let stale = matches!(&first, Err(BrokerError::Rejected { why, .. }) if why.may_be_stale());
+        match spare {
             Some(args) if stale && self.caught_up(room, before).await => {
                 self.try_order(room, args, &decide, &peek).await
             }
             _ => first,
-        };
-        outcome.map_err(Attempt::into_error)
+        }
     }
 
     async fn try_order<A, T>(
         &self,
         room: &Room,
         args: A,
-        decide: &impl Fn(&RoomState, A) -> Result<Draft, ErrorBody>,
+        decide: &impl Fn(&RoomState, A) -> Result<Option<Draft>, Refusal>,
         peek: &impl Fn(&Draft) -> T,
-    ) -> Result<Ordered<T>, Attempt> {
-        let draft = room.decide(|s| decide(s, args)).map_err(Attempt::Refused)?;
+    ) -> Result<Option<Ordered<T>>, BrokerError> {
+        let decided =
+            room.decide(|s| decide(s, args)).map_err(|why| BrokerError::Rejected { room: room.id.clone(), why })?;
+        let Some(draft) = decided else { return Ok(None) };
         let seen = peek(&draft);
-        let receipt = self.broker().publish(draft).await.map_err(Attempt::Failed)?;
-        Ok(Ordered { receipt, seen })
+        let receipt = self.broker().publish(draft).await?;
+        Ok(Some(Ordered { receipt, seen }))
     }
 
     /// After an answer decided on `copy`, which stood at `before` when the
@@ -104,20 +102,5 @@ impl Registry {
             return false;
         }
         tokio::time::timeout(STALE_WAIT, copy.wait_applied(order.seq)).await.is_ok()
-    }
-}
-
-/// How one try went wrong: refused by the copy's decision, or by the order.
-enum Attempt {
-    Refused(ErrorBody),
-    Failed(BrokerError),
-}
-
-impl Attempt {
-    fn into_error(self) -> ErrorBody {
-        match self {
-            Attempt::Refused(error) => error,
-            Attempt::Failed(error) => error.to_error(),
-        }
     }
 }

@@ -167,7 +167,7 @@ impl Registry {
             Err(error) => {
                 // Forget the failed slot (unless someone else's load is under way).
                 self.loaded.rooms.remove_if(room, |_, s| Arc::ptr_eq(s, &slot) && s.room.get().is_none());
-                Err(error.to_error())
+                Err(error.into())
             }
         }
     }
@@ -184,7 +184,7 @@ impl Registry {
             return Ok(loaded);
         }
         // None: Redis lost the room a moment ago; the copy is what there is.
-        let Some(order) = self.broker.order_position(room.clone()).await.map_err(|e| e.to_error())? else {
+        let Some(order) = self.broker.order_position(room.clone()).await? else {
             return Ok(loaded);
         };
         let reached = |s: &RoomState| s.record.epoch == order.epoch && s.head >= order.seq;
@@ -212,7 +212,7 @@ impl Registry {
         after: Option<RoomId>,
         limit: usize,
     ) -> Result<(Vec<RoomSummary>, bool), ErrorBody> {
-        let mut rooms = self.broker.list_rooms(user.clone(), after, limit + 1).await.map_err(|e| e.to_error())?;
+        let mut rooms = self.broker.list_rooms(user.clone(), after, limit + 1).await?;
         let more = rooms.len() > limit;
         rooms.truncate(limit);
         let rooms = rooms

@@ -4,13 +4,14 @@
 use hearth_protocol::ops::{
     CreateRoom, Done, Join, Leave, ListRooms, MemberList, Members, OnlineMember, Presence, PresenceList, RoomList,
 };
-use hearth_protocol::{ErrorBody, ErrorCode, Millis, RequestId, UserId, limits};
+use hearth_protocol::{ErrorBody, Millis, RequestId, UserId, limits};
 
 use super::dispatch::Handle;
-use super::ordering::applied_within;
+use super::ordering::{applied, applied_within};
 use super::{Session, fit_in_frame};
 use crate::broker::BrokerError;
-use crate::room::{self, Rejection};
+use crate::refusals::refused;
+use crate::room::{self, Refusal, RoomState};
 use crate::rooms::Room;
 
 impl Handle for CreateRoom {
@@ -18,11 +19,11 @@ impl Handle for CreateRoom {
         let args = self;
         let name = args.room.clone();
         let (record, first) =
-            room::decide_create(&session.conn.user, args, crate::broker::new_epoch(), session.shared.clock.now())?;
+            room::decide_create(&session.conn.user, args, crate::broker::new_epoch(), session.shared.clock.now())
+                .map_err(|why| refused(&name, &why))?;
         let max_owned = session.shared.config.limits.rooms_per_user;
-        let receipt =
-            session.shared.registry.broker().create_room(record, first, max_owned).await.map_err(|e| e.to_error())?;
-        let published = receipt.durable().await.map_err(|e| e.to_error())?;
+        let receipt = session.shared.registry.broker().create_room(record, first, max_owned).await?;
+        let published = receipt.durable().await?;
         let room = session.room(&name).await?;
         applied_within(room.wait_applied(published.seq)).await?;
         session.reply(id, &room.decide(|s| s.info())).await;
@@ -53,50 +54,29 @@ impl Handle for Join {
         // A second join on the same connection restarts the stream from its `since`.
         room.unsubscribe(session.conn.id);
         session.conn.not_receiving(&room.id);
-        let mut first_join = false;
-        let broker = session.shared.registry.broker();
-        let mut tries = 0;
-        let published = loop {
-            tries += 1;
-            let before = room.position();
-            let now = session.shared.clock.now();
-            let decided = match args.invite.as_deref() {
-                // With a code: the invite is the way in, whatever the room's gate.
-                Some(code) if args.since.is_none() => room.decide(|s| s.decide_join_invited(&user, code, now))?,
-                _ => {
-                    session.check_gate(&room, now).await?;
-                    room.decide(|s| s.decide_join(&user, args.since, now))?
-                }
-            };
-            let Some(draft) = decided else { break None };
-            let published = match broker.publish(draft).await {
-                Ok(receipt) => receipt.durable().await,
-                Err(error) => Err(error),
-            };
-            // The room's visibility or gate changed through another node a
-            // moment ago and this copy had not applied it: decide the join
-            // again on the room as it is now, once the copy has.
-            if tries == 1
-                && matches!(published, Err(BrokerError::Rejected { why: Rejection::RulesChanged, .. }))
-                && session.shared.registry.caught_up(&room, before).await
-            {
-                continue;
-            }
-            break Some(published);
-        };
-        if let Some(published) = published {
-            match published {
-                Ok(published) => {
-                    first_join = true;
-                    applied_within(room.wait_applied(published.seq)).await?;
-                }
-                // Joined meanwhile on another connection: wait to see it applied.
-                Err(BrokerError::Rejected { why: Rejection::AlreadyMember, .. }) => {
-                    applied_within(room.wait_for(|s| s.members.contains_key(&user))).await?;
-                }
-                Err(error) => return Err(error.to_error()),
-            }
+        let now = session.shared.clock.now();
+        let invite = args.invite.as_deref().filter(|_| args.since.is_none());
+        if invite.is_none() {
+            session.check_gate(&room, now).await?;
         }
+        let decide = |s: &RoomState, ()| match invite {
+            // With a code: the invite is the way in, whatever the room's gate.
+            Some(code) => s.decide_join_invited(&user, code, now),
+            None => s.decide_join(&user, args.since, now),
+        };
+        let first_join = match session.shared.registry.decide_and_order_any(&room, (), decide, |_| ()).await {
+            Ok(None) => false,
+            Ok(Some(ordered)) => {
+                applied(&room, ordered.receipt).await?;
+                true
+            }
+            // Joined meanwhile on another connection: wait to see it applied.
+            Err(BrokerError::Rejected { why: Refusal::AlreadyMember, .. }) => {
+                applied_within(room.wait_for(|s| s.members.contains_key(&user))).await?;
+                false
+            }
+            Err(error) => return Err(error.into()),
+        };
         room.join(&session.conn, id, args.since, first_join, session.shared.clock.now()).await
     }
 }
@@ -156,16 +136,7 @@ impl Session {
         if held.is_some_and(|held| held >= required) {
             return Ok(());
         }
-        let room = &room.id;
-        Err(ErrorBody::new(
-            ErrorCode::Forbidden,
-            match parent {
-                Some(parent) => {
-                    format!("room {room} is for {}s of room {parent}; ask there, or for an invite", required.as_str())
-                }
-                None => format!("room {room} is gated: join it with an invite, or ask its owner"),
-            },
-        ))
+        Err(refused(&room.id, &Refusal::Gated { required, lobby: parent }))
     }
 
     /// Who the other nodes say is online in `room` (none on one node).

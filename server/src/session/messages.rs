@@ -75,7 +75,7 @@ impl Handle for Versions {
         let args = self;
         let (user, now) = session.caller();
         let room = session.member_room(&args.room).await?;
-        room.decide(|s| s.require(&user, Action::Moderate, now))?;
+        room.check(|s| s.require(&user, Action::Moderate, now))?;
         let (target, notes) = session.message_at(&room, args.target).await?;
         let original = session.original_text(&room, args.target).await?;
         let mut versions = vec![Version { text: original, at: target.ts }];
@@ -91,7 +91,7 @@ impl Handle for Typing {
         let args = self;
         let (user, now) = session.caller();
         let room = session.member_room(&args.room).await?;
-        room.decide(|s| s.check_post(&user, now))?;
+        room.check(|s| s.check_post(&user, now))?;
         let lately = |when: &Millis| now.0.saturating_sub(when.0) < TYPING_EVERY_MS;
         let recent = session.typed.iter().any(|(r, when)| *r == room.id && lately(when));
         if !recent {

@@ -44,7 +44,8 @@ use crate::frames::{event_frame, frame_message};
 use crate::hub::{Conn, ConnId};
 use crate::metered::{Metered, ReadMeter};
 use crate::outbound::Outbound;
-use crate::room;
+use crate::refusals::refused;
+use crate::room::Refusal;
 use crate::rooms::Room;
 use writer::{WriterConfig, write_loop};
 
@@ -449,7 +450,7 @@ impl Session {
     async fn member_room(&self, room: &RoomId) -> Result<Arc<Room>, ErrorBody> {
         let room = self.current_room(room).await?;
         if !room.is_member(&self.conn.user) {
-            return Err(room::not_member(&room.id));
+            return Err(refused(&room.id, &Refusal::NotMember));
         }
         Ok(room)
     }

@@ -98,7 +98,7 @@ impl Handle for ModLog {
         let args = self;
         let room = session.member_room(&args.room).await?;
         let now = session.shared.clock.now();
-        room.decide(|s| s.require(&session.conn.user, Action::Moderate, now))?;
+        room.check(|s| s.require(&session.conn.user, Action::Moderate, now))?;
         let limit = usize::from(args.limit.unwrap_or(limits::DEFAULT_PAGE_LIMIT).clamp(1, limits::MAX_PAGE_LIMIT));
         let before = Seq(args.before.unwrap_or(u64::MAX));
         let rows = session
@@ -106,8 +106,7 @@ impl Handle for ModLog {
             .registry
             .broker()
             .annex_before(room.id.clone(), AnnexTable::ModLog, before, limit + 1)
-            .await
-            .map_err(|e| e.to_error())?;
+            .await?;
         let mut entries = Vec::with_capacity(rows.len());
         for row in &rows {
             let entry: ModEntry = room::rows::decode(&row.value).map_err(|e| {

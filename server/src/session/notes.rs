@@ -92,7 +92,7 @@ impl Handle for SchedulePrompt {
             s.decide_schedule_prompt(&user, prompt, args.text, args.at, args.weekly, now)
         };
         session.decide_ordered(&room, args.clone(), decide).await?;
-        session.shared.registry.broker().index_prompts(room.id.clone(), true).await.map_err(|e| e.to_error())?;
+        session.shared.registry.broker().index_prompts(room.id.clone(), true).await?;
         session.shared.prompts_relist.store(true, std::sync::atomic::Ordering::Relaxed);
         let reply = Prompt { prompt, text: args.text, next_at: args.at, weekly: args.weekly, by: Some(user) };
         session.reply(id, &reply).await;
@@ -116,7 +116,7 @@ impl Handle for Prompts {
         let args = self;
         let (user, now) = session.caller();
         let room = session.member_room(&args.room).await?;
-        let prompts = room.decide(|s| s.prompts(&user, now))?;
+        let prompts = room.check(|s| s.prompts(&user, now))?;
         session.reply(id, &PromptList { prompts }).await;
         Ok(())
     }

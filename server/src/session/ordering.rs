@@ -18,7 +18,7 @@ use serde::Serialize;
 use super::Session;
 use crate::broker::{Published, Receipt};
 use crate::frames::frame_message;
-use crate::room::{Draft, RoomState};
+use crate::room::{Draft, Refusal, RoomState};
 use crate::rooms::Room;
 
 /// How long a join or a room creation waits to see its own event applied. The
@@ -36,7 +36,7 @@ impl Session {
         id: RequestId,
         room: &Arc<Room>,
         args: A,
-        decide: impl Fn(&RoomState, A) -> Result<Draft, ErrorBody>,
+        decide: impl Fn(&RoomState, A) -> Result<Draft, Refusal>,
         reply: F,
     ) -> Result<(), ErrorBody>
     where
@@ -57,7 +57,7 @@ impl Session {
         &self,
         room: &Arc<Room>,
         args: A,
-        decide: impl Fn(&RoomState, A) -> Result<Draft, ErrorBody>,
+        decide: impl Fn(&RoomState, A) -> Result<Draft, Refusal>,
         peek: impl Fn(&Draft) -> T,
     ) -> Result<(Published, T), ErrorBody> {
         let ordered = self.shared.registry.decide_and_order(room, args, decide, peek).await?;
@@ -71,7 +71,7 @@ impl Session {
         &self,
         room: &Arc<Room>,
         args: A,
-        decide: impl Fn(&RoomState, A) -> Result<Draft, ErrorBody>,
+        decide: impl Fn(&RoomState, A) -> Result<Draft, Refusal>,
     ) -> Result<Published, ErrorBody> {
         Ok(self.decide_ordered_peek(room, args, decide, |_| ()).await?.0)
     }
@@ -84,7 +84,7 @@ impl Session {
         id: RequestId,
         room: &Arc<Room>,
         args: A,
-        decide: impl Fn(&RoomState, A) -> Result<Draft, ErrorBody>,
+        decide: impl Fn(&RoomState, A) -> Result<Draft, Refusal>,
     ) -> Result<(), ErrorBody> {
         let published = self.decide_ordered(room, args, decide).await?;
         self.reply(id, &Appended { seq: published.seq, ts: published.ts, held: false }).await;
@@ -115,7 +115,7 @@ impl Session {
         self.in_flight.get_or_insert_with(FuturesUnordered::new).push(Box::pin(async move {
             let bytes = match receipt.durable().await {
                 Ok(published) => encode_reply(codec, id, &reply(published)),
-                Err(error) => encode_error(codec, id, &error.to_error()),
+                Err(error) => encode_error(codec, id, &ErrorBody::from(error)),
             };
             frame_message(codec, bytes)
         }));
@@ -133,7 +133,7 @@ impl Session {
 /// Waits until `receipt`'s event is durable and `room`'s copy here has
 /// applied it.
 pub(super) async fn applied(room: &Room, receipt: Receipt) -> Result<Published, ErrorBody> {
-    let published = receipt.durable().await.map_err(|e| e.to_error())?;
+    let published = receipt.durable().await?;
     applied_within(room.wait_applied(published.seq)).await?;
     Ok(published)
 }

@@ -39,7 +39,7 @@ impl Handle for Stats {
         let args = self;
         let (user, now) = session.caller();
         let room = session.member_room(&args.room).await?;
-        room.decide(|s| s.require(&user, Action::Moderate, now))?;
+        room.check(|s| s.require(&user, Action::Moderate, now))?;
         let windows = match args.days {
             Some(days) if (1..=90).contains(&days) => vec![days],
             Some(_) => return Err(ErrorBody::new(ErrorCode::BadRequest, "days must be 1 to 90")),
@@ -62,7 +62,7 @@ impl Session {
         let mut before = room.position().seq.next();
         let mut newest_first = Vec::new();
         'pages: while newest_first.len() < MOST {
-            let page = broker.history_before(room.id.clone(), before, 500).await.map_err(|e| e.to_error())?;
+            let page = broker.history_before(room.id.clone(), before, 500).await?;
             let Some(first) = page.first() else { break };
             before = first.seq;
             for stored in page.iter().rev() {
@@ -80,7 +80,7 @@ impl Session {
     /// Message `seq` of `room` as stored, and its annotations.
     pub(super) async fn message_at(&self, room: &Room, seq: Seq) -> Result<(MessageEvent, Annotations), ErrorBody> {
         let broker = self.shared.registry.broker();
-        let found = broker.events_at(room.id.clone(), vec![seq]).await.map_err(|e| e.to_error())?;
+        let found = broker.events_at(room.id.clone(), vec![seq]).await?;
         let event = match found.first().map(|stored| rmp_serde::from_slice::<Event>(&stored.body)) {
             Some(Ok(Event::Message(message))) => message,
             _ => {
@@ -90,14 +90,13 @@ impl Session {
                 ));
             }
         };
-        let rows = broker.annex(room.id.clone(), AnnexTable::Message, vec![seq]).await.map_err(|e| e.to_error())?;
+        let rows = broker.annex(room.id.clone(), AnnexTable::Message, vec![seq]).await?;
         Ok((event, Annotations::read(&rows)))
     }
 
     /// The text message `seq` was posted with.
     pub(super) async fn original_text(&self, room: &Room, seq: Seq) -> Result<hearth_protocol::Text, ErrorBody> {
-        let found =
-            self.shared.registry.broker().events_at(room.id.clone(), vec![seq]).await.map_err(|e| e.to_error())?;
+        let found = self.shared.registry.broker().events_at(room.id.clone(), vec![seq]).await?;
         match found.first().map(|stored| rmp_serde::from_slice::<Event>(&stored.body)) {
             Some(Ok(Event::Message(message))) => Ok(message.text),
             _ => Err(ErrorBody::new(ErrorCode::NoSuchTarget, format!("no message at seq {seq}"))),
@@ -121,13 +120,7 @@ impl Session {
         if targets.is_empty() {
             return Ok(());
         }
-        let rows = self
-            .shared
-            .registry
-            .broker()
-            .annex(room.id.clone(), AnnexTable::Message, targets)
-            .await
-            .map_err(|e| e.to_error())?;
+        let rows = self.shared.registry.broker().annex(room.id.clone(), AnnexTable::Message, targets).await?;
         for event in events.iter_mut() {
             match event {
                 Event::Message(message) => {
@@ -156,7 +149,7 @@ impl Session {
         let more = later.len() > limit;
         let page: Vec<Seq> = later.into_iter().take(limit).collect();
         let broker = self.shared.registry.broker();
-        let stored = broker.events_at(room.id.clone(), page).await.map_err(|e| e.to_error())?;
+        let stored = broker.events_at(room.id.clone(), page).await?;
         let mut events = vec![Event::Message(root)];
         for stored in &stored {
             let event = rmp_serde::from_slice::<Event>(&stored.body)
@@ -166,7 +159,7 @@ impl Session {
         self.overlay(room, &mut events).await?;
         // Replies of 8 KiB of control characters are 48 KiB each in JSON.
         let more = fit_in_frame(self.conn.codec, &mut events) || more;
-        let oldest = broker.oldest(room.id.clone()).await.map_err(|e| e.to_error())?;
+        let oldest = broker.oldest(room.id.clone()).await?;
         Ok(HistoryPage { room: room.id.clone(), epoch: room.position().epoch, events, more, oldest })
     }
 
@@ -192,9 +185,8 @@ impl Session {
                 broker.history_before(room.id.clone(), before, limit + 1).await
             }
         };
-        let mut stored: Vec<_> =
-            fetched.map_err(|e| e.to_error())?.into_iter().filter(|e| e.seq <= position.seq).collect();
-        let oldest = broker.oldest(room.id.clone()).await.map_err(|e| e.to_error())?;
+        let mut stored: Vec<_> = fetched?.into_iter().filter(|e| e.seq <= position.seq).collect();
+        let oldest = broker.oldest(room.id.clone()).await?;
         let mut more = stored.len() > limit;
         if more {
             if after.is_some() {

@@ -28,7 +28,7 @@ impl Handle for JoinRequests {
         let args = self;
         let (user, now) = session.caller();
         let room = session.current_room(&args.room).await?;
-        let mut requests = room.decide(|s| s.join_requests(&user, now))?;
+        let mut requests = room.check(|s| s.join_requests(&user, now))?;
         let more = fit_in_frame(session.conn.codec, &mut requests);
         session.reply(id, &JoinRequestList { requests, more }).await;
         Ok(())
@@ -87,7 +87,7 @@ impl Handle for HeldPosts {
         let args = self;
         let (user, now) = session.caller();
         let room = session.member_room(&args.room).await?;
-        let mut held = room.decide(|s| s.held_posts(&user, now))?;
+        let mut held = room.check(|s| s.held_posts(&user, now))?;
         let more = fit_in_frame(session.conn.codec, &mut held);
         session.reply(id, &HeldList { held, more }).await;
         Ok(())

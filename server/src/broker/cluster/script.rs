@@ -16,7 +16,7 @@ use super::keys::row_field;
 use super::reply::{Reply, corrupt, encode_pin, parse_member, parse_record, rank, role_of_rank, stream_events};
 use super::{SEQ_SENTINEL, Shared, TS_SENTINEL};
 use crate::broker::{BrokerError, Published, Receipt};
-use crate::room::{self, AnnexTable, Change, Draft, Rejection, Requires, RoomRecord, Row, RowTable};
+use crate::room::{self, AnnexTable, Change, Draft, Refusal, Requires, RoomRecord, Row, RowTable, Term};
 use crate::store::{RoomListing, RoomLoad, StoredEvent};
 
 pub(super) struct Scripts {
@@ -164,26 +164,28 @@ impl Shared {
                 self.check_room(&room, true).await;
                 Err(BrokerError::Stale { room, epoch: Epoch(current) })
             }
-            "not_member" => Err(rejected(Rejection::NotMember)),
-            "already_member" => Err(rejected(Rejection::AlreadyMember)),
-            "full" => Err(rejected(Rejection::RoomFull { cap: reply.number()? as u32 })),
-            "pins_full" => Err(rejected(Rejection::PinsFull { max: reply.number()? as usize })),
-            "banned" => Err(rejected(Rejection::Banned)),
-            "muted" => Err(rejected(Rejection::Muted)),
-            "slow" => Err(rejected(Rejection::SlowMode { retry_ms: reply.number()? })),
-            "rules_changed" => Err(rejected(Rejection::RulesChanged)),
-            "invalid_invite" => Err(rejected(Rejection::InvalidInvite)),
-            "no_request" => Err(rejected(Rejection::NoRequest)),
-            "requests_full" => Err(rejected(Rejection::RequestsFull { max: reply.number()? as usize })),
+            "not_member" => Err(rejected(Refusal::NotMember)),
+            "already_member" => Err(rejected(Refusal::AlreadyMember)),
+            "full" => Err(rejected(Refusal::RoomFull { cap: reply.number()? as u32 })),
+            "pins_full" => Err(rejected(Refusal::PinsFull { max: reply.number()? as usize })),
+            "banned" => Err(rejected(Refusal::Banned(Term::Unsaid))),
+            "muted" => Err(rejected(Refusal::Muted(Term::Unsaid))),
+            "slow" => {
+                Err(rejected(Refusal::SlowMode { retry_ms: reply.number()?, every_secs: None, probation: false }))
+            }
+            "rules_changed" => Err(rejected(Refusal::RulesChanged)),
+            "invalid_invite" => Err(rejected(Refusal::InvalidInvite)),
+            "no_request" => Err(rejected(Refusal::NoRequest { user: None })),
+            "requests_full" => Err(rejected(Refusal::RequestsFull { max: reply.number()? as usize })),
             "outranked" => {
                 let held = role_of_rank(reply.number()? as u8).unwrap_or(Role::Member);
                 let target = role_of_rank(reply.number()? as u8).unwrap_or(Role::Owner);
-                Err(rejected(Rejection::Outranked { held, target }))
+                Err(rejected(Refusal::Outranked { held, target }))
             }
             "forbidden" => {
                 let least = role_of_rank(reply.number()? as u8).unwrap_or(Role::Owner);
                 let held = role_of_rank(reply.number()? as u8).unwrap_or(Role::Member);
-                Err(rejected(Rejection::Forbidden { least, held }))
+                Err(rejected(Refusal::Forbidden { least, held, action: None }))
             }
             other => Err(corrupt("order script reply", other)),
         }
