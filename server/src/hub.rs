@@ -9,6 +9,9 @@
 //!
 //! Sharded (`DashMap`) by user, so connections of different users rarely meet on
 //! a lock; nothing here is on the message hot path.
+//!
+//! `Conn::rooms` and the user shards are leaves of the lock order
+//! (ARCHITECTURE.md, "Locks and their order").
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};

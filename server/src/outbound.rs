@@ -8,6 +8,9 @@
 //! with one write; until the kernel has the bytes they still count against the
 //! bound, so a connection that stops reading holds at most the bound, replies and
 //! replayed history included.
+//!
+//! The queue's lock is a leaf (ARCHITECTURE.md, "Locks and their order"):
+//! taken under a room's lock by fan-out, it never takes another.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;

@@ -11,6 +11,11 @@
 //! starts a repair that reads the missing events from the broker's history, or,
 //! where that history is gone, tells the room's receivers `truncated` and reloads
 //! the room's state — never a silent hole.
+//!
+//! Lock order (ARCHITECTURE.md, "Locks and their order"): a sequencer (an
+//! inline delivery), then a room, then a connection's queue or room list. A
+//! decision under the room's lock only drafts; the order is asked after it is
+//! let go.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};

@@ -17,6 +17,10 @@
 //! to, and dropped once nothing is in flight and the room has left memory
 //! (`unsubscribe`) or gone unused for the idle time, so memory follows the active
 //! rooms.
+//!
+//! Lock order (ARCHITECTURE.md, "Locks and their order"): `creating`, then the
+//! sequencers' map, then a sequencer, then — delivering inline — a room; a
+//! room's lock is never held while a sequencer's is taken.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};

@@ -300,7 +300,10 @@ fn restoring_what_the_store_keeps_gives_the_applied_state() {
     assert_eq!(restored, expected);
 }
 
-/// A request some user makes, for the property below.
+/// A request some user makes, for the property below: the membership and
+/// timeline kinds, and the community tools' (roles, bans, mutes, kicks, the
+/// room's visibility, join requests and their decisions, invites) — with time
+/// passing between them, so timed roles, bans, mutes and invites end.
 #[derive(Debug, Clone)]
 enum Request {
     Join(u8),
@@ -309,54 +312,125 @@ enum Request {
     Pin(u8, Option<u8>),
     Unpin(u8, u8),
     Cap(u8),
+    SetRole(u8, u8, u8, Option<u8>),
+    Ban(u8, u8, Option<u8>),
+    Unban(u8, u8),
+    Mute(u8, u8, u8),
+    Unmute(u8, u8),
+    Kick(u8, u8),
+    Visibility(u8, u8),
+    AskToJoin(u8),
+    Decide(u8, u8, bool),
+    CreateInvite(u8, u8, Option<u8>),
+    JoinInvited(u8, u8),
+    RevokeInvite(u8, u8),
+    /// Seconds pass.
+    Wait(u8),
 }
 
 fn requests() -> impl Strategy<Value = Vec<Request>> {
+    let user = || 0..6u8;
+    // Mostly the owner acts, so the tools are used, not only refused.
+    let actor = || prop_oneof![2 => Just(0u8), 1 => 1..6u8];
     let request = prop_oneof![
-        (0..6u8).prop_map(Request::Join),
-        (0..6u8).prop_map(Request::Leave),
-        (0..6u8).prop_map(Request::Send),
-        (0..6u8, proptest::option::of(0..2u8)).prop_map(|(u, t)| Request::Pin(u, t)),
-        (0..6u8, 0..40u8).prop_map(|(u, p)| Request::Unpin(u, p)),
-        (1..6u8).prop_map(Request::Cap),
+        3 => user().prop_map(Request::Join),
+        1 => user().prop_map(Request::Leave),
+        1 => user().prop_map(Request::Send),
+        1 => (user(), proptest::option::of(0..2u8)).prop_map(|(u, t)| Request::Pin(u, t)),
+        1 => (user(), 0..40u8).prop_map(|(u, p)| Request::Unpin(u, p)),
+        1 => (1..6u8).prop_map(Request::Cap),
+        1 => (actor(), user(), 0..4u8, proptest::option::of(1..30u8)).prop_map(|(a, u, r, t)| Request::SetRole(a, u, r, t)),
+        1 => (actor(), user(), proptest::option::of(1..30u8)).prop_map(|(a, u, d)| Request::Ban(a, u, d)),
+        1 => (actor(), user()).prop_map(|(a, u)| Request::Unban(a, u)),
+        1 => (actor(), user(), 1..30u8).prop_map(|(a, u, d)| Request::Mute(a, u, d)),
+        1 => (actor(), user()).prop_map(|(a, u)| Request::Unmute(a, u)),
+        1 => (actor(), user()).prop_map(|(a, u)| Request::Kick(a, u)),
+        1 => (actor(), 0..3u8).prop_map(|(a, v)| Request::Visibility(a, v)),
+        1 => user().prop_map(Request::AskToJoin),
+        1 => (actor(), user(), any::<bool>()).prop_map(|(a, u, yes)| Request::Decide(a, u, yes)),
+        1 => (actor(), 0..3u8, proptest::option::of(1..3u8)).prop_map(|(a, c, n)| Request::CreateInvite(a, c, n)),
+        1 => (user(), 0..3u8).prop_map(|(u, c)| Request::JoinInvited(u, c)),
+        1 => (actor(), 0..3u8).prop_map(|(a, c)| Request::RevokeInvite(a, c)),
+        1 => (1..40u8).prop_map(Request::Wait),
     ];
-    proptest::collection::vec(request, 0..60)
+    proptest::collection::vec(request, 0..120)
 }
 
 fn member_name(n: u8) -> UserId {
     if n == 0 { user("ada") } else { user(&format!("m{n}")) }
 }
 
+const ROLES: [Role; 4] = [Role::Member, Role::Welcomer, Role::Moderator, Role::Owner];
+
+impl Order {
+    /// What the room decides for `request` now, if it drafts an event.
+    fn decide(&mut self, request: Request) -> Option<Draft> {
+        let who = member_name;
+        let now = self.now;
+        let s = &self.state;
+        let reason = ShortText::default;
+        let code = |c: u8| format!("code-{c}");
+        let decided = match request {
+            Request::Join(u) => s.decide_join(&who(u), None, now).transpose()?,
+            Request::Leave(u) => s.decide_leave(&who(u)),
+            Request::Send(u) => s.decide_send(&who(u), message("x", None), now),
+            Request::Pin(u, title) => {
+                let title = title.map(|t| ShortText::new(format!("t{t}")).unwrap());
+                s.decide_pin(&who(u), None, Note::new("n").unwrap(), title, None, 20, now)
+            }
+            Request::Unpin(u, pin) => s.decide_unpin(&who(u), PinId(u64::from(pin)), now),
+            Request::Cap(cap) => {
+                let settings = RoomSettings { cap: Some(u32::from(cap)), ..Default::default() };
+                s.decide_set_room(&user("ada"), settings, now)
+            }
+            Request::SetRole(a, u, role, secs) => {
+                let expires_at = secs.map(|t| Millis(now.0 + u64::from(t) * 1000));
+                let role = ROLES[usize::from(role)];
+                let args =
+                    hearth_protocol::ops::SetRole { room: room_id(), user: who(u), role, expires_at, title: None };
+                s.decide_set_role(&who(a), args, now)
+            }
+            Request::Ban(a, u, secs) => s.decide_ban(&who(a), &who(u), reason(), secs.map(u32::from), now),
+            Request::Unban(a, u) => s.decide_unban(&who(a), &who(u), now),
+            Request::Mute(a, u, secs) => s.decide_mute(&who(a), &who(u), u32::from(secs), reason(), now),
+            Request::Unmute(a, u) => s.decide_unmute(&who(a), &who(u), now),
+            Request::Kick(a, u) => s.decide_kick(&who(a), &who(u), reason(), now),
+            Request::Visibility(a, v) => {
+                let visibility = [Visibility::Open, Visibility::Approval, Visibility::InviteOnly][usize::from(v)];
+                let settings = RoomSettings { visibility: Some(visibility), ..Default::default() };
+                s.decide_set_room(&who(a), settings, now)
+            }
+            Request::AskToJoin(u) => s.decide_request_join(&who(u), Note::new("me").unwrap(), now),
+            Request::Decide(a, u, approve) => {
+                let args =
+                    hearth_protocol::ops::DecideJoin { room: room_id(), user: who(u), approve, reason: reason() };
+                s.decide_on_request(&who(a), args, now)
+            }
+            Request::CreateInvite(a, c, uses) => {
+                s.decide_create_invite(&who(a), rows::invite_id(&code(c)), Some(20), uses.map(u32::from), now)
+            }
+            Request::JoinInvited(u, c) => s.decide_join_invited(&who(u), &code(c), now).transpose()?,
+            Request::RevokeInvite(a, c) => s.decide_revoke_invite(&who(a), &code(c), now),
+            Request::Wait(secs) => {
+                self.now = Millis(now.0 + u64::from(secs) * 1000);
+                return None;
+            }
+        };
+        decided.ok()
+    }
+}
+
 proptest! {
     /// What a second node relies on: the same events in the same order give the
     /// same state, whatever they are; and the order's gate agrees with the state
-    /// about who is a member, because both follow the same changes.
+    /// about what it re-checks — who is a member, with which role, who is
+    /// banned or muted, whose request is pending, which invites hold — because
+    /// both follow the same changes.
     #[test]
     fn the_same_events_give_the_same_state(requests in requests()) {
         let mut order = Order::new(4);
         for request in requests {
-            let who = |n: u8| member_name(n);
-            let draft = match request {
-                Request::Join(u) => order.state.decide_join(&who(u), None, Millis(0)).ok().flatten(),
-                Request::Leave(u) => order.state.decide_leave(&who(u)).ok(),
-                Request::Send(u) => order.state.decide_send(&who(u), message("x", None), Millis(0)).ok(),
-                Request::Pin(u, title) => order
-                    .state
-                    .decide_pin(&who(u), None, Note::new("n").unwrap(), title.map(|t| ShortText::new(format!("t{t}")).unwrap()), None, 20, Millis(0))
-                    .ok(),
-                Request::Unpin(u, pin) => order.state.decide_unpin(&who(u), PinId(u64::from(pin)), Millis(0)).ok(),
-                Request::Cap(cap) => {
-                    let event = Event::RoomUpdated(hearth_protocol::event::RoomUpdatedEvent {
-                        room: room_id(),
-                        seq: Seq::ZERO,
-                        ts: Millis(0),
-                        from: user("ada"),
-                        settings: RoomSettings { cap: Some(u32::from(cap)), ..Default::default() },
-                    });
-                    Some(Draft { event, requires: Requires::RoleAtLeast(user("ada"), Role::Owner), cmid: None })
-                }
-            };
-            if let Some(draft) = draft {
+            if let Some(draft) = order.decide(request) {
                 let _ = order.publish(draft);
             }
         }
@@ -365,9 +439,34 @@ proptest! {
             replica.apply(event).unwrap();
         }
         prop_assert_eq!(&replica, &order.state);
+        let (state, gate, now) = (&order.state, &order.gate, order.now);
         for n in 0..6 {
-            let member = Requires::Member(member_name(n));
-            prop_assert_eq!(order.gate.check(&member, Millis(0)).is_ok(), order.state.members.contains_key(&member_name(n)));
+            let who = member_name(n);
+            let member = state.members.contains_key(&who);
+            prop_assert_eq!(gate.check(&Requires::Member(who.clone()), now).is_ok(), member);
+            for least in ROLES {
+                let holds = state.role_of(&who, now).is_some_and(|held| held >= least);
+                prop_assert_eq!(gate.check(&Requires::RoleAtLeast(who.clone(), least), now).is_ok(), holds, "{} {:?}", who, least);
+            }
+            let banned = state.rows.bans.get(&who).is_some_and(|b| b.holds(now));
+            let asks = gate.check(&Requires::Request { user: who.clone(), max: usize::MAX }, now);
+            prop_assert_eq!(matches!(asks, Err(Refusal::Banned(_))), banned && !member);
+            if member {
+                let muted = state.rows.mutes.get(&who).is_some_and(|m| m.holds(now));
+                let posts = gate.check(&Requires::Post { user: who.clone(), slow_ms: 0, rules: None }, now);
+                prop_assert_eq!(matches!(posts, Err(Refusal::Muted(_))), muted);
+            }
+            let pending = state.rows.requests.contains_key(&who);
+            let decides = gate.check(&Requires::Decide { actor: user("ada"), user: who.clone() }, now);
+            prop_assert_eq!(decides.is_ok(), pending);
+        }
+        let stranger = user("zz");
+        let room_for_one = state.members.len() < state.record.cap as usize;
+        for c in 0..3u8 {
+            let id = rows::invite_id(&format!("code-{c}"));
+            let valid = state.rows.invites.get(&id).is_some_and(|i| i.valid(now));
+            let admitted = gate.check(&Requires::AdmitInvite { user: stranger.clone(), invite: id }, now);
+            prop_assert_eq!(admitted.is_ok(), valid && room_for_one);
         }
     }
 }
