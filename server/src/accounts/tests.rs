@@ -10,6 +10,7 @@ use hearth_protocol::Millis;
 
 use super::local::LocalAccounts;
 use super::*;
+use crate::auth::AuthError;
 use crate::clock::ManualClock;
 
 const START: Millis = Millis(1_800_000_000_000);

@@ -1,0 +1,79 @@
+//! `hearth-server accounts ...`: an operator's calls to a running server's
+//! admin endpoints (PROTOCOL.md, "Operator endpoints"), with a token minted
+//! from the server's secret.
+
+use super::*;
+
+/// Runs one `hearth-server accounts` command against the server at `server`.
+pub(crate) async fn accounts_command(server: SocketAddr, secret: &Secret, action: &AccountsAction) -> Result<()> {
+    let operator = UserId::new("operator").expect("a valid name");
+    let token = auth::mint_with(secret, &operator, Duration::from_secs(60), auth::TokenKind::Admin, None);
+    let (method, path, body) = match action {
+        AccountsAction::Invite { uses, valid_for } => {
+            ("POST", "/admin/invites", serde_json::json!({ "uses": uses, "valid_for_secs": valid_for.as_secs() }))
+        }
+        AccountsAction::Disable { name, reason } => {
+            ("POST", "/admin/accounts/disable", serde_json::json!({ "name": name, "reason": reason }))
+        }
+        AccountsAction::Enable { name } => ("POST", "/admin/accounts/enable", serde_json::json!({ "name": name })),
+        AccountsAction::List => ("GET", "/admin/accounts", serde_json::json!({})),
+    };
+    let (status, answer) = http_json(server, method, path, &token, &body)
+        .await
+        .with_context(|| format!("asking the server at {server} (is it running? pick it with --server ADDR)"))?;
+    if !(200..300).contains(&status) {
+        let message = answer["message"].as_str().unwrap_or("no reason given");
+        bail!("the server refused ({status}): {message}");
+    }
+    match action {
+        AccountsAction::Invite { .. } => {
+            println!("{}", answer["code"].as_str().unwrap_or_default());
+            eprintln!(
+                "an invite for {} registration(s), valid until {} (Unix ms); give it with `hearth register --invite CODE`",
+                answer["uses"], answer["expires_at"]
+            );
+        }
+        AccountsAction::Disable { name, .. } => println!("disabled {name}; its connections were closed"),
+        AccountsAction::Enable { name } => println!("enabled {name}; it can log in again"),
+        AccountsAction::List => {
+            for account in answer["accounts"].as_array().into_iter().flatten() {
+                let state = match account["disabled"].as_str() {
+                    Some(why) => format!("disabled: {why}"),
+                    None => "enabled".into(),
+                };
+                println!("{:<32} {state}", account["name"].as_str().unwrap_or_default());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One plain HTTP/1.1 request with a JSON body, and the JSON answer.
+async fn http_json(
+    server: SocketAddr,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: &serde_json::Value,
+) -> Result<(u16, serde_json::Value)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(server).await?;
+        let body = body.to_string();
+        let request = format!(
+            "{method} {path} HTTP/1.1\r\nhost: {server}\r\nauthorization: Bearer {token}\r\n\
+             content-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        stream.write_all(request.as_bytes()).await?;
+        let mut response = Vec::new();
+        stream.take(1024 * 1024).read_to_end(&mut response).await?;
+        Ok::<_, std::io::Error>(response)
+    };
+    let response = tokio::time::timeout(Duration::from_secs(30), exchange).await.context("no answer in 30 s")??;
+    let text = String::from_utf8_lossy(&response);
+    let (head, body) = text.split_once("\r\n\r\n").context("not an HTTP answer")?;
+    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).context("no HTTP status")?;
+    let json = serde_json::from_str(body).with_context(|| format!("the server answered {status}: {}", body.trim()))?;
+    Ok((status, json))
+}
