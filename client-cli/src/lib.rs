@@ -8,5 +8,6 @@ mod client;
 pub mod profile;
 pub mod render;
 pub mod tui;
+pub mod words;
 
 pub use client::{Client, ClientError, CloseInfo, Options, tls_connector};

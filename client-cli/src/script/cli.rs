@@ -157,7 +157,7 @@ pub(crate) enum Command {
     Invite {
         room: RoomId,
         /// How long it is valid, e.g. 7d [default: a week].
-        #[arg(long, value_parser = humantime::parse_duration)]
+        #[arg(long, value_parser = hearth_cli::words::duration_flag)]
         valid_for: Option<Duration>,
         /// How many may join with it [default: any number].
         #[arg(long)]
@@ -177,7 +177,7 @@ pub(crate) enum Command {
         #[arg(value_enum)]
         role: RoleArg,
         /// For this long only, e.g. 7d.
-        #[arg(long, value_parser = humantime::parse_duration)]
+        #[arg(long, value_parser = hearth_cli::words::duration_flag)]
         r#for: Option<Duration>,
         /// A title shown beside the name ("topic lead"); "" removes it.
         #[arg(long)]
@@ -198,7 +198,7 @@ pub(crate) enum Command {
         user: String,
         #[arg(long, default_value = "")]
         reason: String,
-        #[arg(long, value_parser = humantime::parse_duration)]
+        #[arg(long, value_parser = hearth_cli::words::duration_flag)]
         r#for: Option<Duration>,
     },
     /// Lift a ban.
@@ -212,7 +212,7 @@ pub(crate) enum Command {
         #[arg(long)]
         room: RoomId,
         user: String,
-        #[arg(long, value_parser = humantime::parse_duration)]
+        #[arg(long, value_parser = hearth_cli::words::duration_flag)]
         r#for: Duration,
         #[arg(long, default_value = "")]
         reason: String,
@@ -245,7 +245,7 @@ pub(crate) enum Command {
         rules_ack: Option<bool>,
         /// How long new members stay on probation (links held for a look,
         /// stricter slow mode), e.g. 3d; 0s turns it off.
-        #[arg(long, value_parser = humantime::parse_duration)]
+        #[arg(long, value_parser = hearth_cli::words::duration_flag)]
         probation: Option<Duration>,
         /// Or until their Nth post (within their first week); 0 turns it off.
         #[arg(long)]
@@ -301,7 +301,7 @@ pub(crate) enum Command {
         room: RoomId,
         text: String,
         /// When, from now, e.g. 2h or 3d.
-        #[arg(long = "in", value_parser = humantime::parse_duration)]
+        #[arg(long = "in", value_parser = hearth_cli::words::duration_flag)]
         after: Duration,
         #[arg(long)]
         weekly: bool,

@@ -1,7 +1,14 @@
 //! The input line's grammar: every slash command, what it takes, and the
 //! actions it makes; completion of commands, rooms and names.
 
+use std::time::Duration;
+
 use hearth_protocol::{PinId, RoomId, Seq};
+
+use crate::words;
+
+/// The customary unit of `/mute` and `/prompt`: a plain number is minutes.
+const MINUTE: Duration = Duration::from_secs(60);
 
 use super::*;
 
@@ -30,16 +37,19 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ("/kick", "USER [REASON] — remove USER (moderators)"),
     ("/ban", "USER [REASON] — remove USER and keep them out (moderators)"),
     ("/unban", "USER — lift a ban (moderators)"),
-    ("/mute", "USER MINUTES [REASON] — stop USER posting for a while (moderators)"),
+    ("/mute", "USER TIME [REASON] — stop USER posting for TIME (10m, 2h; a number is minutes) (moderators)"),
     ("/held", "— newcomers' posts held for a look (welcomers)"),
     ("/release", "USER — post USER's oldest held message in their name (welcomers)"),
     ("/drop", "USER [REASON] — drop USER's oldest held message (welcomers)"),
     ("/unmute", "USER — lift a mute (moderators)"),
-    ("/slowmode", "SECS — seconds between one member's messages, 0 off (moderators)"),
+    ("/slowmode", "TIME — between one member's messages (30s, 2m; a number is seconds; 0 off) (moderators)"),
     ("/topic", "TEXT — set the room's topic (moderators)"),
     ("/modlog", "— the moderation log (moderators)"),
     ("/stats", "— the room's health, last 7 and 30 days (moderators)"),
-    ("/prompt", "MINUTES TEXT — the server posts TEXT then (moderators; weekly: hearth prompt --weekly)"),
+    (
+        "/prompt",
+        "TIME TEXT — the server posts TEXT in TIME (2h, 1d; a number is minutes) (moderators; weekly: hearth prompt --weekly)",
+    ),
     ("/members", "— show the members (F3)"),
     ("/help", "— keys and commands (F1)"),
     ("/quit", "— leave the UI (Ctrl-C)"),
@@ -285,12 +295,12 @@ impl App {
             }
             "/stats" => Ok(Action::Stats(room)),
             "/prompt" => {
-                let minutes: u64 = word()?.parse().map_err(|_| usage())?;
+                let after = words::duration(word()?, Some(MINUTE))?;
                 let text = Text::new(tail(1)).map_err(|e| e.to_string())?;
                 let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-                let at = hearth_protocol::Millis(now.as_millis() as u64 + minutes * 60_000);
+                let at = hearth_protocol::Millis((now + after).as_millis() as u64);
                 request(
-                    format!("prompt scheduled in {minutes} min"),
+                    format!("prompt scheduled in {}", words::say(after)),
                     SchedulePrompt { room, text, at, weekly: false }.into(),
                 )
             }
@@ -333,19 +343,26 @@ impl App {
             }
             "/mute" => {
                 let who = user(word()?)?;
-                let minutes: u32 = word()?.parse().map_err(|_| usage())?;
+                let time = words::duration(word()?, Some(MINUTE))?;
                 let reason = short(tail(2))?;
-                let op = Mute { room, user: who.clone(), duration_secs: minutes.saturating_mul(60), reason };
-                request(format!("muted {who} for {minutes} min"), op.into())
+                let duration_secs = u32::try_from(time.as_secs()).unwrap_or(u32::MAX);
+                let op = Mute { room, user: who.clone(), duration_secs, reason };
+                request(format!("muted {who} for {}", words::say(time)), op.into())
             }
             "/unmute" => {
                 let who = user(word()?)?;
                 request(format!("unmuted {who}"), Unmute { room, user: who }.into())
             }
             "/slowmode" => {
-                let secs: u32 = word()?.parse().map_err(|_| usage())?;
+                let every = words::duration(word()?, Some(Duration::from_secs(1)))?;
+                let secs = u32::try_from(every.as_secs()).unwrap_or(u32::MAX);
                 let settings = RoomSettings { slow_mode_secs: Some(secs), ..RoomSettings::default() };
-                request(format!("slow mode {secs} s"), SetRoom { room, settings }.into())
+                let said = if secs == 0 {
+                    "slow mode off".to_string()
+                } else {
+                    format!("slow mode: one message every {}", words::say(every))
+                };
+                request(said, SetRoom { room, settings }.into())
             }
             "/topic" => {
                 let settings = RoomSettings { topic: Some(short(rest.to_string())?), ..RoomSettings::default() };

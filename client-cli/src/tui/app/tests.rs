@@ -309,7 +309,19 @@ fn the_input_line_sends_runs_commands_and_completes() {
         "{react:?}"
     );
     assert!(typed(&mut app, "/mute cy").is_empty());
-    assert!(app.status.as_deref().unwrap().starts_with("/mute USER MINUTES"), "{:?}", app.status);
+    assert!(app.status.as_deref().unwrap().starts_with("/mute USER TIME"), "{:?}", app.status);
+    // A length of time reads as in script mode (`--for 2h`), or a plain number
+    // in the command's own unit (minutes for /mute).
+    for (typed_time, secs, said) in [("2h", 7200, "muted cy for 2h"), ("10", 600, "muted cy for 10m")] {
+        let mute = typed(&mut app, &format!("/mute cy {typed_time} flooding"));
+        assert!(
+            matches!(&mute[..], [Action::Request { what, op: hearth_protocol::Op::Mute(m) }]
+                if m.duration_secs == secs && m.reason.as_str() == "flooding" && what == said),
+            "{mute:?}"
+        );
+    }
+    assert!(typed(&mut app, "/mute cy soon").is_empty());
+    assert!(app.status.as_deref().unwrap().contains("not a length of time"), "{:?}", app.status);
     let prompt = typed(&mut app, "/prompt 30 Weekly roll?");
     assert!(
         matches!(&prompt[..], [Action::Request { op: hearth_protocol::Op::SchedulePrompt(p), .. }] if p.text.as_str() == "Weekly roll?"),
