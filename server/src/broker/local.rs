@@ -208,7 +208,13 @@ impl LocalBroker {
         call: impl FnOnce(&dyn Store) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, BrokerError> {
         let store = self.store.clone();
-        tokio::task::spawn_blocking(move || call(&*store)).await.map_err(|_| BrokerError::Stopping)?.map_err(Into::into)
+        let result = tokio::task::spawn_blocking(move || call(&*store)).await.map_err(|_| BrokerError::Stopping)?;
+        // Logged here, where the detail is: the client is told only that
+        // storage failed (`refusals`).
+        result.map_err(|error| {
+            tracing::error!(%error, "a store call failed");
+            BrokerError::from(error)
+        })
     }
 
     /// The room's sequencer, loaded from the store on first use.
