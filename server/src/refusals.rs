@@ -199,6 +199,26 @@ pub fn forbidden(room: &RoomId, least: Role, held: Role, action: Action) -> Erro
     refused(room, &Refusal::Forbidden { least, held, action: Some(action) })
 }
 
+/// Room `room` already has `max` connections receiving it on this node.
+pub fn receivers_full(room: &RoomId, max: usize) -> ErrorBody {
+    ErrorBody::new(
+        ErrorCode::LimitReached,
+        format!("room {room} has {max} connections receiving it, the most this server allows"),
+    )
+}
+
+/// A join's catch-up could not reach the room's head (history kept moving).
+pub fn catch_up_failed(room: &RoomId) -> ErrorBody {
+    ErrorBody::new(ErrorCode::Overloaded, format!("could not catch up with room {room}; rejoin with since"))
+        .retry_after(1000)
+}
+
+/// This node's copy of `room` did not reach the order in time for a read.
+pub fn still_catching_up(room: &RoomId) -> ErrorBody {
+    ErrorBody::new(ErrorCode::Overloaded, format!("this node is still catching up with room {room}; retry shortly"))
+        .retry_after(500)
+}
+
 impl From<&BrokerError> for ErrorBody {
     fn from(error: &BrokerError) -> ErrorBody {
         match error {

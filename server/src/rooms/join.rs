@@ -9,14 +9,14 @@ use std::sync::Arc;
 use hearth_protocol::codec::encode_reply;
 use hearth_protocol::event::TruncatedEvent;
 use hearth_protocol::ops::{Joined, ResumeMode};
-use hearth_protocol::{Epoch, ErrorBody, ErrorCode, Event, Millis, Position, RequestId, Role, RoomId, Seq};
+use hearth_protocol::{Epoch, ErrorBody, Event, Millis, Position, RequestId, Role, RoomId, Seq};
 
 use super::{PAGE, Room};
 use crate::broker::BrokerError;
 use crate::frames::{Committed, Encoded, TextRole, event_frame, frame_message};
 use crate::hub::Conn;
 use crate::outbound::BurstError;
-use crate::refusals::refused;
+use crate::refusals::{self, refused};
 use crate::room::messages::{Annotations, TextNow};
 use crate::room::rows::VersionAnn;
 use crate::room::{Refusal, RoomState};
@@ -38,13 +38,7 @@ impl Room {
             let mut inner = self.lock();
             let role = inner.state.role_of(&conn.user, now).ok_or_else(|| refused(&self.id, &Refusal::NotMember))?;
             if inner.subscribers.len() >= self.limits.receivers {
-                return Err(ErrorBody::new(
-                    ErrorCode::LimitReached,
-                    format!(
-                        "room {} has {} connections receiving it, the most this server allows",
-                        self.id, self.limits.receivers
-                    ),
-                ));
+                return Err(refusals::receivers_full(&self.id, self.limits.receivers));
             }
             let head = inner.state.head;
             let mode = match since {
@@ -182,8 +176,7 @@ impl Room {
                 after = encoded.seq;
             }
         }
-        Err(ErrorBody::new(ErrorCode::Overloaded, "could not catch up with this room; rejoin with since")
-            .retry_after(1000))
+        Err(refusals::catch_up_failed(&self.id))
     }
 
     /// What became of the text of the messages `page` carries text of — by

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use dashmap::DashMap;
 use hearth_protocol::ops::RoomSummary;
-use hearth_protocol::{ErrorBody, ErrorCode, Event, Position, RoomId, UserId};
+use hearth_protocol::{ErrorBody, Event, Position, RoomId, UserId};
 use tokio::sync::OnceCell;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -192,13 +192,8 @@ impl Registry {
             // Not there by now: the event on its way may have been lost;
             // read what is missing from history instead of waiting for a probe.
             loaded.resync(Some(order), true);
-            tokio::time::timeout(CATCH_UP_WAIT, loaded.wait_for(reached)).await.map_err(|_| {
-                ErrorBody::new(
-                    ErrorCode::Overloaded,
-                    format!("this node is still catching up with room {room}; retry shortly"),
-                )
-                .retry_after(500)
-            })?;
+            let waited = tokio::time::timeout(CATCH_UP_WAIT, loaded.wait_for(reached)).await;
+            waited.map_err(|_| crate::refusals::still_catching_up(room))?;
         }
         Ok(loaded)
     }
