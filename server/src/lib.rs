@@ -30,6 +30,7 @@ pub mod session;
 pub mod store;
 pub mod tls;
 pub mod transport;
+pub mod web;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 
+use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
@@ -34,12 +35,21 @@ pub struct Metered {
     inner: Io,
     meter: ReadMeter,
     limit: usize,
+    /// Bytes read from the socket before it changed hands (what a client
+    /// sent after its upgrade request, read by the HTTP server along with
+    /// it): read again first. Empty almost always.
+    rewound: Bytes,
 }
 
 impl Metered {
     pub fn new(inner: Io, limit: usize) -> (Metered, ReadMeter) {
         let meter = ReadMeter::default();
-        (Metered { inner, meter: meter.clone(), limit }, meter)
+        (Metered { inner, meter: meter.clone(), limit, rewound: Bytes::new() }, meter)
+    }
+
+    /// Has `bytes`, read from the socket already, read again first.
+    pub fn rewind(&mut self, bytes: Bytes) {
+        self.rewound = bytes;
     }
 }
 
@@ -52,6 +62,12 @@ impl AsyncRead for Metered {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         if self.meter.0.load(Ordering::Relaxed) > self.limit {
             return Poll::Ready(Err(io::Error::other(FLOOD)));
+        }
+        if !self.rewound.is_empty() {
+            let n = self.rewound.len().min(buf.remaining());
+            let again = self.rewound.split_to(n);
+            buf.put_slice(&again);
+            return Poll::Ready(Ok(()));
         }
         let before = buf.filled().len();
         let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
@@ -93,7 +109,7 @@ impl AsyncWrite for Metered {
 pub enum Io {
     Plain(TcpStream),
     /// Boxed: TLS state is large, and most deployments terminate TLS elsewhere.
-    Tls(Box<Rewound<tokio_rustls::server::TlsStream<TcpStream>>>),
+    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
 }
 
 impl std::fmt::Debug for Io {
@@ -102,51 +118,6 @@ impl std::fmt::Debug for Io {
             Io::Plain(_) => "Io::Plain",
             Io::Tls(_) => "Io::Tls",
         })
-    }
-}
-
-/// A stream whose first bytes were already read (a TLS connection's request
-/// head, which cannot be peeked at): they are read again first, then dropped.
-pub struct Rewound<S> {
-    prefix: Vec<u8>,
-    at: usize,
-    inner: S,
-}
-
-impl<S> Rewound<S> {
-    pub fn new(inner: S, prefix: Vec<u8>) -> Rewound<S> {
-        Rewound { prefix, at: 0, inner }
-    }
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for Rewound<S> {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        if self.at < self.prefix.len() {
-            let n = (self.prefix.len() - self.at).min(buf.remaining());
-            let at = self.at;
-            buf.put_slice(&self.prefix[at..at + n]);
-            self.at += n;
-            if self.at == self.prefix.len() {
-                self.prefix = Vec::new();
-                self.at = 0;
-            }
-            return Poll::Ready(Ok(()));
-        }
-        Pin::new(&mut self.inner).poll_read(cx, buf)
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for Rewound<S> {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, data)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 

@@ -18,6 +18,8 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_util::sync::CancellationToken;
 
+pub mod browser;
+
 /// Bound on any single wait for a reply or event in these tests.
 pub const WAIT: Duration = Duration::from_secs(20);
 
@@ -430,7 +432,8 @@ pub async fn http(server: &TestServer, request: &str) -> String {
 
 /// `GET path` over plain HTTP: the answer's status code and body.
 pub async fn http_get(server: &TestServer, path: &str) -> (u16, String) {
-    let answer = http(server, &format!("GET {path} HTTP/1.1\r\nHost: hearth\r\n\r\n")).await;
+    // `Connection: close`: the page's files may otherwise keep the connection.
+    let answer = http(server, &format!("GET {path} HTTP/1.1\r\nHost: hearth\r\nConnection: close\r\n\r\n")).await;
     let status = answer.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
     let body = answer.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
     (status, body)

@@ -98,9 +98,12 @@ async fn a_close_started_by_the_client_gets_a_close_frame_back() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plain_http_and_bad_upgrades_get_an_http_answer() {
     let server = TestServer::ephemeral().await;
-    let root = http(&server, "GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    let root = http(&server, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await;
     assert!(root.starts_with("HTTP/1.1 200"), "{root}");
-    assert!(root.contains("Hearth") && root.contains("PROTOCOL.md"), "{root}");
+    assert!(
+        root.contains("Hearth") && root.contains("PROTOCOL.md"),
+        "the page, and what it says without script: {root}"
+    );
     assert!(http(&server, "GET /nothing HTTP/1.1\r\nHost: x\r\n\r\n").await.starts_with("HTTP/1.1 404"));
     let no_key = http(
         &server,

@@ -20,7 +20,10 @@ async fn health_readiness_and_metrics_are_served_on_the_same_port() {
     assert_eq!(http_get(&server, "/readyz").await, (200, "ready\n".to_string()));
     let (status, root) = http_get(&server, "/").await;
     assert_eq!(status, 200);
-    assert!(root.contains("/metrics"), "the root says what is here: {root}");
+    assert!(root.contains("<title>Hearth</title>"), "the root is the web page: {root}");
+    let (status, elsewhere) = http_get(&server, "/nothing-here").await;
+    assert_eq!(status, 404);
+    assert!(elsewhere.contains("/metrics"), "an unknown path says what is here: {elsewhere}");
 
     let (_, before) = http_get(&server, "/metrics").await;
     let delivered_before = sample(&before, "hearth_deliveries_total").unwrap_or(0.0);

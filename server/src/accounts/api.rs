@@ -42,20 +42,22 @@ pub fn serves(path: &str) -> bool {
     path.starts_with("/auth/") || path.starts_with("/admin/")
 }
 
+/// `register`'s body, here and in a browser's sign-in.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Register {
-    name: String,
-    password: String,
+pub(crate) struct Register {
+    pub(crate) name: String,
+    pub(crate) password: String,
     #[serde(default)]
-    invite: Option<String>,
+    pub(crate) invite: Option<String>,
 }
 
+/// `login`'s body, here and in a browser's sign-in.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Login {
-    name: String,
-    password: String,
+pub(crate) struct Login {
+    pub(crate) name: String,
+    pub(crate) password: String,
 }
 
 #[derive(Deserialize)]
@@ -104,7 +106,7 @@ fn a_week() -> u64 {
     7 * 24 * 3600
 }
 
-fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, AccountError> {
+pub(crate) fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, AccountError> {
     serde_json::from_slice(body)
         .map_err(|e| AccountError::BadRequest(format!("the body is not the JSON expected: {e}")))
 }

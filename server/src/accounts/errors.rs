@@ -86,6 +86,18 @@ impl From<StoreFailure> for AccountError {
     }
 }
 
+impl From<Refusal> for AccountError {
+    /// The same refusal where an HTTP endpoint meets it (`/ticket`, a
+    /// browser's sign-in).
+    fn from(refusal: Refusal) -> Self {
+        match refusal {
+            Refusal::Disabled(why) => AccountError::Disabled(why),
+            Refusal::SignedOut(why) => AccountError::SignedOut(why.to_string()),
+            Refusal::Unavailable(detail) => AccountError::Unavailable(detail),
+        }
+    }
+}
+
 /// Why a token may not open or keep a connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {

@@ -250,11 +250,7 @@ impl Accounts {
     /// and how long it is good for: never past the token, and only for an
     /// account that may connect now.
     pub async fn ticket(&self, token: &Verified) -> Result<(String, Duration), AccountError> {
-        self.admit(token).await.map_err(|refusal| match refusal {
-            Refusal::Disabled(why) => AccountError::Disabled(why),
-            Refusal::SignedOut(why) => AccountError::SignedOut(why.to_string()),
-            Refusal::Unavailable(detail) => AccountError::Unavailable(detail),
-        })?;
+        self.admit(token).await?;
         let now = self.now_secs();
         let ttl = TICKET_TTL.min(Duration::from_secs(token.expires.saturating_sub(now)));
         let (ticket, _) = auth::mint_ticket(&self.secret, &token.user, now + ttl.as_secs(), token.generation)

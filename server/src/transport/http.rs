@@ -1,61 +1,66 @@
-//! The plain HTTP the listener answers before (or instead of) a WebSocket
-//! upgrade: reading a request head without consuming it, judging it (an
-//! upgrade to hand over, an operator or account endpoint, or something to
-//! explain), the endpoints' answers, and the bytes of an answer. Written by
-//! hand: a request head and a small JSON body, nothing else.
+//! The plain HTTP the server answers, on hyper: the operator's endpoints
+//! (`/healthz`, `/readyz`, `/metrics`), the accounts' (`/auth/...`,
+//! `/admin/...`), a browser's ticket (`/ticket`) and its CORS preflight, and a
+//! short explanation for anything else. A WebSocket upgrade is handed to
+//! `upgrade`. hyper reads and frames the request (Content-Length or chunked,
+//! a head over 8 KiB answered 431, two lengths that disagree refused); this
+//! module only decides what each request gets.
 
 use std::time::Duration;
 
-use tokio::net::TcpStream;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
 
 use crate::Shared;
 use crate::auth::{self, AuthError};
 
-/// Longest request head the server reads: a browser's upgrade with cookies fits.
-const MAX_REQUEST_HEAD: usize = 8 * 1024;
-
-/// What a new connection turned out to be.
-pub(super) enum Opening {
-    /// A WebSocket upgrade with what tungstenite needs: hand it over.
-    WebSocket,
-    /// Anything else gets a short HTTP answer instead of a closed socket.
-    Answer(HttpAnswer),
-    /// One of the operator's endpoints, answered from the server's state.
-    Endpoint(Endpoint),
-    /// The peer went away before sending a whole request head.
-    Gone,
-}
-
-/// What operators and orchestrators ask over plain HTTP on the same port.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum Endpoint {
-    /// `/healthz`: the process is alive and answering.
-    Health,
-    /// `/readyz`: it can serve: the store has not failed; in cluster mode Redis
-    /// answers.
-    Ready,
-    /// `/metrics`: Prometheus text.
-    Metrics,
-    /// `POST /ticket` with a token: a short-lived, one-use ticket for a
-    /// browser's WebSocket URL (`?ticket=`), so no long-lived token ends up in
-    /// a URL (and in access logs or a console).
-    Ticket { bearer: Option<String>, origin: Option<String> },
-    /// `OPTIONS /ticket` or `/auth/...`: the browser's CORS preflight.
-    Preflight { origin: Option<String> },
-    /// The accounts' endpoints (`accounts::api`), whose JSON body follows
-    /// the `head_bytes` of the request head.
-    Api {
-        method: String,
-        path: String,
-        bearer: Option<String>,
-        origin: Option<String>,
-        head_bytes: usize,
-        content_length: usize,
-    },
-}
+/// An answer's type: a whole body, small and in memory.
+pub(super) type Answer = Response<Full<Bytes>>;
 
 /// Largest body the accounts' endpoints read.
 const MAX_API_BODY: usize = 8 * 1024;
+
+/// What unknown paths say, for someone who typed the address.
+const ABOUT: &str = "This is a Hearth chat server: its web page is at /. It speaks WebSocket here: connect \
+                     with the subprotocol hearth.v1.msgpack or hearth.v1.json and a token (Authorization: Bearer \
+                     TOKEN, or ?token=). The protocol is described in PROTOCOL.md in the Hearth repository. For \
+                     operators: /healthz (alive), /readyz (ready to serve), /metrics (Prometheus).\n";
+
+/// Marks an answer after which the connection may carry another request:
+/// the page's files, which a browser fetches several of in a row.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct KeepAlive;
+
+/// Which port asks: the main one answers everything; the admin port
+/// (`--admin-listen`) only the operator's and the accounts' endpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Port {
+    Main,
+    Admin,
+}
+
+/// A plain-text answer.
+pub(super) fn text(status: StatusCode, body: impl Into<String>) -> Answer {
+    with_type(status, "text/plain; charset=utf-8", body.into())
+}
+
+pub(super) fn json(status: StatusCode, body: String) -> Answer {
+    with_type(status, "application/json", body)
+}
+
+fn with_type(status: StatusCode, content_type: &'static str, body: String) -> Answer {
+    let mut answer = Response::new(Full::new(Bytes::from(body)));
+    *answer.status_mut() = status;
+    answer.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    answer
+}
+
+pub(super) fn status(code: u16) -> StatusCode {
+    StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+}
 
 /// The token of an `Authorization: Bearer TOKEN` value; the scheme is
 /// case-insensitive (RFC 9110).
@@ -64,352 +69,256 @@ pub(super) fn bearer_of(value: &str) -> Option<String> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_string())
 }
 
-/// The reason phrase of the statuses the endpoints answer with.
-fn reason_phrase(status: u16) -> &'static str {
-    match status {
-        200 => "OK",
-        201 => "Created",
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        403 => "Forbidden",
-        404 => "Not Found",
-        409 => "Conflict",
-        413 => "Content Too Large",
-        415 => "Unsupported Media Type",
-        429 => "Too Many Requests",
-        503 => "Service Unavailable",
-        _ => "",
+/// A header's value as text, if present and readable.
+pub(super) fn header_text(request: &Request<Incoming>, name: header::HeaderName) -> Option<&str> {
+    request.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Whether a browser page at `origin` may use this server: a page it serves
+/// itself (`own`: the origin the request was addressed to, from its `Host`),
+/// or one the operator listed exactly (scheme, host and port;
+/// case-insensitive), or any when the list holds `*`.
+pub(super) fn origin_allowed(origin: &str, own: Option<&str>, allowed: &[String]) -> bool {
+    let same = |a: &str| a.trim_end_matches('/').eq_ignore_ascii_case(origin.trim_end_matches('/'));
+    own.is_some_and(same) || allowed.iter().any(|a| a == "*" || same(a))
+}
+
+/// The origin a request was addressed to (`http://HOST` or `https://HOST`,
+/// from its `Host` header): the origin of the pages this server serves.
+pub(super) fn own_origin(request: &Request<Incoming>, tls: bool) -> Option<String> {
+    let host = header_text(request, header::HOST)?;
+    let valid = !host.is_empty() && host.bytes().all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b));
+    valid.then(|| format!("{}://{host}", if tls { "https" } else { "http" }))
+}
+
+/// The origins a request's page may have: its own, and the operator's list.
+pub(super) struct Origins<'a> {
+    pub(super) own: Option<String>,
+    pub(super) allowed: &'a [String],
+}
+
+impl<'a> Origins<'a> {
+    pub(super) fn of(shared: &'a Shared, request: &Request<Incoming>) -> Origins<'a> {
+        Origins { own: own_origin(request, shared.tls.is_some()), allowed: &shared.config.allowed_origins }
+    }
+
+    pub(super) fn allow(&self, origin: &str) -> bool {
+        origin_allowed(origin, self.own.as_deref(), self.allowed)
     }
 }
 
-/// The CORS headers for `origin`, when it is allowed (none otherwise, which
-/// the browser reads as a refusal).
-fn cors(origin: Option<&str>, allowed: &[String]) -> Vec<String> {
-    match origin.filter(|o| origin_allowed(o, allowed)) {
-        Some(origin) => vec![
-            format!("access-control-allow-origin: {origin}"),
-            "access-control-allow-methods: POST".into(),
-            "access-control-allow-headers: authorization, content-type".into(),
-            "vary: origin".into(),
-        ],
-        None => Vec::new(),
+/// The CORS headers for `origin`, when it is allowed and another site (none
+/// otherwise, which the browser reads as a refusal; its own pages need none).
+fn allow_cors(answer: &mut Answer, origin: Option<&str>, origins: &Origins) {
+    let Some(origin) = origin.filter(|o| origins.allow(o)) else { return };
+    let Ok(origin) = HeaderValue::from_str(origin) else { return };
+    let headers = answer.headers_mut();
+    headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+    headers.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("POST"));
+    headers.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("authorization, content-type"));
+    headers.insert(header::VARY, HeaderValue::from_static("origin"));
+}
+
+pub(super) fn no_store(mut answer: Answer) -> Answer {
+    answer.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    answer
+}
+
+/// The answer to a plain HTTP request (not an upgrade) on `port`.
+pub(super) async fn answer(shared: &Shared, port: Port, request: Request<Incoming>) -> Answer {
+    let method = request.method().clone();
+    let path = request.uri().path().to_string();
+    let get = method == Method::GET || method == Method::HEAD;
+    match (port, path.as_str()) {
+        (_, "/healthz") if get => text(StatusCode::OK, "ok\n"),
+        (_, "/readyz") if get => ready(shared).await,
+        (_, "/metrics") if get => metrics(shared),
+        (_, path) if super::signin::serves(path) => super::signin::answer(shared, request).await,
+        (_, path) if crate::accounts::api::serves(path) && method == Method::OPTIONS => preflight(shared, &request),
+        (_, path) if crate::accounts::api::serves(path) => accounts(shared, request).await,
+        (Port::Admin, _) => text(
+            StatusCode::NOT_FOUND,
+            "this is Hearth's admin port: /healthz, /readyz, /metrics, /auth/... and /admin/... only; chat on the main port\n",
+        ),
+        (Port::Main, "/ticket") if method == Method::OPTIONS => preflight(shared, &request),
+        (Port::Main, "/ticket") if method == Method::POST => ticket(shared, &request).await,
+        (Port::Main, path) if get => match crate::web::Site::get().answer(path) {
+            Some(file) => page(file, &request),
+            None => text(StatusCode::NOT_FOUND, format!("nothing here. {ABOUT}")),
+        },
+        (Port::Main, _) => text(StatusCode::BAD_REQUEST, format!("not a WebSocket upgrade. {ABOUT}")),
     }
 }
 
-impl Endpoint {
-    /// The answer; `io` is the connection, for an endpoint that reads a body.
-    pub(super) async fn answer(self, shared: &Shared, io: &mut (impl tokio::io::AsyncRead + Unpin)) -> HttpAnswer {
-        match self {
-            Endpoint::Api { method, path, bearer, origin, head_bytes, content_length } => {
-                use tokio::io::AsyncReadExt as _;
-                // A page on a site the operator did not name never gets to use a
-                // member's password or refresh token here (CSRF), nor the
-                // operator's endpoints.
-                if let Some(origin) = origin.as_deref().filter(|o| !origin_allowed(o, &shared.config.allowed_origins)) {
-                    let message = format!("origin {origin:?} is not allowed here (see --allowed-origins)");
-                    let mut answer = HttpAnswer::new(
-                        403,
-                        "Forbidden",
-                        serde_json::json!({ "error": "forbidden", "message": message }).to_string(),
-                    );
-                    answer.content_type = "application/json";
-                    return answer;
-                }
-                // The head was only looked at (or is read again first): skip it.
-                let mut body = vec![0u8; head_bytes + content_length];
-                if io.read_exact(&mut body).await.is_err() {
-                    return HttpAnswer::new(400, "Bad Request", "the body ended before its Content-Length\n");
-                }
-                let body = &body[head_bytes..];
-                let secret = &shared.config.token_secret;
-                let answer =
-                    crate::accounts::api::answer(&shared.accounts, secret, &method, &path, bearer.as_deref(), body)
-                        .await;
-                let mut http = HttpAnswer::new(answer.status, reason_phrase(answer.status), answer.body);
-                http.content_type = "application/json";
-                http.extra_headers.push("cache-control: no-store".into());
-                if path.starts_with("/auth/") {
-                    http.extra_headers.extend(cors(origin.as_deref(), &shared.config.allowed_origins));
-                }
-                http
-            }
-            Endpoint::Health => HttpAnswer::new(200, "OK", "ok\n"),
-            Endpoint::Ready => {
-                let check = tokio::time::timeout(Duration::from_secs(2), shared.registry.broker().ready()).await;
-                match check {
-                    Ok(Ok(())) => HttpAnswer::new(200, "OK", "ready\n"),
-                    Ok(Err(error)) => HttpAnswer::new(503, "Service Unavailable", format!("not ready: {error}\n")),
-                    Err(_) => {
-                        HttpAnswer::new(503, "Service Unavailable", "not ready: the store did not answer in 2 s\n")
-                    }
-                }
-            }
-            Endpoint::Preflight { origin } => {
-                let mut answer = HttpAnswer::new(204, "No Content", "");
-                answer.extra_headers = cors(origin.as_deref(), &shared.config.allowed_origins);
-                answer
-            }
-            Endpoint::Ticket { bearer, origin } => {
-                if let Some(origin) = origin.as_deref().filter(|o| !origin_allowed(o, &shared.config.allowed_origins)) {
-                    return HttpAnswer::new(
-                        403,
-                        "Forbidden",
-                        format!("origin {origin:?} is not allowed here (see --allowed-origins)\n"),
-                    );
-                }
-                let verified = bearer.ok_or(AuthError::Missing).and_then(|token| {
-                    let now = shared.accounts.now_secs();
-                    auth::verify_kind_at(&shared.config.token_secret, &token, auth::TokenKind::Access, now)
-                });
-                let bought = match verified {
-                    Ok(verified) => shared.accounts.ticket(&verified).await,
-                    Err(error) => Err(error.into()),
-                };
-                let mut answer = match bought {
-                    Ok((ticket, ttl)) => {
-                        let body = format!(r#"{{"ticket":"{ticket}","expires_in_ms":{}}}"#, ttl.as_millis());
-                        let mut answer = HttpAnswer::new(200, "OK", body);
-                        answer.content_type = "application/json";
-                        answer.extra_headers.push("cache-control: no-store".into());
-                        answer
-                    }
-                    Err(error) => {
-                        crate::metrics::get().auth_failures.increment(1);
-                        HttpAnswer::new(error.status(), reason_phrase(error.status()), format!("{error}\n"))
-                    }
-                };
-                answer.extra_headers.extend(cors(origin.as_deref(), &shared.config.allowed_origins));
-                answer
-            }
-            Endpoint::Metrics => {
-                let metrics = crate::metrics::get();
-                metrics.rooms_loaded.set(shared.registry.loaded().len() as f64);
-                match crate::metrics::render() {
-                    Some(text) => {
-                        let mut answer = HttpAnswer::new(200, "OK", text);
-                        answer.content_type = "text/plain; version=0.0.4; charset=utf-8";
-                        answer
-                    }
-                    None => HttpAnswer::new(
-                        500,
-                        "Internal Server Error",
-                        "metrics unavailable: another metrics recorder was installed in this process first\n",
-                    ),
-                }
-            }
-        }
+async fn ready(shared: &Shared) -> Answer {
+    let check = tokio::time::timeout(Duration::from_secs(2), shared.registry.broker().ready()).await;
+    match check {
+        Ok(Ok(())) => text(StatusCode::OK, "ready\n"),
+        Ok(Err(error)) => text(StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {error}\n")),
+        Err(_) => text(StatusCode::SERVICE_UNAVAILABLE, "not ready: the store did not answer in 2 s\n"),
     }
 }
 
-pub(super) struct HttpAnswer {
-    pub(super) status: u16,
-    reason: &'static str,
-    content_type: &'static str,
-    body: String,
-    extra_headers: Vec<String>,
-}
-
-impl HttpAnswer {
-    pub(super) fn new(status: u16, reason: &'static str, body: impl Into<String>) -> HttpAnswer {
-        HttpAnswer {
-            status,
-            reason,
-            content_type: "text/plain; charset=utf-8",
-            body: body.into(),
-            extra_headers: Vec::new(),
-        }
-    }
-
-    pub(super) async fn send(&self, stream: &mut (impl tokio::io::AsyncWrite + Unpin)) -> std::io::Result<()> {
-        use tokio::io::AsyncWriteExt;
-        let extra: String = self.extra_headers.iter().map(|h| format!("{h}\r\n")).collect();
-        let response = format!(
-            "HTTP/1.1 {} {}\r\ncontent-type: {}\r\ncontent-length: {}\r\n{extra}connection: close\r\n\r\n{}",
-            self.status,
-            self.reason,
-            self.content_type,
-            self.body.len(),
-            self.body
-        );
-        stream.write_all(response.as_bytes()).await?;
-        stream.shutdown().await
+fn metrics(shared: &Shared) -> Answer {
+    crate::metrics::get().rooms_loaded.set(shared.registry.loaded().len() as f64);
+    match crate::metrics::render() {
+        Some(text) => with_type(StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", text),
+        None => self::text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "metrics unavailable: another metrics recorder was installed in this process first\n",
+        ),
     }
 }
 
-/// Reads the request head without consuming it (tungstenite reads it again), and
-/// decides whether it is a WebSocket upgrade the handshake can take.
-pub(super) async fn look_at_request(stream: &TcpStream) -> Opening {
-    let mut buf = vec![0u8; MAX_REQUEST_HEAD];
-    let head_len = loop {
-        if stream.readable().await.is_err() {
-            return Opening::Gone;
-        }
-        let seen = match stream.peek(&mut buf).await {
-            Ok(0) | Err(_) => return Opening::Gone,
-            Ok(n) => n,
-        };
-        if let Some(end) = buf[..seen].windows(4).position(|w| w == b"\r\n\r\n") {
-            break end;
-        }
-        if seen == buf.len() {
-            return Opening::Answer(HttpAnswer::new(
-                431,
-                "Request Header Fields Too Large",
-                "the request head is over 8 KiB\n",
-            ));
-        }
-        // Part of the head has arrived; the rest is usually in the next packet.
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+/// `OPTIONS /ticket` or `/auth/...`: the browser's CORS preflight.
+fn preflight(shared: &Shared, request: &Request<Incoming>) -> Answer {
+    let mut answer = text(StatusCode::NO_CONTENT, "");
+    allow_cors(&mut answer, header_text(request, header::ORIGIN), &Origins::of(shared, request));
+    answer
+}
+
+/// `POST /ticket` with a token: a short-lived, one-use ticket for a browser's
+/// WebSocket URL (`?ticket=`), so no long-lived token ends up in a URL (and
+/// in access logs or a console).
+async fn ticket(shared: &Shared, request: &Request<Incoming>) -> Answer {
+    let origin = header_text(request, header::ORIGIN);
+    let origins = Origins::of(shared, request);
+    if let Some(origin) = origin.filter(|o| !origins.allow(o)) {
+        return text(StatusCode::FORBIDDEN, format!("origin {origin:?} is not allowed here (see --allowed-origins)\n"));
+    }
+    let bearer = header_text(request, header::AUTHORIZATION).and_then(bearer_of);
+    let verified = bearer.ok_or(AuthError::Missing).and_then(|token| {
+        let now = shared.accounts.now_secs();
+        auth::verify_kind_at(&shared.config.token_secret, &token, auth::TokenKind::Access, now)
+    });
+    let bought = match verified {
+        Ok(verified) => shared.accounts.ticket(&verified).await,
+        Err(error) => Err(error.into()),
     };
-    judge_request(&String::from_utf8_lossy(&buf[..head_len]), head_len + 4)
-}
-
-/// The answer to a plain HTTP request that is none of the endpoints.
-fn answer_other((method, path): (&str, &str), about: &str) -> HttpAnswer {
-    match (method, path) {
-        ("GET" | "HEAD", "/") => HttpAnswer::new(200, "OK", about),
-        ("GET" | "HEAD", _) => HttpAnswer::new(404, "Not Found", format!("nothing here. {about}")),
-        _ => HttpAnswer::new(400, "Bad Request", format!("not a WebSocket upgrade. {about}")),
-    }
-}
-
-/// Reads a TLS connection's request head (which cannot be peeked at, being
-/// encrypted on the wire): the bytes read, to be read again by the handshake,
-/// and what they are.
-pub(super) async fn read_request_head(stream: &mut (impl tokio::io::AsyncRead + Unpin)) -> Option<(Vec<u8>, Opening)> {
-    use tokio::io::AsyncReadExt;
-    let mut head = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 1024];
-    loop {
-        let n = stream.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            return None;
+    let mut answer = match bought {
+        Ok((ticket, ttl)) => {
+            let body = format!(r#"{{"ticket":"{ticket}","expires_in_ms":{}}}"#, ttl.as_millis());
+            no_store(json(StatusCode::OK, body))
         }
-        head.extend_from_slice(&chunk[..n]);
-        if let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n") {
-            let opening = judge_request(&String::from_utf8_lossy(&head[..end]), end + 4);
-            return Some((head, opening));
+        Err(error) => {
+            crate::metrics::get().auth_failures.increment(1);
+            text(status(error.status()), format!("{error}\n"))
         }
-        if head.len() >= MAX_REQUEST_HEAD {
-            let answer = HttpAnswer::new(431, "Request Header Fields Too Large", "the request head is over 8 KiB\n");
-            return Some((head, Opening::Answer(answer)));
-        }
-    }
-}
-
-/// The answer to a request head (`head_bytes` long with its blank line): hand
-/// over real upgrades, explain everything else.
-fn judge_request(head: &str, head_bytes: usize) -> Opening {
-    let request_line = head.split("\r\n").next().unwrap_or_default();
-    let mut parts = request_line.split_whitespace();
-    let (method, path) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
-    let header = |name: &str| {
-        head.split("\r\n")
-            .skip(1)
-            .filter_map(|l| l.split_once(':'))
-            .find(|(k, _)| k.trim().eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.trim().to_string())
     };
-    let has = |name: &str, token: &str| {
-        header(name).is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
-    };
-    // A body is framed by Content-Length only. Transfer-Encoding beside it, or
-    // two lengths that disagree, is how requests get smuggled past a proxy
-    // that reads them the other way: refused (RFC 9112, 6.1 and 6.3).
-    let mut lengths = head
-        .split("\r\n")
-        .skip(1)
-        .filter_map(|l| l.split_once(':'))
-        .filter(|(k, _)| k.trim().eq_ignore_ascii_case("content-length"))
-        .flat_map(|(_, v)| v.split(','))
-        .map(str::trim);
-    let first_length = lengths.next();
-    if lengths.any(|other| Some(other) != first_length) {
-        return Opening::Answer(HttpAnswer::new(400, "Bad Request", "Content-Length is given twice, differently\n"));
-    }
-    if header("transfer-encoding").is_some() {
-        return Opening::Answer(if first_length.is_some() {
-            HttpAnswer::new(400, "Bad Request", "a request may not carry both Content-Length and Transfer-Encoding\n")
-        } else {
-            HttpAnswer::new(501, "Not Implemented", "Transfer-Encoding is not accepted here; send Content-Length\n")
-        });
-    }
-    if !has("upgrade", "websocket") {
-        let about = "This is a Hearth chat server. It speaks WebSocket here: connect with the subprotocol \
-                     hearth.v1.msgpack or hearth.v1.json and a token (Authorization: Bearer TOKEN, or ?token=). \
-                     The protocol is described in PROTOCOL.md in the Hearth repository. For operators: \
-                     /healthz (alive), /readyz (ready to serve), /metrics (Prometheus).\n";
-        return match (method, path.split('?').next().unwrap_or_default()) {
-            ("GET" | "HEAD", "/healthz") => Opening::Endpoint(Endpoint::Health),
-            ("GET" | "HEAD", "/readyz") => Opening::Endpoint(Endpoint::Ready),
-            ("GET" | "HEAD", "/metrics") => Opening::Endpoint(Endpoint::Metrics),
-            ("POST", "/ticket") => Opening::Endpoint(Endpoint::Ticket {
-                bearer: header("authorization").as_deref().and_then(bearer_of),
-                origin: header("origin"),
-            }),
-            ("OPTIONS", path) if path == "/ticket" || path.starts_with("/auth/") => {
-                Opening::Endpoint(Endpoint::Preflight { origin: header("origin") })
-            }
-            (method, path) if crate::accounts::api::serves(path) => {
-                // JSON only: a form on any site may post text/plain without a
-                // preflight, JSON it may not.
-                let json = header("content-type").is_some_and(|t| {
-                    t.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
-                });
-                if method == "POST" && !json {
-                    let mut answer = HttpAnswer::new(
-                        415,
-                        "Unsupported Media Type",
-                        r#"{"error":"bad_request","message":"send the body as Content-Type: application/json"}"#,
-                    );
-                    answer.content_type = "application/json";
-                    return Opening::Answer(answer);
-                }
-                let content_length = match first_length.map(|v| v.parse::<usize>()) {
-                    None => 0,
-                    Some(Ok(n)) if n <= MAX_API_BODY => n,
-                    Some(Ok(_)) => {
-                        return Opening::Answer(HttpAnswer::new(413, "Content Too Large", "the body is over 8 KiB\n"));
-                    }
-                    Some(Err(_)) => {
-                        return Opening::Answer(HttpAnswer::new(
-                            400,
-                            "Bad Request",
-                            "Content-Length is not a number\n",
-                        ));
-                    }
-                };
-                Opening::Endpoint(Endpoint::Api {
-                    method: method.to_string(),
-                    path: path.to_string(),
-                    bearer: header("authorization").as_deref().and_then(bearer_of),
-                    origin: header("origin"),
-                    head_bytes,
-                    content_length,
-                })
-            }
-            other => Opening::Answer(answer_other(other, about)),
-        };
-    }
-    if method != "GET" {
-        return Opening::Answer(HttpAnswer::new(400, "Bad Request", "a WebSocket upgrade is a GET request\n"));
-    }
-    if !has("connection", "upgrade") {
-        return Opening::Answer(HttpAnswer::new(400, "Bad Request", "a WebSocket upgrade needs Connection: Upgrade\n"));
-    }
-    if header("sec-websocket-key").is_none_or(|k| k.is_empty()) {
-        return Opening::Answer(HttpAnswer::new(400, "Bad Request", "a WebSocket upgrade needs Sec-WebSocket-Key\n"));
-    }
-    if header("sec-websocket-version").as_deref() != Some("13") {
-        let mut answer = HttpAnswer::new(426, "Upgrade Required", "this server speaks WebSocket version 13\n");
-        answer.extra_headers.push("sec-websocket-version: 13".into());
-        return Opening::Answer(answer);
-    }
-    Opening::WebSocket
+    allow_cors(&mut answer, origin, &origins);
+    answer
 }
 
-/// Whether a browser page at `origin` may connect: listed exactly (scheme,
-/// host and port; case-insensitive), or the list holds `*`.
-pub(super) fn origin_allowed(origin: &str, allowed: &[String]) -> bool {
-    allowed.iter().any(|a| a == "*" || a.trim_end_matches('/').eq_ignore_ascii_case(origin.trim_end_matches('/')))
+/// The accounts' endpoints (`accounts::api`): JSON in, JSON out.
+async fn accounts(shared: &Shared, request: Request<Incoming>) -> Answer {
+    let origins = Origins::of(shared, &request);
+    let origin = header_text(&request, header::ORIGIN).map(str::to_string);
+    // A page on a site the operator did not name never gets to use a
+    // member's password or refresh token here (CSRF), nor the operator's
+    // endpoints.
+    if let Some(origin) = origin.as_deref().filter(|o| !origins.allow(o)) {
+        return forbidden_origin(origin);
+    }
+    let (method, path) = (request.method().to_string(), request.uri().path().to_string());
+    let bearer = header_text(&request, header::AUTHORIZATION).and_then(bearer_of);
+    let body = match json_body(request).await {
+        Ok(body) => body,
+        Err(refusal) => return refusal,
+    };
+    let secret = &shared.config.token_secret;
+    let answer = crate::accounts::api::answer(&shared.accounts, secret, &method, &path, bearer.as_deref(), &body).await;
+    let mut http = no_store(json(status(answer.status), answer.body));
+    if path.starts_with("/auth/") {
+        allow_cors(&mut http, origin.as_deref(), &origins);
+    }
+    http
+}
+
+/// `403` for a page at `origin`, which may not use this endpoint.
+pub(super) fn forbidden_origin(origin: &str) -> Answer {
+    let message = format!("origin {origin:?} is not allowed here (see --allowed-origins)");
+    json(StatusCode::FORBIDDEN, serde_json::json!({ "error": "forbidden", "message": message }).to_string())
+}
+
+/// A request's JSON body, at most 8 KiB: or the refusal to answer with.
+/// JSON only: a form on any site may post text/plain without a preflight,
+/// JSON it may not.
+pub(super) async fn json_body(request: Request<Incoming>) -> Result<Bytes, Answer> {
+    let is_json = header_text(&request, header::CONTENT_TYPE)
+        .and_then(|t| t.split(';').next())
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"));
+    if request.method() == Method::POST && !is_json {
+        return Err(json(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            r#"{"error":"bad_request","message":"send the body as Content-Type: application/json"}"#.to_string(),
+        ));
+    }
+    // Refused before reading a byte of it when its length says it is too large.
+    if request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
+        > Some(MAX_API_BODY)
+    {
+        return Err(text(StatusCode::PAYLOAD_TOO_LARGE, "the body is over 8 KiB\n"));
+    }
+    match Limited::new(request.into_body(), MAX_API_BODY).collect().await {
+        Ok(body) => Ok(body.to_bytes()),
+        Err(error) if error.is::<http_body_util::LengthLimitError>() => {
+            Err(text(StatusCode::PAYLOAD_TOO_LARGE, "the body is over 8 KiB\n"))
+        }
+        Err(_) => Err(text(StatusCode::BAD_REQUEST, "the body did not arrive whole\n")),
+    }
+}
+
+/// A file of the web page, with its caching, compression and security
+/// headers; `304` when the browser's copy is current.
+fn page(file: &crate::web::File, request: &Request<Incoming>) -> Answer {
+    let current = header_text(request, header::IF_NONE_MATCH)
+        .is_some_and(|tags| tags.split(',').any(|t| t.trim() == file.etag || t.trim() == "*"));
+    let gzip = file.gzip.as_ref().filter(|_| {
+        header_text(request, header::ACCEPT_ENCODING).is_some_and(|accepts| {
+            accepts.split(',').any(|coding| {
+                let mut parts = coding.split(';');
+                let name = parts.next().unwrap_or("").trim();
+                let refused =
+                    parts.any(|p| matches!(p.trim().replace(' ', "").as_str(), "q=0" | "q=0.0" | "q=0.00" | "q=0.000"));
+                name.eq_ignore_ascii_case("gzip") && !refused
+            })
+        })
+    });
+    let mut answer = match (current, gzip) {
+        (true, _) => Response::new(Full::new(Bytes::new())),
+        (false, Some(gzip)) => Response::new(Full::new(gzip.clone())),
+        (false, None) => Response::new(Full::new(file.plain.clone())),
+    };
+    if current {
+        *answer.status_mut() = StatusCode::NOT_MODIFIED;
+    }
+    let headers = answer.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(file.content_type));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(file.caching.header()));
+    headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    if let Ok(etag) = HeaderValue::from_str(&file.etag) {
+        headers.insert(header::ETAG, etag);
+    }
+    if gzip.is_some() && !current {
+        headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
+    security_headers(&mut answer);
+    answer.extensions_mut().insert(KeepAlive);
+    answer
+}
+
+/// The headers every page answer carries: its policy, no sniffing, no
+/// framing, no referrer to other sites, no access to the machine's sensors.
+pub(super) fn security_headers(answer: &mut Answer) {
+    let headers = answer.headers_mut();
+    headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(crate::web::CONTENT_SECURITY_POLICY));
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers
+        .insert(header::HeaderName::from_static("cross-origin-opener-policy"), HeaderValue::from_static("same-origin"));
+    headers.insert(
+        header::HeaderName::from_static("permissions-policy"),
+        HeaderValue::from_static("camera=(), microphone=(), geolocation=(), payment=()"),
+    );
 }

@@ -1,32 +1,38 @@
-//! The listener: accepts TCP connections, upgrades them to WebSocket with the
-//! protocol's size limits, picks the codec from the subprotocol, checks the token,
-//! and hands the connection to a session. Connection limits and the handshake
-//! timeout live here; nothing here knows about rooms.
+//! The listener: accepts TCP connections, answers their HTTP (the web page,
+//! the operator's and the accounts' endpoints), upgrades them to WebSocket
+//! with the protocol's size limits, picks the codec from the subprotocol,
+//! checks the token, and hands the connection to a session. Connection
+//! limits and the handshake timeout live here; nothing here knows about rooms.
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use dashmap::DashMap;
 use futures_util::{SinkExt, StreamExt};
 use hearth_protocol::{CloseCode, Codec, limits};
+use hyper::Request;
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
-use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode, header};
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::Shared;
 use crate::auth::{self, AuthError};
 use crate::frames::close_message;
-use crate::metered::{Io, Metered, ReadMeter, Rewound};
+use crate::metered::{Io, Metered, ReadMeter};
 use crate::session;
-use http::{Endpoint, HttpAnswer, Opening, bearer_of, look_at_request, origin_allowed, read_request_head};
+use http::{Answer, Port};
+use upgrade::Upgrade;
 
 mod http;
+mod signin;
+mod upgrade;
 
 /// WebSocket settings for server connections: limits from the protocol and small
 /// buffers, because most connections are idle most of the time.
@@ -48,11 +54,11 @@ pub fn websocket_config() -> WebSocketConfig {
 const MAX_REFUSING: usize = 64;
 
 /// Serves the operator endpoints alone (`--admin-listen`): `/healthz`,
-/// `/readyz`, `/metrics`; anything else, WebSocket upgrades included, gets 404.
-/// Until `shutdown` fires.
+/// `/readyz`, `/metrics` and the accounts'; anything else, WebSocket upgrades
+/// included, gets 404. Until `shutdown` fires.
 pub async fn admin_loop(listener: TcpListener, shared: Arc<Shared>, shutdown: CancellationToken) {
     loop {
-        let (mut stream, _) = tokio::select! {
+        let (stream, _) = tokio::select! {
             _ = shutdown.cancelled() => return,
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
@@ -66,21 +72,9 @@ pub async fn admin_loop(listener: TcpListener, shared: Arc<Shared>, shutdown: Ca
         let shared = shared.clone();
         tokio::spawn(async move {
             let deadline = tokio::time::Instant::now() + shared.config.handshake_timeout;
-            let answer = match tokio::time::timeout_at(deadline, look_at_request(&stream)).await {
-                Ok(Opening::Endpoint(
-                    endpoint @ (Endpoint::Health | Endpoint::Ready | Endpoint::Metrics | Endpoint::Api { .. }),
-                )) => match tokio::time::timeout_at(deadline, endpoint.answer(&shared, &mut stream)).await {
-                    Ok(answer) => answer,
-                    Err(_) => return,
-                },
-                Ok(Opening::Gone) | Err(_) => return,
-                Ok(_) => HttpAnswer::new(
-                    404,
-                    "Not Found",
-                    "this is Hearth's admin port: /healthz, /readyz, /metrics, /auth/... and /admin/... only; chat on the main port\n",
-                ),
-            };
-            let _ = tokio::time::timeout_at(deadline, answer.send(&mut stream)).await;
+            let (metered, _) = Metered::new(Io::Plain(stream), usize::MAX);
+            let serve = serve_http(metered, shared, Port::Admin, None);
+            let _ = tokio::time::timeout_at(deadline, serve).await;
         });
     }
 }
@@ -160,12 +154,58 @@ impl Drop for IpSlot {
     }
 }
 
-/// What the upgrade request said.
-struct Upgrade {
-    codec: Codec,
-    token: Option<String>,
-    /// The token came as a one-use `?ticket=`.
-    ticket: bool,
+/// Serves one connection's HTTP: a request answered (`connection: close`,
+/// but for the page's files, after which another may follow), or an upgrade
+/// answered `101` and left in `upgrade` for the caller.
+async fn serve_http(
+    io: Metered,
+    shared: Arc<Shared>,
+    port: Port,
+    upgrade: Option<Arc<Mutex<Option<Upgrade>>>>,
+) -> hyper::Result<()> {
+    let timeout = shared.config.handshake_timeout;
+    let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+        let (shared, upgrade) = (shared.clone(), upgrade.clone());
+        async move { Ok::<_, std::convert::Infallible>(route(&shared, port, request, upgrade.as_deref()).await) }
+    });
+    let connection = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(timeout)
+        // The least hyper takes: a head over 8 KiB is answered 431.
+        .max_buf_size(8 * 1024)
+        // Only the page's files keep the connection (`KeepAlive`): a browser
+        // fetches several in a row; every other answer closes it.
+        .keep_alive(true)
+        .serve_connection(TokioIo::new(io), service)
+        .with_upgrades();
+    connection.await
+}
+
+/// One request's answer: an upgrade's `101` (what it becomes stored in
+/// `upgrade`), or an HTTP answer.
+async fn route(
+    shared: &Shared,
+    port: Port,
+    request: Request<Incoming>,
+    upgrade: Option<&Mutex<Option<Upgrade>>>,
+) -> Answer {
+    let mut answer = match upgrade {
+        Some(slot) if upgrade::asks_for_websocket(&request) => {
+            let origins = http::Origins::of(shared, &request);
+            let (answer, upgraded) = upgrade::answer(request, &origins);
+            *slot.lock().unwrap_or_else(|p| p.into_inner()) = upgraded;
+            if answer.status() == hyper::StatusCode::SWITCHING_PROTOCOLS {
+                return answer;
+            }
+            tracing::debug!(status = answer.status().as_u16(), "an upgrade refused");
+            answer
+        }
+        _ => http::answer(shared, port, request).await,
+    };
+    if answer.extensions().get::<http::KeepAlive>().is_none() {
+        answer.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    answer
 }
 
 async fn handle_connection(
@@ -176,75 +216,68 @@ async fn handle_connection(
     from_ip: IpSlot,
     shutdown: CancellationToken,
 ) {
-    // Everything the handshake may take, the look at the request included.
+    // Everything the handshake may take: TLS, the request, the upgrade.
     let deadline = tokio::time::Instant::now() + shared.config.handshake_timeout;
-    let (mut io, opening) = match &shared.tls {
-        None => {
-            let opening = Box::pin(tokio::time::timeout_at(deadline, look_at_request(&stream))).await;
-            (Io::Plain(stream), opening)
-        }
-        Some(tls) => {
-            let accepted = Box::pin(tokio::time::timeout_at(deadline, tls.acceptor().accept(stream))).await;
-            let mut tls_stream = match accepted {
-                Ok(Ok(tls_stream)) => tls_stream,
-                Ok(Err(error)) => {
-                    tracing::debug!(%peer, %error, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => {
-                    tracing::debug!(%peer, "TLS handshake timed out");
-                    return;
-                }
-            };
-            match Box::pin(tokio::time::timeout_at(deadline, read_request_head(&mut tls_stream))).await {
-                Ok(Some((head, opening))) => (Io::Tls(Box::new(Rewound::new(tls_stream, head))), Ok(opening)),
-                Ok(None) => return,
-                Err(elapsed) => (Io::Tls(Box::new(Rewound::new(tls_stream, Vec::new()))), Err(elapsed)),
+    let io = match &shared.tls {
+        None => Io::Plain(stream),
+        Some(tls) => match Box::pin(tokio::time::timeout_at(deadline, tls.acceptor().accept(stream))).await {
+            Ok(Ok(tls_stream)) => Io::Tls(Box::new(tls_stream)),
+            Ok(Err(error)) => {
+                tracing::debug!(%peer, %error, "TLS handshake failed");
+                return;
             }
-        }
+            Err(_) => {
+                tracing::debug!(%peer, "TLS handshake timed out");
+                return;
+            }
+        },
     };
-    match opening {
-        Ok(Opening::WebSocket) => {}
-        Ok(Opening::Answer(answer)) => {
-            tracing::debug!(%peer, status = answer.status, "not a WebSocket upgrade; answered over HTTP");
-            let _ = Box::pin(tokio::time::timeout_at(deadline, answer.send(&mut io))).await;
+    let (metered, meter) = Metered::new(io, shared.config.limits.bytes_without_message);
+    let slot = Arc::new(Mutex::new(None));
+    // Boxed: hyper's connection state is large and short-lived; a connection
+    // should not carry its space for the rest of its life.
+    let served = Box::pin(serve_http(metered, shared.clone(), Port::Main, Some(slot.clone())));
+    match tokio::time::timeout_at(deadline, served).await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => {
+            tracing::debug!(%peer, %error, "HTTP connection failed");
             return;
         }
-        Ok(Opening::Endpoint(endpoint)) => {
-            let answer = match Box::pin(tokio::time::timeout_at(deadline, endpoint.answer(&shared, &mut io))).await {
-                Ok(answer) => answer,
-                Err(_) => HttpAnswer::new(408, "Request Timeout", "the request did not arrive in time\n"),
-            };
-            let _ = Box::pin(tokio::time::timeout_at(deadline, answer.send(&mut io))).await;
-            return;
-        }
-        Ok(Opening::Gone) => return,
         Err(_) => {
-            tracing::debug!(%peer, "no complete request before the handshake deadline");
+            tracing::debug!(%peer, "no complete request and answer before the handshake deadline");
             return;
         }
     }
-    let (metered, meter) = Metered::new(io, shared.config.limits.bytes_without_message);
-    let mut upgrade = None;
-    let origins = &shared.config.allowed_origins;
-    #[allow(clippy::result_large_err)]
-    let callback = |request: &Request, response: Response| negotiate(request, response, origins, &mut upgrade);
-    // Boxed: the handshake's state is large and short-lived; a connection should
-    // not carry its space for the rest of its life.
-    let handshake =
-        Box::pin(tokio_tungstenite::accept_hdr_async_with_config(metered, callback, Some(websocket_config())));
-    let mut ws = match tokio::time::timeout_at(deadline, handshake).await {
-        Ok(Ok(ws)) => ws,
-        Ok(Err(error)) => {
-            tracing::debug!(%peer, %error, "websocket handshake failed");
-            return;
-        }
-        Err(_) => {
-            tracing::debug!(%peer, "websocket handshake timed out");
-            return;
-        }
+    let upgrade = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
+    drop(slot); // held by nothing else now; not for the connection's life
+    let Some(Upgrade { codec, token, ticket, socket }) = upgrade else {
+        return; // answered over HTTP
     };
-    let Some(Upgrade { codec, token, ticket }) = upgrade else { return };
+    let upgraded = match tokio::time::timeout_at(deadline, socket).await {
+        Ok(Ok(upgraded)) => upgraded,
+        Ok(Err(error)) => {
+            tracing::debug!(%peer, %error, "the upgrade failed");
+            return;
+        }
+        Err(_) => return,
+    };
+    // Back to the socket itself (no layer of hyper's left on the hot path),
+    // with whatever the client sent after its request read again first.
+    let Ok(parts) = upgraded.downcast::<TokioIo<Metered>>() else {
+        tracing::error!(%peer, "an upgraded connection is not the socket it was; closing");
+        return;
+    };
+    // Taken apart and dropped here, not at the end of this function: the
+    // read buffer is hyper's whole 8 KiB, even when nothing is left in it,
+    // and this function lasts as long as the connection.
+    let hyper::upgrade::Parts { io, read_buf, .. } = parts;
+    let mut metered = io.into_inner();
+    if !read_buf.is_empty() {
+        // Copied for the same reason: the bytes are a slice of that buffer.
+        metered.rewind(bytes::Bytes::copy_from_slice(&read_buf));
+    }
+    drop(read_buf);
+    let mut ws = WebSocketStream::from_raw_socket(metered, Role::Server, Some(websocket_config())).await;
     let _permit = match permit {
         Ok(permit) => permit,
         Err(_refusal) => {
@@ -320,62 +353,6 @@ async fn run_session(
     tracing::debug!(conn = conn.0, %peer, user = %token.user, ?codec, "connected");
     session::run(sink, stream, meter, shared, token, codec, conn, shutdown).await;
     tracing::debug!(conn = conn.0, "disconnected");
-}
-
-// The handshake callback's signature is tungstenite's, large error type included.
-#[allow(clippy::result_large_err)]
-fn negotiate(
-    request: &Request,
-    mut response: Response,
-    allowed_origins: &[String],
-    out: &mut Option<Upgrade>,
-) -> Result<Response, ErrorResponse> {
-    // Browsers say which page opened the socket; a page on another site must not
-    // use a member's credentials here (cross-site WebSocket hijacking). Clients
-    // that are not browsers send no Origin.
-    if let Some(origin) = request.headers().get(header::ORIGIN) {
-        let origin = origin.to_str().unwrap_or_default();
-        if !origin_allowed(origin, allowed_origins) {
-            let why = format!(
-                "origin {origin:?} is not allowed to open a WebSocket here; the operator allows {}",
-                if allowed_origins.is_empty() {
-                    "no browser origins (see --allowed-origins)".to_string()
-                } else {
-                    allowed_origins.join(", ")
-                }
-            );
-            let mut refusal = ErrorResponse::new(Some(why));
-            *refusal.status_mut() = StatusCode::FORBIDDEN;
-            return Err(refusal);
-        }
-    }
-    let offers = request.headers().get_all(header::SEC_WEBSOCKET_PROTOCOL).iter().filter_map(|v| v.to_str().ok());
-    let (codec, echo) = Codec::negotiate(offers).map_err(|e| {
-        let mut refusal = ErrorResponse::new(Some(e.to_string()));
-        *refusal.status_mut() = StatusCode::BAD_REQUEST;
-        refusal
-    })?;
-    if echo {
-        response.headers_mut().insert(header::SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(codec.subprotocol()));
-    }
-    let (token, ticket) = token_from(request);
-    *out = Some(Upgrade { codec, token, ticket });
-    Ok(response)
-}
-
-/// The token from `Authorization: Bearer ...`, else from the `token` query parameter
-/// (browsers cannot set headers on a WebSocket).
-fn token_from(request: &Request) -> (Option<String>, bool) {
-    let bearer = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(bearer_of);
-    if bearer.is_some() {
-        return (bearer, false);
-    }
-    let query =
-        |name: &str| request.uri().query()?.split('&').find_map(|pair| pair.strip_prefix(name).map(str::to_string));
-    match query("ticket=") {
-        Some(ticket) => (Some(ticket), true),
-        None => (query("token="), false),
-    }
 }
 
 /// Closes a connection that never became a session, giving the client a moment to

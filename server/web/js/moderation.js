@@ -1,0 +1,237 @@
+// The panel at the right (a screen of its own on a phone): members, pinned
+// notes, a thread, and the tools of welcomers and moderators — the join
+// queue, held posts, invites, settings, prompts, the log, and the room's
+// health drawn as a chart.
+
+import { el, fill, svg, clock, span } from "./dom.js";
+import { render, visible } from "./text.js";
+import { atLeast, ROLES } from "./store.js";
+import { messageNode, composer } from "./timeline.js";
+
+const DURATIONS = [["10 minutes", 600], ["1 hour", 3600], ["1 day", 86400], ["1 week", 604800]];
+
+export function drawPanel(node, app, room) {
+  const panel = app.panel;
+  const close = el("button", { type: "button", "aria-label": "Close panel", onclick: () => app.setPanel(null) }, "✕");
+  const title = { members: "Members", pins: "Pinned notes", thread: "Thread", moderate: "Moderation" }[panel.kind];
+  const body = {
+    members: () => members(app, room),
+    pins: () => pins(app, room),
+    thread: () => thread(app, room, panel.root),
+    moderate: () => moderate(app, room, panel),
+  }[panel.kind]();
+  fill(node, el("header", {}, el("h2", { id: "panel-title" }, title), close), body);
+  node.setAttribute("aria-labelledby", "panel-title");
+}
+
+function members(app, room) {
+  const list = [...room.members.values()];
+  const canAct = (m) => ROLES.indexOf(room.role) > ROLES.indexOf(m.role) && m.user !== app.me && atLeast(room.role, "moderator");
+  return el("ul", {}, list.map((m) => el("li", {},
+    el("div", {},
+      el("span", { class: `dot${room.online.has(m.user) ? " on" : ""}`, title: room.online.has(m.user) ? "online" : "away", "aria-label": room.online.has(m.user) ? "online" : "away", role: "img" }),
+      el("strong", {}, visible(m.user)), " ",
+      el("span", { class: "hint" }, m.role + (m.role_expires_at ? ` for ${span(m.role_expires_at - Date.now())}` : "")),
+      m.title ? el("span", { class: "hint" }, ` · ${visible(m.title)}`) : null,
+      m.newcomer ? el("span", { class: "hint" }, " · 🌱 new") : null,
+      m.muted_until && m.muted_until > Date.now() ? el("span", { class: "hint" }, ` · muted for ${span(m.muted_until - Date.now())}`) : null),
+    canAct(m) ? memberActions(app, room, m) : null)));
+}
+
+function memberActions(app, room, m) {
+  const reason = el("input", { placeholder: "reason (optional)", "aria-label": `Reason for acting on ${m.user}` });
+  const duration = el("select", { "aria-label": "For how long" }, DURATIONS.map(([label, secs]) => el("option", { value: secs }, label)));
+  const role = el("select", { "aria-label": `Role for ${m.user}` },
+    ROLES.filter((r) => r !== "owner" && (r !== "moderator" || room.role === "owner")).map((r) => el("option", { value: r, selected: r === m.role }, r)));
+  const roleFor = el("select", { "aria-label": "Role for how long" }, el("option", { value: "" }, "for good"), DURATIONS.map(([label, secs]) => el("option", { value: secs }, `for ${label}`)));
+  const act = (op, args) => app.act(op, { room: room.name, user: m.user, ...args });
+  return el("details", {},
+    el("summary", {}, `Act on ${m.user}`),
+    reason,
+    el("div", { class: "row" }, duration,
+      el("button", { type: "button", onclick: () => act("mute", { duration_secs: Number(duration.value), reason: reason.value }) }, "Mute"),
+      m.muted_until ? el("button", { type: "button", onclick: () => act("unmute", {}) }, "Unmute") : null),
+    el("div", { class: "row" },
+      el("button", { type: "button", class: "danger", onclick: () => act("kick", { reason: reason.value }) }, "Remove"),
+      el("button", { type: "button", class: "danger", onclick: () => act("ban", { reason: reason.value, duration_secs: Number(duration.value) }) }, "Ban for that long"),
+      el("button", { type: "button", class: "danger", onclick: () => act("ban", { reason: reason.value }) }, "Ban")),
+    el("div", { class: "row" }, role, roleFor,
+      el("button", { type: "button", onclick: () => act("set_role", { role: role.value, ...(roleFor.value ? { expires_at: Date.now() + Number(roleFor.value) * 1000 } : {}) }) }, "Set role")));
+}
+
+function pins(app, room) {
+  const rulesPin = room.pins.find((p) => (p.title || "").toLowerCase() === "rules");
+  const items = room.pins.map((p) => el("li", { class: "pin" },
+    el("h3", {}, visible(p.title || "Note"), p.version > 1 ? el("span", { class: "hint" }, ` · version ${p.version}`) : null),
+    el("div", { class: "text" }, p.deleted ? "(deleted)" : render(p.text, app.me)),
+    el("div", { class: "hint" }, `by ${p.by}, ${clock(p.at)}`),
+    atLeast(room.role, "moderator") ? el("div", { class: "row" },
+      el("button", { type: "button", onclick: () => app.act("unpin", { room: room.name, pin: p.pin }) }, "Unpin")) : null));
+  const needsAck = app.needsRulesAck(room);
+  const title = el("input", { id: "pin-title", placeholder: "Title (Rules, About…)" });
+  const text = el("textarea", { id: "pin-text", rows: 3 });
+  return [
+    needsAck && rulesPin ? el("div", { class: "notice warn" }, "This room asks you to read and accept its rules before you post.",
+      el("div", { class: "row" }, el("button", { type: "button", class: "primary", onclick: () => app.ackRules(room) }, "I accept the rules"))) : null,
+    items.length ? el("ul", {}, items) : el("p", { class: "hint" }, "Nothing pinned yet."),
+    atLeast(room.role, "moderator") ? el("form", { onsubmit: (e) => { e.preventDefault(); app.act("pin", { room: room.name, note: text.value, title: title.value || undefined }); text.value = ""; title.value = ""; } },
+      el("label", { for: "pin-title" }, "Pin a note"), title,
+      el("label", { for: "pin-text" }, "Text"), text,
+      el("div", { class: "row" }, el("button", { type: "submit" }, "Pin"))) : null,
+  ];
+}
+
+function thread(app, room, root) {
+  const rootItem = room.message(root);
+  const replies = room.replies(root);
+  const box = composer(app, { placeholder: "Reply in thread", label: "Reply", onSend: (text, edit) => edit ? app.edit(room, edit, text) : app.send(room, text, root) });
+  return [
+    rootItem ? messageNode(room, rootItem, app, { inThread: true }) : el("p", { class: "hint" }, "Loading…"),
+    el("div", { class: "thread", role: "log", "aria-label": "Replies" }, replies.map((r) => messageNode(room, r, app, { inThread: true }))),
+    box.node,
+  ];
+}
+
+const TOOLS = [["requests", "Requests", "welcomer"], ["held", "Held posts", "moderator"], ["invites", "Invites", "welcomer"], ["settings", "Settings", "welcomer"], ["prompts", "Prompts", "moderator"], ["log", "Log", "moderator"], ["health", "Health", "moderator"]];
+
+function moderate(app, room, panel) {
+  const tab = panel.tab || "requests";
+  const tabs = el("div", { class: "tabs", role: "tablist", "aria-label": "Tools" },
+    TOOLS.filter(([, , least]) => atLeast(room.role, least)).map(([name, label]) => el("button", {
+      type: "button", role: "tab", "aria-selected": String(tab === name), onclick: () => app.setPanel({ kind: "moderate", tab: name }),
+    }, label + (name === "requests" && room.requests.length ? ` (${room.requests.length})` : name === "held" && room.held.length ? ` (${room.held.length})` : ""))));
+  const area = el("div", { role: "tabpanel" });
+  ({ requests, held, invites, settings, prompts, log, health }[tab])(area, app, room, panel);
+  return [tabs, area];
+}
+
+function requests(area, app, room) {
+  if (!room.requests.length) { fill(area, el("p", { class: "hint" }, "No one is waiting to join.")); return; }
+  fill(area, el("ul", {}, room.requests.map((r) => {
+    const reason = el("input", { placeholder: "reason, if you decline", "aria-label": `Reason for declining ${r.user}` });
+    return el("li", {},
+      el("strong", {}, visible(r.user)), el("span", { class: "hint" }, ` asked ${clock(r.at)}`),
+      el("div", {}, render(r.note || "(no answer)", app.me)),
+      reason,
+      el("div", { class: "row" },
+        el("button", { type: "button", class: "primary", onclick: () => app.decide(room, r.user, true) }, "Let in"),
+        el("button", { type: "button", class: "danger", onclick: () => app.decide(room, r.user, false, reason.value) }, "Decline")));
+  })));
+}
+
+function held(area, app, room) {
+  if (!room.held.length) { fill(area, el("p", { class: "hint" }, "No post is waiting for review.")); return; }
+  fill(area, el("ul", {}, room.held.map((h) => el("li", {},
+    el("strong", {}, visible(h.user)), el("span", { class: "hint" }, ` ${clock(h.at)}`),
+    el("div", {}, render(h.text, app.me)),
+    el("div", { class: "row" },
+      el("button", { type: "button", class: "primary", onclick: () => app.act("release", { room: room.name, user: h.user, cmid: h.cmid, approve: true }) }, "Post it"),
+      el("button", { type: "button", class: "danger", onclick: () => app.act("release", { room: room.name, user: h.user, cmid: h.cmid, approve: false }) }, "Drop it"))))));
+}
+
+function invites(area, app, room) {
+  const out = el("div", { role: "status" });
+  const uses = el("select", { "aria-label": "How many people" }, [["1", "one person"], ["5", "5 people"], ["25", "25 people"], ["", "anyone with the link"]].map(([v, l]) => el("option", { value: v }, l)));
+  fill(area, el("p", {}, "An invite link lets people into this room directly, whatever its visibility."), uses,
+    el("div", { class: "row" }, el("button", { type: "button", class: "primary", onclick: async () => {
+      try {
+        const invite = await app.conn.request("create_invite", { room: room.name, ...(uses.value ? { max_uses: Number(uses.value) } : {}) });
+        const link = `${location.origin}/invite/${encodeURIComponent(invite.code)}?room=${encodeURIComponent(room.name)}`;
+        fill(out, el("label", { for: "invite-link" }, "Share this link (shown once):"), el("input", { id: "invite-link", readonly: true, value: link, onfocus: (e) => e.target.select() }),
+          el("p", { class: "hint" }, `Valid until ${new Date(invite.expires_at).toLocaleString()}.`));
+      } catch (error) { app.toast(error.message); }
+    } }, "Make an invite link")), out);
+}
+
+function settings(area, app, room) {
+  const info = room.info || {};
+  const moderator = atLeast(room.role, "moderator");
+  const f = (id, label, input, hint) => [el("label", { for: id }, label), Object.assign(input, { id }), hint ? el("div", { class: "hint" }, hint) : null];
+  const topic = el("input", { value: info.topic || "" });
+  const visibility = el("select", {}, ["open", "approval", "invite_only"].map((v) => el("option", { value: v, selected: info.visibility === v }, { open: "open: anyone may join", approval: "approval: a welcomer lets people in", invite_only: "invite only" }[v])));
+  const welcome = el("textarea", { rows: 3 }); welcome.value = info.welcome || "";
+  const slow = el("input", { type: "number", min: 0, max: 3600, value: info.slow_mode_secs || 0 });
+  const probation = el("input", { type: "number", min: 0, max: 90, value: Math.round((info.probation_secs || 0) / 86400) });
+  const rulesAck = el("input", { type: "checkbox", checked: !!info.rules_ack });
+  const save = (e) => {
+    e.preventDefault();
+    const settings = moderator ? {
+      topic: topic.value, visibility: visibility.value, welcome: welcome.value,
+      slow_mode_secs: Number(slow.value), probation_secs: Number(probation.value) * 86400, rules_ack: rulesAck.checked,
+    } : { welcome: welcome.value };
+    app.act("set_room", { room: room.name, settings });
+  };
+  fill(area, el("form", { onsubmit: save },
+    moderator ? [f("s-topic", "Topic", topic), f("s-vis", "Who may join", visibility, "In an approval room, people who ask to join answer in a few words; the topic is what they see before asking, so put your entry question there."),
+      f("s-slow", "Slow mode (seconds between posts)", slow), f("s-prob", "Probation for newcomers (days)", probation, "Newcomers on probation wait between posts and their links are held for review.")] : null,
+    f("s-welcome", "Welcome message (shown on a member's first join)", welcome),
+    moderator ? el("label", {}, rulesAck, " Members must accept the pinned “Rules” before posting") : null,
+    el("div", { class: "row" }, el("button", { type: "submit", class: "primary" }, "Save"))));
+}
+
+async function prompts(area, app, room) {
+  const text = el("textarea", { id: "p-text", rows: 2 });
+  const at = el("input", { id: "p-at", type: "datetime-local" });
+  const weekly = el("input", { type: "checkbox" });
+  const list = el("ul", {}, el("li", { class: "hint" }, "Loading…"));
+  fill(area, list, el("form", { onsubmit: async (e) => {
+    e.preventDefault();
+    const when = new Date(at.value).getTime();
+    if (!when) { app.toast("Pick a date and time."); return; }
+    await app.act("schedule_prompt", { room: room.name, text: text.value, at: when, weekly: weekly.checked });
+    app.setPanel({ kind: "moderate", tab: "prompts" });
+  } }, el("label", { for: "p-text" }, "Schedule a prompt"), text, el("label", { for: "p-at" }, "When"), at,
+    el("label", {}, weekly, " Every week"), el("div", { class: "row" }, el("button", { type: "submit" }, "Schedule"))));
+  try {
+    const answer = await app.conn.request("prompts", { room: room.name });
+    fill(list, answer.prompts.length ? answer.prompts.map((p) => el("li", {}, el("div", {}, visible(p.text)),
+      el("div", { class: "hint" }, `${p.weekly ? "weekly, next" : "on"} ${new Date(p.next_at).toLocaleString()} · by ${p.by}`),
+      el("button", { type: "button", onclick: async () => { await app.act("cancel_prompt", { room: room.name, prompt: p.prompt }); app.setPanel({ kind: "moderate", tab: "prompts" }); } }, "Cancel"))) : el("li", { class: "hint" }, "No prompt scheduled."));
+  } catch (error) { fill(list, el("li", { class: "error" }, error.message)); }
+}
+
+async function log(area, app, room) {
+  fill(area, el("p", { class: "hint" }, "Loading…"));
+  try {
+    const answer = await app.conn.request("mod_log", { room: room.name, limit: 50 });
+    fill(area, answer.entries.length ? el("ul", {}, answer.entries.map((e) => el("li", {},
+      el("div", {}, `${e.by} · ${e.action.replaceAll("_", " ")}${e.user ? ` · ${e.user}` : ""}`),
+      el("div", { class: "hint" }, clock(e.at) + (e.until ? ` · until ${new Date(e.until).toLocaleString()}` : "")),
+      e.reason ? el("div", {}, visible(e.reason)) : null))) : el("p", { class: "hint" }, "Nothing logged yet."));
+  } catch (error) { fill(area, el("p", { class: "error" }, error.message)); }
+}
+
+const HEALTH = [["messages", "Messages"], ["active_members", "Members who posted"], ["new_members", "New members"], ["threads", "Conversations with replies"], ["repeat_interactions", "Pairs who talk back and forth"]];
+
+/** The room's health: this week against an average week of the last 30 days. */
+async function health(area, app, room) {
+  fill(area, el("p", { class: "hint" }, "Loading…"));
+  try {
+    const answer = await app.conn.request("stats", { room: room.name });
+    const week = answer.windows.find((w) => w.days === 7) || {};
+    const month = answer.windows.find((w) => w.days === 30) || {};
+    const rows = HEALTH.map(([key, label]) => [label, week[key] || 0, ((month[key] || 0) * 7) / 30]);
+    const max = Math.max(1, ...rows.flatMap(([, a, b]) => [a, b]));
+    const width = 320, rowHeight = 46, labelWidth = 0;
+    const chart = svg("svg", { viewBox: `0 0 ${width} ${rows.length * rowHeight + 10}`, role: "img", "aria-label": "This week against an average week of the last 30 days" },
+      rows.map(([label, now, usual], i) => {
+        const y = i * rowHeight + 4;
+        const w = (v) => Math.max(2, ((width - 60 - labelWidth) * v) / max);
+        return svg("g", {},
+          svg("text", { x: 0, y: y + 10 }, label),
+          svg("rect", { class: "bar", x: 0, y: y + 14, width: w(now), height: 12, rx: 3 }),
+          svg("text", { x: w(now) + 6, y: y + 24 }, String(now)),
+          svg("rect", { class: "bar", x: 0, y: y + 28, width: w(usual), height: 8, rx: 3, opacity: 0.45 }),
+          svg("text", { x: w(usual) + 6, y: y + 36 }, usual.toFixed(1)));
+      }));
+    const reply = week.newcomer_first_reply_secs;
+    fill(area, el("div", { class: "chart" },
+      el("p", { class: "hint" }, "Each pair of bars: this week (solid) and an average week of the last 30 days (light)."),
+      chart,
+      el("table", { class: "visually-hidden" }, el("caption", {}, "Room health"),
+        el("tr", {}, el("th", {}, "measure"), el("th", {}, "last 7 days"), el("th", {}, "average week, last 30 days")),
+        rows.map(([label, now, usual]) => el("tr", {}, el("td", {}, label), el("td", {}, String(now)), el("td", {}, usual.toFixed(1))))),
+      el("p", {}, reply !== undefined ? `Newcomers' first posts got a reply after ${span(reply * 1000)} (median, last 7 days).` : "No newcomer posted in the last 7 days."),
+      el("p", {}, `Replies per conversation: ${(week.avg_replies_per_thread || 0).toFixed(1)} this week, ${(month.avg_replies_per_thread || 0).toFixed(1)} over 30 days.`)));
+  } catch (error) { fill(area, el("p", { class: "error" }, error.message)); }
+}

@@ -1,0 +1,33 @@
+// The list of rooms at the left (a screen of its own on a phone): the
+// rooms this member is in with unread counts and mentions, the others they
+// may join, and a form to open or create one.
+
+import { el, fill } from "./dom.js";
+import { visible } from "./text.js";
+
+export function drawRooms(node, app) {
+  const mine = [...app.rooms.values()].filter((r) => r.role || r.listed?.role).sort((a, b) => a.name.localeCompare(b.name));
+  const others = [...app.rooms.values()].filter((r) => !(r.role || r.listed?.role) && r.listed).sort((a, b) => a.name.localeCompare(b.name));
+  const item = (room) => {
+    const label = [room.name, room.unread ? `${room.unread} unread` : "", room.mentions ? `${room.mentions} mentioning you` : "", room.pending === "requested" ? "request pending" : ""].filter(Boolean).join(", ");
+    return el("li", {},
+      el("button", { type: "button", "aria-current": String(app.current === room.name), "aria-label": label, onclick: () => app.open(room.name) },
+        el("span", { "aria-hidden": "true" }, "#"),
+        el("span", { class: "name" }, visible(room.name)),
+        room.mentions ? el("span", { class: "badge mention", "aria-hidden": "true" }, `@${room.mentions}`) : null,
+        room.unread ? el("span", { class: "badge", "aria-hidden": "true" }, String(room.unread)) : null,
+        room.pending === "requested" ? el("span", { class: "hint", "aria-hidden": "true" }, "asked") : null));
+  };
+  const input = el("input", { id: "room-name", name: "room", placeholder: "room name", autocomplete: "off", required: true, pattern: "[A-Za-z0-9_.\\-]{1,64}", title: "letters, digits, _ . - (up to 64)" });
+  fill(node,
+    el("nav", { "aria-label": "Rooms" },
+      el("h2", {}, "Your rooms"),
+      mine.length ? el("ul", {}, mine.map(item)) : el("p", { class: "hint" }, "You are in no room yet."),
+      others.length ? [el("h2", {}, "Other rooms"), el("ul", {}, others.map(item))] : null,
+      el("form", { onsubmit: (e) => { e.preventDefault(); app.open(input.value.trim()); input.value = ""; } },
+        el("label", { for: "room-name" }, "Open or create a room"),
+        input,
+        el("div", { class: "row" },
+          el("button", { type: "submit" }, "Open"),
+          el("button", { type: "button", onclick: () => { if (input.reportValidity()) app.createRoom(input.value.trim()); } }, "Create")))));
+}

@@ -1,0 +1,182 @@
+// The room in the middle: its header, notices (welcome, rules to
+// acknowledge, a gap), the timeline (messages with author, role, newcomer
+// mark, time, edits, tombstones, reactions and reply counts), who is
+// typing, and the composer. Updates are batched into one frame, and only
+// the messages that changed are drawn again, so a burst stays smooth.
+
+import { el, fill, clock } from "./dom.js";
+import { render, visible } from "./text.js";
+import { atLeast } from "./store.js";
+
+export const EMOJI = ["👍", "❤️", "😂", "🎉", "😮", "🙏", "👀", "📷"];
+
+/** One message's element; `actions` are the app's handlers. */
+export function messageNode(room, item, app, { inThread = false } = {}) {
+  if (item.kind === "event") return el("div", { class: "event", "data-seq": item.seq }, `${clock(item.ts)} · `, visible(item.text));
+  const me = app.me;
+  const member = room.members.get(item.from);
+  const role = room.roleOf(item.from);
+  const mine = item.from === me;
+  const canModerate = atLeast(room.role, "moderator");
+  const reactions = [...item.reactions.entries()].map(([emoji, r]) => {
+    const who = [...r.users].join(", ") + (r.count > r.users.size ? ` and ${r.count - r.users.size} more` : "");
+    const pressed = r.users.has(me);
+    return el("button", {
+      type: "button", "aria-pressed": String(pressed), title: who, "aria-label": `${emoji} ${r.count}: ${who}`,
+      onclick: () => app.react(room, item, emoji, !pressed),
+    }, `${emoji} ${r.count}`);
+  });
+  const actions = item.deleted ? [] : [
+    el("button", { type: "button", "aria-label": "React", title: "React", onclick: (e) => togglePicker(e, room, item, app) }, "☺"),
+    inThread ? null : el("button", { type: "button", "aria-label": `Reply in thread (${item.replies || 0} replies)`, title: "Reply in thread", onclick: () => app.openThread(room, item.seq) }, "↩"),
+    mine ? el("button", { type: "button", "aria-label": "Edit", title: "Edit", onclick: () => app.startEdit(room, item) }, "✎") : null,
+    mine || canModerate ? el("button", { type: "button", class: "danger", "aria-label": "Delete", title: "Delete", onclick: () => app.deleteMessage(room, item) }, "🗑") : null,
+    canModerate ? el("button", { type: "button", "aria-label": "Pin", title: "Pin", onclick: () => app.pinMessage(room, item) }, "📌") : null,
+  ];
+  return el("article", {
+    class: `msg${item.mentionsMe ? " mentioned" : ""}`, "data-seq": item.seq, tabindex: "-1",
+    "aria-label": `${item.from} at ${clock(item.ts)}`,
+  },
+    el("div", {},
+      el("span", { class: "who" }, visible(item.from)),
+      role !== "member" ? el("span", { class: "role" }, role) : null,
+      member?.title ? el("span", { class: "role" }, visible(member.title)) : null,
+      member?.newcomer ? el("span", { class: "newcomer", title: "In their first week here" }, "🌱 new") : null,
+      " ",
+      el("time", { class: "meta", datetime: new Date(item.ts).toISOString() }, clock(item.ts)),
+      item.edited && !item.deleted ? el("span", { class: "meta" }, " · edited") : null,
+      item.prompt ? el("span", { class: "meta" }, " · prompt") : null),
+    el("div", { class: "actions" }, actions),
+    el("div", { class: `body${item.deleted ? " deleted" : ""}` }, item.deleted ? "This message was deleted." : render(item.text, me)),
+    reactions.length ? el("div", { class: "reactions" }, reactions) : null,
+    !inThread && item.replies ? el("div", { class: "replies" },
+      el("button", { type: "button", class: "link", onclick: () => app.openThread(room, item.seq) }, `${item.replies} ${item.replies === 1 ? "reply" : "replies"}`)) : null);
+}
+
+function togglePicker(event, room, item, app) {
+  const node = event.target.closest(".msg");
+  const open = node.querySelector(".picker");
+  if (open) { open.remove(); return; }
+  const picker = el("div", { class: "picker", role: "group", "aria-label": "Pick a reaction" },
+    EMOJI.map((emoji) => el("button", { type: "button", "aria-label": `React ${emoji}`, onclick: () => { picker.remove(); app.react(room, item, emoji, true); } }, emoji)));
+  node.append(picker);
+  picker.querySelector("button").focus();
+}
+
+/** The timeline of the room on screen. */
+export class TimelineView {
+  constructor(app) {
+    this.app = app;
+    this.room = null;
+    this.list = el("div", { class: "timeline", role: "log", "aria-live": "polite", "aria-label": "Messages", tabindex: "0" });
+    this.dirty = new Set();
+    this.full = false;
+    this.frame = 0;
+    this.list.addEventListener("scroll", () => {
+      if (this.list.scrollTop < 80 && this.room?.moreOlder && !this.loading) this.loadOlder();
+    });
+  }
+
+  show(room) {
+    this.room = room;
+    this.full = true;
+    this.schedule();
+  }
+
+  changed(change) {
+    if (!change || !this.room) return;
+    if (change.all || change.seq === undefined) this.full = true;
+    else this.dirty.add(change.seq);
+    this.schedule();
+  }
+
+  schedule() {
+    if (!this.frame) this.frame = requestAnimationFrame(() => { this.frame = 0; this.draw(); });
+  }
+
+  nearBottom() {
+    return this.list.scrollHeight - this.list.scrollTop - this.list.clientHeight < 120;
+  }
+
+  draw() {
+    const room = this.room;
+    if (!room) return;
+    const stick = this.full || this.nearBottom();
+    const items = room.main();
+    if (this.full) {
+      const nodes = items.map((item) => messageNode(room, item, this.app));
+      const older = room.moreOlder ? el("button", { type: "button", class: "older", onclick: () => this.loadOlder() }, "Load older messages") : null;
+      fill(this.list, older, nodes.length ? nodes : el("p", { class: "event" }, "No messages yet. Say hello!"));
+      this.full = false;
+      this.dirty.clear();
+    } else {
+      const last = this.list.lastElementChild;
+      const lastSeq = last ? Number(last.dataset.seq || 0) : 0;
+      for (const seq of [...this.dirty].sort((a, b) => a - b)) {
+        const item = room.items.get(seq);
+        if (!item || (item.kind === "message" && item.thread)) continue;
+        const existing = this.list.querySelector(`[data-seq="${seq}"]`);
+        const node = messageNode(room, item, this.app);
+        if (existing) existing.replaceWith(node);
+        else if (seq > lastSeq) {
+          this.list.querySelector("p.event:only-child")?.remove();
+          this.list.append(node);
+        } else { this.full = true; }
+      }
+      this.dirty.clear();
+      if (this.full) { this.draw(); return; }
+    }
+    if (stick) this.list.scrollTop = this.list.scrollHeight;
+  }
+
+  async loadOlder() {
+    const room = this.room;
+    if (!room || this.loading || !room.moreOlder) return;
+    this.loading = true;
+    const before = this.list.scrollHeight - this.list.scrollTop;
+    try {
+      await this.app.loadOlder(room);
+      if (room === this.room) {
+        this.full = true;
+        this.draw();
+        this.list.scrollTop = this.list.scrollHeight - before;
+      }
+    } catch (error) {
+      this.app.toast(error.message);
+    } finally {
+      this.loading = false;
+    }
+  }
+}
+
+/** The composer: Enter sends, Shift+Enter a new line, Up edits your last message, Esc cancels. */
+export function composer(app, { placeholder, onSend, label = "Message" }) {
+  const input = el("textarea", { rows: 1, placeholder, "aria-label": label, maxlength: 8192 });
+  const editing = el("div", { class: "editing", role: "status" });
+  const state = { edit: null };
+  const send = async () => {
+    const text = input.value;
+    if (!text.trim()) return;
+    const edit = state.edit;
+    input.value = "";
+    setEdit(null);
+    try { await onSend(text, edit); } catch (error) { if (!input.value) input.value = text; app.toast(error.message); }
+  };
+  const setEdit = (item) => {
+    state.edit = item;
+    editing.textContent = item ? "Editing your message — Enter saves, Esc cancels" : "";
+  };
+  input.addEventListener("keydown", (e) => {
+    if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { e.preventDefault(); send(); }
+    else if (e.key === "ArrowUp" && !input.value) {
+      const last = app.lastOwnMessage();
+      if (last) { e.preventDefault(); setEdit(last); input.value = last.text; }
+    } else if (e.key === "Escape" && state.edit) { e.preventDefault(); setEdit(null); input.value = ""; }
+    else if (e.key.length === 1) app.typing();
+  });
+  const form = el("form", { class: "composer", onsubmit: (e) => { e.preventDefault(); send(); } },
+    input,
+    el("button", { type: "submit", class: "primary" }, "Send"));
+  const wrap = el("div", {}, editing, form);
+  return { node: wrap, input, edit: (item) => { setEdit(item); input.value = item.text; input.focus(); } };
+}
