@@ -237,6 +237,12 @@ impl Page {
         .await;
     }
 
+    /// Shows the page as in a system set to `scheme` (`light` or `dark`).
+    pub async fn emulate_color_scheme(&self, scheme: &str) {
+        let features = json!([{ "name": "prefers-color-scheme", "value": scheme }]);
+        self.call("Emulation.setEmulatedMedia", json!({ "features": features })).await;
+    }
+
     /// Runs `script` (an expression; a promise is awaited) and returns its
     /// value as JSON. A script that throws fails the test with the error.
     pub async fn eval(&self, script: &str) -> Value {

@@ -129,16 +129,21 @@ function held(area, app, room) {
       el("button", { type: "button", class: "danger", onclick: () => app.act("release", { room: room.name, user: h.user, cmid: h.cmid, approve: false }) }, "Drop it"))))));
 }
 
-function invites(area, app, room) {
+function invites(area, app, room, panel) {
   const out = el("div", { role: "status" });
+  // Kept on the panel: the room's own event for the invite redraws it.
+  if (panel.invite) {
+    fill(out, el("label", { for: "invite-link" }, "Share this link (shown once):"),
+      el("input", { id: "invite-link", readonly: true, value: panel.invite.link, onfocus: (e) => e.target.select() }),
+      el("p", { class: "hint" }, `Valid until ${new Date(panel.invite.expires_at).toLocaleString()}.`));
+  }
   const uses = el("select", { "aria-label": "How many people" }, [["1", "one person"], ["5", "5 people"], ["25", "25 people"], ["", "anyone with the link"]].map(([v, l]) => el("option", { value: v }, l)));
   fill(area, el("p", {}, "An invite link lets people into this room directly, whatever its visibility."), uses,
     el("div", { class: "row" }, el("button", { type: "button", class: "primary", onclick: async () => {
       try {
         const invite = await app.conn.request("create_invite", { room: room.name, ...(uses.value ? { max_uses: Number(uses.value) } : {}) });
         const link = `${location.origin}/invite/${encodeURIComponent(invite.code)}?room=${encodeURIComponent(room.name)}`;
-        fill(out, el("label", { for: "invite-link" }, "Share this link (shown once):"), el("input", { id: "invite-link", readonly: true, value: link, onfocus: (e) => e.target.select() }),
-          el("p", { class: "hint" }, `Valid until ${new Date(invite.expires_at).toLocaleString()}.`));
+        app.setPanel({ kind: "moderate", tab: "invites", invite: { link, expires_at: invite.expires_at } });
       } catch (error) { app.toast(error.message); }
     } }, "Make an invite link")), out);
 }

@@ -1,0 +1,473 @@
+//! The web page in a real browser (headless Chromium, `hearth_tests::browser`):
+//! members chatting from two browsers, a newcomer let in and acknowledging
+//! the rules, an invite link, a moderator's deletion, hostile text, a reload
+//! and a sign-out, a phone's screen, a server restart and a cluster node
+//! lost, an accessibility check, and the page's speed measured (printed, for
+//! BENCHMARKS.md; not asserted). Screenshots go to `$HEARTH_SCREENSHOTS`
+//! when it is set (the README's come from there).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use hearth_protocol::Codec;
+use hearth_server::accounts::Registration;
+use hearth_server::{Config, Storage};
+use hearth_tests::browser::{Browser, Page};
+use hearth_tests::*;
+
+const DESKTOP: (u32, u32) = (1280, 800);
+const PHONE: (u32, u32) = (375, 812);
+
+fn open_registration(mut config: Config) -> Config {
+    config.accounts.registration = Registration::Open;
+    config
+}
+
+fn js(text: &str) -> String {
+    serde_json::to_string(text).expect("a JSON string")
+}
+
+fn screenshots() -> Option<PathBuf> {
+    std::env::var_os("HEARTH_SCREENSHOTS").map(PathBuf::from)
+}
+
+/// Creates an account on the sign-in screen and waits until the page is online.
+async fn sign_up(page: &Page, name: &str) {
+    page.wait_for("!!document.querySelector('.signin')", "the sign-in screen").await;
+    page.eval(
+        "[...document.querySelectorAll('.signin [role=tab]')].find(t => t.textContent.includes('Create')).click()",
+    )
+    .await;
+    page.wait_for("!!document.querySelector('#f-invite')", "the sign-up form").await;
+    page.eval(&format!(
+        "(() => {{ document.querySelector('#f-name').value = {}; document.querySelector('#f-password').value = 'correct horse'; document.querySelector('.signin form').requestSubmit(); }})()",
+        js(name)
+    ))
+    .await;
+    page.wait_for("window.hearth && hearth.conn.state === 'online'", "signed in and online").await;
+}
+
+/// Types `text` in the room's composer and sends it, as Enter would.
+async fn say(page: &Page, text: &str) {
+    page.wait_for("!!document.querySelector('.main .composer textarea')", "the composer").await;
+    page.eval(&format!(
+        "(() => {{ const t = document.querySelector('.main .composer textarea'); t.value = {}; t.dispatchEvent(new KeyboardEvent('keydown', {{ key: 'Enter', bubbles: true }})); }})()",
+        js(text)
+    ))
+    .await;
+}
+
+/// Clicks the button whose text or label starts with `label` inside `scope`.
+async fn click(page: &Page, scope: &str, label: &str) {
+    let script = format!(
+        "(() => {{ const b = [...document.querySelectorAll({} + ' button')].find(b => (b.getAttribute('aria-label') || b.textContent).trim().startsWith({})); if (b) b.click(); return !!b; }})()",
+        js(scope),
+        js(label)
+    );
+    page.wait_for(&script, &format!("a button {label:?} in {scope}")).await;
+}
+
+/// Waits until a message with exactly `text` is in the page's timeline.
+async fn shows(page: &Page, text: &str) {
+    let script =
+        format!("[...document.querySelectorAll('.main .msg .body')].some(b => b.textContent === {})", js(text));
+    page.wait_for(&script, &format!("the message {text:?}")).await;
+}
+
+/// The texts of the messages in the page's timeline, in order.
+async fn timeline(page: &Page) -> Vec<String> {
+    let texts = page.eval("[...document.querySelectorAll('.main .msg .body')].map(b => b.textContent)").await;
+    serde_json::from_value(texts).expect("a list of texts")
+}
+
+/// Errors a page reported, but for the expected `401` of asking for a
+/// session before signing in.
+fn unexpected_errors(page: &Page) -> Vec<String> {
+    page.reports()
+        .errors
+        .into_iter()
+        .filter(|e| !(e.contains("401") && e.contains("Failed to load resource")))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_members_chat_from_two_browsers_and_hostile_text_stays_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(open_registration(test_config(Storage::Dir(dir.path().to_path_buf())))).await;
+    let base = format!("http://{}", server.addr);
+    let browser = Browser::start().await;
+
+    let ada = browser.page(&format!("{base}/"), DESKTOP.0, DESKTOP.1).await;
+    sign_up(&ada, "ada").await;
+    // Creating a room the way a member does: the form in the rooms list.
+    ada.eval("document.querySelector('#room-name').value = 'cameras'").await;
+    click(&ada, ".rooms", "Create").await;
+    ada.wait_for("location.pathname === '/r/cameras'", "the room opened").await;
+    say(&ada, "Hello from ada").await;
+    shows(&ada, "Hello from ada").await;
+
+    // Bo follows a link to the room, on a phone.
+    let bo = browser.page(&format!("{base}/r/cameras"), PHONE.0, PHONE.1).await;
+    sign_up(&bo, "bo").await;
+    shows(&bo, "Hello from ada").await;
+    say(&bo, "Hi ada, bo here").await;
+    shows(&ada, "Hi ada, bo here").await;
+    say(&ada, "Welcome, @bo").await;
+    shows(&bo, "Welcome, @bo").await;
+    assert!(
+        bo.eval("!!document.querySelector('.msg.mentioned')").await.as_bool().unwrap(),
+        "a mention of bo is marked on bo's page"
+    );
+    click(&ada, ".main .msg:last-of-type", "React").await;
+    click(&ada, ".main .picker", "React 👍").await;
+    bo.wait_for("document.querySelector('.reactions button')?.textContent === '👍 1'", "ada's reaction, counted").await;
+    if let Some(dir) = screenshots() {
+        ada.screenshot(&dir.join("desktop.png")).await;
+        bo.screenshot(&dir.join("phone.png")).await;
+    }
+
+    // Text that would be markup, script or a trick is shown as text.
+    let hostile = [
+        "<img src=x onerror=\"window.__pwned = 1\">",
+        "</script><script>window.__pwned = 1</script>",
+        "javascript:window.__pwned=1 and [x](javascript:window.__pwned=1)",
+        "see https://example.org/a?b=<c> and \u{202E}gnp.exe",
+        "\u{1b}[2J bell\u{7}",
+    ];
+    for text in hostile {
+        say(&ada, text).await;
+    }
+    let last_shown = "^[[2J bell^G";
+    shows(&bo, last_shown).await;
+    let checks = bo
+        .eval(
+            "(() => ({ pwned: window.__pwned, imgs: document.querySelectorAll('.msg .body img, .msg .body script').length, \
+             links: [...document.querySelectorAll('.msg .body a')].map(a => [a.protocol, a.rel, a.target]), \
+             bidi: [...document.querySelectorAll('.msg .body .ctl')].map(c => c.textContent) }))()",
+        )
+        .await;
+    assert!(checks["pwned"].is_null(), "no script ran: {checks}");
+    assert_eq!(checks["imgs"], 0, "no element came from a message: {checks}");
+    for link in checks["links"].as_array().unwrap() {
+        assert_eq!(link[0], "https:", "only http(s) links become anchors: {checks}");
+        assert_eq!(link[1], "noopener noreferrer nofollow");
+    }
+    let marks: Vec<String> = serde_json::from_value(checks["bidi"].clone()).unwrap();
+    assert!(marks.contains(&"<U+202E>".to_string()), "a bidi override is shown, not obeyed: {marks:?}");
+    assert!(marks.contains(&"^[".to_string()) && marks.contains(&"^G".to_string()), "{marks:?}");
+    for text in &hostile[..3] {
+        shows(&bo, text).await;
+    }
+
+    // A phone shows the timeline and a way to the rooms.
+    let layout = bo
+        .eval(
+            "(() => { const t = document.querySelector('.timeline').getBoundingClientRect(); \
+             const b = document.querySelector('.menu-button').getBoundingClientRect(); \
+             return { width: document.documentElement.scrollWidth, timeline: [t.left, t.right, t.height], menu: b.width > 0 && b.right <= 375 }; })()",
+        )
+        .await;
+    assert!(layout["width"].as_f64().unwrap() <= 375.0, "nothing wider than the phone: {layout}");
+    assert!(
+        layout["timeline"][1].as_f64().unwrap() <= 375.0 && layout["timeline"][2].as_f64().unwrap() > 300.0,
+        "{layout}"
+    );
+    assert_eq!(layout["menu"], true, "the rooms button is on screen: {layout}");
+    click(&bo, ".topbar", "Rooms").await;
+    bo.wait_for("getComputedStyle(document.querySelector('.rooms')).display !== 'none'", "the rooms list").await;
+    click(&bo, ".rooms", "cameras").await;
+    bo.wait_for("getComputedStyle(document.querySelector('.timeline')).display !== 'none'", "back in the room").await;
+
+    // A reload keeps bo signed in, and the room as it was.
+    bo.reload().await;
+    bo.wait_for("window.hearth && hearth.conn.state === 'online' && hearth.me === 'bo'", "signed in after a reload")
+        .await;
+    shows(&bo, "Welcome, @bo").await;
+    let cookie_hidden = bo.eval("document.cookie").await;
+    assert_eq!(cookie_hidden, "", "the session cookie is not readable by the page's script");
+
+    // Signing out ends it, across a reload too.
+    click(&bo, ".topbar", "Sign out").await;
+    bo.wait_for("!!document.querySelector('.signin')", "the sign-in screen after signing out").await;
+    bo.reload().await;
+    bo.wait_for("!!document.querySelector('.signin')", "still signed out after a reload").await;
+
+    assert_eq!(unexpected_errors(&ada), Vec::<String>::new(), "ada's page");
+    assert_eq!(unexpected_errors(&bo), Vec::<String>::new(), "bo's page");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newcomer_is_let_in_accepts_the_rules_and_a_moderators_deletion_reaches_every_page() {
+    let server = TestServer::start(open_registration(test_config(Storage::Ephemeral { history_limit: 1000 }))).await;
+    let base = format!("http://{}", server.addr);
+    let browser = Browser::start().await;
+    let ada = browser.page(&format!("{base}/"), DESKTOP.0, DESKTOP.1).await;
+    sign_up(&ada, "ada").await;
+    // The room's setup is not what this test is about: made through the page's connection.
+    ada.eval(
+        "(async () => { await hearth.conn.request('create_room', { room: 'darkroom', topic: 'Tell us what you shoot' }); \
+         await hearth.conn.request('pin', { room: 'darkroom', note: 'Be kind. Film only.', title: 'Rules' }); \
+         await hearth.conn.request('set_room', { room: 'darkroom', settings: { visibility: 'approval', rules_ack: true, welcome: 'Welcome to the darkroom!' } }); \
+         await hearth.open('darkroom'); })()",
+    )
+    .await;
+    say(&ada, "The darkroom is open").await;
+    shows(&ada, "The darkroom is open").await;
+
+    // Cy asks to join, with the answer to the room's question.
+    let cy = browser.page(&format!("{base}/r/darkroom"), DESKTOP.0, DESKTOP.1).await;
+    sign_up(&cy, "cy").await;
+    cy.wait_for("!!document.querySelector('#join-note')", "the request form").await;
+    cy.eval("document.querySelector('#join-note').value = 'I shoot a Leica M6, mostly Tri-X'").await;
+    click(&cy, ".main", "Ask to join").await;
+    cy.wait_for("document.body.innerText.includes('You asked to join')", "the request sent").await;
+
+    // Ada sees it in the queue and lets cy in; cy hears it live.
+    ada.wait_for("document.querySelector('.roomhead .badge')?.textContent === '1'", "the queue's count").await;
+    click(&ada, ".roomhead", "Moderate").await;
+    ada.wait_for("document.querySelector('.panel').innerText.includes('I shoot a Leica M6')", "the request's note")
+        .await;
+    if let Some(dir) = screenshots() {
+        ada.screenshot(&dir.join("moderation.png")).await;
+    }
+    click(&ada, ".panel", "Let in").await;
+    cy.wait_for("document.body.innerText.includes('Welcome to the darkroom!')", "the room's welcome").await;
+    cy.wait_for("document.body.innerText.includes('Be kind. Film only.')", "the rules, before anything else").await;
+    click(&cy, ".main .notice", "I accept the rules").await;
+    cy.wait_for("!hearth.needsRulesAck(hearth.rooms.get('darkroom'))", "the rules acknowledged").await;
+    say(&cy, "Thanks for letting me in").await;
+    shows(&ada, "Thanks for letting me in").await;
+
+    // Dee comes in through an invite link ada makes in her page.
+    click(&ada, ".panel [role=tablist]", "Invites").await;
+    click(&ada, ".panel", "Make an invite link").await;
+    let link = ada.wait_for("document.querySelector('#invite-link')?.value", "the invite link").await;
+    let link = link.as_str().unwrap().to_string();
+    assert!(link.starts_with(&format!("{base}/invite/")) && link.ends_with("?room=darkroom"), "{link}");
+    let dee = browser.page(&link, PHONE.0, PHONE.1).await;
+    dee.wait_for("document.body.innerText.includes('invited to the room “darkroom”')", "the invitation said").await;
+    sign_up(&dee, "dee").await;
+    dee.wait_for("hearth.rooms.get('darkroom')?.receiving === true", "dee in the room").await;
+    dee.wait_for("location.pathname === '/r/darkroom'", "the room's address").await;
+    click(&dee, ".main .notice", "I accept the rules").await;
+    say(&dee, "Dee, by invitation").await;
+    shows(&cy, "Dee, by invitation").await;
+
+    // Ada deletes cy's message: every page shows a tombstone.
+    ada.eval("window.confirm = () => true").await;
+    ada.eval(
+        "(() => { const m = [...document.querySelectorAll('.main .msg')].find(m => m.querySelector('.body').textContent === 'Thanks for letting me in'); \
+         m.querySelector('button[aria-label=Delete]').click(); })()",
+    )
+    .await;
+    for page in [&ada, &cy, &dee] {
+        page.wait_for(
+            "[...document.querySelectorAll('.main .msg .body.deleted')].length === 1 && !document.body.innerText.includes('Thanks for letting me in')",
+            "the tombstone",
+        )
+        .await;
+    }
+    for page in [&ada, &cy, &dee] {
+        assert_eq!(unexpected_errors(page), Vec::<String>::new());
+    }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_page_resumes_after_a_restart_with_nothing_missed_and_nothing_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = open_registration(test_config(Storage::Dir(dir.path().to_path_buf())));
+    let server = TestServer::start(config.clone()).await;
+    let addr = server.addr;
+    let base = format!("http://{addr}");
+    let browser = Browser::start().await;
+    let ada = browser.page(&format!("{base}/"), DESKTOP.0, DESKTOP.1).await;
+    sign_up(&ada, "ada").await;
+    ada.eval("hearth.createRoom('cameras')").await;
+    ada.wait_for("location.pathname === '/r/cameras'", "the room").await;
+    let bo = browser.page(&format!("{base}/r/cameras"), DESKTOP.0, DESKTOP.1).await;
+    sign_up(&bo, "bo").await;
+    say(&ada, "before the restart").await;
+    shows(&bo, "before the restart").await;
+
+    server.stop().await;
+    for page in [&ada, &bo] {
+        page.wait_for("hearth.conn.state === 'reconnecting'", "the page noticing").await;
+        let status = page.eval("document.querySelector('.status').textContent").await;
+        assert!(status.as_str().unwrap().contains("reconnecting"), "said plainly: {status}");
+    }
+    // Back, and messages posted by the terminal client before the pages return.
+    let server = TestServer::start_at(config, addr).await;
+    let mut cy = server.client("cy", Codec::MsgPack).await;
+    cy.join(&room("cameras")).await.unwrap();
+    for n in 1..=5 {
+        cy.send(&room("cameras"), &format!("while you were away {n}")).await.unwrap();
+    }
+    let expected: Vec<String> = ["before the restart"]
+        .into_iter()
+        .map(String::from)
+        .chain((1..=5).map(|n| format!("while you were away {n}")))
+        .collect();
+    for page in [&ada, &bo] {
+        page.wait_for("hearth.conn.state === 'online'", "back online").await;
+        shows(page, "while you were away 5").await;
+        tokio::time::sleep(Duration::from_millis(300)).await; // anything twice would be drawn by now
+        assert_eq!(timeline(page).await, expected, "each once, in order");
+    }
+    say(&bo, "and after").await;
+    shows(&ada, "and after").await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_browsers_on_two_nodes_of_a_cluster_chat_and_resume_after_one_node_stops() {
+    let redis = hearth_testkit::RedisServer::start().await;
+    let config = open_registration(cluster_config(&redis.url(), "web"));
+    let one = TestServer::start(config.clone()).await;
+    let two = TestServer::start(config.clone()).await;
+    let browser = Browser::start().await;
+    let ada = browser.page(&format!("http://{}/", one.addr), DESKTOP.0, DESKTOP.1).await;
+    sign_up(&ada, "ada").await;
+    ada.eval("hearth.createRoom('cameras')").await;
+    ada.wait_for("location.pathname === '/r/cameras'", "the room").await;
+    let bo = browser.page(&format!("http://{}/r/cameras", two.addr), DESKTOP.0, DESKTOP.1).await;
+    sign_up(&bo, "bo").await;
+    say(&ada, "from node one").await;
+    shows(&bo, "from node one").await;
+    say(&bo, "from node two").await;
+    shows(&ada, "from node two").await;
+
+    // Node two stops; ada goes on through node one; node two comes back.
+    let addr = two.addr;
+    two.stop().await;
+    bo.wait_for("hearth.conn.state === 'reconnecting'", "bo's page noticing").await;
+    for n in 1..=3 {
+        say(&ada, &format!("while node two was down {n}")).await;
+    }
+    shows(&ada, "while node two was down 3").await;
+    let two = TestServer::start_at(config, addr).await;
+    bo.wait_for("hearth.conn.state === 'online'", "bo back").await;
+    shows(&bo, "while node two was down 3").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let expected = [
+        "from node one",
+        "from node two",
+        "while node two was down 1",
+        "while node two was down 2",
+        "while node two was down 3",
+    ];
+    assert_eq!(timeline(&bo).await, expected, "each once, in order");
+    say(&bo, "back on node two").await;
+    shows(&ada, "back on node two").await;
+    one.stop().await;
+    two.stop().await;
+}
+
+/// An accessibility check written for these tests (see ARCHITECTURE.md,
+/// "The web page"): the serious and critical kinds of axe-core's rules —
+/// names for controls and images, labels for fields, contrast (AA), ids,
+/// references, the document's language and title.
+const ACCESSIBILITY: &str = include_str!("web_a11y.js");
+
+async fn accessibility(page: &Page, screen: &str) {
+    let problems = page.eval(ACCESSIBILITY).await;
+    let problems: Vec<String> = serde_json::from_value(problems).expect("a list of problems");
+    assert!(problems.is_empty(), "{screen}: {problems:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_main_screens_pass_an_accessibility_check_in_both_colour_schemes() {
+    let server = TestServer::start(open_registration(test_config(Storage::Ephemeral { history_limit: 1000 }))).await;
+    let browser = Browser::start().await;
+    let ada = browser.page(&format!("http://{}/", server.addr), DESKTOP.0, DESKTOP.1).await;
+    ada.wait_for("!!document.querySelector('.signin')", "the sign-in screen").await;
+    accessibility(&ada, "the sign-in screen").await;
+    sign_up(&ada, "ada").await;
+    ada.eval(
+        "(async () => { await hearth.conn.request('create_room', { room: 'cameras', visibility: 'approval' }); \
+         await hearth.conn.request('pin', { room: 'cameras', note: 'Be kind.', title: 'Rules' }); \
+         await hearth.open('cameras'); })()",
+    )
+    .await;
+    say(&ada, "Hello, see https://example.org").await;
+    shows(&ada, "Hello, see https://example.org").await;
+    let bo = server.client("bo", Codec::Json).await;
+    let note = hearth_protocol::Note::new("I develop at home").unwrap();
+    bo.request(hearth_protocol::ops::RequestJoin { room: room("cameras"), note }).await.unwrap();
+    for scheme in ["light", "dark"] {
+        ada.emulate_color_scheme(scheme).await;
+        accessibility(&ada, &format!("the main screen ({scheme})")).await;
+        click(&ada, ".roomhead", "Pinned").await;
+        ada.wait_for("document.querySelector('.panel').innerText.includes('Be kind.')", "the pins").await;
+        accessibility(&ada, &format!("the pins panel ({scheme})")).await;
+        click(&ada, ".roomhead", "Moderate").await;
+        ada.wait_for("document.querySelector('.panel').innerText.includes('I develop at home')", "the queue").await;
+        accessibility(&ada, &format!("the moderation queue ({scheme})")).await;
+        click(&ada, ".panel header", "Close panel").await;
+    }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn measured_first_render_of_a_long_room_and_a_burst_of_a_thousand() {
+    let server = TestServer::start(open_registration(test_config(Storage::Ephemeral { history_limit: 5000 }))).await;
+    let mut cy = server.client("cy", Codec::MsgPack).await;
+    create_room(&cy, "busy", None).await.unwrap();
+    cy.join(&room("busy")).await.unwrap();
+    for n in 1..=200 {
+        cy.send(&room("busy"), &format!("earlier message {n}")).await.unwrap();
+    }
+    let browser = Browser::start().await;
+    let ada = browser.page(&format!("http://{}/", server.addr), DESKTOP.0, DESKTOP.1).await;
+    sign_up(&ada, "ada").await;
+    // A fresh load of the room's address, signed in: from navigation to the
+    // newest message drawn, in the page's own clock.
+    ada.goto(&format!("http://{}/r/busy", server.addr)).await;
+    let first = ada
+        .wait_for(
+            "[...document.querySelectorAll('.main .msg .body')].some(b => b.textContent === 'earlier message 200') && performance.now()",
+            "the room drawn",
+        )
+        .await;
+    let shown = ada.eval("document.querySelectorAll('.main .msg').length").await;
+    println!(
+        "first render: a room of 200 messages, the newest {shown} drawn {:.0} ms after navigation",
+        first.as_f64().unwrap()
+    );
+
+    // A burst: a thousand messages as fast as one client sends them.
+    ada.eval(
+        "(() => { window.__stall = 0; let last = performance.now(); window.__beat = setInterval(() => { const now = performance.now(); \
+         window.__stall = Math.max(window.__stall, now - last); last = now; }, 10); \
+         window.__first = null; new MutationObserver(() => { if (window.__first === null) window.__first = performance.now(); }) \
+         .observe(document.querySelector('.timeline'), { childList: true }); })()",
+    )
+    .await;
+    let burst = tokio::time::timeout(Duration::from_secs(60), async {
+        for n in 1..=1000 {
+            cy.send(&room("busy"), &format!("burst {n}")).await.unwrap();
+        }
+    });
+    burst.await.expect("the burst sent in time");
+    let done = ada
+        .wait_for(
+            "[...document.querySelectorAll('.main .msg .body')].some(b => b.textContent === 'burst 1000') && performance.now()",
+            "the last of the burst",
+        )
+        .await;
+    let result = ada.eval("({ first: window.__first, stall: window.__stall })").await;
+    let texts = timeline(&ada).await;
+    let burst_shown: Vec<&String> = texts.iter().filter(|t| t.starts_with("burst ")).collect();
+    assert_eq!(burst_shown.len(), 1000, "every message of the burst, once");
+    assert!(burst_shown.windows(2).all(|w| {
+        let n = |t: &str| t["burst ".len()..].parse::<u32>().unwrap();
+        n(w[0]) + 1 == n(w[1])
+    }));
+    println!(
+        "burst: 1000 messages, the last drawn {:.0} ms after the first; the page's longest stall {:.0} ms",
+        done.as_f64().unwrap() - result["first"].as_f64().unwrap(),
+        result["stall"].as_f64().unwrap()
+    );
+    server.stop().await;
+}
