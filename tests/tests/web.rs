@@ -239,6 +239,8 @@ async fn the_servers_own_page_may_open_a_websocket_and_other_sites_may_not() {
     assert_eq!(open(format!("http://127.0.0.1:{}", server.addr.port())).await, Ok(()));
     let refused = open(format!("http://127.0.0.1:{}", server.addr.port() + 1)).await;
     assert!(refused.is_err_and(|e| e.contains("403")), "another port is another origin");
-    assert!(open("https://127.0.0.1".to_string()).await.is_err(), "another scheme too");
+    let behind_a_proxy = open(format!("https://127.0.0.1:{}", server.addr.port())).await;
+    assert_eq!(behind_a_proxy, Ok(()), "https for the same host: a proxy in front ended TLS");
+    assert!(open("https://127.0.0.1".to_string()).await.is_err(), "another port is another site");
     server.stop().await;
 }

@@ -241,12 +241,19 @@ async fn a_newcomer_is_let_in_accepts_the_rules_and_a_moderators_deletion_reache
 
     // Dee comes in through an invite link ada makes in her page.
     click(&ada, ".panel [role=tablist]", "Invites").await;
+    ada.wait_for("!!document.querySelector('#invite-signup')", "the invites tab").await;
+    ada.eval("document.querySelector('#invite-signup').value = 'from-the-operator'").await;
     click(&ada, ".panel", "Make an invite link").await;
     let link = ada.wait_for("document.querySelector('#invite-link')?.value", "the invite link").await;
     let link = link.as_str().unwrap().to_string();
-    assert!(link.starts_with(&format!("{base}/invite/")) && link.ends_with("?room=darkroom"), "{link}");
+    assert!(
+        link.starts_with(&format!("{base}/invite/")) && link.ends_with("?room=darkroom&signup=from-the-operator"),
+        "{link}"
+    );
     let dee = browser.page(&link, PHONE.0, PHONE.1).await;
     dee.wait_for("document.body.innerText.includes('invited to the room “darkroom”')", "the invitation said").await;
+    let prefilled = dee.wait_for("document.querySelector('#f-invite')?.value", "the sign-up form, filled in").await;
+    assert_eq!(prefilled, "from-the-operator", "the link's sign-up code is in the form");
     sign_up(&dee, "dee").await;
     dee.wait_for("hearth.rooms.get('darkroom')?.receiving === true", "dee in the room").await;
     dee.wait_for("location.pathname === '/r/darkroom'", "the room's address").await;
@@ -469,5 +476,66 @@ async fn measured_first_render_of_a_long_room_and_a_burst_of_a_thousand() {
         done.as_f64().unwrap() - result["first"].as_f64().unwrap(),
         result["stall"].as_f64().unwrap()
     );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thread_and_the_moderators_tools_work_from_the_page() {
+    let server = TestServer::start(open_registration(test_config(Storage::Ephemeral { history_limit: 1000 }))).await;
+    let browser = Browser::start().await;
+    let ada = browser.page(&format!("http://{}/", server.addr), DESKTOP.0, DESKTOP.1).await;
+    sign_up(&ada, "ada").await;
+    ada.eval("hearth.createRoom('cameras')").await;
+    ada.wait_for("location.pathname === '/r/cameras'", "the room").await;
+    let mut bo = server.client("bo", Codec::Json).await;
+    bo.join(&room("cameras")).await.unwrap();
+    bo.send(&room("cameras"), "Which developer for Tri-X?").await.unwrap();
+    shows(&ada, "Which developer for Tri-X?").await;
+
+    // A reply in the thread, from the thread's panel; the root counts it.
+    click(&ada, ".main .msg:last-of-type", "Reply in thread").await;
+    ada.wait_for("document.querySelector('.panel')?.innerText.includes('Which developer')", "the thread").await;
+    ada.eval(
+        "(() => { const t = document.querySelector('.panel .composer textarea'); t.value = 'HC-110, dilution B'; \
+         t.dispatchEvent(new KeyboardEvent('keydown', { key: 'Enter', bubbles: true })); })()",
+    )
+    .await;
+    ada.wait_for(
+        "document.querySelector('.panel .thread')?.innerText.includes('HC-110, dilution B')",
+        "the reply in the thread",
+    )
+    .await;
+    ada.wait_for("document.querySelector('.main .replies')?.textContent === '1 reply'", "the root's count").await;
+    let reply =
+        until_event(&mut bo, "the reply", |e| matches!(e, hearth_protocol::Event::Message(m) if m.thread.is_some()))
+            .await;
+    assert!(format!("{reply:?}").contains("HC-110"), "{reply:?}");
+    click(&ada, ".panel header", "Close panel").await;
+
+    // Muting bo from the members panel holds for bo's next post.
+    click(&ada, ".roomhead", "Members").await;
+    ada.eval("document.querySelector('.panel details').open = true").await;
+    click(&ada, ".panel details", "Mute").await;
+    ada.wait_for("document.querySelector('.panel').innerText.includes('muted for')", "bo shown muted").await;
+    let refused = code(bo.send(&room("cameras"), "still here?").await);
+    assert_eq!(refused, hearth_protocol::ErrorCode::Muted);
+
+    // Slow mode from the settings; the log shows both; the health chart draws.
+    click(&ada, ".roomhead", "Moderate").await;
+    click(&ada, ".panel [role=tablist]", "Settings").await;
+    ada.eval("document.querySelector('#s-slow').value = '30'").await;
+    click(&ada, ".panel form", "Save").await;
+    ada.wait_for("hearth.rooms.get('cameras').info.slow_mode_secs === 30", "slow mode set").await;
+    click(&ada, ".panel [role=tablist]", "Log").await;
+    ada.wait_for(
+        "document.querySelector('.panel').innerText.includes('mute') && document.querySelector('.panel').innerText.includes('set room')",
+        "the moderation log",
+    )
+    .await;
+    click(&ada, ".panel [role=tablist]", "Health").await;
+    ada.wait_for("document.querySelectorAll('.panel .chart svg rect').length === 10", "the health chart's bars").await;
+    let label = ada.eval("document.querySelector('.panel .chart svg').getAttribute('aria-label')").await;
+    assert!(label.as_str().unwrap().contains("This week"), "the chart says what it shows: {label}");
+    assert_eq!(unexpected_errors(&ada), Vec::<String>::new());
     server.stop().await;
 }

@@ -75,20 +75,24 @@ pub(super) fn header_text(request: &Request<Incoming>, name: header::HeaderName)
 }
 
 /// Whether a browser page at `origin` may use this server: a page it serves
-/// itself (`own`: the origin the request was addressed to, from its `Host`),
-/// or one the operator listed exactly (scheme, host and port;
-/// case-insensitive), or any when the list holds `*`.
+/// itself (`own`: the `Host` the request was addressed to, under http or
+/// https alike, since a proxy in front may have ended TLS), or one the
+/// operator listed exactly (scheme, host and port; case-insensitive), or
+/// any when the list holds `*`.
 pub(super) fn origin_allowed(origin: &str, own: Option<&str>, allowed: &[String]) -> bool {
-    let same = |a: &str| a.trim_end_matches('/').eq_ignore_ascii_case(origin.trim_end_matches('/'));
-    own.is_some_and(same) || allowed.iter().any(|a| a == "*" || same(a))
+    let origin = origin.trim_end_matches('/');
+    let same = |a: &str| a.trim_end_matches('/').eq_ignore_ascii_case(origin);
+    let host = origin.strip_prefix("https://").or_else(|| origin.strip_prefix("http://"));
+    let own = own.zip(host).is_some_and(|(own, host)| own.eq_ignore_ascii_case(host));
+    own || allowed.iter().any(|a| a == "*" || same(a))
 }
 
-/// The origin a request was addressed to (`http://HOST` or `https://HOST`,
-/// from its `Host` header): the origin of the pages this server serves.
-pub(super) fn own_origin(request: &Request<Incoming>, tls: bool) -> Option<String> {
+/// The host a request was addressed to (its `Host` header): the pages this
+/// server serves have it as their origin's host.
+pub(super) fn own_host(request: &Request<Incoming>) -> Option<String> {
     let host = header_text(request, header::HOST)?;
     let valid = !host.is_empty() && host.bytes().all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b));
-    valid.then(|| format!("{}://{host}", if tls { "https" } else { "http" }))
+    valid.then(|| host.to_string())
 }
 
 /// The origins a request's page may have: its own, and the operator's list.
@@ -99,7 +103,7 @@ pub(super) struct Origins<'a> {
 
 impl<'a> Origins<'a> {
     pub(super) fn of(shared: &'a Shared, request: &Request<Incoming>) -> Origins<'a> {
-        Origins { own: own_origin(request, shared.tls.is_some()), allowed: &shared.config.allowed_origins }
+        Origins { own: own_host(request), allowed: &shared.config.allowed_origins }
     }
 
     pub(super) fn allow(&self, origin: &str) -> bool {

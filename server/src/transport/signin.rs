@@ -77,7 +77,9 @@ pub(super) async fn answer(shared: &Shared, request: Request<Incoming>) -> Answe
     }
     let path = request.uri().path().to_string();
     let cookie = cookie_of(&request);
-    let tls = shared.tls.is_some();
+    // Secure whenever the page is on https: served so here, or through a
+    // proxy that ended TLS (the browser's Origin says which).
+    let tls = shared.tls.is_some() || header_text(&request, header::ORIGIN).is_some_and(|o| o.starts_with("https://"));
     let body = match json_body(request).await {
         Ok(body) => body,
         Err(refusal) => return refusal,

@@ -137,12 +137,17 @@ function invites(area, app, room, panel) {
       el("input", { id: "invite-link", readonly: true, value: panel.invite.link, onfocus: (e) => e.target.select() }),
       el("p", { class: "hint" }, `Valid until ${new Date(panel.invite.expires_at).toLocaleString()}.`));
   }
-  const uses = el("select", { "aria-label": "How many people" }, [["1", "one person"], ["5", "5 people"], ["25", "25 people"], ["", "anyone with the link"]].map(([v, l]) => el("option", { value: v }, l)));
-  fill(area, el("p", {}, "An invite link lets people into this room directly, whatever its visibility."), uses,
+  const uses = el("select", { id: "invite-uses" }, [["1", "one person"], ["5", "5 people"], ["25", "25 people"], ["", "anyone with the link"]].map(([v, l]) => el("option", { value: v }, l)));
+  const signup = el("input", { id: "invite-signup", autocomplete: "off", "aria-describedby": "invite-signup-hint" });
+  fill(area, el("p", {}, "An invite link lets people into this room directly, whatever its visibility."),
+    el("label", { for: "invite-uses" }, "For"), uses,
+    el("label", { for: "invite-signup" }, "Sign-up code to include (optional)"), signup,
+    el("div", { class: "hint", id: "invite-signup-hint" }, "People without an account need one where the server asks for it; the operator makes them (hearth-server accounts invite)."),
     el("div", { class: "row" }, el("button", { type: "button", class: "primary", onclick: async () => {
       try {
         const invite = await app.conn.request("create_invite", { room: room.name, ...(uses.value ? { max_uses: Number(uses.value) } : {}) });
-        const link = `${location.origin}/invite/${encodeURIComponent(invite.code)}?room=${encodeURIComponent(room.name)}`;
+        const code = signup.value.trim();
+        const link = `${location.origin}/invite/${encodeURIComponent(invite.code)}?room=${encodeURIComponent(room.name)}${code ? `&signup=${encodeURIComponent(code)}` : ""}`;
         app.setPanel({ kind: "moderate", tab: "invites", invite: { link, expires_at: invite.expires_at } });
       } catch (error) { app.toast(error.message); }
     } }, "Make an invite link")), out);

@@ -81,7 +81,8 @@ export async function changePassword(password, newPassword) {
 /** Draws the sign-in screen into `root`; resolves once signed in. */
 export function screen(root, { invite, signupCode, message } = {}) {
   return new Promise((resolve) => {
-    let mode = "login";
+    // A link that carries a sign-up code is for someone without an account yet.
+    let mode = signupCode ? "register" : "login";
     const draw = () => {
       const status = el("p", { class: "error", role: "alert", id: "signin-error" });
       if (message) status.textContent = message;

@@ -70,6 +70,8 @@ export class TimelineView {
     this.room = null;
     this.list = el("div", { class: "timeline", role: "log", "aria-live": "polite", "aria-label": "Messages", tabindex: "0" });
     this.dirty = new Set();
+    this.nodes = new Map(); // seq -> its element in the list
+    this.lastSeq = 0;
     this.full = false;
     this.frame = 0;
     this.list.addEventListener("scroll", () => {
@@ -79,6 +81,7 @@ export class TimelineView {
 
   show(room) {
     this.room = room;
+    this.lastSeq = 0;
     this.full = true;
     this.schedule();
   }
@@ -87,6 +90,8 @@ export class TimelineView {
     if (!change || !this.room) return;
     if (change.all || change.seq === undefined) this.full = true;
     else this.dirty.add(change.seq);
+    // A reply changes its root's count; the reply itself is in the thread.
+    if (change.root) this.dirty.add(change.root);
     this.schedule();
   }
 
@@ -102,31 +107,41 @@ export class TimelineView {
     const room = this.room;
     if (!room) return;
     const stick = this.full || this.nearBottom();
-    const items = room.main();
     if (this.full) {
-      const nodes = items.map((item) => messageNode(room, item, this.app));
+      this.nodes = new Map();
+      this.lastSeq = 0;
+      const nodes = room.main().map((item) => this.node(room, item));
       const older = room.moreOlder ? el("button", { type: "button", class: "older", onclick: () => this.loadOlder() }, "Load older messages") : null;
       fill(this.list, older, nodes.length ? nodes : el("p", { class: "event" }, "No messages yet. Say hello!"));
       this.full = false;
       this.dirty.clear();
     } else {
-      const last = this.list.lastElementChild;
-      const lastSeq = last ? Number(last.dataset.seq || 0) : 0;
+      // New items are appended together; changed ones are replaced in place.
+      const appended = document.createDocumentFragment();
       for (const seq of [...this.dirty].sort((a, b) => a - b)) {
         const item = room.items.get(seq);
         if (!item || (item.kind === "message" && item.thread)) continue;
-        const existing = this.list.querySelector(`[data-seq="${seq}"]`);
-        const node = messageNode(room, item, this.app);
-        if (existing) existing.replaceWith(node);
-        else if (seq > lastSeq) {
-          this.list.querySelector("p.event:only-child")?.remove();
-          this.list.append(node);
-        } else { this.full = true; }
+        const existing = this.nodes.get(seq);
+        if (existing) existing.replaceWith(this.node(room, item));
+        else if (seq > this.lastSeq) appended.append(this.node(room, item));
+        else this.full = true;
       }
       this.dirty.clear();
       if (this.full) { this.draw(); return; }
+      if (appended.childNodes.length) {
+        this.list.querySelector("p.event:only-child")?.remove();
+        this.list.append(appended);
+      }
     }
     if (stick) this.list.scrollTop = this.list.scrollHeight;
+  }
+
+  /** One item's element, remembered by seq for later changes. */
+  node(room, item) {
+    const node = messageNode(room, item, this.app);
+    this.nodes.set(item.seq, node);
+    this.lastSeq = Math.max(this.lastSeq || 0, item.seq);
+    return node;
   }
 
   async loadOlder() {
