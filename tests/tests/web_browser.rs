@@ -526,6 +526,20 @@ async fn a_thread_and_the_moderators_tools_work_from_the_page() {
     ada.eval("document.querySelector('#s-slow').value = '30'").await;
     click(&ada, ".panel form", "Save").await;
     ada.wait_for("hearth.rooms.get('cameras').info.slow_mode_secs === 30", "slow mode set").await;
+    // Probation from the settings: a newcomer's link is held for review, and
+    // posted from the held-posts tab.
+    ada.eval("document.querySelector('#s-slow').value = '0'; document.querySelector('#s-prob').value = '7'").await;
+    click(&ada, ".panel form", "Save").await;
+    ada.wait_for("hearth.rooms.get('cameras').info.probation_secs === 7 * 86400", "probation set").await;
+    let mut cy = server.client("cy", Codec::Json).await;
+    cy.join(&room("cameras")).await.unwrap();
+    let held = cy.send(&room("cameras"), "my scans: https://example.org/scans").await.unwrap();
+    assert!(held.held, "a newcomer's link is held");
+    ada.wait_for("document.querySelector('.roomhead .badge')?.textContent === '1'", "the held post counted").await;
+    click(&ada, ".panel [role=tablist]", "Held posts").await;
+    ada.wait_for("document.querySelector('.panel').innerText.includes('my scans')", "the held post").await;
+    click(&ada, ".panel", "Post it").await;
+    shows(&ada, "my scans: https://example.org/scans").await;
     click(&ada, ".panel [role=tablist]", "Log").await;
     ada.wait_for(
         "document.querySelector('.panel').innerText.includes('mute') && document.querySelector('.panel').innerText.includes('set room')",
