@@ -35,6 +35,7 @@ pub enum Event {
     Prompt(PromptEvent),
     Held(HeldEvent),
     Truncated(TruncatedEvent),
+    Read(ReadEvent),
 }
 
 impl Event {
@@ -57,7 +58,12 @@ impl Event {
             Event::Arrived(e) => e.seq,
             Event::Prompt(e) => e.seq,
             Event::Held(e) => e.seq,
-            Event::Hello(_) | Event::Typing(_) | Event::Presence(_) | Event::JoinDecision(_) | Event::Truncated(_) => {
+            Event::Hello(_)
+            | Event::Typing(_)
+            | Event::Presence(_)
+            | Event::JoinDecision(_)
+            | Event::Truncated(_)
+            | Event::Read(_) => {
                 return None;
             }
         })
@@ -82,7 +88,12 @@ impl Event {
             Event::Arrived(e) => e.ts,
             Event::Prompt(e) => e.ts,
             Event::Held(e) => e.ts,
-            Event::Hello(_) | Event::Typing(_) | Event::Presence(_) | Event::JoinDecision(_) | Event::Truncated(_) => {
+            Event::Hello(_)
+            | Event::Typing(_)
+            | Event::Presence(_)
+            | Event::JoinDecision(_)
+            | Event::Truncated(_)
+            | Event::Read(_) => {
                 return None;
             }
         })
@@ -114,7 +125,12 @@ impl Event {
             Event::Arrived(e) => (&mut e.seq, &mut e.ts),
             Event::Prompt(e) => (&mut e.seq, &mut e.ts),
             Event::Held(e) => (&mut e.seq, &mut e.ts),
-            Event::Hello(_) | Event::Typing(_) | Event::Presence(_) | Event::JoinDecision(_) | Event::Truncated(_) => {
+            Event::Hello(_)
+            | Event::Typing(_)
+            | Event::Presence(_)
+            | Event::JoinDecision(_)
+            | Event::Truncated(_)
+            | Event::Read(_) => {
                 return;
             }
         };
@@ -146,6 +162,7 @@ impl Event {
             Event::Prompt(e) => &e.room,
             Event::Held(e) => &e.room,
             Event::Truncated(e) => &e.room,
+            Event::Read(e) => &e.room,
         })
     }
 }
@@ -463,6 +480,14 @@ pub struct JoinDecisionEvent {
     pub by: UserId,
     #[serde(default)]
     pub reason: ShortText,
+}
+
+/// To every connection of a member: they marked the room read up to `seq`
+/// (on this device or another). Not stored in the timeline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReadEvent {
+    pub room: RoomId,
+    pub seq: Seq,
 }
 
 /// Events of a room were lost before this connection received them: the ones

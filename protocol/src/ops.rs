@@ -170,13 +170,20 @@ operations! {
     HeldPosts = "held" => HeldList;
     /// Release a held message (it is posted) or drop it (moderators).
     Release = "release" => Appended;
+    /// Mark a room read up to a seq, for every device of the caller.
+    MarkRead = "mark_read" => ReadMark;
+    /// Mark every room of the caller read, up to its newest event.
+    MarkAllRead = "mark_all_read" => AllRead;
+    /// Where the caller stands in each of their rooms: read up to, and how
+    /// many messages from others came after.
+    ReadState = "read_state" => ReadStateList;
 }
 
 impl Op {
     /// The room this operation is about; `None` for the few about no room.
     pub fn room(&self) -> Option<&RoomId> {
         match self {
-            Op::Ping(_) | Op::ListRooms(_) | Op::Auth(_) => None,
+            Op::Ping(_) | Op::ListRooms(_) | Op::Auth(_) | Op::MarkAllRead(_) | Op::ReadState(_) => None,
             Op::CreateRoom(args) => Some(&args.room),
             Op::Join(args) => Some(&args.room),
             Op::Leave(args) => Some(&args.room),
@@ -213,6 +220,7 @@ impl Op {
             Op::Prompts(args) => Some(&args.room),
             Op::HeldPosts(args) => Some(&args.room),
             Op::Release(args) => Some(&args.room),
+            Op::MarkRead(args) => Some(&args.room),
         }
     }
 }
@@ -675,6 +683,58 @@ pub struct CancelPrompt {
 /// An empty successful reply: `{"id":7,"ok":{}}`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Done {}
+
+/// Marks `room` read up to `seq` (a seq past the room's newest is taken as
+/// the newest). Read positions only move forward: a device that is behind
+/// never moves another's back.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MarkRead {
+    pub room: RoomId,
+    pub seq: Seq,
+}
+
+/// The caller's read position in a room after a `mark_read`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReadMark {
+    pub room: RoomId,
+    pub seq: Seq,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MarkAllRead {}
+
+/// How many rooms `mark_all_read` marked.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AllRead {
+    pub rooms: u32,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ReadState {}
+
+/// The caller's read position in each room they are a member of.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReadStateList {
+    pub rooms: Vec<RoomRead>,
+}
+
+/// Unread messages are counted up to this many per room (`more` past it).
+pub const MAX_UNREAD_COUNTED: u32 = 999;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoomRead {
+    pub room: RoomId,
+    /// Read up to here (0: nothing read yet).
+    pub seq: Seq,
+    /// The room's newest event.
+    pub head: Seq,
+    /// Messages after `seq` from others that the caller can see, up to
+    /// `MAX_UNREAD_COUNTED`.
+    pub unread: u32,
+    /// There are more unread than `unread` says.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub more: bool,
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Versions {

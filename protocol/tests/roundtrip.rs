@@ -130,6 +130,9 @@ fn sample_ops() -> Vec<Op> {
             reason: short(""),
         }
         .into(),
+        MarkRead { room: r(), seq: Seq(44) }.into(),
+        MarkAllRead {}.into(),
+        ReadState {}.into(),
     ]
 }
 
@@ -275,6 +278,7 @@ fn sample_events() -> Vec<Event> {
             reason: short("not now"),
         }),
         Event::Truncated(TruncatedEvent { room: r(), epoch: Epoch(7), after: Seq(3), next: Seq(9) }),
+        Event::Read(ReadEvent { room: r(), seq: Seq(41) }),
     ]
 }
 
@@ -302,6 +306,7 @@ fn event_kind(event: &Event) -> &'static str {
         Event::Prompt(_) => "prompt",
         Event::Held(_) => "held",
         Event::Truncated(_) => "truncated",
+        Event::Read(_) => "read",
     }
 }
 
@@ -313,7 +318,7 @@ fn samples_cover_every_op_and_event() {
     let all: BTreeSet<&str> = OP_NAMES.iter().copied().collect();
     assert_eq!(ops, all);
     let kinds: BTreeSet<&str> = sample_events().iter().map(event_kind).collect();
-    assert_eq!(kinds.len(), 21);
+    assert_eq!(kinds.len(), 22);
 }
 
 #[test]

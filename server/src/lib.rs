@@ -23,6 +23,7 @@ pub mod metrics;
 pub mod outbound;
 pub mod presence;
 pub mod prompts;
+pub mod reads;
 pub mod refusals;
 pub mod room;
 pub mod rooms;
@@ -69,6 +70,8 @@ pub struct Shared {
     pub tls: Option<Arc<tls::Tls>>,
     pub registry: Arc<Registry>,
     pub accounts: Arc<Accounts>,
+    /// Where each member has read up to, per room.
+    pub reads: Arc<dyn reads::ReadStore>,
     pub clock: SharedClock,
     /// Tells the prompt poster a prompt was scheduled here.
     pub prompts_relist: prompts::Relist,
@@ -95,6 +98,8 @@ pub enum ServerError {
     StoreFailed(String),
     #[error("cannot open the accounts: {0}")]
     Accounts(accounts::StoreFailure),
+    #[error("cannot open the read positions: {0}")]
+    Reads(reads::ReadsUnavailable),
 }
 
 /// Opens the embedded store the config names (`None` in cluster mode, where
@@ -113,6 +118,7 @@ struct Opened {
     broker: Arc<dyn Broker>,
     local: Option<Arc<LocalBroker>>,
     accounts: Arc<dyn AccountStore>,
+    reads: Arc<dyn reads::ReadStore>,
     account_notices: Option<tokio::sync::broadcast::Receiver<Notice>>,
 }
 
@@ -134,11 +140,16 @@ async fn start_broker(
                 other => ServerError::Redis { target, detail: other.to_string() },
             })?;
         let (accounts, account_notices) = (broker.accounts(), Some(broker.account_notices()));
-        return Ok(Opened { broker: Arc::new(broker), local: None, accounts, account_notices });
+        let reads = broker.reads();
+        return Ok(Opened { broker: Arc::new(broker), local: None, accounts, reads, account_notices });
     }
     let accounts: Arc<dyn AccountStore> = match &config.storage {
         Storage::Dir(dir) => Arc::new(LocalAccounts::open(dir).map_err(ServerError::Accounts)?),
         _ => Arc::new(LocalAccounts::in_memory()),
+    };
+    let reads: Arc<dyn reads::ReadStore> = match &config.storage {
+        Storage::Dir(dir) => Arc::new(reads::LocalReads::open(dir).map_err(ServerError::Reads)?),
+        _ => Arc::new(reads::LocalReads::in_memory()),
     };
     let store = open_store(config)?.expect("an embedded store");
     let local = Arc::new(LocalBroker::start(
@@ -151,7 +162,7 @@ async fn start_broker(
         config.commit_hold.clone(),
         failed,
     ));
-    Ok(Opened { broker: local.clone(), local: Some(local), accounts, account_notices: None })
+    Ok(Opened { broker: local.clone(), local: Some(local), accounts, reads, account_notices: None })
 }
 
 /// Serves `listener` until `shutdown` is cancelled (or the store fails), then
@@ -195,7 +206,7 @@ impl Server {
         let store_failed = CancellationToken::new();
         let broker_stop = CancellationToken::new();
         let hub = Arc::new(Hub::default());
-        let Opened { broker, local, accounts, account_notices } =
+        let Opened { broker, local, accounts, reads, account_notices } =
             start_broker(&config, loaded.clone(), hub.clone(), store_failed.clone(), broker_stop.clone()).await?;
         let registry = Arc::new(Registry::new(loaded, broker.clone(), hub.clone(), config.rooms));
         let clock = config.clock.clone();
@@ -206,6 +217,7 @@ impl Server {
             tls,
             registry,
             accounts,
+            reads,
             clock,
             prompts_relist: prompts::Relist::default(),
             next_conn: AtomicU64::new(1),

@@ -280,6 +280,14 @@ impl From<BrokerError> for ErrorBody {
     }
 }
 
+impl From<crate::reads::ReadsUnavailable> for ErrorBody {
+    fn from(error: crate::reads::ReadsUnavailable) -> ErrorBody {
+        tracing::warn!(%error, "read positions unavailable");
+        ErrorBody::new(ErrorCode::Overloaded, "read positions are unavailable right now; retry shortly")
+            .retry_after(1000)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use hearth_protocol::{Millis, PinId, UserId};

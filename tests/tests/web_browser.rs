@@ -553,3 +553,52 @@ async fn a_thread_and_the_moderators_tools_work_from_the_page() {
     assert_eq!(unexpected_errors(&ada), Vec::<String>::new());
     server.stop().await;
 }
+
+/// Signs in an existing account on the sign-in screen.
+async fn sign_in(page: &Page, name: &str) {
+    page.wait_for("!!document.querySelector('.signin #f-password')", "the sign-in form").await;
+    page.eval(&format!(
+        "(() => {{ document.querySelector('#f-name').value = {}; document.querySelector('#f-password').value = 'correct horse'; document.querySelector('.signin form').requestSubmit(); }})()",
+        js(name)
+    ))
+    .await;
+    page.wait_for("window.hearth && hearth.conn.state === 'online'", "signed in and online").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reading_on_one_device_clears_the_unread_count_on_the_other() {
+    let server = TestServer::start(open_registration(test_config(Storage::Ephemeral { history_limit: 1000 }))).await;
+    let base = format!("http://{}", server.addr);
+    let browser = Browser::start().await;
+    let ada = server.client("ada", Codec::MsgPack).await;
+    create_room(&ada, "cameras", None).await.unwrap();
+    create_room(&ada, "lobby", None).await.unwrap();
+
+    // Bo at his desk, in the lobby; cameras waits in his list.
+    let desk = browser.page(&format!("{base}/r/cameras"), DESKTOP.0, DESKTOP.1).await;
+    sign_up(&desk, "bo").await;
+    desk.eval("hearth.open('lobby')").await;
+    desk.wait_for("hearth.rooms.get('lobby')?.receiving === true", "the lobby").await;
+    for n in 1..=3 {
+        ada.send(&room("cameras"), &format!("news {n}")).await.unwrap();
+    }
+    let badge = "[...document.querySelectorAll('.rooms li button')].find(b => b.textContent.includes('cameras'))?.querySelector('.badge')?.textContent";
+    desk.wait_for(&format!("{badge} === '3'"), "three unread in cameras").await;
+
+    // On his phone, a new sign-in opens his first room, cameras: reading it
+    // there clears it on the desk too.
+    let phone = browser.page(&format!("{base}/"), PHONE.0, PHONE.1).await;
+    sign_in(&phone, "bo").await;
+    phone.wait_for("hearth.current === 'cameras'", "cameras opened").await;
+    shows(&phone, "news 3").await;
+    desk.wait_for(&format!("({badge}) === undefined"), "the desk's count cleared by the phone").await;
+
+    // A reload on the desk still knows.
+    desk.reload().await;
+    desk.wait_for(
+        "window.hearth && hearth.conn.state === 'online' && hearth.rooms.get('cameras')?.unread === 0",
+        "still read",
+    )
+    .await;
+    server.stop().await;
+}

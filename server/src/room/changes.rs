@@ -282,9 +282,12 @@ pub fn changes(event: &Event) -> Vec<Change> {
                 vec![Change::RemoveAnnex { table: AnnexTable::Message, target: e.target, key }]
             }
         }
-        Event::Hello(_) | Event::Typing(_) | Event::Presence(_) | Event::JoinDecision(_) | Event::Truncated(_) => {
-            Vec::new()
-        }
+        Event::Hello(_)
+        | Event::Typing(_)
+        | Event::Presence(_)
+        | Event::JoinDecision(_)
+        | Event::Truncated(_)
+        | Event::Read(_) => Vec::new(),
     };
     if let Some(entry) = mod_entry(event) {
         changes.push(Change::PutAnnex(AnnexRow::mod_log(&entry)));

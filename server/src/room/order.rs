@@ -48,7 +48,12 @@ pub fn actor(event: &Event) -> Option<&UserId> {
         Event::Arrived(e) => &e.from,
         Event::Prompt(e) => &e.from,
         Event::Held(e) => &e.from,
-        Event::Hello(_) | Event::Typing(_) | Event::Presence(_) | Event::JoinDecision(_) | Event::Truncated(_) => {
+        Event::Hello(_)
+        | Event::Typing(_)
+        | Event::Presence(_)
+        | Event::JoinDecision(_)
+        | Event::Truncated(_)
+        | Event::Read(_) => {
             return None;
         }
     })

@@ -20,6 +20,7 @@ mod messages;
 mod moderation;
 mod notes;
 mod ordering;
+mod read_state;
 mod reads;
 mod vetting;
 mod writer;

@@ -94,12 +94,44 @@ class App {
       else if (start.room) await this.open(start.room);
     }
     await Promise.allSettled(joins);
+    await this.loadReadState();
     for (const [cmid, post] of this.outbox) this.deliver(cmid, post);
     if (!this.current) {
       const first = [...this.rooms.values()].find((r) => r.role);
       if (first) this.open(first.name);
     }
     this.drawRooms();
+  }
+
+  /** Where this member stands in each room, on every device: the unread counts. */
+  async loadReadState() {
+    try {
+      const state = await this.conn.request("read_state");
+      for (const entry of state.rooms) {
+        const room = this.room(entry.room);
+        room.readSeq = entry.seq;
+        room.unread = entry.unread;
+        room.unreadMore = !!entry.more;
+      }
+      const current = this.rooms.get(this.current);
+      if (current && !document.hidden) this.markRead(current);
+    } catch { /* counted from live messages only until the next connect */ }
+    this.drawRooms();
+    this.updateTitle();
+  }
+
+  /** Tells the server (and so every device) this room is read up to what is shown. */
+  markRead(room) {
+    room.unread = 0;
+    room.mentions = 0;
+    room.unreadMore = false;
+    if (!room.receiving || room.seq <= (room.readSeq || 0)) return;
+    clearTimeout(room.markTimer);
+    // At most one mark a second per room, however fast messages come.
+    room.markTimer = setTimeout(() => {
+      const seq = room.seq;
+      this.conn.request("mark_read", { room: room.name, seq }).then((mark) => { room.readSeq = Math.max(room.readSeq || 0, mark.seq); }, () => {});
+    }, 1000);
   }
 
   /** Joins (or resumes) `room` on this connection. */
@@ -125,6 +157,7 @@ class App {
         if (!quiet || room.name === this.current) await this.loadNewest(room);
       }
       if (reply.first_join && reply.room.welcome) room.welcome = reply.room.welcome;
+      if (room.name === this.current && !document.hidden) this.markRead(room);
       await this.refreshMembers(room);
       if (atLeast(room.role, "welcomer")) this.refreshQueues(room);
     } catch (error) {
@@ -210,6 +243,19 @@ class App {
       this.drawRooms();
       return;
     }
+    if (event.ev === "read") {
+      const room = this.rooms.get(event.room);
+      if (!room) return;
+      room.readSeq = Math.max(room.readSeq || 0, event.seq);
+      // Read elsewhere up to there: what is unread is what came after.
+      const after = [...room.items.values()].filter((i) => i.kind === "message" && i.seq > room.readSeq && i.from !== this.me);
+      room.unread = after.length;
+      room.mentions = after.filter((i) => i.mentionsMe).length;
+      room.unreadMore = false;
+      this.drawRooms();
+      this.updateTitle();
+      return;
+    }
     if (event.ev === "truncated") {
       const room = this.rooms.get(event.room);
       if (!room) return;
@@ -230,7 +276,8 @@ class App {
     if (event.ev === "message" && !change.mine && change.mentions && change.item) change.item.mentionsMe = true;
     if (event.ev === "message" && !change.mine) {
       const seen = room.name === this.current && !document.hidden;
-      if (!seen) {
+      if (seen) this.markRead(room);
+      else if (event.seq > (room.readSeq || 0)) {
         room.unread += 1;
         if (change.mentions) room.mentions += 1;
         this.drawRooms();
@@ -267,8 +314,7 @@ class App {
     this.shell.classList.remove("show-rooms");
     history.replaceState(null, "", `/r/${encodeURIComponent(name)}`);
     const room = this.room(name);
-    room.unread = 0;
-    room.mentions = 0;
+    this.markRead(room);
     this.updateTitle();
     this.panel = this.panel?.kind === "thread" ? null : this.panel;
     this.drawMain();
@@ -436,7 +482,7 @@ class App {
 
   markSeen() {
     const room = this.rooms.get(this.current);
-    if (room) { room.unread = 0; room.mentions = 0; }
+    if (room) this.markRead(room);
     this.drawRooms();
     this.updateTitle();
   }

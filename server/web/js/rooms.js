@@ -15,7 +15,7 @@ export function drawRooms(node, app) {
         el("span", { "aria-hidden": "true" }, "#"),
         el("span", { class: "name" }, visible(room.name)),
         room.mentions ? el("span", { class: "badge mention", "aria-hidden": "true" }, `@${room.mentions}`) : null,
-        room.unread ? el("span", { class: "badge", "aria-hidden": "true" }, String(room.unread)) : null,
+        room.unread ? el("span", { class: "badge", "aria-hidden": "true" }, `${room.unread}${room.unreadMore ? "+" : ""}`) : null,
         room.pending === "requested" ? el("span", { class: "hint", "aria-hidden": "true" }, "asked") : null));
   };
   const input = el("input", { id: "room-name", name: "room", placeholder: "room name", autocomplete: "off", required: true, pattern: "[A-Za-z0-9_.\\-]{1,64}", title: "letters, digits, _ . - (up to 64)" });

@@ -24,6 +24,7 @@
 mod accounts;
 mod commands;
 mod keys;
+mod reads;
 mod reply;
 mod script;
 mod subscriber;
@@ -182,6 +183,11 @@ impl RedisBroker {
     /// The accounts, kept in the same Redis.
     pub fn accounts(&self) -> Arc<dyn crate::accounts::AccountStore> {
         Arc::new(accounts::RedisAccounts::new(self.shared.clone()))
+    }
+
+    /// Read positions, in Redis like the rooms.
+    pub fn reads(&self) -> Arc<dyn crate::reads::ReadStore> {
+        Arc::new(reads::RedisReads::new(self.shared.clone()))
     }
 
     /// What this node hears of accounts changed through any node.

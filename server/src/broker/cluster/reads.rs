@@ -1,0 +1,60 @@
+//! Read positions in Redis, shared by every node: one hash per member
+//! (`PREFIX:{reads}:USER`, field the room, value the seq), moved forward
+//! only, by a script, so two devices marking at once keep the later seq.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use hearth_protocol::{RoomId, Seq, UserId};
+
+use super::Shared;
+use crate::reads::{ReadStore, ReadsFuture, ReadsUnavailable};
+
+/// Sets the field to ARGV[2] unless it holds a larger seq; answers the seq held.
+const ADVANCE: &str = r"
+local held = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
+local seq = tonumber(ARGV[2])
+if seq > held then
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+  return seq
+end
+return held
+";
+
+pub(super) struct RedisReads {
+    shared: Arc<Shared>,
+    advance: redis::Script,
+}
+
+impl RedisReads {
+    pub(super) fn new(shared: Arc<Shared>) -> RedisReads {
+        RedisReads { shared, advance: redis::Script::new(ADVANCE) }
+    }
+
+    fn key(&self, user: &UserId) -> String {
+        format!("{}:{{reads}}:{}", self.shared.config.prefix, user.as_str())
+    }
+}
+
+fn unavailable(error: redis::RedisError) -> ReadsUnavailable {
+    ReadsUnavailable(error.to_string())
+}
+
+impl ReadStore for RedisReads {
+    fn positions(&self, user: UserId) -> ReadsFuture<'_, HashMap<RoomId, Seq>> {
+        Box::pin(async move {
+            let fields: HashMap<String, u64> =
+                self.shared.commands.query(redis::cmd("HGETALL").arg(self.key(&user))).await.map_err(unavailable)?;
+            Ok(fields.into_iter().filter_map(|(room, seq)| Some((RoomId::new(room).ok()?, Seq(seq)))).collect())
+        })
+    }
+
+    fn advance(&self, user: UserId, room: RoomId, seq: Seq) -> ReadsFuture<'_, Seq> {
+        Box::pin(async move {
+            let mut call = self.advance.prepare_invoke();
+            call.key(self.key(&user)).arg(room.as_str()).arg(seq.0);
+            let held: u64 = self.shared.commands.invoke(&call).await.map_err(unavailable)?;
+            Ok(Seq(held))
+        })
+    }
+}

@@ -1,0 +1,103 @@
+//! Read state: where the member has read up to in each room, shared by every
+//! device of theirs (`mark_read`, `mark_all_read`, `read_state`). A mark is
+//! told to each of the member's connections, on every node, as a `read`
+//! event; unread counts are made from the timeline when asked.
+
+use hearth_protocol::event::ReadEvent;
+use hearth_protocol::ops::{
+    AllRead, MAX_UNREAD_COUNTED, MarkAllRead, MarkRead, ReadMark, ReadState, ReadStateList, RoomRead,
+};
+use hearth_protocol::{ErrorBody, Event, RequestId, RoomId, Seq, UserId, limits};
+
+use super::Session;
+use super::dispatch::Handle;
+
+impl Handle for MarkRead {
+    async fn handle(self, session: &mut Session, id: RequestId) -> Result<(), ErrorBody> {
+        let room = session.member_room(&self.room).await?;
+        let seq = self.seq.min(room.position().seq);
+        let held = session.mark(room.id.clone(), seq).await?;
+        session.reply(id, &ReadMark { room: room.id.clone(), seq: held }).await;
+        Ok(())
+    }
+}
+
+impl Handle for MarkAllRead {
+    async fn handle(self, session: &mut Session, id: RequestId) -> Result<(), ErrorBody> {
+        let mut rooms = 0;
+        for room in session.my_rooms().await? {
+            let room = session.current_room(&room).await?;
+            session.mark(room.id.clone(), room.position().seq).await?;
+            rooms += 1;
+        }
+        session.reply(id, &AllRead { rooms }).await;
+        Ok(())
+    }
+}
+
+impl Handle for ReadState {
+    async fn handle(self, session: &mut Session, id: RequestId) -> Result<(), ErrorBody> {
+        let user = session.conn.user.clone();
+        let positions = session.shared.reads.positions(user.clone()).await?;
+        let mut rooms = Vec::new();
+        for room in session.my_rooms().await? {
+            let room = session.current_room(&room).await?;
+            let seq = positions.get(&room.id).copied().unwrap_or(Seq(0));
+            let head = room.position().seq;
+            let (unread, more) = session.unread(&room.id, &user, seq).await?;
+            rooms.push(RoomRead { room: room.id.clone(), seq, head, unread, more });
+        }
+        session.reply(id, &ReadStateList { rooms }).await;
+        Ok(())
+    }
+}
+
+impl Session {
+    /// Moves the caller's position in `room` forward to `seq` and tells each
+    /// of their connections where it now is.
+    async fn mark(&self, room: RoomId, seq: Seq) -> Result<Seq, ErrorBody> {
+        let user = self.conn.user.clone();
+        let held = self.shared.reads.advance(user.clone(), room.clone(), seq).await?;
+        self.notify_user(user, Event::Read(ReadEvent { room, seq: held })).await;
+        Ok(held)
+    }
+
+    /// Every room the caller is a member of, by name.
+    async fn my_rooms(&self) -> Result<Vec<RoomId>, ErrorBody> {
+        let mut mine = Vec::new();
+        let mut after = None;
+        loop {
+            let limit = usize::from(limits::MAX_ROOM_PAGE);
+            let (page, more) = self.shared.registry.list_for(&self.conn.user, after, limit).await?;
+            after = page.last().map(|r| r.room.clone());
+            mine.extend(page.into_iter().filter(|r| r.role.is_some()).map(|r| r.room));
+            if !more || after.is_none() {
+                return Ok(mine);
+            }
+        }
+    }
+
+    /// Messages in `room` after `seq` from others than `user`, up to
+    /// `MAX_UNREAD_COUNTED`, and whether there are more. Only messages count:
+    /// the events a member may not see (join requests, held posts) are not
+    /// messages.
+    async fn unread(&self, room: &RoomId, user: &UserId, seq: Seq) -> Result<(u32, bool), ErrorBody> {
+        let broker = self.shared.registry.broker();
+        let mut after = seq;
+        let mut count = 0;
+        loop {
+            let page = broker.history_after(room.clone(), after, 500).await?;
+            let Some(last) = page.last() else { return Ok((count, false)) };
+            after = last.seq;
+            for stored in &page {
+                let Ok(Event::Message(message)) = rmp_serde::from_slice::<Event>(&stored.body) else { continue };
+                if &message.from != user {
+                    if count == MAX_UNREAD_COUNTED {
+                        return Ok((count, true));
+                    }
+                    count += 1;
+                }
+            }
+        }
+    }
+}
