@@ -39,6 +39,12 @@ async fn sign_up(page: &Page, name: &str) {
     )
     .await;
     page.wait_for("!!document.querySelector('#f-invite')", "the sign-up form").await;
+    submit_credentials(page, name).await;
+}
+
+/// Fills in the name and password on the sign-in screen, submits, and waits
+/// until the page is online.
+async fn submit_credentials(page: &Page, name: &str) {
     page.eval(&format!(
         "(() => {{ document.querySelector('#f-name').value = {}; document.querySelector('#f-password').value = 'correct horse'; document.querySelector('.signin form').requestSubmit(); }})()",
         js(name)
@@ -557,12 +563,7 @@ async fn a_thread_and_the_moderators_tools_work_from_the_page() {
 /// Signs in an existing account on the sign-in screen.
 async fn sign_in(page: &Page, name: &str) {
     page.wait_for("!!document.querySelector('.signin #f-password')", "the sign-in form").await;
-    page.eval(&format!(
-        "(() => {{ document.querySelector('#f-name').value = {}; document.querySelector('#f-password').value = 'correct horse'; document.querySelector('.signin form').requestSubmit(); }})()",
-        js(name)
-    ))
-    .await;
-    page.wait_for("window.hearth && hearth.conn.state === 'online'", "signed in and online").await;
+    submit_credentials(page, name).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -82,6 +82,8 @@ pub struct RoomView {
     pub loading_older: bool,
     /// Receiving it on this connection.
     pub joined: bool,
+    /// Read up to here, on any device of the member's.
+    pub read: Seq,
 }
 
 impl RoomView {
@@ -101,6 +103,7 @@ impl RoomView {
             more_history: true,
             loading_older: false,
             joined: false,
+            read: Seq(0),
         }
     }
 
@@ -158,6 +161,9 @@ pub struct App {
     pub typing: Vec<Typist>,
     /// The room the member last said they were typing in, and when.
     told_typing: Option<(RoomId, Instant)>,
+    /// What the UI asks of the network by itself (a room seen is marked
+    /// read), taken with [`App::take_actions`].
+    outbox: Vec<Action>,
     pub quit: bool,
 }
 
@@ -183,6 +189,7 @@ impl App {
             directory: Vec::new(),
             typing: Vec::new(),
             told_typing: None,
+            outbox: Vec::new(),
             quit: false,
         }
     }
@@ -241,9 +248,24 @@ impl App {
             self.thread = None;
         }
         self.active = Some(id.clone());
+        self.seen(id);
+    }
+
+    /// The shown room is read up to its newest line: clear its count and
+    /// tell every device.
+    fn seen(&mut self, id: &RoomId) {
         let room = self.room_mut(id);
         room.unread = 0;
         room.mentions = 0;
+        if let Some(newest) = room.newest_seq().filter(|s| *s > room.read && room.joined) {
+            room.read = newest;
+            self.outbox.push(Action::MarkRead { room: id.clone(), seq: newest });
+        }
+    }
+
+    /// What the UI asked of the network by itself since last taken.
+    pub fn take_actions(&mut self) -> Vec<Action> {
+        std::mem::take(&mut self.outbox)
     }
 
     fn says(&mut self, text: impl Into<String>) {

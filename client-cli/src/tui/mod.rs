@@ -63,6 +63,12 @@ pub async fn run(options: Options, keeper: Option<crate::account::Keeper>) -> Re
             // Someone's typing indicator goes out: just redraw without it.
             _ = net::sleep_until_some(app.next_typing_expiry()) => app.expire_typing(tokio::time::Instant::now()),
         }
+        // What the UI asks by itself (a room seen is marked read).
+        for action in app.take_actions() {
+            if action_tx.send(action).await.is_err() {
+                app.quit = true;
+            }
+        }
     }
     drop(action_tx);
     network.abort();

@@ -225,6 +225,7 @@ fn describe(action: &Action) -> String {
         Action::ModLog(room) => format!("moderation log of {room}"),
         Action::Stats(room) => format!("health of {room}"),
         Action::Typing(room) => format!("typing in {room}"),
+        Action::MarkRead { room, .. } => format!("marking {room} read"),
     }
 }
 
@@ -236,6 +237,8 @@ async fn open_my_rooms(client: &mut Client, updates: &mpsc::Sender<Net>) -> Resu
     for room in mine {
         join(client, room, updates).await?;
     }
+    let state = client.request(hearth_protocol::ops::ReadState {}).await?;
+    let _ = updates.send(Net::ReadState(state.rooms)).await;
     Ok(())
 }
 
@@ -355,6 +358,10 @@ async fn perform(client: &mut Client, action: Action, updates: &mpsc::Sender<Net
             // Only a hint to the others: a refusal (muted, say) changes nothing
             // the member needs to hear, and a lost connection shows anyway.
             let _ = client.request(Typing { room }).await;
+        }
+        Action::MarkRead { room, seq } => {
+            // Said by the `read` event that follows, on every device.
+            client.request(hearth_protocol::ops::MarkRead { room, seq }).await?;
         }
         Action::ModLog(room) => {
             let log = client.request(ModLog { room, before: None, limit: Some(5) }).await?;

@@ -22,6 +22,18 @@ impl App {
                 self.connection = connection;
             }
             Net::Event(event) => self.on_event(event),
+            Net::ReadState(rooms) => {
+                for entry in rooms {
+                    let shown = self.active.as_ref() == Some(&entry.room);
+                    let room = self.room_mut(&entry.room);
+                    room.read = room.read.max(entry.seq);
+                    if shown {
+                        self.seen(&entry.room);
+                    } else {
+                        room.unread = entry.unread as usize;
+                    }
+                }
+            }
             Net::Joined(joined) => {
                 let id = joined.room.room.clone();
                 let room = self.room_mut(&id);
@@ -164,6 +176,21 @@ impl App {
                 }
                 return;
             }
+            Event::Read(r) => {
+                // Read on this device or another: what came after is unread.
+                let me = self.me.clone();
+                let room = self.room_mut(&id);
+                room.read = room.read.max(r.seq);
+                let read = room.read;
+                let after = |l: &&Line| {
+                    l.seq.is_some_and(|s| s > read) && matches!(&l.kind, LineKind::Message { from, .. } if *from != me)
+                };
+                room.unread = room.lines.iter().filter(after).count();
+                if room.unread == 0 {
+                    room.mentions = 0;
+                }
+                return;
+            }
             Event::JoinDecision(d) => {
                 let outcome = if d.approved {
                     format!("{} let you into {}: /join {}", d.by, d.room, d.room)
@@ -239,6 +266,9 @@ impl App {
                 room.mentions += 1;
             }
         }
+        if added && is_message && shown {
+            self.seen(&id);
+        }
     }
 
     pub(super) fn on_history(&mut self, page: HistoryPage) {
@@ -264,6 +294,9 @@ impl App {
         }
         for line in older.into_iter().rev() {
             room.lines.push_front(line);
+        }
+        if self.active.as_ref() == Some(&page.room) {
+            self.seen(&page.room);
         }
     }
 

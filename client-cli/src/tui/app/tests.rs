@@ -241,6 +241,32 @@ fn unread_counts_and_mentions_follow_the_room_shown() {
 }
 
 #[test]
+fn a_room_seen_is_marked_read_and_a_mark_from_another_device_clears_the_count() {
+    let mut app = cameras();
+    app.take_actions();
+    app.on_net(Net::Joined(joined("darkroom", 0, Role::Member)));
+    for seq in 1..=3 {
+        app.on_net(Net::Event(message("darkroom", seq, "ada", "news")));
+    }
+    // The server's counts, as another device left them.
+    let read = |seq, unread| hearth_protocol::ops::RoomRead {
+        room: rid("darkroom"),
+        seq: Seq(seq),
+        head: Seq(3),
+        unread,
+        more: false,
+    };
+    app.on_net(Net::ReadState(vec![read(1, 2)]));
+    assert_eq!(app.rooms[&rid("darkroom")].unread, 2);
+    // Read on the phone up to 3: cleared here.
+    app.on_net(Net::Event(Event::Read(hearth_protocol::event::ReadEvent { room: rid("darkroom"), seq: Seq(3) })));
+    assert_eq!(app.rooms[&rid("darkroom")].unread, 0);
+    // Seen here: a message while the room is shown is marked read, for every device.
+    app.on_net(Net::Event(message("cameras", 9, "ada", "on screen")));
+    assert_eq!(app.take_actions(), vec![Action::MarkRead { room: rid("cameras"), seq: Seq(9) }]);
+}
+
+#[test]
 fn other_members_text_is_shown_never_obeyed() {
     let mut app = cameras();
     app.on_net(Net::Event(message("cameras", 4, "mallory", "\u{1b}[2J\u{1b}]0;pwned\u{7}gotcha \u{202e}txet")));

@@ -71,6 +71,11 @@ pub enum Action {
     /// The member is typing in the room: tell the others (nothing is said
     /// back, and a refusal — muted, say — is not worth a word).
     Typing(RoomId),
+    /// The member has seen the room up to `seq`: for every device of theirs.
+    MarkRead {
+        room: RoomId,
+        seq: Seq,
+    },
 }
 
 /// What the network task reports back.
@@ -101,6 +106,8 @@ pub enum Net {
     Resumed {
         truncated: Vec<RoomId>,
     },
+    /// Where the member stands in each of their rooms, on every device.
+    ReadState(Vec<hearth_protocol::ops::RoomRead>),
     /// A request failed; `what` says which.
     Failed {
         what: String,
