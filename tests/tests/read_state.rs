@@ -51,6 +51,12 @@ both_modes! {
         let _ = until_event(&mut phone, "the second mark", |e| matches!(e, Event::Read(r) if r.seq == head)).await;
         assert_eq!(state_of(&phone, "cameras").await.unread, 0);
 
+        // A message deleted since is no longer unread.
+        let gone = ada.send(&room("cameras"), "oops, wrong room").await.unwrap().seq;
+        assert_eq!(state_of(&phone, "cameras").await.unread, 1);
+        ada.request(hearth_protocol::ops::Delete { room: room("cameras"), target: gone }).await.unwrap();
+        assert_eq!(state_of(&phone, "cameras").await.unread, 0, "deleted, so nothing to read");
+
         // All read at once, across rooms.
         create_room(&ada, "darkroom", None).await.unwrap();
         phone.join(&room("darkroom")).await.unwrap();

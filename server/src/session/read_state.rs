@@ -11,6 +11,8 @@ use hearth_protocol::{ErrorBody, Event, RequestId, RoomId, Seq, UserId, limits};
 
 use super::Session;
 use super::dispatch::Handle;
+use crate::room::AnnexTable;
+use crate::room::messages::Annotations;
 
 impl Handle for MarkRead {
     async fn handle(self, session: &mut Session, id: RequestId) -> Result<(), ErrorBody> {
@@ -77,10 +79,10 @@ impl Session {
         }
     }
 
-    /// Messages in `room` after `seq` from others than `user`, up to
-    /// `MAX_UNREAD_COUNTED`, and whether there are more. Only messages count:
-    /// the events a member may not see (join requests, held posts) are not
-    /// messages.
+    /// Messages in `room` after `seq` from others than `user` and not
+    /// deleted since, up to `MAX_UNREAD_COUNTED`, and whether there are more.
+    /// Only messages count: the events a member may not see (join requests,
+    /// held posts) are not messages.
     async fn unread(&self, room: &RoomId, user: &UserId, seq: Seq) -> Result<(u32, bool), ErrorBody> {
         let broker = self.shared.registry.broker();
         let mut after = seq;
@@ -89,14 +91,25 @@ impl Session {
             let page = broker.history_after(room.clone(), after, 500).await?;
             let Some(last) = page.last() else { return Ok((count, false)) };
             after = last.seq;
-            for stored in &page {
-                let Ok(Event::Message(message)) = rmp_serde::from_slice::<Event>(&stored.body) else { continue };
-                if &message.from != user {
-                    if count == MAX_UNREAD_COUNTED {
-                        return Ok((count, true));
-                    }
-                    count += 1;
+            let others: Vec<Seq> = page
+                .iter()
+                .filter_map(|stored| match rmp_serde::from_slice::<Event>(&stored.body) {
+                    Ok(Event::Message(message)) if &message.from != user => Some(message.seq),
+                    _ => None,
+                })
+                .collect();
+            if others.is_empty() {
+                continue;
+            }
+            let rows = broker.annex(room.clone(), AnnexTable::Message, others.clone()).await?;
+            for seq in others {
+                if Annotations::read(rows.iter().filter(|r| r.target == seq)).deleted.is_some() {
+                    continue;
                 }
+                if count == MAX_UNREAD_COUNTED {
+                    return Ok((count, true));
+                }
+                count += 1;
             }
         }
     }
