@@ -62,6 +62,13 @@ async fn script_mode_prints_text_or_json_and_exits_with_the_class_of_failure() {
     assert_eq!(kinds, ["member_joined", "message", "pin", "member_joined"]);
     let members = hearth(&url, Some("bo"), &["members", "--room", "lab"]).await;
     assert!(stdout(&members).starts_with("ada"), "{}", stdout(&members));
+    // Ada's message is unread for bo until bo marks the room read.
+    let unread = hearth(&url, Some("bo"), &["unread", "--json"]).await;
+    let unread: serde_json::Value = serde_json::from_str(stdout(&unread).trim()).unwrap();
+    assert_eq!((unread["room"].as_str(), unread["unread"].as_u64()), (Some("lab"), Some(1)), "{unread}");
+    let read = hearth(&url, Some("bo"), &["read", "lab"]).await;
+    assert!(stdout(&read).starts_with("lab read up to #"), "{}", stdout(&read));
+    assert!(stdout(&hearth(&url, Some("bo"), &["unread"]).await).contains("   0  unread"));
 
     // Each class of failure has its code.
     let code = |output: Output| output.status.code();

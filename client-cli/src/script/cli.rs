@@ -86,6 +86,18 @@ pub(crate) enum Command {
     },
     /// List the rooms you can see.
     Rooms,
+    /// Your rooms with how many messages you have not read (on any device).
+    Unread,
+    /// Mark a room read up to its newest message (or SEQ), on every device;
+    /// `--all` marks every room of yours.
+    Read {
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        room: Option<RoomId>,
+        #[arg(long)]
+        seq: Option<u64>,
+        #[arg(long)]
+        all: bool,
+    },
     /// Create a room (you become its owner).
     Create {
         room: RoomId,

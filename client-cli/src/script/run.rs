@@ -137,6 +137,43 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
                 println!("left {room}");
             }
         }
+        Command::Unread => {
+            let state = client.request(hearth_protocol::ops::ReadState {}).await?;
+            for r in &state.rooms {
+                if json {
+                    print_json(r);
+                } else {
+                    let more = if r.more { "+" } else { "" };
+                    println!(
+                        "{:<24} {:>4}{more:<1} unread  (read up to #{}, newest #{})",
+                        r.room, r.unread, r.seq, r.head
+                    );
+                }
+            }
+            if state.rooms.is_empty() && !json {
+                println!("you are in no room yet");
+            }
+        }
+        Command::Read { room, seq, all } => {
+            if all {
+                let done = client.request(hearth_protocol::ops::MarkAllRead {}).await?;
+                if json {
+                    print_json(&done);
+                } else {
+                    let rooms = if done.rooms == 1 { "room" } else { "rooms" };
+                    println!("marked {} {rooms} read", done.rooms);
+                }
+            } else if let Some(room) = room {
+                // Past the newest is taken as the newest.
+                let seq = hearth_protocol::Seq(seq.unwrap_or(u64::MAX));
+                let mark = client.request(hearth_protocol::ops::MarkRead { room, seq }).await?;
+                if json {
+                    print_json(&mark);
+                } else {
+                    println!("{} read up to #{}", mark.room, mark.seq);
+                }
+            }
+        }
         Command::Members { room } => {
             let list = client.request(Members { room }).await?;
             for m in &list.members {
