@@ -167,7 +167,7 @@ impl Client {
                         }
                     }
                     Ok(ServerFrame::Event(event)) => {
-                        if event_tx.send(event).await.is_err() {
+                        if event_tx.send(*event).await.is_err() {
                             break;
                         }
                     }

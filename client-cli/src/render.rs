@@ -126,6 +126,8 @@ mod tests {
             prompt: None,
             released_by: None,
             probation_post: None,
+            mentions: Vec::new(),
+            mentions_room: false,
         })
     }
 

@@ -137,6 +137,8 @@ async fn connection(stream: TcpStream, rooms: Rooms, conn: u64) {
                     prompt: None,
                     released_by: None,
                     probation_post: None,
+                    mentions: Vec::new(),
+                    mentions_room: false,
                 });
                 // Encoded once per codec, shared by every member.
                 let msgpack = Bytes::from(encode_event(Codec::MsgPack, &event));

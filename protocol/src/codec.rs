@@ -251,10 +251,9 @@ pub fn encode_event(codec: Codec, event: &Event) -> Vec<u8> {
 #[derive(Debug, Clone, PartialEq)]
 pub enum ServerFrame {
     /// The reply to request `id`; decode it with [`decode_reply`] and the op's type.
-    Reply {
-        id: RequestId,
-    },
-    Event(Event),
+    Reply { id: RequestId },
+    /// Boxed: an event is large next to a reply's id.
+    Event(Box<Event>),
 }
 
 #[derive(Deserialize)]
@@ -269,7 +268,7 @@ pub fn decode_server_frame(codec: Codec, frame: &[u8]) -> Result<ServerFrame, De
     let head: ServerHead = codec.decode_value(frame)?;
     match head.id {
         Some(id) => Ok(ServerFrame::Reply { id }),
-        None => codec.decode_value(frame).map(ServerFrame::Event),
+        None => codec.decode_value(frame).map(|event| ServerFrame::Event(Box::new(event))),
     }
 }
 

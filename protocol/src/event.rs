@@ -206,6 +206,13 @@ pub struct MessageEvent {
     /// on probation (1 for the first).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub probation_post: Option<u32>,
+    /// Members it mentions, as the server resolved them: those named `@name`
+    /// in the text, and for a reply the author of the thread's root.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mentions: Vec<UserId>,
+    /// A moderator's `@room`: for everyone in the room.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub mentions_room: bool,
 }
 
 /// A newcomer's message held for a moderator's look. To welcomers and above.

@@ -177,13 +177,17 @@ operations! {
     /// Where the caller stands in each of their rooms: read up to, and how
     /// many messages from others came after.
     ReadState = "read_state" => ReadStateList;
+    /// Messages that mentioned the caller, in every room, newest first.
+    Mentions = "mentions" => MentionList;
 }
 
 impl Op {
     /// The room this operation is about; `None` for the few about no room.
     pub fn room(&self) -> Option<&RoomId> {
         match self {
-            Op::Ping(_) | Op::ListRooms(_) | Op::Auth(_) | Op::MarkAllRead(_) | Op::ReadState(_) => None,
+            Op::Ping(_) | Op::ListRooms(_) | Op::Auth(_) | Op::MarkAllRead(_) | Op::ReadState(_) | Op::Mentions(_) => {
+                None
+            }
             Op::CreateRoom(args) => Some(&args.room),
             Op::Join(args) => Some(&args.room),
             Op::Leave(args) => Some(&args.room),
@@ -711,6 +715,40 @@ pub struct AllRead {
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ReadState {}
+
+/// A page of the caller's mentions: older than `before` (the `next` of the
+/// page before), at most `limit` (default and most: `MAX_MENTION_PAGE`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Mentions {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u16>,
+}
+
+pub const MAX_MENTION_PAGE: u16 = 50;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MentionList {
+    pub mentions: Vec<MentionItem>,
+    /// Where the next page starts (`before`), while there may be more.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+}
+
+/// A message that mentioned the caller, as it is now.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MentionItem {
+    pub room: RoomId,
+    pub seq: Seq,
+    pub ts: Millis,
+    pub from: UserId,
+    pub text: Text,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thread: Option<Seq>,
+    /// The caller has read the room up to it (`mark_read`).
+    pub read: bool,
+}
 
 /// The caller's read position in each room they are a member of.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

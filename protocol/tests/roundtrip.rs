@@ -133,6 +133,8 @@ fn sample_ops() -> Vec<Op> {
         MarkRead { room: r(), seq: Seq(44) }.into(),
         MarkAllRead {}.into(),
         ReadState {}.into(),
+        Mentions { before: Some("00000000000000000001|00000000000000000002|cameras|ada".into()), limit: Some(20) }
+            .into(),
     ]
 }
 
@@ -159,6 +161,8 @@ fn sample_events() -> Vec<Event> {
             prompt: None,
             released_by: None,
             probation_post: None,
+            mentions: Vec::new(),
+            mentions_room: false,
         }),
         Event::Edit(EditEvent {
             room: r(),
@@ -339,7 +343,7 @@ fn every_event_round_trips_in_both_codecs() {
         for event in sample_events() {
             let frame = encode_event(codec, &event);
             match decode_server_frame(codec, &frame) {
-                Ok(ServerFrame::Event(back)) => assert_eq!(back, event),
+                Ok(ServerFrame::Event(back)) => assert_eq!(*back, event),
                 other => panic!("{codec:?} {}: {other:?}", event_kind(&event)),
             }
         }

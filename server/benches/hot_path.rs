@@ -43,6 +43,8 @@ fn message() -> Event {
         prompt: None,
         released_by: None,
         probation_post: None,
+        mentions: Vec::new(),
+        mentions_room: false,
     })
 }
 
@@ -102,7 +104,7 @@ fn fan_out_to_100_members(bencher: Bencher, codec: Codec) {
             cmid: ClientMsgId::new(format!("c{n}")).unwrap(),
             thread: None,
         };
-        let draft = room.decide(|s| s.decide_send(&owner, send, hearth_protocol::Millis(0))).unwrap();
+        let draft = room.decide(|s| s.decide_send(&owner, send, None, hearth_protocol::Millis(0))).unwrap();
         let receipt = runtime.block_on(broker.publish(draft)).unwrap();
         black_box(receipt);
         for out in &queues {

@@ -1,9 +1,11 @@
-//! Where each member has read up to, per room: the position every device of
-//! theirs shares (`mark_read`, `read_state`). Positions only move forward, so
-//! a device that is behind never moves another's back. On one node they live
-//! in memory and in `reads.db` in the data directory (a SQLite file of its
-//! own, like the accounts', so a read mark never queues behind the message
-//! store's commits); in cluster mode, in Redis (`broker/cluster/reads.rs`).
+//! What each member has to catch up on: where they have read up to, per
+//! room — the position every device of theirs shares (`mark_read`,
+//! `read_state`; only forward, so a device that is behind never moves
+//! another's back) — and the messages that mentioned them (`mentions`, the
+//! newest `MAX_INBOX` kept). On one node they live in memory and in
+//! `reads.db` in the data directory (a SQLite file of its own, like the
+//! accounts', so a read mark never queues behind the message store's
+//! commits); in cluster mode, in Redis (`broker/cluster/reads.rs`).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -11,7 +13,9 @@ use std::path::Path;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
-use hearth_protocol::{RoomId, Seq, UserId};
+use std::collections::BTreeSet;
+
+use hearth_protocol::{Millis, RoomId, Seq, UserId};
 use rusqlite::{Connection, params};
 
 pub const DB_FILE: &str = "reads.db";
@@ -22,13 +26,49 @@ pub struct ReadsUnavailable(pub String);
 
 pub type ReadsFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, ReadsUnavailable>> + Send + 'a>>;
 
-/// The read positions of every member.
+/// Mentions kept per member: the newest.
+pub const MAX_INBOX: usize = 500;
+
+/// A message that mentioned a member: where and by whom. Its text is read
+/// from the room when shown, so an edit or a deletion shows there too.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Mention {
+    /// Ordered by time first: an inbox reads newest first.
+    pub ts: Millis,
+    pub room: RoomId,
+    pub seq: Seq,
+    pub from: UserId,
+}
+
+impl Mention {
+    /// The mention as text that sorts as mentions do (the time first,
+    /// zero-padded): a page's cursor, and a sorted set's member in Redis.
+    pub fn cursor(&self) -> String {
+        format!("{:020}|{:020}|{}|{}", self.ts.0, self.seq.0, self.room.as_str(), self.from.as_str())
+    }
+
+    pub fn from_cursor(text: &str) -> Option<Mention> {
+        let mut parts = text.splitn(4, '|');
+        let ts = parts.next()?.parse().ok()?;
+        let seq = parts.next()?.parse().ok()?;
+        let room = RoomId::new(parts.next()?).ok()?;
+        let from = UserId::new(parts.next()?).ok()?;
+        Some(Mention { ts: Millis(ts), room, seq: Seq(seq), from })
+    }
+}
+
+/// The read positions and mention inboxes of every member.
 pub trait ReadStore: Send + Sync {
     /// `user`'s position in each room they marked.
     fn positions(&self, user: UserId) -> ReadsFuture<'_, HashMap<RoomId, Seq>>;
     /// Moves `user`'s position in `room` to `seq` if that is forward; answers
     /// the position now held.
     fn advance(&self, user: UserId, room: RoomId, seq: Seq) -> ReadsFuture<'_, Seq>;
+    /// Adds `mention` to each of `users`' inboxes (once, however often asked).
+    fn mention(&self, users: Vec<UserId>, mention: Mention) -> ReadsFuture<'_, ()>;
+    /// `user`'s mentions older than `before` (all when `None`), newest
+    /// first, at most `limit`.
+    fn mentions(&self, user: UserId, before: Option<Mention>, limit: usize) -> ReadsFuture<'_, Vec<Mention>>;
 }
 
 const SCHEMA: &str = "
@@ -38,18 +78,27 @@ CREATE TABLE IF NOT EXISTS reads (
     seq INTEGER NOT NULL,
     PRIMARY KEY (user, room)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS mentions (
+    user TEXT NOT NULL,
+    ts INTEGER NOT NULL,
+    room TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    sender TEXT NOT NULL,
+    PRIMARY KEY (user, ts, room, seq)
+) WITHOUT ROWID;
 ";
 
 /// One node's read positions: all in memory (a member's are read on every
 /// connect), written through to `reads.db` unless ephemeral.
 pub struct LocalReads {
     positions: Mutex<HashMap<UserId, HashMap<RoomId, Seq>>>,
+    inboxes: Mutex<HashMap<UserId, BTreeSet<Mention>>>,
     db: Option<Arc<Mutex<Connection>>>,
 }
 
 impl LocalReads {
     pub fn in_memory() -> LocalReads {
-        LocalReads { positions: Mutex::default(), db: None }
+        LocalReads { positions: Mutex::default(), inboxes: Mutex::default(), db: None }
     }
 
     pub fn open(dir: &Path) -> Result<LocalReads, ReadsUnavailable> {
@@ -72,7 +121,34 @@ impl LocalReads {
                 positions.entry(user).or_default().insert(room, Seq(seq.max(0) as u64));
             }
         }
-        Ok(LocalReads { positions: Mutex::new(positions), db: Some(Arc::new(Mutex::new(db))) })
+        let mut inboxes: HashMap<UserId, BTreeSet<Mention>> = HashMap::new();
+        {
+            let mut rows = db.prepare("SELECT user, ts, room, seq, sender FROM mentions").map_err(fail)?;
+            let rows = rows
+                .query_map([], |row| {
+                    Ok((
+                        row.get::<_, String>(0)?,
+                        row.get::<_, i64>(1)?,
+                        row.get::<_, String>(2)?,
+                        row.get::<_, i64>(3)?,
+                        row.get::<_, String>(4)?,
+                    ))
+                })
+                .map_err(fail)?;
+            for row in rows {
+                let (user, ts, room, seq, from) = row.map_err(fail)?;
+                let (Ok(user), Ok(room), Ok(from)) = (UserId::new(user), RoomId::new(room), UserId::new(from)) else {
+                    continue;
+                };
+                let mention = Mention { ts: Millis(ts.max(0) as u64), room, seq: Seq(seq.max(0) as u64), from };
+                inboxes.entry(user).or_default().insert(mention);
+            }
+        }
+        Ok(LocalReads {
+            positions: Mutex::new(positions),
+            inboxes: Mutex::new(inboxes),
+            db: Some(Arc::new(Mutex::new(db))),
+        })
     }
 }
 
@@ -108,6 +184,64 @@ impl ReadStore for LocalReads {
             }
             Ok(held)
         })
+    }
+
+    fn mention(&self, users: Vec<UserId>, mention: Mention) -> ReadsFuture<'_, ()> {
+        Box::pin(async move {
+            // The oldest that fall out of a full inbox, to delete from the file too.
+            let mut dropped = Vec::new();
+            {
+                let mut inboxes = self.inboxes.lock().unwrap_or_else(|p| p.into_inner());
+                for user in &users {
+                    let inbox = inboxes.entry(user.clone()).or_default();
+                    inbox.insert(mention.clone());
+                    while inbox.len() > MAX_INBOX {
+                        if let Some(oldest) = inbox.pop_first() {
+                            dropped.push((user.clone(), oldest));
+                        }
+                    }
+                }
+            }
+            let Some(db) = self.db.clone() else { return Ok(()) };
+            let write = move || -> rusqlite::Result<()> {
+                let mut db = db.lock().unwrap_or_else(|p| p.into_inner());
+                let tx = db.transaction()?;
+                for user in &users {
+                    tx.execute(
+                        "INSERT OR IGNORE INTO mentions (user, ts, room, seq, sender) VALUES (?1, ?2, ?3, ?4, ?5)",
+                        params![
+                            user.as_str(),
+                            mention.ts.0 as i64,
+                            mention.room.as_str(),
+                            mention.seq.0 as i64,
+                            mention.from.as_str()
+                        ],
+                    )?;
+                }
+                for (user, old) in &dropped {
+                    tx.execute(
+                        "DELETE FROM mentions WHERE user = ?1 AND ts = ?2 AND room = ?3 AND seq = ?4",
+                        params![user.as_str(), old.ts.0 as i64, old.room.as_str(), old.seq.0 as i64],
+                    )?;
+                }
+                tx.commit()
+            };
+            tokio::task::spawn_blocking(write)
+                .await
+                .map_err(|e| ReadsUnavailable(e.to_string()))?
+                .map_err(|e| ReadsUnavailable(e.to_string()))
+        })
+    }
+
+    fn mentions(&self, user: UserId, before: Option<Mention>, limit: usize) -> ReadsFuture<'_, Vec<Mention>> {
+        let inboxes = self.inboxes.lock().unwrap_or_else(|p| p.into_inner());
+        let found = inboxes
+            .get(&user)
+            .map(|inbox| {
+                inbox.iter().rev().filter(|m| before.as_ref().is_none_or(|b| *m < b)).take(limit).cloned().collect()
+            })
+            .unwrap_or_default();
+        Box::pin(async move { Ok(found) })
     }
 }
 

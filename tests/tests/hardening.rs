@@ -136,10 +136,13 @@ async fn the_bearer_scheme_is_case_insensitive() {
         let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
         let first = tokio::time::timeout(WAIT, ws.next()).await.unwrap().unwrap().unwrap();
         let frame = first.into_data();
-        match hearth_protocol::codec::decode_server_frame(Codec::MsgPack, &frame).unwrap() {
-            hearth_protocol::codec::ServerFrame::Event(hearth_protocol::Event::Hello(hello)) => {
-                assert_eq!(hello.user.as_str(), "ada", "{scheme}")
-            }
+        let hearth_protocol::codec::ServerFrame::Event(event) =
+            hearth_protocol::codec::decode_server_frame(Codec::MsgPack, &frame).unwrap()
+        else {
+            panic!("{scheme}: expected hello, got a reply");
+        };
+        match *event {
+            hearth_protocol::Event::Hello(hello) => assert_eq!(hello.user.as_str(), "ada", "{scheme}"),
             other => panic!("{scheme}: expected hello, got {other:?}"),
         }
     }

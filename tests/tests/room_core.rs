@@ -298,8 +298,10 @@ async fn history_dropped_during_a_slow_replay_is_told_as_truncated_never_a_hole(
     while seen.last() != Some(&Seen::Event(head.0)) {
         let frame = tokio::time::timeout(WAIT, ws.next()).await.expect("the replay goes on").unwrap().unwrap();
         match decode_server_frame(Codec::MsgPack, &frame.into_data()).unwrap() {
-            ServerFrame::Event(Event::Truncated(t)) => seen.push(Seen::Truncated(t.after.0, t.next.0)),
-            ServerFrame::Event(event) => seen.extend(event.seq().map(|s| Seen::Event(s.0))),
+            ServerFrame::Event(event) => match *event {
+                Event::Truncated(t) => seen.push(Seen::Truncated(t.after.0, t.next.0)),
+                event => seen.extend(event.seq().map(|s| Seen::Event(s.0))),
+            },
             ServerFrame::Reply { .. } => {}
         }
     }

@@ -124,6 +124,10 @@ async fn two_members_chat_from_two_browsers_and_hostile_text_stays_text() {
         bo.eval("!!document.querySelector('.msg.mentioned')").await.as_bool().unwrap(),
         "a mention of bo is marked on bo's page"
     );
+    // The mention is in bo's inbox too.
+    click(&bo, ".topbar", "Mentions of you").await;
+    bo.wait_for("document.querySelector('.panel')?.innerText.includes('Welcome, @bo')", "bo's mentions").await;
+    click(&bo, ".panel header", "Close panel").await;
     click(&ada, ".main .msg:last-of-type", "React").await;
     click(&ada, ".main .picker", "React 👍").await;
     bo.wait_for("document.querySelector('.reactions button')?.textContent === '👍 1'", "ada's reaction, counted").await;

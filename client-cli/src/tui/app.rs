@@ -272,11 +272,10 @@ impl App {
         self.status = Some(text.into());
     }
 
-    /// Whether `text` names the member (`@name` or the name as a word).
-    fn mentions_me(&self, text: &str) -> bool {
-        let me = self.me.as_str();
-        text.split(|c: char| !(c.is_alphanumeric() || c == '_' || c == '.' || c == '-'))
-            .any(|word| word.eq_ignore_ascii_case(me))
+    /// Whether the server says message `m` mentions the member (by name,
+    /// as its thread root's author, or a moderator's `@room`).
+    fn mentions_me(&self, m: &hearth_protocol::event::MessageEvent) -> bool {
+        m.mentions_room || m.mentions.contains(&self.me)
     }
 
     // ---- from the server ---------------------------------------------------

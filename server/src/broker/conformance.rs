@@ -103,7 +103,7 @@ fn send(state: &RoomState, from: &str, cmid: &str) -> Draft {
         cmid: ClientMsgId::new(cmid).unwrap(),
         thread: None,
     };
-    state.decide_send(&user(from), msg, Millis(0)).unwrap()
+    state.decide_send(&user(from), msg, None, Millis(0)).unwrap()
 }
 
 async fn durable(receipt: Receipt) -> Published {

@@ -150,6 +150,8 @@ impl RoomState {
                     prompt: Some(PromptPosted { prompt: *id, next_at }),
                     released_by: None,
                     probation_post: None,
+                    mentions: Vec::new(),
+                    mentions_room: false,
                 });
                 Some(Draft { event, requires: Requires::Nothing, cmid: Some(cmid) })
             })

@@ -19,7 +19,60 @@ pub fn has_link(text: &str) -> bool {
     ["http://", "https://", "www."].iter().any(|l| lower.contains(l))
 }
 
+/// Most members one message mentions: a bound on the work and the event.
+const MAX_MENTIONS: usize = 50;
+
 impl RoomState {
+    /// Whom `text`, posted by `author`, mentions: the members named `@name`
+    /// (in any case; not inside an address like `ada@example.org`), and for
+    /// a reply `root_author`, the author of the thread's root; and whether a
+    /// moderator's `@room` calls everyone (anyone else's is only text).
+    pub fn mentions_in(
+        &self,
+        author: &UserId,
+        text: &str,
+        root_author: Option<&UserId>,
+        now: Millis,
+    ) -> (Vec<UserId>, bool) {
+        let mut named: Vec<UserId> = Vec::new();
+        let mut everyone = false;
+        let name_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-');
+        for (at, _) in text.match_indices('@') {
+            if text[..at].chars().next_back().is_some_and(name_char) || named.len() >= MAX_MENTIONS {
+                continue;
+            }
+            let rest = &text[at + 1..];
+            let end = rest.find(|c: char| !name_char(c)).unwrap_or(rest.len());
+            // A name at the end of a sentence keeps its full stop outside.
+            let name = rest[..end].trim_end_matches('.');
+            if name.eq_ignore_ascii_case("room") {
+                everyone |= self.role_of(author, now).is_some_and(|r| r >= Role::Moderator);
+                continue;
+            }
+            let Some(member) = self.member_named(name) else { continue };
+            if member != author && !named.contains(member) {
+                named.push(member.clone());
+            }
+        }
+        if let Some(root) = root_author.filter(|r| *r != author && self.members.contains_key(*r)) {
+            if !named.contains(root) {
+                named.push(root.clone());
+            }
+        }
+        (named, everyone)
+    }
+
+    /// The member called `name`, in any case.
+    fn member_named(&self, name: &str) -> Option<&UserId> {
+        if name.is_empty() {
+            return None;
+        }
+        if let Some((id, _)) = UserId::new(name).ok().and_then(|id| self.members.get_key_value(&id)) {
+            return Some(id);
+        }
+        self.members.keys().find(|id| id.as_str().eq_ignore_ascii_case(name))
+    }
+
     /// Whether `user` may post at `now`: not muted, and past slow mode.
     /// Returns the slow mode the order must hold them to (ms; 0: none).
     pub fn check_post(&self, user: &UserId, now: Millis) -> Result<u64, Refusal> {
@@ -89,6 +142,7 @@ impl RoomState {
         &self,
         user: &UserId,
         msg: hearth_protocol::ops::SendMessage,
+        root_author: Option<&UserId>,
         now: Millis,
     ) -> Result<Draft, Refusal> {
         let slow_ms = self.check_post(user, now)?;
@@ -96,6 +150,7 @@ impl RoomState {
         draft.requires = Requires::Post { user: user.clone(), slow_ms, rules: Some(self.rules_seq) };
         let on_probation = self.on_probation(user, now);
         if let Event::Message(m) = &mut draft.event {
+            (m.mentions, m.mentions_room) = self.mentions_in(user, m.text.as_str(), root_author, now);
             if on_probation {
                 m.probation_post = self.probation_post(user);
             }
@@ -168,6 +223,8 @@ impl RoomState {
             released_by: Some(actor.clone()),
             // Released, it counts as one of its author's posts on probation.
             probation_post: if self.on_probation(&args.user, now) { self.probation_post(&args.user) } else { None },
+            mentions: Vec::new(),
+            mentions_room: false,
         });
         Ok(Draft { event, requires: Requires::Member(args.user), cmid: Some(args.cmid) })
     }
@@ -195,6 +252,8 @@ impl RoomState {
             prompt: None,
             released_by: None,
             probation_post: None,
+            mentions: Vec::new(),
+            mentions_room: false,
         });
         let requires = Requires::Post { user: user.clone(), slow_ms: 0, rules: Some(self.rules_seq) };
         Ok(Draft { event, requires, cmid: Some(cmid) })

@@ -58,7 +58,7 @@ impl Order {
     }
 
     fn send(&self, name: &str, text: &str) -> Result<Draft, Refusal> {
-        self.state.decide_send(&user(name), message(text, None), Millis(0))
+        self.state.decide_send(&user(name), message(text, None), None, Millis(0))
     }
 }
 
@@ -98,10 +98,10 @@ fn members_send_and_others_are_told_to_join() {
 fn a_thread_root_must_be_an_event_of_the_room() {
     let mut order = Order::new(100);
     let root = order.publish(order.send("ada", "root").unwrap()).unwrap();
-    let ok = order.state.decide_send(&user("ada"), message("reply", Some(root)), Millis(0));
+    let ok = order.state.decide_send(&user("ada"), message("reply", Some(root)), None, Millis(0));
     assert!(ok.is_ok());
     for bad in [Seq(0), Seq(root.0 + 1), Seq(u64::MAX)] {
-        let error = order.state.decide_send(&user("ada"), message("reply", Some(bad)), Millis(0)).unwrap_err();
+        let error = order.state.decide_send(&user("ada"), message("reply", Some(bad)), None, Millis(0)).unwrap_err();
         assert_eq!(error, Refusal::NoThreadRoot { root: bad }, "thread {bad}");
     }
 }
@@ -373,7 +373,7 @@ impl Order {
         let decided = match request {
             Request::Join(u) => s.decide_join(&who(u), None, now).transpose()?,
             Request::Leave(u) => s.decide_leave(&who(u)),
-            Request::Send(u) => s.decide_send(&who(u), message("x", None), now),
+            Request::Send(u) => s.decide_send(&who(u), message("x", None), None, now),
             Request::Pin(u, title) => {
                 let title = title.map(|t| ShortText::new(format!("t{t}")).unwrap());
                 s.decide_pin(&who(u), None, Note::new("n").unwrap(), title, None, 20, now)

@@ -97,7 +97,7 @@ async fn send(f: &Fixture, n: u64) -> Seq {
         cmid: ClientMsgId::new(format!("c{n}")).unwrap(),
         thread: None,
     };
-    let draft = f.room.decide(|s| s.decide_send(&user("ada"), msg, Millis(0))).unwrap();
+    let draft = f.room.decide(|s| s.decide_send(&user("ada"), msg, None, Millis(0))).unwrap();
     f.registry.broker().publish(draft).await.unwrap().durable().await.unwrap().seq
 }
 

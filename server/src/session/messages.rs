@@ -8,6 +8,8 @@ use hearth_protocol::{ErrorBody, Event, Millis, RequestId};
 
 use super::dispatch::Handle;
 use super::{Session, fit_in_frame};
+use crate::broker::Published;
+use crate::reads::Mention;
 use crate::room::permissions::Action;
 use crate::room::{self};
 
@@ -20,14 +22,39 @@ impl Handle for SendMessage {
         let user = session.conn.user.clone();
         let room = session.room(&self.room).await?;
         session.check_in_flight()?;
+        // A reply mentions its root's author: looked up before the decision,
+        // so the event carries it (only replies pay for the read).
+        let root_author = match self.thread {
+            Some(root) if room.is_member(&user) => session.message_at(&room, root).await.ok().map(|(m, _)| m.from),
+            _ => None,
+        };
         // Decided at the time it is decided: a second decision, on a copy
         // that caught up, reads the clock again.
         let clock = session.shared.clock.clone();
-        let decide = |s: &room::RoomState, args| s.decide_send(&user, args, clock.now());
-        let held = |draft: &room::Draft| matches!(draft.event, Event::Held(_));
-        let ordered = session.shared.registry.decide_and_order(&room, self, decide, held).await?;
-        let held = ordered.seen;
-        session.reply_when_durable(id, ordered.receipt, move |p| Appended { seq: p.seq, ts: p.ts, held });
+        let decide = |s: &room::RoomState, args| s.decide_send(&user, args, root_author.as_ref(), clock.now());
+        let peek = |draft: &room::Draft| match &draft.event {
+            Event::Message(m) => (false, m.mentions.clone()),
+            event => (matches!(event, Event::Held(_)), Vec::new()),
+        };
+        let ordered = session.shared.registry.decide_and_order(&room, self, decide, peek).await?;
+        let (held, mentioned) = ordered.seen;
+        if mentioned.is_empty() {
+            session.reply_when_durable(id, ordered.receipt, move |p| Appended { seq: p.seq, ts: p.ts, held });
+        } else {
+            // Into each inbox before the answer: an acknowledged mention is kept.
+            let (reads, room, from) = (session.shared.reads.clone(), room.id.clone(), user.clone());
+            let note = move |p: Published| async move {
+                let mention = Mention { ts: p.ts, room, seq: p.seq, from };
+                if let Err(error) = reads.mention(mentioned, mention).await {
+                    tracing::warn!(%error, "a mention could not be added to its inboxes");
+                }
+            };
+            session.reply_when_durable_after(id, ordered.receipt, note, move |p| Appended {
+                seq: p.seq,
+                ts: p.ts,
+                held,
+            });
+        }
         crate::metrics::get().messages.increment(1);
         Ok(())
     }

@@ -121,6 +121,30 @@ impl Session {
         }));
     }
 
+    /// As [`Session::reply_when_durable`], running `after` once the event is
+    /// durable and before the reply is sent.
+    pub(super) fn reply_when_durable_after<T, F, A, Fut>(&mut self, id: RequestId, receipt: Receipt, after: A, reply: F)
+    where
+        T: Serialize,
+        F: FnOnce(Published) -> T + Send + Sync + 'static,
+        A: FnOnce(Published) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let codec = self.conn.codec;
+        self.in_flight.get_or_insert_with(FuturesUnordered::new).push(Box::pin(async move {
+            let bytes = match receipt.durable().await {
+                Ok(published) => {
+                    // On a task of its own: what it awaits need not be Sync,
+                    // as everything a connection keeps in flight must.
+                    let _ = tokio::spawn(after(published)).await;
+                    encode_reply(codec, id, &reply(published))
+                }
+                Err(error) => encode_error(codec, id, &ErrorBody::from(error)),
+            };
+            frame_message(codec, bytes)
+        }));
+    }
+
     /// Sends `event` to every connection of `user`, on every node.
     pub(super) async fn notify_user(&self, user: UserId, event: Event) {
         if let Err(error) = self.shared.registry.broker().notify_user(user.clone(), event).await {

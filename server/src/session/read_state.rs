@@ -5,14 +5,16 @@
 
 use hearth_protocol::event::ReadEvent;
 use hearth_protocol::ops::{
-    AllRead, MAX_UNREAD_COUNTED, MarkAllRead, MarkRead, ReadMark, ReadState, ReadStateList, RoomRead,
+    AllRead, MAX_MENTION_PAGE, MAX_UNREAD_COUNTED, MarkAllRead, MarkRead, MentionItem, MentionList, Mentions, ReadMark,
+    ReadState, ReadStateList, RoomRead,
 };
-use hearth_protocol::{ErrorBody, Event, RequestId, RoomId, Seq, UserId, limits};
+use hearth_protocol::{ErrorBody, ErrorCode, Event, RequestId, RoomId, Seq, UserId, limits};
 
 use super::Session;
 use super::dispatch::Handle;
+use crate::reads::Mention;
 use crate::room::AnnexTable;
-use crate::room::messages::Annotations;
+use crate::room::messages::{Annotations, TextNow};
 
 impl Handle for MarkRead {
     async fn handle(self, session: &mut Session, id: RequestId) -> Result<(), ErrorBody> {
@@ -54,7 +56,75 @@ impl Handle for ReadState {
     }
 }
 
+impl Handle for Mentions {
+    async fn handle(self, session: &mut Session, id: RequestId) -> Result<(), ErrorBody> {
+        let limit = usize::from(self.limit.unwrap_or(MAX_MENTION_PAGE).clamp(1, MAX_MENTION_PAGE));
+        let mut cursor = match self.before.as_deref() {
+            None => None,
+            Some(text) => Some(Mention::from_cursor(text).ok_or_else(|| {
+                ErrorBody::new(ErrorCode::BadRequest, "before is not a cursor from a mentions page's next")
+            })?),
+        };
+        let user = session.conn.user.clone();
+        let reads = session.shared.reads.clone();
+        let positions = reads.positions(user.clone()).await?;
+        let mut mentions = Vec::new();
+        // Mentions in rooms left since, or of messages deleted since, are
+        // passed over; a few more reads fill the page.
+        'pages: for _ in 0..4 {
+            let batch = reads.mentions(user.clone(), cursor.clone(), limit * 2).await?;
+            let last_batch = batch.len() < limit * 2;
+            for mention in batch {
+                if mentions.len() == limit {
+                    break 'pages;
+                }
+                cursor = Some(mention.clone());
+                if let Some(item) = session.mention_now(&mention, &user, &positions).await {
+                    mentions.push(item);
+                }
+            }
+            if last_batch {
+                cursor = None;
+                break;
+            }
+        }
+        let next = cursor.filter(|_| mentions.len() == limit).map(|c| c.cursor());
+        session.reply(id, &MentionList { mentions, next }).await;
+        Ok(())
+    }
+}
+
 impl Session {
+    /// A mention as its message is now, if the member may still read it
+    /// (still in the room) and it is still there (not deleted).
+    async fn mention_now(
+        &self,
+        mention: &Mention,
+        user: &UserId,
+        positions: &std::collections::HashMap<RoomId, Seq>,
+    ) -> Option<MentionItem> {
+        let room = self.current_room(&mention.room).await.ok()?;
+        if !room.is_member(user) {
+            return None;
+        }
+        let (message, notes) = self.message_at(&room, mention.seq).await.ok()?;
+        let text = match TextNow::of(&notes) {
+            Some(TextNow::Deleted) => return None,
+            Some(TextNow::Edited(newest)) => newest.text,
+            None => message.text,
+        };
+        let read = positions.get(&room.id).is_some_and(|at| *at >= mention.seq);
+        Some(MentionItem {
+            room: room.id.clone(),
+            seq: mention.seq,
+            ts: mention.ts,
+            from: mention.from.clone(),
+            text,
+            thread: message.thread,
+            read,
+        })
+    }
+
     /// Moves the caller's position in `room` forward to `seq` and tells each
     /// of their connections where it now is.
     async fn mark(&self, room: RoomId, seq: Seq) -> Result<Seq, ErrorBody> {

@@ -59,6 +59,7 @@ class App {
         this.statusNode,
         el("span", { class: "spacer" }),
         el("span", { class: "who-am-i" }, visible(this.me)),
+        el("button", { type: "button", "aria-label": "Mentions of you", onclick: () => this.setPanel(this.panel?.kind === "mentions" ? null : { kind: "mentions" }) }, "@"),
         el("button", { type: "button", "aria-label": "Change password", onclick: () => this.passwordDialog() }, "🔑"),
         el("button", { type: "button", onclick: () => this.signOut() }, "Sign out")),
       this.roomsNode, this.mainNode, this.panelNode, this.toastNode);
@@ -458,6 +459,13 @@ class App {
     this.conn.request("typing", { room: this.current }).catch(() => {});
   }
 
+  /** Opens the room (and thread) of a mention from the inbox. */
+  async openMention(mention) {
+    this.setPanel(null);
+    await this.open(mention.room);
+    if (mention.thread) this.openThread(this.room(mention.room), mention.thread);
+  }
+
   async openThread(room, root) {
     this.setPanel({ kind: "thread", root });
     try {
@@ -637,7 +645,7 @@ class App {
 
   drawPanel() {
     const room = this.rooms.get(this.current);
-    const open = !!(this.panel && room);
+    const open = !!(this.panel && (room || this.panel.kind === "mentions"));
     this.panelNode.hidden = !open;
     this.shell.classList.toggle("with-panel", open);
     if (!open) return;

@@ -13,8 +13,9 @@ const DURATIONS = [["10 minutes", 600], ["1 hour", 3600], ["1 day", 86400], ["1 
 export function drawPanel(node, app, room) {
   const panel = app.panel;
   const close = el("button", { type: "button", "aria-label": "Close panel", onclick: () => app.setPanel(null) }, "✕");
-  const title = { members: "Members", pins: "Pinned notes", thread: "Thread", moderate: "Moderation" }[panel.kind];
+  const title = { members: "Members", pins: "Pinned notes", thread: "Thread", moderate: "Moderation", mentions: "Mentions" }[panel.kind];
   const body = {
+    mentions: () => mentions(app),
     members: () => members(app, room),
     pins: () => pins(app, room),
     thread: () => thread(app, room, panel.root),
@@ -22,6 +23,28 @@ export function drawPanel(node, app, room) {
   }[panel.kind]();
   fill(node, el("header", {}, el("h2", { id: "panel-title" }, title), close), body);
   node.setAttribute("aria-labelledby", "panel-title");
+}
+
+/** Messages that mentioned the member, in every room, newest first. */
+function mentions(app) {
+  const list = el("ul", { "aria-label": "Mentions" }, el("li", { class: "hint" }, "Loading…"));
+  const more = el("div", { class: "row" });
+  const load = async (before) => {
+    try {
+      const page = await app.conn.request("mentions", before ? { before } : {});
+      if (!before) list.replaceChildren();
+      if (!page.mentions.length && !before) list.append(el("li", { class: "hint" }, "Nobody has mentioned you yet."));
+      for (const m of page.mentions) {
+        list.append(el("li", {},
+          el("div", {}, el("strong", {}, visible(m.from)), el("span", { class: "hint" }, ` in #${m.room} · ${clock(m.ts)}${m.read ? "" : " · unread"}`)),
+          el("div", { class: "pin text" }, render(m.text, app.me)),
+          el("div", { class: "row" }, el("button", { type: "button", onclick: () => app.openMention(m) }, m.thread ? "Open the thread" : "Open the room"))));
+      }
+      fill(more, page.next ? el("button", { type: "button", onclick: () => load(page.next) }, "Older mentions") : null);
+    } catch (error) { fill(list, el("li", { class: "error" }, error.message)); }
+  };
+  load();
+  return [list, more];
 }
 
 function members(app, room) {

@@ -4,7 +4,11 @@
 // the views only read.
 
 import { span } from "./dom.js";
-import { mentionsMe } from "./text.js";
+/** Whether the server says `event` mentions `me` (by name, as the author
+ *  of the thread's root, or a moderator's @room). */
+export function mentionsOf(event, me) {
+  return (event.mentions || []).includes(me) || !!event.mentions_room;
+}
 
 export const ROLES = ["member", "welcomer", "moderator", "owner"];
 export const atLeast = (role, least) => ROLES.indexOf(role || "member") >= ROLES.indexOf(least);
@@ -61,7 +65,7 @@ export class Room {
     for (const event of events) {
       if (event.ev === "message") {
         const item = fromMessage(event);
-        item.mentionsMe = event.from !== me && mentionsMe(event.text, me);
+        item.mentionsMe = event.from !== me && mentionsOf(event, me);
         this.items.set(event.seq, item);
       }
       else {
@@ -91,7 +95,7 @@ export class Room {
           const root = this.message(event.thread);
           if (root) { root.replies = (root.replies || 0) + 1; root.lastReply = event.seq; }
         }
-        return { seq: event.seq, root: event.thread, item, mine: event.from === me, mentions: mentionsMe(event.text, me) };
+        return { seq: event.seq, root: event.thread, item, mine: event.from === me, mentions: mentionsOf(event, me) };
       }
       case "edit": {
         const target = this.message(event.target);

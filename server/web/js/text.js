@@ -58,11 +58,6 @@ function mentions(text, me) {
   return nodes.filter((n) => n !== "");
 }
 
-/** Whether `text` mentions `me` (`@me`). */
-export function mentionsMe(text, me) {
-  return !!me && new RegExp(`@${me.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}\\b`, "i").test(text || "");
-}
-
 /** The nodes that show a member's `text`. */
 export function render(text, me) {
   const source = String(text ?? "");

@@ -110,7 +110,7 @@ impl App {
                         _ => m.text.to_string(),
                     },
                     thread: m.thread,
-                    mentions_me: live && m.from != self.me && self.mentions_me(m.text.as_str()),
+                    mentions_me: live && m.from != self.me && self.mentions_me(m),
                     replies: m.state.as_deref().map_or(0, |s| s.replies),
                     last_reply: m.state.as_deref().and_then(|s| s.last_reply),
                     reactions: m.state.as_deref().map(|s| s.reactions.clone()).unwrap_or_default(),

@@ -35,6 +35,8 @@ fn message(room: &str, seq: u64, from: &str, text: &str) -> Event {
         prompt: None,
         released_by: None,
         probation_post: None,
+        mentions: Vec::new(),
+        mentions_room: false,
     })
 }
 
@@ -231,7 +233,10 @@ fn unread_counts_and_mentions_follow_the_room_shown() {
     let mut app = cameras();
     app.on_net(Net::Joined(joined("darkroom", 0, Role::Member)));
     app.on_net(Net::Event(message("darkroom", 1, "ada", "chemistry is mixed")));
-    app.on_net(Net::Event(message("darkroom", 2, "ada", "@bo your rolls are dry")));
+    // The server resolved the mention (the event's `mentions`).
+    let Event::Message(mut mention) = message("darkroom", 2, "ada", "@bo your rolls are dry") else { unreachable!() };
+    mention.mentions = vec![user("bo")];
+    app.on_net(Net::Event(Event::Message(mention)));
     let room = &app.rooms[&rid("darkroom")];
     assert_eq!((room.unread, room.mentions), (2, 1));
     assert!(screen(&app, 80, 24).contains("2 #darkroom @1 2"), "{}", screen(&app, 80, 24));

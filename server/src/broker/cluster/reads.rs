@@ -1,6 +1,9 @@
-//! Read positions in Redis, shared by every node: one hash per member
-//! (`PREFIX:{reads}:USER`, field the room, value the seq), moved forward
-//! only, by a script, so two devices marking at once keep the later seq.
+//! Read positions and mention inboxes in Redis, shared by every node: one
+//! hash per member (`PREFIX:{reads}:USER`, field the room, value the seq),
+//! moved forward only, by a script, so two devices marking at once keep the
+//! later seq; and one sorted set per member (`PREFIX:{reads}:mentions:USER`,
+//! members `TS|SEQ|ROOM|FROM` all scored 0 so they sort by their text, which
+//! puts the time first), trimmed to the newest.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -8,7 +11,7 @@ use std::sync::Arc;
 use hearth_protocol::{RoomId, Seq, UserId};
 
 use super::Shared;
-use crate::reads::{ReadStore, ReadsFuture, ReadsUnavailable};
+use crate::reads::{MAX_INBOX, Mention, ReadStore, ReadsFuture, ReadsUnavailable};
 
 /// Sets the field to ARGV[2] unless it holds a larger seq; answers the seq held.
 const ADVANCE: &str = r"
@@ -34,6 +37,10 @@ impl RedisReads {
     fn key(&self, user: &UserId) -> String {
         format!("{}:{{reads}}:{}", self.shared.config.prefix, user.as_str())
     }
+
+    fn inbox(&self, user: &UserId) -> String {
+        format!("{}:{{reads}}:mentions:{}", self.shared.config.prefix, user.as_str())
+    }
 }
 
 fn unavailable(error: redis::RedisError) -> ReadsUnavailable {
@@ -55,6 +62,39 @@ impl ReadStore for RedisReads {
             call.key(self.key(&user)).arg(room.as_str()).arg(seq.0);
             let held: u64 = self.shared.commands.invoke(&call).await.map_err(unavailable)?;
             Ok(Seq(held))
+        })
+    }
+
+    fn mention(&self, users: Vec<UserId>, mention: Mention) -> ReadsFuture<'_, ()> {
+        Box::pin(async move {
+            let member = mention.cursor();
+            for user in users {
+                let key = self.inbox(&user);
+                let mut pipe = redis::pipe();
+                pipe.atomic().zadd(&key, &member, 0).ignore();
+                // Keep the newest MAX_INBOX: rank 0 is the oldest.
+                pipe.zremrangebyrank(&key, 0, -(MAX_INBOX as isize) - 1).ignore();
+                let () = self.shared.commands.query_pipe(&pipe).await.map_err(unavailable)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn mentions(&self, user: UserId, before: Option<Mention>, limit: usize) -> ReadsFuture<'_, Vec<Mention>> {
+        Box::pin(async move {
+            // Members sort as the inbox does, so `(` + the cursor's member is
+            // "strictly older than it", ties of time included.
+            let max = before.as_ref().map_or_else(|| "+".to_string(), |b| format!("({}", b.cursor()));
+            let cmd = redis::cmd("ZREVRANGEBYLEX")
+                .arg(self.inbox(&user))
+                .arg(max)
+                .arg("-")
+                .arg("LIMIT")
+                .arg(0)
+                .arg(limit)
+                .clone();
+            let members: Vec<String> = self.shared.commands.query(&cmd).await.map_err(unavailable)?;
+            Ok(members.iter().filter_map(|m| Mention::from_cursor(m)).collect())
         })
     }
 }

@@ -74,7 +74,7 @@ async fn reply(broker: &RedisBroker, name: &str, root: Seq, n: usize) -> Publish
 async fn post(broker: &RedisBroker, name: &str, text: String, cmid: String, thread: Option<Seq>) -> Published {
     let msg =
         SendMessage { room: rid(name), text: Text::new(text).unwrap(), cmid: ClientMsgId::new(cmid).unwrap(), thread };
-    let draft = state(broker, name).await.decide_send(&user("ada"), msg, Millis(0)).unwrap();
+    let draft = state(broker, name).await.decide_send(&user("ada"), msg, None, Millis(0)).unwrap();
     broker.publish(draft).await.unwrap().durable().await.unwrap()
 }
 
