@@ -80,7 +80,12 @@ both_modes! {
         assert_eq!(items.iter().map(|m| m.read).collect::<Vec<_>>(), [false, true]);
         cy.request(Delete { room: room("darkroom"), target: later.seq }).await.unwrap();
         assert_eq!(texts(&inbox(&bo).await), ["@bo edited"]);
-        assert_eq!(texts(&inbox(&ada).await), ["agreed"], "the reply, in the root author's inbox");
+        assert_eq!(
+            texts(&inbox(&ada).await),
+            ["fixer day, @room", "agreed"],
+            "a moderator's @room, and the reply in the root author's inbox"
+        );
+        assert_eq!(texts(&inbox(&cy).await), ["fixer day, @room", "@bo edited"], "as the message is now");
         d.stop().await;
     }
 }

@@ -33,11 +33,16 @@ impl Handle for SendMessage {
         let clock = session.shared.clock.clone();
         let decide = |s: &room::RoomState, args| s.decide_send(&user, args, root_author.as_ref(), clock.now());
         let peek = |draft: &room::Draft| match &draft.event {
-            Event::Message(m) => (false, m.mentions.clone()),
-            event => (matches!(event, Event::Held(_)), Vec::new()),
+            Event::Message(m) => (false, m.mentions.clone(), m.mentions_room),
+            event => (matches!(event, Event::Held(_)), Vec::new(), false),
         };
         let ordered = session.shared.registry.decide_and_order(&room, self, decide, peek).await?;
-        let (held, mentioned) = ordered.seen;
+        let (held, mut mentioned, everyone) = ordered.seen;
+        if everyone {
+            // A moderator's @room: in every member's inbox but the author's.
+            let members = room.check(|s| Ok(s.members.keys().filter(|m| **m != user).cloned().collect::<Vec<_>>()))?;
+            mentioned = members;
+        }
         if mentioned.is_empty() {
             session.reply_when_durable(id, ordered.receipt, move |p| Appended { seq: p.seq, ts: p.ts, held });
         } else {

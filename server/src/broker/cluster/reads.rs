@@ -68,14 +68,17 @@ impl ReadStore for RedisReads {
     fn mention(&self, users: Vec<UserId>, mention: Mention) -> ReadsFuture<'_, ()> {
         Box::pin(async move {
             let member = mention.cursor();
+            // One round trip for every inbox (a moderator's @room names the
+            // whole room); the keys share the `{reads}` slot.
+            let mut pipe = redis::pipe();
+            pipe.atomic();
             for user in users {
                 let key = self.inbox(&user);
-                let mut pipe = redis::pipe();
-                pipe.atomic().zadd(&key, &member, 0).ignore();
+                pipe.zadd(&key, &member, 0).ignore();
                 // Keep the newest MAX_INBOX: rank 0 is the oldest.
                 pipe.zremrangebyrank(&key, 0, -(MAX_INBOX as isize) - 1).ignore();
-                let () = self.shared.commands.query_pipe(&pipe).await.map_err(unavailable)?;
             }
+            let () = self.shared.commands.query_pipe(&pipe).await.map_err(unavailable)?;
             Ok(())
         })
     }
