@@ -112,3 +112,28 @@ async fn the_inbox_survives_a_restart_on_one_node() {
 async fn the_inbox_survives_a_restart_of_a_cluster() {
     kept(Deployment::cluster().await).await;
 }
+
+both_modes! {
+    async fn a_released_post_mentions_as_a_post_does(d: Deployment) {
+        use hearth_protocol::ops::{Release, RoomSettings, SetRoom};
+        let ada = d.client("ada", Codec::MsgPack).await;
+        create_room(&ada, "cameras", None).await.unwrap();
+        let probation = RoomSettings { probation_secs: Some(3 * 86_400), ..RoomSettings::default() };
+        ada.request(SetRoom { room: room("cameras"), settings: probation }).await.unwrap();
+        let mut cy = d.client("cy", Codec::MsgPack).await;
+        cy.join(&room("cameras")).await.unwrap();
+        let cmid = ClientMsgId::new("held-1").unwrap();
+        let text = Text::new("@ada my scans: https://example.org/scans").unwrap();
+        let sent = cy.request(SendMessage { room: room("cameras"), text, cmid: cmid.clone(), thread: None }).await.unwrap();
+        assert!(sent.held, "a newcomer's link waits for a look");
+        assert!(inbox(&ada).await.is_empty(), "not before it is posted");
+        ada.request(Release { room: room("cameras"), user: user("cy"), cmid, approve: true, reason: hearth_tests::short("") })
+            .await
+            .unwrap();
+        let released = until_event(&mut cy, "the released post", |e| matches!(e, Event::Message(m) if m.released_by.is_some())).await;
+        let Event::Message(released) = released else { unreachable!() };
+        assert_eq!(released.mentions, [user("ada")]);
+        assert_eq!(texts(&inbox(&ada).await), ["@ada my scans: https://example.org/scans"]);
+        d.stop().await;
+    }
+}

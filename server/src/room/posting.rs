@@ -210,6 +210,9 @@ impl RoomState {
                 cmid: None,
             });
         }
+        // Its mentions as if posted now (a held reply's root author is not
+        // looked up: the room's copy does not hold old messages).
+        let (mentions, mentions_room) = self.mentions_in(&args.user, held.text.as_str(), None, now);
         let event = Event::Message(MessageEvent {
             room: self.room().clone(),
             seq: Seq::ZERO,
@@ -223,8 +226,8 @@ impl RoomState {
             released_by: Some(actor.clone()),
             // Released, it counts as one of its author's posts on probation.
             probation_post: if self.on_probation(&args.user, now) { self.probation_post(&args.user) } else { None },
-            mentions: Vec::new(),
-            mentions_room: false,
+            mentions,
+            mentions_room,
         });
         Ok(Draft { event, requires: Requires::Member(args.user), cmid: Some(args.cmid) })
     }

@@ -3,13 +3,14 @@
 
 use hearth_protocol::event::JoinDecisionEvent;
 use hearth_protocol::ops::{
-    CreateInvite, DecideJoin, Done, HeldList, HeldPosts, Invite, JoinRequestList, JoinRequests, Release, RequestJoin,
-    RevokeInvite,
+    Appended, CreateInvite, DecideJoin, Done, HeldList, HeldPosts, Invite, JoinRequestList, JoinRequests, Release,
+    RequestJoin, RevokeInvite,
 };
 use hearth_protocol::{ErrorBody, Event, RequestId};
 
 use super::dispatch::Handle;
 use super::{Session, fit_in_frame};
+use crate::reads::Mention;
 use crate::room;
 
 impl Handle for RequestJoin {
@@ -99,7 +100,24 @@ impl Handle for Release {
         let args = self;
         let (user, now) = session.caller();
         let room = session.member_room(&args.room).await?;
-        session.decide_applied(id, &room, args, |s, args| s.decide_release(&user, args, now)).await?;
+        let posted = args.approve;
+        let published = session.decide_ordered(&room, args, |s, args| s.decide_release(&user, args, now)).await?;
+        if posted {
+            // A released post mentions as a post does: into the inboxes
+            // before the answer.
+            // (Its author is below moderator, so it names no @room.)
+            if let Ok((message, _)) = session.message_at(&room, published.seq).await {
+                let mentioned = message.mentions;
+                if !mentioned.is_empty() {
+                    let mention =
+                        Mention { ts: published.ts, room: room.id.clone(), seq: published.seq, from: message.from };
+                    if let Err(error) = session.shared.reads.mention(mentioned, mention).await {
+                        tracing::warn!(%error, "a released post's mentions could not be added to their inboxes");
+                    }
+                }
+            }
+        }
+        session.reply(id, &Appended { seq: published.seq, ts: published.ts, held: false }).await;
         Ok(())
     }
 }
