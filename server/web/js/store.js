@@ -39,7 +39,7 @@ export class Room {
   }
 
   messages() {
-    return [...this.items.values()].filter((i) => i.kind === "message" || i.kind === "event").sort((a, b) => a.seq - b.seq);
+    return [...this.items.values()].sort((a, b) => a.seq - b.seq);
   }
 
   message(seq) {
@@ -69,7 +69,7 @@ export class Room {
         this.items.set(event.seq, item);
       }
       else {
-        const line = describe(event, this);
+        const line = describe(event);
         if (line) this.items.set(event.seq, { kind: "event", seq: event.seq, ts: event.ts, text: line, ev: event.ev });
       }
       if (this.oldest === null || event.seq < this.oldest) this.oldest = event.seq;
@@ -162,7 +162,7 @@ export class Room {
     }
     if (event.ev === "member_joined" && event.approved_by) this.requests = this.requests.filter((r) => r.user !== event.from);
     if (event.ev === "message" && event.released_by) this.held = this.held.filter((h) => h.cmid !== event.cmid);
-    const line = describe(event, this);
+    const line = describe(event);
     if (line && event.seq) this.items.set(event.seq, { kind: "event", seq: event.seq, ts: event.ts, text: line, ev: event.ev });
     return { seq: event.seq, all: true };
   }
