@@ -179,6 +179,9 @@ operations! {
     ReadState = "read_state" => ReadStateList;
     /// Messages that mentioned the caller, in every room, newest first.
     Mentions = "mentions" => MentionList;
+    /// Messages containing a text, in the caller's rooms or one of them,
+    /// newest first.
+    Search = "search" => SearchResults;
 }
 
 impl Op {
@@ -225,6 +228,7 @@ impl Op {
             Op::HeldPosts(args) => Some(&args.room),
             Op::Release(args) => Some(&args.room),
             Op::MarkRead(args) => Some(&args.room),
+            Op::Search(args) => args.room.as_ref(),
         }
     }
 }
@@ -748,6 +752,50 @@ pub struct MentionItem {
     pub thread: Option<Seq>,
     /// The caller has read the room up to it (`mark_read`).
     pub read: bool,
+}
+
+/// Messages that contain `query` (ignoring case and accents): in `room`,
+/// or in every room the caller is a member of; older than `before` (the
+/// `next` of the page before); at most `limit` (default and most:
+/// `MAX_SEARCH_PAGE`). The query is only ever text: quotes, `*`, `OR`,
+/// `NOT` and parentheses are searched for as they are.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Search {
+    pub query: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub room: Option<RoomId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u16>,
+}
+
+pub const MAX_SEARCH_PAGE: u16 = 50;
+/// The longest query, in characters.
+pub const MAX_SEARCH_QUERY: usize = 200;
+
+/// A page of search results. `next`, while there may be more: a page can
+/// hold fewer than `limit` results (even none) and still have a `next`, as
+/// each page looks at a bounded share of the messages.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SearchResults {
+    pub results: Vec<SearchResult>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+}
+
+/// A message that contains the query, as it is now.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SearchResult {
+    pub room: RoomId,
+    pub seq: Seq,
+    pub ts: Millis,
+    pub from: UserId,
+    /// The message's text cut where the query occurs: the parts at odd
+    /// places (the 2nd, 4th, ...) are the matches; joined, the whole text.
+    pub parts: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thread: Option<Seq>,
 }
 
 /// The caller's read position in each room they are a member of.

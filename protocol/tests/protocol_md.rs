@@ -98,6 +98,7 @@ fn reencode(kind: &str, json: &[u8]) -> (Vec<u8>, Vec<u8>) {
         "reply=create_invite" => reply::<CreateInvite>(json),
         "reply=read_state" => reply::<ReadState>(json),
         "reply=mentions" => reply::<Mentions>(json),
+        "reply=search" => reply::<Search>(json),
         other => panic!("unknown example kind {other:?}; add it to this test"),
     }
 }

@@ -135,6 +135,13 @@ fn sample_ops() -> Vec<Op> {
         ReadState {}.into(),
         Mentions { before: Some("00000000000000000001|00000000000000000002|cameras|ada".into()), limit: Some(20) }
             .into(),
+        Search {
+            query: "NOT \"portra\" OR *".into(),
+            room: Some(r()),
+            before: Some("1849836227789115992".into()),
+            limit: Some(5),
+        }
+        .into(),
     ]
 }
 

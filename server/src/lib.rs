@@ -27,6 +27,7 @@ pub mod reads;
 pub mod refusals;
 pub mod room;
 pub mod rooms;
+pub mod search;
 pub mod session;
 pub mod store;
 pub mod tls;
@@ -72,6 +73,8 @@ pub struct Shared {
     pub accounts: Arc<Accounts>,
     /// Where each member has read up to, per room.
     pub reads: Arc<dyn reads::ReadStore>,
+    /// This node's full-text index of every room.
+    pub search: Arc<search::Search>,
     pub clock: SharedClock,
     /// Tells the prompt poster a prompt was scheduled here.
     pub prompts_relist: prompts::Relist,
@@ -100,6 +103,8 @@ pub enum ServerError {
     Accounts(accounts::StoreFailure),
     #[error("cannot open the read positions: {0}")]
     Reads(reads::ReadsUnavailable),
+    #[error("cannot open the search index: {0}")]
+    Search(#[from] search::IndexError),
 }
 
 /// Opens the embedded store the config names (`None` in cluster mode, where
@@ -125,7 +130,7 @@ struct Opened {
 /// The broker the config names: local over the embedded store, or Redis.
 async fn start_broker(
     config: &Config,
-    delivery: Arc<Loaded>,
+    delivery: Arc<dyn crate::broker::Delivery>,
     hub: Arc<Hub>,
     failed: CancellationToken,
     stop: CancellationToken,
@@ -206,8 +211,14 @@ impl Server {
         let store_failed = CancellationToken::new();
         let broker_stop = CancellationToken::new();
         let hub = Arc::new(Hub::default());
+        let search = Arc::new(match &config.storage {
+            Storage::Dir(dir) => search::Search::open(dir)?,
+            Storage::Ephemeral { history_limit } => search::Search::in_memory(*history_limit as u64)?,
+            Storage::Redis(redis) => search::Search::scratch(redis.history_events as u64)?,
+        });
+        let tap = search.tap(loaded.clone());
         let Opened { broker, local, accounts, reads, account_notices } =
-            start_broker(&config, loaded.clone(), hub.clone(), store_failed.clone(), broker_stop.clone()).await?;
+            start_broker(&config, tap, hub.clone(), store_failed.clone(), broker_stop.clone()).await?;
         let registry = Arc::new(Registry::new(loaded, broker.clone(), hub.clone(), config.rooms));
         let clock = config.clock.clone();
         let accounts =
@@ -218,6 +229,7 @@ impl Server {
             registry,
             accounts,
             reads,
+            search,
             clock,
             prompts_relist: prompts::Relist::default(),
             next_conn: AtomicU64::new(1),
@@ -244,6 +256,7 @@ impl Server {
             })
         };
         let evictor = tokio::spawn(shared.registry.clone().evict_idle(stop.clone()));
+        let indexer = tokio::spawn(shared.search.clone().run(broker.clone(), stop.clone()));
         let presence = tokio::spawn(presence::run(shared.registry.clone(), stop.clone()));
         let prompts = tokio::spawn(prompts::run(
             shared.registry.clone(),
@@ -275,6 +288,7 @@ impl Server {
             follower.abort();
         }
         let _ = evictor.await;
+        let _ = indexer.await;
         let _ = broker.shutdown().await;
         broker_stop.cancel();
         if let Some(failure) = local.and_then(|local| local.failure()) {

@@ -226,11 +226,18 @@ impl Deployment {
     }
 
     /// Stops every node gracefully and starts as many again on the same store.
-    pub async fn restart(mut self) -> Deployment {
+    pub async fn restart(self) -> Deployment {
+        self.restart_after(|| ()).await
+    }
+
+    /// [`Deployment::restart`], doing `between` while every node is stopped
+    /// (to damage what a node keeps, say).
+    pub async fn restart_after(mut self, between: impl FnOnce()) -> Deployment {
         let count = self.nodes.len();
         for node in self.nodes.drain(..) {
             node.stop().await;
         }
+        between();
         for _ in 0..count {
             self.nodes.push(TestServer::start(self.config.clone()).await);
         }

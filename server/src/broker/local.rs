@@ -443,6 +443,15 @@ impl Broker for LocalBroker {
         Box::pin(self.blocking(move |store| store.list_rooms(&user, after.as_ref(), limit)))
     }
 
+    fn room_names(&self, after: Option<RoomId>, limit: usize) -> BrokerFuture<'_, Vec<RoomId>> {
+        Box::pin(self.blocking(move |store| store.room_names(after.as_ref(), limit)))
+    }
+
+    fn search_feed(&self, _cursor: Option<String>) -> BrokerFuture<'_, Option<crate::search::FeedPage>> {
+        // Every event ordered here is delivered here, past the search tap.
+        Box::pin(async { Ok(None) })
+    }
+
     fn history_after(&self, room: RoomId, after: Seq, limit: usize) -> BrokerFuture<'_, Vec<StoredEvent>> {
         Box::pin(async move {
             // Events past the durable head may be on disk already but are not yet

@@ -164,6 +164,13 @@ pub trait Broker: Send + Sync + 'static {
     /// Up to `limit` rooms `user` may see, by name, after `after`, with `user`'s
     /// role in each.
     fn list_rooms(&self, user: UserId, after: Option<RoomId>, limit: usize) -> BrokerFuture<'_, Vec<RoomListing>>;
+    /// Up to `limit` room names after `after`, by name: every room, for the
+    /// search index to read.
+    fn room_names(&self, after: Option<RoomId>, limit: usize) -> BrokerFuture<'_, Vec<RoomId>>;
+    /// The rooms whose messages changed since `cursor` anywhere in the cluster
+    /// (the start of the feed's tail when `None`); `None` for a broker whose
+    /// every event is delivered on this node, where the delivery path is enough.
+    fn search_feed(&self, cursor: Option<String>) -> BrokerFuture<'_, Option<crate::search::FeedPage>>;
     /// Up to `limit` durable events after `after`, oldest first. The first is not
     /// `after + 1` when the events in between are no longer held.
     fn history_after(&self, room: RoomId, after: Seq, limit: usize) -> BrokerFuture<'_, Vec<StoredEvent>>;

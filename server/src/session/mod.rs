@@ -22,6 +22,7 @@ mod notes;
 mod ordering;
 mod read_state;
 mod reads;
+mod search;
 mod vetting;
 mod writer;
 

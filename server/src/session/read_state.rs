@@ -135,7 +135,7 @@ impl Session {
     }
 
     /// Every room the caller is a member of, by name.
-    async fn my_rooms(&self) -> Result<Vec<RoomId>, ErrorBody> {
+    pub(super) async fn my_rooms(&self) -> Result<Vec<RoomId>, ErrorBody> {
         let mut mine = Vec::new();
         let mut after = None;
         loop {

@@ -83,6 +83,15 @@ impl Store for MemoryStore {
             .collect())
     }
 
+    fn room_names(&self, after: Option<&RoomId>, limit: usize) -> Result<Vec<RoomId>, StoreError> {
+        let rooms = self.rooms();
+        let start = match after {
+            Some(after) => std::ops::Bound::Excluded(after.clone()),
+            None => std::ops::Bound::Unbounded,
+        };
+        Ok(rooms.range((start, std::ops::Bound::Unbounded)).map(|(name, _)| name.clone()).take(limit).collect())
+    }
+
     fn rooms_owned(&self, user: &UserId) -> Result<usize, StoreError> {
         let rooms = self.rooms();
         Ok(rooms.values().filter(|r| r.members.get(user).is_some_and(|m| m.role == Role::Owner)).count())

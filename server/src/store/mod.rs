@@ -112,6 +112,8 @@ pub trait Store: Send + Sync + 'static {
     /// may see: every open and approval room, and invite-only rooms `user` is a
     /// member of; with `user`'s role in each.
     fn list_rooms(&self, user: &UserId, after: Option<&RoomId>, limit: usize) -> Result<Vec<RoomListing>, StoreError>;
+    /// Up to `limit` room names after `after`, by name: every room.
+    fn room_names(&self, after: Option<&RoomId>, limit: usize) -> Result<Vec<RoomId>, StoreError>;
     /// How many rooms `user` owns.
     fn rooms_owned(&self, user: &UserId) -> Result<usize, StoreError>;
     /// The client ids of the room's messages among its newest `limit` events,

@@ -411,6 +411,19 @@ impl Store for SqliteStore {
         Ok(Some(RoomLoad { record, members, pins, rows, head, last_ts, recent }))
     }
 
+    fn room_names(&self, after: Option<&RoomId>, limit: usize) -> Result<Vec<RoomId>, StoreError> {
+        let conn = self.readers.get();
+        let mut stmt = conn.prepare_cached("SELECT room FROM rooms WHERE room > ?1 ORDER BY room LIMIT ?2")?;
+        let rows =
+            stmt.query_map(params![after.map_or("", |a| a.as_str()), limit as i64], |row| row.get::<_, String>(0))?;
+        let mut names = Vec::new();
+        for name in rows {
+            let name = name?;
+            names.push(RoomId::new(name).map_err(|detail| StoreError::Corrupt { what: "room name", detail })?);
+        }
+        Ok(names)
+    }
+
     fn list_rooms(&self, user: &UserId, after: Option<&RoomId>, limit: usize) -> Result<Vec<RoomListing>, StoreError> {
         let conn = self.readers.get();
         // Invite-only rooms are filtered after reading (their visibility is in the

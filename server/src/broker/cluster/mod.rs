@@ -48,6 +48,16 @@ use reply::stream_entries;
 use script::Scripts;
 use subscriber::Subscriber;
 
+/// Entries the search feed keeps, about: a node that falls further behind
+/// reads every room again.
+const SEARCH_FEED_LENGTH: usize = 100_000;
+
+/// A stream entry id (`MS-N`) as numbers, to compare.
+fn stream_id(id: &str) -> Option<(u64, u64)> {
+    let (ms, n) = id.split_once('-')?;
+    Some((ms.parse().ok()?, n.parse().ok()?))
+}
+
 /// Where the Redis is, and how to use it.
 #[derive(Debug, Clone)]
 pub struct RedisConfig {
@@ -201,6 +211,75 @@ impl Shared {
         RoomKeys::new(&self.config.prefix, room)
     }
 
+    /// Names the rooms whose messages changed, for every node's search
+    /// index (`search.rs`): a stream of (room, seq), trimmed to its newest
+    /// `SEARCH_FEED_LENGTH`, outside any room's slot.
+    fn search_feed_key(&self) -> String {
+        format!("{}:search", self.config.prefix)
+    }
+
+    /// Adds `room` at `seq` to the search feed. Not waited for: the order is
+    /// done, and a node that misses the entry reads the room again at its
+    /// next one, or when it starts.
+    fn feed_search(self: &Arc<Self>, room: RoomId, seq: Seq) {
+        let shared = self.clone();
+        tokio::spawn(async move {
+            let mut add = redis::cmd("XADD");
+            add.arg(shared.search_feed_key())
+                .arg("MAXLEN")
+                .arg("~")
+                .arg(SEARCH_FEED_LENGTH)
+                .arg("*")
+                .arg("r")
+                .arg(room.as_str())
+                .arg("s")
+                .arg(seq.0);
+            let added: RedisResult<String> = shared.commands.query(&add).await;
+            if let Err(error) = added {
+                tracing::debug!(%error, room = %room, "cannot add to the search feed");
+            }
+        });
+    }
+
+    /// The search feed after `cursor` (from its newest entry when `None`).
+    async fn search_feed(&self, cursor: Option<String>) -> Result<crate::search::FeedPage, BrokerError> {
+        const PAGE: usize = 1000;
+        let key = self.search_feed_key();
+        let Some(cursor) = cursor else {
+            let newest: Vec<(String, Vec<(String, String)>)> = self
+                .commands
+                .query(redis::cmd("XREVRANGE").arg(&key).arg("+").arg("-").arg("COUNT").arg(1))
+                .await
+                .map_err(unavailable)?;
+            let cursor = newest.into_iter().next().map_or_else(|| "0-0".to_string(), |(id, _)| id);
+            return Ok(crate::search::FeedPage { cursor, ..Default::default() });
+        };
+        let oldest: Vec<(String, Vec<(String, String)>)> = self
+            .commands
+            .query(redis::cmd("XRANGE").arg(&key).arg("-").arg("+").arg("COUNT").arg(1))
+            .await
+            .map_err(unavailable)?;
+        let entries: Vec<(String, Vec<(String, String)>)> = self
+            .commands
+            .query(redis::cmd("XRANGE").arg(&key).arg(format!("({cursor}")).arg("+").arg("COUNT").arg(PAGE))
+            .await
+            .map_err(unavailable)?;
+        // The oldest entry is past the cursor: entries after the cursor may
+        // have been trimmed, or Redis lost the feed. (A cursor of 0-0 is a
+        // feed that was empty when this node started: nothing was lost.)
+        let lost_place = cursor != "0-0" && oldest.first().is_some_and(|(id, _)| stream_id(id) > stream_id(&cursor));
+        let full = entries.len() == PAGE;
+        let next = entries.last().map_or(cursor, |(id, _)| id.clone());
+        let rooms = entries
+            .into_iter()
+            .filter_map(|(_, fields)| {
+                let field = |name: &str| fields.iter().find(|(f, _)| f == name).map(|(_, v)| v.clone());
+                Some((RoomId::new(field("r")?).ok()?, Seq(field("s")?.parse().ok()?)))
+            })
+            .collect();
+        Ok(crate::search::FeedPage { rooms, cursor: next, full, lost_place })
+    }
+
     fn rooms_index(&self) -> String {
         format!("{}:rooms", self.config.prefix)
     }
@@ -262,8 +341,39 @@ impl Broker for RedisBroker {
                     }
                 }
             };
-            self.shared.order(draft, None, epoch).await
+            let searched = crate::search::indexed(&draft.event);
+            let receipt = self.shared.order(draft, None, epoch).await?;
+            if searched && !receipt.published.duplicate {
+                self.shared.feed_search(room, receipt.published.seq);
+            }
+            Ok(receipt)
         })
+    }
+
+    fn room_names(&self, after: Option<RoomId>, limit: usize) -> BrokerFuture<'_, Vec<RoomId>> {
+        Box::pin(async move {
+            let from = after.map_or_else(|| "-".to_string(), |a| format!("({a}"));
+            let names: Vec<String> = self
+                .shared
+                .commands
+                .query(
+                    redis::cmd("ZRANGE")
+                        .arg(self.shared.rooms_index())
+                        .arg(from)
+                        .arg("+")
+                        .arg("BYLEX")
+                        .arg("LIMIT")
+                        .arg(0)
+                        .arg(limit),
+                )
+                .await
+                .map_err(unavailable)?;
+            Ok(names.into_iter().filter_map(|n| RoomId::new(n).ok()).collect())
+        })
+    }
+
+    fn search_feed(&self, cursor: Option<String>) -> BrokerFuture<'_, Option<crate::search::FeedPage>> {
+        Box::pin(async move { self.shared.search_feed(cursor).await.map(Some) })
     }
 
     fn load_room(&self, room: RoomId, recent: usize) -> BrokerFuture<'_, Option<RoomLoad>> {
