@@ -69,6 +69,20 @@ async fn script_mode_prints_text_or_json_and_exits_with_the_class_of_failure() {
     let read = hearth(&url, Some("bo"), &["read", "lab"]).await;
     assert!(stdout(&read).starts_with("lab read up to #"), "{}", stdout(&read));
     assert!(stdout(&hearth(&url, Some("bo"), &["unread"]).await).contains("   0  unread"));
+    // Search: the index follows the timeline a moment behind.
+    let mut found = String::new();
+    for _ in 0..100 {
+        found = stdout(&hearth(&url, Some("bo"), &["search", "ROLL"]).await);
+        if found != "nothing found\n" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(found.starts_with("lab #2 ") && found.ends_with(" ada: first roll\n"), "{found}");
+    let json = stdout(&hearth(&url, Some("bo"), &["search", "irst", "--room", "lab", "--json"]).await);
+    let json: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
+    assert_eq!(json["parts"], serde_json::json!(["f", "irst", " roll"]));
+    assert_eq!(stdout(&hearth(&url, Some("bo"), &["search", "NOT \"roll\" OR *"]).await), "nothing found\n");
 
     // Each class of failure has its code.
     let code = |output: Output| output.status.code();

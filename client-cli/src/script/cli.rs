@@ -86,6 +86,16 @@ pub(crate) enum Command {
     },
     /// List the rooms you can see.
     Rooms,
+    /// Find messages containing a text (any case; not search syntax: quotes,
+    /// `*`, OR and NOT are text), newest first, in your rooms or one.
+    Search {
+        query: String,
+        #[arg(long)]
+        room: Option<RoomId>,
+        /// At most this many results.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
     /// Your rooms with how many messages you have not read (on any device).
     Unread,
     /// Mark a room read up to its newest message (or SEQ), on every device;

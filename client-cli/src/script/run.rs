@@ -137,6 +137,45 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
                 println!("left {room}");
             }
         }
+        Command::Search { query, room, limit } => {
+            let mut shown = 0;
+            let mut before = None;
+            // Pages can come back short (each looks at a bounded share of
+            // the messages): ask on while there is a next and room for more.
+            for _ in 0..100 {
+                let page_limit = u16::try_from(limit.saturating_sub(shown).clamp(1, 50)).unwrap_or(50);
+                let ask = hearth_protocol::ops::Search {
+                    query: query.clone(),
+                    room: room.clone(),
+                    before: before.take(),
+                    limit: Some(page_limit),
+                };
+                let page = client.request(ask).await?;
+                for result in page.results.iter().take(limit - shown) {
+                    if json {
+                        print_json(result);
+                    } else {
+                        let thread = result.thread.map(|t| format!(" (in thread #{t})")).unwrap_or_default();
+                        println!(
+                            "{} #{} {} {}{thread}: {}",
+                            result.room,
+                            result.seq,
+                            render::date_time(result.ts),
+                            result.from,
+                            render::printable(&result.parts.concat())
+                        );
+                    }
+                    shown += 1;
+                }
+                match page.next {
+                    Some(next) if shown < limit => before = Some(next),
+                    _ => break,
+                }
+            }
+            if shown == 0 && !json {
+                println!("nothing found");
+            }
+        }
         Command::Unread => {
             let state = client.request(hearth_protocol::ops::ReadState {}).await?;
             for r in &state.rooms {

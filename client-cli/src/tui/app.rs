@@ -141,6 +141,17 @@ pub enum Panel {
     Pins,
     Members,
     Help,
+    Search,
+}
+
+/// The last `/search`: what was asked and what came back.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Found {
+    pub query: String,
+    /// `None` while the answer is on its way.
+    pub results: Option<Vec<hearth_protocol::ops::SearchResult>>,
+    /// Older results were not looked for (the page was full).
+    pub more: bool,
 }
 
 pub struct App {
@@ -157,6 +168,8 @@ pub struct App {
     pub status: Option<String>,
     /// Rooms the server lists, for `/rooms` and completion.
     pub directory: Vec<RoomSummary>,
+    /// The search panel's contents.
+    pub found: Found,
     /// Who is typing where, each until their indicator goes out by itself.
     pub typing: Vec<Typist>,
     /// The room the member last said they were typing in, and when.
@@ -187,6 +200,7 @@ impl App {
             thread: None,
             status: None,
             directory: Vec::new(),
+            found: Found::default(),
             typing: Vec::new(),
             told_typing: None,
             outbox: Vec::new(),

@@ -223,6 +223,7 @@ fn describe(action: &Action) -> String {
         Action::Release { user, approve: true, .. } => format!("release {user}'s post"),
         Action::Release { user, .. } => format!("drop {user}'s post"),
         Action::ModLog(room) => format!("moderation log of {room}"),
+        Action::Search { query } => format!("searching for {query:?}"),
         Action::Stats(room) => format!("health of {room}"),
         Action::Typing(room) => format!("typing in {room}"),
         Action::MarkRead { room, .. } => format!("marking {room} read"),
@@ -362,6 +363,22 @@ async fn perform(client: &mut Client, action: Action, updates: &mpsc::Sender<Net
         Action::MarkRead { room, seq } => {
             // Said by the `read` event that follows, on every device.
             client.request(hearth_protocol::ops::MarkRead { room, seq }).await?;
+        }
+        Action::Search { query } => {
+            // Pages can come back short (each looks at a bounded share of the
+            // messages): a few more asks fill the panel.
+            let (mut results, mut before, mut more) = (Vec::new(), None, false);
+            for _ in 0..10 {
+                let ask = hearth_protocol::ops::Search { query: query.clone(), room: None, before, limit: Some(20) };
+                let page = client.request(ask).await?;
+                results.extend(page.results);
+                before = page.next;
+                more = before.is_some();
+                if !more || results.len() >= 20 {
+                    break;
+                }
+            }
+            let _ = updates.send(Net::Found { query, results, more }).await;
         }
         Action::ModLog(room) => {
             let log = client.request(ModLog { room, before: None, limit: Some(5) }).await?;

@@ -274,6 +274,50 @@ fn wrap_spans(head: Vec<Span<'static>>, text: String, width: usize, style: Style
     rows
 }
 
+/// The search panel: each result's room, seq, time and author, then its
+/// text with the matches in bold.
+fn found_lines(app: &App, theme: &Theme) -> Vec<TextLine<'static>> {
+    let found = &app.found;
+    let mut lines = vec![TextLine::styled(format!("\"{}\"", printable(&found.query)), theme.dim())];
+    let Some(results) = &found.results else {
+        lines.push(TextLine::styled("searching…", theme.dim()));
+        return lines;
+    };
+    if results.is_empty() {
+        lines.push(TextLine::from(if found.more {
+            "nothing yet among the newest; search again more precisely"
+        } else {
+            "nothing found"
+        }));
+    }
+    for result in results {
+        let thread = result.thread.map(|t| format!(" in thread #{t}")).unwrap_or_default();
+        lines.push(TextLine::from(vec![
+            Span::styled(format!("{} #{}{thread} ", result.room, result.seq.0), theme.dim()),
+            Span::styled(result.from.to_string(), theme.name(result.from.as_str())),
+            Span::styled(format!(" {}", crate::render::date_time(result.ts)), theme.dim()),
+        ]));
+        let spans: Vec<Span> = result
+            .parts
+            .iter()
+            .enumerate()
+            .map(|(n, part)| {
+                let text = printable(part).replace('\n', " ");
+                if n % 2 == 1 {
+                    Span::styled(text, Style::default().add_modifier(Modifier::BOLD))
+                } else {
+                    Span::raw(text)
+                }
+            })
+            .collect();
+        lines.push(TextLine::from(spans));
+    }
+    if found.more && !results.is_empty() {
+        lines.push(TextLine::styled("older results: hearth search", theme.dim()));
+    }
+    lines
+}
+
 fn draw_panel(frame: &mut Frame, app: &App, area: Rect, theme: &Theme) {
     let room = app.active_room();
     let (title, lines): (&str, Vec<TextLine>) = match app.panel {
@@ -321,6 +365,7 @@ fn draw_panel(frame: &mut Frame, app: &App, area: Rect, theme: &Theme) {
             }
             (" members (F3) ", lines)
         }
+        Panel::Search => (" search (Esc closes) ", found_lines(app, theme)),
         Panel::Help | Panel::None => {
             let mut lines = vec![
                 TextLine::styled("keys", Style::default().add_modifier(Modifier::BOLD)),

@@ -59,6 +59,7 @@ class App {
         this.statusNode,
         el("span", { class: "spacer" }),
         el("span", { class: "who-am-i" }, visible(this.me)),
+        el("button", { type: "button", "aria-label": "Search messages", onclick: () => this.setPanel(this.panel?.kind === "search" ? null : { kind: "search" }) }, "🔍"),
         el("button", { type: "button", "aria-label": "Mentions of you", onclick: () => this.setPanel(this.panel?.kind === "mentions" ? null : { kind: "mentions" }) }, "@"),
         el("button", { type: "button", "aria-label": "Change password", onclick: () => this.passwordDialog() }, "🔑"),
         el("button", { type: "button", onclick: () => this.signOut() }, "Sign out")),
@@ -645,7 +646,7 @@ class App {
 
   drawPanel() {
     const room = this.rooms.get(this.current);
-    const open = !!(this.panel && (room || this.panel.kind === "mentions"));
+    const open = !!(this.panel && (room || this.panel.kind === "mentions" || this.panel.kind === "search"));
     this.panelNode.hidden = !open;
     this.shell.classList.toggle("with-panel", open);
     if (!open) return;

@@ -1,5 +1,5 @@
 // The panel at the right (a screen of its own on a phone): members, pinned
-// notes, a thread, and the tools of welcomers and moderators — the join
+// notes, a thread, mentions, search, and the tools of welcomers and moderators — the join
 // queue, held posts, invites, settings, prompts, the log, and the room's
 // health drawn as a chart.
 
@@ -13,9 +13,11 @@ const DURATIONS = [["10 minutes", 600], ["1 hour", 3600], ["1 day", 86400], ["1 
 export function drawPanel(node, app, room) {
   const panel = app.panel;
   const close = el("button", { type: "button", "aria-label": "Close panel", onclick: () => app.setPanel(null) }, "✕");
-  const title = { members: "Members", pins: "Pinned notes", thread: "Thread", moderate: "Moderation", mentions: "Mentions" }[panel.kind];
+  const title = { members: "Members", pins: "Pinned notes", thread: "Thread", moderate: "Moderation", mentions: "Mentions", search: "Search" }[panel.kind];
   const body = {
     mentions: () => mentions(app),
+    // Kept across redraws (events redraw the panel): the query and its results stay.
+    search: () => (panel.nodes ??= search(app, room)),
     members: () => members(app, room),
     pins: () => pins(app, room),
     thread: () => thread(app, room, panel.root),
@@ -45,6 +47,53 @@ function mentions(app) {
   };
   load();
   return [list, more];
+}
+
+/** Messages containing a text, in the member's rooms or the open one,
+ * newest first; the matches marked. A page may come back short (the server
+ * looks at a bounded share of messages per page): "Search further" asks on. */
+function search(app, room) {
+  const input = el("input", { type: "search", name: "query", maxlength: 200, required: true, placeholder: "Words, part of a word, 写真…", "aria-label": "Search for" });
+  const where = el("select", { name: "where", "aria-label": "Where" },
+    el("option", { value: "" }, "In all my rooms"),
+    room ? el("option", { value: room.name }, `In #${room.name}`) : null);
+  const list = el("ul", { "aria-label": "Search results", "aria-live": "polite" });
+  const more = el("div", { class: "row" });
+  let asked = null;
+  const load = async (args, before) => {
+    try {
+      const page = await app.conn.request("search", before ? { ...args, before } : args);
+      if (args !== asked) return;
+      if (!before) list.replaceChildren();
+      for (const r of page.results) {
+        const text = r.parts.map((part, n) => n % 2 ? el("mark", {}, render(part, app.me)) : render(part, app.me));
+        list.append(el("li", {},
+          el("div", {}, el("strong", {}, visible(r.from)), el("span", { class: "hint" }, ` in #${r.room} · ${dayAndTime(r.ts)}`)),
+          el("div", { class: "pin text" }, text),
+          el("div", { class: "row" }, el("button", { type: "button", onclick: () => app.openMention(r) }, r.thread ? "Open the thread" : "Open the room"))));
+      }
+      const none = !list.querySelector("li:not(.hint)");
+      if (none && !page.next) fill(list, el("li", { class: "hint" }, "Nothing found."));
+      else if (none) fill(list, el("li", { class: "hint" }, "Nothing among the newest messages yet."));
+      fill(more, page.next ? el("button", { type: "button", onclick: () => load(args, page.next) }, none ? "Search further back" : "Older results") : null);
+    } catch (error) { fill(list, el("li", { class: "error" }, error.message)); fill(more); }
+  };
+  const form = el("form", { class: "search", role: "search", onsubmit: (e) => {
+    e.preventDefault();
+    const query = input.value.trim();
+    if (!query) return;
+    asked = where.value ? { query, room: where.value } : { query };
+    fill(list, el("li", { class: "hint" }, "Searching…"));
+    fill(more);
+    load(asked);
+  } }, input, el("div", { class: "row" }, where, el("button", { type: "submit" }, "Search")));
+  queueMicrotask(() => input.focus());
+  return [form, list, more];
+}
+
+/** A message's day and time, for results from any day. */
+function dayAndTime(ts) {
+  return new Date(ts).toLocaleString([], { year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" });
 }
 
 function members(app, room) {

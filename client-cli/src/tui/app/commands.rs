@@ -50,6 +50,7 @@ pub const COMMANDS: &[(&str, &str)] = &[
         "/prompt",
         "TIME TEXT — the server posts TEXT in TIME (2h, 1d; a number is minutes) (moderators; weekly: hearth prompt --weekly)",
     ),
+    ("/search", "TEXT — find messages containing TEXT in your rooms, newest first (Esc closes)"),
     ("/members", "— show the members (F3)"),
     ("/help", "— keys and commands (F1)"),
     ("/quit", "— leave the UI (Ctrl-C)"),
@@ -219,6 +220,16 @@ impl App {
                 }
             },
             "/pins" => self.toggle(Panel::Pins),
+            "/search" if rest.trim().is_empty() => {
+                self.says("/search TEXT — find messages containing TEXT in your rooms");
+                Vec::new()
+            }
+            "/search" => {
+                let query = rest.trim().to_string();
+                self.found = super::Found { query: query.clone(), results: None, more: false };
+                self.panel = Panel::Search;
+                vec![Action::Search { query }]
+            }
             "/members" => {
                 self.panel = Panel::Members;
                 self.active.clone().map(Action::Members).into_iter().collect()

@@ -91,6 +91,12 @@ impl App {
                 self.says(format!("{what}: {error}{hint}"))
             }
             Net::Said(text) => self.says(text),
+            Net::Found { query, results, more } => {
+                // An answer to an older search than the one shown is dropped.
+                if self.found.query == query {
+                    self.found = super::Found { query, results: Some(results), more };
+                }
+            }
         }
     }
 

@@ -674,3 +674,34 @@ fn joining_with_an_invite_and_refusals_say_what_to_do_here() {
     let other = refused(&mut app, "muted: you are muted for 5 more minutes");
     assert_eq!(other, "send to cameras: muted: you are muted for 5 more minutes");
 }
+
+#[test]
+fn search_asks_the_server_and_shows_the_matches_in_a_panel() {
+    use hearth_protocol::ops::SearchResult;
+    let mut app = cameras();
+    assert_eq!(typed(&mut app, "/search portra 400"), vec![Action::Search { query: "portra 400".into() }]);
+    assert_eq!(app.panel, Panel::Search);
+    assert!(screen(&app, 100, 24).contains("searching…"));
+    let result = |seq, parts: &[&str]| SearchResult {
+        room: rid("cameras"),
+        seq: Seq(seq),
+        ts: Millis(1_764_141_300_000),
+        from: user("mallory"),
+        parts: parts.iter().map(|p| p.to_string()).collect(),
+        thread: None,
+    };
+    // An answer to a search no longer shown is dropped.
+    app.on_net(Net::Found { query: "older".into(), results: vec![result(1, &["older"])], more: false });
+    app.on_net(Net::Found {
+        query: "portra 400".into(),
+        results: vec![result(9, &["shot on ", "Portra 400", "\u{1b}[2J at box"])],
+        more: false,
+    });
+    let shown = screen(&app, 100, 24);
+    assert!(shown.contains("cameras #9 mallory 2025-11-26"), "{shown}");
+    assert!(shown.contains("shot on Portra 400^[[2J at box"), "member text shown, never obeyed: {shown}");
+    assert!(!shown.contains("cameras #1 "), "{shown}");
+    app.on_net(Net::Found { query: "portra 400".into(), results: Vec::new(), more: false });
+    assert!(screen(&app, 100, 24).contains("nothing found"));
+    assert!(typed(&mut app, "/search   ").is_empty(), "an empty search asks nothing");
+}

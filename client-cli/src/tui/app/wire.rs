@@ -68,6 +68,10 @@ pub enum Action {
     },
     ModLog(RoomId),
     Stats(RoomId),
+    /// Find messages containing a text in the member's rooms.
+    Search {
+        query: String,
+    },
     /// The member is typing in the room: tell the others (nothing is said
     /// back, and a refusal — muted, say — is not worth a word).
     Typing(RoomId),
@@ -84,6 +88,13 @@ pub enum Net {
     /// Something to tell the member on the status line (a request done, an
     /// invite's code, a short list).
     Said(String),
+    /// What a search found, newest first; `more` when older ones were not
+    /// looked for.
+    Found {
+        query: String,
+        results: Vec<hearth_protocol::ops::SearchResult>,
+        more: bool,
+    },
     /// Who the server says the member is.
     Me(UserId),
     Connection(Connection),
