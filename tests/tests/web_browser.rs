@@ -128,6 +128,19 @@ async fn two_members_chat_from_two_browsers_and_hostile_text_stays_text() {
     click(&bo, ".topbar", "Mentions of you").await;
     bo.wait_for("document.querySelector('.panel')?.innerText.includes('Welcome, @bo')", "bo's mentions").await;
     click(&bo, ".panel header", "Close panel").await;
+    // Search: the panel's form, the match marked, as text.
+    click(&ada, ".topbar", "Search messages").await;
+    ada.eval("document.querySelector('.panel input[type=search]').value = 'ADA, BO'").await;
+    click(&ada, ".panel form", "Search").await;
+    ada.wait_for(
+        "[...document.querySelectorAll('.panel mark')].some(m => m.textContent === 'ada, bo')",
+        "the search result, its match marked",
+    )
+    .await;
+    if let Some(dir) = screenshots() {
+        ada.screenshot(&dir.join("search-desktop.png")).await;
+    }
+    click(&ada, ".panel header", "Close panel").await;
     click(&ada, ".main .msg:last-of-type", "React").await;
     click(&ada, ".main .picker", "React 👍").await;
     bo.wait_for("document.querySelector('.reactions button')?.textContent === '👍 1'", "ada's reaction, counted").await;

@@ -27,7 +27,7 @@ pub const DB_FILE: &str = "search.db";
 
 /// Bumped when the schema or the tokenizers change: an index of another
 /// version is dropped and rebuilt from the timelines.
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 3;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS docs (
@@ -40,9 +40,13 @@ CREATE TABLE IF NOT EXISTS docs (
 );
 CREATE UNIQUE INDEX IF NOT EXISTS docs_by_message ON docs (room, seq);
 CREATE VIRTUAL TABLE IF NOT EXISTS words USING fts5(
-    text, content='docs', content_rowid='id', tokenize='unicode61 remove_diacritics 2');
+    text, content='docs', content_rowid='id', tokenize='unicode61 remove_diacritics 2', columnsize=0);
+-- Rowids only (detail=none): which messages hold each trigram, not where.
+-- Less to write, and a query ANDs a third of its trigrams, whose hits are
+-- then checked for the whole query in their text. Neither index keeps
+-- document sizes (columnsize=0): they rank nothing, results are by time.
 CREATE VIRTUAL TABLE IF NOT EXISTS grams USING fts5(
-    text, content='docs', content_rowid='id', tokenize='trigram remove_diacritics 1');
+    text, content='docs', content_rowid='id', tokenize='trigram remove_diacritics 1', detail=none, columnsize=0);
 CREATE TRIGGER IF NOT EXISTS docs_added AFTER INSERT ON docs BEGIN
     INSERT INTO words (rowid, text) VALUES (new.id, new.text);
     INSERT INTO grams (rowid, text) VALUES (new.id, new.text);
@@ -143,7 +147,16 @@ impl SearchIndex {
                 Self::prepare(Connection::open(&path)?)?
             }
         };
-        let readers = (0..2).map(|_| Connection::open(&path).map(Mutex::new)).collect::<Result<_, _>>()?;
+        let readers = (0..2)
+            .map(|_| {
+                let conn = Connection::open(&path)?;
+                // A query walks index pages all over the file: mapped, they are
+                // read without a copy, and a larger cache keeps the hot ones.
+                conn.pragma_update(None, "mmap_size", 1i64 << 30)?;
+                conn.pragma_update(None, "cache_size", -32_768)?;
+                Ok(Mutex::new(conn))
+            })
+            .collect::<Result<_, IndexError>>()?;
         Ok(SearchIndex { writer: Mutex::new(writer), readers })
     }
 
@@ -266,8 +279,9 @@ impl SearchIndex {
             // are read one by one, a page's share at a time.
             let mut statement =
                 conn.prepare_cached(&format!("SELECT {COLUMNS} FROM docs d WHERE d.id < ?1 ORDER BY d.id DESC"))?;
-            let mut candidates = statement.query_map(params![before], Candidate::read)?;
-            page.collect(&mut candidates, query, rooms, limit)?;
+            let mut candidates =
+                statement.query_map(params![before], |row| Candidate::read(row, rooms, Some(query)))?;
+            page.collect(&mut candidates, limit)?;
             return Ok(page);
         }
         // Each index walks its matches newest first (FTS5 reads rowids in
@@ -278,13 +292,15 @@ impl SearchIndex {
                  WHERE {table} MATCH ?2 AND {table}.rowid < ?1 ORDER BY {table}.rowid DESC"
             )
         };
-        let phrase = query.phrase();
         let mut grams = conn.prepare_cached(&walk("grams"))?;
         let mut words = conn.prepare_cached(&walk("words"))?;
-        let gram_walk = grams.query_map(params![before, phrase], Candidate::read)?;
-        let word_walk = words.query_map(params![before, phrase], Candidate::read)?;
+        // A message with every trigram of the query may still not hold the
+        // query: its text says.
+        let gram_walk =
+            grams.query_map(params![before, query.trigrams()], |row| Candidate::read(row, rooms, Some(query)))?;
+        let word_walk = words.query_map(params![before, query.phrase()], |row| Candidate::read(row, rooms, None))?;
         let mut merged = Merge { a: gram_walk.peekable(), b: word_walk.peekable() };
-        page.collect(&mut merged, query, rooms, limit)?;
+        page.collect(&mut merged, limit)?;
         Ok(page)
     }
 
@@ -299,26 +315,36 @@ impl SearchIndex {
     }
 }
 
-/// A row a walk found, before it is checked against the rooms asked.
+/// A row a walk found: its key, and the hit when it is one (in a room
+/// asked, holding the query).
 struct Candidate {
     key: i64,
-    room: String,
-    seq: i64,
-    from: String,
-    thread: Option<i64>,
-    text: String,
+    hit: Option<Hit>,
 }
 
 impl Candidate {
-    fn read(row: &rusqlite::Row<'_>) -> rusqlite::Result<Candidate> {
-        Ok(Candidate {
-            key: row.get(0)?,
-            room: row.get(1)?,
-            seq: row.get(2)?,
-            from: row.get(3)?,
-            thread: row.get(4)?,
-            text: row.get(5)?,
-        })
+    /// Reads the row's room first, and the rest only for a room asked, so
+    /// the rows of other rooms cost no copies. With `check`, the text must
+    /// hold the query.
+    fn read(row: &rusqlite::Row<'_>, rooms: &HashSet<RoomId>, check: Option<&Query>) -> rusqlite::Result<Candidate> {
+        let key = row.get(0)?;
+        let room = row.get_ref(1)?.as_str()?;
+        let Some(room) = rooms.get(room) else { return Ok(Candidate { key, hit: None }) };
+        let text = row.get_ref(5)?.as_str()?;
+        if check.is_some_and(|query| !query.found_in(text)) {
+            return Ok(Candidate { key, hit: None });
+        }
+        let Ok(from) = UserId::new(row.get::<_, String>(3)?) else { return Ok(Candidate { key, hit: None }) };
+        let thread: Option<i64> = row.get(4)?;
+        let hit = Hit {
+            key,
+            room: room.clone(),
+            seq: Seq(row.get::<_, i64>(2)? as u64),
+            from,
+            thread: thread.map(|t| Seq(t as u64)),
+            text: text.to_string(),
+        };
+        Ok(Candidate { key, hit: Some(hit) })
     }
 }
 
@@ -343,8 +369,12 @@ where
         };
         match (key(self.a.peek()), key(self.b.peek())) {
             (Some(a), Some(b)) if a == b => {
-                self.b.next();
-                self.a.next()
+                // Found by both: a hit if either walk says so.
+                let (a, b) = (self.a.next(), self.b.next());
+                match (&a, &b) {
+                    (Some(Ok(Candidate { hit: Some(_), .. })), _) => a,
+                    _ => b,
+                }
             }
             (Some(a), Some(b)) if a < b => self.b.next(),
             (Some(_), _) => self.a.next(),
@@ -361,8 +391,6 @@ impl HitPage {
     fn collect(
         &mut self,
         candidates: &mut dyn Iterator<Item = rusqlite::Result<Candidate>>,
-        query: &Query,
-        rooms: &HashSet<RoomId>,
         limit: usize,
     ) -> rusqlite::Result<()> {
         let mut looked = 0;
@@ -370,19 +398,8 @@ impl HitPage {
             let candidate = candidate?;
             looked += 1;
             let key = candidate.key;
-            if let Ok(room) = RoomId::new(candidate.room)
-                && rooms.contains(&room)
-                && let Ok(from) = UserId::new(candidate.from)
-                && (!query.short() || query.found_in(&candidate.text))
-            {
-                self.hits.push(Hit {
-                    key,
-                    room,
-                    seq: Seq(candidate.seq as u64),
-                    from,
-                    thread: candidate.thread.map(|t| Seq(t as u64)),
-                    text: candidate.text,
-                });
+            if let Some(hit) = candidate.hit {
+                self.hits.push(hit);
             }
             if self.hits.len() == limit || looked == MATCHES_PER_PAGE {
                 self.next = Some(key);
@@ -449,6 +466,24 @@ impl Query {
     /// doubled, so `NOT`, `OR`, `*`, `"` and parentheses are only text.
     pub fn phrase(&self) -> String {
         format!("\"{}\"", self.text.replace('"', "\"\""))
+    }
+
+    /// The query's trigrams as an FTS5 query that wants them all: one
+    /// quoted string per trigram (quotes doubled), every third one and the
+    /// last, which together cover the query. (All of them walk more lists
+    /// and were slower: BENCHMARKS.md, "Search".)
+    pub fn trigrams(&self) -> String {
+        let chars: Vec<char> = self.text.chars().collect();
+        let mut starts: Vec<usize> = (0..chars.len().saturating_sub(2)).step_by(3).collect();
+        let last = chars.len().saturating_sub(3);
+        if starts.last() != Some(&last) {
+            starts.push(last);
+        }
+        starts
+            .into_iter()
+            .map(|at| format!("\"{}\"", chars[at..at + 3].iter().collect::<String>().replace('"', "\"\"")))
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 
     /// Whether `text` contains the query, ignoring case.
