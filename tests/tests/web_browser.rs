@@ -131,9 +131,10 @@ async fn two_members_chat_from_two_browsers_and_hostile_text_stays_text() {
     // Search: the panel's form, the match marked, as text.
     click(&ada, ".topbar", "Search messages").await;
     ada.eval("document.querySelector('.panel input[type=search]').value = 'ADA, BO'").await;
-    click(&ada, ".panel form", "Search").await;
+    // The index follows the timeline by up to a second: search again until it has.
     ada.wait_for(
-        "[...document.querySelectorAll('.panel mark')].some(m => m.textContent === 'ada, bo')",
+        "(() => { const found = [...document.querySelectorAll('.panel mark')].some(m => m.textContent === 'ada, bo'); \
+         if (!found) document.querySelector('.panel form.search button[type=submit]').click(); return found; })()",
         "the search result, its match marked",
     )
     .await;
