@@ -621,3 +621,41 @@ async fn reading_on_one_device_clears_the_unread_count_on_the_other() {
     .await;
     server.stop().await;
 }
+
+/// A search result far back in a busy room: "Show the message" loads older
+/// pages until the message is there, and shows it, on a phone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_search_result_far_back_is_shown_in_its_room() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(open_registration(test_config(Storage::Dir(dir.path().to_path_buf())))).await;
+    let ada = server.client("ada", Codec::MsgPack).await;
+    create_room(&ada, "darkroom", None).await.unwrap();
+    ada.send(&room("darkroom"), "the film recipe: rodinal 1+50, 13 minutes").await.unwrap();
+    for n in 0..250 {
+        ada.send(&room("darkroom"), &format!("chatter {n}")).await.unwrap();
+    }
+    let browser = Browser::start().await;
+    let page = browser.page(&format!("http://{}/", server.addr), PHONE.0, PHONE.1).await;
+    sign_up(&page, "ada").await;
+    click(&page, ".topbar", "Search messages").await;
+    page.eval("document.querySelector('.panel input[type=search]').value = 'Rodinal'").await;
+    page.wait_for(
+        "(() => { const found = !!document.querySelector('.panel mark'); \
+         if (!found) document.querySelector('.panel form.search button[type=submit]').click(); return found; })()",
+        "the recipe found",
+    )
+    .await;
+    click(&page, ".panel li", "Show the message").await;
+    page.wait_for(
+        "(() => { const m = document.querySelector('.msg.found'); if (!m) return false; \
+         const r = m.getBoundingClientRect(); \
+         return m.textContent.includes('rodinal 1+50') && r.top >= 0 && r.bottom <= innerHeight; })()",
+        "the recipe shown in the room, in view",
+    )
+    .await;
+    if let Some(dir) = screenshots() {
+        page.screenshot(&dir.join("search-found-phone.png")).await;
+    }
+    assert_eq!(unexpected_errors(&page), Vec::<String>::new());
+    server.stop().await;
+}

@@ -54,7 +54,7 @@ class App {
     this.toastNode = el("div", { class: "visually-hidden", role: "alert" });
     this.shell = el("div", { class: "shell" },
       el("header", { class: "topbar" },
-        el("button", { type: "button", class: "menu-button", "aria-label": "Rooms", onclick: () => this.toggleRooms() }, "☰ Rooms"),
+        el("button", { type: "button", class: "menu-button", "aria-label": "Rooms", onclick: () => this.toggleRooms() }, "☰", el("span", { class: "label" }, " Rooms")),
         el("span", { class: "brand" }, el("img", { src: signin.iconUrl(), alt: "" }), el("span", { class: "brand-name" }, "Hearth")),
         this.statusNode,
         el("span", { class: "spacer" }),
@@ -460,11 +460,26 @@ class App {
     this.conn.request("typing", { room: this.current }).catch(() => {});
   }
 
-  /** Opens the room (and thread) of a mention from the inbox. */
-  async openMention(mention) {
+  /** Opens the room (or the thread) of a message found elsewhere — a
+   * mention, a search result — and shows the message, loading older pages
+   * of the room until it is there (at most 20 of them). */
+  async openMessage(found) {
     this.setPanel(null);
-    await this.open(mention.room);
-    if (mention.thread) this.openThread(this.room(mention.room), mention.thread);
+    await this.open(found.room);
+    const room = this.room(found.room);
+    if (found.thread) { this.openThread(room, found.thread); return; }
+    for (let pages = 0; !room.items.has(found.seq) && room.moreOlder !== false && pages < 20; pages++) {
+      try { await this.loadOlder(room); } catch (error) { this.toast(error.message); break; }
+    }
+    if (!room.items.has(found.seq)) { this.toast("That message is further back than the room has loaded; scroll up to it."); return; }
+    room.found = found.seq;
+    this.drawMain();
+    // After the timeline has laid itself out.
+    requestAnimationFrame(() => {
+      const node = this.mainNode.querySelector(`.msg[data-seq="${Number(found.seq)}"]`);
+      node?.scrollIntoView({ block: "center" });
+      node?.focus({ preventScroll: true });
+    });
   }
 
   async openThread(room, root) {

@@ -40,7 +40,7 @@ function mentions(app) {
         list.append(el("li", {},
           el("div", {}, el("strong", {}, visible(m.from)), el("span", { class: "hint" }, ` in #${m.room} · ${clock(m.ts)}${m.read ? "" : " · unread"}`)),
           el("div", { class: "pin text" }, render(m.text, app.me)),
-          el("div", { class: "row" }, el("button", { type: "button", onclick: () => app.openMention(m) }, m.thread ? "Open the thread" : "Open the room"))));
+          el("div", { class: "row" }, el("button", { type: "button", onclick: () => app.openMessage(m) }, m.thread ? "Open the thread" : "Show the message"))));
       }
       fill(more, page.next ? el("button", { type: "button", onclick: () => load(page.next) }, "Older mentions") : null);
     } catch (error) { fill(list, el("li", { class: "error" }, error.message)); }
@@ -70,7 +70,7 @@ function search(app, room) {
         list.append(el("li", {},
           el("div", {}, el("strong", {}, visible(r.from)), el("span", { class: "hint" }, ` in #${r.room} · ${dayAndTime(r.ts)}`)),
           el("div", { class: "pin text" }, text),
-          el("div", { class: "row" }, el("button", { type: "button", onclick: () => app.openMention(r) }, r.thread ? "Open the thread" : "Open the room"))));
+          el("div", { class: "row" }, el("button", { type: "button", onclick: () => app.openMessage(r) }, r.thread ? "Open the thread" : "Show the message"))));
       }
       const none = !list.querySelector("li:not(.hint)");
       if (none && !page.next) fill(list, el("li", { class: "hint" }, "Nothing found."));

@@ -34,7 +34,7 @@ export function messageNode(room, item, app, { inThread = false } = {}) {
     canModerate ? el("button", { type: "button", "aria-label": "Pin", title: "Pin", onclick: () => app.pinMessage(room, item) }, "📌") : null,
   ];
   return el("article", {
-    class: `msg${item.mentionsMe ? " mentioned" : ""}`, "data-seq": item.seq, tabindex: "-1",
+    class: `msg${item.mentionsMe ? " mentioned" : ""}${room.found === item.seq ? " found" : ""}`, "data-seq": item.seq, tabindex: "-1",
     "aria-label": `${item.from} at ${clock(item.ts)}`,
   },
     el("div", {},
