@@ -84,6 +84,16 @@ pub enum Change {
     Remove { target: Seq },
 }
 
+impl Change {
+    /// About what it holds in memory, for bounding a queue of changes.
+    pub fn size(&self) -> usize {
+        64 + match self {
+            Change::Add { text, .. } | Change::Retext { text, .. } => text.len(),
+            Change::Remove { .. } => 0,
+        }
+    }
+}
+
 /// A room's timeline read from `after` (exclusive) to `through` (inclusive),
 /// with what its messages, edits and deletions do to the index.
 #[derive(Debug, Clone, PartialEq)]

@@ -33,8 +33,9 @@ use crate::store::{RoomLoad, StoredEvent};
 use index::{Change, RoomBatch};
 pub use index::{Hit, HitPage, IndexError, Query, SearchIndex};
 
-/// Changes waiting for the indexer, at most; past it rooms are read again.
-const MAX_QUEUED: usize = 50_000;
+/// Bytes of text waiting for the indexer, at most (a change counts its
+/// text and a little more); past it rooms are read again from history.
+const MAX_QUEUED_BYTES: usize = 16 << 20;
 /// Events read from history per call when a room is read again.
 const READ_PAGE: usize = 500;
 /// Changes written per transaction.
@@ -70,7 +71,7 @@ struct Queue {
     pending: HashMap<RoomId, Pending>,
     /// Rooms to read again from history, to at least this seq.
     behind: HashMap<RoomId, Seq>,
-    changes: usize,
+    bytes: usize,
 }
 
 struct Pending {
@@ -154,15 +155,16 @@ impl Search {
         let changes: Vec<(Seq, Change)> =
             events.iter().filter_map(|c| change_of(&c.event).map(|change| (c.encoded.seq, change))).collect();
         let mut queue = self.queue();
-        let Queue { pending, behind, changes: queued } = &mut *queue;
-        if *queued + changes.len() > MAX_QUEUED {
+        let size: usize = changes.iter().map(|(_, change)| change.size()).sum();
+        let Queue { pending, behind, bytes: queued } = &mut *queue;
+        if *queued + size > MAX_QUEUED_BYTES {
             let at = behind.entry(room.clone()).or_insert(through);
             *at = (*at).max(through);
             drop(queue);
             self.wake.notify_one();
             return;
         }
-        *queued += changes.len();
+        *queued += size;
         let wake = !changes.is_empty();
         match pending.get_mut(room) {
             Some(waiting) if waiting.through.next() == first => {
@@ -443,5 +445,56 @@ impl Delivery for SearchTap {
 
     fn ephemeral(&self, room: &RoomId, event: &Event) {
         self.inner.ephemeral(room, event);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use hearth_protocol::event::MessageEvent;
+    use hearth_protocol::{ClientMsgId, Millis, Text, UserId};
+
+    use super::*;
+
+    fn message(seq: u64, text: &str) -> Committed {
+        Committed::new(Event::Message(MessageEvent {
+            room: RoomId::new("r").unwrap(),
+            seq: Seq(seq),
+            ts: Millis(seq),
+            from: UserId::new("ann").unwrap(),
+            text: Text::new(text).unwrap(),
+            cmid: ClientMsgId::new(format!("c{seq}")).unwrap(),
+            thread: None,
+            state: None,
+            prompt: None,
+            released_by: None,
+            probation_post: None,
+            mentions: Vec::new(),
+            mentions_room: false,
+        }))
+    }
+
+    #[test]
+    fn a_full_queue_sends_rooms_to_history_instead_of_growing() {
+        let search = Search::in_memory(100).unwrap();
+        let room = RoomId::new("r").unwrap();
+        let big = "x".repeat(4000);
+        for seq in 1..=10_000 {
+            search.offer(&room, &[message(seq, &big)]);
+        }
+        let queue = search.queue();
+        assert!(queue.bytes <= MAX_QUEUED_BYTES, "{} bytes queued", queue.bytes);
+        assert_eq!(queue.behind.get(&room), Some(&Seq(10_000)), "read again from history, to the newest");
+    }
+
+    #[test]
+    fn a_gap_in_deliveries_sends_the_room_to_history() {
+        let search = Search::in_memory(100).unwrap();
+        let room = RoomId::new("r").unwrap();
+        search.offer(&room, &[message(1, "one"), message(2, "two")]);
+        search.offer(&room, &[message(3, "three")]);
+        assert!(search.queue().behind.is_empty());
+        search.offer(&room, &[message(5, "five")]);
+        assert_eq!(search.queue().behind.get(&room), Some(&Seq(5)));
+        assert_eq!(search.queue().pending[&room].through, Seq(3));
     }
 }
