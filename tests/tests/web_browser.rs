@@ -63,6 +63,19 @@ async fn say(page: &Page, text: &str) {
     .await;
 }
 
+/// Searches for `query` in the open search panel until a result's match
+/// reads `marked`: the index follows the timeline by up to a second, so the
+/// form is sent again while nothing is found.
+async fn search(page: &Page, query: &str, marked: &str) {
+    page.eval(&format!("document.querySelector('.panel input[type=search]').value = {}", js(query))).await;
+    let script = format!(
+        "(() => {{ const found = [...document.querySelectorAll('.panel mark')].some(m => m.textContent === {}); \
+         if (!found) document.querySelector('.panel form.search button[type=submit]').click(); return found; }})()",
+        js(marked)
+    );
+    page.wait_for(&script, &format!("a search for {query:?}, its match marked")).await;
+}
+
 /// Clicks the button whose text or label starts with `label` inside `scope`.
 async fn click(page: &Page, scope: &str, label: &str) {
     let script = format!(
@@ -130,14 +143,7 @@ async fn two_members_chat_from_two_browsers_and_hostile_text_stays_text() {
     click(&bo, ".panel header", "Close panel").await;
     // Search: the panel's form, the match marked, as text.
     click(&ada, ".topbar", "Search messages").await;
-    ada.eval("document.querySelector('.panel input[type=search]').value = 'ADA, BO'").await;
-    // The index follows the timeline by up to a second: search again until it has.
-    ada.wait_for(
-        "(() => { const found = [...document.querySelectorAll('.panel mark')].some(m => m.textContent === 'ada, bo'); \
-         if (!found) document.querySelector('.panel form.search button[type=submit]').click(); return found; })()",
-        "the search result, its match marked",
-    )
-    .await;
+    search(&ada, "ADA, BO", "ada, bo").await;
     if let Some(dir) = screenshots() {
         ada.screenshot(&dir.join("search-desktop.png")).await;
     }
@@ -436,6 +442,10 @@ async fn the_main_screens_pass_an_accessibility_check_in_both_colour_schemes() {
         ada.wait_for("document.querySelector('.panel').innerText.includes('I develop at home')", "the queue").await;
         accessibility(&ada, &format!("the moderation queue ({scheme})")).await;
         click(&ada, ".panel header", "Close panel").await;
+        click(&ada, ".topbar", "Search messages").await;
+        search(&ada, "example", "example").await;
+        accessibility(&ada, &format!("the search panel with a result ({scheme})")).await;
+        click(&ada, ".panel header", "Close panel").await;
     }
     server.stop().await;
 }
@@ -638,13 +648,10 @@ async fn a_search_result_far_back_is_shown_in_its_room() {
     let page = browser.page(&format!("http://{}/", server.addr), PHONE.0, PHONE.1).await;
     sign_up(&page, "ada").await;
     click(&page, ".topbar", "Search messages").await;
-    page.eval("document.querySelector('.panel input[type=search]').value = 'Rodinal'").await;
-    page.wait_for(
-        "(() => { const found = !!document.querySelector('.panel mark'); \
-         if (!found) document.querySelector('.panel form.search button[type=submit]').click(); return found; })()",
-        "the recipe found",
-    )
-    .await;
+    search(&page, "Rodinal", "rodinal").await;
+    if let Some(dir) = screenshots() {
+        page.screenshot(&dir.join("search-phone.png")).await;
+    }
     click(&page, ".panel li", "Show the message").await;
     page.wait_for(
         "(() => { const m = document.querySelector('.msg.found'); if (!m) return false; \

@@ -268,16 +268,6 @@ impl SearchIndex {
         Ok(())
     }
 
-    /// Forgets a room (it is gone from the broker).
-    pub fn forget(&self, room: &RoomId) -> Result<(), IndexError> {
-        let mut conn = lock(&self.writer);
-        let tx = conn.transaction()?;
-        tx.execute("DELETE FROM docs WHERE room = ?1", [room.as_str()])?;
-        tx.execute("DELETE FROM indexed WHERE room = ?1", [room.as_str()])?;
-        tx.commit()?;
-        Ok(())
-    }
-
     /// Messages in `rooms` older than `before` that contain `query` (see
     /// [`Query`]), newest first, at most `limit`.
     pub fn search(
@@ -319,16 +309,6 @@ impl SearchIndex {
         let mut merged = Merge { a: gram_walk.peekable(), b: word_walk.peekable() };
         page.collect(&mut merged, limit)?;
         Ok(page)
-    }
-
-    /// How many messages the index holds.
-    pub fn len(&self) -> Result<u64, IndexError> {
-        let conn = self.reader();
-        Ok(conn.query_row("SELECT COUNT(*) FROM docs", [], |row| row.get::<_, i64>(0))? as u64)
-    }
-
-    pub fn is_empty(&self) -> Result<bool, IndexError> {
-        Ok(self.len()? == 0)
     }
 }
 

@@ -164,10 +164,10 @@ impl Search {
             self.wake.notify_one();
             return;
         }
-        *queued += size;
         let wake = !changes.is_empty();
         match pending.get_mut(room) {
             Some(waiting) if waiting.through.next() == first => {
+                *queued += size;
                 waiting.through = through;
                 waiting.changes.extend(changes);
             }
@@ -177,12 +177,44 @@ impl Search {
                 *at = (*at).max(through);
             }
             None => {
+                *queued += size;
                 pending.insert(room.clone(), Pending { first, through, changes });
             }
         }
         drop(queue);
         if wake {
             self.wake.notify_one();
+        }
+    }
+
+    /// Marks every room the broker has to be read again (at start-up, or
+    /// when the cluster's feed moved on without this node), retrying while
+    /// the broker cannot list them; `false` if `stop` came first.
+    async fn mark_every_room(&self, broker: &dyn Broker, stop: &CancellationToken) -> bool {
+        const PAGE: usize = 500;
+        let mut after = None;
+        loop {
+            let page = match broker.room_names(after.clone(), PAGE).await {
+                Ok(page) => page,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot list the rooms to index; retrying");
+                    tokio::select! {
+                        _ = stop.cancelled() => return false,
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                    }
+                }
+            };
+            let done = page.len() < PAGE;
+            after = page.last().cloned();
+            let mut queue = self.queue();
+            for room in page {
+                queue.behind.entry(room).or_insert(Seq::ZERO);
+            }
+            drop(queue);
+            if done {
+                self.wake.notify_one();
+                return true;
+            }
         }
     }
 
@@ -212,7 +244,13 @@ impl Search {
             Err(_) => return,
         }
         let feed = tokio::spawn(follow_feed(self.clone(), broker.clone(), stop.clone()));
-        indexer.read_every_room().await;
+        // Whatever changed while the node was down (or, on a cluster node,
+        // the whole index) is read from the rooms' histories.
+        if !self.mark_every_room(&*broker, &stop).await {
+            feed.abort();
+            return;
+        }
+        indexer.round().await;
         loop {
             tokio::select! {
                 _ = stop.cancelled() => break,
@@ -236,34 +274,6 @@ struct Indexer {
 }
 
 impl Indexer {
-    /// Marks every room of the broker to be read again (start-up, or a
-    /// cluster feed that lost its place).
-    async fn read_every_room(&mut self) {
-        let mut after = None;
-        loop {
-            let page = match self.broker.room_names(after.clone(), 500).await {
-                Ok(page) => page,
-                Err(error) => {
-                    tracing::warn!(%error, "cannot list the rooms to index; retrying");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    continue;
-                }
-            };
-            let done = page.len() < 500;
-            after = page.last().cloned();
-            {
-                let mut queue = self.search.queue();
-                for room in page {
-                    queue.behind.entry(room).or_insert(Seq::ZERO);
-                }
-            }
-            if done {
-                break;
-            }
-        }
-        self.round().await;
-    }
-
     /// Writes what the queue holds, and reads the rooms that are behind.
     async fn round(&mut self) {
         let Queue { pending, mut behind, .. } = std::mem::take(&mut *self.search.queue());
@@ -273,12 +283,14 @@ impl Indexer {
             if waiting.through <= at {
                 continue;
             }
-            if waiting.first > at.next() && !behind.contains_key(&room) {
-                // Events before these are not in the index: history has them.
-                behind.insert(room, waiting.through);
+            if let Some(target) = behind.get_mut(&room) {
+                // Read from history anyway: to these events at least.
+                *target = (*target).max(waiting.through);
                 continue;
             }
-            if behind.contains_key(&room) {
+            if waiting.first > at.next() {
+                // Events before these are not in the index: history has them.
+                behind.insert(room, waiting.through);
                 continue;
             }
             let changes = waiting.changes.into_iter().filter(|(seq, _)| *seq > at).collect();
@@ -362,10 +374,8 @@ async fn follow_feed(search: Arc<Search>, broker: Arc<dyn Broker>, stop: Cancell
             Ok(Some(page)) => {
                 if page.lost_place && cursor.is_some() {
                     tracing::info!("the search feed moved on without this node; reading every room again");
-                    let rooms = all_rooms(&*broker).await;
-                    let mut queue = search.queue();
-                    for room in rooms {
-                        queue.behind.entry(room).or_insert(Seq::ZERO);
+                    if !search.mark_every_room(&*broker, &stop).await {
+                        return;
                     }
                 }
                 let full = page.full;
@@ -388,20 +398,6 @@ async fn follow_feed(search: Arc<Search>, broker: Arc<dyn Broker>, stop: Cancell
             _ = tokio::time::sleep(FEED_EVERY) => {}
         }
     }
-}
-
-async fn all_rooms(broker: &dyn Broker) -> Vec<RoomId> {
-    let mut rooms = Vec::new();
-    let mut after = None;
-    while let Ok(page) = broker.room_names(after.clone(), 500).await {
-        let done = page.len() < 500;
-        after = page.last().cloned();
-        rooms.extend(page);
-        if done {
-            break;
-        }
-    }
-    rooms
 }
 
 /// A page of the cluster's search feed: the rooms that moved (to at least

@@ -68,7 +68,7 @@ function search(app, room) {
       for (const r of page.results) {
         const text = r.parts.map((part, n) => n % 2 ? el("mark", {}, render(part, app.me)) : render(part, app.me));
         list.append(el("li", {},
-          el("div", {}, el("strong", {}, visible(r.from)), el("span", { class: "hint" }, ` in #${r.room} · ${dayAndTime(r.ts)}`)),
+          el("div", {}, el("strong", {}, visible(r.from)), el("span", { class: "hint" }, ` in #${r.room} · ${clock(r.ts)}`)),
           el("div", { class: "pin text" }, text),
           el("div", { class: "row" }, el("button", { type: "button", onclick: () => app.openMessage(r) }, r.thread ? "Open the thread" : "Show the message"))));
       }
@@ -89,11 +89,6 @@ function search(app, room) {
   } }, input, el("div", { class: "row" }, where, el("button", { type: "submit" }, "Search")));
   queueMicrotask(() => input.focus());
   return [form, list, more];
-}
-
-/** A message's day and time, for results from any day. */
-function dayAndTime(ts) {
-  return new Date(ts).toLocaleString([], { year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" });
 }
 
 function members(app, room) {
