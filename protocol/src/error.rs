@@ -59,10 +59,13 @@ pub enum ErrorCode {
     /// effect. Retry after `retry_after_ms`; a `send` with the same `cmid` is
     /// stored once either way.
     OutcomeUnknown,
+    /// A direct conversation is not allowed (`start_direct`, or a `send` to a
+    /// member who blocked the sender); `reason` says why.
+    DirectRefused,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 22] = [
+    pub const ALL: [ErrorCode; 23] = [
         ErrorCode::BadRequest,
         ErrorCode::UnknownOp,
         ErrorCode::Unsupported,
@@ -85,6 +88,7 @@ impl ErrorCode {
         ErrorCode::Unauthorized,
         ErrorCode::AckRequired,
         ErrorCode::OutcomeUnknown,
+        ErrorCode::DirectRefused,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -111,6 +115,7 @@ impl ErrorCode {
             ErrorCode::Unauthorized => "unauthorized",
             ErrorCode::AckRequired => "ack_required",
             ErrorCode::OutcomeUnknown => "outcome_unknown",
+            ErrorCode::DirectRefused => "direct_refused",
         }
     }
 
@@ -142,11 +147,19 @@ pub struct ErrorBody {
     /// For `rate_limited`, `slow_mode` and `overloaded`: when a retry may succeed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_after_ms: Option<u64>,
+    /// For `direct_refused`: why, as a word (PROTOCOL.md, "Direct messages").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 impl ErrorBody {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        ErrorBody { code, message: message.into(), retry_after_ms: None }
+        ErrorBody { code, message: message.into(), retry_after_ms: None, reason: None }
+    }
+
+    pub fn because(mut self, reason: &str) -> Self {
+        self.reason = Some(reason.to_string());
+        self
     }
 
     pub fn retry_after(mut self, ms: u64) -> Self {

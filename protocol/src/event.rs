@@ -36,6 +36,8 @@ pub enum Event {
     Held(HeldEvent),
     Truncated(TruncatedEvent),
     Read(ReadEvent),
+    DirectStarted(DirectStartedEvent),
+    Blocks(BlocksEvent),
 }
 
 impl Event {
@@ -58,12 +60,14 @@ impl Event {
             Event::Arrived(e) => e.seq,
             Event::Prompt(e) => e.seq,
             Event::Held(e) => e.seq,
+            Event::DirectStarted(e) => e.seq,
             Event::Hello(_)
             | Event::Typing(_)
             | Event::Presence(_)
             | Event::JoinDecision(_)
             | Event::Truncated(_)
-            | Event::Read(_) => {
+            | Event::Read(_)
+            | Event::Blocks(_) => {
                 return None;
             }
         })
@@ -88,12 +92,14 @@ impl Event {
             Event::Arrived(e) => e.ts,
             Event::Prompt(e) => e.ts,
             Event::Held(e) => e.ts,
+            Event::DirectStarted(e) => e.ts,
             Event::Hello(_)
             | Event::Typing(_)
             | Event::Presence(_)
             | Event::JoinDecision(_)
             | Event::Truncated(_)
-            | Event::Read(_) => {
+            | Event::Read(_)
+            | Event::Blocks(_) => {
                 return None;
             }
         })
@@ -125,12 +131,14 @@ impl Event {
             Event::Arrived(e) => (&mut e.seq, &mut e.ts),
             Event::Prompt(e) => (&mut e.seq, &mut e.ts),
             Event::Held(e) => (&mut e.seq, &mut e.ts),
+            Event::DirectStarted(e) => (&mut e.seq, &mut e.ts),
             Event::Hello(_)
             | Event::Typing(_)
             | Event::Presence(_)
             | Event::JoinDecision(_)
             | Event::Truncated(_)
-            | Event::Read(_) => {
+            | Event::Read(_)
+            | Event::Blocks(_) => {
                 return;
             }
         };
@@ -163,6 +171,8 @@ impl Event {
             Event::Held(e) => &e.room,
             Event::Truncated(e) => &e.room,
             Event::Read(e) => &e.room,
+            Event::DirectStarted(e) => &e.room,
+            Event::Blocks(_) => return None,
         })
     }
 }
@@ -495,6 +505,26 @@ pub struct JoinDecisionEvent {
 pub struct ReadEvent {
     pub room: RoomId,
     pub seq: Seq,
+}
+
+/// A direct conversation began: its members, the one who started it
+/// (`from`) first. The room's first event (seq 1); it also reaches every
+/// connection of the other members, who are members from here on and may
+/// `join` the room to receive it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DirectStartedEvent {
+    pub room: RoomId,
+    pub seq: Seq,
+    pub ts: Millis,
+    pub from: UserId,
+    pub members: Vec<UserId>,
+}
+
+/// To every connection of a member: the members they block now (after a
+/// `block` on this device or another). Not stored in any timeline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BlocksEvent {
+    pub users: Vec<UserId>,
 }
 
 /// Events of a room were lost before this connection received them: the ones

@@ -182,15 +182,29 @@ operations! {
     /// Messages containing a text, in the caller's rooms or one of them,
     /// newest first.
     Search = "search" => SearchResults;
+    /// Start (or open again) a direct conversation with members the caller
+    /// shares a room with.
+    StartDirect = "start_direct" => RoomInfo;
+    /// Block a member (no direct messages from them; clients collapse their
+    /// messages), or lift the block.
+    Block = "block" => BlockList;
+    /// The members the caller blocks.
+    Blocks = "blocks" => BlockList;
 }
 
 impl Op {
     /// The room this operation is about; `None` for the few about no room.
     pub fn room(&self) -> Option<&RoomId> {
         match self {
-            Op::Ping(_) | Op::ListRooms(_) | Op::Auth(_) | Op::MarkAllRead(_) | Op::ReadState(_) | Op::Mentions(_) => {
-                None
-            }
+            Op::Ping(_)
+            | Op::ListRooms(_)
+            | Op::Auth(_)
+            | Op::MarkAllRead(_)
+            | Op::ReadState(_)
+            | Op::Mentions(_)
+            | Op::StartDirect(_)
+            | Op::Block(_)
+            | Op::Blocks(_) => None,
             Op::CreateRoom(args) => Some(&args.room),
             Op::Join(args) => Some(&args.room),
             Op::Leave(args) => Some(&args.room),
@@ -250,6 +264,16 @@ pub enum Visibility {
     Approval,
     /// Joining takes an invite code; the room is not listed to non-members.
     InviteOnly,
+    /// A direct conversation (`start_direct`): its members are fixed when it
+    /// starts; nobody joins it otherwise, and it is listed to its members only.
+    Direct,
+}
+
+impl Visibility {
+    /// Whether the room is listed to those who are not its members.
+    pub fn listed_to_outsiders(self) -> bool {
+        matches!(self, Visibility::Open | Visibility::Approval)
+    }
 }
 
 /// A room as clients see it.
@@ -288,6 +312,10 @@ pub struct RoomInfo {
     /// Members acknowledge the rules before posting.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub rules_ack: bool,
+    /// A direct conversation's members as it started, its starter first
+    /// (visibility `direct` only; `members` says who is in it now).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub direct: Vec<UserId>,
 }
 
 /// A pinned message or free note.
@@ -784,6 +812,35 @@ pub struct SearchResults {
     pub next: Option<String>,
 }
 
+/// Start a direct conversation with `with` (1 to `MAX_DIRECT_MEMBERS` - 1
+/// members, not the caller). The same members always make the same room: if
+/// it exists, the caller gets it again (and is let back in if they left it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StartDirect {
+    pub with: Vec<UserId>,
+}
+
+/// Most members of a direct conversation, its starter included.
+pub const MAX_DIRECT_MEMBERS: usize = 10;
+/// Most members one member may block.
+pub const MAX_BLOCKS: usize = 1000;
+
+/// Block `user` (`on: true`) or lift the block (`on: false`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Block {
+    pub user: UserId,
+    pub on: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Blocks {}
+
+/// The members the caller blocks, by name.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BlockList {
+    pub users: Vec<UserId>,
+}
+
 /// A message that contains the query, as it is now.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SearchResult {
@@ -880,6 +937,9 @@ pub struct RoomSummary {
     /// The caller's role, when it is a member.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<Role>,
+    /// A direct conversation's members as it started (visibility `direct`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub direct: Vec<UserId>,
 }
 
 /// How a `join` treats the caller's `since`.

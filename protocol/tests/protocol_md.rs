@@ -99,6 +99,8 @@ fn reencode(kind: &str, json: &[u8]) -> (Vec<u8>, Vec<u8>) {
         "reply=read_state" => reply::<ReadState>(json),
         "reply=mentions" => reply::<Mentions>(json),
         "reply=search" => reply::<Search>(json),
+        "reply=start_direct" => reply::<StartDirect>(json),
+        "reply=block" => reply::<Block>(json),
         other => panic!("unknown example kind {other:?}; add it to this test"),
     }
 }

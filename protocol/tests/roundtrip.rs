@@ -52,6 +52,7 @@ fn room_info() -> RoomInfo {
         probation_posts: 0,
         parent: Some(RoomId::new("lobby").unwrap()),
         rules_ack: true,
+        direct: Vec::new(),
     }
 }
 
@@ -142,6 +143,9 @@ fn sample_ops() -> Vec<Op> {
             limit: Some(5),
         }
         .into(),
+        StartDirect { with: vec![user("bo"), user("cy")] }.into(),
+        Block { user: user("eve"), on: true }.into(),
+        Blocks {}.into(),
     ]
 }
 
@@ -290,6 +294,14 @@ fn sample_events() -> Vec<Event> {
         }),
         Event::Truncated(TruncatedEvent { room: r(), epoch: Epoch(7), after: Seq(3), next: Seq(9) }),
         Event::Read(ReadEvent { room: r(), seq: Seq(41) }),
+        Event::DirectStarted(DirectStartedEvent {
+            room: RoomId::new("dm-00112233445566778899").unwrap(),
+            seq: Seq(1),
+            ts,
+            from: user("ada"),
+            members: vec![user("ada"), user("bo")],
+        }),
+        Event::Blocks(BlocksEvent { users: vec![user("eve")] }),
     ]
 }
 
@@ -318,6 +330,8 @@ fn event_kind(event: &Event) -> &'static str {
         Event::Held(_) => "held",
         Event::Truncated(_) => "truncated",
         Event::Read(_) => "read",
+        Event::DirectStarted(_) => "direct_started",
+        Event::Blocks(_) => "blocks",
     }
 }
 
@@ -381,9 +395,17 @@ fn every_reply_type_round_trips_in_both_codecs() {
             members: 3,
             cap: 100,
             role: Some(Role::Owner),
+            direct: Vec::new(),
         }],
         more: true,
     });
+    reply_round_trip::<StartDirect>(RoomInfo {
+        visibility: Visibility::Direct,
+        direct: vec![user("ada"), user("bo")],
+        ..room_info()
+    });
+    reply_round_trip::<Block>(BlockList { users: vec![user("eve")] });
+    reply_round_trip::<Blocks>(BlockList::default());
     reply_round_trip::<Join>(Joined {
         room: room_info(),
         role: Role::Member,

@@ -80,7 +80,7 @@ fn fan_out_to_100_members(bencher: Bencher, codec: Codec) {
     let args =
         CreateRoom { room: name.clone(), topic: ShortText::default(), cap: Some(100), visibility: Visibility::Open };
     let (record, first) = room::decide_create(&owner, args, Epoch(1), Millis(0)).unwrap();
-    runtime.block_on(broker.create_room(record, first, 1000)).unwrap();
+    runtime.block_on(broker.create_room(record, first, Some(1000))).unwrap();
     let room = runtime.block_on(registry.get(&name)).unwrap();
     let mut queues = Vec::new();
     for i in 0..100u64 {

@@ -78,6 +78,8 @@ pub struct Shared {
     pub clock: SharedClock,
     /// Tells the prompt poster a prompt was scheduled here.
     pub prompts_relist: prompts::Relist,
+    /// New direct conversations started, per member (`Limits::direct_per_hour`).
+    pub direct_starts: governor::DefaultKeyedRateLimiter<hearth_protocol::UserId>,
     next_conn: AtomicU64,
 }
 
@@ -223,6 +225,7 @@ impl Server {
         let clock = config.clock.clone();
         let accounts =
             Arc::new(Accounts::new(accounts, config.accounts.clone(), config.token_secret.clone(), clock.clone(), hub));
+        let config_limits = config.limits;
         let shared = Arc::new(Shared {
             config,
             tls,
@@ -232,6 +235,9 @@ impl Server {
             search,
             clock,
             prompts_relist: prompts::Relist::default(),
+            direct_starts: governor::RateLimiter::keyed(governor::Quota::per_hour(
+                std::num::NonZeroU32::new(config_limits.direct_per_hour.max(1)).expect("at least 1"),
+            )),
             next_conn: AtomicU64::new(1),
         });
         Ok(Server { shared, broker, local, account_notices, store_failed, broker_stop })

@@ -1,8 +1,8 @@
-//! What each member has to catch up on: where they have read up to, per
-//! room — the position every device of theirs shares (`mark_read`,
+//! What each member keeps across their devices: where they have read up to,
+//! per room — the position every device of theirs shares (`mark_read`,
 //! `read_state`; only forward, so a device that is behind never moves
-//! another's back) — and the messages that mentioned them (`mentions`, the
-//! newest `MAX_INBOX` kept). On one node they live in memory and in
+//! another's back) —, the messages that mentioned them (`mentions`, the
+//! newest `MAX_INBOX` kept), and the members they block (`block`). On one node they live in memory and in
 //! `reads.db` in the data directory (a SQLite file of its own, like the
 //! accounts', so a read mark never queues behind the message store's
 //! commits); in cluster mode, in Redis (`broker/cluster/reads.rs`).
@@ -69,6 +69,10 @@ pub trait ReadStore: Send + Sync {
     /// `user`'s mentions older than `before` (all when `None`), newest
     /// first, at most `limit`.
     fn mentions(&self, user: UserId, before: Option<Mention>, limit: usize) -> ReadsFuture<'_, Vec<Mention>>;
+    /// The members `user` blocks, by name.
+    fn blocks(&self, user: UserId) -> ReadsFuture<'_, Vec<UserId>>;
+    /// `user` blocks `other` (`on`) or lifts the block.
+    fn block(&self, user: UserId, other: UserId, on: bool) -> ReadsFuture<'_, ()>;
 }
 
 const SCHEMA: &str = "
@@ -86,6 +90,11 @@ CREATE TABLE IF NOT EXISTS mentions (
     sender TEXT NOT NULL,
     PRIMARY KEY (user, ts, room, seq)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS blocks (
+    user TEXT NOT NULL,
+    blocked TEXT NOT NULL,
+    PRIMARY KEY (user, blocked)
+) WITHOUT ROWID;
 ";
 
 /// One node's read positions: all in memory (a member's are read on every
@@ -93,12 +102,13 @@ CREATE TABLE IF NOT EXISTS mentions (
 pub struct LocalReads {
     positions: Mutex<HashMap<UserId, HashMap<RoomId, Seq>>>,
     inboxes: Mutex<HashMap<UserId, BTreeSet<Mention>>>,
+    blocks: Mutex<HashMap<UserId, BTreeSet<UserId>>>,
     db: Option<Arc<Mutex<Connection>>>,
 }
 
 impl LocalReads {
     pub fn in_memory() -> LocalReads {
-        LocalReads { positions: Mutex::default(), inboxes: Mutex::default(), db: None }
+        LocalReads { positions: Mutex::default(), inboxes: Mutex::default(), blocks: Mutex::default(), db: None }
     }
 
     pub fn open(dir: &Path) -> Result<LocalReads, ReadsUnavailable> {
@@ -144,9 +154,21 @@ impl LocalReads {
                 inboxes.entry(user).or_default().insert(mention);
             }
         }
+        let mut blocks: HashMap<UserId, BTreeSet<UserId>> = HashMap::new();
+        {
+            let mut rows = db.prepare("SELECT user, blocked FROM blocks").map_err(fail)?;
+            let rows =
+                rows.query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))).map_err(fail)?;
+            for row in rows {
+                let (user, blocked) = row.map_err(fail)?;
+                let (Ok(user), Ok(blocked)) = (UserId::new(user), UserId::new(blocked)) else { continue };
+                blocks.entry(user).or_default().insert(blocked);
+            }
+        }
         Ok(LocalReads {
             positions: Mutex::new(positions),
             inboxes: Mutex::new(inboxes),
+            blocks: Mutex::new(blocks),
             db: Some(Arc::new(Mutex::new(db))),
         })
     }
@@ -243,6 +265,39 @@ impl ReadStore for LocalReads {
             .unwrap_or_default();
         Box::pin(async move { Ok(found) })
     }
+
+    fn blocks(&self, user: UserId) -> ReadsFuture<'_, Vec<UserId>> {
+        let blocks = self.blocks.lock().unwrap_or_else(|p| p.into_inner());
+        let found = blocks.get(&user).map(|b| b.iter().cloned().collect()).unwrap_or_default();
+        Box::pin(async move { Ok(found) })
+    }
+
+    fn block(&self, user: UserId, other: UserId, on: bool) -> ReadsFuture<'_, ()> {
+        Box::pin(async move {
+            {
+                let mut blocks = self.blocks.lock().unwrap_or_else(|p| p.into_inner());
+                let mine = blocks.entry(user.clone()).or_default();
+                let changed = if on { mine.insert(other.clone()) } else { mine.remove(&other) };
+                if !changed {
+                    return Ok(());
+                }
+            }
+            let Some(db) = self.db.clone() else { return Ok(()) };
+            let write = move || {
+                let sql = if on {
+                    "INSERT OR IGNORE INTO blocks (user, blocked) VALUES (?1, ?2)"
+                } else {
+                    "DELETE FROM blocks WHERE user = ?1 AND blocked = ?2"
+                };
+                db.lock().unwrap_or_else(|p| p.into_inner()).execute(sql, params![user.as_str(), other.as_str()])
+            };
+            tokio::task::spawn_blocking(write)
+                .await
+                .map_err(|e| ReadsUnavailable(e.to_string()))?
+                .map_err(|e| ReadsUnavailable(e.to_string()))?;
+            Ok(())
+        })
+    }
 }
 
 #[cfg(test)]
@@ -264,5 +319,20 @@ mod tests {
         drop(reads);
         let again = LocalReads::open(dir.path()).unwrap();
         assert_eq!(again.positions(ada).await.unwrap().get(&cameras), Some(&Seq(9)));
+    }
+
+    #[tokio::test]
+    async fn blocks_are_kept_per_member_and_outlive_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ada, _) = ids();
+        let (bo, cy) = (UserId::new("bo").unwrap(), UserId::new("cy").unwrap());
+        let reads = LocalReads::open(dir.path()).unwrap();
+        reads.block(ada.clone(), bo.clone(), true).await.unwrap();
+        reads.block(ada.clone(), cy.clone(), true).await.unwrap();
+        reads.block(ada.clone(), cy.clone(), false).await.unwrap();
+        assert_eq!(reads.blocks(bo.clone()).await.unwrap(), Vec::<UserId>::new(), "a block is one way");
+        drop(reads);
+        let again = LocalReads::open(dir.path()).unwrap();
+        assert_eq!(again.blocks(ada).await.unwrap(), vec![bo]);
     }
 }

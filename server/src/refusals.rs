@@ -160,6 +160,20 @@ pub fn refused(room: &RoomId, why: &Refusal) -> ErrorBody {
         NotAhead { field } => (ErrorCode::BadRequest, format!("{field} must be from now to a year ahead")),
         NothingToChange => (ErrorCode::BadRequest, "set_room changes nothing: give at least one setting".to_string()),
         OwnLobby => (ErrorCode::BadRequest, "a room cannot be its own lobby".to_string()),
+        DirectOnly => (
+            ErrorCode::Forbidden,
+            format!(
+                "room {room} is a direct conversation: only the members it started with are in it, and it stays \
+                 one; to talk with someone directly, use start_direct"
+            ),
+        ),
+        NameReserved => (
+            ErrorCode::BadRequest,
+            format!(
+                "room names starting {} are kept for direct conversations; pick another name",
+                crate::room::DIRECT_PREFIX
+            ),
+        ),
         // Seen by a client only when the node could not catch up in time.
         RulesChanged => {
             return ErrorBody::new(

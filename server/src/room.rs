@@ -37,7 +37,7 @@ use hearth_protocol::{Epoch, Event, Millis, PinId, Position, Role, RoomId, Seq, 
 use serde::{Deserialize, Serialize};
 
 pub use self::changes::{Change, NEWCOMER_MS, audience, changes, removed_member};
-pub use self::membership::decide_create;
+pub use self::membership::{DIRECT_PREFIX, DirectStanding, decide_create, decide_start_direct, direct_room};
 pub use self::notes::same_title;
 pub use self::order::{Draft, Gate, Requires, actor};
 use self::permissions::Action;
@@ -74,6 +74,10 @@ pub struct RoomRecord {
     /// The order of the pinned notes, by note id.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pin_order: Vec<PinId>,
+    /// A direct conversation's members as it started, its starter first:
+    /// only they are ever in it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub direct: Vec<UserId>,
 }
 
 impl RoomRecord {
@@ -106,6 +110,7 @@ impl RoomRecord {
             parent: None,
             rules_ack: false,
             pin_order: Vec::new(),
+            direct: Vec::new(),
         }
     }
 
@@ -117,7 +122,8 @@ impl RoomRecord {
         if let Some(cap) = settings.cap {
             self.cap = cap;
         }
-        if let Some(visibility) = settings.visibility {
+        // A direct conversation stays one, and no room becomes one.
+        if let Some(visibility) = settings.visibility.filter(|_| self.visibility != Visibility::Direct) {
             self.visibility = visibility;
         }
         if let Some(secs) = settings.slow_mode_secs {
@@ -357,6 +363,7 @@ impl RoomState {
             probation_posts: r.probation_posts,
             parent: r.parent.clone(),
             rules_ack: r.rules_ack,
+            direct: r.direct.clone(),
         }
     }
 

@@ -14,6 +14,7 @@ pub(crate) fn visibility(v: Visibility) -> &'static str {
         Visibility::Open => "open",
         Visibility::Approval => "approval",
         Visibility::InviteOnly => "invite-only",
+        Visibility::Direct => "direct",
     }
 }
 

@@ -87,7 +87,7 @@ async fn create(subject: &Subject, name: &str, cap: u32) -> Receipt {
     let args =
         CreateRoom { room: rid(name), topic: ShortText::default(), cap: Some(cap), visibility: Visibility::Open };
     let (record, first) = room::decide_create(&user("ada"), args, Epoch(77), subject.clock.now()).unwrap();
-    subject.broker.create_room(record, first, 1000).await.unwrap()
+    subject.broker.create_room(record, first, Some(1000)).await.unwrap()
 }
 
 /// The room's state as the broker keeps it durably.
@@ -155,7 +155,7 @@ async fn rooms_exist_once(subject: Subject) {
     durable(create(&subject, "once", 100).await).await;
     let args = CreateRoom { room: rid("once"), topic: ShortText::default(), cap: None, visibility: Visibility::Open };
     let (record, first) = room::decide_create(&user("bo"), args, Epoch(1), Millis(1)).unwrap();
-    assert!(matches!(subject.broker.create_room(record, first, 1000).await, Err(BrokerError::AlreadyExists(_))));
+    assert!(matches!(subject.broker.create_room(record, first, Some(1000)).await, Err(BrokerError::AlreadyExists(_))));
     let mut draft = send(&state(&subject, "once").await, "ada", "x");
     if let Event::Message(m) = &mut draft.event {
         m.room = rid("nowhere");

@@ -365,7 +365,7 @@ fn deliver_group(delivery: &dyn Delivery, group: Vec<Done>, batch: &mut Vec<Comm
 }
 
 impl Broker for LocalBroker {
-    fn create_room(&self, record: RoomRecord, first: Draft, max_owned: usize) -> BrokerFuture<'_, Receipt> {
+    fn create_room(&self, record: RoomRecord, first: Draft, max_owned: Option<usize>) -> BrokerFuture<'_, Receipt> {
         Box::pin(async move {
             let room = record.room.clone();
             let seqr = {
@@ -390,11 +390,13 @@ impl Broker for LocalBroker {
                         order.durable == Seq::ZERO && order.creator.as_ref() == Some(&record.owner)
                     })
                     .count();
-                if owned + pending >= max_owned {
-                    return Err(BrokerError::TooManyRooms { user: record.owner.clone(), max: max_owned });
+                if let Some(max) = max_owned
+                    && owned + pending >= max
+                {
+                    return Err(BrokerError::TooManyRooms { user: record.owner.clone(), max });
                 }
                 let mut order = Order::at(record.epoch, Seq::ZERO, record.created_at, Gate::new(record.cap, []));
-                order.creator = Some(record.owner.clone());
+                order.creator = max_owned.map(|_| record.owner.clone());
                 let seqr = Arc::new(Sequencer { room: room.clone(), order: Mutex::new(order) });
                 self.sequencers.insert(room.clone(), seqr.clone());
                 seqr

@@ -152,8 +152,9 @@ pub trait Delivery: Send + Sync + 'static {
 pub trait Broker: Send + Sync + 'static {
     /// Creates a room whose first event is `first`. Fails with `AlreadyExists`, or
     /// with `TooManyRooms` when its owner already owns `max_owned` rooms (checked
-    /// atomically with the creation).
-    fn create_room(&self, record: RoomRecord, first: Draft, max_owned: usize) -> BrokerFuture<'_, Receipt>;
+    /// atomically with the creation); `None` for a room that counts toward no
+    /// owner's rooms (a direct conversation: starting those is rate-limited).
+    fn create_room(&self, record: RoomRecord, first: Draft, max_owned: Option<usize>) -> BrokerFuture<'_, Receipt>;
     /// Orders `draft` in its room (see the module's contract). Resolves once the
     /// event has its place, so one caller's publishes keep the order it made them
     /// in; [`Receipt::durable`] then waits until it is durable.

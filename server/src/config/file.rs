@@ -51,6 +51,7 @@ pub struct FileSettings {
     pub rooms_per_user: Option<usize>,
     pub receivers_per_room: Option<usize>,
     pub pins_per_room: Option<usize>,
+    pub direct_per_hour: Option<u32>,
     pub registration: Option<String>,
     #[serde(default, with = "human")]
     pub token_ttl: Option<Duration>,

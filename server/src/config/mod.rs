@@ -132,6 +132,9 @@ pub struct Limits {
     /// Bytes a connection may send without completing a message before it is
     /// closed with `rate_limited`: a flood of empty fragments is all overhead.
     pub bytes_without_message: usize,
+    /// New direct conversations one member may start per hour (at most this
+    /// many at once, then one every hour/N); 0 turns direct messages off.
+    pub direct_per_hour: u32,
 }
 
 impl Default for Limits {
@@ -149,6 +152,7 @@ impl Default for Limits {
             receivers_per_room: 2_000,
             pins_per_room: 20,
             bytes_without_message: 64 * 1024,
+            direct_per_hour: 20,
         }
     }
 }

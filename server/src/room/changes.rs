@@ -135,6 +135,18 @@ pub fn changes(event: &Event) -> Vec<Change> {
             }
             changes
         }
+        Event::DirectStarted(e) => e
+            .members
+            .iter()
+            .map(|user| {
+                Change::PutMember(MemberRecord {
+                    user: user.clone(),
+                    role: Role::Member,
+                    joined_at: e.ts,
+                    role_expires_at: None,
+                })
+            })
+            .collect(),
         Event::Ack(e) => vec![Change::PutRow(Row::ack(&e.from, e.version))],
         Event::Arrived(e) => vec![Change::RemoveRow { table: RowTable::Approved, key: e.from.to_string() }],
         Event::JoinRequest(e) => vec![
@@ -287,7 +299,8 @@ pub fn changes(event: &Event) -> Vec<Change> {
         | Event::Presence(_)
         | Event::JoinDecision(_)
         | Event::Truncated(_)
-        | Event::Read(_) => Vec::new(),
+        | Event::Read(_)
+        | Event::Blocks(_) => Vec::new(),
     };
     if let Some(entry) = mod_entry(event) {
         changes.push(Change::PutAnnex(AnnexRow::mod_log(&entry)));

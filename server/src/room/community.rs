@@ -3,7 +3,7 @@
 //! the request and the time in; one drafted event or a typed error out.
 
 use hearth_protocol::event::{ModerationEvent, RoleEvent, RoomUpdatedEvent};
-use hearth_protocol::ops::{ModAction, RoomSettings, SetRole};
+use hearth_protocol::ops::{ModAction, RoomSettings, SetRole, Visibility};
 use hearth_protocol::{Event, Millis, Role, RoomId, Seq, ShortText, UserId, limits};
 
 use super::permissions::{Action, least_role};
@@ -131,6 +131,11 @@ impl RoomState {
         }
         if settings.parent.as_ref().is_some_and(|p| p.as_str() == self.room().as_str()) {
             return Err(Refusal::OwnLobby);
+        }
+        if let Some(visibility) = settings.visibility
+            && (visibility == Visibility::Direct || self.record.visibility == Visibility::Direct)
+        {
+            return Err(Refusal::DirectOnly);
         }
         let event = Event::RoomUpdated(RoomUpdatedEvent {
             room: self.room().clone(),

@@ -48,12 +48,14 @@ pub fn actor(event: &Event) -> Option<&UserId> {
         Event::Arrived(e) => &e.from,
         Event::Prompt(e) => &e.from,
         Event::Held(e) => &e.from,
+        Event::DirectStarted(e) => &e.from,
         Event::Hello(_)
         | Event::Typing(_)
         | Event::Presence(_)
         | Event::JoinDecision(_)
         | Event::Truncated(_)
-        | Event::Read(_) => {
+        | Event::Read(_)
+        | Event::Blocks(_) => {
             return None;
         }
     })

@@ -136,6 +136,11 @@ pub enum Refusal {
     },
     NothingToChange,
     OwnLobby,
+    /// The room is a direct conversation: only the members it started with
+    /// are in it, and its kind never changes.
+    DirectOnly,
+    /// Room names starting `dm-` are kept for direct conversations.
+    NameReserved,
     /// The order found the room's rules changed after the copy that decided
     /// the draft (slow mode, probation, the rules to acknowledge).
     RulesChanged,

@@ -30,6 +30,7 @@ impl RoomState {
             Visibility::Approval => {}
             Visibility::Open => return Err(Refusal::RoomIsOpen),
             Visibility::InviteOnly => return Err(Refusal::InviteRequired),
+            Visibility::Direct => return Err(Refusal::DirectOnly),
         }
         let event = Event::JoinRequest(JoinRequestEvent {
             room: self.room().clone(),

@@ -219,6 +219,7 @@ impl Registry {
                 members: r.members,
                 cap: r.record.cap,
                 role: r.role,
+                direct: r.record.direct,
             })
             .collect();
         Ok((rooms, more))

@@ -82,7 +82,7 @@ async fn fixture(history_limit: usize, idle_after: std::time::Duration) -> Fixtu
     let name = RoomId::new("gaps").unwrap();
     let args = CreateRoom { room: name.clone(), topic: ShortText::default(), cap: None, visibility: Visibility::Open };
     let (record, first) = room::decide_create(&user("ada"), args, Epoch(3), Millis(1)).unwrap();
-    broker.create_room(record, first, 1000).await.unwrap().durable().await.unwrap();
+    broker.create_room(record, first, Some(1000)).await.unwrap().durable().await.unwrap();
     let room = registry.get(&name).await.unwrap();
     let reader = Arc::new(Outbound::new(1 << 30));
     let conn = Arc::new(Conn::new(ConnId(1), user("ada"), Codec::MsgPack, reader.clone()));

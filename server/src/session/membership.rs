@@ -21,7 +21,7 @@ impl Handle for CreateRoom {
         let (record, first) =
             room::decide_create(&session.conn.user, args, crate::broker::new_epoch(), session.shared.clock.now())
                 .map_err(|why| refused(&name, &why))?;
-        let max_owned = session.shared.config.limits.rooms_per_user;
+        let max_owned = Some(session.shared.config.limits.rooms_per_user);
         let receipt = session.shared.registry.broker().create_room(record, first, max_owned).await?;
         let published = receipt.durable().await?;
         let room = session.room(&name).await?;

@@ -22,6 +22,7 @@ impl Handle for SendMessage {
         let user = session.conn.user.clone();
         let room = session.room(&self.room).await?;
         session.check_in_flight()?;
+        session.check_direct_post(&room).await?;
         // A reply mentions its root's author: looked up before the decision,
         // so the event carries it (only replies pay for the read).
         let root_author = match self.thread {

@@ -14,6 +14,7 @@
 //! is how a handler has an event ordered and answered.
 
 mod account;
+mod direct;
 mod dispatch;
 mod membership;
 mod messages;

@@ -136,11 +136,16 @@ impl Session {
 
     /// Every room the caller is a member of, by name.
     pub(super) async fn my_rooms(&self) -> Result<Vec<RoomId>, ErrorBody> {
+        self.rooms_of(&self.conn.user).await
+    }
+
+    /// Every room `user` is a member of, by name.
+    pub(super) async fn rooms_of(&self, user: &UserId) -> Result<Vec<RoomId>, ErrorBody> {
         let mut mine = Vec::new();
         let mut after = None;
         loop {
             let limit = usize::from(limits::MAX_ROOM_PAGE);
-            let (page, more) = self.shared.registry.list_for(&self.conn.user, after, limit).await?;
+            let (page, more) = self.shared.registry.list_for(user, after, limit).await?;
             after = page.last().map(|r| r.room.clone());
             mine.extend(page.into_iter().filter(|r| r.role.is_some()).map(|r| r.room));
             if !more || after.is_none() {

@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Mutex;
 
-use hearth_protocol::ops::{PinnedNote, Visibility};
+use hearth_protocol::ops::PinnedNote;
 use hearth_protocol::{Millis, PinId, Role, RoomId, Seq, UserId};
 
 use super::{
@@ -78,7 +78,7 @@ impl Store for MemoryStore {
                 members: room.members.len() as u32,
                 role: room.members.get(user).map(|m| m.role),
             })
-            .filter(|l| l.record.visibility != Visibility::InviteOnly || l.role.is_some())
+            .filter(|l| l.record.visibility.listed_to_outsiders() || l.role.is_some())
             .take(limit)
             .collect())
     }

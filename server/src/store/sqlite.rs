@@ -16,7 +16,7 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use bytes::Bytes;
-use hearth_protocol::ops::{PinnedNote, Visibility};
+use hearth_protocol::ops::PinnedNote;
 use hearth_protocol::{ClientMsgId, Millis, Role, RoomId, Seq, UserId};
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -426,7 +426,7 @@ impl Store for SqliteStore {
 
     fn list_rooms(&self, user: &UserId, after: Option<&RoomId>, limit: usize) -> Result<Vec<RoomListing>, StoreError> {
         let conn = self.readers.get();
-        // Invite-only rooms are filtered after reading (their visibility is in the
+        // Invite-only rooms and direct conversations are filtered after reading (their visibility is in the
         // record's JSON), so read pages until `limit` visible ones are found.
         let mut stmt = conn.prepare_cached(
             "SELECT r.room, r.record,
@@ -452,7 +452,7 @@ impl Store for SqliteStore {
                 from = name;
                 let record: RoomRecord = serde_json::from_str(&json).map_err(corrupt("room record"))?;
                 let role = role.map(parse_role).transpose()?;
-                if record.visibility == Visibility::InviteOnly && role.is_none() {
+                if !record.visibility.listed_to_outsiders() && role.is_none() {
                     continue;
                 }
                 listed.push(RoomListing { record, members: members as u32, role });

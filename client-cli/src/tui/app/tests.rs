@@ -59,6 +59,7 @@ fn joined(room: &str, head: u64, role: Role) -> Joined {
             probation_posts: 0,
             parent: None,
             rules_ack: false,
+            direct: Vec::new(),
         },
         role,
         resume: ResumeMode::Fresh,

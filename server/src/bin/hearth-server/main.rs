@@ -127,6 +127,10 @@ struct Cli {
     /// Pinned notes per room.
     #[arg(long, default_value_t = Limits::default().pins_per_room)]
     pins_per_room: usize,
+    /// New direct conversations one member may start per hour; 0 turns
+    /// direct messages off.
+    #[arg(long, default_value_t = Limits::default().direct_per_hour)]
+    direct_per_hour: u32,
     /// Who may register an account: closed, invite (with a code from
     /// `hearth-server accounts invite`), or open.
     #[arg(long, env = "HEARTH_REGISTRATION", value_enum, default_value_t = Registration::Invite)]
@@ -272,6 +276,7 @@ fn main() -> Result<()> {
         rooms_per_user: cli.rooms_per_user,
         receivers_per_room: cli.receivers_per_room,
         pins_per_room: cli.pins_per_room,
+        direct_per_hour: cli.direct_per_hour,
         ..Limits::default()
     };
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;

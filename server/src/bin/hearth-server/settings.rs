@@ -51,6 +51,7 @@ pub(crate) fn apply_file(cli: &mut Cli, file: FileSettings, matches: &ArgMatches
         rooms_per_user,
         receivers_per_room,
         pins_per_room,
+        direct_per_hour,
         token_ttl,
         refresh_ttl,
     );
@@ -170,6 +171,7 @@ pub(crate) fn effective(cli: &Cli) -> String {
         rooms_per_user: Some(cli.rooms_per_user),
         receivers_per_room: Some(cli.receivers_per_room),
         pins_per_room: Some(cli.pins_per_room),
+        direct_per_hour: Some(cli.direct_per_hour),
         registration: Some(
             match cli.registration {
                 Registration::Closed => "closed",

@@ -295,15 +295,17 @@ impl Shared {
 }
 
 impl Broker for RedisBroker {
-    fn create_room(&self, record: RoomRecord, first: Draft, max_owned: usize) -> BrokerFuture<'_, Receipt> {
+    fn create_room(&self, record: RoomRecord, first: Draft, max_owned: Option<usize>) -> BrokerFuture<'_, Receipt> {
         Box::pin(async move {
             let s = &self.shared;
             let owned = s.owned_key(&record.owner);
-            let mut own = s.scripts.own.prepare_invoke();
-            own.key(&owned).arg(max_owned);
-            let counted: i64 = s.commands.invoke(&own).await.map_err(unavailable)?;
-            if counted == 0 {
-                return Err(BrokerError::TooManyRooms { user: record.owner.clone(), max: max_owned });
+            if let Some(max) = max_owned {
+                let mut own = s.scripts.own.prepare_invoke();
+                own.key(&owned).arg(max);
+                let counted: i64 = s.commands.invoke(&own).await.map_err(unavailable)?;
+                if counted == 0 {
+                    return Err(BrokerError::TooManyRooms { user: record.owner.clone(), max });
+                }
             }
             // Listed before it exists: a listing skips names with no room behind
             // them, while a room that exists unlisted would be lost to listings.
@@ -313,7 +315,7 @@ impl Broker for RedisBroker {
                 Ok(()) => s.order(first, Some(&record), record.epoch).await,
                 Err(error) => Err(unavailable(error)),
             };
-            if result.is_err() {
+            if result.is_err() && max_owned.is_some() {
                 // Not created (or not known to be): give the owner's count back.
                 let _: RedisResult<()> = s.commands.query(redis::cmd("DECR").arg(&owned)).await;
             }
@@ -395,7 +397,7 @@ impl Broker for RedisBroker {
             let s = &self.shared;
             let mut from = after.map_or_else(|| "-".to_string(), |a| format!("({a}"));
             let mut found = Vec::new();
-            // Invite-only rooms the user is not in are skipped, so a page may take
+            // Invite-only rooms and direct conversations the user is not in are skipped, so a page may take
             // several reads of the index.
             loop {
                 let batch = limit.max(16);
@@ -422,8 +424,7 @@ impl Broker for RedisBroker {
                 .await;
                 for summary in summaries {
                     let Some(listing) = summary? else { continue };
-                    let visible = listing.record.visibility != hearth_protocol::ops::Visibility::InviteOnly
-                        || listing.role.is_some();
+                    let visible = listing.record.visibility.listed_to_outsiders() || listing.role.is_some();
                     if visible {
                         found.push(listing);
                     }

@@ -3,7 +3,8 @@
 //! moved forward only, by a script, so two devices marking at once keep the
 //! later seq; and one sorted set per member (`PREFIX:{reads}:mentions:USER`,
 //! members `TS|SEQ|ROOM|FROM` all scored 0 so they sort by their text, which
-//! puts the time first), trimmed to the newest.
+//! puts the time first), trimmed to the newest; and one set per member of
+//! the members they block (`PREFIX:{reads}:blocks:USER`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -36,6 +37,10 @@ impl RedisReads {
 
     fn key(&self, user: &UserId) -> String {
         format!("{}:{{reads}}:{}", self.shared.config.prefix, user.as_str())
+    }
+
+    fn blocks_key(&self, user: &UserId) -> String {
+        format!("{}:{{reads}}:blocks:{}", self.shared.config.prefix, user.as_str())
     }
 
     fn inbox(&self, user: &UserId) -> String {
@@ -98,6 +103,33 @@ impl ReadStore for RedisReads {
                 .clone();
             let members: Vec<String> = self.shared.commands.query(&cmd).await.map_err(unavailable)?;
             Ok(members.iter().filter_map(|m| Mention::from_cursor(m)).collect())
+        })
+    }
+
+    fn blocks(&self, user: UserId) -> ReadsFuture<'_, Vec<UserId>> {
+        Box::pin(async move {
+            let names: Vec<String> = self
+                .shared
+                .commands
+                .query(redis::cmd("SMEMBERS").arg(self.blocks_key(&user)))
+                .await
+                .map_err(unavailable)?;
+            let mut users: Vec<UserId> = names.into_iter().filter_map(|n| UserId::new(n).ok()).collect();
+            users.sort();
+            Ok(users)
+        })
+    }
+
+    fn block(&self, user: UserId, other: UserId, on: bool) -> ReadsFuture<'_, ()> {
+        Box::pin(async move {
+            let command = if on { "SADD" } else { "SREM" };
+            let _: i64 = self
+                .shared
+                .commands
+                .query(redis::cmd(command).arg(self.blocks_key(&user)).arg(other.as_str()))
+                .await
+                .map_err(unavailable)?;
+            Ok(())
         })
     }
 }

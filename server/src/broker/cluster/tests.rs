@@ -54,7 +54,7 @@ async fn broker(
 async fn create(broker: &RedisBroker, owner: &str, name: &str, visibility: Visibility, now: Millis) {
     let args = CreateRoom { room: rid(name), topic: ShortText::default(), cap: None, visibility };
     let (record, first) = room::decide_create(&user(owner), args, Epoch(9), now).unwrap();
-    broker.create_room(record, first, 1000).await.unwrap().durable().await.unwrap();
+    broker.create_room(record, first, Some(1000)).await.unwrap().durable().await.unwrap();
 }
 
 async fn state(broker: &RedisBroker, name: &str) -> RoomState {
