@@ -343,7 +343,7 @@ fn samples_cover_every_op_and_event() {
     let all: BTreeSet<&str> = OP_NAMES.iter().copied().collect();
     assert_eq!(ops, all);
     let kinds: BTreeSet<&str> = sample_events().iter().map(event_kind).collect();
-    assert_eq!(kinds.len(), 22);
+    assert_eq!(kinds.len(), 24);
 }
 
 #[test]
