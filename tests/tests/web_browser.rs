@@ -666,3 +666,71 @@ async fn a_search_result_far_back_is_shown_in_its_room() {
     assert_eq!(unexpected_errors(&page), Vec::<String>::new());
     server.stop().await;
 }
+
+/// A direct conversation from the members panel: the other member's page
+/// lists it under "Direct messages" as it starts, and both chat in it; a
+/// block folds the blocked member's messages away (one click shows one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_direct_conversation_starts_from_the_members_panel_and_a_block_folds_messages() {
+    let server = TestServer::start(open_registration(test_config(Storage::Ephemeral { history_limit: 1000 }))).await;
+    let base = format!("http://{}", server.addr);
+    let owner = server.client("owner", Codec::MsgPack).await;
+    create_room(&owner, "cameras", None).await.unwrap();
+    let browser = Browser::start().await;
+    let ada = browser.page(&format!("{base}/r/cameras"), DESKTOP.0, DESKTOP.1).await;
+    sign_up(&ada, "ada").await;
+    let bo = browser.page(&format!("{base}/r/cameras"), PHONE.0, PHONE.1).await;
+    sign_up(&bo, "bo").await;
+    bo.wait_for("hearth.rooms.get('cameras')?.receiving === true", "bo in cameras").await;
+    bo.wait_for("hearth.rooms.get('cameras').members.has('ada')", "ada among the members").await;
+
+    // Bo writes to ada from the members panel.
+    click(&bo, ".roomhead", "Members").await;
+    click(&bo, ".panel li", "Message ada directly").await;
+    bo.wait_for("hearth.rooms.get(hearth.current)?.info?.visibility === 'direct'", "the conversation open").await;
+    say(&bo, "are you coming to the photo walk?").await;
+    shows(&bo, "are you coming to the photo walk?").await;
+
+    // Ada's page lists it, named by who is in it, and shows the message.
+    let listed = "[...document.querySelectorAll('.rooms nav h2')].some(h => h.textContent === 'Direct messages') && \
+                  [...document.querySelectorAll('.rooms li button')].some(b => b.getAttribute('aria-label').startsWith('conversation with bo'))";
+    ada.wait_for(listed, "the conversation in ada's list").await;
+    click(&ada, ".rooms li", "conversation with bo").await;
+    shows(&ada, "are you coming to the photo walk?").await;
+    ada.wait_for(
+        "[...document.querySelectorAll('.main .event')].some(e => e.textContent.includes('bo started this conversation with ada'))",
+        "how it began, from history",
+    )
+    .await;
+    say(&ada, "yes, with the Rolleiflex").await;
+    shows(&bo, "yes, with the Rolleiflex").await;
+    if let Some(dir) = screenshots() {
+        ada.screenshot(&dir.join("direct-desktop.png")).await;
+        bo.screenshot(&dir.join("direct-phone.png")).await;
+    }
+
+    // Ada blocks bo: his messages in the room fold away for her, and show on a click.
+    ada.eval("window.confirm = () => true").await;
+    ada.eval("hearth.open('cameras')").await;
+    click(&ada, ".roomhead", "Members").await;
+    click(&ada, ".panel li", "Block bo").await;
+    ada.wait_for("hearth.blocked.has('bo')", "bo blocked").await;
+    owner.send(&room("cameras"), "walk starts at ten").await.unwrap();
+    bo.eval("hearth.open('cameras')").await;
+    say(&bo, "see you all there").await;
+    ada.wait_for(
+        "[...document.querySelectorAll('.main .msg.folded')].some(m => m.textContent.includes('someone you blocked'))",
+        "bo's message folded",
+    )
+    .await;
+    shows(&ada, "walk starts at ten").await;
+    assert!(!timeline(&ada).await.contains(&"see you all there".to_string()), "folded until asked");
+    if let Some(dir) = screenshots() {
+        ada.screenshot(&dir.join("blocked-folded-desktop.png")).await;
+    }
+    click(&ada, ".main .msg.folded", "Show").await;
+    shows(&ada, "see you all there").await;
+    assert_eq!(unexpected_errors(&ada), Vec::<String>::new());
+    assert_eq!(unexpected_errors(&bo), Vec::<String>::new());
+    server.stop().await;
+}

@@ -32,6 +32,7 @@ class App {
     this.start = start;
     this.lastTyping = 0;
     this.outbox = new Map(); // cmid -> {room, text, thread}: sends not yet answered
+    this.blocked = new Set(); // members this one blocks: their messages collapsed
     this.timeline = new TimelineView(this);
     this.conn = new Connection({
       onEvent: (event) => this.event(event),
@@ -87,6 +88,7 @@ class App {
         after = answer.rooms[answer.rooms.length - 1].room;
       }
     } catch (error) { this.toast(error.message); }
+    this.conn.request("blocks").then((answer) => this.setBlocked(answer.users), () => {});
     // Every room the member is in, resumed from where this page stood.
     const joins = [...this.rooms.values()].filter((r) => r.listed?.role || r.role).map((r) => this.join(r, { quiet: r.name !== this.current }));
     if (this.start) {
@@ -151,6 +153,7 @@ class App {
       if (reply.resume !== "replay") {
         if (reply.resume === "truncated") room.truncatedNotice = "Some messages from while you were away are no longer held; showing what the server still has.";
         room.items.clear();
+        room.pageLoaded = false;
         room.oldest = null;
         room.moreOlder = true;
         room.epoch = reply.room.epoch;
@@ -184,6 +187,7 @@ class App {
   async loadNewest(room) {
     const page = await this.conn.request("history", { room: room.name, limit: 100 });
     room.takePage(page.events, this.me);
+    room.pageLoaded = true;
     room.moreOlder = page.more;
     if (page.events.length === 0) room.moreOlder = false;
   }
@@ -242,6 +246,16 @@ class App {
         room.refusal = { code: "denied", message: `${event.by} declined your request${event.reason ? `: ${event.reason}` : "."}` };
         if (room.name === this.current) this.drawMain();
       }
+      this.drawRooms();
+      return;
+    }
+    if (event.ev === "blocks") { this.setBlocked(event.users); return; }
+    if (event.ev === "direct_started" && !this.rooms.get(event.room)?.receiving) {
+      // Someone started a conversation with this member: it is theirs now.
+      const room = this.room(event.room);
+      room.listed = { room: event.room, topic: "", visibility: "direct", members: event.members.length, role: "member", direct: event.members };
+      if (event.from !== this.me) this.toast(`${event.from} started a conversation with you.`);
+      this.join(room, { quiet: room.name !== this.current }).catch(() => {});
       this.drawRooms();
       return;
     }
@@ -323,7 +337,8 @@ class App {
     this.drawRooms();
     if (!room.receiving && this.conn.state === "online" && !room.pending) {
       try { await this.join(room); } catch { /* drawn as the room's refusal */ }
-    } else if (room.receiving && room.items.size === 0) {
+    } else if (room.receiving && !room.pageLoaded) {
+      // Joined quietly (in the background): only live events are here yet.
       try { await this.loadNewest(room); } catch (error) { this.toast(error.message); }
       this.drawMain();
     }
@@ -347,6 +362,38 @@ class App {
       this.room(name).listed = { room: name, topic: info.topic, role: "owner" };
       await this.open(name);
     } catch (error) { this.toast(error.message); }
+  }
+
+  /** Opens the direct conversation with `users` (starting it if need be). */
+  async startDirect(users) {
+    try {
+      const info = await this.conn.request("start_direct", { with: users });
+      const room = this.room(info.room);
+      room.listed = { room: info.room, topic: "", visibility: "direct", members: info.members, role: "member", direct: info.direct };
+      room.info = info;
+      this.setPanel(null);
+      await this.open(info.room);
+    } catch (error) { this.toast(error.message); }
+  }
+
+  async block(user, on) {
+    if (on && !confirm(`Block ${user}? They will not be able to write to you directly, and their messages will be folded away for you.`)) return;
+    const answer = await this.act("block", { user, on });
+    if (answer) this.setBlocked(answer.users);
+  }
+
+  setBlocked(users) {
+    this.blocked = new Set(users);
+    if (this.current) this.drawMain();
+    else if (this.panel) this.drawPanel();
+  }
+
+  /** What a room is called here: a conversation by who else is in it. */
+  roomLabel(room) {
+    const direct = room.info?.direct || room.listed?.direct;
+    if (!direct?.length) return room.name;
+    const others = direct.filter((u) => u !== this.me);
+    return others.length ? others.join(", ") : "just you";
   }
 
   async requestJoin(room, note) {
@@ -580,7 +627,7 @@ class App {
     const tool = (kind, label, extra) => el("button", { type: "button", "aria-pressed": String(this.panel?.kind === kind), onclick: () => this.setPanel(this.panel?.kind === kind ? null : { kind }) }, label, extra);
     const queue = room.requests.length + room.held.length;
     return el("div", { class: "roomhead" },
-      el("h2", {}, `# ${visible(room.name)}`),
+      el("h2", {}, room.info?.direct?.length || room.listed?.direct?.length ? `✉ ${visible(this.roomLabel(room))}` : `# ${visible(room.name)}`),
       el("span", { class: "topic" }, visible(room.info?.topic || room.listed?.topic || "")),
       room.receiving ? el("div", { class: "tools" },
         tool("pins", `Pinned ${room.pins.length}`),
@@ -618,7 +665,7 @@ class App {
         " ", el("button", { type: "button", class: "link", onclick: () => this.setPanel({ kind: "pins" }) }, "Read")));
     }
     this.composer = composer(this, {
-      placeholder: `Message #${room.name}`,
+      placeholder: room.listed?.direct?.length || room.info?.direct?.length ? `Message ${this.roomLabel(room)}` : `Message #${room.name}`,
       onSend: (text, editing) => (editing ? this.edit(room, editing, text) : this.send(room, text)),
     });
     this.typingNode = el("div", { class: "typing", "aria-live": "polite" });

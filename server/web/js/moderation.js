@@ -102,7 +102,16 @@ function members(app, room) {
       m.title ? el("span", { class: "hint" }, ` · ${visible(m.title)}`) : null,
       m.newcomer ? el("span", { class: "hint" }, " · 🌱 new") : null,
       m.muted_until && m.muted_until > Date.now() ? el("span", { class: "hint" }, ` · muted for ${span(m.muted_until - Date.now())}`) : null),
+    m.user !== app.me ? personActions(app, m.user) : null,
     canAct(m) ? memberActions(app, room, m) : null)));
+}
+
+/** What any member may do about another: write to them, block them. */
+function personActions(app, user) {
+  const blocked = app.blocked.has(user);
+  return el("div", { class: "row" },
+    blocked ? null : el("button", { type: "button", "aria-label": `Message ${user} directly`, onclick: () => app.startDirect([user]) }, "✉ Message"),
+    el("button", { type: "button", "aria-label": `${blocked ? "Unblock" : "Block"} ${user}`, onclick: () => app.block(user, !blocked) }, blocked ? "Unblock" : "Block"));
 }
 
 function memberActions(app, room, m) {

@@ -1,19 +1,24 @@
 // The list of rooms at the left (a screen of its own on a phone): the
-// rooms this member is in with unread counts and mentions, the others they
-// may join, and a form to open or create one.
+// rooms this member is in with unread counts and mentions, their direct
+// conversations (named by who else is in them), the others they may join,
+// and a form to open or create one.
 
 import { el, fill } from "./dom.js";
 import { visible } from "./text.js";
 
 export function drawRooms(node, app) {
-  const mine = [...app.rooms.values()].filter((r) => r.role || r.listed?.role).sort((a, b) => a.name.localeCompare(b.name));
+  const isDirect = (r) => !!(r.info?.direct?.length || r.listed?.direct?.length);
+  const joined = [...app.rooms.values()].filter((r) => r.role || r.listed?.role);
+  const mine = joined.filter((r) => !isDirect(r)).sort((a, b) => a.name.localeCompare(b.name));
+  const direct = joined.filter(isDirect).sort((a, b) => app.roomLabel(a).localeCompare(app.roomLabel(b)));
   const others = [...app.rooms.values()].filter((r) => !(r.role || r.listed?.role) && r.listed).sort((a, b) => a.name.localeCompare(b.name));
   const item = (room) => {
-    const label = [room.name, room.unread ? `${room.unread} unread` : "", room.mentions ? `${room.mentions} mentioning you` : "", room.pending === "requested" ? "request pending" : ""].filter(Boolean).join(", ");
+    const name = app.roomLabel(room);
+    const label = [isDirect(room) ? `conversation with ${name}` : name, room.unread ? `${room.unread} unread` : "", room.mentions ? `${room.mentions} mentioning you` : "", room.pending === "requested" ? "request pending" : ""].filter(Boolean).join(", ");
     return el("li", {},
       el("button", { type: "button", "aria-current": String(app.current === room.name), "aria-label": label, onclick: () => app.open(room.name) },
-        el("span", { "aria-hidden": "true" }, "#"),
-        el("span", { class: "name" }, visible(room.name)),
+        el("span", { "aria-hidden": "true" }, isDirect(room) ? "✉" : "#"),
+        el("span", { class: "name" }, visible(name)),
         room.mentions ? el("span", { class: "badge mention", "aria-hidden": "true" }, `@${room.mentions}`) : null,
         room.unread ? el("span", { class: "badge", "aria-hidden": "true" }, `${room.unread}${room.unreadMore ? "+" : ""}`) : null,
         room.pending === "requested" ? el("span", { class: "hint", "aria-hidden": "true" }, "asked") : null));
@@ -23,6 +28,7 @@ export function drawRooms(node, app) {
     el("nav", { "aria-label": "Rooms" },
       el("h2", {}, "Your rooms"),
       mine.length ? el("ul", {}, mine.map(item)) : el("p", { class: "hint" }, "You are in no room yet."),
+      direct.length ? [el("h2", {}, "Direct messages"), el("ul", {}, direct.map(item))] : null,
       others.length ? [el("h2", {}, "Other rooms"), el("ul", {}, others.map(item))] : null,
       el("form", { onsubmit: (e) => { e.preventDefault(); app.open(input.value.trim()); input.value = ""; } },
         el("label", { for: "room-name" }, "Open or create a room"),

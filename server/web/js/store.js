@@ -131,6 +131,9 @@ export class Room {
       case "member_joined":
         this.members.set(event.from, { ...(this.members.get(event.from) || {}), user: event.from, role: event.role || "member", joined_at: event.ts, newcomer: true });
         break;
+      case "direct_started":
+        for (const user of event.members || []) this.members.set(user, { ...(this.members.get(user) || {}), user, role: "member", joined_at: event.ts });
+        break;
       case "member_left":
         this.members.delete(event.user || event.from);
         this.online.delete(event.user || event.from);
@@ -189,6 +192,7 @@ export function describe(event) {
     case "member_joined":
       return `${event.from} joined${event.approved_by ? `, let in by ${event.approved_by}` : event.invite ? " with an invite" : ""}`;
     case "member_left": return `${event.user || event.from} left`;
+    case "direct_started": return `${event.from} started this conversation with ${(event.members || []).filter((m) => m !== event.from).join(", ")}`;
     case "role":
       return `${event.from} made ${event.user} ${ROLE_NAMES[event.role] || event.role}${event.expires_at ? ` for ${span(event.expires_at - Date.now())}` : ""}${event.title ? ` — “${event.title}”` : ""}`;
     case "room_updated": return `${event.from} changed the room's settings: ${Object.keys(event.settings || {}).join(", ").replaceAll("_", " ")}`;

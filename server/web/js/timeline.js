@@ -14,6 +14,12 @@ export const EMOJI = ["👍", "❤️", "😂", "🎉", "😮", "🙏", "👀", 
 export function messageNode(room, item, app, { inThread = false } = {}) {
   if (item.kind === "event") return el("div", { class: "event", "data-seq": item.seq }, `${clock(item.ts)} · `, visible(item.text));
   const me = app.me;
+  if (app.blocked.has(item.from) && !item.unfolded) {
+    // Folded, not hidden: the conversation around it still makes sense.
+    return el("article", { class: "msg folded", "data-seq": item.seq, tabindex: "-1", "aria-label": `A message from ${item.from}, whom you blocked` },
+      el("span", { class: "meta" }, `${clock(item.ts)} · A message from someone you blocked. `),
+      el("button", { type: "button", class: "link", onclick: () => { item.unfolded = true; app.timeline.changed({ seq: item.seq }); } }, "Show"));
+  }
   const member = room.members.get(item.from);
   const role = room.roleOf(item.from);
   const mine = item.from === me;
