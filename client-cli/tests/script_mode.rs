@@ -84,6 +84,20 @@ async fn script_mode_prints_text_or_json_and_exits_with_the_class_of_failure() {
     assert_eq!(json["parts"], serde_json::json!(["f", "irst", " roll"]));
     assert_eq!(stdout(&hearth(&url, Some("bo"), &["search", "NOT \"roll\" OR *"]).await), "nothing found\n");
 
+    // A direct conversation: its room, then the usual commands in it.
+    let dm = stdout(&hearth(&url, Some("bo"), &["dm", "ada"]).await);
+    assert!(dm.starts_with("dm-") && dm.ends_with(" (with ada; 2 members now)\n"), "{dm}");
+    let dm_room = dm.split_whitespace().next().unwrap().to_string();
+    assert!(hearth(&url, Some("bo"), &["send", "--room", &dm_room, "psst"]).await.status.success());
+    let rooms = stdout(&hearth(&url, Some("ada"), &["rooms"]).await);
+    assert!(rooms.contains(&dm_room) && rooms.contains("direct") && rooms.contains("between bo, ada"), "{rooms}");
+    assert_eq!(stdout(&hearth(&url, Some("ada"), &["block", "bo"]).await), "blocked bo\n");
+    assert_eq!(stdout(&hearth(&url, Some("ada"), &["blocks"]).await), "bo\n");
+    let refused = hearth(&url, Some("bo"), &["send", "--room", &dm_room, "again?"]).await;
+    assert_eq!(refused.status.code(), Some(6), "a blocked member is refused like a forbidden one");
+    assert_eq!(stdout(&hearth(&url, Some("ada"), &["unblock", "bo"]).await), "unblocked bo\n");
+    assert_eq!(stdout(&hearth(&url, Some("ada"), &["blocks"]).await), "you block nobody\n");
+
     // Each class of failure has its code.
     let code = |output: Output| output.status.code();
     assert_eq!(code(hearth(&url, None, &["rooms"]).await), Some(2), "no token: usage");

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use hearth_protocol::{Role, RoomId};
+use hearth_protocol::{Role, RoomId, UserId};
 
 #[derive(Parser)]
 #[command(name = "hearth", version, about = "Hearth chat client: a chat UI with no command, script mode with one")]
@@ -98,6 +98,19 @@ pub(crate) enum Command {
     },
     /// Your rooms with how many messages you have not read (on any device).
     Unread,
+    /// Start (or open again) a direct conversation with members you share a
+    /// room with; prints its room, for `send`, `tail` and `history`.
+    Dm {
+        #[arg(required = true)]
+        with: Vec<UserId>,
+    },
+    /// Block a member: no direct messages from them (the terminal UI folds
+    /// their messages away).
+    Block { user: UserId },
+    /// Lift a block.
+    Unblock { user: UserId },
+    /// The members you block.
+    Blocks,
     /// Mark a room read up to its newest message (or SEQ), on every device;
     /// `--all` marks every room of yours.
     Read {

@@ -56,7 +56,8 @@ impl Exit {
                 | ErrorCode::Muted
                 | ErrorCode::ApprovalRequired
                 | ErrorCode::InviteRequired
-                | ErrorCode::InvalidInvite => Exit::Forbidden,
+                | ErrorCode::InvalidInvite
+                | ErrorCode::DirectRefused => Exit::Forbidden,
                 ErrorCode::RateLimited
                 | ErrorCode::SlowMode
                 | ErrorCode::Overloaded

@@ -96,7 +96,12 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
                     visibility(r.visibility),
                     role,
                     // Topics are other people's text too.
-                    render::printable(r.topic.as_str())
+                    if r.direct.is_empty() {
+                        render::printable(r.topic.as_str()).into_owned()
+                    } else {
+                        let names: Vec<&str> = r.direct.iter().map(|u| u.as_str()).collect();
+                        format!("between {}", names.join(", "))
+                    }
                 );
             }
         }
@@ -174,6 +179,29 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
             }
             if shown == 0 && !json {
                 println!("nothing found");
+            }
+        }
+        Command::Dm { with } => {
+            let info = client.request(hearth_protocol::ops::StartDirect { with }).await?;
+            if json {
+                print_json(&info);
+            } else {
+                let me = client.hello().user.as_str();
+                let others: Vec<&str> = info.direct.iter().map(|u| u.as_str()).filter(|u| *u != me).collect();
+                println!("{} (with {}; {} members now)", info.room, others.join(", "), info.members);
+            }
+        }
+        Command::Block { user } => block(&client, user, true, json).await?,
+        Command::Unblock { user } => block(&client, user, false, json).await?,
+        Command::Blocks => {
+            let list = client.request(hearth_protocol::ops::Blocks {}).await?;
+            if json {
+                print_json(&list);
+            } else if list.users.is_empty() {
+                println!("you block nobody");
+            }
+            for user in list.users.iter().filter(|_| !json) {
+                println!("{user}");
             }
         }
         Command::Unread => {
@@ -512,6 +540,17 @@ pub(crate) async fn community(client: &mut Client, command: Command, json: bool)
             }
         }
         _ => unreachable!("the other commands are handled in run"),
+    }
+    Ok(())
+}
+
+/// Blocks `user` (`on`) or lifts the block.
+async fn block(client: &Client, user: UserId, on: bool, json: bool) -> Result<()> {
+    let list = client.request(hearth_protocol::ops::Block { user: user.clone(), on }).await?;
+    if json {
+        print_json(&list);
+    } else {
+        println!("{} {user}", if on { "blocked" } else { "unblocked" });
     }
     Ok(())
 }

@@ -4,7 +4,7 @@
 //! it, and tests drive it directly. What the member asks for leaves as
 //! [`Action`]s for the network task.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -84,6 +84,8 @@ pub struct RoomView {
     pub joined: bool,
     /// Read up to here, on any device of the member's.
     pub read: Seq,
+    /// A direct conversation's members as it started (empty for a room).
+    pub direct: Vec<UserId>,
 }
 
 impl RoomView {
@@ -104,6 +106,7 @@ impl RoomView {
             loading_older: false,
             joined: false,
             read: Seq(0),
+            direct: Vec::new(),
         }
     }
 
@@ -170,6 +173,8 @@ pub struct App {
     pub directory: Vec<RoomSummary>,
     /// The search panel's contents.
     pub found: Found,
+    /// Members this one blocks: their messages are folded away.
+    pub blocked: BTreeSet<UserId>,
     /// Who is typing where, each until their indicator goes out by itself.
     pub typing: Vec<Typist>,
     /// The room the member last said they were typing in, and when.
@@ -201,11 +206,21 @@ impl App {
             status: None,
             directory: Vec::new(),
             found: Found::default(),
+            blocked: BTreeSet::new(),
             typing: Vec::new(),
             told_typing: None,
             outbox: Vec::new(),
             quit: false,
         }
+    }
+
+    /// What a room is called here: a conversation by who else is in it.
+    pub fn room_label(&self, room: &RoomView) -> String {
+        if room.direct.is_empty() {
+            return format!("#{}", room.id);
+        }
+        let others: Vec<&str> = room.direct.iter().filter(|u| **u != self.me).map(|u| u.as_str()).collect();
+        format!("✉ {}", others.join(", "))
     }
 
     /// Who is typing in the room shown, in the order they started.

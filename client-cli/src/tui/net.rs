@@ -5,11 +5,12 @@
 
 use std::time::Duration;
 
+use hearth_protocol::event::BlocksEvent;
 use hearth_protocol::ops::{
     AddPin, CreateInvite, CreateRoom, HeldPosts, History, Join, JoinRequests, Members, ModLog, Release, RemovePin,
     SendMessage, Stats, Typing, Visibility,
 };
-use hearth_protocol::{Note, RoomId, ShortText, Text};
+use hearth_protocol::{Event, Note, RoomId, ShortText, Text};
 use tokio::sync::mpsc;
 
 use super::app::{Action, Connection, Net, PAGE};
@@ -224,6 +225,9 @@ fn describe(action: &Action) -> String {
         Action::Release { user, .. } => format!("drop {user}'s post"),
         Action::ModLog(room) => format!("moderation log of {room}"),
         Action::Search { query } => format!("searching for {query:?}"),
+        Action::Direct { with } => {
+            format!("writing to {}", with.iter().map(|u| u.as_str()).collect::<Vec<_>>().join(", "))
+        }
         Action::Stats(room) => format!("health of {room}"),
         Action::Typing(room) => format!("typing in {room}"),
         Action::MarkRead { room, .. } => format!("marking {room} read"),
@@ -240,6 +244,8 @@ async fn open_my_rooms(client: &mut Client, updates: &mpsc::Sender<Net>) -> Resu
     }
     let state = client.request(hearth_protocol::ops::ReadState {}).await?;
     let _ = updates.send(Net::ReadState(state.rooms)).await;
+    let blocks = client.request(hearth_protocol::ops::Blocks {}).await?;
+    let _ = updates.send(Net::Event(Event::Blocks(BlocksEvent { users: blocks.users }))).await;
     Ok(())
 }
 
@@ -363,6 +369,10 @@ async fn perform(client: &mut Client, action: Action, updates: &mpsc::Sender<Net
         Action::MarkRead { room, seq } => {
             // Said by the `read` event that follows, on every device.
             client.request(hearth_protocol::ops::MarkRead { room, seq }).await?;
+        }
+        Action::Direct { with } => {
+            let info = client.request(hearth_protocol::ops::StartDirect { with }).await?;
+            join(client, info.room, updates).await?;
         }
         Action::Search { query } => {
             // Pages can come back short (each looks at a bounded share of the

@@ -10,7 +10,7 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line as TextLine, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 
-use hearth_protocol::{Seq, UserId};
+use hearth_protocol::UserId;
 use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
 use super::app::{App, COMMANDS, Connection, Line, LineKind, Panel, RoomView};
@@ -78,7 +78,7 @@ fn draw_rooms(frame: &mut Frame, app: &App, area: Rect, theme: &Theme) {
         if !room.joined {
             style = style.add_modifier(Modifier::DIM);
         }
-        let mut spans = vec![Span::styled(format!("{} #{}", n + 1, room.id), style)];
+        let mut spans = vec![Span::styled(format!("{} {}", n + 1, app.room_label(room)), style)];
         if room.mentions > 0 {
             spans.push(Span::styled(format!(" @{}", room.mentions), theme.fg(Color::Red).add_modifier(Modifier::BOLD)));
         }
@@ -108,23 +108,19 @@ fn draw_room(frame: &mut Frame, app: &App, area: Rect, theme: &Theme) {
     };
     let role = room.role.map(|r| format!(", you: {}", r.as_str())).unwrap_or_default();
     let title = match app.thread {
-        Some(root) => format!("#{} › thread of #{} (replies go here; Esc closes)", room.id, root.0),
+        Some(root) => format!("{} › thread of #{} (replies go here; Esc closes)", app.room_label(room), root.0),
+        None if !room.direct.is_empty() => format!("{} ({} members)", app.room_label(room), room.members_count),
         None => format!("#{} — {} ({} members{role})", room.id, printable(&room.topic), room.members_count),
     };
     frame.render_widget(Paragraph::new(TextLine::styled(title, Style::default().add_modifier(Modifier::BOLD))), header);
-    let rows = timeline_rows(room, app.thread, timeline.width.max(1) as usize, timeline.height as usize, theme);
+    let rows = timeline_rows(room, app, timeline.width.max(1) as usize, timeline.height as usize, theme);
     frame.render_widget(Paragraph::new(rows), timeline);
 }
 
 /// The rows that fill a timeline `height` rows high, bottom-aligned, ending
 /// `room.scroll` lines above the newest; only one thread's when `thread`.
-fn timeline_rows(
-    room: &RoomView,
-    thread: Option<Seq>,
-    width: usize,
-    height: usize,
-    theme: &Theme,
-) -> Vec<TextLine<'static>> {
+fn timeline_rows(room: &RoomView, app: &App, width: usize, height: usize, theme: &Theme) -> Vec<TextLine<'static>> {
+    let thread = app.thread;
     let end = room.lines.len().saturating_sub(room.scroll);
     let in_thread = |line: &Line| match (thread, &line.kind) {
         (None, _) => true,
@@ -133,7 +129,7 @@ fn timeline_rows(
     };
     let mut rows: Vec<TextLine<'static>> = Vec::new();
     for line in room.lines.iter().take(end).filter(|l| in_thread(l)).rev() {
-        let mut wrapped = line_rows(room, line, thread.is_none(), width, theme);
+        let mut wrapped = line_rows(room, line, thread.is_none(), &app.blocked, width, theme);
         wrapped.reverse();
         rows.extend(wrapped);
         if rows.len() >= height {
@@ -159,13 +155,25 @@ fn timeline_rows(
 /// One timeline line as display rows of at most `width` characters: a message
 /// with its reactions, and (outside a thread's view) a thread root with how
 /// many replies it has.
-fn line_rows(room: &RoomView, line: &Line, show_replies: bool, width: usize, theme: &Theme) -> Vec<TextLine<'static>> {
+fn line_rows(
+    room: &RoomView,
+    line: &Line,
+    show_replies: bool,
+    blocked: &std::collections::BTreeSet<UserId>,
+    width: usize,
+    theme: &Theme,
+) -> Vec<TextLine<'static>> {
     let time = if line.ts.0 == 0 { "     ".to_string() } else { clock(line.ts)[..5].to_string() };
     let seq = line.seq.map(|s| format!("#{} ", s.0)).unwrap_or_default();
     let mut head = vec![Span::styled(format!("{time} {seq}"), theme.dim())];
     let text = match &line.kind {
         LineKind::Notice(text) => {
             head.push(Span::styled(format!("-- {}", printable(text)), theme.dim()));
+            return wrap_spans(head, String::new(), width, Style::default());
+        }
+        // Folded, not hidden: the conversation around it still makes sense.
+        LineKind::Message { from, .. } if blocked.contains(from) => {
+            head.push(Span::styled("-- a message from someone you blocked (/unblock shows them)", theme.dim()));
             return wrap_spans(head, String::new(), width, Style::default());
         }
         LineKind::Message { from, text, thread, mentions_me, replies, reactions, .. } => {

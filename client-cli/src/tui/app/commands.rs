@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use hearth_protocol::{PinId, RoomId, Seq};
+use hearth_protocol::{PinId, RoomId, Seq, UserId};
 
 use crate::words;
 
@@ -50,6 +50,9 @@ pub const COMMANDS: &[(&str, &str)] = &[
         "/prompt",
         "TIME TEXT — the server posts TEXT in TIME (2h, 1d; a number is minutes) (moderators; weekly: hearth prompt --weekly)",
     ),
+    ("/dm", "USER... — write to members directly (a conversation of up to 10; started, or opened again)"),
+    ("/block", "USER — no direct messages from USER; their messages are folded away"),
+    ("/unblock", "USER — lift a block"),
     ("/search", "TEXT — find messages containing TEXT in your rooms, newest first (Esc closes)"),
     ("/members", "— show the members (F3)"),
     ("/help", "— keys and commands (F1)"),
@@ -230,6 +233,27 @@ impl App {
                 self.panel = Panel::Search;
                 vec![Action::Search { query }]
             }
+            "/dm" => {
+                let with: Result<Vec<UserId>, _> = rest.split_whitespace().map(UserId::new).collect();
+                match with {
+                    Ok(with) if !with.is_empty() => vec![Action::Direct { with }],
+                    _ => {
+                        self.says("/dm USER... — the names of members you share a room with");
+                        Vec::new()
+                    }
+                }
+            }
+            "/block" | "/unblock" => match UserId::new(rest.trim()) {
+                Ok(user) => {
+                    let on = name == "/block";
+                    let what = format!("{} {user}", if on { "blocked" } else { "unblocked" });
+                    vec![Action::Request { what, op: hearth_protocol::ops::Block { user, on }.into() }]
+                }
+                Err(_) => {
+                    self.says(format!("{name} USER — a member's name"));
+                    Vec::new()
+                }
+            },
             "/members" => {
                 self.panel = Panel::Members;
                 self.active.clone().map(Action::Members).into_iter().collect()

@@ -38,6 +38,7 @@ impl App {
                 let id = joined.room.room.clone();
                 let room = self.room_mut(&id);
                 room.topic = joined.room.topic.to_string();
+                room.direct.clone_from(&joined.room.direct);
                 room.role = Some(joined.role);
                 room.members_count = joined.room.members;
                 room.pins = joined.pins;
@@ -129,7 +130,18 @@ impl App {
     }
 
     pub(super) fn on_event(&mut self, event: Event) {
+        if let Event::Blocks(blocks) = &event {
+            self.blocked = blocks.users.iter().cloned().collect();
+            return;
+        }
         let Some(id) = event.room().cloned() else { return };
+        // A conversation someone started with this member, not open here yet.
+        if let Event::DirectStarted(started) = &event
+            && !self.rooms.get(&id).is_some_and(|r| r.joined)
+        {
+            let others: Vec<&str> = started.members.iter().filter(|m| **m != self.me).map(|m| m.as_str()).collect();
+            return self.says(format!("{} started a conversation with you: /dm {}", started.from, others.join(" ")));
+        }
         // What changes a message already shown, or only says something.
         match &event {
             Event::Edit(e) => {
@@ -357,6 +369,10 @@ pub(super) fn notice(event: &Event) -> Option<String> {
             format!("held for a look: {}: {} — /release {} or /drop {} [REASON]", h.from, h.text, h.from, h.from)
         }
         Event::Arrived(a) => format!("{} arrived (first time in since being let in)", a.from),
+        Event::DirectStarted(d) => {
+            let others: Vec<&str> = d.members.iter().filter(|m| **m != d.from).map(|m| m.as_str()).collect();
+            format!("{} started this conversation with {}", d.from, others.join(", "))
+        }
         _ => return None,
     })
 }

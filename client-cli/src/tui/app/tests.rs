@@ -706,3 +706,32 @@ fn search_asks_the_server_and_shows_the_matches_in_a_panel() {
     assert!(screen(&app, 100, 24).contains("nothing found"));
     assert!(typed(&mut app, "/search   ").is_empty(), "an empty search asks nothing");
 }
+
+#[test]
+fn direct_conversations_and_blocks_from_the_input_line() {
+    use hearth_protocol::event::{BlocksEvent, DirectStartedEvent};
+    let mut app = cameras();
+    assert_eq!(typed(&mut app, "/dm bo cy"), vec![Action::Direct { with: vec![user("bo"), user("cy")] }]);
+    assert!(typed(&mut app, "/dm").is_empty(), "nobody named, nothing asked");
+    match typed(&mut app, "/block mallory").as_slice() {
+        [Action::Request { op: hearth_protocol::Op::Block(block), .. }] => {
+            assert!(block.on && block.user == user("mallory"))
+        }
+        other => panic!("{other:?}"),
+    }
+    // Told of a conversation started elsewhere, with how to open it.
+    app.on_net(Net::Event(Event::DirectStarted(DirectStartedEvent {
+        room: rid("dm-00112233445566778899"),
+        seq: Seq(1),
+        ts: Millis(1),
+        from: user("ada"),
+        members: vec![user("ada"), user("bo"), user("cy")],
+    })));
+    let shown = screen(&app, 100, 24);
+    assert!(shown.contains("ada started a conversation with you: /dm ada cy"), "{shown}");
+    // A blocked member's messages are folded, not shown.
+    app.on_net(Net::Event(Event::Blocks(BlocksEvent { users: vec![user("mallory")] })));
+    app.on_net(Net::Event(message("cameras", 7, "mallory", "buy my lenses")));
+    let shown = screen(&app, 100, 24);
+    assert!(shown.contains("a message from someone you blocked") && !shown.contains("buy my lenses"), "{shown}");
+}

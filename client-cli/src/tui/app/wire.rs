@@ -68,6 +68,10 @@ pub enum Action {
     },
     ModLog(RoomId),
     Stats(RoomId),
+    /// Start (or open again) a direct conversation, then as [`Action::Join`].
+    Direct {
+        with: Vec<UserId>,
+    },
     /// Find messages containing a text in the member's rooms.
     Search {
         query: String,
