@@ -175,6 +175,9 @@ pub struct App {
     pub found: Found,
     /// Members this one blocks: their messages are folded away.
     pub blocked: BTreeSet<UserId>,
+    /// A `/dm` asked for: the conversation it joins is shown (its name is
+    /// the server's to say).
+    show_next_direct: bool,
     /// Who is typing where, each until their indicator goes out by itself.
     pub typing: Vec<Typist>,
     /// The room the member last said they were typing in, and when.
@@ -207,6 +210,7 @@ impl App {
             directory: Vec::new(),
             found: Found::default(),
             blocked: BTreeSet::new(),
+            show_next_direct: false,
             typing: Vec::new(),
             told_typing: None,
             outbox: Vec::new(),

@@ -434,9 +434,10 @@ fn typing_line(who: &[&UserId]) -> Option<String> {
 }
 
 fn draw_input(frame: &mut Frame, app: &App, area: Rect, _theme: &Theme) {
-    let prompt = match (&app.active, app.thread) {
-        (Some(room), Some(root)) => format!("#{room} › #{}> ", root.0),
-        (Some(room), None) => format!("#{room}> "),
+    let label = app.active_room().map(|room| app.room_label(room));
+    let prompt = match (label, app.thread) {
+        (Some(room), Some(root)) => format!("{room} › #{}> ", root.0),
+        (Some(room), None) => format!("{room}> "),
         (None, _) => "> ".to_string(),
     };
     let prompt_len = prompt.width();

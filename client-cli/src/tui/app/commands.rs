@@ -236,7 +236,10 @@ impl App {
             "/dm" => {
                 let with: Result<Vec<UserId>, _> = rest.split_whitespace().map(UserId::new).collect();
                 match with {
-                    Ok(with) if !with.is_empty() => vec![Action::Direct { with }],
+                    Ok(with) if !with.is_empty() => {
+                        self.show_next_direct = true;
+                        vec![Action::Direct { with }]
+                    }
                     _ => {
                         self.says("/dm USER... — the names of members you share a room with");
                         Vec::new()

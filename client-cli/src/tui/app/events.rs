@@ -6,7 +6,7 @@ use tokio::time::Instant;
 use hearth_protocol::event::LeftReason;
 use hearth_protocol::event::ReactionCount;
 use hearth_protocol::ops::ModAction;
-use hearth_protocol::ops::{HistoryPage, MemberInfo, ResumeMode};
+use hearth_protocol::ops::{HistoryPage, MemberInfo, ResumeMode, Visibility};
 use hearth_protocol::{Emoji, Event, Millis, RoomId, Seq, UserId};
 
 use super::*;
@@ -54,7 +54,8 @@ impl App {
                         kind: LineKind::Notice(format!("some events before #{} are no longer held", at.0 + 1)),
                     });
                 }
-                if self.active.is_none() {
+                let asked = joined.room.visibility == Visibility::Direct && std::mem::take(&mut self.show_next_direct);
+                if self.active.is_none() || asked {
                     self.show(&id);
                 }
             }

@@ -713,6 +713,14 @@ fn direct_conversations_and_blocks_from_the_input_line() {
     let mut app = cameras();
     assert_eq!(typed(&mut app, "/dm bo cy"), vec![Action::Direct { with: vec![user("bo"), user("cy")] }]);
     assert!(typed(&mut app, "/dm").is_empty(), "nobody named, nothing asked");
+    // The conversation it joins is shown.
+    let mut conversation = joined("dm-00112233445566778899", 1, Role::Member);
+    conversation.room.visibility = Visibility::Direct;
+    conversation.room.members = 2;
+    conversation.room.direct = vec![user("bo"), user("cy")];
+    app.on_net(Net::Joined(conversation));
+    assert_eq!(app.active, Some(rid("dm-00112233445566778899")));
+    assert!(screen(&app, 100, 24).contains("✉ cy (2 members)"));
     match typed(&mut app, "/block mallory").as_slice() {
         [Action::Request { op: hearth_protocol::Op::Block(block), .. }] => {
             assert!(block.on && block.user == user("mallory"))
@@ -721,7 +729,7 @@ fn direct_conversations_and_blocks_from_the_input_line() {
     }
     // Told of a conversation started elsewhere, with how to open it.
     app.on_net(Net::Event(Event::DirectStarted(DirectStartedEvent {
-        room: rid("dm-00112233445566778899"),
+        room: rid("dm-99887766554433221100"),
         seq: Seq(1),
         ts: Millis(1),
         from: user("ada"),
@@ -731,6 +739,7 @@ fn direct_conversations_and_blocks_from_the_input_line() {
     assert!(shown.contains("ada started a conversation with you: /dm ada cy"), "{shown}");
     // A blocked member's messages are folded, not shown.
     app.on_net(Net::Event(Event::Blocks(BlocksEvent { users: vec![user("mallory")] })));
+    typed(&mut app, "/join cameras");
     app.on_net(Net::Event(message("cameras", 7, "mallory", "buy my lenses")));
     let shown = screen(&app, 100, 24);
     assert!(shown.contains("a message from someone you blocked") && !shown.contains("buy my lenses"), "{shown}");
