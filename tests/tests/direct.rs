@@ -231,10 +231,22 @@ async fn starting_conversations_is_rate_limited_and_operators_can_turn_them_off(
     start(&dee, &["ada"]).await.unwrap();
     d.stop().await;
 
-    let d = single_with(0).await;
-    let ada = d.client("ada", Codec::MsgPack).await;
+    // Off: nothing starts, and the conversations there are fall silent.
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(Storage::Dir(dir.path().to_path_buf()));
+    let on = TestServer::start(config.clone()).await;
+    let ada = on.client("ada", Codec::MsgPack).await;
     create_room(&ada, "club", None).await.unwrap();
-    d.client("bo", Codec::Json).await.join(&room("club")).await.unwrap();
+    on.client("bo", Codec::Json).await.join(&room("club")).await.unwrap();
+    let dm = start(&ada, &["bo"]).await.unwrap().room;
+    say(&ada, &dm, "before").await.unwrap();
+    drop(ada);
+    on.stop().await;
+    config.limits.direct_per_hour = 0;
+    let off = TestServer::start(config).await;
+    let ada = off.client("ada", Codec::MsgPack).await;
     assert_eq!(reason(start(&ada, &["bo"]).await), "off");
-    d.stop().await;
+    assert_eq!(reason(say(&ada, &dm, "after").await), "off");
+    say(&ada, &room("club"), "rooms go on").await.unwrap();
+    off.stop().await;
 }

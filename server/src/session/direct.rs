@@ -172,18 +172,21 @@ impl Session {
         }
     }
 
-    /// Refuses a post to a conversation of two whose other member blocks the
-    /// poster: "no direct messages from them". In a larger conversation the
-    /// blocker's clients collapse the blocked member's messages instead, so
-    /// one member cannot silence another for the rest.
+    /// Refuses a post to a conversation while the operator has direct
+    /// messages off, and to a conversation of two whose other member blocks
+    /// the poster: "no direct messages from them". In a larger conversation
+    /// the blocker's clients collapse the blocked member's messages instead,
+    /// so one member cannot silence another for the rest.
     pub(super) async fn check_direct_post(&self, room: &crate::rooms::Room) -> Result<(), ErrorBody> {
         let poster = &self.conn.user;
-        let other = room.decide(|s| {
-            if s.record.visibility != Visibility::Direct || s.members.len() != 2 {
-                return None;
-            }
-            s.members.keys().find(|m| *m != poster).cloned()
+        let (direct, other) = room.decide(|s| {
+            let direct = s.record.visibility == Visibility::Direct;
+            let other = (direct && s.members.len() == 2).then(|| s.members.keys().find(|m| *m != poster).cloned());
+            (direct, other.flatten())
         });
+        if direct && self.shared.config.limits.direct_per_hour == 0 {
+            return Err(direct_refused("off", "direct messages are turned off on this server".to_string()));
+        }
         let Some(other) = other else { return Ok(()) };
         if self.shared.reads.blocks(other.clone()).await?.contains(poster) {
             return Err(direct_refused("blocked", format!("{other} does not take direct messages from you")));

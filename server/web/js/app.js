@@ -383,9 +383,14 @@ class App {
   }
 
   setBlocked(users) {
-    this.blocked = new Set(users);
-    if (this.current) this.drawMain();
-    else if (this.panel) this.drawPanel();
+    const next = new Set(users);
+    const same = next.size === this.blocked.size && [...next].every((u) => this.blocked.has(u));
+    this.blocked = next;
+    if (same) return;
+    // Only what shows blocks: a redraw of the whole page would lose what
+    // the member is typing in a form.
+    this.timeline.changed({ all: true });
+    if (this.panel?.kind === "members") this.drawPanel();
   }
 
   /** What a room is called here: a conversation by who else is in it. */

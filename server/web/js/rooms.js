@@ -23,7 +23,12 @@ export function drawRooms(node, app) {
         room.unread ? el("span", { class: "badge", "aria-hidden": "true" }, `${room.unread}${room.unreadMore ? "+" : ""}`) : null,
         room.pending === "requested" ? el("span", { class: "hint", "aria-hidden": "true" }, "asked") : null));
   };
+  const typed = node.querySelector("#room-name");
   const input = el("input", { id: "room-name", name: "room", placeholder: "room name", autocomplete: "off", required: true, pattern: "[A-Za-z0-9_.\\-]{1,64}", title: "letters, digits, _ . - (up to 64)" });
+  // Drawn again as rooms change: what the member was typing stays.
+  if (typed) input.value = typed.value;
+  const focused = typed && document.activeElement === typed;
+  queueMicrotask(() => { if (focused) input.focus(); });
   fill(node,
     el("nav", { "aria-label": "Rooms" },
       el("h2", {}, "Your rooms"),
