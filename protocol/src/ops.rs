@@ -190,6 +190,15 @@ operations! {
     Block = "block" => BlockList;
     /// The members the caller blocks.
     Blocks = "blocks" => BlockList;
+    /// The server's push key (VAPID), for a browser's push subscription.
+    PushKey = "push_key" => PushKeyInfo;
+    /// Keep a device's push subscription: notifications reach it while the
+    /// member is away.
+    PushSubscribe = "push_subscribe" => Done;
+    /// Forget a device's push subscription.
+    PushUnsubscribe = "push_unsubscribe" => Done;
+    /// What the caller is notified of in a room while away.
+    SetPushLevel = "push_level" => Done;
 }
 
 impl Op {
@@ -204,7 +213,10 @@ impl Op {
             | Op::Mentions(_)
             | Op::StartDirect(_)
             | Op::Block(_)
-            | Op::Blocks(_) => None,
+            | Op::Blocks(_)
+            | Op::PushKey(_)
+            | Op::PushSubscribe(_)
+            | Op::PushUnsubscribe(_) => None,
             Op::CreateRoom(args) => Some(&args.room),
             Op::Join(args) => Some(&args.room),
             Op::Leave(args) => Some(&args.room),
@@ -243,6 +255,7 @@ impl Op {
             Op::Release(args) => Some(&args.room),
             Op::MarkRead(args) => Some(&args.room),
             Op::Search(args) => args.room.as_ref(),
+            Op::SetPushLevel(args) => Some(&args.room),
         }
     }
 }
@@ -839,6 +852,57 @@ pub struct Blocks {}
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct BlockList {
     pub users: Vec<UserId>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PushKey {}
+
+/// The server's VAPID public key: an uncompressed P-256 point, base64url
+/// without padding (a browser's `applicationServerKey`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PushKeyInfo {
+    pub key: String,
+}
+
+/// A device's push subscription, as a browser's `PushSubscription` gives it
+/// (`endpoint`, `keys.p256dh`, `keys.auth`), and whether its notifications
+/// may carry the message's text.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PushSubscribe {
+    pub endpoint: String,
+    pub p256dh: String,
+    pub auth: String,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub text: bool,
+}
+
+/// Most push subscriptions (devices) one member keeps.
+pub const MAX_PUSH_DEVICES: usize = 10;
+/// The longest push endpoint, in bytes.
+pub const MAX_PUSH_ENDPOINT: usize = 1000;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PushUnsubscribe {
+    pub endpoint: String,
+}
+
+/// What a member is notified of in a room while away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PushLevel {
+    /// Every message.
+    Everything,
+    /// Mentions of the member, replies to them, and (welcomers and above)
+    /// the moderators' queues. A room's default; a direct conversation's is
+    /// `everything`.
+    Mentions,
+    Nothing,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SetPushLevel {
+    pub room: RoomId,
+    pub level: PushLevel,
 }
 
 /// A message that contains the query, as it is now.

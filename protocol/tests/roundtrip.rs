@@ -146,6 +146,16 @@ fn sample_ops() -> Vec<Op> {
         StartDirect { with: vec![user("bo"), user("cy")] }.into(),
         Block { user: user("eve"), on: true }.into(),
         Blocks {}.into(),
+        PushKey {}.into(),
+        PushSubscribe {
+            endpoint: "https://fcm.googleapis.com/fcm/send/abc".into(),
+            p256dh: "BNc".into(),
+            auth: "tBH".into(),
+            text: true,
+        }
+        .into(),
+        PushUnsubscribe { endpoint: "https://fcm.googleapis.com/fcm/send/abc".into() }.into(),
+        SetPushLevel { room: r(), level: PushLevel::Everything }.into(),
     ]
 }
 
@@ -406,6 +416,8 @@ fn every_reply_type_round_trips_in_both_codecs() {
     });
     reply_round_trip::<Block>(BlockList { users: vec![user("eve")] });
     reply_round_trip::<Blocks>(BlockList::default());
+    reply_round_trip::<PushKey>(PushKeyInfo { key: "BEl6".into() });
+    reply_round_trip::<PushSubscribe>(Done {});
     reply_round_trip::<Join>(Joined {
         room: room_info(),
         role: Role::Member,

@@ -23,6 +23,7 @@ pub mod metrics;
 pub mod outbound;
 pub mod presence;
 pub mod prompts;
+pub mod push;
 pub mod reads;
 pub mod refusals;
 pub mod room;
@@ -78,6 +79,8 @@ pub struct Shared {
     pub clock: SharedClock,
     /// Tells the prompt poster a prompt was scheduled here.
     pub prompts_relist: prompts::Relist,
+    /// Notifications for members who are away.
+    pub push: Arc<push::Push>,
     /// New direct conversations started, per member (`Limits::direct_per_hour`).
     pub direct_starts: governor::DefaultKeyedRateLimiter<hearth_protocol::UserId>,
     next_conn: AtomicU64,
@@ -221,11 +224,21 @@ impl Server {
         let tap = search.tap(loaded.clone());
         let Opened { broker, local, accounts, reads, account_notices } =
             start_broker(&config, tap, hub.clone(), store_failed.clone(), broker_stop.clone()).await?;
-        let registry = Arc::new(Registry::new(loaded, broker.clone(), hub.clone(), config.rooms));
+        let registry = Arc::new(Registry::new(loaded.clone(), broker.clone(), hub.clone(), config.rooms));
         let clock = config.clock.clone();
         let accounts =
             Arc::new(Accounts::new(accounts, config.accounts.clone(), config.token_secret.clone(), clock.clone(), hub));
         let config_limits = config.limits;
+        let secret = reads.push_key(push::Keys::generate().secret()).await.map_err(ServerError::Reads)?;
+        let keys = push::Keys::from_secret(&secret).map_err(|e| ServerError::Reads(reads::ReadsUnavailable(e)))?;
+        let push = push::Push::start(
+            keys,
+            config.push.clone(),
+            reads.clone(),
+            broker.clone(),
+            loaded.clone(),
+            broker_stop.clone(),
+        );
         let shared = Arc::new(Shared {
             config,
             tls,
@@ -235,6 +248,7 @@ impl Server {
             search,
             clock,
             prompts_relist: prompts::Relist::default(),
+            push,
             direct_starts: governor::RateLimiter::keyed(governor::Quota::per_hour(
                 std::num::NonZeroU32::new(config_limits.direct_per_hour.max(1)).expect("at least 1"),
             )),

@@ -2,7 +2,9 @@
 //! per room — the position every device of theirs shares (`mark_read`,
 //! `read_state`; only forward, so a device that is behind never moves
 //! another's back) —, the messages that mentioned them (`mentions`, the
-//! newest `MAX_INBOX` kept), and the members they block (`block`). On one node they live in memory and in
+//! newest `MAX_INBOX` kept), the members they block (`block`), and where
+//! their notifications go while they are away (`PushSettings`: devices and
+//! a level per room). On one node they live in memory and in
 //! `reads.db` in the data directory (a SQLite file of its own, like the
 //! accounts', so a read mark never queues behind the message store's
 //! commits); in cluster mode, in Redis (`broker/cluster/reads.rs`).
@@ -57,6 +59,35 @@ impl Mention {
     }
 }
 
+/// A device's push subscription (RFC 8030): where to send, and the keys to
+/// encrypt for it (RFC 8291).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Device {
+    pub endpoint: String,
+    pub p256dh: String,
+    pub auth: String,
+    /// The member chose to have the message's text in notifications.
+    #[serde(default)]
+    pub text: bool,
+}
+
+/// A member's notifications: their devices, and a level per room they set.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PushSettings {
+    #[serde(default)]
+    pub devices: Vec<Device>,
+    #[serde(default)]
+    pub levels: std::collections::BTreeMap<RoomId, hearth_protocol::ops::PushLevel>,
+}
+
+impl PushSettings {
+    /// The rooms this member hears every message of.
+    pub fn everything(&self) -> BTreeSet<RoomId> {
+        use hearth_protocol::ops::PushLevel;
+        self.levels.iter().filter(|(_, l)| **l == PushLevel::Everything).map(|(r, _)| r.clone()).collect()
+    }
+}
+
 /// The read positions and mention inboxes of every member.
 pub trait ReadStore: Send + Sync {
     /// `user`'s position in each room they marked.
@@ -73,6 +104,15 @@ pub trait ReadStore: Send + Sync {
     fn blocks(&self, user: UserId) -> ReadsFuture<'_, Vec<UserId>>;
     /// `user` blocks `other` (`on`) or lifts the block.
     fn block(&self, user: UserId, other: UserId, on: bool) -> ReadsFuture<'_, ()>;
+    /// `user`'s devices and notification levels.
+    fn push_settings(&self, user: UserId) -> ReadsFuture<'_, PushSettings>;
+    /// Replaces `user`'s devices and levels (the last writer wins: one
+    /// member's devices rarely change at once).
+    fn set_push_settings(&self, user: UserId, settings: PushSettings) -> ReadsFuture<'_, ()>;
+    /// The members who hear every message of `room` (level `everything`).
+    fn push_watchers(&self, room: RoomId) -> ReadsFuture<'_, Vec<UserId>>;
+    /// The server's push key: the one kept, or `candidate`, kept from now on.
+    fn push_key(&self, candidate: Vec<u8>) -> ReadsFuture<'_, Vec<u8>>;
 }
 
 const SCHEMA: &str = "
@@ -90,6 +130,14 @@ CREATE TABLE IF NOT EXISTS mentions (
     sender TEXT NOT NULL,
     PRIMARY KEY (user, ts, room, seq)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS secrets (
+    name TEXT PRIMARY KEY,
+    value BLOB NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS push (
+    user TEXT PRIMARY KEY,
+    settings TEXT NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS blocks (
     user TEXT NOT NULL,
     blocked TEXT NOT NULL,
@@ -103,12 +151,19 @@ pub struct LocalReads {
     positions: Mutex<HashMap<UserId, HashMap<RoomId, Seq>>>,
     inboxes: Mutex<HashMap<UserId, BTreeSet<Mention>>>,
     blocks: Mutex<HashMap<UserId, BTreeSet<UserId>>>,
+    push: Mutex<HashMap<UserId, PushSettings>>,
     db: Option<Arc<Mutex<Connection>>>,
 }
 
 impl LocalReads {
     pub fn in_memory() -> LocalReads {
-        LocalReads { positions: Mutex::default(), inboxes: Mutex::default(), blocks: Mutex::default(), db: None }
+        LocalReads {
+            positions: Mutex::default(),
+            inboxes: Mutex::default(),
+            blocks: Mutex::default(),
+            push: Mutex::default(),
+            db: None,
+        }
     }
 
     pub fn open(dir: &Path) -> Result<LocalReads, ReadsUnavailable> {
@@ -165,10 +220,22 @@ impl LocalReads {
                 blocks.entry(user).or_default().insert(blocked);
             }
         }
+        let mut push: HashMap<UserId, PushSettings> = HashMap::new();
+        {
+            let mut rows = db.prepare("SELECT user, settings FROM push").map_err(fail)?;
+            let rows =
+                rows.query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))).map_err(fail)?;
+            for row in rows {
+                let (user, json) = row.map_err(fail)?;
+                let (Ok(user), Ok(settings)) = (UserId::new(user), serde_json::from_str(&json)) else { continue };
+                push.insert(user, settings);
+            }
+        }
         Ok(LocalReads {
             positions: Mutex::new(positions),
             inboxes: Mutex::new(inboxes),
             blocks: Mutex::new(blocks),
+            push: Mutex::new(push),
             db: Some(Arc::new(Mutex::new(db))),
         })
     }
@@ -297,6 +364,58 @@ impl ReadStore for LocalReads {
                 .map_err(|e| ReadsUnavailable(e.to_string()))?;
             Ok(())
         })
+    }
+
+    fn push_settings(&self, user: UserId) -> ReadsFuture<'_, PushSettings> {
+        let found = self.push.lock().unwrap_or_else(|p| p.into_inner()).get(&user).cloned().unwrap_or_default();
+        Box::pin(async move { Ok(found) })
+    }
+
+    fn set_push_settings(&self, user: UserId, settings: PushSettings) -> ReadsFuture<'_, ()> {
+        Box::pin(async move {
+            let json = serde_json::to_string(&settings).map_err(|e| ReadsUnavailable(e.to_string()))?;
+            self.push.lock().unwrap_or_else(|p| p.into_inner()).insert(user.clone(), settings);
+            let Some(db) = self.db.clone() else { return Ok(()) };
+            let write = move || {
+                db.lock().unwrap_or_else(|p| p.into_inner()).execute(
+                    "INSERT INTO push (user, settings) VALUES (?1, ?2)
+                     ON CONFLICT (user) DO UPDATE SET settings = excluded.settings",
+                    params![user.as_str(), json],
+                )
+            };
+            tokio::task::spawn_blocking(write)
+                .await
+                .map_err(|e| ReadsUnavailable(e.to_string()))?
+                .map_err(|e| ReadsUnavailable(e.to_string()))?;
+            Ok(())
+        })
+    }
+
+    fn push_key(&self, candidate: Vec<u8>) -> ReadsFuture<'_, Vec<u8>> {
+        Box::pin(async move {
+            let Some(db) = self.db.clone() else { return Ok(candidate) };
+            let keep = move || -> rusqlite::Result<Vec<u8>> {
+                let db = db.lock().unwrap_or_else(|p| p.into_inner());
+                db.execute("INSERT OR IGNORE INTO secrets (name, value) VALUES ('push', ?1)", params![candidate])?;
+                db.query_row("SELECT value FROM secrets WHERE name = 'push'", [], |row| row.get(0))
+            };
+            tokio::task::spawn_blocking(keep)
+                .await
+                .map_err(|e| ReadsUnavailable(e.to_string()))?
+                .map_err(|e| ReadsUnavailable(e.to_string()))
+        })
+    }
+
+    fn push_watchers(&self, room: RoomId) -> ReadsFuture<'_, Vec<UserId>> {
+        use hearth_protocol::ops::PushLevel;
+        let push = self.push.lock().unwrap_or_else(|p| p.into_inner());
+        // A node's members, in memory: a scan is cheaper than an index to keep.
+        let found = push
+            .iter()
+            .filter(|(_, s)| !s.devices.is_empty() && s.levels.get(&room) == Some(&PushLevel::Everything))
+            .map(|(user, _)| user.clone())
+            .collect();
+        Box::pin(async move { Ok(found) })
     }
 }
 

@@ -315,6 +315,9 @@ macro_rules! in_deployments {
 pub fn test_config(storage: Storage) -> Config {
     let mut config = Config::new(storage, secret());
     config.limits = unlimited_rates();
+    // Push services written in the tests listen on loopback, in plain HTTP.
+    config.push.hosts.push("127.0.0.1".to_string());
+    config.push.plain_http = true;
     config
 }
 

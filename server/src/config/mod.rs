@@ -65,6 +65,8 @@ pub struct Config {
     pub limits: Limits,
     /// Who may register, and how long login tokens last.
     pub accounts: crate::accounts::AccountsConfig,
+    /// Notifications for members who are away (Web Push).
+    pub push: crate::push::PushConfig,
     /// Where event timestamps and time rules read the time. Tests set a manual one.
     pub clock: SharedClock,
     /// Test hook: commits wait while this is held. Never held in production.
@@ -91,6 +93,7 @@ impl Config {
             rooms: RoomLimits::default(),
             limits: Limits::default(),
             accounts: crate::accounts::AccountsConfig::default(),
+            push: crate::push::PushConfig::default(),
             clock: clock::system(),
             commit_hold: CommitHold::default(),
         }

@@ -37,6 +37,7 @@ impl Handle for SendMessage {
             Event::Message(m) => (false, m.mentions.clone(), m.mentions_room),
             event => (matches!(event, Event::Held(_)), Vec::new(), false),
         };
+        let text = self.text.clone();
         let ordered = session.shared.registry.decide_and_order(&room, self, decide, peek).await?;
         let (held, mut mentioned, everyone) = ordered.seen;
         if everyone {
@@ -44,8 +45,13 @@ impl Handle for SendMessage {
             let members = room.check(|s| Ok(s.members.keys().filter(|m| **m != user).cloned().collect::<Vec<_>>()))?;
             mentioned = members;
         }
+        let pending =
+            if held { session.pending_queue(&room) } else { session.pending_message(&room, text.as_str(), &mentioned) };
         if mentioned.is_empty() {
-            session.reply_when_durable(id, ordered.receipt, move |p| Appended { seq: p.seq, ts: p.ts, held });
+            session.reply_when_durable(id, ordered.receipt, move |p| {
+                pending.durable(&p);
+                Appended { seq: p.seq, ts: p.ts, held }
+            });
         } else {
             // Into each inbox before the answer: an acknowledged mention is kept.
             let (reads, room, from) = (session.shared.reads.clone(), room.id.clone(), user.clone());
@@ -55,10 +61,9 @@ impl Handle for SendMessage {
                     tracing::warn!(%error, "a mention could not be added to its inboxes");
                 }
             };
-            session.reply_when_durable_after(id, ordered.receipt, note, move |p| Appended {
-                seq: p.seq,
-                ts: p.ts,
-                held,
+            session.reply_when_durable_after(id, ordered.receipt, note, move |p| {
+                pending.durable(&p);
+                Appended { seq: p.seq, ts: p.ts, held }
             });
         }
         crate::metrics::get().messages.increment(1);

@@ -21,6 +21,7 @@ mod messages;
 mod moderation;
 mod notes;
 mod ordering;
+mod push;
 mod read_state;
 mod reads;
 mod search;

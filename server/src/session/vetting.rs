@@ -18,7 +18,10 @@ impl Handle for RequestJoin {
         let args = self;
         let (user, now) = session.caller();
         let room = session.room(&args.room).await?;
-        session.decide_ordered(&room, args, |s, args| s.decide_request_join(&user, args.note, now)).await?;
+        let pending = session.pending_queue(&room);
+        let published =
+            session.decide_ordered(&room, args, |s, args| s.decide_request_join(&user, args.note, now)).await?;
+        pending.durable(&published);
         session.reply(id, &Done {}).await;
         Ok(())
     }

@@ -4,7 +4,9 @@
 //! later seq; and one sorted set per member (`PREFIX:{reads}:mentions:USER`,
 //! members `TS|SEQ|ROOM|FROM` all scored 0 so they sort by their text, which
 //! puts the time first), trimmed to the newest; and one set per member of
-//! the members they block (`PREFIX:{reads}:blocks:USER`).
+//! the members they block (`PREFIX:{reads}:blocks:USER`); a member's push
+//! settings as JSON (`PREFIX:{reads}:push:USER`), and per room the members
+//! who hear every message of it (a set, `PREFIX:{reads}:everything:ROOM`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,7 +14,7 @@ use std::sync::Arc;
 use hearth_protocol::{RoomId, Seq, UserId};
 
 use super::Shared;
-use crate::reads::{MAX_INBOX, Mention, ReadStore, ReadsFuture, ReadsUnavailable};
+use crate::reads::{MAX_INBOX, Mention, PushSettings, ReadStore, ReadsFuture, ReadsUnavailable};
 
 /// Sets the field to ARGV[2] unless it holds a larger seq; answers the seq held.
 const ADVANCE: &str = r"
@@ -41,6 +43,14 @@ impl RedisReads {
 
     fn blocks_key(&self, user: &UserId) -> String {
         format!("{}:{{reads}}:blocks:{}", self.shared.config.prefix, user.as_str())
+    }
+
+    fn push_key(&self, user: &UserId) -> String {
+        format!("{}:{{reads}}:push:{}", self.shared.config.prefix, user.as_str())
+    }
+
+    fn watchers_key(&self, room: &RoomId) -> String {
+        format!("{}:{{reads}}:everything:{}", self.shared.config.prefix, room.as_str())
     }
 
     fn inbox(&self, user: &UserId) -> String {
@@ -130,6 +140,61 @@ impl ReadStore for RedisReads {
                 .await
                 .map_err(unavailable)?;
             Ok(())
+        })
+    }
+
+    fn push_settings(&self, user: UserId) -> ReadsFuture<'_, PushSettings> {
+        Box::pin(async move {
+            let json: Option<String> =
+                self.shared.commands.query(redis::cmd("GET").arg(self.push_key(&user))).await.map_err(unavailable)?;
+            Ok(json.and_then(|j| serde_json::from_str(&j).ok()).unwrap_or_default())
+        })
+    }
+
+    fn set_push_settings(&self, user: UserId, settings: PushSettings) -> ReadsFuture<'_, ()> {
+        Box::pin(async move {
+            let before = self.push_settings(user.clone()).await?.everything();
+            let after = if settings.devices.is_empty() { Default::default() } else { settings.everything() };
+            let json = serde_json::to_string(&settings).map_err(|e| ReadsUnavailable(e.to_string()))?;
+            // One round trip, all in the `{reads}` slot.
+            let mut pipe = redis::pipe();
+            pipe.atomic();
+            pipe.set(self.push_key(&user), json).ignore();
+            for room in before.difference(&after) {
+                pipe.srem(self.watchers_key(room), user.as_str()).ignore();
+            }
+            for room in after.difference(&before) {
+                pipe.sadd(self.watchers_key(room), user.as_str()).ignore();
+            }
+            let () = self.shared.commands.query_pipe(&pipe).await.map_err(unavailable)?;
+            Ok(())
+        })
+    }
+
+    fn push_key(&self, candidate: Vec<u8>) -> ReadsFuture<'_, Vec<u8>> {
+        Box::pin(async move {
+            // Every node offers its own; the first kept is everyone's.
+            let key = format!("{}:{{reads}}:push-key", self.shared.config.prefix);
+            let _: Option<String> = self
+                .shared
+                .commands
+                .query(redis::cmd("SET").arg(&key).arg(candidate).arg("NX"))
+                .await
+                .map_err(unavailable)?;
+            let kept: Vec<u8> = self.shared.commands.query(redis::cmd("GET").arg(&key)).await.map_err(unavailable)?;
+            Ok(kept)
+        })
+    }
+
+    fn push_watchers(&self, room: RoomId) -> ReadsFuture<'_, Vec<UserId>> {
+        Box::pin(async move {
+            let names: Vec<String> = self
+                .shared
+                .commands
+                .query(redis::cmd("SMEMBERS").arg(self.watchers_key(&room)))
+                .await
+                .map_err(unavailable)?;
+            Ok(names.into_iter().filter_map(|n| UserId::new(n).ok()).collect())
         })
     }
 }
