@@ -101,6 +101,7 @@ fn reencode(kind: &str, json: &[u8]) -> (Vec<u8>, Vec<u8>) {
         "reply=search" => reply::<Search>(json),
         "reply=start_direct" => reply::<StartDirect>(json),
         "reply=block" => reply::<Block>(json),
+        "reply=push_key" => reply::<PushKey>(json),
         other => panic!("unknown example kind {other:?}; add it to this test"),
     }
 }

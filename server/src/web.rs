@@ -42,6 +42,9 @@ const INDEX: &str = include_str!("../web/index.html");
 
 const MANIFEST: &str = include_str!("../web/manifest.webmanifest");
 
+/// The service worker, at the root so its scope is the whole page.
+const SERVICE_WORKER: &[u8] = include_bytes!("../web/sw.js");
+
 /// The page's security policy: scripts and styles only from this server's
 /// files (no inline script, no `eval`), connections only to this server,
 /// never framed.
@@ -86,6 +89,7 @@ pub struct Site {
     assets: HashMap<&'static str, File>,
     index: File,
     manifest: File,
+    service_worker: File,
 }
 
 impl Site {
@@ -113,6 +117,11 @@ impl Site {
             assets,
             index: File::new("text/html; charset=utf-8", Bytes::from(index), Caching::Revalidate),
             manifest: File::new("application/manifest+json", Bytes::from(manifest), Caching::Revalidate),
+            service_worker: File::new(
+                "text/javascript; charset=utf-8",
+                Bytes::from_static(SERVICE_WORKER),
+                Caching::Revalidate,
+            ),
             version,
         }
     }
@@ -122,6 +131,7 @@ impl Site {
         match path {
             "/" | "/index.html" => return Some(&self.index),
             "/manifest.webmanifest" => return Some(&self.manifest),
+            "/sw.js" => return Some(&self.service_worker),
             _ => {}
         }
         if let Some(rest) = path.strip_prefix("/r/").or_else(|| path.strip_prefix("/invite/")) {

@@ -279,6 +279,10 @@ both_modes! {
         assert_eq!(to_bo.len(), 1, "bo: once for club (coalesced), never while in darkroom, nothing in lobby: {to_bo:?}");
         assert_eq!(service.to("/gone").len(), 1, "a device its service says is gone is forgotten");
         assert_eq!(service.to("/cy").len(), 4);
+        // What became of them, on the node that sent them.
+        let (_, metrics) = http_get(d.node("ada"), "/metrics").await;
+        assert!(metrics.contains("hearth_push_total{outcome=\"sent\"}"), "{metrics}");
+        assert!(metrics.contains("hearth_push_total{outcome=\"gone\"}"), "{metrics}");
         drop(bo);
         d.stop().await;
     }

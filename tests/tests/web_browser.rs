@@ -446,6 +446,10 @@ async fn the_main_screens_pass_an_accessibility_check_in_both_colour_schemes() {
         search(&ada, "example", "example").await;
         accessibility(&ada, &format!("the search panel with a result ({scheme})")).await;
         click(&ada, ".panel header", "Close panel").await;
+        click(&ada, ".topbar", "Notifications").await;
+        ada.wait_for("!!document.querySelector('.panel #push-level')", "the notifications panel").await;
+        accessibility(&ada, &format!("the notifications panel ({scheme})")).await;
+        click(&ada, ".panel header", "Close panel").await;
     }
     server.stop().await;
 }
@@ -730,6 +734,18 @@ async fn a_direct_conversation_starts_from_the_members_panel_and_a_block_folds_m
     }
     click(&ada, ".main .msg.folded", "Show").await;
     shows(&ada, "see you all there").await;
+
+    // What ada hears of the room while away: kept by the server.
+    click(&ada, ".topbar", "Notifications").await;
+    ada.wait_for("!!document.querySelector('.panel #push-level')", "the notifications panel").await;
+    ada.eval(
+        "(() => { const s = document.querySelector('.panel #push-level'); s.value = 'nothing';          s.dispatchEvent(new Event('change')); })()",
+    )
+    .await;
+    ada.wait_for("localStorage.getItem('hearth.push.cameras') === 'nothing'", "the level kept").await;
+    if let Some(dir) = screenshots() {
+        ada.screenshot(&dir.join("notifications-desktop.png")).await;
+    }
     assert_eq!(unexpected_errors(&ada), Vec::<String>::new());
     assert_eq!(unexpected_errors(&bo), Vec::<String>::new());
     server.stop().await;

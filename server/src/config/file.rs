@@ -52,6 +52,8 @@ pub struct FileSettings {
     pub receivers_per_room: Option<usize>,
     pub pins_per_room: Option<usize>,
     pub direct_per_hour: Option<u32>,
+    pub push_contact: Option<String>,
+    pub push_hosts: Option<Vec<String>>,
     pub registration: Option<String>,
     #[serde(default, with = "human")]
     pub token_ttl: Option<Duration>,

@@ -62,6 +62,7 @@ class App {
         el("span", { class: "who-am-i" }, visible(this.me)),
         el("button", { type: "button", "aria-label": "Search messages", onclick: () => this.setPanel(this.panel?.kind === "search" ? null : { kind: "search" }) }, "🔍"),
         el("button", { type: "button", "aria-label": "Mentions of you", onclick: () => this.setPanel(this.panel?.kind === "mentions" ? null : { kind: "mentions" }) }, "@"),
+        el("button", { type: "button", "aria-label": "Notifications", onclick: () => this.setPanel(this.panel?.kind === "notify" ? null : { kind: "notify" }) }, "🔔"),
         el("button", { type: "button", "aria-label": "Change password", onclick: () => this.passwordDialog() }, "🔑"),
         el("button", { type: "button", onclick: () => this.signOut() }, "Sign out")),
       this.roomsNode, this.mainNode, this.panelNode, this.toastNode);
@@ -380,6 +381,41 @@ class App {
     if (on && !confirm(`Block ${user}? They will not be able to write to you directly, and their messages will be folded away for you.`)) return;
     const answer = await this.act("block", { user, on });
     if (answer) this.setBlocked(answer.users);
+  }
+
+  /** This device's push subscription, if notifications are on here. */
+  async pushSubscription() {
+    if (!("serviceWorker" in navigator) || !("PushManager" in window)) return null;
+    const registration = await navigator.serviceWorker.getRegistration("/");
+    return registration ? registration.pushManager.getSubscription() : null;
+  }
+
+  /** Turns notifications on for this device: permission, the service
+   * worker, a subscription with the server's key, kept by the server. */
+  async enablePush(withText) {
+    if (!("serviceWorker" in navigator) || !("PushManager" in window)) throw new Error("This browser cannot show notifications from a website.");
+    if (await Notification.requestPermission() !== "granted") throw new Error("Notifications are blocked for this site in the browser's settings.");
+    const registration = await navigator.serviceWorker.register("/sw.js", { scope: "/" });
+    await navigator.serviceWorker.ready;
+    const { key } = await this.conn.request("push_key");
+    const padded = key.replace(/-/g, "+").replace(/_/g, "/") + "=".repeat((4 - key.length % 4) % 4);
+    const applicationServerKey = Uint8Array.from(atob(padded), (c) => c.charCodeAt(0));
+    const subscription = await registration.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey });
+    const json = subscription.toJSON();
+    await this.conn.request("push_subscribe", { endpoint: json.endpoint, p256dh: json.keys.p256dh, auth: json.keys.auth, text: withText });
+  }
+
+  async disablePush() {
+    const subscription = await this.pushSubscription();
+    if (!subscription) return;
+    await this.conn.request("push_unsubscribe", { endpoint: subscription.endpoint }).catch(() => {});
+    await subscription.unsubscribe();
+  }
+
+  async setPushLevel(room, level) {
+    await this.conn.request("push_level", { room: room.name, level });
+    // The server keeps it; this device remembers what it last chose, to show it.
+    localStorage.setItem(`hearth.push.${room.name}`, level);
   }
 
   setBlocked(users) {
@@ -713,7 +749,7 @@ class App {
 
   drawPanel() {
     const room = this.rooms.get(this.current);
-    const open = !!(this.panel && (room || this.panel.kind === "mentions" || this.panel.kind === "search"));
+    const open = !!(this.panel && (room || ["mentions", "search", "notify"].includes(this.panel.kind)));
     this.panelNode.hidden = !open;
     this.shell.classList.toggle("with-panel", open);
     if (!open) return;

@@ -13,9 +13,10 @@ const DURATIONS = [["10 minutes", 600], ["1 hour", 3600], ["1 day", 86400], ["1 
 export function drawPanel(node, app, room) {
   const panel = app.panel;
   const close = el("button", { type: "button", "aria-label": "Close panel", onclick: () => app.setPanel(null) }, "✕");
-  const title = { members: "Members", pins: "Pinned notes", thread: "Thread", moderate: "Moderation", mentions: "Mentions", search: "Search" }[panel.kind];
+  const title = { members: "Members", pins: "Pinned notes", thread: "Thread", moderate: "Moderation", mentions: "Mentions", search: "Search", notify: "Notifications" }[panel.kind];
   const body = {
     mentions: () => mentions(app),
+    notify: () => (panel.nodes ??= notifications(app, room)),
     // Kept across redraws (events redraw the panel): the query and its results stay.
     search: () => (panel.nodes ??= search(app, room)),
     members: () => members(app, room),
@@ -25,6 +26,38 @@ export function drawPanel(node, app, room) {
   }[panel.kind]();
   fill(node, el("header", {}, el("h2", { id: "panel-title" }, title), close), body);
   node.setAttribute("aria-labelledby", "panel-title");
+}
+
+/** Notifications while away, on this device, and what each room tells. */
+function notifications(app, room) {
+  const status = el("p", { role: "status" }, "Checking this device…");
+  const withText = el("input", { type: "checkbox", id: "push-text" });
+  const actions = el("div", { class: "row" });
+  const draw = async () => {
+    let on = false;
+    try { on = !!(await app.pushSubscription()); } catch { /* shown as off */ }
+    status.textContent = on
+      ? "This device shows a notification when you are away and someone mentions you, writes to you directly, or is waiting for you."
+      : "Notifications are off on this device.";
+    fill(actions, on
+      ? el("button", { type: "button", onclick: async () => { await app.disablePush(); draw(); } }, "Turn off on this device")
+      : el("button", { type: "button", class: "primary", onclick: async () => {
+        try { await app.enablePush(withText.checked); } catch (error) { app.toast(error.message); }
+        draw();
+      } }, "Turn on on this device"));
+  };
+  draw();
+  const levels = [["everything", "Every message"], ["mentions", "Mentions, replies and waiting requests"], ["nothing", "Nothing"]];
+  const direct = !!(room?.info?.direct?.length);
+  const chosen = room ? localStorage.getItem(`hearth.push.${room.name}`) || (direct ? "everything" : "mentions") : null;
+  const level = room ? el("select", { id: "push-level", onchange: () => app.setPushLevel(room, level.value).catch((e) => app.toast(e.message)) },
+    levels.map(([value, label]) => el("option", { value, selected: value === chosen }, label))) : null;
+  return [
+    status,
+    el("label", {}, withText, " Show the message's text in notifications (turn on again to change it)"),
+    actions,
+    room ? [el("label", { for: "push-level" }, `While you are away, tell me about ${direct ? "this conversation" : `#${room.name}`}:`), level] : null,
+  ];
 }
 
 /** Messages that mentioned the member, in every room, newest first. */

@@ -84,6 +84,15 @@ struct Cli {
     /// comma-separated; `*` for any. Default: none (browsers get 403).
     #[arg(long, env = "HEARTH_ALLOWED_ORIGINS", value_delimiter = ',')]
     allowed_origins: Vec<String>,
+    /// Who runs this server, told to push services with each notification
+    /// (mailto:you@example.org or an https URL).
+    #[arg(long, default_value = "mailto:hearth@localhost")]
+    push_contact: String,
+    /// Hosts of the push services the server sends notifications to,
+    /// comma-separated (a host, or a domain and its subdomains). Default:
+    /// Chrome's, Firefox's, Edge's and Safari's.
+    #[arg(long, value_delimiter = ',')]
+    push_hosts: Vec<String>,
     /// How long shutdown waits for connections to take their close frames (e.g. 5s).
     #[arg(long, value_parser = humantime::parse_duration, default_value = "5s")]
     shutdown_grace: Duration,
@@ -255,6 +264,10 @@ fn main() -> Result<()> {
     let mut config = Config::new(storage, secret_for(&cli.data_dir, shared_secret)?);
     config.max_connections = cli.max_connections;
     config.allowed_origins = cli.allowed_origins.clone();
+    config.push.contact = cli.push_contact.clone();
+    if !cli.push_hosts.is_empty() {
+        config.push.hosts = cli.push_hosts.clone();
+    }
     config.admin_listen = cli.admin_listen;
     config.tls = match (&cli.tls_cert, &cli.tls_key) {
         (Some(cert), Some(key)) => Some(hearth_server::tls::TlsFiles { cert: cert.clone(), key: key.clone() }),
