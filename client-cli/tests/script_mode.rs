@@ -97,6 +97,8 @@ async fn script_mode_prints_text_or_json_and_exits_with_the_class_of_failure() {
     assert_eq!(refused.status.code(), Some(6), "a blocked member is refused like a forbidden one");
     assert_eq!(stdout(&hearth(&url, Some("ada"), &["unblock", "bo"]).await), "unblocked bo\n");
     assert_eq!(stdout(&hearth(&url, Some("ada"), &["blocks"]).await), "you block nobody\n");
+    let notify = stdout(&hearth(&url, Some("bo"), &["notify", "lab", "everything"]).await);
+    assert_eq!(notify, "while you are away, lab tells you of every message\n");
 
     // Each class of failure has its code.
     let code = |output: Output| output.status.code();

@@ -34,7 +34,8 @@ impl Received {
 }
 
 /// A push service on loopback: keeps every request; answers 410 (gone) on
-/// paths starting `/gone`, 201 otherwise.
+/// paths starting `/gone`, 503 to the first request on paths starting
+/// `/busy`, 201 otherwise.
 struct PushService {
     port: u16,
     received: Arc<Mutex<Vec<Received>>>,
@@ -44,15 +45,24 @@ impl PushService {
     async fn start() -> PushService {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
-        let received = Arc::new(Mutex::new(Vec::new()));
+        let received = Arc::new(Mutex::new(Vec::<Received>::new()));
         let keep = received.clone();
         tokio::spawn(async move {
             while let Ok((mut socket, _)) = listener.accept().await {
                 let keep = keep.clone();
                 tokio::spawn(async move {
                     let Some(request) = read_request(&mut socket).await else { return };
-                    let status = if request.path.starts_with("/gone") { "410 Gone" } else { "201 Created" };
-                    keep.lock().unwrap().push(request);
+                    let status = {
+                        let mut kept = keep.lock().unwrap();
+                        let before = kept.iter().filter(|r| r.path == request.path).count();
+                        let status = match request.path.as_str() {
+                            path if path.starts_with("/gone") => "410 Gone",
+                            path if path.starts_with("/busy") && before == 0 => "503 Service Unavailable",
+                            _ => "201 Created",
+                        };
+                        kept.push(request);
+                        status
+                    };
                     let answer = format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
                     let _ = socket.write_all(answer.as_bytes()).await;
                 });
@@ -218,7 +228,8 @@ both_modes! {
             create_room(&ada, name, None).await.unwrap();
         }
         let server_key = ada.request(PushKey {}).await.unwrap().key;
-        let (bo_keys, cy_keys, gone_keys) = (DeviceKeys::new(), DeviceKeys::new(), DeviceKeys::new());
+        let (bo_keys, cy_keys, gone_keys, dee_keys) =
+            (DeviceKeys::new(), DeviceKeys::new(), DeviceKeys::new(), DeviceKeys::new());
         {
             let mut bo = d.client("bo", Codec::Json).await;
             let mut cy = d.client("cy", Codec::MsgPack).await;
@@ -229,6 +240,9 @@ both_modes! {
             bo.request(bo_keys.subscription(service.endpoint("/bo"), false)).await.unwrap();
             cy.request(cy_keys.subscription(service.endpoint("/cy"), true)).await.unwrap();
             cy.request(gone_keys.subscription(service.endpoint("/gone"), false)).await.unwrap();
+            let mut dee = d.client("dee", Codec::Json).await;
+            dee.join(&hearth_tests::room("club")).await.unwrap();
+            dee.request(dee_keys.subscription(service.endpoint("/busy"), false)).await.unwrap();
             cy.request(SetPushLevel { room: hearth_tests::room("lobby"), level: PushLevel::Everything }).await.unwrap();
             bo.request(SetPushLevel { room: hearth_tests::room("lobby"), level: PushLevel::Nothing }).await.unwrap();
             // Endpoints are checked: only push services, and keys that work.
@@ -238,7 +252,7 @@ both_modes! {
             bad.auth = "short".into();
             assert_eq!(code(bo.request(bad).await), ErrorCode::BadRequest);
         }
-        online(&ada, "club", &["bo", "cy"], false).await;
+        online(&ada, "club", &["bo", "cy", "dee"], false).await;
 
         // A mention reaches each device of the away members, encrypted for it.
         say(&ada, "club", "@bo @cy film day on saturday").await;
@@ -251,6 +265,11 @@ both_modes! {
         let cy_sees = cy_keys.open(&to_cy[0], &server_key, &audience);
         assert_eq!(cy_sees["text"], "@bo @cy film day on saturday");
         gone_keys.open(&gone[0], &server_key, &audience);
+
+        // A push service in trouble is tried again, a second later.
+        say(&ada, "club", "@dee are you in?").await;
+        let to_dee = service.wait_for("/busy", 2).await;
+        assert_eq!(dee_keys.open(&to_dee[0], &server_key, &audience), dee_keys.open(&to_dee[1], &server_key, &audience));
 
         // Coalesced: one per member and room in a few minutes.
         say(&ada, "club", "@bo and the developer too").await;

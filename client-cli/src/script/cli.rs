@@ -111,6 +111,13 @@ pub(crate) enum Command {
     Unblock { user: UserId },
     /// The members you block.
     Blocks,
+    /// What you are notified of in a room while away, on the devices where
+    /// the web page turned notifications on.
+    Notify {
+        room: RoomId,
+        #[arg(value_enum)]
+        level: Level,
+    },
     /// Mark a room read up to its newest message (or SEQ), on every device;
     /// `--all` marks every room of yours.
     Read {
@@ -408,6 +415,15 @@ pub(crate) enum Command {
         #[arg(long)]
         password_stdin: bool,
     },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub(crate) enum Level {
+    /// Every message.
+    Everything,
+    /// Mentions of you, replies to you, and (welcomers) waiting requests.
+    Mentions,
+    Nothing,
 }
 
 #[derive(Clone, Copy, ValueEnum)]

@@ -193,6 +193,18 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
         }
         Command::Block { user } => block(&client, user, true, json).await?,
         Command::Unblock { user } => block(&client, user, false, json).await?,
+        Command::Notify { room, level } => {
+            use hearth_protocol::ops::PushLevel;
+            let (level, words) = match level {
+                Level::Everything => (PushLevel::Everything, "every message"),
+                Level::Mentions => (PushLevel::Mentions, "mentions, replies and waiting requests"),
+                Level::Nothing => (PushLevel::Nothing, "nothing"),
+            };
+            client.request(hearth_protocol::ops::SetPushLevel { room: room.clone(), level }).await?;
+            if !json {
+                println!("while you are away, {room} tells you of {words}");
+            }
+        }
         Command::Blocks => {
             let list = client.request(hearth_protocol::ops::Blocks {}).await?;
             if json {

@@ -53,6 +53,7 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ("/dm", "USER... — write to members directly (a conversation of up to 10; started, or opened again)"),
     ("/block", "USER — no direct messages from USER; their messages are folded away"),
     ("/unblock", "USER — lift a block"),
+    ("/notify", "everything|mentions|nothing — what the web page's notifications tell you of this room while away"),
     ("/search", "TEXT — find messages containing TEXT in your rooms, newest first (Esc closes)"),
     ("/members", "— show the members (F3)"),
     ("/help", "— keys and commands (F1)"),
@@ -257,6 +258,25 @@ impl App {
                     Vec::new()
                 }
             },
+            "/notify" => {
+                use hearth_protocol::ops::{PushLevel, SetPushLevel};
+                let level = match rest.trim() {
+                    "everything" => Some(PushLevel::Everything),
+                    "mentions" => Some(PushLevel::Mentions),
+                    "nothing" => Some(PushLevel::Nothing),
+                    _ => None,
+                };
+                match (level, self.active.clone()) {
+                    (Some(level), Some(room)) => {
+                        let what = format!("notifications for {room}: {}", rest.trim());
+                        vec![Action::Request { what, op: SetPushLevel { room, level }.into() }]
+                    }
+                    _ => {
+                        self.says("/notify everything|mentions|nothing — in the room shown");
+                        Vec::new()
+                    }
+                }
+            }
             "/members" => {
                 self.panel = Panel::Members;
                 self.active.clone().map(Action::Members).into_iter().collect()

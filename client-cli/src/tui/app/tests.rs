@@ -713,6 +713,13 @@ fn direct_conversations_and_blocks_from_the_input_line() {
     let mut app = cameras();
     assert_eq!(typed(&mut app, "/dm bo cy"), vec![Action::Direct { with: vec![user("bo"), user("cy")] }]);
     assert!(typed(&mut app, "/dm").is_empty(), "nobody named, nothing asked");
+    match typed(&mut app, "/notify everything").as_slice() {
+        [Action::Request { op: hearth_protocol::Op::SetPushLevel(set), .. }] => {
+            assert_eq!(set.level, hearth_protocol::ops::PushLevel::Everything)
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(typed(&mut app, "/notify loudly").is_empty());
     // The conversation it joins is shown.
     let mut conversation = joined("dm-00112233445566778899", 1, Role::Member);
     conversation.room.visibility = Visibility::Direct;
