@@ -199,6 +199,8 @@ operations! {
     PushUnsubscribe = "push_unsubscribe" => Done;
     /// What the caller is notified of in a room while away.
     SetPushLevel = "push_level" => Done;
+    /// The levels the caller set, room by room.
+    PushLevels = "push_levels" => PushLevelList;
 }
 
 impl Op {
@@ -216,7 +218,8 @@ impl Op {
             | Op::Blocks(_)
             | Op::PushKey(_)
             | Op::PushSubscribe(_)
-            | Op::PushUnsubscribe(_) => None,
+            | Op::PushUnsubscribe(_)
+            | Op::PushLevels(_) => None,
             Op::CreateRoom(args) => Some(&args.room),
             Op::Join(args) => Some(&args.room),
             Op::Leave(args) => Some(&args.room),
@@ -901,6 +904,23 @@ pub enum PushLevel {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SetPushLevel {
+    pub room: RoomId,
+    pub level: PushLevel,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PushLevels {}
+
+/// The levels a member set (rooms not listed have their default), and on
+/// how many devices they get notifications.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PushLevelList {
+    pub levels: Vec<RoomPushLevel>,
+    pub devices: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoomPushLevel {
     pub room: RoomId,
     pub level: PushLevel,
 }

@@ -102,6 +102,7 @@ fn reencode(kind: &str, json: &[u8]) -> (Vec<u8>, Vec<u8>) {
         "reply=start_direct" => reply::<StartDirect>(json),
         "reply=block" => reply::<Block>(json),
         "reply=push_key" => reply::<PushKey>(json),
+        "reply=push_levels" => reply::<PushLevels>(json),
         other => panic!("unknown example kind {other:?}; add it to this test"),
     }
 }

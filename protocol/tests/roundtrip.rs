@@ -156,6 +156,7 @@ fn sample_ops() -> Vec<Op> {
         .into(),
         PushUnsubscribe { endpoint: "https://fcm.googleapis.com/fcm/send/abc".into() }.into(),
         SetPushLevel { room: r(), level: PushLevel::Everything }.into(),
+        PushLevels {}.into(),
     ]
 }
 
@@ -418,6 +419,10 @@ fn every_reply_type_round_trips_in_both_codecs() {
     reply_round_trip::<Blocks>(BlockList::default());
     reply_round_trip::<PushKey>(PushKeyInfo { key: "BEl6".into() });
     reply_round_trip::<PushSubscribe>(Done {});
+    reply_round_trip::<PushLevels>(PushLevelList {
+        levels: vec![RoomPushLevel { room: room(), level: PushLevel::Nothing }],
+        devices: 2,
+    });
     reply_round_trip::<Join>(Joined {
         room: room_info(),
         role: Role::Member,

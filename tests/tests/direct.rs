@@ -97,6 +97,10 @@ in_deployments! { single_durable, cluster;
         bo.request(Leave { room: dm.clone() }).await.unwrap();
         assert_eq!(start(&bo, &["ada"]).await.unwrap().members, 2);
 
+        // A conversation of three.
+        let group = start(&cy, &["ada", "bo"]).await.unwrap();
+        assert_eq!((group.members, group.cap), (3, 3));
+
         // A block: no more direct messages from bo; ada's other device hears of it.
         let mut ada_phone = d.client("ada", Codec::Json).await;
         ada.request(Block { user: user("bo"), on: true }).await.unwrap();
@@ -110,10 +114,10 @@ in_deployments! { single_durable, cluster;
         // In the shared community room bo still speaks (ada's clients collapse it).
         say(&bo, &room("cameras"), "anyone for a photo walk?").await.unwrap();
 
-        // A conversation of three; ada's block of bo does not silence bo for cy.
-        let group = start(&cy, &["ada", "bo"]).await.unwrap();
-        assert_eq!((group.members, group.cap), (3, 3));
+        // In a conversation of three started before it, ada's block of bo
+        // does not silence bo for cy, and it opens again as it is.
         say(&bo, &group.room, "count me in").await.unwrap();
+        assert_eq!(start(&cy, &["ada", "bo"]).await.unwrap().room, group.room);
 
         // Blocks and conversations outlive a restart.
         drop((ada, bo, cy, ada_phone));
@@ -193,8 +197,10 @@ both_modes_timed! {
         bo.request(Block { user: user("ada"), on: true }).await.unwrap();
         assert_eq!(reason(start(&ada, &["bo"]).await), "blocked");
         assert_eq!(reason(start(&bo, &["ada"]).await), "blocked");
-        // Every member of a group is checked.
+        // Every member of a group is checked, and nobody is put with someone they block.
         assert_eq!(reason(start(&ada, &["nan", "zed"]).await), "no_shared_room");
+        nan.request(Block { user: user("mo"), on: true }).await.unwrap();
+        assert_eq!(reason(start(&ada, &["nan", "mo"]).await), "blocked");
         // Bad lists.
         assert_eq!(code(start(&ada, &[]).await), ErrorCode::BadRequest);
         assert_eq!(code(start(&ada, &["ada"]).await), ErrorCode::BadRequest);

@@ -505,7 +505,8 @@ async fn requests_the_server_cannot_read_count_against_the_rate_too() {
         ("bad arguments", serde_json::json!({"op": "send", "room": 7})),
     ] {
         let ws = raw_connect(&server, "flooder").await;
-        let (mut answered, mut limited_, mut close) = (0, 0, None);
+        // `in_a_row`: refusals since the last answer — what closes it.
+        let (mut answered, mut in_a_row, mut close) = (0, 0, None);
         // Written by one task while this one reads, as a pipelining client would.
         let (mut sink, mut stream) = ws.split();
         let writer = tokio::spawn(async move {
@@ -524,8 +525,11 @@ async fn requests_the_server_cannot_read_count_against_the_rate_too() {
                     Message::Binary(bytes) => {
                         let value: serde_json::Value = rmp_serde::from_slice(&bytes).unwrap();
                         match value["err"]["code"].as_str() {
-                            Some("rate_limited") => limited_ += 1,
-                            Some(_) => answered += 1,
+                            Some("rate_limited") => in_a_row += 1,
+                            Some(_) => {
+                                answered += 1;
+                                in_a_row = 0;
+                            }
                             None => {}
                         }
                     }
@@ -541,8 +545,10 @@ async fn requests_the_server_cannot_read_count_against_the_rate_too() {
         writer.abort();
         // The burst (200) is answered as asked; past it they are refused, and
         // the 100th refusal in a row closes the connection instead of a reply.
-        assert!((1..=400).contains(&answered), "{what}: {answered} answered");
-        assert_eq!(limited_, 99, "{what}: refusals before the close");
+        // (On a loaded machine the bucket refills while the flood is slowed,
+        // and a request answered meanwhile starts the count again.)
+        assert!(answered >= 1, "{what}: {answered} answered");
+        assert_eq!(in_a_row, 99, "{what}: refusals in a row before the close");
         assert_eq!(close, Some(hearth_protocol::CloseCode::RateLimited.code()), "{what}");
     }
     server.client("ada", Codec::MsgPack).await.request(hearth_protocol::ops::Ping {}).await.unwrap();

@@ -11,7 +11,9 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hearth_cli::Client;
-use hearth_protocol::ops::{Presence, PushKey, PushLevel, PushSubscribe, SendMessage, SetPushLevel, StartDirect};
+use hearth_protocol::ops::{
+    Presence, PushKey, PushLevel, PushLevels, PushSubscribe, SendMessage, SetPushLevel, StartDirect,
+};
 use hearth_protocol::{ClientMsgId, Codec, ErrorCode, Text};
 use hearth_tests::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -245,6 +247,8 @@ both_modes! {
             dee.request(dee_keys.subscription(service.endpoint("/busy"), false)).await.unwrap();
             cy.request(SetPushLevel { room: hearth_tests::room("lobby"), level: PushLevel::Everything }).await.unwrap();
             bo.request(SetPushLevel { room: hearth_tests::room("lobby"), level: PushLevel::Nothing }).await.unwrap();
+            let levels = bo.request(PushLevels {}).await.unwrap();
+            assert_eq!((levels.levels.len(), levels.levels[0].level, levels.devices), (1, PushLevel::Nothing, 1));
             // Endpoints are checked: only push services, and keys that work.
             let mut bad = bo_keys.subscription("http://192.0.2.1/x".into(), false);
             assert_eq!(code(bo.request(bad.clone()).await), ErrorCode::BadRequest);

@@ -737,12 +737,16 @@ async fn a_direct_conversation_starts_from_the_members_panel_and_a_block_folds_m
 
     // What ada hears of the room while away: kept by the server.
     click(&ada, ".topbar", "Notifications").await;
-    ada.wait_for("!!document.querySelector('.panel #push-level')", "the notifications panel").await;
+    ada.wait_for("document.querySelector('.panel #push-level')?.disabled === false", "the notifications panel").await;
     ada.eval(
         "(() => { const s = document.querySelector('.panel #push-level'); s.value = 'nothing';          s.dispatchEvent(new Event('change')); })()",
     )
     .await;
-    ada.wait_for("localStorage.getItem('hearth.push.cameras') === 'nothing'", "the level kept").await;
+    ada.wait_for(
+        "(async () => (await hearth.conn.request('push_levels')).levels.some(l => l.room === 'cameras' && l.level === 'nothing'))()",
+        "the level kept by the server",
+    )
+    .await;
     if let Some(dir) = screenshots() {
         ada.screenshot(&dir.join("notifications-desktop.png")).await;
     }

@@ -45,6 +45,7 @@ impl Handle for StartDirect {
         let room = match session.current_room(&name).await {
             Ok(room) => room,
             Err(error) if error.code == ErrorCode::NotFound => {
+                session.refuse_blocked_pairs(&others).await?;
                 session.start_direct(&starter, &others, now).await?;
                 session.room(&name).await?
             }
@@ -131,6 +132,26 @@ impl Session {
                 "no_shared_room",
                 format!("you and {other} share no room; direct messages are between members of a room"),
             ));
+        }
+        Ok(())
+    }
+
+    /// In a new group, no one is put in a conversation with someone they
+    /// block; who blocks whom is theirs, so the refusal does not say.
+    async fn refuse_blocked_pairs(&self, others: &[UserId]) -> Result<(), ErrorBody> {
+        if others.len() < 2 {
+            return Ok(());
+        }
+        for other in others {
+            let blocks = self.shared.reads.blocks(other.clone()).await?;
+            if others.iter().any(|o| blocks.contains(o)) {
+                return Err(direct_refused(
+                    "blocked",
+                    "two of the members you named do not take direct messages from each other; start it without one \
+                     of them"
+                        .to_string(),
+                ));
+            }
         }
         Ok(())
     }

@@ -4,8 +4,8 @@
 //! its event is durable.
 
 use hearth_protocol::ops::{
-    Done, MAX_PUSH_DEVICES, MAX_PUSH_ENDPOINT, PushKey, PushKeyInfo, PushSubscribe, PushUnsubscribe, SetPushLevel,
-    Visibility,
+    Done, MAX_PUSH_DEVICES, MAX_PUSH_ENDPOINT, PushKey, PushKeyInfo, PushLevelList, PushLevels, PushSubscribe,
+    PushUnsubscribe, RoomPushLevel, SetPushLevel, Visibility,
 };
 use hearth_protocol::{ErrorBody, ErrorCode, Millis, RequestId, Role, Seq, UserId};
 
@@ -97,6 +97,16 @@ impl Pending {
         notice.seq = published.seq;
         notice.ts = published.ts;
         push.notify(notice);
+    }
+}
+
+impl Handle for PushLevels {
+    async fn handle(self, session: &mut Session, id: RequestId) -> Result<(), ErrorBody> {
+        let settings = session.shared.reads.push_settings(session.conn.user.clone()).await?;
+        let levels = settings.levels.into_iter().map(|(room, level)| RoomPushLevel { room, level }).collect();
+        let devices = settings.devices.len() as u32;
+        session.reply(id, &PushLevelList { levels, devices }).await;
+        Ok(())
     }
 }
 

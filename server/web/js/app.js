@@ -414,8 +414,13 @@ class App {
 
   async setPushLevel(room, level) {
     await this.conn.request("push_level", { room: room.name, level });
-    // The server keeps it; this device remembers what it last chose, to show it.
-    localStorage.setItem(`hearth.push.${room.name}`, level);
+  }
+
+  /** The level the member set for `room` (on any device), or its default. */
+  async pushLevel(room) {
+    const answer = await this.conn.request("push_levels");
+    const set = answer.levels.find((l) => l.room === room.name);
+    return set ? set.level : (room.info?.direct?.length ? "everything" : "mentions");
   }
 
   setBlocked(users) {

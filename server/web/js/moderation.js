@@ -49,9 +49,10 @@ function notifications(app, room) {
   draw();
   const levels = [["everything", "Every message"], ["mentions", "Mentions, replies and waiting requests"], ["nothing", "Nothing"]];
   const direct = !!(room?.info?.direct?.length);
-  const chosen = room ? localStorage.getItem(`hearth.push.${room.name}`) || (direct ? "everything" : "mentions") : null;
-  const level = room ? el("select", { id: "push-level", onchange: () => app.setPushLevel(room, level.value).catch((e) => app.toast(e.message)) },
-    levels.map(([value, label]) => el("option", { value, selected: value === chosen }, label))) : null;
+  const level = room ? el("select", { id: "push-level", disabled: true, onchange: () => app.setPushLevel(room, level.value).catch((e) => app.toast(e.message)) },
+    levels.map(([value, label]) => el("option", { value }, label))) : null;
+  // As the member set it, on whichever device.
+  if (room) app.pushLevel(room).then((chosen) => { level.value = chosen; level.disabled = false; }, (e) => app.toast(e.message));
   return [
     status,
     el("label", {}, withText, " Show the message's text in notifications (turn on again to change it)"),
