@@ -6,9 +6,9 @@
 //! The session that had a message ordered hands a [`Notice`] to [`Push`]
 //! (a bounded queue: a push past it is dropped and counted, the message
 //! never waits). One worker decides who hears of it — a member with a
-//! device, whose level in the room allows it, with no connection receiving
-//! the room (the room's presence, on every node), not told of the room in
-//! the last few minutes — and sends, a few at a time, with bounded retries;
+//! device, who does not block the author, whose level in the room allows
+//! it, with no connection receiving the room (the room's presence, on every
+//! node), not told of the room in the last few minutes — and sends, a few at a time, with bounded retries;
 //! a device its push service says is gone (404, 410) is forgotten. Only the
 //! node that had the event ordered hands it over, so in a cluster each
 //! notification is sent once.
@@ -281,6 +281,10 @@ impl Worker {
         for (user, why) in whom {
             let settings = self.reads.push_settings(user.clone()).await?;
             if settings.devices.is_empty() {
+                continue;
+            }
+            // Nothing from someone they block reaches their devices.
+            if self.reads.blocks(user.clone()).await?.contains(&notice.from) {
                 continue;
             }
             let default = if notice.direct { PushLevel::Everything } else { PushLevel::Mentions };

@@ -226,7 +226,7 @@ both_modes! {
         let service = PushService::start().await;
         let audience = format!("http://127.0.0.1:{}", service.port);
         let ada = d.client("ada", Codec::MsgPack).await;
-        for name in ["club", "darkroom", "lobby"] {
+        for name in ["club", "darkroom", "lobby", "attic"] {
             create_room(&ada, name, None).await.unwrap();
         }
         let server_key = ada.request(PushKey {}).await.unwrap().key;
@@ -235,7 +235,7 @@ both_modes! {
         {
             let mut bo = d.client("bo", Codec::Json).await;
             let mut cy = d.client("cy", Codec::MsgPack).await;
-            for name in ["club", "darkroom", "lobby"] {
+            for name in ["club", "darkroom", "lobby", "attic"] {
                 bo.join(&hearth_tests::room(name)).await.unwrap();
                 cy.join(&hearth_tests::room(name)).await.unwrap();
             }
@@ -296,12 +296,19 @@ both_modes! {
         let to_cy = service.wait_for("/cy", 4).await;
         assert_eq!(cy_keys.open(&to_cy[3], &server_key, &audience)["kind"], "message");
 
+        // Nothing from someone the member blocks.
+        let cy = d.client("cy", Codec::MsgPack).await;
+        cy.request(hearth_protocol::ops::Block { user: user("ada"), on: true }).await.unwrap();
+        drop(cy);
+        online(&ada, "attic", &["cy"], false).await;
+        say(&ada, "attic", "@cy are you there?").await;
+
         // Give a wrongly sent push time to arrive, then count.
         tokio::time::sleep(Duration::from_millis(500)).await;
         let to_bo: Vec<serde_json::Value> = service.to("/bo").iter().map(|r| bo_keys.open(r, &server_key, &audience)).collect();
         assert_eq!(to_bo.len(), 1, "bo: once for club (coalesced), never while in darkroom, nothing in lobby: {to_bo:?}");
         assert_eq!(service.to("/gone").len(), 1, "a device its service says is gone is forgotten");
-        assert_eq!(service.to("/cy").len(), 4);
+        assert_eq!(service.to("/cy").len(), 4, "nothing from ada once cy blocks her");
         // What became of them, on the node that sent them.
         let (_, metrics) = http_get(d.node("ada"), "/metrics").await;
         assert!(metrics.contains("hearth_push_total{outcome=\"sent\"}"), "{metrics}");
