@@ -38,11 +38,27 @@ pub struct Conn {
     /// The account generation of the token the connection runs on (0: a
     /// token minted for a name, tied to no generation).
     generation: AtomicU64,
+    /// Its `hello` is queued: events for its user may follow (the hello is
+    /// every connection's first frame).
+    greeted: std::sync::atomic::AtomicBool,
 }
 
 impl Conn {
     pub fn new(id: ConnId, user: UserId, codec: Codec, out: Arc<Outbound>) -> Conn {
-        Conn { id, user, codec, out, rooms: Mutex::new(Vec::new()), generation: AtomicU64::new(0) }
+        Conn {
+            id,
+            user,
+            codec,
+            out,
+            rooms: Mutex::new(Vec::new()),
+            generation: AtomicU64::new(0),
+            greeted: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// Its `hello` is queued.
+    pub fn greeted(&self) {
+        self.greeted.store(true, Ordering::Release);
     }
 
     /// The connection now runs on a token of this account generation.
@@ -120,7 +136,9 @@ impl Hub {
     /// Queues `event` on every connection of `user` here.
     pub fn send_to_user(&self, user: &UserId, event: &hearth_protocol::Event) {
         let conns = self.by_user.get(user).map(|conns| conns.clone()).unwrap_or_default();
-        for conn in conns {
+        // A connection still being set up has not sent its hello: what it
+        // would be told now it reads when it starts (list_rooms, read_state).
+        for conn in conns.iter().filter(|c| c.greeted.load(Ordering::Acquire)) {
             let _ = conn.out.push(crate::frames::event_frame(conn.codec, event));
         }
     }
@@ -130,5 +148,32 @@ impl Hub {
             conns.retain(|c| c.id != conn.id);
             conns.is_empty()
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outbound::Outbound;
+    use std::collections::VecDeque;
+
+    fn queued(conn: &Conn) -> usize {
+        let mut batch = VecDeque::new();
+        let _ = conn.out.take_queued(&mut batch);
+        batch.len()
+    }
+
+    #[test]
+    fn a_connection_hears_its_users_events_only_after_its_hello() {
+        let hub = Hub::default();
+        let ada = UserId::new("ada").unwrap();
+        let conn = Arc::new(Conn::new(ConnId(1), ada.clone(), Codec::Json, Arc::new(Outbound::new(1 << 20))));
+        assert!(hub.try_register(conn.clone(), 10));
+        let event = hearth_protocol::Event::Blocks(hearth_protocol::event::BlocksEvent { users: Vec::new() });
+        hub.send_to_user(&ada, &event);
+        assert_eq!(queued(&conn), 0, "before the hello: its first frame must be the hello");
+        conn.greeted();
+        hub.send_to_user(&ada, &event);
+        assert_eq!(queued(&conn), 1);
     }
 }

@@ -180,6 +180,7 @@ impl Session {
             max_text_bytes: limits::MAX_TEXT_BYTES as u32,
         });
         let _ = self.conn.out.push(event_frame(self.conn.codec, &hello));
+        self.conn.greeted();
     }
 
     /// When, on tokio's timer, the connection's token expires — if that comes
