@@ -81,8 +81,6 @@ pub struct Shared {
     pub prompts_relist: prompts::Relist,
     /// Notifications for members who are away.
     pub push: Arc<push::Push>,
-    /// New direct conversations started, per member (`Limits::direct_per_hour`).
-    pub direct_starts: governor::DefaultKeyedRateLimiter<hearth_protocol::UserId>,
     next_conn: AtomicU64,
 }
 
@@ -228,7 +226,6 @@ impl Server {
         let clock = config.clock.clone();
         let accounts =
             Arc::new(Accounts::new(accounts, config.accounts.clone(), config.token_secret.clone(), clock.clone(), hub));
-        let config_limits = config.limits;
         let secret = reads.push_key(push::Keys::generate().secret()).await.map_err(ServerError::Reads)?;
         let keys = push::Keys::from_secret(&secret).map_err(|e| ServerError::Reads(reads::ReadsUnavailable(e)))?;
         let push = push::Push::start(
@@ -249,9 +246,6 @@ impl Server {
             clock,
             prompts_relist: prompts::Relist::default(),
             push,
-            direct_starts: governor::RateLimiter::keyed(governor::Quota::per_hour(
-                std::num::NonZeroU32::new(config_limits.direct_per_hour.max(1)).expect("at least 1"),
-            )),
             next_conn: AtomicU64::new(1),
         });
         Ok(Server { shared, broker, local, account_notices, store_failed, broker_stop })

@@ -113,7 +113,13 @@ pub trait ReadStore: Send + Sync {
     fn push_watchers(&self, room: RoomId) -> ReadsFuture<'_, Vec<UserId>>;
     /// The server's push key: the one kept, or `candidate`, kept from now on.
     fn push_key(&self, candidate: Vec<u8>) -> ReadsFuture<'_, Vec<u8>>;
+    /// Counts a new direct conversation `user` starts at `now` unless they
+    /// started `most` in the hour before; else how long until one more may.
+    fn take_direct_start(&self, user: UserId, now: Millis, most: u32) -> ReadsFuture<'_, Result<(), u64>>;
 }
+
+/// The window `take_direct_start` counts in.
+pub const DIRECT_START_WINDOW_MS: u64 = 3600 * 1000;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS reads (
@@ -152,6 +158,9 @@ pub struct LocalReads {
     inboxes: Mutex<HashMap<UserId, BTreeSet<Mention>>>,
     blocks: Mutex<HashMap<UserId, BTreeSet<UserId>>>,
     push: Mutex<HashMap<UserId, PushSettings>>,
+    /// When each member started their recent direct conversations (in
+    /// memory: a restart forgives them).
+    starts: Mutex<HashMap<UserId, std::collections::VecDeque<Millis>>>,
     db: Option<Arc<Mutex<Connection>>>,
 }
 
@@ -162,6 +171,7 @@ impl LocalReads {
             inboxes: Mutex::default(),
             blocks: Mutex::default(),
             push: Mutex::default(),
+            starts: Mutex::default(),
             db: None,
         }
     }
@@ -236,6 +246,7 @@ impl LocalReads {
             inboxes: Mutex::new(inboxes),
             blocks: Mutex::new(blocks),
             push: Mutex::new(push),
+            starts: Mutex::default(),
             db: Some(Arc::new(Mutex::new(db))),
         })
     }
@@ -404,6 +415,24 @@ impl ReadStore for LocalReads {
                 .map_err(|e| ReadsUnavailable(e.to_string()))?
                 .map_err(|e| ReadsUnavailable(e.to_string()))
         })
+    }
+
+    fn take_direct_start(&self, user: UserId, now: Millis, most: u32) -> ReadsFuture<'_, Result<(), u64>> {
+        let taken = {
+            let mut starts = self.starts.lock().unwrap_or_else(|p| p.into_inner());
+            let times = starts.entry(user).or_default();
+            while times.front().is_some_and(|t| t.0 + DIRECT_START_WINDOW_MS <= now.0) {
+                times.pop_front();
+            }
+            match times.front() {
+                Some(oldest) if times.len() >= most as usize => Err(oldest.0 + DIRECT_START_WINDOW_MS - now.0),
+                _ => {
+                    times.push_back(now);
+                    Ok(())
+                }
+            }
+        };
+        Box::pin(async move { Ok(taken) })
     }
 
     fn push_watchers(&self, room: RoomId) -> ReadsFuture<'_, Vec<UserId>> {

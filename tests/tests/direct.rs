@@ -256,3 +256,29 @@ async fn starting_conversations_is_rate_limited_and_operators_can_turn_them_off(
     say(&ada, &room("club"), "rooms go on").await.unwrap();
     off.stop().await;
 }
+
+both_modes_timed! {
+    async fn the_rate_of_new_conversations_holds_across_devices_and_nodes(d: Deployment) {
+        let ada = d.client("ada", Codec::MsgPack).await;
+        create_room(&ada, "club", None).await.unwrap();
+        let mut partners = Vec::new();
+        for n in 0..21 {
+            let name = format!("m{n}");
+            d.client(&name, Codec::Json).await.join(&room("club")).await.unwrap();
+            partners.push(name);
+        }
+        // Ada's second device is on the other node of a cluster.
+        let phone = d.other_node("ada").client("ada", Codec::Json).await;
+        for (n, partner) in partners.iter().take(20).enumerate() {
+            let device = if n % 2 == 0 { &ada } else { &phone };
+            start(device, &[partner.as_str()]).await.unwrap();
+        }
+        let limited = refusal(start(&phone, &[partners[20].as_str()]).await);
+        assert_eq!(limited.code, ErrorCode::RateLimited, "{limited:?}");
+        assert!(limited.retry_after_ms.is_some_and(|ms| ms <= 3_600_000), "{limited:?}");
+        // An hour on, one more.
+        d.advance(std::time::Duration::from_secs(3601));
+        start(&ada, &[partners[20].as_str()]).await.unwrap();
+        d.stop().await;
+    }
+}

@@ -159,9 +159,9 @@ impl Session {
     /// Makes a new conversation (counted against the starter's rate) and
     /// tells its other members, on every node, that they are in it.
     async fn start_direct(&self, starter: &UserId, others: &[UserId], now: Millis) -> Result<(), ErrorBody> {
-        if let Err(not_until) = self.shared.direct_starts.check_key(starter) {
-            let wait = not_until.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
-            let ms = (wait.as_millis() as u64).max(1);
+        let most = self.shared.config.limits.direct_per_hour;
+        if let Err(ms) = self.shared.reads.take_direct_start(starter.clone(), now, most).await? {
+            let ms = ms.max(1);
             return Err(ErrorBody::new(
                 ErrorCode::RateLimited,
                 format!("you started many direct conversations lately; the next one can start in {} s", ms / 1000 + 1),

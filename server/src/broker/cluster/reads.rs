@@ -11,10 +11,12 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use hearth_protocol::{RoomId, Seq, UserId};
+use hearth_protocol::{Millis, RoomId, Seq, UserId};
 
 use super::Shared;
-use crate::reads::{MAX_INBOX, Mention, PushSettings, ReadStore, ReadsFuture, ReadsUnavailable};
+use crate::reads::{
+    DIRECT_START_WINDOW_MS, MAX_INBOX, Mention, PushSettings, ReadStore, ReadsFuture, ReadsUnavailable,
+};
 
 /// Sets the field to ARGV[2] unless it holds a larger seq; answers the seq held.
 const ADVANCE: &str = r"
@@ -27,14 +29,29 @@ end
 return held
 ";
 
+/// Counts a start in the member's window unless it holds ARGV[3] already;
+/// answers -1, or the milliseconds until one more may start.
+const TAKE_START: &str = r"
+local now, window, most = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+if redis.call('ZCARD', KEYS[1]) >= most then
+  local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+  return tonumber(oldest[2]) + window - now
+end
+redis.call('ZADD', KEYS[1], now, ARGV[4])
+redis.call('PEXPIRE', KEYS[1], window)
+return -1
+";
+
 pub(super) struct RedisReads {
     shared: Arc<Shared>,
     advance: redis::Script,
+    take_start: redis::Script,
 }
 
 impl RedisReads {
     pub(super) fn new(shared: Arc<Shared>) -> RedisReads {
-        RedisReads { shared, advance: redis::Script::new(ADVANCE) }
+        RedisReads { shared, advance: redis::Script::new(ADVANCE), take_start: redis::Script::new(TAKE_START) }
     }
 
     fn key(&self, user: &UserId) -> String {
@@ -183,6 +200,19 @@ impl ReadStore for RedisReads {
                 .map_err(unavailable)?;
             let kept: Vec<u8> = self.shared.commands.query(redis::cmd("GET").arg(&key)).await.map_err(unavailable)?;
             Ok(kept)
+        })
+    }
+
+    fn take_direct_start(&self, user: UserId, now: Millis, most: u32) -> ReadsFuture<'_, Result<(), u64>> {
+        Box::pin(async move {
+            let key = format!("{}:{{reads}}:direct-starts:{}", self.shared.config.prefix, user.as_str());
+            // Each start its own member, however close in time.
+            let mut nonce = [0u8; 8];
+            let _ = getrandom::fill(&mut nonce);
+            let mut call = self.take_start.prepare_invoke();
+            call.key(key).arg(now.0).arg(DIRECT_START_WINDOW_MS).arg(most).arg(format!("{}-{:x?}", now.0, nonce));
+            let answer: i64 = self.shared.commands.invoke(&call).await.map_err(unavailable)?;
+            Ok(if answer < 0 { Ok(()) } else { Err(answer as u64) })
         })
     }
 
