@@ -196,14 +196,13 @@ impl Keeper {
             }
         }
         self.tokens = self.api.refresh(&self.tokens.refresh_token).await?;
-        if let Some((path, name)) = &self.profile {
-            if let Ok(mut config) = ConfigFile::load(path) {
-                if let Some(profile) = config.profiles.get_mut(name) {
-                    profile.store(&self.tokens);
-                    if let Err(error) = config.save(path) {
-                        tracing::warn!(%error, "cannot save the refreshed token");
-                    }
-                }
+        if let Some((path, name)) = &self.profile
+            && let Ok(mut config) = ConfigFile::load(path)
+            && let Some(profile) = config.profiles.get_mut(name)
+        {
+            profile.store(&self.tokens);
+            if let Err(error) = config.save(path) {
+                tracing::warn!(%error, "cannot save the refreshed token");
             }
         }
         Ok(self.tokens.token.clone())

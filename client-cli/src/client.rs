@@ -304,12 +304,12 @@ impl Client {
             Event::Truncated(t) => Some(Seq(t.next.0.saturating_sub(1))),
             event => event.seq(),
         };
-        if let (Some(room), Some(seq)) = (event.room(), seq) {
-            if let Some(position) = self.positions.get_mut(room) {
-                position.seq = seq;
-                if let Event::Truncated(t) = event {
-                    position.epoch = t.epoch;
-                }
+        if let (Some(room), Some(seq)) = (event.room(), seq)
+            && let Some(position) = self.positions.get_mut(room)
+        {
+            position.seq = seq;
+            if let Event::Truncated(t) = event {
+                position.epoch = t.epoch;
             }
         }
         // Removed (left elsewhere, kicked, banned): nothing to resume there; a
@@ -319,10 +319,10 @@ impl Client {
             Event::Moderation(m) if matches!(m.action, ModAction::Kick | ModAction::Ban) => m.user.as_ref(),
             _ => None,
         };
-        if let (Some(room), Some(user)) = (event.room(), removed) {
-            if *user == self.hello.user {
-                self.positions.remove(room);
-            }
+        if let (Some(room), Some(user)) = (event.room(), removed)
+            && *user == self.hello.user
+        {
+            self.positions.remove(room);
         }
     }
 

@@ -352,12 +352,11 @@ impl Member {
                         None => { stats.error("connection ended"); break; }
                     };
                     self.on_frame(codec, &bytes, &mut tracker, &stats, clock, &mut retries);
-                    if let Some((started, head)) = storm {
-                        if tracker.last_seq >= head {
+                    if let Some((started, head)) = storm
+                        && tracker.last_seq >= head {
                             let _ = storm_done.send(started.elapsed()).await;
                             storm = None;
                         }
-                    }
                 }
             }
         }

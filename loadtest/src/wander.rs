@@ -207,17 +207,16 @@ impl Wanderer {
             let mut last = joined.room.head.0;
             let counters = &self.counters;
             let mut check = |frame: &ServerFrame| {
-                if let ServerFrame::Event(event) = frame {
-                    if let (Some(r), Some(seq)) = (event.room(), event.seq()) {
-                        if *r == room {
-                            if seq.0 <= last {
-                                counters.duplicates.fetch_add(1, Ordering::Relaxed);
-                            } else if seq.0 != last + 1 {
-                                counters.gaps.fetch_add(seq.0 - last - 1, Ordering::Relaxed);
-                            }
-                            last = last.max(seq.0);
-                        }
+                if let ServerFrame::Event(event) = frame
+                    && let (Some(r), Some(seq)) = (event.room(), event.seq())
+                    && *r == room
+                {
+                    if seq.0 <= last {
+                        counters.duplicates.fetch_add(1, Ordering::Relaxed);
+                    } else if seq.0 != last + 1 {
+                        counters.gaps.fetch_add(seq.0 - last - 1, Ordering::Relaxed);
                     }
+                    last = last.max(seq.0);
                 }
             };
             // Say one thing, then read until the stay is over.

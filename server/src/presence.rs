@@ -48,7 +48,7 @@ pub async fn run(registry: Arc<Registry>, stop: CancellationToken) {
     let mut ticks = crate::clock::Ticks::every(TICK);
     while let Some(n) = ticks.next(&stop).await {
         let slice = n % SLICES;
-        let refresh = (n / SLICES) % REFRESH_LOOKS == 0;
+        let refresh = (n / SLICES).is_multiple_of(REFRESH_LOOKS);
         let rooms = registry.loaded().all();
         if slice == 0 {
             here_before.retain(|id, _| rooms.iter().any(|r| r.id == *id));

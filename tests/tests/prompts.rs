@@ -22,10 +22,10 @@ async fn posted(client: &mut Client, wait: Duration) -> Vec<String> {
     let deadline = tokio::time::Instant::now() + wait;
     let mut texts = Vec::new();
     while let Ok(Some(Some(event))) = tokio::time::timeout_at(deadline, client.next_event()).await.map(Some) {
-        if let Event::Message(m) = event {
-            if m.prompt.is_some() {
-                texts.push(format!("{}: {}", m.from, m.text));
-            }
+        if let Event::Message(m) = event
+            && m.prompt.is_some()
+        {
+            texts.push(format!("{}: {}", m.from, m.text));
         }
     }
     texts

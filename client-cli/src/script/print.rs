@@ -66,13 +66,14 @@ pub(crate) async fn tail(
             let Some(event) = event else { break };
             print_event(&event, json);
             backoff = Duration::from_millis(250);
-            if let Event::MemberLeft(left) = &event {
-                if left.room == room && left.user == client.hello().user {
-                    // This membership ended (here or on another connection): the
-                    // room sends nothing more.
-                    eprintln!("you are no longer a member of {room}");
-                    return Ok(());
-                }
+            if let Event::MemberLeft(left) = &event
+                && left.room == room
+                && left.user == client.hello().user
+            {
+                // This membership ended (here or on another connection): the
+                // room sends nothing more.
+                eprintln!("you are no longer a member of {room}");
+                return Ok(());
             }
         }
         let close = client.close_info();
@@ -87,10 +88,10 @@ pub(crate) async fn tail(
         backoff = (backoff * 2).min(Duration::from_secs(10));
         let mut options = client.options().clone();
         if let Some(keeper) = keeper.as_mut() {
-            if keeper.refresh_in().is_zero() {
-                if let Err(error) = keeper.refresh().await {
-                    eprintln!("cannot refresh the login: {error}");
-                }
+            if keeper.refresh_in().is_zero()
+                && let Err(error) = keeper.refresh().await
+            {
+                eprintln!("cannot refresh the login: {error}");
             }
             options.token = keeper.token().to_string();
         }

@@ -116,10 +116,10 @@ impl RoomView {
 
     fn push(&mut self, line: Line) {
         // Shown once: a replay after a reconnect never doubles a line.
-        if let (Some(seq), Some(newest)) = (line.seq, self.newest_seq()) {
-            if seq <= newest {
-                return;
-            }
+        if let (Some(seq), Some(newest)) = (line.seq, self.newest_seq())
+            && seq <= newest
+        {
+            return;
         }
         if self.oldest.is_none() {
             self.oldest = line.seq;
@@ -254,10 +254,11 @@ impl App {
             return Vec::new();
         };
         let now = Instant::now();
-        if let Some((last, at)) = &self.told_typing {
-            if *last == room && now.duration_since(*at) < TYPING_EVERY {
-                return Vec::new();
-            }
+        if let Some((last, at)) = &self.told_typing
+            && *last == room
+            && now.duration_since(*at) < TYPING_EVERY
+        {
+            return Vec::new();
         }
         self.told_typing = Some((room.clone(), now));
         vec![Action::Typing(room)]
@@ -395,11 +396,13 @@ impl App {
         let Some(room) = self.active_mut() else { return Vec::new() };
         let max = room.lines.len().saturating_sub(1);
         room.scroll = (room.scroll as isize).saturating_add(lines).clamp(0, max as isize) as usize;
-        if room.scroll >= max && room.more_history && !room.loading_older {
-            if let Some(before) = room.oldest {
-                room.loading_older = true;
-                return vec![Action::Older { room: room.id.clone(), before }];
-            }
+        if room.scroll >= max
+            && room.more_history
+            && !room.loading_older
+            && let Some(before) = room.oldest
+        {
+            room.loading_older = true;
+            return vec![Action::Older { room: room.id.clone(), before }];
         }
         Vec::new()
     }

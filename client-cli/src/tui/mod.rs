@@ -74,11 +74,11 @@ pub async fn run(options: Options, keeper: Option<crate::account::Keeper>) -> Re
     network.abort();
     // The network task gave up for good (a disabled account, a refused
     // token): say why on the restored terminal, not on a screen that is gone.
-    if let app::Connection::Closed(why) = &app.connection {
-        if !app.quit {
-            drop(terminal);
-            anyhow::bail!("{why}");
-        }
+    if let app::Connection::Closed(why) = &app.connection
+        && !app.quit
+    {
+        drop(terminal);
+        anyhow::bail!("{why}");
     }
     Ok(())
 }

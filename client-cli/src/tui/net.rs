@@ -64,11 +64,10 @@ pub async fn run(
             action = actions.recv() => {
                 let Some(action) = action else { return };
                 let what = describe(&action);
-                if let Err(error) = perform(&mut client, action, &updates).await {
-                    if !tell(Net::Failed { what, error: error.to_string() }).await {
+                if let Err(error) = perform(&mut client, action, &updates).await
+                    && !tell(Net::Failed { what, error: error.to_string() }).await {
                         return;
                     }
-                }
             }
             event = client.next_event() => match event {
                 Some(event) => {
@@ -127,14 +126,13 @@ async fn reconnect(
     actions: &mut mpsc::Receiver<Action>,
     updates: &mpsc::Sender<Net>,
 ) -> Option<Client> {
-    if let Some(close) = client.close_info() {
-        if close.hearth_code().is_some_and(|code| !code.should_reconnect())
-            && !crate::account::signed_out_for_a_newer_login(&close, keeper.as_deref_mut()).await
-        {
-            let why = format!("the server closed the connection ({} {})", close.code, close.reason);
-            let _ = updates.send(Net::Connection(Connection::Closed(why))).await;
-            return None;
-        }
+    if let Some(close) = client.close_info()
+        && close.hearth_code().is_some_and(|code| !code.should_reconnect())
+        && !crate::account::signed_out_for_a_newer_login(&close, keeper.as_deref_mut()).await
+    {
+        let why = format!("the server closed the connection ({} {})", close.code, close.reason);
+        let _ = updates.send(Net::Connection(Connection::Closed(why))).await;
+        return None;
     }
     let mut attempt = 0;
     loop {
@@ -143,12 +141,11 @@ async fn reconnect(
         wait_before_retry(attempt, &lost, actions, updates).await?;
         let mut options = client.options().clone();
         if let Some(keeper) = keeper.as_deref_mut() {
-            if keeper.refresh_in().is_zero() {
-                if let Err(error) = keeper.refresh().await {
-                    let _ = updates
-                        .send(Net::Failed { what: "refreshing your login".into(), error: error.to_string() })
-                        .await;
-                }
+            if keeper.refresh_in().is_zero()
+                && let Err(error) = keeper.refresh().await
+            {
+                let _ =
+                    updates.send(Net::Failed { what: "refreshing your login".into(), error: error.to_string() }).await;
             }
             options.token = keeper.token().to_string();
         }

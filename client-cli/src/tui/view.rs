@@ -144,10 +144,10 @@ fn timeline_rows(room: &RoomView, app: &App, width: usize, height: usize, theme:
     // Bottom-aligned, as chat reads: the newest line sits above the input.
     rows.resize(height, TextLine::default());
     rows.reverse();
-    if room.scroll > 0 {
-        if let Some(last) = rows.last_mut() {
-            *last = TextLine::styled(format!("-- {} newer below (End) --", room.scroll), theme.fg(Color::Yellow));
-        }
+    if room.scroll > 0
+        && let Some(last) = rows.last_mut()
+    {
+        *last = TextLine::styled(format!("-- {} newer below (End) --", room.scroll), theme.fg(Color::Yellow));
     }
     rows
 }
@@ -247,11 +247,11 @@ fn wrap_spans(head: Vec<Span<'static>>, text: String, width: usize, style: Style
             if take < rest.len() {
                 // Break after the last space that fits, unless the word is longer
                 // than a whole row.
-                if let Some(space) = rest[..take].iter().rposition(|c| *c == ' ') {
-                    if space > 0 || *used > 2 {
-                        take = space + 1;
-                        cells = rest[..take].iter().map(|c| c.width().unwrap_or(0)).sum();
-                    }
+                if let Some(space) = rest[..take].iter().rposition(|c| *c == ' ')
+                    && (space > 0 || *used > 2)
+                {
+                    take = space + 1;
+                    cells = rest[..take].iter().map(|c| c.width().unwrap_or(0)).sum();
                 }
             }
             let chunk: String = rest.drain(..take).collect();

@@ -252,18 +252,18 @@ impl LocalBroker {
         order.last_used = Instant::now();
         let published = |order: &Order, seq, ts, duplicate| Published { epoch: order.epoch, seq, ts, duplicate };
         let cmid_key = draft.cmid.as_ref().map(|cmid| (actor.clone(), cmid.clone()));
-        if let Some(key) = &cmid_key {
-            if let Some(&(seq, ts)) = order.sent.map.get(key) {
-                if seq <= order.durable {
-                    return Ok(Receipt::durable_now(published(&order, seq, ts, true)));
-                }
-                // The original is still on its way to disk: answer with it.
-                let (tx, rx) = oneshot::channel();
-                if let Some(in_flight) = order.in_flight.iter_mut().find(|f| f.seq == seq) {
-                    in_flight.waiters.push(tx);
-                }
-                return Ok(Receipt::durable_when(published(&order, seq, ts, true), rx));
+        if let Some(key) = &cmid_key
+            && let Some(&(seq, ts)) = order.sent.map.get(key)
+        {
+            if seq <= order.durable {
+                return Ok(Receipt::durable_now(published(&order, seq, ts, true)));
             }
+            // The original is still on its way to disk: answer with it.
+            let (tx, rx) = oneshot::channel();
+            if let Some(in_flight) = order.in_flight.iter_mut().find(|f| f.seq == seq) {
+                in_flight.waiters.push(tx);
+            }
+            return Ok(Receipt::durable_when(published(&order, seq, ts, true), rx));
         }
         // Timestamps never go backwards within a room, even if the clock does.
         let ts = self.clock.now().max(order.last_ts);

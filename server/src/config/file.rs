@@ -102,11 +102,15 @@ mod human {
     fn format(d: Duration) -> String {
         let ms = d.as_millis();
         for (unit, size) in [("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1_000)] {
-            if ms > 0 && ms % size == 0 {
+            if ms > 0 && ms.is_multiple_of(size) {
                 return format!("{}{unit}", ms / size);
             }
         }
-        if ms > 0 && d.subsec_nanos() % 1_000_000 == 0 { format!("{ms}ms") } else { format!("{}us", d.as_micros()) }
+        if ms > 0 && d.subsec_nanos().is_multiple_of(1_000_000) {
+            format!("{ms}ms")
+        } else {
+            format!("{}us", d.as_micros())
+        }
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {

@@ -40,10 +40,10 @@ impl RoomState {
         if actor == target {
             return Err(Refusal::NotOnYourself);
         }
-        if let Some(theirs) = self.role_of(target, now) {
-            if theirs >= held {
-                return Err(Refusal::Outranked { held, target: theirs });
-            }
+        if let Some(theirs) = self.role_of(target, now)
+            && theirs >= held
+        {
+            return Err(Refusal::Outranked { held, target: theirs });
         }
         if *target == self.record.owner {
             return Err(Refusal::OwnerIsUntouchable { owner: target.clone() });

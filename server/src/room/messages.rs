@@ -126,10 +126,10 @@ impl Annotations {
                 notes.replies.push(seq);
             } else if row.key == "del" {
                 notes.deleted = rows::decode::<ByAt>(&row.value).ok();
-            } else if let Some((emoji, user)) = row.key.strip_prefix("r:").and_then(|r| r.split_once('\u{1f}')) {
-                if let Ok(user) = UserId::new(user) {
-                    notes.reactions.entry(emoji.to_string()).or_default().push(user);
-                }
+            } else if let Some((emoji, user)) = row.key.strip_prefix("r:").and_then(|r| r.split_once('\u{1f}'))
+                && let Ok(user) = UserId::new(user)
+            {
+                notes.reactions.entry(emoji.to_string()).or_default().push(user);
             }
         }
         notes.versions.sort_by_key(|(seq, _)| *seq);

@@ -265,10 +265,10 @@ impl Gate {
     /// Notes what an ordered event that `requires` this means for the next
     /// check: a post in slow mode starts the poster's wait.
     pub fn ordered(&mut self, requires: &Requires, at: Millis) {
-        if let Requires::Post { user, slow_ms, .. } = requires {
-            if *slow_ms > 0 {
-                self.last_post.insert(user.clone(), at);
-            }
+        if let Requires::Post { user, slow_ms, .. } = requires
+            && *slow_ms > 0
+        {
+            self.last_post.insert(user.clone(), at);
         }
     }
 

@@ -54,10 +54,10 @@ impl RoomState {
                 named.push(member.clone());
             }
         }
-        if let Some(root) = root_author.filter(|r| *r != author && self.members.contains_key(*r)) {
-            if !named.contains(root) {
-                named.push(root.clone());
-            }
+        if let Some(root) = root_author.filter(|r| *r != author && self.members.contains_key(*r))
+            && !named.contains(root)
+        {
+            named.push(root.clone());
         }
         (named, everyone)
     }
@@ -80,10 +80,10 @@ impl RoomState {
         if let Some(mute) = self.rows.mutes.get(user).filter(|m| m.holds(now)) {
             return Err(Refusal::Muted(Term::of(mute.until, now)));
         }
-        if let Some(rules) = self.rules().filter(|_| self.record.rules_ack && role < least_role(Action::Welcome)) {
-            if self.rows.acks.get(user).is_none_or(|acked| *acked < rules.version) {
-                return Err(Refusal::AckRequired { version: rules.version });
-            }
+        if let Some(rules) = self.rules().filter(|_| self.record.rules_ack && role < least_role(Action::Welcome))
+            && self.rows.acks.get(user).is_none_or(|acked| *acked < rules.version)
+        {
+            return Err(Refusal::AckRequired { version: rules.version });
         }
         let mut slow = u64::from(self.record.slow_mode_secs) * 1000;
         let on_probation = self.on_probation(user, now);
@@ -237,10 +237,10 @@ impl RoomState {
     /// The message event of `msg`, posted by `user` (see `decide_send`, which
     /// decides whether and how it is posted).
     fn message_draft(&self, user: &UserId, msg: SendMessage) -> Result<Draft, Refusal> {
-        if let Some(root) = msg.thread {
-            if root == Seq::ZERO || root > self.head {
-                return Err(Refusal::NoThreadRoot { root });
-            }
+        if let Some(root) = msg.thread
+            && (root == Seq::ZERO || root > self.head)
+        {
+            return Err(Refusal::NoThreadRoot { root });
         }
         let cmid = msg.cmid.clone();
         let event = Event::Message(MessageEvent {

@@ -61,17 +61,16 @@ pub(super) fn answer(mut request: Request<Incoming>, origins: &Origins) -> (Answ
     // Browsers say which page opened the socket; a page on another site must not
     // use a member's credentials here (cross-site WebSocket hijacking). The
     // server's own page may; clients that are not browsers send no Origin.
-    if let Some(origin) = header_text(&request, header::ORIGIN) {
-        if !origins.allow(origin) {
-            let allows = if origins.allowed.is_empty() {
-                "only its own pages (see --allowed-origins)".to_string()
-            } else {
-                format!("its own pages and {}", origins.allowed.join(", "))
-            };
-            let why =
-                format!("origin {origin:?} is not allowed to open a WebSocket here; the operator allows {allows}");
-            return refuse(StatusCode::FORBIDDEN, why);
-        }
+    if let Some(origin) = header_text(&request, header::ORIGIN)
+        && !origins.allow(origin)
+    {
+        let allows = if origins.allowed.is_empty() {
+            "only its own pages (see --allowed-origins)".to_string()
+        } else {
+            format!("its own pages and {}", origins.allowed.join(", "))
+        };
+        let why = format!("origin {origin:?} is not allowed to open a WebSocket here; the operator allows {allows}");
+        return refuse(StatusCode::FORBIDDEN, why);
     }
     let offers = request.headers().get_all(header::SEC_WEBSOCKET_PROTOCOL).iter().filter_map(|v| v.to_str().ok());
     let (codec, echo) = match Codec::negotiate(offers) {

@@ -80,10 +80,10 @@ impl App {
         if line.is_empty() {
             return Vec::new();
         }
-        if let Some(command) = line.strip_prefix('/') {
-            if !command.starts_with('/') {
-                return self.command(line);
-            }
+        if let Some(command) = line.strip_prefix('/')
+            && !command.starts_with('/')
+        {
+            return self.command(line);
         }
         // `//text` sends `/text`.
         let text = line.strip_prefix('/').filter(|t| t.starts_with('/')).unwrap_or(line);

@@ -271,11 +271,11 @@ impl App {
         let added = room.lines.len() != before;
         if let Some((root, seq)) = reply.filter(|_| added) {
             for line in room.lines.iter_mut().filter(|l| l.seq == Some(root)) {
-                if let LineKind::Message { replies, last_reply, .. } = &mut line.kind {
-                    if last_reply.is_none_or(|last| last < seq) {
-                        *replies += 1;
-                        *last_reply = Some(seq);
-                    }
+                if let LineKind::Message { replies, last_reply, .. } = &mut line.kind
+                    && last_reply.is_none_or(|last| last < seq)
+                {
+                    *replies += 1;
+                    *last_reply = Some(seq);
                 }
             }
         }

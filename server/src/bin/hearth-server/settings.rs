@@ -57,18 +57,18 @@ pub(crate) fn apply_file(cli: &mut Cli, file: FileSettings, matches: &ArgMatches
         token_ttl,
         refresh_ttl,
     );
-    if let Some(registration) = file.registration {
-        if !given(matches, "registration") {
-            cli.registration = Registration::from_str(&registration, true).map_err(|_| {
-                anyhow::anyhow!("config key `registration`: {registration:?} is not one of closed, invite, open")
-            })?;
-        }
+    if let Some(registration) = file.registration
+        && !given(matches, "registration")
+    {
+        cli.registration = Registration::from_str(&registration, true).map_err(|_| {
+            anyhow::anyhow!("config key `registration`: {registration:?} is not one of closed, invite, open")
+        })?;
     }
-    if let Some(format) = file.log_format {
-        if !given(matches, "log_format") {
-            cli.log_format = LogFormat::from_str(&format, true)
-                .map_err(|_| anyhow::anyhow!("config key `log-format`: {format:?} is not one of text, json"))?;
-        }
+    if let Some(format) = file.log_format
+        && !given(matches, "log_format")
+    {
+        cli.log_format = LogFormat::from_str(&format, true)
+            .map_err(|_| anyhow::anyhow!("config key `log-format`: {format:?} is not one of text, json"))?;
     }
     Ok(())
 }
