@@ -212,11 +212,15 @@ class App {
   }
 
   async refreshQueues(room) {
+    const before = JSON.stringify([room.requests, room.held]);
     try {
       room.requests = (await this.conn.request("join_requests", { room: room.name })).requests;
       if (atLeast(room.role, "moderator")) room.held = (await this.conn.request("held", { room: room.name })).held;
     } catch { /* the panel asks again */ }
-    if (this.panel && room.name === this.current) this.drawPanel();
+    // Drawn again only if the queues changed: a redraw loses what the
+    // moderator is typing in the panel's forms.
+    const changed = JSON.stringify([room.requests, room.held]) !== before;
+    if (changed && this.panel && room.name === this.current) this.drawPanel();
   }
 
   event(event) {
