@@ -120,6 +120,12 @@ impl RoomState {
         if self.members.contains_key(user) {
             return Ok(None);
         }
+        Ok(Some(self.admission(user)))
+    }
+
+    /// `user` joining as a member, if the order finds a place and the rules
+    /// unchanged since this copy decided (`Requires::Admit`).
+    fn admission(&self, user: &UserId) -> Draft {
         let event = Event::MemberJoined(MemberJoinedEvent {
             room: self.record.room.clone(),
             seq: Seq::ZERO,
@@ -130,7 +136,7 @@ impl RoomState {
             invite: None,
         });
         let requires = Requires::Admit { user: user.clone(), rules: Some(self.rules_seq) };
-        Ok(Some(Draft { event, requires, cmid: None }))
+        Draft { event, requires, cmid: None }
     }
 
     /// A join: nothing to order for a member; a first join for anyone else the
@@ -150,7 +156,6 @@ impl RoomState {
             }
             return Ok(None);
         }
-        let room = &self.record.room;
         if let Some(ban) = self.rows.bans.get(user).filter(|b| b.holds(now)) {
             return Err(Refusal::Banned(Term::of(ban.until, now)));
         }
@@ -173,17 +178,7 @@ impl RoomState {
         // The cap is left to the order (`Requires::Admit`): this copy of the room
         // may not have applied a leave ordered elsewhere (another node) yet, and
         // must not refuse a place the room has.
-        let event = Event::MemberJoined(MemberJoinedEvent {
-            room: room.clone(),
-            seq: Seq::ZERO,
-            ts: Millis(0),
-            from: user.clone(),
-            role: Role::Member,
-            approved_by: None,
-            invite: None,
-        });
-        let requires = Requires::Admit { user: user.clone(), rules: Some(self.rules_seq) };
-        Ok(Some(Draft { event, requires, cmid: None }))
+        Ok(Some(self.admission(user)))
     }
 
     pub fn decide_leave(&self, user: &UserId) -> Result<Draft, Refusal> {
