@@ -62,10 +62,13 @@ pub enum ErrorCode {
     /// A direct conversation is not allowed (`start_direct`, or a `send` to a
     /// member who blocked the sender); `reason` says why.
     DirectRefused,
+    /// The reports on that message were resolved already (dismissed, or a
+    /// moderator acted): a report on it again is not taken.
+    AlreadyResolved,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 23] = [
+    pub const ALL: [ErrorCode; 24] = [
         ErrorCode::BadRequest,
         ErrorCode::UnknownOp,
         ErrorCode::Unsupported,
@@ -89,6 +92,7 @@ impl ErrorCode {
         ErrorCode::AckRequired,
         ErrorCode::OutcomeUnknown,
         ErrorCode::DirectRefused,
+        ErrorCode::AlreadyResolved,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -116,6 +120,7 @@ impl ErrorCode {
             ErrorCode::AckRequired => "ack_required",
             ErrorCode::OutcomeUnknown => "outcome_unknown",
             ErrorCode::DirectRefused => "direct_refused",
+            ErrorCode::AlreadyResolved => "already_resolved",
         }
     }
 

@@ -9,7 +9,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{ClientMsgId, Emoji, Epoch, Millis, Note, PinId, Role, RoomId, Seq, ShortText, Text, UserId};
-use crate::ops::{ModAction, PinnedNote, RoomSettings};
+use crate::ops::{Escalation, ModAction, PinnedNote, ReportCategory, ReportOutcome, RoomSettings};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "ev", rename_all = "snake_case")]
@@ -38,6 +38,7 @@ pub enum Event {
     Read(ReadEvent),
     DirectStarted(DirectStartedEvent),
     Blocks(BlocksEvent),
+    Report(ReportEvent),
 }
 
 impl Event {
@@ -61,6 +62,7 @@ impl Event {
             Event::Prompt(e) => e.seq,
             Event::Held(e) => e.seq,
             Event::DirectStarted(e) => e.seq,
+            Event::Report(e) => e.seq,
             Event::Hello(_)
             | Event::Typing(_)
             | Event::Presence(_)
@@ -93,6 +95,7 @@ impl Event {
             Event::Prompt(e) => e.ts,
             Event::Held(e) => e.ts,
             Event::DirectStarted(e) => e.ts,
+            Event::Report(e) => e.ts,
             Event::Hello(_)
             | Event::Typing(_)
             | Event::Presence(_)
@@ -132,6 +135,7 @@ impl Event {
             Event::Prompt(e) => (&mut e.seq, &mut e.ts),
             Event::Held(e) => (&mut e.seq, &mut e.ts),
             Event::DirectStarted(e) => (&mut e.seq, &mut e.ts),
+            Event::Report(e) => (&mut e.seq, &mut e.ts),
             Event::Hello(_)
             | Event::Typing(_)
             | Event::Presence(_)
@@ -172,6 +176,7 @@ impl Event {
             Event::Truncated(e) => &e.room,
             Event::Read(e) => &e.room,
             Event::DirectStarted(e) => &e.room,
+            Event::Report(e) => &e.room,
             Event::Blocks(_) => return None,
         })
     }
@@ -430,6 +435,46 @@ pub struct ModerationEvent {
     /// For a held message dropped (`delete`): its client message id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub held: Option<ClientMsgId>,
+    /// For `resolve`: the reported message, how its reports were resolved,
+    /// and which reports (their ids) this closes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<Seq>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<ReportOutcome>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reports: Vec<Seq>,
+    /// For `warn`: what the room's escalation did with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escalation: Option<Escalation>,
+    /// For `warn`: the member's warnings that had expired, forgotten with
+    /// this one; for `unwarn`: the warning lifted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<Seq>,
+    /// For `resolve`: the least role that receives it (above the reported
+    /// member's own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audience: Option<Role>,
+}
+
+/// A member reported a message. To welcomers and above — above the reported
+/// member's own role, so they never learn who reported them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReportEvent {
+    pub room: RoomId,
+    /// The report's id.
+    pub seq: Seq,
+    pub ts: Millis,
+    /// The reporter.
+    pub from: UserId,
+    /// The message, its author and its text when reported.
+    pub message: Seq,
+    pub author: UserId,
+    pub text: Text,
+    pub category: ReportCategory,
+    #[serde(default)]
+    pub note: ShortText,
+    /// The least role that receives it.
+    pub audience: Role,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

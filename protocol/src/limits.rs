@@ -45,3 +45,14 @@ pub const MAX_PAGE_LIMIT: u16 = 100;
 /// Default and largest page of `list_rooms`.
 pub const DEFAULT_ROOM_PAGE: u16 = 100;
 pub const MAX_ROOM_PAGE: u16 = 500;
+
+/// Open reports one member may have in a room at once: more wait until the
+/// room's moderators resolve some.
+pub const MAX_OPEN_REPORTS_PER_MEMBER: usize = 5;
+/// Open reports a room keeps at once.
+pub const MAX_OPEN_REPORTS: usize = 100;
+/// How long a warning counts, by default and at most (days; 0: until lifted).
+pub const DEFAULT_WARN_EXPIRY_DAYS: u32 = 90;
+pub const MAX_WARN_EXPIRY_DAYS: u32 = 3650;
+/// Live warnings a member may have in a room; a room's escalation is at most this.
+pub const MAX_LIVE_WARNINGS: usize = 20;

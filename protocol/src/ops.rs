@@ -201,6 +201,19 @@ operations! {
     SetPushLevel = "push_level" => Done;
     /// The levels the caller set, room by room.
     PushLevels = "push_levels" => PushLevelList;
+    /// Report a message to the room's moderators and welcomers.
+    Report = "report" => Appended;
+    /// The room's open reports (welcomers and above), or the caller's own.
+    Reports = "reports" => ReportList;
+    /// Resolve the reports on a message: dismiss them, or act on its author
+    /// (delete, warn, mute, kick, ban) in the same step.
+    ResolveReport = "resolve_report" => Appended;
+    /// Warn a member, with a reason; the room's escalation may follow.
+    Warn = "warn" => Appended;
+    /// Lift one of a member's warnings.
+    Unwarn = "unwarn" => Appended;
+    /// A member's live warnings (their own, or anyone's for moderators).
+    Warnings = "warnings" => WarningList;
 }
 
 impl Op {
@@ -259,6 +272,12 @@ impl Op {
             Op::MarkRead(args) => Some(&args.room),
             Op::Search(args) => args.room.as_ref(),
             Op::SetPushLevel(args) => Some(&args.room),
+            Op::Report(args) => Some(&args.room),
+            Op::Reports(args) => Some(&args.room),
+            Op::ResolveReport(args) => Some(&args.room),
+            Op::Warn(args) => Some(&args.room),
+            Op::Unwarn(args) => Some(&args.room),
+            Op::Warnings(args) => Some(&args.room),
         }
     }
 }
@@ -332,6 +351,24 @@ pub struct RoomInfo {
     /// (visibility `direct` only; `members` says who is in it now).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub direct: Vec<UserId>,
+    /// Days a warning counts (0: until lifted); absent: the default, 90.
+    #[serde(default = "default_warn_expiry_days", skip_serializing_if = "is_default_warn_expiry_days")]
+    pub warn_expiry_days: u32,
+    /// The live warning that brings `warn_action` (0: none does).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub warn_limit: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warn_action: Option<ModAction>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub warn_action_secs: u32,
+}
+
+fn default_warn_expiry_days() -> u32 {
+    crate::limits::DEFAULT_WARN_EXPIRY_DAYS
+}
+
+fn is_default_warn_expiry_days(days: &u32) -> bool {
+    *days == crate::limits::DEFAULT_WARN_EXPIRY_DAYS
 }
 
 /// A pinned message or free note.
@@ -423,6 +460,18 @@ pub struct RoomSettings {
     /// The order of the pinned notes (set by `order_pins`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pin_order: Option<Vec<PinId>>,
+    /// Days a warning counts (0: until a moderator lifts it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warn_expiry_days: Option<u32>,
+    /// The live warning that brings `warn_action` with it (0: none does).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warn_limit: Option<u32>,
+    /// What reaching `warn_limit` does: `mute`, `kick` or `ban`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warn_action: Option<ModAction>,
+    /// For how long a `warn_action` mute or ban holds (0: until lifted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warn_action_secs: Option<u32>,
 }
 
 /// What a moderation action did.
@@ -443,6 +492,54 @@ pub enum ModAction {
     Unpin,
     CreateInvite,
     RevokeInvite,
+    /// A warning, with the room's escalation if it reached it.
+    Warn,
+    /// A warning lifted.
+    Unwarn,
+    /// Reports on a message resolved (`outcome` says how).
+    Resolve,
+}
+
+/// Why a member reports a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReportCategory {
+    Spam,
+    Harassment,
+    Hate,
+    Sexual,
+    Violence,
+    SelfHarm,
+    OffTopic,
+    Other,
+}
+
+/// How a moderator resolved the reports on a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReportOutcome {
+    /// Nothing wrong: the reports are closed.
+    Dismiss,
+    /// The message deleted.
+    Delete,
+    /// Its author warned.
+    Warn,
+    /// Its author muted for `duration_secs`.
+    Mute,
+    /// Its author removed from the room.
+    Kick,
+    /// Its author banned (for `duration_secs`, or until lifted).
+    Ban,
+}
+
+/// What a warning brought with it: the room's escalation (`warn_limit`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Escalation {
+    /// `mute`, `kick` or `ban`.
+    pub action: ModAction,
+    /// Until then (`mute`, `ban`); absent: until lifted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<Millis>,
 }
 
 // ---- request arguments -------------------------------------------------------
@@ -1128,6 +1225,14 @@ pub struct ModEntry {
     pub reason: ShortText,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub until: Option<Millis>,
+    /// `resolve`: the reported message, and how its reports were resolved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<Seq>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<ReportOutcome>,
+    /// `warn`: what the room's escalation did with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escalation: Option<Escalation>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -1230,4 +1335,109 @@ pub struct Prompts {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PromptList {
     pub prompts: Vec<Prompt>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub room: RoomId,
+    /// The message reported.
+    pub seq: Seq,
+    pub category: ReportCategory,
+    /// What the reporter adds, for the moderators.
+    #[serde(default)]
+    pub note: ShortText,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reports {
+    pub room: RoomId,
+}
+
+/// An open report: the message as it was reported, who reported it and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OpenReport {
+    /// The report's id: the seq of its `report` event.
+    pub report: Seq,
+    /// The message reported, its author and its text when reported.
+    pub message: Seq,
+    pub author: UserId,
+    pub text: Text,
+    /// The reporter.
+    pub from: UserId,
+    pub category: ReportCategory,
+    #[serde(default)]
+    pub note: ShortText,
+    pub at: Millis,
+}
+
+/// Open reports, oldest first.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ReportList {
+    pub reports: Vec<OpenReport>,
+    /// More follow than fit in one frame: resolve these, then ask again.
+    #[serde(default)]
+    pub more: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResolveReport {
+    pub room: RoomId,
+    /// The reported message.
+    pub seq: Seq,
+    pub outcome: ReportOutcome,
+    /// Logged, and the reason a warning, mute, kick or ban gives.
+    #[serde(default)]
+    pub reason: ShortText,
+    /// For `mute` (required) and `ban` (absent: until lifted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_secs: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Warn {
+    pub room: RoomId,
+    pub user: UserId,
+    pub reason: ShortText,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Unwarn {
+    pub room: RoomId,
+    pub user: UserId,
+    /// The warning's id (its `warn` event's seq).
+    pub warning: Seq,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Warnings {
+    pub room: RoomId,
+    /// Whose warnings; absent: the caller's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<UserId>,
+}
+
+/// One live warning.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WarningInfo {
+    /// Its id: the seq of its `warn` event.
+    pub warning: Seq,
+    pub by: UserId,
+    pub at: Millis,
+    /// It stops counting then; absent: until lifted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<Millis>,
+    #[serde(default)]
+    pub reason: ShortText,
+}
+
+/// A member's live warnings, oldest first, and the room's escalation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WarningList {
+    pub user: UserId,
+    pub warnings: Vec<WarningInfo>,
+    /// The live warning that brings `warn_action` (0: none does).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub warn_limit: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warn_action: Option<ModAction>,
 }

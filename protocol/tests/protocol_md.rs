@@ -103,6 +103,8 @@ fn reencode(kind: &str, json: &[u8]) -> (Vec<u8>, Vec<u8>) {
         "reply=block" => reply::<Block>(json),
         "reply=push_key" => reply::<PushKey>(json),
         "reply=push_levels" => reply::<PushLevels>(json),
+        "reply=reports" => reply::<Reports>(json),
+        "reply=warnings" => reply::<Warnings>(json),
         other => panic!("unknown example kind {other:?}; add it to this test"),
     }
 }

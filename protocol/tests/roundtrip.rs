@@ -53,6 +53,10 @@ fn room_info() -> RoomInfo {
         parent: Some(RoomId::new("lobby").unwrap()),
         rules_ack: true,
         direct: Vec::new(),
+        warn_expiry_days: 30,
+        warn_limit: 3,
+        warn_action: Some(ModAction::Mute),
+        warn_action_secs: 86_400,
     }
 }
 
@@ -157,6 +161,19 @@ fn sample_ops() -> Vec<Op> {
         PushUnsubscribe { endpoint: "https://fcm.googleapis.com/fcm/send/abc".into() }.into(),
         SetPushLevel { room: r(), level: PushLevel::Everything }.into(),
         PushLevels {}.into(),
+        Report { room: r(), seq: Seq(17), category: ReportCategory::Harassment, note: short("again") }.into(),
+        Reports { room: r() }.into(),
+        ResolveReport {
+            room: r(),
+            seq: Seq(17),
+            outcome: ReportOutcome::Mute,
+            reason: short("cool off"),
+            duration_secs: Some(3600),
+        }
+        .into(),
+        Warn { room: r(), user: user("bo"), reason: short("no links to shops") }.into(),
+        Unwarn { room: r(), user: user("bo"), warning: Seq(40) }.into(),
+        Warnings { room: r(), user: Some(user("bo")) }.into(),
     ]
 }
 
@@ -266,6 +283,62 @@ fn sample_events() -> Vec<Event> {
             invite: None,
             max_uses: Some(3),
             held: None,
+            message: None,
+            outcome: None,
+            reports: Vec::new(),
+            escalation: None,
+            warnings: Vec::new(),
+            audience: None,
+        }),
+        Event::Moderation(ModerationEvent {
+            room: r(),
+            seq: Seq(40),
+            ts,
+            from: user("ada"),
+            action: ModAction::Warn,
+            user: Some(user("bo")),
+            until: Some(Millis(99)),
+            reason: short("third time"),
+            invite: None,
+            max_uses: None,
+            held: None,
+            message: None,
+            outcome: None,
+            reports: Vec::new(),
+            escalation: Some(Escalation { action: ModAction::Mute, until: Some(Millis(120)) }),
+            warnings: vec![Seq(3)],
+            audience: None,
+        }),
+        Event::Moderation(ModerationEvent {
+            room: r(),
+            seq: Seq(41),
+            ts,
+            from: user("ada"),
+            action: ModAction::Resolve,
+            user: Some(user("bo")),
+            until: None,
+            reason: short(""),
+            invite: None,
+            max_uses: None,
+            held: None,
+            message: Some(Seq(17)),
+            outcome: Some(ReportOutcome::Dismiss),
+            reports: vec![Seq(38), Seq(39)],
+            escalation: None,
+            warnings: Vec::new(),
+            audience: Some(Role::Welcomer),
+        }),
+        Event::Report(ReportEvent {
+            room: r(),
+            seq: Seq(42),
+            ts,
+            from: user("cy"),
+            message: Seq(17),
+            author: user("bo"),
+            text: Text::new("buy now").unwrap(),
+            category: ReportCategory::Spam,
+            note: short("third link today"),
+            audience: Role::Welcomer,
         }),
         Event::Typing(TypingEvent { room: r(), user: user("bo") }),
         Event::Presence(PresenceEvent { room: r(), online: vec![user("bo")], offline: vec![user("cy")] }),
@@ -343,6 +416,7 @@ fn event_kind(event: &Event) -> &'static str {
         Event::Read(_) => "read",
         Event::DirectStarted(_) => "direct_started",
         Event::Blocks(_) => "blocks",
+        Event::Report(_) => "report",
     }
 }
 
@@ -354,7 +428,7 @@ fn samples_cover_every_op_and_event() {
     let all: BTreeSet<&str> = OP_NAMES.iter().copied().collect();
     assert_eq!(ops, all);
     let kinds: BTreeSet<&str> = sample_events().iter().map(event_kind).collect();
-    assert_eq!(kinds.len(), 24);
+    assert_eq!(kinds.len(), 25);
 }
 
 #[test]
@@ -417,6 +491,31 @@ fn every_reply_type_round_trips_in_both_codecs() {
     });
     reply_round_trip::<Block>(BlockList { users: vec![user("eve")] });
     reply_round_trip::<Blocks>(BlockList::default());
+    reply_round_trip::<Reports>(ReportList {
+        reports: vec![OpenReport {
+            report: Seq(42),
+            message: Seq(17),
+            author: user("bo"),
+            text: Text::new("buy now").unwrap(),
+            from: user("cy"),
+            category: ReportCategory::Spam,
+            note: ShortText::default(),
+            at: Millis(5),
+        }],
+        more: false,
+    });
+    reply_round_trip::<Warnings>(WarningList {
+        user: user("bo"),
+        warnings: vec![WarningInfo {
+            warning: Seq(40),
+            by: user("ada"),
+            at: Millis(5),
+            until: Some(Millis(99)),
+            reason: ShortText::new("links").unwrap(),
+        }],
+        warn_limit: 3,
+        warn_action: Some(ModAction::Mute),
+    });
     reply_round_trip::<PushKey>(PushKeyInfo { key: "BEl6".into() });
     reply_round_trip::<PushSubscribe>(Done {});
     reply_round_trip::<PushLevels>(PushLevelList {
@@ -473,6 +572,9 @@ fn every_reply_type_round_trips_in_both_codecs() {
             user: Some(user("bo")),
             reason: short("spam"),
             until: None,
+            message: Some(Seq(17)),
+            outcome: Some(ReportOutcome::Ban),
+            escalation: None,
         }],
         more: false,
     });

@@ -5,6 +5,7 @@
 //! this module says it to a person, and it only maps (a failure worth a log
 //! line is logged where it happened, or by the session for `internal`).
 
+use hearth_protocol::ops::ReportOutcome;
 use hearth_protocol::{ErrorBody, ErrorCode, Role, RoomId};
 
 use crate::broker::BrokerError;
@@ -174,6 +175,43 @@ pub fn refused(room: &RoomId, why: &Refusal) -> ErrorBody {
                 crate::room::DIRECT_PREFIX
             ),
         ),
+        NoModerators => (
+            ErrorCode::Forbidden,
+            format!("room {room} is a direct conversation and has no moderators; block the member instead"),
+        ),
+        OwnMessage => (ErrorCode::BadRequest, "that is your own message: edit or delete it instead".to_string()),
+        ReportsOwner { owner } => (
+            ErrorCode::Forbidden,
+            format!("{owner} owns room {room}; reports go to the roles below the owner, so there is nobody to tell"),
+        ),
+        AlreadyResolved { message, outcome } => (
+            ErrorCode::AlreadyResolved,
+            format!(
+                "the reports on message {message} of room {room} were resolved already ({}); if it goes on, \
+                 report a newer message",
+                outcome_word(*outcome)
+            ),
+        ),
+        ReportsFull { max, mine: true } => (
+            ErrorCode::LimitReached,
+            format!("you have {max} open reports in room {room}, the most at once; the moderators will get to them"),
+        ),
+        ReportsFull { max, mine: false } => (
+            ErrorCode::LimitReached,
+            format!("room {room} has {max} open reports, the most it keeps; try again once moderators resolve some"),
+        ),
+        NoReports { message } => {
+            (ErrorCode::NoSuchTarget, format!("no open report on message {message} of room {room}"))
+        }
+        ReasonRequired => (ErrorCode::BadRequest, "a warning needs a reason: say what crossed the line".to_string()),
+        WarningsFull { max } => (
+            ErrorCode::LimitReached,
+            format!("they have {max} live warnings in room {room}, the most kept; mute or ban them instead"),
+        ),
+        NoSuchWarning { user, warning } => {
+            (ErrorCode::NoSuchTarget, format!("{user} has no warning {warning} in room {room}"))
+        }
+        NotAnEscalation => (ErrorCode::BadRequest, "warn_action must be mute, kick or ban".to_string()),
         // Seen by a client only when the node could not catch up in time.
         RulesChanged => {
             return ErrorBody::new(
@@ -184,6 +222,18 @@ pub fn refused(room: &RoomId, why: &Refusal) -> ErrorBody {
         }
     };
     ErrorBody::new(code, text)
+}
+
+/// How reports were resolved, in a sentence.
+fn outcome_word(outcome: ReportOutcome) -> &'static str {
+    match outcome {
+        ReportOutcome::Dismiss => "dismissed",
+        ReportOutcome::Delete => "the message was deleted",
+        ReportOutcome::Warn => "its author was warned",
+        ReportOutcome::Mute => "its author was muted",
+        ReportOutcome::Kick => "its author was removed",
+        ReportOutcome::Ban => "its author was banned",
+    }
 }
 
 fn until(term: &Term) -> String {

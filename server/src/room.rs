@@ -26,13 +26,14 @@ pub mod order;
 pub mod permissions;
 pub mod posting;
 pub mod refusal;
+pub mod reports;
 pub mod rows;
 pub mod stats;
 pub mod vetting;
 
 use std::collections::HashMap;
 
-use hearth_protocol::ops::{PinnedNote, RoomInfo, RoomSettings, Visibility};
+use hearth_protocol::ops::{ModAction, PinnedNote, RoomInfo, RoomSettings, Visibility};
 use hearth_protocol::{Epoch, Event, Millis, PinId, Position, Role, RoomId, Seq, ShortText, UserId};
 use serde::{Deserialize, Serialize};
 
@@ -78,6 +79,20 @@ pub struct RoomRecord {
     /// only they are ever in it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub direct: Vec<UserId>,
+    /// Days a warning counts (0: until lifted).
+    #[serde(default = "default_warn_expiry_days")]
+    pub warn_expiry_days: u32,
+    /// The live warning that brings `warn_action` (0: none does).
+    #[serde(default)]
+    pub warn_limit: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warn_action: Option<ModAction>,
+    #[serde(default)]
+    pub warn_action_secs: u32,
+}
+
+fn default_warn_expiry_days() -> u32 {
+    hearth_protocol::limits::DEFAULT_WARN_EXPIRY_DAYS
 }
 
 impl RoomRecord {
@@ -111,6 +126,10 @@ impl RoomRecord {
             rules_ack: false,
             pin_order: Vec::new(),
             direct: Vec::new(),
+            warn_expiry_days: default_warn_expiry_days(),
+            warn_limit: 0,
+            warn_action: None,
+            warn_action_secs: 0,
         }
     }
 
@@ -151,6 +170,18 @@ impl RoomRecord {
         }
         if let Some(order) = &settings.pin_order {
             self.pin_order.clone_from(order);
+        }
+        if let Some(days) = settings.warn_expiry_days {
+            self.warn_expiry_days = days;
+        }
+        if let Some(limit) = settings.warn_limit {
+            self.warn_limit = limit;
+        }
+        if let Some(action) = settings.warn_action {
+            self.warn_action = Some(action);
+        }
+        if let Some(secs) = settings.warn_action_secs {
+            self.warn_action_secs = secs;
         }
     }
 }
@@ -364,6 +395,10 @@ impl RoomState {
             parent: r.parent.clone(),
             rules_ack: r.rules_ack,
             direct: r.direct.clone(),
+            warn_expiry_days: r.warn_expiry_days,
+            warn_limit: r.warn_limit,
+            warn_action: r.warn_action,
+            warn_action_secs: r.warn_action_secs,
         }
     }
 

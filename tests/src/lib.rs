@@ -181,6 +181,19 @@ impl Deployment {
         d
     }
 
+    /// One node on a data directory of its own whose time the test moves:
+    /// a restart keeps its state and its clock.
+    pub async fn single_durable_timed() -> Deployment {
+        let dir = tempfile::tempdir().expect("a data directory");
+        let clock = hearth_server::clock::ManualClock::new(START);
+        let mut config = test_config(Storage::Dir(dir.path().to_path_buf()));
+        config.clock = std::sync::Arc::new(clock.clone());
+        let mut d = Self::with_nodes(config, 1).await;
+        d.clock = Some(clock);
+        d._dir = Some(dir);
+        d
+    }
+
     /// Two nodes on a Redis, both reading one clock the test moves.
     pub async fn cluster_timed() -> Deployment {
         let redis = hearth_testkit::RedisServer::start().await;

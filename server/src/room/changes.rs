@@ -3,7 +3,8 @@
 //! ([`audience`]). The room's state, the order's gate and every store apply
 //! these same changes, so they cannot disagree about what an event meant.
 
-use hearth_protocol::ops::{ModAction, ModEntry, PinnedNote, RoomSettings};
+use hearth_protocol::event::ModerationEvent;
+use hearth_protocol::ops::{Escalation, ModAction, ModEntry, PinnedNote, RoomSettings};
 use hearth_protocol::{Event, Millis, Note, PinId, Role, Seq, ShortText, UserId};
 
 use super::rows::{self, AnnexRow, AnnexTable, Row, RowTable, Sanction};
@@ -52,6 +53,8 @@ pub enum Change {
 /// below welcomer was told it was held.
 pub fn audience(event: &Event) -> Role {
     match event {
+        Event::Report(e) => e.audience,
+        Event::Moderation(ModerationEvent { audience: Some(audience), .. }) => *audience,
         Event::JoinRequest(_) | Event::Ack(_) | Event::Arrived(_) | Event::Prompt(_) | Event::Held(_) => Role::Welcomer,
         Event::Moderation(e)
             if matches!(e.action, ModAction::Reject | ModAction::CreateInvite | ModAction::RevokeInvite)
@@ -69,6 +72,13 @@ pub fn removed_member(event: &Event) -> Option<&UserId> {
     match event {
         Event::MemberLeft(e) => Some(&e.user),
         Event::Moderation(e) if matches!(e.action, ModAction::Kick | ModAction::Ban) => e.user.as_ref(),
+        // A warning that reached the room's escalation to a kick or a ban.
+        Event::Moderation(ModerationEvent {
+            action: ModAction::Warn,
+            escalation: Some(Escalation { action: ModAction::Kick | ModAction::Ban, .. }),
+            user,
+            ..
+        }) => user.as_ref(),
         _ => None,
     }
 }
@@ -83,9 +93,17 @@ fn mod_entry(event: &Event) -> Option<ModEntry> {
         user: user.cloned(),
         reason,
         until,
+        message: None,
+        outcome: None,
+        escalation: None,
     };
     Some(match event {
-        Event::Moderation(e) => entry(e.seq, e.ts, &e.from, e.action, e.user.as_ref(), e.reason.clone(), e.until),
+        Event::Moderation(e) => ModEntry {
+            message: e.message,
+            outcome: e.outcome,
+            escalation: e.escalation,
+            ..entry(e.seq, e.ts, &e.from, e.action, e.user.as_ref(), e.reason.clone(), e.until)
+        },
         Event::Role(e) => {
             entry(e.seq, e.ts, &e.from, ModAction::SetRole, Some(&e.user), ShortText::default(), e.expires_at)
         }
@@ -103,16 +121,47 @@ fn mod_entry(event: &Event) -> Option<ModEntry> {
     })
 }
 
+/// The ban, mute or warning a moderation event gives, holding until `until`.
+fn sanction(e: &ModerationEvent, until: Option<Millis>) -> Sanction {
+    Sanction { by: e.from.clone(), at: e.ts, until, reason: e.reason.clone() }
+}
+
+/// What a member leaving forgets of them (bans and warnings stay).
+fn forget(user: &UserId) -> [Change; 5] {
+    [RowTable::Ack, RowTable::Title, RowTable::Request, RowTable::Posts, RowTable::Approved]
+        .map(|table| Change::RemoveRow { table, key: user.to_string() })
+}
+
+/// What a warning changes: the warning kept, the member's expired ones
+/// forgotten, and the room's escalation applied with it.
+fn warned(e: &ModerationEvent, user: &UserId) -> Vec<Change> {
+    let warning = sanction(e, e.until);
+    let mut changes = vec![Change::PutRow(Row::warning(user, e.seq, &warning))];
+    changes.extend(
+        e.warnings.iter().map(|id| Change::RemoveRow { table: RowTable::Warning, key: rows::warning_key(user, *id) }),
+    );
+    let Some(escalation) = e.escalation else { return changes };
+    let sanction = sanction(e, escalation.until);
+    match escalation.action {
+        ModAction::Mute => changes.push(Change::PutRow(Row::mute(user, &sanction))),
+        ModAction::Kick | ModAction::Ban => {
+            changes.push(Change::RemoveMember(user.clone()));
+            if escalation.action == ModAction::Ban {
+                changes.push(Change::PutRow(Row::ban(user, &sanction)));
+            }
+            changes.extend(forget(user));
+        }
+        _ => {}
+    }
+    changes
+}
+
 /// The changes `event` makes. The one definition of what each event kind means for
 /// members, pins and settings; the event must be stamped (`Event::stamp`).
 /// How long a member counts as new (`members` shows `newcomer`).
 pub const NEWCOMER_MS: u64 = 7 * 24 * 3600 * 1000;
 
 pub fn changes(event: &Event) -> Vec<Change> {
-    let forget = |user: &UserId| {
-        [RowTable::Ack, RowTable::Title, RowTable::Request, RowTable::Posts, RowTable::Approved]
-            .map(|table| Change::RemoveRow { table, key: user.to_string() })
-    };
     let mut changes = match event {
         Event::MemberJoined(e) => {
             let mut changes = vec![
@@ -186,14 +235,14 @@ pub fn changes(event: &Event) -> Vec<Change> {
                 changes
             }
             (ModAction::Ban, Some(user)) => {
-                let sanction = Sanction { by: e.from.clone(), at: e.ts, until: e.until, reason: e.reason.clone() };
+                let sanction = sanction(e, e.until);
                 let mut changes = vec![Change::RemoveMember(user.clone()), Change::PutRow(Row::ban(user, &sanction))];
                 changes.extend(forget(user));
                 changes
             }
             (ModAction::Unban, Some(user)) => vec![Change::RemoveRow { table: RowTable::Ban, key: user.to_string() }],
             (ModAction::Mute, Some(user)) => {
-                let sanction = Sanction { by: e.from.clone(), at: e.ts, until: e.until, reason: e.reason.clone() };
+                let sanction = sanction(e, e.until);
                 vec![Change::PutRow(Row::mute(user, &sanction))]
             }
             (ModAction::Unmute, Some(user)) => {
@@ -225,6 +274,24 @@ pub fn changes(event: &Event) -> Vec<Change> {
                 }
                 None => Vec::new(),
             },
+            (ModAction::Warn, Some(user)) => warned(e, user),
+            (ModAction::Unwarn, Some(user)) => e
+                .warnings
+                .iter()
+                .map(|id| Change::RemoveRow { table: RowTable::Warning, key: rows::warning_key(user, *id) })
+                .collect(),
+            (ModAction::Resolve, _) => {
+                let mut changes: Vec<Change> = e
+                    .reports
+                    .iter()
+                    .map(|id| Change::RemoveRow { table: RowTable::Report, key: rows::seq_key("", *id) })
+                    .collect();
+                if let (Some(message), Some(outcome)) = (e.message, e.outcome) {
+                    let resolution = rows::Resolution { by: e.from.clone(), at: e.ts, outcome };
+                    changes.push(Change::PutAnnex(AnnexRow::message(message, "resolved".into(), &resolution)));
+                }
+                changes
+            }
             (ModAction::RevokeInvite, _) => match &e.invite {
                 Some(id) => vec![Change::RemoveRow { table: RowTable::Invite, key: id.clone() }],
                 None => Vec::new(),
@@ -261,6 +328,19 @@ pub fn changes(event: &Event) -> Vec<Change> {
             &e.from,
             e.cmid.as_str(),
             &rows::HeldRow { text: e.text.clone(), thread: e.thread, at: e.ts },
+        ))],
+        Event::Report(e) => vec![Change::PutRow(Row::report(
+            e.seq,
+            &rows::ReportRow {
+                by: e.from.clone(),
+                message: e.message,
+                author: e.author.clone(),
+                text: e.text.clone(),
+                category: e.category,
+                note: e.note.clone(),
+                at: e.ts,
+                audience: e.audience,
+            },
         ))],
         Event::Prompt(e) => match (&e.text, e.next_at) {
             (Some(text), Some(next_at)) => vec![Change::PutRow(Row::prompt(

@@ -71,6 +71,12 @@ impl RoomState {
             invite: None,
             max_uses: None,
             held: None,
+            message: None,
+            outcome: None,
+            reports: Vec::new(),
+            escalation: None,
+            warnings: Vec::new(),
+            audience: None,
         })
     }
 
@@ -128,6 +134,18 @@ impl RoomState {
         }
         if settings.probation_posts.is_some_and(|p| p > MAX_PROBATION_POSTS) {
             return Err(at_most("probation_posts", MAX_PROBATION_POSTS));
+        }
+        if settings.warn_expiry_days.is_some_and(|d| d > limits::MAX_WARN_EXPIRY_DAYS) {
+            return Err(at_most("warn_expiry_days", limits::MAX_WARN_EXPIRY_DAYS));
+        }
+        if settings.warn_limit.is_some_and(|n| n as usize > limits::MAX_LIVE_WARNINGS) {
+            return Err(at_most("warn_limit", limits::MAX_LIVE_WARNINGS as u32));
+        }
+        if settings.warn_action_secs.is_some_and(|s| s > MAX_SANCTION_SECS) {
+            return Err(at_most("warn_action_secs", MAX_SANCTION_SECS));
+        }
+        if settings.warn_action.is_some_and(|a| !matches!(a, ModAction::Mute | ModAction::Kick | ModAction::Ban)) {
+            return Err(Refusal::NotAnEscalation);
         }
         if settings.parent.as_ref().is_some_and(|p| p.as_str() == self.room().as_str()) {
             return Err(Refusal::OwnLobby);

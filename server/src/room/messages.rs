@@ -110,6 +110,8 @@ pub struct Annotations {
     pub reactions: BTreeMap<String, Vec<UserId>>,
     /// Replies in its thread, oldest first.
     pub replies: Vec<Seq>,
+    /// How its reports were resolved, if they were.
+    pub resolved: Option<rows::Resolution>,
 }
 
 impl Annotations {
@@ -126,6 +128,8 @@ impl Annotations {
                 notes.replies.push(seq);
             } else if row.key == "del" {
                 notes.deleted = rows::decode::<ByAt>(&row.value).ok();
+            } else if row.key == "resolved" {
+                notes.resolved = rows::decode(&row.value).ok();
             } else if let Some((emoji, user)) = row.key.strip_prefix("r:").and_then(|r| r.split_once('\u{1f}'))
                 && let Ok(user) = UserId::new(user)
             {

@@ -49,6 +49,7 @@ pub fn actor(event: &Event) -> Option<&UserId> {
         Event::Prompt(e) => &e.from,
         Event::Held(e) => &e.from,
         Event::DirectStarted(e) => &e.from,
+        Event::Report(e) => &e.from,
         Event::Hello(_)
         | Event::Typing(_)
         | Event::Presence(_)

@@ -8,15 +8,17 @@ use hearth_protocol::Role;
 /// What a member may ask of a room, by the least role it takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Action {
-    /// Read history and threads, list members, see who is online.
+    /// Read history and threads, list members, see who is online; report
+    /// messages, read one's own reports and warnings.
     Read,
     /// Post, reply in threads, react, edit and delete one's own messages, type.
     Post,
     /// Read the join requests, approve or deny them; make invite codes; set
-    /// the welcome message.
+    /// the welcome message; read the open reports and dismiss them.
     Welcome,
     /// Pin, unpin and order notes; delete any message; kick, ban, unban, mute,
-    /// unmute; read the moderation log and earlier versions of edited
+    /// unmute; warn, lift warnings, read anyone's warnings, act on reports;
+    /// read the moderation log and earlier versions of edited
     /// messages; revoke invites; schedule prompts; read the room's health.
     Moderate,
     /// Give or take the welcomer role (moderators) — and the moderator role (owners).
@@ -44,12 +46,12 @@ pub const fn least_role(action: Action) -> Role {
 /// operations that need no membership (`ping`, `create_room`, `join`, ...).
 pub fn of_op(op: &str) -> Option<(Action, bool)> {
     Some(match op {
-        "history" | "thread" | "members" | "presence" => (Action::Read, false),
+        "history" | "thread" | "members" | "presence" | "report" | "reports" | "warnings" => (Action::Read, false),
         "send" | "edit" | "react" | "typing" | "ack_rules" => (Action::Post, false),
         "delete" => (Action::Post, false),
-        "join_requests" | "decide_join" | "create_invite" => (Action::Welcome, false),
+        "join_requests" | "decide_join" | "create_invite" | "resolve_report" => (Action::Welcome, false),
         "pin" | "unpin" | "order_pins" => (Action::Pin, false),
-        "kick" | "ban" | "mute" | "unmute" | "unban" => (Action::Moderate, true),
+        "kick" | "ban" | "mute" | "unmute" | "unban" | "warn" | "unwarn" => (Action::Moderate, true),
         "mod_log" | "revoke_invite" | "schedule_prompt" | "cancel_prompt" | "stats" | "versions" => {
             (Action::Moderate, false)
         }

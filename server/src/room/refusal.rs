@@ -6,6 +6,7 @@
 //! is what it means, so the decide-and-order path can ask of it whether it may
 //! have come from a copy that trailed the order.
 
+use hearth_protocol::ops::ReportOutcome;
 use hearth_protocol::{ClientMsgId, Millis, PinId, Role, RoomId, Seq, ShortText, UserId};
 
 use super::permissions::Action;
@@ -144,6 +145,39 @@ pub enum Refusal {
     /// The order found the room's rules changed after the copy that decided
     /// the draft (slow mode, probation, the rules to acknowledge).
     RulesChanged,
+    /// A direct conversation has no moderators to report to.
+    NoModerators,
+    /// Reporting one's own message.
+    OwnMessage,
+    /// The room's owner is above every report.
+    ReportsOwner {
+        owner: UserId,
+    },
+    /// The reports on `message` were resolved already.
+    AlreadyResolved {
+        message: Seq,
+        outcome: ReportOutcome,
+    },
+    /// Open reports at the most allowed: the caller's own (`mine`) or the room's.
+    ReportsFull {
+        max: usize,
+        mine: bool,
+    },
+    /// No open report (that the caller may see) on `message`.
+    NoReports {
+        message: Seq,
+    },
+    /// A warning needs a reason.
+    ReasonRequired,
+    WarningsFull {
+        max: usize,
+    },
+    NoSuchWarning {
+        user: UserId,
+        warning: Seq,
+    },
+    /// A room's escalation is a mute, a kick or a ban.
+    NotAnEscalation,
 }
 
 /// How long a ban or a mute holds, as far as the refusing side knows.
@@ -206,6 +240,9 @@ impl Refusal {
                 | NoThreadRoot { .. }
                 | Deleted { .. }
                 | RulesChanged
+                | AlreadyResolved { .. }
+                | NoReports { .. }
+                | NoSuchWarning { .. }
         )
     }
 }

@@ -16,8 +16,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use hearth_protocol::ops::ModEntry;
-use hearth_protocol::{Millis, Note, ShortText, Text, UserId};
+use hearth_protocol::ops::{ModEntry, ReportCategory, ReportOutcome};
+use hearth_protocol::{Millis, Note, Role, Seq, ShortText, Text, UserId};
 use serde::{Deserialize, Serialize};
 
 /// The loaded tables.
@@ -37,10 +37,14 @@ pub enum RowTable {
     /// Members a welcomer or moderator let in who have not joined on a
     /// connection since (their first `join` is their first: the welcome).
     Approved,
+    /// Open reports, by report id (the seq of the `report` event, 20 digits).
+    Report,
+    /// Members' warnings, by member and warning id (`user\x1fSEQ`, 20 digits).
+    Warning,
 }
 
 impl RowTable {
-    pub const ALL: [RowTable; 11] = [
+    pub const ALL: [RowTable; 13] = [
         RowTable::Ban,
         RowTable::Mute,
         RowTable::Request,
@@ -52,6 +56,8 @@ impl RowTable {
         RowTable::Held,
         RowTable::Posts,
         RowTable::Approved,
+        RowTable::Report,
+        RowTable::Warning,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -67,6 +73,8 @@ impl RowTable {
             RowTable::Held => "held",
             RowTable::Posts => "posts",
             RowTable::Approved => "approved",
+            RowTable::Report => "report",
+            RowTable::Warning => "warning",
         }
     }
 
@@ -140,7 +148,8 @@ pub struct AnnexRow {
     pub value: Vec<u8>,
 }
 
-/// A ban or a mute: who, when, until when (`None`: until lifted), why.
+/// A ban, a mute or a warning: who, when, until when (`None`: until
+/// lifted), why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Sanction {
     pub by: UserId,
@@ -223,6 +232,38 @@ pub struct Rows {
     /// Members let in by a welcomer or moderator, with who did, who have not
     /// joined on a connection since.
     pub approved: HashMap<UserId, UserId>,
+    /// Open reports, by id (oldest first).
+    pub reports: BTreeMap<Seq, ReportRow>,
+    /// Warnings (live or expired, until the member's next one forgets the
+    /// expired ones), by member and id.
+    pub warnings: BTreeMap<(UserId, Seq), Sanction>,
+}
+
+/// An open report: what was reported, by whom, why, and who may see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportRow {
+    pub by: UserId,
+    pub message: Seq,
+    pub author: UserId,
+    pub text: Text,
+    pub category: ReportCategory,
+    #[serde(default)]
+    pub note: ShortText,
+    pub at: Millis,
+    pub audience: Role,
+}
+
+/// How the reports on a message were resolved (an annotation of the message).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resolution {
+    pub by: UserId,
+    pub at: Millis,
+    pub outcome: ReportOutcome,
+}
+
+/// A warning's key: its member and id.
+pub fn warning_key(user: &UserId, warning: Seq) -> String {
+    seq_key(&format!("{user}\u{1f}"), warning)
 }
 
 /// A held message.
@@ -287,6 +328,14 @@ impl Row {
 
     pub fn approved(user: &UserId, by: &UserId) -> Row {
         Row { table: RowTable::Approved, key: user.to_string(), value: encode(by) }
+    }
+
+    pub fn report(id: Seq, report: &ReportRow) -> Row {
+        Row { table: RowTable::Report, key: seq_key("", id), value: encode(report) }
+    }
+
+    pub fn warning(user: &UserId, id: Seq, warning: &Sanction) -> Row {
+        Row { table: RowTable::Warning, key: warning_key(user, id), value: encode(warning) }
     }
 
     pub fn prompt(id: u64, prompt: &PromptRow) -> Row {
@@ -377,6 +426,14 @@ impl Rows {
             RowTable::Approved => {
                 self.approved.insert(user()?, decode(&row.value).map_err(value)?);
             }
+            RowTable::Report => {
+                let id = row.key.parse().map_err(|_| bad("not a report id".into()))?;
+                self.reports.insert(Seq(id), decode(&row.value).map_err(value)?);
+            }
+            RowTable::Warning => {
+                let key = parse_warning_key(&row.key).ok_or_else(|| bad("not a warning key".into()))?;
+                self.warnings.insert(key, decode(&row.value).map_err(value)?);
+            }
             RowTable::Prompt => {
                 let id = row.key.parse().map_err(|_| bad("not a prompt id".into()))?;
                 self.prompts.insert(id, decode(&row.value).map_err(value)?);
@@ -403,6 +460,8 @@ impl Rows {
             RowTable::Posts => user.and_then(|u| self.posts.remove(&u)).map(drop),
             RowTable::Approved => user.and_then(|u| self.approved.remove(&u)).map(drop),
             RowTable::Prompt => key.parse().ok().and_then(|id| self.prompts.remove(&id)).map(drop),
+            RowTable::Report => key.parse().ok().and_then(|id| self.reports.remove(&Seq(id))).map(drop),
+            RowTable::Warning => parse_warning_key(key).and_then(|k| self.warnings.remove(&k)).map(drop),
             RowTable::Held => key
                 .split_once('\u{1f}')
                 .and_then(|(u, c)| Some((UserId::new(u).ok()?, c.to_string())))
@@ -425,6 +484,13 @@ impl Rows {
         rows.extend(self.held.iter().map(|((u, c), h)| Row::held(u, c, h)));
         rows.extend(self.posts.iter().map(|(u, n)| Row::posts(u, *n)));
         rows.extend(self.approved.iter().map(|(u, by)| Row::approved(u, by)));
+        rows.extend(self.reports.iter().map(|(id, r)| Row::report(*id, r)));
+        rows.extend(self.warnings.iter().map(|((u, id), w)| Row::warning(u, *id, w)));
         rows
     }
+}
+
+fn parse_warning_key(key: &str) -> Option<(UserId, Seq)> {
+    let (user, id) = key.split_once('\u{1f}')?;
+    Some((UserId::new(user).ok()?, Seq(id.parse().ok()?)))
 }

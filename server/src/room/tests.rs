@@ -470,3 +470,34 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_warning_forgets_expired_ones_and_brings_the_escalation_with_it() {
+    let mut order = Order::new(100);
+    order.join("bo");
+    let settings = RoomSettings {
+        warn_expiry_days: Some(1),
+        warn_limit: Some(2),
+        warn_action: Some(hearth_protocol::ops::ModAction::Mute),
+        warn_action_secs: Some(60),
+        ..RoomSettings::default()
+    };
+    order.publish(order.state.decide_set_room(&user("ada"), settings, order.now).unwrap()).unwrap();
+    let reason = || ShortText::new("links").unwrap();
+    let first =
+        order.publish(order.state.decide_warn(&user("ada"), &user("bo"), reason(), order.now).unwrap()).unwrap();
+    // Two days on, the first has expired: the next one forgets it, and is
+    // the first live one (no escalation).
+    order.now = Millis(order.now.0 + 2 * 24 * 3600 * 1000);
+    let draft = order.state.decide_warn(&user("ada"), &user("bo"), reason(), order.now).unwrap();
+    let Event::Moderation(warned) = &draft.event else { panic!("a moderation event") };
+    assert_eq!((warned.warnings.as_slice(), warned.escalation), ([first].as_slice(), None));
+    let second = order.publish(draft).unwrap();
+    assert_eq!(order.state.rows.warnings.keys().map(|(_, id)| *id).collect::<Vec<_>>(), [second]);
+    // The second live one mutes, in the same event: the room and the order
+    // both refuse bo's posts.
+    order.publish(order.state.decide_warn(&user("ada"), &user("bo"), reason(), order.now).unwrap()).unwrap();
+    assert!(matches!(order.send("bo", "hm"), Err(Refusal::Muted(_))));
+    let post = Requires::Post { user: user("bo"), slow_ms: 0, rules: None };
+    assert!(matches!(order.gate.check(&post, order.now), Err(Refusal::Muted(_))));
+}

@@ -4,7 +4,7 @@
 
 use hearth_protocol::event::TypingEvent;
 use hearth_protocol::ops::{Appended, Delete, Done, Edit, React, SendMessage, Typing, Version, VersionList, Versions};
-use hearth_protocol::{ErrorBody, Event, Millis, RequestId};
+use hearth_protocol::{ErrorBody, Event, Millis, RequestId, Role};
 
 use super::dispatch::Handle;
 use super::{Session, fit_in_frame};
@@ -45,8 +45,11 @@ impl Handle for SendMessage {
             let members = room.check(|s| Ok(s.members.keys().filter(|m| **m != user).cloned().collect::<Vec<_>>()))?;
             mentioned = members;
         }
-        let pending =
-            if held { session.pending_queue(&room) } else { session.pending_message(&room, text.as_str(), &mentioned) };
+        let pending = if held {
+            session.pending_queue(&room, Role::Welcomer)
+        } else {
+            session.pending_message(&room, text.as_str(), &mentioned)
+        };
         if mentioned.is_empty() {
             session.reply_when_durable(id, ordered.receipt, move |p| {
                 pending.durable(&p);

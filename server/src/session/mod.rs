@@ -24,6 +24,7 @@ mod ordering;
 mod push;
 mod read_state;
 mod reads;
+mod reports;
 mod search;
 mod vetting;
 mod writer;

@@ -138,13 +138,13 @@ impl Session {
     }
 
     /// Something about to wait in the room's queues (a join request, a held
-    /// post): its welcomers and moderators may need telling.
-    pub(super) fn pending_queue(&self, room: &Room) -> Pending {
+    /// post, a report): those who hold `least` or above may need telling.
+    pub(super) fn pending_queue(&self, room: &Room, least: Role) -> Pending {
         let now = self.shared.clock.now();
         let keepers: Vec<(UserId, Why)> = room.decide(|s| {
             s.members
                 .iter()
-                .filter(|(_, m)| m.role_at(now) >= Role::Welcomer)
+                .filter(|(_, m)| m.role_at(now) >= least)
                 .map(|(user, _)| (user.clone(), Why::Queue))
                 .collect()
         });

@@ -6,7 +6,7 @@ use hearth_protocol::ops::{
     Appended, CreateInvite, DecideJoin, Done, HeldList, HeldPosts, Invite, JoinRequestList, JoinRequests, Release,
     RequestJoin, RevokeInvite,
 };
-use hearth_protocol::{ErrorBody, Event, RequestId};
+use hearth_protocol::{ErrorBody, Event, RequestId, Role};
 
 use super::dispatch::Handle;
 use super::{Session, fit_in_frame};
@@ -18,7 +18,7 @@ impl Handle for RequestJoin {
         let args = self;
         let (user, now) = session.caller();
         let room = session.room(&args.room).await?;
-        let pending = session.pending_queue(&room);
+        let pending = session.pending_queue(&room, Role::Welcomer);
         let published =
             session.decide_ordered(&room, args, |s, args| s.decide_request_join(&user, args.note, now)).await?;
         pending.durable(&published);

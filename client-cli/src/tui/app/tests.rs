@@ -60,6 +60,10 @@ fn joined(room: &str, head: u64, role: Role) -> Joined {
             parent: None,
             rules_ack: false,
             direct: Vec::new(),
+            warn_expiry_days: 90,
+            warn_limit: 0,
+            warn_action: None,
+            warn_action_secs: 0,
         },
         role,
         resume: ResumeMode::Fresh,
@@ -494,6 +498,12 @@ fn edits_deletes_and_moderation_show_as_they_happen() {
         invite: None,
         max_uses: None,
         held: None,
+        message: None,
+        outcome: None,
+        reports: Vec::new(),
+        escalation: None,
+        warnings: Vec::new(),
+        audience: None,
     })));
     let shown = screen(&app, 100, 30);
     assert!(shown.contains("Portra at 1600? (edited)"), "{shown}");

@@ -241,6 +241,16 @@ local seq = head + 1
 local seq_bytes, ts_bytes = uint64(seq), uint64(ts)
 local body = fill(ARGV[9], seq_bytes, ts_bytes)
 
+-- Rows keyed by the event's own seq (a report, a warning) carry the seq
+-- sentinel in their key; only those tables' keys are rewritten, so no
+-- member's text in another key (a client message id) can be.
+local function seq_keyed(field)
+  if string.sub(field, 1, 7) == 'report\31' or string.sub(field, 1, 8) == 'warning\31' then
+    return (string.gsub(field, SEQ_KEY_MARK, string.format('%020.0f', seq)))
+  end
+  return field
+end
+
 local annotates, rules_changed = false, false
 for i = 16, #ARGV, 3 do
   local op, a, b = ARGV[i], ARGV[i + 1], ARGV[i + 2]
@@ -271,6 +281,7 @@ for i = 16, #ARGV, 3 do
       redis.call('HSET', members, a, string.sub(b, 1, colon - 1) .. ':' .. joined .. ':' .. string.sub(b, colon + 1))
     end
   elseif op == 'put' then
+    a = seq_keyed(a)
     if redis.call('HSET', rows, a, fill(b, seq_bytes, ts_bytes)) == 1 and string.sub(a, 1, 8) == 'request\31' then
       redis.call('HINCRBY', room, 'requests', 1)
     end

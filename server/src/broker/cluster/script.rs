@@ -75,6 +75,8 @@ impl Shared {
             hearth_protocol::Event::Delete(e) => e.target,
             hearth_protocol::Event::Reaction(e) => e.target,
             hearth_protocol::Event::Message(m) => m.thread.unwrap_or(Seq::ZERO),
+            // A resolution marks the reported message.
+            hearth_protocol::Event::Moderation(m) => m.message.unwrap_or(Seq::ZERO),
             _ => Seq::ZERO,
         };
         call.key(keys.message(about)).key(&keys.annotated);
