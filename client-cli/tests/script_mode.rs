@@ -270,8 +270,27 @@ async fn the_community_tools_have_a_subcommand_each() {
     assert!(held.starts_with("held #") && held.contains("a moderator's look"), "{held}");
     let queue = run("ada", &["held", "club"]).await;
     assert!(queue.contains("my scans"), "{queue}");
+    // Reports and warnings: dee reports bo's post, bo (a welcomer) never
+    // sees it, ada resolves it with a warning; the warning is bo's to read.
+    run("dee", &["report", "--room", "club", root, "--category", "off_topic", "--note", "not film"]).await;
+    assert!(run("bo", &["reports", "club"]).await.is_empty(), "a report on bo reaches only those above bo");
+    let reports = run("ada", &["reports", "club"]).await;
+    assert!(reports.contains("OffTopic by dee (not film): Portra at 800?"), "{reports}");
+    let wrong = hearth(&url, Some("dee"), &["report", "--room", "club", root, "--category", "rude"]).await;
+    assert_eq!(wrong.status.code(), Some(2), "an unknown category is a usage error");
+    run("ada", &["set", "club", "--warn-limit", "3", "--warn-action", "mute", "--warn-action-for", "1d"]).await;
+    run("ada", &["resolve", "--room", "club", root, "warn", "--reason", "keep to film"]).await;
+    assert!(run("ada", &["reports", "club"]).await.is_empty());
+    let warnings = run("bo", &["warnings", "club"]).await;
+    assert!(warnings.contains("ada") && warnings.contains("keep to film"), "{warnings}");
+    assert!(warnings.contains("3 live warnings bring: Mute"), "{warnings}");
+    run("ada", &["warn", "--room", "club", "dee", "--reason", "be kind"]).await;
+    let warning = run("ada", &["warnings", "club", "dee"]).await;
+    let number = warning.trim_start_matches('#').split_whitespace().next().unwrap().to_string();
+    run("ada", &["unwarn", "--room", "club", "dee", &number]).await;
+    assert!(!run("ada", &["warnings", "club", "dee"]).await.contains("be kind"));
     let log = run("ada", &["modlog", "club"]).await;
-    for action in ["Kick", "Unmute", "Mute", "SetRole", "Approve"] {
+    for action in ["Kick", "Unmute", "Mute", "SetRole", "Approve", "Warn", "Unwarn", "Resolve"] {
         assert!(log.contains(action), "{action} in {log}");
     }
     stop.cancel();

@@ -3,7 +3,14 @@
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use hearth_protocol::ops::{ModAction, ReportCategory, ReportOutcome};
 use hearth_protocol::{Role, RoomId, UserId};
+
+/// A protocol word (`spam`, `self_harm`, `mute`) as the type the wire names it by.
+fn wire<T: serde::de::DeserializeOwned>(word: &str) -> Result<T, String> {
+    serde_json::from_value(serde_json::Value::String(word.to_string()))
+        .map_err(|_| format!("{word:?} is not one of the words this takes (see --help)"))
+}
 
 #[derive(Parser)]
 #[command(name = "hearth", version, about = "Hearth chat client: a chat UI with no command, script mode with one")]
@@ -267,6 +274,54 @@ pub(crate) enum Command {
     },
     /// The room's moderation log, newest first (moderators).
     Modlog { room: RoomId },
+    /// Report a message to the room's welcomers and moderators.
+    Report {
+        #[arg(long)]
+        room: RoomId,
+        seq: u64,
+        /// spam, harassment, hate, sexual, violence, self_harm, off_topic or other.
+        #[arg(long, value_parser = wire::<ReportCategory>, default_value = "other")]
+        category: ReportCategory,
+        /// What the moderators should know.
+        #[arg(long, default_value = "")]
+        note: String,
+    },
+    /// The open reports (welcomers and moderators see the room's; others their own).
+    Reports { room: RoomId },
+    /// Resolve the reports on a message: dismiss, or delete, warn, mute, kick or ban.
+    Resolve {
+        #[arg(long)]
+        room: RoomId,
+        /// The reported message.
+        seq: u64,
+        #[arg(value_parser = wire::<ReportOutcome>)]
+        outcome: ReportOutcome,
+        #[arg(long, default_value = "")]
+        reason: String,
+        /// How long a mute (required) or a ban holds, e.g. 1h.
+        #[arg(long, value_parser = hearth_cli::words::duration_flag)]
+        r#for: Option<Duration>,
+    },
+    /// Warn a member, saying why (moderators).
+    Warn {
+        #[arg(long)]
+        room: RoomId,
+        user: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Lift one of a member's warnings by its number (moderators).
+    Unwarn {
+        #[arg(long)]
+        room: RoomId,
+        user: String,
+        warning: u64,
+    },
+    /// A member's live warnings: yours, or (moderators) anyone's.
+    Warnings {
+        room: RoomId,
+        user: Option<String>,
+    },
     /// Change a room's settings (only those given).
     Set {
         room: RoomId,
@@ -298,6 +353,18 @@ pub(crate) enum Command {
         /// The lobby room where --require-role must be held; "" lifts it.
         #[arg(long)]
         lobby: Option<String>,
+        /// Days a warning counts (0: until lifted).
+        #[arg(long)]
+        warn_expiry_days: Option<u32>,
+        /// The live warning that brings --warn-action (0: none).
+        #[arg(long)]
+        warn_limit: Option<u32>,
+        /// mute, kick or ban.
+        #[arg(long, value_parser = wire::<ModAction>)]
+        warn_action: Option<ModAction>,
+        /// How long the warn action's mute or ban holds, e.g. 1d; 0s: until lifted.
+        #[arg(long, value_parser = hearth_cli::words::duration_flag)]
+        warn_action_for: Option<Duration>,
     },
     /// Edit one of your messages.
     Edit {

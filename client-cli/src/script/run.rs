@@ -13,6 +13,7 @@ use hearth_protocol::ops::{
     SetRole, SetRoom, ThreadHistory, Unban, Unmute, Visibility,
 };
 use hearth_protocol::ops::{CancelPrompt, HeldPosts, Prompts, Release, SchedulePrompt};
+use hearth_protocol::ops::{Report, Reports, ResolveReport, Unwarn, Warn, Warnings};
 use hearth_protocol::{Codec, Emoji, Millis, Note, PinId, Seq, ShortText, Text, UserId};
 
 pub(crate) async fn run(cli: Cli) -> Result<()> {
@@ -419,6 +420,10 @@ pub(crate) async fn community(client: &mut Client, command: Command, json: bool)
             probation_posts,
             require_role,
             lobby,
+            warn_expiry_days,
+            warn_limit,
+            warn_action,
+            warn_action_for,
         } => {
             let settings = RoomSettings {
                 topic: topic.map(short).transpose()?,
@@ -435,6 +440,10 @@ pub(crate) async fn community(client: &mut Client, command: Command, json: bool)
                 probation_posts,
                 required_role: require_role.map(RoleArg::role),
                 parent: lobby.map(short).transpose()?,
+                warn_expiry_days,
+                warn_limit,
+                warn_action,
+                warn_action_secs: warn_action_for.map(|d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX)),
                 ..RoomSettings::default()
             };
             let done_ = client.request(SetRoom { room: room.clone(), settings }).await?;
@@ -513,6 +522,59 @@ pub(crate) async fn community(client: &mut Client, command: Command, json: bool)
             client.request(CancelPrompt { room, prompt }).await?;
             if !json {
                 println!("cancelled prompt {prompt}");
+            }
+        }
+        Command::Report { room, seq, category, note } => {
+            let args = Report { room, seq: Seq(seq), category, note: short(note)? };
+            let done_ = client.request(args).await?;
+            done(&format!("reported #{seq}"), &done_, json);
+        }
+        Command::Reports { room } => {
+            let list = client.request(Reports { room }).await?;
+            for r in &list.reports {
+                if json {
+                    print_json(r);
+                } else {
+                    let note = if r.note.as_str().is_empty() { String::new() } else { format!(" ({})", r.note) };
+                    println!(
+                        "#{:<6} {:<12} {:?} by {}{}: {}",
+                        r.message.0,
+                        r.author,
+                        r.category,
+                        r.from,
+                        render::printable(&note),
+                        render::printable(r.text.as_str())
+                    );
+                }
+            }
+        }
+        Command::Resolve { room, seq, outcome, reason, r#for } => {
+            let duration_secs = r#for.map(|d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX));
+            let args = ResolveReport { room, seq: Seq(seq), outcome, reason: short(reason)?, duration_secs };
+            let done_ = client.request(args).await?;
+            done(&format!("resolved the reports on #{seq}"), &done_, json);
+        }
+        Command::Warn { room, user, reason } => {
+            let done_ = client.request(Warn { room, user: name(&user)?, reason: short(reason)? }).await?;
+            done(&format!("warned {user}"), &done_, json);
+        }
+        Command::Unwarn { room, user, warning } => {
+            let done_ = client.request(Unwarn { room, user: name(&user)?, warning: Seq(warning) }).await?;
+            done(&format!("lifted warning #{warning} of {user}"), &done_, json);
+        }
+        Command::Warnings { room, user } => {
+            let user = user.as_deref().map(name).transpose()?;
+            let list = client.request(Warnings { room, user }).await?;
+            if json {
+                print_json(&list);
+            } else {
+                for w in &list.warnings {
+                    let until = w.until.map(|t| format!(" until {}", render::date_time(t))).unwrap_or_default();
+                    println!("#{:<6} {:<12}{until} {}", w.warning.0, w.by, render::printable(w.reason.as_str()));
+                }
+                if let Some(action) = list.warn_action {
+                    println!("{} live warnings bring: {action:?}", list.warn_limit);
+                }
             }
         }
         Command::Held { room } => {
