@@ -317,6 +317,12 @@ impl Client {
         let removed = match event {
             Event::MemberLeft(left) => Some(&left.user),
             Event::Moderation(m) if matches!(m.action, ModAction::Kick | ModAction::Ban) => m.user.as_ref(),
+            // A warning that reached the room's escalation to a kick or a ban.
+            Event::Moderation(m)
+                if m.escalation.is_some_and(|e| matches!(e.action, ModAction::Kick | ModAction::Ban)) =>
+            {
+                m.user.as_ref()
+            }
             _ => None,
         };
         if let (Some(room), Some(user)) = (event.room(), removed)

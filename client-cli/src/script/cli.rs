@@ -318,10 +318,7 @@ pub(crate) enum Command {
         warning: u64,
     },
     /// A member's live warnings: yours, or (moderators) anyone's.
-    Warnings {
-        room: RoomId,
-        user: Option<String>,
-    },
+    Warnings { room: RoomId, user: Option<String> },
     /// Change a room's settings (only those given).
     Set {
         room: RoomId,

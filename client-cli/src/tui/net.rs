@@ -218,6 +218,8 @@ fn describe(action: &Action) -> String {
         Action::Invite { .. } => "invite".into(),
         Action::Requests(room) => format!("join requests of {room}"),
         Action::Held(room) => format!("held posts of {room}"),
+        Action::Reports(room) => format!("reports of {room}"),
+        Action::Warnings { room, .. } => format!("warnings in {room}"),
         Action::Release { user, approve: true, .. } => format!("release {user}'s post"),
         Action::Release { user, .. } => format!("drop {user}'s post"),
         Action::ModLog(room) => format!("moderation log of {room}"),
@@ -331,6 +333,30 @@ async fn perform(client: &mut Client, action: Action, updates: &mpsc::Sender<Net
             let list = client.request(HeldPosts { room }).await?;
             let posts = list.held.iter().map(|h| format!("{}: {}", h.user, h.text)).collect();
             let said = listing(posts, "nothing held", "held", "/release USER or /drop USER");
+            let _ = updates.send(Net::Said(said)).await;
+        }
+        Action::Reports(room) => {
+            let list = client.request(hearth_protocol::ops::Reports { room }).await?;
+            let reports = list
+                .reports
+                .iter()
+                .map(|r| {
+                    let category = serde_json::to_value(r.category).ok();
+                    let category = category.as_ref().and_then(|c| c.as_str()).unwrap_or("other");
+                    format!("#{} by {} ({category}, from {}): {}", r.message.0, r.author, r.from, r.text)
+                })
+                .collect();
+            let said = listing(reports, "no open reports", "open reports", "/resolve SEQ dismiss|delete|warn|…");
+            let _ = updates.send(Net::Said(said)).await;
+        }
+        Action::Warnings { room, user } => {
+            let list = client.request(hearth_protocol::ops::Warnings { room, user }).await?;
+            let warnings =
+                list.warnings.iter().map(|w| format!("#{} by {}: {}", w.warning.0, w.by, w.reason)).collect();
+            let mut said = listing(warnings, &format!("{} has no live warnings", list.user), "live warnings", "");
+            if let Some(action) = list.warn_action.filter(|_| list.warn_limit > 0) {
+                said.push_str(&format!(" (at {} the room's escalation: {action:?})", list.warn_limit));
+            }
             let _ = updates.send(Net::Said(said)).await;
         }
         Action::Release { room, user, approve, reason } => {

@@ -42,6 +42,18 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ("/release", "USER — post USER's oldest held message in their name (welcomers)"),
     ("/drop", "USER [REASON] — drop USER's oldest held message (welcomers)"),
     ("/unmute", "USER — lift a mute (moderators)"),
+    (
+        "/report",
+        "SEQ [CATEGORY] [NOTE] — report message SEQ to the room's keepers (spam, harassment, hate, sexual, violence, self_harm, off_topic, other)",
+    ),
+    ("/reports", "— the open reports (welcomers and moderators; yours otherwise)"),
+    (
+        "/resolve",
+        "SEQ dismiss|delete|warn|kick|ban [REASON], or SEQ mute TIME [REASON] — close the reports on SEQ, acting first",
+    ),
+    ("/warn", "USER REASON — warn USER; the room's escalation may follow (moderators)"),
+    ("/unwarn", "USER ID — lift one of USER's warnings (moderators)"),
+    ("/warnings", "[USER] — your live warnings, or (moderators) USER's"),
     ("/slowmode", "TIME — between one member's messages (30s, 2m; a number is seconds; 0 off) (moderators)"),
     ("/topic", "TEXT — set the room's topic (moderators)"),
     ("/modlog", "— the moderation log (moderators)"),
@@ -59,6 +71,11 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ("/help", "— keys and commands (F1)"),
     ("/quit", "— leave the UI (Ctrl-C)"),
 ];
+
+/// A protocol word (`spam`, `mute`) as the type the wire names it by.
+fn wire_word<T: serde::de::DeserializeOwned>(word: &str) -> Option<T> {
+    serde_json::from_value(serde_json::Value::String(word.to_string())).ok()
+}
 
 /// Commands of the protocol that this server build does not serve yet; the UI
 /// says so instead of pretending.
@@ -186,7 +203,8 @@ impl App {
             }
             "/react" | "/unreact" | "/edit" | "/delete" | "/ack" | "/requests" | "/approve" | "/deny" | "/invite"
             | "/role" | "/kick" | "/ban" | "/unban" | "/mute" | "/unmute" | "/slowmode" | "/topic" | "/modlog"
-            | "/stats" | "/prompt" | "/held" | "/release" | "/drop" | "/revoke" => {
+            | "/stats" | "/prompt" | "/held" | "/release" | "/drop" | "/revoke" | "/report" | "/reports"
+            | "/resolve" | "/warn" | "/unwarn" | "/warnings" => {
                 let Some(room) = self.active.clone() else {
                     self.says(format!("{name}: open a room first"));
                     return Vec::new();
@@ -342,6 +360,47 @@ impl App {
             }
             "/requests" => Ok(Action::Requests(room)),
             "/held" => Ok(Action::Held(room)),
+            "/report" => {
+                let target = seq(word()?)?;
+                let first = parts.next().unwrap_or_default();
+                // The category is optional: a first word that is not one starts the note.
+                let (category, note) = match wire_word::<ReportCategory>(first) {
+                    Some(category) => (category, tail(2)),
+                    None => (ReportCategory::Other, tail(1)),
+                };
+                let op = Report { room, seq: target, category, note: short(note)? };
+                request(format!("reported #{} to the room's keepers", target.0), op.into())
+            }
+            "/reports" => Ok(Action::Reports(room)),
+            "/resolve" => {
+                let target = seq(word()?)?;
+                let outcome = wire_word::<ReportOutcome>(word()?).ok_or_else(usage)?;
+                let (duration_secs, reason) = if outcome == ReportOutcome::Mute {
+                    let time = words::duration(word()?, Some(MINUTE))?;
+                    (Some(u32::try_from(time.as_secs()).unwrap_or(u32::MAX)), tail(3))
+                } else {
+                    (None, tail(2))
+                };
+                let op = ResolveReport { room, seq: target, outcome, reason: short(reason)?, duration_secs };
+                request(format!("resolved the reports on #{}", target.0), op.into())
+            }
+            "/warn" => {
+                let who = user(word()?)?;
+                let reason = tail(1);
+                if reason.is_empty() {
+                    return Err(usage());
+                }
+                request(format!("warned {who}"), Warn { room, user: who, reason: short(reason)? }.into())
+            }
+            "/unwarn" => {
+                let who = user(word()?)?;
+                let warning = seq(word()?)?;
+                request(format!("lifted warning #{} of {who}", warning.0), Unwarn { room, user: who, warning }.into())
+            }
+            "/warnings" => {
+                let who = parts.next().map(user).transpose()?;
+                Ok(Action::Warnings { room, user: who })
+            }
             "/revoke" => {
                 let code = word()?.to_string();
                 request(format!("revoked invite {code}"), RevokeInvite { room, code }.into())

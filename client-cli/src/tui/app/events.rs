@@ -357,10 +357,21 @@ pub(super) fn notice(event: &Event) -> Option<String> {
                 ModAction::Delete => "dropped a held post of",
                 ModAction::CreateInvite => "made an invite",
                 ModAction::RevokeInvite => "revoked an invite",
+                ModAction::Warn => "warned",
+                ModAction::Unwarn => "lifted a warning of",
+                ModAction::Resolve => "resolved the reports on a message of",
                 _ => return None,
             };
-            format!("{} {what}{whom}{why}", m.from)
+            let then = match m.escalation {
+                Some(e) => format!(" — and {} them (the room's limit of warnings)", escalation_word(e.action)),
+                None => String::new(),
+            };
+            format!("{} {what}{whom}{why}{then}", m.from)
         }
+        Event::Report(r) => format!(
+            "{} reported #{} of {}: {} — /reports, /resolve {} dismiss|delete|warn|…",
+            r.from, r.message.0, r.author, r.text, r.message.0
+        ),
         Event::Role(r) => format!("{} made {} a {}", r.from, r.user, r.role.as_str()),
         Event::RoomUpdated(r) => format!("{} changed the room's settings", r.from),
         Event::JoinRequest(r) => {
@@ -376,6 +387,14 @@ pub(super) fn notice(event: &Event) -> Option<String> {
         }
         _ => return None,
     })
+}
+
+fn escalation_word(action: ModAction) -> &'static str {
+    match action {
+        ModAction::Kick => "removed",
+        ModAction::Ban => "banned",
+        _ => "muted",
+    }
 }
 
 /// Applies one member's reaction turned on or off to a message's counts. Who

@@ -344,6 +344,27 @@ fn the_input_line_sends_runs_commands_and_completes() {
         matches!(&react[..], [Action::Request { op: hearth_protocol::Op::React(r), .. }] if r.on && r.target == Seq(3)),
         "{react:?}"
     );
+    // Reports: the category is optional; a resolve by mute takes a time.
+    let report = typed(&mut app, "/report 3 spam third shop link");
+    assert!(
+        matches!(&report[..], [Action::Request { op: hearth_protocol::Op::Report(r), .. }]
+            if r.seq == Seq(3) && r.category == hearth_protocol::ops::ReportCategory::Spam && r.note.as_str() == "third shop link"),
+        "{report:?}"
+    );
+    let report = typed(&mut app, "/report 3 not film at all");
+    assert!(
+        matches!(&report[..], [Action::Request { op: hearth_protocol::Op::Report(r), .. }]
+            if r.category == hearth_protocol::ops::ReportCategory::Other && r.note.as_str() == "not film at all"),
+        "{report:?}"
+    );
+    let resolve = typed(&mut app, "/resolve 3 mute 2h keep to film");
+    assert!(
+        matches!(&resolve[..], [Action::Request { op: hearth_protocol::Op::ResolveReport(r), .. }]
+            if r.duration_secs == Some(7200) && r.reason.as_str() == "keep to film"),
+        "{resolve:?}"
+    );
+    assert!(typed(&mut app, "/warn cy").is_empty(), "a warning needs a reason");
+    assert_eq!(typed(&mut app, "/warnings"), vec![Action::Warnings { room: rid("darkroom"), user: None }]);
     assert!(typed(&mut app, "/mute cy").is_empty());
     assert!(app.status.as_deref().unwrap().starts_with("/mute USER TIME"), "{:?}", app.status);
     // A length of time reads as in script mode (`--for 2h`), or a plain number
@@ -505,7 +526,30 @@ fn edits_deletes_and_moderation_show_as_they_happen() {
         warnings: Vec::new(),
         audience: None,
     })));
+    app.on_net(Net::Event(Event::Moderation(ModerationEvent {
+        room: rid("cameras"),
+        seq: Seq(55),
+        ts: Millis(1_700_040_700_000),
+        from: user("ada"),
+        action: hearth_protocol::ops::ModAction::Warn,
+        user: Some(user("cy")),
+        until: None,
+        reason: ShortText::new("links").unwrap(),
+        invite: None,
+        max_uses: None,
+        held: None,
+        message: None,
+        outcome: None,
+        reports: Vec::new(),
+        escalation: Some(hearth_protocol::ops::Escalation {
+            action: hearth_protocol::ops::ModAction::Mute,
+            until: None,
+        }),
+        warnings: Vec::new(),
+        audience: None,
+    })));
     let shown = screen(&app, 100, 30);
+    assert!(shown.contains("ada warned cy: links — and muted them"), "{shown}");
     assert!(shown.contains("Portra at 1600? (edited)"), "{shown}");
     assert!(shown.contains("(deleted)") && !shown.contains("spam spam"), "{shown}");
     assert!(shown.contains("ada muted cy: spamming"), "{shown}");

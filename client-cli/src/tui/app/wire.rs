@@ -59,6 +59,13 @@ pub enum Action {
     Requests(RoomId),
     /// The posts held for a look, shown.
     Held(RoomId),
+    /// The open reports, shown.
+    Reports(RoomId),
+    /// A member's live warnings (the caller's when `user` is absent), shown.
+    Warnings {
+        room: RoomId,
+        user: Option<UserId>,
+    },
     /// Post (`approve`) or drop the oldest held post of `user`.
     Release {
         room: RoomId,
