@@ -754,3 +754,100 @@ async fn a_direct_conversation_starts_from_the_members_panel_and_a_block_folds_m
     assert_eq!(unexpected_errors(&bo), Vec::<String>::new());
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_report_from_a_phone_reaches_the_moderator_page_and_is_acted_on_in_one_step() {
+    let server = TestServer::start(open_registration(test_config(Storage::Ephemeral { history_limit: 1000 }))).await;
+    let base = format!("http://{}", server.addr);
+    let owner = server.client("owner", Codec::MsgPack).await;
+    create_room(&owner, "cameras", None).await.unwrap();
+    let browser = Browser::start().await;
+    let mia = browser.page(&format!("{base}/r/cameras"), DESKTOP.0, DESKTOP.1).await;
+    sign_up(&mia, "mia").await;
+    mia.wait_for("hearth.rooms.get('cameras')?.receiving === true", "mia in cameras").await;
+    let moderator = hearth_protocol::ops::SetRole {
+        room: room("cameras"),
+        user: user("mia"),
+        role: hearth_protocol::Role::Moderator,
+        expires_at: None,
+        title: None,
+    };
+    owner.request(moderator).await.unwrap();
+    mia.wait_for("hearth.rooms.get('cameras').role === 'moderator'", "mia a moderator").await;
+    let dee = browser.page(&format!("{base}/r/cameras"), PHONE.0, PHONE.1).await;
+    sign_up(&dee, "dee").await;
+    dee.wait_for("hearth.rooms.get('cameras')?.receiving === true", "dee in cameras").await;
+    let mut mallory = server.client("mallory", Codec::Json).await;
+    mallory.join(&room("cameras")).await.unwrap();
+    mallory.send(&room("cameras"), "cheap lenses at spam.example").await.unwrap();
+    shows(&dee, "cheap lenses at spam.example").await;
+
+    // Dee reports it from the message's own button, on a phone.
+    click(&dee, ".main .msg:last-of-type", "Report to the moderators").await;
+    dee.wait_for("!!document.querySelector('.panel #report-category')", "the report form").await;
+    dee.eval(
+        "(() => { document.querySelector('#report-category').value = 'spam'; \
+         document.querySelector('#report-note').value = 'third shop link today'; })()",
+    )
+    .await;
+    accessibility(&dee, "the report form").await;
+    click(&dee, ".panel form", "Send report").await;
+    dee.wait_for("document.querySelector('.panel [role=status]').textContent.startsWith('Thank you')", "thanked").await;
+    if let Some(dir) = screenshots() {
+        dee.screenshot(&dir.join("report-phone.png")).await;
+    }
+
+    // Mia's page counts it and lists it, with who and why.
+    mia.wait_for("document.querySelector('.roomhead .badge')?.textContent === '1'", "the report counted").await;
+    click(&mia, ".roomhead", "Moderate").await;
+    click(&mia, ".panel [role=tablist]", "Reports").await;
+    mia.wait_for(
+        "document.querySelector('.panel').innerText.includes('spam or advertising — reported by dee') && \
+         document.querySelector('.panel').innerText.includes('third shop link today')",
+        "the report in the queue",
+    )
+    .await;
+    accessibility(&mia, "the reports queue").await;
+    if let Some(dir) = screenshots() {
+        mia.screenshot(&dir.join("reports-desktop.png")).await;
+    }
+    // A mute with a reason resolves it: the queue empties, mallory is muted.
+    mia.eval("document.querySelector('.panel [role=tabpanel] input').value = 'no shop links'").await;
+    click(&mia, ".panel [role=tabpanel]", "Mute").await;
+    mia.wait_for("document.querySelector('.panel').innerText.includes('No open reports.')", "the queue empty").await;
+    assert_eq!(code(mallory.send(&room("cameras"), "but").await), hearth_protocol::ErrorCode::Muted);
+    mia.wait_for(
+        "[...document.querySelectorAll('.main .event')].some(e => e.textContent.includes('resolved the reports on a message by mallory: author muted'))",
+        "the resolution in mia's timeline",
+    )
+    .await;
+
+    // A warning from the members panel, with its reason; mallory reads it.
+    click(&mia, ".panel header", "Close panel").await;
+    click(&mia, ".roomhead", "Members").await;
+    mia.eval(
+        "(() => { const d = [...document.querySelectorAll('.panel details')].find(d => d.textContent.includes('Act on mallory')); \
+         d.open = true; d.querySelector('input').value = 'keep to cameras'; \
+         [...d.querySelectorAll('button')].find(b => b.textContent === 'Warn').click(); })()",
+    )
+    .await;
+    let warnings = hearth_protocol::ops::Warnings { room: room("cameras"), user: None };
+    let wait = std::time::Instant::now();
+    while mallory.request(warnings.clone()).await.unwrap().warnings.is_empty() {
+        assert!(wait.elapsed() < std::time::Duration::from_secs(10), "the warning reached the server");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    mia.wait_for(
+        "[...document.querySelectorAll('.main .event')].some(e => e.textContent.includes('mia warned mallory (keep to cameras)'))",
+        "the warning in the timeline",
+    )
+    .await;
+    // Dee, a member, never sees the queue; mallory's connection never got the report.
+    assert_eq!(dee.eval("document.querySelector('.roomhead .badge')").await, serde_json::Value::Null);
+    while let Ok(Some(event)) = mallory.next_event_within(std::time::Duration::from_millis(200)).await {
+        assert!(!matches!(event, hearth_protocol::Event::Report(_)), "{event:?}");
+    }
+    assert_eq!(unexpected_errors(&mia), Vec::<String>::new());
+    assert_eq!(unexpected_errors(&dee), Vec::<String>::new());
+    server.stop().await;
+}

@@ -212,14 +212,15 @@ class App {
   }
 
   async refreshQueues(room) {
-    const before = JSON.stringify([room.requests, room.held]);
+    const before = JSON.stringify([room.requests, room.held, room.reports]);
     try {
       room.requests = (await this.conn.request("join_requests", { room: room.name })).requests;
+      room.reports = (await this.conn.request("reports", { room: room.name })).reports;
       if (atLeast(room.role, "moderator")) room.held = (await this.conn.request("held", { room: room.name })).held;
     } catch { /* the panel asks again */ }
     // Drawn again only if the queues changed: a redraw loses what the
     // moderator is typing in the panel's forms.
-    const changed = JSON.stringify([room.requests, room.held]) !== before;
+    const changed = JSON.stringify([room.requests, room.held, room.reports]) !== before;
     if (changed && this.panel && room.name === this.current) this.drawPanel();
   }
 
@@ -306,12 +307,14 @@ class App {
       }
     }
     if (["moderation", "member_joined", "member_left", "role"].includes(event.ev)) {
-      const removed = event.ev === "moderation" && ["kick", "ban"].includes(event.action) && event.user === this.me;
+      // Removed by a kick or a ban, or by a warning that reached the room's limit.
+      const action = event.action === "warn" ? event.escalation?.action : event.action;
+      const removed = event.ev === "moderation" && ["kick", "ban"].includes(action) && event.user === this.me;
       if (removed) {
         room.role = null;
         room.receiving = false;
         room.receivedOnce = false;
-        room.refusal = { code: event.action === "ban" ? "banned" : "kicked", message: event.action === "ban" ? `You were banned from ${room.name}${event.reason ? `: ${event.reason}` : "."}` : `You were removed from ${room.name}${event.reason ? `: ${event.reason}` : "."} You may join again.` };
+        room.refusal = { code: action === "ban" ? "banned" : "kicked", message: action === "ban" ? `You were banned from ${room.name}${event.reason ? `: ${event.reason}` : "."}` : `You were removed from ${room.name}${event.reason ? `: ${event.reason}` : "."} You may join again.` };
         if (room.listed) room.listed.role = undefined;
         this.drawRooms();
       }
@@ -319,9 +322,9 @@ class App {
     if (room.name !== this.current) return;
     if (change.root && this.panel?.kind === "thread" && this.panel.root === change.root) this.drawPanel();
     else if (this.panel?.kind === "thread" && change.seq === this.panel.root) this.drawPanel();
-    if (["pin", "unpin", "room_updated", "role", "join_request", "held", "moderation", "member_joined", "member_left"].includes(event.ev)) {
-      if (this.panel) this.drawPanel();
-      if (["room_updated", "pin", "unpin", "role", "member_joined", "member_left", "moderation", "join_request", "held"].includes(event.ev)) this.drawHead();
+    if (["pin", "unpin", "room_updated", "role", "join_request", "held", "report", "moderation", "member_joined", "member_left"].includes(event.ev)) {
+      if (this.panel && this.panel.kind !== "report") this.drawPanel();
+      if (["room_updated", "pin", "unpin", "role", "member_joined", "member_left", "moderation", "join_request", "held", "report"].includes(event.ev)) this.drawHead();
     }
     if (room.refusal && !room.receiving) { this.drawMain(); return; }
     this.timeline.changed(change);
@@ -508,6 +511,11 @@ class App {
     await this.act("delete", { room: room.name, target: item.seq });
   }
 
+  /** Opens the report form for someone else's message. */
+  reportMessage(room, item) {
+    this.setPanel({ kind: "report", seq: item.seq });
+  }
+
   async pinMessage(room, item) {
     const title = prompt("A title for this pin (optional):", "");
     if (title === null) return;
@@ -675,7 +683,7 @@ class App {
 
   roomHead(room) {
     const tool = (kind, label, extra) => el("button", { type: "button", "aria-pressed": String(this.panel?.kind === kind), onclick: () => this.setPanel(this.panel?.kind === kind ? null : { kind }) }, label, extra);
-    const queue = room.requests.length + room.held.length;
+    const queue = room.requests.length + room.held.length + (atLeast(room.role, "welcomer") ? room.reports.filter((r) => r.from !== this.me).length : 0);
     return el("div", { class: "roomhead" },
       el("h2", {}, room.info?.direct?.length || room.listed?.direct?.length ? `✉ ${visible(this.roomLabel(room))}` : `# ${visible(room.name)}`),
       el("span", { class: "topic" }, visible(room.info?.topic || room.listed?.topic || "")),

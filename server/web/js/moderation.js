@@ -1,11 +1,11 @@
 // The panel at the right (a screen of its own on a phone): members, pinned
 // notes, a thread, mentions, search, and the tools of welcomers and moderators — the join
-// queue, held posts, invites, settings, prompts, the log, and the room's
-// health drawn as a chart.
+// queue, reports, held posts, invites, settings, prompts, the log, and the
+// room's health drawn as a chart; the form a member reports a message with.
 
 import { el, fill, svg, clock, span } from "./dom.js";
 import { render, visible } from "./text.js";
-import { atLeast, ROLES } from "./store.js";
+import { atLeast, ROLES, CATEGORIES } from "./store.js";
 import { messageNode, composer } from "./timeline.js";
 
 const DURATIONS = [["10 minutes", 600], ["1 hour", 3600], ["1 day", 86400], ["1 week", 604800]];
@@ -13,8 +13,9 @@ const DURATIONS = [["10 minutes", 600], ["1 hour", 3600], ["1 day", 86400], ["1 
 export function drawPanel(node, app, room) {
   const panel = app.panel;
   const close = el("button", { type: "button", "aria-label": "Close panel", onclick: () => app.setPanel(null) }, "✕");
-  const title = { members: "Members", pins: "Pinned notes", thread: "Thread", moderate: "Moderation", mentions: "Mentions", search: "Search", notify: "Notifications" }[panel.kind];
+  const title = { members: "Members", pins: "Pinned notes", thread: "Thread", moderate: "Moderation", mentions: "Mentions", search: "Search", notify: "Notifications", report: "Report a message" }[panel.kind];
   const body = {
+    report: () => (panel.nodes ??= reportForm(app, room, panel.seq)),
     mentions: () => mentions(app),
     notify: () => (panel.nodes ??= notifications(app, room)),
     // Kept across redraws (events redraw the panel): the query and its results stay.
@@ -26,6 +27,29 @@ export function drawPanel(node, app, room) {
   }[panel.kind]();
   fill(node, el("header", {}, el("h2", { id: "panel-title" }, title), close), body);
   node.setAttribute("aria-labelledby", "panel-title");
+}
+
+/** The form a member reports someone's message with: why, and a note for
+ * the keepers. Kept across redraws, so what is typed stays. */
+function reportForm(app, room, seq) {
+  const item = room.message(seq);
+  const category = el("select", { id: "report-category" }, Object.entries(CATEGORIES).map(([value, label]) => el("option", { value }, label)));
+  const note = el("textarea", { id: "report-note", rows: 3, maxlength: 500, placeholder: "Anything the moderators should know (optional)" });
+  const status = el("p", { role: "status" });
+  const form = el("form", { onsubmit: async (e) => {
+    e.preventDefault();
+    try {
+      await app.conn.request("report", { room: room.name, seq, category: category.value, ...(note.value.trim() ? { note: note.value.trim() } : {}) });
+      fill(status, "Thank you. The room's moderators have your report; the person you reported is not told who sent it.");
+      form.querySelector("button[type=submit]").disabled = true;
+    } catch (error) { fill(status, el("span", { class: "error" }, error.message)); }
+  } },
+  item ? el("blockquote", { class: "pin text" }, el("strong", {}, visible(item.from)), " ", render(item.text, app.me)) : null,
+  el("label", { for: "report-category" }, "What is wrong with it?"), category,
+  el("label", { for: "report-note" }, "Note"), note,
+  el("div", { class: "row" }, el("button", { type: "submit", class: "primary" }, "Send report")),
+  status);
+  return form;
 }
 
 /** Notifications while away, on this device, and what each room tells. */
@@ -136,8 +160,25 @@ function members(app, room) {
       m.title ? el("span", { class: "hint" }, ` · ${visible(m.title)}`) : null,
       m.newcomer ? el("span", { class: "hint" }, " · 🌱 new") : null,
       m.muted_until && m.muted_until > Date.now() ? el("span", { class: "hint" }, ` · muted for ${span(m.muted_until - Date.now())}`) : null),
-    m.user !== app.me ? personActions(app, m.user) : null,
+    m.user !== app.me ? personActions(app, m.user) : warningsOf(app, room, m.user, "My warnings"),
     canAct(m) ? memberActions(app, room, m) : null)));
+}
+
+/** A member's live warnings, loaded when opened; moderators may lift them. */
+function warningsOf(app, room, user, label) {
+  const list = el("ul", { "aria-label": `Warnings of ${user}` });
+  const load = async () => {
+    fill(list, el("li", { class: "hint" }, "Loading…"));
+    try {
+      const answer = await app.conn.request("warnings", { room: room.name, ...(user === app.me ? {} : { user }) });
+      const limit = answer.warn_limit && answer.warn_action ? el("li", { class: "hint" }, `At ${answer.warn_limit} warnings the room ${{ mute: "mutes", kick: "removes", ban: "bans" }[answer.warn_action] || answer.warn_action} the member.`) : null;
+      fill(list, answer.warnings.length ? answer.warnings.map((w) => el("li", {},
+        el("div", {}, visible(w.reason)),
+        el("div", { class: "hint" }, `by ${w.by}, ${clock(w.at)}${w.until ? ` · counts until ${new Date(w.until).toLocaleDateString()}` : ""}`),
+        user !== app.me && atLeast(room.role, "moderator") ? el("button", { type: "button", onclick: async () => { await app.act("unwarn", { room: room.name, user, warning: w.warning }); load(); } }, "Lift this warning") : null)) : el("li", { class: "hint" }, "No warnings."), limit);
+    } catch (error) { fill(list, el("li", { class: "error" }, error.message)); }
+  };
+  return el("details", { ontoggle: (e) => { if (e.target.open) load(); } }, el("summary", {}, label), list);
 }
 
 /** What any member may do about another: write to them, block them. */
@@ -161,6 +202,9 @@ function memberActions(app, room, m) {
     el("div", { class: "row" }, duration,
       el("button", { type: "button", onclick: () => act("mute", { duration_secs: Number(duration.value), reason: reason.value }) }, "Mute"),
       m.muted_until ? el("button", { type: "button", onclick: () => act("unmute", {}) }, "Unmute") : null),
+    el("div", { class: "row" },
+      el("button", { type: "button", onclick: () => reason.value.trim() ? act("warn", { reason: reason.value.trim() }) : app.toast("A warning needs a reason: write it above.") }, "Warn")),
+    warningsOf(app, room, m.user, `Warnings of ${m.user}`),
     el("div", { class: "row" },
       el("button", { type: "button", class: "danger", onclick: () => act("kick", { reason: reason.value }) }, "Remove"),
       el("button", { type: "button", class: "danger", onclick: () => act("ban", { reason: reason.value, duration_secs: Number(duration.value) }) }, "Ban for that long"),
@@ -202,17 +246,55 @@ function thread(app, room, root) {
   ];
 }
 
-const TOOLS = [["requests", "Requests", "welcomer"], ["held", "Held posts", "moderator"], ["invites", "Invites", "welcomer"], ["settings", "Settings", "welcomer"], ["prompts", "Prompts", "moderator"], ["log", "Log", "moderator"], ["health", "Health", "moderator"]];
+const TOOLS = [["requests", "Requests", "welcomer"], ["reports", "Reports", "welcomer"], ["held", "Held posts", "moderator"], ["invites", "Invites", "welcomer"], ["settings", "Settings", "welcomer"], ["prompts", "Prompts", "moderator"], ["log", "Log", "moderator"], ["health", "Health", "moderator"]];
 
 function moderate(app, room, panel) {
   const tab = panel.tab || "requests";
   const tabs = el("div", { class: "tabs", role: "tablist", "aria-label": "Tools" },
     TOOLS.filter(([, , least]) => atLeast(room.role, least)).map(([name, label]) => el("button", {
       type: "button", role: "tab", "aria-selected": String(tab === name), onclick: () => app.setPanel({ kind: "moderate", tab: name }),
-    }, label + (name === "requests" && room.requests.length ? ` (${room.requests.length})` : name === "held" && room.held.length ? ` (${room.held.length})` : ""))));
+    }, label + count(name, room, app))));
   const area = el("div", { role: "tabpanel" });
-  ({ requests, held, invites, settings, prompts, log, health }[tab])(area, app, room, panel);
+  ({ requests, reports, held, invites, settings, prompts, log, health }[tab])(area, app, room, panel);
   return [tabs, area];
+}
+
+/** How many wait in a tool's queue, as its tab shows it. */
+function count(name, room, app) {
+  const n = { requests: room.requests.length, held: room.held.length, reports: room.reports.filter((r) => r.from !== app.me).length }[name];
+  return n ? ` (${n})` : "";
+}
+
+/** Open reports, one entry per reported message: what was said, who
+ * reported it and why; dismissed, or acted on, in one step. */
+function reports(area, app, room) {
+  const open = room.reports.filter((r) => r.from !== app.me);
+  if (!open.length) { fill(area, el("p", { class: "hint" }, "No open reports.")); return; }
+  const byMessage = new Map();
+  for (const r of open) byMessage.set(r.message, [...(byMessage.get(r.message) || []), r]);
+  const moderator = atLeast(room.role, "moderator");
+  fill(area, el("ul", {}, [...byMessage.entries()].map(([message, list]) => {
+    const first = list[0];
+    const reason = el("input", { placeholder: "reason (shown to the room with the action)", "aria-label": `Reason for acting on the message by ${first.author}` });
+    const duration = el("select", { "aria-label": "Mute for how long" }, DURATIONS.map(([label, secs]) => el("option", { value: secs }, label)));
+    const resolve = (outcome, extra = {}) => app.act("resolve_report", { room: room.name, seq: message, outcome, reason: reason.value.trim(), ...extra });
+    return el("li", {},
+      el("div", {}, el("strong", {}, visible(first.author)), el("span", { class: "hint" }, ` · message #${message}`)),
+      el("blockquote", { class: "pin text" }, render(first.text, app.me)),
+      el("ul", { class: "hint", "aria-label": "Reports" }, list.map((r) => el("li", {},
+        `${CATEGORIES[r.category] || r.category} — reported by ${r.from}, ${clock(r.at)}`, r.note ? el("div", {}, visible(r.note)) : null))),
+      el("div", { class: "row" },
+        el("button", { type: "button", onclick: () => app.openMessage({ room: room.name, seq: message }) }, "Show the message"),
+        el("button", { type: "button", onclick: () => resolve("dismiss") }, "Dismiss")),
+      moderator ? [reason,
+        el("div", { class: "row" },
+          el("button", { type: "button", class: "danger", onclick: () => resolve("delete") }, "Delete it"),
+          el("button", { type: "button", onclick: () => reason.value.trim() ? resolve("warn") : app.toast("A warning needs a reason: write it above.") }, "Warn")),
+        el("div", { class: "row" }, duration,
+          el("button", { type: "button", onclick: () => resolve("mute", { duration_secs: Number(duration.value) }) }, "Mute"),
+          el("button", { type: "button", class: "danger", onclick: () => resolve("kick") }, "Remove"),
+          el("button", { type: "button", class: "danger", onclick: () => resolve("ban") }, "Ban"))] : null);
+  })));
 }
 
 function requests(area, app, room) {
@@ -273,11 +355,17 @@ function settings(area, app, room) {
   const slow = el("input", { type: "number", min: 0, max: 3600, value: info.slow_mode_secs || 0 });
   const probation = el("input", { type: "number", min: 0, max: 90, value: Math.round((info.probation_secs || 0) / 86400) });
   const rulesAck = el("input", { type: "checkbox", checked: !!info.rules_ack });
+  const expiry = el("input", { type: "number", min: 0, max: 3650, value: info.warn_expiry_days ?? 90 });
+  const limit = el("input", { type: "number", min: 0, max: 20, value: info.warn_limit || 0 });
+  const then = el("select", {}, [["", "nothing more"], ["mute", "mute them"], ["kick", "remove them"], ["ban", "ban them"]].map(([v, l]) => el("option", { value: v, selected: (info.warn_action || "") === v }, l)));
+  const thenFor = el("select", {}, [["0", "until lifted"], ...DURATIONS.map(([l, s]) => [String(s), `for ${l}`])].map(([v, l]) => el("option", { value: v, selected: String(info.warn_action_secs || 0) === v }, l)));
   const save = (e) => {
     e.preventDefault();
     const settings = moderator ? {
       topic: topic.value, visibility: visibility.value, welcome: welcome.value,
       slow_mode_secs: Number(slow.value), probation_secs: Number(probation.value) * 86400, rules_ack: rulesAck.checked,
+      warn_expiry_days: Number(expiry.value), warn_limit: then.value ? Number(limit.value) : 0,
+      ...(then.value ? { warn_action: then.value, warn_action_secs: Number(thenFor.value) } : {}),
     } : { welcome: welcome.value };
     app.act("set_room", { room: room.name, settings });
   };
@@ -286,6 +374,10 @@ function settings(area, app, room) {
       f("s-slow", "Slow mode (seconds between posts)", slow), f("s-prob", "Probation for newcomers (days)", probation, "Newcomers on probation wait between posts and their links are held for review.")] : null,
     f("s-welcome", "Welcome message (shown on a member's first join)", welcome),
     moderator ? el("label", {}, rulesAck, " Members must accept the pinned “Rules” before posting") : null,
+    moderator ? el("fieldset", {}, el("legend", {}, "Warnings"),
+      f("s-warn-days", "A warning counts for (days; 0: until lifted)", expiry),
+      f("s-warn-limit", "When a member has this many warnings", limit),
+      f("s-warn-then", "then", then), f("s-warn-for", "for", thenFor, "The warning that reaches the number brings it, at once.")) : null,
     el("div", { class: "row" }, el("button", { type: "submit", class: "primary" }, "Save"))));
 }
 
@@ -315,7 +407,7 @@ async function log(area, app, room) {
   try {
     const answer = await app.conn.request("mod_log", { room: room.name, limit: 50 });
     fill(area, answer.entries.length ? el("ul", {}, answer.entries.map((e) => el("li", {},
-      el("div", {}, `${e.by} · ${e.action.replaceAll("_", " ")}${e.user ? ` · ${e.user}` : ""}`),
+      el("div", {}, `${e.by} · ${e.action.replaceAll("_", " ")}${e.user ? ` · ${e.user}` : ""}${e.outcome ? ` · ${e.outcome}` : ""}${e.escalation ? ` · then ${e.escalation.action}` : ""}`),
       el("div", { class: "hint" }, clock(e.at) + (e.until ? ` · until ${new Date(e.until).toLocaleString()}` : "")),
       e.reason ? el("div", {}, visible(e.reason)) : null))) : el("p", { class: "hint" }, "Nothing logged yet."));
   } catch (error) { fill(area, el("p", { class: "error" }, error.message)); }

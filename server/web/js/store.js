@@ -35,6 +35,7 @@ export class Room {
     this.welcome = null; // shown once after a first join
     this.requests = []; // join requests (welcomers)
     this.held = []; // held posts (moderators)
+    this.reports = []; // open reports (welcomers; a member's own)
     this.truncatedNotice = null;
   }
 
@@ -153,6 +154,17 @@ export class Room {
         if (event.action === "unmute" && this.members.get(event.user)) delete this.members.get(event.user).muted_until;
         if (event.action === "reject") this.requests = this.requests.filter((r) => r.user !== event.user);
         if (event.action === "delete" && event.held) this.held = this.held.filter((h) => h.cmid !== event.held);
+        if (event.action === "resolve") this.reports = this.reports.filter((r) => !(event.reports || []).includes(r.report));
+        if (event.action === "warn" && event.escalation && this.members.get(event.user)) {
+          if (event.escalation.action === "mute") this.members.get(event.user).muted_until = event.escalation.until;
+          else { this.members.delete(event.user); this.online.delete(event.user); }
+        }
+        break;
+      case "report":
+        this.reports = this.reports.filter((r) => r.report !== event.seq).concat([{
+          report: event.seq, message: event.message, author: event.author, text: event.text, from: event.from,
+          category: event.category, note: event.note, at: event.ts,
+        }]);
         break;
       case "join_request":
         this.requests = this.requests.filter((r) => r.user !== event.from).concat([{ user: event.from, note: event.note, at: event.ts }]);
@@ -182,6 +194,14 @@ function fromMessage(event) {
   };
 }
 
+/** Report categories as members read them, in the order a form offers them. */
+export const CATEGORIES = {
+  spam: "spam or advertising", harassment: "harassment", hate: "hate", sexual: "sexual content",
+  violence: "violence or threats", self_harm: "someone may be at risk", off_topic: "off topic", other: "something else",
+};
+const OUTCOMES = { dismiss: "dismissed", delete: "message deleted", warn: "author warned", mute: "author muted", kick: "author removed", ban: "author banned" };
+const ESCALATED = { mute: "muted", kick: "removed", ban: "banned" };
+
 const ROLE_NAMES = { member: "a member", welcomer: "a welcomer", moderator: "a moderator", owner: "the owner" };
 
 /** One line for a timeline event that is not a message; null for those that change another item. */
@@ -209,6 +229,9 @@ export function describe(event) {
         create_invite: `${event.from} made an invite`,
         revoke_invite: `${event.from} revoked an invite`,
         delete: event.held ? `${event.from} dropped a held post${event.user ? ` by ${event.user}` : ""}${why}` : `${event.from} deleted a message${why}`,
+        warn: `${event.from} warned ${event.user}${why}${event.escalation ? ` — and ${ESCALATED[event.escalation.action] || event.escalation.action} them${event.escalation.until ? ` until ${new Date(event.escalation.until).toLocaleString()}` : ""}, as the room does at this many warnings` : ""}`,
+        unwarn: `${event.from} lifted a warning of ${event.user}`,
+        resolve: `${event.from} resolved the reports on a message by ${event.user}: ${OUTCOMES[event.outcome] || event.outcome}${why}`,
       };
       return words[event.action] || `${event.from}: ${event.action}${why}`;
     }
@@ -216,6 +239,7 @@ export function describe(event) {
     case "ack": return `${event.from} acknowledged the rules`;
     case "arrived": return `${event.from} arrived for the first time`;
     case "held": return `A post by ${event.from} is held for review`;
+    case "report": return `${event.from} reported a message by ${event.author} (${CATEGORIES[event.category] || event.category})`;
     case "prompt": return event.text ? `${event.from} scheduled a prompt: “${event.text}”` : `${event.from} cancelled a prompt`;
     default: return null;
   }

@@ -347,6 +347,11 @@ pub(super) fn notice(event: &Event) -> Option<String> {
         Event::Moderation(m) => {
             let whom = m.user.as_ref().map(|u| format!(" {u}")).unwrap_or_default();
             let why = if m.reason.as_str().is_empty() { String::new() } else { format!(": {}", m.reason) };
+            if let Some(outcome) = m.outcome {
+                let how = serde_json::to_value(outcome).ok().and_then(|v| v.as_str().map(str::to_string));
+                let how = how.unwrap_or_default();
+                return Some(format!("{} resolved the reports on a message of{whom} ({how}){why}", m.from));
+            }
             let what = match m.action {
                 ModAction::Kick => "removed",
                 ModAction::Ban => "banned",
@@ -359,7 +364,6 @@ pub(super) fn notice(event: &Event) -> Option<String> {
                 ModAction::RevokeInvite => "revoked an invite",
                 ModAction::Warn => "warned",
                 ModAction::Unwarn => "lifted a warning of",
-                ModAction::Resolve => "resolved the reports on a message of",
                 _ => return None,
             };
             let then = match m.escalation {
