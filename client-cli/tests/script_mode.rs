@@ -289,6 +289,12 @@ async fn the_community_tools_have_a_subcommand_each() {
     let number = warning.trim_start_matches('#').split_whitespace().next().unwrap().to_string();
     run("ada", &["unwarn", "--room", "club", "dee", &number]).await;
     assert!(!run("ada", &["warnings", "club", "dee"]).await.contains("be kind"));
+    // A lockdown keeps newcomers out until lifted.
+    assert!(run("ada", &["lockdown", "club", "joins", "--for", "1h"]).await.starts_with("club takes no new members"));
+    let refused = hearth(&url, Some("eve"), &["request", "club"]).await;
+    assert_eq!(refused.status.code(), Some(7), "locked: try again later");
+    run("ada", &["lockdown", "club", "off"]).await;
+    run("eve", &["request", "club"]).await;
     let log = run("ada", &["modlog", "club"]).await;
     for action in ["Kick", "Unmute", "Mute", "SetRole", "Approve", "Warn", "Unwarn", "Resolve"] {
         assert!(log.contains(action), "{action} in {log}");

@@ -65,10 +65,17 @@ pub enum ErrorCode {
     /// The reports on that message were resolved already (dismissed, or a
     /// moderator acted): a report on it again is not taken.
     AlreadyResolved,
+    /// The room is locked down: no new members, or (read-only) no posts
+    /// below moderator; `retry_after_ms` says when it lifts, if it does by
+    /// itself.
+    Locked,
+    /// The room's word filter refuses the message; the message says why.
+    /// Change the text and send it again.
+    Filtered,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 24] = [
+    pub const ALL: [ErrorCode; 26] = [
         ErrorCode::BadRequest,
         ErrorCode::UnknownOp,
         ErrorCode::Unsupported,
@@ -93,6 +100,8 @@ impl ErrorCode {
         ErrorCode::OutcomeUnknown,
         ErrorCode::DirectRefused,
         ErrorCode::AlreadyResolved,
+        ErrorCode::Locked,
+        ErrorCode::Filtered,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -121,6 +130,8 @@ impl ErrorCode {
             ErrorCode::OutcomeUnknown => "outcome_unknown",
             ErrorCode::DirectRefused => "direct_refused",
             ErrorCode::AlreadyResolved => "already_resolved",
+            ErrorCode::Locked => "locked",
+            ErrorCode::Filtered => "filtered",
         }
     }
 
@@ -133,6 +144,7 @@ impl ErrorCode {
                 | ErrorCode::Overloaded
                 | ErrorCode::Internal
                 | ErrorCode::OutcomeUnknown
+                | ErrorCode::Locked
         )
     }
 }

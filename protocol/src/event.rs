@@ -9,7 +9,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{ClientMsgId, Emoji, Epoch, Millis, Note, PinId, Role, RoomId, Seq, ShortText, Text, UserId};
-use crate::ops::{Escalation, ModAction, PinnedNote, ReportCategory, ReportOutcome, RoomSettings};
+use crate::ops::{Escalation, Lockdown, ModAction, PinnedNote, ReportCategory, ReportOutcome, RoomSettings};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "ev", rename_all = "snake_case")]
@@ -365,6 +365,10 @@ pub struct MemberJoinedEvent {
     /// The invite they came with (its id, not its code).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub invite: Option<String>,
+    /// This join made the room's raid threshold (`raid_joins` within
+    /// `raid_secs`): the room takes no new members until then, from this event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lockdown: Option<Lockdown>,
 }
 
 /// Why a member is no longer in a room.
@@ -507,6 +511,9 @@ pub struct JoinRequestEvent {
     /// Their answer to the room's entry question, or a word about themselves.
     #[serde(default)]
     pub note: Note,
+    /// As a join's: this request made the room's raid threshold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lockdown: Option<Lockdown>,
 }
 
 /// A member acknowledged the room's rules at a version. Sent to welcomers

@@ -56,3 +56,6 @@ pub const DEFAULT_WARN_EXPIRY_DAYS: u32 = 90;
 pub const MAX_WARN_EXPIRY_DAYS: u32 = 3650;
 /// Live warnings a member may have in a room; a room's escalation is at most this.
 pub const MAX_LIVE_WARNINGS: usize = 20;
+/// Rules a room's word filter holds, and the longest pattern of one.
+pub const MAX_FILTERS: usize = 50;
+pub const MAX_FILTER_PATTERN_BYTES: usize = 200;

@@ -214,6 +214,11 @@ operations! {
     Unwarn = "unwarn" => Appended;
     /// A member's live warnings (their own, or anyone's for moderators).
     Warnings = "warnings" => WarningList;
+    /// Lock the room for a time — no new members, or read-only below
+    /// moderator — or lift a lockdown.
+    Lock = "lockdown" => Appended;
+    /// The room's word filter (moderators).
+    Filters = "filters" => FilterList;
 }
 
 impl Op {
@@ -278,6 +283,8 @@ impl Op {
             Op::Warn(args) => Some(&args.room),
             Op::Unwarn(args) => Some(&args.room),
             Op::Warnings(args) => Some(&args.room),
+            Op::Lock(args) => Some(&args.room),
+            Op::Filters(args) => Some(&args.room),
         }
     }
 }
@@ -361,6 +368,22 @@ pub struct RoomInfo {
     pub warn_action: Option<ModAction>,
     #[serde(default, skip_serializing_if = "is_zero")]
     pub warn_action_secs: u32,
+    /// The room's lockdown as last set: it holds until `until` (absent:
+    /// until lifted); a past `until` has ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lockdown: Option<Lockdown>,
+    /// Raid detection (0: off): `raid_joins` joins or requests within
+    /// `raid_secs` lock new members out for `raid_lock_secs`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub raid_joins: u32,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub raid_secs: u32,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub raid_lock_secs: u32,
+}
+
+fn is_blank(text: &ShortText) -> bool {
+    text.as_str().is_empty()
 }
 
 fn default_warn_expiry_days() -> u32 {
@@ -472,6 +495,21 @@ pub struct RoomSettings {
     /// For how long a `warn_action` mute or ban holds (0: until lifted).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub warn_action_secs: Option<u32>,
+    /// The room's lockdown (`lockdown` sets it; level `off` lifts it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lockdown: Option<Lockdown>,
+    /// Raid detection: this many joins or requests to join within
+    /// `raid_secs` lock the room's doors for `raid_lock_secs` (0: off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raid_joins: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raid_secs: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raid_lock_secs: Option<u32>,
+    /// The room's word filter, whole (an empty list lifts it). Moderators
+    /// only: a `room_updated` carrying it reaches moderators alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filters: Option<Vec<WordFilter>>,
 }
 
 /// What a moderation action did.
@@ -530,6 +568,50 @@ pub enum ReportOutcome {
     Kick,
     /// Its author banned (for `duration_secs`, or until lifted).
     Ban,
+}
+
+/// What a room's word filter does with a post that matches it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FilterAction {
+    /// Held for a moderator's look (the queue of held posts).
+    Hold,
+    /// Refused (`filtered`), with the filter's reason.
+    Refuse,
+}
+
+/// One rule of a room's word filter: a phrase (matched as whole words, in
+/// any case) or a regular expression (`regex: true`; matched in linear time,
+/// case-insensitive).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WordFilter {
+    pub pattern: String,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub regex: bool,
+    pub action: FilterAction,
+    /// What the author is told (a refusal), or the moderators (a hold).
+    #[serde(default, skip_serializing_if = "is_blank")]
+    pub reason: ShortText,
+}
+
+/// How far a room is locked down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LockLevel {
+    /// Lifted (in `lockdown`): nothing is locked.
+    Off,
+    /// No new members: joins, requests to join and invites are refused.
+    Joins,
+    /// As `joins`, and only moderators and the owner post, edit or react.
+    ReadOnly,
+}
+
+/// A room's lockdown: its level, until when (absent: until lifted).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lockdown {
+    pub level: LockLevel,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<Millis>,
 }
 
 /// What a warning brought with it: the room's escalation (`warn_limit`).
@@ -1440,4 +1522,23 @@ pub struct WarningList {
     pub warn_limit: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub warn_action: Option<ModAction>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Lock {
+    pub room: RoomId,
+    pub level: LockLevel,
+    /// For this long; absent: until lifted (`level: off`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_secs: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Filters {
+    pub room: RoomId,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FilterList {
+    pub filters: Vec<WordFilter>,
 }

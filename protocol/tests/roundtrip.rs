@@ -57,6 +57,10 @@ fn room_info() -> RoomInfo {
         warn_limit: 3,
         warn_action: Some(ModAction::Mute),
         warn_action_secs: 86_400,
+        lockdown: Some(Lockdown { level: LockLevel::ReadOnly, until: None }),
+        raid_joins: 10,
+        raid_secs: 60,
+        raid_lock_secs: 3600,
     }
 }
 
@@ -174,6 +178,8 @@ fn sample_ops() -> Vec<Op> {
         Warn { room: r(), user: user("bo"), reason: short("no links to shops") }.into(),
         Unwarn { room: r(), user: user("bo"), warning: Seq(40) }.into(),
         Warnings { room: r(), user: Some(user("bo")) }.into(),
+        Lock { room: r(), level: LockLevel::ReadOnly, duration_secs: Some(3600) }.into(),
+        Filters { room: r() }.into(),
     ]
 }
 
@@ -245,6 +251,7 @@ fn sample_events() -> Vec<Event> {
             role: Role::Member,
             approved_by: Some(user("ada")),
             invite: Some("0011223344556677".into()),
+            lockdown: Some(Lockdown { level: LockLevel::Joins, until: Some(Millis(77)) }),
         }),
         Event::MemberLeft(MemberLeftEvent {
             room: r(),
@@ -269,7 +276,17 @@ fn sample_events() -> Vec<Event> {
             seq: Seq(21),
             ts,
             from: user("ada"),
-            settings: RoomSettings { topic: Some(short("new")), cap: Some(50), ..Default::default() },
+            settings: RoomSettings {
+                topic: Some(short("new")),
+                cap: Some(50),
+                filters: Some(vec![WordFilter {
+                    pattern: r"spam\.example".into(),
+                    regex: true,
+                    action: FilterAction::Refuse,
+                    reason: short("no shop links"),
+                }]),
+                ..Default::default()
+            },
         }),
         Event::Moderation(ModerationEvent {
             room: r(),
@@ -348,6 +365,7 @@ fn sample_events() -> Vec<Event> {
             ts,
             from: user("cy"),
             note: Note::new("hi").unwrap(),
+            lockdown: None,
         }),
         Event::Ack(AckEvent { room: r(), seq: Seq(24), ts, from: user("bo"), version: 2 }),
         Event::Arrived(ArrivedEvent { room: r(), seq: Seq(26), ts, from: user("eve") }),
@@ -491,6 +509,14 @@ fn every_reply_type_round_trips_in_both_codecs() {
     });
     reply_round_trip::<Block>(BlockList { users: vec![user("eve")] });
     reply_round_trip::<Blocks>(BlockList::default());
+    reply_round_trip::<Filters>(FilterList {
+        filters: vec![WordFilter {
+            pattern: "cheap lenses".into(),
+            regex: false,
+            action: FilterAction::Hold,
+            reason: ShortText::default(),
+        }],
+    });
     reply_round_trip::<Reports>(ReportList {
         reports: vec![OpenReport {
             report: Seq(42),

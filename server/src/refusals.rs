@@ -5,7 +5,7 @@
 //! this module says it to a person, and it only maps (a failure worth a log
 //! line is logged where it happened, or by the session for `internal`).
 
-use hearth_protocol::ops::ReportOutcome;
+use hearth_protocol::ops::{LockLevel, ReportOutcome};
 use hearth_protocol::{ErrorBody, ErrorCode, Role, RoomId};
 
 use crate::broker::BrokerError;
@@ -212,6 +212,31 @@ pub fn refused(room: &RoomId, why: &Refusal) -> ErrorBody {
             (ErrorCode::NoSuchTarget, format!("{user} has no warning {warning} in room {room}"))
         }
         NotAnEscalation => (ErrorCode::BadRequest, "warn_action must be mute, kick or ban".to_string()),
+        Locked { level, term } => {
+            let what = match level {
+                LockLevel::ReadOnly => format!("room {room} is read-only for now: only its moderators post"),
+                _ => format!("room {room} takes no new members for now (a moderator's lockdown, or too many at once)"),
+            };
+            let lifts = match term {
+                Term::Until { .. } => " — it lifts by itself; try again then",
+                _ => " — until a moderator lifts it",
+            };
+            let error = ErrorBody::new(ErrorCode::Locked, format!("{what}{lifts}"));
+            return match term {
+                Term::Until { left_ms, .. } => error.retry_after(*left_ms),
+                _ => error,
+            };
+        }
+        NotLocked => (ErrorCode::BadRequest, format!("room {room} is not locked down")),
+        Filtered { reason } if reason.as_str().is_empty() => (
+            ErrorCode::Filtered,
+            format!("room {room}'s word filter does not take this text; change it and send again"),
+        ),
+        Filtered { reason } => (
+            ErrorCode::Filtered,
+            format!("room {room}'s word filter does not take this text: {reason}; change it and send again"),
+        ),
+        BadFilter { pattern, why } => (ErrorCode::BadRequest, format!("the filter {pattern:?} cannot be taken: {why}")),
         // Seen by a client only when the node could not catch up in time.
         RulesChanged => {
             return ErrorBody::new(

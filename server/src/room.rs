@@ -19,6 +19,8 @@
 
 pub mod changes;
 pub mod community;
+pub mod filter;
+pub mod lockdown;
 pub mod membership;
 pub mod messages;
 pub mod notes;
@@ -33,7 +35,9 @@ pub mod vetting;
 
 use std::collections::HashMap;
 
-use hearth_protocol::ops::{ModAction, PinnedNote, RoomInfo, RoomSettings, Visibility};
+use hearth_protocol::ops::{
+    LockLevel, Lockdown, ModAction, PinnedNote, RoomInfo, RoomSettings, Visibility, WordFilter,
+};
 use hearth_protocol::{Epoch, Event, Millis, PinId, Position, Role, RoomId, Seq, ShortText, UserId};
 use serde::{Deserialize, Serialize};
 
@@ -89,6 +93,20 @@ pub struct RoomRecord {
     pub warn_action: Option<ModAction>,
     #[serde(default)]
     pub warn_action_secs: u32,
+    /// The room's lockdown (it holds until `until`, or until lifted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lockdown: Option<Lockdown>,
+    /// Raid detection: `raid_joins` joins or requests within `raid_secs`
+    /// lock new members out for `raid_lock_secs` (0: off).
+    #[serde(default)]
+    pub raid_joins: u32,
+    #[serde(default)]
+    pub raid_secs: u32,
+    #[serde(default)]
+    pub raid_lock_secs: u32,
+    /// The room's word filter.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub filters: Vec<WordFilter>,
 }
 
 fn default_warn_expiry_days() -> u32 {
@@ -130,6 +148,11 @@ impl RoomRecord {
             warn_limit: 0,
             warn_action: None,
             warn_action_secs: 0,
+            lockdown: None,
+            raid_joins: 0,
+            raid_secs: 0,
+            raid_lock_secs: 0,
+            filters: Vec::new(),
         }
     }
 
@@ -183,6 +206,21 @@ impl RoomRecord {
         if let Some(secs) = settings.warn_action_secs {
             self.warn_action_secs = secs;
         }
+        if let Some(lockdown) = settings.lockdown {
+            self.lockdown = (lockdown.level != LockLevel::Off).then_some(lockdown);
+        }
+        if let Some(joins) = settings.raid_joins {
+            self.raid_joins = joins;
+        }
+        if let Some(secs) = settings.raid_secs {
+            self.raid_secs = secs;
+        }
+        if let Some(secs) = settings.raid_lock_secs {
+            self.raid_lock_secs = secs;
+        }
+        if let Some(filters) = &settings.filters {
+            self.filters.clone_from(filters);
+        }
     }
 }
 
@@ -217,6 +255,11 @@ pub struct RoomState {
     /// order refuses a post decided on a copy behind its own (`RulesChanged`),
     /// and the post is decided again once the copy has caught up.
     pub rules_seq: Seq,
+    /// When the latest joins and requests to join came, for raid
+    /// detection. Not stored: after a restart the count starts afresh.
+    pub arrivals: std::collections::VecDeque<Millis>,
+    /// The record's word filter, compiled.
+    pub filters: filter::CompiledFilters,
 }
 
 /// A member's standing in the room.
@@ -255,6 +298,7 @@ impl RoomState {
     /// A room with no events yet.
     pub fn genesis(record: RoomRecord) -> RoomState {
         let last_ts = record.created_at;
+        let filters = filter::CompiledFilters::of(&record.filters);
         RoomState {
             record,
             members: HashMap::new(),
@@ -264,6 +308,8 @@ impl RoomState {
             head: Seq::ZERO,
             last_ts,
             rules_seq: Seq::ZERO,
+            arrivals: Default::default(),
+            filters,
         }
     }
 
@@ -288,7 +334,18 @@ impl RoomState {
             typed.put(row)?;
         }
         let last_post = HashMap::new();
-        Ok(RoomState { record, members, pins, rows: typed, last_post, head, last_ts, rules_seq: head })
+        Ok(RoomState {
+            members,
+            pins,
+            rows: typed,
+            last_post,
+            head,
+            last_ts,
+            rules_seq: head,
+            arrivals: Default::default(),
+            filters: filter::CompiledFilters::of(&record.filters),
+            record,
+        })
     }
 
     /// The members as stored (for making a room again from a copy).
@@ -329,6 +386,7 @@ impl RoomState {
             self.apply_change(change);
         }
         self.note_last_post(event);
+        self.note_arrival(event);
         self.head = seq;
         self.last_ts = self.last_ts.max(event.ts().unwrap_or(Millis(0)));
         Ok(())
@@ -351,7 +409,12 @@ impl RoomState {
                 self.pins.insert(at, pin);
             }
             Change::RemovePin(pin) => self.pins.retain(|p| p.pin != pin),
-            Change::UpdateSettings(settings) => self.record.apply_settings(&settings),
+            Change::UpdateSettings(settings) => {
+                self.record.apply_settings(&settings);
+                if settings.filters.is_some() {
+                    self.filters = filter::CompiledFilters::of(&self.record.filters);
+                }
+            }
             Change::SetRole { user, role, expires_at } => {
                 if let Some(member) = self.members.get_mut(&user) {
                     member.role = role;
@@ -399,6 +462,10 @@ impl RoomState {
             warn_limit: r.warn_limit,
             warn_action: r.warn_action,
             warn_action_secs: r.warn_action_secs,
+            lockdown: r.lockdown,
+            raid_joins: r.raid_joins,
+            raid_secs: r.raid_secs,
+            raid_lock_secs: r.raid_lock_secs,
         }
     }
 

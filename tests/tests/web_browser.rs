@@ -842,6 +842,23 @@ async fn a_report_from_a_phone_reaches_the_moderator_page_and_is_acted_on_in_one
         "the warning in the timeline",
     )
     .await;
+    // A bad day: mia locks the doors from the settings; every page says so.
+    click(&mia, ".roomhead", "Moderate").await;
+    click(&mia, ".panel [role=tablist]", "Settings").await;
+    click(&mia, ".panel fieldset", "Lock the room").await;
+    dee.wait_for(
+        "document.querySelector('.roomhead .lock')?.textContent.startsWith('🔒 No new members')",
+        "the lock shown",
+    )
+    .await;
+    let mut eve = server.client("eve", Codec::Json).await;
+    assert_eq!(code(eve.join(&room("cameras")).await), hearth_protocol::ErrorCode::Locked);
+    if let Some(dir) = screenshots() {
+        mia.screenshot(&dir.join("lockdown-desktop.png")).await;
+    }
+    click(&mia, ".panel fieldset", "Lift the lockdown").await;
+    dee.wait_for("!document.querySelector('.roomhead .lock')", "the lock lifted").await;
+    eve.join(&room("cameras")).await.unwrap();
     // Dee, a member, never sees the queue; mallory's connection never got the report.
     assert_eq!(dee.eval("document.querySelector('.roomhead .badge')").await, serde_json::Value::Null);
     while let Ok(Some(event)) = mallory.next_event_within(std::time::Duration::from_millis(200)).await {

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use hearth_protocol::ops::{ModAction, ReportCategory, ReportOutcome};
+use hearth_protocol::ops::{LockLevel, ModAction, ReportCategory, ReportOutcome};
 use hearth_protocol::{Role, RoomId, UserId};
 
 /// A protocol word (`spam`, `self_harm`, `mute`) as the type the wire names it by.
@@ -317,6 +317,16 @@ pub(crate) enum Command {
         user: String,
         warning: u64,
     },
+    /// Lock a room down — joins (no new members) or read_only (only
+    /// moderators post) — for a time, or lift it with off (moderators).
+    Lockdown {
+        room: RoomId,
+        #[arg(value_parser = wire::<LockLevel>)]
+        level: LockLevel,
+        /// For this long, e.g. 2h; without it, until lifted.
+        #[arg(long, value_parser = hearth_cli::words::duration_flag)]
+        r#for: Option<Duration>,
+    },
     /// A member's live warnings: yours, or (moderators) anyone's.
     Warnings { room: RoomId, user: Option<String> },
     /// Change a room's settings (only those given).
@@ -362,6 +372,15 @@ pub(crate) enum Command {
         /// How long the warn action's mute or ban holds, e.g. 1d; 0s: until lifted.
         #[arg(long, value_parser = hearth_cli::words::duration_flag)]
         warn_action_for: Option<Duration>,
+        /// Raid detection: this many joins or requests within --raid-within
+        /// lock new members out (0: off).
+        #[arg(long)]
+        raid_joins: Option<u32>,
+        #[arg(long, value_parser = hearth_cli::words::duration_flag)]
+        raid_within: Option<Duration>,
+        /// How long a raid's lockdown lasts, e.g. 1h.
+        #[arg(long, value_parser = hearth_cli::words::duration_flag)]
+        raid_lock_for: Option<Duration>,
     },
     /// Edit one of your messages.
     Edit {

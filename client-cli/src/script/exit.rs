@@ -62,7 +62,8 @@ impl Exit {
                 | ErrorCode::SlowMode
                 | ErrorCode::Overloaded
                 | ErrorCode::RoomFull
-                | ErrorCode::LimitReached => Exit::Later,
+                | ErrorCode::LimitReached
+                | ErrorCode::Locked => Exit::Later,
                 _ => Exit::Other,
             },
         }

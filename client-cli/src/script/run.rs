@@ -13,7 +13,7 @@ use hearth_protocol::ops::{
     SetRole, SetRoom, ThreadHistory, Unban, Unmute, Visibility,
 };
 use hearth_protocol::ops::{CancelPrompt, HeldPosts, Prompts, Release, SchedulePrompt};
-use hearth_protocol::ops::{Report, Reports, ResolveReport, Unwarn, Warn, Warnings};
+use hearth_protocol::ops::{Lock, LockLevel, Report, Reports, ResolveReport, Unwarn, Warn, Warnings};
 use hearth_protocol::{Codec, Emoji, Millis, Note, PinId, Seq, ShortText, Text, UserId};
 
 pub(crate) async fn run(cli: Cli) -> Result<()> {
@@ -424,7 +424,11 @@ pub(crate) async fn community(client: &mut Client, command: Command, json: bool)
             warn_limit,
             warn_action,
             warn_action_for,
+            raid_joins,
+            raid_within,
+            raid_lock_for,
         } => {
+            let secs = |d: Duration| u32::try_from(d.as_secs()).unwrap_or(u32::MAX);
             let settings = RoomSettings {
                 topic: topic.map(short).transpose()?,
                 visibility: visibility.map(|v| match v {
@@ -443,7 +447,10 @@ pub(crate) async fn community(client: &mut Client, command: Command, json: bool)
                 warn_expiry_days,
                 warn_limit,
                 warn_action,
-                warn_action_secs: warn_action_for.map(|d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX)),
+                warn_action_secs: warn_action_for.map(secs),
+                raid_joins,
+                raid_secs: raid_within.map(secs),
+                raid_lock_secs: raid_lock_for.map(secs),
                 ..RoomSettings::default()
             };
             let done_ = client.request(SetRoom { room: room.clone(), settings }).await?;
@@ -561,6 +568,16 @@ pub(crate) async fn community(client: &mut Client, command: Command, json: bool)
         Command::Unwarn { room, user, warning } => {
             let done_ = client.request(Unwarn { room, user: name(&user)?, warning: Seq(warning) }).await?;
             done(&format!("lifted warning #{warning} of {user}"), &done_, json);
+        }
+        Command::Lockdown { room, level, r#for } => {
+            let duration_secs = r#for.map(|d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX));
+            let done_ = client.request(Lock { room: room.clone(), level, duration_secs }).await?;
+            let what = match level {
+                LockLevel::Off => format!("lifted the lockdown of {room}"),
+                LockLevel::Joins => format!("{room} takes no new members"),
+                LockLevel::ReadOnly => format!("{room} is read-only below moderator"),
+            };
+            done(&what, &done_, json);
         }
         Command::Warnings { room, user } => {
             let user = user.as_deref().map(name).transpose()?;

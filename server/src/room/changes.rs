@@ -4,7 +4,7 @@
 //! these same changes, so they cannot disagree about what an event meant.
 
 use hearth_protocol::event::ModerationEvent;
-use hearth_protocol::ops::{Escalation, ModAction, ModEntry, PinnedNote, RoomSettings};
+use hearth_protocol::ops::{Escalation, Lockdown, ModAction, ModEntry, PinnedNote, RoomSettings};
 use hearth_protocol::{Event, Millis, Note, PinId, Role, Seq, ShortText, UserId};
 
 use super::rows::{self, AnnexRow, AnnexTable, Row, RowTable, Sanction};
@@ -54,6 +54,8 @@ pub enum Change {
 pub fn audience(event: &Event) -> Role {
     match event {
         Event::Report(e) => e.audience,
+        // The word filter's rules are the moderators' to know.
+        Event::RoomUpdated(e) if e.settings.filters.is_some() => Role::Moderator,
         Event::Moderation(ModerationEvent { audience: Some(audience), .. }) => *audience,
         Event::JoinRequest(_) | Event::Ack(_) | Event::Arrived(_) | Event::Prompt(_) | Event::Held(_) => Role::Welcomer,
         Event::Moderation(e)
@@ -126,6 +128,12 @@ fn sanction(e: &ModerationEvent, until: Option<Millis>) -> Sanction {
     Sanction { by: e.from.clone(), at: e.ts, until, reason: e.reason.clone() }
 }
 
+/// A raid's lockdown, which a join or a request that made the room's
+/// threshold carries: the room's settings change with it.
+fn raid_lockdown(lockdown: Option<Lockdown>) -> Option<Change> {
+    lockdown.map(|l| Change::UpdateSettings(RoomSettings { lockdown: Some(l), ..RoomSettings::default() }))
+}
+
 /// What a member leaving forgets of them (bans and warnings stay).
 fn forget(user: &UserId) -> [Change; 5] {
     [RowTable::Ack, RowTable::Title, RowTable::Request, RowTable::Posts, RowTable::Approved]
@@ -182,6 +190,7 @@ pub fn changes(event: &Event) -> Vec<Change> {
             if let Some(by) = &e.approved_by {
                 changes.push(Change::PutRow(Row::approved(&e.from, by)));
             }
+            changes.extend(raid_lockdown(e.lockdown));
             changes
         }
         Event::DirectStarted(e) => e
@@ -198,10 +207,14 @@ pub fn changes(event: &Event) -> Vec<Change> {
             .collect(),
         Event::Ack(e) => vec![Change::PutRow(Row::ack(&e.from, e.version))],
         Event::Arrived(e) => vec![Change::RemoveRow { table: RowTable::Approved, key: e.from.to_string() }],
-        Event::JoinRequest(e) => vec![
-            Change::PutRow(Row::request(&e.from, &rows::Request { note: e.note.clone(), at: e.ts })),
-            Change::RemoveRow { table: RowTable::Denied, key: e.from.to_string() },
-        ],
+        Event::JoinRequest(e) => {
+            let mut changes = vec![
+                Change::PutRow(Row::request(&e.from, &rows::Request { note: e.note.clone(), at: e.ts })),
+                Change::RemoveRow { table: RowTable::Denied, key: e.from.to_string() },
+            ];
+            changes.extend(raid_lockdown(e.lockdown));
+            changes
+        }
         Event::MemberLeft(e) => {
             let mut changes = vec![Change::RemoveMember(e.user.clone())];
             changes.extend(forget(&e.user));

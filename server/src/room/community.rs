@@ -147,6 +147,10 @@ impl RoomState {
         if settings.warn_action.is_some_and(|a| !matches!(a, ModAction::Mute | ModAction::Kick | ModAction::Ban)) {
             return Err(Refusal::NotAnEscalation);
         }
+        super::lockdown::check_raid_settings(&settings)?;
+        if let Some(filters) = &settings.filters {
+            super::filter::check(filters)?;
+        }
         if settings.parent.as_ref().is_some_and(|p| p.as_str() == self.room().as_str()) {
             return Err(Refusal::OwnLobby);
         }

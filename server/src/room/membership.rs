@@ -35,6 +35,7 @@ pub fn decide_create(
         role: Role::Owner,
         approved_by: None,
         invite: None,
+        lockdown: None,
     });
     Ok((record, Draft { event, requires: Requires::Nothing, cmid: None }))
 }
@@ -134,6 +135,7 @@ impl RoomState {
             role: Role::Member,
             approved_by: None,
             invite: None,
+            lockdown: None,
         });
         let requires = Requires::Admit { user: user.clone(), rules: Some(self.rules_seq) };
         Draft { event, requires, cmid: None }
@@ -175,10 +177,15 @@ impl RoomState {
             Visibility::InviteOnly => return Err(Refusal::InviteRequired),
             Visibility::Direct => return Err(Refusal::DirectOnly),
         }
+        self.check_doors(now)?;
         // The cap is left to the order (`Requires::Admit`): this copy of the room
         // may not have applied a leave ordered elsewhere (another node) yet, and
         // must not refuse a place the room has.
-        Ok(Some(self.admission(user)))
+        let mut draft = self.admission(user);
+        if let Event::MemberJoined(joined) = &mut draft.event {
+            joined.lockdown = self.raid(now);
+        }
+        Ok(Some(draft))
     }
 
     pub fn decide_leave(&self, user: &UserId) -> Result<Draft, Refusal> {

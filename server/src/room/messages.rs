@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use hearth_protocol::event::{DeleteEvent, EditEvent, MessageEvent, MessageState, ReactionCount, ReactionEvent};
 use hearth_protocol::ops::PinnedNote;
-use hearth_protocol::{Emoji, Event, Millis, Note, Seq, Text, UserId, limits};
+use hearth_protocol::{Emoji, Event, Millis, Note, Seq, ShortText, Text, UserId, limits};
 
 use super::permissions::Action;
 use super::rows::{self, AnnexRow, ByAt, VersionAnn};
@@ -195,6 +195,10 @@ impl RoomState {
         self.check_post(actor, now)?;
         if target.from != *actor {
             return Err(Refusal::NotYourMessage);
+        }
+        // An edit is not held: text the filter would hold or refuse is refused.
+        if self.filtered(actor, text.as_str(), now)? {
+            return Err(Refusal::Filtered { reason: ShortText::default() });
         }
         if notes.deleted.is_some() {
             return Err(gone(target.seq));

@@ -18,6 +18,7 @@ pub enum Action {
     Welcome,
     /// Pin, unpin and order notes; delete any message; kick, ban, unban, mute,
     /// unmute; warn, lift warnings, read anyone's warnings, act on reports;
+    /// lock the room down and lift it;
     /// read the moderation log and earlier versions of edited
     /// messages; revoke invites; schedule prompts; read the room's health.
     Moderate,
@@ -52,6 +53,7 @@ pub fn of_op(op: &str) -> Option<(Action, bool)> {
         "join_requests" | "decide_join" | "create_invite" | "resolve_report" => (Action::Welcome, false),
         "pin" | "unpin" | "order_pins" => (Action::Pin, false),
         "kick" | "ban" | "mute" | "unmute" | "unban" | "warn" | "unwarn" => (Action::Moderate, true),
+        "lockdown" => (Action::Moderate, false),
         "mod_log" | "revoke_invite" | "schedule_prompt" | "cancel_prompt" | "stats" | "versions" => {
             (Action::Moderate, false)
         }

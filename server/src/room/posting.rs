@@ -4,7 +4,7 @@
 //! `room`.
 
 use hearth_protocol::event::{HeldEvent, MessageEvent};
-use hearth_protocol::ops::{HeldPost, ModAction, Release, SendMessage};
+use hearth_protocol::ops::{FilterAction, HeldPost, ModAction, Release, SendMessage};
 use hearth_protocol::{Event, Millis, Role, Seq, UserId};
 
 use super::permissions::{Action, least_role};
@@ -77,6 +77,7 @@ impl RoomState {
     /// Returns the slow mode the order must hold them to (ms; 0: none).
     pub fn check_post(&self, user: &UserId, now: Millis) -> Result<u64, Refusal> {
         let role = self.require(user, Action::Post, now)?;
+        self.check_read_only(role, now)?;
         if let Some(mute) = self.rows.mutes.get(user).filter(|m| m.holds(now)) {
             return Err(Refusal::Muted(Term::of(mute.until, now)));
         }
@@ -146,6 +147,7 @@ impl RoomState {
         now: Millis,
     ) -> Result<Draft, Refusal> {
         let slow_ms = self.check_post(user, now)?;
+        let filtered = self.filtered(user, msg.text.as_str(), now)?;
         let mut draft = self.message_draft(user, msg)?;
         draft.requires = Requires::Post { user: user.clone(), slow_ms, rules: Some(self.rules_seq) };
         let on_probation = self.on_probation(user, now);
@@ -154,7 +156,7 @@ impl RoomState {
             if on_probation {
                 m.probation_post = self.probation_post(user);
             }
-            if on_probation && has_link(m.text.as_str()) {
+            if filtered || (on_probation && has_link(m.text.as_str())) {
                 let event = Event::Held(HeldEvent {
                     room: self.room().clone(),
                     seq: Seq::ZERO,
@@ -169,6 +171,20 @@ impl RoomState {
             }
         }
         Ok(draft)
+    }
+
+    /// What the room's word filter makes of `text` from `user`: refused
+    /// (`Filtered`), held (`true`), or let through; moderators are not
+    /// filtered.
+    pub fn filtered(&self, user: &UserId, text: &str, now: Millis) -> Result<bool, Refusal> {
+        if self.filters.is_empty() || self.role_of(user, now).is_some_and(|r| r >= least_role(Action::Moderate)) {
+            return Ok(false);
+        }
+        match self.filters.matching(text) {
+            Some(rule) if rule.action == FilterAction::Refuse => Err(Refusal::Filtered { reason: rule.reason.clone() }),
+            Some(_) => Ok(true),
+            None => Ok(false),
+        }
     }
 
     /// The held posts, oldest first (moderators).

@@ -6,7 +6,7 @@
 //! is what it means, so the decide-and-order path can ask of it whether it may
 //! have come from a copy that trailed the order.
 
-use hearth_protocol::ops::ReportOutcome;
+use hearth_protocol::ops::{LockLevel, ReportOutcome};
 use hearth_protocol::{ClientMsgId, Millis, PinId, Role, RoomId, Seq, ShortText, UserId};
 
 use super::permissions::Action;
@@ -178,6 +178,22 @@ pub enum Refusal {
     },
     /// A room's escalation is a mute, a kick or a ban.
     NotAnEscalation,
+    /// The room is locked down (no new members; or read-only below moderator).
+    Locked {
+        level: LockLevel,
+        term: Term,
+    },
+    /// Lifting a lockdown that does not hold.
+    NotLocked,
+    /// The room's word filter refuses the text, for `reason`.
+    Filtered {
+        reason: ShortText,
+    },
+    /// A word filter rule that cannot be taken.
+    BadFilter {
+        pattern: String,
+        why: String,
+    },
 }
 
 /// How long a ban or a mute holds, as far as the refusing side knows.
@@ -243,6 +259,7 @@ impl Refusal {
                 | AlreadyResolved { .. }
                 | NoReports { .. }
                 | NoSuchWarning { .. }
+                | Locked { .. }
         )
     }
 }

@@ -107,6 +107,7 @@ mod tests {
                 role: Role::Member,
                 approved_by: None,
                 invite: None,
+                lockdown: None,
             }));
         }
 

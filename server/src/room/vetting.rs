@@ -32,12 +32,14 @@ impl RoomState {
             Visibility::InviteOnly => return Err(Refusal::InviteRequired),
             Visibility::Direct => return Err(Refusal::DirectOnly),
         }
+        self.check_doors(now)?;
         let event = Event::JoinRequest(JoinRequestEvent {
             room: self.room().clone(),
             seq: Seq::ZERO,
             ts: Millis(0),
             from: user.clone(),
             note,
+            lockdown: self.raid(now),
         });
         Ok(Draft { event, requires: Requires::Request { user: user.clone(), max: MAX_REQUESTS }, cmid: None })
     }
@@ -57,6 +59,7 @@ impl RoomState {
                 role: Role::Member,
                 approved_by: Some(actor.clone()),
                 invite: None,
+                lockdown: None,
             });
             return Ok(Draft {
                 event,
@@ -140,6 +143,7 @@ impl RoomState {
         if !self.rows.invites.get(&id).is_some_and(|i| i.valid(now)) {
             return Err(Refusal::InvalidInvite);
         }
+        self.check_doors(now)?;
         let event = Event::MemberJoined(MemberJoinedEvent {
             room: self.room().clone(),
             seq: Seq::ZERO,
@@ -148,6 +152,7 @@ impl RoomState {
             role: Role::Member,
             approved_by: None,
             invite: Some(id.clone()),
+            lockdown: self.raid(now),
         });
         Ok(Some(Draft { event, requires: Requires::AdmitInvite { user: user.clone(), invite: id }, cmid: None }))
     }

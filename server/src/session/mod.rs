@@ -16,6 +16,7 @@
 mod account;
 mod direct;
 mod dispatch;
+mod lockdown;
 mod membership;
 mod messages;
 mod moderation;

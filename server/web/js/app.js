@@ -7,7 +7,7 @@
 import { el, fill, span } from "./dom.js";
 import * as signin from "./signin.js";
 import { Connection, closeWords } from "./connection.js";
-import { Room, atLeast } from "./store.js";
+import { Room, atLeast, lockedNow, lockUntil } from "./store.js";
 import { TimelineView, composer } from "./timeline.js";
 import { drawRooms } from "./rooms.js";
 import { drawPanel } from "./moderation.js";
@@ -687,6 +687,7 @@ class App {
     return el("div", { class: "roomhead" },
       el("h2", {}, room.info?.direct?.length || room.listed?.direct?.length ? `✉ ${visible(this.roomLabel(room))}` : `# ${visible(room.name)}`),
       el("span", { class: "topic" }, visible(room.info?.topic || room.listed?.topic || "")),
+      lockedNow(room.info) ? el("span", { class: "lock", role: "status" }, lockedNow(room.info).level === "read_only" ? `🔒 Read-only${lockUntil(lockedNow(room.info))}: only moderators post` : `🔒 No new members${lockUntil(lockedNow(room.info))}`) : null,
       room.receiving ? el("div", { class: "tools" },
         tool("pins", `Pinned ${room.pins.length}`),
         tool("members", `Members ${room.members.size || room.info?.members || 0}`),

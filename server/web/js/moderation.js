@@ -5,7 +5,7 @@
 
 import { el, fill, svg, clock, span } from "./dom.js";
 import { render, visible } from "./text.js";
-import { atLeast, ROLES, CATEGORIES } from "./store.js";
+import { atLeast, ROLES, CATEGORIES, lockedNow, lockUntil } from "./store.js";
 import { messageNode, composer } from "./timeline.js";
 
 const DURATIONS = [["10 minutes", 600], ["1 hour", 3600], ["1 day", 86400], ["1 week", 604800]];
@@ -359,6 +359,9 @@ function settings(area, app, room) {
   const limit = el("input", { type: "number", min: 0, max: 20, value: info.warn_limit || 0 });
   const then = el("select", {}, [["", "nothing more"], ["mute", "mute them"], ["kick", "remove them"], ["ban", "ban them"]].map(([v, l]) => el("option", { value: v, selected: (info.warn_action || "") === v }, l)));
   const thenFor = el("select", {}, [["0", "until lifted"], ...DURATIONS.map(([l, s]) => [String(s), `for ${l}`])].map(([v, l]) => el("option", { value: v, selected: String(info.warn_action_secs || 0) === v }, l)));
+  const raidJoins = el("input", { type: "number", min: 0, max: 1000, value: info.raid_joins || 0 });
+  const raidSecs = el("input", { type: "number", min: 1, max: 3600, value: info.raid_secs || 60 });
+  const raidFor = el("select", {}, DURATIONS.map(([l, s]) => el("option", { value: s, selected: (info.raid_lock_secs || 3600) === s }, l)));
   const save = (e) => {
     e.preventDefault();
     const settings = moderator ? {
@@ -366,6 +369,7 @@ function settings(area, app, room) {
       slow_mode_secs: Number(slow.value), probation_secs: Number(probation.value) * 86400, rules_ack: rulesAck.checked,
       warn_expiry_days: Number(expiry.value), warn_limit: then.value ? Number(limit.value) : 0,
       ...(then.value ? { warn_action: then.value, warn_action_secs: Number(thenFor.value) } : {}),
+      raid_joins: Number(raidJoins.value), raid_secs: Number(raidSecs.value), raid_lock_secs: Number(raidFor.value),
     } : { welcome: welcome.value };
     app.act("set_room", { room: room.name, settings });
   };
@@ -378,7 +382,25 @@ function settings(area, app, room) {
       f("s-warn-days", "A warning counts for (days; 0: until lifted)", expiry),
       f("s-warn-limit", "When a member has this many warnings", limit),
       f("s-warn-then", "then", then), f("s-warn-for", "for", thenFor, "The warning that reaches the number brings it, at once.")) : null,
-    el("div", { class: "row" }, el("button", { type: "submit", class: "primary" }, "Save"))));
+    moderator ? el("fieldset", {}, el("legend", {}, "Raids"),
+      f("s-raid-joins", "Close the doors when this many people join or ask to join (0: never)", raidJoins),
+      f("s-raid-secs", "within (seconds)", raidSecs),
+      f("s-raid-for", "for", raidFor, "The room then takes no new members for that long; you can lift it from here.")) : null,
+    el("div", { class: "row" }, el("button", { type: "submit", class: "primary" }, "Save"))),
+    moderator ? lockdownForm(app, room) : null);
+}
+
+/** Locks the room down for a time, or lifts the lockdown. */
+function lockdownForm(app, room) {
+  const now = lockedNow(room.info);
+  const level = el("select", { id: "lock-level" }, [["joins", "No new members"], ["read_only", "Read-only: only moderators post"]].map(([v, l]) => el("option", { value: v }, l)));
+  const length = el("select", { id: "lock-for", "aria-label": "Lock for how long" }, DURATIONS.map(([l, s]) => el("option", { value: s, selected: s === 3600 }, `for ${l}`)));
+  return el("fieldset", {}, el("legend", {}, "Lockdown"),
+    now ? el("p", { role: "status" }, `Locked: ${now.level === "read_only" ? "read-only" : "no new members"}${lockUntil(now)}.`) : el("p", { class: "hint" }, "For a bad day: it lifts by itself."),
+    el("label", { for: "lock-level" }, "Lock"), level, length,
+    el("div", { class: "row" },
+      el("button", { type: "button", class: "danger", onclick: () => app.act("lockdown", { room: room.name, level: level.value, duration_secs: Number(length.value) }) }, "Lock the room"),
+      now ? el("button", { type: "button", onclick: () => app.act("lockdown", { room: room.name, level: "off" }) }, "Lift the lockdown") : null));
 }
 
 async function prompts(area, app, room) {

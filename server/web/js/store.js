@@ -131,6 +131,7 @@ export class Room {
         break;
       case "member_joined":
         this.members.set(event.from, { ...(this.members.get(event.from) || {}), user: event.from, role: event.role || "member", joined_at: event.ts, newcomer: true });
+        if (event.lockdown) this.info = { ...(this.info || {}), lockdown: event.lockdown };
         break;
       case "direct_started":
         for (const user of event.members || []) this.members.set(user, { ...(this.members.get(user) || {}), user, role: "member", joined_at: event.ts });
@@ -147,6 +148,7 @@ export class Room {
       }
       case "room_updated":
         this.info = { ...(this.info || {}), ...event.settings };
+        if (event.settings?.lockdown?.level === "off") this.info.lockdown = null;
         break;
       case "moderation":
         if (["kick", "ban"].includes(event.action) && event.user) { this.members.delete(event.user); this.online.delete(event.user); }
@@ -194,6 +196,17 @@ function fromMessage(event) {
   };
 }
 
+/** " until <when>" of a lockdown, or " until lifted". */
+export function lockUntil(lockdown) {
+  return lockdown.until ? ` until ${new Date(lockdown.until).toLocaleString()}` : " until lifted";
+}
+
+/** The room's lockdown holding now, if any. */
+export function lockedNow(info) {
+  const l = info?.lockdown;
+  return l && l.level !== "off" && (!l.until || l.until > Date.now()) ? l : null;
+}
+
 /** Report categories as members read them, in the order a form offers them. */
 export const CATEGORIES = {
   spam: "spam or advertising", harassment: "harassment", hate: "hate", sexual: "sexual content",
@@ -210,12 +223,17 @@ export function describe(event) {
   const why = event.reason ? ` (${event.reason})` : "";
   switch (event.ev) {
     case "member_joined":
-      return `${event.from} joined${event.approved_by ? `, let in by ${event.approved_by}` : event.invite ? " with an invite" : ""}`;
+      return `${event.from} joined${event.approved_by ? `, let in by ${event.approved_by}` : event.invite ? " with an invite" : ""}${event.lockdown ? ` — so many at once that the room takes no new members${lockUntil(event.lockdown)} (a raid?)` : ""}`;
     case "member_left": return `${event.user || event.from} left`;
     case "direct_started": return `${event.from} started this conversation with ${(event.members || []).filter((m) => m !== event.from).join(", ")}`;
     case "role":
       return `${event.from} made ${event.user} ${ROLE_NAMES[event.role] || event.role}${event.expires_at ? ` for ${span(event.expires_at - Date.now())}` : ""}${event.title ? ` — “${event.title}”` : ""}`;
-    case "room_updated": return `${event.from} changed the room's settings: ${Object.keys(event.settings || {}).join(", ").replaceAll("_", " ")}`;
+    case "room_updated": {
+      const lockdown = event.settings?.lockdown;
+      if (lockdown?.level === "off") return `${event.from} lifted the lockdown`;
+      if (lockdown) return `${event.from} locked the room: ${lockdown.level === "read_only" ? "read-only below moderator" : "no new members"}${lockUntil(lockdown)}`;
+      return `${event.from} changed the room's settings: ${Object.keys(event.settings || {}).join(", ").replaceAll("_", " ")}`;
+    }
     case "pin": return `${event.from} pinned ${event.pin?.title ? `“${event.pin.title}”` : "a note"}`;
     case "unpin": return `${event.from} unpinned a note`;
     case "moderation": {

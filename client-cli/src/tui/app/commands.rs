@@ -54,6 +54,7 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ("/warn", "USER REASON — warn USER; the room's escalation may follow (moderators)"),
     ("/unwarn", "USER ID — lift one of USER's warnings (moderators)"),
     ("/warnings", "[USER] — your live warnings, or (moderators) USER's"),
+    ("/lockdown", "joins|readonly|off [TIME] — no new members, or only moderators post, for TIME (moderators)"),
     ("/slowmode", "TIME — between one member's messages (30s, 2m; a number is seconds; 0 off) (moderators)"),
     ("/topic", "TEXT — set the room's topic (moderators)"),
     ("/modlog", "— the moderation log (moderators)"),
@@ -204,7 +205,7 @@ impl App {
             "/react" | "/unreact" | "/edit" | "/delete" | "/ack" | "/requests" | "/approve" | "/deny" | "/invite"
             | "/role" | "/kick" | "/ban" | "/unban" | "/mute" | "/unmute" | "/slowmode" | "/topic" | "/modlog"
             | "/stats" | "/prompt" | "/held" | "/release" | "/drop" | "/revoke" | "/report" | "/reports"
-            | "/resolve" | "/warn" | "/unwarn" | "/warnings" => {
+            | "/resolve" | "/warn" | "/unwarn" | "/warnings" | "/lockdown" => {
                 let Some(room) = self.active.clone() else {
                     self.says(format!("{name}: open a room first"));
                     return Vec::new();
@@ -396,6 +397,22 @@ impl App {
                 let who = user(word()?)?;
                 let warning = seq(word()?)?;
                 request(format!("lifted warning #{} of {who}", warning.0), Unwarn { room, user: who, warning }.into())
+            }
+            "/lockdown" => {
+                let level = match word()? {
+                    "joins" => LockLevel::Joins,
+                    "readonly" | "read_only" => LockLevel::ReadOnly,
+                    "off" => LockLevel::Off,
+                    _ => return Err(usage()),
+                };
+                let time = parts.next().map(|t| words::duration(t, Some(MINUTE))).transpose()?;
+                let duration_secs = time.map(|t| u32::try_from(t.as_secs()).unwrap_or(u32::MAX));
+                let said = match (level, time) {
+                    (LockLevel::Off, _) => "lockdown lifted".to_string(),
+                    (_, Some(time)) => format!("locked down for {}", words::say(time)),
+                    (_, None) => "locked down until lifted".to_string(),
+                };
+                request(said, Lock { room, level, duration_secs }.into())
             }
             "/warnings" => {
                 let who = parts.next().map(user).transpose()?;

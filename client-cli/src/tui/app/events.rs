@@ -5,8 +5,8 @@ use tokio::time::Instant;
 
 use hearth_protocol::event::LeftReason;
 use hearth_protocol::event::ReactionCount;
-use hearth_protocol::ops::ModAction;
 use hearth_protocol::ops::{HistoryPage, MemberInfo, ResumeMode, Visibility};
+use hearth_protocol::ops::{LockLevel, ModAction};
 use hearth_protocol::{Emoji, Event, Millis, RoomId, Seq, UserId};
 
 use super::*;
@@ -333,6 +333,9 @@ impl App {
 /// The line a non-message event shows as, if any.
 pub(super) fn notice(event: &Event) -> Option<String> {
     Some(match event {
+        Event::MemberJoined(j) if j.lockdown.is_some() => {
+            format!("{} joined — so many at once that the room takes no new members for now (a raid?)", j.from)
+        }
         Event::MemberJoined(j) => format!("{} joined", j.from),
         Event::MemberLeft(l) => match l.reason {
             LeftReason::Left => format!("{} left", l.user),
@@ -377,7 +380,15 @@ pub(super) fn notice(event: &Event) -> Option<String> {
             r.from, r.message.0, r.author, r.text, r.message.0
         ),
         Event::Role(r) => format!("{} made {} a {}", r.from, r.user, r.role.as_str()),
-        Event::RoomUpdated(r) => format!("{} changed the room's settings", r.from),
+        Event::RoomUpdated(r) => match r.settings.lockdown {
+            Some(l) if l.level == LockLevel::Off => format!("{} lifted the lockdown", r.from),
+            Some(l) => {
+                let what =
+                    if l.level == LockLevel::ReadOnly { "read-only below moderator" } else { "closed to newcomers" };
+                format!("{} locked the room down: {what}", r.from)
+            }
+            None => format!("{} changed the room's settings", r.from),
+        },
         Event::JoinRequest(r) => {
             format!("{} asks to join: {} — /approve {} or /deny {}", r.from, r.note, r.from, r.from)
         }
