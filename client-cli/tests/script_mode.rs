@@ -289,6 +289,17 @@ async fn the_community_tools_have_a_subcommand_each() {
     let number = warning.trim_start_matches('#').split_whitespace().next().unwrap().to_string();
     run("ada", &["unwarn", "--room", "club", "dee", &number]).await;
     assert!(!run("ada", &["warnings", "club", "dee"]).await.contains("be kind"));
+    // The word filter: a rule added, a post refused with its reason, the rule removed.
+    run(
+        "ada",
+        &["filter-add", "--room", "club", "spam\\.example", "--regex", "--action", "refuse", "--reason", "no shops"],
+    )
+    .await;
+    assert!(run("ada", &["filters", "club"]).await.starts_with("1   Refuse pattern spam\\.example — no shops"));
+    let refused = hearth(&url, Some("dee"), &["send", "--room", "club", "at spam.example"]).await;
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("no shops"), "{refused:?}");
+    run("ada", &["filter-remove", "--room", "club", "1"]).await;
+    assert!(run("ada", &["filters", "club"]).await.is_empty());
     // A lockdown keeps newcomers out until lifted.
     assert!(run("ada", &["lockdown", "club", "joins", "--for", "1h"]).await.starts_with("club takes no new members"));
     let refused = hearth(&url, Some("eve"), &["request", "club"]).await;

@@ -796,6 +796,7 @@ async fn a_report_from_a_phone_reaches_the_moderator_page_and_is_acted_on_in_one
     if let Some(dir) = screenshots() {
         dee.screenshot(&dir.join("report-phone.png")).await;
     }
+    click(&dee, ".panel header", "Close panel").await;
 
     // Mia's page counts it and lists it, with who and why.
     mia.wait_for("document.querySelector('.roomhead .badge')?.textContent === '1'", "the report counted").await;
@@ -855,10 +856,30 @@ async fn a_report_from_a_phone_reaches_the_moderator_page_and_is_acted_on_in_one
     assert_eq!(code(eve.join(&room("cameras")).await), hearth_protocol::ErrorCode::Locked);
     if let Some(dir) = screenshots() {
         mia.screenshot(&dir.join("lockdown-desktop.png")).await;
+        dee.screenshot(&dir.join("lockdown-phone.png")).await;
     }
     click(&mia, ".panel fieldset", "Lift the lockdown").await;
     dee.wait_for("!document.querySelector('.roomhead .lock')", "the lock lifted").await;
     eve.join(&room("cameras")).await.unwrap();
+    // A word filter rule from the settings: eve's post with it is refused.
+    mia.eval(
+        "(() => { document.querySelector('#filter-pattern').value = 'cheap lenses'; \
+         document.querySelector('#filter-action').value = 'refuse'; \
+         document.querySelector('#filter-reason').value = 'no shops here'; })()",
+    )
+    .await;
+    click(&mia, ".panel fieldset", "Add the rule").await;
+    mia.wait_for(
+        "document.querySelector('.panel [aria-label=\"Word filter rules\"]')?.innerText.includes('cheap lenses')",
+        "the rule listed",
+    )
+    .await;
+    accessibility(&mia, "the settings with the lockdown and the word filter").await;
+    let refused = refusal(eve.send(&room("cameras"), "cheap lenses again").await);
+    assert!(
+        refused.code == hearth_protocol::ErrorCode::Filtered && refused.message.contains("no shops here"),
+        "{refused:?}"
+    );
     // Dee, a member, never sees the queue; mallory's connection never got the report.
     assert_eq!(dee.eval("document.querySelector('.roomhead .badge')").await, serde_json::Value::Null);
     while let Ok(Some(event)) = mallory.next_event_within(std::time::Duration::from_millis(200)).await {

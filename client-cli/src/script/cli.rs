@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use hearth_protocol::ops::{LockLevel, ModAction, ReportCategory, ReportOutcome};
+use hearth_protocol::ops::{FilterAction, LockLevel, ModAction, ReportCategory, ReportOutcome};
 use hearth_protocol::{Role, RoomId, UserId};
 
 /// A protocol word (`spam`, `self_harm`, `mute`) as the type the wire names it by.
@@ -326,6 +326,29 @@ pub(crate) enum Command {
         /// For this long, e.g. 2h; without it, until lifted.
         #[arg(long, value_parser = hearth_cli::words::duration_flag)]
         r#for: Option<Duration>,
+    },
+    /// The room's word filter, numbered (moderators).
+    Filters { room: RoomId },
+    /// Add a rule to the room's word filter (moderators).
+    FilterAdd {
+        #[arg(long)]
+        room: RoomId,
+        /// A phrase (whole words, any case), or with --regex a pattern.
+        pattern: String,
+        /// hold (for a moderator's look) or refuse.
+        #[arg(long, value_parser = wire::<FilterAction>)]
+        action: FilterAction,
+        #[arg(long)]
+        regex: bool,
+        /// What the author reads when refused.
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Remove rule N (from `hearth filters`) of the room's word filter.
+    FilterRemove {
+        #[arg(long)]
+        room: RoomId,
+        number: usize,
     },
     /// A member's live warnings: yours, or (moderators) anyone's.
     Warnings { room: RoomId, user: Option<String> },

@@ -13,7 +13,9 @@ use hearth_protocol::ops::{
     SetRole, SetRoom, ThreadHistory, Unban, Unmute, Visibility,
 };
 use hearth_protocol::ops::{CancelPrompt, HeldPosts, Prompts, Release, SchedulePrompt};
-use hearth_protocol::ops::{Lock, LockLevel, Report, Reports, ResolveReport, Unwarn, Warn, Warnings};
+use hearth_protocol::ops::{
+    Filters, Lock, LockLevel, Report, Reports, ResolveReport, Unwarn, Warn, Warnings, WordFilter,
+};
 use hearth_protocol::{Codec, Emoji, Millis, Note, PinId, Seq, ShortText, Text, UserId};
 
 pub(crate) async fn run(cli: Cli) -> Result<()> {
@@ -568,6 +570,42 @@ pub(crate) async fn community(client: &mut Client, command: Command, json: bool)
         Command::Unwarn { room, user, warning } => {
             let done_ = client.request(Unwarn { room, user: name(&user)?, warning: Seq(warning) }).await?;
             done(&format!("lifted warning #{warning} of {user}"), &done_, json);
+        }
+        Command::Filters { room } => {
+            let list = client.request(Filters { room }).await?;
+            for (n, f) in list.filters.iter().enumerate() {
+                if json {
+                    print_json(f);
+                } else {
+                    let kind = if f.regex { "pattern" } else { "phrase" };
+                    let reason =
+                        if f.reason.as_str().is_empty() { String::new() } else { format!(" — {}", f.reason) };
+                    println!(
+                        "{:<3} {:?} {kind} {}{}",
+                        n + 1,
+                        f.action,
+                        render::printable(&f.pattern),
+                        render::printable(&reason)
+                    );
+                }
+            }
+        }
+        Command::FilterAdd { room, pattern, action, regex, reason } => {
+            let mut filters = client.request(Filters { room: room.clone() }).await?.filters;
+            filters.push(WordFilter { pattern, regex, action, reason: short(reason)? });
+            let settings = RoomSettings { filters: Some(filters), ..RoomSettings::default() };
+            let done_ = client.request(SetRoom { room: room.clone(), settings }).await?;
+            done(&format!("{room}'s filter has a new rule"), &done_, json);
+        }
+        Command::FilterRemove { room, number } => {
+            let mut filters = client.request(Filters { room: room.clone() }).await?.filters;
+            if number == 0 || number > filters.len() {
+                return Err(usage(format!("{room}'s filter has {} rules; see hearth filters {room}", filters.len())));
+            }
+            filters.remove(number - 1);
+            let settings = RoomSettings { filters: Some(filters), ..RoomSettings::default() };
+            let done_ = client.request(SetRoom { room: room.clone(), settings }).await?;
+            done(&format!("removed rule {number} of {room}'s filter"), &done_, json);
         }
         Command::Lockdown { room, level, r#for } => {
             let duration_secs = r#for.map(|d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX));

@@ -219,6 +219,7 @@ fn describe(action: &Action) -> String {
         Action::Requests(room) => format!("join requests of {room}"),
         Action::Held(room) => format!("held posts of {room}"),
         Action::Reports(room) => format!("reports of {room}"),
+        Action::Filter { room, .. } => format!("the word filter of {room}"),
         Action::Warnings { room, .. } => format!("warnings in {room}"),
         Action::Release { user, approve: true, .. } => format!("release {user}'s post"),
         Action::Release { user, .. } => format!("drop {user}'s post"),
@@ -347,6 +348,32 @@ async fn perform(client: &mut Client, action: Action, updates: &mpsc::Sender<Net
                 })
                 .collect();
             let said = listing(reports, "no open reports", "open reports", "/resolve SEQ dismiss|delete|warn|…");
+            let _ = updates.send(Net::Said(said)).await;
+        }
+        Action::Filter { room, add, remove } => {
+            use hearth_protocol::ops::{Filters, RoomSettings, SetRoom};
+            let mut filters = client.request(Filters { room: room.clone() }).await?.filters;
+            let changed = add.is_some() || remove.is_some();
+            if let Some(rule) = add {
+                filters.push(rule);
+            }
+            if let Some(number) = remove {
+                if number == 0 || number > filters.len() {
+                    return Err(Undone::Refused(format!(
+                        "the filter has {} rules; /filters numbers them",
+                        filters.len()
+                    )));
+                }
+                filters.remove(number - 1);
+            }
+            if changed {
+                let settings = RoomSettings { filters: Some(filters.clone()), ..RoomSettings::default() };
+                client.request(SetRoom { room, settings }).await?;
+            }
+            let rules =
+                filters.iter().enumerate().map(|(n, f)| format!("{} {:?} {}", n + 1, f.action, f.pattern)).collect();
+            let said =
+                listing(rules, "the word filter is empty", "word filter", "/filter hold|refuse PHRASE, /unfilter N");
             let _ = updates.send(Net::Said(said)).await;
         }
         Action::Warnings { room, user } => {

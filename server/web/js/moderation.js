@@ -345,7 +345,16 @@ function invites(area, app, room, panel) {
     } }, "Make an invite link")), out);
 }
 
-function settings(area, app, room) {
+/** The settings tab. The room's events redraw the panel: the forms are
+ * kept on the panel, so what a moderator types survives them; only the
+ * lockdown's state is drawn afresh. */
+function settings(area, app, room, panel) {
+  panel.settingsForms ??= [settingsForm(app, room), atLeast(room.role, "moderator") ? filterForm(app, room) : null];
+  const [form, filter] = panel.settingsForms;
+  fill(area, form, atLeast(room.role, "moderator") ? lockdownForm(app, room) : null, filter);
+}
+
+function settingsForm(app, room) {
   const info = room.info || {};
   const moderator = atLeast(room.role, "moderator");
   const f = (id, label, input, hint) => [el("label", { for: id }, label), Object.assign(input, { id }), hint ? el("div", { class: "hint" }, hint) : null];
@@ -373,7 +382,7 @@ function settings(area, app, room) {
     } : { welcome: welcome.value };
     app.act("set_room", { room: room.name, settings });
   };
-  fill(area, el("form", { onsubmit: save },
+  return el("form", { onsubmit: save },
     moderator ? [f("s-topic", "Topic", topic), f("s-vis", "Who may join", visibility, "In an approval room, people who ask to join answer in a few words; the topic is what they see before asking, so put your entry question there."),
       f("s-slow", "Slow mode (seconds between posts)", slow), f("s-prob", "Probation for newcomers (days)", probation, "Newcomers on probation wait between posts and their links are held for review.")] : null,
     f("s-welcome", "Welcome message (shown on a member's first join)", welcome),
@@ -386,8 +395,37 @@ function settings(area, app, room) {
       f("s-raid-joins", "Close the doors when this many people join or ask to join (0: never)", raidJoins),
       f("s-raid-secs", "within (seconds)", raidSecs),
       f("s-raid-for", "for", raidFor, "The room then takes no new members for that long; you can lift it from here.")) : null,
-    el("div", { class: "row" }, el("button", { type: "submit", class: "primary" }, "Save"))),
-    moderator ? lockdownForm(app, room) : null);
+    el("div", { class: "row" }, el("button", { type: "submit", class: "primary" }, "Save")));
+}
+
+/** The room's word filter: its rules, each removable, and a form to add one. */
+function filterForm(app, room) {
+  const list = el("ul", { "aria-label": "Word filter rules" }, el("li", { class: "hint" }, "Loading…"));
+  const pattern = el("input", { id: "filter-pattern", maxlength: 200, placeholder: "a phrase, or a pattern" });
+  const regex = el("input", { type: "checkbox", id: "filter-regex" });
+  const action = el("select", { id: "filter-action" }, [["hold", "hold it for a moderator's look"], ["refuse", "refuse it"]].map(([v, l]) => el("option", { value: v }, l)));
+  const reason = el("input", { id: "filter-reason", maxlength: 200, placeholder: "what the author reads (optional)" });
+  let rules = [];
+  const save = async (next) => {
+    if (await app.act("set_room", { room: room.name, settings: { filters: next } })) { rules = next; draw(); return true; }
+    return false;
+  };
+  const draw = () => fill(list, rules.length ? rules.map((r, n) => el("li", {},
+    el("code", {}, visible(r.pattern)), el("span", { class: "hint" }, ` ${r.regex ? "pattern" : "phrase"} · ${r.action}${r.reason ? ` · “${r.reason}”` : ""}`),
+    el("button", { type: "button", "aria-label": `Remove the rule ${r.pattern}`, onclick: () => save(rules.filter((_, i) => i !== n)) }, "Remove"))) : el("li", { class: "hint" }, "No rules: nothing is filtered."));
+  app.conn.request("filters", { room: room.name }).then((answer) => { rules = answer.filters; draw(); }, (error) => fill(list, el("li", { class: "error" }, error.message)));
+  return el("fieldset", {}, el("legend", {}, "Word filter"),
+    el("p", { class: "hint" }, "Posts with these words are held for a look or refused. Only moderators see this list; moderators' own posts pass."),
+    list,
+    el("label", { for: "filter-pattern" }, "Words"), pattern,
+    el("label", {}, regex, " A regular expression"),
+    el("label", { for: "filter-action" }, "Then"), action,
+    el("label", { for: "filter-reason" }, "Reason"), reason,
+    el("div", { class: "row" }, el("button", { type: "button", onclick: async () => {
+      if (!pattern.value.trim()) { app.toast("Write the words to filter first."); return; }
+      const rule = { pattern: pattern.value.trim(), action: action.value, ...(regex.checked ? { regex: true } : {}), ...(reason.value.trim() ? { reason: reason.value.trim() } : {}) };
+      if (await save([...rules, rule])) { pattern.value = ""; reason.value = ""; }
+    } }, "Add the rule")));
 }
 
 /** Locks the room down for a time, or lifts the lockdown. */

@@ -55,6 +55,12 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ("/unwarn", "USER ID — lift one of USER's warnings (moderators)"),
     ("/warnings", "[USER] — your live warnings, or (moderators) USER's"),
     ("/lockdown", "joins|readonly|off [TIME] — no new members, or only moderators post, for TIME (moderators)"),
+    ("/filters", "— the room's word filter, numbered (moderators)"),
+    (
+        "/filter",
+        "hold|refuse PHRASE — hold or refuse posts with PHRASE (moderators; patterns: hearth filter-add --regex)",
+    ),
+    ("/unfilter", "N — remove rule N of the word filter (moderators)"),
     ("/slowmode", "TIME — between one member's messages (30s, 2m; a number is seconds; 0 off) (moderators)"),
     ("/topic", "TEXT — set the room's topic (moderators)"),
     ("/modlog", "— the moderation log (moderators)"),
@@ -205,7 +211,7 @@ impl App {
             "/react" | "/unreact" | "/edit" | "/delete" | "/ack" | "/requests" | "/approve" | "/deny" | "/invite"
             | "/role" | "/kick" | "/ban" | "/unban" | "/mute" | "/unmute" | "/slowmode" | "/topic" | "/modlog"
             | "/stats" | "/prompt" | "/held" | "/release" | "/drop" | "/revoke" | "/report" | "/reports"
-            | "/resolve" | "/warn" | "/unwarn" | "/warnings" | "/lockdown" => {
+            | "/resolve" | "/warn" | "/unwarn" | "/warnings" | "/lockdown" | "/filters" | "/filter" | "/unfilter" => {
                 let Some(room) = self.active.clone() else {
                     self.says(format!("{name}: open a room first"));
                     return Vec::new();
@@ -397,6 +403,24 @@ impl App {
                 let who = user(word()?)?;
                 let warning = seq(word()?)?;
                 request(format!("lifted warning #{} of {who}", warning.0), Unwarn { room, user: who, warning }.into())
+            }
+            "/filters" => Ok(Action::Filter { room, add: None, remove: None }),
+            "/filter" => {
+                let action = match word()? {
+                    "hold" => FilterAction::Hold,
+                    "refuse" => FilterAction::Refuse,
+                    _ => return Err(usage()),
+                };
+                let pattern = tail(1);
+                if pattern.is_empty() {
+                    return Err(usage());
+                }
+                let rule = WordFilter { pattern, regex: false, action, reason: ShortText::default() };
+                Ok(Action::Filter { room, add: Some(rule), remove: None })
+            }
+            "/unfilter" => {
+                let number = word()?.parse::<usize>().map_err(|_| usage())?;
+                Ok(Action::Filter { room, add: None, remove: Some(number) })
             }
             "/lockdown" => {
                 let level = match word()? {

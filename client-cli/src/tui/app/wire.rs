@@ -61,6 +61,13 @@ pub enum Action {
     Held(RoomId),
     /// The open reports, shown.
     Reports(RoomId),
+    /// The room's word filter shown, after adding a rule or removing rule
+    /// N (counted from 1) when asked.
+    Filter {
+        room: RoomId,
+        add: Option<hearth_protocol::ops::WordFilter>,
+        remove: Option<usize>,
+    },
     /// A member's live warnings (the caller's when `user` is absent), shown.
     Warnings {
         room: RoomId,
