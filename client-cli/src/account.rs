@@ -76,10 +76,22 @@ impl AccountApi {
         self.post("/auth/password", json!({ "name": name, "password": password, "new_password": new_password })).await
     }
 
-    async fn post(&self, path: &str, body: serde_json::Value) -> Result<Tokens, AccountError> {
-        let (status, answer) = tokio::time::timeout(Duration::from_secs(30), self.exchange(path, &body.to_string()))
+    /// `GET path` with an access token (an export): the status and the body,
+    /// up to 256 MiB.
+    pub async fn download(&self, path: &str, token: &str) -> Result<(u16, Vec<u8>), AccountError> {
+        let head = format!("GET {path} HTTP/1.1\r\nauthorization: Bearer {token}\r\n");
+        tokio::time::timeout(Duration::from_secs(300), self.exchange(&head, "", 256 * 1024 * 1024))
             .await
-            .map_err(|_| AccountError::Unreachable("no answer within 30 s".into()))??;
+            .map_err(|_| AccountError::Unreachable("no answer within 300 s".into()))?
+    }
+
+    async fn post(&self, path: &str, body: serde_json::Value) -> Result<Tokens, AccountError> {
+        let head = format!("POST {path} HTTP/1.1\r\ncontent-type: application/json\r\n");
+        let (status, answer) =
+            tokio::time::timeout(Duration::from_secs(30), self.exchange(&head, &body.to_string(), 256 * 1024))
+                .await
+                .map_err(|_| AccountError::Unreachable("no answer within 30 s".into()))??;
+        let answer = String::from_utf8_lossy(&answer);
         let json: serde_json::Value = serde_json::from_str(&answer).map_err(|_| AccountError::Refused {
             status,
             code: "not_json".into(),
@@ -95,8 +107,10 @@ impl AccountApi {
         })
     }
 
-    /// One HTTP/1.1 request, `connection: close`, over TCP or TLS as the URL says.
-    async fn exchange(&self, path: &str, body: &str) -> Result<(u16, String), AccountError> {
+    /// One HTTP/1.1 request (`head`: its request line and headers, each
+    /// ending in CRLF), `connection: close`, over TCP or TLS as the URL
+    /// says; the answer's status and up to `max` bytes of it.
+    async fn exchange(&self, head: &str, body: &str, max: u64) -> Result<(u16, Vec<u8>), AccountError> {
         use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
         let unreachable = |e: std::io::Error| AccountError::Unreachable(e.to_string());
         let (tls, rest) = match self.url.split_once("://") {
@@ -114,15 +128,16 @@ impl AccountApi {
         } else {
             port.parse::<u16>().map_err(|_| AccountError::Unreachable(format!("bad port in {}", self.url)))?
         };
-        let request = format!(
-            "POST {path} HTTP/1.1\r\nhost: {authority}\r\ncontent-type: application/json\r\n\
-             content-length: {}\r\nconnection: close\r\n\r\n{body}",
-            body.len()
-        );
-        async fn talk(mut io: impl AsyncRead + AsyncWrite + Unpin, request: &str) -> std::io::Result<Vec<u8>> {
+        let request =
+            format!("{head}host: {authority}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len());
+        async fn talk(
+            mut io: impl AsyncRead + AsyncWrite + Unpin,
+            request: &str,
+            max: u64,
+        ) -> std::io::Result<Vec<u8>> {
             io.write_all(request.as_bytes()).await?;
             let mut answer = Vec::new();
-            io.take(256 * 1024).read_to_end(&mut answer).await?;
+            io.take(max).read_to_end(&mut answer).await?;
             Ok(answer)
         }
         let tcp = tokio::net::TcpStream::connect((host, port)).await.map_err(unreachable)?;
@@ -135,14 +150,14 @@ impl AccountApi {
             let name = rustls::pki_types::ServerName::try_from(host.to_string())
                 .map_err(|e| AccountError::Unreachable(format!("{host}: {e}")))?;
             let stream = tokio_rustls::TlsConnector::from(config).connect(name, tcp).await.map_err(unreachable)?;
-            talk(stream, &request).await.map_err(unreachable)?
+            talk(stream, &request, max).await.map_err(unreachable)?
         } else {
-            talk(tcp, &request).await.map_err(unreachable)?
+            talk(tcp, &request, max).await.map_err(unreachable)?
         };
-        let text = String::from_utf8_lossy(&answer);
-        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        let split = answer.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or(answer.len());
+        let head = String::from_utf8_lossy(&answer[..split]);
         let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-        Ok((status, body.to_string()))
+        Ok((status, answer.get(split + 4..).unwrap_or_default().to_vec()))
     }
 }
 

@@ -74,18 +74,7 @@ pub fn clock(ts: Millis) -> String {
 
 /// `YYYY-MM-DD HH:MM` in UTC: for messages from any day (search results).
 pub fn date_time(ts: Millis) -> String {
-    let secs = ts.0 / 1000;
-    // Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
-    let days = (secs / 86_400) as i64 + 719_468;
-    let era = days.div_euclid(146_097);
-    let day_of_era = days.rem_euclid(146_097);
-    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_index = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
-    let month = if month_index < 10 { month_index + 3 } else { month_index - 9 };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02} {:02}:{:02}", (secs / 3600) % 24, (secs / 60) % 60)
+    ts.date_time_utc()
 }
 
 /// Characters that change how a terminal shows text rather than being text:

@@ -300,6 +300,13 @@ async fn the_community_tools_have_a_subcommand_each() {
     assert!(String::from_utf8_lossy(&refused.stderr).contains("no shops"), "{refused:?}");
     run("ada", &["filter-remove", "--room", "club", "1"]).await;
     assert!(run("ada", &["filters", "club"]).await.is_empty());
+    // Exports: the owner's room as JSON Lines and as a page; a member's own data.
+    let lines = run("ada", &["export", "club"]).await;
+    assert!(lines.starts_with("{\"ev\":\"member_joined\"") && lines.contains("Portra at 800?"), "{lines}");
+    assert!(run("ada", &["export", "club", "--html"]).await.starts_with("<!doctype html>"));
+    let mine: serde_json::Value = serde_json::from_str(&run("bo", &["export", "--mine"]).await).unwrap();
+    assert_eq!(mine["user"], "bo");
+    assert_eq!(hearth(&url, Some("bo"), &["export", "club"]).await.status.code(), Some(6), "only the owner");
     // A lockdown keeps newcomers out until lifted.
     assert!(run("ada", &["lockdown", "club", "joins", "--for", "1h"]).await.starts_with("club takes no new members"));
     let refused = hearth(&url, Some("eve"), &["request", "club"]).await;

@@ -15,6 +15,7 @@ pub mod auth;
 pub mod broker;
 pub mod clock;
 pub mod config;
+pub mod export;
 pub mod frames;
 pub mod hub;
 pub mod journal;

@@ -327,6 +327,17 @@ pub(crate) enum Command {
         #[arg(long, value_parser = hearth_cli::words::duration_flag)]
         r#for: Option<Duration>,
     },
+    /// Export a room you own (JSON Lines, or --html a page to keep), or with
+    /// --mine your own data (JSON), to standard output or --output FILE.
+    Export {
+        room: Option<RoomId>,
+        #[arg(long)]
+        html: bool,
+        #[arg(long, conflicts_with = "room")]
+        mine: bool,
+        #[arg(long, short)]
+        output: Option<std::path::PathBuf>,
+    },
     /// The room's word filter, numbered (moderators).
     Filters { room: RoomId },
     /// Add a rule to the room's word filter (moderators).

@@ -54,6 +54,9 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
     let Some(command) = cli.command else {
         return hearth_cli::tui::run(options, keeper).await;
     };
+    if let Command::Export { room, html, mine, output } = &command {
+        return export(&options, room.as_ref(), *html, *mine, output.as_deref()).await;
+    }
     let mut client = Client::connect(options).await.with_context(|| format!("connecting to {url}"))?;
     let json = cli.json;
     match command {
@@ -302,6 +305,38 @@ pub(crate) fn done(what: &str, appended: &Appended, json: bool) {
     } else {
         println!("{what} (#{})", appended.seq);
     }
+}
+
+/// `hearth export`: a room its caller owns, or their own data, over HTTP.
+async fn export(
+    options: &Options,
+    room: Option<&hearth_protocol::RoomId>,
+    html: bool,
+    mine: bool,
+    output: Option<&std::path::Path>,
+) -> Result<()> {
+    let path = match (room, mine) {
+        (_, true) => "/export/me.json".to_string(),
+        (Some(room), false) => format!("/export/room/{room}.{}", if html { "html" } else { "jsonl" }),
+        (None, false) => return Err(usage("export ROOM (a room you own), or export --mine (your own data)")),
+    };
+    let api = hearth_cli::account::AccountApi::new(options.url.clone(), options.ca_file.clone());
+    let (status, body) = api.download(&path, &options.token).await.map_err(refused)?;
+    match status {
+        200 => {}
+        401 => return Err(AccountFailure(Exit::Unauthorized, String::from_utf8_lossy(&body).trim().to_string()).into()),
+        403 => return Err(AccountFailure(Exit::Forbidden, String::from_utf8_lossy(&body).trim().to_string()).into()),
+        404 => return Err(AccountFailure(Exit::NotFound, String::from_utf8_lossy(&body).trim().to_string()).into()),
+        _ => return Err(AccountFailure(Exit::Later, String::from_utf8_lossy(&body).trim().to_string()).into()),
+    }
+    match output {
+        Some(file) => std::fs::write(file, &body).with_context(|| format!("writing {}", file.display()))?,
+        None => {
+            use std::io::Write as _;
+            std::io::stdout().write_all(&body)?;
+        }
+    }
+    Ok(())
 }
 
 pub(crate) fn short(text: String) -> Result<ShortText> {

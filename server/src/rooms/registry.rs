@@ -201,6 +201,21 @@ impl Registry {
     /// Rooms `user` can see, by name: open and approval rooms, and invite-only
     /// rooms they belong to. Read from durable state, so nothing shows before it
     /// is durable.
+    /// Every room `user` is a member of, by name.
+    pub async fn rooms_of(&self, user: &UserId) -> Result<Vec<RoomId>, ErrorBody> {
+        let mut mine = Vec::new();
+        let mut after = None;
+        loop {
+            let limit = usize::from(hearth_protocol::limits::MAX_ROOM_PAGE);
+            let (page, more) = self.list_for(user, after, limit).await?;
+            after = page.last().map(|r| r.room.clone());
+            mine.extend(page.into_iter().filter(|r| r.role.is_some()).map(|r| r.room));
+            if !more || after.is_none() {
+                return Ok(mine);
+            }
+        }
+    }
+
     pub async fn list_for(
         &self,
         user: &UserId,

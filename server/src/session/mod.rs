@@ -24,7 +24,7 @@ mod notes;
 mod ordering;
 mod push;
 mod read_state;
-mod reads;
+pub(crate) mod reads;
 mod reports;
 mod search;
 mod vetting;

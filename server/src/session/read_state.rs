@@ -8,7 +8,7 @@ use hearth_protocol::ops::{
     AllRead, MAX_MENTION_PAGE, MAX_UNREAD_COUNTED, MarkAllRead, MarkRead, MentionItem, MentionList, Mentions, ReadMark,
     ReadState, ReadStateList, RoomRead,
 };
-use hearth_protocol::{ErrorBody, ErrorCode, Event, RequestId, RoomId, Seq, UserId, limits};
+use hearth_protocol::{ErrorBody, ErrorCode, Event, RequestId, RoomId, Seq, UserId};
 
 use super::Session;
 use super::dispatch::Handle;
@@ -141,17 +141,7 @@ impl Session {
 
     /// Every room `user` is a member of, by name.
     pub(super) async fn rooms_of(&self, user: &UserId) -> Result<Vec<RoomId>, ErrorBody> {
-        let mut mine = Vec::new();
-        let mut after = None;
-        loop {
-            let limit = usize::from(limits::MAX_ROOM_PAGE);
-            let (page, more) = self.shared.registry.list_for(user, after, limit).await?;
-            after = page.last().map(|r| r.room.clone());
-            mine.extend(page.into_iter().filter(|r| r.role.is_some()).map(|r| r.room));
-            if !more || after.is_none() {
-                return Ok(mine);
-            }
-        }
+        self.shared.registry.rooms_of(user).await
     }
 
     /// Messages in `room` after `seq` from others than `user` and not

@@ -107,36 +107,7 @@ impl Session {
     /// reactions, replies), and the pins of messages with the message's text
     /// as it is now, reading their annotations in one call.
     pub(super) async fn overlay(&self, room: &Room, events: &mut [Event]) -> Result<(), ErrorBody> {
-        let mut targets: Vec<Seq> = events
-            .iter()
-            .filter_map(|e| match e {
-                Event::Message(m) => Some(m.seq),
-                Event::Pin(p) => p.pin.seq,
-                _ => None,
-            })
-            .collect();
-        targets.sort();
-        targets.dedup();
-        if targets.is_empty() {
-            return Ok(());
-        }
-        let rows = self.shared.registry.broker().annex(room.id.clone(), AnnexTable::Message, targets).await?;
-        for event in events.iter_mut() {
-            match event {
-                Event::Message(message) => {
-                    let mine = rows.iter().filter(|r| r.target == message.seq);
-                    Annotations::read(mine).apply(message);
-                }
-                Event::Pin(pinned) => {
-                    let Some(message) = pinned.pin.seq else { continue };
-                    let notes = Annotations::read(rows.iter().filter(|r| r.target == message));
-                    if let Some(now) = TextNow::of(&notes) {
-                        now.apply(event);
-                    }
-                }
-                _ => {}
-            }
-        }
+        overlay(self.shared.registry.broker().as_ref(), &room.id, events).await?;
         Ok(())
     }
 
@@ -234,4 +205,45 @@ impl Session {
         }
         Ok(HistoryPage { room: room.id.clone(), epoch: position.epoch, events, more, oldest })
     }
+}
+
+/// Shows the messages among `events` as they are now (edits, deletions,
+/// reactions, replies), and the pins of messages with the message's text as
+/// it is now, reading their annotations in one call; returns those rows.
+pub(crate) async fn overlay(
+    broker: &dyn crate::broker::Broker,
+    room: &hearth_protocol::RoomId,
+    events: &mut [Event],
+) -> Result<Vec<crate::room::AnnexRow>, crate::broker::BrokerError> {
+    let mut targets: Vec<Seq> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Message(m) => Some(m.seq),
+            Event::Pin(p) => p.pin.seq,
+            _ => None,
+        })
+        .collect();
+    targets.sort();
+    targets.dedup();
+    if targets.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = broker.annex(room.clone(), AnnexTable::Message, targets).await?;
+    for event in events.iter_mut() {
+        match event {
+            Event::Message(message) => {
+                let mine = rows.iter().filter(|r| r.target == message.seq);
+                Annotations::read(mine).apply(message);
+            }
+            Event::Pin(pinned) => {
+                let Some(message) = pinned.pin.seq else { continue };
+                let notes = Annotations::read(rows.iter().filter(|r| r.target == message));
+                if let Some(now) = TextNow::of(&notes) {
+                    now.apply(event);
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(rows)
 }

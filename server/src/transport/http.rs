@@ -146,6 +146,7 @@ pub(super) async fn answer(shared: &Shared, port: Port, request: Request<Incomin
         ),
         (Port::Main, "/ticket") if method == Method::OPTIONS => preflight(shared, &request),
         (Port::Main, "/ticket") if method == Method::POST => ticket(shared, &request).await,
+        (Port::Main, path) if get && path.starts_with("/export/") => export(shared, &request).await,
         (Port::Main, path) if get => match crate::web::Site::get().answer(path) {
             Some(file) => page(file, &request),
             None => text(StatusCode::NOT_FOUND, format!("nothing here. {ABOUT}")),
@@ -210,6 +211,100 @@ async fn ticket(shared: &Shared, request: &Request<Incoming>) -> Answer {
         }
     };
     allow_cors(&mut answer, origin, &origins);
+    answer
+}
+
+/// `GET /export/room/NAME.jsonl` or `.html` (the room's owner) and `GET
+/// /export/me.json` (anyone: their own data), with an access token
+/// (`Authorization: Bearer`). Never cached; a download, not a page.
+async fn export(shared: &Shared, request: &Request<Incoming>) -> Answer {
+    let bearer = header_text(request, header::AUTHORIZATION).and_then(bearer_of);
+    let verified = bearer.ok_or(AuthError::Missing).and_then(|token| {
+        auth::verify_kind_at(&shared.config.token_secret, &token, auth::TokenKind::Access, shared.accounts.now_secs())
+    });
+    let user = match verified {
+        Ok(verified) => match shared.accounts.admit(&verified).await {
+            Ok(()) => verified.user,
+            Err(refusal) => return text(StatusCode::UNAUTHORIZED, format!("{}\n", refusal.reason())),
+        },
+        Err(error) => {
+            crate::metrics::get().auth_failures.increment(1);
+            return text(StatusCode::UNAUTHORIZED, format!("{error}; send Authorization: Bearer ACCESS_TOKEN\n"));
+        }
+    };
+    let now = shared.clock.now();
+    let broker = shared.registry.broker().as_ref();
+    let path = request.uri().path();
+    let refused = |status, why: String| text(status, format!("{why}\n"));
+    let answer = if path == "/export/me.json" {
+        let mut rooms = Vec::new();
+        let names = match shared.registry.rooms_of(&user).await {
+            Ok(names) => names,
+            Err(error) => return refused(StatusCode::SERVICE_UNAVAILABLE, error.message),
+        };
+        for name in names {
+            match shared.registry.get(&name).await {
+                Ok(room) => rooms.push(room),
+                Err(error) => return refused(StatusCode::SERVICE_UNAVAILABLE, error.message),
+            }
+        }
+        match crate::export::member_data(broker, &rooms, &user, now).await {
+            Ok(data) => attachment(
+                "application/json",
+                &format!("hearth-{user}.json"),
+                serde_json::to_string_pretty(&data).unwrap_or_default(),
+            ),
+            Err(error) => refused(StatusCode::SERVICE_UNAVAILABLE, error.to_string()),
+        }
+    } else {
+        let Some((name, format)) = path.strip_prefix("/export/room/").and_then(|rest| rest.rsplit_once('.')) else {
+            return refused(StatusCode::NOT_FOUND, "export /export/room/NAME.jsonl, .html, or /export/me.json".into());
+        };
+        let Ok(name) = hearth_protocol::RoomId::new(name) else {
+            return refused(StatusCode::NOT_FOUND, format!("{name:?} is not a room name"));
+        };
+        let room = match shared.registry.get(&name).await {
+            Ok(room) => room,
+            Err(error) => return refused(StatusCode::NOT_FOUND, error.message),
+        };
+        let (owner, info) = room.decide(|s| (s.record.owner.clone(), s.info()));
+        if owner != user {
+            return refused(
+                StatusCode::FORBIDDEN,
+                format!("only {name}'s owner exports it; export your own data at /export/me.json"),
+            );
+        }
+        let events = match crate::export::room_history(broker, &room).await {
+            Ok(events) => events,
+            Err(error) => return refused(StatusCode::SERVICE_UNAVAILABLE, error.to_string()),
+        };
+        match format {
+            "jsonl" => {
+                attachment("application/x-ndjson", &format!("hearth-{name}.jsonl"), crate::export::jsonl(&events))
+            }
+            "html" => attachment(
+                "text/html; charset=utf-8",
+                &format!("hearth-{name}.html"),
+                crate::export::html(&info, &events, now),
+            ),
+            other => refused(StatusCode::NOT_FOUND, format!("no export as {other:?}: jsonl or html")),
+        }
+    };
+    no_store(answer)
+}
+
+/// A file to save: its type, its name, and a policy that runs nothing in it.
+fn attachment(content_type: &'static str, file_name: &str, body: String) -> Answer {
+    let mut answer = with_type(StatusCode::OK, content_type, body);
+    let headers = answer.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(&format!("attachment; filename=\"{file_name}\"")) {
+        headers.insert(header::CONTENT_DISPOSITION, value);
+    }
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; sandbox"),
+    );
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     answer
 }
 

@@ -7,6 +7,7 @@ import { el, fill, svg, clock, span } from "./dom.js";
 import { render, visible } from "./text.js";
 import { atLeast, ROLES, CATEGORIES, lockedNow, lockUntil } from "./store.js";
 import { messageNode, composer } from "./timeline.js";
+import { download } from "./signin.js";
 
 const DURATIONS = [["10 minutes", 600], ["1 hour", 3600], ["1 day", 86400], ["1 week", 604800]];
 
@@ -160,7 +161,8 @@ function members(app, room) {
       m.title ? el("span", { class: "hint" }, ` · ${visible(m.title)}`) : null,
       m.newcomer ? el("span", { class: "hint" }, " · 🌱 new") : null,
       m.muted_until && m.muted_until > Date.now() ? el("span", { class: "hint" }, ` · muted for ${span(m.muted_until - Date.now())}`) : null),
-    m.user !== app.me ? personActions(app, m.user) : warningsOf(app, room, m.user, "My warnings"),
+    m.user !== app.me ? personActions(app, m.user) : [warningsOf(app, room, m.user, "My warnings"),
+      el("div", { class: "row" }, el("button", { type: "button", onclick: () => download("/export/me.json", `hearth-${app.me}.json`).catch((e) => app.toast(e.message)) }, "Download my data"))],
     canAct(m) ? memberActions(app, room, m) : null)));
 }
 
@@ -351,7 +353,17 @@ function invites(area, app, room, panel) {
 function settings(area, app, room, panel) {
   panel.settingsForms ??= [settingsForm(app, room), atLeast(room.role, "moderator") ? filterForm(app, room) : null];
   const [form, filter] = panel.settingsForms;
-  fill(area, form, atLeast(room.role, "moderator") ? lockdownForm(app, room) : null, filter);
+  fill(area, form, atLeast(room.role, "moderator") ? lockdownForm(app, room) : null, filter, room.role === "owner" ? exportForm(app, room) : null);
+}
+
+/** The owner takes the room's history away: as data, or as a page to keep. */
+function exportForm(app, room) {
+  const save = (format) => download(`/export/room/${encodeURIComponent(room.name)}.${format}`, `hearth-${room.name}.${format}`).catch((e) => app.toast(e.message));
+  return el("fieldset", {}, el("legend", {}, "Export"),
+    el("p", { class: "hint" }, "The room's history as it is now: edits applied, deleted messages as tombstones, reactions and threads."),
+    el("div", { class: "row" },
+      el("button", { type: "button", onclick: () => save("jsonl") }, "Download as data (JSON Lines)"),
+      el("button", { type: "button", onclick: () => save("html") }, "Download as a web page")));
 }
 
 function settingsForm(app, room) {

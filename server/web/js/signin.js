@@ -70,6 +70,20 @@ export async function ticket() {
   return (await response.json()).ticket;
 }
 
+/** Downloads `path` (an export) as the file `name`: fetched with the
+ * access token, saved from memory, so no token goes into a URL. */
+export async function download(path, name) {
+  const bearer = await token();
+  const response = await fetch(path, { headers: { authorization: `Bearer ${bearer}` }, cache: "no-store" });
+  if (!response.ok) throw new Error((await response.text()).trim() || `no export (${response.status})`);
+  const url = URL.createObjectURL(await response.blob());
+  const link = Object.assign(document.createElement("a"), { href: url, download: name });
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
+}
+
 export async function signOut() {
   try { await post("/auth/session/logout"); } finally { access = null; }
 }
