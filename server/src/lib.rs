@@ -12,6 +12,7 @@
 
 pub mod accounts;
 pub mod auth;
+pub mod backup;
 pub mod broker;
 pub mod clock;
 pub mod config;

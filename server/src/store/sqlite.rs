@@ -97,6 +97,9 @@ CREATE TABLE IF NOT EXISTS annex (
 ";
 
 pub struct SqliteStore {
+    /// Held while the store is open (a shared lock on `hearth.lock`): a
+    /// restore takes it exclusively, so it never runs under a server.
+    _held: std::fs::File,
     /// Used only by the journal's committer thread; the Mutex makes the store Sync.
     writer: Mutex<Writer>,
     /// Reads (history, catch-up, load). WAL lets them run beside the writer.
@@ -155,6 +158,18 @@ fn corrupt(what: &'static str) -> impl Fn(serde_json::Error) -> StoreError {
     move |e| StoreError::Corrupt { what, detail: e.to_string() }
 }
 
+/// The file a data directory's users lock: shared while a store is open,
+/// exclusive for a restore.
+pub const LOCK_FILE: &str = "hearth.lock";
+
+/// Opens `dir/hearth.lock` and takes `how` on it (the kernel drops it when
+/// the file closes, or the process ends).
+pub fn hold(dir: &Path, how: rustix::fs::FlockOperation) -> std::io::Result<std::fs::File> {
+    let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(dir.join(LOCK_FILE))?;
+    rustix::fs::flock(&file, how)?;
+    Ok(file)
+}
+
 impl SqliteStore {
     /// Opens (or creates) `dir/hearth.db`.
     pub fn open(dir: &Path) -> Result<SqliteStore, StoreError> {
@@ -165,6 +180,8 @@ impl SqliteStore {
     pub(crate) fn open_folding_at(dir: &Path, fold_rows: u64) -> Result<SqliteStore, StoreError> {
         std::fs::create_dir_all(dir)
             .map_err(|source| StoreError::DataDir { path: dir.display().to_string(), source })?;
+        let held = hold(dir, rustix::fs::FlockOperation::LockShared)
+            .map_err(|source| StoreError::DataDir { path: dir.join(LOCK_FILE).display().to_string(), source })?;
         let path = dir.join(DB_FILE);
         let writer = Connection::open(&path)?;
         writer.pragma_update(None, "journal_mode", "WAL")?;
@@ -179,7 +196,7 @@ impl SqliteStore {
         let readers = Readers::open(&path)?;
         let writer =
             Writer { conn: writer, log_rows: log_rows as u64, fold_rows, last_fold: std::time::Instant::now() };
-        Ok(SqliteStore { writer: Mutex::new(writer), readers })
+        Ok(SqliteStore { _held: held, writer: Mutex::new(writer), readers })
     }
 
     fn apply(tx: &rusqlite::Transaction<'_>, write: &Write) -> Result<(), StoreError> {

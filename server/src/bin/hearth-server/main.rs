@@ -169,6 +169,15 @@ enum Command {
     /// Check the settings (flags, HEARTH_* variables, --config file) and print
     /// the ones the server would run with, secrets redacted.
     CheckConfig,
+    /// Take a consistent backup of --data-dir into DEST (a new directory),
+    /// while the server runs: every database, and the token secret.
+    Backup { dest: PathBuf },
+    /// Restore a backup into --data-dir. Stop the server first; what the
+    /// directory held is moved aside (before-restore-TIME/), never deleted.
+    Restore { backup: PathBuf },
+    /// Check the rooms stored in --data-dir (after a restore, say): every
+    /// room's events without a gap up to its head, each where it belongs.
+    Check,
     /// Manage accounts on a running server (over its HTTP endpoints, with an
     /// operator token signed by this configuration's secret).
     Accounts {
@@ -222,6 +231,37 @@ fn main() -> Result<()> {
     if let Some(Command::CheckConfig) = &cli.command {
         print!("{}", effective(&cli));
         return Ok(());
+    }
+    match &cli.command {
+        Some(Command::Backup { dest }) => {
+            let manifest = hearth_server::backup::backup(&cli.data_dir, dest)?;
+            println!("backed up {} into {}: {}", cli.data_dir.display(), dest.display(), manifest.files.join(", "));
+            return Ok(());
+        }
+        Some(Command::Restore { backup }) => {
+            let aside = hearth_server::backup::restore(backup, &cli.data_dir)?;
+            println!("restored {} into {}", backup.display(), cli.data_dir.display());
+            if let Some(aside) = aside {
+                println!("what was there is in {}", aside.display());
+            }
+            println!("check it with: hearth-server check --data-dir {}", cli.data_dir.display());
+            return Ok(());
+        }
+        Some(Command::Check) => {
+            let store = hearth_server::store::sqlite::SqliteStore::open(&cli.data_dir)?;
+            let checks = hearth_server::backup::check(&store)?;
+            let bad: Vec<_> = checks.iter().filter(|c| !c.problems.is_empty()).collect();
+            for room in &checks {
+                let state = if room.problems.is_empty() { "ok".to_string() } else { room.problems.join("; ") };
+                println!("{:<24} events {}..={}  {state}", room.room, room.oldest, room.head);
+            }
+            if !bad.is_empty() {
+                bail!("{} of {} rooms have problems (above)", bad.len(), checks.len());
+            }
+            println!("{} rooms, all whole", checks.len());
+            return Ok(());
+        }
+        _ => {}
     }
     if let Some(Command::Token { name, ttl }) = &cli.command {
         let user = UserId::new(name.as_str()).map_err(anyhow::Error::msg)?;
