@@ -316,4 +316,52 @@ both_modes! {
         drop(bo);
         d.stop().await;
     }
+
+    async fn a_report_tells_the_keepers_who_are_away_and_never_the_member_reported(d: Deployment) {
+        let service = PushService::start().await;
+        let audience = format!("http://127.0.0.1:{}", service.port);
+        let ada = d.client("ada", Codec::MsgPack).await;
+        create_room(&ada, "club", None).await.unwrap();
+        let server_key = ada.request(PushKey {}).await.unwrap().key;
+        let (ada_keys, bo_keys, dee_keys) = (DeviceKeys::new(), DeviceKeys::new(), DeviceKeys::new());
+        ada.request(ada_keys.subscription(service.endpoint("/ada"), false)).await.unwrap();
+        let reported = {
+            let mut bo = d.client("bo", Codec::Json).await;
+            let mut dee = d.client("dee", Codec::MsgPack).await;
+            bo.join(&hearth_tests::room("club")).await.unwrap();
+            dee.join(&hearth_tests::room("club")).await.unwrap();
+            bo.request(bo_keys.subscription(service.endpoint("/bo"), false)).await.unwrap();
+            dee.request(dee_keys.subscription(service.endpoint("/dee"), false)).await.unwrap();
+            let welcomer = hearth_protocol::ops::SetRole {
+                room: hearth_tests::room("club"),
+                user: user("dee"),
+                role: hearth_protocol::Role::Welcomer,
+                expires_at: None,
+                title: None,
+            };
+            ada.request(welcomer).await.unwrap();
+            bo.send(&hearth_tests::room("club"), "cheap lenses at spam.example").await.unwrap().seq
+        };
+        online(&ada, "club", &["bo", "dee"], false).await;
+        let mut cy = d.client("cy", Codec::Json).await;
+        cy.join(&hearth_tests::room("club")).await.unwrap();
+        let report = hearth_protocol::ops::Report {
+            room: hearth_tests::room("club"),
+            seq: reported,
+            category: hearth_protocol::ops::ReportCategory::Spam,
+            note: short(""),
+        };
+        cy.request(report).await.unwrap();
+        // The keepers who are away hear of it, as a queue waiting for them.
+        for (path, keys) in [("/dee", &dee_keys), ("/ada", &ada_keys)] {
+            let told = service.wait_for(path, 1).await;
+            let seen = keys.open(&told[0], &server_key, &audience);
+            assert_eq!((seen["room"].as_str(), seen["kind"].as_str()), (Some("club"), Some("queue")), "{path}: {seen}");
+            assert!(seen.get("text").is_none(), "{seen}");
+        }
+        // The member reported is never told.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(service.to("/bo").is_empty(), "bo was told of a report on his own message");
+        d.stop().await;
+    }
 }
