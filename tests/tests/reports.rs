@@ -96,6 +96,8 @@ in_deployments! { single_durable_timed, cluster_timed;
         // The message's reports are resolved: a report on it again says so.
         assert_eq!(code(cy.request(report("club", spam, "")).await), ErrorCode::AlreadyResolved);
         // The owner acts on the other in one request: a mute, then the resolution.
+        // A mute says for how long; without it nothing happens.
+        assert_eq!(code(ada.request(resolve("club", dees, ReportOutcome::Mute, "keep to cameras", None)).await), ErrorCode::BadRequest);
         ada.request(resolve("club", dees, ReportOutcome::Mute, "keep to cameras", Some(600))).await.unwrap();
         assert_eq!(code(dee.send(&room("club"), "but").await), ErrorCode::Muted);
         assert!(ada.request(Reports { room: room("club") }).await.unwrap().reports.is_empty());

@@ -7,7 +7,7 @@ use hearth_protocol::event::Event;
 use hearth_protocol::ops::{
     Appended, Report, ReportList, ReportOutcome, Reports, ResolveReport, Unwarn, Warn, Warnings,
 };
-use hearth_protocol::{ErrorBody, ErrorCode, RequestId, Role};
+use hearth_protocol::{ErrorBody, RequestId, Role};
 
 use super::dispatch::Handle;
 use super::{Session, fit_in_frame};
@@ -64,37 +64,25 @@ impl Handle for ResolveReport {
         // Something to resolve, and the caller may: before acting.
         room.check(|s| s.decide_resolve(&user, args.seq, &notes, args.outcome, reason.clone(), now).map(drop))?;
         let author = message.from.clone();
-        match args.outcome {
-            ReportOutcome::Dismiss => None,
-            // Deleted meanwhile (by its author, say): nothing left to do.
-            ReportOutcome::Delete if notes.deleted.is_some() => None,
-            ReportOutcome::Delete => {
-                Some(session.decide_ordered(&room, (), |s, ()| s.decide_delete(&user, &message, &notes, now)).await?)
-            }
-            ReportOutcome::Warn => {
-                Some(session.decide_ordered(&room, reason.clone(), |s, r| s.decide_warn(&user, &author, r, now)).await?)
-            }
-            ReportOutcome::Mute => {
-                let secs = args.duration_secs.ok_or_else(|| {
-                    ErrorBody::new(ErrorCode::BadRequest, "a mute needs duration_secs: how long it holds")
-                })?;
-                Some(
-                    session
-                        .decide_ordered(&room, reason.clone(), |s, r| s.decide_mute(&user, &author, secs, r, now))
-                        .await?,
-                )
-            }
-            ReportOutcome::Kick => {
-                Some(session.decide_ordered(&room, reason.clone(), |s, r| s.decide_kick(&user, &author, r, now)).await?)
-            }
-            ReportOutcome::Ban => Some(
-                session
-                    .decide_ordered(&room, reason.clone(), |s, r| {
-                        s.decide_ban(&user, &author, r, args.duration_secs, now)
-                    })
-                    .await?,
-            ),
+        // Dismissing acts on nothing; nor does deleting a message deleted
+        // meanwhile (by its author, say).
+        let acts = match args.outcome {
+            ReportOutcome::Dismiss => false,
+            ReportOutcome::Delete => notes.deleted.is_none(),
+            _ => true,
         };
+        if acts {
+            let act = |s: &crate::room::RoomState, reason| match args.outcome {
+                ReportOutcome::Delete => s.decide_delete(&user, &message, &notes, now),
+                ReportOutcome::Warn => s.decide_warn(&user, &author, reason, now),
+                // No duration is refused as one out of range: a mute needs one.
+                ReportOutcome::Mute => s.decide_mute(&user, &author, args.duration_secs.unwrap_or(0), reason, now),
+                ReportOutcome::Kick => s.decide_kick(&user, &author, reason, now),
+                ReportOutcome::Ban => s.decide_ban(&user, &author, reason, args.duration_secs, now),
+                ReportOutcome::Dismiss => Err(crate::room::Refusal::NothingToChange),
+            };
+            session.decide_ordered(&room, reason.clone(), act).await?;
+        }
         session
             .decide_applied(id, &room, args, |s, args| {
                 s.decide_resolve(&user, args.seq, &notes, args.outcome, args.reason, now)
