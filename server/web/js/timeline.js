@@ -38,8 +38,9 @@ export function messageNode(room, item, app, { inThread = false } = {}) {
     mine ? el("button", { type: "button", "aria-label": "Edit", title: "Edit", onclick: () => app.startEdit(room, item) }, "✎") : null,
     mine || canModerate ? el("button", { type: "button", class: "danger", "aria-label": "Delete", title: "Delete", onclick: () => app.deleteMessage(room, item) }, "🗑") : null,
     canModerate ? el("button", { type: "button", "aria-label": "Pin", title: "Pin", onclick: () => app.pinMessage(room, item) }, "📌") : null,
-    // A direct conversation has no keepers to report to: block instead.
-    mine || room.info?.direct?.length ? null : el("button", { type: "button", "aria-label": "Report to the moderators", title: "Report to the moderators", onclick: () => app.reportMessage(room, item) }, "⚑"),
+    // A direct conversation has no keepers to report to (block instead),
+    // and the owner's messages are above every report.
+    mine || room.info?.direct?.length || item.from === room.info?.owner ? null : el("button", { type: "button", "aria-label": "Report to the moderators", title: "Report to the moderators", onclick: () => app.reportMessage(room, item) }, "⚑"),
   ];
   return el("article", {
     class: `msg${item.mentionsMe ? " mentioned" : ""}${room.found === item.seq ? " found" : ""}`, "data-seq": item.seq, tabindex: "-1",
