@@ -39,6 +39,7 @@ pub enum Event {
     DirectStarted(DirectStartedEvent),
     Blocks(BlocksEvent),
     Report(ReportEvent),
+    Erased(ErasedEvent),
 }
 
 impl Event {
@@ -63,6 +64,7 @@ impl Event {
             Event::Held(e) => e.seq,
             Event::DirectStarted(e) => e.seq,
             Event::Report(e) => e.seq,
+            Event::Erased(e) => e.seq,
             Event::Hello(_)
             | Event::Typing(_)
             | Event::Presence(_)
@@ -96,6 +98,7 @@ impl Event {
             Event::Held(e) => e.ts,
             Event::DirectStarted(e) => e.ts,
             Event::Report(e) => e.ts,
+            Event::Erased(e) => e.ts,
             Event::Hello(_)
             | Event::Typing(_)
             | Event::Presence(_)
@@ -136,6 +139,7 @@ impl Event {
             Event::Held(e) => (&mut e.seq, &mut e.ts),
             Event::DirectStarted(e) => (&mut e.seq, &mut e.ts),
             Event::Report(e) => (&mut e.seq, &mut e.ts),
+            Event::Erased(e) => (&mut e.seq, &mut e.ts),
             Event::Hello(_)
             | Event::Typing(_)
             | Event::Presence(_)
@@ -177,6 +181,7 @@ impl Event {
             Event::Read(e) => &e.room,
             Event::DirectStarted(e) => &e.room,
             Event::Report(e) => &e.room,
+            Event::Erased(e) => &e.room,
             Event::Blocks(_) => return None,
         })
     }
@@ -276,6 +281,9 @@ pub struct MessageState {
     /// Deleted: `text` is a placeholder, the original is gone from history.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub deleted: bool,
+    /// Deleted because its author's account was erased (`deleted` too).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub erased: bool,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub reactions: Vec<ReactionCount>,
     /// Replies in its thread, and the newest one.
@@ -317,6 +325,33 @@ pub struct DeleteEvent {
     /// Whose message it was, when a moderator deleted someone else's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub of: Option<UserId>,
+}
+
+/// A member's account was erased: the messages they wrote in this room (those
+/// listed, and the seqs of their held posts) are tombstones from now on,
+/// their reactions (those listed) are gone, and they are no longer a member. A member with many messages is
+/// erased in several such events, each listing up to 500 of them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErasedEvent {
+    pub room: RoomId,
+    pub seq: Seq,
+    pub ts: Millis,
+    pub user: UserId,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub messages: Vec<Seq>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reactions: Vec<ErasedReaction>,
+    /// Their posts still held for a moderator's look (by client message
+    /// id), dropped.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub held: Vec<ClientMsgId>,
+}
+
+/// A reaction an erasure took back: on which message, which emoji.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErasedReaction {
+    pub target: Seq,
+    pub emoji: Emoji,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -219,6 +219,10 @@ operations! {
     Lock = "lockdown" => Appended;
     /// The room's word filter (moderators).
     Filters = "filters" => FilterList;
+    /// Erase the caller's account: every message they wrote becomes a
+    /// tombstone, their reactions, read state, devices and sessions go, and
+    /// the name can never sign in again. Asks for the caller's name again.
+    EraseAccount = "erase_account" => Erasure;
 }
 
 impl Op {
@@ -237,7 +241,8 @@ impl Op {
             | Op::PushKey(_)
             | Op::PushSubscribe(_)
             | Op::PushUnsubscribe(_)
-            | Op::PushLevels(_) => None,
+            | Op::PushLevels(_)
+            | Op::EraseAccount(_) => None,
             Op::CreateRoom(args) => Some(&args.room),
             Op::Join(args) => Some(&args.room),
             Op::Leave(args) => Some(&args.room),
@@ -1536,6 +1541,23 @@ pub struct Lock {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Filters {
     pub room: RoomId,
+}
+
+/// Erases the caller's account. `confirm` must be the caller's own name: a
+/// client that sends it by mistake erases nothing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EraseAccount {
+    pub confirm: UserId,
+}
+
+/// What an erasure did: the rooms it went through and the messages it made
+/// tombstones. Every connection of the account then closes with
+/// `4011 account_disabled` (reason `erased`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Erasure {
+    pub user: UserId,
+    pub rooms: u32,
+    pub messages: u32,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -180,6 +180,7 @@ fn sample_ops() -> Vec<Op> {
         Warnings { room: r(), user: Some(user("bo")) }.into(),
         Lock { room: r(), level: LockLevel::ReadOnly, duration_secs: Some(3600) }.into(),
         Filters { room: r() }.into(),
+        EraseAccount { confirm: user("bo") }.into(),
     ]
 }
 
@@ -357,6 +358,15 @@ fn sample_events() -> Vec<Event> {
             note: short("third link today"),
             audience: Role::Welcomer,
         }),
+        Event::Erased(ErasedEvent {
+            room: r(),
+            seq: Seq(43),
+            ts,
+            user: user("eve"),
+            messages: vec![Seq(12), Seq(17)],
+            reactions: vec![ErasedReaction { target: Seq(9), emoji: Emoji::new("👍").unwrap() }],
+            held: vec![ClientMsgId::new("c-31").unwrap()],
+        }),
         Event::Typing(TypingEvent { room: r(), user: user("bo") }),
         Event::Presence(PresenceEvent { room: r(), online: vec![user("bo")], offline: vec![user("cy")] }),
         Event::JoinRequest(JoinRequestEvent {
@@ -435,6 +445,7 @@ fn event_kind(event: &Event) -> &'static str {
         Event::DirectStarted(_) => "direct_started",
         Event::Blocks(_) => "blocks",
         Event::Report(_) => "report",
+        Event::Erased(_) => "erased",
     }
 }
 
@@ -446,7 +457,7 @@ fn samples_cover_every_op_and_event() {
     let all: BTreeSet<&str> = OP_NAMES.iter().copied().collect();
     assert_eq!(ops, all);
     let kinds: BTreeSet<&str> = sample_events().iter().map(event_kind).collect();
-    assert_eq!(kinds.len(), 25);
+    assert_eq!(kinds.len(), 26);
 }
 
 #[test]

@@ -56,6 +56,11 @@ pub enum BackupError {
          not touched"
     )]
     InUse { path: String },
+    #[error(
+        "cannot carry the erasure log over ({0}): fix that and restore again, or the erasures made since the backup \
+         would not be done again"
+    )]
+    Erasures(String),
     #[error("{what}: {source}")]
     Io { what: String, source: std::io::Error },
     #[error("{what}: {source}")]
@@ -141,6 +146,9 @@ pub fn restore(backup: &Path, data_dir: &Path) -> Result<Option<PathBuf>, Backup
     let manifest = manifest(backup)?;
     // Held until the restore is done: no server starts on it meanwhile.
     let _held = hold_for_restore(data_dir)?;
+    // Erasures made here, perhaps after the backup was taken: carried over
+    // and marked to do again, so the restored store never shows them back.
+    let erasures = erasure_log(&data_dir.join(crate::reads::DB_FILE))?;
     let aside = data_dir.join(format!("before-restore-{}", now_ms()));
     let mut moved = false;
     for name in DATABASES.iter().copied().chain([crate::auth::SECRET_FILE]) {
@@ -164,7 +172,35 @@ pub fn restore(backup: &Path, data_dir: &Path) -> Result<Option<PathBuf>, Backup
             private(&target)?;
         }
     }
+    if !erasures.is_empty() {
+        let reads = data_dir.join(crate::reads::DB_FILE);
+        let carry = || -> rusqlite::Result<()> {
+            let db = rusqlite::Connection::open(&reads)?;
+            for record in &erasures {
+                crate::reads::write_erasure(&db, &crate::reads::ErasureRecord { done: false, ..record.clone() })?;
+            }
+            Ok(())
+        };
+        carry().map_err(|e| BackupError::Erasures(format!("{}: {e}", reads.display())))?;
+    }
     Ok(moved.then_some(aside))
+}
+
+/// The erasure log of a `reads.db`, if there is one.
+fn erasure_log(reads: &Path) -> Result<Vec<crate::reads::ErasureRecord>, BackupError> {
+    if !reads.exists() {
+        return Ok(Vec::new());
+    }
+    let read = || -> rusqlite::Result<Vec<crate::reads::ErasureRecord>> {
+        let db = rusqlite::Connection::open(reads)?;
+        let has_log: bool = db.query_row(
+            "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'erasures'",
+            [],
+            |row| row.get(0),
+        )?;
+        if has_log { crate::reads::read_erasures(&db) } else { Ok(Vec::new()) }
+    };
+    read().map_err(|e| BackupError::Erasures(format!("{}: {e}", reads.display())))
 }
 
 /// Holds `data_dir` for a restore, or says a server has it open: every open

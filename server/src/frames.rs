@@ -26,6 +26,10 @@ pub enum TextRole {
     Deletes(Seq),
     /// It pins that message: its note carries the message's text.
     Pins(Seq),
+    /// It reports that message: it carries the text as reported.
+    Reports(Seq),
+    /// It erases a member's messages (several: read from the event).
+    Erases,
 }
 
 /// A timeline event's frames, encoded once per codec in use. This is what a room
@@ -49,10 +53,12 @@ impl Encoded {
 
     fn new(seq: Seq, event: &Event, msgpack: Bytes) -> Encoded {
         let text = match event {
-            Event::Message(_) => TextRole::Posts,
+            Event::Message(_) | Event::Held(_) => TextRole::Posts,
             Event::Edit(edit) => TextRole::Edits(edit.target),
             Event::Delete(delete) => TextRole::Deletes(delete.target),
             Event::Pin(pinned) => pinned.pin.seq.map_or(TextRole::None, TextRole::Pins),
+            Event::Report(report) => TextRole::Reports(report.message),
+            Event::Erased(_) => TextRole::Erases,
             _ => TextRole::None,
         };
         Encoded { seq, audience: crate::room::audience(event), text, msgpack, json: OnceLock::new() }
@@ -62,8 +68,8 @@ impl Encoded {
     pub fn carries_text_of(&self) -> Option<Seq> {
         match self.text {
             TextRole::Posts => Some(self.seq),
-            TextRole::Edits(message) | TextRole::Pins(message) => Some(message),
-            TextRole::None | TextRole::Deletes(_) => None,
+            TextRole::Edits(message) | TextRole::Pins(message) | TextRole::Reports(message) => Some(message),
+            TextRole::None | TextRole::Deletes(_) | TextRole::Erases => None,
         }
     }
 

@@ -16,6 +16,7 @@ pub mod backup;
 pub mod broker;
 pub mod clock;
 pub mod config;
+pub mod erasure;
 pub mod export;
 pub mod frames;
 pub mod hub;
@@ -280,6 +281,11 @@ impl Server {
             shared.prompts_relist.clone(),
             stop.clone(),
         ));
+        // Erasures a stop cut short, or made after the backup restored here.
+        let erasures = tokio::spawn({
+            let shared = shared.clone();
+            async move { erasure::resume(&shared).await }
+        });
         let tracker = TaskTracker::new();
         if let Some(addr) = shared.config.admin_listen {
             match TcpListener::bind(addr).await {
@@ -298,6 +304,7 @@ impl Server {
             tracing::warn!(open = tracker.len(), "connections still open after the shutdown grace period");
         }
         stop_on_failure.abort();
+        erasures.abort();
         presence.abort();
         prompts.abort();
         if let Some(follower) = follower {

@@ -116,6 +116,24 @@ pub trait ReadStore: Send + Sync {
     /// Counts a new direct conversation `user` starts at `now` unless they
     /// started `most` in the hour before; else how long until one more may.
     fn take_direct_start(&self, user: UserId, now: Millis, most: u32) -> ReadsFuture<'_, Result<(), u64>>;
+    /// Forgets all `user` kept here: read positions, mention inbox, the
+    /// members they block, devices and notification levels (an erasure).
+    fn forget(&self, user: UserId) -> ReadsFuture<'_, ()>;
+    /// The erasure log: every account erased, and whether its erasure has
+    /// gone through every room of this store.
+    fn erasures(&self) -> ReadsFuture<'_, Vec<ErasureRecord>>;
+    /// Adds `record` to the erasure log, or updates its entry.
+    fn record_erasure(&self, record: ErasureRecord) -> ReadsFuture<'_, ()>;
+}
+
+/// An entry of the erasure log: who was erased, when, and whether every
+/// room has been gone through since (a restore of an older backup, or a
+/// stop half-way, leaves it to be done again at the next start).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ErasureRecord {
+    pub user: UserId,
+    pub at: Millis,
+    pub done: bool,
 }
 
 /// The window `take_direct_start` counts in.
@@ -149,6 +167,11 @@ CREATE TABLE IF NOT EXISTS blocks (
     blocked TEXT NOT NULL,
     PRIMARY KEY (user, blocked)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS erasures (
+    user TEXT PRIMARY KEY,
+    at INTEGER NOT NULL,
+    done INTEGER NOT NULL
+) WITHOUT ROWID;
 ";
 
 /// One node's read positions: all in memory (a member's are read on every
@@ -161,6 +184,7 @@ pub struct LocalReads {
     /// When each member started their recent direct conversations (in
     /// memory: a restart forgives them).
     starts: Mutex<HashMap<UserId, std::collections::VecDeque<Millis>>>,
+    erasures: Mutex<std::collections::BTreeMap<UserId, ErasureRecord>>,
     db: Option<Arc<Mutex<Connection>>>,
 }
 
@@ -172,6 +196,7 @@ impl LocalReads {
             blocks: Mutex::default(),
             push: Mutex::default(),
             starts: Mutex::default(),
+            erasures: Mutex::default(),
             db: None,
         }
     }
@@ -241,18 +266,91 @@ impl LocalReads {
                 push.insert(user, settings);
             }
         }
+        let erasures = read_erasures(&db).map_err(fail)?.into_iter().map(|r| (r.user.clone(), r)).collect();
         Ok(LocalReads {
             positions: Mutex::new(positions),
             inboxes: Mutex::new(inboxes),
             blocks: Mutex::new(blocks),
             push: Mutex::new(push),
             starts: Mutex::default(),
+            erasures: Mutex::new(erasures),
             db: Some(Arc::new(Mutex::new(db))),
         })
     }
 }
 
+/// The erasure log of a `reads.db` (also read by `restore`, which carries it
+/// over into the backup it restores).
+pub fn read_erasures(db: &Connection) -> rusqlite::Result<Vec<ErasureRecord>> {
+    let mut rows = db.prepare("SELECT user, at, done FROM erasures")?;
+    let rows =
+        rows.query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?, row.get::<_, bool>(2)?)))?;
+    let mut found = Vec::new();
+    for row in rows {
+        let (user, at, done) = row?;
+        if let Ok(user) = UserId::new(user) {
+            found.push(ErasureRecord { user, at: Millis(at.max(0) as u64), done });
+        }
+    }
+    Ok(found)
+}
+
+/// Writes `record` into a `reads.db`'s erasure log.
+pub fn write_erasure(db: &Connection, record: &ErasureRecord) -> rusqlite::Result<()> {
+    db.execute_batch(SCHEMA)?;
+    db.execute(
+        "INSERT INTO erasures (user, at, done) VALUES (?1, ?2, ?3)
+         ON CONFLICT (user) DO UPDATE SET at = excluded.at, done = excluded.done",
+        params![record.user.as_str(), record.at.0 as i64, record.done],
+    )?;
+    Ok(())
+}
+
+impl LocalReads {
+    /// Runs `write` on the file, if there is one, off the runtime's threads.
+    async fn write_db(
+        &self,
+        write: impl FnOnce(&mut Connection) -> rusqlite::Result<()> + Send + 'static,
+    ) -> Result<(), ReadsUnavailable> {
+        let Some(db) = self.db.clone() else { return Ok(()) };
+        tokio::task::spawn_blocking(move || write(&mut db.lock().unwrap_or_else(|p| p.into_inner())))
+            .await
+            .map_err(|e| ReadsUnavailable(e.to_string()))?
+            .map_err(|e| ReadsUnavailable(e.to_string()))
+    }
+}
+
 impl ReadStore for LocalReads {
+    fn forget(&self, user: UserId) -> ReadsFuture<'_, ()> {
+        Box::pin(async move {
+            self.positions.lock().unwrap_or_else(|p| p.into_inner()).remove(&user);
+            self.inboxes.lock().unwrap_or_else(|p| p.into_inner()).remove(&user);
+            self.blocks.lock().unwrap_or_else(|p| p.into_inner()).remove(&user);
+            self.push.lock().unwrap_or_else(|p| p.into_inner()).remove(&user);
+            self.starts.lock().unwrap_or_else(|p| p.into_inner()).remove(&user);
+            self.write_db(move |db| {
+                let tx = db.transaction()?;
+                for table in ["reads", "mentions", "blocks", "push"] {
+                    tx.execute(&format!("DELETE FROM {table} WHERE user = ?1"), params![user.as_str()])?;
+                }
+                tx.commit()
+            })
+            .await
+        })
+    }
+
+    fn erasures(&self) -> ReadsFuture<'_, Vec<ErasureRecord>> {
+        let found = self.erasures.lock().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
+        Box::pin(async move { Ok(found) })
+    }
+
+    fn record_erasure(&self, record: ErasureRecord) -> ReadsFuture<'_, ()> {
+        Box::pin(async move {
+            self.erasures.lock().unwrap_or_else(|p| p.into_inner()).insert(record.user.clone(), record.clone());
+            self.write_db(move |db| write_erasure(db, &record)).await
+        })
+    }
+
     fn positions(&self, user: UserId) -> ReadsFuture<'_, HashMap<RoomId, Seq>> {
         let found = self.positions.lock().unwrap_or_else(|p| p.into_inner()).get(&user).cloned().unwrap_or_default();
         Box::pin(async move { Ok(found) })

@@ -23,7 +23,7 @@ impl Answer {
         Answer { status, body: body.to_string() }
     }
 
-    fn error(error: &AccountError) -> Answer {
+    pub(crate) fn error(error: &AccountError) -> Answer {
         let mut body = json!({ "error": error.code(), "message": error.to_string() });
         let retry_after_ms = match error {
             AccountError::TooManyAttempts(secs) => Some(secs * 1000),

@@ -153,6 +153,10 @@ impl Default for AccountsConfig {
     }
 }
 
+/// An erased account's reason for being closed, and its password hash (one
+/// no password matches: it is not a hash).
+pub const ERASED: &str = "erased";
+
 /// Shortest and longest password accepted, in characters.
 pub const MIN_PASSWORD_CHARS: usize = 8;
 pub const MAX_PASSWORD_CHARS: usize = 256;
@@ -351,8 +355,38 @@ impl Accounts {
         Ok(account)
     }
 
+    /// Ends `name` for good (an erasure): no password opens it, no token
+    /// of it is admitted, the name cannot be registered again, and its
+    /// connections close on every node. A name with no account (the
+    /// operator minted its tokens) gets one that is closed, for the same.
+    pub async fn erase(&self, name: &UserId) -> Result<(), AccountError> {
+        let closed = Account {
+            name: name.clone(),
+            password_hash: ERASED.into(),
+            created_at: self.clock.now(),
+            generation: 1,
+            disabled: Some(ERASED.into()),
+        };
+        if self.store.get(name.clone()).await?.is_none() {
+            match self.store.create(closed, None, self.clock.now()).await {
+                Ok(()) | Err(StoreFailure::Taken) => {}
+                Err(other) => return Err(other.into()),
+            }
+        }
+        // Made just now or long ago: closed the same way (a store may keep
+        // only some of a new account's fields).
+        self.store.set_password(name.clone(), ERASED.into()).await?;
+        self.store.set_disabled(name.clone(), Some(ERASED.into())).await?;
+        tracing::warn!(user = %name, "account erased");
+        self.enforce(name).await;
+        Ok(())
+    }
+
     pub async fn enable(&self, name: &str) -> Result<Account, AccountError> {
         let name = UserId::new(name).map_err(|e| AccountError::BadRequest(format!("name: {e}")))?;
+        if self.store.get(name.clone()).await?.is_some_and(|a| a.disabled.as_deref() == Some(ERASED)) {
+            return Err(AccountError::BadRequest(format!("{name} was erased: an erased account cannot be enabled")));
+        }
         let account = self.store.set_disabled(name.clone(), None).await.map_err(|f| match f {
             StoreFailure::NoSuchAccount => AccountError::NoSuchAccount(name.to_string()),
             other => other.into(),

@@ -73,6 +73,7 @@ pub fn audience(event: &Event) -> Role {
 pub fn removed_member(event: &Event) -> Option<&UserId> {
     match event {
         Event::MemberLeft(e) => Some(&e.user),
+        Event::Erased(e) => Some(&e.user),
         Event::Moderation(e) if matches!(e.action, ModAction::Kick | ModAction::Ban) => e.user.as_ref(),
         // A warning that reached the room's escalation to a kick or a ban.
         Event::Moderation(ModerationEvent {
@@ -132,6 +133,11 @@ fn sanction(e: &ModerationEvent, until: Option<Millis>) -> Sanction {
 /// threshold carries: the room's settings change with it.
 fn raid_lockdown(lockdown: Option<Lockdown>) -> Option<Change> {
     lockdown.map(|l| Change::UpdateSettings(RoomSettings { lockdown: Some(l), ..RoomSettings::default() }))
+}
+
+/// A reaction's annotation key on its message.
+fn reaction_key(emoji: &hearth_protocol::Emoji, user: &UserId) -> String {
+    format!("r:{emoji}\u{1f}{user}")
 }
 
 /// What a member leaving forgets of them (bans and warnings stay).
@@ -379,8 +385,29 @@ pub fn changes(event: &Event) -> Vec<Change> {
                 Change::RetextPins { message: e.target, text: None },
             ]
         }
+        Event::Erased(e) => {
+            let mut changes = vec![Change::RemoveMember(e.user.clone())];
+            changes.extend(forget(&e.user));
+            for &message in &e.messages {
+                let erased = rows::ByAt { by: e.user.clone(), at: e.ts };
+                changes.push(Change::PutAnnex(AnnexRow::message(message, "erased".into(), &erased)));
+                changes.push(Change::RetextPins { message, text: None });
+            }
+            changes.extend(e.reactions.iter().map(|r| Change::RemoveAnnex {
+                table: AnnexTable::Message,
+                target: r.target,
+                key: reaction_key(&r.emoji, &e.user),
+            }));
+            changes.extend(
+                e.held.iter().map(|cmid| Change::RemoveRow {
+                    table: RowTable::Held,
+                    key: rows::held_key(&e.user, cmid.as_str()),
+                }),
+            );
+            changes
+        }
         Event::Reaction(e) => {
-            let key = format!("r:{}\u{1f}{}", e.emoji, e.from);
+            let key = reaction_key(&e.emoji, &e.from);
             if e.on {
                 vec![Change::PutAnnex(AnnexRow::message(e.target, key, &e.ts))]
             } else {

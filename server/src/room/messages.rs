@@ -50,18 +50,32 @@ pub enum TextNow {
     /// Edited: its newest text, and when.
     Edited(VersionAnn),
     Deleted,
+    /// Its author's account was erased: gone like a deletion, and also from
+    /// the reports that quote it (which keep a deleted message's text for
+    /// the moderators).
+    Erased,
 }
 
 impl TextNow {
-    /// A later change on top of this one: a deletion is final, a newer edit wins.
+    /// A later change on top of this one: an erasure is final, then a
+    /// deletion; a newer edit wins.
     pub fn then(&mut self, later: TextNow) {
-        if *self != TextNow::Deleted {
-            *self = later;
+        match (&self, &later) {
+            (TextNow::Erased, _) | (TextNow::Deleted, TextNow::Edited(_) | TextNow::Deleted) => {}
+            _ => *self = later,
         }
+    }
+
+    /// Whether the text is gone (deleted or erased).
+    pub fn is_gone(&self) -> bool {
+        matches!(self, TextNow::Deleted | TextNow::Erased)
     }
 
     /// What the annotations say became of the text, if anything.
     pub fn of(notes: &Annotations) -> Option<TextNow> {
+        if notes.erased {
+            return Some(TextNow::Erased);
+        }
         match (&notes.deleted, notes.versions.last()) {
             (Some(_), _) => Some(TextNow::Deleted),
             (None, Some((_, newest))) => Some(TextNow::Edited(newest.clone())),
@@ -78,7 +92,7 @@ impl TextNow {
     pub fn apply(&self, event: &mut Event) {
         let text = match self {
             TextNow::Edited(newest) => newest.text.clone(),
-            TextNow::Deleted => deleted_text(),
+            TextNow::Deleted | TextNow::Erased => deleted_text(),
         };
         match event {
             Event::Message(message) => {
@@ -86,6 +100,7 @@ impl TextNow {
                 let state = match self {
                     TextNow::Edited(newest) => MessageState { edited_at: Some(newest.at), ..MessageState::default() },
                     TextNow::Deleted => MessageState { deleted: true, ..MessageState::default() },
+                    TextNow::Erased => MessageState { deleted: true, erased: true, ..MessageState::default() },
                 };
                 message.state = Some(Box::new(state));
             }
@@ -93,8 +108,11 @@ impl TextNow {
             // A pin of the message: its note shows the message as it is now.
             Event::Pin(pinned) => match self {
                 TextNow::Edited(_) => retext_pin(&mut pinned.pin, Some(&note_of(&text))),
-                TextNow::Deleted => retext_pin(&mut pinned.pin, None),
+                TextNow::Deleted | TextNow::Erased => retext_pin(&mut pinned.pin, None),
             },
+            Event::Held(held) => held.text = text,
+            // A report keeps the text as reported, but not an erased member's.
+            Event::Report(report) if *self == TextNow::Erased => report.text = text,
             _ => {}
         }
     }
@@ -106,6 +124,8 @@ pub struct Annotations {
     /// Its edits, oldest first (seq of the edit, text, time).
     pub versions: Vec<(Seq, VersionAnn)>,
     pub deleted: Option<ByAt>,
+    /// Its author's account was erased (`deleted` is set too).
+    pub erased: bool,
     /// Emoji → who reacted, in the order of their names.
     pub reactions: BTreeMap<String, Vec<UserId>>,
     /// Replies in its thread, oldest first.
@@ -127,6 +147,9 @@ impl Annotations {
             } else if let Some(seq) = seq_of("reply:") {
                 notes.replies.push(seq);
             } else if row.key == "del" {
+                notes.deleted = notes.deleted.take().or_else(|| rows::decode::<ByAt>(&row.value).ok());
+            } else if row.key == "erased" {
+                notes.erased = true;
                 notes.deleted = rows::decode::<ByAt>(&row.value).ok();
             } else if row.key == "resolved" {
                 notes.resolved = rows::decode(&row.value).ok();
@@ -151,7 +174,7 @@ impl Annotations {
         }
         if self.deleted.is_some() {
             message.text = deleted_text();
-            state = MessageState { deleted: true, ..MessageState::default() };
+            state = MessageState { deleted: true, erased: self.erased, ..MessageState::default() };
         } else {
             state.reactions = self
                 .reactions

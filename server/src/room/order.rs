@@ -50,6 +50,8 @@ pub fn actor(event: &Event) -> Option<&UserId> {
         Event::Held(e) => &e.from,
         Event::DirectStarted(e) => &e.from,
         Event::Report(e) => &e.from,
+        // The erased member: the events of their erasure are theirs.
+        Event::Erased(e) => &e.user,
         Event::Hello(_)
         | Event::Typing(_)
         | Event::Presence(_)

@@ -224,13 +224,21 @@ fn truncated_frame(
 fn changes_among(events: &[Arc<Encoded>]) -> BTreeMap<Seq, TextNow> {
     let mut changed: BTreeMap<Seq, TextNow> = BTreeMap::new();
     for encoded in events {
+        if let TextRole::Erases = encoded.text {
+            if let Event::Erased(erased) = encoded.event() {
+                for message in erased.messages {
+                    changed.insert(message, TextNow::Erased);
+                }
+            }
+            continue;
+        }
         let (message, now) = match encoded.text {
             TextRole::Deletes(message) => (message, TextNow::Deleted),
             TextRole::Edits(message) => match encoded.event() {
                 Event::Edit(edit) => (message, TextNow::Edited(VersionAnn { text: edit.text, at: edit.ts })),
                 _ => continue,
             },
-            TextRole::None | TextRole::Posts | TextRole::Pins(_) => continue,
+            TextRole::None | TextRole::Posts | TextRole::Pins(_) | TextRole::Reports(_) | TextRole::Erases => continue,
         };
         match changed.get_mut(&message) {
             Some(earlier) => earlier.then(now),

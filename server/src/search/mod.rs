@@ -80,9 +80,10 @@ struct Pending {
     changes: Vec<(Seq, Change)>,
 }
 
-/// What a timeline event does to the index, if anything.
-fn change_of(event: &Event) -> Option<Change> {
-    Some(match event {
+/// What a timeline event does to the index: nothing, or one change (an
+/// erasure: one per message it erases).
+fn changes_of(event: &Event) -> Vec<Change> {
+    vec![match event {
         Event::Message(m) => Change::Add {
             seq: m.seq,
             ts: m.ts,
@@ -92,13 +93,14 @@ fn change_of(event: &Event) -> Option<Change> {
         },
         Event::Edit(e) => Change::Retext { target: e.target, text: e.text.as_str().to_string() },
         Event::Delete(d) => Change::Remove { target: d.target },
-        _ => return None,
-    })
+        Event::Erased(e) => return e.messages.iter().map(|&target| Change::Remove { target }).collect(),
+        _ => return Vec::new(),
+    }]
 }
 
 /// Whether an event changes what search finds (the cluster's feed names only these).
 pub fn indexed(event: &Event) -> bool {
-    matches!(event, Event::Message(_) | Event::Edit(_) | Event::Delete(_))
+    matches!(event, Event::Message(_) | Event::Edit(_) | Event::Delete(_) | Event::Erased(_))
 }
 
 impl Search {
@@ -152,8 +154,10 @@ impl Search {
     fn offer(&self, room: &RoomId, events: &[Committed]) {
         let (Some(first), Some(last)) = (events.first(), events.last()) else { return };
         let (first, through) = (first.encoded.seq, last.encoded.seq);
-        let changes: Vec<(Seq, Change)> =
-            events.iter().filter_map(|c| change_of(&c.event).map(|change| (c.encoded.seq, change))).collect();
+        let changes: Vec<(Seq, Change)> = events
+            .iter()
+            .flat_map(|c| changes_of(&c.event).into_iter().map(|change| (c.encoded.seq, change)))
+            .collect();
         let mut queue = self.queue();
         let size: usize = changes.iter().map(|(_, change)| change.size()).sum();
         let Queue { pending, behind, bytes: queued } = &mut *queue;
@@ -358,9 +362,9 @@ impl Indexer {
 fn decode(events: &[StoredEvent]) -> Vec<(Seq, Change)> {
     events
         .iter()
-        .filter_map(|stored| {
-            let event = rmp_serde::from_slice::<Event>(&stored.body).ok()?;
-            Some((stored.seq, change_of(&event)?))
+        .flat_map(|stored| {
+            let event = rmp_serde::from_slice::<Event>(&stored.body).ok();
+            event.map(|event| changes_of(&event)).unwrap_or_default().into_iter().map(|change| (stored.seq, change))
         })
         .collect()
 }

@@ -109,7 +109,7 @@ impl Session {
         }
         let (message, notes) = self.message_at(&room, mention.seq).await.ok()?;
         let text = match TextNow::of(&notes) {
-            Some(TextNow::Deleted) => return None,
+            Some(TextNow::Deleted | TextNow::Erased) => return None,
             Some(TextNow::Edited(newest)) => newest.text,
             None => message.text,
         };

@@ -219,7 +219,9 @@ pub(crate) async fn overlay(
         .iter()
         .filter_map(|e| match e {
             Event::Message(m) => Some(m.seq),
+            Event::Held(h) => Some(h.seq),
             Event::Pin(p) => p.pin.seq,
+            Event::Report(r) => Some(r.message),
             _ => None,
         })
         .collect();
@@ -234,6 +236,17 @@ pub(crate) async fn overlay(
             Event::Message(message) => {
                 let mine = rows.iter().filter(|r| r.target == message.seq);
                 Annotations::read(mine).apply(message);
+            }
+            // A held post of an erased member, a report quoting one.
+            Event::Held(_) | Event::Report(_) => {
+                let message = match event {
+                    Event::Held(h) => h.seq,
+                    Event::Report(r) => r.message,
+                    _ => continue,
+                };
+                if let Some(now) = TextNow::of(&Annotations::read(rows.iter().filter(|r| r.target == message))) {
+                    now.apply(event);
+                }
             }
             Event::Pin(pinned) => {
                 let Some(message) = pinned.pin.seq else { continue };

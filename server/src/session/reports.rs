@@ -7,7 +7,10 @@ use hearth_protocol::event::Event;
 use hearth_protocol::ops::{
     Appended, Report, ReportList, ReportOutcome, Reports, ResolveReport, Unwarn, Warn, Warnings,
 };
-use hearth_protocol::{ErrorBody, RequestId, Role};
+use hearth_protocol::{ErrorBody, RequestId, Role, Seq};
+
+use crate::room::messages::Annotations;
+use crate::store::AnnexTable;
 
 use super::dispatch::Handle;
 use super::{Session, fit_in_frame};
@@ -45,6 +48,16 @@ impl Handle for Reports {
         let (user, now) = session.caller();
         let room = session.member_room(&self.room).await?;
         let mut reports = room.check(|s| s.open_reports(&user, now))?;
+        // A report keeps the text as reported, but not an erased member's.
+        let messages: Vec<Seq> = reports.iter().map(|r| r.message).collect();
+        if !messages.is_empty() {
+            let rows = session.shared.registry.broker().annex(room.id.clone(), AnnexTable::Message, messages).await?;
+            for report in &mut reports {
+                if Annotations::read(rows.iter().filter(|r| r.target == report.message)).erased {
+                    report.text = crate::room::messages::deleted_text();
+                }
+            }
+        }
         let more = fit_in_frame(session.conn.codec, &mut reports);
         session.reply(id, &ReportList { reports, more }).await;
         Ok(())

@@ -79,7 +79,7 @@ impl Session {
                     continue;
                 }
                 let text = match TextNow::of(&Annotations::read(rows.iter().filter(|r| r.target == hit.seq))) {
-                    Some(TextNow::Deleted) => continue,
+                    Some(TextNow::Deleted | TextNow::Erased) => continue,
                     // An edit the index has not read yet: the new text decides.
                     Some(TextNow::Edited(newest))
                         if newest.text.as_str() != hit.text && !query.found_in(newest.text.as_str()) =>

@@ -325,12 +325,51 @@ async fn accounts(shared: &Shared, request: Request<Incoming>) -> Answer {
         Err(refusal) => return refusal,
     };
     let secret = &shared.config.token_secret;
+    if path == "/admin/accounts/erase" {
+        return no_store(erase(shared, &method, bearer.as_deref(), &body).await);
+    }
     let answer = crate::accounts::api::answer(&shared.accounts, secret, &method, &path, bearer.as_deref(), &body).await;
     let mut http = no_store(json(status(answer.status), answer.body));
     if path.starts_with("/auth/") {
         allow_cors(&mut http, origin.as_deref(), &origins);
     }
     http
+}
+
+/// `POST /admin/accounts/erase {"name"}` (an admin token): the operator
+/// erases an account, answered when it is done (`erasure::erase`).
+async fn erase(shared: &Shared, method: &str, bearer: Option<&str>, body: &[u8]) -> Answer {
+    use crate::accounts::AccountError;
+    #[derive(serde::Deserialize)]
+    struct Erase {
+        name: String,
+    }
+    let result = async {
+        let token = bearer.ok_or(AccountError::Token(crate::auth::AuthError::Missing))?;
+        crate::auth::verify_kind_at(
+            &shared.config.token_secret,
+            token,
+            crate::auth::TokenKind::Admin,
+            shared.accounts.now_secs(),
+        )?;
+        if method != "POST" {
+            return Err(AccountError::BadRequest("/admin/accounts/erase takes POST with a JSON body".into()));
+        }
+        let request: Erase = crate::accounts::api::parse(body)?;
+        let user =
+            hearth_protocol::UserId::new(&request.name).map_err(|e| AccountError::BadRequest(format!("name: {e}")))?;
+        let erased = crate::erasure::erase(shared, &user, shared.clock.now())
+            .await
+            .map_err(|e| AccountError::Unavailable(e.to_string()))?;
+        Ok(serde_json::json!({ "name": user, "rooms": erased.rooms, "messages": erased.messages }))
+    };
+    match result.await {
+        Ok(body) => json(StatusCode::OK, body.to_string()),
+        Err(error) => {
+            let answer = crate::accounts::api::Answer::error(&error);
+            json(status(answer.status), answer.body)
+        }
+    }
 }
 
 /// `403` for a page at `origin`, which may not use this endpoint.

@@ -210,6 +210,11 @@ enum AccountsAction {
     },
     /// Enable a disabled account again (its person logs in again).
     Enable { name: String },
+    /// Erase an account for good: every message it wrote becomes a tombstone,
+    /// its reactions, read state, devices and sessions go, and the name can
+    /// never sign in again (kept in the erasure log, which a restore of an
+    /// older backup goes through again).
+    Erase { name: String },
     /// List the accounts.
     List,
 }

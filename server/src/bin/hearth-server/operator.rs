@@ -16,6 +16,7 @@ pub(crate) async fn accounts_command(server: SocketAddr, secret: &Secret, action
             ("POST", "/admin/accounts/disable", serde_json::json!({ "name": name, "reason": reason }))
         }
         AccountsAction::Enable { name } => ("POST", "/admin/accounts/enable", serde_json::json!({ "name": name })),
+        AccountsAction::Erase { name } => ("POST", "/admin/accounts/erase", serde_json::json!({ "name": name })),
         AccountsAction::List => ("GET", "/admin/accounts", serde_json::json!({})),
     };
     let (status, answer) = http_json(server, method, path, &token, &body)
@@ -35,6 +36,10 @@ pub(crate) async fn accounts_command(server: SocketAddr, secret: &Secret, action
         }
         AccountsAction::Disable { name, .. } => println!("disabled {name}; its connections were closed"),
         AccountsAction::Enable { name } => println!("enabled {name}; it can log in again"),
+        AccountsAction::Erase { name } => println!(
+            "erased {name}: {} message(s) in {} room(s) are tombstones; the name can never sign in again",
+            answer["messages"], answer["rooms"]
+        ),
         AccountsAction::List => {
             for account in answer["accounts"].as_array().into_iter().flatten() {
                 let state = match account["disabled"].as_str() {

@@ -295,6 +295,17 @@ for i = 16, #ARGV, 3 do
     redis.call('HSET', KEYS[12], key, fill(b, seq_bytes, ts_bytes))
   elseif op == 'mdel' then
     redis.call('HDEL', KEYS[12], a)
+  elseif op == 'mputat' or op == 'mdelat' then
+    -- An erasure's: a is "target key", the message's hash named like KEYS[12].
+    local space = string.find(a, ' ', 1, true)
+    local target, field = string.sub(a, 1, space - 1), string.sub(a, space + 1)
+    local hash = string.sub(KEYS[12], 1, #KEYS[12] - #string.match(KEYS[12], '(%d+)$')) .. target
+    if op == 'mputat' then
+      redis.call('HSET', hash, field, fill(b, seq_bytes, ts_bytes))
+      redis.call('ZADD', KEYS[13], tonumber(target), target)
+    else
+      redis.call('HDEL', hash, field)
+    end
   elseif op == 'useinvite' then
     local row = redis.call('HGET', rows, a)
     if row then

@@ -6,7 +6,8 @@
 //! puts the time first), trimmed to the newest; and one set per member of
 //! the members they block (`PREFIX:{reads}:blocks:USER`); a member's push
 //! settings as JSON (`PREFIX:{reads}:push:USER`), and per room the members
-//! who hear every message of it (a set, `PREFIX:{reads}:everything:ROOM`).
+//! who hear every message of it (a set, `PREFIX:{reads}:everything:ROOM`);
+//! the erasure log (a hash, `PREFIX:{reads}:erasures`, user → JSON).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,7 +16,7 @@ use hearth_protocol::{Millis, RoomId, Seq, UserId};
 
 use super::Shared;
 use crate::reads::{
-    DIRECT_START_WINDOW_MS, MAX_INBOX, Mention, PushSettings, ReadStore, ReadsFuture, ReadsUnavailable,
+    DIRECT_START_WINDOW_MS, ErasureRecord, MAX_INBOX, Mention, PushSettings, ReadStore, ReadsFuture, ReadsUnavailable,
 };
 
 /// Sets the field to ARGV[2] unless it holds a larger seq; answers the seq held.
@@ -68,6 +69,10 @@ impl RedisReads {
 
     fn watchers_key(&self, room: &RoomId) -> String {
         format!("{}:{{reads}}:everything:{}", self.shared.config.prefix, room.as_str())
+    }
+
+    fn erasures_key(&self) -> String {
+        format!("{}:{{reads}}:erasures", self.shared.config.prefix)
     }
 
     fn inbox(&self, user: &UserId) -> String {
@@ -225,6 +230,48 @@ impl ReadStore for RedisReads {
                 .await
                 .map_err(unavailable)?;
             Ok(names.into_iter().filter_map(|n| UserId::new(n).ok()).collect())
+        })
+    }
+
+    fn forget(&self, user: UserId) -> ReadsFuture<'_, ()> {
+        Box::pin(async move {
+            let watching = self.push_settings(user.clone()).await?.everything();
+            let starts = format!("{}:{{reads}}:direct-starts:{}", self.shared.config.prefix, user.as_str());
+            // One round trip, all in the `{reads}` slot.
+            let mut pipe = redis::pipe();
+            pipe.atomic();
+            pipe.del(&[self.key(&user), self.inbox(&user), self.blocks_key(&user), self.push_key(&user), starts])
+                .ignore();
+            for room in &watching {
+                pipe.srem(self.watchers_key(room), user.as_str()).ignore();
+            }
+            let () = self.shared.commands.query_pipe(&pipe).await.map_err(unavailable)?;
+            Ok(())
+        })
+    }
+
+    fn erasures(&self) -> ReadsFuture<'_, Vec<ErasureRecord>> {
+        Box::pin(async move {
+            let entries: HashMap<String, String> = self
+                .shared
+                .commands
+                .query(redis::cmd("HGETALL").arg(self.erasures_key()))
+                .await
+                .map_err(unavailable)?;
+            Ok(entries.values().filter_map(|json| serde_json::from_str(json).ok()).collect())
+        })
+    }
+
+    fn record_erasure(&self, record: ErasureRecord) -> ReadsFuture<'_, ()> {
+        Box::pin(async move {
+            let json = serde_json::to_string(&record).map_err(|e| ReadsUnavailable(e.to_string()))?;
+            let _: i64 = self
+                .shared
+                .commands
+                .query(redis::cmd("HSET").arg(self.erasures_key()).arg(record.user.as_str()).arg(json))
+                .await
+                .map_err(unavailable)?;
+            Ok(())
         })
     }
 }

@@ -140,9 +140,16 @@ impl Shared {
                 }
                 Change::PutAnnex(annex) => match annex.table {
                     AnnexTable::ModLog => call.arg("modlog").arg("").arg(annex.value),
-                    AnnexTable::Message => call.arg("mput").arg(annex.key).arg(annex.value),
+                    AnnexTable::Message if annex.target == about => call.arg("mput").arg(annex.key).arg(annex.value),
+                    // An erasure annotates many messages: each named with its key.
+                    AnnexTable::Message => {
+                        call.arg("mputat").arg(format!("{} {}", annex.target.0, annex.key)).arg(annex.value)
+                    }
                 },
-                Change::RemoveAnnex { key, .. } => call.arg("mdel").arg(key).arg(""),
+                Change::RemoveAnnex { target, key, .. } if target == about => call.arg("mdel").arg(key).arg(""),
+                Change::RemoveAnnex { target, key, .. } => {
+                    call.arg("mdelat").arg(format!("{} {}", target.0, key)).arg("")
+                }
             };
         }
         let reply: Value = self.commands.invoke(&call).await.map_err(unavailable)?;
