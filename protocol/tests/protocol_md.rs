@@ -105,6 +105,7 @@ fn reencode(kind: &str, json: &[u8]) -> (Vec<u8>, Vec<u8>) {
         "reply=push_levels" => reply::<PushLevels>(json),
         "reply=reports" => reply::<Reports>(json),
         "reply=warnings" => reply::<Warnings>(json),
+        "reply=erase_account" => reply::<EraseAccount>(json),
         other => panic!("unknown example kind {other:?}; add it to this test"),
     }
 }
