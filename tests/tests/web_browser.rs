@@ -889,3 +889,65 @@ async fn a_report_from_a_phone_reaches_the_moderator_page_and_is_acted_on_in_one
     assert_eq!(unexpected_errors(&dee), Vec::<String>::new());
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_erases_their_account_from_the_page_and_others_see_only_tombstones() {
+    let server = TestServer::start(open_registration(test_config(Storage::Ephemeral { history_limit: 1000 }))).await;
+    let base = format!("http://{}", server.addr);
+    let owner = server.client("owner", Codec::MsgPack).await;
+    create_room(&owner, "cameras", None).await.unwrap();
+    let browser = Browser::start().await;
+    let mia = browser.page(&format!("{base}/r/cameras"), DESKTOP.0, DESKTOP.1).await;
+    sign_up(&mia, "mia").await;
+    mia.wait_for("hearth.rooms.get('cameras')?.receiving === true", "mia in cameras").await;
+    let eve = browser.page(&format!("{base}/r/cameras"), PHONE.0, PHONE.1).await;
+    sign_up(&eve, "eve").await;
+    eve.wait_for("hearth.rooms.get('cameras')?.receiving === true", "eve in cameras").await;
+    say(&eve, "my quokka portraits").await;
+    shows(&mia, "my quokka portraits").await;
+
+    // Eve opens her own row in the members panel and erases, typing her name.
+    click(&eve, ".roomhead", "Members").await;
+    eve.wait_for("!!document.querySelector('.panel form.erase')", "the erase form").await;
+    eve.eval("document.querySelector('.panel form.erase').closest('details').open = true").await;
+    accessibility(&eve, "the erase form").await;
+    if let Some(dir) = screenshots() {
+        eve.screenshot(&dir.join("erase-phone.png")).await;
+    }
+    click(&eve, ".panel form.erase", "Erase my account").await;
+    eve.wait_for(
+        "document.querySelector('.panel form.erase [role=status]').textContent.startsWith('Type eve')",
+        "asked to confirm",
+    )
+    .await;
+    eve.eval("document.querySelector('#erase-confirm').value = 'eve'").await;
+    click(&eve, ".panel form.erase", "Erase my account").await;
+
+    // Mia's page: the message is a tombstone, and says why.
+    mia.wait_for(
+        "!document.querySelector('.main').innerText.includes('my quokka portraits') && \
+         document.querySelector('.main').innerText.includes('Gone: its author erased their account.')",
+        "the tombstone on mia's page",
+    )
+    .await;
+    mia.wait_for(
+        "[...document.querySelectorAll('.main .event')].some(e => e.textContent.includes('eve erased their account'))",
+        "the erasure in mia's timeline",
+    )
+    .await;
+    // And after a reload, from history.
+    mia.reload().await;
+    mia.wait_for("hearth.rooms.get('cameras')?.receiving === true", "mia back").await;
+    mia.wait_for(
+        "document.querySelector('.main').innerText.includes('Gone: its author erased their account.')",
+        "the tombstone from history",
+    )
+    .await;
+    assert!(!mia.eval("document.body.innerText").await.to_string().contains("quokka"));
+    if let Some(dir) = screenshots() {
+        mia.screenshot(&dir.join("erased-desktop.png")).await;
+    }
+    let errors = unexpected_errors(&mia);
+    assert!(errors.is_empty(), "{errors:?}");
+    server.stop().await;
+}

@@ -162,8 +162,33 @@ function members(app, room) {
       m.newcomer ? el("span", { class: "hint" }, " · 🌱 new") : null,
       m.muted_until && m.muted_until > Date.now() ? el("span", { class: "hint" }, ` · muted for ${span(m.muted_until - Date.now())}`) : null),
     m.user !== app.me ? personActions(app, m.user) : [warningsOf(app, room, m.user, "My warnings"),
-      el("div", { class: "row" }, el("button", { type: "button", onclick: () => download("/export/me.json", `hearth-${app.me}.json`).catch((e) => app.toast(e.message)) }, "Download my data"))],
+      el("div", { class: "row" }, el("button", { type: "button", onclick: () => download("/export/me.json", `hearth-${app.me}.json`).catch((e) => app.toast(e.message)) }, "Download my data")),
+      eraseForm(app)],
     canAct(m) ? memberActions(app, room, m) : null)));
+}
+
+/**
+ * Erasing one's own account, behind a typed confirmation. Kept on `app`: the
+ * members panel is drawn again on room events, and a half-typed name stays.
+ */
+function eraseForm(app) {
+  if (app.eraseForm) return app.eraseForm;
+  const name = el("input", { id: "erase-confirm", autocomplete: "off", spellcheck: "false" });
+  const status = el("p", { class: "hint", role: "status" });
+  const form = el("form", { class: "erase", onsubmit: async (e) => {
+    e.preventDefault();
+    if (name.value.trim() !== app.me) { status.textContent = `Type ${app.me} to confirm.`; return; }
+    status.textContent = "Erasing… this can take a moment.";
+    try {
+      const done = await app.conn.request("erase_account", { confirm: app.me });
+      status.textContent = `Erased: ${done.messages} message(s) in ${done.rooms} room(s) are gone. This page will sign out.`;
+    } catch (error) { status.textContent = error.message; }
+  } },
+  el("p", {}, "Every message you wrote, in every room, is removed for good; your reactions, read state and devices go, and your name can never sign in again. Download your data first if you want to keep it."),
+  el("label", { for: "erase-confirm" }, `Type your name (${app.me}) to confirm`), name,
+  el("div", { class: "row" }, el("button", { type: "submit", class: "danger" }, "Erase my account")), status);
+  app.eraseForm = el("details", {}, el("summary", {}, "Erase my account…"), form);
+  return app.eraseForm;
 }
 
 /** A member's live warnings, loaded when opened; moderators may lift them. */

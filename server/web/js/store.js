@@ -110,6 +110,24 @@ export class Room {
         this.pins = this.pins.map((p) => (p.seq === event.target ? { ...p, deleted: true, text: "(deleted)" } : p));
         return { seq: event.target, root: target?.thread };
       }
+      case "erased": {
+        const who = event.user;
+        for (const seq of event.messages || []) {
+          const target = this.message(seq);
+          if (target) Object.assign(target, { deleted: true, erased: true, text: "(deleted)", reactions: new Map() });
+          this.pins = this.pins.map((p) => (p.seq === seq ? { ...p, deleted: true, text: "(deleted)" } : p));
+        }
+        for (const { target: seq, emoji } of event.reactions || []) {
+          const entry = this.message(seq)?.reactions.get(emoji);
+          if (entry?.users.delete(who)) entry.count -= 1;
+          if (entry && entry.count <= 0) this.message(seq).reactions.delete(emoji);
+        }
+        this.held = this.held.filter((h) => !(h.user === who && (event.held || []).includes(h.cmid)));
+        this.reports = this.reports.map((r) => ((event.messages || []).includes(r.message) ? { ...r, text: "(deleted)" } : r));
+        this.members.delete(who);
+        this.online.delete(who);
+        break;
+      }
       case "reaction": {
         const target = this.message(event.target);
         if (target) {
@@ -191,7 +209,7 @@ function fromMessage(event) {
   for (const r of state.reactions || []) reactions.set(r.emoji, { count: r.count, users: new Set(r.users || []) });
   return {
     kind: "message", seq: event.seq, ts: event.ts, from: event.from, text: event.text, cmid: event.cmid,
-    thread: event.thread, edited: state.edited_at, deleted: !!state.deleted, reactions,
+    thread: event.thread, edited: state.edited_at, deleted: !!state.deleted, erased: !!state.erased, reactions,
     replies: state.replies || 0, lastReply: state.last_reply, prompt: !!event.prompt, releasedBy: event.released_by,
   };
 }
@@ -225,6 +243,7 @@ export function describe(event) {
     case "member_joined":
       return `${event.from} joined${event.approved_by ? `, let in by ${event.approved_by}` : event.invite ? " with an invite" : ""}${event.lockdown ? ` — so many at once that the room takes no new members${lockUntil(event.lockdown)} (a raid?)` : ""}`;
     case "member_left": return `${event.user || event.from} left`;
+    case "erased": return `${event.user} erased their account: what they wrote here is gone`;
     case "direct_started": return `${event.from} started this conversation with ${(event.members || []).filter((m) => m !== event.from).join(", ")}`;
     case "role":
       return `${event.from} made ${event.user} ${ROLE_NAMES[event.role] || event.role}${event.expires_at ? ` for ${span(event.expires_at - Date.now())}` : ""}${event.title ? ` — “${event.title}”` : ""}`;

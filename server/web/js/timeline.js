@@ -56,7 +56,7 @@ export function messageNode(room, item, app, { inThread = false } = {}) {
       item.edited && !item.deleted ? el("span", { class: "meta" }, " · edited") : null,
       item.prompt ? el("span", { class: "meta" }, " · prompt") : null),
     el("div", { class: "actions" }, actions),
-    el("div", { class: `body${item.deleted ? " deleted" : ""}` }, item.deleted ? "This message was deleted." : render(item.text, me)),
+    el("div", { class: `body${item.deleted ? " deleted" : ""}` }, item.erased ? "Gone: its author erased their account." : item.deleted ? "This message was deleted." : render(item.text, me)),
     reactions.length ? el("div", { class: "reactions" }, reactions) : null,
     !inThread && item.replies ? el("div", { class: "replies" },
       el("button", { type: "button", class: "link", onclick: () => app.openThread(room, item.seq) }, `${item.replies} ${item.replies === 1 ? "reply" : "replies"}`)) : null);
