@@ -338,6 +338,13 @@ pub(crate) enum Command {
         #[arg(long, short)]
         output: Option<std::path::PathBuf>,
     },
+    /// Erase your account for good: every message you wrote becomes a
+    /// tombstone, your reactions, read state and devices go, and the name
+    /// can never sign in again. Asks for your name again with --confirm.
+    EraseAccount {
+        #[arg(long)]
+        confirm: String,
+    },
     /// The room's word filter, numbered (moderators).
     Filters { room: RoomId },
     /// Add a rule to the room's word filter (moderators).

@@ -14,7 +14,7 @@ use hearth_protocol::ops::{
 };
 use hearth_protocol::ops::{CancelPrompt, HeldPosts, Prompts, Release, SchedulePrompt};
 use hearth_protocol::ops::{
-    Filters, Lock, LockLevel, Report, Reports, ResolveReport, Unwarn, Warn, Warnings, WordFilter,
+    EraseAccount, Filters, Lock, LockLevel, Report, Reports, ResolveReport, Unwarn, Warn, Warnings, WordFilter,
 };
 use hearth_protocol::{Codec, Emoji, Millis, Note, PinId, Seq, ShortText, Text, UserId};
 
@@ -605,6 +605,17 @@ pub(crate) async fn community(client: &mut Client, command: Command, json: bool)
         Command::Unwarn { room, user, warning } => {
             let done_ = client.request(Unwarn { room, user: name(&user)?, warning: Seq(warning) }).await?;
             done(&format!("lifted warning #{warning} of {user}"), &done_, json);
+        }
+        Command::EraseAccount { confirm } => {
+            let erased = client.request(EraseAccount { confirm: name(&confirm)? }).await?;
+            if json {
+                print_json(&erased);
+            } else {
+                println!(
+                    "erased {}: {} message(s) in {} room(s) are gone; this name can never sign in again",
+                    erased.user, erased.messages, erased.rooms
+                );
+            }
         }
         Command::Filters { room } => {
             let list = client.request(Filters { room }).await?;

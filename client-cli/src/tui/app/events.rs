@@ -113,6 +113,7 @@ impl App {
                     from: m.from.clone(),
                     // History shows a message as it is now (edited, deleted).
                     text: match m.state.as_deref() {
+                        Some(state) if state.erased => "(erased)".to_string(),
                         Some(state) if state.deleted => "(deleted)".to_string(),
                         Some(state) if state.edited_at.is_some() => format!("{} (edited)", m.text),
                         _ => m.text.to_string(),
@@ -164,6 +165,24 @@ impl App {
                     pin.deleted = true;
                 }
                 return self.rewrite(&id, e.target, "(deleted)".to_string());
+            }
+            // Then said, below.
+            Event::Erased(e) => {
+                for &seq in &e.messages {
+                    for pin in self.room_mut(&id).pins.iter_mut().filter(|p| p.seq == Some(seq)) {
+                        pin.text = hearth_protocol::Note::new("(deleted)").expect("a valid note");
+                        pin.deleted = true;
+                    }
+                    self.rewrite(&id, seq, "(erased)".to_string());
+                }
+                let view = self.room_mut(&id);
+                for r in &e.reactions {
+                    for line in view.lines.iter_mut().filter(|l| l.seq == Some(r.target)) {
+                        if let LineKind::Message { reactions, .. } = &mut line.kind {
+                            toggle_reaction(reactions, &r.emoji, &e.user, false);
+                        }
+                    }
+                }
             }
             Event::Reaction(r) => {
                 let view = self.room_mut(&id);
@@ -249,6 +268,10 @@ impl App {
                         rules_acked: None,
                     });
                 }
+            }
+            Event::Erased(e) if room.members.iter().any(|m| m.user == e.user) => {
+                room.members_count = room.members_count.saturating_sub(1);
+                room.members.retain(|m| m.user != e.user);
             }
             Event::MemberLeft(l) => {
                 room.members_count = room.members_count.saturating_sub(1);
@@ -375,6 +398,7 @@ pub(super) fn notice(event: &Event) -> Option<String> {
             };
             format!("{} {what}{whom}{why}{then}", m.from)
         }
+        Event::Erased(e) => format!("{} erased their account: what they wrote here is gone", e.user),
         Event::Report(r) => format!(
             "{} reported #{} of {}: {} — /reports, /resolve {} dismiss|delete|warn|…",
             r.from, r.message.0, r.author, r.text, r.message.0

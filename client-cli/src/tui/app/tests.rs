@@ -810,3 +810,35 @@ fn direct_conversations_and_blocks_from_the_input_line() {
     let shown = screen(&app, 100, 24);
     assert!(shown.contains("a message from someone you blocked") && !shown.contains("buy my lenses"), "{shown}");
 }
+
+#[test]
+fn an_erasure_takes_the_member_s_messages_and_reactions_back() {
+    use hearth_protocol::event::{ErasedEvent, ErasedReaction, ReactionEvent};
+    let mut app = cameras();
+    app.on_net(Net::Event(message("cameras", 50, "bo", "Portra at 800?")));
+    app.on_net(Net::Event(message("cameras", 51, "eve", "my quokka portraits")));
+    app.on_net(Net::Event(Event::Reaction(ReactionEvent {
+        room: rid("cameras"),
+        seq: Seq(52),
+        ts: Millis(1_700_040_600_000),
+        from: user("eve"),
+        target: Seq(50),
+        emoji: hearth_protocol::Emoji::new("🦘").unwrap(),
+        on: true,
+    })));
+    assert!(screen(&app, 100, 30).contains("🦘"));
+    app.on_net(Net::Event(Event::Erased(ErasedEvent {
+        room: rid("cameras"),
+        seq: Seq(53),
+        ts: Millis(1_700_040_700_000),
+        user: user("eve"),
+        messages: vec![Seq(51)],
+        reactions: vec![ErasedReaction { target: Seq(50), emoji: hearth_protocol::Emoji::new("🦘").unwrap() }],
+        held: Vec::new(),
+    })));
+    let shown = screen(&app, 100, 30);
+    assert!(!shown.contains("quokka") && shown.contains("(erased)"), "{shown}");
+    let bos = shown.lines().find(|l| l.contains("#50 bo")).expect("bo's message");
+    assert!(!bos.contains("🦘"), "{shown}");
+    assert!(shown.contains("eve erased their account: what they wrote here is gone"), "{shown}");
+}
