@@ -14,6 +14,14 @@ use hearth_protocol::{Event, Millis};
 /// a terminal; `None` for events `hearth tail` does not show.
 pub fn event_line(event: &Event) -> Option<String> {
     Some(match event {
+        // Brought from Discord: its author and time there (an author no
+        // member was mapped to by that name only).
+        Event::Message(m) if let Some(imported) = &m.imported => {
+            let author = printable(imported.author.as_str()).into_owned();
+            let who = if m.from.as_str() == "discord-import" { author } else { format!("{} ({author})", m.from) };
+            let when = imported.at.date_time_utc();
+            format!("#{:<5} {when} {who} [Discord]: {}", m.seq, printable(m.text.as_str()))
+        }
         Event::Message(m) => format!("#{:<5} {} {}: {}", m.seq, clock(m.ts), m.from, printable(m.text.as_str())),
         Event::MemberJoined(j) => format!("#{:<5} {} -- {} joined as {}", j.seq, clock(j.ts), j.from, j.role.as_str()),
         Event::MemberLeft(l) => {
@@ -128,19 +136,15 @@ mod tests {
 
     fn message(text: &str) -> Event {
         Event::Message(MessageEvent {
-            room: RoomId::new("cameras").unwrap(),
             seq: Seq(7),
             ts: Millis(0),
-            from: UserId::new("mallory").unwrap(),
-            text: Text::new(text).unwrap(),
-            cmid: ClientMsgId::new("c").unwrap(),
-            thread: None,
-            state: None,
-            prompt: None,
-            released_by: None,
-            probation_post: None,
-            mentions: Vec::new(),
-            mentions_room: false,
+            ..MessageEvent::draft(
+                RoomId::new("cameras").unwrap(),
+                UserId::new("mallory").unwrap(),
+                Text::new(text).unwrap(),
+                ClientMsgId::new("c").unwrap(),
+                None,
+            )
         })
     }
 
@@ -175,6 +179,28 @@ mod tests {
         let line = event_line(&message("hi\n#8     00:00:00 ada: I agree")).unwrap();
         let second = line.lines().nth(1).unwrap();
         assert!(second.starts_with("      #8"), "{line}");
+    }
+
+    #[test]
+    fn an_imported_message_shows_its_author_and_time_there_and_their_name_is_inert() {
+        use hearth_protocol::ShortText;
+        use hearth_protocol::event::Imported;
+        let mut event = message("Welcome!");
+        let Event::Message(m) = &mut event else { unreachable!() };
+        m.from = UserId::new("discord-import").unwrap();
+        m.imported = Some(Box::new(Imported {
+            source: "discord".into(),
+            id: "100".into(),
+            author: ShortText::new("carol\u{1b}[2J").unwrap(),
+            at: Millis(1_614_861_296_789),
+            edited_at: None,
+            reactions: Vec::new(),
+        }));
+        let by_guest = event.clone();
+        assert_eq!(event_line(&by_guest).unwrap(), "#7     2021-03-04 12:34 carol^[[2J [Discord]: Welcome!");
+        let Event::Message(m) = &mut event else { unreachable!() };
+        m.from = UserId::new("ada").unwrap();
+        assert!(event_line(&event).unwrap().contains(" ada (carol^[[2J) [Discord]: "));
     }
 
     #[test]

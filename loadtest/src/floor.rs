@@ -126,19 +126,9 @@ async fn connection(stream: TcpStream, rooms: Rooms, conn: u64) {
                 state.seq += 1;
                 let seq = Seq(state.seq);
                 let event = Event::Message(MessageEvent {
-                    room: args.room,
                     seq,
                     ts,
-                    from: user.clone(),
-                    text: args.text,
-                    cmid: args.cmid,
-                    thread: None,
-                    state: None,
-                    prompt: None,
-                    released_by: None,
-                    probation_post: None,
-                    mentions: Vec::new(),
-                    mentions_room: false,
+                    ..MessageEvent::draft(args.room, user.clone(), args.text, args.cmid, None)
                 });
                 // Encoded once per codec, shared by every member.
                 let msgpack = Bytes::from(encode_event(Codec::MsgPack, &event));

@@ -233,6 +233,60 @@ pub struct MessageEvent {
     /// A moderator's `@room`: for everyone in the room.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub mentions_room: bool,
+    /// Brought from another chat (`hearth-server import discord`): who wrote
+    /// it there, when, and its reactions there. Boxed: rare.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub imported: Option<Box<Imported>>,
+}
+
+impl MessageEvent {
+    /// A message as posted, before it is ordered (seq and time zero), with
+    /// nothing else said of it: the rest is filled in with `..` where it is.
+    pub fn draft(room: RoomId, from: UserId, text: Text, cmid: ClientMsgId, thread: Option<Seq>) -> MessageEvent {
+        MessageEvent {
+            room,
+            seq: Seq(0),
+            ts: Millis(0),
+            from,
+            text,
+            cmid,
+            thread,
+            state: None,
+            prompt: None,
+            released_by: None,
+            probation_post: None,
+            mentions: Vec::new(),
+            mentions_room: false,
+            imported: None,
+        }
+    }
+}
+
+/// Where an imported message came from. `from` is the member its author
+/// was mapped to, or the room's importer (`discord-import`) for an author
+/// who was not: clients show `author` then, never `from`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Imported {
+    /// `discord`.
+    pub source: String,
+    /// The message's id there (what makes an import idempotent).
+    pub id: String,
+    /// Its author's name there.
+    pub author: ShortText,
+    /// When it was written and last edited there (Unix milliseconds).
+    pub at: Millis,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edited_at: Option<Millis>,
+    /// Its reactions there: each emoji (its name for a custom one) and how
+    /// many reacted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reactions: Vec<ImportedReaction>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImportedReaction {
+    pub emoji: ShortText,
+    pub count: u32,
 }
 
 /// A newcomer's message held for a moderator's look. To welcomers and above.

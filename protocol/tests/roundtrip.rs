@@ -209,6 +209,7 @@ fn sample_events() -> Vec<Event> {
             probation_post: None,
             mentions: Vec::new(),
             mentions_room: false,
+            imported: None,
         }),
         Event::Edit(EditEvent {
             room: r(),

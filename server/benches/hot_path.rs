@@ -32,19 +32,15 @@ fn main() {
 
 fn message() -> Event {
     Event::Message(MessageEvent {
-        room: RoomId::new("cameras").unwrap(),
         seq: Seq(123_456),
         ts: Millis(1_764_140_000_000),
-        from: UserId::new("ada").unwrap(),
-        text: Text::new("x".repeat(100)).unwrap(),
-        cmid: ClientMsgId::new("c-123456").unwrap(),
-        thread: None,
-        state: None,
-        prompt: None,
-        released_by: None,
-        probation_post: None,
-        mentions: Vec::new(),
-        mentions_room: false,
+        ..MessageEvent::draft(
+            RoomId::new("cameras").unwrap(),
+            UserId::new("ada").unwrap(),
+            Text::new("x".repeat(100)).unwrap(),
+            ClientMsgId::new("c-123456").unwrap(),
+            None,
+        )
     })
 }
 

@@ -245,32 +245,102 @@ pub fn check(store: &dyn Store) -> Result<Vec<RoomCheck>, crate::store::StoreErr
 }
 
 fn check_room(store: &dyn Store, room: hearth_protocol::RoomId) -> Result<RoomCheck, crate::store::StoreError> {
-    let Some(load) = store.load_room(&room, 0)? else {
-        return Ok(RoomCheck { room, head: Seq::ZERO, oldest: Seq::ZERO, problems: vec!["listed, not stored".into()] });
-    };
-    let head = load.head;
+    let Some(load) = store.load_room(&room, 0)? else { return Ok(RoomWalk::unstored(room)) };
     let oldest = store.oldest(&room)?;
-    let mut problems = Vec::new();
-    let mut expected = oldest;
+    let mut walk = RoomWalk::new(room, load.head, oldest);
     loop {
-        let page = store.events_after(&room, Seq(expected.0.saturating_sub(1)), 1000)?;
-        if page.is_empty() {
-            break;
+        let page = store.events_after(&walk.room, walk.after(), 1000)?;
+        if !walk.take(&page) {
+            return Ok(walk.finish());
         }
-        for stored in &page {
-            if stored.seq != expected {
-                problems.push(format!("event {} follows {}: a gap", stored.seq, Seq(expected.0.saturating_sub(1))));
+    }
+}
+
+/// Checks every room a broker holds, as `check` does a store: a cluster's
+/// rooms in Redis (after restoring a snapshot, say). Reads only.
+pub async fn check_broker(broker: &dyn crate::broker::Broker) -> Result<Vec<RoomCheck>, crate::broker::BrokerError> {
+    let mut checks = Vec::new();
+    let mut after: Option<hearth_protocol::RoomId> = None;
+    loop {
+        let names = broker.room_names(after.clone(), 500).await?;
+        let Some(last) = names.last().cloned() else { return Ok(checks) };
+        for room in names {
+            let Some(load) = broker.load_room(room.clone(), 0).await? else {
+                checks.push(RoomWalk::unstored(room));
+                continue;
+            };
+            let oldest = broker.oldest(room.clone()).await?;
+            let mut walk = RoomWalk::new(room, load.head, oldest);
+            loop {
+                let page = broker.history_after(walk.room.clone(), walk.after(), 1000).await?;
+                if !walk.take(&page) {
+                    break;
+                }
+            }
+            checks.push(walk.finish());
+        }
+        after = Some(last);
+    }
+}
+
+/// One room's events read in pages, oldest first, and what is wrong with them.
+struct RoomWalk {
+    room: hearth_protocol::RoomId,
+    head: Seq,
+    oldest: Seq,
+    expected: Seq,
+    problems: Vec<String>,
+}
+
+impl RoomWalk {
+    fn new(room: hearth_protocol::RoomId, head: Seq, oldest: Seq) -> RoomWalk {
+        RoomWalk { room, head, oldest, expected: oldest, problems: Vec::new() }
+    }
+
+    fn unstored(room: hearth_protocol::RoomId) -> RoomCheck {
+        RoomCheck { room, head: Seq::ZERO, oldest: Seq::ZERO, problems: vec!["listed, not stored".into()] }
+    }
+
+    /// Where the next page starts after.
+    fn after(&self) -> Seq {
+        Seq(self.expected.0.saturating_sub(1))
+    }
+
+    /// Takes the next page; false once there is none.
+    fn take(&mut self, page: &[crate::store::StoredEvent]) -> bool {
+        for stored in page {
+            if stored.seq != self.expected {
+                self.problems.push(format!("event {} follows {}: a gap", stored.seq, self.after()));
             }
             match rmp_serde::from_slice::<hearth_protocol::Event>(&stored.body) {
-                Ok(event) if event.seq() == Some(stored.seq) && event.room() == Some(&room) => {}
-                Ok(_) => problems.push(format!("event {} is stored under another seq or room", stored.seq)),
-                Err(e) => problems.push(format!("event {} does not decode: {e}", stored.seq)),
+                Ok(event) if event.seq() == Some(stored.seq) && event.room() == Some(&self.room) => {}
+                Ok(_) => self.problems.push(format!("event {} is stored under another seq or room", stored.seq)),
+                Err(e) => self.problems.push(format!("event {} does not decode: {e}", stored.seq)),
             }
-            expected = stored.seq.next();
+            self.expected = stored.seq.next();
         }
+        !page.is_empty()
     }
-    if expected != head.next() {
-        problems.push(format!("the room's head is {head}, its last event {}", Seq(expected.0.saturating_sub(1))));
+
+    fn finish(mut self) -> RoomCheck {
+        if self.expected != self.head.next() {
+            self.problems.push(format!("the room's head is {}, its last event {}", self.head, self.after()));
+        }
+        RoomCheck { room: self.room, head: self.head, oldest: self.oldest, problems: self.problems }
     }
-    Ok(RoomCheck { room, head, oldest, problems })
+}
+
+/// A delivery that goes nowhere: `check` reads a cluster's rooms without
+/// serving them.
+pub struct NoDelivery;
+
+impl crate::broker::Delivery for NoDelivery {
+    fn deliver(&self, _room: &hearth_protocol::RoomId, _events: &[crate::frames::Committed]) {}
+    fn position(&self, _room: &hearth_protocol::RoomId) -> Option<hearth_protocol::Position> {
+        None
+    }
+    fn resync(&self, _room: &hearth_protocol::RoomId, _at: Option<hearth_protocol::Position>, _now: bool) {}
+    fn snapshot(&self, _room: &hearth_protocol::RoomId) -> Option<crate::store::RoomLoad> {
+        None
+    }
 }

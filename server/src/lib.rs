@@ -20,6 +20,7 @@ pub mod erasure;
 pub mod export;
 pub mod frames;
 pub mod hub;
+pub mod import;
 pub mod journal;
 pub mod metered;
 pub mod metrics;

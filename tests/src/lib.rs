@@ -407,6 +407,19 @@ pub fn code<T: std::fmt::Debug>(result: Result<T, hearth_cli::ClientError>) -> h
     refusal(result).code
 }
 
+/// The room's messages as a history page shows them now (the newest 100), by seq.
+pub async fn history_messages(client: &Client, name: &str) -> Vec<hearth_protocol::event::MessageEvent> {
+    let history = hearth_protocol::ops::History { room: room(name), before: None, after: None, limit: Some(100) };
+    let page = client.request(history).await.unwrap();
+    page.events
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Message(m) => Some(m),
+            _ => None,
+        })
+        .collect()
+}
+
 /// The server's refusal `result` holds; panics on anything else.
 pub fn refusal<T: std::fmt::Debug>(result: Result<T, hearth_cli::ClientError>) -> hearth_protocol::ErrorBody {
     match result {

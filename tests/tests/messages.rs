@@ -5,7 +5,7 @@
 //! a disconnect, and after a restart.
 
 use hearth_cli::Client;
-use hearth_protocol::ops::{Delete, Edit, History, ModAction, ModLog, React, SetRole, ThreadHistory, Versions};
+use hearth_protocol::ops::{Delete, Edit, ModAction, ModLog, React, SetRole, ThreadHistory, Versions};
 use hearth_protocol::{Codec, Emoji, ErrorCode, Event, Role, Seq, Text};
 use hearth_tests::*;
 
@@ -17,16 +17,8 @@ fn emoji(e: &str) -> Emoji {
     Emoji::new(e).unwrap()
 }
 
-/// The room's messages as history shows them now, by seq.
 async fn messages(client: &Client, name: &str) -> Vec<hearth_protocol::event::MessageEvent> {
-    let page = client.request(History { room: room(name), before: None, after: None, limit: Some(100) }).await.unwrap();
-    page.events
-        .into_iter()
-        .filter_map(|e| match e {
-            Event::Message(m) => Some(m),
-            _ => None,
-        })
-        .collect()
+    history_messages(client, name).await
 }
 
 /// A moderator's pin of message `seq` of room `name`.

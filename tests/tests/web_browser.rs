@@ -951,3 +951,53 @@ async fn a_member_erases_their_account_from_the_page_and_others_see_only_tombsto
     assert!(errors.is_empty(), "{errors:?}");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_imported_from_discord_show_their_authors_and_times_there() {
+    use hearth_server::auth::{self, TokenKind};
+    let server = TestServer::start(open_registration(test_config(Storage::Ephemeral { history_limit: 1000 }))).await;
+    let base = format!("http://{}", server.addr);
+    let owner = server.client("owner", Codec::MsgPack).await;
+    create_room(&owner, "darkroom", None).await.unwrap();
+    let token =
+        auth::mint_with(&secret(), &user("operator"), std::time::Duration::from_secs(60), TokenKind::Admin, None);
+    let export: serde_json::Value = serde_json::from_str(include_str!("discord_export.json")).unwrap();
+    let body =
+        serde_json::json!({ "room": "darkroom", "mapping": { "bob_films": "bo" }, "export": export }).to_string();
+    let answer = http(
+        &server,
+        &format!(
+            "POST /admin/import/discord HTTP/1.1\r\nHost: hearth\r\nAuthorization: Bearer {token}\r\nContent-Type: \
+             application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ),
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+
+    let browser = Browser::start().await;
+    let mia = browser.page(&format!("{base}/r/darkroom"), DESKTOP.0, DESKTOP.1).await;
+    sign_up(&mia, "mia").await;
+    mia.wait_for("hearth.rooms.get('darkroom')?.receiving === true", "mia in darkroom").await;
+    shows(&mia, "Welcome to the darkroom channel!").await;
+    let authors = mia.eval("[...document.querySelectorAll('.main .msg .who')].map(w => w.textContent)").await;
+    let authors: Vec<String> = serde_json::from_value(authors).unwrap();
+    // Unmapped authors by their Discord names, never as the importer.
+    assert!(authors.contains(&"carol".to_string()) && authors.contains(&"bo".to_string()), "{authors:?}");
+    assert!(!authors.iter().any(|a| a == "discord-import"), "{authors:?}");
+    let page = mia.eval("document.querySelector('.main').innerText").await.to_string();
+    assert!(page.contains("from Discord") && page.contains("👋 3") && page.contains("2 replies"), "{page}");
+    // The replies are a thread; tags in member text stay text.
+    click(&mia, ".main", "2 replies").await;
+    mia.wait_for(
+        "document.body.innerText.includes('Me too <b>see</b> my scan')",
+        "the reply to the reply in the thread",
+    )
+    .await;
+    if let Some(dir) = screenshots() {
+        mia.screenshot(&dir.join("imported-desktop.png")).await;
+    }
+    let errors = unexpected_errors(&mia);
+    assert!(errors.is_empty(), "{errors:?}");
+    server.stop().await;
+}

@@ -153,8 +153,8 @@ impl Default for AccountsConfig {
     }
 }
 
-/// An erased account's reason for being closed, and its password hash (one
-/// no password matches: it is not a hash).
+/// An erased account's reason for being closed, and the password hash of
+/// every account closed for good (one no password matches: it is not a hash).
 pub const ERASED: &str = "erased";
 
 /// Shortest and longest password accepted, in characters.
@@ -360,12 +360,21 @@ impl Accounts {
     /// connections close on every node. A name with no account (the
     /// operator minted its tokens) gets one that is closed, for the same.
     pub async fn erase(&self, name: &UserId) -> Result<(), AccountError> {
+        self.close_for_good(name, ERASED).await?;
+        tracing::warn!(user = %name, "account erased");
+        Ok(())
+    }
+
+    /// Closes `name` so nobody ever signs in as it or registers it (`why`
+    /// says for what: `erased`, or a name the server posts imported
+    /// messages as), closing its connections on every node.
+    pub async fn close_for_good(&self, name: &UserId, why: &str) -> Result<(), AccountError> {
         let closed = Account {
             name: name.clone(),
             password_hash: ERASED.into(),
             created_at: self.clock.now(),
             generation: 1,
-            disabled: Some(ERASED.into()),
+            disabled: Some(why.into()),
         };
         if self.store.get(name.clone()).await?.is_none() {
             match self.store.create(closed, None, self.clock.now()).await {
@@ -376,8 +385,7 @@ impl Accounts {
         // Made just now or long ago: closed the same way (a store may keep
         // only some of a new account's fields).
         self.store.set_password(name.clone(), ERASED.into()).await?;
-        self.store.set_disabled(name.clone(), Some(ERASED.into())).await?;
-        tracing::warn!(user = %name, "account erased");
+        self.store.set_disabled(name.clone(), Some(why.into())).await?;
         self.enforce(name).await;
         Ok(())
     }

@@ -139,19 +139,8 @@ impl RoomState {
                 });
                 let cmid = hearth_protocol::ClientMsgId::new(format!("prompt-{id}-{}", p.next_at.0)).ok()?;
                 let event = Event::Message(MessageEvent {
-                    room: self.room().clone(),
-                    seq: Seq::ZERO,
-                    ts: Millis(0),
-                    from: p.by.clone(),
-                    text: p.text.clone(),
-                    cmid: cmid.clone(),
-                    thread: None,
-                    state: None,
                     prompt: Some(PromptPosted { prompt: *id, next_at }),
-                    released_by: None,
-                    probation_post: None,
-                    mentions: Vec::new(),
-                    mentions_room: false,
+                    ..MessageEvent::draft(self.room().clone(), p.by.clone(), p.text.clone(), cmid.clone(), None)
                 });
                 Some(Draft { event, requires: Requires::Nothing, cmid: Some(cmid) })
             })

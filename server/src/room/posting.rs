@@ -230,20 +230,18 @@ impl RoomState {
         // looked up: the room's copy does not hold old messages).
         let (mentions, mentions_room) = self.mentions_in(&args.user, held.text.as_str(), None, now);
         let event = Event::Message(MessageEvent {
-            room: self.room().clone(),
-            seq: Seq::ZERO,
-            ts: Millis(0),
-            from: args.user.clone(),
-            text: held.text.clone(),
-            cmid: args.cmid.clone(),
-            thread: held.thread,
-            state: None,
-            prompt: None,
             released_by: Some(actor.clone()),
             // Released, it counts as one of its author's posts on probation.
             probation_post: if self.on_probation(&args.user, now) { self.probation_post(&args.user) } else { None },
             mentions,
             mentions_room,
+            ..MessageEvent::draft(
+                self.room().clone(),
+                args.user.clone(),
+                held.text.clone(),
+                args.cmid.clone(),
+                held.thread,
+            )
         });
         Ok(Draft { event, requires: Requires::Member(args.user), cmid: Some(args.cmid) })
     }
@@ -259,21 +257,7 @@ impl RoomState {
             return Err(Refusal::NoThreadRoot { root });
         }
         let cmid = msg.cmid.clone();
-        let event = Event::Message(MessageEvent {
-            room: msg.room,
-            seq: Seq::ZERO,
-            ts: Millis(0),
-            from: user.clone(),
-            text: msg.text,
-            cmid: msg.cmid,
-            thread: msg.thread,
-            state: None,
-            prompt: None,
-            released_by: None,
-            probation_post: None,
-            mentions: Vec::new(),
-            mentions_room: false,
-        });
+        let event = Event::Message(MessageEvent::draft(msg.room, user.clone(), msg.text, msg.cmid, msg.thread));
         let requires = Requires::Post { user: user.clone(), slow_ms: 0, rules: Some(self.rules_seq) };
         Ok(Draft { event, requires, cmid: Some(cmid) })
     }

@@ -113,20 +113,12 @@ mod tests {
 
         fn post(&mut self, who: &str, days_ago: f64, thread: Option<u64>) -> u64 {
             let seq = Seq(self.0.len() as u64 + 1);
+            let (room, from) = (RoomId::new("fixture").unwrap(), UserId::new(who).unwrap());
+            let cmid = ClientMsgId::new(format!("c{}", seq.0)).unwrap();
             self.0.push(Event::Message(MessageEvent {
-                room: RoomId::new("fixture").unwrap(),
                 seq,
                 ts: at(days_ago),
-                from: UserId::new(who).unwrap(),
-                text: Text::new("x").unwrap(),
-                cmid: ClientMsgId::new(format!("c{}", seq.0)).unwrap(),
-                thread: thread.map(Seq),
-                state: None,
-                prompt: None,
-                released_by: None,
-                probation_post: None,
-                mentions: Vec::new(),
-                mentions_room: false,
+                ..MessageEvent::draft(room, from, Text::new("x").unwrap(), cmid, thread.map(Seq))
             }));
             seq.0
         }

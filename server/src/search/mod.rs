@@ -457,19 +457,15 @@ mod tests {
 
     fn message(seq: u64, text: &str) -> Committed {
         Committed::new(Event::Message(MessageEvent {
-            room: RoomId::new("r").unwrap(),
             seq: Seq(seq),
             ts: Millis(seq),
-            from: UserId::new("ann").unwrap(),
-            text: Text::new(text).unwrap(),
-            cmid: ClientMsgId::new(format!("c{seq}")).unwrap(),
-            thread: None,
-            state: None,
-            prompt: None,
-            released_by: None,
-            probation_post: None,
-            mentions: Vec::new(),
-            mentions_room: false,
+            ..MessageEvent::draft(
+                RoomId::new("r").unwrap(),
+                UserId::new("ann").unwrap(),
+                Text::new(text).unwrap(),
+                ClientMsgId::new(format!("c{seq}")).unwrap(),
+                None,
+            )
         }))
     }
 

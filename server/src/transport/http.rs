@@ -320,6 +320,9 @@ async fn accounts(shared: &Shared, request: Request<Incoming>) -> Answer {
     }
     let (method, path) = (request.method().to_string(), request.uri().path().to_string());
     let bearer = header_text(&request, header::AUTHORIZATION).and_then(bearer_of);
+    if path == "/admin/import/discord" {
+        return no_store(import(shared, &method, bearer.as_deref(), request).await);
+    }
     let body = match json_body(request).await {
         Ok(body) => body,
         Err(refusal) => return refusal,
@@ -336,6 +339,67 @@ async fn accounts(shared: &Shared, request: Request<Incoming>) -> Answer {
     http
 }
 
+/// Checks an operator's token and the method (`POST`).
+fn operator(shared: &Shared, method: &str, bearer: Option<&str>) -> Result<(), crate::accounts::AccountError> {
+    use crate::accounts::AccountError;
+    let token = bearer.ok_or(AccountError::Token(crate::auth::AuthError::Missing))?;
+    crate::auth::verify_kind_at(
+        &shared.config.token_secret,
+        token,
+        crate::auth::TokenKind::Admin,
+        shared.accounts.now_secs(),
+    )?;
+    if method != "POST" {
+        return Err(AccountError::BadRequest("this endpoint takes POST with a JSON body".into()));
+    }
+    Ok(())
+}
+
+/// An account error as the operator's endpoints answer it.
+fn account_error(error: &crate::accounts::AccountError) -> Answer {
+    let answer = crate::accounts::api::Answer::error(error);
+    json(status(answer.status), answer.body)
+}
+
+/// `POST /admin/import/discord {room, mapping, export}` (an operator's
+/// token): a DiscordChatExporter export read into a room (`import`),
+/// answered when it is in.
+async fn import(shared: &Shared, method: &str, bearer: Option<&str>, request: Request<Incoming>) -> Answer {
+    if let Err(error) = operator(shared, method, bearer) {
+        return account_error(&error);
+    }
+    let body = match json_body_up_to(request, crate::import::MAX_IMPORT_BYTES).await {
+        Ok(body) => body,
+        Err(refusal) => return refusal,
+    };
+    let request: crate::import::Request = match serde_json::from_slice(&body) {
+        Ok(request) => request,
+        Err(error) => {
+            let message =
+                format!("the body is not {{room, mapping?, export}} with a DiscordChatExporter JSON export: {error}");
+            return json(
+                StatusCode::BAD_REQUEST,
+                serde_json::json!({ "error": "bad_request", "message": message }).to_string(),
+            );
+        }
+    };
+    match crate::import::discord(shared, request).await {
+        Ok(outcome) => json(StatusCode::OK, serde_json::to_string(&outcome).expect("an outcome serialises")),
+        Err(error @ crate::import::ImportError::NoRoom(_)) => json(
+            StatusCode::NOT_FOUND,
+            serde_json::json!({ "error": "not_found", "message": error.to_string() }).to_string(),
+        ),
+        Err(error @ crate::import::ImportError::BadMapping(..)) => json(
+            StatusCode::BAD_REQUEST,
+            serde_json::json!({ "error": "bad_request", "message": error.to_string() }).to_string(),
+        ),
+        Err(error) => json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            serde_json::json!({ "error": "unavailable", "message": error.to_string() }).to_string(),
+        ),
+    }
+}
+
 /// `POST /admin/accounts/erase {"name"}` (an admin token): the operator
 /// erases an account, answered when it is done (`erasure::erase`).
 async fn erase(shared: &Shared, method: &str, bearer: Option<&str>, body: &[u8]) -> Answer {
@@ -345,16 +409,7 @@ async fn erase(shared: &Shared, method: &str, bearer: Option<&str>, body: &[u8])
         name: String,
     }
     let result = async {
-        let token = bearer.ok_or(AccountError::Token(crate::auth::AuthError::Missing))?;
-        crate::auth::verify_kind_at(
-            &shared.config.token_secret,
-            token,
-            crate::auth::TokenKind::Admin,
-            shared.accounts.now_secs(),
-        )?;
-        if method != "POST" {
-            return Err(AccountError::BadRequest("/admin/accounts/erase takes POST with a JSON body".into()));
-        }
+        operator(shared, method, bearer)?;
         let request: Erase = crate::accounts::api::parse(body)?;
         let user =
             hearth_protocol::UserId::new(&request.name).map_err(|e| AccountError::BadRequest(format!("name: {e}")))?;
@@ -365,10 +420,7 @@ async fn erase(shared: &Shared, method: &str, bearer: Option<&str>, body: &[u8])
     };
     match result.await {
         Ok(body) => json(StatusCode::OK, body.to_string()),
-        Err(error) => {
-            let answer = crate::accounts::api::Answer::error(&error);
-            json(status(answer.status), answer.body)
-        }
+        Err(error) => account_error(&error),
     }
 }
 
@@ -382,6 +434,12 @@ pub(super) fn forbidden_origin(origin: &str) -> Answer {
 /// JSON only: a form on any site may post text/plain without a preflight,
 /// JSON it may not.
 pub(super) async fn json_body(request: Request<Incoming>) -> Result<Bytes, Answer> {
+    json_body_up_to(request, MAX_API_BODY).await
+}
+
+/// A request's JSON body of at most `limit` bytes, or the refusal to answer with.
+async fn json_body_up_to(request: Request<Incoming>, limit: usize) -> Result<Bytes, Answer> {
+    let too_large = || text(StatusCode::PAYLOAD_TOO_LARGE, format!("the body is over {} KiB\n", limit / 1024));
     let is_json = header_text(&request, header::CONTENT_TYPE)
         .and_then(|t| t.split(';').next())
         .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"));
@@ -392,16 +450,13 @@ pub(super) async fn json_body(request: Request<Incoming>) -> Result<Bytes, Answe
         ));
     }
     // Refused before reading a byte of it when its length says it is too large.
-    if request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
-        > Some(MAX_API_BODY)
+    if request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok()) > Some(limit)
     {
-        return Err(text(StatusCode::PAYLOAD_TOO_LARGE, "the body is over 8 KiB\n"));
+        return Err(too_large());
     }
-    match Limited::new(request.into_body(), MAX_API_BODY).collect().await {
+    match Limited::new(request.into_body(), limit).collect().await {
         Ok(body) => Ok(body.to_bytes()),
-        Err(error) if error.is::<http_body_util::LengthLimitError>() => {
-            Err(text(StatusCode::PAYLOAD_TOO_LARGE, "the body is over 8 KiB\n"))
-        }
+        Err(error) if error.is::<http_body_util::LengthLimitError>() => Err(too_large()),
         Err(_) => Err(text(StatusCode::BAD_REQUEST, "the body did not arrive whole\n")),
     }
 }

@@ -211,6 +211,7 @@ function fromMessage(event) {
     kind: "message", seq: event.seq, ts: event.ts, from: event.from, text: event.text, cmid: event.cmid,
     thread: event.thread, edited: state.edited_at, deleted: !!state.deleted, erased: !!state.erased, reactions,
     replies: state.replies || 0, lastReply: state.last_reply, prompt: !!event.prompt, releasedBy: event.released_by,
+    imported: event.imported,
   };
 }
 

@@ -8,6 +8,9 @@ import { el, fill, clock } from "./dom.js";
 import { render, visible } from "./text.js";
 import { atLeast } from "./store.js";
 
+/** Whom imported messages of authors no member was mapped to are from. */
+const IMPORTER = "discord-import";
+
 export const EMOJI = ["👍", "❤️", "😂", "🎉", "😮", "🙏", "👀", "📷"];
 
 /** One message's element; `actions` are the app's handlers. */
@@ -42,22 +45,29 @@ export function messageNode(room, item, app, { inThread = false } = {}) {
     // and the owner's messages are above every report.
     mine || room.info?.direct?.length || item.from === room.info?.owner ? null : el("button", { type: "button", "aria-label": "Report to the moderators", title: "Report to the moderators", onclick: () => app.reportMessage(room, item) }, "⚑"),
   ];
+  // Brought from Discord: its author and time there. An author no member
+  // was mapped to is shown by their old name, never as the importer.
+  const imported = item.imported;
+  const author = imported && item.from === IMPORTER ? imported.author : item.from;
+  const when = imported ? imported.at : item.ts;
   return el("article", {
     class: `msg${item.mentionsMe ? " mentioned" : ""}${room.found === item.seq ? " found" : ""}`, "data-seq": item.seq, tabindex: "-1",
-    "aria-label": `${item.from} at ${clock(item.ts)}`,
+    "aria-label": `${author} at ${clock(when)}`,
   },
     el("div", {},
-      el("span", { class: "who" }, visible(item.from)),
+      el("span", { class: "who" }, visible(author)),
+      imported ? el("span", { class: "role", title: `On Discord: ${imported.author}, ${new Date(imported.at).toLocaleString()}` }, "from Discord") : null,
       role !== "member" ? el("span", { class: "role" }, role) : null,
       member?.title ? el("span", { class: "role" }, visible(member.title)) : null,
       member?.newcomer ? el("span", { class: "newcomer", title: "In their first week here" }, "🌱 new") : null,
       " ",
-      el("time", { class: "meta", datetime: new Date(item.ts).toISOString() }, clock(item.ts)),
+      el("time", { class: "meta", datetime: new Date(when).toISOString() }, imported ? new Date(when).toLocaleString() : clock(when)),
       item.edited && !item.deleted ? el("span", { class: "meta" }, " · edited") : null,
       item.prompt ? el("span", { class: "meta" }, " · prompt") : null),
     el("div", { class: "actions" }, actions),
     el("div", { class: `body${item.deleted ? " deleted" : ""}` }, item.erased ? "Gone: its author erased their account." : item.deleted ? "This message was deleted." : render(item.text, me)),
-    reactions.length ? el("div", { class: "reactions" }, reactions) : null,
+    reactions.length || imported?.reactions?.length ? el("div", { class: "reactions" }, reactions,
+      (imported?.reactions || []).map((r) => el("span", { class: "chip", title: "Reactions on Discord" }, visible(r.emoji), ` ${r.count}`))) : null,
     !inThread && item.replies ? el("div", { class: "replies" },
       el("button", { type: "button", class: "link", onclick: () => app.openThread(room, item.seq) }, `${item.replies} ${item.replies === 1 ? "reply" : "replies"}`)) : null);
 }

@@ -112,10 +112,14 @@ impl App {
                 kind: LineKind::Message {
                     from: m.from.clone(),
                     // History shows a message as it is now (edited, deleted).
-                    text: match m.state.as_deref() {
-                        Some(state) if state.erased => "(erased)".to_string(),
-                        Some(state) if state.deleted => "(deleted)".to_string(),
-                        Some(state) if state.edited_at.is_some() => format!("{} (edited)", m.text),
+                    text: match (m.state.as_deref(), m.imported.as_deref()) {
+                        (Some(state), _) if state.erased => "(erased)".to_string(),
+                        (Some(state), _) if state.deleted => "(deleted)".to_string(),
+                        (Some(state), _) if state.edited_at.is_some() => format!("{} (edited)", m.text),
+                        // Brought from Discord: by whom and when, there.
+                        (_, Some(imported)) => {
+                            format!("[Discord: {}, {}] {}", imported.author, imported.at.date_time_utc(), m.text)
+                        }
                         _ => m.text.to_string(),
                     },
                     thread: m.thread,

@@ -22,21 +22,12 @@ fn rid(name: &str) -> RoomId {
 }
 
 fn message(room: &str, seq: u64, from: &str, text: &str) -> Event {
+    let cmid = ClientMsgId::new(format!("c{seq}")).unwrap();
     Event::Message(MessageEvent {
-        room: rid(room),
         seq: Seq(seq),
         // 09:30 UTC plus a minute per seq.
         ts: Millis(1_700_040_600_000 + seq * 60_000),
-        from: user(from),
-        text: Text::new(text).unwrap(),
-        cmid: ClientMsgId::new(format!("c{seq}")).unwrap(),
-        thread: None,
-        state: None,
-        prompt: None,
-        released_by: None,
-        probation_post: None,
-        mentions: Vec::new(),
-        mentions_room: false,
+        ..MessageEvent::draft(rid(room), user(from), Text::new(text).unwrap(), cmid, None)
     })
 }
 

@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 mod operator;
 mod settings;
 
-use operator::accounts_command;
+use operator::{accounts_command, import_discord};
 use settings::{apply_file, effective, validate};
 
 #[derive(Parser)]
@@ -175,8 +175,9 @@ enum Command {
     /// Restore a backup into --data-dir. Stop the server first; what the
     /// directory held is moved aside (before-restore-TIME/), never deleted.
     Restore { backup: PathBuf },
-    /// Check the rooms stored in --data-dir (after a restore, say): every
-    /// room's events without a gap up to its head, each where it belongs.
+    /// Check the rooms stored in --data-dir, or with --redis/--redis-cluster
+    /// a cluster's rooms in Redis (after a restore, say): every room's
+    /// events without a gap up to its head, each where it belongs.
     Check,
     /// Manage accounts on a running server (over its HTTP endpoints, with an
     /// operator token signed by this configuration's secret).
@@ -186,6 +187,32 @@ enum Command {
         server: Option<SocketAddr>,
         #[command(subcommand)]
         action: AccountsAction,
+    },
+    /// Bring a channel's past from another chat into a room of a running
+    /// server (create the room first); running it again adds nothing twice.
+    Import {
+        /// The server's plain-HTTP address [default: --admin-listen, else --listen].
+        #[arg(long)]
+        server: Option<SocketAddr>,
+        #[command(subcommand)]
+        source: ImportSource,
+    },
+}
+
+#[derive(Subcommand)]
+enum ImportSource {
+    /// A DiscordChatExporter JSON export of one channel.
+    Discord {
+        /// The export (`--format Json` of DiscordChatExporter).
+        file: PathBuf,
+        /// The room to import into.
+        #[arg(long)]
+        room: String,
+        /// A JSON file mapping Discord authors (id or name) to members here:
+        /// {"123456789": "ada", "bo_films": "bo"}. Others are shown by their
+        /// Discord names, posted as `discord-import`.
+        #[arg(long)]
+        map: Option<PathBuf>,
     },
 }
 
@@ -253,8 +280,16 @@ fn main() -> Result<()> {
             return Ok(());
         }
         Some(Command::Check) => {
-            let store = hearth_server::store::sqlite::SqliteStore::open(&cli.data_dir)?;
-            let checks = hearth_server::backup::check(&store)?;
+            let checks = match redis_target(&cli) {
+                Some(target) => {
+                    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+                    runtime.block_on(check_cluster(&cli, target))?
+                }
+                None => {
+                    let store = hearth_server::store::sqlite::SqliteStore::open(&cli.data_dir)?;
+                    hearth_server::backup::check(&store)?
+                }
+            };
             let bad: Vec<_> = checks.iter().filter(|c| !c.problems.is_empty()).collect();
             for room in &checks {
                 let state = if room.problems.is_empty() { "ok".to_string() } else { room.problems.join("; ") };
@@ -275,32 +310,20 @@ fn main() -> Result<()> {
         return Ok(());
     }
     if let Some(Command::Accounts { server, action }) = &cli.command {
-        let secret = secret_for(&cli.data_dir, cli.ephemeral || cli.redis.is_some() || !cli.redis_cluster.is_empty())?;
-        let server = server.or(cli.admin_listen).unwrap_or(cli.listen);
-        if server == cli.listen && cli.tls_cert.is_some() && cli.admin_listen.is_none() {
-            bail!(
-                "the main port speaks TLS and this command speaks plain HTTP: give the server an operator \
-                 address with --admin-listen 127.0.0.1:9090 (it serves these commands too), or pass --server"
-            );
-        }
+        let (server, secret) = operator_target(&cli, *server)?;
         let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
         return runtime.block_on(accounts_command(server, &secret, action));
     }
+    if let Some(Command::Import { server, source: ImportSource::Discord { file, room, map } }) = &cli.command {
+        let (server, secret) = operator_target(&cli, *server)?;
+        let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+        return runtime.block_on(import_discord(server, &secret, file, room, map.as_deref()));
+    }
     init_logging(cli.log_format);
-    let redis = match (&cli.redis, cli.redis_cluster.is_empty()) {
-        (Some(url), _) => Some(RedisTarget::Single(url.clone())),
-        (None, false) => Some(RedisTarget::Cluster(cli.redis_cluster.clone())),
-        (None, true) => None,
-    };
+    let redis = redis_target(&cli);
     let shared_secret = cli.ephemeral || redis.is_some();
     let storage = if let Some(target) = redis {
-        let mut redis = RedisConfig::new(target);
-        redis.prefix = cli.redis_prefix.clone();
-        redis.history_events = cli.redis_history_events;
-        redis.history_age = cli.redis_history_age;
-        redis.timeout = cli.redis_timeout;
-        redis.probe_every = cli.redis_probe;
-        Storage::Redis(redis)
+        Storage::Redis(redis_config(&cli, target))
     } else if cli.ephemeral {
         Storage::Ephemeral { history_limit: cli.history_limit }
     } else {
@@ -429,4 +452,55 @@ async fn reload_tls_on_sighup(tls: std::sync::Arc<hearth_server::tls::Tls>) {
     }
     #[cfg(not(unix))]
     let _ = tls;
+}
+
+/// The Redis the flags name, if any.
+fn redis_target(cli: &Cli) -> Option<RedisTarget> {
+    match (&cli.redis, cli.redis_cluster.is_empty()) {
+        (Some(url), _) => Some(RedisTarget::Single(url.clone())),
+        (None, false) => Some(RedisTarget::Cluster(cli.redis_cluster.clone())),
+        (None, true) => None,
+    }
+}
+
+fn redis_config(cli: &Cli, target: RedisTarget) -> RedisConfig {
+    let mut redis = RedisConfig::new(target);
+    redis.prefix = cli.redis_prefix.clone();
+    redis.history_events = cli.redis_history_events;
+    redis.history_age = cli.redis_history_age;
+    redis.timeout = cli.redis_timeout;
+    redis.probe_every = cli.redis_probe;
+    redis
+}
+
+/// `check` of a cluster's rooms in Redis: read through a broker that serves
+/// nobody.
+async fn check_cluster(cli: &Cli, target: RedisTarget) -> Result<Vec<hearth_server::backup::RoomCheck>> {
+    let described = target.describe();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let broker = hearth_server::broker::cluster::RedisBroker::connect(
+        redis_config(cli, target),
+        hearth_server::clock::system(),
+        std::sync::Arc::new(hearth_server::backup::NoDelivery),
+        stop.clone(),
+    )
+    .await
+    .with_context(|| format!("connecting to Redis at {described}"))?;
+    let checks = hearth_server::backup::check_broker(&broker).await;
+    stop.cancel();
+    checks.with_context(|| format!("reading the rooms in Redis at {described}"))
+}
+
+/// Where the operator's commands go (the server's plain-HTTP address) and the
+/// secret their token is signed with.
+fn operator_target(cli: &Cli, server: Option<SocketAddr>) -> Result<(SocketAddr, Secret)> {
+    let secret = secret_for(&cli.data_dir, cli.ephemeral || cli.redis.is_some() || !cli.redis_cluster.is_empty())?;
+    let server = server.or(cli.admin_listen).unwrap_or(cli.listen);
+    if server == cli.listen && cli.tls_cert.is_some() && cli.admin_listen.is_none() {
+        bail!(
+            "the main port speaks TLS and this command speaks plain HTTP: give the server an operator \
+             address with --admin-listen 127.0.0.1:9090 (it serves these commands too), or pass --server"
+        );
+    }
+    Ok((server, secret))
 }

@@ -53,6 +53,62 @@ pub(crate) async fn accounts_command(server: SocketAddr, secret: &Secret, action
     Ok(())
 }
 
+/// Messages sent per request: each request is answered well within the
+/// server's deadline for an HTTP exchange, and importing goes on where the
+/// last one stopped (the server skips what it has).
+const IMPORT_CHUNK: usize = 1000;
+
+/// `hearth-server import discord FILE --room NAME [--map FILE]`.
+pub(crate) async fn import_discord(
+    server: SocketAddr,
+    secret: &Secret,
+    file: &std::path::Path,
+    room: &str,
+    map: Option<&std::path::Path>,
+) -> Result<()> {
+    let read = |path: &std::path::Path| -> Result<serde_json::Value> {
+        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        serde_json::from_slice(&bytes).with_context(|| format!("{} is not JSON", path.display()))
+    };
+    let export = read(file)?;
+    let messages = export["messages"]
+        .as_array()
+        .with_context(|| format!("{} has no \"messages\": is it a DiscordChatExporter JSON export?", file.display()))?;
+    let mapping = match map {
+        Some(path) => read(path)?,
+        None => serde_json::json!({}),
+    };
+    let operator = UserId::new("operator").expect("a valid name");
+    let mut total = std::collections::BTreeMap::<String, u64>::new();
+    for chunk in messages.chunks(IMPORT_CHUNK) {
+        let token = auth::mint_with(secret, &operator, Duration::from_secs(60), auth::TokenKind::Admin, None);
+        let body = serde_json::json!({ "room": room, "mapping": mapping, "export": { "messages": chunk } });
+        let (status, answer) = http_json(server, "POST", "/admin/import/discord", &token, &body)
+            .await
+            .with_context(|| format!("asking the server at {server} (is it running? pick it with --server ADDR)"))?;
+        if !(200..300).contains(&status) {
+            let message = answer["message"].as_str().unwrap_or("no reason given");
+            bail!("the server refused ({status}): {message}");
+        }
+        for key in ["imported", "already", "skipped", "pinned", "pins_full"] {
+            *total.entry(key.into()).or_default() += answer[key].as_u64().unwrap_or(0);
+        }
+    }
+    println!(
+        "{room}: {} message(s) imported, {} there already, {} skipped (Discord's own notices, empty ones), {} pinned{}",
+        total["imported"],
+        total["already"],
+        total["skipped"],
+        total["pinned"],
+        if total["pins_full"] > 0 {
+            format!(", {} not pinned (the room's pins are full)", total["pins_full"])
+        } else {
+            String::new()
+        }
+    );
+    Ok(())
+}
+
 /// One plain HTTP/1.1 request with a JSON body, and the JSON answer.
 async fn http_json(
     server: SocketAddr,
