@@ -335,7 +335,8 @@ pub struct MessageState {
     /// Deleted: `text` is a placeholder, the original is gone from history.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub deleted: bool,
-    /// Deleted because its author's account was erased (`deleted` too).
+    /// Its author's account was erased: with `deleted`, it is a
+    /// tombstone; without, the room keeps it, `from` is `former-member`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub erased: bool,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -399,7 +400,15 @@ pub struct ErasedEvent {
     /// id), dropped.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub held: Vec<ClientMsgId>,
+    /// The room keeps erased members' messages: those listed stay, with
+    /// their text, attributed to `former-member` instead of becoming
+    /// tombstones.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub former_member: bool,
 }
+
+/// Whom a room that keeps erased members' messages shows them as from.
+pub const FORMER_MEMBER: &str = "former-member";
 
 /// A reaction an erasure took back: on which message, which emoji.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -385,6 +385,10 @@ pub struct RoomInfo {
     pub raid_secs: u32,
     #[serde(default, skip_serializing_if = "is_zero")]
     pub raid_lock_secs: u32,
+    /// When a member's account is erased, their messages here stay,
+    /// attributed to `former-member`, instead of becoming tombstones.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub erased_as_former_member: bool,
 }
 
 fn is_blank(text: &ShortText) -> bool {
@@ -511,6 +515,11 @@ pub struct RoomSettings {
     pub raid_secs: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub raid_lock_secs: Option<u32>,
+    /// What an erasure does to the erased member's messages here: keep
+    /// them, attributed to `former-member` (`true`), or make them
+    /// tombstones (`false`, the default). The owner's choice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub erased_as_former_member: Option<bool>,
     /// The room's word filter, whole (an empty list lifts it). Moderators
     /// only: a `room_updated` carrying it reaches moderators alone.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -61,6 +61,7 @@ fn room_info() -> RoomInfo {
         raid_joins: 10,
         raid_secs: 60,
         raid_lock_secs: 3600,
+        erased_as_former_member: true,
     }
 }
 
@@ -367,6 +368,7 @@ fn sample_events() -> Vec<Event> {
             messages: vec![Seq(12), Seq(17)],
             reactions: vec![ErasedReaction { target: Seq(9), emoji: Emoji::new("👍").unwrap() }],
             held: vec![ClientMsgId::new("c-31").unwrap()],
+            former_member: true,
         }),
         Event::Typing(TypingEvent { room: r(), user: user("bo") }),
         Event::Presence(PresenceEvent { room: r(), online: vec![user("bo")], offline: vec![user("cy")] }),

@@ -1,6 +1,8 @@
 //! Erasing a member (`erase_account`, or the operator's
 //! `hearth-server accounts erase`): every message they wrote becomes a
-//! tombstone, their reactions and held posts go, they leave every room, and
+//! tombstone (or, in a room whose owner chose it, stays, shown as from
+//! `former-member`), their reactions and held posts go, they leave every
+//! room, and
 //! what the server kept for them alone — read positions, mentions, blocks,
 //! devices — is forgotten; their account is closed for good, so the name
 //! never signs in (or registers) again.
@@ -66,6 +68,14 @@ pub async fn erase(shared: &Shared, user: &UserId, at: Millis) -> Result<Erased,
 /// The first part: logged as not done, every room, the member's data.
 pub async fn begin(shared: &Shared, user: &UserId, at: Millis) -> Result<Erased, EraseError> {
     shared.reads.record_erasure(ErasureRecord { user: user.clone(), at, done: false }).await?;
+    // Rooms that keep erased members' words show them from this name:
+    // nobody may ever sign in as it.
+    let former = UserId::new(hearth_protocol::event::FORMER_MEMBER).expect("a valid name");
+    shared
+        .accounts
+        .close_for_good(&former, "shows erased members' words")
+        .await
+        .map_err(|e| EraseError::Account(e.to_string()))?;
     let erased = everywhere(&shared.registry, user).await?;
     shared.reads.forget(user.clone()).await?;
     Ok(erased)
@@ -163,7 +173,8 @@ async fn in_room(registry: &Registry, id: &RoomId, user: &UserId) -> Result<Opti
         rows.extend(broker.annex(id.clone(), AnnexTable::Message, chunk.to_vec()).await?);
     }
     let has = |target: Seq, key: &str| rows.iter().any(|r| r.target == target && r.key == key);
-    let messages: Vec<Seq> = found.messages.into_iter().filter(|&seq| !has(seq, "erased")).collect();
+    let messages: Vec<Seq> =
+        found.messages.into_iter().filter(|&seq| !has(seq, "erased") && !has(seq, "former")).collect();
     let reactions: Vec<ErasedReaction> = found
         .reactions
         .into_iter()
@@ -179,6 +190,7 @@ async fn in_room(registry: &Registry, id: &RoomId, user: &UserId) -> Result<Opti
             .collect()
     });
     let member = room.is_member(user);
+    let former_member = room.decide(|s| s.record.erased_as_former_member);
     if messages.is_empty() && reactions.is_empty() && held.is_empty() && !member {
         return Ok(None);
     }
@@ -194,6 +206,7 @@ async fn in_room(registry: &Registry, id: &RoomId, user: &UserId) -> Result<Opti
             messages: messages[part(messages.len())].to_vec(),
             reactions: reactions[part(reactions.len())].to_vec(),
             held: if chunk == 0 { held.clone() } else { Vec::new() },
+            former_member,
         });
         let receipt = broker.publish(Draft { event, requires: Requires::Nothing, cmid: None }).await?;
         let published = receipt.durable().await?;

@@ -107,6 +107,9 @@ pub struct RoomRecord {
     /// The room's word filter.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub filters: Vec<WordFilter>,
+    /// An erased member's messages stay, attributed to `former-member`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub erased_as_former_member: bool,
 }
 
 fn default_warn_expiry_days() -> u32 {
@@ -152,6 +155,7 @@ impl RoomRecord {
             raid_joins: 0,
             raid_secs: 0,
             raid_lock_secs: 0,
+            erased_as_former_member: false,
             filters: Vec::new(),
         }
     }
@@ -217,6 +221,9 @@ impl RoomRecord {
         }
         if let Some(secs) = settings.raid_lock_secs {
             self.raid_lock_secs = secs;
+        }
+        if let Some(keep) = settings.erased_as_former_member {
+            self.erased_as_former_member = keep;
         }
         if let Some(filters) = &settings.filters {
             self.filters.clone_from(filters);
@@ -466,6 +473,7 @@ impl RoomState {
             raid_joins: r.raid_joins,
             raid_secs: r.raid_secs,
             raid_lock_secs: r.raid_lock_secs,
+            erased_as_former_member: r.erased_as_former_member,
         }
     }
 

@@ -143,6 +143,77 @@ in_deployments! { single_durable_timed, cluster_timed;
     }
 }
 
+in_deployments! { single_durable_timed, cluster_timed;
+    async fn a_room_that_keeps_erased_words_shows_them_from_a_former_member(d: Deployment) {
+        use hearth_protocol::ops::{Edit, Mentions, RoomSettings, SetRole, SetRoom};
+        let (ada, mut bo, cy) = trio(&d, "club").await;
+        let keep = |on| SetRoom {
+            room: room("club"),
+            settings: RoomSettings { erased_as_former_member: Some(on), ..RoomSettings::default() },
+        };
+        // The owner's choice, not a moderator's.
+        let moderator = SetRole { room: room("club"), user: user("cy"), role: hearth_protocol::Role::Moderator, expires_at: None, title: None };
+        ada.request(moderator).await.unwrap();
+        assert_eq!(code(cy.request(keep(true)).await), ErrorCode::Forbidden);
+        ada.request(keep(true)).await.unwrap();
+        let mut eve = d.client("eve", Codec::Json).await;
+        eve.join(&room("club")).await.unwrap();
+        let epoch = bo.position(&room("club")).expect("bo joined").epoch;
+        let trick = eve.send(&room("club"), "my velvia trick, ask @bo").await.unwrap().seq;
+        let before_hers = Position { epoch, seq: Seq(trick.0 - 1) };
+        let edit = Edit { room: room("club"), target: trick, text: hearth_protocol::Text::new("my velvia trick: underexpose, ask @bo").unwrap() };
+        eve.request(edit).await.unwrap();
+        cy.request(Report { room: room("club"), seq: trick, category: ReportCategory::OffTopic, note: short("") }).await.unwrap();
+        assert_eq!(found(&bo, "velvia", 1).await, 1, "indexed before the erasure");
+
+        let erased = eve.request(EraseAccount { confirm: user("eve") }).await.unwrap();
+        assert_eq!(erased.messages, 1);
+        let Event::Erased(live) = until_event(&mut bo, "the erasure", |e| matches!(e, Event::Erased(_))).await else {
+            unreachable!()
+        };
+        assert!(live.former_member && live.messages == [trick], "{live:?}");
+
+        // History: the words stay, edited as they were, from a former member.
+        let kept = history_messages(&bo, "club").await.into_iter().find(|m| m.seq == trick).expect("the message kept");
+        assert_eq!((kept.from.as_str(), kept.text.as_str()), ("former-member", "my velvia trick: underexpose, ask @bo"));
+        let state = kept.state.expect("its state");
+        assert!(state.erased && !state.deleted && state.edited_at.is_some(), "{state:?}");
+        // A catch-up from before: the message and its edit, neither from eve.
+        let mut later = d.client("bo", Codec::MsgPack).await;
+        later.join_since(&room("club"), Some(before_hers)).await.unwrap();
+        let mut replayed = Vec::new();
+        loop {
+            let event = until_event(&mut later, "the replayed erasure", |_| true).await;
+            replayed.push(event.clone());
+            if matches!(event, Event::Erased(_)) {
+                break;
+            }
+        }
+        for event in &replayed {
+            match event {
+                Event::Message(m) => assert_eq!(m.from.as_str(), "former-member", "{m:?}"),
+                Event::Edit(e) => assert_eq!(e.from.as_str(), "former-member", "{e:?}"),
+                _ => {}
+            }
+        }
+        assert!(replayed.iter().any(|e| matches!(e, Event::Edit(_))), "{replayed:?}");
+        // Search, bo's mentions and the reports queue: from a former member.
+        let search = Search { query: "velvia".into(), room: None, before: None, limit: None };
+        let results = bo.request(search).await.unwrap().results;
+        assert_eq!(results.iter().map(|r| r.from.as_str()).collect::<Vec<_>>(), ["former-member"]);
+        let mentions = bo.request(Mentions { before: None, limit: None }).await.unwrap().mentions;
+        assert!(mentions.iter().all(|m| m.from.as_str() == "former-member") && !mentions.is_empty(), "{mentions:?}");
+        let queue = ada.request(Reports { room: room("club") }).await.unwrap().reports;
+        assert_eq!(queue.iter().map(|r| r.author.as_str()).collect::<Vec<_>>(), ["former-member"]);
+        // The export keeps the words, not whose they were.
+        let export = export_of(&d.nodes[0], "club").await;
+        let line = export.lines().find(|l| l.contains("velvia")).expect("the words in the export");
+        assert!(line.contains("\"from\":\"former-member\""), "{line}");
+        // Nobody signs in as the former member.
+        assert_eq!(refused(&d.nodes[0], "former-member").await, Some(CloseCode::AccountDisabled));
+    }
+}
+
 /// The operator's `POST /admin/accounts/erase`: the answer's status and body.
 async fn operator_erases(server: &TestServer, name: &str) -> String {
     use hearth_server::auth::{self, TokenKind};

@@ -364,4 +364,51 @@ both_modes! {
         assert!(service.to("/bo").is_empty(), "bo was told of a report on his own message");
         d.stop().await;
     }
+
+    async fn a_raid_that_locks_the_room_tells_the_moderators_who_are_away(d: Deployment) {
+        let service = PushService::start().await;
+        let audience = format!("http://127.0.0.1:{}", service.port);
+        let ada = d.client("ada", Codec::MsgPack).await;
+        create_room(&ada, "club", None).await.unwrap();
+        let server_key = ada.request(PushKey {}).await.unwrap().key;
+        let mo_keys = DeviceKeys::new();
+        {
+            let mut mo = d.client("mo", Codec::Json).await;
+            mo.join(&hearth_tests::room("club")).await.unwrap();
+            mo.request(mo_keys.subscription(service.endpoint("/mo"), false)).await.unwrap();
+            let moderator = hearth_protocol::ops::SetRole {
+                room: hearth_tests::room("club"),
+                user: user("mo"),
+                role: hearth_protocol::Role::Moderator,
+                expires_at: None,
+                title: None,
+            };
+            ada.request(moderator).await.unwrap();
+        }
+        online(&ada, "club", &["mo"], false).await;
+        // Three arrivals within the minute lock the doors. Which join is
+        // the third depends on what the deciding node's copy counted (mo's
+        // own join, made just before, counts where it was applied).
+        let raid = hearth_protocol::ops::RoomSettings {
+            raid_joins: Some(3),
+            raid_secs: Some(60),
+            raid_lock_secs: Some(600),
+            ..hearth_protocol::ops::RoomSettings::default()
+        };
+        ada.request(hearth_protocol::ops::SetRoom { room: hearth_tests::room("club"), settings: raid }).await.unwrap();
+        // One stranger is a newcomer: nobody is told.
+        let mut first = d.client("x1", Codec::Json).await;
+        first.join(&hearth_tests::room("club")).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(service.to("/mo").is_empty(), "a lone join told mo");
+        // More within the minute lock the doors (the last may find them shut): mo hears of it.
+        let (mut second, mut third) = (d.client("x2", Codec::Json).await, d.client("x3", Codec::Json).await);
+        second.join(&hearth_tests::room("club")).await.unwrap();
+        let _ = third.join(&hearth_tests::room("club")).await;
+        let told = service.wait_for("/mo", 1).await;
+        let seen = mo_keys.open(&told[0], &server_key, &audience);
+        assert_eq!((seen["room"].as_str(), seen["kind"].as_str()), (Some("club"), Some("queue")), "{seen}");
+        assert!(matches!(seen["from"].as_str(), Some("x2" | "x3")), "{seen}");
+        d.stop().await;
+    }
 }

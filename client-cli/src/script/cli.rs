@@ -422,6 +422,11 @@ pub(crate) enum Command {
         /// How long a raid's lockdown lasts, e.g. 1h.
         #[arg(long, value_parser = hearth_cli::words::duration_flag)]
         raid_lock_for: Option<Duration>,
+        /// When a member erases their account, keep what they wrote here,
+        /// shown as from a former member (true), or make it deleted
+        /// placeholders (false, the default). The owner's choice.
+        #[arg(long)]
+        keep_erased: Option<bool>,
     },
     /// Edit one of your messages.
     Edit {

@@ -464,6 +464,7 @@ pub(crate) async fn community(client: &mut Client, command: Command, json: bool)
             raid_joins,
             raid_within,
             raid_lock_for,
+            keep_erased,
         } => {
             let secs = |d: Duration| u32::try_from(d.as_secs()).unwrap_or(u32::MAX);
             let settings = RoomSettings {
@@ -488,6 +489,7 @@ pub(crate) async fn community(client: &mut Client, command: Command, json: bool)
                 raid_joins,
                 raid_secs: raid_within.map(secs),
                 raid_lock_secs: raid_lock_for.map(secs),
+                erased_as_former_member: keep_erased,
                 ..RoomSettings::default()
             };
             let done_ = client.request(SetRoom { room: room.clone(), settings }).await?;

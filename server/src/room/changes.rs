@@ -390,8 +390,13 @@ pub fn changes(event: &Event) -> Vec<Change> {
             changes.extend(forget(&e.user));
             for &message in &e.messages {
                 let erased = rows::ByAt { by: e.user.clone(), at: e.ts };
-                changes.push(Change::PutAnnex(AnnexRow::message(message, "erased".into(), &erased)));
-                changes.push(Change::RetextPins { message, text: None });
+                if e.former_member {
+                    // Kept, with its text: only who wrote it is gone.
+                    changes.push(Change::PutAnnex(AnnexRow::message(message, "former".into(), &erased)));
+                } else {
+                    changes.push(Change::PutAnnex(AnnexRow::message(message, "erased".into(), &erased)));
+                    changes.push(Change::RetextPins { message, text: None });
+                }
             }
             changes.extend(e.reactions.iter().map(|r| Change::RemoveAnnex {
                 table: AnnexTable::Message,

@@ -122,6 +122,13 @@ impl RoomState {
         }
         let action = if only_welcome { Action::Welcome } else { Action::Configure };
         self.require(actor, action, now)?;
+        // What becomes of members' words when they leave for good is the
+        // owner's to say.
+        let least = if settings.erased_as_former_member.is_some() { Role::Owner } else { least_role(action) };
+        let held = self.role_of(actor, now).unwrap_or(Role::Member);
+        if held < least {
+            return Err(Refusal::Forbidden { least, held, action: None });
+        }
         if settings.cap.is_some_and(|cap| !(1..=limits::MAX_ROOM_CAP).contains(&cap)) {
             return Err(cap_out_of_range());
         }
@@ -166,7 +173,7 @@ impl RoomState {
             from: actor.clone(),
             settings,
         });
-        Ok(Draft { event, requires: Requires::RoleAtLeast(actor.clone(), least_role(action)), cmid: None })
+        Ok(Draft { event, requires: Requires::RoleAtLeast(actor.clone(), least), cmid: None })
     }
 
     pub fn decide_kick(&self, actor: &UserId, user: &UserId, reason: ShortText, now: Millis) -> Result<Draft, Refusal> {

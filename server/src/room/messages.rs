@@ -4,7 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use hearth_protocol::event::{DeleteEvent, EditEvent, MessageEvent, MessageState, ReactionCount, ReactionEvent};
+use hearth_protocol::event::{
+    DeleteEvent, EditEvent, FORMER_MEMBER, MessageEvent, MessageState, ReactionCount, ReactionEvent,
+};
 use hearth_protocol::ops::PinnedNote;
 use hearth_protocol::{Emoji, Event, Millis, Note, Seq, ShortText, Text, UserId, limits};
 
@@ -54,21 +56,49 @@ pub enum TextNow {
     /// the reports that quote it (which keep a deleted message's text for
     /// the moderators).
     Erased,
+    /// Its author's account was erased in a room that keeps their words:
+    /// shown as from `former-member`, its text as it otherwise is (`None`:
+    /// as posted).
+    Former(Option<Box<TextNow>>),
 }
 
 impl TextNow {
     /// A later change on top of this one: an erasure is final, then a
-    /// deletion; a newer edit wins.
+    /// deletion; a newer edit wins; a message kept from a former member
+    /// stays theirs whatever happens to its text.
     pub fn then(&mut self, later: TextNow) {
-        match (&self, &later) {
-            (TextNow::Erased, _) | (TextNow::Deleted, TextNow::Edited(_) | TextNow::Deleted) => {}
-            _ => *self = later,
+        match (&mut *self, later) {
+            (TextNow::Erased, _) | (TextNow::Former(_), TextNow::Former(_)) => {}
+            (TextNow::Former(inner), later) => match inner {
+                Some(inner) => inner.then(later),
+                None => *inner = Some(Box::new(later)),
+            },
+            (now, TextNow::Former(_)) => *now = TextNow::Former(Some(Box::new(now.clone()))),
+            (TextNow::Deleted, TextNow::Edited(_) | TextNow::Deleted) => {}
+            (now, later) => *now = later,
         }
     }
 
     /// Whether the text is gone (deleted or erased).
     pub fn is_gone(&self) -> bool {
-        matches!(self, TextNow::Deleted | TextNow::Erased)
+        match self {
+            TextNow::Deleted | TextNow::Erased => true,
+            TextNow::Former(inner) => inner.as_ref().is_some_and(|t| t.is_gone()),
+            TextNow::Edited(_) => false,
+        }
+    }
+
+    /// Whether it is shown as from `former-member`.
+    pub fn is_former(&self) -> bool {
+        matches!(self, TextNow::Former(_))
+    }
+
+    /// What became of the text itself, whoever it is shown as from.
+    pub fn text_change(&self) -> Option<&TextNow> {
+        match self {
+            TextNow::Former(inner) => inner.as_deref(),
+            other => Some(other),
+        }
     }
 
     /// What the annotations say became of the text, if anything.
@@ -76,11 +106,12 @@ impl TextNow {
         if notes.erased {
             return Some(TextNow::Erased);
         }
-        match (&notes.deleted, notes.versions.last()) {
+        let text = match (&notes.deleted, notes.versions.last()) {
             (Some(_), _) => Some(TextNow::Deleted),
             (None, Some((_, newest))) => Some(TextNow::Edited(newest.clone())),
             (None, None) => None,
-        }
+        };
+        if notes.former { Some(TextNow::Former(text.map(Box::new))) } else { text }
     }
 
     /// Shows `event` — a message, or an edit of it — with the text as it is
@@ -90,31 +121,55 @@ impl TextNow {
     /// text its author or a moderator has taken back, nor versions only
     /// moderators may read.
     pub fn apply(&self, event: &mut Event) {
-        let text = match self {
-            TextNow::Edited(newest) => newest.text.clone(),
-            TextNow::Deleted | TextNow::Erased => deleted_text(),
+        // The text shown, the message's state, and the pin's note (`None`:
+        // the placeholder).
+        let (text, state, pinned) = match self {
+            TextNow::Edited(newest) => (
+                newest.text.clone(),
+                MessageState { edited_at: Some(newest.at), ..MessageState::default() },
+                Some(note_of(&newest.text)),
+            ),
+            TextNow::Deleted => (deleted_text(), MessageState { deleted: true, ..MessageState::default() }, None),
+            TextNow::Erased => {
+                (deleted_text(), MessageState { deleted: true, erased: true, ..MessageState::default() }, None)
+            }
+            TextNow::Former(text) => {
+                if let Some(text) = text {
+                    text.apply(event);
+                }
+                return as_former_member(event);
+            }
         };
         match event {
             Event::Message(message) => {
                 message.text = text;
-                let state = match self {
-                    TextNow::Edited(newest) => MessageState { edited_at: Some(newest.at), ..MessageState::default() },
-                    TextNow::Deleted => MessageState { deleted: true, ..MessageState::default() },
-                    TextNow::Erased => MessageState { deleted: true, erased: true, ..MessageState::default() },
-                };
                 message.state = Some(Box::new(state));
             }
             Event::Edit(edit) => edit.text = text,
             // A pin of the message: its note shows the message as it is now.
-            Event::Pin(pinned) => match self {
-                TextNow::Edited(_) => retext_pin(&mut pinned.pin, Some(&note_of(&text))),
-                TextNow::Deleted | TextNow::Erased => retext_pin(&mut pinned.pin, None),
-            },
+            Event::Pin(pin) => retext_pin(&mut pin.pin, pinned.as_ref()),
             Event::Held(held) => held.text = text,
             // A report keeps the text as reported, but not an erased member's.
             Event::Report(report) if *self == TextNow::Erased => report.text = text,
             _ => {}
         }
+    }
+}
+
+/// Shows `event` — a message, an edit of it, a report or a held post —
+/// as from `former-member`: its author's account was erased, and the room
+/// keeps their words.
+fn as_former_member(event: &mut Event) {
+    let former = UserId::new(FORMER_MEMBER).expect("a valid name");
+    match event {
+        Event::Message(message) => {
+            message.from = former;
+            message.state.get_or_insert_with(Box::default).erased = true;
+        }
+        Event::Edit(edit) => edit.from = former,
+        Event::Held(held) => held.from = former,
+        Event::Report(report) => report.author = former,
+        _ => {}
     }
 }
 
@@ -126,6 +181,8 @@ pub struct Annotations {
     pub deleted: Option<ByAt>,
     /// Its author's account was erased (`deleted` is set too).
     pub erased: bool,
+    /// Its author's account was erased, and the room keeps their words.
+    pub former: bool,
     /// Emoji → who reacted, in the order of their names.
     pub reactions: BTreeMap<String, Vec<UserId>>,
     /// Replies in its thread, oldest first.
@@ -148,6 +205,8 @@ impl Annotations {
                 notes.replies.push(seq);
             } else if row.key == "del" {
                 notes.deleted = notes.deleted.take().or_else(|| rows::decode::<ByAt>(&row.value).ok());
+            } else if row.key == "former" {
+                notes.former = true;
             } else if row.key == "erased" {
                 notes.erased = true;
                 notes.deleted = rows::decode::<ByAt>(&row.value).ok();
@@ -190,6 +249,10 @@ impl Annotations {
         }
         state.replies = self.replies.len() as u32;
         state.last_reply = self.replies.last().copied();
+        if self.former {
+            message.from = UserId::new(FORMER_MEMBER).expect("a valid name");
+            state.erased = true;
+        }
         if state != MessageState::default() {
             message.state = Some(Box::new(state));
         }
@@ -298,5 +361,51 @@ impl RoomState {
             on,
         });
         Self::about(actor, event)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn edited(text: &str) -> TextNow {
+        TextNow::Edited(VersionAnn { text: Text::new(text).unwrap(), at: Millis(1) })
+    }
+
+    #[test]
+    fn what_became_of_a_text_folds_in_order() {
+        // A kept message of a former member stays theirs; its text still changes.
+        let mut now = TextNow::Former(None);
+        now.then(edited("v2"));
+        assert_eq!(now, TextNow::Former(Some(Box::new(edited("v2")))));
+        now.then(TextNow::Deleted);
+        assert!(now.is_former() && now.is_gone());
+        now.then(edited("v3"));
+        assert_eq!(now.text_change(), Some(&TextNow::Deleted), "a deletion is final");
+        // Changes before the erasure are kept under it.
+        let mut now = edited("v2");
+        now.then(TextNow::Former(None));
+        assert_eq!(now.text_change(), Some(&edited("v2")));
+        // An erasure is final.
+        let mut now = TextNow::Erased;
+        now.then(TextNow::Former(None));
+        now.then(edited("v4"));
+        assert_eq!(now, TextNow::Erased);
+    }
+
+    #[test]
+    fn a_former_member_s_message_keeps_its_text_and_loses_its_author() {
+        let mut event = Event::Message(MessageEvent::draft(
+            hearth_protocol::RoomId::new("club").unwrap(),
+            UserId::new("eve").unwrap(),
+            Text::new("v1").unwrap(),
+            hearth_protocol::ClientMsgId::new("c").unwrap(),
+            None,
+        ));
+        TextNow::Former(Some(Box::new(edited("v2")))).apply(&mut event);
+        let Event::Message(message) = event else { unreachable!() };
+        assert_eq!((message.from.as_str(), message.text.as_str()), (FORMER_MEMBER, "v2"));
+        let state = message.state.unwrap();
+        assert!(state.erased && !state.deleted && state.edited_at.is_some());
     }
 }

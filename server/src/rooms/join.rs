@@ -224,26 +224,27 @@ fn truncated_frame(
 fn changes_among(events: &[Arc<Encoded>]) -> BTreeMap<Seq, TextNow> {
     let mut changed: BTreeMap<Seq, TextNow> = BTreeMap::new();
     for encoded in events {
-        if let TextRole::Erases = encoded.text {
-            if let Event::Erased(erased) = encoded.event() {
-                for message in erased.messages {
-                    changed.insert(message, TextNow::Erased);
-                }
-            }
-            continue;
-        }
-        let (message, now) = match encoded.text {
-            TextRole::Deletes(message) => (message, TextNow::Deleted),
+        let nows: Vec<(Seq, TextNow)> = match encoded.text {
+            TextRole::Deletes(message) => vec![(message, TextNow::Deleted)],
             TextRole::Edits(message) => match encoded.event() {
-                Event::Edit(edit) => (message, TextNow::Edited(VersionAnn { text: edit.text, at: edit.ts })),
+                Event::Edit(edit) => vec![(message, TextNow::Edited(VersionAnn { text: edit.text, at: edit.ts }))],
                 _ => continue,
             },
-            TextRole::None | TextRole::Posts | TextRole::Pins(_) | TextRole::Reports(_) | TextRole::Erases => continue,
+            TextRole::Erases => match encoded.event() {
+                Event::Erased(erased) => {
+                    let now = if erased.former_member { TextNow::Former(None) } else { TextNow::Erased };
+                    erased.messages.into_iter().map(|message| (message, now.clone())).collect()
+                }
+                _ => continue,
+            },
+            TextRole::None | TextRole::Posts | TextRole::Pins(_) | TextRole::Reports(_) => continue,
         };
-        match changed.get_mut(&message) {
-            Some(earlier) => earlier.then(now),
-            None => {
-                changed.insert(message, now);
+        for (message, now) in nows {
+            match changed.get_mut(&message) {
+                Some(earlier) => earlier.then(now),
+                None => {
+                    changed.insert(message, now);
+                }
             }
         }
     }

@@ -4,7 +4,7 @@
 use hearth_protocol::ops::{
     CreateRoom, Done, Join, Leave, ListRooms, MemberList, Members, OnlineMember, Presence, PresenceList, RoomList,
 };
-use hearth_protocol::{ErrorBody, Millis, RequestId, UserId, limits};
+use hearth_protocol::{ErrorBody, Millis, RequestId, Role, UserId, limits};
 
 use super::dispatch::Handle;
 use super::ordering::{applied, applied_within};
@@ -67,7 +67,13 @@ impl Handle for Join {
         let first_join = match session.shared.registry.decide_and_order_any(&room, (), decide, |_| ()).await {
             Ok(None) => false,
             Ok(Some(ordered)) => {
-                applied(&room, ordered.receipt).await?;
+                let published = applied(&room, ordered.receipt).await?;
+                // The join that tripped raid detection brought the lockdown
+                // with it (it changed the room's rules): moderators who are
+                // away are told.
+                if room.decide(|s| s.rules_seq == published.seq && s.record.lockdown.is_some()) {
+                    session.pending_queue(&room, Role::Moderator).durable(&published);
+                }
                 true
             }
             // Joined meanwhile on another connection: wait to see it applied.

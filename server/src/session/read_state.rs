@@ -108,17 +108,24 @@ impl Session {
             return None;
         }
         let (message, notes) = self.message_at(&room, mention.seq).await.ok()?;
-        let text = match TextNow::of(&notes) {
-            Some(TextNow::Deleted | TextNow::Erased) => return None,
-            Some(TextNow::Edited(newest)) => newest.text,
-            None => message.text,
+        let now = TextNow::of(&notes);
+        if now.as_ref().is_some_and(TextNow::is_gone) {
+            return None;
+        }
+        let from = match now.as_ref().is_some_and(TextNow::is_former) {
+            true => UserId::new(hearth_protocol::event::FORMER_MEMBER).expect("a valid name"),
+            false => mention.from.clone(),
+        };
+        let text = match now.as_ref().and_then(TextNow::text_change) {
+            Some(TextNow::Edited(newest)) => newest.text.clone(),
+            _ => message.text,
         };
         let read = positions.get(&room.id).is_some_and(|at| *at >= mention.seq);
         Some(MentionItem {
             room: room.id.clone(),
             seq: mention.seq,
             ts: mention.ts,
-            from: mention.from.clone(),
+            from,
             text,
             thread: message.thread,
             read,

@@ -7,7 +7,7 @@ use hearth_protocol::event::Event;
 use hearth_protocol::ops::{
     Appended, Report, ReportList, ReportOutcome, Reports, ResolveReport, Unwarn, Warn, Warnings,
 };
-use hearth_protocol::{ErrorBody, RequestId, Role, Seq};
+use hearth_protocol::{ErrorBody, RequestId, Role, Seq, UserId};
 
 use crate::room::messages::Annotations;
 use crate::store::AnnexTable;
@@ -53,8 +53,12 @@ impl Handle for Reports {
         if !messages.is_empty() {
             let rows = session.shared.registry.broker().annex(room.id.clone(), AnnexTable::Message, messages).await?;
             for report in &mut reports {
-                if Annotations::read(rows.iter().filter(|r| r.target == report.message)).erased {
+                let notes = Annotations::read(rows.iter().filter(|r| r.target == report.message));
+                if notes.erased {
                     report.text = crate::room::messages::deleted_text();
+                }
+                if notes.former {
+                    report.author = UserId::new(hearth_protocol::event::FORMER_MEMBER).expect("a valid name");
                 }
             }
         }

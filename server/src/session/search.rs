@@ -7,8 +7,9 @@
 
 use std::collections::{BTreeMap, HashSet};
 
+use hearth_protocol::event::FORMER_MEMBER;
 use hearth_protocol::ops::{MAX_SEARCH_PAGE, MAX_SEARCH_QUERY, Search, SearchResult, SearchResults};
-use hearth_protocol::{ErrorBody, ErrorCode, Millis, RequestId, RoomId};
+use hearth_protocol::{ErrorBody, ErrorCode, Millis, RequestId, RoomId, UserId};
 
 use super::Session;
 use super::dispatch::Handle;
@@ -78,8 +79,15 @@ impl Session {
                 if hit.seq < oldest {
                     continue;
                 }
-                let text = match TextNow::of(&Annotations::read(rows.iter().filter(|r| r.target == hit.seq))) {
-                    Some(TextNow::Deleted | TextNow::Erased) => continue,
+                let now = TextNow::of(&Annotations::read(rows.iter().filter(|r| r.target == hit.seq)));
+                if now.as_ref().is_some_and(TextNow::is_gone) {
+                    continue;
+                }
+                let from = match now.as_ref().is_some_and(TextNow::is_former) {
+                    true => UserId::new(FORMER_MEMBER).expect("a valid name"),
+                    false => hit.from,
+                };
+                let text = match now.as_ref().and_then(TextNow::text_change) {
                     // An edit the index has not read yet: the new text decides.
                     Some(TextNow::Edited(newest))
                         if newest.text.as_str() != hit.text && !query.found_in(newest.text.as_str()) =>
@@ -87,7 +95,7 @@ impl Session {
                         continue;
                     }
                     Some(TextNow::Edited(newest)) => newest.text.as_str().to_string(),
-                    None => hit.text,
+                    _ => hit.text,
                 };
                 shown.push((
                     hit.key,
@@ -96,7 +104,7 @@ impl Session {
                         room: hit.room,
                         seq: hit.seq,
                         ts: Millis((hit.key >> 20) as u64),
-                        from: hit.from,
+                        from,
                         thread: hit.thread,
                     },
                 ));

@@ -408,6 +408,8 @@ function settingsForm(app, room) {
   const raidJoins = el("input", { type: "number", min: 0, max: 1000, value: info.raid_joins || 0 });
   const raidSecs = el("input", { type: "number", min: 1, max: 3600, value: info.raid_secs || 60 });
   const raidFor = el("select", {}, DURATIONS.map(([l, s]) => el("option", { value: s, selected: (info.raid_lock_secs || 3600) === s }, l)));
+  const owner = room.role === "owner";
+  const keepErased = el("select", {}, [["false", "become “deleted” placeholders"], ["true", "stay, shown as from “a former member”"]].map(([v, l]) => el("option", { value: v, selected: String(!!info.erased_as_former_member) === v }, l)));
   const save = (e) => {
     e.preventDefault();
     const settings = moderator ? {
@@ -416,6 +418,7 @@ function settingsForm(app, room) {
       warn_expiry_days: Number(expiry.value), warn_limit: then.value ? Number(limit.value) : 0,
       ...(then.value ? { warn_action: then.value, warn_action_secs: Number(thenFor.value) } : {}),
       raid_joins: Number(raidJoins.value), raid_secs: Number(raidSecs.value), raid_lock_secs: Number(raidFor.value),
+      ...(owner ? { erased_as_former_member: keepErased.value === "true" } : {}),
     } : { welcome: welcome.value };
     app.act("set_room", { room: room.name, settings });
   };
@@ -432,6 +435,7 @@ function settingsForm(app, room) {
       f("s-raid-joins", "Close the doors when this many people join or ask to join (0: never)", raidJoins),
       f("s-raid-secs", "within (seconds)", raidSecs),
       f("s-raid-for", "for", raidFor, "The room then takes no new members for that long; you can lift it from here.")) : null,
+    owner ? f("s-erased", "When a member erases their account, what they wrote here should", keepErased, "Either way their name, reactions and read state go.") : null,
     el("div", { class: "row" }, el("button", { type: "submit", class: "primary" }, "Save")));
 }
 

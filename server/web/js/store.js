@@ -114,6 +114,8 @@ export class Room {
         const who = event.user;
         for (const seq of event.messages || []) {
           const target = this.message(seq);
+          // Kept by the room, from a former member; or a tombstone.
+          if (event.former_member) { if (target) Object.assign(target, { from: FORMER_MEMBER, erased: true }); continue; }
           if (target) Object.assign(target, { deleted: true, erased: true, text: "(deleted)", reactions: new Map() });
           this.pins = this.pins.map((p) => (p.seq === seq ? { ...p, deleted: true, text: "(deleted)" } : p));
         }
@@ -226,6 +228,9 @@ export function lockedNow(info) {
   return l && l.level !== "off" && (!l.until || l.until > Date.now()) ? l : null;
 }
 
+/** Whom a room that keeps erased members' words shows them as from. */
+export const FORMER_MEMBER = "former-member";
+
 /** Report categories as members read them, in the order a form offers them. */
 export const CATEGORIES = {
   spam: "spam or advertising", harassment: "harassment", hate: "hate", sexual: "sexual content",
@@ -244,7 +249,7 @@ export function describe(event) {
     case "member_joined":
       return `${event.from} joined${event.approved_by ? `, let in by ${event.approved_by}` : event.invite ? " with an invite" : ""}${event.lockdown ? ` — so many at once that the room takes no new members${lockUntil(event.lockdown)} (a raid?)` : ""}`;
     case "member_left": return `${event.user || event.from} left`;
-    case "erased": return `${event.user} erased their account: what they wrote here is gone`;
+    case "erased": return `${event.user} erased their account: ${event.former_member ? "what they wrote here stays, from a former member" : "what they wrote here is gone"}`;
     case "direct_started": return `${event.from} started this conversation with ${(event.members || []).filter((m) => m !== event.from).join(", ")}`;
     case "role":
       return `${event.from} made ${event.user} ${ROLE_NAMES[event.role] || event.role}${event.expires_at ? ` for ${span(event.expires_at - Date.now())}` : ""}${event.title ? ` — “${event.title}”` : ""}`;

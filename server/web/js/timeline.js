@@ -6,7 +6,7 @@
 
 import { el, fill, clock } from "./dom.js";
 import { render, visible } from "./text.js";
-import { atLeast } from "./store.js";
+import { atLeast, FORMER_MEMBER } from "./store.js";
 
 /** Whom imported messages of authors no member was mapped to are from. */
 const IMPORTER = "discord-import";
@@ -48,7 +48,7 @@ export function messageNode(room, item, app, { inThread = false } = {}) {
   // Brought from Discord: its author and time there. An author no member
   // was mapped to is shown by their old name, never as the importer.
   const imported = item.imported;
-  const author = imported && item.from === IMPORTER ? imported.author : item.from;
+  const author = item.from === FORMER_MEMBER ? "A former member" : imported && item.from === IMPORTER ? imported.author : item.from;
   const when = imported ? imported.at : item.ts;
   return el("article", {
     class: `msg${item.mentionsMe ? " mentioned" : ""}${room.found === item.seq ? " found" : ""}`, "data-seq": item.seq, tabindex: "-1",
@@ -65,7 +65,7 @@ export function messageNode(room, item, app, { inThread = false } = {}) {
       item.edited && !item.deleted ? el("span", { class: "meta" }, " · edited") : null,
       item.prompt ? el("span", { class: "meta" }, " · prompt") : null),
     el("div", { class: "actions" }, actions),
-    el("div", { class: `body${item.deleted ? " deleted" : ""}` }, item.erased ? "Gone: its author erased their account." : item.deleted ? "This message was deleted." : render(item.text, me)),
+    el("div", { class: `body${item.deleted ? " deleted" : ""}` }, item.erased && item.deleted ? "Gone: its author erased their account." : item.deleted ? "This message was deleted." : render(item.text, me)),
     reactions.length || imported?.reactions?.length ? el("div", { class: "reactions" }, reactions,
       (imported?.reactions || []).map((r) => el("span", { class: "chip", title: "Reactions on Discord" }, visible(r.emoji), ` ${r.count}`))) : null,
     !inThread && item.replies ? el("div", { class: "replies" },

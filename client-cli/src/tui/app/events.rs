@@ -171,6 +171,16 @@ impl App {
                 return self.rewrite(&id, e.target, "(deleted)".to_string());
             }
             // Then said, below.
+            // Kept by the room, from a former member: only the author changes.
+            Event::Erased(e) if e.former_member => {
+                let former = UserId::new(hearth_protocol::event::FORMER_MEMBER).expect("a valid name");
+                let view = self.room_mut(&id);
+                for line in view.lines.iter_mut().filter(|l| l.seq.is_some_and(|s| e.messages.contains(&s))) {
+                    if let LineKind::Message { from, .. } = &mut line.kind {
+                        *from = former.clone();
+                    }
+                }
+            }
             Event::Erased(e) => {
                 for &seq in &e.messages {
                     for pin in self.room_mut(&id).pins.iter_mut().filter(|p| p.seq == Some(seq)) {
@@ -401,6 +411,9 @@ pub(super) fn notice(event: &Event) -> Option<String> {
                 None => String::new(),
             };
             format!("{} {what}{whom}{why}{then}", m.from)
+        }
+        Event::Erased(e) if e.former_member => {
+            format!("{} erased their account: what they wrote here stays, from a former member", e.user)
         }
         Event::Erased(e) => format!("{} erased their account: what they wrote here is gone", e.user),
         Event::Report(r) => format!(

@@ -59,6 +59,7 @@ fn joined(room: &str, head: u64, role: Role) -> Joined {
             raid_joins: 0,
             raid_secs: 0,
             raid_lock_secs: 0,
+            erased_as_former_member: false,
         },
         role,
         resume: ResumeMode::Fresh,
@@ -826,6 +827,7 @@ fn an_erasure_takes_the_member_s_messages_and_reactions_back() {
         messages: vec![Seq(51)],
         reactions: vec![ErasedReaction { target: Seq(50), emoji: hearth_protocol::Emoji::new("🦘").unwrap() }],
         held: Vec::new(),
+        former_member: false,
     })));
     let shown = screen(&app, 100, 30);
     assert!(!shown.contains("quokka") && shown.contains("(erased)"), "{shown}");
