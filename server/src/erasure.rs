@@ -172,7 +172,8 @@ async fn in_room(registry: &Registry, id: &RoomId, user: &UserId) -> Result<Opti
     for chunk in targets.chunks(PER_EVENT) {
         rows.extend(broker.annex(id.clone(), AnnexTable::Message, chunk.to_vec()).await?);
     }
-    let has = |target: Seq, key: &str| rows.iter().any(|r| r.target == target && r.key == key);
+    let annotated: std::collections::HashSet<(Seq, &str)> = rows.iter().map(|r| (r.target, r.key.as_str())).collect();
+    let has = |target: Seq, key: &str| annotated.contains(&(target, key));
     let messages: Vec<Seq> =
         found.messages.into_iter().filter(|&seq| !has(seq, "erased") && !has(seq, "former")).collect();
     let reactions: Vec<ErasedReaction> = found

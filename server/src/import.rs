@@ -127,7 +127,7 @@ pub struct Outcome {
 pub enum ImportError {
     #[error("no room {0}: create it first (its owner pins what was pinned), then import into it")]
     NoRoom(RoomId),
-    #[error("the mapping names {0:?} for {1:?}, which is not a user name here")]
+    #[error("the mapping names {0:?} for {1:?}, which is not a user name here, or an erased one")]
     BadMapping(String, String),
     #[error("importing failed ({0}); what was imported stays, and importing again adds the rest")]
     Broker(#[from] BrokerError),
@@ -143,6 +143,10 @@ pub async fn discord(shared: &Shared, request: Request) -> Result<Outcome, Impor
     let mut mapping: HashMap<String, UserId> = HashMap::new();
     for (there, here) in request.mapping {
         let user = UserId::new(here.as_str()).map_err(|_| ImportError::BadMapping(here.clone(), there.clone()))?;
+        // An erased member's name never returns, not even for their past.
+        if shared.accounts.is_closed_for_good(&user).await.map_err(|e| ImportError::Refused(e.to_string()))? {
+            return Err(ImportError::BadMapping(here, there));
+        }
         mapping.insert(there, user);
     }
     let guest = UserId::new(GUEST).expect("a valid name");

@@ -46,6 +46,19 @@ async fn found(client: &Client, query: &str, want: usize) -> usize {
     }
 }
 
+/// What a catch-up replays, up to and with the erasure.
+async fn replayed_until_erasure(client: &mut Client) -> Vec<Event> {
+    let mut replayed = Vec::new();
+    loop {
+        let event = until_event(client, "the replayed erasure", |_| true).await;
+        let erasure = matches!(event, Event::Erased(_));
+        replayed.push(event);
+        if erasure {
+            return replayed;
+        }
+    }
+}
+
 async fn history(client: &Client, name: &str) -> Vec<Event> {
     client.request(History { room: room(name), before: None, after: None, limit: None }).await.unwrap().events
 }
@@ -120,14 +133,7 @@ in_deployments! { single_durable_timed, cluster_timed;
         // A catch-up from before her messages replays only tombstones.
         let mut later = d.client("bo", Codec::MsgPack).await;
         later.join_since(&room("club"), Some(before_hers)).await.unwrap();
-        let mut replayed = Vec::new();
-        loop {
-            let event = until_event(&mut later, "the replayed erasure", |_| true).await;
-            replayed.push(event.clone());
-            if matches!(event, Event::Erased(_)) {
-                break;
-            }
-        }
+        let replayed = replayed_until_erasure(&mut later).await;
         assert!(replayed.iter().any(|e| matches!(e, Event::Message(m) if m.seq == hello)), "{replayed:?}");
         assert!(!format!("{replayed:?}").contains("xylophonic"), "{replayed:?}");
         // The reports queue quotes no text of hers.
@@ -181,14 +187,7 @@ in_deployments! { single_durable_timed, cluster_timed;
         // A catch-up from before: the message and its edit, neither from eve.
         let mut later = d.client("bo", Codec::MsgPack).await;
         later.join_since(&room("club"), Some(before_hers)).await.unwrap();
-        let mut replayed = Vec::new();
-        loop {
-            let event = until_event(&mut later, "the replayed erasure", |_| true).await;
-            replayed.push(event.clone());
-            if matches!(event, Event::Erased(_)) {
-                break;
-            }
-        }
+        let replayed = replayed_until_erasure(&mut later).await;
         for event in &replayed {
             match event {
                 Event::Message(m) => assert_eq!(m.from.as_str(), "former-member", "{m:?}"),
@@ -197,7 +196,10 @@ in_deployments! { single_durable_timed, cluster_timed;
             }
         }
         assert!(replayed.iter().any(|e| matches!(e, Event::Edit(_))), "{replayed:?}");
-        // Search, bo's mentions and the reports queue: from a former member.
+        // Search (once the index has read past the erasure), bo's mentions
+        // and the reports queue: from a former member.
+        bo.send(&room("club"), "quixotic marker").await.unwrap();
+        assert_eq!(found(&bo, "quixotic", 1).await, 1, "the index read past the erasure");
         let search = Search { query: "velvia".into(), room: None, before: None, limit: None };
         let results = bo.request(search).await.unwrap().results;
         assert_eq!(results.iter().map(|r| r.from.as_str()).collect::<Vec<_>>(), ["former-member"]);
@@ -214,13 +216,13 @@ in_deployments! { single_durable_timed, cluster_timed;
     }
 }
 
-/// The operator's `POST /admin/accounts/erase`: the answer's status and body.
-async fn operator_erases(server: &TestServer, name: &str) -> String {
+/// An operator's `POST path` with a JSON `body`: the whole answer.
+async fn operator_post(server: &TestServer, path: &str, body: &serde_json::Value) -> String {
     use hearth_server::auth::{self, TokenKind};
     let token = auth::mint_with(&secret(), &user("operator"), Duration::from_secs(60), TokenKind::Admin, None);
-    let body = format!("{{\"name\":\"{name}\"}}");
+    let body = body.to_string();
     let request = format!(
-        "POST /admin/accounts/erase HTTP/1.1\r\nHost: hearth\r\nAuthorization: Bearer {token}\r\nContent-Type: \
+        "POST {path} HTTP/1.1\r\nHost: hearth\r\nAuthorization: Bearer {token}\r\nContent-Type: \
          application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
@@ -245,10 +247,14 @@ async fn restoring_a_backup_from_before_an_erasure_erases_again() {
     let (older, newer) = (backups.path().join("before"), backups.path().join("after"));
     backup::backup(dir.path(), &older).unwrap();
     // The operator erases eve; only after that the second backup.
-    let answer = operator_erases(&server, "eve").await;
+    let answer = operator_post(&server, "/admin/accounts/erase", &serde_json::json!({ "name": "eve" })).await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(answer.contains("\"messages\":1"), "{answer}");
     assert_eq!(closed_with(&mut eve).await, Some(CloseCode::AccountDisabled));
+    // Her name does not come back through an import either.
+    let import = serde_json::json!({ "room": "club", "mapping": { "1": "eve" }, "export": { "messages": [] } });
+    let answer = operator_post(&server, "/admin/import/discord", &import).await;
+    assert!(answer.starts_with("HTTP/1.1 400") && answer.contains("erased"), "{answer}");
     backup::backup(dir.path(), &newer).unwrap();
     drop(ada);
     server.stop().await;

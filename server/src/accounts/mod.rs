@@ -157,6 +157,10 @@ impl Default for AccountsConfig {
 /// every account closed for good (one no password matches: it is not a hash).
 pub const ERASED: &str = "erased";
 
+/// Names no one registers: whom erased members' kept words and imported
+/// messages of unmapped authors are shown as from.
+pub const RESERVED: [&str; 2] = [hearth_protocol::event::FORMER_MEMBER, crate::import::GUEST];
+
 /// Shortest and longest password accepted, in characters.
 pub const MIN_PASSWORD_CHARS: usize = 8;
 pub const MAX_PASSWORD_CHARS: usize = 256;
@@ -288,6 +292,10 @@ impl Accounts {
 
     pub async fn register(&self, name: &str, password: &str, invite: Option<String>) -> Result<Tokens, AccountError> {
         let name = UserId::new(name).map_err(|e| AccountError::BadRequest(format!("name: {e}")))?;
+        // Names the server shows others' words under are nobody's.
+        if RESERVED.contains(&name.as_str()) {
+            return Err(AccountError::Taken(name.to_string()));
+        }
         check_password(password)?;
         let invite = match self.config.registration {
             Registration::Closed => return Err(AccountError::RegistrationClosed),
@@ -363,6 +371,11 @@ impl Accounts {
         self.close_for_good(name, ERASED).await?;
         tracing::warn!(user = %name, "account erased");
         Ok(())
+    }
+
+    /// Whether `name` was closed for good (erased, or reserved).
+    pub async fn is_closed_for_good(&self, name: &UserId) -> Result<bool, AccountError> {
+        Ok(self.store.get(name.clone()).await?.is_some_and(|a| a.password_hash == ERASED))
     }
 
     /// Closes `name` so nobody ever signs in as it or registers it (`why`

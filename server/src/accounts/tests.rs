@@ -58,6 +58,30 @@ async fn registration_modes_and_password_rules() {
     assert_eq!(open.login("ada", "wrong horse").await.unwrap_err(), AccountError::WrongPassword);
     assert_eq!(open.login("nobody", "correct horse").await.unwrap_err(), AccountError::WrongPassword);
     assert_eq!(open.login("ada", "correct horse").await.unwrap().user.as_str(), "ada");
+    // The names others' words are shown under are nobody's.
+    for reserved in super::RESERVED {
+        assert!(matches!(open.register(reserved, "correct horse", None).await, Err(AccountError::Taken(_))));
+    }
+}
+
+#[tokio::test]
+async fn an_erased_account_is_closed_for_good() {
+    let clock = ManualClock::new(START);
+    let accounts = accounts_on(Arc::new(LocalAccounts::in_memory()), Registration::Open, &clock);
+    accounts.register("eve", "correct horse", None).await.unwrap();
+    let eve = UserId::new("eve").unwrap();
+    accounts.erase(&eve).await.unwrap();
+    assert!(accounts.is_closed_for_good(&eve).await.unwrap());
+    assert!(matches!(
+        accounts.login("eve", "correct horse").await,
+        Err(AccountError::WrongPassword | AccountError::Disabled(_))
+    ));
+    assert!(matches!(accounts.register("eve", "correct horse", None).await, Err(AccountError::Taken(_))));
+    assert!(matches!(accounts.enable("eve").await, Err(AccountError::BadRequest(_))));
+    // A name with no account (its tokens were minted) is closed all the same.
+    let minted = UserId::new("mo").unwrap();
+    accounts.erase(&minted).await.unwrap();
+    assert!(accounts.is_closed_for_good(&minted).await.unwrap());
 }
 
 #[tokio::test]

@@ -80,10 +80,10 @@ struct Pending {
     changes: Vec<(Seq, Change)>,
 }
 
-/// What a timeline event does to the index: nothing, or one change (an
-/// erasure: one per message it erases).
-fn changes_of(event: &Event) -> Vec<Change> {
-    vec![match event {
+/// Adds what the timeline event at `seq` does to the index, if anything, to
+/// `changes`: one change (an erasure: one per message it erases).
+fn changes_of(seq: Seq, event: &Event, changes: &mut Vec<(Seq, Change)>) {
+    let change = match event {
         Event::Message(m) => Change::Add {
             seq: m.seq,
             ts: m.ts,
@@ -93,9 +93,16 @@ fn changes_of(event: &Event) -> Vec<Change> {
         },
         Event::Edit(e) => Change::Retext { target: e.target, text: e.text.as_str().to_string() },
         Event::Delete(d) => Change::Remove { target: d.target },
-        Event::Erased(e) => return e.messages.iter().map(|&target| Change::Remove { target }).collect(),
-        _ => return Vec::new(),
-    }]
+        Event::Erased(e) => {
+            // Kept from a former member, the text stays findable.
+            if !e.former_member {
+                changes.extend(e.messages.iter().map(|&target| (seq, Change::Remove { target })));
+            }
+            return;
+        }
+        _ => return,
+    };
+    changes.push((seq, change));
 }
 
 /// Whether an event changes what search finds (the cluster's feed names only these).
@@ -154,10 +161,10 @@ impl Search {
     fn offer(&self, room: &RoomId, events: &[Committed]) {
         let (Some(first), Some(last)) = (events.first(), events.last()) else { return };
         let (first, through) = (first.encoded.seq, last.encoded.seq);
-        let changes: Vec<(Seq, Change)> = events
-            .iter()
-            .flat_map(|c| changes_of(&c.event).into_iter().map(|change| (c.encoded.seq, change)))
-            .collect();
+        let mut changes: Vec<(Seq, Change)> = Vec::new();
+        for committed in events {
+            changes_of(committed.encoded.seq, &committed.event, &mut changes);
+        }
         let mut queue = self.queue();
         let size: usize = changes.iter().map(|(_, change)| change.size()).sum();
         let Queue { pending, behind, bytes: queued } = &mut *queue;
@@ -360,13 +367,13 @@ impl Indexer {
 
 /// What stored events do to the index.
 fn decode(events: &[StoredEvent]) -> Vec<(Seq, Change)> {
-    events
-        .iter()
-        .flat_map(|stored| {
-            let event = rmp_serde::from_slice::<Event>(&stored.body).ok();
-            event.map(|event| changes_of(&event)).unwrap_or_default().into_iter().map(|change| (stored.seq, change))
-        })
-        .collect()
+    let mut changes = Vec::new();
+    for stored in events {
+        if let Ok(event) = rmp_serde::from_slice::<Event>(&stored.body) {
+            changes_of(stored.seq, &event, &mut changes);
+        }
+    }
+    changes
 }
 
 /// Follows the cluster's feed of rooms that moved, if the broker has one.
