@@ -304,17 +304,19 @@ impl Server {
         if tokio::time::timeout(shared.config.shutdown_grace, tracker.wait()).await.is_err() {
             tracing::warn!(open = tracker.len(), "connections still open after the shutdown grace period");
         }
-        stop_on_failure.abort();
-        erasures.abort();
-        presence.abort();
-        prompts.abort();
-        if let Some(follower) = follower {
-            follower.abort();
+        // Every task that holds the broker ends before this returns, so a
+        // store's files are let go of when `serve` is done.
+        let stopped = [stop_on_failure, erasures, presence, prompts].into_iter().chain(follower);
+        for task in stopped {
+            task.abort();
+            let _ = task.await;
         }
         let _ = evictor.await;
         let _ = indexer.await;
         let _ = broker.shutdown().await;
+        shared.registry.loaded().clear();
         broker_stop.cancel();
+        shared.push.stopped().await;
         if let Some(failure) = local.and_then(|local| local.failure()) {
             return Err(ServerError::StoreFailed(failure));
         }

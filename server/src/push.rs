@@ -152,6 +152,8 @@ pub struct Push {
     queue: mpsc::Sender<Notice>,
     keys: Arc<Keys>,
     config: PushConfig,
+    /// The worker, awaited once stopped (it holds the broker).
+    worker: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl Push {
@@ -176,8 +178,16 @@ impl Push {
             watchers: HashMap::new(),
             sending: Arc::new(Semaphore::new(SENDING)),
         };
-        tokio::spawn(worker.run(notices, stop));
-        Arc::new(Push { queue, keys, config })
+        let worker = std::sync::Mutex::new(Some(tokio::spawn(worker.run(notices, stop))));
+        Arc::new(Push { queue, keys, config, worker })
+    }
+
+    /// Resolves once the worker has stopped (after `stop` fired).
+    pub async fn stopped(&self) {
+        let worker = self.worker.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(worker) = worker {
+            let _ = worker.await;
+        }
     }
 
     pub fn public_key(&self) -> &str {

@@ -3,7 +3,8 @@
 //! keeps posting: restored into a fresh directory, the store checks whole,
 //! a server starts on it, and every message acknowledged before the backup
 //! began is there, under its seq. Restoring over a running server's
-//! directory is refused; over a stopped one, what was there is moved aside.
+//! directory is refused; over a stopped one (in the same process: a stopped
+//! server lets go of its files), what was there is moved aside.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -89,13 +90,12 @@ async fn a_backup_taken_under_load_restores_every_acknowledged_message() {
         assert_eq!(texts.get(seq), Some(text), "acknowledged message {seq} before the backup");
     }
     assert!(texts.len() >= before.len());
+    drop(ada);
     restored.stop().await;
 
-    // Restored over a directory a store had open (now closed): what was
-    // there is moved aside, not lost.
-    let other = tempfile::tempdir().unwrap();
-    drop(hearth_server::store::sqlite::SqliteStore::open(other.path()).unwrap());
-    let aside = backup::restore(&taken, other.path()).unwrap().expect("the old files moved aside");
+    // Restored over the directory of a server that stopped (it let go of
+    // its files): what was there is moved aside, not lost.
+    let aside = backup::restore(&taken, fresh.path()).unwrap().expect("the old files moved aside");
     assert!(aside.join("hearth.db").exists());
 }
 

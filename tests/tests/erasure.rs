@@ -259,12 +259,11 @@ async fn restoring_a_backup_from_before_an_erasure_erases_again() {
     drop(ada);
     server.stop().await;
 
-    // A directory that had the erasure (the newer backup restored), then the
-    // older backup restored over it: the erasure log comes along.
-    let data = tempfile::tempdir().unwrap();
-    backup::restore(&newer, data.path()).unwrap();
-    backup::restore(&older, data.path()).unwrap().expect("the newer one moved aside");
-    let restored = TestServer::durable(data.path().to_path_buf()).await;
+    // The server's own directory, which had the erasure, restored from the
+    // backup taken before it: the erasure log comes along.
+    let aside = backup::restore(&older, dir.path()).unwrap().expect("what was there moved aside");
+    assert!(aside.join("hearth.db").exists());
+    let restored = TestServer::durable(dir.path().to_path_buf()).await;
     let ada = restored.client("ada", Codec::MsgPack).await;
     // Gone through again at start: within a bound, her message is a tombstone.
     let deadline = Instant::now() + Duration::from_secs(20);

@@ -39,6 +39,13 @@ impl Loaded {
         self.rooms.get(room).and_then(|slot| slot.room.get().cloned())
     }
 
+    /// Forgets every room in memory, at shutdown: a room holds the broker,
+    /// whose delivery holds this map, so without it the broker (and a
+    /// store's files) would outlive the server that used them.
+    pub fn clear(&self) {
+        self.rooms.clear();
+    }
+
     /// Every room in memory now.
     pub fn all(&self) -> Vec<Arc<Room>> {
         self.rooms.iter().filter_map(|slot| slot.room.get().cloned()).collect()
