@@ -70,7 +70,7 @@ pub async fn begin(shared: &Shared, user: &UserId, at: Millis) -> Result<Erased,
     shared.reads.record_erasure(ErasureRecord { user: user.clone(), at, done: false }).await?;
     // Rooms that keep erased members' words show them from this name:
     // nobody may ever sign in as it.
-    let former = UserId::new(hearth_protocol::event::FORMER_MEMBER).expect("a valid name");
+    let former = crate::room::messages::former_member();
     shared
         .accounts
         .close_for_good(&former, "shows erased members' words")

@@ -420,6 +420,18 @@ pub async fn history_messages(client: &Client, name: &str) -> Vec<hearth_protoco
         .collect()
 }
 
+/// An operator's `POST path` with a JSON `body`: the whole answer.
+pub async fn operator_post(server: &TestServer, path: &str, body: &serde_json::Value) -> String {
+    let token = auth::mint_with(&secret(), &user("operator"), Duration::from_secs(60), auth::TokenKind::Admin, None);
+    let body = body.to_string();
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: hearth\r\nAuthorization: Bearer {token}\r\nContent-Type: \
+         application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    http(server, &request).await
+}
+
 /// The server's refusal `result` holds; panics on anything else.
 pub fn refusal<T: std::fmt::Debug>(result: Result<T, hearth_cli::ClientError>) -> hearth_protocol::ErrorBody {
     match result {

@@ -216,19 +216,6 @@ in_deployments! { single_durable_timed, cluster_timed;
     }
 }
 
-/// An operator's `POST path` with a JSON `body`: the whole answer.
-async fn operator_post(server: &TestServer, path: &str, body: &serde_json::Value) -> String {
-    use hearth_server::auth::{self, TokenKind};
-    let token = auth::mint_with(&secret(), &user("operator"), Duration::from_secs(60), TokenKind::Admin, None);
-    let body = body.to_string();
-    let request = format!(
-        "POST {path} HTTP/1.1\r\nHost: hearth\r\nAuthorization: Bearer {token}\r\nContent-Type: \
-         application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    http(server, &request).await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restoring_a_backup_from_before_an_erasure_erases_again() {
     use hearth_server::backup;

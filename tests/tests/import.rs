@@ -17,17 +17,9 @@ const EXPORT: &str = include_str!("discord_export.json");
 
 /// Posts the export to `/admin/import/discord`: the status and the answer.
 async fn import(server: &TestServer, room: &str) -> (u16, serde_json::Value) {
-    use hearth_server::auth::{self, TokenKind};
-    let token = auth::mint_with(&secret(), &user("operator"), Duration::from_secs(60), TokenKind::Admin, None);
     let export: serde_json::Value = serde_json::from_str(EXPORT).unwrap();
-    let body =
-        serde_json::json!({ "room": room, "mapping": { "1": "ada", "bob_films": "bo" }, "export": export }).to_string();
-    let request = format!(
-        "POST /admin/import/discord HTTP/1.1\r\nHost: hearth\r\nAuthorization: Bearer {token}\r\nContent-Type: \
-         application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    let answer = http(server, &request).await;
+    let body = serde_json::json!({ "room": room, "mapping": { "1": "ada", "bob_films": "bo" }, "export": export });
+    let answer = operator_post(server, "/admin/import/discord", &body).await;
     let status = answer.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
     let body = answer.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
     (status, serde_json::from_str(body).unwrap_or(serde_json::Value::Null))

@@ -76,6 +76,15 @@ async fn search(page: &Page, query: &str, marked: &str) {
     page.wait_for(&script, &format!("a search for {query:?}, its match marked")).await;
 }
 
+/// A page at `size` of a member who signed up as `name` on room `room`,
+/// once it receives the room.
+async fn member_in(browser: &Browser, base: &str, room: &str, name: &str, size: (u32, u32)) -> Page {
+    let page = browser.page(&format!("{base}/r/{room}"), size.0, size.1).await;
+    sign_up(&page, name).await;
+    page.wait_for(&format!("hearth.rooms.get('{room}')?.receiving === true"), &format!("{name} in {room}")).await;
+    page
+}
+
 /// Clicks the button whose text or label starts with `label` inside `scope`.
 async fn click(page: &Page, scope: &str, label: &str) {
     let script = format!(
@@ -441,6 +450,19 @@ async fn the_main_screens_pass_an_accessibility_check_in_both_colour_schemes() {
         click(&ada, ".roomhead", "Moderate").await;
         ada.wait_for("document.querySelector('.panel').innerText.includes('I develop at home')", "the queue").await;
         accessibility(&ada, &format!("the moderation queue ({scheme})")).await;
+        // The owner's settings, with what erasure does to members' words.
+        click(&ada, ".panel [role=tablist]", "Settings").await;
+        ada.wait_for("!!document.querySelector('.panel #s-erased')", "the owner's erasure choice").await;
+        accessibility(&ada, &format!("the room's settings ({scheme})")).await;
+        // One's own row in the members panel: download and erase.
+        click(&ada, ".panel header", "Close panel").await;
+        click(&ada, ".roomhead", "Members").await;
+        ada.wait_for("!!document.querySelector('.panel form.erase')", "the erase form").await;
+        ada.eval("document.querySelector('.panel form.erase').closest('details').open = true").await;
+        accessibility(&ada, &format!("the members panel with the erase form ({scheme})")).await;
+        if let Some(dir) = screenshots() {
+            ada.screenshot(&dir.join(format!("members-erase-{scheme}.png"))).await;
+        }
         click(&ada, ".panel header", "Close panel").await;
         click(&ada, ".topbar", "Search messages").await;
         search(&ada, "example", "example").await;
@@ -683,9 +705,7 @@ async fn a_direct_conversation_starts_from_the_members_panel_and_a_block_folds_m
     let browser = Browser::start().await;
     let ada = browser.page(&format!("{base}/r/cameras"), DESKTOP.0, DESKTOP.1).await;
     sign_up(&ada, "ada").await;
-    let bo = browser.page(&format!("{base}/r/cameras"), PHONE.0, PHONE.1).await;
-    sign_up(&bo, "bo").await;
-    bo.wait_for("hearth.rooms.get('cameras')?.receiving === true", "bo in cameras").await;
+    let bo = member_in(&browser, &base, "cameras", "bo", PHONE).await;
     bo.wait_for("hearth.rooms.get('cameras').members.has('ada')", "ada among the members").await;
 
     // Bo writes to ada from the members panel.
@@ -762,9 +782,7 @@ async fn a_report_from_a_phone_reaches_the_moderator_page_and_is_acted_on_in_one
     let owner = server.client("owner", Codec::MsgPack).await;
     create_room(&owner, "cameras", None).await.unwrap();
     let browser = Browser::start().await;
-    let mia = browser.page(&format!("{base}/r/cameras"), DESKTOP.0, DESKTOP.1).await;
-    sign_up(&mia, "mia").await;
-    mia.wait_for("hearth.rooms.get('cameras')?.receiving === true", "mia in cameras").await;
+    let mia = member_in(&browser, &base, "cameras", "mia", DESKTOP).await;
     let moderator = hearth_protocol::ops::SetRole {
         room: room("cameras"),
         user: user("mia"),
@@ -774,9 +792,7 @@ async fn a_report_from_a_phone_reaches_the_moderator_page_and_is_acted_on_in_one
     };
     owner.request(moderator).await.unwrap();
     mia.wait_for("hearth.rooms.get('cameras').role === 'moderator'", "mia a moderator").await;
-    let dee = browser.page(&format!("{base}/r/cameras"), PHONE.0, PHONE.1).await;
-    sign_up(&dee, "dee").await;
-    dee.wait_for("hearth.rooms.get('cameras')?.receiving === true", "dee in cameras").await;
+    let dee = member_in(&browser, &base, "cameras", "dee", PHONE).await;
     let mut mallory = server.client("mallory", Codec::Json).await;
     mallory.join(&room("cameras")).await.unwrap();
     mallory.send(&room("cameras"), "cheap lenses at spam.example").await.unwrap();
@@ -897,12 +913,8 @@ async fn a_member_erases_their_account_from_the_page_and_others_see_only_tombsto
     let owner = server.client("owner", Codec::MsgPack).await;
     create_room(&owner, "cameras", None).await.unwrap();
     let browser = Browser::start().await;
-    let mia = browser.page(&format!("{base}/r/cameras"), DESKTOP.0, DESKTOP.1).await;
-    sign_up(&mia, "mia").await;
-    mia.wait_for("hearth.rooms.get('cameras')?.receiving === true", "mia in cameras").await;
-    let eve = browser.page(&format!("{base}/r/cameras"), PHONE.0, PHONE.1).await;
-    sign_up(&eve, "eve").await;
-    eve.wait_for("hearth.rooms.get('cameras')?.receiving === true", "eve in cameras").await;
+    let mia = member_in(&browser, &base, "cameras", "mia", DESKTOP).await;
+    let eve = member_in(&browser, &base, "cameras", "eve", PHONE).await;
     say(&eve, "my quokka portraits").await;
     shows(&mia, "my quokka portraits").await;
 
@@ -954,31 +966,17 @@ async fn a_member_erases_their_account_from_the_page_and_others_see_only_tombsto
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn messages_imported_from_discord_show_their_authors_and_times_there() {
-    use hearth_server::auth::{self, TokenKind};
     let server = TestServer::start(open_registration(test_config(Storage::Ephemeral { history_limit: 1000 }))).await;
     let base = format!("http://{}", server.addr);
     let owner = server.client("owner", Codec::MsgPack).await;
     create_room(&owner, "darkroom", None).await.unwrap();
-    let token =
-        auth::mint_with(&secret(), &user("operator"), std::time::Duration::from_secs(60), TokenKind::Admin, None);
     let export: serde_json::Value = serde_json::from_str(include_str!("discord_export.json")).unwrap();
-    let body =
-        serde_json::json!({ "room": "darkroom", "mapping": { "bob_films": "bo" }, "export": export }).to_string();
-    let answer = http(
-        &server,
-        &format!(
-            "POST /admin/import/discord HTTP/1.1\r\nHost: hearth\r\nAuthorization: Bearer {token}\r\nContent-Type: \
-             application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        ),
-    )
-    .await;
+    let body = serde_json::json!({ "room": "darkroom", "mapping": { "bob_films": "bo" }, "export": export });
+    let answer = operator_post(&server, "/admin/import/discord", &body).await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
 
     let browser = Browser::start().await;
-    let mia = browser.page(&format!("{base}/r/darkroom"), DESKTOP.0, DESKTOP.1).await;
-    sign_up(&mia, "mia").await;
-    mia.wait_for("hearth.rooms.get('darkroom')?.receiving === true", "mia in darkroom").await;
+    let mia = member_in(&browser, &base, "darkroom", "mia", DESKTOP).await;
     shows(&mia, "Welcome to the darkroom channel!").await;
     let authors = mia.eval("[...document.querySelectorAll('.main .msg .who')].map(w => w.textContent)").await;
     let authors: Vec<String> = serde_json::from_value(authors).unwrap();

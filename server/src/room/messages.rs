@@ -23,6 +23,11 @@ pub fn deleted_text() -> Text {
     Text::new("(deleted)").expect("a valid text")
 }
 
+/// Whom a room that keeps erased members' words shows them as from.
+pub fn former_member() -> UserId {
+    UserId::new(FORMER_MEMBER).expect("a valid name")
+}
+
 /// A message's text as a pinned note: cut to a note's length, on a character
 /// boundary.
 pub fn note_of(text: &Text) -> Note {
@@ -160,7 +165,7 @@ impl TextNow {
 /// as from `former-member`: its author's account was erased, and the room
 /// keeps their words.
 fn as_former_member(event: &mut Event) {
-    let former = UserId::new(FORMER_MEMBER).expect("a valid name");
+    let former = former_member();
     match event {
         Event::Message(message) => {
             message.from = former;
@@ -250,7 +255,7 @@ impl Annotations {
         state.replies = self.replies.len() as u32;
         state.last_reply = self.replies.last().copied();
         if self.former {
-            message.from = UserId::new(FORMER_MEMBER).expect("a valid name");
+            message.from = former_member();
             state.erased = true;
         }
         if state != MessageState::default() {

@@ -205,9 +205,6 @@ impl Registry {
         Ok(loaded)
     }
 
-    /// Rooms `user` can see, by name: open and approval rooms, and invite-only
-    /// rooms they belong to. Read from durable state, so nothing shows before it
-    /// is durable.
     /// Every room `user` is a member of, by name.
     pub async fn rooms_of(&self, user: &UserId) -> Result<Vec<RoomId>, ErrorBody> {
         let mut mine = Vec::new();
@@ -223,6 +220,9 @@ impl Registry {
         }
     }
 
+    /// Rooms `user` can see, by name: open and approval rooms, and invite-only
+    /// rooms they belong to. Read from durable state, so nothing shows before it
+    /// is durable.
     pub async fn list_for(
         &self,
         user: &UserId,

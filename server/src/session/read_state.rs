@@ -113,7 +113,7 @@ impl Session {
             return None;
         }
         let from = match now.as_ref().is_some_and(TextNow::is_former) {
-            true => UserId::new(hearth_protocol::event::FORMER_MEMBER).expect("a valid name"),
+            true => crate::room::messages::former_member(),
             false => mention.from.clone(),
         };
         let text = match now.as_ref().and_then(TextNow::text_change) {

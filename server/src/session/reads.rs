@@ -215,16 +215,16 @@ pub(crate) async fn overlay(
     room: &hearth_protocol::RoomId,
     events: &mut [Event],
 ) -> Result<Vec<crate::room::AnnexRow>, crate::broker::BrokerError> {
-    let mut targets: Vec<Seq> = events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Message(m) => Some(m.seq),
-            Event::Held(h) => Some(h.seq),
-            Event::Pin(p) => p.pin.seq,
-            Event::Report(r) => Some(r.message),
-            _ => None,
-        })
-        .collect();
+    // The message whose text (or author) an event shows: its own, a pin's,
+    // a report's; a held post's own, for an erased member's.
+    let about = |event: &Event| match event {
+        Event::Message(m) => Some(m.seq),
+        Event::Held(h) => Some(h.seq),
+        Event::Pin(p) => p.pin.seq,
+        Event::Report(r) => Some(r.message),
+        _ => None,
+    };
+    let mut targets: Vec<Seq> = events.iter().filter_map(about).collect();
     targets.sort();
     targets.dedup();
     if targets.is_empty() {
@@ -232,30 +232,16 @@ pub(crate) async fn overlay(
     }
     let rows = broker.annex(room.clone(), AnnexTable::Message, targets).await?;
     for event in events.iter_mut() {
+        let Some(target) = about(event) else { continue };
+        let notes = Annotations::read(rows.iter().filter(|r| r.target == target));
         match event {
-            Event::Message(message) => {
-                let mine = rows.iter().filter(|r| r.target == message.seq);
-                Annotations::read(mine).apply(message);
-            }
-            // A held post of an erased member, a report quoting one.
-            Event::Held(_) | Event::Report(_) => {
-                let message = match event {
-                    Event::Held(h) => h.seq,
-                    Event::Report(r) => r.message,
-                    _ => continue,
-                };
-                if let Some(now) = TextNow::of(&Annotations::read(rows.iter().filter(|r| r.target == message))) {
-                    now.apply(event);
-                }
-            }
-            Event::Pin(pinned) => {
-                let Some(message) = pinned.pin.seq else { continue };
-                let notes = Annotations::read(rows.iter().filter(|r| r.target == message));
+            // All it says: edits, deletion, reactions, replies.
+            Event::Message(message) => notes.apply(message),
+            _ => {
                 if let Some(now) = TextNow::of(&notes) {
                     now.apply(event);
                 }
             }
-            _ => {}
         }
     }
     Ok(rows)

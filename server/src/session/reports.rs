@@ -7,7 +7,7 @@ use hearth_protocol::event::Event;
 use hearth_protocol::ops::{
     Appended, Report, ReportList, ReportOutcome, Reports, ResolveReport, Unwarn, Warn, Warnings,
 };
-use hearth_protocol::{ErrorBody, RequestId, Role, Seq, UserId};
+use hearth_protocol::{ErrorBody, RequestId, Role, Seq};
 
 use crate::room::messages::Annotations;
 use crate::store::AnnexTable;
@@ -58,7 +58,7 @@ impl Handle for Reports {
                     report.text = crate::room::messages::deleted_text();
                 }
                 if notes.former {
-                    report.author = UserId::new(hearth_protocol::event::FORMER_MEMBER).expect("a valid name");
+                    report.author = crate::room::messages::former_member();
                 }
             }
         }

@@ -7,9 +7,8 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use hearth_protocol::event::FORMER_MEMBER;
 use hearth_protocol::ops::{MAX_SEARCH_PAGE, MAX_SEARCH_QUERY, Search, SearchResult, SearchResults};
-use hearth_protocol::{ErrorBody, ErrorCode, Millis, RequestId, RoomId, UserId};
+use hearth_protocol::{ErrorBody, ErrorCode, Millis, RequestId, RoomId};
 
 use super::Session;
 use super::dispatch::Handle;
@@ -84,7 +83,7 @@ impl Session {
                     continue;
                 }
                 let from = match now.as_ref().is_some_and(TextNow::is_former) {
-                    true => UserId::new(FORMER_MEMBER).expect("a valid name"),
+                    true => crate::room::messages::former_member(),
                     false => hit.from,
                 };
                 let text = match now.as_ref().and_then(TextNow::text_change) {
