@@ -2,9 +2,12 @@
 //! server) with a scenario, checks every delivery — no loss, no duplicate, per-room
 //! order — and reports throughput, latency percentiles, connect times, errors and,
 //! given the server's PID, its CPU cost per delivery and its memory.
+//! `redis-cost` measures what a message costs Redis in cluster mode, beside the
+//! floor of that design.
 
 mod floor;
 mod member;
+mod redis_cost;
 mod report;
 mod run;
 mod scenario;
@@ -36,6 +39,23 @@ enum Command {
     FloorServer {
         #[arg(long, default_value = "127.0.0.1:7979")]
         listen: SocketAddr,
+    },
+    /// Measure Redis's CPU per message in cluster mode at the scenario's rate
+    /// and size: Hearth's order path (two nodes' brokers) and the floor (a
+    /// script that only appends each message to its room's stream and
+    /// publishes it).
+    RedisCost {
+        #[command(flatten)]
+        run: Box<RunArgs>,
+        #[arg(long, default_value = "redis://127.0.0.1:6379")]
+        redis: String,
+        /// PID of the Redis server, for its CPU time.
+        #[arg(long)]
+        redis_pid: u32,
+        /// `floor` (XADD + SPUBLISH only), `hearth` (the order path of two
+        /// nodes' brokers); repeat for several, run one after the other.
+        #[arg(long = "path", value_enum, default_values_t = [redis_cost::RedisPath::Floor])]
+        paths: Vec<redis_cost::RedisPath>,
     },
 }
 
@@ -155,6 +175,24 @@ fn main() -> Result<()> {
             floor::serve(listener).await
         }),
         Command::Run(args) => runtime.block_on(run_command(*args)),
+        Command::RedisCost { run, redis, redis_pid, paths } => runtime.block_on(async {
+            let scenario = run.scenario()?;
+            for path in (0..run.repeat).flat_map(|_| paths.iter().copied()) {
+                redis_cost::run(redis_cost::FloorRun {
+                    path,
+                    redis_url: redis.clone(),
+                    redis_pid: redis_pid.to_string(),
+                    rooms: scenario.rooms,
+                    senders_per_room: scenario.senders_per_room,
+                    rate: scenario.rate,
+                    payload: scenario.payload,
+                    warmup: scenario.warmup,
+                    duration: scenario.duration,
+                })
+                .await?;
+            }
+            Ok(())
+        }),
     }
 }
 

@@ -5,7 +5,8 @@
 //! timelines, never from a request: committed events reach it through the
 //! node's delivery path ([`SearchTap`], which sees every event ordered on one
 //! node), and in cluster mode a feed in Redis names the rooms that moved on
-//! other nodes (one `XADD` per message, edit or deletion; `Broker::search_feed`).
+//! other nodes (each node adds one entry every 100 ms naming the rooms whose
+//! messages moved there; `Broker::search_feed`).
 //! A room whose events arrived with a gap, that the feed named, or that the
 //! node has not read since it started, is read again from the broker's history
 //! after the index's position in it. So the index only trails the timelines,

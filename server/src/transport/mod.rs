@@ -34,6 +34,24 @@ mod http;
 mod signin;
 mod upgrade;
 
+/// Connections the kernel holds for the server before it accepts them (it
+/// caps this at `net.core.somaxconn`, 4,096 on current kernels). Tokio's
+/// default of 1,024 overflows when a restarted node's members all come back
+/// at once: a connection whose handshake the kernel dropped waits a second
+/// for its retry.
+const LISTEN_BACKLOG: u32 = 65_535;
+
+/// Listens on `addr` with a backlog deep enough for a reconnect storm.
+pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    // As `TcpListener::bind` does: a restarted server need not wait for the
+    // old one's connections to time out.
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 /// WebSocket settings for server connections: limits from the protocol and small
 /// buffers, because most connections are idle most of the time.
 pub fn websocket_config() -> WebSocketConfig {

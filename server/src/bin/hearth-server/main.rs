@@ -365,8 +365,7 @@ fn main() -> Result<()> {
 }
 
 async fn serve(listen: SocketAddr, config: Config) -> Result<()> {
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
+    let listener = hearth_server::transport::bind(listen)
         .with_context(|| format!("cannot listen on {listen}; is another server using it? pick one with --listen"))?;
     let data = match &config.storage {
         Storage::Dir(dir) => dir.display().to_string(),

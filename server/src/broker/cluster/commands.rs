@@ -45,6 +45,16 @@ impl Commands {
         self.breaker.record(result)
     }
 
+    /// Runs an `EVALSHA` of `script`, teaching Redis the script first if it
+    /// does not know it.
+    pub(super) async fn evalsha(&self, call: &redis::Cmd, script: &str) -> RedisResult<redis::Value> {
+        let reply = self.query(call).await;
+        if super::batch::unknown_script(&reply) {
+            return self.query(&super::batch::eval_of(call, script)).await;
+        }
+        reply
+    }
+
     pub(super) async fn invoke<T: FromRedisValue>(&self, call: &redis::ScriptInvocation<'_>) -> RedisResult<T> {
         self.breaker.admit()?;
         let result = match &self.conn {

@@ -11,7 +11,12 @@ pub(super) struct RoomKeys {
     pub(super) members: String,
     pub(super) pins: String,
     pub(super) log: String,
+    /// The client message ids of the even generations (see `order.lua`).
     pub(super) cmids: String,
+    /// Those of the odd generations.
+    pub(super) cmids_odd: String,
+    /// The list of cmids earlier versions kept, deleted when the room first
+    /// counts its cmids.
     pub(super) cmid_queue: String,
     pub(super) settings: String,
     pub(super) channel: String,
@@ -54,6 +59,7 @@ impl RoomKeys {
             pins: format!("{tag}:pins"),
             log: format!("{tag}:log"),
             cmids: format!("{tag}:cmids"),
+            cmids_odd: format!("{tag}:cmids1"),
             cmid_queue: format!("{tag}:cmidq"),
             settings: format!("{tag}:settings"),
             channel: format!("{tag}:events"),

@@ -22,6 +22,7 @@
 //! subscriptions that stall without breaking (see [`subscriber`]).
 
 mod accounts;
+mod batch;
 mod commands;
 mod keys;
 mod reads;
@@ -51,6 +52,11 @@ use subscriber::Subscriber;
 /// Entries the search feed keeps, about: a node that falls further behind
 /// reads every room again.
 const SEARCH_FEED_LENGTH: usize = 100_000;
+/// How often a node adds the rooms that moved to the search feed (nodes read
+/// it every 250 ms).
+const SEARCH_FEED_EVERY: Duration = Duration::from_millis(100);
+/// Rooms named by one entry of the search feed, at most.
+const SEARCH_FEED_ROOMS_PER_ENTRY: usize = 500;
 
 /// A stream entry id (`MS-N`) as numbers, to compare.
 fn stream_id(id: &str) -> Option<(u64, u64)> {
@@ -138,6 +144,11 @@ struct Shared {
     /// lost its data (0: never): for a while after, a room missing from
     /// Redis may be on its way back (`Shared::room_missing`).
     lost_data_at: std::sync::atomic::AtomicU64,
+    /// Where order-script calls wait for the next batch (one Redis; a Redis
+    /// Cluster's are sent one by one).
+    orders: Option<batch::Batcher>,
+    /// Rooms that moved since the search feed's last entry, with their seqs.
+    search_pending: std::sync::Mutex<std::collections::HashMap<RoomId, Seq>>,
 }
 
 impl RedisBroker {
@@ -172,6 +183,10 @@ impl RedisBroker {
         let (account_notices, _) = tokio::sync::broadcast::channel(1024);
         let mut node = [0u8; 8];
         let _ = getrandom::fill(&mut node);
+        let orders = match &config.target {
+            RedisTarget::Single(_) => Some(batch::Batcher::start(commands.clone(), script::ORDER_LUA, stop.clone())),
+            RedisTarget::Cluster(_) => None,
+        };
         let shared = Arc::new(Shared {
             node: node.iter().map(|b| format!("{b:02x}")).collect(),
             commands,
@@ -182,10 +197,13 @@ impl RedisBroker {
             scripts: Scripts::new(),
             account_notices,
             lost_data_at: std::sync::atomic::AtomicU64::new(0),
+            search_pending: Default::default(),
+            orders,
         });
         // The mark that this Redis has kept its data since a node first saw
         // it (`Shared::lost_data`).
         let _: RedisResult<Option<String>> = shared.commands.query(&shared.alive_mark()).await;
+        tokio::spawn(shared.clone().feed_search_until(stop.clone()));
         let subscriber = Subscriber::start(shared.clone(), stop).await?;
         Ok(RedisBroker { shared, subscriber })
     }
@@ -218,27 +236,49 @@ impl Shared {
         format!("{}:search", self.config.prefix)
     }
 
-    /// Adds `room` at `seq` to the search feed. Not waited for: the order is
-    /// done, and a node that misses the entry reads the room again at its
-    /// next one, or when it starts.
-    fn feed_search(self: &Arc<Self>, room: RoomId, seq: Seq) {
-        let shared = self.clone();
-        tokio::spawn(async move {
+    /// Notes that `room` reached `seq`, for the search feed's next entry.
+    fn feed_search(&self, room: RoomId, seq: Seq) {
+        let mut pending = self.search_pending.lock().unwrap_or_else(|e| e.into_inner());
+        let at = pending.entry(room).or_insert(seq);
+        *at = (*at).max(seq);
+    }
+
+    /// Adds the rooms that moved since the last call to the search feed, as
+    /// one entry of `r ROOM s SEQ` pairs: a node's few entries a second cost
+    /// Redis next to nothing, where one a message cost a command and a round
+    /// trip each. Rooms not added (Redis unreachable) wait for the next call.
+    async fn flush_search_feed(&self) {
+        let pending = std::mem::take(&mut *self.search_pending.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut rooms: Vec<(RoomId, Seq)> = pending.into_iter().collect();
+        while !rooms.is_empty() {
+            let chunk: Vec<_> = rooms.drain(..rooms.len().min(SEARCH_FEED_ROOMS_PER_ENTRY)).collect();
             let mut add = redis::cmd("XADD");
-            add.arg(shared.search_feed_key())
-                .arg("MAXLEN")
-                .arg("~")
-                .arg(SEARCH_FEED_LENGTH)
-                .arg("*")
-                .arg("r")
-                .arg(room.as_str())
-                .arg("s")
-                .arg(seq.0);
-            let added: RedisResult<String> = shared.commands.query(&add).await;
-            if let Err(error) = added {
-                tracing::debug!(%error, room = %room, "cannot add to the search feed");
+            add.arg(self.search_feed_key()).arg("MAXLEN").arg("~").arg(SEARCH_FEED_LENGTH).arg("*");
+            for (room, seq) in &chunk {
+                add.arg("r").arg(room.as_str()).arg("s").arg(seq.0);
             }
-        });
+            let added: RedisResult<String> = self.commands.query(&add).await;
+            if let Err(error) = added {
+                tracing::debug!(%error, "cannot add to the search feed; trying again");
+                for (room, seq) in chunk.into_iter().chain(rooms) {
+                    self.feed_search(room, seq);
+                }
+                return;
+            }
+        }
+    }
+
+    /// Flushes the search feed every `SEARCH_FEED_EVERY` until `stop`, then once more.
+    async fn feed_search_until(self: Arc<Self>, stop: CancellationToken) {
+        let mut every = tokio::time::interval(SEARCH_FEED_EVERY);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = every.tick() => self.flush_search_feed().await,
+            }
+        }
+        let _ = tokio::time::timeout(self.config.timeout, self.flush_search_feed()).await;
     }
 
     /// The search feed after `cursor` (from its newest entry when `None`).
@@ -272,9 +312,17 @@ impl Shared {
         let next = entries.last().map_or(cursor, |(id, _)| id.clone());
         let rooms = entries
             .into_iter()
-            .filter_map(|(_, fields)| {
-                let field = |name: &str| fields.iter().find(|(f, _)| f == name).map(|(_, v)| v.clone());
-                Some((RoomId::new(field("r")?).ok()?, Seq(field("s")?.parse().ok()?)))
+            .flat_map(|(_, fields)| {
+                // `r ROOM s SEQ`, once or many times.
+                fields
+                    .chunks_exact(2)
+                    .filter_map(|pair| match pair {
+                        [(r, room), (s, seq)] if r == "r" && s == "s" => {
+                            Some((RoomId::new(room.as_str()).ok()?, Seq(seq.parse().ok()?)))
+                        }
+                        _ => None,
+                    })
+                    .collect::<Vec<_>>()
             })
             .collect();
         Ok(crate::search::FeedPage { rooms, cursor: next, full, lost_place })

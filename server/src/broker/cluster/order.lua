@@ -4,14 +4,22 @@
 -- KEYS: 1 room (hash: record, epoch, cap, head, last_ts, rules: the seq of
 -- the last event that changed the settings or the pins), 2 members (hash:
 -- user -> "rank:joined_at:expires"), 3 pins (hash: id -> note), 4 log (stream,
--- id "<seq>-0"), 5 cmids (hash: "user\ncmid" -> "seq:ts"), 6 cmid queue (list,
--- oldest first), 7 settings (list of room_updated settings), 8 the room's
+-- id "<seq>-0"), 5 and 14 the client message ids of the room's two latest
+-- generations (hashes: "user\ncmid" -> "seq:ts"), 6 the cmid list of earlier
+-- versions, deleted when a room first counts its cmids, 7 settings (list of room_updated settings), 8 the room's
 -- sharded channel, 9 rows (hash: "table\31key" -> MessagePack; room::rows),
 -- 10 the moderation log (stream, id "<seq>-0", field v), 11 when members
 -- in slow mode last posted (hash: user -> ts), 12 the annotations of the
 -- message the event is about (hash, `room::rows` AnnexTable::Message), 13 the
 -- seqs of annotated messages (sorted set, score = seq). All hash to the
 -- room's slot.
+--
+-- Client message ids are remembered in generations of ARGV[6] (the window):
+-- the room hash's `cmids` counts them, the Nth goes to generation
+-- floor(N / window), whose hash is KEYS[5] or KEYS[14] by its parity, and a
+-- generation's first id empties the hash of the one two before. So a room
+-- remembers its last window to 2 x window ids, for three commands per event
+-- (two HGETs, one HSET) however full the window is, and one DEL a window.
 --
 -- ARGV: 1 mode, 2 epoch, 3 now (ms), 4 actor, 5 cmid or '', 6 cmid window,
 -- 7 most events kept, 8 oldest ts kept (0: no age cap), 9 event template,
@@ -51,13 +59,10 @@ local room, members, pins, log, cmids, cmidq, settings, channel, rows, modlog, l
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10], KEYS[11]
 local mode, epoch, now, actor, cmid = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
 
+-- A MessagePack uint64 (0xcf, 8 bytes big-endian). `struct` is C: the
+-- same bytes by a Lua loop cost a script call several microseconds.
 local function uint64(n)
-  local bytes = {}
-  for i = 8, 1, -1 do
-    bytes[i] = n % 256
-    n = math.floor(n / 256)
-  end
-  return string.char(207, unpack(bytes))
+  return struct.pack('>BL', 207, n)
 end
 
 local function decimal(n)
@@ -86,7 +91,7 @@ local function fill(template, seq_bytes, ts_bytes)
   return table.concat(parts)
 end
 
-local head, last_ts, cap, rules_at = 0, 0, 0, 0
+local head, last_ts, cap, rules_at, cmids_counted = 0, 0, 0, 0, nil
 if mode == 'create' then
   if redis.call('EXISTS', room) == 1 then
     return {'exists'}
@@ -94,7 +99,7 @@ if mode == 'create' then
   head, last_ts, cap = 0, now, tonumber(ARGV[11])
   redis.call('HSET', room, 'record', ARGV[10], 'epoch', epoch, 'cap', ARGV[11], 'head', 0, 'last_ts', ARGV[3])
 else
-  local meta = redis.call('HMGET', room, 'epoch', 'head', 'last_ts', 'cap', 'rules')
+  local meta = redis.call('HMGET', room, 'epoch', 'head', 'last_ts', 'cap', 'rules', 'cmids')
   if not meta[1] then
     return {'no_room'}
   end
@@ -102,16 +107,24 @@ else
     return {'epoch', meta[1]}
   end
   head, last_ts, cap, rules_at = tonumber(meta[2]), tonumber(meta[3]), tonumber(meta[4]), tonumber(meta[5] or '0')
+  cmids_counted = tonumber(meta[6])
 end
 
-local cmid_key
+local cmid_key, cmid_window, cmid_generation
 if cmid ~= '' then
   cmid_key = actor .. '\n' .. cmid
-  local seen = redis.call('HGET', cmids, cmid_key)
+  cmid_window = tonumber(ARGV[6])
+  cmid_generation = math.floor((cmids_counted or 0) / cmid_window)
+  local current, previous = KEYS[5], KEYS[14]
+  if cmid_generation % 2 == 1 then
+    current, previous = KEYS[14], KEYS[5]
+  end
+  local seen = redis.call('HGET', current, cmid_key) or redis.call('HGET', previous, cmid_key)
   if seen then
     local colon = string.find(seen, ':', 1, true)
     return {'dup', tonumber(string.sub(seen, 1, colon - 1)), tonumber(string.sub(seen, colon + 1))}
   end
+  cmids = current
 end
 
 local ts = math.max(now, last_ts)
@@ -239,6 +252,8 @@ end
 
 local seq = head + 1
 local seq_bytes, ts_bytes = uint64(seq), uint64(ts)
+-- Formatted once: each format costs a script call more than a command does.
+local seq_text, ts_text = decimal(seq), decimal(ts)
 local body = fill(ARGV[9], seq_bytes, ts_bytes)
 
 -- Rows keyed by the event's own seq (a report, a warning) carry the seq
@@ -258,12 +273,12 @@ for i = 16, #ARGV, 3 do
     rules_changed = true
   end
   if op == 'join' then
-    redis.call('HSET', members, a, b .. ':' .. decimal(ts) .. ':')
+    redis.call('HSET', members, a, b .. ':' .. ts_text .. ':')
   elseif op == 'leave' then
     redis.call('HDEL', members, a)
     redis.call('HDEL', last_post, a)
   elseif op == 'pin' then
-    redis.call('HSET', pins, decimal(seq), fill(b, seq_bytes, ts_bytes))
+    redis.call('HSET', pins, seq_text, fill(b, seq_bytes, ts_bytes))
   elseif op == 'unpin' then
     redis.call('HDEL', pins, a)
   elseif op == 'settings' then
@@ -330,11 +345,11 @@ for i = 16, #ARGV, 3 do
       end
     end
   elseif op == 'modlog' then
-    redis.call('XADD', modlog, decimal(seq) .. '-0', 'v', fill(b, seq_bytes, ts_bytes))
+    redis.call('XADD', modlog, seq_text .. '-0', 'v', fill(b, seq_bytes, ts_bytes))
   end
 end
 
-redis.call('XADD', log, 'MAXLEN', '~', ARGV[7], decimal(seq) .. '-0', 'b', body, 't', decimal(ts))
+redis.call('XADD', log, 'MAXLEN', '~', ARGV[7], seq_text .. '-0', 'b', body, 't', ts_text)
 local oldest_kept = tonumber(ARGV[8])
 if oldest_kept > 0 then
   -- Trims by age a few entries at a time: the cost per event stays constant.
@@ -366,19 +381,26 @@ if annotates then
   end
 end
 
-redis.call('HSET', room, 'head', decimal(seq), 'last_ts', decimal(ts))
+if cmid_key then
+  local counted = cmids_counted or 0
+  if cmids_counted == nil then
+    -- The first count of this room's cmids: the list earlier versions kept
+    -- goes (the hash it indexed is generation 0's, and stays).
+    redis.call('DEL', cmidq)
+  elseif counted % cmid_window == 0 then
+    -- A new generation: its hash held the one two before.
+    redis.call('DEL', cmids)
+  end
+  redis.call('HSET', cmids, cmid_key, seq_text .. ':' .. ts_text)
+  redis.call('HSET', room, 'head', seq_text, 'last_ts', ts_text, 'cmids', decimal(counted + 1))
+else
+  redis.call('HSET', room, 'head', seq_text, 'last_ts', ts_text)
+end
 if rules_changed then
-  redis.call('HSET', room, 'rules', decimal(seq))
+  redis.call('HSET', room, 'rules', seq_text)
 end
 if kind == 'post' and tonumber(ARGV[15]) > 0 then
-  redis.call('HSET', last_post, who, decimal(ts))
-end
-if cmid_key then
-  redis.call('HSET', cmids, cmid_key, decimal(seq) .. ':' .. decimal(ts))
-  redis.call('RPUSH', cmidq, cmid_key)
-  if redis.call('LLEN', cmidq) > tonumber(ARGV[6]) then
-    redis.call('HDEL', cmids, redis.call('LPOP', cmidq))
-  end
+  redis.call('HSET', last_post, who, ts_text)
 end
 redis.call('SPUBLISH', channel, body)
 return {'ok', seq, ts}

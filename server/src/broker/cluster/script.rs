@@ -19,6 +19,9 @@ use crate::broker::{BrokerError, Published, Receipt};
 use crate::room::{self, AnnexTable, Change, Draft, Refusal, Requires, RoomRecord, Row, RowTable, Term};
 use crate::store::{RoomListing, RoomLoad, StoredEvent};
 
+/// The order script's source, for `EVAL` when Redis lacks it.
+pub(super) const ORDER_LUA: &str = include_str!("order.lua");
+
 pub(super) struct Scripts {
     pub(super) order: redis::Script,
     pub(super) load: redis::Script,
@@ -30,7 +33,7 @@ pub(super) struct Scripts {
 impl Scripts {
     pub(super) fn new() -> Scripts {
         Scripts {
-            order: redis::Script::new(include_str!("order.lua")),
+            order: redis::Script::new(ORDER_LUA),
             load: redis::Script::new(include_str!("load.lua")),
             summary: redis::Script::new(include_str!("summary.lua")),
             own: redis::Script::new(include_str!("own.lua")),
@@ -38,6 +41,9 @@ impl Scripts {
         }
     }
 }
+
+/// The keys `order.lua` takes.
+const ORDER_KEYS: usize = 14;
 
 impl Shared {
     pub(super) async fn order(
@@ -53,7 +59,8 @@ impl Shared {
         let template = encode_event(Codec::MsgPack, &event);
         let keys = self.keys(&room);
         let now = self.clock.now();
-        let mut call = self.scripts.order.prepare_invoke();
+        let mut call = redis::cmd("EVALSHA");
+        call.arg(self.scripts.order.get_hash()).arg(ORDER_KEYS);
         for key in [
             &keys.room,
             &keys.members,
@@ -67,7 +74,7 @@ impl Shared {
             &keys.modlog,
             &keys.last_post,
         ] {
-            call.key(key);
+            call.arg(key);
         }
         // The annotations of the message this event is about (the same slot).
         let about = match &event {
@@ -79,7 +86,7 @@ impl Shared {
             hearth_protocol::Event::Moderation(m) => m.message.unwrap_or(Seq::ZERO),
             _ => Seq::ZERO,
         };
-        call.key(keys.message(about)).key(&keys.annotated);
+        call.arg(keys.message(about)).arg(&keys.annotated).arg(&keys.cmids_odd);
         let record = match create {
             Some(record) => serde_json::to_vec(record).map_err(|e| corrupt("room record", e.to_string()))?,
             None => Vec::new(),
@@ -152,7 +159,10 @@ impl Shared {
                 }
             };
         }
-        let reply: Value = self.commands.invoke(&call).await.map_err(unavailable)?;
+        let reply: Value = match &self.orders {
+            Some(batcher) => batcher.call(call).await?,
+            None => self.commands.evalsha(&call, ORDER_LUA).await.map_err(unavailable)?,
+        };
         let mut reply = Reply::new(reply)?;
         let outcome = reply.text()?;
         let rejected = |why| BrokerError::Rejected { room: room.clone(), why };

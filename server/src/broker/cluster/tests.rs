@@ -197,3 +197,49 @@ fn the_scripts_know_the_seq_sentinel_as_keys_write_it() {
     let key_mark = crate::room::rows::seq_key("", super::SEQ_SENTINEL);
     assert!(include_str!("order.lua").contains(&format!("local SEQ_KEY_MARK = '{key_mark}'")));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_last_window_of_client_message_ids_is_remembered_in_bounded_space() {
+    const WINDOW: usize = 4;
+    let redis = RedisServer::start().await;
+    let (broker, clock, _stop) = broker(&redis, |c| c.dedupe_window = WINDOW).await;
+    create(&broker, "ada", "retries", Visibility::Open, clock.now()).await;
+    let keys = RoomKeys::new(&RedisConfig::new(RedisTarget::Single(redis.url())).prefix, &rid("retries"));
+    let mut sent = Vec::new();
+    for n in 0..5 * WINDOW {
+        let first = say(&broker, "retries", n).await;
+        assert!(!first.duplicate);
+        sent.push(first);
+        // Every one of the last WINDOW sends, retried, is answered as it was
+        // (whichever generation holds it).
+        for (m, earlier) in sent.iter().enumerate().skip((n + 1).saturating_sub(WINDOW)) {
+            let again = say(&broker, "retries", m).await;
+            assert!(again.duplicate, "send {m} retried after send {n}");
+            assert_eq!((again.seq, again.ts), (earlier.seq, earlier.ts));
+        }
+        let mut held = 0;
+        for key in [&keys.cmids, &keys.cmids_odd] {
+            held += redis.must(&["HLEN", key]).await.trim().parse::<usize>().unwrap();
+        }
+        assert!(held <= 2 * WINDOW, "{held} ids held after {} sends", n + 1);
+    }
+    // Two generations back, an id is forgotten: sent again, it is a new message.
+    let forgotten = say(&broker, "retries", 0).await;
+    assert!(!forgotten.duplicate);
+    assert!(forgotten.seq > sent.last().unwrap().seq);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orders_go_on_after_redis_forgets_its_scripts() {
+    let redis = RedisServer::start().await;
+    let (broker, clock, _stop) = broker(&redis, |_| {}).await;
+    create(&broker, "ada", "flushed", Visibility::Open, clock.now()).await;
+    let before = say(&broker, "flushed", 0).await;
+    redis.must(&["SCRIPT", "FLUSH"]).await;
+    // Several at once: one batch, every call of it taught the script again.
+    let sends = (1..6).map(|n| say(&broker, "flushed", n));
+    let after = futures_util::future::join_all(sends).await;
+    let mut seqs: Vec<Seq> = after.iter().map(|p| p.seq).collect();
+    seqs.sort();
+    assert_eq!(seqs, (1..6).map(|n| Seq(before.seq.0 + n)).collect::<Vec<_>>());
+}
