@@ -256,6 +256,8 @@ mod hearth {
         brokers: [RedisBroker; 2],
         /// Each room's state after its senders joined: what a node decides on.
         rooms: Vec<(RoomId, RoomState)>,
+        /// Bytes of each message's text.
+        payload: usize,
         received: Arc<AtomicU64>,
         stop: CancellationToken,
     }
@@ -314,7 +316,7 @@ mod hearth {
                 rooms.push((name, state));
             }
             received.store(0, Ordering::Relaxed);
-            Ok(Nodes { brokers, rooms, received, stop })
+            Ok(Nodes { brokers, rooms, payload: floor.payload, received, stop })
         }
 
         pub(super) fn received(&self) -> Arc<AtomicU64> {
@@ -338,7 +340,8 @@ mod hearth {
         async fn order(&self, sender: usize, room: usize) -> bool {
             let (name, state) = &self.rooms[room];
             let n = NEXT_CMID.fetch_add(1, Ordering::Relaxed);
-            let text = format!("{n:020}{}", "x".repeat(80));
+            let mut text = format!("{n:020}");
+            text.push_str(&"x".repeat(self.payload.saturating_sub(text.len())));
             let msg = SendMessage {
                 room: name.clone(),
                 text: Text::new(text).expect("payload within limits"),

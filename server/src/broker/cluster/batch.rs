@@ -45,9 +45,8 @@ impl Batcher {
     /// Runs `call` (an `EVALSHA` of the script) in the next batch.
     pub(super) async fn call(&self, call: redis::Cmd) -> Result<Value, BrokerError> {
         let (answer, answered) = oneshot::channel();
-        let stopped = || BrokerError::Stopping;
-        self.queue.send(Queued { call, answer }).await.map_err(|_| stopped())?;
-        answered.await.map_err(|_| stopped())?
+        self.queue.send(Queued { call, answer }).await.map_err(|_| BrokerError::Stopping)?;
+        answered.await.map_err(|_| BrokerError::Stopping)?
     }
 }
 
