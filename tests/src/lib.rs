@@ -9,8 +9,8 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use futures_util::StreamExt;
 use hearth_cli::{Client, Options};
-use hearth_protocol::ops::{CreateRoom, Visibility};
-use hearth_protocol::{Codec, Event, RoomId, ShortText, UserId};
+use hearth_protocol::ops::{CreateRoom, SetRole, Visibility};
+use hearth_protocol::{Codec, Event, Role, RoomId, ShortText, UserId};
 use hearth_server::auth::{self, Secret};
 use hearth_server::{Config, Limits, RedisConfig, RedisTarget, Storage};
 use tokio::task::JoinHandle;
@@ -33,6 +33,11 @@ pub fn room(name: &str) -> RoomId {
 
 pub fn user(name: &str) -> UserId {
     UserId::new(name).expect("valid user name")
+}
+
+/// Gives `who` a role in room `name`, for good and without a title.
+pub fn set_role(name: &str, who: &str, role: Role) -> SetRole {
+    SetRole { room: room(name), user: user(who), role, expires_at: None, title: None }
 }
 
 /// Logs to the test's output when RUST_LOG is set.

@@ -13,10 +13,6 @@ use hearth_protocol::ops::{
 use hearth_protocol::{Codec, ErrorCode, Event, Role};
 use hearth_tests::*;
 
-fn set_role(name: &str, who: &str, role: Role) -> SetRole {
-    SetRole { room: room(name), user: user(who), role, expires_at: None, title: None }
-}
-
 async fn role_of(client: &Client, name: &str, who: &str) -> (Role, Option<String>) {
     let list = client.request(Members { room: room(name) }).await.unwrap();
     let member = list.members.into_iter().find(|m| m.user.as_str() == who).expect("a member");

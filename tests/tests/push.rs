@@ -332,14 +332,7 @@ both_modes! {
             dee.join(&hearth_tests::room("club")).await.unwrap();
             bo.request(bo_keys.subscription(service.endpoint("/bo"), false)).await.unwrap();
             dee.request(dee_keys.subscription(service.endpoint("/dee"), false)).await.unwrap();
-            let welcomer = hearth_protocol::ops::SetRole {
-                room: hearth_tests::room("club"),
-                user: user("dee"),
-                role: hearth_protocol::Role::Welcomer,
-                expires_at: None,
-                title: None,
-            };
-            ada.request(welcomer).await.unwrap();
+            ada.request(set_role("club", "dee", hearth_protocol::Role::Welcomer)).await.unwrap();
             bo.send(&hearth_tests::room("club"), "cheap lenses at spam.example").await.unwrap().seq
         };
         online(&ada, "club", &["bo", "dee"], false).await;
@@ -376,14 +369,7 @@ both_modes! {
             let mut mo = d.client("mo", Codec::Json).await;
             mo.join(&hearth_tests::room("club")).await.unwrap();
             mo.request(mo_keys.subscription(service.endpoint("/mo"), false)).await.unwrap();
-            let moderator = hearth_protocol::ops::SetRole {
-                room: hearth_tests::room("club"),
-                user: user("mo"),
-                role: hearth_protocol::Role::Moderator,
-                expires_at: None,
-                title: None,
-            };
-            ada.request(moderator).await.unwrap();
+            ada.request(set_role("club", "mo", hearth_protocol::Role::Moderator)).await.unwrap();
         }
         online(&ada, "club", &["mo"], false).await;
         // Three arrivals within the minute lock the doors. Which join is

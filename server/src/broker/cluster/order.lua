@@ -6,8 +6,8 @@
 -- user -> "rank:joined_at:expires"), 3 pins (hash: id -> note), 4 log (stream,
 -- id "<seq>-0"), 5 and 14 the client message ids of the room's two latest
 -- generations (hashes: "user\ncmid" -> "seq:ts"), 6 the cmid list of earlier
--- versions, deleted when a room first counts its cmids, 7 settings (list of room_updated settings), 8 the room's
--- sharded channel, 9 rows (hash: "table\31key" -> MessagePack; room::rows),
+-- versions, deleted when a room first counts its cmids, 7 settings (list of
+-- room_updated settings), 8 the room's sharded channel, 9 rows (hash: "table\31key" -> MessagePack; room::rows),
 -- 10 the moderation log (stream, id "<seq>-0", field v), 11 when members
 -- in slow mode last posted (hash: user -> ts), 12 the annotations of the
 -- message the event is about (hash, `room::rows` AnnexTable::Message), 13 the
@@ -110,13 +110,12 @@ else
   cmids_counted = tonumber(meta[6])
 end
 
-local cmid_key, cmid_window, cmid_generation
+local cmid_key, cmid_window
 if cmid ~= '' then
   cmid_key = actor .. '\n' .. cmid
   cmid_window = tonumber(ARGV[6])
-  cmid_generation = math.floor((cmids_counted or 0) / cmid_window)
   local current, previous = KEYS[5], KEYS[14]
-  if cmid_generation % 2 == 1 then
+  if math.floor((cmids_counted or 0) / cmid_window) % 2 == 1 then
     current, previous = KEYS[14], KEYS[5]
   end
   local seen = redis.call('HGET', current, cmid_key) or redis.call('HGET', previous, cmid_key)
