@@ -11,6 +11,7 @@
 //! batch, and the sender gets its reply.
 
 pub mod accounts;
+mod alloc;
 pub mod auth;
 pub mod backup;
 pub mod broker;
@@ -47,8 +48,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// what the binary does. glibc's malloc keeps the memory of freed large
 /// buffers (history pages, bursts of replies) in its arenas: a node's RSS
 /// stayed ~70 MiB higher after twenty greedy connections left. mimalloc
-/// returns freed pages to the system within milliseconds (ARCHITECTURE.md,
-/// "Memory per connection"; BENCHMARKS.md has the hot path measured on it).
+/// returns freed pages within seconds, asked by a task once a second (see
+/// [`alloc`]; ARCHITECTURE.md, "Memory per connection"; BENCHMARKS.md has the
+/// hot path measured on it).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -274,6 +276,7 @@ impl Server {
             })
         };
         let evictor = tokio::spawn(shared.registry.clone().evict_idle(stop.clone()));
+        let allocator = tokio::spawn(alloc::return_freed_memory(stop.clone()));
         let indexer = tokio::spawn(shared.search.clone().run(broker.clone(), stop.clone()));
         let presence = tokio::spawn(presence::run(shared.registry.clone(), stop.clone()));
         let prompts = tokio::spawn(prompts::run(
@@ -306,7 +309,7 @@ impl Server {
         }
         // Every task that holds the broker ends before this returns, so a
         // store's files are let go of when `serve` is done.
-        let stopped = [stop_on_failure, erasures, presence, prompts].into_iter().chain(follower);
+        let stopped = [stop_on_failure, erasures, presence, prompts, allocator].into_iter().chain(follower);
         for task in stopped {
             task.abort();
             let _ = task.await;

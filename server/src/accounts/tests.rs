@@ -159,3 +159,17 @@ async fn accounts_and_invites_survive_a_reopen() {
     accounts.register("cy", "correct horse", Some(code.clone())).await.unwrap();
     assert_eq!(accounts.register("di", "correct horse", Some(code)).await.unwrap_err(), AccountError::InvalidInvite);
 }
+
+#[test]
+fn the_decoy_costs_what_a_real_hash_costs() {
+    // A login for a name with no account verifies against DECOY_HASH; if its
+    // parameters differed from a real hash's, the answer's time would tell.
+    let decoy = PasswordHash::new(DECOY_HASH).expect("the decoy parses");
+    let real_hash = hash_password("correct horse battery").unwrap();
+    let real = PasswordHash::new(&real_hash).unwrap();
+    assert_eq!(decoy.algorithm, real.algorithm);
+    assert_eq!(decoy.version, real.version);
+    assert_eq!(argon2::Params::try_from(&decoy).unwrap(), argon2::Params::try_from(&real).unwrap());
+    // A genuine hash, of the full cost: its own password verifies.
+    assert!(argon2().verify_password(b"not anyone's password", &decoy).is_ok());
+}
