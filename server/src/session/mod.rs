@@ -83,8 +83,12 @@ struct Session {
 }
 
 /// Runs a connection until the peer leaves, the queue closes, or shutdown.
+/// Starts the writer and registers the connection when called; the rest runs
+/// when awaited. Not an `async fn`, so what only the start needs (the socket's
+/// write half, the codec) is not kept for the connection's life
+/// (rust-lang/rust#62958).
 #[allow(clippy::too_many_arguments)] // one call site, each argument a different thing
-pub async fn run(
+pub fn run(
     sink: Sink,
     mut stream: Stream,
     meter: ReadMeter,
@@ -93,7 +97,7 @@ pub async fn run(
     codec: Codec,
     conn: ConnId,
     shutdown: CancellationToken,
-) {
+) -> impl std::future::Future<Output = ()> + Send {
     let out = Arc::new(Outbound::new(shared.config.outbound_queue_bytes));
     let writer = tokio::spawn(write_loop(sink, out.clone(), WriterConfig::from(&shared.config), conn));
     let token_expires = token.expires_at();
@@ -107,26 +111,28 @@ pub async fn run(
             format!("too_many_connections: {} has {max} connections open already; close one first", conn.user),
         );
     }
-    // Checked once registered, so a disable that lands meanwhile finds this
-    // connection to close (the check before would let it slip past).
-    if let Err(refusal) = shared.accounts.admit(&token).await {
-        tracing::info!(conn = conn.id.0, user = %conn.user, ?refusal, "token refused by its account");
-        crate::metrics::get().auth_failures.increment(1);
-        conn.out.close(refusal.close_code(), refusal.reason());
+    async move {
+        // Checked once registered, so a disable that lands meanwhile finds this
+        // connection to close (the check before would let it slip past).
+        if let Err(refusal) = shared.accounts.admit(&token).await {
+            tracing::info!(conn = conn.id.0, user = %conn.user, ?refusal, "token refused by its account");
+            crate::metrics::get().auth_failures.increment(1);
+            conn.out.close(refusal.close_code(), refusal.reason());
+        }
+        let metrics = crate::metrics::get();
+        metrics.connections_total.increment(1);
+        metrics.connections.increment(1.0);
+        let mut session = Session { shared, conn, rate: None, in_flight: None, token_expires, typed: Vec::new() };
+        session.hello();
+        // The upgrade's own bytes do not count.
+        meter.message_seen();
+        let ended = session.read_loop(&mut stream, &meter, &shutdown).await;
+        let Session { shared, conn, .. } = session;
+        // Boxed: what a connection does once at its end should not size the task it
+        // waits in for the rest of its life.
+        Box::pin(finish(shared, conn, writer, stream, ended)).await;
+        metrics.connections.decrement(1.0);
     }
-    let metrics = crate::metrics::get();
-    metrics.connections_total.increment(1);
-    metrics.connections.increment(1.0);
-    let mut session = Session { shared, conn, rate: None, in_flight: None, token_expires, typed: Vec::new() };
-    session.hello();
-    // The upgrade's own bytes do not count.
-    meter.message_seen();
-    let ended = session.read_loop(&mut stream, &meter, &shutdown).await;
-    let Session { shared, conn, .. } = session;
-    // Boxed: what a connection does once at its end should not size the task it
-    // waits in for the rest of its life.
-    Box::pin(finish(shared, conn, writer, stream, ended)).await;
-    metrics.connections.decrement(1.0);
 }
 
 /// Leaves the rooms, lets the writer send its close frame, and finishes the

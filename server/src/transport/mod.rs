@@ -226,26 +226,36 @@ async fn route(
     answer
 }
 
-async fn handle_connection(
+/// A connection's task: the handshake, then the session. Not an `async fn`:
+/// an async fn keeps its arguments beside the futures it passes them to for
+/// as long as it lives (rust-lang/rust#62958), and this one lives as long as
+/// the connection. Built by hand, the task holds the boxed handshake, then
+/// the session, and little else.
+fn handle_connection(
     stream: TcpStream,
     peer: SocketAddr,
     shared: Arc<Shared>,
     permit: Result<OwnedSemaphorePermit, OwnedSemaphorePermit>,
     from_ip: IpSlot,
     shutdown: CancellationToken,
-) {
+) -> impl std::future::Future<Output = ()> + Send {
     // Boxed: the handshake's states (TLS, hyper's connection, the upgrade, the
     // checks) made this task 7.2 KB where the session needs under 3 KB; in a
     // box they are freed once the connection is a session, and an idle
     // member's task is only as large as the session.
-    let handshake = Box::pin(handshake(stream, peer, &shared, permit, from_ip));
-    let Some(Admitted { sink, stream, meter, verified, codec, permit, from_ip }) = handshake.await else {
-        return;
-    };
-    run_session(sink, stream, meter, peer, shared, verified, codec, shutdown).await;
-    // Held until the connection ends: its place among the connections and in
-    // its address's count.
-    drop((permit, from_ip));
+    let handshake = Box::pin(handshake(stream, peer, shared.clone(), permit, from_ip));
+    async move {
+        let Some(Admitted { sink, stream, meter, verified, codec, permit, from_ip }) = handshake.await else {
+            return;
+        };
+        let conn = shared.next_conn_id();
+        tracing::debug!(conn = conn.0, %peer, user = %verified.user, ?codec, "connected");
+        session::run(sink, stream, meter, shared, verified, codec, conn, shutdown).await;
+        tracing::debug!(conn = conn.0, "disconnected");
+        // Held until the connection ends: its place among the connections and in
+        // its address's count.
+        drop((permit, from_ip));
+    }
 }
 
 /// A connection that became a WebSocket with a valid token, ready to be a
@@ -266,7 +276,7 @@ struct Admitted {
 async fn handshake(
     stream: TcpStream,
     peer: SocketAddr,
-    shared: &Arc<Shared>,
+    shared: Arc<Shared>,
     permit: Result<OwnedSemaphorePermit, OwnedSemaphorePermit>,
     from_ip: IpSlot,
 ) -> Option<Admitted> {
@@ -390,22 +400,6 @@ async fn handshake(
 }
 
 #[allow(clippy::too_many_arguments)] // one call site, each argument a different thing
-async fn run_session(
-    sink: session::Sink,
-    stream: session::Stream,
-    meter: ReadMeter,
-    peer: SocketAddr,
-    shared: Arc<Shared>,
-    token: auth::Verified,
-    codec: Codec,
-    shutdown: CancellationToken,
-) {
-    let conn = shared.next_conn_id();
-    tracing::debug!(conn = conn.0, %peer, user = %token.user, ?codec, "connected");
-    session::run(sink, stream, meter, shared, token, codec, conn, shutdown).await;
-    tracing::debug!(conn = conn.0, "disconnected");
-}
-
 /// Closes a connection that never became a session, giving the client a moment to
 /// read the close frame.
 async fn close_now(ws: &mut WebSocketStream<Metered>, code: CloseCode, reason: &str) {
