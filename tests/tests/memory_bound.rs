@@ -54,9 +54,12 @@ async fn connections_that_ask_and_never_read_hold_a_bounded_amount_and_give_it_b
     for reader in readers {
         read_a_page(reader, &r).await;
     }
-    let kept = settled(&ada, before, 256 * 1024 * CONNECTIONS as u64).await / CONNECTIONS as u64;
+    // 0.15–0.24 MB measured (client and server); a connection that kept its
+    // page would be past 0.8 MB.
+    const PAGE_KEEP: u64 = 512 * 1024;
+    let kept = settled(&ada, before, PAGE_KEEP * CONNECTIONS as u64).await / CONNECTIONS as u64;
     eprintln!("{kept} bytes of RSS kept per connection after it read an 800 KB page (client and server)");
-    assert!(kept < 256 * 1024, "{kept} bytes per connection kept after one page");
+    assert!(kept < PAGE_KEEP, "{kept} bytes per connection kept after one page");
 
     let before = quiet_rss(&ada).await;
 
