@@ -145,3 +145,32 @@ async fn feed_in_fragments(sink: &mut Sink, message: Message) -> Result<(), tung
 /// Frames of room a writer's buffer keeps between writes: what one wake-up of a
 /// busy room usually brings.
 const BATCH_KEPT: usize = 4;
+
+#[cfg(test)]
+mod tests {
+    use futures_util::StreamExt;
+    use tokio::net::{TcpListener, TcpStream};
+    use tokio_tungstenite::WebSocketStream;
+    use tokio_tungstenite::tungstenite::protocol::Role;
+
+    use super::*;
+    use crate::metered::{Io, Metered};
+
+    /// Every connection's writer waits in this future; see the transport's
+    /// test of the connection's task for why it is bounded.
+    #[tokio::test]
+    async fn an_idle_writer_stays_small() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+        let (stream, _) = listener.accept().await.unwrap();
+        let (metered, _meter) = Metered::new(Io::Plain(stream), 1 << 20);
+        let socket =
+            WebSocketStream::from_raw_socket(metered, Role::Server, Some(crate::transport::websocket_config())).await;
+        let (sink, _stream) = socket.split();
+        let config = WriterConfig { timeout: Duration::from_secs(10), coalesce: Duration::ZERO };
+        let writer = write_loop(sink, Arc::new(Outbound::new(1 << 20)), config, ConnId(1));
+        let size = std::mem::size_of_val(&writer);
+        assert!(size <= 1_024, "a writer's task holds {size} bytes (792 measured; 1,256 before)");
+        drop((writer, client));
+    }
+}

@@ -411,3 +411,31 @@ async fn close_now(ws: &mut WebSocketStream<Metered>, code: CloseCode, reason: &
     })
     .await;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Config, Server, Storage};
+
+    /// What an idle member's tasks hold is mostly these two futures, and a
+    /// change far away (an argument added, a future awaited inline) can
+    /// double them unnoticed: 7.2 KB once with the handshake inline, 2.8 KB
+    /// as an `async fn` (BENCHMARKS.md, "idle"). Sizes are the compiler's,
+    /// so the bounds leave room; a regression of the kinds seen is far past.
+    #[tokio::test]
+    async fn an_idle_connections_tasks_stay_small() {
+        let secret = auth::Secret::new(b"transport-test-secret-0123456789".to_vec()).unwrap();
+        let config = Config::new(Storage::Ephemeral { history_limit: 10 }, secret);
+        let server = Server::start(config).await.unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+        let (stream, peer) = listener.accept().await.unwrap();
+        let permit = Arc::new(Semaphore::new(1)).try_acquire_owned().unwrap();
+        let from_ip = IpSlot::take(&PerIp::default(), peer.ip());
+        let connection =
+            handle_connection(stream, peer, server.shared.clone(), Ok(permit), from_ip, CancellationToken::new());
+        let size = std::mem::size_of_val(&connection);
+        assert!(size <= 1_280, "a connection's task holds {size} bytes (1,016 measured)");
+        drop((connection, client));
+    }
+}
