@@ -173,8 +173,8 @@ const ATTEMPTS_PER_MINUTE: u32 = 10;
 /// What a login verifies against when the name has no account, so a guesser
 /// cannot tell names from the time the answer takes: a hash made once with
 /// [`argon2`]'s parameters (a test keeps them equal). A constant, because
-/// hashing one at start-up cost every server a CPU-second's fraction and left
-/// 46 MiB resident that the allocator had no reason to give back.
+/// hashing one at start-up cost every start a hash's time and left 46 MiB
+/// resident that the allocator had no reason to give back.
 const DECOY_HASH: &str =
     "$argon2id$v=19$m=47104,t=1,p=1$LUhc/w9smfS9JoV5gjCVfg$4RtYBufhmXK9ZScpG7t3v0/PE66ssPlqNPjSvaf3Y20";
 

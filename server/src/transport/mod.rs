@@ -240,9 +240,9 @@ fn handle_connection(
     shutdown: CancellationToken,
 ) -> impl std::future::Future<Output = ()> + Send {
     // Boxed: the handshake's states (TLS, hyper's connection, the upgrade, the
-    // checks) made this task 7.2 KB where the session needs under 3 KB; in a
-    // box they are freed once the connection is a session, and an idle
-    // member's task is only as large as the session.
+    // checks) made this task 7.2 KB; in a box they are freed once the
+    // connection is a session, and an idle member's task is only as large as
+    // the session.
     let handshake = Box::pin(handshake(stream, peer, shared.clone(), permit, from_ip));
     async move {
         let Some(Admitted { sink, stream, meter, verified, codec, permit, from_ip }) = handshake.await else {
@@ -399,7 +399,6 @@ async fn handshake(
     Some(Admitted { sink, stream, meter, verified, codec, permit, from_ip })
 }
 
-#[allow(clippy::too_many_arguments)] // one call site, each argument a different thing
 /// Closes a connection that never became a session, giving the client a moment to
 /// read the close frame.
 async fn close_now(ws: &mut WebSocketStream<Metered>, code: CloseCode, reason: &str) {
@@ -417,8 +416,8 @@ mod tests {
     use super::*;
     use crate::{Config, Server, Storage};
 
-    /// What an idle member's tasks hold is mostly these two futures, and a
-    /// change far away (an argument added, a future awaited inline) can
+    /// What an idle member's tasks hold is mostly this future and the writer's
+    /// (`session::writer`'s test bounds that one), and a change far away (an argument added, a future awaited inline) can
     /// double them unnoticed: 7.2 KB once with the handshake inline, 2.8 KB
     /// as an `async fn` (BENCHMARKS.md, "idle"). Sizes are the compiler's,
     /// so the bounds leave room; a regression of the kinds seen is far past.
