@@ -67,7 +67,10 @@ async fn connection(stream: TcpStream, rooms: Rooms, conn: u64) {
         }
         Ok(response)
     };
-    let config = hearth_server::transport::websocket_config();
+    // Hearth's limits and read buffer, but frames gather in tungstenite's own
+    // write buffer, as a plain tokio-tungstenite server's do (Hearth gathers
+    // them in its socket, which gives the buffer back; see its `metered`).
+    let config = hearth_server::transport::websocket_config().write_buffer_size(64 * 1024);
     let Ok(ws) = tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(config)).await else { return };
     let (mut sink, mut stream) = ws.split();
     let (tx, mut rx) = mpsc::channel::<Message>(QUEUE_FRAMES);

@@ -59,9 +59,11 @@ pub fn websocket_config() -> WebSocketConfig {
         // Allocated up front for every connection, and most connections are idle:
         // 512 bytes hold a typical request or two; larger frames grow it as needed.
         .read_buffer_size(512)
-        // Frames queue here between our explicit flushes; past 64 KiB tungstenite
-        // writes early, which bounds a burst's memory.
-        .write_buffer_size(64 * 1024)
+        // Each frame goes on to the socket's own buffer at once, which gathers
+        // a batch until the writer's flush and then frees it (`Metered`):
+        // tungstenite's buffer never shrinks, and an idle connection would
+        // keep the largest burst it was ever sent.
+        .write_buffer_size(0)
         // Writes only pile up past this when the socket errors: fail instead of growing.
         .max_write_buffer_size(1024 * 1024)
         .max_message_size(Some(limits::MAX_REQUEST_BYTES))
@@ -340,6 +342,7 @@ async fn handshake(
         metered.rewind(bytes::Bytes::copy_from_slice(&read_buf));
     }
     drop(read_buf);
+    metered.gather_writes();
     let mut ws = WebSocketStream::from_raw_socket(metered, Role::Server, Some(websocket_config())).await;
     let permit = match permit {
         Ok(permit) => permit,
