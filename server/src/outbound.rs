@@ -15,6 +15,9 @@
 use std::collections::VecDeque;
 use std::sync::Mutex;
 
+use std::task::{Context, Poll};
+
+use futures_util::task::AtomicWaker;
 use hearth_protocol::CloseCode;
 use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::Message;
@@ -56,9 +59,11 @@ pub enum PushError {
 pub struct Outbound {
     /// std Mutex: held only to move frames in or out, never across an await.
     queue: Mutex<Queue>,
-    /// Wakes the writer when frames arrive or the queue closes. `notify_one` keeps a
-    /// permit when the writer is busy, so no wake-up is lost.
-    ready: Notify,
+    /// Wakes the writer when frames arrive or the queue closes. The writer
+    /// registers before it looks at the queue, so no wake-up is lost; a waker,
+    /// not a `Notify`, because the writer is a hand-written future
+    /// (`session::writer`) with no place to keep a `Notified` borrowing this.
+    ready: AtomicWaker,
     /// Wakes a producer in `push_wait` when the writer has drained the queue.
     space: Notify,
     /// Wakes the session's reader when the queue closes.
@@ -80,7 +85,7 @@ impl Outbound {
     pub fn new(max_bytes: usize) -> Outbound {
         Outbound {
             queue: Mutex::new(Queue { frames: VecDeque::new(), bytes: 0, close: None }),
-            ready: Notify::new(),
+            ready: AtomicWaker::new(),
             space: Notify::new(),
             closed: Notify::new(),
             max_bytes,
@@ -115,7 +120,7 @@ impl Outbound {
         queue.bytes += bytes;
         queue.frames.push_back(message);
         drop(queue);
-        self.ready.notify_one();
+        self.ready.wake();
         Ok(())
     }
 
@@ -150,7 +155,7 @@ impl Outbound {
         queue.bytes += bytes;
         queue.frames.extend(messages);
         drop(queue);
-        self.ready.notify_one();
+        self.ready.wake();
         Ok(())
     }
 
@@ -185,7 +190,7 @@ impl Outbound {
                     queue.bytes += bytes;
                     queue.frames.push_back(message);
                     drop(queue);
-                    self.ready.notify_one();
+                    self.ready.wake();
                     return Ok(());
                 }
             }
@@ -233,13 +238,23 @@ impl Outbound {
     /// Writer side: moves every queued frame into `batch` (which must be empty),
     /// waiting while there are none. Returns the close request once the queue is
     /// closed and drained.
+    #[cfg(test)]
     pub async fn next_batch(&self, batch: &mut VecDeque<Message>) -> Option<Close> {
-        loop {
-            match self.take_queued(batch) {
-                Taken::Frames => return None,
-                Taken::Closed(close) => return Some(close),
-                Taken::Nothing => self.ready.notified().await,
-            }
+        std::future::poll_fn(|cx| match self.poll_take(cx, batch) {
+            Poll::Ready(Taken::Closed(close)) => Poll::Ready(Some(close)),
+            Poll::Ready(_) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        })
+        .await
+    }
+
+    /// Writer side: [`Outbound::take_queued`], or, when there is nothing to
+    /// take, a wake-up of `cx` once there is.
+    pub fn poll_take(&self, cx: &mut Context<'_>, batch: &mut VecDeque<Message>) -> Poll<Taken> {
+        self.ready.register(cx.waker());
+        match self.take_queued(batch) {
+            Taken::Nothing => Poll::Pending,
+            taken => Poll::Ready(taken),
         }
     }
 
@@ -286,7 +301,7 @@ impl Outbound {
     }
 
     fn wake_all(&self) {
-        self.ready.notify_one();
+        self.ready.wake();
         self.space.notify_waiters();
         self.closed.notify_waiters();
     }

@@ -111,10 +111,16 @@ pub fn run(
             format!("too_many_connections: {} has {max} connections open already; close one first", conn.user),
         );
     }
+    // Checked once registered, so a disable that lands meanwhile finds this
+    // connection to close (the check before would let it slip past). Boxed and
+    // owning the token: what the future below captures it keeps for the
+    // connection's life, and the token is 72 bytes.
+    let admitted = {
+        let shared = shared.clone();
+        Box::pin(async move { shared.accounts.admit(&token).await })
+    };
     async move {
-        // Checked once registered, so a disable that lands meanwhile finds this
-        // connection to close (the check before would let it slip past).
-        if let Err(refusal) = shared.accounts.admit(&token).await {
+        if let Err(refusal) = admitted.await {
             tracing::info!(conn = conn.id.0, user = %conn.user, ?refusal, "token refused by its account");
             crate::metrics::get().auth_failures.increment(1);
             conn.out.close(refusal.close_code(), refusal.reason());

@@ -4,33 +4,21 @@
 //! `Outbound` queue.
 
 use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use futures_util::SinkExt;
+use futures_util::Sink as _;
 use hearth_protocol::CloseCode;
+use tokio::time::Sleep;
 use tokio_tungstenite::tungstenite::{self, Message};
 
 use super::Sink;
 use crate::frames::close_message;
 use crate::hub::ConnId;
 use crate::outbound::{Outbound, Taken};
-
-/// Runs a write, giving up after `limit`. The timer is armed only if the write
-/// cannot finish at once: almost every write fits in the socket's buffer, and a
-/// timer per write is measurable on the hot path. The write is borrowed, not
-/// moved in, and the timed path is boxed: every idle connection's writer task
-/// is sized by this future, which was 920 bytes around a 360-byte write.
-async fn write_within<F: std::future::Future>(
-    limit: Duration,
-    mut write: std::pin::Pin<&mut F>,
-) -> Result<F::Output, tokio::time::error::Elapsed> {
-    let first = std::future::poll_fn(|cx| std::task::Poll::Ready(write.as_mut().poll(cx))).await;
-    match first {
-        std::task::Poll::Ready(done) => Ok(done),
-        std::task::Poll::Pending => Box::pin(tokio::time::timeout(limit, write)).await,
-    }
-}
 
 /// The writer's timing knobs.
 #[derive(Clone, Copy)]
@@ -45,63 +33,185 @@ impl From<&crate::Config> for WriterConfig {
     }
 }
 
-/// Drains the outbound queue: every frame queued since the last write goes out in
-/// one flush. Ends after sending the close frame, or when the peer stops reading.
-pub(super) async fn write_loop(mut sink: Sink, out: Arc<Outbound>, config: WriterConfig, conn: ConnId) {
-    // Takes the queue's buffer (see `Outbound::take_queued`) and hands it back
-    // once written, unless a burst grew it.
-    let mut batch = VecDeque::new();
-    loop {
-        let mut close = out.next_batch(&mut batch).await;
-        if !batch.is_empty() && !config.coalesce.is_zero() {
-            // Let more frames join this write; a close found meanwhile waits its turn.
-            // Boxed here and below: paths most connections never take should not
-            // size every connection's writer.
-            Box::pin(tokio::time::sleep(config.coalesce)).await;
-            if let Taken::Closed(found) = out.take_queued(&mut batch) {
-                close = Some(found);
-            }
-        }
-        if !batch.is_empty() {
-            let bytes: usize = batch.iter().map(Message::len).sum();
-            let written = {
-                let write = std::pin::pin!(async {
-                    for message in batch.drain(..) {
-                        feed_in_fragments(&mut sink, message).await?;
+/// Drains the outbound queue: every frame queued since the last write goes out
+/// in one flush. Ends after sending the close frame, or when the peer stops
+/// reading (a write that has not finished after `timeout`).
+///
+/// Written out as a state machine, not an `async fn`: every idle connection's
+/// writer waits in it for hours, and the compiler's layout of the async
+/// version kept room for each step's futures side by side (792 bytes; this is
+/// a quarter of that, `tests::an_idle_writer_stays_small`).
+pub(super) struct WriteLoop {
+    sink: Sink,
+    out: Arc<Outbound>,
+    config: WriterConfig,
+    conn: ConnId,
+    /// Frames taken from the queue (see `Outbound::take_queued`), written
+    /// front first; handed back once written, unless a burst grew it.
+    batch: VecDeque<Message>,
+    /// What the batch weighs, for the queue's bound (`Outbound::wrote`).
+    bytes: usize,
+    step: Step,
+    /// The coalescing pause, or the deadline of a write that could not finish
+    /// at once. Boxed and made only when needed: almost every write fits in
+    /// the socket's buffer, and a timer per write is measurable on the hot path.
+    timer: Option<Pin<Box<Sleep>>>,
+}
+
+enum Step {
+    /// Waiting for frames or a close.
+    Waiting,
+    /// Frames taken; letting more join this write (`write_coalesce`).
+    Coalescing,
+    /// Writing the batch and flushing it.
+    Writing,
+    /// Sending our close frame (taken out once fed), then flushing it.
+    Closing(Option<Message>),
+    /// The client closed: flushing the reply tungstenite has queued.
+    ClosingByPeer,
+    Done,
+}
+
+pub(super) fn write_loop(sink: Sink, out: Arc<Outbound>, config: WriterConfig, conn: ConnId) -> WriteLoop {
+    WriteLoop { sink, out, config, conn, batch: VecDeque::new(), bytes: 0, step: Step::Waiting, timer: None }
+}
+
+impl Future for WriteLoop {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        loop {
+            match &mut this.step {
+                Step::Waiting => match ready!(this.out.poll_take(cx, &mut this.batch)) {
+                    Taken::Frames if !this.config.coalesce.is_zero() => {
+                        this.timer = Some(Box::pin(tokio::time::sleep(this.config.coalesce)));
+                        this.step = Step::Coalescing;
                     }
-                    sink.flush().await
-                });
-                write_within(config.timeout, write).await
-            };
-            match written {
-                Ok(Ok(())) => {
-                    out.wrote(bytes);
-                    crate::metrics::get().bytes_out.increment(bytes as u64);
-                    let drained = std::mem::take(&mut batch);
-                    // A burst grew it: let it go rather than keep its size.
-                    if drained.capacity() <= BATCH_KEPT {
-                        batch = out.give_back(drained);
+                    Taken::Frames => this.start_writing(),
+                    Taken::Closed(close) => {
+                        // A close waits until what was queued before it is written.
+                        this.timer = Some(Box::pin(tokio::time::sleep(this.config.timeout)));
+                        this.step = match close.by_peer {
+                            true => Step::ClosingByPeer,
+                            false => Step::Closing(Some(close_message(close.code, &close.reason))),
+                        };
                     }
-                    continue;
+                    Taken::Nothing => unreachable!("poll_take is pending when there is nothing"),
+                },
+                Step::Coalescing => {
+                    if let Some(timer) = this.timer.as_mut() {
+                        ready!(timer.as_mut().poll(cx));
+                    }
+                    this.timer = None;
+                    // A close found here is found again once this batch is written.
+                    let _ = this.out.take_queued(&mut this.batch);
+                    this.start_writing();
                 }
-                // At the default level: a write that fails loses what was in it, and
-                // an operator should be able to see that it happened.
-                Ok(Err(error)) => tracing::info!(conn = conn.0, %error, bytes, "write failed; closing"),
-                Err(_) => tracing::info!(conn = conn.0, bytes, "write timed out (the peer stopped reading); closing"),
+                Step::Writing => {
+                    let written = match this.poll_write_batch(cx) {
+                        Poll::Ready(written) => written.map_err(Some),
+                        Poll::Pending => match this.poll_deadline(cx) {
+                            Poll::Ready(()) => Err(None),
+                            Poll::Pending => return Poll::Pending,
+                        },
+                    };
+                    this.timer = None;
+                    let bytes = this.bytes;
+                    match written {
+                        Ok(()) => {
+                            this.out.wrote(bytes);
+                            crate::metrics::get().bytes_out.increment(bytes as u64);
+                            let drained = std::mem::take(&mut this.batch);
+                            // A burst grew it: let it go rather than keep its size.
+                            if drained.capacity() <= BATCH_KEPT {
+                                this.batch = this.out.give_back(drained);
+                            }
+                            this.step = Step::Waiting;
+                            continue;
+                        }
+                        // At the default level: a write that fails loses what was in
+                        // it, and an operator should be able to see that it happened.
+                        Err(Some(error)) => {
+                            tracing::info!(conn = this.conn.0, %error, bytes, "write failed; closing")
+                        }
+                        Err(None) => {
+                            tracing::info!(
+                                conn = this.conn.0,
+                                bytes,
+                                "write timed out (the peer stopped reading); closing"
+                            )
+                        }
+                    }
+                    this.out.close(CloseCode::GoingAway, "going_away: write failed");
+                    this.step = Step::Done;
+                }
+                Step::Closing(frame) => {
+                    let sent = match frame.take() {
+                        Some(message) => {
+                            let sink = Pin::new(&mut this.sink);
+                            match sink.poll_ready(cx) {
+                                Poll::Ready(Ok(())) => Pin::new(&mut this.sink).start_send(message).is_ok(),
+                                Poll::Ready(Err(_)) => false,
+                                Poll::Pending => {
+                                    *frame = Some(message);
+                                    return this.poll_deadline(cx).map(|()| this.step = Step::Done);
+                                }
+                            }
+                        }
+                        None => true,
+                    };
+                    if !sent || Pin::new(&mut this.sink).poll_flush(cx).is_ready() {
+                        this.step = Step::Done;
+                    } else {
+                        return this.poll_deadline(cx).map(|()| this.step = Step::Done);
+                    }
+                }
+                Step::ClosingByPeer => {
+                    if Pin::new(&mut this.sink).poll_close(cx).is_ready() {
+                        this.step = Step::Done;
+                    } else {
+                        return this.poll_deadline(cx).map(|()| this.step = Step::Done);
+                    }
+                }
+                Step::Done => {
+                    this.timer = None;
+                    return Poll::Ready(());
+                }
             }
-            out.close(CloseCode::GoingAway, "going_away: write failed");
-            return;
         }
-        if let Some(close) = close {
-            if close.by_peer {
-                // Flushes the close reply tungstenite queued when the client's arrived.
-                let _ = Box::pin(tokio::time::timeout(config.timeout, sink.close())).await;
-            } else {
-                let send = tokio::time::timeout(config.timeout, sink.send(close_message(close.code, &close.reason)));
-                let _ = Box::pin(send).await;
+    }
+}
+
+impl WriteLoop {
+    fn start_writing(&mut self) {
+        self.bytes = self.batch.iter().map(Message::len).sum();
+        self.step = Step::Writing;
+    }
+
+    /// Feeds the batch to the socket, a large message as fragments, and
+    /// flushes it.
+    fn poll_write_batch(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), tungstenite::Error>> {
+        while !self.batch.is_empty() {
+            ready!(Pin::new(&mut self.sink).poll_ready(cx))?;
+            let Some(message) = self.batch.pop_front() else { break };
+            match fragments(message) {
+                Ok(message) => Pin::new(&mut self.sink).start_send(message)?,
+                Err(fragments) => {
+                    for fragment in fragments.into_iter().rev() {
+                        self.batch.push_front(fragment);
+                    }
+                }
             }
-            return;
         }
+        Pin::new(&mut self.sink).poll_flush(cx)
+    }
+
+    /// Ready once a write or close that could not finish at once has taken
+    /// `timeout`; the timer starts at its first wait.
+    fn poll_deadline(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let timeout = self.config.timeout;
+        self.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout))).as_mut().poll(cx)
     }
 }
 
@@ -109,37 +219,36 @@ pub(super) async fn write_loop(mut sink: Sink, out: Arc<Outbound>, config: Write
 /// page of history, a long list) goes as a fragmented message of frames this
 /// size. The socket library copies each frame into a buffer it never shrinks,
 /// so a connection that once got a 1 MiB page whole would keep 1 MiB for the
-/// rest of its life; in fragments it keeps about its write threshold (64 KiB,
-/// `transport::websocket_config`) plus one fragment, and a peer that stops
+/// rest of its life; in fragments it keeps one fragment, and a peer that stops
 /// reading holds the rest in the outbound queue, within its bound.
 const FRAGMENT_BYTES: usize = 32 * 1024;
 
-/// Feeds `message` to the socket, as one frame or, past [`FRAGMENT_BYTES`], as
-/// consecutive fragments of it (RFC 6455, 5.4; every WebSocket client
-/// reassembles them). Fragments are slices of the one encoded message.
-async fn feed_in_fragments(sink: &mut Sink, message: Message) -> Result<(), tungstenite::Error> {
+/// `message` as it goes to the socket: itself, or, past [`FRAGMENT_BYTES`],
+/// the consecutive fragments of it (RFC 6455, 5.4; every WebSocket client
+/// reassembles them), each a slice of the one encoded message.
+fn fragments(message: Message) -> Result<Message, Vec<Message>> {
     use tungstenite::protocol::frame::Frame;
     use tungstenite::protocol::frame::coding::{Data, OpCode};
     if message.len() <= FRAGMENT_BYTES {
-        return sink.feed(message).await;
+        return Ok(message);
     }
     let (payload, first): (bytes::Bytes, _) = match message {
         Message::Binary(bytes) => (bytes, Data::Binary),
         // A fragment may end inside a character: UTF-8 holds for the whole
         // message, which is what a client checks.
         Message::Text(text) => (text.into(), Data::Text),
-        other => return sink.feed(other).await,
+        other => return Ok(other),
     };
     let mut opcode = OpCode::Data(first);
+    let mut fragments = Vec::with_capacity(payload.len().div_ceil(FRAGMENT_BYTES));
     let mut start = 0;
     while start < payload.len() {
         let end = (start + FRAGMENT_BYTES).min(payload.len());
-        let frame = Frame::message(payload.slice(start..end), opcode, end == payload.len());
-        sink.feed(Message::Frame(frame)).await?;
+        fragments.push(Message::Frame(Frame::message(payload.slice(start..end), opcode, end == payload.len())));
         opcode = OpCode::Data(Data::Continue);
         start = end;
     }
-    Ok(())
+    Err(fragments)
 }
 
 /// Frames of room a writer's buffer keeps between writes: what one wake-up of a
@@ -170,7 +279,7 @@ mod tests {
         let config = WriterConfig { timeout: Duration::from_secs(10), coalesce: Duration::ZERO };
         let writer = write_loop(sink, Arc::new(Outbound::new(1 << 20)), config, ConnId(1));
         let size = std::mem::size_of_val(&writer);
-        assert!(size <= 1_024, "a writer's task holds {size} bytes (792 measured; 1,256 before)");
+        assert!(size <= 256, "a writer's task holds {size} bytes (792 as an async fn, 1,256 before that)");
         drop((writer, client));
     }
 }

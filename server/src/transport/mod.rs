@@ -437,7 +437,10 @@ mod tests {
         let connection =
             handle_connection(stream, peer, server.shared.clone(), Ok(permit), from_ip, CancellationToken::new());
         let size = std::mem::size_of_val(&connection);
-        assert!(size <= 1_280, "a connection's task holds {size} bytes (1,016 measured)");
+        assert!(
+            size <= 1_024,
+            "a connection's task holds {size} bytes (952 measured; 1,016 before the token went into a box)"
+        );
         drop((connection, client));
     }
 }
