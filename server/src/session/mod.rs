@@ -217,14 +217,13 @@ impl Session {
     }
 
     async fn read_loop(&mut self, stream: &mut Stream, meter: &ReadMeter, shutdown: &CancellationToken) -> Ended {
-        let (ping_interval, idle_timeout) = (self.shared.config.ping_interval, self.shared.config.idle_timeout);
         let mut last_heard = Instant::now();
-        let mut ping = tokio::time::interval(ping_interval);
+        let mut ping = tokio::time::interval(self.shared.config.ping_interval);
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         ping.tick().await; // the first tick is immediate
         // The ping timer also wakes the connection when its token expires: no
         // timer of its own, which every idle connection would carry.
-        if let Some(expiry) = self.token_expiry(ping_interval) {
+        if let Some(expiry) = self.token_expiry(self.shared.config.ping_interval) {
             ping.reset_at(expiry);
         }
         let out = self.conn.out.clone();
@@ -248,10 +247,10 @@ impl Session {
                     if self.close_if_token_expired() {
                         return Ended::ByServer;
                     }
-                    if let Some(expiry) = self.token_expiry(ping_interval) {
+                    if let Some(expiry) = self.token_expiry(self.shared.config.ping_interval) {
                         ping.reset_at(expiry);
                     }
-                    if last_heard.elapsed() >= idle_timeout {
+                    if last_heard.elapsed() >= self.shared.config.idle_timeout {
                         out.close(CloseCode::IdleTimeout, "idle_timeout: nothing heard from the client; reconnect and resume");
                         return Ended::ByServer;
                     }
@@ -267,49 +266,59 @@ impl Session {
             };
             last_heard = Instant::now();
             meter.message_seen();
-            // Backpressure: a client that does not read its replies is not served
-            // until it does, instead of the server building replies it cannot send.
-            // (A client that never reads is closed by the writer's timeout.)
-            tokio::select! {
-                biased;
-                _ = shutdown.cancelled() => {
-                    out.close(CloseCode::GoingAway, "going_away: server shutting down; reconnect and resume");
-                    return Ended::ByServer;
-                }
-                _ = out.wait_for_room() => {}
-            }
-            crate::metrics::get().bytes_in.increment(message.len() as u64);
-            match (message, self.conn.codec) {
-                // Boxed: handling a request needs far more state than waiting for one,
-                // and an idle connection should only pay for the waiting.
-                (Message::Binary(bytes), Codec::MsgPack) => Box::pin(self.handle_frame(&bytes)).await,
-                (Message::Text(text), Codec::Json) => Box::pin(self.handle_frame(text.as_bytes())).await,
-                (Message::Binary(_) | Message::Text(_), codec) => {
-                    let reason = format!(
-                        "wrong_frame_type: {} expects {} frames",
-                        codec.subprotocol(),
-                        if codec.is_binary() { "binary" } else { "text" }
-                    );
-                    out.close(CloseCode::WrongFrameType, reason);
-                    return Ended::ByServer;
-                }
-                (Message::Close(_), _) => {
-                    // tungstenite has queued the echo of the client's close frame;
-                    // the writer must flush it, or the client sees the TCP
-                    // connection dropped instead of a clean close.
-                    out.close_by_peer();
-                    return Ended::ByPeer;
-                }
-                // tungstenite answers pings itself, so they cost a write each: they
-                // count as requests. Pongs only prove the peer is alive.
-                (Message::Ping(_), _) => {
-                    if self.admit(None).is_err() && self.close_if_flooding() {
-                        return Ended::ByServer;
-                    }
-                }
-                (Message::Pong(_) | Message::Frame(_), _) => {}
+            // Boxed: handling a message needs far more state than waiting for
+            // one, and an idle connection should only pay for the waiting.
+            if let Some(ended) = Box::pin(self.handle_message(message, shutdown)).await {
+                return ended;
             }
         }
+    }
+
+    /// Handles one message from the client once its queue has room; says how
+    /// the connection ended if it did.
+    async fn handle_message(&mut self, message: Message, shutdown: &CancellationToken) -> Option<Ended> {
+        let out = self.conn.out.clone();
+        // Backpressure: a client that does not read its replies is not served
+        // until it does, instead of the server building replies it cannot send.
+        // (A client that never reads is closed by the writer's timeout.)
+        tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => {
+                out.close(CloseCode::GoingAway, "going_away: server shutting down; reconnect and resume");
+                return Some(Ended::ByServer);
+            }
+            _ = out.wait_for_room() => {}
+        }
+        crate::metrics::get().bytes_in.increment(message.len() as u64);
+        match (message, self.conn.codec) {
+            (Message::Binary(bytes), Codec::MsgPack) => self.handle_frame(&bytes).await,
+            (Message::Text(text), Codec::Json) => self.handle_frame(text.as_bytes()).await,
+            (Message::Binary(_) | Message::Text(_), codec) => {
+                let reason = format!(
+                    "wrong_frame_type: {} expects {} frames",
+                    codec.subprotocol(),
+                    if codec.is_binary() { "binary" } else { "text" }
+                );
+                out.close(CloseCode::WrongFrameType, reason);
+                return Some(Ended::ByServer);
+            }
+            (Message::Close(_), _) => {
+                // tungstenite has queued the echo of the client's close frame;
+                // the writer must flush it, or the client sees the TCP
+                // connection dropped instead of a clean close.
+                out.close_by_peer();
+                return Some(Ended::ByPeer);
+            }
+            // tungstenite answers pings itself, so they cost a write each: they
+            // count as requests. Pongs only prove the peer is alive.
+            (Message::Ping(_), _) => {
+                if self.admit(None).is_err() && self.close_if_flooding() {
+                    return Some(Ended::ByServer);
+                }
+            }
+            (Message::Pong(_) | Message::Frame(_), _) => {}
+        }
+        None
     }
 
     fn on_read_error(&self, error: tungstenite::Error) -> Ended {
