@@ -90,7 +90,8 @@ impl Future for WriteLoop {
                     }
                     Taken::Frames => this.start_writing(),
                     Taken::Closed(close) => {
-                        // A close waits until what was queued before it is written.
+                        // Closed and drained: what was queued before the close is
+                        // written, and the close goes last.
                         this.timer = Some(Box::pin(tokio::time::sleep(this.config.timeout)));
                         this.step = match close.by_peer {
                             true => Step::ClosingByPeer,
