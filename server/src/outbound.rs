@@ -14,7 +14,6 @@
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
-
 use std::task::{Context, Poll};
 
 use futures_util::task::AtomicWaker;

@@ -268,7 +268,7 @@ impl Session {
             meter.message_seen();
             // Boxed: handling a message needs far more state than waiting for
             // one, and an idle connection should only pay for the waiting.
-            if let Some(ended) = Box::pin(self.handle_message(message, shutdown)).await {
+            if let Some(ended) = Box::pin(self.handle_message(message, &out, shutdown)).await {
                 return ended;
             }
         }
@@ -276,8 +276,12 @@ impl Session {
 
     /// Handles one message from the client once its queue has room; says how
     /// the connection ended if it did.
-    async fn handle_message(&mut self, message: Message, shutdown: &CancellationToken) -> Option<Ended> {
-        let out = self.conn.out.clone();
+    async fn handle_message(
+        &mut self,
+        message: Message,
+        out: &Outbound,
+        shutdown: &CancellationToken,
+    ) -> Option<Ended> {
         // Backpressure: a client that does not read its replies is not served
         // until it does, instead of the server building replies it cannot send.
         // (A client that never reads is closed by the writer's timeout.)
@@ -304,7 +308,7 @@ impl Session {
             }
             (Message::Close(_), _) => {
                 // tungstenite has queued the echo of the client's close frame;
-                // the writer must flush it, or the client sees the TCP
+                // the writer must have it written, or the client sees the TCP
                 // connection dropped instead of a clean close.
                 out.close_by_peer();
                 return Some(Ended::ByPeer);

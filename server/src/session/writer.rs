@@ -65,9 +65,10 @@ enum Step {
     Coalescing,
     /// Writing the batch and flushing it.
     Writing,
-    /// Sending our close frame (taken out once fed), then flushing it.
-    Closing(Option<Message>),
-    /// The client closed: flushing the reply tungstenite has queued.
+    /// Writing our close frame, the batch's only one, and flushing it.
+    Closing,
+    /// The client closed: tungstenite writes the reply it has queued, and the
+    /// socket sends it when dropped (see `Metered`'s `Drop`).
     ClosingByPeer,
     Done,
 }
@@ -95,7 +96,10 @@ impl Future for WriteLoop {
                         this.timer = Some(Box::pin(tokio::time::sleep(this.config.timeout)));
                         this.step = match close.by_peer {
                             true => Step::ClosingByPeer,
-                            false => Step::Closing(Some(close_message(close.code, &close.reason))),
+                            false => {
+                                this.batch.push_back(close_message(close.code, &close.reason));
+                                Step::Closing
+                            }
                         };
                     }
                     Taken::Nothing => unreachable!("poll_take is pending when there is nothing"),
@@ -147,33 +151,18 @@ impl Future for WriteLoop {
                     this.out.close(CloseCode::GoingAway, "going_away: write failed");
                     this.step = Step::Done;
                 }
-                Step::Closing(frame) => {
-                    let sent = match frame.take() {
-                        Some(message) => {
-                            let sink = Pin::new(&mut this.sink);
-                            match sink.poll_ready(cx) {
-                                Poll::Ready(Ok(())) => Pin::new(&mut this.sink).start_send(message).is_ok(),
-                                Poll::Ready(Err(_)) => false,
-                                Poll::Pending => {
-                                    *frame = Some(message);
-                                    return this.poll_deadline(cx).map(|()| this.step = Step::Done);
-                                }
-                            }
-                        }
-                        None => true,
-                    };
-                    if !sent || Pin::new(&mut this.sink).poll_flush(cx).is_ready() {
-                        this.step = Step::Done;
-                    } else {
-                        return this.poll_deadline(cx).map(|()| this.step = Step::Done);
+                // Either way the connection ends: once sent, failed, or timed out.
+                Step::Closing => {
+                    if this.poll_write_batch(cx).is_pending() && this.poll_deadline(cx).is_pending() {
+                        return Poll::Pending;
                     }
+                    this.step = Step::Done;
                 }
                 Step::ClosingByPeer => {
-                    if Pin::new(&mut this.sink).poll_close(cx).is_ready() {
-                        this.step = Step::Done;
-                    } else {
-                        return this.poll_deadline(cx).map(|()| this.step = Step::Done);
+                    if Pin::new(&mut this.sink).poll_close(cx).is_pending() && this.poll_deadline(cx).is_pending() {
+                        return Poll::Pending;
                     }
+                    this.step = Step::Done;
                 }
                 Step::Done => {
                     this.timer = None;

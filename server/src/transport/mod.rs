@@ -420,10 +420,11 @@ mod tests {
     use crate::{Config, Server, Storage};
 
     /// What an idle member's tasks hold is mostly this future and the writer's
-    /// (`session::writer`'s test bounds that one), and a change far away (an argument added, a future awaited inline) can
-    /// double them unnoticed: 7.2 KB once with the handshake inline, 2.8 KB
-    /// as an `async fn` (BENCHMARKS.md, "idle"). Sizes are the compiler's,
-    /// so the bounds leave room; a regression of the kinds seen is far past.
+    /// (`session::writer`'s test bounds that one), and a change far away (an
+    /// argument added, a future awaited inline) can double them unnoticed:
+    /// 7.2 KB once with the handshake inline, 2.8 KB as an `async fn`
+    /// (BENCHMARKS.md, "idle"). Sizes are the compiler's, so the bounds leave
+    /// room; a regression of the kinds seen is far past.
     #[tokio::test]
     async fn an_idle_connections_tasks_stay_small() {
         let secret = auth::Secret::new(b"transport-test-secret-0123456789".to_vec()).unwrap();
