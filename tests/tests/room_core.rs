@@ -253,7 +253,7 @@ async fn history_dropped_during_a_slow_replay_is_told_as_truncated_never_a_hole(
     let since = Position { epoch: joined.room.epoch, seq: joined.room.head };
     drop(reader);
     // 8 KB each: a first wave of 16 MB is far more than the socket buffers hold,
-    // so the replay is certainly stalled when the second wave comes.
+    // so the replay stalls on them while the second wave drops what it has not sent.
     let text = "x".repeat(8_000);
     let wave = |writer: Arc<Client>| {
         let text = text.clone();
@@ -321,6 +321,10 @@ async fn history_dropped_during_a_slow_replay_is_told_as_truncated_never_a_hole(
             }
         }
     }
-    assert_eq!(truncations, 1, "history was dropped mid-replay, and the reader was told once");
+    // At least once: the second wave certainly dropped events the reader had not
+    // been sent. More than once is right too when a page was read while the wave
+    // was still dropping (the replay had not stalled yet, on a busy machine): each
+    // gap found is its own `truncated`, and none is left silent.
+    assert!(truncations >= 1, "history was dropped mid-replay, and the reader was told");
     server.stop().await;
 }
