@@ -9,15 +9,16 @@
 //!
 //! Once the connection is a WebSocket, it gathers the frames of one write and
 //! gives their buffer back when they are sent ([`Metered::gather_writes`]).
-//! tungstenite's own write buffer never shrinks: an idle member kept the
-//! largest burst it was ever sent (0.9 KB after joining a room of 50; a page
-//! of history's 64 KiB). tungstenite now hands each frame over at once, so
-//! its buffer holds one frame at most.
+//! The connection's writer frames what it sends straight into that buffer
+//! ([`Gather`]); tungstenite writes only its own frames (pongs, the close).
+//! tungstenite's write buffer never shrinks: an idle member kept the largest
+//! frame it was ever sent (0.85 KB after joining a room of 50, a fragment of
+//! 32 KiB after a page of history), and every frame was copied twice.
 
 use std::io;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -50,12 +51,90 @@ pub struct Metered {
     rewound: Bytes,
     /// Frames written but not yet sent; `None` until [`Metered::gather_writes`]
     /// (writes then go straight to the socket, as hyper expects).
-    gathered: Option<Vec<u8>>,
+    gathered: Option<Arc<Gather>>,
 }
 
 /// Past this many gathered bytes a write sends them before taking more: what
 /// bounds a burst's memory (tungstenite's write threshold did before).
-const GATHER_BYTES: usize = 64 * 1024;
+pub const GATHER_BYTES: usize = 64 * 1024;
+
+/// A WebSocket's frames on their way to the socket, shared by the socket
+/// (which sends them on a flush, and takes tungstenite's own frames) and the
+/// connection's writer (which frames everything else into it, each frame
+/// whole: a pong tungstenite writes meanwhile goes between two frames, as
+/// control frames may).
+#[derive(Debug, Default)]
+pub struct Gather(Mutex<Gathered>);
+
+#[derive(Debug, Default)]
+struct Gathered {
+    bytes: Vec<u8>,
+    /// tungstenite wrote a close frame: nothing may follow it (RFC 6455, 5.5.1).
+    closed: bool,
+}
+
+impl Gather {
+    fn lock(&self) -> MutexGuard<'_, Gathered> {
+        // Nothing panics while holding it; a poisoned buffer is still whole frames.
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The buffer to frame data into, unless the close has been written.
+    pub fn frames(&self) -> Option<Frames<'_>> {
+        let gathered = self.lock();
+        (!gathered.closed).then_some(Frames(gathered))
+    }
+}
+
+/// The gathered frames, held for adding more (see [`Gather::frames`]).
+pub struct Frames<'a>(MutexGuard<'a, Gathered>);
+
+impl Frames<'_> {
+    /// Whether the buffer should be sent before more is added.
+    pub fn is_full(&self) -> bool {
+        self.0.bytes.len() >= GATHER_BYTES
+    }
+
+    /// Adds one frame as a server sends it: unmasked, `opcode` with `fin`.
+    pub fn push(&mut self, opcode: u8, fin: bool, payload: &[u8]) {
+        let bytes = &mut self.0.bytes;
+        bytes.reserve(10 + payload.len());
+        bytes.push(if fin { 0x80 | opcode } else { opcode });
+        match payload.len() {
+            len @ 0..=125 => bytes.push(len as u8),
+            len @ 126..=0xFFFF => {
+                bytes.push(126);
+                bytes.extend_from_slice(&(len as u16).to_be_bytes());
+            }
+            len => {
+                bytes.push(127);
+                bytes.extend_from_slice(&(len as u64).to_be_bytes());
+            }
+        }
+        bytes.extend_from_slice(payload);
+    }
+}
+
+/// Whether `frames`, whole frames as tungstenite writes them, hold a close.
+fn holds_close(mut frames: &[u8]) -> bool {
+    while let [first, second, rest @ ..] = frames {
+        if first & 0x0F == 0x8 {
+            return true;
+        }
+        let (len, rest) = match second & 0x7F {
+            126 if rest.len() >= 2 => (u16::from_be_bytes([rest[0], rest[1]]) as usize, &rest[2..]),
+            127 if rest.len() >= 8 => {
+                let len = u64::from_be_bytes(rest[..8].try_into().expect("eight bytes"));
+                (usize::try_from(len).unwrap_or(usize::MAX), &rest[8..])
+            }
+            126 | 127 => return false,
+            len => (len as usize, rest),
+        };
+        let mask = if second & 0x80 != 0 { 4 } else { 0 };
+        frames = rest.get(len.saturating_add(mask)..).unwrap_or(&[]);
+    }
+    false
+}
 
 impl Metered {
     pub fn new(inner: Io, limit: usize) -> (Metered, ReadMeter) {
@@ -67,33 +146,15 @@ impl Metered {
     /// frees; a write that finds [`GATHER_BYTES`] gathered sends them first.
     /// For the WebSocket's life: tungstenite then writes each frame at once
     /// (`transport::websocket_config`), and one flush still sends a batch with
-    /// one system call.
-    pub fn gather_writes(&mut self) {
-        self.gathered.get_or_insert_with(Vec::new);
+    /// one system call. The buffer is returned for the writer to frame into.
+    pub fn gather_writes(&mut self) -> Arc<Gather> {
+        self.gathered.get_or_insert_with(Default::default).clone()
     }
 
     /// Sends what was gathered; ready once all of it is with the socket.
     fn poll_send_gathered(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let Some(gathered) = self.gathered.as_mut() else { return Poll::Ready(Ok(())) };
-        let mut sent = 0;
-        let result = loop {
-            if sent == gathered.len() {
-                break Poll::Ready(Ok(()));
-            }
-            match Pin::new(&mut self.inner).poll_write(cx, &gathered[sent..]) {
-                Poll::Ready(Ok(0)) => break Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
-                Poll::Ready(Ok(n)) => sent += n,
-                Poll::Ready(Err(error)) => break Poll::Ready(Err(error)),
-                Poll::Pending => break Poll::Pending,
-            }
-        };
-        if sent == gathered.len() {
-            // Given back, not kept: an idle connection holds no buffer.
-            *gathered = Vec::new();
-        } else {
-            gathered.drain(..sent);
-        }
-        result
+        let Some(gather) = self.gathered.as_ref() else { return Poll::Ready(Ok(())) };
+        send_gathered(&mut self.inner, &mut gather.lock().bytes, cx)
     }
 
     /// Has `bytes`, read from the socket already, read again first.
@@ -102,13 +163,36 @@ impl Metered {
     }
 }
 
+/// Sends `gathered` to `socket`; ready once all of it is with the socket.
+fn send_gathered(socket: &mut Io, gathered: &mut Vec<u8>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    let mut sent = 0;
+    let result = loop {
+        if sent == gathered.len() {
+            break Poll::Ready(Ok(()));
+        }
+        match Pin::new(&mut *socket).poll_write(cx, &gathered[sent..]) {
+            Poll::Ready(Ok(0)) => break Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+            Poll::Ready(Ok(n)) => sent += n,
+            Poll::Ready(Err(error)) => break Poll::Ready(Err(error)),
+            Poll::Pending => break Poll::Pending,
+        }
+    };
+    if sent == gathered.len() {
+        // Given back, not kept: an idle connection holds no buffer.
+        *gathered = Vec::new();
+    } else {
+        gathered.drain(..sent);
+    }
+    result
+}
+
 impl Drop for Metered {
     fn drop(&mut self) {
         // tungstenite answers a closing handshake the client started by writing
         // its close frame and reporting the connection closed, with no flush
         // after: send what is gathered now. Without waiting: the socket closes
         // next, and its buffer has room for a close frame.
-        if self.gathered.as_ref().is_some_and(|gathered| !gathered.is_empty()) {
+        if self.gathered.as_ref().is_some_and(|gather| !gather.lock().bytes.is_empty()) {
             let mut cx = Context::from_waker(std::task::Waker::noop());
             if let Poll::Ready(Ok(())) = self.poll_send_gathered(&mut cx) {
                 let _ = Pin::new(&mut self.inner).poll_flush(&mut cx);
@@ -146,11 +230,16 @@ impl AsyncRead for Metered {
 impl AsyncWrite for Metered {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
         let this = &mut *self;
-        let Some(gathered) = this.gathered.as_ref() else { return Pin::new(&mut this.inner).poll_write(cx, data) };
-        if gathered.len() >= GATHER_BYTES {
-            std::task::ready!(this.poll_send_gathered(cx))?;
+        let Some(gather) = this.gathered.as_ref() else { return Pin::new(&mut this.inner).poll_write(cx, data) };
+        let mut gathered = gather.lock();
+        if gathered.bytes.len() >= GATHER_BYTES {
+            std::task::ready!(send_gathered(&mut this.inner, &mut gathered.bytes, cx))?;
         }
-        this.gathered.get_or_insert_with(Vec::new).extend_from_slice(data);
+        // All or nothing, so what tungstenite writes here starts at a frame.
+        if holds_close(data) {
+            gathered.closed = true;
+        }
+        gathered.bytes.extend_from_slice(data);
         Poll::Ready(Ok(data.len()))
     }
 
@@ -244,5 +333,45 @@ impl AsyncWrite for Io {
             Io::Plain(s) => s.is_write_vectored(),
             Io::Tls(_) => false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn framed(opcode: u8, len: usize) -> Vec<u8> {
+        let gather = Gather::default();
+        gather.frames().unwrap().push(opcode, true, &vec![b'x'; len]);
+        std::mem::take(&mut gather.lock().bytes)
+    }
+
+    #[test]
+    fn a_close_is_found_after_frames_of_every_header_length() {
+        for len in [0, 125, 126, 65_535, 65_536] {
+            let mut frames = framed(0xA, len.min(125));
+            frames.extend(framed(0x2, len));
+            assert!(!holds_close(&frames), "no close in a pong and {len} bytes");
+            frames.extend(framed(0x8, 2));
+            assert!(holds_close(&frames), "the close after {len} bytes");
+        }
+        assert!(!holds_close(&[0x82, 127, 0]), "a cut header is no close");
+    }
+
+    /// What tungstenite writes goes through the socket's `poll_write`: after a
+    /// pong the writer may go on, after a close it may not.
+    #[tokio::test]
+    async fn nothing_is_framed_after_a_close_written_to_the_socket() {
+        use tokio::io::AsyncWriteExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let _client = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+        let (stream, _) = listener.accept().await.unwrap();
+        let (mut metered, _meter) = Metered::new(Io::Plain(stream), 1 << 20);
+        let gather = metered.gather_writes();
+        metered.write_all(&framed(0xA, 4)).await.unwrap();
+        assert!(gather.frames().is_some(), "a pong closes nothing");
+        metered.write_all(&framed(0x8, 2)).await.unwrap();
+        assert!(gather.frames().is_none(), "nothing may follow the close");
+        metered.flush().await.unwrap();
     }
 }

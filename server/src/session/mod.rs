@@ -48,15 +48,20 @@ use tokio_util::sync::CancellationToken;
 use crate::Shared;
 use crate::frames::{event_frame, frame_message};
 use crate::hub::{Conn, ConnId};
-use crate::metered::{Metered, ReadMeter};
+use crate::metered::{Gather, Metered, ReadMeter};
 use crate::outbound::Outbound;
 use crate::refusals::refused;
 use crate::room::Refusal;
 use crate::rooms::Room;
 use writer::{WriterConfig, write_loop};
 
-/// The write half of a connection's socket.
-pub type Sink = SplitSink<WebSocketStream<Metered>, Message>;
+/// The write half of a connection's socket: the gathered frames, which the
+/// writer frames what it sends into, and tungstenite's half, which sends them
+/// (a flush) and writes the close.
+pub struct Sink {
+    pub socket: SplitSink<WebSocketStream<Metered>, Message>,
+    pub gather: Arc<Gather>,
+}
 
 /// The read half of a connection's socket.
 pub type Stream = SplitStream<WebSocketStream<Metered>>;

@@ -1,7 +1,7 @@
 //! A connection's writer task: drains the outbound queue and writes every frame
 //! queued since the last write in one flush, sending large messages as
 //! fragments. It owns the socket's write half; it meets the reader only at the
-//! `Outbound` queue.
+//! `Outbound` queue (and at the socket, where tungstenite writes its pongs).
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -51,6 +51,8 @@ pub(super) struct WriteLoop {
     batch: VecDeque<Message>,
     /// What the batch weighs, for the queue's bound (`Outbound::wrote`).
     bytes: usize,
+    /// How much of the front message has gone out as fragments.
+    fragmented: usize,
     step: Step,
     /// The coalescing pause, or the deadline of a write that could not finish
     /// at once. Boxed and made only when needed: almost every write fits in
@@ -74,7 +76,17 @@ enum Step {
 }
 
 pub(super) fn write_loop(sink: Sink, out: Arc<Outbound>, config: WriterConfig, conn: ConnId) -> WriteLoop {
-    WriteLoop { sink, out, config, conn, batch: VecDeque::new(), bytes: 0, step: Step::Waiting, timer: None }
+    WriteLoop {
+        sink,
+        out,
+        config,
+        conn,
+        batch: VecDeque::new(),
+        bytes: 0,
+        fragmented: 0,
+        step: Step::Waiting,
+        timer: None,
+    }
 }
 
 impl Future for WriteLoop {
@@ -159,7 +171,9 @@ impl Future for WriteLoop {
                     this.step = Step::Done;
                 }
                 Step::ClosingByPeer => {
-                    if Pin::new(&mut this.sink).poll_close(cx).is_pending() && this.poll_deadline(cx).is_pending() {
+                    if Pin::new(&mut this.sink.socket).poll_close(cx).is_pending()
+                        && this.poll_deadline(cx).is_pending()
+                    {
                         return Poll::Pending;
                     }
                     this.step = Step::Done;
@@ -179,22 +193,49 @@ impl WriteLoop {
         self.step = Step::Writing;
     }
 
-    /// Feeds the batch to the socket, a large message as fragments, and
-    /// flushes it.
+    /// Frames the batch into the socket's gathered frames, a large message as
+    /// fragments, sending them whenever they fill up, and flushes them. The
+    /// close goes through tungstenite, after everything before it.
     fn poll_write_batch(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), tungstenite::Error>> {
-        while !self.batch.is_empty() {
-            ready!(Pin::new(&mut self.sink).poll_ready(cx))?;
-            let Some(message) = self.batch.pop_front() else { break };
-            match fragments(message) {
-                Ok(message) => Pin::new(&mut self.sink).start_send(message)?,
-                Err(fragments) => {
-                    for fragment in fragments.into_iter().rev() {
-                        self.batch.push_front(fragment);
+        loop {
+            let full = {
+                let Some(mut frames) = self.sink.gather.frames() else {
+                    // The client closed, and tungstenite has answered.
+                    return Poll::Ready(Err(tungstenite::Error::Protocol(
+                        tungstenite::error::ProtocolError::SendAfterClosing,
+                    )));
+                };
+                while !frames.is_full() {
+                    let Some(message) = self.batch.front() else { break };
+                    let Some((opcode, payload)) = frame_of(message) else { break };
+                    // Past FRAGMENT_BYTES, a fragment at a time (RFC 6455, 5.4;
+                    // every WebSocket client reassembles them): what is gathered
+                    // stays bounded, and a pong may go between two of them.
+                    let start = self.fragmented;
+                    let end = (start + FRAGMENT_BYTES).min(payload.len());
+                    let opcode = if start == 0 { opcode } else { CONTINUATION };
+                    frames.push(opcode, end == payload.len(), &payload[start..end]);
+                    if end == payload.len() {
+                        self.fragmented = 0;
+                        self.batch.pop_front();
+                    } else {
+                        self.fragmented = end;
                     }
                 }
+                frames.is_full()
+            };
+            if !full && !self.batch.is_empty() {
+                // The close, written by tungstenite so that it knows the
+                // connection is closing.
+                ready!(Pin::new(&mut self.sink.socket).poll_ready(cx))?;
+                let close = self.batch.pop_front().expect("the batch is not empty");
+                Pin::new(&mut self.sink.socket).start_send(close)?;
+            }
+            ready!(Pin::new(&mut self.sink.socket).poll_flush(cx))?;
+            if self.batch.is_empty() {
+                return Poll::Ready(Ok(()));
             }
         }
-        Pin::new(&mut self.sink).poll_flush(cx)
     }
 
     /// Ready once a write or close that could not finish at once has taken
@@ -207,38 +248,22 @@ impl WriteLoop {
 
 /// Largest WebSocket frame the writer sends: a message larger than this (a
 /// page of history, a long list) goes as a fragmented message of frames this
-/// size. The socket library copies each frame into a buffer it never shrinks,
-/// so a connection that once got a 1 MiB page whole would keep 1 MiB for the
-/// rest of its life; in fragments it keeps one fragment, and a peer that stops
-/// reading holds the rest in the outbound queue, within its bound.
+/// size, and a peer that stops reading holds the rest in the outbound queue,
+/// within its bound, not in the gathered frames.
 const FRAGMENT_BYTES: usize = 32 * 1024;
 
-/// `message` as it goes to the socket: itself, or, past [`FRAGMENT_BYTES`],
-/// the consecutive fragments of it (RFC 6455, 5.4; every WebSocket client
-/// reassembles them), each a slice of the one encoded message.
-fn fragments(message: Message) -> Result<Message, Vec<Message>> {
-    use tungstenite::protocol::frame::Frame;
-    use tungstenite::protocol::frame::coding::{Data, OpCode};
-    if message.len() <= FRAGMENT_BYTES {
-        return Ok(message);
+const CONTINUATION: u8 = 0x0;
+
+/// The opcode and payload `message` is framed with; `None` for what
+/// tungstenite writes (the close).
+fn frame_of(message: &Message) -> Option<(u8, &[u8])> {
+    match message {
+        Message::Text(text) => Some((0x1, text.as_bytes())),
+        Message::Binary(bytes) => Some((0x2, bytes)),
+        Message::Ping(bytes) => Some((0x9, bytes)),
+        Message::Pong(bytes) => Some((0xA, bytes)),
+        Message::Close(_) | Message::Frame(_) => None,
     }
-    let (payload, first): (bytes::Bytes, _) = match message {
-        Message::Binary(bytes) => (bytes, Data::Binary),
-        // A fragment may end inside a character: UTF-8 holds for the whole
-        // message, which is what a client checks.
-        Message::Text(text) => (text.into(), Data::Text),
-        other => return Ok(other),
-    };
-    let mut opcode = OpCode::Data(first);
-    let mut fragments = Vec::with_capacity(payload.len().div_ceil(FRAGMENT_BYTES));
-    let mut start = 0;
-    while start < payload.len() {
-        let end = (start + FRAGMENT_BYTES).min(payload.len());
-        fragments.push(Message::Frame(Frame::message(payload.slice(start..end), opcode, end == payload.len())));
-        opcode = OpCode::Data(Data::Continue);
-        start = end;
-    }
-    Err(fragments)
 }
 
 /// Frames of room a writer's buffer keeps between writes: what one wake-up of a
@@ -255,17 +280,56 @@ mod tests {
     use super::*;
     use crate::metered::{Io, Metered};
 
+    /// A server socket's halves and the client end of it, on loopback.
+    async fn server_socket() -> (Sink, super::super::Stream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+        let (stream, _) = listener.accept().await.unwrap();
+        let (mut metered, _meter) = Metered::new(Io::Plain(stream), 1 << 20);
+        let gather = metered.gather_writes();
+        let socket =
+            WebSocketStream::from_raw_socket(metered, Role::Server, Some(crate::transport::websocket_config())).await;
+        let (socket, stream) = socket.split();
+        (Sink { socket, gather }, stream, client)
+    }
+
+    /// The writer frames messages itself: every length a frame header has a
+    /// form for, a message fragmented past `FRAGMENT_BYTES`, text and pings,
+    /// all read back whole by another WebSocket implementation, the close last.
+    #[tokio::test]
+    async fn what_the_writer_frames_reads_back_whole_and_the_close_comes_last() {
+        let out = Arc::new(Outbound::new(16 << 20));
+        let (sink, _stream, client) = server_socket().await;
+        let config = WriterConfig { timeout: Duration::from_secs(10), coalesce: Duration::ZERO };
+        let writer = tokio::spawn(write_loop(sink, out.clone(), config, ConnId(1)));
+        let mut client = WebSocketStream::from_raw_socket(client, Role::Client, None).await;
+        let sizes = [0, 1, 125, 126, 127, 65_535, 65_536, FRAGMENT_BYTES, FRAGMENT_BYTES + 1, 200_000];
+        let mut sent = Vec::new();
+        for (i, size) in sizes.into_iter().enumerate() {
+            let bytes: Vec<u8> = (0..size).map(|b| (b * 7 + i) as u8).collect();
+            sent.push(Message::Binary(bytes.into()));
+            sent.push(Message::Text("é".repeat(size / 2).into()));
+        }
+        sent.push(Message::Ping(Default::default()));
+        for message in &sent {
+            out.push(message.clone()).unwrap();
+        }
+        out.close(CloseCode::GoingAway, "going_away: done");
+        for expected in &sent {
+            let got = tokio::time::timeout(Duration::from_secs(10), client.next()).await.unwrap().unwrap().unwrap();
+            assert_eq!(&got, expected);
+        }
+        let close = tokio::time::timeout(Duration::from_secs(10), client.next()).await.unwrap().unwrap().unwrap();
+        let Message::Close(Some(frame)) = close else { panic!("the close comes last, got {close:?}") };
+        assert_eq!(u16::from(frame.code), CloseCode::GoingAway.code());
+        tokio::time::timeout(Duration::from_secs(10), writer).await.unwrap().unwrap();
+    }
+
     /// Every connection's writer waits in this future; see the transport's
     /// test of the connection's task for why it is bounded.
     #[tokio::test]
     async fn an_idle_writer_stays_small() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let client = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
-        let (stream, _) = listener.accept().await.unwrap();
-        let (metered, _meter) = Metered::new(Io::Plain(stream), 1 << 20);
-        let socket =
-            WebSocketStream::from_raw_socket(metered, Role::Server, Some(crate::transport::websocket_config())).await;
-        let (sink, _stream) = socket.split();
+        let (sink, _stream, client) = server_socket().await;
         let config = WriterConfig { timeout: Duration::from_secs(10), coalesce: Duration::ZERO };
         let writer = write_loop(sink, Arc::new(Outbound::new(1 << 20)), config, ConnId(1));
         let size = std::mem::size_of_val(&writer);

@@ -342,7 +342,7 @@ async fn handshake(
         metered.rewind(bytes::Bytes::copy_from_slice(&read_buf));
     }
     drop(read_buf);
-    metered.gather_writes();
+    let gather = metered.gather_writes();
     let mut ws = WebSocketStream::from_raw_socket(metered, Role::Server, Some(websocket_config())).await;
     let permit = match permit {
         Ok(permit) => permit,
@@ -398,7 +398,8 @@ async fn handshake(
     };
     // Split here, not inside the session: an async fn keeps its arguments for its
     // whole life, and the unsplit socket is 300 bytes every connection would carry.
-    let (sink, stream) = ws.split();
+    let (socket, stream) = ws.split();
+    let sink = session::Sink { socket, gather };
     Some(Admitted { sink, stream, meter, verified, codec, permit, from_ip })
 }
 
