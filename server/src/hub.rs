@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use dashmap::DashMap;
-use hearth_protocol::{Codec, RoomId, UserId};
+use hearth_protocol::{Codec, Millis, RoomId, UserId};
 
 use crate::outbound::Outbound;
 
@@ -41,6 +41,12 @@ pub struct Conn {
     /// Its `hello` is queued: events for its user may follow (the hello is
     /// every connection's first frame).
     greeted: std::sync::atomic::AtomicBool,
+    /// When the token the connection runs on expires, on the server's clock
+    /// (ms): `keepalive` closes it then (4002). `auth` moves it.
+    token_expires: AtomicU64,
+    /// When the client was last heard, and last pinged (`keepalive::now_ms`).
+    pub(crate) heard: AtomicU64,
+    pub(crate) pinged: AtomicU64,
 }
 
 impl Conn {
@@ -53,7 +59,15 @@ impl Conn {
             rooms: Mutex::new(Vec::new()),
             generation: AtomicU64::new(0),
             greeted: std::sync::atomic::AtomicBool::new(false),
+            token_expires: AtomicU64::new(u64::MAX),
+            heard: AtomicU64::new(crate::keepalive::now_ms()),
+            pinged: AtomicU64::new(crate::keepalive::now_ms()),
         }
+    }
+
+    /// Something came from the client.
+    pub fn heard(&self) {
+        self.heard.store(crate::keepalive::now_ms(), Ordering::Relaxed);
     }
 
     /// Its `hello` is queued.
@@ -61,9 +75,15 @@ impl Conn {
         self.greeted.store(true, Ordering::Release);
     }
 
-    /// The connection now runs on a token of this account generation.
-    pub fn set_generation(&self, generation: Option<u64>) {
+    /// The connection now runs on a token of this account generation, which
+    /// expires then (on the server's clock).
+    pub fn set_token(&self, generation: Option<u64>, expires: Millis) {
         self.generation.store(generation.unwrap_or(0), Ordering::Relaxed);
+        self.token_expires.store(expires.0, Ordering::Relaxed);
+    }
+
+    pub fn token_expires(&self) -> Millis {
+        Millis(self.token_expires.load(Ordering::Relaxed))
     }
 
     pub fn generation(&self) -> Option<u64> {
@@ -108,6 +128,16 @@ impl Hub {
         }
         conns.push(conn);
         true
+    }
+
+    /// The connections `pick` has something for, with it: looked at under the
+    /// shards' read locks, to be acted on after they are let go of.
+    pub fn pick<T>(&self, mut pick: impl FnMut(&Conn) -> Option<T>) -> Vec<(Arc<Conn>, T)> {
+        let mut picked = Vec::new();
+        for entry in self.by_user.iter() {
+            picked.extend(entry.value().iter().filter_map(|conn| Some((conn.clone(), pick(conn)?))));
+        }
+        picked
     }
 
     /// Users with at least one connection here.

@@ -23,6 +23,7 @@ pub mod frames;
 pub mod hub;
 pub mod import;
 pub mod journal;
+mod keepalive;
 pub mod metered;
 pub mod metrics;
 pub mod outbound;
@@ -279,6 +280,7 @@ impl Server {
         let allocator = tokio::spawn(alloc::return_freed_memory(stop.clone()));
         let indexer = tokio::spawn(shared.search.clone().run(broker.clone(), stop.clone()));
         let presence = tokio::spawn(presence::run(shared.registry.clone(), stop.clone()));
+        let keepalive = tokio::spawn(keepalive::run(shared.clone(), stop.clone()));
         let prompts = tokio::spawn(prompts::run(
             shared.registry.clone(),
             shared.clock.clone(),
@@ -309,7 +311,7 @@ impl Server {
         }
         // Every task that holds the broker ends before this returns, so a
         // store's files are let go of when `serve` is done.
-        let stopped = [stop_on_failure, erasures, presence, prompts, allocator].into_iter().chain(follower);
+        let stopped = [stop_on_failure, erasures, presence, prompts, allocator, keepalive].into_iter().chain(follower);
         for task in stopped {
             task.abort();
             let _ = task.await;

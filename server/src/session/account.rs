@@ -32,9 +32,8 @@ impl Handle for Auth {
             )));
         }
         session.shared.accounts.admit(&verified).await.map_err(|refusal| refused(refusal.reason()))?;
-        session.conn.set_generation(verified.generation);
-        session.token_expires = verified.expires_at();
         let expires_at = verified.expires_at();
+        session.conn.set_token(verified.generation, expires_at);
         session.reply(id, &Authed { user: verified.user, expires_at }).await;
         Ok(())
     }

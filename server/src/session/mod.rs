@@ -33,7 +33,7 @@ mod writer;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_util::StreamExt;
 use futures_util::stream::{FuturesUnordered, SplitSink, SplitStream};
@@ -78,10 +78,6 @@ struct Session {
     /// Made on the first publish: an empty set still allocates, and most
     /// connections of a calm room only read.
     in_flight: Option<FuturesUnordered<InFlight>>,
-    /// When the token the connection runs on expires, on the server's clock:
-    /// the connection is closed then (4002), not left open on a token no
-    /// longer valid. `auth` moves it.
-    token_expires: Millis,
     /// When this connection last said it was typing, per room (only those
     /// it typed in; most connections never do), on the server's clock.
     typed: Vec<(RoomId, Millis)>,
@@ -105,9 +101,8 @@ pub fn run(
 ) -> impl std::future::Future<Output = ()> + Send {
     let out = Arc::new(Outbound::new(shared.config.outbound_queue_bytes));
     let writer = tokio::spawn(write_loop(sink, out.clone(), WriterConfig::from(&shared.config), conn));
-    let token_expires = token.expires_at();
     let conn = Arc::new(Conn::new(conn, token.user.clone(), codec, out));
-    conn.set_generation(token.generation);
+    conn.set_token(token.generation, token.expires_at());
     let max = shared.config.limits.connections_per_user;
     if !shared.registry.hub().try_register(conn.clone(), max) {
         tracing::info!(conn = conn.id.0, user = %conn.user, max, "connection limit per user reached");
@@ -133,7 +128,7 @@ pub fn run(
         let metrics = crate::metrics::get();
         metrics.connections_total.increment(1);
         metrics.connections.increment(1.0);
-        let mut session = Session { shared, conn, rate: None, in_flight: None, token_expires, typed: Vec::new() };
+        let mut session = Session { shared, conn, rate: None, in_flight: None, typed: Vec::new() };
         session.hello();
         // The upgrade's own bytes do not count.
         meter.message_seen();
@@ -202,35 +197,17 @@ impl Session {
         self.conn.greeted();
     }
 
-    /// When, on tokio's timer, the connection's token expires — if that comes
-    /// before `within`: the time left on the server's clock (which tests move)
-    /// from now.
-    fn token_expiry(&self, within: Duration) -> Option<tokio::time::Instant> {
-        let left = Duration::from_millis(self.token_expires.0.saturating_sub(self.shared.clock.now().0));
-        (left < within).then(|| tokio::time::Instant::now() + left)
-    }
-
     /// Closes the connection (4002) if its token has expired by the server's
     /// clock; says whether it did.
     fn close_if_token_expired(&self) -> bool {
-        if self.shared.clock.now() < self.token_expires {
+        if self.shared.clock.now() < self.conn.token_expires() {
             return false;
         }
-        let reason = "token_expired: the token this connection runs on has expired; reconnect with a fresh one";
-        self.conn.out.close(CloseCode::TokenExpired, reason);
+        self.conn.out.close(CloseCode::TokenExpired, crate::keepalive::TOKEN_EXPIRED);
         true
     }
 
     async fn read_loop(&mut self, stream: &mut Stream, meter: &ReadMeter, shutdown: &CancellationToken) -> Ended {
-        let mut last_heard = Instant::now();
-        let mut ping = tokio::time::interval(self.shared.config.ping_interval);
-        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        ping.tick().await; // the first tick is immediate
-        // The ping timer also wakes the connection when its token expires: no
-        // timer of its own, which every idle connection would carry.
-        if let Some(expiry) = self.token_expiry(self.shared.config.ping_interval) {
-            ping.reset_at(expiry);
-        }
         let out = self.conn.out.clone();
         loop {
             let in_flight = self.in_flight.as_ref().map_or(0, FuturesUnordered::len);
@@ -247,21 +224,6 @@ impl Session {
                     let _ = out.push(reply);
                     continue;
                 }
-                _ = ping.tick() => {
-                    // `auth` may have moved it since.
-                    if self.close_if_token_expired() {
-                        return Ended::ByServer;
-                    }
-                    if let Some(expiry) = self.token_expiry(self.shared.config.ping_interval) {
-                        ping.reset_at(expiry);
-                    }
-                    if last_heard.elapsed() >= self.shared.config.idle_timeout {
-                        out.close(CloseCode::IdleTimeout, "idle_timeout: nothing heard from the client; reconnect and resume");
-                        return Ended::ByServer;
-                    }
-                    let _ = out.push(Message::Ping(Default::default()));
-                    continue;
-                }
                 message = stream.next() => message,
             };
             let message = match message {
@@ -269,7 +231,7 @@ impl Session {
                 Some(Ok(message)) => message,
                 Some(Err(error)) => return self.on_read_error(error),
             };
-            last_heard = Instant::now();
+            self.conn.heard();
             meter.message_seen();
             // Boxed: handling a message needs far more state than waiting for
             // one, and an idle connection should only pay for the waiting.
