@@ -4,7 +4,9 @@
 //! idle timeout (4007) and those whose token has expired (4002). A timer per
 //! connection cost every idle member ~150 bytes (tokio's `Sleep`, boxed, and
 //! the interval beside it in the connection's task) and woke each one on its
-//! own; this costs three atomics per connection and one pass a second.
+//! own; this costs three atomics per connection and one pass a second. The
+//! same pass has each connection let go of its outbound queue's spare buffer
+//! when empty (`Outbound::release_spare`): 192 bytes an idle member kept.
 
 use std::sync::OnceLock;
 use std::sync::atomic::Ordering;
@@ -56,7 +58,9 @@ pub async fn run(shared: std::sync::Arc<Shared>, stop: CancellationToken) {
 fn sweep(shared: &Shared) {
     let limits = Limits { ping: shared.config.ping_interval, idle: shared.config.idle_timeout };
     let (now, clock) = (now_ms(), shared.clock.now());
-    for (conn, due) in shared.registry.hub().pick(|conn| limits.due(conn, now, clock)) {
+    for (conn, due) in shared.registry.hub().pick(|conn| Some(limits.due(conn, now, clock))) {
+        conn.out.release_spare();
+        let Some(due) = due else { continue };
         match due {
             Due::Ping => {
                 conn.pinged.store(now, Ordering::Relaxed);

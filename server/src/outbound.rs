@@ -278,6 +278,17 @@ impl Outbound {
         batch
     }
 
+    /// Lets go of the queue's empty buffer, if it keeps one: a connection
+    /// that has had nothing to send for a while should not hold room for a
+    /// burst (`keepalive` asks, once a second; a busy connection makes it
+    /// again at most that often).
+    pub fn release_spare(&self) {
+        let mut queue = self.lock();
+        if queue.frames.is_empty() && queue.frames.capacity() > 0 {
+            queue.frames = VecDeque::new();
+        }
+    }
+
     /// Writer side, without waiting: moves every queued frame into `batch`. An
     /// empty batch trades places with the queue: frames are never copied, and the
     /// writer's spare buffer (if it kept one, see `give_back`) becomes the queue's.
@@ -337,6 +348,22 @@ mod tests {
         assert_eq!(batch.len(), 5);
         out.close(CloseCode::GoingAway, "bye");
         assert_eq!(out.next_batch(&mut batch).await.unwrap().code, CloseCode::GoingAway);
+    }
+
+    #[tokio::test]
+    async fn an_idle_queue_lets_go_of_its_spare_buffer_and_a_full_one_keeps_it() {
+        let out = Outbound::new(1000);
+        out.push(frame(10)).unwrap();
+        out.release_spare();
+        assert!(out.lock().frames.capacity() > 0, "frames waiting keep their buffer");
+        let mut batch = VecDeque::new();
+        out.next_batch(&mut batch).await;
+        batch.clear();
+        assert!(out.give_back(batch).capacity() == 0, "the queue takes the drained buffer back");
+        assert!(out.lock().frames.capacity() > 0);
+        out.release_spare();
+        assert_eq!(out.lock().frames.capacity(), 0, "idle: no buffer kept");
+        out.push(frame(10)).unwrap();
     }
 
     #[tokio::test]
