@@ -333,7 +333,10 @@ mod tests {
         let config = WriterConfig { timeout: Duration::from_secs(10), coalesce: Duration::ZERO };
         let writer = write_loop(sink, Arc::new(Outbound::new(1 << 20)), config, ConnId(1));
         let size = std::mem::size_of_val(&writer);
-        assert!(size <= 256, "a writer's task holds {size} bytes (792 as an async fn, 1,256 before that)");
+        assert!(
+            size <= 208,
+            "a writer's task holds {size} bytes (184 measured; 792 as an async fn, 1,256 before that)"
+        );
         drop((writer, client));
     }
 }
