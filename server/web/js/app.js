@@ -96,7 +96,9 @@ class App {
       const start = this.start;
       this.start = null;
       if (start.invite) await this.joinByInvite(start.invite);
-      else if (start.room) await this.open(start.room);
+      // Unless the member opened another room while the list was loading:
+      // a link should not pull them back from where they went.
+      else if (start.room && (!this.current || this.current === start.room)) await this.open(start.room);
     }
     await Promise.allSettled(joins);
     await this.loadReadState();
