@@ -130,14 +130,10 @@ impl Hub {
         true
     }
 
-    /// The connections `pick` has something for, with it: looked at under the
-    /// shards' read locks, to be acted on after they are let go of.
-    pub fn pick<T>(&self, mut pick: impl FnMut(&Conn) -> Option<T>) -> Vec<(Arc<Conn>, T)> {
-        let mut picked = Vec::new();
-        for entry in self.by_user.iter() {
-            picked.extend(entry.value().iter().filter_map(|conn| Some((conn.clone(), pick(conn)?))));
-        }
-        picked
+    /// Every connection here, to be acted on after the shards' locks are let
+    /// go of.
+    pub fn connections(&self) -> Vec<Arc<Conn>> {
+        self.by_user.iter().flat_map(|entry| entry.value().clone()).collect()
     }
 
     /// Users with at least one connection here.

@@ -58,9 +58,9 @@ pub async fn run(shared: std::sync::Arc<Shared>, stop: CancellationToken) {
 fn sweep(shared: &Shared) {
     let limits = Limits { ping: shared.config.ping_interval, idle: shared.config.idle_timeout };
     let (now, clock) = (now_ms(), shared.clock.now());
-    for (conn, due) in shared.registry.hub().pick(|conn| Some(limits.due(conn, now, clock))) {
+    for conn in shared.registry.hub().connections() {
         conn.out.release_spare();
-        let Some(due) = due else { continue };
+        let Some(due) = limits.due(&conn, now, clock) else { continue };
         match due {
             Due::Ping => {
                 conn.pinged.store(now, Ordering::Relaxed);

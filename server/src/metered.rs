@@ -56,7 +56,7 @@ pub struct Metered {
 
 /// Past this many gathered bytes a write sends them before taking more: what
 /// bounds a burst's memory (tungstenite's write threshold did before).
-pub const GATHER_BYTES: usize = 64 * 1024;
+const GATHER_BYTES: usize = 64 * 1024;
 
 /// A WebSocket's frames on their way to the socket, shared by the socket
 /// (which sends them on a flush, and takes tungstenite's own frames) and the

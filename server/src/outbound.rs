@@ -284,7 +284,7 @@ impl Outbound {
     /// again at most that often).
     pub fn release_spare(&self) {
         let mut queue = self.lock();
-        if queue.frames.is_empty() && queue.frames.capacity() > 0 {
+        if queue.frames.is_empty() {
             queue.frames = VecDeque::new();
         }
     }
