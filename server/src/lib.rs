@@ -11,7 +11,7 @@
 //! batch, and the sender gets its reply.
 
 pub mod accounts;
-mod alloc;
+pub mod alloc;
 pub mod auth;
 pub mod backup;
 pub mod broker;

@@ -360,7 +360,11 @@ fn main() -> Result<()> {
         direct_per_hour: cli.direct_per_hour,
         ..Limits::default()
     };
-    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .on_thread_park(hearth_server::alloc::tidy_this_thread)
+        .build()
+        .context("starting the async runtime")?;
     runtime.block_on(serve(cli.listen, config))
 }
 
