@@ -632,3 +632,23 @@ impl Store for SqliteStore {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// `.cargo/config.toml` compiles SQLite without the process-wide page
+    /// cache and allocation counter: their global mutexes let a preempted
+    /// indexer hold up the committer. A build that lost the flags shows here.
+    #[test]
+    fn sqlite_is_built_without_its_process_wide_locks() {
+        let db = rusqlite::Connection::open_in_memory().unwrap();
+        let options: Vec<String> = db
+            .prepare("SELECT compile_options FROM pragma_compile_options")
+            .unwrap()
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(!options.iter().any(|o| o == "ENABLE_MEMORY_MANAGEMENT"), "{options:?}");
+        assert!(options.iter().any(|o| o == "DEFAULT_MEMSTATUS=0"), "{options:?}");
+    }
+}
