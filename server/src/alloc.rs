@@ -36,7 +36,7 @@ pub fn tidy_this_thread() {
     thread_local! {
         static LAST_MS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
     }
-    let now = crate::keepalive::now_ms();
+    let now = crate::clock::monotonic_ms();
     let due = LAST_MS.with(|last| {
         let due = now.saturating_sub(last.get()) >= RETURN_EVERY.as_millis() as u64;
         if due {

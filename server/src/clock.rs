@@ -2,13 +2,21 @@
 //! decides on (later: mutes, slow mode, invite expiry) read the time from a
 //! [`Clock`], so tests can set and move it instead of sleeping.
 //!
-//! Timeouts of sockets (handshake, idle, write) are not wall-clock rules: they use
-//! tokio's timers, which tests control with `tokio::time::pause`.
+//! Timeouts of sockets (handshake, write) are not wall-clock rules: they use
+//! tokio's timers, which tests control with `tokio::time::pause`. What is
+//! checked in passes over many connections (when one was last heard, or
+//! pinged) reads [`monotonic_ms`]: a number per connection, not a timer.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use hearth_protocol::Millis;
+
+/// Milliseconds on a monotonic clock since the first call in the process.
+pub fn monotonic_ms() -> u64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    START.get_or_init(std::time::Instant::now).elapsed().as_millis() as u64
+}
 
 /// Where the time comes from.
 pub trait Clock: std::fmt::Debug + Send + Sync + 'static {

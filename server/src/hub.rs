@@ -44,7 +44,7 @@ pub struct Conn {
     /// When the token the connection runs on expires, on the server's clock
     /// (ms): `keepalive` closes it then (4002). `auth` moves it.
     token_expires: AtomicU64,
-    /// When the client was last heard, and last pinged (`keepalive::now_ms`).
+    /// When the client was last heard, and last pinged (`clock::monotonic_ms`).
     pub(crate) heard: AtomicU64,
     pub(crate) pinged: AtomicU64,
 }
@@ -60,14 +60,14 @@ impl Conn {
             generation: AtomicU64::new(0),
             greeted: std::sync::atomic::AtomicBool::new(false),
             token_expires: AtomicU64::new(u64::MAX),
-            heard: AtomicU64::new(crate::keepalive::now_ms()),
-            pinged: AtomicU64::new(crate::keepalive::now_ms()),
+            heard: AtomicU64::new(crate::clock::monotonic_ms()),
+            pinged: AtomicU64::new(crate::clock::monotonic_ms()),
         }
     }
 
     /// Something came from the client.
     pub fn heard(&self) {
-        self.heard.store(crate::keepalive::now_ms(), Ordering::Relaxed);
+        self.heard.store(crate::clock::monotonic_ms(), Ordering::Relaxed);
     }
 
     /// Its `hello` is queued.

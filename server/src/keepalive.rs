@@ -8,23 +8,16 @@
 //! same pass has each connection let go of its outbound queue's spare buffer
 //! when empty (`Outbound::release_spare`): 192 bytes an idle member kept.
 
-use std::sync::OnceLock;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hearth_protocol::{CloseCode, Millis};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
 use crate::Shared;
+use crate::clock::monotonic_ms;
 use crate::hub::Conn;
-
-/// Milliseconds on a monotonic clock since the first call: when a connection
-/// was heard from or pinged.
-pub fn now_ms() -> u64 {
-    static START: OnceLock<Instant> = OnceLock::new();
-    START.get_or_init(Instant::now).elapsed().as_millis() as u64
-}
 
 /// How often connections are looked over: a quarter of the ping interval, at
 /// most a second (so an expired token is acted on within one), at least 10 ms.
@@ -57,7 +50,7 @@ pub async fn run(shared: std::sync::Arc<Shared>, stop: CancellationToken) {
 
 fn sweep(shared: &Shared) {
     let limits = Limits { ping: shared.config.ping_interval, idle: shared.config.idle_timeout };
-    let (now, clock) = (now_ms(), shared.clock.now());
+    let (now, clock) = (monotonic_ms(), shared.clock.now());
     for conn in shared.registry.hub().connections() {
         conn.out.release_spare();
         let Some(due) = limits.due(&conn, now, clock) else { continue };
@@ -81,7 +74,7 @@ struct Limits {
 }
 
 impl Limits {
-    /// What `conn` is due, at `now` (`now_ms`) and `clock` (the server's).
+    /// What `conn` is due, at `now` (`monotonic_ms`) and `clock` (the server's).
     fn due(&self, conn: &Conn, now: u64, clock: Millis) -> Option<Due> {
         if clock >= conn.token_expires() {
             return Some(Due::TokenExpired);
@@ -121,7 +114,7 @@ mod tests {
         assert!(matches!(due(40_000), Some(Due::Ping)));
         assert!(matches!(due(60_000), Some(Due::IdleTimeout)));
         conn.heard();
-        assert!(limits.due(&conn, now_ms(), clock).is_none(), "heard again");
-        assert!(matches!(limits.due(&conn, now_ms(), Millis(1_000_000)), Some(Due::TokenExpired)));
+        assert!(limits.due(&conn, monotonic_ms(), clock).is_none(), "heard again");
+        assert!(matches!(limits.due(&conn, monotonic_ms(), Millis(1_000_000)), Some(Due::TokenExpired)));
     }
 }
