@@ -11,6 +11,7 @@
 #   loadtest/bench-redis.sh [hearth-loadtest run flags...]
 #   loadtest/bench-redis.sh --repeat 3 --duration 10s                 # 2,000 msg/s
 #   loadtest/bench-redis.sh --repeat 3 --duration 10s --rate 250      # 10,000 msg/s
+#   REDIS_PATHS="--path hearth" loadtest/bench-redis.sh --rate 1250     # one path only
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=loadtest/bench-common.sh
@@ -24,4 +25,4 @@ trap 'kill $redis 2>/dev/null || true; wait $redis 2>/dev/null || true; rm -rf "
 wait_for_ports 7381
 machine_line "$(redis-server --version | awk '{print $1, $3}') alone on CPU 0 (appendfsync ${REDIS_FSYNC:-everysec}), driver on CPU 1"
 taskset -c 1 "$bin/hearth-loadtest" redis-cost --redis redis://127.0.0.1:7381 --redis-pid "$redis" \
-  --path floor --path hearth "$@"
+  ${REDIS_PATHS:---path floor --path hearth} "$@"

@@ -258,9 +258,10 @@ pub struct RoomState {
     pub last_ts: Millis,
     /// The last applied event that changed what a post is decided against
     /// (the settings, the pins — the rules among them), as far as this copy
-    /// knows: at most `head`, and `head` itself after a load. In a cluster the
-    /// order refuses a post decided on a copy behind its own (`RulesChanged`),
-    /// and the post is decided again once the copy has caught up.
+    /// knows: at most `head`, and `head` itself after a load. (A cluster's
+    /// order compares its own with the `head` a post was decided at, and
+    /// refuses one decided before the last change, `RulesChanged`; the post
+    /// is decided again once the copy has caught up.)
     pub rules_seq: Seq,
     /// When the latest joins and requests to join came, for raid
     /// detection. Not stored: after a restart the count starts afresh.

@@ -281,7 +281,7 @@ async fn moderation_holds_in_the_order_and_is_logged(subject: Subject) {
     let copy = state(&subject, "modded").await;
     let slow = |text: &str| {
         let mut draft = send(&copy, "bo", text);
-        draft.requires = room::Requires::Post { user: user("bo"), slow_ms: 10_000, rules: None };
+        draft.requires = room::Requires::Post { user: user("bo"), slow_ms: 10_000, decided_at: None };
         draft
     };
     durable(subject.broker.publish(slow("first")).await.unwrap()).await;

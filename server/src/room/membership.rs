@@ -137,7 +137,7 @@ impl RoomState {
             invite: None,
             lockdown: None,
         });
-        let requires = Requires::Admit { user: user.clone(), rules: Some(self.rules_seq) };
+        let requires = Requires::Admit { user: user.clone(), decided_at: Some(self.head) };
         Draft { event, requires, cmid: None }
     }
 

@@ -271,7 +271,7 @@ fn gone(target: Seq) -> Refusal {
 impl RoomState {
     /// A draft about a message that a muted member may not make.
     fn about(actor: &UserId, event: Event) -> Result<Draft, Refusal> {
-        Ok(Draft { event, requires: Requires::Post { user: actor.clone(), slow_ms: 0, rules: None }, cmid: None })
+        Ok(Draft { event, requires: Requires::Post { user: actor.clone(), slow_ms: 0, decided_at: None }, cmid: None })
     }
 
     /// Edits one's own message (a muted member cannot).

@@ -73,12 +73,14 @@ pub enum Requires {
     Member(UserId),
     /// The user is a member who is not muted, and (with `slow_ms` > 0, the
     /// room's slow mode for this member) posted last at least that long ago;
-    /// and, for a message decided against the room's rules, none have changed
-    /// since the event at `rules` (`RoomState::rules_seq`).
+    /// and, for a message decided on a copy of the room whose head was
+    /// `decided_at`, no rule (settings, pins) has changed since. A cluster's
+    /// order takes membership and mutes as decided when no member's standing
+    /// changed since either, and reads them again when one did.
     Post {
         user: UserId,
         slow_ms: u64,
-        rules: Option<Seq>,
+        decided_at: Option<Seq>,
     },
     /// The user is a member holding at least this role.
     RoleAtLeast(UserId, Role),
@@ -89,11 +91,11 @@ pub enum Requires {
         target: UserId,
     },
     /// The user is not a member yet, not banned, and the room has space for one
-    /// more; and, for a join decided against the room's settings (visibility,
-    /// gate), none have changed since the event at `rules`.
+    /// more; and, for a join decided on a copy of the room whose head was
+    /// `decided_at`, its settings (visibility, gate) have not changed since.
     Admit {
         user: UserId,
-        rules: Option<Seq>,
+        decided_at: Option<Seq>,
     },
     /// As `Admit`, with an invite (by id) that is still valid.
     AdmitInvite {
@@ -195,7 +197,7 @@ impl Gate {
             Requires::Nothing => Ok(()),
             Requires::Member(user) => self.members.get(user).map(|_| ()).ok_or(Refusal::NotMember),
             // The rules are this copy's own: there is no other copy to be behind.
-            Requires::Post { user, slow_ms, rules: _ } => {
+            Requires::Post { user, slow_ms, decided_at: _ } => {
                 self.members.get(user).ok_or(Refusal::NotMember)?;
                 if self.mutes.get(user).is_some_and(holds) {
                     return Err(Refusal::Muted(Term::Unsaid));
@@ -221,7 +223,7 @@ impl Gate {
                 self.role_at_least(user, *least, now)?;
                 if self.pins >= *max { Err(Refusal::PinsFull { max: *max }) } else { Ok(()) }
             }
-            Requires::Admit { user, rules: _ } => self.admit(user, now),
+            Requires::Admit { user, decided_at: _ } => self.admit(user, now),
             Requires::AdmitInvite { user, invite } => {
                 if !self.invites.get(invite).is_some_and(|i| i.valid(now)) {
                     return Err(Refusal::InvalidInvite);

@@ -149,7 +149,7 @@ impl RoomState {
         let slow_ms = self.check_post(user, now)?;
         let filtered = self.filtered(user, msg.text.as_str(), now)?;
         let mut draft = self.message_draft(user, msg)?;
-        draft.requires = Requires::Post { user: user.clone(), slow_ms, rules: Some(self.rules_seq) };
+        draft.requires = Requires::Post { user: user.clone(), slow_ms, decided_at: Some(self.head) };
         let on_probation = self.on_probation(user, now);
         if let Event::Message(m) = &mut draft.event {
             (m.mentions, m.mentions_room) = self.mentions_in(user, m.text.as_str(), root_author, now);
@@ -258,7 +258,7 @@ impl RoomState {
         }
         let cmid = msg.cmid.clone();
         let event = Event::Message(MessageEvent::draft(msg.room, user.clone(), msg.text, msg.cmid, msg.thread));
-        let requires = Requires::Post { user: user.clone(), slow_ms: 0, rules: Some(self.rules_seq) };
+        let requires = Requires::Post { user: user.clone(), slow_ms: 0, decided_at: Some(self.head) };
         Ok(Draft { event, requires, cmid: Some(cmid) })
     }
 }

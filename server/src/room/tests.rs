@@ -86,7 +86,7 @@ fn members_send_and_others_are_told_to_join() {
     assert_eq!(order.send("bo", "hi").unwrap_err(), Refusal::NotMember);
     order.join("bo");
     let draft = order.send("bo", "hi").unwrap();
-    assert_eq!(draft.requires, Requires::Post { user: user("bo"), slow_ms: 0, rules: Some(Seq::ZERO) });
+    assert_eq!(draft.requires, Requires::Post { user: user("bo"), slow_ms: 0, decided_at: Some(Seq(2)) });
     assert_eq!(draft.cmid.as_ref().map(|c| c.as_str()), Some("c-hi"));
     let seq = order.publish(draft).unwrap();
     assert_eq!(seq, Seq(3));
@@ -454,7 +454,7 @@ proptest! {
             prop_assert_eq!(matches!(asks, Err(Refusal::Banned(_))), banned && !member);
             if member {
                 let muted = state.rows.mutes.get(&who).is_some_and(|m| m.holds(now));
-                let posts = gate.check(&Requires::Post { user: who.clone(), slow_ms: 0, rules: None }, now);
+                let posts = gate.check(&Requires::Post { user: who.clone(), slow_ms: 0, decided_at: None }, now);
                 prop_assert_eq!(matches!(posts, Err(Refusal::Muted(_))), muted);
             }
             let pending = state.rows.requests.contains_key(&who);
@@ -499,6 +499,6 @@ fn a_warning_forgets_expired_ones_and_brings_the_escalation_with_it() {
     // both refuse bo's posts.
     order.publish(order.state.decide_warn(&user("ada"), &user("bo"), reason(), order.now).unwrap()).unwrap();
     assert!(matches!(order.send("bo", "hm"), Err(Refusal::Muted(_))));
-    let post = Requires::Post { user: user("bo"), slow_ms: 0, rules: None };
+    let post = Requires::Post { user: user("bo"), slow_ms: 0, decided_at: None };
     assert!(matches!(order.gate.check(&post, order.now), Err(Refusal::Muted(_))));
 }

@@ -2,7 +2,8 @@
 -- any node. Creates the room first when ARGV[1] is 'create'.
 --
 -- KEYS: 1 room (hash: record, epoch, cap, head, last_ts, rules: the seq of
--- the last event that changed the settings or the pins), 2 members (hash:
+-- the last event that changed the settings or the pins, standing: the seq of
+-- the last that took a member's right to post — a leave, a mute), 2 members (hash:
 -- user -> "rank:joined_at:expires"), 3 pins (hash: id -> note), 4 log (stream,
 -- id "<seq>-0"), 5 and 14 the client message ids of the room's two latest
 -- generations (hashes: "user\ncmid" -> "seq:ts"), 6 the cmid list of earlier
@@ -24,9 +25,13 @@
 -- ARGV: 1 mode, 2 epoch, 3 now (ms), 4 actor, 5 cmid or '', 6 cmid window,
 -- 7 most events kept, 8 oldest ts kept (0: no age cap), 9 event template,
 -- 10 record (create), 11 cap (create), 12-15 requirement (kind, user, rank
--- or a post's or join's `rules` seq ('' when not decided against them), most
--- pins, the target user, or a post's slow mode in ms), 16.. changes,
--- three arguments each (op, a, b).
+-- or, for a post or a join, the head of the node's copy it was decided on
+-- ('' when not decided on a copy), most pins, the target user, or a post's
+-- slow mode in ms), 16.. changes, three arguments each (op, a, b).
+--
+-- A post decided on a copy that had applied the room's last change of
+-- standing (ARGV[14] at or past `standing`) was decided on the membership
+-- and mutes the room still has: the script does not read them again.
 --
 -- Roles are the ones in force at the event's time: a role given until a time
 -- counts as member (rank 0) from then on, the owner's never ends.
@@ -42,7 +47,7 @@
 -- {'invalid_invite'}, {'no_request'}, {'requests_full', most},
 -- {'rules_changed'}: a post or a join decided on a node's copy of the room
 -- that had not yet applied the last change of its settings or pins (ARGV[14],
--- the copy's `rules` seq, is below the room's); the node decides it again
+-- the copy's head, is below the room's `rules`); the node decides it again
 -- once caught up.
 --
 -- Requirement kinds: member, post, role, pin, over, admit, admit_invite (ARGV[15]
@@ -55,10 +60,6 @@ local SEQ_MARK = '\207\000\031\238\094\154\017\195\113'
 local SEQ_KEY_MARK = '00008987814357222257'
 local TS_MARK = '\207\000\031\238\094\154\017\195\114'
 
-local room, members, pins, log, cmids, cmidq, settings, channel, rows, modlog, last_post =
-  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10], KEYS[11]
-local mode, epoch, now, actor, cmid = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
-
 -- A MessagePack uint64 (0xcf, 8 bytes big-endian). `struct` is C: the
 -- same bytes by a Lua loop cost a script call several microseconds.
 local function uint64(n)
@@ -69,29 +70,35 @@ local function decimal(n)
   return string.format('%.0f', n)
 end
 
--- The template with every sentinel replaced.
+-- Both sentinels but their last byte (113 the seq's, 114 the time's).
+local MARK = string.sub(SEQ_MARK, 1, 8)
+
+-- The template with every sentinel replaced. Built by concatenation, not a
+-- table of parts: an event has two sentinels, and the table made filling one
+-- cost half as much again (1.3 µs against 0.9).
 local function fill(template, seq_bytes, ts_bytes)
-  local parts, from = {}, 1
-  while true do
-    local s = string.find(template, SEQ_MARK, from, true)
-    local t = string.find(template, TS_MARK, from, true)
-    local at, with
-    if s and (not t or s < t) then
-      at, with = s, seq_bytes
-    elseif t then
-      at, with = t, ts_bytes
+  local filled, from, at = '', 1, string.find(template, MARK, 1, true)
+  while at do
+    local which = string.byte(template, at + 8)
+    if which == 113 or which == 114 then
+      filled = filled .. string.sub(template, from, at - 1) .. (which == 113 and seq_bytes or ts_bytes)
+      from = at + 9
+      at = string.find(template, MARK, from, true)
     else
-      break
+      at = string.find(template, MARK, at + 1, true)
     end
-    parts[#parts + 1] = string.sub(template, from, at - 1)
-    parts[#parts + 1] = with
-    from = at + 9
   end
-  parts[#parts + 1] = string.sub(template, from)
-  return table.concat(parts)
+  if from == 1 then
+    return template
+  end
+  return filled .. string.sub(template, from)
 end
 
-local head, last_ts, cap, rules_at, cmids_counted = 0, 0, 0, 0, nil
+local room, members, pins, log, cmids, cmidq, settings, channel, rows, modlog, last_post =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10], KEYS[11]
+local mode, epoch, now, actor, cmid = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
+
+local head, last_ts, cap, rules_at, standing_at, cmids_counted = 0, 0, 0, 0, 0, nil
 if mode == 'create' then
   if redis.call('EXISTS', room) == 1 then
     return {'exists'}
@@ -99,7 +106,7 @@ if mode == 'create' then
   head, last_ts, cap = 0, now, tonumber(ARGV[11])
   redis.call('HSET', room, 'record', ARGV[10], 'epoch', epoch, 'cap', ARGV[11], 'head', 0, 'last_ts', ARGV[3])
 else
-  local meta = redis.call('HMGET', room, 'epoch', 'head', 'last_ts', 'cap', 'rules', 'cmids')
+  local meta = redis.call('HMGET', room, 'epoch', 'head', 'last_ts', 'cap', 'rules', 'cmids', 'standing')
   if not meta[1] then
     return {'no_room'}
   end
@@ -108,6 +115,7 @@ else
   end
   head, last_ts, cap, rules_at = tonumber(meta[2]), tonumber(meta[3]), tonumber(meta[4]), tonumber(meta[5] or '0')
   cmids_counted = tonumber(meta[6])
+  standing_at = tonumber(meta[7] or '0')
 end
 
 local cmid_key, cmid_window
@@ -209,7 +217,27 @@ elseif kind == 'request' then
   if redis.call('HEXISTS', rows, 'request\31' .. who) == 0 and pending >= tonumber(ARGV[15]) then
     return {'requests_full', tonumber(ARGV[15])}
   end
-elseif kind == 'member' or kind == 'role' or kind == 'pin' or kind == 'post' or kind == 'over' then
+elseif kind == 'post' then
+  local decided_at = ARGV[14] ~= '' and tonumber(ARGV[14])
+  if not decided_at or standing_at > decided_at then
+    if not rank_of(who) then
+      return {'not_member'}
+    end
+    if sanctioned('mute', who) then
+      return {'muted'}
+    end
+  end
+  if decided_at and rules_at > decided_at then
+    return {'rules_changed'}
+  end
+  if tonumber(ARGV[15]) > 0 then
+    local last = tonumber(redis.call('HGET', last_post, who) or '0')
+    local next = last + tonumber(ARGV[15])
+    if last > 0 and next > ts then
+      return {'slow', next - ts}
+    end
+  end
+elseif kind == 'member' or kind == 'role' or kind == 'pin' or kind == 'over' then
   local rank = rank_of(who)
   if not rank then
     return {'not_member'}
@@ -219,19 +247,6 @@ elseif kind == 'member' or kind == 'role' or kind == 'pin' or kind == 'post' or 
   end
   if kind == 'pin' and redis.call('HLEN', pins) >= tonumber(ARGV[15]) then
     return {'pins_full', tonumber(ARGV[15])}
-  end
-  if kind == 'post' and ARGV[14] ~= '' and rules_at > tonumber(ARGV[14]) then
-    return {'rules_changed'}
-  end
-  if kind == 'post' and sanctioned('mute', who) then
-    return {'muted'}
-  end
-  if kind == 'post' and tonumber(ARGV[15]) > 0 then
-    local last = tonumber(redis.call('HGET', last_post, who) or '0')
-    local next = last + tonumber(ARGV[15])
-    if last > 0 and next > ts then
-      return {'slow', next - ts}
-    end
   end
   if kind == 'over' then
     local target = rank_of(ARGV[15])
@@ -265,11 +280,13 @@ local function seq_keyed(field)
   return field
 end
 
-local annotates, rules_changed = false, false
+local annotates, rules_changed, standing_changed = false, false, false
 for i = 16, #ARGV, 3 do
   local op, a, b = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   if op == 'pin' or op == 'unpin' or op == 'settings' then
     rules_changed = true
+  elseif op == 'leave' or (op == 'put' and string.sub(a, 1, 5) == 'mute\31') then
+    standing_changed = true
   end
   if op == 'join' then
     redis.call('HSET', members, a, b .. ':' .. ts_text .. ':')
@@ -380,6 +397,8 @@ if annotates then
   end
 end
 
+-- The room's head, and what else of the room hash moved with it, in one HSET.
+local moved = {'HSET', room, 'head', seq_text, 'last_ts', ts_text}
 if cmid_key then
   local counted = cmids_counted or 0
   if cmids_counted == nil then
@@ -391,13 +410,15 @@ if cmid_key then
     redis.call('DEL', cmids)
   end
   redis.call('HSET', cmids, cmid_key, seq_text .. ':' .. ts_text)
-  redis.call('HSET', room, 'head', seq_text, 'last_ts', ts_text, 'cmids', decimal(counted + 1))
-else
-  redis.call('HSET', room, 'head', seq_text, 'last_ts', ts_text)
+  moved[#moved + 1], moved[#moved + 2] = 'cmids', decimal(counted + 1)
 end
 if rules_changed then
-  redis.call('HSET', room, 'rules', seq_text)
+  moved[#moved + 1], moved[#moved + 2] = 'rules', seq_text
 end
+if standing_changed then
+  moved[#moved + 1], moved[#moved + 2] = 'standing', seq_text
+end
+redis.call(unpack(moved))
 if kind == 'post' and tonumber(ARGV[15]) > 0 then
   redis.call('HSET', last_post, who, ts_text)
 end

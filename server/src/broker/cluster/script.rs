@@ -105,17 +105,17 @@ impl Shared {
         match &draft.requires {
             Requires::Nothing => call.arg("none").arg("").arg(0).arg(0),
             Requires::Member(user) => call.arg("member").arg(user.as_str()).arg(0).arg(0),
-            Requires::Post { user, slow_ms, rules } => {
-                let rules = rules.map_or_else(String::new, |seq| seq.0.to_string());
-                call.arg("post").arg(user.as_str()).arg(rules).arg(*slow_ms)
+            Requires::Post { user, slow_ms, decided_at } => {
+                let decided_at = decided_at.map_or_else(String::new, |seq| seq.0.to_string());
+                call.arg("post").arg(user.as_str()).arg(decided_at).arg(*slow_ms)
             }
             Requires::Over { user, least, target } => {
                 call.arg("over").arg(user.as_str()).arg(rank(*least)).arg(target.as_str())
             }
             Requires::RoleAtLeast(user, least) => call.arg("role").arg(user.as_str()).arg(rank(*least)).arg(0),
-            Requires::Admit { user, rules } => {
-                let rules = rules.map_or_else(String::new, |seq| seq.0.to_string());
-                call.arg("admit").arg(user.as_str()).arg(rules).arg(0)
+            Requires::Admit { user, decided_at } => {
+                let decided_at = decided_at.map_or_else(String::new, |seq| seq.0.to_string());
+                call.arg("admit").arg(user.as_str()).arg(decided_at).arg(0)
             }
             Requires::AdmitInvite { user, invite } => call.arg("admit_invite").arg(user.as_str()).arg(0).arg(invite),
             Requires::Approve { actor, user } => call.arg("approve").arg(actor.as_str()).arg(0).arg(user.as_str()),
