@@ -57,6 +57,7 @@ impl Shared {
         let mut event = draft.event;
         event.stamp(SEQ_SENTINEL, TS_SENTINEL);
         let template = encode_event(Codec::MsgPack, &event);
+        let (head, between, tail) = split_template(&template);
         let keys = self.keys(&room);
         let now = self.clock.now();
         let mut call = redis::cmd("EVALSHA");
@@ -99,7 +100,7 @@ impl Shared {
             .arg(self.config.dedupe_window)
             .arg(self.config.history_events)
             .arg(self.oldest_kept(now))
-            .arg(template)
+            .arg(head)
             .arg(record)
             .arg(create.map_or(0, |r| r.cap));
         match &draft.requires {
@@ -123,6 +124,7 @@ impl Shared {
             Requires::Request { user, max } => call.arg("request").arg(user.as_str()).arg(0).arg(*max),
             Requires::PinSlot { user, least, max } => call.arg("pin").arg(user.as_str()).arg(rank(*least)).arg(*max),
         };
+        call.arg(between).arg(tail);
         for change in room::changes(&event) {
             match change {
                 Change::PutMember(m) => call.arg("join").arg(m.user.as_str()).arg(rank(m.role)),
@@ -388,4 +390,37 @@ impl Shared {
         let value: Value = self.commands.query(cmd).await.map_err(unavailable)?;
         stream_events(value)
     }
+}
+
+/// An event's template in the three parts around its seq and time
+/// sentinels, which the script joins with the real values in one
+/// concatenation; or the whole template and two empty parts when it does not
+/// hold exactly one of each, in that order, for the script to fill by
+/// searching. (Searching and cutting in Lua made every event's bytes be
+/// hashed into new Lua strings about four times over: 1.5 µs a call for a
+/// 100-byte message, 3.4 µs for 1,000 bytes, against 0.5 and 1.5.)
+pub(super) fn split_template(template: &[u8]) -> (&[u8], &[u8], &[u8]) {
+    let seq = sentinel_bytes(SEQ_SENTINEL.0);
+    let ts = sentinel_bytes(TS_SENTINEL.0);
+    let whole = (template, &template[..0], &template[..0]);
+    // Both sentinels share all but their last byte; any other occurrence of
+    // that prefix (which no text holds) leaves the template whole.
+    let prefix = &seq[..8];
+    let mut found = template
+        .iter()
+        .enumerate()
+        .filter(|&(i, &byte)| byte == 0xcf && template.get(i..i + 8) == Some(prefix))
+        .map(|(i, _)| i);
+    let (Some(s), Some(t), None) = (found.next(), found.next(), found.next()) else { return whole };
+    if template.get(s..s + 9) != Some(&seq[..]) || template.get(t..t + 9) != Some(&ts[..]) || t == s + 9 {
+        return whole;
+    }
+    (&template[..s], &template[s + 9..t], &template[t + 9..])
+}
+
+/// A uint64 as MessagePack writes it: 0xcf, then eight bytes big-endian.
+fn sentinel_bytes(value: u64) -> [u8; 9] {
+    let mut bytes = [0xcf; 9];
+    bytes[1..].copy_from_slice(&value.to_be_bytes());
+    bytes
 }

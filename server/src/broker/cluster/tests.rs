@@ -243,3 +243,37 @@ async fn orders_go_on_after_redis_forgets_its_scripts() {
     seqs.sort();
     assert_eq!(seqs, (1..6).map(|n| Seq(before.seq.0 + n)).collect::<Vec<_>>());
 }
+
+#[test]
+fn an_event_is_cut_at_its_sentinels_for_the_script_to_join() {
+    use hearth_protocol::codec::encode_event;
+    use hearth_protocol::event::MessageEvent;
+    let mut event = Event::Message(MessageEvent::draft(
+        rid("cut"),
+        user("ada"),
+        Text::new("a message").unwrap(),
+        ClientMsgId::new("c-1").unwrap(),
+        None,
+    ));
+    event.stamp(super::SEQ_SENTINEL, super::TS_SENTINEL);
+    let template = encode_event(hearth_protocol::Codec::MsgPack, &event);
+    let (head, between, tail) = super::script::split_template(&template);
+    assert!(!between.is_empty(), "cut: {head:?} {between:?} {tail:?}");
+    // What the script does with the real values, done here with the sentinels.
+    let mut again = head.to_vec();
+    again.push(0xcf);
+    again.extend_from_slice(&super::SEQ_SENTINEL.0.to_be_bytes());
+    again.extend_from_slice(between);
+    again.push(0xcf);
+    again.extend_from_slice(&super::TS_SENTINEL.0.to_be_bytes());
+    again.extend_from_slice(tail);
+    assert_eq!(again, template);
+    // Anything else stays whole, for the script to fill by searching.
+    let plain = b"no sentinel here";
+    assert_eq!(super::script::split_template(plain), (&plain[..], &plain[..0], &plain[..0]));
+    let mut swapped = tail.to_vec();
+    swapped.extend_from_slice(&template[head.len() + 9 + between.len()..head.len() + 18 + between.len()]);
+    swapped.extend_from_slice(between);
+    swapped.extend_from_slice(&template[head.len()..head.len() + 9]);
+    assert_eq!(super::script::split_template(&swapped).1, b"", "the time before the seq stays whole");
+}
