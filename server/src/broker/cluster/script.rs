@@ -57,7 +57,7 @@ impl Shared {
         let mut event = draft.event;
         event.stamp(SEQ_SENTINEL, TS_SENTINEL);
         let template = encode_event(Codec::MsgPack, &event);
-        let (head, between, tail) = split_template(&template);
+        let (before_seq, between, after_ts) = split_template(&template);
         let keys = self.keys(&room);
         let now = self.clock.now();
         let mut call = redis::cmd("EVALSHA");
@@ -100,7 +100,7 @@ impl Shared {
             .arg(self.config.dedupe_window)
             .arg(self.config.history_events)
             .arg(self.oldest_kept(now))
-            .arg(head)
+            .arg(before_seq)
             .arg(record)
             .arg(create.map_or(0, |r| r.cap));
         match &draft.requires {
@@ -124,7 +124,7 @@ impl Shared {
             Requires::Request { user, max } => call.arg("request").arg(user.as_str()).arg(0).arg(*max),
             Requires::PinSlot { user, least, max } => call.arg("pin").arg(user.as_str()).arg(rank(*least)).arg(*max),
         };
-        call.arg(between).arg(tail);
+        call.arg(between).arg(after_ts);
         for change in room::changes(&event) {
             match change {
                 Change::PutMember(m) => call.arg("join").arg(m.user.as_str()).arg(rank(m.role)),
