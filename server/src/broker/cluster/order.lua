@@ -408,8 +408,6 @@ if annotates then
   end
 end
 
--- The room's head, and what else of the room hash moved with it, in one HSET.
-local moved = {'HSET', room, 'head', seq_text, 'last_ts', ts_text}
 if cmid_key then
   local counted = cmids_counted or 0
   if cmids_counted == nil then
@@ -421,15 +419,16 @@ if cmid_key then
     redis.call('DEL', cmids)
   end
   redis.call('HSET', cmids, cmid_key, seq_text .. ':' .. ts_text)
-  moved[#moved + 1], moved[#moved + 2] = 'cmids', decimal(counted + 1)
+  redis.call('HSET', room, 'head', seq_text, 'last_ts', ts_text, 'cmids', decimal(counted + 1))
+else
+  redis.call('HSET', room, 'head', seq_text, 'last_ts', ts_text)
 end
 if rules_changed then
-  moved[#moved + 1], moved[#moved + 2] = 'rules', seq_text
+  redis.call('HSET', room, 'rules', seq_text)
 end
 if standing_changed then
-  moved[#moved + 1], moved[#moved + 2] = 'standing', seq_text
+  redis.call('HSET', room, 'standing', seq_text)
 end
-redis.call(unpack(moved))
 if kind == 'post' and tonumber(ARGV[15]) > 0 then
   redis.call('HSET', last_post, who, ts_text)
 end
