@@ -102,6 +102,9 @@ local room, members, pins, log, cmids, cmidq, settings, channel, rows, modlog, l
 local mode, epoch, now, actor, cmid = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
 
 local head, last_ts, cap, rules_at, standing_at, cmids_counted = 0, 0, 0, 0, 0, nil
+-- The last time as the room hash holds it: the event's own when it is
+-- the later, so the script formats no time (a format costs 0.3 µs).
+local last_ts_text = ARGV[3]
 if mode == 'create' then
   if redis.call('EXISTS', room) == 1 then
     return {'exists'}
@@ -119,6 +122,7 @@ else
   head, last_ts, cap, rules_at = tonumber(meta[2]), tonumber(meta[3]), tonumber(meta[4]), tonumber(meta[5] or '0')
   cmids_counted = tonumber(meta[6])
   standing_at = tonumber(meta[7] or '0')
+  last_ts_text = meta[3]
 end
 
 local cmid_key, cmid_window
@@ -178,7 +182,8 @@ local function refuse_admit(user)
   return nil
 end
 
-local kind, who = ARGV[12], ARGV[13]
+-- A post's slow mode (ms), read once; nil for any other requirement.
+local kind, who, slow_ms = ARGV[12], ARGV[13], nil
 if kind == 'approve' or kind == 'decide' then
   local rank = rank_of(who)
   if not rank then
@@ -221,6 +226,7 @@ elseif kind == 'request' then
     return {'requests_full', tonumber(ARGV[15])}
   end
 elseif kind == 'post' then
+  slow_ms = tonumber(ARGV[15])
   local decided_at = ARGV[14] ~= '' and tonumber(ARGV[14])
   if not decided_at or standing_at > decided_at then
     if not rank_of(who) then
@@ -233,9 +239,9 @@ elseif kind == 'post' then
   if decided_at and rules_at > decided_at then
     return {'rules_changed'}
   end
-  if tonumber(ARGV[15]) > 0 then
+  if slow_ms > 0 then
     local last = tonumber(redis.call('HGET', last_post, who) or '0')
-    local next = last + tonumber(ARGV[15])
+    local next = last + slow_ms
     if last > 0 and next > ts then
       return {'slow', next - ts}
     end
@@ -270,7 +276,7 @@ end
 local seq = head + 1
 local seq_bytes, ts_bytes = uint64(seq), uint64(ts)
 -- Formatted once: each format costs a script call more than a command does.
-local seq_text, ts_text = decimal(seq), decimal(ts)
+local seq_text, ts_text = decimal(seq), ts == now and ARGV[3] or last_ts_text
 -- Joined in one concatenation when the node cut the template at its
 -- sentinels: each string made here is hashed byte by byte, and searching and
 -- cutting made the event's bytes four times over.
@@ -429,7 +435,7 @@ end
 if standing_changed then
   redis.call('HSET', room, 'standing', seq_text)
 end
-if kind == 'post' and tonumber(ARGV[15]) > 0 then
+if slow_ms and slow_ms > 0 then
   redis.call('HSET', last_post, who, ts_text)
 end
 redis.call('SPUBLISH', channel, body)
