@@ -79,7 +79,12 @@ const EVENT_BUFFER: usize = 4096;
 /// Frames waiting for the writer.
 const OUTGOING_BUFFER: usize = 256;
 
-type Pending = Arc<Mutex<HashMap<RequestId, oneshot::Sender<Bytes>>>>;
+/// Requests waiting for their reply, by id; `None` once the connection's
+/// reader has ended. A request made after that must fail at once: nothing
+/// is left to answer it, and its frame may still reach a socket whose peer
+/// is gone (a node killed) without an error, so it would wait out its whole
+/// timeout.
+type Pending = Arc<Mutex<Option<HashMap<RequestId, oneshot::Sender<Bytes>>>>>;
 
 pub struct Client {
     options: Options,
@@ -116,7 +121,7 @@ impl Client {
         let (mut sink, mut stream) = ws.split();
 
         let closed: Arc<Mutex<Option<CloseInfo>>> = Arc::default();
-        let pending: Pending = Arc::default();
+        let pending: Pending = Arc::new(Mutex::new(Some(HashMap::new())));
         let (event_tx, mut events) = mpsc::channel(EVENT_BUFFER);
         let (outgoing, mut outgoing_rx) = mpsc::channel::<Message>(OUTGOING_BUFFER);
 
@@ -161,7 +166,7 @@ impl Client {
                 };
                 match decode_server_frame(codec, &frame) {
                     Ok(ServerFrame::Reply { id }) => {
-                        let waiter = reader_pending.lock().unwrap().remove(&id);
+                        let waiter = reader_pending.lock().unwrap().as_mut().and_then(|waiting| waiting.remove(&id));
                         if let Some(waiter) = waiter {
                             let _ = waiter.send(frame);
                         }
@@ -174,8 +179,9 @@ impl Client {
                     Err(error) => tracing::warn!(%error, "undecodable frame from server"),
                 }
             }
-            // Dropping the waiters' senders fails their requests with Closed.
-            reader_pending.lock().unwrap().clear();
+            // Dropping the waiters' senders fails their requests with Closed;
+            // later ones fail before they are sent (`round_trip`).
+            *reader_pending.lock().unwrap() = None;
         });
 
         let hello = match tokio::time::timeout(options.request_timeout, events.recv()).await {
@@ -249,7 +255,10 @@ impl Client {
     /// Sends request `id` and waits (within the request timeout) for its reply frame.
     async fn round_trip(&self, id: RequestId, frame: Vec<u8>) -> Result<Bytes, ClientError> {
         let (tx, rx) = oneshot::channel();
-        self.pending.lock().unwrap().insert(id, tx);
+        match self.pending.lock().unwrap().as_mut() {
+            Some(waiting) => waiting.insert(id, tx),
+            None => return Err(self.closed_error()),
+        };
         let reply = async {
             self.send_frame(frame).await?;
             rx.await.map_err(|_| self.closed_error())
@@ -258,7 +267,9 @@ impl Client {
             Ok(result) => result,
             Err(_) => Err(ClientError::Timeout(self.options.request_timeout)),
         };
-        self.pending.lock().unwrap().remove(&id);
+        if let Some(waiting) = self.pending.lock().unwrap().as_mut() {
+            waiting.remove(&id);
+        }
         frame
     }
 
