@@ -1,7 +1,7 @@
 //! The client library when its connection is cut without a closing handshake,
 //! as when the node it talks to is killed: a request made after that fails at
 //! once with `Closed` instead of waiting out its timeout for a reply that
-//! nothing can deliver (the cause of a rare hang in `cluster_crash`).
+//! nothing can deliver (the likely cause of a rare hang in `cluster_crash`).
 
 use std::time::Duration;
 
