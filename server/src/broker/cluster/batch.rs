@@ -1,6 +1,6 @@
-//! Orders go to one Redis in batches: a node keeps one batch of order-script
-//! calls in flight, and the calls that arrive meanwhile go out together as
-//! one pipeline when it is answered. Redis then reads, runs and answers a
+//! Orders go to one Redis in batches: a node keeps up to two batches of
+//! order-script calls in flight, and the calls that arrive while both are
+//! go out together as one pipeline when the first is answered. Redis then reads, runs and answers a
 //! batch in one turn of its loop — one read, one write of the replies, one
 //! write of the published events to each subscribed node, one append to its
 //! file — where each call alone cost it all of those (about 60 µs a message
@@ -12,6 +12,8 @@
 //! A Redis Cluster's calls are not batched here (a batch would span slots on
 //! several servers); its connection multiplexes them as before.
 
+use futures_util::StreamExt;
+use futures_util::stream::FuturesOrdered;
 use redis::{RedisResult, Value};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -21,12 +23,17 @@ use crate::broker::BrokerError;
 
 /// Calls sent in one pipeline, at most.
 const MAX_BATCH: usize = 256;
-/// Calls waiting for the batch in flight, at most; a caller past it waits.
+/// Calls waiting for a batch, at most; a caller past it waits.
 const QUEUE: usize = 8192;
+/// Batches a node has sent and Redis has not yet answered, at most. Two, so
+/// that Redis has the next batch in hand while the last one's answers travel
+/// back to the node and the node forms its next: with one, Redis idled for
+/// that trip after every batch.
+const IN_FLIGHT: usize = 2;
 
 struct Queued {
     call: redis::Cmd,
-    answer: oneshot::Sender<Result<Value, BrokerError>>,
+    answer: Answer,
 }
 
 /// Where a node's order-script calls wait for the next batch.
@@ -57,36 +64,61 @@ async fn send_batches(
     stop: CancellationToken,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
+    // A batch pushed here is polled before the next is formed (the select is
+    // biased to it), and that first poll writes its pipeline to the
+    // connection: batches reach Redis in the order they were formed.
+    let mut in_flight = FuturesOrdered::new();
+    let mut stopping = false;
     loop {
-        let received = tokio::select! {
-            _ = stop.cancelled() => 0,
-            received = calls.recv_many(&mut batch, MAX_BATCH) => received,
-        };
-        if received == 0 {
-            return;
-        }
-        let (answers, pipe): (Vec<_>, redis::Pipeline) = {
-            let mut pipe = redis::pipe();
-            pipe.ignore_errors();
-            let answers = batch.drain(..).map(|q| {
-                pipe.add_command(q.call);
-                q.answer
-            });
-            (answers.collect(), pipe)
-        };
-        let replies = send(&commands, script, &pipe).await;
-        match replies {
-            Ok(replies) => {
-                for (answer, reply) in answers.into_iter().zip(replies) {
-                    let _ = answer.send(reply.map_err(unavailable));
+        tokio::select! {
+            biased;
+            Some(()) = in_flight.next(), if !in_flight.is_empty() => {}
+            _ = stop.cancelled(), if !stopping => stopping = true,
+            received = calls.recv_many(&mut batch, MAX_BATCH), if !stopping && in_flight.len() < IN_FLIGHT => {
+                if received == 0 {
+                    stopping = true;
+                } else {
+                    let (pipe, answers) = pipeline_of(&mut batch);
+                    in_flight.push_back(run_batch(&commands, script, pipe, answers));
                 }
             }
-            Err(error) => {
-                // Unanswered or never sent, like each call alone would be.
-                let error = unavailable(error);
-                for answer in answers {
-                    let _ = answer.send(Err(same(&error)));
-                }
+        }
+        // A batch already sent is answered, as a call alone would be.
+        if stopping && in_flight.is_empty() {
+            return;
+        }
+    }
+}
+
+type Answer = oneshot::Sender<Result<Value, BrokerError>>;
+
+/// The calls of `batch` as one pipeline, and who waits for each answer.
+fn pipeline_of(batch: &mut Vec<Queued>) -> (redis::Pipeline, Vec<Answer>) {
+    let mut pipe = redis::pipe();
+    pipe.ignore_errors();
+    let answers = batch
+        .drain(..)
+        .map(|q| {
+            pipe.add_command(q.call);
+            q.answer
+        })
+        .collect();
+    (pipe, answers)
+}
+
+/// Sends one batch and answers each of its callers.
+async fn run_batch(commands: &Commands, script: &str, pipe: redis::Pipeline, answers: Vec<Answer>) {
+    match send(commands, script, &pipe).await {
+        Ok(replies) => {
+            for (answer, reply) in answers.into_iter().zip(replies) {
+                let _ = answer.send(reply.map_err(unavailable));
+            }
+        }
+        Err(error) => {
+            // Unanswered or never sent, like each call alone would be.
+            let error = unavailable(error);
+            for answer in answers {
+                let _ = answer.send(Err(same(&error)));
             }
         }
     }
