@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use hearth_cli::{Client, ClientError};
 use hearth_protocol::ops::{
-    AckRules, AddPin, CreateInvite, Join, Mute, Ping, Release, RoomSettings, SendMessage, SetRole, SetRoom, Unmute,
-    Visibility,
+    AckRules, AddPin, CreateInvite, Join, Lock, LockLevel, Mute, Ping, Release, RoomSettings, SendMessage, SetRole,
+    SetRoom, Unmute, Visibility,
 };
 use hearth_protocol::{ClientMsgId, Codec, ErrorCode, Event, Note, Role, RoomId, ShortText, Text};
 use hearth_tests::*;
@@ -224,6 +224,24 @@ async fn a_restriction_through_one_node_holds_through_a_node_that_hears_of_it_la
         Err(ClientError::Server(error)) => assert_eq!(error.code, ErrorCode::InviteRequired, "{error}"),
         other => panic!("a join of a room just made invite-only must be refused, got {other:?}"),
     }
+    // A moderator demoted through the near node, in a room only moderators
+    // may post in: cy's post through the far node right after is refused,
+    // not posted on the far node's copy where cy still moderates.
+    let open = RoomSettings { rules_ack: Some(false), ..RoomSettings::default() };
+    ada.request(SetRoom { room: r.clone(), settings: open }).await.unwrap();
+    let role = |role: Role| SetRole { room: r.clone(), user: user("cy"), role, expires_at: None, title: None };
+    ada.request(role(Role::Moderator)).await.unwrap();
+    ada.request(Lock { room: r.clone(), level: LockLevel::ReadOnly, duration_secs: None }).await.unwrap();
+    events_until(&mut cy, |e| matches!(e, Event::RoomUpdated(u) if u.settings.lockdown.is_some())).await;
+    cy.send(&r, "moderators only").await.unwrap();
+    ada.request(role(Role::Member)).await.unwrap();
+    match cy.request(post("still a moderator?", "c3")).await {
+        Err(ClientError::Server(error)) => assert_eq!(error.code, ErrorCode::Locked, "{error}"),
+        other => panic!("a member's post in a read-only room must be refused, got {other:?}"),
+    }
+    ada.send(&r, "after the demotion").await.unwrap();
+    let seen = events_until(&mut cy, |e| is_message(e, &r, "after the demotion")).await;
+    assert!(!seen.iter().any(|e| is_message(e, &r, "still a moderator?")));
     near.stop().await;
     far.stop().await;
 }

@@ -2,7 +2,7 @@
 -- any node. Creates the room first when ARGV[1] is 'create'.
 --
 -- KEYS: 1 room (hash: record, epoch, cap, head, last_ts, rules: the seq of
--- the last event that changed the settings or the pins, standing: the seq of
+-- the last event that changed the settings, the pins or a role, standing: the seq of
 -- the last that took a member's right to post — a leave, a mute), 2 members (hash:
 -- user -> "rank:joined_at:expires"), 3 pins (hash: id -> note), 4 log (stream,
 -- id "<seq>-0"), 5 and 14 the client message ids of the room's two latest
@@ -49,7 +49,7 @@
 -- {'banned'}, {'muted'}, {'slow', retry_ms}, {'outranked', held, target},
 -- {'invalid_invite'}, {'no_request'}, {'requests_full', most},
 -- {'rules_changed'}: a post or a join decided on a node's copy of the room
--- that had not yet applied the last change of its settings or pins (ARGV[14],
+-- that had not yet applied the last change of its settings, pins or roles (ARGV[14],
 -- the copy's head, is below the room's `rules`); the node decides it again
 -- once caught up.
 --
@@ -300,7 +300,10 @@ end
 local annotates, rules_changed, standing_changed = false, false, false
 for i = 18, #ARGV, 3 do
   local op, a, b = ARGV[i], ARGV[i + 1], ARGV[i + 2]
-  if op == 'pin' or op == 'unpin' or op == 'settings' then
+  -- A role is among a post's rules: a read-only room, slow mode and the
+  -- word filter ask who is a moderator, so a post decided on a copy from
+  -- before a demotion is decided again.
+  if op == 'pin' or op == 'unpin' or op == 'settings' or op == 'role' then
     rules_changed = true
   elseif op == 'leave' or (op == 'put' and string.sub(a, 1, 5) == 'mute\31') then
     standing_changed = true
