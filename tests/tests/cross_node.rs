@@ -7,7 +7,8 @@
 //! through one node is honoured through the other right after (a refusal decided on a
 //! copy that trails the order is decided again once the copy caught up);
 //! and a restriction (probation, rules to acknowledge, a room closed to
-//! newcomers) set through one node holds through the other right after.
+//! newcomers or locked read-only, a moderator demoted) set through one node
+//! holds through the other right after.
 //! And a room that leaves one node's memory (and its subscription) comes back
 //! on that node with nothing missed.
 
@@ -15,10 +16,10 @@ use std::time::Duration;
 
 use hearth_cli::{Client, ClientError};
 use hearth_protocol::ops::{
-    AckRules, AddPin, CreateInvite, Join, Lock, LockLevel, Mute, Ping, Release, RoomSettings, SendMessage, SetRole,
-    SetRoom, Unmute, Visibility,
+    AckRules, AddPin, CreateInvite, Join, Lock, LockLevel, Mute, Ping, React, Release, RoomSettings, SendMessage,
+    SetRole, SetRoom, Unmute, Visibility,
 };
-use hearth_protocol::{ClientMsgId, Codec, ErrorCode, Event, Note, Role, RoomId, ShortText, Text};
+use hearth_protocol::{ClientMsgId, Codec, Emoji, ErrorCode, Event, Note, Role, RoomId, ShortText, Text};
 use hearth_tests::*;
 
 /// Reads `client`'s events until `done` holds for one; all of them, in order.
@@ -229,10 +230,20 @@ async fn a_restriction_through_one_node_holds_through_a_node_that_hears_of_it_la
     // not posted on the far node's copy where cy still moderates.
     let open = RoomSettings { rules_ack: Some(false), ..RoomSettings::default() };
     ada.request(SetRoom { room: r.clone(), settings: open }).await.unwrap();
+    // And first the lockdown itself: a reaction through the far node right
+    // after it is refused, as a post is.
+    let target = ada.send(&r, "react to me").await.unwrap().seq;
+    events_until(&mut cy, |e| is_message(e, &r, "react to me")).await;
+    ada.request(Lock { room: r.clone(), level: LockLevel::ReadOnly, duration_secs: None }).await.unwrap();
+    let react = React { room: r.clone(), target, emoji: Emoji::new("👍").unwrap(), on: true };
+    match cy.request(react).await {
+        Err(ClientError::Server(error)) => assert_eq!(error.code, ErrorCode::Locked, "{error}"),
+        other => panic!("a member's reaction in a read-only room must be refused, got {other:?}"),
+    }
     let role = |role: Role| SetRole { room: r.clone(), user: user("cy"), role, expires_at: None, title: None };
     ada.request(role(Role::Moderator)).await.unwrap();
-    ada.request(Lock { room: r.clone(), level: LockLevel::ReadOnly, duration_secs: None }).await.unwrap();
-    events_until(&mut cy, |e| matches!(e, Event::RoomUpdated(u) if u.settings.lockdown.is_some())).await;
+    let seen = events_until(&mut cy, |e| matches!(e, Event::Role(_))).await;
+    assert!(!seen.iter().any(|e| matches!(e, Event::Reaction(_))), "{seen:?}");
     cy.send(&r, "moderators only").await.unwrap();
     ada.request(role(Role::Member)).await.unwrap();
     match cy.request(post("still a moderator?", "c3")).await {

@@ -269,9 +269,13 @@ fn gone(target: Seq) -> Refusal {
 }
 
 impl RoomState {
-    /// A draft about a message that a muted member may not make.
-    fn about(actor: &UserId, event: Event) -> Result<Draft, Refusal> {
-        Ok(Draft { event, requires: Requires::Post { user: actor.clone(), slow_ms: 0, decided_at: None }, cmid: None })
+    /// A draft about a message that a muted member may not make, decided
+    /// against the same rules as a post (a read-only lockdown, the rules to
+    /// acknowledge, who moderates), so it carries the head it was decided at
+    /// as a post does: an order past a change of them refuses it.
+    fn about(&self, actor: &UserId, event: Event) -> Result<Draft, Refusal> {
+        let requires = Requires::Post { user: actor.clone(), slow_ms: 0, decided_at: Some(self.head) };
+        Ok(Draft { event, requires, cmid: None })
     }
 
     /// Edits one's own message (a muted member cannot).
@@ -302,7 +306,7 @@ impl RoomState {
             target: target.seq,
             text,
         });
-        Self::about(actor, event)
+        self.about(actor, event)
     }
 
     /// Deletes one's own message, or (moderators) anyone's.
@@ -365,7 +369,7 @@ impl RoomState {
             emoji,
             on,
         });
-        Self::about(actor, event)
+        self.about(actor, event)
     }
 }
 

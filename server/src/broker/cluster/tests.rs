@@ -1,18 +1,22 @@
 //! What the cluster broker does beyond the common conformance suite: the
 //! history stream's age cap, the values the script writes into templates
-//! (pins, members), listing across many rooms, and channel names. Against a
-//! real Redis.
+//! (pins, members), listing across many rooms, channel names, and the
+//! refusal of what a node decided on a copy from before a change of the
+//! room's rules. Against a real Redis.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use hearth_protocol::ops::{CreateRoom, SendMessage, Visibility};
-use hearth_protocol::{ClientMsgId, Epoch, Event, Millis, Note, PinId, Position, RoomId, Seq, ShortText, Text, UserId};
+use hearth_protocol::event::MessageEvent;
+use hearth_protocol::ops::{CreateRoom, LockLevel, SendMessage, SetRole, Visibility};
+use hearth_protocol::{
+    ClientMsgId, Emoji, Epoch, Event, Millis, Note, PinId, Position, Role, RoomId, Seq, ShortText, Text, UserId,
+};
 use hearth_testkit::RedisServer;
 use tokio_util::sync::CancellationToken;
 
 use super::*;
-use crate::broker::Published;
+use crate::broker::{Published, Receipt};
 use crate::clock::{Clock, ManualClock};
 use crate::frames::Committed;
 use crate::room::{self, RoomState};
@@ -269,4 +273,57 @@ fn an_event_is_cut_at_its_sentinels_for_the_script_to_join() {
     assert_eq!(super::script::split_template(plain), (&plain[..], &plain[..0], &plain[..0]));
     let swapped = [&b"a"[..], &ts, b"b", &seq, b"c"].concat();
     assert_eq!(super::script::split_template(&swapped).1, b"", "the time before the seq stays whole");
+}
+
+/// Edits and reactions are decided on a node's copy against the same rules as
+/// a post (a read-only lockdown, who moderates), so the order refuses one
+/// decided on a copy from before a change of them; the node decides again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_was_decided_before_a_lockdown_or_a_demotion_is_decided_again() {
+    let redis = RedisServer::start().await;
+    let (broker, clock, stop) = broker(&redis, |_| {}).await;
+    create(&broker, "ada", "locked", Visibility::Open, clock.now()).await;
+    let join = state(&broker, "locked").await.decide_join(&user("bo"), None, clock.now()).unwrap().unwrap();
+    broker.publish(join).await.unwrap().durable().await.unwrap();
+    let said = say(&broker, "locked", 1).await;
+    let promote = |role| SetRole { room: rid("locked"), user: user("bo"), role, expires_at: None, title: None };
+    let draft =
+        state(&broker, "locked").await.decide_set_role(&user("ada"), promote(Role::Moderator), clock.now()).unwrap();
+    broker.publish(draft).await.unwrap().durable().await.unwrap();
+    let target = MessageEvent {
+        seq: said.seq,
+        ts: said.ts,
+        ..MessageEvent::draft(
+            rid("locked"),
+            user("ada"),
+            Text::new("message 1").unwrap(),
+            ClientMsgId::new("c1").unwrap(),
+            None,
+        )
+    };
+    let thumbs = || Emoji::new("+1").unwrap();
+    let rejected = |result: Result<Receipt, BrokerError>| {
+        matches!(result, Err(BrokerError::Rejected { why: room::Refusal::RulesChanged, .. }))
+    };
+
+    // A reaction decided before the room was locked read-only.
+    let before = state(&broker, "locked").await;
+    let reaction = before.decide_react(&user("bo"), &target, &Default::default(), thumbs(), true, clock.now()).unwrap();
+    let lock = before.decide_lockdown(&user("ada"), LockLevel::ReadOnly, None, clock.now()).unwrap();
+    broker.publish(lock).await.unwrap().durable().await.unwrap();
+    assert!(rejected(broker.publish(reaction).await), "a reaction decided before the lockdown");
+
+    // bo still moderates: a post in the read-only room, decided before bo's demotion.
+    let moderating = state(&broker, "locked").await;
+    let post = SendMessage {
+        room: rid("locked"),
+        text: Text::new("still moderating?").unwrap(),
+        cmid: ClientMsgId::new("b1").unwrap(),
+        thread: None,
+    };
+    let post = moderating.decide_send(&user("bo"), post, None, clock.now()).unwrap();
+    let demote = moderating.decide_set_role(&user("ada"), promote(Role::Member), clock.now()).unwrap();
+    broker.publish(demote).await.unwrap().durable().await.unwrap();
+    assert!(rejected(broker.publish(post).await), "a post decided before the demotion");
+    stop.cancel();
 }
