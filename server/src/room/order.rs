@@ -97,10 +97,12 @@ pub enum Requires {
         user: UserId,
         decided_at: Option<Seq>,
     },
-    /// As `Admit`, with an invite (by id) that is still valid.
+    /// As `Admit`, with an invite (by id) that is still valid (a lockdown
+    /// set after `decided_at` sends it back to be decided again).
     AdmitInvite {
         user: UserId,
         invite: String,
+        decided_at: Option<Seq>,
     },
     /// `actor` (a welcomer or above) lets `user` in: `user` has a pending
     /// request, and `Admit` holds for them.
@@ -114,10 +116,13 @@ pub enum Requires {
         user: UserId,
     },
     /// `user` may ask to join: not a member, not banned, and (unless asking
-    /// again) fewer than `max` requests are pending.
+    /// again) fewer than `max` requests are pending; and, decided on a copy
+    /// whose head was `decided_at`, the settings (visibility, a lockdown)
+    /// have not changed since.
     Request {
         user: UserId,
         max: usize,
+        decided_at: Option<Seq>,
     },
     /// The user holds at least `least`, and the room has fewer than `max` pins.
     PinSlot {
@@ -224,7 +229,7 @@ impl Gate {
                 if self.pins >= *max { Err(Refusal::PinsFull { max: *max }) } else { Ok(()) }
             }
             Requires::Admit { user, decided_at: _ } => self.admit(user, now),
-            Requires::AdmitInvite { user, invite } => {
+            Requires::AdmitInvite { user, invite, decided_at: _ } => {
                 if !self.invites.get(invite).is_some_and(|i| i.valid(now)) {
                     return Err(Refusal::InvalidInvite);
                 }
@@ -241,7 +246,7 @@ impl Gate {
                 self.role_at_least(actor, Role::Welcomer, now)?;
                 if self.requests.contains(user) { Ok(()) } else { Err(Refusal::NoRequest { user: None }) }
             }
-            Requires::Request { user, max } => {
+            Requires::Request { user, max, decided_at: _ } => {
                 if self.members.contains_key(user) {
                     Err(Refusal::AlreadyMember)
                 } else if self.bans.get(user).is_some_and(holds) {

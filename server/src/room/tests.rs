@@ -450,7 +450,7 @@ proptest! {
                 prop_assert_eq!(gate.check(&Requires::RoleAtLeast(who.clone(), least), now).is_ok(), holds, "{} {:?}", who, least);
             }
             let banned = state.rows.bans.get(&who).is_some_and(|b| b.holds(now));
-            let asks = gate.check(&Requires::Request { user: who.clone(), max: usize::MAX }, now);
+            let asks = gate.check(&Requires::Request { user: who.clone(), max: usize::MAX, decided_at: None }, now);
             prop_assert_eq!(matches!(asks, Err(Refusal::Banned(_))), banned && !member);
             if member {
                 let muted = state.rows.mutes.get(&who).is_some_and(|m| m.holds(now));
@@ -466,7 +466,7 @@ proptest! {
         for c in 0..3u8 {
             let id = rows::invite_id(&format!("code-{c}"));
             let valid = state.rows.invites.get(&id).is_some_and(|i| i.valid(now));
-            let admitted = gate.check(&Requires::AdmitInvite { user: stranger.clone(), invite: id }, now);
+            let admitted = gate.check(&Requires::AdmitInvite { user: stranger.clone(), invite: id, decided_at: None }, now);
             prop_assert_eq!(admitted.is_ok(), valid && room_for_one);
         }
     }

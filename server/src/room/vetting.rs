@@ -41,7 +41,8 @@ impl RoomState {
             note,
             lockdown: self.raid(now),
         });
-        Ok(Draft { event, requires: Requires::Request { user: user.clone(), max: MAX_REQUESTS }, cmid: None })
+        let requires = Requires::Request { user: user.clone(), max: MAX_REQUESTS, decided_at: Some(self.head) };
+        Ok(Draft { event, requires, cmid: None })
     }
 
     /// Approves or denies a pending request.
@@ -154,7 +155,8 @@ impl RoomState {
             invite: Some(id.clone()),
             lockdown: self.raid(now),
         });
-        Ok(Some(Draft { event, requires: Requires::AdmitInvite { user: user.clone(), invite: id }, cmid: None }))
+        let requires = Requires::AdmitInvite { user: user.clone(), invite: id, decided_at: Some(self.head) };
+        Ok(Some(Draft { event, requires, cmid: None }))
     }
 
     /// The pending requests, oldest first.

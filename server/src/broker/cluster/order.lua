@@ -26,8 +26,9 @@
 -- 7 most events kept, 8 oldest ts kept (0: no age cap), 9 event template
 -- (its part before the seq sentinel when 16 is not empty), 10 record
 -- (create), 11 cap (create), 12-15 requirement (kind, user, rank or, for a
--- post or a join, the head of the node's copy it was decided on ('' when not
--- decided on a copy), most pins, the target user, or a post's slow mode in
+-- post, a join, a join by invite or a request to join, the head of the
+-- node's copy it was decided on ('' when not decided on a copy), most
+-- pins, the target user, or a post's slow mode in
 -- ms), 16 the template's part between its seq and time sentinels, or '' when
 -- 9 is the whole template, 17 its part after the time sentinel, 18.. changes,
 -- three arguments each (op, a, b).
@@ -48,7 +49,7 @@
 -- {'full', cap}, {'forbidden', least, held}, {'pins_full', most},
 -- {'banned'}, {'muted'}, {'slow', retry_ms}, {'outranked', held, target},
 -- {'invalid_invite'}, {'no_request'}, {'requests_full', most},
--- {'rules_changed'}: a post or a join decided on a node's copy of the room
+-- {'rules_changed'}: a post, a join or a request decided on a node's copy of the room
 -- that had not yet applied the last change of its settings, pins or roles (ARGV[14],
 -- the copy's head, is below the room's `rules`); the node decides it again
 -- once caught up.
@@ -182,6 +183,13 @@ local function refuse_admit(user)
   return nil
 end
 
+-- Whether the settings, pins or roles changed after the head of the copy
+-- the event was decided on (ARGV[14] for a post, an admit, an admit by
+-- invite or a request; '' when not decided on a copy).
+local function rules_moved()
+  return ARGV[14] ~= '' and rules_at > tonumber(ARGV[14])
+end
+
 -- A post's slow mode (ms), read once; nil for any other requirement.
 local kind, who, slow_ms = ARGV[12], ARGV[13], nil
 if kind == 'approve' or kind == 'decide' then
@@ -202,6 +210,9 @@ if kind == 'approve' or kind == 'decide' then
     end
   end
 elseif kind == 'admit_invite' then
+  if rules_moved() then
+    return {'rules_changed'}
+  end
   local row = redis.call('HGET', rows, 'invite\31' .. ARGV[15])
   if not row then
     return {'invalid_invite'}
@@ -215,6 +226,9 @@ elseif kind == 'admit_invite' then
     return refusal
   end
 elseif kind == 'request' then
+  if rules_moved() then
+    return {'rules_changed'}
+  end
   if redis.call('HEXISTS', members, who) == 1 then
     return {'already_member'}
   end
@@ -236,7 +250,7 @@ elseif kind == 'post' then
       return {'muted'}
     end
   end
-  if decided_at and rules_at > decided_at then
+  if rules_moved() then
     return {'rules_changed'}
   end
   if slow_ms > 0 then
@@ -264,7 +278,7 @@ elseif kind == 'member' or kind == 'role' or kind == 'pin' or kind == 'over' the
     end
   end
 elseif kind == 'admit' then
-  if ARGV[14] ~= '' and rules_at > tonumber(ARGV[14]) then
+  if rules_moved() then
     return {'rules_changed'}
   end
   local refusal = refuse_admit(who)

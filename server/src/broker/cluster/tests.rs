@@ -325,5 +325,27 @@ async fn what_was_decided_before_a_lockdown_or_a_demotion_is_decided_again() {
     let demote = moderating.decide_set_role(&user("ada"), promote(Role::Member), clock.now()).unwrap();
     broker.publish(demote).await.unwrap().durable().await.unwrap();
     assert!(rejected(broker.publish(post).await), "a post decided before the demotion");
+
+    // A join by invite decided before the doors were locked.
+    let open = state(&broker, "locked").await;
+    let lift = open.decide_lockdown(&user("ada"), LockLevel::Off, None, clock.now()).unwrap();
+    broker.publish(lift).await.unwrap().durable().await.unwrap();
+    let open = state(&broker, "locked").await;
+    let invite =
+        open.decide_create_invite(&user("ada"), room::rows::invite_id("c0de"), None, None, clock.now()).unwrap();
+    broker.publish(invite).await.unwrap().durable().await.unwrap();
+    let invited = state(&broker, "locked").await;
+    let join = invited.decide_join_invited(&user("cy"), "c0de", clock.now()).unwrap().unwrap();
+    let lock = invited.decide_lockdown(&user("ada"), LockLevel::Joins, None, clock.now()).unwrap();
+    broker.publish(lock).await.unwrap().durable().await.unwrap();
+    assert!(rejected(broker.publish(join).await), "a join by invite decided before the lockdown");
+
+    // A request to join decided before the doors were locked.
+    create(&broker, "ada", "vetted", Visibility::Approval, clock.now()).await;
+    let vetted = state(&broker, "vetted").await;
+    let ask = vetted.decide_request_join(&user("cy"), Note::new("hello").unwrap(), clock.now()).unwrap();
+    let lock = vetted.decide_lockdown(&user("ada"), LockLevel::Joins, None, clock.now()).unwrap();
+    broker.publish(lock).await.unwrap().durable().await.unwrap();
+    assert!(rejected(broker.publish(ask).await), "a request to join decided before the lockdown");
     stop.cancel();
 }
