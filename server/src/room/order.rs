@@ -124,6 +124,13 @@ pub enum Requires {
         max: usize,
         decided_at: Option<Seq>,
     },
+    /// `actor` holds at least `least` (a moderator releasing a held post) and
+    /// `author` is a member.
+    Release {
+        actor: UserId,
+        least: Role,
+        author: UserId,
+    },
     /// The user holds at least `least`, and the room has fewer than `max` pins.
     PinSlot {
         user: UserId,
@@ -227,6 +234,10 @@ impl Gate {
             Requires::PinSlot { user, least, max } => {
                 self.role_at_least(user, *least, now)?;
                 if self.pins >= *max { Err(Refusal::PinsFull { max: *max }) } else { Ok(()) }
+            }
+            Requires::Release { actor, least, author } => {
+                self.role_at_least(actor, *least, now)?;
+                self.members.get(author).map(|_| ()).ok_or(Refusal::NotMember)
             }
             Requires::Admit { user, decided_at: _ } => self.admit(user, now),
             Requires::AdmitInvite { user, invite, decided_at: _ } => {

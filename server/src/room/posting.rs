@@ -243,7 +243,11 @@ impl RoomState {
                 held.thread,
             )
         });
-        Ok(Draft { event, requires: Requires::Member(args.user), cmid: Some(args.cmid) })
+        // The releasing moderator's role is checked again in the order, as
+        // any moderator's action is: a demotion through another node holds.
+        let requires =
+            Requires::Release { actor: actor.clone(), least: least_role(Action::Moderate), author: args.user };
+        Ok(Draft { event, requires, cmid: Some(args.cmid) })
     }
 }
 

@@ -56,7 +56,8 @@
 --
 -- Requirement kinds: member, post, role, pin, over, admit, admit_invite (ARGV[15]
 -- the invite id), approve and decide (ARGV[13] the welcomer, ARGV[15] the
--- requester), request (ARGV[15] the most pending requests). The room hash's
+-- requester), request (ARGV[15] the most pending requests), release
+-- (ARGV[13] the moderator, ARGV[15] the held post's author). The room hash's
 -- `requests` field counts the pending requests (rows of table `request`).
 
 local SEQ_MARK = '\207\000\031\238\094\154\017\195\113'
@@ -260,13 +261,16 @@ elseif kind == 'post' then
       return {'slow', next - ts}
     end
   end
-elseif kind == 'member' or kind == 'role' or kind == 'pin' or kind == 'over' then
+elseif kind == 'member' or kind == 'role' or kind == 'pin' or kind == 'over' or kind == 'release' then
   local rank = rank_of(who)
   if not rank then
     return {'not_member'}
   end
-  if (kind == 'role' or kind == 'pin' or kind == 'over') and rank < tonumber(ARGV[14]) then
+  if kind ~= 'member' and rank < tonumber(ARGV[14]) then
     return {'forbidden', tonumber(ARGV[14]), rank}
+  end
+  if kind == 'release' and not rank_of(ARGV[15]) then
+    return {'not_member'}
   end
   if kind == 'pin' and redis.call('HLEN', pins) >= tonumber(ARGV[15]) then
     return {'pins_full', tonumber(ARGV[15])}

@@ -112,6 +112,9 @@ impl Shared {
             Requires::Over { user, least, target } => {
                 call.arg("over").arg(user.as_str()).arg(rank(*least)).arg(target.as_str())
             }
+            Requires::Release { actor, least, author } => {
+                call.arg("release").arg(actor.as_str()).arg(rank(*least)).arg(author.as_str())
+            }
             Requires::RoleAtLeast(user, least) => call.arg("role").arg(user.as_str()).arg(rank(*least)).arg(0),
             Requires::Admit { user, decided_at } => {
                 call.arg("admit").arg(user.as_str()).arg(head_text(decided_at)).arg(0)

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hearth_protocol::event::MessageEvent;
-use hearth_protocol::ops::{CreateRoom, LockLevel, SendMessage, SetRole, Visibility};
+use hearth_protocol::ops::{CreateRoom, LockLevel, Release, RoomSettings, SendMessage, SetRole, Visibility};
 use hearth_protocol::{
     ClientMsgId, Emoji, Epoch, Event, Millis, Note, PinId, Position, Role, RoomId, Seq, ShortText, Text, UserId,
 };
@@ -326,10 +326,47 @@ async fn what_was_decided_before_a_lockdown_or_a_demotion_is_decided_again() {
     broker.publish(demote).await.unwrap().durable().await.unwrap();
     assert!(rejected(broker.publish(post).await), "a post decided before the demotion");
 
-    // A join by invite decided before the doors were locked.
+    // The lockdown lifted.
     let open = state(&broker, "locked").await;
     let lift = open.decide_lockdown(&user("ada"), LockLevel::Off, None, clock.now()).unwrap();
     broker.publish(lift).await.unwrap().durable().await.unwrap();
+
+    // A held post (a newcomer's link, on probation) released by bo, decided
+    // before bo's demotion: the order checks the releasing moderator's role.
+    let probation = RoomSettings { probation_secs: Some(86_400), ..RoomSettings::default() };
+    let draft = state(&broker, "locked").await.decide_set_room(&user("ada"), probation, clock.now()).unwrap();
+    broker.publish(draft).await.unwrap().durable().await.unwrap();
+    let join = state(&broker, "locked").await.decide_join(&user("dee"), None, clock.now()).unwrap().unwrap();
+    broker.publish(join).await.unwrap().durable().await.unwrap();
+    let link = SendMessage {
+        room: rid("locked"),
+        text: Text::new("my roll: https://example.org/roll").unwrap(),
+        cmid: ClientMsgId::new("d1").unwrap(),
+        thread: None,
+    };
+    let held = state(&broker, "locked").await.decide_send(&user("dee"), link, None, clock.now()).unwrap();
+    broker.publish(held).await.unwrap().durable().await.unwrap();
+    let draft =
+        state(&broker, "locked").await.decide_set_role(&user("ada"), promote(Role::Moderator), clock.now()).unwrap();
+    broker.publish(draft).await.unwrap().durable().await.unwrap();
+    let moderating = state(&broker, "locked").await;
+    let release = Release {
+        room: rid("locked"),
+        user: user("dee"),
+        cmid: ClientMsgId::new("d1").unwrap(),
+        approve: true,
+        reason: ShortText::default(),
+    };
+    let release = moderating.decide_release(&user("bo"), release, clock.now()).unwrap();
+    let demote = moderating.decide_set_role(&user("ada"), promote(Role::Member), clock.now()).unwrap();
+    broker.publish(demote).await.unwrap().durable().await.unwrap();
+    let refused = broker.publish(release).await;
+    assert!(
+        matches!(refused, Err(BrokerError::Rejected { why: room::Refusal::Forbidden { .. }, .. })),
+        "a release by a moderator demoted meanwhile: {refused:?}"
+    );
+
+    // A join by invite decided before the doors were locked.
     let open = state(&broker, "locked").await;
     let invite =
         open.decide_create_invite(&user("ada"), room::rows::invite_id("c0de"), None, None, clock.now()).unwrap();
