@@ -74,9 +74,10 @@ pub enum Requires {
     /// The user is a member who is not muted, and (with `slow_ms` > 0, the
     /// room's slow mode for this member) posted last at least that long ago;
     /// and, for a message decided on a copy of the room whose head was
-    /// `decided_at`, no rule (settings, pins, roles) has changed since. A cluster's
-    /// order takes membership and mutes as decided when no member's standing
-    /// changed since either, and reads them again when one did.
+    /// `decided_at`, no rule (settings, pins, roles) has changed since. A
+    /// cluster's order takes membership and mutes as decided when no
+    /// member's standing changed since either, and reads them again when one
+    /// did.
     Post {
         user: UserId,
         slow_ms: u64,

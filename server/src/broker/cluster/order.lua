@@ -2,9 +2,9 @@
 -- any node. Creates the room first when ARGV[1] is 'create'.
 --
 -- KEYS: 1 room (hash: record, epoch, cap, head, last_ts, rules: the seq of
--- the last event that changed the settings, the pins or a role, standing: the seq of
--- the last that took a member's right to post — a leave, a mute), 2 members (hash:
--- user -> "rank:joined_at:expires"), 3 pins (hash: id -> note), 4 log (stream,
+-- the last event that changed the settings, the pins or a role, standing:
+-- the seq of the last that took a member's right to post — a leave, a
+-- mute), 2 members (hash: user -> "rank:joined_at:expires"), 3 pins (hash: id -> note), 4 log (stream,
 -- id "<seq>-0"), 5 and 14 the client message ids of the room's two latest
 -- generations (hashes: "user\ncmid" -> "seq:ts"), 6 the cmid list of earlier
 -- versions, deleted when a room first counts its cmids, 7 settings (list of
@@ -49,10 +49,10 @@
 -- {'full', cap}, {'forbidden', least, held}, {'pins_full', most},
 -- {'banned'}, {'muted'}, {'slow', retry_ms}, {'outranked', held, target},
 -- {'invalid_invite'}, {'no_request'}, {'requests_full', most},
--- {'rules_changed'}: a post, a join or a request decided on a node's copy of the room
--- that had not yet applied the last change of its settings, pins or roles (ARGV[14],
--- the copy's head, is below the room's `rules`); the node decides it again
--- once caught up.
+-- {'rules_changed'}: a post, a join or a request decided on a node's copy
+-- of the room that had not yet applied the last change of its settings,
+-- pins or roles (ARGV[14], the copy's head, is below the room's `rules`);
+-- the node decides it again once caught up.
 --
 -- Requirement kinds: member, post, role, pin, over, admit, admit_invite (ARGV[15]
 -- the invite id), approve and decide (ARGV[13] the welcomer, ARGV[15] the
