@@ -112,7 +112,8 @@ impl RoomState {
             title: args.title,
         });
         let least = if args.role == Role::Moderator { Role::Owner } else { least_role(Action::AssignRoles) };
-        Ok(Draft { event, requires: Requires::Over { user: actor.clone(), least, target: args.user }, cmid: None })
+        let requires = Requires::Over { user: actor.clone(), least, target: args.user, decided_at: None };
+        Ok(Draft { event, requires, cmid: None })
     }
 
     pub fn decide_set_room(&self, actor: &UserId, settings: RoomSettings, now: Millis) -> Result<Draft, Refusal> {
@@ -264,6 +265,7 @@ impl RoomState {
                 user: actor.clone(),
                 least: least_role(Action::Moderate),
                 target: target.clone(),
+                decided_at: None,
             },
             cmid: None,
         }

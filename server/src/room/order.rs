@@ -85,11 +85,15 @@ pub enum Requires {
     },
     /// The user is a member holding at least this role.
     RoleAtLeast(UserId, Role),
-    /// `user` holds at least `least`, and outranks `target` if that is a member.
+    /// `user` holds at least `least`, and outranks `target` if that is a
+    /// member; and, for a warning decided on a copy whose head was
+    /// `decided_at`, no rule and no warning has changed since (its
+    /// escalation counts the warnings and reads the room's settings).
     Over {
         user: UserId,
         least: Role,
         target: UserId,
+        decided_at: Option<Seq>,
     },
     /// The user is not a member yet, not banned, and the room has space for one
     /// more; and, for a join decided on a copy of the room whose head was
@@ -225,7 +229,7 @@ impl Gate {
                 }
             }
             Requires::RoleAtLeast(user, least) => self.role_at_least(user, *least, now).map(drop),
-            Requires::Over { user, least, target } => {
+            Requires::Over { user, least, target, decided_at: _ } => {
                 let held = self.role_at_least(user, *least, now)?;
                 match self.role_at(target, now) {
                     Some(target) if target >= held => Err(Refusal::Outranked { held, target }),

@@ -2,7 +2,8 @@
 -- any node. Creates the room first when ARGV[1] is 'create'.
 --
 -- KEYS: 1 room (hash: record, epoch, cap, head, last_ts, rules: the seq of
--- the last event that changed the settings, the pins or a role, standing:
+-- the last event that changed the settings, the pins or a role, or warned
+-- a member, standing:
 -- the seq of the last that took a member's right to post — a leave, a
 -- mute), 2 members (hash: user -> "rank:joined_at:expires"), 3 pins (hash: id -> note), 4 log (stream,
 -- id "<seq>-0"), 5 and 14 the client message ids of the room's two latest
@@ -262,12 +263,23 @@ elseif kind == 'post' then
     end
   end
 elseif kind == 'member' or kind == 'role' or kind == 'pin' or kind == 'over' or kind == 'release' then
+  -- A warning's `over` carries the head it was decided at after its rank.
+  local least, decided = ARGV[14], nil
+  if kind == 'over' then
+    local colon = string.find(least, ':', 1, true)
+    if colon then
+      least, decided = string.sub(least, 1, colon - 1), tonumber(string.sub(least, colon + 1))
+    end
+  end
+  if decided and rules_at > decided then
+    return {'rules_changed'}
+  end
   local rank = rank_of(who)
   if not rank then
     return {'not_member'}
   end
-  if kind ~= 'member' and rank < tonumber(ARGV[14]) then
-    return {'forbidden', tonumber(ARGV[14]), rank}
+  if kind ~= 'member' and rank < tonumber(least) then
+    return {'forbidden', tonumber(least), rank}
   end
   if kind == 'release' and not rank_of(ARGV[15]) then
     return {'not_member'}
@@ -322,6 +334,10 @@ for i = 18, #ARGV, 3 do
   -- word filter ask who is a moderator, so a post decided on a copy from
   -- before a demotion is decided again.
   if op == 'pin' or op == 'unpin' or op == 'settings' or op == 'role' then
+    rules_changed = true
+  elseif (op == 'put' or op == 'del') and string.sub(a, 1, 8) == 'warning\31' then
+    -- A warning's escalation counts the member's warnings: one decided on
+    -- a copy from before a warning was given or lifted is decided again.
     rules_changed = true
   elseif op == 'leave' or (op == 'put' and string.sub(a, 1, 5) == 'mute\31') then
     standing_changed = true

@@ -109,9 +109,13 @@ impl Shared {
             Requires::Post { user, slow_ms, decided_at } => {
                 call.arg("post").arg(user.as_str()).arg(head_text(decided_at)).arg(*slow_ms)
             }
-            Requires::Over { user, least, target } => {
-                call.arg("over").arg(user.as_str()).arg(rank(*least)).arg(target.as_str())
-            }
+            // The least rank, and the head a warning was decided at after a
+            // colon: `over` has no argument to spare.
+            Requires::Over { user, least, target, decided_at } => call
+                .arg("over")
+                .arg(user.as_str())
+                .arg(decided_at.map_or_else(|| rank(*least).to_string(), |at| format!("{}:{}", rank(*least), at.0)))
+                .arg(target.as_str()),
             Requires::Release { actor, least, author } => {
                 call.arg("release").arg(actor.as_str()).arg(rank(*least)).arg(author.as_str())
             }

@@ -386,3 +386,40 @@ async fn what_was_decided_before_a_lockdown_or_a_demotion_is_decided_again() {
     assert!(rejected(broker.publish(ask).await), "a request to join decided before the lockdown");
     stop.cancel();
 }
+
+/// A warning's escalation counts the member's warnings on the node's copy:
+/// two warnings decided on one copy (two moderators at once, through two
+/// nodes) would each count one, and the second would not escalate. The
+/// order refuses the second, and decided again it escalates.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_warnings_decided_on_one_copy_are_counted_in_turn() {
+    let redis = RedisServer::start().await;
+    let (broker, clock, stop) = broker(&redis, |_| {}).await;
+    create(&broker, "ada", "warned", Visibility::Open, clock.now()).await;
+    let join = state(&broker, "warned").await.decide_join(&user("bo"), None, clock.now()).unwrap().unwrap();
+    broker.publish(join).await.unwrap().durable().await.unwrap();
+    let two = RoomSettings {
+        warn_limit: Some(2),
+        warn_action: Some(hearth_protocol::ops::ModAction::Mute),
+        ..RoomSettings::default()
+    };
+    let draft = state(&broker, "warned").await.decide_set_room(&user("ada"), two, clock.now()).unwrap();
+    broker.publish(draft).await.unwrap().durable().await.unwrap();
+    let copy = state(&broker, "warned").await;
+    let warn = |copy: &RoomState, why: &str| {
+        copy.decide_warn(&user("ada"), &user("bo"), ShortText::new(why).unwrap(), clock.now()).unwrap()
+    };
+    let (first, second) = (warn(&copy, "one"), warn(&copy, "two"));
+    broker.publish(first).await.unwrap().durable().await.unwrap();
+    let refused = broker.publish(second).await;
+    assert!(
+        matches!(refused, Err(BrokerError::Rejected { why: room::Refusal::RulesChanged, .. })),
+        "a warning counted on a copy from before the first: {refused:?}"
+    );
+    let again = warn(&state(&broker, "warned").await, "two");
+    let Event::Moderation(escalated) = &again.event else { panic!("a warning is a moderation event") };
+    assert!(escalated.escalation.is_some(), "the second live warning brings the mute");
+    broker.publish(again).await.unwrap().durable().await.unwrap();
+    assert!(state(&broker, "warned").await.rows.mutes.contains_key(&user("bo")));
+    stop.cancel();
+}
