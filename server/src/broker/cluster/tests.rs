@@ -61,6 +61,12 @@ async fn create(broker: &RedisBroker, owner: &str, name: &str, visibility: Visib
     broker.create_room(record, first, Some(1000)).await.unwrap().durable().await.unwrap();
 }
 
+/// `who` joins room `name` (decided on its state as loaded now).
+async fn join_as(broker: &RedisBroker, name: &str, who: &str, now: Millis) {
+    let join = state(broker, name).await.decide_join(&user(who), None, now).unwrap().unwrap();
+    broker.publish(join).await.unwrap().durable().await.unwrap();
+}
+
 async fn state(broker: &RedisBroker, name: &str) -> RoomState {
     let load = broker.load_room(rid(name), 0).await.unwrap().unwrap();
     RoomState::restore(load.record, load.members, load.pins, &load.rows, load.head, load.last_ts).unwrap()
@@ -283,8 +289,7 @@ async fn what_was_decided_before_a_lockdown_or_a_demotion_is_decided_again() {
     let redis = RedisServer::start().await;
     let (broker, clock, stop) = broker(&redis, |_| {}).await;
     create(&broker, "ada", "locked", Visibility::Open, clock.now()).await;
-    let join = state(&broker, "locked").await.decide_join(&user("bo"), None, clock.now()).unwrap().unwrap();
-    broker.publish(join).await.unwrap().durable().await.unwrap();
+    join_as(&broker, "locked", "bo", clock.now()).await;
     let said = say(&broker, "locked", 1).await;
     let promote = |role| SetRole { room: rid("locked"), user: user("bo"), role, expires_at: None, title: None };
     let draft =
@@ -336,8 +341,7 @@ async fn what_was_decided_before_a_lockdown_or_a_demotion_is_decided_again() {
     let probation = RoomSettings { probation_secs: Some(86_400), ..RoomSettings::default() };
     let draft = state(&broker, "locked").await.decide_set_room(&user("ada"), probation, clock.now()).unwrap();
     broker.publish(draft).await.unwrap().durable().await.unwrap();
-    let join = state(&broker, "locked").await.decide_join(&user("dee"), None, clock.now()).unwrap().unwrap();
-    broker.publish(join).await.unwrap().durable().await.unwrap();
+    join_as(&broker, "locked", "dee", clock.now()).await;
     let link = SendMessage {
         room: rid("locked"),
         text: Text::new("my roll: https://example.org/roll").unwrap(),
@@ -396,8 +400,7 @@ async fn two_warnings_decided_on_one_copy_are_counted_in_turn() {
     let redis = RedisServer::start().await;
     let (broker, clock, stop) = broker(&redis, |_| {}).await;
     create(&broker, "ada", "warned", Visibility::Open, clock.now()).await;
-    let join = state(&broker, "warned").await.decide_join(&user("bo"), None, clock.now()).unwrap().unwrap();
-    broker.publish(join).await.unwrap().durable().await.unwrap();
+    join_as(&broker, "warned", "bo", clock.now()).await;
     let two = RoomSettings {
         warn_limit: Some(2),
         warn_action: Some(hearth_protocol::ops::ModAction::Mute),
