@@ -183,7 +183,7 @@ impl RoomState {
             return Err(Refusal::NoSuchMember { user: user.clone() });
         }
         let event = self.moderation(actor, ModAction::Kick, user, None, reason);
-        Ok(self.over(actor, user, event))
+        Ok(self.over(actor, user, event, None))
     }
 
     pub fn decide_ban(
@@ -197,7 +197,7 @@ impl RoomState {
         self.require_over(actor, Action::Moderate, user, now)?;
         let until = self.until(now, duration_secs)?;
         let event = self.moderation(actor, ModAction::Ban, user, until, reason);
-        Ok(self.over(actor, user, event))
+        Ok(self.over(actor, user, event, None))
     }
 
     pub fn decide_unban(&self, actor: &UserId, user: &UserId, now: Millis) -> Result<Draft, Refusal> {
@@ -240,7 +240,7 @@ impl RoomState {
         }
         let until = self.until(now, Some(duration_secs))?;
         let event = self.moderation(actor, ModAction::Mute, user, until, reason);
-        Ok(self.over(actor, user, event))
+        Ok(self.over(actor, user, event, None))
     }
 
     pub fn decide_unmute(&self, actor: &UserId, user: &UserId, now: Millis) -> Result<Draft, Refusal> {
@@ -258,14 +258,16 @@ impl RoomState {
         }
     }
 
-    pub(super) fn over(&self, actor: &UserId, target: &UserId, event: Event) -> Draft {
+    /// A moderator's action on `target`; `decided_at` for one whose content
+    /// was counted on this copy (a warning's escalation).
+    pub(super) fn over(&self, actor: &UserId, target: &UserId, event: Event, decided_at: Option<Seq>) -> Draft {
         Draft {
             event,
             requires: Requires::Over {
                 user: actor.clone(),
                 least: least_role(Action::Moderate),
                 target: target.clone(),
-                decided_at: None,
+                decided_at,
             },
             cmid: None,
         }

@@ -161,14 +161,10 @@ impl RoomState {
         };
         event.escalation = escalation;
         event.warnings = expired.into_iter().map(|(id, _)| id).collect();
-        let mut draft = self.over(actor, user, Event::Moderation(event));
         // The escalation was counted on this copy: a warning or a setting
         // ordered through another node since sends it back to be decided
         // again, so two at once neither both escalate nor both miss.
-        if let Requires::Over { decided_at, .. } = &mut draft.requires {
-            *decided_at = Some(self.head);
-        }
-        Ok(draft)
+        Ok(self.over(actor, user, Event::Moderation(event), Some(self.head)))
     }
 
     /// A moderator lifts one of a member's warnings.

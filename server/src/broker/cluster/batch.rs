@@ -1,13 +1,14 @@
 //! Orders go to one Redis in batches: a node keeps up to two batches of
 //! order-script calls in flight, and the calls that arrive while both are
-//! go out together as one pipeline when the first is answered. Redis then reads, runs and answers a
-//! batch in one turn of its loop — one read, one write of the replies, one
-//! write of the published events to each subscribed node, one append to its
-//! file — where each call alone cost it all of those (about 60 µs a message
-//! at 2,000 messages/s on the bench machine, XADD + SPUBLISH alone). A quiet
-//! node sends each call at once, as before: nothing waits for a batch to
-//! fill. Each call is still its own script run, checked, idempotent and
-//! atomically sequenced; a batch only shares the trip.
+//! out go together as one pipeline when the first is answered. Redis then
+//! reads, runs and answers a batch in one turn of its loop — one read, one
+//! write of the replies, one write of the published events to each
+//! subscribed node, one append to its file — where each call alone cost it
+//! all of those (about 60 µs a message at 2,000 messages/s on the bench
+//! machine, XADD + SPUBLISH alone). A quiet node sends each call at once, as
+//! before: nothing waits for a batch to fill. Each call is still its own
+//! script run, checked, idempotent and atomically sequenced; a batch only
+//! shares the trip.
 //!
 //! A Redis Cluster's calls are not batched here (a batch would span slots on
 //! several servers); its connection multiplexes them as before.
