@@ -66,39 +66,15 @@ local SEQ_MARK = '\207\000\031\238\094\154\017\195\113'
 local SEQ_KEY_MARK = '00008987814357222257'
 local TS_MARK = '\207\000\031\238\094\154\017\195\114'
 
--- A MessagePack uint64 (0xcf, 8 bytes big-endian). `struct` is C: the
--- same bytes by a Lua loop cost a script call several microseconds.
-local function uint64(n)
-  return struct.pack('>BL', 207, n)
-end
-
-local function decimal(n)
-  return string.format('%.0f', n)
-end
-
 -- Both sentinels but their last byte (113 the seq's, 114 the time's).
 local MARK = string.sub(SEQ_MARK, 1, 8)
 
--- The template with every sentinel replaced. Built by concatenation, not a
--- table of parts: an event has two sentinels, and the table made filling one
--- cost half as much again (1.3 µs against 0.9).
-local function fill(template, seq_bytes, ts_bytes)
-  local filled, from, at = '', 1, string.find(template, MARK, 1, true)
-  while at do
-    local which = string.byte(template, at + 8)
-    if which == 113 or which == 114 then
-      filled = filled .. string.sub(template, from, at - 1) .. (which == 113 and seq_bytes or ts_bytes)
-      from = at + 9
-      at = string.find(template, MARK, from, true)
-    else
-      at = string.find(template, MARK, at + 1, true)
-    end
-  end
-  if from == 1 then
-    return template
-  end
-  return filled .. string.sub(template, from)
-end
+-- No function is made on a post's way through this script. Lua 5.1 makes
+-- every function a script defines again on each call (a closure, and a box
+-- for each local it captures): the eight a post used to make cost it about
+-- 0.1 µs each, and it called none but two one-liners. So the checks that
+-- read the room's members and rows are made only for events that run them,
+-- and the seq and the time are formatted in place.
 
 local room, members, pins, log, cmids, cmidq, settings, channel, rows, modlog, last_post =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10], KEYS[11]
@@ -146,115 +122,160 @@ end
 
 local ts = math.max(now, last_ts)
 
--- A member's rank in force at the event's time, or nil for a non-member.
-local function rank_of(user)
-  local held = redis.call('HGET', members, user)
-  if not held then
+-- A post's slow mode (ms); nil for any other requirement.
+local kind, who, slow_ms = ARGV[12], ARGV[13], nil
+-- The head of the copy a post was decided on (nil when not decided on one).
+-- At or past the room's `standing`, the copy had the membership and mutes
+-- the room still has: nothing about the poster to read again.
+local decided_post = kind == 'post' and ARGV[14] ~= '' and tonumber(ARGV[14]) or nil
+if not (decided_post and standing_at <= decided_post) then
+  -- A member's rank in force at the event's time, or nil for a non-member.
+  local function rank_of(user)
+    local held = redis.call('HGET', members, user)
+    if not held then
+      return nil
+    end
+    local first = string.find(held, ':', 1, true)
+    local rank = tonumber(string.sub(held, 1, first - 1))
+    local expires = string.sub(held, string.find(held, ':', first + 1, true) + 1)
+    if expires ~= '' and tonumber(expires) <= ts and rank < 3 then
+      return 0
+    end
+    return rank
+  end
+
+  -- Whether the user's ban or mute (a row of `table`) is in force.
+  local function sanctioned(table, user)
+    local row = redis.call('HGET', rows, table .. '\31' .. user)
+    if not row then
+      return false
+    end
+    local sanction = cmsgpack.unpack(row)
+    return sanction['until'] == nil or sanction['until'] > ts
+  end
+
+  -- Why `user` may not become a member now, or nil.
+  local function refuse_admit(user)
+    if redis.call('HEXISTS', members, user) == 1 then
+      return {'already_member'}
+    end
+    if sanctioned('ban', user) then
+      return {'banned'}
+    end
+    if redis.call('HLEN', members) >= cap then
+      return {'full', cap}
+    end
     return nil
   end
-  local first = string.find(held, ':', 1, true)
-  local rank = tonumber(string.sub(held, 1, first - 1))
-  local expires = string.sub(held, string.find(held, ':', first + 1, true) + 1)
-  if expires ~= '' and tonumber(expires) <= ts and rank < 3 then
-    return 0
-  end
-  return rank
-end
 
--- Whether the user's ban or mute (a row of `table`) is in force.
-local function sanctioned(table, user)
-  local row = redis.call('HGET', rows, table .. '\31' .. user)
-  if not row then
-    return false
+  -- Whether the settings, pins or roles changed after the head of the copy
+  -- the event was decided on (ARGV[14] for an admit, an admit by invite or
+  -- a request; '' when not decided on a copy).
+  local function rules_moved()
+    return ARGV[14] ~= '' and rules_at > tonumber(ARGV[14])
   end
-  local sanction = cmsgpack.unpack(row)
-  return sanction['until'] == nil or sanction['until'] > ts
-end
 
--- Why `user` may not become a member now, or nil.
-local function refuse_admit(user)
-  if redis.call('HEXISTS', members, user) == 1 then
-    return {'already_member'}
-  end
-  if sanctioned('ban', user) then
-    return {'banned'}
-  end
-  if redis.call('HLEN', members) >= cap then
-    return {'full', cap}
-  end
-  return nil
-end
-
--- Whether the settings, pins or roles changed after the head of the copy
--- the event was decided on (ARGV[14] for a post, an admit, an admit by
--- invite or a request; '' when not decided on a copy).
-local function rules_moved()
-  return ARGV[14] ~= '' and rules_at > tonumber(ARGV[14])
-end
-
--- A post's slow mode (ms), read once; nil for any other requirement.
-local kind, who, slow_ms = ARGV[12], ARGV[13], nil
-if kind == 'approve' or kind == 'decide' then
-  local rank = rank_of(who)
-  if not rank then
-    return {'not_member'}
-  end
-  if rank < 1 then
-    return {'forbidden', 1, rank}
-  end
-  if redis.call('HEXISTS', rows, 'request\31' .. ARGV[15]) == 0 then
-    return {'no_request'}
-  end
-  if kind == 'approve' then
-    local refusal = refuse_admit(ARGV[15])
+  if kind == 'approve' or kind == 'decide' then
+    local rank = rank_of(who)
+    if not rank then
+      return {'not_member'}
+    end
+    if rank < 1 then
+      return {'forbidden', 1, rank}
+    end
+    if redis.call('HEXISTS', rows, 'request\31' .. ARGV[15]) == 0 then
+      return {'no_request'}
+    end
+    if kind == 'approve' then
+      local refusal = refuse_admit(ARGV[15])
+      if refusal then
+        return refusal
+      end
+    end
+  elseif kind == 'admit_invite' then
+    if rules_moved() then
+      return {'rules_changed'}
+    end
+    local row = redis.call('HGET', rows, 'invite\31' .. ARGV[15])
+    if not row then
+      return {'invalid_invite'}
+    end
+    local invite = cmsgpack.unpack(row)
+    if (invite['expires_at'] and invite['expires_at'] <= ts) or (invite['max_uses'] and invite['uses'] >= invite['max_uses']) then
+      return {'invalid_invite'}
+    end
+    local refusal = refuse_admit(who)
     if refusal then
       return refusal
     end
-  end
-elseif kind == 'admit_invite' then
-  if rules_moved() then
-    return {'rules_changed'}
-  end
-  local row = redis.call('HGET', rows, 'invite\31' .. ARGV[15])
-  if not row then
-    return {'invalid_invite'}
-  end
-  local invite = cmsgpack.unpack(row)
-  if (invite['expires_at'] and invite['expires_at'] <= ts) or (invite['max_uses'] and invite['uses'] >= invite['max_uses']) then
-    return {'invalid_invite'}
-  end
-  local refusal = refuse_admit(who)
-  if refusal then
-    return refusal
-  end
-elseif kind == 'request' then
-  if rules_moved() then
-    return {'rules_changed'}
-  end
-  if redis.call('HEXISTS', members, who) == 1 then
-    return {'already_member'}
-  end
-  if sanctioned('ban', who) then
-    return {'banned'}
-  end
-  local pending = tonumber(redis.call('HGET', room, 'requests') or '0')
-  if redis.call('HEXISTS', rows, 'request\31' .. who) == 0 and pending >= tonumber(ARGV[15]) then
-    return {'requests_full', tonumber(ARGV[15])}
-  end
-elseif kind == 'post' then
-  slow_ms = tonumber(ARGV[15])
-  local decided_at = ARGV[14] ~= '' and tonumber(ARGV[14])
-  if not decided_at or standing_at > decided_at then
+  elseif kind == 'request' then
+    if rules_moved() then
+      return {'rules_changed'}
+    end
+    if redis.call('HEXISTS', members, who) == 1 then
+      return {'already_member'}
+    end
+    if sanctioned('ban', who) then
+      return {'banned'}
+    end
+    local pending = tonumber(redis.call('HGET', room, 'requests') or '0')
+    if redis.call('HEXISTS', rows, 'request\31' .. who) == 0 and pending >= tonumber(ARGV[15]) then
+      return {'requests_full', tonumber(ARGV[15])}
+    end
+  elseif kind == 'post' then
     if not rank_of(who) then
       return {'not_member'}
     end
     if sanctioned('mute', who) then
       return {'muted'}
     end
+  elseif kind == 'member' or kind == 'role' or kind == 'pin' or kind == 'over' or kind == 'release' then
+    -- A warning's `over` carries the head it was decided at after its rank.
+    local least, decided = ARGV[14], nil
+    if kind == 'over' then
+      local colon = string.find(least, ':', 1, true)
+      if colon then
+        least, decided = string.sub(least, 1, colon - 1), tonumber(string.sub(least, colon + 1))
+      end
+    end
+    if decided and rules_at > decided then
+      return {'rules_changed'}
+    end
+    local rank = rank_of(who)
+    if not rank then
+      return {'not_member'}
+    end
+    if kind ~= 'member' and rank < tonumber(least) then
+      return {'forbidden', tonumber(least), rank}
+    end
+    if kind == 'release' and not rank_of(ARGV[15]) then
+      return {'not_member'}
+    end
+    if kind == 'pin' and redis.call('HLEN', pins) >= tonumber(ARGV[15]) then
+      return {'pins_full', tonumber(ARGV[15])}
+    end
+    if kind == 'over' then
+      local target = rank_of(ARGV[15])
+      if target and target >= rank then
+        return {'outranked', rank, target}
+      end
+    end
+  elseif kind == 'admit' then
+    if rules_moved() then
+      return {'rules_changed'}
+    end
+    local refusal = refuse_admit(who)
+    if refusal then
+      return refusal
+    end
   end
-  if rules_moved() then
+end
+
+if kind == 'post' then
+  if decided_post and rules_at > decided_post then
     return {'rules_changed'}
   end
+  slow_ms = tonumber(ARGV[15])
   if slow_ms > 0 then
     local last = tonumber(redis.call('HGET', last_post, who) or '0')
     local next = last + slow_ms
@@ -262,51 +283,40 @@ elseif kind == 'post' then
       return {'slow', next - ts}
     end
   end
-elseif kind == 'member' or kind == 'role' or kind == 'pin' or kind == 'over' or kind == 'release' then
-  -- A warning's `over` carries the head it was decided at after its rank.
-  local least, decided = ARGV[14], nil
-  if kind == 'over' then
-    local colon = string.find(least, ':', 1, true)
-    if colon then
-      least, decided = string.sub(least, 1, colon - 1), tonumber(string.sub(least, colon + 1))
-    end
-  end
-  if decided and rules_at > decided then
-    return {'rules_changed'}
-  end
-  local rank = rank_of(who)
-  if not rank then
-    return {'not_member'}
-  end
-  if kind ~= 'member' and rank < tonumber(least) then
-    return {'forbidden', tonumber(least), rank}
-  end
-  if kind == 'release' and not rank_of(ARGV[15]) then
-    return {'not_member'}
-  end
-  if kind == 'pin' and redis.call('HLEN', pins) >= tonumber(ARGV[15]) then
-    return {'pins_full', tonumber(ARGV[15])}
-  end
-  if kind == 'over' then
-    local target = rank_of(ARGV[15])
-    if target and target >= rank then
-      return {'outranked', rank, target}
-    end
-  end
-elseif kind == 'admit' then
-  if rules_moved() then
-    return {'rules_changed'}
-  end
-  local refusal = refuse_admit(who)
-  if refusal then
-    return refusal
-  end
 end
 
 local seq = head + 1
-local seq_bytes, ts_bytes = uint64(seq), uint64(ts)
+-- MessagePack uint64s (0xcf, 8 bytes big-endian) by `struct`, in C: the
+-- same bytes by a Lua loop cost a script call several microseconds.
+local seq_bytes, ts_bytes = struct.pack('>BL', 207, seq), struct.pack('>BL', 207, ts)
 -- Formatted once: each format costs a script call more than a command does.
-local seq_text, ts_text = decimal(seq), ts == now and ARGV[3] or last_ts_text
+local seq_text, ts_text = string.format('%.0f', seq), ts == now and ARGV[3] or last_ts_text
+
+-- The template with every sentinel replaced, for a template the node could
+-- not cut and for rows the event writes; made only for those events. Built
+-- by concatenation, not a table of parts: an event has two sentinels, and
+-- the table made filling one cost half as much again (1.3 µs against 0.9).
+local fill
+if ARGV[16] == '' or #ARGV >= 18 then
+  fill = function(template)
+    local filled, from, at = '', 1, string.find(template, MARK, 1, true)
+    while at do
+      local which = string.byte(template, at + 8)
+      if which == 113 or which == 114 then
+        filled = filled .. string.sub(template, from, at - 1) .. (which == 113 and seq_bytes or ts_bytes)
+        from = at + 9
+        at = string.find(template, MARK, from, true)
+      else
+        at = string.find(template, MARK, at + 1, true)
+      end
+    end
+    if from == 1 then
+      return template
+    end
+    return filled .. string.sub(template, from)
+  end
+end
+
 -- Joined in one concatenation when the node cut the template at its
 -- sentinels: each string made here is hashed byte by byte, and searching and
 -- cutting made the event's bytes four times over.
@@ -314,17 +324,7 @@ local body
 if ARGV[16] ~= '' then
   body = ARGV[9] .. seq_bytes .. ARGV[16] .. ts_bytes .. ARGV[17]
 else
-  body = fill(ARGV[9], seq_bytes, ts_bytes)
-end
-
--- Rows keyed by the event's own seq (a report, a warning) carry the seq
--- sentinel in their key; only those tables' keys are rewritten, so no
--- member's text in another key (a client message id) can be.
-local function seq_keyed(field)
-  if string.sub(field, 1, 7) == 'report\31' or string.sub(field, 1, 8) == 'warning\31' then
-    return (string.gsub(field, SEQ_KEY_MARK, string.format('%020.0f', seq)))
-  end
-  return field
+  body = fill(ARGV[9])
 end
 
 local annotates, rules_changed, standing_changed = false, false, false
@@ -348,7 +348,7 @@ for i = 18, #ARGV, 3 do
     redis.call('HDEL', members, a)
     redis.call('HDEL', last_post, a)
   elseif op == 'pin' then
-    redis.call('HSET', pins, seq_text, fill(b, seq_bytes, ts_bytes))
+    redis.call('HSET', pins, seq_text, fill(b))
   elseif op == 'unpin' then
     redis.call('HDEL', pins, a)
   elseif op == 'settings' then
@@ -366,8 +366,13 @@ for i = 18, #ARGV, 3 do
       redis.call('HSET', members, a, string.sub(b, 1, colon - 1) .. ':' .. joined .. ':' .. string.sub(b, colon + 1))
     end
   elseif op == 'put' then
-    a = seq_keyed(a)
-    if redis.call('HSET', rows, a, fill(b, seq_bytes, ts_bytes)) == 1 and string.sub(a, 1, 8) == 'request\31' then
+    -- Rows keyed by the event's own seq (a report, a warning) carry the seq
+    -- sentinel in their key; only those tables' keys are rewritten, so no
+    -- member's text in another key (a client message id) can be.
+    if string.sub(a, 1, 7) == 'report\31' or string.sub(a, 1, 8) == 'warning\31' then
+      a = (string.gsub(a, SEQ_KEY_MARK, string.format('%020.0f', seq)))
+    end
+    if redis.call('HSET', rows, a, fill(b)) == 1 and string.sub(a, 1, 8) == 'request\31' then
       redis.call('HINCRBY', room, 'requests', 1)
     end
   elseif op == 'del' then
@@ -377,7 +382,7 @@ for i = 18, #ARGV, 3 do
   elseif op == 'mput' then
     annotates = true
     local key = string.gsub(a, SEQ_KEY_MARK, string.format('%020.0f', seq))
-    redis.call('HSET', KEYS[12], key, fill(b, seq_bytes, ts_bytes))
+    redis.call('HSET', KEYS[12], key, fill(b))
   elseif op == 'mdel' then
     redis.call('HDEL', KEYS[12], a)
   elseif op == 'mputat' or op == 'mdelat' then
@@ -386,7 +391,7 @@ for i = 18, #ARGV, 3 do
     local target, field = string.sub(a, 1, space - 1), string.sub(a, space + 1)
     local hash = string.sub(KEYS[12], 1, #KEYS[12] - #string.match(KEYS[12], '(%d+)$')) .. target
     if op == 'mputat' then
-      redis.call('HSET', hash, field, fill(b, seq_bytes, ts_bytes))
+      redis.call('HSET', hash, field, fill(b))
       redis.call('ZADD', KEYS[13], tonumber(target), target)
     else
       redis.call('HDEL', hash, field)
@@ -415,11 +420,12 @@ for i = 18, #ARGV, 3 do
       end
     end
   elseif op == 'modlog' then
-    redis.call('XADD', modlog, seq_text .. '-0', 'v', fill(b, seq_bytes, ts_bytes))
+    redis.call('XADD', modlog, seq_text .. '-0', 'v', fill(b))
   end
 end
 
-redis.call('XADD', log, 'MAXLEN', '~', ARGV[7], seq_text .. '-0', 'b', body, 't', ts_text)
+-- The entry's id is the seq: an id given as one number is "<number>-0".
+redis.call('XADD', log, 'MAXLEN', '~', ARGV[7], seq_text, 'b', body, 't', ts_text)
 local oldest_kept = tonumber(ARGV[8])
 if oldest_kept > 0 then
   -- Trims by age a few entries at a time: the cost per event stays constant.
@@ -432,7 +438,7 @@ if oldest_kept > 0 then
     end
   end
   if keep_from then
-    redis.call('XTRIM', log, 'MINID', decimal(keep_from) .. '-0')
+    redis.call('XTRIM', log, 'MINID', string.format('%.0f', keep_from) .. '-0')
   end
 end
 
@@ -441,11 +447,11 @@ if annotates then
   -- next to posts) deletes those of up to two messages already trimmed from
   -- history, so they can never pile up beyond the messages history holds.
   local target = tonumber(string.match(KEYS[12], ':msg:(%d+)$'))
-  redis.call('ZADD', KEYS[13], target, decimal(target))
+  redis.call('ZADD', KEYS[13], target, string.format('%.0f', target))
   local first = redis.call('XRANGE', log, '-', '+', 'COUNT', 1)[1]
   local oldest = tonumber(string.sub(first[1], 1, string.find(first[1], '-', 1, true) - 1))
   local prefix = string.sub(KEYS[12], 1, #KEYS[12] - #string.match(KEYS[12], '(%d+)$'))
-  for _, gone in ipairs(redis.call('ZRANGEBYSCORE', KEYS[13], '-inf', '(' .. decimal(oldest), 'LIMIT', 0, 2)) do
+  for _, gone in ipairs(redis.call('ZRANGEBYSCORE', KEYS[13], '-inf', '(' .. string.format('%.0f', oldest), 'LIMIT', 0, 2)) do
     redis.call('DEL', prefix .. gone)
     redis.call('ZREM', KEYS[13], gone)
   end
@@ -462,7 +468,7 @@ if cmid_key then
     redis.call('DEL', cmids)
   end
   redis.call('HSET', cmids, cmid_key, seq_text .. ':' .. ts_text)
-  redis.call('HSET', room, 'head', seq_text, 'last_ts', ts_text, 'cmids', decimal(counted + 1))
+  redis.call('HSET', room, 'head', seq_text, 'last_ts', ts_text, 'cmids', string.format('%.0f', counted + 1))
 else
   redis.call('HSET', room, 'head', seq_text, 'last_ts', ts_text)
 end
