@@ -209,7 +209,7 @@ async fn in_room(registry: &Registry, id: &RoomId, user: &UserId) -> Result<Opti
             held: if chunk == 0 { held.clone() } else { Vec::new() },
             former_member,
         });
-        let receipt = broker.publish(Draft { event, requires: Requires::Nothing, cmid: None }).await?;
+        let receipt = broker.publish(Draft::new(event, Requires::Nothing)).await?;
         let published = receipt.durable().await?;
         room.wait_applied(published.seq).await;
     }

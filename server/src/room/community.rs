@@ -112,8 +112,8 @@ impl RoomState {
             title: args.title,
         });
         let least = if args.role == Role::Moderator { Role::Owner } else { least_role(Action::AssignRoles) };
-        let requires = Requires::Over { user: actor.clone(), least, target: args.user, decided_at: None };
-        Ok(Draft { event, requires, cmid: None })
+        let requires = Requires::Over { user: actor.clone(), least, target: args.user };
+        Ok(self.draft(event, requires))
     }
 
     pub fn decide_set_room(&self, actor: &UserId, settings: RoomSettings, now: Millis) -> Result<Draft, Refusal> {
@@ -174,7 +174,7 @@ impl RoomState {
             from: actor.clone(),
             settings,
         });
-        Ok(Draft { event, requires: Requires::RoleAtLeast(actor.clone(), least), cmid: None })
+        Ok(self.draft(event, Requires::RoleAtLeast(actor.clone(), least)))
     }
 
     pub fn decide_kick(&self, actor: &UserId, user: &UserId, reason: ShortText, now: Millis) -> Result<Draft, Refusal> {
@@ -183,7 +183,7 @@ impl RoomState {
             return Err(Refusal::NoSuchMember { user: user.clone() });
         }
         let event = self.moderation(actor, ModAction::Kick, user, None, reason);
-        Ok(self.over(actor, user, event, None))
+        Ok(self.over(actor, user, event))
     }
 
     pub fn decide_ban(
@@ -197,7 +197,7 @@ impl RoomState {
         self.require_over(actor, Action::Moderate, user, now)?;
         let until = self.until(now, duration_secs)?;
         let event = self.moderation(actor, ModAction::Ban, user, until, reason);
-        Ok(self.over(actor, user, event, None))
+        Ok(self.over(actor, user, event))
     }
 
     pub fn decide_unban(&self, actor: &UserId, user: &UserId, now: Millis) -> Result<Draft, Refusal> {
@@ -220,7 +220,7 @@ impl RoomState {
             return Err(not_under);
         }
         let event = self.moderation(actor, action, user, None, ShortText::default());
-        Ok(Draft { event, requires: Requires::RoleAtLeast(actor.clone(), least_role(Action::Moderate)), cmid: None })
+        Ok(self.draft(event, Requires::RoleAtLeast(actor.clone(), least_role(Action::Moderate))))
     }
 
     pub fn decide_mute(
@@ -240,7 +240,7 @@ impl RoomState {
         }
         let until = self.until(now, Some(duration_secs))?;
         let event = self.moderation(actor, ModAction::Mute, user, until, reason);
-        Ok(self.over(actor, user, event, None))
+        Ok(self.over(actor, user, event))
     }
 
     pub fn decide_unmute(&self, actor: &UserId, user: &UserId, now: Millis) -> Result<Draft, Refusal> {
@@ -258,19 +258,11 @@ impl RoomState {
         }
     }
 
-    /// A moderator's action on `target`; `decided_at` for one whose content
-    /// was counted on this copy (a warning's escalation).
-    pub(super) fn over(&self, actor: &UserId, target: &UserId, event: Event, decided_at: Option<Seq>) -> Draft {
-        Draft {
-            event,
-            requires: Requires::Over {
-                user: actor.clone(),
-                least: least_role(Action::Moderate),
-                target: target.clone(),
-                decided_at,
-            },
-            cmid: None,
-        }
+    /// A moderator's action on `target`.
+    pub(super) fn over(&self, actor: &UserId, target: &UserId, event: Event) -> Draft {
+        let requires =
+            Requires::Over { user: actor.clone(), least: least_role(Action::Moderate), target: target.clone() };
+        self.draft(event, requires)
     }
 }
 

@@ -98,7 +98,7 @@ impl RoomState {
             from: actor.clone(),
             settings: RoomSettings { lockdown: Some(lockdown), ..RoomSettings::default() },
         });
-        Ok(Draft { event, requires: Requires::RoleAtLeast(actor.clone(), least_role(Action::Moderate)), cmid: None })
+        Ok(self.draft(event, Requires::RoleAtLeast(actor.clone(), least_role(Action::Moderate))))
     }
 }
 

@@ -37,7 +37,7 @@ pub fn decide_create(
         invite: None,
         lockdown: None,
     });
-    Ok((record, Draft { event, requires: Requires::Nothing, cmid: None }))
+    Ok((record, Draft::new(event, Requires::Nothing)))
 }
 
 /// Names of direct conversations start with this; no other room's may.
@@ -74,7 +74,7 @@ pub fn decide_start_direct(starter: &UserId, others: &[UserId], epoch: Epoch, no
         from: starter.clone(),
         members,
     });
-    (record, Draft { event, requires: Requires::Nothing, cmid: None })
+    (record, Draft::new(event, Requires::Nothing))
 }
 
 /// Where a member stands in a room, for starting a direct conversation with
@@ -137,8 +137,8 @@ impl RoomState {
             invite: None,
             lockdown: None,
         });
-        let requires = Requires::Admit { user: user.clone(), decided_at: Some(self.head) };
-        Draft { event, requires, cmid: None }
+        let requires = Requires::Admit(user.clone());
+        self.draft(event, requires)
     }
 
     /// A join: nothing to order for a member; a first join for anyone else the
@@ -154,7 +154,7 @@ impl RoomState {
                     ts: Millis(0),
                     from: user.clone(),
                 });
-                return Ok(Some(Draft { event, requires: Requires::Member(user.clone()), cmid: None }));
+                return Ok(Some(self.draft(event, Requires::Member(user.clone()))));
             }
             return Ok(None);
         }
@@ -202,7 +202,7 @@ impl RoomState {
             user: user.clone(),
             reason: LeftReason::Left,
         });
-        Ok(Draft { event, requires: Requires::Member(user.clone()), cmid: None })
+        Ok(self.draft(event, Requires::Member(user.clone())))
     }
 }
 

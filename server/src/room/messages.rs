@@ -274,8 +274,8 @@ impl RoomState {
     /// acknowledge, who moderates), so it carries the head it was decided at
     /// as a post does: an order past a change of them refuses it.
     fn about(&self, actor: &UserId, event: Event) -> Result<Draft, Refusal> {
-        let requires = Requires::Post { user: actor.clone(), slow_ms: 0, decided_at: Some(self.head) };
-        Ok(Draft { event, requires, cmid: None })
+        let requires = Requires::Post { user: actor.clone(), slow_ms: 0 };
+        Ok(self.draft(event, requires))
     }
 
     /// Edits one's own message (a muted member cannot).
@@ -336,7 +336,7 @@ impl RoomState {
         } else {
             Requires::RoleAtLeast(actor.clone(), role.min(super::permissions::least_role(Action::Moderate)))
         };
-        Ok(Draft { event, requires, cmid: None })
+        Ok(self.draft(event, requires))
     }
 
     /// Adds (`on`) or removes a reaction.

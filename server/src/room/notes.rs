@@ -27,7 +27,7 @@ impl RoomState {
             from: actor.clone(),
             settings,
         });
-        Ok(Draft { event, requires: Requires::RoleAtLeast(actor.clone(), least_role(Action::Pin)), cmid: None })
+        Ok(self.draft(event, Requires::RoleAtLeast(actor.clone(), least_role(Action::Pin))))
     }
 
     /// Acknowledges the rules at `version`, which must be the current one.
@@ -46,7 +46,7 @@ impl RoomState {
             from: actor.clone(),
             version,
         });
-        Ok(Draft { event, requires: Requires::Member(actor.clone()), cmid: None })
+        Ok(self.draft(event, Requires::Member(actor.clone())))
     }
 }
 
@@ -82,7 +82,7 @@ impl RoomState {
             next_at: Some(at),
             weekly,
         });
-        Ok(Draft { event, requires: Requires::RoleAtLeast(actor.clone(), least_role(Action::Moderate)), cmid: None })
+        Ok(self.draft(event, Requires::RoleAtLeast(actor.clone(), least_role(Action::Moderate))))
     }
 
     pub fn decide_cancel_prompt(&self, actor: &UserId, id: u64, now: Millis) -> Result<Draft, Refusal> {
@@ -100,7 +100,7 @@ impl RoomState {
             next_at: None,
             weekly: false,
         });
-        Ok(Draft { event, requires: Requires::RoleAtLeast(actor.clone(), least_role(Action::Moderate)), cmid: None })
+        Ok(self.draft(event, Requires::RoleAtLeast(actor.clone(), least_role(Action::Moderate))))
     }
 
     /// The scheduled prompts, soonest first.
@@ -142,7 +142,8 @@ impl RoomState {
                     prompt: Some(PromptPosted { prompt: *id, next_at }),
                     ..MessageEvent::draft(self.room().clone(), p.by.clone(), p.text.clone(), cmid.clone(), None)
                 });
-                Some(Draft { event, requires: Requires::Nothing, cmid: Some(cmid) })
+                // Due whatever the rules are: not tied to this copy's head.
+                Some(Draft::new(event, Requires::Nothing).with_cmid(cmid))
             })
             .collect()
     }
@@ -230,7 +231,7 @@ impl RoomState {
             Some(_) => Requires::RoleAtLeast(user.clone(), Role::Moderator),
             None => Requires::PinSlot { user: user.clone(), least: Role::Moderator, max: max_pins },
         };
-        Ok(Draft { event, requires, cmid: None })
+        Ok(self.draft(event, requires))
     }
 
     pub fn decide_unpin(&self, user: &UserId, pin: PinId, now: Millis) -> Result<Draft, Refusal> {
@@ -245,7 +246,7 @@ impl RoomState {
             from: user.clone(),
             pin,
         });
-        Ok(Draft { event, requires: Requires::RoleAtLeast(user.clone(), Role::Moderator), cmid: None })
+        Ok(self.draft(event, Requires::RoleAtLeast(user.clone(), Role::Moderator)))
     }
 }
 

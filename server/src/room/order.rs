@@ -19,9 +19,28 @@ pub struct Draft {
     pub requires: Requires,
     /// For a message: its client message id, which makes a retry idempotent.
     pub cmid: Option<ClientMsgId>,
+    /// The head of the room's copy it was decided on; `None` when it was not
+    /// decided on a copy (a room's creation, an import, an erasure). A
+    /// cluster node's copy trails the order by a delivery, so the order
+    /// refuses a draft decided before the room's rules last changed (its
+    /// settings, pins, roles or warnings), and the node decides it again on
+    /// the caught-up copy. One node's order is its copy: it has nothing to
+    /// trail.
+    pub decided_at: Option<Seq>,
 }
 
 impl Draft {
+    /// A draft not decided on a copy of the room.
+    pub fn new(event: Event, requires: Requires) -> Draft {
+        Draft { event, requires, cmid: None, decided_at: None }
+    }
+
+    /// The same draft, idempotent under `cmid`.
+    pub fn with_cmid(mut self, cmid: ClientMsgId) -> Draft {
+        self.cmid = Some(cmid);
+        self
+    }
+
     /// Who caused the event: the sender of a message, the member joining, the
     /// moderator acting.
     pub fn actor(&self) -> Option<&UserId> {
@@ -72,42 +91,30 @@ pub enum Requires {
     /// The user is a member.
     Member(UserId),
     /// The user is a member who is not muted, and (with `slow_ms` > 0, the
-    /// room's slow mode for this member) posted last at least that long ago;
-    /// and, for a message decided on a copy of the room whose head was
-    /// `decided_at`, no rule (settings, pins, roles) has changed since. A
-    /// cluster's order takes membership and mutes as decided when no
-    /// member's standing changed since either, and reads them again when one
-    /// did.
+    /// room's slow mode for this member) posted last at least that long ago.
+    /// A cluster's order takes membership and mutes as decided when no
+    /// member's standing changed since the draft's `decided_at`, and reads
+    /// them again when one did.
     Post {
         user: UserId,
         slow_ms: u64,
-        decided_at: Option<Seq>,
     },
     /// The user is a member holding at least this role.
     RoleAtLeast(UserId, Role),
     /// `user` holds at least `least`, and outranks `target` if that is a
-    /// member; and, for a warning decided on a copy whose head was
-    /// `decided_at`, no rule and no warning has changed since (its
-    /// escalation counts the warnings and reads the room's settings).
+    /// member.
     Over {
         user: UserId,
         least: Role,
         target: UserId,
-        decided_at: Option<Seq>,
     },
     /// The user is not a member yet, not banned, and the room has space for one
-    /// more; and, for a join decided on a copy of the room whose head was
-    /// `decided_at`, its settings (visibility, gate) have not changed since.
-    Admit {
-        user: UserId,
-        decided_at: Option<Seq>,
-    },
-    /// As `Admit`, with an invite (by id) that is still valid (a lockdown
-    /// set after `decided_at` sends it back to be decided again).
+    /// more.
+    Admit(UserId),
+    /// As `Admit`, with an invite (by id) that is still valid.
     AdmitInvite {
         user: UserId,
         invite: String,
-        decided_at: Option<Seq>,
     },
     /// `actor` (a welcomer or above) lets `user` in: `user` has a pending
     /// request, and `Admit` holds for them.
@@ -121,13 +128,10 @@ pub enum Requires {
         user: UserId,
     },
     /// `user` may ask to join: not a member, not banned, and (unless asking
-    /// again) fewer than `max` requests are pending; and, decided on a copy
-    /// whose head was `decided_at`, the settings (visibility, a lockdown)
-    /// have not changed since.
+    /// again) fewer than `max` requests are pending.
     Request {
         user: UserId,
         max: usize,
-        decided_at: Option<Seq>,
     },
     /// `actor` holds at least `least` (a moderator releasing a held post) and
     /// `author` is a member.
@@ -142,6 +146,13 @@ pub enum Requires {
         least: Role,
         max: usize,
     },
+}
+
+impl super::RoomState {
+    /// A draft decided on this copy of the room, at its head.
+    pub(super) fn draft(&self, event: Event, requires: Requires) -> Draft {
+        Draft { event, requires, cmid: None, decided_at: Some(self.head) }
+    }
 }
 
 /// What the order of a room needs to know to check [`Requires`]: each member's
@@ -213,8 +224,7 @@ impl Gate {
         match requires {
             Requires::Nothing => Ok(()),
             Requires::Member(user) => self.members.get(user).map(|_| ()).ok_or(Refusal::NotMember),
-            // The rules are this copy's own: there is no other copy to be behind.
-            Requires::Post { user, slow_ms, decided_at: _ } => {
+            Requires::Post { user, slow_ms } => {
                 self.members.get(user).ok_or(Refusal::NotMember)?;
                 if self.mutes.get(user).is_some_and(holds) {
                     return Err(Refusal::Muted(Term::Unsaid));
@@ -229,7 +239,7 @@ impl Gate {
                 }
             }
             Requires::RoleAtLeast(user, least) => self.role_at_least(user, *least, now).map(drop),
-            Requires::Over { user, least, target, decided_at: _ } => {
+            Requires::Over { user, least, target } => {
                 let held = self.role_at_least(user, *least, now)?;
                 match self.role_at(target, now) {
                     Some(target) if target >= held => Err(Refusal::Outranked { held, target }),
@@ -244,8 +254,8 @@ impl Gate {
                 self.role_at_least(actor, *least, now)?;
                 self.members.get(author).map(|_| ()).ok_or(Refusal::NotMember)
             }
-            Requires::Admit { user, decided_at: _ } => self.admit(user, now),
-            Requires::AdmitInvite { user, invite, decided_at: _ } => {
+            Requires::Admit(user) => self.admit(user, now),
+            Requires::AdmitInvite { user, invite } => {
                 if !self.invites.get(invite).is_some_and(|i| i.valid(now)) {
                     return Err(Refusal::InvalidInvite);
                 }
@@ -262,7 +272,7 @@ impl Gate {
                 self.role_at_least(actor, Role::Welcomer, now)?;
                 if self.requests.contains(user) { Ok(()) } else { Err(Refusal::NoRequest { user: None }) }
             }
-            Requires::Request { user, max, decided_at: _ } => {
+            Requires::Request { user, max } => {
                 if self.members.contains_key(user) {
                     Err(Refusal::AlreadyMember)
                 } else if self.bans.get(user).is_some_and(holds) {

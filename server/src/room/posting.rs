@@ -149,7 +149,7 @@ impl RoomState {
         let slow_ms = self.check_post(user, now)?;
         let filtered = self.filtered(user, msg.text.as_str(), now)?;
         let mut draft = self.message_draft(user, msg)?;
-        draft.requires = Requires::Post { user: user.clone(), slow_ms, decided_at: Some(self.head) };
+        draft.requires = Requires::Post { user: user.clone(), slow_ms };
         let on_probation = self.on_probation(user, now);
         if let Event::Message(m) = &mut draft.event {
             (m.mentions, m.mentions_room) = self.mentions_in(user, m.text.as_str(), root_author, now);
@@ -167,7 +167,7 @@ impl RoomState {
                     thread: m.thread,
                 });
                 // No client message id: the released post takes it.
-                return Ok(Draft { event, requires: draft.requires, cmid: None });
+                return Ok(self.draft(event, draft.requires));
             }
         }
         Ok(draft)
@@ -220,11 +220,8 @@ impl RoomState {
                 unreachable!("moderation makes moderation events")
             };
             event.held = Some(args.cmid);
-            return Ok(Draft {
-                event: Event::Moderation(event),
-                requires: Requires::RoleAtLeast(actor.clone(), least_role(Action::Moderate)),
-                cmid: None,
-            });
+            return Ok(self
+                .draft(Event::Moderation(event), Requires::RoleAtLeast(actor.clone(), least_role(Action::Moderate))));
         }
         // Its mentions as if posted now (a held reply's root author is not
         // looked up: the room's copy does not hold old messages).
@@ -247,7 +244,7 @@ impl RoomState {
         // any moderator's action is: a demotion through another node holds.
         let requires =
             Requires::Release { actor: actor.clone(), least: least_role(Action::Moderate), author: args.user };
-        Ok(Draft { event, requires, cmid: Some(args.cmid) })
+        Ok(self.draft(event, requires).with_cmid(args.cmid))
     }
 }
 
@@ -262,7 +259,7 @@ impl RoomState {
         }
         let cmid = msg.cmid.clone();
         let event = Event::Message(MessageEvent::draft(msg.room, user.clone(), msg.text, msg.cmid, msg.thread));
-        let requires = Requires::Post { user: user.clone(), slow_ms: 0, decided_at: Some(self.head) };
-        Ok(Draft { event, requires, cmid: Some(cmid) })
+        let requires = Requires::Post { user: user.clone(), slow_ms: 0 };
+        Ok(self.draft(event, requires).with_cmid(cmid))
     }
 }

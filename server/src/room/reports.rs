@@ -72,7 +72,7 @@ impl RoomState {
             note,
             audience,
         });
-        Ok(Draft { event, requires: Requires::Member(reporter.clone()), cmid: None })
+        Ok(self.draft(event, Requires::Member(reporter.clone())))
     }
 
     /// The open reports `viewer` may see: every one a welcomer or above may
@@ -129,7 +129,7 @@ impl RoomState {
         event.reports = open.iter().map(|(id, _)| **id).collect();
         event.audience = Some(audience);
         let requires = Requires::RoleAtLeast(actor.clone(), least_role(Action::Welcome));
-        Ok(Draft { event: Event::Moderation(event), requires, cmid: None })
+        Ok(self.draft(Event::Moderation(event), requires))
     }
 
     /// A moderator warns a member. Warnings count for the room's
@@ -164,7 +164,7 @@ impl RoomState {
         // The escalation was counted on this copy: a warning or a setting
         // ordered through another node since sends it back to be decided
         // again, so two at once neither both escalate nor both miss.
-        Ok(self.over(actor, user, Event::Moderation(event), Some(self.head)))
+        Ok(self.over(actor, user, Event::Moderation(event)))
     }
 
     /// A moderator lifts one of a member's warnings.
@@ -179,7 +179,7 @@ impl RoomState {
         };
         event.warnings = vec![warning];
         let requires = Requires::RoleAtLeast(actor.clone(), least_role(Action::Moderate));
-        Ok(Draft { event: Event::Moderation(event), requires, cmid: None })
+        Ok(self.draft(Event::Moderation(event), requires))
     }
 
     /// `user`'s live warnings, for themselves or a moderator.

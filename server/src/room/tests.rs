@@ -86,7 +86,8 @@ fn members_send_and_others_are_told_to_join() {
     assert_eq!(order.send("bo", "hi").unwrap_err(), Refusal::NotMember);
     order.join("bo");
     let draft = order.send("bo", "hi").unwrap();
-    assert_eq!(draft.requires, Requires::Post { user: user("bo"), slow_ms: 0, decided_at: Some(Seq(2)) });
+    assert_eq!(draft.requires, Requires::Post { user: user("bo"), slow_ms: 0 });
+    assert_eq!(draft.decided_at, Some(Seq(2)));
     assert_eq!(draft.cmid.as_ref().map(|c| c.as_str()), Some("c-hi"));
     let seq = order.publish(draft).unwrap();
     assert_eq!(seq, Seq(3));
@@ -450,11 +451,11 @@ proptest! {
                 prop_assert_eq!(gate.check(&Requires::RoleAtLeast(who.clone(), least), now).is_ok(), holds, "{} {:?}", who, least);
             }
             let banned = state.rows.bans.get(&who).is_some_and(|b| b.holds(now));
-            let asks = gate.check(&Requires::Request { user: who.clone(), max: usize::MAX, decided_at: None }, now);
+            let asks = gate.check(&Requires::Request { user: who.clone(), max: usize::MAX }, now);
             prop_assert_eq!(matches!(asks, Err(Refusal::Banned(_))), banned && !member);
             if member {
                 let muted = state.rows.mutes.get(&who).is_some_and(|m| m.holds(now));
-                let posts = gate.check(&Requires::Post { user: who.clone(), slow_ms: 0, decided_at: None }, now);
+                let posts = gate.check(&Requires::Post { user: who.clone(), slow_ms: 0 }, now);
                 prop_assert_eq!(matches!(posts, Err(Refusal::Muted(_))), muted);
             }
             let pending = state.rows.requests.contains_key(&who);
@@ -466,7 +467,7 @@ proptest! {
         for c in 0..3u8 {
             let id = rows::invite_id(&format!("code-{c}"));
             let valid = state.rows.invites.get(&id).is_some_and(|i| i.valid(now));
-            let admitted = gate.check(&Requires::AdmitInvite { user: stranger.clone(), invite: id, decided_at: None }, now);
+            let admitted = gate.check(&Requires::AdmitInvite { user: stranger.clone(), invite: id }, now);
             prop_assert_eq!(admitted.is_ok(), valid && room_for_one);
         }
     }
@@ -499,6 +500,6 @@ fn a_warning_forgets_expired_ones_and_brings_the_escalation_with_it() {
     // both refuse bo's posts.
     order.publish(order.state.decide_warn(&user("ada"), &user("bo"), reason(), order.now).unwrap()).unwrap();
     assert!(matches!(order.send("bo", "hm"), Err(Refusal::Muted(_))));
-    let post = Requires::Post { user: user("bo"), slow_ms: 0, decided_at: None };
+    let post = Requires::Post { user: user("bo"), slow_ms: 0 };
     assert!(matches!(order.gate.check(&post, order.now), Err(Refusal::Muted(_))));
 }

@@ -41,8 +41,8 @@ impl RoomState {
             note,
             lockdown: self.raid(now),
         });
-        let requires = Requires::Request { user: user.clone(), max: MAX_REQUESTS, decided_at: Some(self.head) };
-        Ok(Draft { event, requires, cmid: None })
+        let requires = Requires::Request { user: user.clone(), max: MAX_REQUESTS };
+        Ok(self.draft(event, requires))
     }
 
     /// Approves or denies a pending request.
@@ -62,14 +62,10 @@ impl RoomState {
                 invite: None,
                 lockdown: None,
             });
-            return Ok(Draft {
-                event,
-                requires: Requires::Approve { actor: actor.clone(), user: args.user },
-                cmid: None,
-            });
+            return Ok(self.draft(event, Requires::Approve { actor: actor.clone(), user: args.user }));
         }
         let event = self.moderation(actor, ModAction::Reject, &args.user, None, args.reason);
-        Ok(Draft { event, requires: Requires::Decide { actor: actor.clone(), user: args.user }, cmid: None })
+        Ok(self.draft(event, Requires::Decide { actor: actor.clone(), user: args.user }))
     }
 
     /// An invite, by the id of a code the caller made: good for `ttl_secs`
@@ -105,11 +101,7 @@ impl RoomState {
         event.user = None;
         event.invite = Some(id);
         event.max_uses = max_uses;
-        Ok(Draft {
-            event: Event::Moderation(event),
-            requires: Requires::RoleAtLeast(actor.clone(), least_role(Action::Welcome)),
-            cmid: None,
-        })
+        Ok(self.draft(Event::Moderation(event), Requires::RoleAtLeast(actor.clone(), least_role(Action::Welcome))))
     }
 
     /// Revokes an invite (by its code or its id): moderators, or whoever made it.
@@ -129,7 +121,7 @@ impl RoomState {
         };
         event.user = None;
         event.invite = Some(id);
-        Ok(Draft { event: Event::Moderation(event), requires: Requires::RoleAtLeast(actor.clone(), least), cmid: None })
+        Ok(self.draft(Event::Moderation(event), Requires::RoleAtLeast(actor.clone(), least)))
     }
 
     /// A join with an invite code: skips the queue, and any gate.
@@ -155,8 +147,8 @@ impl RoomState {
             invite: Some(id.clone()),
             lockdown: self.raid(now),
         });
-        let requires = Requires::AdmitInvite { user: user.clone(), invite: id, decided_at: Some(self.head) };
-        Ok(Some(Draft { event, requires, cmid: None }))
+        let requires = Requires::AdmitInvite { user: user.clone(), invite: id };
+        Ok(Some(self.draft(event, requires)))
     }
 
     /// The pending requests, oldest first.

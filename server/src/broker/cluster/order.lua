@@ -25,18 +25,20 @@
 --
 -- ARGV: 1 mode, 2 epoch, 3 now (ms), 4 actor, 5 cmid or '', 6 cmid window,
 -- 7 most events kept, 8 oldest ts kept (0: no age cap), 9 event template
--- (its part before the seq sentinel when 16 is not empty), 10 record
--- (create), 11 cap (create), 12-15 requirement (kind, user, rank or, for a
--- post, a join, a join by invite or a request to join, the head of the
--- node's copy it was decided on ('' when not decided on a copy), most
--- pins, the target user, or a post's slow mode in
--- ms), 16 the template's part between its seq and time sentinels, or '' when
--- 9 is the whole template, 17 its part after the time sentinel, 18.. changes,
--- three arguments each (op, a, b).
+-- (its part before the seq sentinel when 17 is not empty), 10 record
+-- (create), 11 cap (create), 12-15 requirement (kind, user, least rank,
+-- and most pins, the target user or a post's slow mode in ms), 16 the head
+-- of the node's copy the event was decided on ('' when not decided on a
+-- copy), 17 the template's part between its seq and time sentinels, or ''
+-- when 9 is the whole template, 18 its part after the time sentinel, 19..
+-- changes, three arguments each (op, a, b).
 --
--- A post decided on a copy that had applied the room's last change of
--- standing (ARGV[14] at or past `standing`) was decided on the membership
--- and mutes the room still has: the script does not read them again.
+-- An event decided on a copy from before the room's rules last changed
+-- (ARGV[16] below `rules`) is refused, and the node decides it again once
+-- caught up. A post decided on a copy that had applied the room's last
+-- change of standing (ARGV[16] at or past `standing`) was decided on the
+-- membership and mutes the room still has: the script does not read them
+-- again.
 --
 -- Roles are the ones in force at the event's time: a role given until a time
 -- counts as member (rank 0) from then on, the owner's never ends.
@@ -50,10 +52,10 @@
 -- {'full', cap}, {'forbidden', least, held}, {'pins_full', most},
 -- {'banned'}, {'muted'}, {'slow', retry_ms}, {'outranked', held, target},
 -- {'invalid_invite'}, {'no_request'}, {'requests_full', most},
--- {'rules_changed'}: a post, a join or a request decided on a node's copy
--- of the room that had not yet applied the last change of its settings,
--- pins or roles (ARGV[14], the copy's head, is below the room's `rules`);
--- the node decides it again once caught up.
+-- {'rules_changed'}: an event decided on a node's copy of the room that had
+-- not yet applied the last change of its settings, pins, roles or warnings
+-- (ARGV[16], the copy's head, is below the room's `rules`); the node
+-- decides it again once caught up.
 --
 -- Requirement kinds: member, post, role, pin, over, admit, admit_invite (ARGV[15]
 -- the invite id), approve and decide (ARGV[13] the welcomer, ARGV[15] the
@@ -120,15 +122,19 @@ if cmid ~= '' then
   cmids = current
 end
 
+-- The head of the node's copy the event was decided on; nil when it was not.
+local decided_at = ARGV[16] ~= '' and tonumber(ARGV[16]) or nil
+if decided_at and rules_at > decided_at then
+  return {'rules_changed'}
+end
+
 local ts = math.max(now, last_ts)
 
 -- A post's slow mode (ms); nil for any other requirement.
 local kind, who, slow_ms = ARGV[12], ARGV[13], nil
--- The head of the copy a post was decided on (nil when not decided on one).
--- At or past the room's `standing`, the copy had the membership and mutes
--- the room still has: nothing about the poster to read again.
-local decided_post = kind == 'post' and ARGV[14] ~= '' and tonumber(ARGV[14]) or nil
-if not (decided_post and standing_at <= decided_post) then
+-- A post decided on a copy at or past the room's `standing` was decided on
+-- the membership and mutes the room still has: nothing to read again.
+if not (kind == 'post' and decided_at and standing_at <= decided_at) then
   -- A member's rank in force at the event's time, or nil for a non-member.
   local function rank_of(user)
     local held = redis.call('HGET', members, user)
@@ -168,13 +174,6 @@ if not (decided_post and standing_at <= decided_post) then
     return nil
   end
 
-  -- Whether the settings, pins or roles changed after the head of the copy
-  -- the event was decided on (ARGV[14] for an admit, an admit by invite or
-  -- a request; '' when not decided on a copy).
-  local function rules_moved()
-    return ARGV[14] ~= '' and rules_at > tonumber(ARGV[14])
-  end
-
   if kind == 'approve' or kind == 'decide' then
     local rank = rank_of(who)
     if not rank then
@@ -193,9 +192,6 @@ if not (decided_post and standing_at <= decided_post) then
       end
     end
   elseif kind == 'admit_invite' then
-    if rules_moved() then
-      return {'rules_changed'}
-    end
     local row = redis.call('HGET', rows, 'invite\31' .. ARGV[15])
     if not row then
       return {'invalid_invite'}
@@ -209,9 +205,6 @@ if not (decided_post and standing_at <= decided_post) then
       return refusal
     end
   elseif kind == 'request' then
-    if rules_moved() then
-      return {'rules_changed'}
-    end
     if redis.call('HEXISTS', members, who) == 1 then
       return {'already_member'}
     end
@@ -230,17 +223,7 @@ if not (decided_post and standing_at <= decided_post) then
       return {'muted'}
     end
   elseif kind == 'member' or kind == 'role' or kind == 'pin' or kind == 'over' or kind == 'release' then
-    -- A warning's `over` carries the head it was decided at after its rank.
-    local least, decided = ARGV[14], nil
-    if kind == 'over' then
-      local colon = string.find(least, ':', 1, true)
-      if colon then
-        least, decided = string.sub(least, 1, colon - 1), tonumber(string.sub(least, colon + 1))
-      end
-    end
-    if decided and rules_at > decided then
-      return {'rules_changed'}
-    end
+    local least = ARGV[14]
     local rank = rank_of(who)
     if not rank then
       return {'not_member'}
@@ -261,9 +244,6 @@ if not (decided_post and standing_at <= decided_post) then
       end
     end
   elseif kind == 'admit' then
-    if rules_moved() then
-      return {'rules_changed'}
-    end
     local refusal = refuse_admit(who)
     if refusal then
       return refusal
@@ -272,9 +252,6 @@ if not (decided_post and standing_at <= decided_post) then
 end
 
 if kind == 'post' then
-  if decided_post and rules_at > decided_post then
-    return {'rules_changed'}
-  end
   slow_ms = tonumber(ARGV[15])
   if slow_ms > 0 then
     local last = tonumber(redis.call('HGET', last_post, who) or '0')
@@ -297,7 +274,7 @@ local seq_text, ts_text = string.format('%.0f', seq), ts == now and ARGV[3] or l
 -- by concatenation, not a table of parts: an event has two sentinels, and
 -- the table made filling one cost half as much again (1.3 µs against 0.9).
 local fill
-if ARGV[16] == '' or #ARGV >= 18 then
+if ARGV[17] == '' or #ARGV >= 19 then
   fill = function(template)
     local filled, from, at = '', 1, string.find(template, MARK, 1, true)
     while at do
@@ -321,18 +298,18 @@ end
 -- sentinels: each string made here is hashed byte by byte, and searching and
 -- cutting made the event's bytes four times over.
 local body
-if ARGV[16] ~= '' then
-  body = ARGV[9] .. seq_bytes .. ARGV[16] .. ts_bytes .. ARGV[17]
+if ARGV[17] ~= '' then
+  body = ARGV[9] .. seq_bytes .. ARGV[17] .. ts_bytes .. ARGV[18]
 else
   body = fill(ARGV[9])
 end
 
 local annotates, rules_changed, standing_changed = false, false, false
-for i = 18, #ARGV, 3 do
+for i = 19, #ARGV, 3 do
   local op, a, b = ARGV[i], ARGV[i + 1], ARGV[i + 2]
-  -- A role is among a post's rules: a read-only room, slow mode and the
-  -- word filter ask who is a moderator, so a post decided on a copy from
-  -- before a demotion is decided again.
+  -- A role is among the rules: a read-only room, slow mode and the word
+  -- filter ask who is a moderator, so a post decided on a copy from before
+  -- a demotion is decided again.
   if op == 'pin' or op == 'unpin' or op == 'settings' or op == 'role' then
     rules_changed = true
   elseif (op == 'put' or op == 'del') and string.sub(a, 1, 8) == 'warning\31' then

@@ -106,34 +106,23 @@ impl Shared {
         match &draft.requires {
             Requires::Nothing => call.arg("none").arg("").arg(0).arg(0),
             Requires::Member(user) => call.arg("member").arg(user.as_str()).arg(0).arg(0),
-            Requires::Post { user, slow_ms, decided_at } => {
-                call.arg("post").arg(user.as_str()).arg(head_text(decided_at)).arg(*slow_ms)
+            Requires::Post { user, slow_ms } => call.arg("post").arg(user.as_str()).arg(0).arg(*slow_ms),
+            Requires::Over { user, least, target } => {
+                call.arg("over").arg(user.as_str()).arg(rank(*least)).arg(target.as_str())
             }
-            // The least rank, and the head a warning was decided at after a
-            // colon: `over` has no argument to spare.
-            Requires::Over { user, least, target, decided_at } => call
-                .arg("over")
-                .arg(user.as_str())
-                .arg(decided_at.map_or_else(|| rank(*least).to_string(), |at| format!("{}:{}", rank(*least), at.0)))
-                .arg(target.as_str()),
             Requires::Release { actor, least, author } => {
                 call.arg("release").arg(actor.as_str()).arg(rank(*least)).arg(author.as_str())
             }
             Requires::RoleAtLeast(user, least) => call.arg("role").arg(user.as_str()).arg(rank(*least)).arg(0),
-            Requires::Admit { user, decided_at } => {
-                call.arg("admit").arg(user.as_str()).arg(head_text(decided_at)).arg(0)
-            }
-            Requires::AdmitInvite { user, invite, decided_at } => {
-                call.arg("admit_invite").arg(user.as_str()).arg(head_text(decided_at)).arg(invite)
-            }
+            Requires::Admit(user) => call.arg("admit").arg(user.as_str()).arg(0).arg(0),
+            Requires::AdmitInvite { user, invite } => call.arg("admit_invite").arg(user.as_str()).arg(0).arg(invite),
             Requires::Approve { actor, user } => call.arg("approve").arg(actor.as_str()).arg(0).arg(user.as_str()),
             Requires::Decide { actor, user } => call.arg("decide").arg(actor.as_str()).arg(0).arg(user.as_str()),
-            Requires::Request { user, max, decided_at } => {
-                call.arg("request").arg(user.as_str()).arg(head_text(decided_at)).arg(*max)
-            }
+            Requires::Request { user, max } => call.arg("request").arg(user.as_str()).arg(0).arg(*max),
             Requires::PinSlot { user, least, max } => call.arg("pin").arg(user.as_str()).arg(rank(*least)).arg(*max),
         };
-        call.arg(between).arg(after_ts);
+        // The head of the copy it was decided on, '' when not decided on one.
+        call.arg(draft.decided_at.map_or_else(String::new, |seq| seq.0.to_string())).arg(between).arg(after_ts);
         for change in room::changes(&event) {
             match change {
                 Change::PutMember(m) => call.arg("join").arg(m.user.as_str()).arg(rank(m.role)),
@@ -432,10 +421,4 @@ fn sentinel_bytes(value: u64) -> [u8; 9] {
     let mut bytes = [0xcf; 9];
     bytes[1..].copy_from_slice(&value.to_be_bytes());
     bytes
-}
-
-/// The head a draft was decided at, as the script takes it: '' when it was
-/// not decided on a copy.
-fn head_text(decided_at: &Option<Seq>) -> String {
-    decided_at.map_or_else(String::new, |seq| seq.0.to_string())
 }

@@ -337,7 +337,9 @@ async fn what_was_decided_before_a_lockdown_or_a_demotion_is_decided_again() {
     broker.publish(lift).await.unwrap().durable().await.unwrap();
 
     // A held post (a newcomer's link, on probation) released by bo, decided
-    // before bo's demotion: the order checks the releasing moderator's role.
+    // before bo's demotion: a role moves the rules, and the order also
+    // checks the releasing moderator's role itself (a draft without a copy's
+    // head, as a node from before every draft carried one sends it).
     let probation = RoomSettings { probation_secs: Some(86_400), ..RoomSettings::default() };
     let draft = state(&broker, "locked").await.decide_set_room(&user("ada"), probation, clock.now()).unwrap();
     broker.publish(draft).await.unwrap().durable().await.unwrap();
@@ -364,7 +366,9 @@ async fn what_was_decided_before_a_lockdown_or_a_demotion_is_decided_again() {
     let release = moderating.decide_release(&user("bo"), release, clock.now()).unwrap();
     let demote = moderating.decide_set_role(&user("ada"), promote(Role::Member), clock.now()).unwrap();
     broker.publish(demote).await.unwrap().durable().await.unwrap();
-    let refused = broker.publish(release).await;
+    let headless = Draft { decided_at: None, ..release.clone() };
+    assert!(rejected(broker.publish(release).await), "a release decided before the demotion");
+    let refused = broker.publish(headless).await;
     assert!(
         matches!(refused, Err(BrokerError::Rejected { why: room::Refusal::Forbidden { .. }, .. })),
         "a release by a moderator demoted meanwhile: {refused:?}"
