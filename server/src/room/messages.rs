@@ -271,8 +271,8 @@ fn gone(target: Seq) -> Refusal {
 impl RoomState {
     /// A draft about a message that a muted member may not make, decided
     /// against the same rules as a post (a read-only lockdown, the rules to
-    /// acknowledge, who moderates), so it carries the head it was decided at
-    /// as a post does: an order past a change of them refuses it.
+    /// acknowledge, who moderates), and required to hold as a post's are:
+    /// a member, not muted.
     fn about(&self, actor: &UserId, event: Event) -> Result<Draft, Refusal> {
         let requires = Requires::Post { user: actor.clone(), slow_ms: 0 };
         Ok(self.draft(event, requires))

@@ -20,7 +20,8 @@ pub struct Draft {
     /// For a message: its client message id, which makes a retry idempotent.
     pub cmid: Option<ClientMsgId>,
     /// The head of the room's copy it was decided on; `None` when it was not
-    /// decided on a copy (a room's creation, an import, an erasure). A
+    /// decided on a copy (a room's creation, an import, an erasure) or does
+    /// not depend on its rules (a scheduled prompt, due whatever they are). A
     /// cluster node's copy trails the order by a delivery, so the order
     /// refuses a draft decided before the room's rules last changed (its
     /// settings, pins, roles or warnings), and the node decides it again on
