@@ -111,6 +111,7 @@ pub async fn run(floor: FloorRun) -> Result<()> {
             let orderer = Arc::new(hearth::Nodes::start(&floor).await?);
             measure(&floor, orderer.clone(), orderer.received()).await?;
             orderer.stop();
+            orderer.clean(&floor.redis_url).await?;
         }
     }
     Ok(())
@@ -260,7 +261,12 @@ mod hearth {
         payload: usize,
         received: Arc<AtomicU64>,
         stop: CancellationToken,
+        /// Where this run's keys live: the rooms are made again each run.
+        prefix: String,
     }
+
+    /// Runs in this process so far: each gets keys of its own (`--repeat`).
+    static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
     fn sender_name(sender: usize) -> UserId {
         UserId::new(format!("sender{sender}")).expect("a valid user name")
@@ -271,7 +277,8 @@ mod hearth {
             let received = Arc::new(AtomicU64::new(0));
             let stop = CancellationToken::new();
             let mut config = RedisConfig::new(RedisTarget::Single(floor.redis_url.clone()));
-            config.prefix = format!("cost-{}", std::process::id());
+            let run = RUNS.fetch_add(1, Ordering::Relaxed);
+            config.prefix = format!("cost-{}-{run}", std::process::id());
             let deliveries = [
                 Arc::new(Counting { received: received.clone(), ..Default::default() }),
                 Arc::new(Counting { received: received.clone(), ..Default::default() }),
@@ -316,7 +323,8 @@ mod hearth {
                 rooms.push((name, state));
             }
             received.store(0, Ordering::Relaxed);
-            Ok(Nodes { brokers, rooms, payload: floor.payload, received, stop })
+            let prefix = config.prefix;
+            Ok(Nodes { brokers, rooms, payload: floor.payload, received, stop, prefix })
         }
 
         pub(super) fn received(&self) -> Arc<AtomicU64> {
@@ -325,6 +333,32 @@ mod hearth {
 
         pub(super) fn stop(&self) {
             self.stop.cancel();
+        }
+
+        /// Deletes this run's keys, so the next run (and the floor after
+        /// it, which cleans its own) starts on the same Redis as this one did.
+        pub(super) async fn clean(&self, redis_url: &str) -> Result<()> {
+            let client = redis::Client::open(redis_url).context("parsing the Redis URL")?;
+            let mut conn = client.get_multiplexed_async_connection().await?;
+            let pattern = format!("{}:*", self.prefix);
+            let mut cursor = 0u64;
+            loop {
+                let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(&pattern)
+                    .arg("COUNT")
+                    .arg(1000)
+                    .query_async(&mut conn)
+                    .await?;
+                if !keys.is_empty() {
+                    let _: () = redis::cmd("UNLINK").arg(&keys).query_async(&mut conn).await?;
+                }
+                if next == 0 {
+                    return Ok(());
+                }
+                cursor = next;
+            }
         }
     }
 
@@ -352,5 +386,39 @@ mod hearth {
             let Ok(draft) = state.decide_send(&sender_name(sender), msg, None, now) else { return false };
             self.brokers[sender % 2].publish(draft).await.is_ok()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hearth_testkit::RedisServer;
+
+    /// `--repeat` runs the hearth path again in the same process: it makes
+    /// its rooms afresh, and leaves none of them behind for the next run.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_hearth_path_runs_again_and_leaves_no_room_behind() {
+        let redis = RedisServer::start().await;
+        let client = redis::Client::open(redis.url()).unwrap();
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        let info: String = redis::cmd("INFO").arg("server").query_async(&mut conn).await.unwrap();
+        let pid = info.lines().find_map(|line| line.strip_prefix("process_id:")).unwrap().trim().to_string();
+        let run = || FloorRun {
+            path: RedisPath::Hearth,
+            redis_url: redis.url(),
+            redis_pid: pid.clone(),
+            rooms: 2,
+            senders_per_room: 1,
+            rate: 20.0,
+            payload: 100,
+            warmup: Duration::from_millis(100),
+            duration: Duration::from_millis(300),
+        };
+        for round in 1..=2 {
+            let done = tokio::time::timeout(Duration::from_secs(30), super::run(run())).await;
+            done.expect("a run ends within its time").unwrap_or_else(|e| panic!("run {round}: {e:#}"));
+        }
+        let left: Vec<String> = redis::cmd("KEYS").arg("cost-*{cost*").query_async(&mut conn).await.unwrap();
+        assert!(left.is_empty(), "the rooms' keys are deleted after each run: {left:?}");
     }
 }
