@@ -160,13 +160,22 @@ if not (kind == 'post' and decided_at and standing_at <= decided_at) then
     return sanction['until'] == nil or sanction['until'] > ts
   end
 
-  -- Why `user` may not become a member now, or nil.
-  local function refuse_admit(user)
+  -- Why `user` may not ask to join, or nil: a member already, or banned.
+  local function refuse_stranger(user)
     if redis.call('HEXISTS', members, user) == 1 then
       return {'already_member'}
     end
     if sanctioned('ban', user) then
       return {'banned'}
+    end
+    return nil
+  end
+
+  -- Why `user` may not become a member now, or nil.
+  local function refuse_admit(user)
+    local refusal = refuse_stranger(user)
+    if refusal then
+      return refusal
     end
     if redis.call('HLEN', members) >= cap then
       return {'full', cap}
@@ -205,11 +214,9 @@ if not (kind == 'post' and decided_at and standing_at <= decided_at) then
       return refusal
     end
   elseif kind == 'request' then
-    if redis.call('HEXISTS', members, who) == 1 then
-      return {'already_member'}
-    end
-    if sanctioned('ban', who) then
-      return {'banned'}
+    local refusal = refuse_stranger(who)
+    if refusal then
+      return refusal
     end
     local pending = tonumber(redis.call('HGET', room, 'requests') or '0')
     if redis.call('HEXISTS', rows, 'request\31' .. who) == 0 and pending >= tonumber(ARGV[15]) then
