@@ -241,7 +241,7 @@ pub fn refused(room: &RoomId, why: &Refusal) -> ErrorBody {
         RulesChanged => {
             return ErrorBody::new(
                 ErrorCode::Overloaded,
-                format!("room {room}'s settings changed as this was posted; nothing was stored, retry"),
+                format!("room {room}'s rules (settings, pins or roles) changed as this was decided; nothing was stored, retry"),
             )
             .retry_after(200);
         }
