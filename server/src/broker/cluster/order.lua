@@ -230,13 +230,12 @@ if not (kind == 'post' and decided_at and standing_at <= decided_at) then
       return {'muted'}
     end
   elseif kind == 'member' or kind == 'role' or kind == 'pin' or kind == 'over' or kind == 'release' then
-    local least = ARGV[14]
-    local rank = rank_of(who)
+    local least, rank = tonumber(ARGV[14]), rank_of(who)
     if not rank then
       return {'not_member'}
     end
-    if kind ~= 'member' and rank < tonumber(least) then
-      return {'forbidden', tonumber(least), rank}
+    if kind ~= 'member' and rank < least then
+      return {'forbidden', least, rank}
     end
     if kind == 'release' and not rank_of(ARGV[15]) then
       return {'not_member'}
