@@ -199,6 +199,7 @@ fn main() -> Result<()> {
 async fn run_command(args: RunArgs) -> Result<()> {
     member::trust(args.ca_file.as_deref())?;
     let scenario = args.scenario()?;
+    scenario.check_open_files(rlimit::getrlimit(rlimit::Resource::NOFILE)?.0)?;
     let secret = Secret::new(args.secret.clone().into_bytes()).context("the token secret")?;
     let mut sections = Vec::new();
     for round in 1..=args.repeat.max(1) {

@@ -136,7 +136,43 @@ impl Scenario {
         anyhow::ensure!(self.duration <= Duration::from_secs(3600), "duration is at most an hour");
         Ok(())
     }
+
+    /// The most connections this scenario holds open at once: each is a file
+    /// of this process's. (A storm's dropped connections are closed before
+    /// their members reconnect; churn and flood clients are a handful more.)
+    pub fn connections(&self) -> usize {
+        match self.kind {
+            Kind::Idle => self.idle_connections,
+            Kind::Wander => self.wanderers,
+            _ => self.rooms * self.members_per_room,
+        }
+    }
+
+    /// Refuses a scenario that would run out of files part-way through
+    /// connecting, with the OS's bare "Too many open files": `open_files` is
+    /// this process's limit on them, already raised as far as it may go.
+    pub fn check_open_files(&self, open_files: u64) -> anyhow::Result<()> {
+        let needed = (self.connections() + FILES_BESIDES_CONNECTIONS) as u64;
+        let flag = match self.kind {
+            Kind::Idle => "--idle-connections",
+            Kind::Wander => "--wanderers",
+            _ => "--rooms or --members",
+        };
+        anyhow::ensure!(
+            needed <= open_files,
+            "this scenario holds {} connections open, but this process may open only {open_files} files \
+             (its hard limit); lower {flag}, or raise the hard limit (`ulimit -Hn {needed}` as root, \
+             or LimitNOFILE= in a systemd unit)",
+            self.connections()
+        );
+        Ok(())
+    }
 }
+
+/// Files the load generator opens besides members' connections: the runtime's
+/// epoll and wake-up descriptors, the admin connection, churn and flood
+/// clients, a report file, the server's `/proc` files.
+const FILES_BESIDES_CONNECTIONS: usize = 32;
 
 /// Durations in TOML as humantime strings ("20s", "2m").
 mod humantime_serde_compat {
@@ -157,6 +193,19 @@ mod humantime_serde_compat {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_scenario_that_would_run_out_of_files_is_refused_before_it_connects() {
+        let idle = Scenario { idle_connections: 20_000, ..Scenario::named(Kind::Idle) };
+        let refused = idle.check_open_files(20_000).unwrap_err().to_string();
+        assert!(refused.contains("20000 connections") && refused.contains("--idle-connections"), "{refused}");
+        idle.check_open_files(20_032).unwrap();
+        let steady = Scenario::named(Kind::Steady);
+        assert_eq!(steady.connections(), steady.rooms * steady.members_per_room);
+        steady.check_open_files(4096).unwrap();
+        let wander = Scenario { wanderers: 5_000, ..Scenario::named(Kind::Wander) };
+        assert!(wander.check_open_files(1024).unwrap_err().to_string().contains("--wanderers"));
+    }
 
     #[test]
     fn the_example_file_parses_and_validates() {
