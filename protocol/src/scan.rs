@@ -21,8 +21,10 @@ const STACK: usize = 32;
 pub(crate) fn scan_msgpack(frame: &[u8], limits: ScanLimits) -> Result<(), DecodeError> {
     check_size(frame, limits)?;
     debug_assert!(limits.max_depth <= STACK);
-    // pending[d] = values still expected in the container open at depth d.
+    // pending[d] = values still expected in the container open at depth d (a
+    // map's keys and values both count); bit d of `maps` says it is a map.
     let mut pending = [0u64; STACK];
+    let mut maps = 0u32;
     let mut depth = 0usize;
     let mut pos = 0usize;
     let mut values_left_at_top = 1u64;
@@ -31,12 +33,14 @@ pub(crate) fn scan_msgpack(frame: &[u8], limits: ScanLimits) -> Result<(), Decod
         while depth > 0 && pending[depth - 1] == 0 {
             depth -= 1;
         }
+        let mut is_key = false;
         if depth == 0 {
             if values_left_at_top == 0 {
                 break;
             }
             values_left_at_top -= 1;
         } else {
+            is_key = maps & (1 << (depth - 1)) != 0 && pending[depth - 1] % 2 == 0;
             pending[depth - 1] -= 1;
         }
         let remaining = frame.len() - pos;
@@ -44,6 +48,12 @@ pub(crate) fn scan_msgpack(frame: &[u8], limits: ScanLimits) -> Result<(), Decod
             return Err(DecodeError::Malformed("frame ends in the middle of a value".into()));
         };
         pos += 1;
+        // Keys are names. serde would read an integer key as the position of a
+        // field (`{0: 5, 1: "ping"}` as `{"id": 5, "op": "ping"}`), so one given
+        // for anything else would quietly set a field the client never named.
+        if is_key && !matches!(marker, 0xa0..=0xbf | 0xd9..=0xdb | 0xc4..=0xc6) {
+            return Err(DecodeError::Malformed("a map key is not a string: keys are field names".into()));
+        }
         let (skip, entries): (u64, u64) = match marker {
             0x00..=0x7f | 0xe0..=0xff | 0xc0 | 0xc2 | 0xc3 => (0, 0),
             0x80..=0x8f => (0, u64::from(marker & 0x0f) * 2),
@@ -96,6 +106,7 @@ pub(crate) fn scan_msgpack(frame: &[u8], limits: ScanLimits) -> Result<(), Decod
                 return Err(DecodeError::TooDeep { max: limits.max_depth });
             }
             pending[depth] = entries;
+            maps = if is_map { maps | 1 << depth } else { maps & !(1 << depth) };
             depth += 1;
         }
     }
@@ -214,6 +225,22 @@ mod tests {
         let mut frame = vec![0x99];
         frame.extend([0x01; 9]);
         assert!(matches!(scan_msgpack(&frame, LIMITS), Err(DecodeError::ListTooLong { len: 9, .. })));
+    }
+
+    #[test]
+    fn msgpack_refuses_map_keys_that_are_not_strings_at_any_depth() {
+        // {0: 5, 1: "ping"}: serde would take the integers for the fields' positions.
+        let frame = [0x82, 0x00, 0x05, 0x01, 0xa4, b'p', b'i', b'n', b'g'];
+        assert!(matches!(scan_msgpack(&frame, LIMITS), Err(DecodeError::Malformed(m)) if m.contains("not a string")));
+        // {"a": [{"b": 1, 7: 2}]}: the nested map's second key.
+        let frame = [0x81, 0xa1, b'a', 0x91, 0x82, 0xa1, b'b', 0x01, 0x07, 0x02];
+        assert!(matches!(scan_msgpack(&frame, LIMITS), Err(DecodeError::Malformed(_))));
+        // Integers as values (in maps and in lists), and keys as str or bin, pass.
+        let frame = [0x82, 0xa1, b'a', 0x92, 0x00, 0x01, 0xc4, 0x01, b'b', 0x81, 0xd9, 0x01, b'c', 0x07];
+        assert_eq!(scan_msgpack(&frame, LIMITS), Ok(()));
+        // A list inside a map inside a list keeps each level's own kind.
+        let frame = [0x92, 0x81, 0xa1, b'k', 0x92, 0x01, 0x02, 0x03];
+        assert_eq!(scan_msgpack(&frame, LIMITS), Ok(()));
     }
 
     #[test]

@@ -71,6 +71,14 @@ async fn bad_frames_get_the_documented_answer_and_others_keep_going() {
         ),
         ("a top-level JSON array", Codec::Json, Message::Text(r#"[1,"ping"]"#.into()), CloseCode::ProtocolError),
         (
+            // {0: 1, 1: "ping"}: a decoder that took integer keys for fields'
+            // positions would answer it as a ping.
+            "integer keys",
+            Codec::MsgPack,
+            Message::Binary(b"\x82\x00\x01\x01\xa4ping".to_vec().into()),
+            CloseCode::ProtocolError,
+        ),
+        (
             "text that is not UTF-8",
             Codec::Json,
             raw_frame(OpCode::Data(Data::Text), b"{\"id\":1,\xff}", false),
