@@ -12,6 +12,51 @@ use crate::ids::{
     ClientMsgId, Emoji, Epoch, Millis, Note, PinId, Position, RequestId, Role, RoomId, Seq, ShortText, Text, UserId,
 };
 
+/// Arguments that are maps, read only from maps. serde's derive also reads a
+/// struct from a list, by its fields' positions (`"since": [7, 3]`): a form no
+/// client is told it may send, which would mean something else the day a field
+/// is added. (The request itself is checked to be a map before it is read.)
+mod by_name {
+    use std::fmt;
+    use std::marker::PhantomData;
+
+    use serde::de::value::MapAccessDeserializer;
+    use serde::de::{MapAccess, Visitor};
+    use serde::{Deserialize, Deserializer};
+
+    struct Named<T>(T);
+
+    impl<'de, T: Deserialize<'de>> Deserialize<'de> for Named<T> {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            struct MapOnly<T>(PhantomData<T>);
+            impl<'de, T: Deserialize<'de>> Visitor<'de> for MapOnly<T> {
+                type Value = T;
+                fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                    f.write_str("a map of named fields")
+                }
+                fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                    T::deserialize(MapAccessDeserializer::new(map))
+                }
+            }
+            deserializer.deserialize_map(MapOnly(PhantomData)).map(Named)
+        }
+    }
+
+    pub fn one<'de, D: Deserializer<'de>, T: Deserialize<'de>>(deserializer: D) -> Result<T, D::Error> {
+        Named::deserialize(deserializer).map(|named| named.0)
+    }
+
+    pub fn optional<'de, D: Deserializer<'de>, T: Deserialize<'de>>(deserializer: D) -> Result<Option<T>, D::Error> {
+        Ok(Option::<Named<T>>::deserialize(deserializer)?.map(|named| named.0))
+    }
+
+    pub fn optional_list<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+        deserializer: D,
+    ) -> Result<Option<Vec<T>>, D::Error> {
+        Ok(Option::<Vec<Named<T>>>::deserialize(deserializer)?.map(|list| list.into_iter().map(|n| n.0).collect()))
+    }
+}
+
 /// One operation: its wire name and the type of its successful reply.
 pub trait Operation: Serialize + for<'de> Deserialize<'de> + Into<Op> {
     const NAME: &'static str;
@@ -505,7 +550,7 @@ pub struct RoomSettings {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub warn_action_secs: Option<u32>,
     /// The room's lockdown (`lockdown` sets it; level `off` lifts it).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "by_name::optional")]
     pub lockdown: Option<Lockdown>,
     /// Raid detection: this many joins or requests to join within
     /// `raid_secs` lock the room's doors for `raid_lock_secs` (0: off).
@@ -522,7 +567,7 @@ pub struct RoomSettings {
     pub erased_as_former_member: Option<bool>,
     /// The room's word filter, whole (an empty list lifts it). Moderators
     /// only: a `room_updated` carrying it reaches moderators alone.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "by_name::optional_list")]
     pub filters: Option<Vec<WordFilter>>,
 }
 
@@ -670,7 +715,7 @@ pub struct ListRooms {
 pub struct Join {
     pub room: RoomId,
     /// The last position this client holds; the server replays what follows.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "by_name::optional")]
     pub since: Option<Position>,
     /// Invite code, for invite-only rooms.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -800,6 +845,7 @@ pub struct SetRole {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SetRoom {
     pub room: RoomId,
+    #[serde(deserialize_with = "by_name::one")]
     pub settings: RoomSettings,
 }
 

@@ -129,3 +129,37 @@ fn an_op_that_is_not_a_name_still_gets_an_error_reply_with_the_id() {
         assert_eq!(error.id.map(|id| id.0), Some(7), "{codec:?}");
     }
 }
+
+#[test]
+fn arguments_that_are_maps_are_not_read_from_lists() {
+    // serde would read each list as the struct's fields in order.
+    let by_position = [
+        r#"{"id":7,"op":"join","room":"cameras","since":[4318829151,12]}"#,
+        r#"{"id":7,"op":"set_room","room":"cameras","settings":["a topic"]}"#,
+        r#"{"id":7,"op":"set_room","room":"cameras","settings":{"lockdown":["joins"]}}"#,
+        r#"{"id":7,"op":"set_room","room":"cameras","settings":{"filters":[["spam",false,"refuse"]]}}"#,
+    ];
+    for json in by_position {
+        let value: serde_json::Value = serde_json::from_str(json).unwrap();
+        let msgpack = rmp_serde::to_vec_named(&value).unwrap();
+        for (codec, frame) in [(Codec::Json, json.as_bytes()), (Codec::MsgPack, &msgpack[..])] {
+            let error = decode_request(codec, frame).unwrap_err();
+            assert_eq!(error.id.map(|id| id.0), Some(7), "{codec:?} {json}: an error reply, not a close");
+            assert!(error.to_string().contains("a map of named fields"), "{codec:?} {json}: {error}");
+        }
+    }
+    // The same arguments as maps are read, on both codecs.
+    let by_name = [
+        r#"{"id":7,"op":"join","room":"cameras","since":{"epoch":4318829151,"seq":12}}"#,
+        r#"{"id":7,"op":"join","room":"cameras","since":null}"#,
+        r#"{"id":7,"op":"set_room","room":"cameras","settings":{"topic":"a topic","lockdown":{"level":"joins"}}}"#,
+        r#"{"id":7,"op":"set_room","room":"cameras","settings":{"filters":[{"pattern":"spam","action":"refuse"}]}}"#,
+    ];
+    for json in by_name {
+        let value: serde_json::Value = serde_json::from_str(json).unwrap();
+        let msgpack = rmp_serde::to_vec_named(&value).unwrap();
+        for (codec, frame) in [(Codec::Json, json.as_bytes()), (Codec::MsgPack, &msgpack[..])] {
+            decode_request(codec, frame).unwrap_or_else(|e| panic!("{codec:?} {json}: {e}"));
+        }
+    }
+}

@@ -331,6 +331,8 @@ async fn the_endpoints_answer_bad_requests_plainly() {
         ("POST", "/auth/login", None, r#"{"name":"ada"}"#.into(), 400, "bad_request"),
         ("POST", "/auth/login", None, r#"{"name":"ada","password":"x","admin":true}"#.into(), 400, "bad_request"),
         ("GET", "/auth/login", None, String::new(), 400, "bad_request"),
+        // The right name and password, as a list: serde would read them by position.
+        ("POST", "/auth/login", None, format!(r#"["ada","{PASSWORD}"]"#), 400, "bad_request"),
         (
             "POST",
             "/auth/register",

@@ -107,6 +107,11 @@ fn a_week() -> u64 {
 }
 
 pub(crate) fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, AccountError> {
+    // serde reads a struct from a JSON array too, by its fields' positions
+    // (`["ada", "secret"]` as a login); a body names its fields.
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(AccountError::BadRequest("the body is not the JSON expected: it must be an object".into()));
+    }
     serde_json::from_slice(body)
         .map_err(|e| AccountError::BadRequest(format!("the body is not the JSON expected: {e}")))
 }
