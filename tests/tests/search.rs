@@ -85,7 +85,9 @@ both_modes! {
         found(&bo, "portra", None, &[CORPUS[1], CORPUS[0]]).await;
         found(&ada, "RECIPE", None, &[CORPUS[0]]).await;
         found(&bo, "ortrai", None, &[CORPUS[1]]).await;
-        found(&bo, "cafe", None, &[CORPUS[8]]).await;
+        // Accents ignored for whole words, and the word shown as the match.
+        let hit = &found(&bo, "cafe", None, &[CORPUS[8]]).await[0];
+        assert_eq!(hit.parts, ["", "Café", " crème after the walk"]);
         // Japanese and Chinese: no spaces between words, found inside phrases.
         found(&bo, "写真", None, &[CORPUS[2]]).await;
         found(&ada, "フィルム写真", None, &[CORPUS[2]]).await;

@@ -153,6 +153,10 @@ async fn two_members_chat_from_two_browsers_and_hostile_text_stays_text() {
     // Search: the panel's form, the match marked, as text.
     click(&ada, ".topbar", "Search messages").await;
     search(&ada, "ADA, BO", "ada, bo").await;
+    // A word found with its accents ignored is marked as it is written.
+    say(&bo, "Café after the walk?").await;
+    shows(&ada, "Café after the walk?").await;
+    search(&ada, "cafe", "Café").await;
     if let Some(dir) = screenshots() {
         ada.screenshot(&dir.join("search-desktop.png")).await;
     }

@@ -17,11 +17,14 @@
 //! member sees it (`session/search.rs`).
 
 use std::collections::HashSet;
+use std::ops::Range;
 use std::path::Path;
 use std::sync::Mutex;
 
 use hearth_protocol::{Millis, RoomId, Seq, UserId};
 use rusqlite::{Connection, OptionalExtension, params};
+use unicode_normalization::UnicodeNormalization;
+use unicode_normalization::char::is_combining_mark;
 
 pub const DB_FILE: &str = "search.db";
 
@@ -328,7 +331,7 @@ impl Candidate {
         let room = row.get_ref(1)?.as_str()?;
         let Some(room) = rooms.get(room) else { return Ok(Candidate { key, hit: None }) };
         let text = row.get_ref(5)?.as_str()?;
-        if check.is_some_and(|query| !query.found_in(text)) {
+        if check.is_some_and(|query| !query.occurs_in(text)) {
             return Ok(Candidate { key, hit: None });
         }
         let Ok(from) = UserId::new(row.get::<_, String>(3)?) else { return Ok(Candidate { key, hit: None }) };
@@ -437,6 +440,8 @@ fn free_id(tx: &rusqlite::Transaction<'_>, ts: Millis, room: &str, seq: Seq) -> 
 pub struct Query {
     text: String,
     folded: Vec<char>,
+    /// Its words as the word index reads them (see [`words`]).
+    words: Vec<String>,
 }
 
 /// The longest query, in characters.
@@ -451,7 +456,11 @@ impl Query {
         if chars == 0 || chars > MAX_QUERY_CHARS {
             return None;
         }
-        Some(Query { text: text.to_string(), folded: fold(text).into_iter().map(|(c, _)| c).collect() })
+        Some(Query {
+            text: text.to_string(),
+            folded: fold(text).into_iter().map(|(c, _)| c).collect(),
+            words: words(text).into_iter().map(|(word, _)| word).collect(),
+        })
     }
 
     /// Shorter than a trigram: found by reading messages, not by the index.
@@ -483,13 +492,43 @@ impl Query {
             .join(" ")
     }
 
-    /// Whether `text` contains the query, ignoring case.
+    /// Whether the search finds `text`: it contains the query, ignoring
+    /// case, or (from 3 characters on) the query's words, ignoring accents.
     pub fn found_in(&self, text: &str) -> bool {
-        !self.marks(text).is_empty()
+        self.occurs_in(text) || !self.word_marks(text).is_empty()
+    }
+
+    /// Whether `text` contains the query, ignoring case: what a walk of the
+    /// trigram index, or of the newest messages, checks each candidate for
+    /// (the word index's walk finds the rest).
+    pub fn occurs_in(&self, text: &str) -> bool {
+        !self.occurrences(text).is_empty()
+    }
+
+    /// Where the query matches in `text`, as byte ranges in order: where it
+    /// occurs ignoring case, and, from 3 characters on, where its words stand
+    /// ignoring accents too, as the word index matched them (`cafe` marks
+    /// `Café`). Without the second, a message the word index found showed no
+    /// match at all.
+    pub fn marks(&self, text: &str) -> Vec<Range<usize>> {
+        let mut marks = self.occurrences(text);
+        let by_words = self.word_marks(text);
+        if by_words.is_empty() {
+            return marks;
+        }
+        marks.extend(by_words);
+        marks.sort_by_key(|mark| (mark.start, std::cmp::Reverse(mark.end)));
+        let mut kept: Vec<Range<usize>> = Vec::with_capacity(marks.len());
+        for mark in marks {
+            if kept.last().is_none_or(|last| last.end <= mark.start) {
+                kept.push(mark);
+            }
+        }
+        kept
     }
 
     /// Where the query occurs in `text` (ignoring case), as byte ranges.
-    pub fn marks(&self, text: &str) -> Vec<std::ops::Range<usize>> {
+    fn occurrences(&self, text: &str) -> Vec<Range<usize>> {
         let folded = fold(text);
         let needle = &self.folded;
         let mut marks = Vec::new();
@@ -500,10 +539,32 @@ impl Query {
                 let end = folded.get(at + needle.len()).map_or(text.len(), |(_, offset)| *offset);
                 // A folded character that came from the same source character
                 // as the next one (ß → ss) cannot split it: widen to whole chars.
-                if marks.last().is_none_or(|last: &std::ops::Range<usize>| last.end <= start) && start < end {
+                if marks.last().is_none_or(|last: &Range<usize>| last.end <= start) && start < end {
                     marks.push(start..end);
                 }
                 at += needle.len();
+            } else {
+                at += 1;
+            }
+        }
+        marks
+    }
+
+    /// Where the query's words stand in `text` one after another, as the
+    /// word index's phrase query matches them, from the first word's start
+    /// to the last one's end.
+    fn word_marks(&self, text: &str) -> Vec<Range<usize>> {
+        let wanted = self.words.len();
+        if self.short() || wanted == 0 {
+            return Vec::new();
+        }
+        let words = words(text);
+        let mut marks = Vec::new();
+        let mut at = 0;
+        while at + wanted <= words.len() {
+            if words[at..at + wanted].iter().map(|(word, _)| word).eq(self.words.iter()) {
+                marks.push(words[at].1.start..words[at + wanted - 1].1.end);
+                at += wanted;
             } else {
                 at += 1;
             }
@@ -523,6 +584,27 @@ impl Query {
         parts.push(text[from..].to_string());
         parts
     }
+}
+
+/// `text`'s words as the word index (`unicode61 remove_diacritics 2`) reads
+/// them: runs of letters, digits and combining marks, in lower case, with
+/// accents and other combining marks taken off; each with the bytes it spans.
+fn words(text: &str) -> Vec<(String, Range<usize>)> {
+    let mut words = Vec::new();
+    let mut current: Option<(String, Range<usize>)> = None;
+    for (offset, c) in text.char_indices() {
+        if c.is_alphanumeric() || is_combining_mark(c) {
+            let (word, span) = current.get_or_insert_with(|| (String::new(), offset..offset));
+            span.end = offset + c.len_utf8();
+            word.extend(c.to_lowercase().nfd().filter(|d| !is_combining_mark(*d)));
+        } else if let Some(done) = current.take() {
+            words.push(done);
+        }
+    }
+    words.extend(current);
+    // A mark with no letter before it makes no word.
+    words.retain(|(word, _)| !word.is_empty());
+    words
 }
 
 /// `text` in lower case, each folded character with the byte offset of the
@@ -673,5 +755,27 @@ mod tests {
         assert_eq!(Query::new("  "), None);
         assert_eq!(Query::new(&"x".repeat(201)), None);
         assert_eq!(Query::new("a\"b").unwrap().phrase(), "\"a\"\"b\"");
+    }
+
+    #[test]
+    fn marks_show_where_words_matched_with_accents_ignored() {
+        // What the word index finds, the parts show: `cafe` in `Café`.
+        let query = Query::new("cafe").unwrap();
+        assert_eq!(query.parts("Un Café crème"), vec!["Un ", "Café", " crème"]);
+        // A phrase, its words apart by punctuation; an accent written as a
+        // combining mark; a dotted capital I.
+        let query = Query::new("creme brulee").unwrap();
+        assert_eq!(query.parts("Crème, brûlée!"), vec!["", "Crème, brûlée", "!"]);
+        assert_eq!(Query::new("accent").unwrap().parts("a\u{301}ccent"), vec!["", "a\u{301}ccent", ""]);
+        assert_eq!(Query::new("istanbul").unwrap().parts("İstanbul trip"), vec!["", "İstanbul", " trip"]);
+        // Whole words only, as the index: `caf` is a substring of `Café`,
+        // `cafes` is another word.
+        assert_eq!(Query::new("cafes").unwrap().parts("Café"), vec!["Café"]);
+        // Both kinds in one text, in order, none overlapping.
+        let query = Query::new("cafe").unwrap();
+        assert_eq!(query.parts("cafeteria, café"), vec!["", "cafe", "teria, ", "café", ""]);
+        assert!(query.found_in("CAFÉ") && !query.found_in("cafés"));
+        // Short queries match substrings only, as their search reads them.
+        assert_eq!(Query::new("ca").unwrap().parts("Ça va"), vec!["Ça va"]);
     }
 }
