@@ -133,6 +133,10 @@ pub fn refused(room: &RoomId, why: &Refusal) -> ErrorBody {
         }
         AlreadyReacted => (ErrorCode::BadRequest, "you reacted with that already".to_string()),
         NotReacted => (ErrorCode::BadRequest, "you have not reacted with that".to_string()),
+        NotAReaction => (
+            ErrorCode::BadRequest,
+            "a reaction is an emoji or a :shortcode:, without spaces or control characters".to_string(),
+        ),
         NoSuchMember { user } => (ErrorCode::NoSuchTarget, format!("{user} is not a member of room {room}")),
         NotBanned { user } => (ErrorCode::NoSuchTarget, format!("{user} is not banned from room {room}")),
         NotMuted { user } => (ErrorCode::NoSuchTarget, format!("{user} is not muted in room {room}")),

@@ -86,6 +86,15 @@ both_modes! {
         assert_eq!(code(bo.request(react("👍", true)).await), ErrorCode::BadRequest);
         cy.request(react("📷", false)).await.unwrap();
         assert_eq!(code(cy.request(react("📷", false)).await), ErrorCode::BadRequest);
+        // A reaction is an emoji or a :shortcode: — not blank, not padded, not
+        // a control character (each would be a button of its own, showing nothing).
+        for odd in [" ", " 👍", "👍\n", "\u{0}", "a b"] {
+            assert_eq!(code(bo.request(react(odd, true)).await), ErrorCode::BadRequest, "{odd:?}");
+        }
+        cy.request(react(":film:", true)).await.unwrap();
+        cy.request(react("👨‍👩‍👧", true)).await.unwrap();
+        cy.request(react(":film:", false)).await.unwrap();
+        cy.request(react("👨‍👩‍👧", false)).await.unwrap();
         let state = message(&ada, "reacts", sent.seq).await.state.expect("reactions");
         assert_eq!(state.reactions.len(), 1);
         assert_eq!(state.reactions[0].emoji.as_str(), "👍");

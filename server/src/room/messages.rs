@@ -357,6 +357,11 @@ impl RoomState {
         if on == mine {
             return Err(if on { Refusal::AlreadyReacted } else { Refusal::NotReacted });
         }
+        // Checked here, not where reactions are read: one given before this
+        // rule (" 👍", a lone space) can still be taken back, and history keeps it.
+        if on && emoji.as_str().chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(Refusal::NotAReaction);
+        }
         if on && !notes.reactions.contains_key(emoji.as_str()) && notes.reactions.len() >= MAX_EMOJI_PER_MESSAGE {
             return Err(Refusal::ReactionsFull { max: MAX_EMOJI_PER_MESSAGE });
         }

@@ -91,6 +91,8 @@ pub enum Refusal {
     },
     AlreadyReacted,
     NotReacted,
+    /// A new reaction that is blank or holds spaces or control characters.
+    NotAReaction,
     NoSuchMember {
         user: UserId,
     },
