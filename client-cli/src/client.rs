@@ -109,9 +109,13 @@ impl Client {
         let mut request = options.url.as_str().into_client_request()?;
         let headers = request.headers_mut();
         headers.insert("Sec-WebSocket-Protocol", HeaderValue::from_static(options.codec.subprotocol()));
-        let bearer = HeaderValue::from_str(&format!("Bearer {}", options.token))
-            .map_err(|_| ClientError::Setup("the token has characters a header cannot carry".into()))?;
-        headers.insert("Authorization", bearer);
+        // No token: the URL carries the credential (`?ticket=`), or there is
+        // none; the server takes one credential only.
+        if !options.token.is_empty() {
+            let bearer = HeaderValue::from_str(&format!("Bearer {}", options.token))
+                .map_err(|_| ClientError::Setup("the token has characters a header cannot carry".into()))?;
+            headers.insert("Authorization", bearer);
+        }
         let config = WebSocketConfig::default()
             .max_message_size(Some(limits::MAX_SERVER_FRAME_BYTES))
             .max_frame_size(Some(limits::MAX_SERVER_FRAME_BYTES));

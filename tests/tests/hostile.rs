@@ -173,6 +173,45 @@ fn cases() -> Vec<(&'static str, Attack)> {
         ),
         ("a POST", Http(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n".to_vec(), 400)),
         ("an upgrade with no key", Http(upgrade("Sec-WebSocket-Version: 13\r\n"), 400)),
+        ("an upgrade with a key of 3 bytes", Http(upgrade("Sec-WebSocket-Key: YWJj\r\nSec-WebSocket-Version: 13\r\n"), 400)),
+        (
+            // A 101 here was followed by nothing: HTTP/1.0 cannot hand the socket over.
+            "an upgrade over HTTP/1.0",
+            Http(
+                b"GET / HTTP/1.0\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                  Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+                    .to_vec(),
+                400,
+            ),
+        ),
+        (
+            "two credentials, a header and a parameter",
+            Http(
+                b"GET /?token=someone.elses.token HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                  Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nAuthorization: Bearer a.b.c\r\n\r\n"
+                    .to_vec(),
+                400,
+            ),
+        ),
+        (
+            "two Authorization headers",
+            Http(
+                upgrade(
+                    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+                     Authorization: Bearer a.b.c\r\nAuthorization: Bearer d.e.f\r\n",
+                ),
+                400,
+            ),
+        ),
+        (
+            "a ticket and a token",
+            Http(
+                b"GET /?ticket=t&token=a.b.c HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                  Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+                    .to_vec(),
+                400,
+            ),
+        ),
         (
             "an upgrade of version 8",
             Http(upgrade("Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 8\r\n"), 426),

@@ -3,13 +3,15 @@
 //! subprotocols), the `101 Switching Protocols` answer, and what the socket
 //! will need once hyper hands it over — the codec, and the token or ticket.
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use hearth_protocol::Codec;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::upgrade::OnUpgrade;
-use hyper::{Method, Request, Response, StatusCode};
+use hyper::{Method, Request, Response, StatusCode, Version};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
 use super::http::{Answer, Origins, bearer_of, header_text, text};
@@ -45,12 +47,21 @@ pub(super) fn answer(mut request: Request<Incoming>, origins: &Origins) -> (Answ
     if request.method() != Method::GET {
         return refuse(StatusCode::BAD_REQUEST, "a WebSocket upgrade is a GET request\n".into());
     }
+    // RFC 6455 asks for HTTP/1.1 at least; an HTTP/1.0 connection cannot be
+    // handed over, and the client would get a 101 and then silence.
+    if request.version() < Version::HTTP_11 {
+        return refuse(StatusCode::BAD_REQUEST, "a WebSocket upgrade needs HTTP/1.1\n".into());
+    }
     if !has_token(&request, header::CONNECTION, "upgrade") {
         return refuse(StatusCode::BAD_REQUEST, "a WebSocket upgrade needs Connection: Upgrade\n".into());
     }
     let Some(key) = header_text(&request, header::SEC_WEBSOCKET_KEY).filter(|k| !k.is_empty()) else {
         return refuse(StatusCode::BAD_REQUEST, "a WebSocket upgrade needs Sec-WebSocket-Key\n".into());
     };
+    if !STANDARD.decode(key).is_ok_and(|nonce| nonce.len() == 16) {
+        let why = "Sec-WebSocket-Key must be 16 random bytes in base64 (24 characters)\n";
+        return refuse(StatusCode::BAD_REQUEST, why.into());
+    }
     let accept = derive_accept_key(key.as_bytes());
     if header_text(&request, header::SEC_WEBSOCKET_VERSION) != Some("13") {
         let (mut answer, none) =
@@ -77,7 +88,10 @@ pub(super) fn answer(mut request: Request<Incoming>, origins: &Origins) -> (Answ
         Ok(negotiated) => negotiated,
         Err(error) => return refuse(StatusCode::BAD_REQUEST, error.to_string()),
     };
-    let (token, ticket) = token_from(&request);
+    let (token, ticket) = match credential_of(&request) {
+        Ok(credential) => credential,
+        Err(why) => return refuse(StatusCode::BAD_REQUEST, why.into()),
+    };
     let socket = hyper::upgrade::on(&mut request);
     let mut answer = Response::new(Full::new(Bytes::new()));
     *answer.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
@@ -93,17 +107,22 @@ pub(super) fn answer(mut request: Request<Incoming>, origins: &Origins) -> (Answ
     (answer, Some(Upgrade { codec, token, ticket, socket }))
 }
 
-/// The token from `Authorization: Bearer ...`, else from the `token` query
-/// parameter (browsers cannot set headers on a WebSocket), or a one-use
-/// `ticket`.
-fn token_from(request: &Request<Incoming>) -> (Option<String>, bool) {
-    if let Some(bearer) = header_text(request, header::AUTHORIZATION).and_then(bearer_of) {
-        return (Some(bearer), false);
-    }
-    let query =
-        |name: &str| request.uri().query()?.split('&').find_map(|pair| pair.strip_prefix(name).map(str::to_string));
-    match query("ticket=") {
-        Some(ticket) => (Some(ticket), true),
-        None => (query("token="), false),
+/// The connection's one credential: the token from `Authorization: Bearer
+/// ...`, or from the `token` query parameter (browsers cannot set headers on
+/// a WebSocket), or a one-use `ticket`; and whether it is a ticket. Two of
+/// them (two headers, a header and a parameter, a ticket and a token, one
+/// parameter twice) are refused: which one counted would be a guess, and one
+/// of them may not be the member's.
+fn credential_of(request: &Request<Incoming>) -> Result<(Option<String>, bool), &'static str> {
+    let headers = request.headers().get_all(header::AUTHORIZATION).iter().count();
+    let mut params = request.uri().query().unwrap_or_default().split('&').filter_map(|pair| {
+        let ticket = pair.strip_prefix("ticket=").map(|value| (value, true));
+        ticket.or_else(|| pair.strip_prefix("token=").map(|value| (value, false)))
+    });
+    match (headers, params.next(), params.next()) {
+        (0, None, _) => Ok((None, false)),
+        (1, None, _) => Ok((header_text(request, header::AUTHORIZATION).and_then(bearer_of), false)),
+        (0, Some((value, ticket)), None) => Ok((Some(value.to_string()), ticket)),
+        _ => Err("give one credential: an Authorization header, a ?ticket= or a ?token=, not two\n"),
     }
 }
