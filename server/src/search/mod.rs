@@ -19,6 +19,7 @@
 //! never grows memory.
 
 pub mod index;
+mod scratch;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -60,7 +61,7 @@ pub struct Search {
     /// index drops what it drops.
     keep_events: Option<u64>,
     /// The directory of an index that lives only as long as the node.
-    _scratch: Option<tempfile::TempDir>,
+    _scratch: Option<scratch::ScratchDir>,
     /// The delivery path past the tap: a room it has in memory gets every
     /// event through the tap, so the feed's word on it is not needed.
     delivered: std::sync::OnceLock<Arc<dyn Delivery>>,
@@ -127,14 +128,12 @@ impl Search {
     /// node, which keeps no data of its own: the index is read from Redis at
     /// start), for history streams of `keep_events` each.
     pub fn scratch(keep_events: u64) -> Result<Search, IndexError> {
-        let dir = tempfile::Builder::new()
-            .prefix("hearth-search-")
-            .tempdir()
+        let dir = scratch::ScratchDir::make()
             .map_err(|source| IndexError::Dir { path: std::env::temp_dir().display().to_string(), source })?;
         Ok(Search::with(SearchIndex::open(dir.path())?, Some(keep_events), Some(dir)))
     }
 
-    fn with(index: SearchIndex, keep_events: Option<u64>, scratch: Option<tempfile::TempDir>) -> Search {
+    fn with(index: SearchIndex, keep_events: Option<u64>, scratch: Option<scratch::ScratchDir>) -> Search {
         Search {
             index: Arc::new(index),
             queue: Mutex::default(),
