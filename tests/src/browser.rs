@@ -93,6 +93,10 @@ impl Browser {
             ])
             .arg(format!("--user-data-dir={}", profile.path().display()))
             .arg("about:blank")
+            // Chromium makes its singleton socket's directory in TMPDIR and,
+            // killed at the end of a test, cannot remove it: one left in /tmp
+            // per browser, every run. In the profile it goes with the profile.
+            .env("TMPDIR", profile.path())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .kill_on_drop(true)
