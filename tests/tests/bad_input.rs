@@ -10,8 +10,8 @@ use hearth_server::auth;
 use hearth_tests::*;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::protocol::frame::Frame;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{Control, Data, OpCode};
+use tokio_tungstenite::tungstenite::protocol::frame::{Frame, FrameHeader};
 
 /// Sends `frame` on a fresh connection and returns the close code the server sent.
 async fn close_code_after(server: &TestServer, codec: Codec, frame: Message) -> u16 {
@@ -28,9 +28,8 @@ async fn close_code_after(server: &TestServer, codec: Codec, frame: Message) -> 
 
 /// A frame written as is, past the client library's own checks.
 fn raw_frame(opcode: OpCode, payload: &[u8], rsv1: bool) -> Message {
-    let mut frame = Frame::message(payload.to_vec(), opcode, true);
-    frame.header_mut().rsv1 = rsv1;
-    Message::Frame(frame)
+    let header = FrameHeader { is_final: true, rsv1, opcode, ..FrameHeader::default() };
+    Message::Frame(Frame::from_payload(header, bytes::Bytes::copy_from_slice(payload)))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -82,6 +81,12 @@ async fn bad_frames_get_the_documented_answer_and_others_keep_going() {
             "text that is not UTF-8",
             Codec::Json,
             raw_frame(OpCode::Data(Data::Text), b"{\"id\":1,\xff}", false),
+            CloseCode::InvalidPayload,
+        ),
+        (
+            "a close reason that is not UTF-8",
+            Codec::MsgPack,
+            raw_frame(OpCode::Control(Control::Close), b"\x03\xe8\xff\xfe", false),
             CloseCode::InvalidPayload,
         ),
         (

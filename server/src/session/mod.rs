@@ -302,7 +302,9 @@ impl Session {
             }
             Error::Capacity(error) => (CloseCode::MessageTooBig, format!("message_too_big: {error}")),
             Error::Protocol(error) => (CloseCode::WebSocketProtocol, format!("websocket_protocol_error: {error}")),
-            Error::Utf8(_) => (CloseCode::InvalidPayload, "invalid_payload: text frame is not UTF-8".to_string()),
+            Error::Utf8(_) => {
+                (CloseCode::InvalidPayload, "invalid_payload: a text frame or a close reason is not UTF-8".to_string())
+            }
             Error::Io(error) if crate::metered::is_flood(&error) => {
                 tracing::info!(conn = self.conn.id.0, user = %self.conn.user, "closing a connection that sends frames but no messages");
                 (CloseCode::RateLimited, format!("rate_limited: {}", crate::metered::FLOOD))
