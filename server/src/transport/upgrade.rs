@@ -1,7 +1,8 @@
 //! The WebSocket upgrade (RFC 6455, 4.2): whether a request is one, whether
-//! it may be (version 13, a key, an allowed `Origin`, one of the protocol's
-//! subprotocols), the `101 Switching Protocols` answer, and what the socket
-//! will need once hyper hands it over — the codec, and the token or ticket.
+//! it may be (a GET over HTTP/1.1, version 13, a 16-byte key, an allowed
+//! `Origin`, one of the protocol's subprotocols, at most one credential), the
+//! `101 Switching Protocols` answer, and what the socket will need once hyper
+//! hands it over — the codec, and the token or ticket.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
