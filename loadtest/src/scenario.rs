@@ -137,14 +137,15 @@ impl Scenario {
         Ok(())
     }
 
-    /// The most connections this scenario holds open at once: each is a file
-    /// of this process's. (A storm's dropped connections are closed before
-    /// their members reconnect; churn and flood clients are a handful more.)
-    pub fn connections(&self) -> usize {
+    /// The most connections this scenario holds open at once (each is a file
+    /// of this process's), and the flag that sets how many. (A storm's dropped
+    /// connections are closed before their members reconnect; churn and flood
+    /// clients are a handful more.)
+    fn connections(&self) -> (usize, &'static str) {
         match self.kind {
-            Kind::Idle => self.idle_connections,
-            Kind::Wander => self.wanderers,
-            _ => self.rooms * self.members_per_room,
+            Kind::Idle => (self.idle_connections, "--idle-connections"),
+            Kind::Wander => (self.wanderers, "--wanderers"),
+            _ => (self.rooms * self.members_per_room, "--rooms or --members"),
         }
     }
 
@@ -152,18 +153,13 @@ impl Scenario {
     /// connecting, with the OS's bare "Too many open files": `open_files` is
     /// this process's limit on them, already raised as far as it may go.
     pub fn check_open_files(&self, open_files: u64) -> anyhow::Result<()> {
-        let needed = (self.connections() + FILES_BESIDES_CONNECTIONS) as u64;
-        let flag = match self.kind {
-            Kind::Idle => "--idle-connections",
-            Kind::Wander => "--wanderers",
-            _ => "--rooms or --members",
-        };
+        let (connections, flag) = self.connections();
+        let needed = (connections + FILES_BESIDES_CONNECTIONS) as u64;
         anyhow::ensure!(
             needed <= open_files,
-            "this scenario holds {} connections open, but this process may open only {open_files} files \
+            "this scenario holds {connections} connections open, but this process may open only {open_files} files \
              (its hard limit); lower {flag}, or raise the hard limit (`ulimit -Hn {needed}` as root, \
-             or LimitNOFILE= in a systemd unit)",
-            self.connections()
+             or LimitNOFILE= in a systemd unit)"
         );
         Ok(())
     }
@@ -201,7 +197,7 @@ mod tests {
         assert!(refused.contains("20000 connections") && refused.contains("--idle-connections"), "{refused}");
         idle.check_open_files(20_032).unwrap();
         let steady = Scenario::named(Kind::Steady);
-        assert_eq!(steady.connections(), steady.rooms * steady.members_per_room);
+        assert_eq!(steady.connections().0, steady.rooms * steady.members_per_room);
         steady.check_open_files(4096).unwrap();
         let wander = Scenario { wanderers: 5_000, ..Scenario::named(Kind::Wander) };
         assert!(wander.check_open_files(1024).unwrap_err().to_string().contains("--wanderers"));

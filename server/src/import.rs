@@ -203,8 +203,7 @@ pub async fn discord(shared: &Shared, request: Request) -> Result<Outcome, Impor
                     _ => None,
                 };
                 let cmid = ClientMsgId::new(format!("{SOURCE}-{}", message.id)).ok();
-                let receipt =
-                    broker.publish(Draft { event, requires: Requires::Nothing, cmid, decided_at: None }).await?;
+                let receipt = broker.publish(Draft { cmid, ..Draft::new(event, Requires::Nothing) }).await?;
                 let seq = receipt.published.seq;
                 receipts.push(receipt);
                 known.insert(message.id.clone(), (seq, thread));
